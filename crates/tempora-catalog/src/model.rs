@@ -1,0 +1,366 @@
+//! The catalog's data model: tables, their columns, hypertables and chunks.
+//!
+//! Everything here is plain data (serde) so that the state can be written as
+//! log records and snapshots. The state only changes by applying a
+//! [`CatalogOp`], which keeps replay after a restart identical to the live path.
+
+use std::collections::BTreeMap;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use serde::{Deserialize, Serialize};
+use tempora_common::{Result, SqlState, TemporaError};
+
+/// Object ids of user tables start here, as in PostgreSQL.
+pub const FIRST_USER_OID: u32 = 16384;
+/// The time zone Arrow timestamps of `timestamptz` columns carry.
+pub const UTC: &str = "UTC";
+
+/// A column type, as PostgreSQL names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PgType {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    /// numeric(precision, scale); stored as Decimal128.
+    Numeric {
+        precision: u8,
+        scale: i8,
+    },
+    Text,
+    Varchar(Option<u32>),
+    Timestamptz,
+    Timestamp,
+    Date,
+    Bytea,
+}
+
+impl PgType {
+    /// The Arrow type a column of this type is stored as.
+    pub fn arrow_type(&self) -> DataType {
+        match self {
+            PgType::Bool => DataType::Boolean,
+            PgType::Int2 => DataType::Int16,
+            PgType::Int4 => DataType::Int32,
+            PgType::Int8 => DataType::Int64,
+            PgType::Float4 => DataType::Float32,
+            PgType::Float8 => DataType::Float64,
+            PgType::Numeric { precision, scale } => DataType::Decimal128(*precision, *scale),
+            PgType::Text | PgType::Varchar(_) => DataType::Utf8,
+            PgType::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+            PgType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            PgType::Date => DataType::Date32,
+            PgType::Bytea => DataType::Binary,
+        }
+    }
+
+    /// PostgreSQL's name for the type, as `format_type` prints it.
+    pub fn sql_name(&self) -> String {
+        match self {
+            PgType::Bool => "boolean".into(),
+            PgType::Int2 => "smallint".into(),
+            PgType::Int4 => "integer".into(),
+            PgType::Int8 => "bigint".into(),
+            PgType::Float4 => "real".into(),
+            PgType::Float8 => "double precision".into(),
+            PgType::Numeric { precision, scale } => format!("numeric({precision},{scale})"),
+            PgType::Text => "text".into(),
+            PgType::Varchar(None) => "character varying".into(),
+            PgType::Varchar(Some(n)) => format!("character varying({n})"),
+            PgType::Timestamptz => "timestamp with time zone".into(),
+            PgType::Timestamp => "timestamp without time zone".into(),
+            PgType::Date => "date".into(),
+            PgType::Bytea => "bytea".into(),
+        }
+    }
+
+    /// Whether a hypertable may be partitioned on a column of this type.
+    pub fn is_time_dimension_type(&self) -> bool {
+        matches!(
+            self,
+            PgType::Timestamptz
+                | PgType::Timestamp
+                | PgType::Date
+                | PgType::Int2
+                | PgType::Int4
+                | PgType::Int8
+        )
+    }
+
+    /// Whether values of this type are timestamps/dates (intervals count in
+    /// microseconds) rather than plain integers.
+    pub fn is_temporal(&self) -> bool {
+        matches!(self, PgType::Timestamptz | PgType::Timestamp | PgType::Date)
+    }
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    /// Stable id: survives renames, so files can be matched to columns.
+    pub id: u32,
+    pub name: String,
+    pub ty: PgType,
+    pub not_null: bool,
+    /// The DEFAULT expression as SQL text, evaluated at insert time.
+    pub default: Option<String>,
+}
+
+/// What makes a table a hypertable: its time dimension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HypertableDef {
+    /// TimescaleDB's hypertable id (1, 2, ...), used in chunk names.
+    pub id: u32,
+    pub time_column: String,
+    /// Chunk width: microseconds for temporal columns, plain units for integer ones.
+    pub chunk_interval: i64,
+    /// Extra (hash) dimensions: column name and number of partitions.
+    pub space_dimensions: Vec<(String, u16)>,
+}
+
+/// A Parquet file holding some of a table's rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileDef {
+    /// Path inside the object store.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Smallest and largest time value in the file (hypertables only).
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
+}
+
+/// A chunk: one time range of a hypertable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkDef {
+    pub id: u32,
+    /// Inclusive start and exclusive end, in the time column's units
+    /// (microseconds since the Unix epoch for temporal columns).
+    pub range_start: i64,
+    pub range_end: i64,
+    pub files: Vec<FileDef>,
+}
+
+impl ChunkDef {
+    /// TimescaleDB's name for the chunk table.
+    pub fn name(&self, hypertable_id: u32) -> String {
+        format!("_hyper_{}_{}_chunk", hypertable_id, self.id)
+    }
+}
+
+/// Schema in which TimescaleDB places chunk tables.
+pub const CHUNK_SCHEMA: &str = "_timescaledb_internal";
+
+/// A table: plain or hyper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableDef {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    pub hypertable: Option<HypertableDef>,
+    /// Chunks of a hypertable, by chunk id.
+    pub chunks: BTreeMap<u32, ChunkDef>,
+    /// Files of a plain table (a hypertable keeps its files in chunks).
+    pub files: Vec<FileDef>,
+}
+
+impl TableDef {
+    pub fn column(&self, name: &str) -> Option<&ColumnDef> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The Arrow schema of the table's rows. Every field is nullable: NOT NULL
+    /// is enforced by the write path with PostgreSQL's error.
+    pub fn arrow_schema(&self) -> Schema {
+        Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.ty.arrow_type(), true))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// Every file of the table, across chunks.
+    pub fn all_files(&self) -> impl Iterator<Item = &FileDef> {
+        self.files
+            .iter()
+            .chain(self.chunks.values().flat_map(|c| c.files.iter()))
+    }
+
+    pub fn is_hypertable(&self) -> bool {
+        self.hypertable.is_some()
+    }
+
+    /// The chunk id whose range contains `t`, if it exists.
+    pub fn chunk_for(&self, t: i64) -> Option<&ChunkDef> {
+        self.chunks
+            .values()
+            .find(|c| c.range_start <= t && t < c.range_end)
+    }
+}
+
+/// Aligned chunk range containing `t` for a given interval, as TimescaleDB
+/// computes it (ranges aligned to multiples of the interval from the epoch).
+pub fn chunk_range(t: i64, interval: i64) -> (i64, i64) {
+    let start = t.div_euclid(interval).saturating_mul(interval);
+    (start, start.saturating_add(interval))
+}
+
+/// One atomic change to the catalog. A commit is a list of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CatalogOp {
+    CreateTable(TableDef),
+    DropTable {
+        oid: u32,
+    },
+    MakeHypertable {
+        oid: u32,
+        def: HypertableDef,
+    },
+    CreateChunk {
+        oid: u32,
+        chunk: ChunkDef,
+    },
+    /// Files written by a flush; `chunk` is None for a plain table.
+    AddFiles {
+        oid: u32,
+        chunk: Option<u32>,
+        files: Vec<FileDef>,
+    },
+    /// Files no longer part of the table (rewritten or moved elsewhere).
+    RemoveFiles {
+        oid: u32,
+        chunk: Option<u32>,
+        paths: Vec<String>,
+    },
+    /// Every WAL record up to this sequence number is in files the catalog lists.
+    SetFlushedWalSeq(u64),
+    CreateExtension {
+        name: String,
+    },
+}
+
+/// The whole catalog at one version. Immutable once published: a commit makes
+/// a new state and swaps it in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogState {
+    /// Number of commits applied.
+    pub version: u64,
+    pub next_oid: u32,
+    pub next_hypertable_id: u32,
+    pub next_chunk_id: u32,
+    pub tables: BTreeMap<u32, TableDef>,
+    pub flushed_wal_seq: u64,
+    pub extensions: Vec<String>,
+}
+
+impl Default for CatalogState {
+    fn default() -> Self {
+        Self {
+            version: 0,
+            next_oid: FIRST_USER_OID,
+            next_hypertable_id: 1,
+            next_chunk_id: 1,
+            tables: BTreeMap::new(),
+            flushed_wal_seq: 0,
+            extensions: vec!["plpgsql".into()],
+        }
+    }
+}
+
+impl CatalogState {
+    /// Looks a table up by schema and name.
+    pub fn table(&self, schema: &str, name: &str) -> Option<&TableDef> {
+        self.tables
+            .values()
+            .find(|t| t.name == name && t.schema == schema)
+    }
+
+    pub fn table_by_oid(&self, oid: u32) -> Option<&TableDef> {
+        self.tables.get(&oid)
+    }
+
+    pub fn hypertable_by_id(&self, id: u32) -> Option<&TableDef> {
+        self.tables
+            .values()
+            .find(|t| t.hypertable.as_ref().is_some_and(|h| h.id == id))
+    }
+
+    /// Applies one op. Fails (without changing anything the caller keeps) when
+    /// the op does not fit the state, which on replay means a corrupt log.
+    pub fn apply(&mut self, op: &CatalogOp) -> Result<()> {
+        let missing = |oid: u32| {
+            TemporaError::new(
+                SqlState::INTERNAL_ERROR,
+                format!("catalog has no table with oid {oid}"),
+            )
+        };
+        match op {
+            CatalogOp::CreateTable(def) => {
+                self.next_oid = self.next_oid.max(def.oid + 1);
+                self.tables.insert(def.oid, def.clone());
+            }
+            CatalogOp::DropTable { oid } => {
+                self.tables.remove(oid).ok_or_else(|| missing(*oid))?;
+            }
+            CatalogOp::MakeHypertable { oid, def } => {
+                self.next_hypertable_id = self.next_hypertable_id.max(def.id + 1);
+                let t = self.tables.get_mut(oid).ok_or_else(|| missing(*oid))?;
+                if let Some(c) = t.columns.iter_mut().find(|c| c.name == def.time_column) {
+                    c.not_null = true;
+                }
+                t.hypertable = Some(def.clone());
+            }
+            CatalogOp::CreateChunk { oid, chunk } => {
+                self.next_chunk_id = self.next_chunk_id.max(chunk.id + 1);
+                let t = self.tables.get_mut(oid).ok_or_else(|| missing(*oid))?;
+                t.chunks.insert(chunk.id, chunk.clone());
+            }
+            CatalogOp::AddFiles { oid, chunk, files } => {
+                let t = self.tables.get_mut(oid).ok_or_else(|| missing(*oid))?;
+                match chunk {
+                    Some(id) => t
+                        .chunks
+                        .get_mut(id)
+                        .ok_or_else(|| {
+                            TemporaError::internal(format!("catalog has no chunk {id}"))
+                        })?
+                        .files
+                        .extend(files.iter().cloned()),
+                    None => t.files.extend(files.iter().cloned()),
+                }
+            }
+            CatalogOp::RemoveFiles { oid, chunk, paths } => {
+                let t = self.tables.get_mut(oid).ok_or_else(|| missing(*oid))?;
+                let files = match chunk {
+                    Some(id) => match t.chunks.get_mut(id) {
+                        Some(c) => &mut c.files,
+                        None => {
+                            return Err(TemporaError::internal(format!(
+                                "catalog has no chunk {id}"
+                            )))
+                        }
+                    },
+                    None => &mut t.files,
+                };
+                files.retain(|f| !paths.contains(&f.path));
+            }
+            CatalogOp::SetFlushedWalSeq(seq) => {
+                self.flushed_wal_seq = self.flushed_wal_seq.max(*seq);
+            }
+            CatalogOp::CreateExtension { name } => {
+                if !self.extensions.contains(name) {
+                    self.extensions.push(name.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}

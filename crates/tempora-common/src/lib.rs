@@ -1,0 +1,386 @@
+//! Shared vocabulary of every Tempora layer: the error type that carries a
+//! PostgreSQL SQLSTATE from the layer that knows what went wrong up to the wire.
+//!
+//! A layer builds a [`TemporaError`] with the code that fits (for example
+//! [`SqlState::UNDEFINED_TABLE`]) and a message worded as PostgreSQL words it;
+//! the wire layer only maps it to an `ErrorResponse`. When an error must cross
+//! DataFusion (inside a table provider or a UDF) it travels as
+//! `DataFusionError::External` and is recovered with [`TemporaError::from_datafusion`].
+
+use std::fmt;
+
+use datafusion::error::DataFusionError;
+
+/// A PostgreSQL SQLSTATE code (five characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SqlState(pub &'static str);
+
+impl SqlState {
+    pub const SUCCESSFUL_COMPLETION: SqlState = SqlState("00000");
+    pub const WARNING: SqlState = SqlState("01000");
+    pub const FEATURE_NOT_SUPPORTED: SqlState = SqlState("0A000");
+    pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
+    pub const INVALID_TEXT_REPRESENTATION: SqlState = SqlState("22P02");
+    pub const INVALID_DATETIME_FORMAT: SqlState = SqlState("22007");
+    pub const DATETIME_FIELD_OVERFLOW: SqlState = SqlState("22008");
+    pub const NUMERIC_VALUE_OUT_OF_RANGE: SqlState = SqlState("22003");
+    pub const DIVISION_BY_ZERO: SqlState = SqlState("22012");
+    pub const STRING_DATA_RIGHT_TRUNCATION: SqlState = SqlState("22001");
+    pub const DATA_EXCEPTION: SqlState = SqlState("22000");
+    pub const NULL_VALUE_NOT_ALLOWED: SqlState = SqlState("22004");
+    pub const NOT_NULL_VIOLATION: SqlState = SqlState("23502");
+    pub const UNIQUE_VIOLATION: SqlState = SqlState("23505");
+    pub const INVALID_TRANSACTION_STATE: SqlState = SqlState("25000");
+    pub const ACTIVE_SQL_TRANSACTION: SqlState = SqlState("25001");
+    pub const NO_ACTIVE_SQL_TRANSACTION: SqlState = SqlState("25P01");
+    pub const IN_FAILED_SQL_TRANSACTION: SqlState = SqlState("25P02");
+    pub const INVALID_CATALOG_NAME: SqlState = SqlState("3D000");
+    pub const INVALID_SCHEMA_NAME: SqlState = SqlState("3F000");
+    pub const SYNTAX_ERROR: SqlState = SqlState("42601");
+    pub const UNDEFINED_COLUMN: SqlState = SqlState("42703");
+    pub const UNDEFINED_TABLE: SqlState = SqlState("42P01");
+    pub const UNDEFINED_FUNCTION: SqlState = SqlState("42883");
+    pub const UNDEFINED_OBJECT: SqlState = SqlState("42704");
+    pub const DUPLICATE_TABLE: SqlState = SqlState("42P07");
+    pub const DUPLICATE_OBJECT: SqlState = SqlState("42710");
+    pub const DUPLICATE_COLUMN: SqlState = SqlState("42701");
+    pub const UNDEFINED_FILE: SqlState = SqlState("58P01");
+    pub const DATATYPE_MISMATCH: SqlState = SqlState("42804");
+    pub const AMBIGUOUS_COLUMN: SqlState = SqlState("42702");
+    pub const GROUPING_ERROR: SqlState = SqlState("42803");
+    pub const INVALID_COLUMN_DEFINITION: SqlState = SqlState("42611");
+    pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
+    pub const INSUFFICIENT_RESOURCES: SqlState = SqlState("53000");
+    pub const DISK_FULL: SqlState = SqlState("53100");
+    pub const OUT_OF_MEMORY: SqlState = SqlState("53200");
+    pub const PROGRAM_LIMIT_EXCEEDED: SqlState = SqlState("54000");
+    pub const QUERY_CANCELED: SqlState = SqlState("57014");
+    pub const ADMIN_SHUTDOWN: SqlState = SqlState("57P01");
+    pub const IO_ERROR: SqlState = SqlState("58030");
+    pub const INTERNAL_ERROR: SqlState = SqlState("XX000");
+    pub const DATA_CORRUPTED: SqlState = SqlState("XX001");
+    pub const PROTOCOL_VIOLATION: SqlState = SqlState("08P01");
+    // TimescaleDB's own codes.
+    pub const TS_HYPERTABLE_EXISTS: SqlState = SqlState("TS110");
+    pub const TS_HYPERTABLE_NOT_EXIST: SqlState = SqlState("TS001");
+    pub const TS_DIMENSION_EXISTS: SqlState = SqlState("TS201");
+    pub const TS_TABLE_NOT_EMPTY: SqlState = SqlState("TS102");
+    pub const TS_BAD_UNIQUE_INDEX: SqlState = SqlState("TS103");
+
+    pub fn code(&self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Display for SqlState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// An error a user sees: a SQLSTATE, a PostgreSQL-style message and optional
+/// detail, hint and (1-based, in characters) position in the statement text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemporaError {
+    pub code: SqlState,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    pub position: Option<usize>,
+}
+
+impl TemporaError {
+    pub fn new(code: SqlState, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+            position: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_position(mut self, position: usize) -> Self {
+        self.position = Some(position);
+        self
+    }
+
+    /// A bug in Tempora, not the user's fault.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(SqlState::INTERNAL_ERROR, message)
+    }
+
+    pub fn not_supported(what: impl fmt::Display) -> Self {
+        Self::new(
+            SqlState::FEATURE_NOT_SUPPORTED,
+            format!("{what} is not supported"),
+        )
+    }
+
+    pub fn undefined_table(name: impl fmt::Display) -> Self {
+        Self::new(
+            SqlState::UNDEFINED_TABLE,
+            format!("relation \"{name}\" does not exist"),
+        )
+    }
+
+    pub fn undefined_column(name: impl fmt::Display) -> Self {
+        Self::new(
+            SqlState::UNDEFINED_COLUMN,
+            format!("column \"{name}\" does not exist"),
+        )
+    }
+
+    pub fn syntax(message: impl Into<String>) -> Self {
+        Self::new(SqlState::SYNTAX_ERROR, message)
+    }
+
+    /// An I/O failure of the storage layer: disk full maps to 53100, the rest to 58030.
+    pub fn io(context: impl fmt::Display, err: &std::io::Error) -> Self {
+        let code = if err.raw_os_error() == Some(28) {
+            SqlState::DISK_FULL
+        } else {
+            SqlState::IO_ERROR
+        };
+        Self::new(code, format!("{context}: {err}"))
+    }
+
+    /// Wrap into a DataFusion error so it can cross DataFusion's APIs intact.
+    pub fn into_datafusion(self) -> DataFusionError {
+        DataFusionError::External(Box::new(self))
+    }
+
+    /// Recover a Tempora error from a DataFusion error, classifying DataFusion's
+    /// own errors by what they say (DataFusion has no SQLSTATEs).
+    pub fn from_datafusion(err: DataFusionError) -> Self {
+        classify_datafusion(err)
+    }
+}
+
+impl fmt::Display for TemporaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TemporaError {}
+
+impl From<DataFusionError> for TemporaError {
+    fn from(err: DataFusionError) -> Self {
+        Self::from_datafusion(err)
+    }
+}
+
+/// Result alias used across the layers.
+pub type Result<T, E = TemporaError> = std::result::Result<T, E>;
+
+/// Shortcut for building an error: `tempora_err!(UNDEFINED_TABLE, "relation \"{}\" does not exist", name)`.
+#[macro_export]
+macro_rules! tempora_err {
+    ($code:ident, $($arg:tt)*) => {
+        $crate::TemporaError::new($crate::SqlState::$code, format!($($arg)*))
+    };
+}
+
+fn find_tempora(err: &DataFusionError) -> Option<TemporaError> {
+    match err {
+        DataFusionError::External(e) => e
+            .downcast_ref::<TemporaError>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<DataFusionError>().and_then(find_tempora)),
+        DataFusionError::Context(_, inner) => find_tempora(inner),
+        DataFusionError::Shared(inner) => find_tempora(inner),
+        DataFusionError::Collection(errs) => errs.iter().find_map(find_tempora),
+        DataFusionError::Diagnostic(_, inner) => find_tempora(inner),
+        DataFusionError::ArrowError(e, _) => match e.as_ref() {
+            datafusion::arrow::error::ArrowError::ExternalError(inner) => {
+                inner.downcast_ref::<TemporaError>().cloned().or_else(|| {
+                    inner
+                        .downcast_ref::<DataFusionError>()
+                        .and_then(find_tempora)
+                })
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn strip_df_prefixes(mut s: &str) -> &str {
+    for p in [
+        "Error during planning: ",
+        "Execution error: ",
+        "This feature is not implemented: ",
+        "Schema error: ",
+        "SQL error: ",
+        "Arrow error: ",
+        "Optimizer rule 'simplify_expressions' failed\ncaused by\n",
+        "Optimizer rule 'simplify_expressions' failed\n",
+        "caused by\n",
+        "Cast error: ",
+        "Parser error: ",
+        "Invalid argument error: ",
+        "Compute error: ",
+        "Divide by zero error",
+    ] {
+        while let Some(rest) = s.strip_prefix(p) {
+            s = rest;
+        }
+    }
+    s
+}
+
+fn classify_datafusion(err: DataFusionError) -> TemporaError {
+    if let Some(t) = find_tempora(&err) {
+        return t;
+    }
+    let root = err.find_root();
+    let text = root.to_string();
+    let msg = strip_df_prefixes(&text).trim().to_string();
+    let lower = text.to_lowercase();
+    match root {
+        DataFusionError::SQL(..) => return TemporaError::syntax(msg),
+        DataFusionError::NotImplemented(m) => {
+            return TemporaError::new(SqlState::FEATURE_NOT_SUPPORTED, m.clone())
+        }
+        DataFusionError::SchemaError(e, _) => {
+            use datafusion::common::SchemaError;
+            return match e.as_ref() {
+                SchemaError::FieldNotFound { field, .. } => {
+                    TemporaError::undefined_column(field.name())
+                }
+                SchemaError::AmbiguousReference { field } => TemporaError::new(
+                    SqlState::AMBIGUOUS_COLUMN,
+                    format!("column reference \"{}\" is ambiguous", field.name()),
+                ),
+                _ => TemporaError::new(SqlState::SYNTAX_ERROR, msg),
+            };
+        }
+        DataFusionError::ResourcesExhausted(m) => {
+            return TemporaError::new(SqlState::OUT_OF_MEMORY, m.clone())
+        }
+        _ => {}
+    }
+    if lower.contains("divide by zero") || lower.contains("division by zero") {
+        return TemporaError::new(SqlState::DIVISION_BY_ZERO, "division by zero");
+    }
+    if lower.contains("table '") && lower.contains("' not found") {
+        // "table 'datafusion.public.foo' not found"
+        let name = text
+            .split('\'')
+            .nth(1)
+            .map(|n| n.rsplit('.').next().unwrap_or(n).to_string())
+            .unwrap_or_default();
+        return TemporaError::undefined_table(name);
+    }
+    if lower.contains("invalid function")
+        || lower.contains("function '") && lower.contains("not found")
+    {
+        return TemporaError::new(SqlState::UNDEFINED_FUNCTION, msg);
+    }
+    if lower.contains("cast error")
+        || lower.contains("cannot cast")
+        || lower.contains("error parsing")
+    {
+        return classify_cast_error(&msg);
+    }
+    if lower.contains("overflow") {
+        return TemporaError::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, msg);
+    }
+    if matches!(root, DataFusionError::Plan(_)) {
+        return TemporaError::new(SqlState::SYNTAX_ERROR, msg);
+    }
+    TemporaError::new(SqlState::INTERNAL_ERROR, msg)
+}
+
+/// Arrow cast errors, reworded as PostgreSQL's input errors.
+fn classify_cast_error(msg: &str) -> TemporaError {
+    let lower = msg.to_lowercase();
+    let quoted = msg.split('\'').nth(1).unwrap_or("").to_string();
+    if lower.contains("timestamp") || lower.contains("date") || lower.contains("time") {
+        if lower.contains("out of range") || lower.contains("input is out of range") {
+            return TemporaError::new(
+                SqlState::DATETIME_FIELD_OVERFLOW,
+                format!("date/time field value out of range: \"{quoted}\""),
+            );
+        }
+        let ty = if lower.contains("date32") || lower.contains("as date") {
+            "date"
+        } else if lower.contains("timezone") || lower.contains("tz") || lower.contains("utc") {
+            "timestamp with time zone"
+        } else {
+            "timestamp"
+        };
+        return TemporaError::new(
+            SqlState::INVALID_DATETIME_FORMAT,
+            format!("invalid input syntax for type {ty}: \"{quoted}\""),
+        );
+    }
+    let ty = if lower.contains("int16") {
+        "smallint"
+    } else if lower.contains("int32") {
+        "integer"
+    } else if lower.contains("int64") {
+        "bigint"
+    } else if lower.contains("float32") {
+        "real"
+    } else if lower.contains("float64") {
+        "double precision"
+    } else if lower.contains("decimal") {
+        "numeric"
+    } else if lower.contains("boolean") {
+        "boolean"
+    } else {
+        ""
+    };
+    if lower.contains("too large") || lower.contains("overflow") || lower.contains("out of range") {
+        return TemporaError::new(
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+            if ty.is_empty() {
+                "value out of range".to_string()
+            } else {
+                format!("value \"{quoted}\" is out of range for type {ty}")
+            },
+        );
+    }
+    if ty.is_empty() {
+        TemporaError::new(SqlState::INVALID_TEXT_REPRESENTATION, msg.to_string())
+    } else {
+        TemporaError::new(
+            SqlState::INVALID_TEXT_REPRESENTATION,
+            format!("invalid input syntax for type {ty}: \"{quoted}\""),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tempora_error_survives_datafusion() {
+        let e = TemporaError::undefined_table("foo").into_datafusion();
+        let e = DataFusionError::Context("while planning".into(), Box::new(e));
+        let back = TemporaError::from_datafusion(e);
+        assert_eq!(back.code, SqlState::UNDEFINED_TABLE);
+        assert_eq!(back.message, "relation \"foo\" does not exist");
+    }
+
+    #[test]
+    fn table_not_found_maps_to_42p01() {
+        let e = DataFusionError::Plan("table 'tempora.public.nope' not found".into());
+        let t = TemporaError::from_datafusion(e);
+        assert_eq!(t.code, SqlState::UNDEFINED_TABLE);
+        assert_eq!(t.message, "relation \"nope\" does not exist");
+    }
+}

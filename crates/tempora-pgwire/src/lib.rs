@@ -1,0 +1,502 @@
+//! Tempora's PostgreSQL wire layer: one session per connection, simple and
+//! extended query protocols, Arrow results encoded as PostgreSQL text/binary.
+//!
+//! ```text
+//! TcpListener ─► accept ─► Connection { SqlSession }  (one per client)
+//!    Query(sql)            ─► SqlSession::prepare_all + execute ─► RowDescription/DataRow/CommandComplete
+//!    Parse/Bind/Execute    ─► Prepared kept in the portal store  ─► rows in the portal's formats
+//!    CancelRequest         ─► ConnectionManager ─► the running query is dropped (57014)
+//! ```
+//! This crate only encodes: what a statement means is decided in `tempora-sql`,
+//! and every error arrives with its SQLSTATE, mapped here once ([`error_info`]).
+
+mod text;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use futures::{stream, Sink, SinkExt};
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::response::NoticeResponse;
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::types::format::FormatOptions;
+use tempora_common::{SqlState, TemporaError};
+use tempora_sql::{Notice, Outcome, Prepared, SqlSession, TxState};
+use tempora_storage::Engine;
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+
+/// Maps a Tempora error to the wire's ErrorResponse fields.
+pub fn error_info(e: &TemporaError) -> ErrorInfo {
+    let mut info = ErrorInfo::new("ERROR".into(), e.code.code().into(), e.message.clone());
+    info.detail = e.detail.clone();
+    info.hint = e.hint.clone();
+    info.position = e.position.map(|p| p.to_string());
+    info
+}
+
+fn wire_error(e: TemporaError) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(&e)))
+}
+
+/// The handlers of one client connection.
+pub struct Connection {
+    session: Arc<Mutex<SqlSession>>,
+    parser: Arc<StatementParser>,
+    manager: Arc<ConnectionManager>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+/// Parses and plans statements of the extended protocol (Parse).
+pub struct StatementParser {
+    session: Arc<Mutex<SqlSession>>,
+}
+
+type Statement = Arc<Prepared>;
+
+fn pg_types(types: &[Option<DataType>]) -> PgWireResult<Vec<Type>> {
+    types
+        .iter()
+        .map(|t| match t {
+            Some(t) => into_pg_type(t),
+            None => Ok(Type::UNKNOWN),
+        })
+        .collect()
+}
+
+fn format_options(session: &SqlSession) -> Arc<FormatOptions> {
+    let s = &session.settings;
+    let get = |k: &str, d: &str| s.get(k).unwrap_or(d).to_string();
+    let mut o = FormatOptions::default();
+    o.date_style = get("DateStyle", "ISO, MDY");
+    o.interval_style = get("IntervalStyle", "postgres");
+    o.time_zone = get("TimeZone", "UTC");
+    o.extra_float_digits = get("extra_float_digits", "1").parse().unwrap_or(1);
+    Arc::new(o)
+}
+
+/// Timestamps with a time zone are shown in the session's TimeZone, as
+/// PostgreSQL does: the instant is unchanged, only the zone it is printed in.
+fn to_session_zone(schema: &SchemaRef, tz: &str) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Timestamp(unit, Some(_)) => f
+                .as_ref()
+                .clone()
+                .with_data_type(DataType::Timestamp(*unit, Some(tz.into()))),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn convert_batch(batch: RecordBatch, schema: &SchemaRef) -> PgWireResult<RecordBatch> {
+    let cols = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                cast(c, f.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    RecordBatch::try_new(schema.clone(), cols).map_err(|e| PgWireError::ApiError(Box::new(e)))
+}
+
+/// Replaces the text-format columns Tempora prints itself with their text.
+fn render_text_columns(batch: RecordBatch, format: &Format, tz: &str) -> PgWireResult<RecordBatch> {
+    let mut fields: Vec<Field> = Vec::with_capacity(batch.num_columns());
+    let mut cols = Vec::with_capacity(batch.num_columns());
+    let mut changed = false;
+    for (i, (col, field)) in batch
+        .columns()
+        .iter()
+        .zip(batch.schema().fields())
+        .enumerate()
+    {
+        let rendered = if format.format_for(i) == FieldFormat::Text {
+            text::render(col, tz).map_err(|e| PgWireError::ApiError(Box::new(e)))?
+        } else {
+            None
+        };
+        match rendered {
+            Some(r) => {
+                changed = true;
+                fields.push(Field::new(field.name(), DataType::Utf8, true));
+                cols.push(r);
+            }
+            None => {
+                fields.push(field.as_ref().clone());
+                cols.push(col.clone());
+            }
+        }
+    }
+    if !changed {
+        return Ok(batch);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))
+}
+
+fn query_response(
+    session: &SqlSession,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    tag: String,
+    format: &Format,
+) -> PgWireResult<Response> {
+    let tz = session
+        .settings
+        .get("TimeZone")
+        .unwrap_or("UTC")
+        .to_string();
+    let schema = to_session_zone(&schema, &tz);
+    let fields = Arc::new(arrow_schema_to_pg_fields(
+        &schema,
+        format,
+        Some(format_options(session)),
+    )?);
+    let mut rows = Vec::new();
+    for batch in batches {
+        let batch = convert_batch(batch, &schema)?;
+        let batch = render_text_columns(batch, format, &tz)?;
+        rows.extend(encode_recordbatch(fields.clone(), batch));
+    }
+    let mut resp = QueryResponse::new(fields, stream::iter(rows));
+    resp.command_tag = tag;
+    Ok(Response::Query(resp))
+}
+
+fn into_response(
+    session: &SqlSession,
+    outcome: Outcome,
+    format: &Format,
+) -> PgWireResult<Response> {
+    Ok(match outcome {
+        Outcome::Rows {
+            schema,
+            batches,
+            tag,
+        } => query_response(session, schema, batches, tag, format)?,
+        Outcome::Command(tag) => Response::Execution(Tag::new(&tag)),
+        Outcome::Transaction { tag, state } => match state {
+            TxState::Idle => Response::TransactionEnd(Tag::new(&tag)),
+            _ => Response::TransactionStart(Tag::new(&tag)),
+        },
+        Outcome::Empty => Response::EmptyQuery,
+    })
+}
+
+async fn send_notices<C>(client: &mut C, notices: Vec<Notice>) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for n in notices {
+        let info = ErrorInfo::new(n.severity.into(), n.code.code().into(), n.message);
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+                info,
+            )))
+            .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl QueryParser for StatementParser {
+    type Statement = Statement;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let session = self.session.lock().await;
+        let mut stmts = tempora_sql::parse(sql).map_err(wire_error)?;
+        match stmts.len() {
+            0 => Ok(None),
+            1 => {
+                let p = session
+                    .prepare_statement(sql, stmts.remove(0))
+                    .await
+                    .map_err(wire_error)?;
+                Ok(Some(Arc::new(p)))
+            }
+            _ => Err(wire_error(TemporaError::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            ))),
+        }
+    }
+
+    fn get_parameter_types(&self, stmt: &Statement) -> PgWireResult<Vec<Type>> {
+        pg_types(&stmt.param_types)
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match &stmt.result_schema {
+            Some(schema) => arrow_schema_to_pg_fields(
+                schema,
+                column_format.unwrap_or(&Format::UnifiedText),
+                None,
+            ),
+            None => Ok(vec![]),
+        }
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let stmts = match tempora_sql::parse(query) {
+            Ok(s) => s,
+            Err(e) => return Ok(vec![Response::Error(Box::new(error_info(&e)))]),
+        };
+        let mut responses = Vec::new();
+        for stmt in stmts {
+            let result = match session.prepare_statement(query, stmt).await {
+                Ok(p) => session.execute(&p, None).await,
+                Err(e) => {
+                    if session.tx == TxState::InBlock {
+                        session.tx = TxState::Failed;
+                    }
+                    Err(e)
+                }
+            };
+            match result {
+                Ok((outcome, notices)) => {
+                    send_notices(client, notices).await?;
+                    responses.push(into_response(&session, outcome, &Format::UnifiedText)?);
+                }
+                Err(e) => {
+                    responses.push(Response::Error(Box::new(error_info(&e))));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = Statement;
+    type QueryParser = StatementParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let prepared = portal.statement.statement.clone();
+        let inferred: Vec<Option<&DataType>> =
+            prepared.param_types.iter().map(|t| t.as_ref()).collect();
+        let params = if portal.parameters.is_empty() {
+            None
+        } else {
+            Some(
+                arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred).map_err(
+                    |e| {
+                        wire_error(TemporaError::new(
+                            SqlState::INVALID_TEXT_REPRESENTATION,
+                            format!("invalid parameter: {e}"),
+                        ))
+                    },
+                )?,
+            )
+        };
+        let (outcome, notices) = session
+            .execute(&prepared, params)
+            .await
+            .map_err(wire_error)?;
+        send_notices(client, notices).await?;
+        into_response(&session, outcome, &portal.result_column_format)
+    }
+}
+
+#[async_trait]
+impl NoopStartupHandler for Connection {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.manager.clone())
+    }
+
+    async fn post_startup<C>(
+        &self,
+        client: &mut C,
+        _message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let meta = client.metadata().clone();
+        if let Some(db) = meta.get("database") {
+            if db != tempora_query::DATABASE {
+                let mut info = ErrorInfo::new(
+                    "FATAL".into(),
+                    SqlState::INVALID_CATALOG_NAME.code().into(),
+                    format!("database \"{db}\" does not exist"),
+                );
+                info.hint = Some("Tempora serves one database, \"postgres\".".into());
+                return Err(PgWireError::UserError(Box::new(info)));
+            }
+        }
+        for (k, v) in &meta {
+            let name = match k.as_str() {
+                "application_name" | "client_encoding" | "DateStyle" | "TimeZone"
+                | "extra_float_digits" | "IntervalStyle" | "search_path" => k.as_str(),
+                _ => continue,
+            };
+            if let Err(e) = session.set_parameter(name, v) {
+                tracing::debug!(parameter = name, error = %e, "startup parameter ignored");
+            }
+        }
+        if let Some(options) = meta.get("options") {
+            // -c name=value pairs, as libpq's PGOPTIONS sends them.
+            for part in options.split_whitespace().collect::<Vec<_>>().windows(2) {
+                if part[0] == "-c" {
+                    if let Some((k, v)) = part[1].split_once('=') {
+                        session.set_parameter(k, v).map_err(wire_error)?;
+                    }
+                }
+            }
+        }
+        for (k, v) in session.settings.reported() {
+            client
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    k, v,
+                )))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::new(self.clone_handle())
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::new(self.clone_handle())
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        Arc::new(self.clone_handle())
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+impl Connection {
+    pub fn new(engine: Arc<Engine>, manager: Arc<ConnectionManager>) -> Result<Self, TemporaError> {
+        let session = Arc::new(Mutex::new(SqlSession::new(engine)?));
+        Ok(Self {
+            parser: Arc::new(StatementParser {
+                session: session.clone(),
+            }),
+            session,
+            cancel: Arc::new(DefaultCancelHandler::new(manager.clone())),
+            manager,
+        })
+    }
+
+    fn clone_handle(&self) -> Connection {
+        Connection {
+            session: self.session.clone(),
+            parser: self.parser.clone(),
+            manager: self.manager.clone(),
+            cancel: self.cancel.clone(),
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` turns true; one task per client.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let manager = Arc::new(ConnectionManager::new());
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let _ = socket.set_nodelay(true);
+        let engine = engine.clone();
+        let manager = manager.clone();
+        tokio::spawn(async move {
+            let conn = match Connection::new(engine, manager) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not set up a session");
+                    return;
+                }
+            };
+            tracing::debug!(%peer, "connection opened");
+            if let Err(e) = pgwire::tokio::process_socket(socket, None, conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            tracing::debug!(%peer, "connection closed");
+        });
+    }
+}

@@ -1,0 +1,29 @@
+//! Tempora's query layer: the DataFusion session with hypertable providers and
+//! TimescaleDB's functions.
+
+pub mod provider;
+pub mod session;
+pub mod time_bucket;
+
+pub use session::{new_session_context, DATABASE, PUBLIC};
+
+/// The TimescaleDB version whose SQL surface Tempora follows.
+pub const TIMESCALEDB_VERSION: &str = "2.28.3";
+
+/// Splits `schema.name` (unquoted, or with double quotes) into its parts,
+/// defaulting the schema to `public` and folding unquoted names to lower case.
+pub fn split_qualified(rel: &str) -> (String, String) {
+    fn ident(s: &str) -> String {
+        let s = s.trim();
+        match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+            Some(q) => q.replace("\"\"", "\""),
+            None => s.to_lowercase(),
+        }
+    }
+    match rel.split_once('.') {
+        Some((schema, name)) if !rel.starts_with('"') || schema.ends_with('"') => {
+            (ident(schema), ident(name))
+        }
+        _ => (PUBLIC.to_string(), ident(rel)),
+    }
+}

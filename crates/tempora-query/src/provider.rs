@@ -1,0 +1,350 @@
+//! DataFusion table providers over Tempora's tables.
+//!
+//! ```text
+//! TemporaTable::scan(projection, filters)
+//!   ├─ ReadSnapshot: catalog state + memtable rows, taken once
+//!   ├─ time bounds from the filters ─► chunks that overlap (chunk exclusion)
+//!   ├─ their Parquet files ─► DataSourceExec(ParquetSource, predicate pushed down)
+//!   └─ their memtable rows  ─► DataSourceExec(MemorySourceConfig)
+//!            └──────────── UnionExec ───────────┘
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::TableType;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, ExprSchemable, Operator, TableProviderFilterPushDown,
+};
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::ExecutionPlan;
+use object_store::path::Path;
+use object_store::ObjectMeta;
+use parking_lot::RwLock;
+use tempora_catalog::{FileDef, TableDef};
+use tempora_common::TemporaError;
+use tempora_storage::Engine;
+
+/// The URL under which the data directory's store is registered in DataFusion.
+pub const STORE_URL: &str = "tempora://data";
+
+/// A Tempora table (plain or hyper) as DataFusion sees it.
+#[derive(Debug)]
+pub struct TemporaTable {
+    engine: Arc<Engine>,
+    def: TableDef,
+    schema: SchemaRef,
+    defaults: HashMap<String, Expr>,
+}
+
+impl TemporaTable {
+    /// Wraps `def`; column DEFAULTs are planned with `state` when it is still alive.
+    pub fn new(engine: Arc<Engine>, def: TableDef, state: &Weak<RwLock<SessionState>>) -> Self {
+        let schema = Arc::new(def.arrow_schema());
+        let mut defaults = HashMap::new();
+        if let Some(state) = state.upgrade() {
+            if let Ok(dfschema) = DFSchema::try_from(schema.as_ref().clone()) {
+                let state = state.read();
+                for c in &def.columns {
+                    if let Some(sql) = &c.default {
+                        match state.create_logical_expr(sql, &dfschema) {
+                            Ok(e) => {
+                                defaults.insert(
+                                    c.name.clone(),
+                                    e.cast_to(&c.ty.arrow_type(), &dfschema)
+                                        .unwrap_or_else(|_| Expr::Literal(ScalarValue::Null, None)),
+                                );
+                            }
+                            Err(e) => {
+                                tracing::warn!(column = %c.name, error = %e, "unusable DEFAULT")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Self {
+            engine,
+            def,
+            schema,
+            defaults,
+        }
+    }
+
+    pub fn def(&self) -> &TableDef {
+        &self.def
+    }
+}
+
+/// Inclusive lower / exclusive upper bounds on the time column, in i64 time units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeBounds {
+    pub lower: Option<i64>,
+    pub upper: Option<i64>,
+}
+
+impl TimeBounds {
+    pub const ALL: TimeBounds = TimeBounds {
+        lower: None,
+        upper: None,
+    };
+
+    fn overlaps(&self, start: i64, end: i64) -> bool {
+        self.lower.is_none_or(|l| end > l) && self.upper.is_none_or(|u| start < u)
+    }
+
+    fn file_overlaps(&self, f: &FileDef) -> bool {
+        match (f.min_time, f.max_time) {
+            (Some(min), Some(max)) => self.overlaps(min, max.saturating_add(1)),
+            _ => true,
+        }
+    }
+}
+
+fn literal_time(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Literal(v, _) => scalar_time(v),
+        _ => None,
+    }
+}
+
+fn scalar_time(v: &ScalarValue) -> Option<i64> {
+    match v {
+        ScalarValue::TimestampMicrosecond(Some(t), _) => Some(*t),
+        ScalarValue::TimestampNanosecond(Some(t), _) => Some(t.div_euclid(1000)),
+        ScalarValue::TimestampMillisecond(Some(t), _) => Some(t * 1000),
+        ScalarValue::TimestampSecond(Some(t), _) => Some(t * 1_000_000),
+        ScalarValue::Date32(Some(d)) => Some(*d as i64 * 86_400_000_000),
+        ScalarValue::Int16(Some(v)) => Some(*v as i64),
+        ScalarValue::Int32(Some(v)) => Some(*v as i64),
+        ScalarValue::Int64(Some(v)) => Some(*v),
+        _ => None,
+    }
+}
+
+fn is_time_col(e: &Expr, time_col: &str) -> bool {
+    match e {
+        Expr::Column(c) => c.name == time_col,
+        Expr::Cast(c) => is_time_col(&c.expr, time_col),
+        _ => false,
+    }
+}
+
+/// Narrows `b` by one conjunct of the filters.
+fn apply_filter(b: &mut TimeBounds, e: &Expr, time_col: &str) {
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            if *op == Operator::And {
+                apply_filter(b, left, time_col);
+                apply_filter(b, right, time_col);
+                return;
+            }
+            let (op, v) = if is_time_col(left, time_col) {
+                match literal_time(right) {
+                    Some(v) => (*op, v),
+                    None => return,
+                }
+            } else if is_time_col(right, time_col) {
+                match (literal_time(left), op.swap()) {
+                    (Some(v), Some(op)) => (op, v),
+                    _ => return,
+                }
+            } else {
+                return;
+            };
+            let raise =
+                |b: &mut TimeBounds, v: i64| b.lower = Some(b.lower.map_or(v, |l| l.max(v)));
+            let lower =
+                |b: &mut TimeBounds, v: i64| b.upper = Some(b.upper.map_or(v, |u| u.min(v)));
+            match op {
+                Operator::Gt => raise(b, v.saturating_add(1)),
+                Operator::GtEq => raise(b, v),
+                Operator::Lt => lower(b, v),
+                Operator::LtEq => lower(b, v.saturating_add(1)),
+                Operator::Eq => {
+                    raise(b, v);
+                    lower(b, v.saturating_add(1));
+                }
+                _ => {}
+            }
+        }
+        Expr::Between(between) if !between.negated && is_time_col(&between.expr, time_col) => {
+            if let (Some(lo), Some(hi)) = (literal_time(&between.low), literal_time(&between.high))
+            {
+                b.lower = Some(b.lower.map_or(lo, |l| l.max(lo)));
+                let hi = hi.saturating_add(1);
+                b.upper = Some(b.upper.map_or(hi, |u| u.min(hi)));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Time bounds implied by a scan's filters (all of which must hold).
+pub fn time_bounds(filters: &[Expr], time_col: &str) -> TimeBounds {
+    let mut b = TimeBounds::ALL;
+    for f in filters {
+        apply_filter(&mut b, f, time_col);
+    }
+    b
+}
+
+fn partitioned_file(f: &FileDef) -> PartitionedFile {
+    PartitionedFile::from(ObjectMeta {
+        location: Path::from(f.path.as_str()),
+        last_modified: chrono::DateTime::<chrono::Utc>::MIN_UTC,
+        size: f.bytes,
+        e_tag: None,
+        version: None,
+    })
+}
+
+#[async_trait]
+impl TableProvider for TemporaTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let snapshot = self.engine.read_snapshot();
+        let def = snapshot
+            .catalog
+            .table_by_oid(self.def.oid)
+            .ok_or_else(|| TemporaError::undefined_table(&self.def.name).into_datafusion())?;
+        let bounds = match &def.hypertable {
+            Some(h) => time_bounds(filters, &h.time_column),
+            None => TimeBounds::ALL,
+        };
+        let mut files: Vec<PartitionedFile> = def.files.iter().map(partitioned_file).collect();
+        let mut kept_chunks = Vec::new();
+        for c in def.chunks.values() {
+            if bounds.overlaps(c.range_start, c.range_end) {
+                kept_chunks.push(c.id);
+                files.extend(
+                    c.files
+                        .iter()
+                        .filter(|f| bounds.file_overlaps(f))
+                        .map(partitioned_file),
+                );
+            }
+        }
+        let mem = snapshot.memtable_rows(def.oid);
+        let mem_batches: Vec<_> = mem
+            .into_iter()
+            .filter(|(chunk, _)| chunk.is_none_or(|c| kept_chunks.contains(&c)))
+            .flat_map(|(_, b)| b)
+            .collect();
+        tracing::debug!(
+            table = %def.name,
+            chunks_total = def.chunks.len(),
+            chunks_scanned = kept_chunks.len(),
+            files = files.len(),
+            "scan"
+        );
+
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if !files.is_empty() {
+            let target = state.config().target_partitions().max(1);
+            let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); target.min(files.len())];
+            for (i, f) in files.into_iter().enumerate() {
+                let n = groups.len();
+                groups[i % n].push(f);
+            }
+            let mut source = ParquetSource::new(self.schema.clone());
+            let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
+            if let Some(pred) = filters
+                .iter()
+                .cloned()
+                .reduce(|a, b| a.and(b))
+                .and_then(|e| state.create_physical_expr(e, &df_schema).ok())
+            {
+                source = source.with_predicate(pred);
+            }
+            let config =
+                FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                    .with_file_groups(groups.into_iter().map(Into::into).collect())
+                    .with_projection_indices(projection.cloned())?
+                    .with_limit(limit)
+                    .build();
+            inputs.push(DataSourceExec::from_data_source(config));
+        }
+        if !mem_batches.is_empty() {
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &[mem_batches],
+                self.schema.clone(),
+                projection.cloned(),
+            )?);
+        }
+        if inputs.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => self.schema.clone(),
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        UnionExec::try_new(inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::{col, lit};
+
+    #[test]
+    fn bounds_from_range_filters() {
+        let ts = |v: i64| {
+            lit(ScalarValue::TimestampMicrosecond(
+                Some(v),
+                Some("UTC".into()),
+            ))
+        };
+        let f = vec![col("time").gt_eq(ts(100)), col("time").lt(ts(200))];
+        let b = time_bounds(&f, "time");
+        assert_eq!(
+            b,
+            TimeBounds {
+                lower: Some(100),
+                upper: Some(200)
+            }
+        );
+        assert!(b.overlaps(150, 300));
+        assert!(!b.overlaps(200, 300));
+        assert!(!b.overlaps(0, 100));
+        let other = vec![col("device").eq(lit("a"))];
+        assert_eq!(time_bounds(&other, "time"), TimeBounds::ALL);
+    }
+}

@@ -1,0 +1,272 @@
+//! The DataFusion session of one client connection: Tempora's tables, its
+//! TimescaleDB functions and the `pg_catalog` that clients introspect.
+
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::{
+    CatalogProvider, MemTable, SchemaProvider, TableFunctionArgs, TableFunctionImpl, TableProvider,
+};
+use datafusion::common::ScalarValue;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::Expr;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use parking_lot::RwLock;
+use tempora_catalog::{CatalogState, CHUNK_SCHEMA};
+use tempora_common::{SqlState, TemporaError};
+use tempora_storage::Engine;
+
+use crate::provider::{TemporaTable, STORE_URL};
+
+/// The one database every connection sees, as PostgreSQL names it.
+pub const DATABASE: &str = "postgres";
+/// The default schema.
+pub const PUBLIC: &str = "public";
+
+/// Resolves the tables of one schema from the catalog at lookup time, so
+/// tables created by other sessions are seen at once.
+#[derive(Debug)]
+struct TemporaSchema {
+    engine: Arc<Engine>,
+    schema: String,
+    state: Weak<RwLock<SessionState>>,
+}
+
+#[async_trait]
+impl SchemaProvider for TemporaSchema {
+    fn table_names(&self) -> Vec<String> {
+        let cat = self.engine.catalog().snapshot();
+        cat.tables
+            .values()
+            .filter(|t| t.schema == self.schema)
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let cat = self.engine.catalog().snapshot();
+        Ok(cat.table(&self.schema, name).map(|def| {
+            Arc::new(TemporaTable::new(
+                self.engine.clone(),
+                def.clone(),
+                &self.state,
+            )) as Arc<dyn TableProvider>
+        }))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.engine
+            .catalog()
+            .snapshot()
+            .table(&self.schema, name)
+            .is_some()
+    }
+}
+
+#[derive(Debug)]
+struct TemporaCatalog {
+    public: Arc<dyn SchemaProvider>,
+    others: RwLock<Vec<(String, Arc<dyn SchemaProvider>)>>,
+}
+
+impl CatalogProvider for TemporaCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = vec![PUBLIC.to_string()];
+        names.extend(self.others.read().iter().map(|(n, _)| n.clone()));
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == PUBLIC {
+            return Some(self.public.clone());
+        }
+        self.others
+            .read()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.clone())
+    }
+
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
+        let mut others = self.others.write();
+        let old = others
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|i| others.remove(i).1);
+        others.push((name.to_string(), schema));
+        Ok(old)
+    }
+}
+
+/// `pg_catalog` with Tempora's own answers where the generic one falls short.
+#[derive(Debug)]
+struct PgCatalogOverlay {
+    inner: Arc<dyn SchemaProvider>,
+    engine: Arc<Engine>,
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalogOverlay {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if name.eq_ignore_ascii_case("pg_extension") {
+            return pg_extension(&self.engine.catalog().snapshot()).map(Some);
+        }
+        self.inner.table(name).await
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+fn pg_extension(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("oid", DataType::Int32, false),
+        Field::new("extname", DataType::Utf8, false),
+        Field::new("extowner", DataType::Int32, false),
+        Field::new("extnamespace", DataType::Int32, false),
+        Field::new("extrelocatable", DataType::Boolean, false),
+        Field::new("extversion", DataType::Utf8, false),
+    ]));
+    let n = state.extensions.len();
+    let versions: Vec<&str> = state
+        .extensions
+        .iter()
+        .map(|e| {
+            if e == "timescaledb" {
+                crate::TIMESCALEDB_VERSION
+            } else {
+                "1.0"
+            }
+        })
+        .collect();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from_iter_values(
+            (0..n as i32).map(|i| 13000 + i),
+        )),
+        Arc::new(StringArray::from_iter_values(state.extensions.iter())),
+        Arc::new(Int32Array::from(vec![10; n])),
+        Arc::new(Int32Array::from(vec![2200; n])),
+        Arc::new(BooleanArray::from(vec![false; n])),
+        Arc::new(StringArray::from(versions)),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), cols)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+/// `show_chunks(relation [, older_than [, newer_than]])` as a table function.
+#[derive(Debug)]
+struct ShowChunks {
+    engine: Arc<Engine>,
+}
+
+fn arg_text(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        ) => Some(s.clone()),
+        Expr::Cast(c) => arg_text(&c.expr),
+        _ => None,
+    }
+}
+
+impl TableFunctionImpl for ShowChunks {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        let Some(rel) = exprs.first().and_then(arg_text) else {
+            return Err(TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "invalid hypertable or continuous aggregate",
+            )
+            .into_datafusion());
+        };
+        if exprs.len() > 1 {
+            return Err(
+                TemporaError::not_supported("show_chunks with older_than or newer_than")
+                    .into_datafusion(),
+            );
+        }
+        let state = self.engine.catalog().snapshot();
+        let (schema_name, table_name) = crate::split_qualified(&rel);
+        let table = state
+            .table(&schema_name, &table_name)
+            .ok_or_else(|| TemporaError::undefined_table(&rel).into_datafusion())?;
+        let h = table.hypertable.as_ref().ok_or_else(|| {
+            TemporaError::new(
+                SqlState::TS_HYPERTABLE_NOT_EXIST,
+                format!("table \"{}\" is not a hypertable", table.name),
+            )
+            .into_datafusion()
+        })?;
+        let names: Vec<String> = table
+            .chunks
+            .values()
+            .map(|c| format!("{CHUNK_SCHEMA}.{}", c.name(h.id)))
+            .collect();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "show_chunks",
+            DataType::Utf8,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(names))])?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}
+
+/// Builds the DataFusion session of one connection.
+pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, TemporaError> {
+    let config = SessionConfig::new()
+        .with_default_catalog_and_schema(DATABASE, PUBLIC)
+        .with_create_default_catalog_and_schema(false)
+        .with_information_schema(true);
+    let ctx = SessionContext::new_with_config(config);
+    let weak = ctx.state_weak_ref();
+    let public: Arc<dyn SchemaProvider> = Arc::new(TemporaSchema {
+        engine: engine.clone(),
+        schema: PUBLIC.into(),
+        state: weak,
+    });
+    ctx.register_catalog(
+        DATABASE,
+        Arc::new(TemporaCatalog {
+            public,
+            others: RwLock::new(Vec::new()),
+        }),
+    );
+    let store_url = datafusion::execution::object_store::ObjectStoreUrl::parse(STORE_URL)
+        .map_err(TemporaError::from_datafusion)?;
+    ctx.register_object_store(store_url.as_ref(), engine.store().clone());
+    ctx.register_udf(crate::time_bucket::time_bucket_udf());
+    ctx.register_udtf(
+        "show_chunks",
+        Arc::new(ShowChunks {
+            engine: engine.clone(),
+        }),
+    );
+    datafusion_pg_catalog::pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
+        .map_err(|e| TemporaError::from_datafusion(*e))?;
+    let catalog = ctx
+        .catalog(DATABASE)
+        .ok_or_else(|| TemporaError::internal("database catalog missing"))?;
+    if let Some(inner) = catalog.schema("pg_catalog") {
+        catalog
+            .register_schema("pg_catalog", Arc::new(PgCatalogOverlay { inner, engine }))
+            .map_err(TemporaError::from_datafusion)?;
+    }
+    Ok(ctx)
+}

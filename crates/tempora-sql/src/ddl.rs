@@ -1,0 +1,300 @@
+//! CREATE TABLE, DROP TABLE and CREATE EXTENSION: catalog changes.
+
+use datafusion::sql::sqlparser::ast::{
+    ColumnOption, CreateTable, ObjectName, ObjectNamePart, ObjectType, Statement,
+};
+use tempora_catalog::{CatalogOp, ColumnDef, PgType, TableDef};
+use tempora_common::{Result, SqlState, TemporaError};
+
+use crate::{Notice, Outcome, SqlSession};
+
+pub(crate) fn is_ddl(stmt: &Statement) -> bool {
+    matches!(
+        stmt,
+        Statement::CreateTable(_) | Statement::Drop { .. } | Statement::CreateExtension(_)
+    )
+}
+
+/// Schema and table of an object name, folded as PostgreSQL folds identifiers
+/// (sqlparser keeps quoted identifiers' case and quote style).
+pub(crate) fn object_name(name: &ObjectName) -> Result<(String, String)> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p {
+            ObjectNamePart::Identifier(i) if i.quote_style.is_some() => i.value.clone(),
+            ObjectNamePart::Identifier(i) => i.value.to_lowercase(),
+            other => other.to_string().to_lowercase(),
+        })
+        .collect();
+    match parts.as_slice() {
+        [t] => Ok((tempora_query::PUBLIC.into(), t.clone())),
+        [s, t] => Ok((s.clone(), t.clone())),
+        [_db, s, t] => Ok((s.clone(), t.clone())),
+        _ => Err(TemporaError::syntax(format!(
+            "improper qualified name (too many dotted names): {name}"
+        ))),
+    }
+}
+
+/// Maps a SQL type name to a column type.
+pub(crate) fn pg_type(sql_type: &str) -> Result<PgType> {
+    let t = sql_type.trim().to_lowercase();
+    let (base, args) = match t.split_once('(') {
+        Some((b, rest)) => (
+            b.trim().to_string(),
+            Some(rest.trim_end_matches(')').to_string()),
+        ),
+        None => (t.clone(), None),
+    };
+    let nums: Vec<u32> = args
+        .as_deref()
+        .map(|a| a.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    Ok(match base.as_str() {
+        "bool" | "boolean" => PgType::Bool,
+        "int2" | "smallint" => PgType::Int2,
+        "int" | "int4" | "integer" => PgType::Int4,
+        "int8" | "bigint" => PgType::Int8,
+        "real" | "float4" => PgType::Float4,
+        "double precision" | "float8" | "float" => PgType::Float8,
+        "text" => PgType::Text,
+        "varchar" | "character varying" => PgType::Varchar(nums.first().copied()),
+        "timestamptz" | "timestamp with time zone" => PgType::Timestamptz,
+        "timestamp" | "timestamp without time zone" => PgType::Timestamp,
+        "date" => PgType::Date,
+        "bytea" => PgType::Bytea,
+        "numeric" | "decimal" => {
+            let precision = nums.first().copied().unwrap_or(38);
+            let scale = nums
+                .get(1)
+                .copied()
+                .unwrap_or(if nums.is_empty() { 10 } else { 0 });
+            if !(1..=38).contains(&precision) || scale > precision {
+                return Err(TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("NUMERIC precision {precision} must be between 1 and 38"),
+                ));
+            }
+            PgType::Numeric {
+                precision: precision as u8,
+                scale: scale as i8,
+            }
+        }
+        _ => {
+            return Err(TemporaError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("type \"{sql_type}\" does not exist"),
+            ))
+        }
+    })
+}
+
+fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
+    let (schema, name) = object_name(&ct.name)?;
+    if schema != tempora_query::PUBLIC {
+        return Err(TemporaError::new(
+            SqlState::INVALID_SCHEMA_NAME,
+            format!("schema \"{schema}\" does not exist"),
+        ));
+    }
+    if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
+        return Err(TemporaError::not_supported("CREATE TABLE AS / LIKE"));
+    }
+    if !ct.constraints.is_empty() {
+        return Err(TemporaError::not_supported("table constraints"));
+    }
+    let mut columns = Vec::new();
+    for (i, c) in ct.columns.iter().enumerate() {
+        let col_name = if c.name.quote_style.is_some() {
+            c.name.value.clone()
+        } else {
+            c.name.value.to_lowercase()
+        };
+        if columns.iter().any(|x: &ColumnDef| x.name == col_name) {
+            return Err(TemporaError::new(
+                SqlState::DUPLICATE_COLUMN,
+                format!("column \"{col_name}\" specified more than once"),
+            ));
+        }
+        let mut def = ColumnDef {
+            id: i as u32 + 1,
+            name: col_name,
+            ty: pg_type(&c.data_type.to_string())?,
+            not_null: false,
+            default: None,
+        };
+        for opt in &c.options {
+            match &opt.option {
+                ColumnOption::NotNull => def.not_null = true,
+                ColumnOption::Null => def.not_null = false,
+                ColumnOption::Default(e) => def.default = Some(e.to_string()),
+                ColumnOption::PrimaryKey(_) => {
+                    return Err(TemporaError::not_supported("PRIMARY KEY constraints"))
+                }
+                ColumnOption::Unique(_) => {
+                    return Err(TemporaError::not_supported("UNIQUE constraints"))
+                }
+                other => {
+                    return Err(TemporaError::not_supported(format!(
+                        "column option {other}"
+                    )))
+                }
+            }
+        }
+        columns.push(def);
+    }
+    Ok((
+        name.clone(),
+        TableDef {
+            oid,
+            schema,
+            name,
+            columns,
+            hypertable: None,
+            chunks: Default::default(),
+            files: vec![],
+        },
+    ))
+}
+
+pub(crate) async fn execute(
+    session: &mut SqlSession,
+    stmt: &Statement,
+) -> Result<(Outcome, Vec<Notice>)> {
+    let catalog = session.engine().catalog().clone();
+    match stmt {
+        Statement::CreateTable(ct) => {
+            // Validate before taking the commit lock.
+            let (name, _) = table_def(ct, 0)?;
+            let mut notices = vec![];
+            let mut skipped = false;
+            catalog
+                .commit(|state| {
+                    if state.table(tempora_query::PUBLIC, &name).is_some() {
+                        if ct.if_not_exists {
+                            skipped = true;
+                            return Ok(vec![]);
+                        }
+                        return Err(TemporaError::new(
+                            SqlState::DUPLICATE_TABLE,
+                            format!("relation \"{name}\" already exists"),
+                        ));
+                    }
+                    let (_, def) = table_def(ct, state.next_oid)?;
+                    Ok(vec![CatalogOp::CreateTable(def)])
+                })
+                .await?;
+            if skipped {
+                notices.push(Notice {
+                    severity: "NOTICE",
+                    code: SqlState::DUPLICATE_TABLE,
+                    message: format!("relation \"{name}\" already exists, skipping"),
+                });
+            }
+            Ok((Outcome::Command("CREATE TABLE".into()), notices))
+        }
+        Statement::Drop {
+            object_type: ObjectType::Table,
+            if_exists,
+            names,
+            ..
+        } => {
+            let mut notices = vec![];
+            let mut dropped = vec![];
+            let targets = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
+            catalog
+                .commit(|state| {
+                    let mut ops = vec![];
+                    for (schema, name) in &targets {
+                        match state.table(schema, name) {
+                            Some(t) => {
+                                dropped.push(t.oid);
+                                ops.push(CatalogOp::DropTable { oid: t.oid });
+                            }
+                            None if *if_exists => notices.push(Notice {
+                                severity: "NOTICE",
+                                code: SqlState::SUCCESSFUL_COMPLETION,
+                                message: format!("table \"{name}\" does not exist, skipping"),
+                            }),
+                            None => {
+                                return Err(TemporaError::new(
+                                    SqlState::UNDEFINED_TABLE,
+                                    format!("table \"{name}\" does not exist"),
+                                ))
+                            }
+                        }
+                    }
+                    Ok(ops)
+                })
+                .await?;
+            for oid in dropped {
+                session.engine().forget_table(oid);
+            }
+            Ok((Outcome::Command("DROP TABLE".into()), notices))
+        }
+        Statement::Drop { object_type, .. } => {
+            Err(TemporaError::not_supported(format!("DROP {object_type}")))
+        }
+        Statement::CreateExtension(ext) => {
+            let name = ext.name.value.to_lowercase();
+            if name != "timescaledb" && name != "plpgsql" {
+                return Err(TemporaError::new(
+                    SqlState::UNDEFINED_FILE,
+                    format!("extension \"{name}\" is not available"),
+                )
+                .with_hint("Tempora provides the timescaledb extension only."));
+            }
+            let mut notices = vec![];
+            let if_not_exists = ext.if_not_exists;
+            catalog
+                .commit(|state| {
+                    if state.extensions.contains(&name) {
+                        if if_not_exists {
+                            notices.push(Notice {
+                                severity: "NOTICE",
+                                code: SqlState::DUPLICATE_OBJECT,
+                                message: format!("extension \"{name}\" already exists, skipping"),
+                            });
+                            return Ok(vec![]);
+                        }
+                        return Err(TemporaError::new(
+                            SqlState::DUPLICATE_OBJECT,
+                            format!("extension \"{name}\" already exists"),
+                        ));
+                    }
+                    Ok(vec![CatalogOp::CreateExtension { name: name.clone() }])
+                })
+                .await?;
+            Ok((Outcome::Command("CREATE EXTENSION".into()), notices))
+        }
+        other => Err(TemporaError::not_supported(crate::statement_name(other))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names() {
+        assert_eq!(pg_type("TIMESTAMPTZ").unwrap(), PgType::Timestamptz);
+        assert_eq!(
+            pg_type("timestamp with time zone").unwrap(),
+            PgType::Timestamptz
+        );
+        assert_eq!(pg_type("DOUBLE PRECISION").unwrap(), PgType::Float8);
+        assert_eq!(pg_type("varchar(20)").unwrap(), PgType::Varchar(Some(20)));
+        assert_eq!(
+            pg_type("NUMERIC(10,2)").unwrap(),
+            PgType::Numeric {
+                precision: 10,
+                scale: 2
+            }
+        );
+        assert_eq!(
+            pg_type("nope").unwrap_err().code,
+            SqlState::UNDEFINED_OBJECT
+        );
+    }
+}

@@ -1,0 +1,370 @@
+//! `create_hypertable`, in TimescaleDB's legacy form
+//! `create_hypertable(relation, time_column_name, ..., chunk_time_interval => ...)`
+//! and its 2.13+ form `create_hypertable(relation, by_range(column, interval))`,
+//! with TimescaleDB's results, notices and errors.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::sql::sqlparser::ast::Expr as SqlExpr;
+use tempora_catalog::{CatalogOp, HypertableDef, PgType};
+use tempora_common::{Result, SqlState, TemporaError};
+
+use crate::{CommandCall, Notice, Outcome, SqlSession};
+
+/// Default chunk width: 7 days, in microseconds.
+const DEFAULT_CHUNK_INTERVAL: i64 = 7 * 86_400_000_000;
+
+/// A chunk interval as given: an interval, or a plain integer.
+#[derive(Debug, Clone, PartialEq)]
+enum IntervalArg {
+    /// months, days, microseconds
+    Interval(i32, i32, i64),
+    Integer(i64),
+    /// Any other type, named for the error.
+    Other,
+}
+
+/// A planned `create_hypertable` call.
+#[derive(Debug, Clone)]
+pub struct CreateHypertable {
+    relation: Option<String>,
+    time_column: Option<String>,
+    interval: Option<IntervalArg>,
+    partitioning_column: Option<String>,
+    number_partitions: Option<i64>,
+    if_not_exists: bool,
+    migrate_data: bool,
+    /// 2.13+ form: the result is `(hypertable_id, created)`.
+    new_form: bool,
+    expand: bool,
+}
+
+fn as_text(v: &ScalarValue) -> Option<String> {
+    match v {
+        ScalarValue::Utf8(s) | ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s) => s.clone(),
+        _ => None,
+    }
+}
+
+fn as_bool(v: &ScalarValue) -> Result<bool> {
+    match v {
+        ScalarValue::Boolean(Some(b)) => Ok(*b),
+        ScalarValue::Boolean(None) | ScalarValue::Null => Ok(false),
+        other => Err(TemporaError::new(
+            SqlState::DATATYPE_MISMATCH,
+            format!("argument of type {} must be boolean", other.data_type()),
+        )),
+    }
+}
+
+fn as_interval(v: &ScalarValue) -> Option<IntervalArg> {
+    Some(match v {
+        ScalarValue::Null => return None,
+        ScalarValue::IntervalMonthDayNano(Some(i)) => {
+            IntervalArg::Interval(i.months, i.days, i.nanoseconds / 1000)
+        }
+        ScalarValue::IntervalDayTime(Some(i)) => {
+            IntervalArg::Interval(0, i.days, i.milliseconds as i64 * 1000)
+        }
+        ScalarValue::IntervalYearMonth(Some(m)) => IntervalArg::Interval(*m, 0, 0),
+        ScalarValue::Int16(Some(v)) => IntervalArg::Integer(*v as i64),
+        ScalarValue::Int32(Some(v)) => IntervalArg::Integer(*v as i64),
+        ScalarValue::Int64(Some(v)) => IntervalArg::Integer(*v),
+        _ => IntervalArg::Other,
+    })
+}
+
+impl CreateHypertable {
+    pub(crate) async fn from_call(session: &SqlSession, call: CommandCall) -> Result<Self> {
+        let mut cmd = CreateHypertable {
+            relation: None,
+            time_column: None,
+            interval: None,
+            partitioning_column: None,
+            number_partitions: None,
+            if_not_exists: false,
+            migrate_data: false,
+            new_form: false,
+            expand: call.expand,
+        };
+        // Legacy positional order.
+        const LEGACY: [&str; 4] = [
+            "relation",
+            "time_column_name",
+            "partitioning_column",
+            "number_partitions",
+        ];
+        for (i, (name, expr)) in call.args.iter().enumerate() {
+            // by_range(...) as the dimension argument selects the 2.13+ form.
+            if let SqlExpr::Function(f) = expr {
+                let fname = crate::function_name(&f.name);
+                if fname == "by_range" || fname == "by_hash" {
+                    if fname == "by_hash" {
+                        return Err(TemporaError::not_supported(
+                            "create_hypertable with a by_hash dimension",
+                        ));
+                    }
+                    cmd.new_form = true;
+                    let args = crate::call_args(&f.args);
+                    for (j, (an, ae)) in args.iter().enumerate() {
+                        let key = an.clone().unwrap_or_else(|| {
+                            ["column_name", "partition_interval", "partition_func"]
+                                .get(j)
+                                .unwrap_or(&"")
+                                .to_string()
+                        });
+                        let v = session.eval_constant(ae).await?;
+                        match key.as_str() {
+                            "column_name" => cmd.time_column = as_text(&v),
+                            "partition_interval" => cmd.interval = as_interval(&v),
+                            "partition_func" => {
+                                return Err(TemporaError::not_supported("partition_func"))
+                            }
+                            other => {
+                                return Err(TemporaError::new(
+                                    SqlState::UNDEFINED_FUNCTION,
+                                    format!("by_range has no argument named \"{other}\""),
+                                ))
+                            }
+                        }
+                    }
+                    continue;
+                }
+            }
+            let key = match name {
+                Some(n) => n.clone(),
+                None => LEGACY.get(i).map(|s| s.to_string()).ok_or_else(|| {
+                    TemporaError::not_supported(
+                        "create_hypertable positional argument beyond number_partitions",
+                    )
+                })?,
+            };
+            let v = session.eval_constant(expr).await?;
+            match key.as_str() {
+                "relation" => cmd.relation = as_text(&v),
+                "time_column_name" => cmd.time_column = as_text(&v),
+                "partitioning_column" => cmd.partitioning_column = as_text(&v),
+                "number_partitions" => {
+                    cmd.number_partitions = match v {
+                        ScalarValue::Int16(Some(n)) => Some(n as i64),
+                        ScalarValue::Int32(Some(n)) => Some(n as i64),
+                        ScalarValue::Int64(Some(n)) => Some(n),
+                        _ => None,
+                    }
+                }
+                "chunk_time_interval" => cmd.interval = as_interval(&v),
+                "if_not_exists" => cmd.if_not_exists = as_bool(&v)?,
+                "migrate_data" => cmd.migrate_data = as_bool(&v)?,
+                "create_default_indexes" => {
+                    as_bool(&v)?;
+                }
+                "dimension" => {
+                    return Err(TemporaError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        "dimension must be given as by_range(...)",
+                    ))
+                }
+                other => {
+                    return Err(TemporaError::not_supported(format!(
+                        "create_hypertable argument \"{other}\""
+                    )))
+                }
+            }
+        }
+        Ok(cmd)
+    }
+
+    /// Columns of the result.
+    pub fn result_schema(&self) -> SchemaRef {
+        if !self.expand {
+            return Arc::new(Schema::new(vec![Field::new(
+                "create_hypertable",
+                DataType::Utf8,
+                true,
+            )]));
+        }
+        let mut fields = vec![Field::new("hypertable_id", DataType::Int32, false)];
+        if !self.new_form {
+            fields.push(Field::new("schema_name", DataType::Utf8, false));
+            fields.push(Field::new("table_name", DataType::Utf8, false));
+        }
+        fields.push(Field::new("created", DataType::Boolean, false));
+        Arc::new(Schema::new(fields))
+    }
+
+    fn result(&self, id: u32, schema: &str, table: &str, created: bool) -> Result<Outcome> {
+        let out_schema = self.result_schema();
+        let cols: Vec<ArrayRef> = if !self.expand {
+            let t = if created { "t" } else { "f" };
+            let text = if self.new_form {
+                format!("({id},{t})")
+            } else {
+                format!("({id},{schema},{table},{t})")
+            };
+            vec![Arc::new(StringArray::from(vec![text]))]
+        } else {
+            let mut cols: Vec<ArrayRef> = vec![Arc::new(Int32Array::from(vec![id as i32]))];
+            if !self.new_form {
+                cols.push(Arc::new(StringArray::from(vec![schema])));
+                cols.push(Arc::new(StringArray::from(vec![table])));
+            }
+            cols.push(Arc::new(BooleanArray::from(vec![created])));
+            cols
+        };
+        let batch = RecordBatch::try_new(out_schema.clone(), cols)
+            .map_err(|e| TemporaError::internal(e.to_string()))?;
+        Ok(Outcome::Rows {
+            schema: out_schema,
+            batches: vec![batch],
+            tag: "SELECT".into(),
+        })
+    }
+
+    pub(crate) async fn execute(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
+        let rel = self.relation.clone().ok_or_else(|| {
+            TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "relation cannot be NULL")
+        })?;
+        let (schema_name, table_name) = tempora_query::split_qualified(&rel);
+        let engine = session.engine().clone();
+        let state = engine.catalog().snapshot();
+        let table = state
+            .table(&schema_name, &table_name)
+            .ok_or_else(|| TemporaError::undefined_table(&rel))?
+            .clone();
+        let mut notices = vec![];
+        if let Some(h) = &table.hypertable {
+            if self.if_not_exists {
+                notices.push(Notice {
+                    severity: "NOTICE",
+                    code: SqlState::TS_HYPERTABLE_EXISTS,
+                    message: format!("table \"{}\" is already a hypertable, skipping", table.name),
+                });
+                return Ok((
+                    self.result(h.id, &table.schema, &table.name, false)?,
+                    notices,
+                ));
+            }
+            return Err(TemporaError::new(
+                SqlState::TS_HYPERTABLE_EXISTS,
+                format!("table \"{}\" is already a hypertable", table.name),
+            ));
+        }
+        let time_column = self.time_column.clone().ok_or_else(|| {
+            TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "time column cannot be NULL",
+            )
+        })?;
+        let col = table
+            .column(&time_column)
+            .ok_or_else(|| TemporaError::undefined_column(&time_column))?;
+        if !col.ty.is_time_dimension_type() {
+            return Err(TemporaError::new(
+                SqlState::WRONG_OBJECT_TYPE,
+                format!("invalid type for dimension \"{time_column}\""),
+            ));
+        }
+        if self.partitioning_column.is_some() {
+            return Err(TemporaError::not_supported(
+                "space partitioning (partitioning_column)",
+            ));
+        }
+        let type_name = col.ty.sql_name();
+        let chunk_interval = match &self.interval {
+            None if col.ty.is_temporal() => DEFAULT_CHUNK_INTERVAL,
+            None => {
+                return Err(TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("integer dimensions require an explicit interval"),
+                ))
+            }
+            Some(IntervalArg::Interval(months, days, micros)) if col.ty.is_temporal() => {
+                if *months != 0 {
+                    return Err(TemporaError::not_supported("chunk intervals with months"));
+                }
+                let total = *days as i64 * 86_400_000_000 + micros;
+                if total <= 0 {
+                    return Err(TemporaError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("invalid interval for {type_name} dimension"),
+                    ));
+                }
+                total
+            }
+            Some(IntervalArg::Integer(n)) => {
+                if *n <= 0 {
+                    return Err(TemporaError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("invalid interval for {type_name} dimension"),
+                    ));
+                }
+                *n
+            }
+            Some(_) => {
+                return Err(TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("invalid interval type for {type_name} dimension"),
+                ))
+            }
+        };
+        let has_rows = table.all_files().any(|f| f.rows > 0)
+            || engine
+                .read_snapshot()
+                .memtable_rows(table.oid)
+                .values()
+                .any(|b| b.iter().any(|b| b.num_rows() > 0));
+        if has_rows {
+            if !self.migrate_data {
+                return Err(TemporaError::new(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    format!("table \"{}\" is not empty", table.name),
+                )
+                .with_hint("You can migrate data by specifying 'migrate_data => true' when calling this function."));
+            }
+            return Err(TemporaError::not_supported("migrate_data"));
+        }
+        if matches!(col.ty, PgType::Timestamp) {
+            notices.push(Notice {
+                severity: "WARNING",
+                code: SqlState::WARNING,
+                message: format!(
+                    "column type \"timestamp without time zone\" used for \"{time_column}\" does not follow best practices"
+                ),
+            });
+        }
+        let oid = table.oid;
+        let name = table.name.clone();
+        let state = engine
+            .catalog()
+            .commit(|state| {
+                let t = state
+                    .table_by_oid(oid)
+                    .ok_or_else(|| TemporaError::undefined_table(&name))?;
+                if t.hypertable.is_some() {
+                    return Err(TemporaError::new(
+                        SqlState::TS_HYPERTABLE_EXISTS,
+                        format!("table \"{name}\" is already a hypertable"),
+                    ));
+                }
+                Ok(vec![CatalogOp::MakeHypertable {
+                    oid,
+                    def: HypertableDef {
+                        id: state.next_hypertable_id,
+                        time_column: time_column.clone(),
+                        chunk_interval,
+                        space_dimensions: vec![],
+                    },
+                }])
+            })
+            .await?;
+        let id = state
+            .table_by_oid(oid)
+            .and_then(|t| t.hypertable.as_ref())
+            .map(|h| h.id)
+            .ok_or_else(|| TemporaError::internal("hypertable vanished after commit"))?;
+        Ok((self.result(id, &table.schema, &table.name, true)?, notices))
+    }
+}

@@ -1,0 +1,163 @@
+//! INSERT: DataFusion plans the rows (casts to the column types, DEFAULTs,
+//! column order); the storage engine writes them; RETURNING is evaluated over
+//! exactly the rows written.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::MemTable;
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{SelectItem, Statement};
+use tempora_common::{Result, TemporaError};
+
+use crate::{Outcome, SqlSession};
+
+/// A planned INSERT.
+#[derive(Debug, Clone)]
+pub struct InsertPlan {
+    oid: u32,
+    table_name: String,
+    /// Produces the new rows in the table's schema.
+    input: LogicalPlan,
+    returning: Option<Returning>,
+}
+
+#[derive(Debug, Clone)]
+struct Returning {
+    items: String,
+    schema: SchemaRef,
+}
+
+impl InsertPlan {
+    pub async fn plan(session: &SqlSession, stmt: &Statement) -> Result<Self> {
+        let Statement::Insert(insert) = stmt else {
+            return Err(TemporaError::internal("not an INSERT"));
+        };
+        if insert.on.is_some() {
+            return Err(TemporaError::not_supported("INSERT ... ON CONFLICT"));
+        }
+        let mut plain = insert.clone();
+        let returning_items: Option<Vec<SelectItem>> = plain.returning.take();
+        let plan = session.plan(Statement::Insert(plain)).await?;
+        let LogicalPlan::Dml(DmlStatement {
+            table_name,
+            op: WriteOp::Insert(_),
+            input,
+            ..
+        }) = plan
+        else {
+            return Err(TemporaError::internal("INSERT did not plan as an insert"));
+        };
+        let schema_name = table_name
+            .schema()
+            .unwrap_or(tempora_query::PUBLIC)
+            .to_string();
+        let name = table_name.table().to_string();
+        let state = session.engine().catalog().snapshot();
+        let table = state
+            .table(&schema_name, &name)
+            .ok_or_else(|| TemporaError::undefined_table(&name))?;
+        let returning = match returning_items {
+            Some(items) => {
+                let items = items
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!("SELECT {items} FROM \"{schema_name}\".\"{name}\" LIMIT 0");
+                let stmt = crate::parse(&sql)?.remove(0);
+                let plan = session.plan(stmt).await?;
+                Some(Returning {
+                    items,
+                    schema: Arc::new(plan.schema().as_arrow().clone()),
+                })
+            }
+            None => None,
+        };
+        Ok(Self {
+            oid: table.oid,
+            table_name: name,
+            input: input.as_ref().clone(),
+            returning,
+        })
+    }
+
+    pub fn param_types(&self) -> Result<Vec<Option<DataType>>> {
+        crate::param_types(&self.input)
+    }
+
+    pub fn returning_schema(&self) -> Option<SchemaRef> {
+        self.returning.as_ref().map(|r| r.schema.clone())
+    }
+
+    pub async fn execute(
+        &self,
+        session: &SqlSession,
+        params: Option<ParamValues>,
+    ) -> Result<Outcome> {
+        let input = crate::bind(self.input.clone(), params)?;
+        let state = session.engine().catalog().snapshot();
+        let table = state
+            .table_by_oid(self.oid)
+            .ok_or_else(|| TemporaError::undefined_table(&self.table_name))?;
+        let schema = Arc::new(table.arrow_schema());
+        let batches = session
+            .context()
+            .execute_logical_plan(input)
+            .await
+            .map_err(TemporaError::from_datafusion)?
+            .collect()
+            .await
+            .map_err(TemporaError::from_datafusion)?;
+        // Align to the stored schema (names and exact types).
+        let batches = batches
+            .into_iter()
+            .map(|b| {
+                let cols = b
+                    .columns()
+                    .iter()
+                    .zip(schema.fields())
+                    .map(|(c, f)| {
+                        if c.data_type() == f.data_type() {
+                            Ok(c.clone())
+                        } else {
+                            cast(c, f.data_type())
+                        }
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| TemporaError::from_datafusion(e.into()))?;
+                RecordBatch::try_new(schema.clone(), cols)
+                    .map_err(|e| TemporaError::from_datafusion(e.into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rows = session.engine().insert(self.oid, batches.clone()).await?;
+        match &self.returning {
+            None => Ok(Outcome::Command(format!("INSERT 0 {rows}"))),
+            Some(r) => {
+                let ctx = SessionContext::new();
+                ctx.register_udf(tempora_query::time_bucket::time_bucket_udf());
+                let mem = MemTable::try_new(schema.clone(), vec![batches])
+                    .map_err(TemporaError::from_datafusion)?;
+                ctx.register_table(self.table_name.as_str(), Arc::new(mem))
+                    .map_err(TemporaError::from_datafusion)?;
+                let sql = format!("SELECT {} FROM \"{}\"", r.items, self.table_name);
+                let out = ctx
+                    .sql(&sql)
+                    .await
+                    .map_err(TemporaError::from_datafusion)?
+                    .collect()
+                    .await
+                    .map_err(TemporaError::from_datafusion)?;
+                Ok(Outcome::Rows {
+                    schema: r.schema.clone(),
+                    batches: out,
+                    tag: "INSERT 0".into(),
+                })
+            }
+        }
+    }
+}

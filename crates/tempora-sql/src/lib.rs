@@ -1,0 +1,495 @@
+//! Tempora's SQL layer: parses each statement once (sqlparser, PostgreSQL
+//! dialect), decides what it is, and runs it against the layers below.
+//!
+//! ```text
+//! SqlSession::prepare(sql) ─► Vec<Prepared>          (parse + plan, once)
+//!   Query ......................► DataFusion logical plan
+//!   Insert .....................► DataFusion plan of the rows ─► Engine::insert
+//!   CreateTable / DropTable ....► catalog commit
+//!   TimescaleDB calls ..........► engine commands (create_hypertable, ...)
+//!   SET / SHOW / BEGIN ... .....► session state
+//! SqlSession::execute(prepared, params) ─► Outcome (rows or a command tag)
+//! ```
+
+mod ddl;
+mod hypertable;
+mod insert;
+mod naming;
+mod session_cmds;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectNamePart, SelectItem,
+    SetExpr, Statement, TableFactor,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use tempora_common::{Result, SqlState, TemporaError};
+use tempora_storage::Engine;
+
+pub use session_cmds::{Settings, TxState};
+
+/// A message sent to the client before a statement's result (NOTICE, WARNING).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub severity: &'static str,
+    pub code: SqlState,
+    pub message: String,
+}
+
+/// What a statement produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A result set.
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        /// Completion tag before the row count: `SELECT`, or `INSERT 0` for RETURNING.
+        tag: String,
+    },
+    /// A command with its completion tag (`CREATE TABLE`, `INSERT 0 3`).
+    Command(String),
+    /// BEGIN / COMMIT / ROLLBACK, which change the transaction status.
+    Transaction { tag: String, state: TxState },
+    /// The query string held no statement.
+    Empty,
+}
+
+/// One parsed (and where possible planned) statement.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub sql: String,
+    pub kind: Kind,
+    /// Types of `$n` parameters, by position (None where unknown).
+    pub param_types: Vec<Option<DataType>>,
+    /// Columns of the result, for Describe (None: no rows).
+    pub result_schema: Option<SchemaRef>,
+}
+
+/// What a statement is.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Query(Box<LogicalPlan>),
+    Insert(Box<insert::InsertPlan>),
+    CreateHypertable(Box<hypertable::CreateHypertable>),
+    Ddl(Box<Statement>),
+    Session(Box<Statement>),
+}
+
+/// The SQL state of one connection: its DataFusion session and settings.
+pub struct SqlSession {
+    engine: Arc<Engine>,
+    ctx: SessionContext,
+    pub settings: Settings,
+    pub tx: TxState,
+}
+
+/// Converts a sqlparser error into PostgreSQL's 42601 with a position.
+pub fn parse_error(sql: &str, e: ParserError) -> TemporaError {
+    let text = match &e {
+        ParserError::ParserError(m) | ParserError::TokenizerError(m) => m.clone(),
+        ParserError::RecursionLimitExceeded => {
+            return TemporaError::new(
+                SqlState::PROGRAM_LIMIT_EXCEEDED,
+                "stack depth limit exceeded",
+            )
+        }
+    };
+    // "... at Line: 1, Column: 8"
+    let position = text.rsplit_once("Line: ").and_then(|(_, rest)| {
+        let (line, col) = rest.split_once(", Column: ")?;
+        let line: usize = line.trim().parse().ok()?;
+        let col: usize = col
+            .trim()
+            .trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .ok()?;
+        let offset: usize = sql
+            .lines()
+            .take(line - 1)
+            .map(|l| l.chars().count() + 1)
+            .sum();
+        Some(offset + col)
+    });
+    let near = position.and_then(|p| {
+        let tail: String = sql.chars().skip(p - 1).collect();
+        let tok: String = tail
+            .split_whitespace()
+            .next()?
+            .chars()
+            .take_while(|c| *c != ';')
+            .collect();
+        (!tok.is_empty()).then_some(tok)
+    });
+    let message = match near {
+        Some(tok) => format!("syntax error at or near \"{tok}\""),
+        None => "syntax error at end of input".to_string(),
+    };
+    tracing::debug!(%text, "syntax error");
+    let mut err = TemporaError::syntax(message);
+    if let Some(p) = position {
+        err = err.with_position(p);
+    }
+    err
+}
+
+/// Rewrites PostgreSQL-only query shapes (catalog tables without schema,
+/// `ANY(array)`, ...) into what DataFusion plans.
+static PG_COMPAT: std::sync::LazyLock<datafusion_pg_catalog::sql::PostgresCompatibilityParser> =
+    std::sync::LazyLock::new(datafusion_pg_catalog::sql::PostgresCompatibilityParser::new);
+
+/// Parses a query string into statements.
+pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| parse_error(sql, e))
+}
+
+/// The name of a function call, lower-cased, without schema.
+pub(crate) fn function_name(name: &datafusion::sql::sqlparser::ast::ObjectName) -> String {
+    name.0
+        .last()
+        .map(|p| match p {
+            ObjectNamePart::Identifier(i) => i.value.to_lowercase(),
+            other => other.to_string().to_lowercase(),
+        })
+        .unwrap_or_default()
+}
+
+/// Positional and named arguments of a call.
+pub(crate) fn call_args(args: &FunctionArguments) -> Vec<(Option<String>, SqlExpr)> {
+    let FunctionArguments::List(list) = args else {
+        return vec![];
+    };
+    list.args
+        .iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some((None, e.clone())),
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } => Some((Some(name.value.to_lowercase()), e.clone())),
+            FunctionArg::ExprNamed {
+                name: SqlExpr::Identifier(name),
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } => Some((Some(name.value.to_lowercase()), e.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A TimescaleDB command call found in a SELECT: the function and whether the
+/// caller selected its columns (`SELECT * FROM f(...)`) or the record (`SELECT f(...)`).
+pub(crate) struct CommandCall {
+    pub name: String,
+    pub args: Vec<(Option<String>, SqlExpr)>,
+    pub expand: bool,
+}
+
+fn find_command_call(stmt: &Statement) -> Option<CommandCall> {
+    let Statement::Query(q) = stmt else {
+        return None;
+    };
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
+    if sel.projection.len() == 1 && sel.from.is_empty() {
+        if let SelectItem::UnnamedExpr(SqlExpr::Function(f)) = &sel.projection[0] {
+            return Some(CommandCall {
+                name: function_name(&f.name),
+                args: call_args(&f.args),
+                expand: false,
+            });
+        }
+    }
+    if sel.from.len() == 1 && sel.from[0].joins.is_empty() {
+        if let TableFactor::Table {
+            name,
+            args: Some(args),
+            ..
+        } = &sel.from[0].relation
+        {
+            let list =
+                FunctionArguments::List(datafusion::sql::sqlparser::ast::FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: args.args.clone(),
+                    clauses: vec![],
+                });
+            return Some(CommandCall {
+                name: function_name(name),
+                args: call_args(&list),
+                expand: true,
+            });
+        }
+    }
+    None
+}
+
+impl SqlSession {
+    pub fn new(engine: Arc<Engine>) -> Result<Self> {
+        let ctx = tempora_query::new_session_context(engine.clone())?;
+        Ok(Self {
+            engine,
+            ctx,
+            settings: Settings::default(),
+            tx: TxState::Idle,
+        })
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Parses `sql` and plans every statement in it.
+    pub async fn prepare_all(&self, sql: &str) -> Result<Vec<Prepared>> {
+        let mut out = Vec::new();
+        for stmt in parse(sql)? {
+            out.push(self.prepare_statement(sql, stmt).await?);
+        }
+        Ok(out)
+    }
+
+    /// Plans one parsed statement.
+    pub async fn prepare_statement(&self, sql: &str, stmt: Statement) -> Result<Prepared> {
+        let prepared = |kind, param_types, result_schema| Prepared {
+            sql: sql.to_string(),
+            kind,
+            param_types,
+            result_schema,
+        };
+        if let Some(call) = find_command_call(&stmt) {
+            if call.name == "create_hypertable" {
+                let cmd = hypertable::CreateHypertable::from_call(self, call).await?;
+                let schema = cmd.result_schema();
+                return Ok(prepared(
+                    Kind::CreateHypertable(Box::new(cmd)),
+                    vec![],
+                    Some(schema),
+                ));
+            }
+        }
+        match &stmt {
+            Statement::Query(_) | Statement::Explain { .. } => {
+                let mut stmt = PG_COMPAT.rewrite(rewrite_set_returning(stmt));
+                naming::apply(&mut stmt);
+                let plan = self.plan(stmt).await?;
+                let params = param_types(&plan)?;
+                let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+                Ok(prepared(Kind::Query(Box::new(plan)), params, Some(schema)))
+            }
+            Statement::Insert(_) => {
+                let plan = insert::InsertPlan::plan(self, &stmt).await?;
+                let params = plan.param_types()?;
+                let schema = plan.returning_schema();
+                Ok(prepared(Kind::Insert(Box::new(plan)), params, schema))
+            }
+            s if session_cmds::is_session_statement(s) => {
+                let schema = session_cmds::result_schema(s);
+                Ok(prepared(Kind::Session(Box::new(stmt)), vec![], schema))
+            }
+            s if ddl::is_ddl(s) => Ok(prepared(Kind::Ddl(Box::new(stmt)), vec![], None)),
+            other => Err(TemporaError::not_supported(statement_name(other))),
+        }
+    }
+
+    /// Plans a statement with DataFusion.
+    pub(crate) async fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
+        self.ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
+            .await
+            .map_err(TemporaError::from_datafusion)
+    }
+
+    /// Runs a prepared statement with its parameters.
+    pub async fn execute(
+        &mut self,
+        p: &Prepared,
+        params: Option<ParamValues>,
+    ) -> Result<(Outcome, Vec<Notice>)> {
+        if self.tx == TxState::Failed
+            && !matches!(p.kind, Kind::Session(ref s) if session_cmds::ends_transaction(s))
+        {
+            return Err(TemporaError::new(
+                SqlState::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        let result = self.execute_inner(p, params).await;
+        if result.is_err() && self.tx == TxState::InBlock {
+            self.tx = TxState::Failed;
+        }
+        result
+    }
+
+    async fn execute_inner(
+        &mut self,
+        p: &Prepared,
+        params: Option<ParamValues>,
+    ) -> Result<(Outcome, Vec<Notice>)> {
+        match &p.kind {
+            Kind::Query(plan) => {
+                let plan = bind(plan.as_ref().clone(), params)?;
+                let df = self
+                    .ctx
+                    .execute_logical_plan(plan)
+                    .await
+                    .map_err(TemporaError::from_datafusion)?;
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let batches = df.collect().await.map_err(TemporaError::from_datafusion)?;
+                Ok((
+                    Outcome::Rows {
+                        schema,
+                        batches,
+                        tag: "SELECT".into(),
+                    },
+                    vec![],
+                ))
+            }
+            Kind::Insert(plan) => {
+                self.reject_write_in_block("INSERT")?;
+                plan.execute(self, params).await.map(|o| (o, vec![]))
+            }
+            Kind::CreateHypertable(cmd) => {
+                self.reject_write_in_block("create_hypertable")?;
+                cmd.execute(self).await
+            }
+            Kind::Ddl(stmt) => {
+                self.reject_write_in_block(statement_name(stmt))?;
+                ddl::execute(self, stmt).await
+            }
+            Kind::Session(stmt) => session_cmds::execute(self, stmt).await,
+        }
+    }
+
+    /// Writes are not yet transactional: inside BEGIN ... COMMIT they are refused
+    /// rather than applied outside the block.
+    fn reject_write_in_block(&self, what: &str) -> Result<()> {
+        if self.tx != TxState::Idle {
+            return Err(TemporaError::not_supported(format!(
+                "{what} inside a transaction block"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Evaluates a constant SQL expression (arguments of TimescaleDB calls).
+    pub(crate) async fn eval_constant(
+        &self,
+        expr: &SqlExpr,
+    ) -> Result<datafusion::common::ScalarValue> {
+        let sql = format!("SELECT {expr}");
+        let batches = self
+            .ctx
+            .sql(&sql)
+            .await
+            .map_err(TemporaError::from_datafusion)?
+            .collect()
+            .await
+            .map_err(TemporaError::from_datafusion)?;
+        let batch = batches
+            .first()
+            .filter(|b| b.num_rows() == 1)
+            .ok_or_else(|| TemporaError::internal(format!("{expr} gave no value")))?;
+        datafusion::common::ScalarValue::try_from_array(batch.column(0), 0)
+            .map_err(TemporaError::from_datafusion)
+    }
+}
+
+/// Replaces the `$n` placeholders of a plan with values.
+pub(crate) fn bind(plan: LogicalPlan, params: Option<ParamValues>) -> Result<LogicalPlan> {
+    match params {
+        Some(values) => plan
+            .with_param_values(values)
+            .map_err(TemporaError::from_datafusion),
+        None => Ok(plan),
+    }
+}
+
+/// Parameter types of a plan in `$1..$n` order.
+pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
+    let types = plan
+        .get_parameter_types()
+        .map_err(TemporaError::from_datafusion)?;
+    let n = types
+        .keys()
+        .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    Ok((1..=n)
+        .map(|i| types.get(&format!("${i}")).cloned().flatten())
+        .collect())
+}
+
+/// `SELECT show_chunks('t')` (a set-returning function in the select list) as
+/// `SELECT show_chunks FROM show_chunks('t')`, which DataFusion can plan.
+fn rewrite_set_returning(stmt: Statement) -> Statement {
+    let Some(call) = find_command_call(&stmt) else {
+        return stmt;
+    };
+    if call.expand || call.name != "show_chunks" {
+        return stmt;
+    }
+    let Statement::Query(q) = &stmt else {
+        return stmt;
+    };
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return stmt;
+    };
+    let SelectItem::UnnamedExpr(f) = &sel.projection[0] else {
+        return stmt;
+    };
+    let sql = format!("SELECT show_chunks FROM {f}");
+    match parse(&sql) {
+        Ok(mut v) if v.len() == 1 => {
+            let Statement::Query(mut nq) = v.remove(0) else {
+                return stmt;
+            };
+            nq.order_by = q.order_by.clone();
+            nq.limit_clause = q.limit_clause.clone();
+            Statement::Query(nq)
+        }
+        _ => stmt,
+    }
+}
+
+/// The SQL command name of a statement, for messages and tags.
+pub fn statement_name(stmt: &Statement) -> &'static str {
+    match stmt {
+        Statement::Query(_) => "SELECT",
+        Statement::Insert(_) => "INSERT",
+        Statement::Update(..) => "UPDATE",
+        Statement::Delete(_) => "DELETE",
+        Statement::CreateTable(_) => "CREATE TABLE",
+        Statement::CreateView(..) => "CREATE VIEW",
+        Statement::CreateIndex(_) => "CREATE INDEX",
+        Statement::CreateSchema { .. } => "CREATE SCHEMA",
+        Statement::CreateDatabase { .. } => "CREATE DATABASE",
+        Statement::CreateExtension(..) => "CREATE EXTENSION",
+        Statement::AlterTable(..) => "ALTER TABLE",
+        Statement::Drop { .. } => "DROP",
+        Statement::Truncate(..) => "TRUNCATE",
+        Statement::Copy { .. } => "COPY",
+        Statement::Merge(..) => "MERGE",
+        Statement::Call(_) => "CALL",
+        Statement::Analyze(..) => "ANALYZE",
+        Statement::Comment { .. } => "COMMENT",
+        Statement::Grant(..) => "GRANT",
+        Statement::Prepare { .. } => "PREPARE",
+        Statement::Execute { .. } => "EXECUTE",
+        Statement::Declare { .. } => "DECLARE",
+        Statement::Fetch { .. } => "FETCH",
+        _ => "this statement",
+    }
+}

@@ -1,0 +1,411 @@
+//! Session statements: SET, SHOW, RESET, BEGIN, COMMIT, ROLLBACK.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::sql::sqlparser::ast::{Expr, Set, Statement, Value, ValueWithSpan};
+use tempora_common::{Result, SqlState, TemporaError};
+
+use crate::{Notice, Outcome, SqlSession};
+
+/// Transaction status of a session, as ReadyForQuery reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxState {
+    Idle,
+    InBlock,
+    Failed,
+}
+
+/// Run-time parameters of a session, by PostgreSQL's names.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    values: BTreeMap<String, (String, String)>,
+}
+
+/// (name as PostgreSQL spells it, default)
+const DEFAULTS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("client_min_messages", "notice"),
+    ("DateStyle", "ISO, MDY"),
+    ("default_transaction_isolation", "read committed"),
+    ("extra_float_digits", "1"),
+    ("integer_datetimes", "on"),
+    ("IntervalStyle", "postgres"),
+    ("is_superuser", "on"),
+    ("search_path", "\"$user\", public"),
+    ("server_encoding", "UTF8"),
+    ("server_version", "15.6"),
+    ("server_version_num", "150006"),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("TimeZone", "UTC"),
+    ("timescaledb.telemetry_level", "off"),
+    ("transaction_isolation", "read committed"),
+];
+
+/// Parameters clients may not change.
+const READ_ONLY: &[&str] = &[
+    "server_version",
+    "server_version_num",
+    "server_encoding",
+    "integer_datetimes",
+    "is_superuser",
+];
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            values: DEFAULTS
+                .iter()
+                .map(|(k, v)| (k.to_lowercase(), (k.to_string(), v.to_string())))
+                .collect(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(&name.to_lowercase())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The parameters reported to the client at startup (ParameterStatus).
+    pub fn reported(&self) -> Vec<(String, String)> {
+        [
+            "application_name",
+            "client_encoding",
+            "DateStyle",
+            "integer_datetimes",
+            "IntervalStyle",
+            "is_superuser",
+            "server_encoding",
+            "server_version",
+            "standard_conforming_strings",
+            "TimeZone",
+        ]
+        .iter()
+        .filter_map(|k| Some((k.to_string(), self.get(k)?.to_string())))
+        .collect()
+    }
+
+    /// Sets a parameter, validating the values Tempora interprets.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        let key = name.to_lowercase();
+        let Some((canonical, _)) = self.values.get(&key).cloned() else {
+            return Err(TemporaError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            ));
+        };
+        if READ_ONLY.contains(&key.as_str()) {
+            return Err(TemporaError::new(
+                SqlState("55P02"),
+                format!("parameter \"{key}\" cannot be changed"),
+            ));
+        }
+        let invalid = || {
+            TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                format!("invalid value for parameter \"{canonical}\": \"{value}\""),
+            )
+        };
+        let value = match key.as_str() {
+            "timezone" => {
+                let v = if value.eq_ignore_ascii_case("utc") {
+                    "UTC"
+                } else {
+                    value
+                };
+                v.parse::<chrono_tz::Tz>().map_err(|_| invalid())?;
+                v.to_string()
+            }
+            "datestyle" => {
+                let v = value.to_uppercase();
+                if !(v.contains("ISO")
+                    || v.contains("MDY")
+                    || v.contains("DMY")
+                    || v.contains("YMD"))
+                {
+                    return Err(invalid());
+                }
+                // Only ISO output is produced; keep the order part as given.
+                if v.contains("ISO") {
+                    value.to_string()
+                } else {
+                    return Err(TemporaError::not_supported(format!(
+                        "DateStyle \"{value}\""
+                    )));
+                }
+            }
+            "extra_float_digits" => {
+                let n: i32 = value.parse().map_err(|_| invalid())?;
+                if !(-15..=3).contains(&n) {
+                    return Err(invalid());
+                }
+                value.to_string()
+            }
+            "client_encoding" => {
+                let v = value.to_uppercase().replace('-', "");
+                if v != "UTF8" && v != "UNICODE" {
+                    return Err(TemporaError::not_supported(format!(
+                        "client_encoding \"{value}\""
+                    )));
+                }
+                "UTF8".to_string()
+            }
+            _ => value.to_string(),
+        };
+        self.values.insert(key, (canonical, value));
+        Ok(())
+    }
+
+    pub fn reset(&mut self, name: &str) -> Result<()> {
+        let key = name.to_lowercase();
+        match DEFAULTS.iter().find(|(k, _)| k.to_lowercase() == key) {
+            Some((_, v)) => self.set(name, v),
+            None => Err(TemporaError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            )),
+        }
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values.values().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+pub(crate) fn is_session_statement(stmt: &Statement) -> bool {
+    matches!(
+        stmt,
+        Statement::Set(_)
+            | Statement::ShowVariable { .. }
+            | Statement::ShowVariables { .. }
+            | Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Reset(_)
+    )
+}
+
+pub(crate) fn ends_transaction(stmt: &Statement) -> bool {
+    matches!(stmt, Statement::Commit { .. } | Statement::Rollback { .. })
+}
+
+pub(crate) fn result_schema(stmt: &Statement) -> Option<SchemaRef> {
+    match stmt {
+        Statement::ShowVariable { variable } => {
+            let name = show_name(variable);
+            if name == "all" {
+                return Some(show_all_schema());
+            }
+            Some(Arc::new(Schema::new(vec![Field::new(
+                name.to_lowercase(),
+                DataType::Utf8,
+                true,
+            )])))
+        }
+        _ => None,
+    }
+}
+
+fn show_all_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("setting", DataType::Utf8, false),
+        Field::new("description", DataType::Utf8, false),
+    ]))
+}
+
+fn show_name(variable: &[datafusion::sql::sqlparser::ast::Ident]) -> String {
+    variable
+        .iter()
+        .map(|i| i.value.clone())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The text of a SET value as PostgreSQL takes it.
+fn value_text(e: &Expr) -> String {
+    match e {
+        Expr::Value(ValueWithSpan {
+            value: Value::SingleQuotedString(s) | Value::DoubleQuotedString(s),
+            ..
+        }) => s.clone(),
+        Expr::Identifier(i) => i.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn one_column(schema: SchemaRef, values: Vec<String>) -> Result<Outcome> {
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(values))])
+        .map_err(|e| TemporaError::internal(e.to_string()))?;
+    Ok(Outcome::Rows {
+        schema,
+        batches: vec![batch],
+        tag: "SHOW".into(),
+    })
+}
+
+impl SqlSession {
+    /// Applies a parameter and keeps DataFusion in step where it interprets it.
+    pub fn set_parameter(&mut self, name: &str, value: &str) -> Result<()> {
+        self.settings.set(name, value)?;
+        if name.eq_ignore_ascii_case("timezone") {
+            let tz = self.settings.get("TimeZone").unwrap_or("UTC").to_string();
+            let state = self.context().state_ref();
+            state.write().config_mut().options_mut().execution.time_zone = Some(tz);
+        }
+        Ok(())
+    }
+}
+
+pub(crate) async fn execute(
+    session: &mut SqlSession,
+    stmt: &Statement,
+) -> Result<(Outcome, Vec<Notice>)> {
+    let command = |tag: &str| Ok((Outcome::Command(tag.into()), vec![]));
+    match stmt {
+        Statement::Set(set) => {
+            match set {
+                Set::SingleAssignment {
+                    variable, values, ..
+                } => {
+                    let name = variable.to_string();
+                    let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
+                    if value.eq_ignore_ascii_case("default") {
+                        session.settings.reset(&name)?;
+                        let v = session.settings.get(&name).unwrap_or_default().to_string();
+                        session.set_parameter(&name, &v)?;
+                    } else {
+                        session.set_parameter(&name, &value)?;
+                    }
+                }
+                Set::SetTimeZone { value, .. } => {
+                    let value = value_text(value);
+                    session.set_parameter("TimeZone", &value)?;
+                }
+                Set::SetNames { charset_name, .. } => {
+                    session.set_parameter("client_encoding", &charset_name.value)?;
+                }
+                other => return Err(TemporaError::not_supported(format!("{other}"))),
+            }
+            command("SET")
+        }
+        Statement::Reset(r) => {
+            let text = r.to_string();
+            let name = text.trim_start_matches("RESET").trim();
+            if name.eq_ignore_ascii_case("ALL") {
+                let names: Vec<String> = DEFAULTS
+                    .iter()
+                    .filter(|(k, _)| !READ_ONLY.contains(&k.to_lowercase().as_str()))
+                    .map(|(k, _)| k.to_string())
+                    .collect();
+                for n in names {
+                    session.settings.reset(&n)?;
+                }
+                let tz = session
+                    .settings
+                    .get("TimeZone")
+                    .unwrap_or("UTC")
+                    .to_string();
+                session.set_parameter("TimeZone", &tz)?;
+            } else {
+                session.settings.reset(name)?;
+                let v = session.settings.get(name).unwrap_or_default().to_string();
+                session.set_parameter(name, &v)?;
+            }
+            command("RESET")
+        }
+        Statement::ShowVariable { variable } => {
+            let name = show_name(variable);
+            if name.eq_ignore_ascii_case("all") {
+                let (mut names, mut values, mut descs) = (vec![], vec![], vec![]);
+                for (k, v) in session.settings.all() {
+                    names.push(k.to_string());
+                    values.push(v.to_string());
+                    descs.push(String::new());
+                }
+                let schema = show_all_schema();
+                let batch = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(StringArray::from(names)),
+                        Arc::new(StringArray::from(values)),
+                        Arc::new(StringArray::from(descs)),
+                    ],
+                )
+                .map_err(|e| TemporaError::internal(e.to_string()))?;
+                return Ok((
+                    Outcome::Rows {
+                        schema,
+                        batches: vec![batch],
+                        tag: "SHOW".into(),
+                    },
+                    vec![],
+                ));
+            }
+            let value = session.settings.get(&name).ok_or_else(|| {
+                TemporaError::new(
+                    SqlState::UNDEFINED_OBJECT,
+                    format!("unrecognized configuration parameter \"{name}\""),
+                )
+            })?;
+            let schema =
+                result_schema(stmt).ok_or_else(|| TemporaError::internal("SHOW schema"))?;
+            Ok((one_column(schema, vec![value.to_string()])?, vec![]))
+        }
+        Statement::StartTransaction { .. } => {
+            let mut notices = vec![];
+            if session.tx != crate::TxState::Idle {
+                notices.push(Notice {
+                    severity: "WARNING",
+                    code: SqlState::ACTIVE_SQL_TRANSACTION,
+                    message: "there is already a transaction in progress".into(),
+                });
+            } else {
+                session.tx = TxState::InBlock;
+            }
+            Ok((
+                Outcome::Transaction {
+                    tag: "BEGIN".into(),
+                    state: session.tx,
+                },
+                notices,
+            ))
+        }
+        Statement::Commit { .. } | Statement::Rollback { .. } => {
+            let is_commit = matches!(stmt, Statement::Commit { .. });
+            let mut notices = vec![];
+            let tag = if session.tx == TxState::Idle {
+                notices.push(Notice {
+                    severity: "WARNING",
+                    code: SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                    message: "there is no transaction in progress".into(),
+                });
+                if is_commit {
+                    "COMMIT"
+                } else {
+                    "ROLLBACK"
+                }
+            } else if session.tx == TxState::Failed || !is_commit {
+                "ROLLBACK"
+            } else {
+                "COMMIT"
+            };
+            session.tx = TxState::Idle;
+            Ok((
+                Outcome::Transaction {
+                    tag: tag.into(),
+                    state: TxState::Idle,
+                },
+                notices,
+            ))
+        }
+        other => Err(TemporaError::not_supported(crate::statement_name(other))),
+    }
+}

@@ -1,0 +1,179 @@
+//! In-memory rows not yet flushed to Parquet, per (table, chunk).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, Date32Array, Int16Array, Int32Array, Int64Array, RecordBatch,
+    TimestampMicrosecondArray, UInt32Array,
+};
+use datafusion::arrow::compute::{concat_batches, take};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use tempora_catalog::TableDef;
+use tempora_common::{Result, TemporaError};
+
+/// Rows by (table oid, chunk id); a plain table's chunk is None.
+pub type MemRows = BTreeMap<(u32, Option<u32>), Arc<Vec<RecordBatch>>>;
+
+/// Past this many batches in one chunk, small batches are merged into one.
+const MERGE_BATCHES: usize = 64;
+
+/// A set of memtables (the active one, or a frozen one being flushed).
+#[derive(Debug, Default, Clone)]
+pub struct Memtables {
+    rows: MemRows,
+    num_rows: usize,
+    num_bytes: usize,
+    max_seq: u64,
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// A time-like column as i64: microseconds for timestamps and dates, the value for integers.
+pub fn column_as_i64(arr: &ArrayRef) -> Result<Vec<Option<i64>>> {
+    fn collect<A: Array>(a: &A, f: impl Fn(usize) -> i64) -> Vec<Option<i64>> {
+        (0..a.len())
+            .map(|i| if a.is_null(i) { None } else { Some(f(i)) })
+            .collect()
+    }
+    let any = arr.as_any();
+    Ok(match arr.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let a = any
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .ok_or_else(bad_type)?;
+            collect(a, |i| a.value(i))
+        }
+        DataType::Date32 => {
+            let a = any.downcast_ref::<Date32Array>().ok_or_else(bad_type)?;
+            collect(a, |i| a.value(i) as i64 * MICROS_PER_DAY)
+        }
+        DataType::Int16 => {
+            let a = any.downcast_ref::<Int16Array>().ok_or_else(bad_type)?;
+            collect(a, |i| a.value(i) as i64)
+        }
+        DataType::Int32 => {
+            let a = any.downcast_ref::<Int32Array>().ok_or_else(bad_type)?;
+            collect(a, |i| a.value(i) as i64)
+        }
+        DataType::Int64 => {
+            let a = any.downcast_ref::<Int64Array>().ok_or_else(bad_type)?;
+            collect(a, |i| a.value(i))
+        }
+        other => {
+            return Err(TemporaError::internal(format!(
+                "unsupported time column type {other}"
+            )))
+        }
+    })
+}
+
+fn bad_type() -> TemporaError {
+    TemporaError::internal("time column has an unexpected array type")
+}
+
+impl Memtables {
+    pub fn rows(&self) -> &MemRows {
+        &self.rows
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.num_rows
+    }
+
+    pub fn num_bytes(&self) -> usize {
+        self.num_bytes
+    }
+
+    pub fn max_seq(&self) -> u64 {
+        self.max_seq
+    }
+
+    /// Adds rows written at WAL `seq`, split by the chunks of `table` (which must exist).
+    pub fn insert(&mut self, table: &TableDef, batch: RecordBatch, seq: u64) -> Result<()> {
+        self.max_seq = self.max_seq.max(seq);
+        self.num_rows += batch.num_rows();
+        self.num_bytes += batch.get_array_memory_size();
+        if table.hypertable.is_none() {
+            self.push(table.oid, None, batch);
+            return Ok(());
+        }
+        let times = crate::time_values(table, &batch)?;
+        let mut by_chunk: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (i, t) in times.iter().enumerate() {
+            let t = t.ok_or_else(|| TemporaError::internal("NULL time value reached memtable"))?;
+            let chunk = table.chunk_for(t).ok_or_else(|| {
+                TemporaError::internal(format!("no chunk for time {t} in {}", table.name))
+            })?;
+            by_chunk.entry(chunk.id).or_default().push(i as u32);
+        }
+        if by_chunk.len() == 1 {
+            let (chunk, _) = by_chunk.into_iter().next().expect("one chunk");
+            self.push(table.oid, Some(chunk), batch);
+            return Ok(());
+        }
+        for (chunk, idx) in by_chunk {
+            let indices = UInt32Array::from(idx);
+            let cols = batch
+                .columns()
+                .iter()
+                .map(|c| take(c.as_ref(), &indices, None))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| TemporaError::internal(e.to_string()))?;
+            let part = RecordBatch::try_new(batch.schema(), cols)
+                .map_err(|e| TemporaError::internal(e.to_string()))?;
+            self.push(table.oid, Some(chunk), part);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, oid: u32, chunk: Option<u32>, batch: RecordBatch) {
+        let entry = self.rows.entry((oid, chunk)).or_default();
+        let batches = Arc::make_mut(entry);
+        batches.push(batch);
+        if batches.len() >= MERGE_BATCHES {
+            let schema = batches[0].schema();
+            if let Ok(merged) = concat_batches(&schema, batches.iter()) {
+                *batches = vec![merged];
+            }
+        }
+    }
+
+    /// Moves every row of `other` into `self`.
+    pub fn absorb(&mut self, other: Memtables) {
+        for ((oid, chunk), batches) in other.rows {
+            for b in batches.iter() {
+                self.push(oid, chunk, b.clone());
+            }
+        }
+        self.num_rows += other.num_rows;
+        self.num_bytes += other.num_bytes;
+        self.max_seq = self.max_seq.max(other.max_seq);
+    }
+
+    pub fn remove_table(&mut self, oid: u32) {
+        let keys: Vec<_> = self
+            .rows
+            .keys()
+            .filter(|(o, _)| *o == oid)
+            .cloned()
+            .collect();
+        for k in keys {
+            if let Some(b) = self.rows.remove(&k) {
+                let n: usize = b.iter().map(|b| b.num_rows()).sum();
+                self.num_rows -= n.min(self.num_rows);
+            }
+        }
+    }
+
+    /// Appends this table's rows to `out`, by chunk.
+    pub fn collect_table(&self, oid: u32, out: &mut BTreeMap<Option<u32>, Vec<RecordBatch>>) {
+        for ((t, chunk), batches) in &self.rows {
+            if *t == oid {
+                out.entry(*chunk)
+                    .or_default()
+                    .extend(batches.iter().cloned());
+            }
+        }
+    }
+}

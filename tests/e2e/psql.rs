@@ -1,0 +1,224 @@
+//! The quick start of the README, typed into the real `psql` client.
+
+use crate::support::TestServer;
+
+/// psql's exact aligned output for a result row set, with its header.
+fn assert_lines_in_order(stdout: &str, expected: &[&str]) {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| *l == expected[0])
+        .unwrap_or_else(|| {
+            panic!(
+                "psql output lacks the line {:?}\n--- stdout ---\n{stdout}",
+                expected[0]
+            )
+        });
+    let got: Vec<&str> = lines[start..]
+        .iter()
+        .take(expected.len())
+        .copied()
+        .collect();
+    assert_eq!(
+        got, expected,
+        "psql output differs\n--- stdout ---\n{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quick_start_through_psql() {
+    let server = TestServer::start().await;
+
+    let out = server
+        .psql_async(&[
+            "-c",
+            "CREATE TABLE conditions (
+                time        TIMESTAMPTZ      NOT NULL,
+                device      TEXT,
+                temperature DOUBLE PRECISION,
+                humidity    DOUBLE PRECISION
+            )",
+        ])
+        .await;
+    out.assert_success();
+    assert_eq!(out.stdout.trim(), "CREATE TABLE");
+
+    // Legacy form: returns the record (hypertable_id, schema, table, created).
+    let out = server
+        .psql_async(&["-c", "SELECT create_hypertable('conditions', 'time')"])
+        .await;
+    out.assert_success();
+    assert!(
+        out.stdout.contains(" (1,public,conditions,t)"),
+        "unexpected create_hypertable output:\n{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("(1 row)"), "{}", out.stdout);
+
+    // New form with by_range: returns (hypertable_id, created).
+    let out = server
+        .psql_async(&[
+            "-c",
+            "CREATE TABLE metrics (time TIMESTAMPTZ NOT NULL, device TEXT, value DOUBLE PRECISION)",
+            "-c",
+            "SELECT create_hypertable('metrics', by_range('time'))",
+        ])
+        .await;
+    out.assert_success();
+    assert!(
+        out.stdout.contains(" (2,t)"),
+        "unexpected create_hypertable(by_range) output:\n{}",
+        out.stdout
+    );
+
+    let out = server
+        .psql_async(&[
+            "-c",
+            "INSERT INTO conditions VALUES
+                ('2024-01-01 00:00:00+00', 'a', 20.0, 50.0),
+                ('2024-01-01 00:05:00+00', 'a', 21.0, 51.0),
+                ('2024-01-01 00:10:00+00', 'b', 18.0, 60.0),
+                ('2024-01-01 00:20:00+00', 'a', 22.5, 52.0),
+                ('2024-01-01 00:25:00+00', 'b', 19.0, 61.0),
+                ('2024-01-01 00:29:59+00', 'b', 20.0, 62.0),
+                ('2024-01-01 00:30:00+00', 'a', 24.0, 49.0),
+                ('2024-01-01 01:00:00+00', 'b', 17.25, 65.0)",
+        ])
+        .await;
+    out.assert_success();
+    assert_eq!(out.stdout.trim(), "INSERT 0 8");
+
+    let out = server
+        .psql_async(&[
+            "-c",
+            "INSERT INTO metrics (time, device, value) \
+             SELECT time, device, temperature FROM conditions WHERE device = 'a'",
+        ])
+        .await;
+    out.assert_success();
+    assert_eq!(out.stdout.trim(), "INSERT 0 4");
+
+    let out = server
+        .psql_async(&["-c", "SELECT count(*), sum(value) FROM metrics"])
+        .await;
+    out.assert_success();
+    assert_lines_in_order(
+        &out.stdout,
+        &[
+            " count | sum  ",
+            "-------+------",
+            "     4 | 87.5",
+            "(1 row)",
+        ],
+    );
+
+    let out = server
+        .psql_async(&[
+            "-c",
+            "SET timezone = 'UTC'",
+            "-c",
+            "SELECT time_bucket('15 minutes', time) AS bucket, device, \
+                    avg(temperature) AS avg_temp, max(humidity) AS max_hum \
+             FROM conditions GROUP BY bucket, device ORDER BY bucket, device",
+        ])
+        .await;
+    out.assert_success();
+    assert_lines_in_order(
+        &out.stdout,
+        &[
+            "         bucket         | device | avg_temp | max_hum ",
+            "------------------------+--------+----------+---------",
+            " 2024-01-01 00:00:00+00 | a      |     20.5 |      51",
+            " 2024-01-01 00:00:00+00 | b      |       18 |      60",
+            " 2024-01-01 00:15:00+00 | a      |     22.5 |      52",
+            " 2024-01-01 00:15:00+00 | b      |     19.5 |      62",
+            " 2024-01-01 00:30:00+00 | a      |       24 |      49",
+            " 2024-01-01 01:00:00+00 | b      |    17.25 |      65",
+            "(6 rows)",
+        ],
+    );
+
+    let out = server
+        .psql_async(&["-c", "SELECT show_chunks('conditions')"])
+        .await;
+    out.assert_success();
+    assert!(
+        out.stdout
+            .contains("_timescaledb_internal._hyper_1_1_chunk"),
+        "unexpected show_chunks output:\n{}",
+        out.stdout
+    );
+
+    // Unaligned, tuples-only output: the plain values.
+    let out = server
+        .psql_async(&[
+            "-A",
+            "-t",
+            "-c",
+            "SELECT device, count(*) FROM conditions GROUP BY device ORDER BY device",
+        ])
+        .await;
+    out.assert_success();
+    assert_eq!(out.stdout, "a|4\nb|4\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn psql_session_survives_an_error() {
+    let server = TestServer::start().await;
+    let script = "\
+CREATE TABLE psql_err (time TIMESTAMPTZ NOT NULL, v INTEGER);
+INSERT INTO psql_err VALUES ('2024-01-01 00:00:00+00', 1), ('2024-01-01 00:01:00+00', 2);
+SELECT * FROM nope;
+SELECT count(*) AS n FROM psql_err;
+INSERT INTO psql_err VALUES ('not a date', 3);
+SELECT sum(v) AS total FROM psql_err;
+";
+    let out = server.psql_script_async(script, false).await;
+    assert!(
+        out.status.success(),
+        "psql with ON_ERROR_STOP=0 should exit 0: {}\n{}\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("ERROR:  relation \"nope\" does not exist"),
+        "stderr lacks the error:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(
+            "ERROR:  invalid input syntax for type timestamp with time zone: \"not a date\""
+        ),
+        "stderr lacks the second error:\n{}",
+        out.stderr
+    );
+    // The statements after each error ran in the same session.
+    assert_lines_in_order(&out.stdout, &[" n ", "---", " 2", "(1 row)"]);
+    assert_lines_in_order(&out.stdout, &[" total ", "-------", "     3", "(1 row)"]);
+
+    // With ON_ERROR_STOP=1 psql stops at the error and exits with status 3.
+    let out = server
+        .psql_script_async("SELECT * FROM nope;\nSELECT 42 AS after;\n", true)
+        .await;
+    assert_eq!(out.status.code(), Some(3), "{}\n{}", out.stdout, out.stderr);
+    assert!(!out.stdout.contains("42"), "{}", out.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn psql_multiple_statements_in_one_command() {
+    let server = TestServer::start().await;
+    // psql sends a -c string with several statements as ONE simple Query.
+    let out = server
+        .psql_async(&[
+            "-A",
+            "-t",
+            "-c",
+            "CREATE TABLE psql_multi (v INTEGER); INSERT INTO psql_multi VALUES (1), (2), (3); SELECT sum(v) FROM psql_multi",
+        ])
+        .await;
+    out.assert_success();
+    // psql 15 shows the result of every statement of the string.
+    assert_eq!(out.stdout, "CREATE TABLE\nINSERT 0 3\n6\n");
+}

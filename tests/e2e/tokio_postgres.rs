@@ -1,0 +1,472 @@
+//! The server as a Rust driver (tokio-postgres) sees it: simple and extended
+//! protocol, binary parameters and results, prepared statements, errors,
+//! parameter status and transactions.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, SimpleQueryMessage, SimpleQueryRow};
+
+use crate::support::pgtext::PgNumeric;
+use crate::support::TestServer;
+
+fn rows_of(messages: Vec<SimpleQueryMessage>) -> Vec<SimpleQueryRow> {
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn command_counts(messages: &[SimpleQueryMessage]) -> Vec<u64> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        })
+        .collect()
+}
+
+fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simple_query_returns_postgres_text() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client.simple_query("SET timezone = 'UTC'").await.unwrap();
+
+    let messages = client
+        .simple_query(
+            "SELECT true AS b, false AS f, 1::int2 AS i2, -2::int4 AS i4, 3000000000::int8 AS i8, \
+                    1.5::float4 AS f4, 2.25::float8 AS f8, 'hello'::text AS t, 'vc'::varchar AS vc, \
+                    '2024-01-01 12:34:56.789+00'::timestamptz AS tz, \
+                    '2024-01-01 12:34:56'::timestamp AS ts, '2024-01-02'::date AS d, \
+                    12.5::numeric(10,2) AS n, NULL::text AS nul, '' AS empty",
+        )
+        .await
+        .unwrap();
+    let rows = rows_of(messages);
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    let names: Vec<&str> = r.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(
+        names,
+        ["b", "f", "i2", "i4", "i8", "f4", "f8", "t", "vc", "tz", "ts", "d", "n", "nul", "empty"]
+    );
+    let values: Vec<Option<&str>> = (0..r.len()).map(|i| r.get(i)).collect();
+    assert_eq!(
+        values,
+        [
+            Some("t"),
+            Some("f"),
+            Some("1"),
+            Some("-2"),
+            Some("3000000000"),
+            Some("1.5"),
+            Some("2.25"),
+            Some("hello"),
+            Some("vc"),
+            Some("2024-01-01 12:34:56.789+00"),
+            Some("2024-01-01 12:34:56"),
+            Some("2024-01-02"),
+            Some("12.50"),
+            None,
+            Some(""),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simple_query_with_several_statements() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let messages = client
+        .simple_query(
+            "CREATE TABLE tp_multi (v INTEGER); \
+             INSERT INTO tp_multi VALUES (1), (2), (3); \
+             SELECT v FROM tp_multi ORDER BY v; \
+             SELECT sum(v) FROM tp_multi",
+        )
+        .await
+        .unwrap();
+    // One CommandComplete per statement: CREATE, INSERT 3, SELECT 3, SELECT 1.
+    assert_eq!(command_counts(&messages), [0, 3, 3, 1]);
+    let rows = rows_of(messages);
+    let values: Vec<&str> = rows.iter().map(|r| r.get(0).unwrap()).collect();
+    assert_eq!(values, ["1", "2", "3", "6"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extended_query_binary_results() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let row = client
+        .query_one(
+            "SELECT true, 7::int2, -123456::int4, 1099511627776::int8, 1.5::float4, \
+                    -2.25::float8, 'héllo'::text, 'vc'::varchar, \
+                    '2024-01-01 12:34:56.789+00'::timestamptz, \
+                    '2024-01-01 12:34:56.5'::timestamp, '2024-02-29'::date",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0));
+    assert_eq!(row.get::<_, i16>(1), 7);
+    assert_eq!(row.get::<_, i32>(2), -123456);
+    assert_eq!(row.get::<_, i64>(3), 1 << 40);
+    assert_eq!(row.get::<_, f32>(4), 1.5);
+    assert_eq!(row.get::<_, f64>(5), -2.25);
+    assert_eq!(row.get::<_, String>(6), "héllo");
+    assert_eq!(row.get::<_, String>(7), "vc");
+    assert_eq!(
+        row.get::<_, DateTime<Utc>>(8),
+        utc(2024, 1, 1, 12, 34, 56) + chrono::Duration::milliseconds(789)
+    );
+    assert_eq!(
+        row.get::<_, NaiveDateTime>(9),
+        NaiveDate::from_ymd_opt(2024, 1, 1)
+            .unwrap()
+            .and_hms_milli_opt(12, 34, 56, 500)
+            .unwrap()
+    );
+    assert_eq!(
+        row.get::<_, NaiveDate>(10),
+        NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()
+    );
+
+    // NUMERIC: binary decoding and the text cast agree.
+    let row = client
+        .query_one(
+            "SELECT 12.5::numeric(10,2), (12.5::numeric(10,2))::text, -123456.789::numeric, \
+                    0.00012::numeric",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, PgNumeric>(0), PgNumeric("12.50".into()));
+    assert_eq!(row.get::<_, String>(1), "12.50");
+    assert_eq!(row.get::<_, PgNumeric>(2), PgNumeric("-123456.789".into()));
+    assert_eq!(row.get::<_, PgNumeric>(3), PgNumeric("0.00012".into()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extended_query_binary_parameters_round_trip() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let tz = utc(2024, 3, 10, 8, 15, 0) + chrono::Duration::microseconds(123_456);
+    let ts = NaiveDate::from_ymd_opt(1999, 12, 31)
+        .unwrap()
+        .and_hms_opt(23, 59, 59)
+        .unwrap();
+    let d = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let row = client
+        .query_one(
+            "SELECT $1::bool, $2::int2, $3::int4, $4::int8, $5::float4, $6::float8, \
+                    $7::text, $8::varchar, $9::timestamptz, $10::timestamp, $11::date",
+            &[
+                &false,
+                &-7i16,
+                &i32::MAX,
+                &i64::MIN,
+                &0.5f32,
+                &1e20f64,
+                &"tab\there",
+                &"varchar value",
+                &tz,
+                &ts,
+                &d,
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(!row.get::<_, bool>(0));
+    assert_eq!(row.get::<_, i16>(1), -7);
+    assert_eq!(row.get::<_, i32>(2), i32::MAX);
+    assert_eq!(row.get::<_, i64>(3), i64::MIN);
+    assert_eq!(row.get::<_, f32>(4), 0.5);
+    assert_eq!(row.get::<_, f64>(5), 1e20);
+    assert_eq!(row.get::<_, String>(6), "tab\there");
+    assert_eq!(row.get::<_, String>(7), "varchar value");
+    assert_eq!(row.get::<_, DateTime<Utc>>(8), tz);
+    assert_eq!(row.get::<_, NaiveDateTime>(9), ts);
+    assert_eq!(row.get::<_, NaiveDate>(10), d);
+
+    // Parameters in a WHERE clause, compared against a column.
+    let rows = client
+        .query(
+            "SELECT n FROM (VALUES (1), (2), (3), (4)) AS v(n) WHERE n > $1 ORDER BY n",
+            &[&2i32],
+        )
+        .await
+        .unwrap();
+    let got: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(got, [3, 4]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn binary_parameters_insert_into_hypertable() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE tp_ht (time TIMESTAMPTZ NOT NULL, device TEXT, value DOUBLE PRECISION)",
+        )
+        .await
+        .unwrap();
+    let created: bool = client
+        .query_one(
+            "SELECT created FROM create_hypertable('tp_ht', 'time')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(created);
+
+    let rows: [(DateTime<Utc>, Option<&str>, Option<f64>); 4] = [
+        (utc(2024, 1, 1, 0, 0, 0), Some("a"), Some(20.5)),
+        (utc(2024, 1, 2, 0, 0, 0), Some("b"), None),
+        (utc(2024, 1, 3, 0, 0, 0), None, Some(-1.25)),
+        (utc(2024, 1, 10, 6, 30, 0), Some("a"), Some(1e-7)),
+    ];
+    for (t, dev, v) in &rows {
+        let n = client
+            .execute("INSERT INTO tp_ht VALUES ($1, $2, $3)", &[t, dev, v])
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    // Column list in another order, parameters typed from the target columns.
+    let n = client
+        .execute(
+            "INSERT INTO tp_ht (value, time) VALUES ($1, $2)",
+            &[&99.0f64, &utc(2024, 2, 1, 0, 0, 0)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+
+    let got = client
+        .query("SELECT time, device, value FROM tp_ht ORDER BY time", &[])
+        .await
+        .unwrap();
+    let got: Vec<(DateTime<Utc>, Option<String>, Option<f64>)> =
+        got.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let mut expected: Vec<(DateTime<Utc>, Option<String>, Option<f64>)> = rows
+        .iter()
+        .map(|(t, d, v)| (*t, d.map(str::to_string), *v))
+        .collect();
+    expected.push((utc(2024, 2, 1, 0, 0, 0), None, Some(99.0)));
+    assert_eq!(got, expected);
+
+    let nulls: i64 = client
+        .query_one(
+            "SELECT count(*) FROM tp_ht WHERE value IS NULL OR device IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(nulls, 3);
+
+    // A timestamptz parameter in a range predicate.
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM tp_ht WHERE time >= $1 AND time < $2",
+            &[&utc(2024, 1, 2, 0, 0, 0), &utc(2024, 1, 10, 0, 0, 0)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prepared_statement_reuse() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE tp_prep (time TIMESTAMPTZ NOT NULL, v INTEGER)")
+        .await
+        .unwrap();
+    client
+        .query_one("SELECT create_hypertable('tp_prep', 'time')", &[])
+        .await
+        .unwrap();
+
+    let insert = client
+        .prepare("INSERT INTO tp_prep (time, v) VALUES ($1, $2)")
+        .await
+        .unwrap();
+    let base = utc(2024, 1, 1, 0, 0, 0);
+    for i in 0..100i32 {
+        let t = base + chrono::Duration::hours(i as i64);
+        let n = client.execute(&insert, &[&t, &i]).await.unwrap();
+        assert_eq!(n, 1, "insert #{i}");
+    }
+
+    let row = client
+        .query_one(
+            "SELECT count(*), sum(v), min(time), max(time) FROM tp_prep",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 100);
+    assert_eq!(row.get::<_, i64>(1), 4950);
+    assert_eq!(row.get::<_, DateTime<Utc>>(2), base);
+    assert_eq!(
+        row.get::<_, DateTime<Utc>>(3),
+        base + chrono::Duration::hours(99)
+    );
+
+    let select = client
+        .prepare("SELECT v FROM tp_prep WHERE time = $1")
+        .await
+        .unwrap();
+    for i in [0i32, 17, 99] {
+        let t = base + chrono::Duration::hours(i as i64);
+        let rows = client.query(&select, &[&t]).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<_, i32>(0), i);
+    }
+    // NULL parameter: matches nothing, but is accepted.
+    let rows = client
+        .query(&select, &[&None::<DateTime<Utc>>])
+        .await
+        .unwrap();
+    assert!(rows.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn null_parameters() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let row = client
+        .query_one(
+            "SELECT $1::int4 IS NULL, $2::text IS NULL, $3::timestamptz IS NULL, $4::float8",
+            &[
+                &None::<i32>,
+                &None::<String>,
+                &None::<DateTime<Utc>>,
+                &None::<f64>,
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0));
+    assert!(row.get::<_, bool>(1));
+    assert!(row.get::<_, bool>(2));
+    assert_eq!(row.get::<_, Option<f64>>(3), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_carry_sqlstate_and_the_connection_survives() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+
+    let err = client.query("SELECT * FROM nope", &[]).await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE), "{err:?}");
+    let db = err.as_db_error().unwrap();
+    assert_eq!(db.message(), "relation \"nope\" does not exist");
+    assert_eq!(db.severity(), "ERROR");
+
+    let err = client.simple_query("SELECT * FROM nope").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE), "{err:?}");
+
+    let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    assert!(!client.is_closed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_version_parameter_status_is_15() {
+    let server = TestServer::start().await;
+    let (client, connection) = server.config().connect(NoTls).await.unwrap();
+    let version = connection
+        .parameter("server_version")
+        .expect("the server must send a server_version ParameterStatus")
+        .to_string();
+    for name in [
+        "server_encoding",
+        "client_encoding",
+        "DateStyle",
+        "integer_datetimes",
+    ] {
+        assert!(
+            connection.parameter(name).is_some(),
+            "missing ParameterStatus {name}"
+        );
+    }
+    assert_eq!(connection.parameter("client_encoding"), Some("UTF8"));
+    assert_eq!(connection.parameter("integer_datetimes"), Some("on"));
+    tokio::spawn(connection);
+    let major: u32 = version
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("unparsable server_version {version:?}"));
+    assert_eq!(major, 15, "server_version {version:?}");
+    drop(client);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_server_version_is_15() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let v: String = client
+        .query_one("SHOW server_version", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(v.starts_with("15"), "SHOW server_version = {v:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transactions_through_simple_query() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE tp_tx (time TIMESTAMPTZ NOT NULL, v INTEGER)")
+        .await
+        .unwrap();
+
+    client.simple_query("BEGIN").await.unwrap();
+    client
+        .simple_query("INSERT INTO tp_tx VALUES ('2024-01-01 00:00:00+00', 1)")
+        .await
+        .unwrap();
+    client.simple_query("COMMIT").await.unwrap();
+
+    // BEGIN; ...; COMMIT in one Query message.
+    let messages = client
+        .simple_query(
+            "BEGIN; INSERT INTO tp_tx VALUES ('2024-01-01 00:01:00+00', 2), \
+             ('2024-01-01 00:02:00+00', 3); COMMIT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(command_counts(&messages), [0, 2, 0]);
+
+    // The driver's transaction API (BEGIN / COMMIT behind the scenes).
+    let tx = client.transaction().await.unwrap();
+    tx.execute(
+        "INSERT INTO tp_tx VALUES ($1, $2)",
+        &[&utc(2024, 1, 1, 0, 3, 0), &4i32],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let row = client
+        .query_one("SELECT count(*), sum(v) FROM tp_tx", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 4);
+    assert_eq!(row.get::<_, i64>(1), 10);
+}
