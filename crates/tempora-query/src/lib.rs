@@ -1,6 +1,7 @@
 //! Tempora's query layer: the DataFusion session with hypertable providers and
 //! TimescaleDB's functions.
 
+pub mod pg_literals;
 pub mod provider;
 pub mod session;
 pub mod time_bucket;

@@ -230,10 +230,11 @@ impl TableFunctionImpl for ShowChunks {
 
 /// Builds the DataFusion session of one connection.
 pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, TemporaError> {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE, PUBLIC)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true);
+    config.options_mut().execution.time_zone = Some("UTC".into());
     let ctx = SessionContext::new_with_config(config);
     let weak = ctx.state_weak_ref();
     let public: Arc<dyn SchemaProvider> = Arc::new(TemporaSchema {
@@ -252,6 +253,7 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
         .map_err(TemporaError::from_datafusion)?;
     ctx.register_object_store(store_url.as_ref(), engine.store().clone());
     ctx.register_udf(crate::time_bucket::time_bucket_udf());
+    ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals));
     ctx.register_udtf(
         "show_chunks",
         Arc::new(ShowChunks {

@@ -40,6 +40,7 @@ pub struct CreateHypertable {
     /// 2.13+ form: the result is `(hypertable_id, created)`.
     new_form: bool,
     expand: bool,
+    select: Option<datafusion::sql::sqlparser::ast::Statement>,
 }
 
 fn as_text(v: &ScalarValue) -> Option<String> {
@@ -89,6 +90,7 @@ impl CreateHypertable {
             migrate_data: false,
             new_form: false,
             expand: call.expand,
+            select: call.select,
         };
         // Legacy positional order.
         const LEGACY: [&str; 4] = [
@@ -177,8 +179,33 @@ impl CreateHypertable {
         Ok(cmd)
     }
 
-    /// Columns of the result.
-    pub fn result_schema(&self) -> SchemaRef {
+    /// Columns of the result, after the caller's projection.
+    pub async fn result_schema(&self) -> Result<SchemaRef> {
+        let empty = RecordBatch::new_empty(self.record_schema());
+        Ok(self.project(empty).await?.0)
+    }
+
+    /// Runs the caller's `SELECT ... FROM create_hypertable(...)` over the record.
+    async fn project(&self, batch: RecordBatch) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let Some(select) = &self.select else {
+            return Ok((batch.schema(), vec![batch]));
+        };
+        let ctx = datafusion::prelude::SessionContext::new();
+        let mem = datafusion::catalog::MemTable::try_new(batch.schema(), vec![vec![batch]])
+            .map_err(TemporaError::from_datafusion)?;
+        ctx.register_table("create_hypertable", Arc::new(mem))
+            .map_err(TemporaError::from_datafusion)?;
+        let df = ctx
+            .sql(&select.to_string())
+            .await
+            .map_err(TemporaError::from_datafusion)?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(TemporaError::from_datafusion)?;
+        Ok((schema, batches))
+    }
+
+    /// Columns of the record the call returns.
+    fn record_schema(&self) -> SchemaRef {
         if !self.expand {
             return Arc::new(Schema::new(vec![Field::new(
                 "create_hypertable",
@@ -195,8 +222,8 @@ impl CreateHypertable {
         Arc::new(Schema::new(fields))
     }
 
-    fn result(&self, id: u32, schema: &str, table: &str, created: bool) -> Result<Outcome> {
-        let out_schema = self.result_schema();
+    async fn result(&self, id: u32, schema: &str, table: &str, created: bool) -> Result<Outcome> {
+        let out_schema = self.record_schema();
         let cols: Vec<ArrayRef> = if !self.expand {
             let t = if created { "t" } else { "f" };
             let text = if self.new_form {
@@ -214,11 +241,12 @@ impl CreateHypertable {
             cols.push(Arc::new(BooleanArray::from(vec![created])));
             cols
         };
-        let batch = RecordBatch::try_new(out_schema.clone(), cols)
+        let batch = RecordBatch::try_new(out_schema, cols)
             .map_err(|e| TemporaError::internal(e.to_string()))?;
+        let (schema, batches) = self.project(batch).await?;
         Ok(Outcome::Rows {
-            schema: out_schema,
-            batches: vec![batch],
+            schema,
+            batches,
             tag: "SELECT".into(),
         })
     }
@@ -243,7 +271,7 @@ impl CreateHypertable {
                     message: format!("table \"{}\" is already a hypertable, skipping", table.name),
                 });
                 return Ok((
-                    self.result(h.id, &table.schema, &table.name, false)?,
+                    self.result(h.id, &table.schema, &table.name, false).await?,
                     notices,
                 ));
             }
@@ -365,6 +393,9 @@ impl CreateHypertable {
             .and_then(|t| t.hypertable.as_ref())
             .map(|h| h.id)
             .ok_or_else(|| TemporaError::internal("hypertable vanished after commit"))?;
-        Ok((self.result(id, &table.schema, &table.name, true)?, notices))
+        Ok((
+            self.result(id, &table.schema, &table.name, true).await?,
+            notices,
+        ))
     }
 }

@@ -40,6 +40,22 @@ impl InsertPlan {
         if insert.on.is_some() {
             return Err(TemporaError::not_supported("INSERT ... ON CONFLICT"));
         }
+        if let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &insert.table {
+            let (schema_name, table_name) = crate::ddl::object_name(name)?;
+            let state = session.engine().catalog().snapshot();
+            let table = state
+                .table(&schema_name, &table_name)
+                .ok_or_else(|| TemporaError::undefined_table(&table_name))?;
+            for c in &insert.columns {
+                let col = crate::ddl::object_name(c)?.1;
+                if table.column(&col).is_none() {
+                    return Err(TemporaError::new(
+                        tempora_common::SqlState::UNDEFINED_COLUMN,
+                        format!("column \"{col}\" of relation \"{table_name}\" does not exist"),
+                    ));
+                }
+            }
+        }
         let mut plain = insert.clone();
         let returning_items: Option<Vec<SelectItem>> = plain.returning.take();
         let plan = session.plan(Statement::Insert(plain)).await?;

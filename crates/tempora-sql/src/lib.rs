@@ -102,6 +102,9 @@ pub fn parse_error(sql: &str, e: ParserError) -> TemporaError {
             )
         }
     };
+    if let Some(err) = reserved_after_from(sql) {
+        return err;
+    }
     // "... at Line: 1, Column: 8"
     let position = text.rsplit_once("Line: ").and_then(|(_, rest)| {
         let (line, col) = rest.split_once(", Column: ")?;
@@ -147,7 +150,85 @@ static PG_COMPAT: std::sync::LazyLock<datafusion_pg_catalog::sql::PostgresCompat
 
 /// Parses a query string into statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
-    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| parse_error(sql, e))
+    let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| parse_error(sql, e))?;
+    for s in &stmts {
+        reject_reserved_table_names(sql, s)?;
+    }
+    Ok(stmts)
+}
+
+/// `FROM WHERE`, `FROM GROUP`, ...: PostgreSQL reports the reserved word.
+fn reserved_after_from(sql: &str) -> Option<TemporaError> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .ok()?;
+    let words: Vec<_> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .collect();
+    for pair in words.windows(2) {
+        let (Token::Word(a), Token::Word(b)) = (&pair[0].token, &pair[1].token) else {
+            continue;
+        };
+        if a.keyword == Keyword::FROM
+            && b.quote_style.is_none()
+            && matches!(
+                b.keyword,
+                Keyword::WHERE | Keyword::GROUP | Keyword::ORDER | Keyword::LIMIT | Keyword::HAVING
+            )
+        {
+            let loc = pair[1].span.start;
+            let offset: usize = sql
+                .lines()
+                .take((loc.line as usize).saturating_sub(1))
+                .map(|l| l.chars().count() + 1)
+                .sum();
+            return Some(
+                TemporaError::syntax(format!("syntax error at or near \"{}\"", b.value))
+                    .with_position(offset + loc.column as usize),
+            );
+        }
+    }
+    None
+}
+
+/// Words PostgreSQL reserves that sqlparser still accepts as table names
+/// (`SELECT * FROM WHERE ...`): reported as PostgreSQL reports them.
+fn reject_reserved_table_names(sql: &str, stmt: &Statement) -> Result<()> {
+    const RESERVED: &[&str] = &[
+        "where", "group", "order", "limit", "offset", "having", "select", "from", "union",
+        "window", "fetch", "into", "on", "join",
+    ];
+    let Statement::Query(q) = stmt else {
+        return Ok(());
+    };
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return Ok(());
+    };
+    for t in &sel.from {
+        let TableFactor::Table { name, .. } = &t.relation else {
+            continue;
+        };
+        let [ObjectNamePart::Identifier(ident)] = name.0.as_slice() else {
+            continue;
+        };
+        if ident.quote_style.is_none() && RESERVED.contains(&ident.value.to_lowercase().as_str()) {
+            let start = ident.span.start;
+            let offset: usize = sql
+                .lines()
+                .take((start.line as usize).saturating_sub(1))
+                .map(|l| l.chars().count() + 1)
+                .sum();
+            return Err(TemporaError::syntax(format!(
+                "syntax error at or near \"{}\"",
+                ident.value
+            ))
+            .with_position(offset + start.column as usize));
+        }
+    }
+    Ok(())
 }
 
 /// The name of a function call, lower-cased, without schema.
@@ -191,6 +272,9 @@ pub(crate) struct CommandCall {
     pub name: String,
     pub args: Vec<(Option<String>, SqlExpr)>,
     pub expand: bool,
+    /// For `SELECT ... FROM f(...)`: the query with the call replaced by a
+    /// table named like the function, to project the function's result.
+    pub select: Option<Statement>,
 }
 
 fn find_command_call(stmt: &Statement) -> Option<CommandCall> {
@@ -206,6 +290,7 @@ fn find_command_call(stmt: &Statement) -> Option<CommandCall> {
                 name: function_name(&f.name),
                 args: call_args(&f.args),
                 expand: false,
+                select: None,
             });
         }
     }
@@ -222,10 +307,19 @@ fn find_command_call(stmt: &Statement) -> Option<CommandCall> {
                     args: args.args.clone(),
                     clauses: vec![],
                 });
+            let mut select = stmt.clone();
+            if let Statement::Query(q) = &mut select {
+                if let SetExpr::Select(sel) = q.body.as_mut() {
+                    if let TableFactor::Table { args, .. } = &mut sel.from[0].relation {
+                        *args = None;
+                    }
+                }
+            }
             return Some(CommandCall {
                 name: function_name(name),
                 args: call_args(&list),
                 expand: true,
+                select: Some(select),
             });
         }
     }
@@ -271,7 +365,7 @@ impl SqlSession {
         if let Some(call) = find_command_call(&stmt) {
             if call.name == "create_hypertable" {
                 let cmd = hypertable::CreateHypertable::from_call(self, call).await?;
-                let schema = cmd.result_schema();
+                let schema = cmd.result_schema().await?;
                 return Ok(prepared(
                     Kind::CreateHypertable(Box::new(cmd)),
                     vec![],
@@ -282,6 +376,7 @@ impl SqlSession {
         match &stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let mut stmt = PG_COMPAT.rewrite(rewrite_set_returning(stmt));
+                alias_function_columns(&mut stmt);
                 naming::apply(&mut stmt);
                 let plan = self.plan(stmt).await?;
                 let params = param_types(&plan)?;
@@ -430,6 +525,32 @@ pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
     Ok((1..=n)
         .map(|i| types.get(&format!("${i}")).cloned().flatten())
         .collect())
+}
+
+/// A single-column set-returning function in FROM with a bare alias names its
+/// column after the alias, as in PostgreSQL: `FROM show_chunks('t') c` has column `c`.
+fn alias_function_columns(stmt: &mut Statement) {
+    let Statement::Query(q) = stmt else { return };
+    let SetExpr::Select(sel) = q.body.as_mut() else {
+        return;
+    };
+    for t in sel.from.iter_mut() {
+        if let TableFactor::Table {
+            name,
+            args: Some(_),
+            alias: Some(alias),
+            ..
+        } = &mut t.relation
+        {
+            if function_name(name) == "show_chunks" && alias.columns.is_empty() {
+                alias.columns = vec![
+                    datafusion::sql::sqlparser::ast::TableAliasColumnDef::from_name(
+                        alias.name.value.clone(),
+                    ),
+                ];
+            }
+        }
+    }
 }
 
 /// `SELECT show_chunks('t')` (a set-returning function in the select list) as

@@ -1,0 +1,328 @@
+//! PostgreSQL's input syntax for timestamp and date literals.
+//!
+//! Arrow's string-to-timestamp cast rejects forms PostgreSQL users write every
+//! day (`'2024-01-01 00:07+00'`, `'2024-01-01 10:00 Europe/Berlin'`, `'now'`)
+//! and reads zone-less text as UTC regardless of the session's TimeZone. This
+//! analyzer rule runs after type coercion and replaces every
+//! `CAST('<text>' AS timestamp|date)` with the value PostgreSQL would read,
+//! or fails with PostgreSQL's 22007/22008 error.
+
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::ScalarValue;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{Cast, Expr, LogicalPlan};
+use datafusion::optimizer::AnalyzerRule;
+use tempora_common::{SqlState, TemporaError};
+
+/// The analyzer rule; see the module documentation.
+#[derive(Debug, Default)]
+pub struct PgTimestampLiterals;
+
+fn type_name(dt: &DataType) -> &'static str {
+    match dt {
+        DataType::Timestamp(_, Some(_)) => "timestamp with time zone",
+        DataType::Timestamp(_, None) => "timestamp without time zone",
+        _ => "date",
+    }
+}
+
+fn bad_input(dt: &DataType, text: &str) -> TemporaError {
+    TemporaError::new(
+        SqlState::INVALID_DATETIME_FORMAT,
+        format!(
+            "invalid input syntax for type {}: \"{text}\"",
+            type_name(dt)
+        ),
+    )
+}
+
+fn out_of_range(text: &str) -> TemporaError {
+    TemporaError::new(
+        SqlState::DATETIME_FIELD_OVERFLOW,
+        format!("date/time field value out of range: \"{text}\""),
+    )
+}
+
+/// Splits a trailing zone (`+05`, `-03:30`, `+0530`, `Z`, `UTC`, or a zone name) off the time part.
+fn split_zone(rest: &str) -> (&str, Option<&str>) {
+    let rest = rest.trim();
+    if let Some(i) = rest.rfind(|c: char| c == '+' || c == '-') {
+        if i > 0 {
+            return (rest[..i].trim(), Some(&rest[i..]));
+        }
+    }
+    if let Some(stripped) = rest.strip_suffix('Z').or_else(|| rest.strip_suffix('z')) {
+        return (stripped.trim(), Some("UTC"));
+    }
+    if let Some((time, zone)) = rest.rsplit_once(' ') {
+        if zone.chars().any(|c| c.is_ascii_alphabetic()) {
+            return (time.trim(), Some(zone));
+        }
+    }
+    if rest
+        .chars()
+        .all(|c| c.is_ascii_alphabetic() || c == '/' || c == '_')
+        && !rest.is_empty()
+    {
+        return ("", Some(rest));
+    }
+    (rest, None)
+}
+
+/// Offset in seconds east of UTC for `+05`, `-03:30`, `+0530`.
+fn parse_offset(z: &str) -> Option<i32> {
+    let sign = match z.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits = z[1..].replace(':', "");
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m, s) = match digits.len() {
+        1 | 2 => (digits.parse::<i32>().ok()?, 0, 0),
+        4 => (digits[..2].parse().ok()?, digits[2..].parse().ok()?, 0),
+        6 => (
+            digits[..2].parse().ok()?,
+            digits[2..4].parse().ok()?,
+            digits[4..].parse().ok()?,
+        ),
+        _ => return None,
+    };
+    if h > 15 || m > 59 || s > 59 {
+        return None;
+    }
+    Some(sign * (h * 3600 + m * 60 + s))
+}
+
+fn parse_time(t: &str) -> Option<NaiveTime> {
+    if t.is_empty() {
+        return NaiveTime::from_hms_opt(0, 0, 0);
+    }
+    ["%H:%M:%S%.f", "%H:%M:%S", "%H:%M"]
+        .iter()
+        .find_map(|f| NaiveTime::parse_from_str(t, f).ok())
+}
+
+enum Zone {
+    Fixed(i32),
+    Named(chrono_tz::Tz),
+}
+
+fn local_to_utc(local: NaiveDateTime, zone: &chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(a, _) => Some(a.with_timezone(&Utc)),
+        // A local time skipped by a clock change: PostgreSQL reads it with the
+        // offset in force before the change.
+        LocalResult::None => {
+            let before = local - chrono::Duration::hours(1);
+            let off = zone.offset_from_local_datetime(&before).earliest()?;
+            use chrono::Offset;
+            let secs = off.fix().local_minus_utc();
+            Some(Utc.from_utc_datetime(&(local - chrono::Duration::seconds(secs as i64))))
+        }
+    }
+}
+
+/// Parses PostgreSQL timestamp input. Returns microseconds since the epoch:
+/// UTC for `timestamptz` (zone-less input read in `session_tz`), wall time for `timestamp`.
+pub fn parse_timestamp(text: &str, with_tz: bool, session_tz: &str) -> Result<i64, TemporaError> {
+    let dt = if with_tz {
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    } else {
+        DataType::Timestamp(TimeUnit::Microsecond, None)
+    };
+    let s = text.trim();
+    let session: chrono_tz::Tz = session_tz.parse().unwrap_or(chrono_tz::UTC);
+    let lower = s.to_ascii_lowercase();
+    match lower.as_str() {
+        "epoch" => return Ok(0),
+        "infinity" | "+infinity" => return Ok(i64::MAX),
+        "-infinity" => return Ok(i64::MIN),
+        "now" => {
+            return Ok(if with_tz {
+                Utc::now().timestamp_micros()
+            } else {
+                Utc::now()
+                    .with_timezone(&session)
+                    .naive_local()
+                    .and_utc()
+                    .timestamp_micros()
+            })
+        }
+        _ => {}
+    }
+    // Date part: YYYY-MM-DD (ISO) at the start.
+    let (date_part, rest) = match s.find([' ', 'T', 't']) {
+        Some(i) if i >= 8 => (&s[..i], &s[i + 1..]),
+        _ => (s, ""),
+    };
+    let date = NaiveDate::parse_from_str(date_part, "%Y-%m-%d").map_err(|_| {
+        // A well-formed but impossible date is out of range, as in PostgreSQL.
+        let parts: Vec<&str> = date_part.split('-').collect();
+        if parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        {
+            out_of_range(text)
+        } else {
+            bad_input(&dt, text)
+        }
+    })?;
+    let (time_text, zone_text) = split_zone(rest);
+    let time = parse_time(time_text).ok_or_else(|| {
+        let fields: Vec<&str> = time_text.split(':').collect();
+        if fields
+            .iter()
+            .all(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        {
+            out_of_range(text)
+        } else {
+            bad_input(&dt, text)
+        }
+    })?;
+    let local = NaiveDateTime::new(date, time);
+    if !with_tz {
+        // PostgreSQL ignores a zone given for a timestamp without time zone.
+        return Ok(local.and_utc().timestamp_micros());
+    }
+    let zone = match zone_text {
+        None => Zone::Named(session),
+        Some(z) => match parse_offset(z) {
+            Some(secs) => Zone::Fixed(secs),
+            None if z.eq_ignore_ascii_case("utc") || z.eq_ignore_ascii_case("gmt") => {
+                Zone::Fixed(0)
+            }
+            None => Zone::Named(z.parse().map_err(|_| {
+                TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("time zone \"{z}\" not recognized"),
+                )
+            })?),
+        },
+    };
+    let utc = match zone {
+        Zone::Fixed(secs) => {
+            Some(Utc.from_utc_datetime(&(local - chrono::Duration::seconds(secs as i64))))
+        }
+        Zone::Named(tz) => local_to_utc(local, &tz),
+    };
+    utc.map(|t| t.timestamp_micros())
+        .ok_or_else(|| out_of_range(text))
+}
+
+fn rewrite_cast(e: Expr, session_tz: &str) -> DfResult<Transformed<Expr>> {
+    let Expr::Cast(Cast { expr, field }) = &e else {
+        return Ok(Transformed::no(e));
+    };
+    let data_type = field.data_type();
+    let Expr::Literal(
+        ScalarValue::Utf8(Some(text))
+        | ScalarValue::Utf8View(Some(text))
+        | ScalarValue::LargeUtf8(Some(text)),
+        _,
+    ) = expr.as_ref()
+    else {
+        return Ok(Transformed::no(e));
+    };
+    let value = match data_type {
+        DataType::Timestamp(unit, tz) => {
+            let micros =
+                parse_timestamp(text, tz.is_some(), session_tz).map_err(|e| e.into_datafusion())?;
+            let tz = tz.clone();
+            match unit {
+                TimeUnit::Microsecond => ScalarValue::TimestampMicrosecond(Some(micros), tz),
+                TimeUnit::Nanosecond => {
+                    ScalarValue::TimestampNanosecond(micros.checked_mul(1000), tz)
+                }
+                TimeUnit::Millisecond => {
+                    ScalarValue::TimestampMillisecond(Some(micros.div_euclid(1000)), tz)
+                }
+                TimeUnit::Second => {
+                    ScalarValue::TimestampSecond(Some(micros.div_euclid(1_000_000)), tz)
+                }
+            }
+        }
+        DataType::Date32 => {
+            let micros = parse_timestamp(text, false, session_tz).map_err(|err| {
+                let msg = err.message.replace("timestamp without time zone", "date");
+                TemporaError {
+                    message: msg,
+                    ..err
+                }
+                .into_datafusion()
+            })?;
+            ScalarValue::Date32(Some(micros.div_euclid(86_400_000_000) as i32))
+        }
+        _ => return Ok(Transformed::no(e)),
+    };
+    Ok(Transformed::yes(Expr::Literal(value, None)))
+}
+
+impl AnalyzerRule for PgTimestampLiterals {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        let tz = config
+            .execution
+            .time_zone
+            .clone()
+            .unwrap_or_else(|| "UTC".to_string());
+        plan.transform_up_with_subqueries(|node| {
+            node.map_expressions(|e| e.transform_up(|e| rewrite_cast(e, &tz)))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "pg_timestamp_literals"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tz(s: &str) -> i64 {
+        parse_timestamp(s, true, "UTC").unwrap()
+    }
+
+    #[test]
+    fn postgres_forms() {
+        let base = 1_704_067_200_000_000; // 2024-01-01 00:00:00 UTC
+        assert_eq!(tz("2024-01-01"), base);
+        assert_eq!(tz("2024-01-01 00:07+00"), base + 7 * 60_000_000);
+        assert_eq!(tz("2024-01-01 00:00:05+00"), base + 5_000_000);
+        assert_eq!(tz("2024-01-01T01:00:00+01:00"), base);
+        assert_eq!(tz("2024-01-01 05:30:00+0530"), base);
+        assert_eq!(tz("2024-01-01 00:00:00Z"), base);
+        assert_eq!(tz("2024-01-01 01:00:00 Europe/Berlin"), base);
+        assert_eq!(
+            parse_timestamp("2024-01-01 01:00", true, "Europe/Berlin").unwrap(),
+            base
+        );
+        assert_eq!(
+            parse_timestamp("2024-01-01 00:00:00.25", false, "UTC").unwrap(),
+            base + 250_000
+        );
+        assert_eq!(tz("2024-01-01 00:00:00.000001+00"), base + 1);
+    }
+
+    #[test]
+    fn errors_carry_sqlstate() {
+        let e = parse_timestamp("not a date", true, "UTC").unwrap_err();
+        assert_eq!(e.code, SqlState::INVALID_DATETIME_FORMAT);
+        assert_eq!(
+            e.message,
+            "invalid input syntax for type timestamp with time zone: \"not a date\""
+        );
+        let e = parse_timestamp("2024-13-45", true, "UTC").unwrap_err();
+        assert_eq!(e.code, SqlState::DATETIME_FIELD_OVERFLOW);
+        let e = parse_timestamp("2024-01-01 25:00", true, "UTC").unwrap_err();
+        assert_eq!(e.code, SqlState::DATETIME_FIELD_OVERFLOW);
+    }
+}
