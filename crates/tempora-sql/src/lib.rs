@@ -380,7 +380,7 @@ impl SqlSession {
                 naming::apply(&mut stmt);
                 let plan = self.plan(stmt).await?;
                 let params = param_types(&plan)?;
-                let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+                let schema = output_schema(plan.schema().as_arrow());
                 Ok(prepared(Kind::Query(Box::new(plan)), params, Some(schema)))
             }
             Statement::Insert(_) => {
@@ -441,7 +441,7 @@ impl SqlSession {
                     .execute_logical_plan(plan)
                     .await
                     .map_err(TemporaError::from_datafusion)?;
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let schema = output_schema(df.schema().as_arrow());
                 let batches = df.collect().await.map_err(TemporaError::from_datafusion)?;
                 Ok((
                     Outcome::Rows {
@@ -502,6 +502,17 @@ impl SqlSession {
     }
 }
 
+/// The result columns as the client sees them (generated name suffixes removed).
+fn output_schema(schema: &datafusion::arrow::datatypes::Schema) -> SchemaRef {
+    Arc::new(datafusion::arrow::datatypes::Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_name(naming::output_name(f.name())))
+            .collect::<Vec<_>>(),
+    ))
+}
+
 /// Replaces the `$n` placeholders of a plan with values.
 pub(crate) fn bind(plan: LogicalPlan, params: Option<ParamValues>) -> Result<LogicalPlan> {
     match params {
@@ -517,6 +528,25 @@ pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
     let types = plan
         .get_parameter_types()
         .map_err(TemporaError::from_datafusion)?;
+    let mut types = types;
+    // `$1::bool`: DataFusion leaves the placeholder untyped; the cast names it.
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Cast, Expr};
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::Cast(Cast { expr, field }) = e {
+                    if let Expr::Placeholder(p) = expr.as_ref() {
+                        let slot = types.entry(p.id.clone()).or_insert(None);
+                        if slot.is_none() {
+                            *slot = Some(field.data_type().clone());
+                        }
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
     let n = types
         .keys()
         .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())

@@ -56,6 +56,14 @@ fn cast_type_name(t: &str) -> String {
     .to_string()
 }
 
+/// Marks the start of a hidden suffix in a generated column alias.
+const HIDDEN: char = '\u{1}';
+
+/// The name a client sees for a result column.
+pub fn output_name(name: &str) -> &str {
+    name.split(HIDDEN).next().unwrap_or(name)
+}
+
 fn name_select(query: &mut Query) {
     let SetExpr::Select(sel) = query.body.as_mut() else {
         return;
@@ -77,26 +85,78 @@ fn name_select(query: &mut Query) {
             _ => None,
         })
         .collect();
+    let mut seq = 0usize;
     for (item, name) in sel.projection.iter_mut().zip(&names) {
         let Some(name) = name else { continue };
-        // Two columns with one name would be ambiguous to DataFusion: keep its names then.
+        // DataFusion needs unique names; PostgreSQL allows repeats. A repeated
+        // name gets a hidden suffix that `output_name` strips from the result.
         let dup = names.iter().filter(|n| n.as_ref() == Some(name)).count() > 1
             || explicit.contains(name);
-        if dup {
-            continue;
-        }
         if let SelectItem::UnnamedExpr(e) = item {
+            let alias = if dup {
+                format!("{name}{HIDDEN}{}", {
+                    seq += 1;
+                    seq
+                })
+            } else {
+                name.clone()
+            };
             *item = SelectItem::ExprWithAlias {
                 expr: e.clone(),
-                alias: Ident::with_quote('"', name.clone()),
+                alias: Ident::with_quote('"', alias),
             };
         }
     }
+}
+
+/// Integer literals in the select list are `integer` (int4) when they fit, as
+/// in PostgreSQL; DataFusion would make them bigint and clients decoding int4 fail.
+fn int4_literals(query: &mut Query) {
+    use datafusion::sql::sqlparser::ast::{CastKind, DataType, Value, VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+    struct Int4;
+    impl VisitorMut for Int4 {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Value(v) = e {
+                if let Value::Number(n, false) = &v.value {
+                    if n.parse::<i32>().is_ok() {
+                        *e = Expr::Cast {
+                            kind: CastKind::DoubleColon,
+                            expr: Box::new(e.clone()),
+                            data_type: DataType::Int(None),
+                            format: None,
+                            array: false,
+                        };
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    // LIMIT/OFFSET keep DataFusion's bigint; positions in GROUP BY 1 /
+    // ORDER BY 1 stay positions.
+    let limit = query.limit_clause.take();
+    let order = query.order_by.take();
+    let group = match query.body.as_mut() {
+        SetExpr::Select(sel) => Some(std::mem::replace(
+            &mut sel.group_by,
+            datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(vec![], vec![]),
+        )),
+        _ => None,
+    };
+    let _ = query.body.visit(&mut Int4);
+    if let (SetExpr::Select(sel), Some(g)) = (query.body.as_mut(), group) {
+        sel.group_by = g;
+    }
+    query.order_by = order;
+    query.limit_clause = limit;
 }
 
 /// Names the result columns of a top-level query as PostgreSQL does.
 pub fn apply(stmt: &mut Statement) {
     if let Statement::Query(q) = stmt {
         name_select(q);
+        int4_literals(q);
     }
 }
