@@ -114,12 +114,7 @@ pub fn parse_error(sql: &str, e: ParserError) -> TemporaError {
             .trim_end_matches(|c: char| !c.is_ascii_digit())
             .parse()
             .ok()?;
-        let offset: usize = sql
-            .lines()
-            .take(line - 1)
-            .map(|l| l.chars().count() + 1)
-            .sum();
-        Some(offset + col)
+        Some(char_position(sql, line, col))
     });
     let near = position.and_then(|p| {
         let tail: String = sql.chars().skip(p - 1).collect();
@@ -147,6 +142,16 @@ pub fn parse_error(sql: &str, e: ParserError) -> TemporaError {
 /// `ANY(array)`, ...) into what DataFusion plans.
 static PG_COMPAT: std::sync::LazyLock<datafusion_pg_catalog::sql::PostgresCompatibilityParser> =
     std::sync::LazyLock::new(datafusion_pg_catalog::sql::PostgresCompatibilityParser::new);
+
+/// PostgreSQL's 1-based character position of a (1-based) line and column.
+fn char_position(sql: &str, line: usize, column: usize) -> usize {
+    let before: usize = sql
+        .lines()
+        .take(line.saturating_sub(1))
+        .map(|l| l.chars().count() + 1)
+        .sum();
+    before + column
+}
 
 /// Parses a query string into statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
@@ -180,11 +185,7 @@ fn reserved_after_from(sql: &str) -> Option<TemporaError> {
             )
         {
             let loc = pair[1].span.start;
-            let offset: usize = sql
-                .lines()
-                .take((loc.line as usize).saturating_sub(1))
-                .map(|l| l.chars().count() + 1)
-                .sum();
+            let offset = char_position(sql, loc.line as usize, 0);
             return Some(
                 TemporaError::syntax(format!("syntax error at or near \"{}\"", b.value))
                     .with_position(offset + loc.column as usize),
@@ -216,11 +217,7 @@ fn reject_reserved_table_names(sql: &str, stmt: &Statement) -> Result<()> {
         };
         if ident.quote_style.is_none() && RESERVED.contains(&ident.value.to_lowercase().as_str()) {
             let start = ident.span.start;
-            let offset: usize = sql
-                .lines()
-                .take((start.line as usize).saturating_sub(1))
-                .map(|l| l.chars().count() + 1)
-                .sum();
+            let offset = char_position(sql, start.line as usize, 0);
             return Err(TemporaError::syntax(format!(
                 "syntax error at or near \"{}\"",
                 ident.value
