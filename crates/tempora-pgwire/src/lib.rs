@@ -89,23 +89,6 @@ fn format_options(session: &SqlSession) -> Arc<FormatOptions> {
     Arc::new(o)
 }
 
-/// Timestamps with a time zone are shown in the session's TimeZone, as
-/// PostgreSQL does: the instant is unchanged, only the zone it is printed in.
-fn to_session_zone(schema: &SchemaRef, tz: &str) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Timestamp(unit, Some(_)) => f
-                .as_ref()
-                .clone()
-                .with_data_type(DataType::Timestamp(*unit, Some(tz.into()))),
-            _ => f.as_ref().clone(),
-        })
-        .collect();
-    Arc::new(Schema::new(fields))
-}
-
 fn convert_batch(batch: RecordBatch, schema: &SchemaRef) -> PgWireResult<RecordBatch> {
     let cols = batch
         .columns()
@@ -170,7 +153,6 @@ fn query_response(
         .get("TimeZone")
         .unwrap_or("UTC")
         .to_string();
-    let schema = to_session_zone(&schema, &tz);
     let fields = Arc::new(arrow_schema_to_pg_fields(
         &schema,
         format,
@@ -179,6 +161,8 @@ fn query_response(
     let mut rows = Vec::new();
     for batch in batches {
         let batch = convert_batch(batch, &schema)?;
+        // Text output prints timestamptz in the session's TimeZone (text.rs);
+        // binary output carries the instant, which no zone changes.
         let batch = render_text_columns(batch, format, &tz)?;
         rows.extend(encode_recordbatch(fields.clone(), batch));
     }

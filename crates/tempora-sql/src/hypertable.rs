@@ -190,18 +190,13 @@ impl CreateHypertable {
         let Some(select) = &self.select else {
             return Ok((batch.schema(), vec![batch]));
         };
-        let ctx = datafusion::prelude::SessionContext::new();
-        let mem = datafusion::catalog::MemTable::try_new(batch.schema(), vec![vec![batch]])
-            .map_err(TemporaError::from_datafusion)?;
-        ctx.register_table("create_hypertable", Arc::new(mem))
-            .map_err(TemporaError::from_datafusion)?;
-        let df = ctx
-            .sql(&select.to_string())
-            .await
-            .map_err(TemporaError::from_datafusion)?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(TemporaError::from_datafusion)?;
-        Ok((schema, batches))
+        crate::query_rows(
+            "create_hypertable",
+            batch.schema(),
+            vec![batch],
+            &select.to_string(),
+        )
+        .await
     }
 
     /// Columns of the record the call returns.

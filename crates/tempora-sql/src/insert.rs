@@ -7,10 +7,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::catalog::MemTable;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
-use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{SelectItem, Statement};
 use tempora_common::{Result, TemporaError};
 
@@ -154,20 +152,8 @@ impl InsertPlan {
         match &self.returning {
             None => Ok(Outcome::Command(format!("INSERT 0 {rows}"))),
             Some(r) => {
-                let ctx = SessionContext::new();
-                ctx.register_udf(tempora_query::time_bucket::time_bucket_udf());
-                let mem = MemTable::try_new(schema.clone(), vec![batches])
-                    .map_err(TemporaError::from_datafusion)?;
-                ctx.register_table(self.table_name.as_str(), Arc::new(mem))
-                    .map_err(TemporaError::from_datafusion)?;
                 let sql = format!("SELECT {} FROM \"{}\"", r.items, self.table_name);
-                let out = ctx
-                    .sql(&sql)
-                    .await
-                    .map_err(TemporaError::from_datafusion)?
-                    .collect()
-                    .await
-                    .map_err(TemporaError::from_datafusion)?;
+                let (_, out) = crate::query_rows(&self.table_name, schema, batches, &sql).await?;
                 Ok(Outcome::Rows {
                     schema: r.schema.clone(),
                     batches: out,

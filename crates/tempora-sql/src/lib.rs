@@ -162,6 +162,21 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     Ok(stmts)
 }
 
+/// Words PostgreSQL reserves that cannot name a table after FROM.
+fn is_reserved(word: &str) -> bool {
+    const RESERVED: &[&str] = &[
+        "where", "group", "order", "limit", "offset", "having", "select", "from", "union",
+        "window", "fetch", "into", "on", "join",
+    ];
+    RESERVED.contains(&word.to_lowercase().as_str())
+}
+
+/// PostgreSQL's syntax error for a reserved word at (line, column).
+fn reserved_word_error(sql: &str, word: &str, line: u64, column: u64) -> TemporaError {
+    TemporaError::syntax(format!("syntax error at or near \"{word}\""))
+        .with_position(char_position(sql, line as usize, column as usize))
+}
+
 /// `FROM WHERE`, `FROM GROUP`, ...: PostgreSQL reports the reserved word.
 fn reserved_after_from(sql: &str) -> Option<TemporaError> {
     use datafusion::sql::sqlparser::keywords::Keyword;
@@ -177,19 +192,9 @@ fn reserved_after_from(sql: &str) -> Option<TemporaError> {
         let (Token::Word(a), Token::Word(b)) = (&pair[0].token, &pair[1].token) else {
             continue;
         };
-        if a.keyword == Keyword::FROM
-            && b.quote_style.is_none()
-            && matches!(
-                b.keyword,
-                Keyword::WHERE | Keyword::GROUP | Keyword::ORDER | Keyword::LIMIT | Keyword::HAVING
-            )
-        {
+        if a.keyword == Keyword::FROM && b.quote_style.is_none() && is_reserved(&b.value) {
             let loc = pair[1].span.start;
-            let offset = char_position(sql, loc.line as usize, 0);
-            return Some(
-                TemporaError::syntax(format!("syntax error at or near \"{}\"", b.value))
-                    .with_position(offset + loc.column as usize),
-            );
+            return Some(reserved_word_error(sql, &b.value, loc.line, loc.column));
         }
     }
     None
@@ -198,10 +203,6 @@ fn reserved_after_from(sql: &str) -> Option<TemporaError> {
 /// Words PostgreSQL reserves that sqlparser still accepts as table names
 /// (`SELECT * FROM WHERE ...`): reported as PostgreSQL reports them.
 fn reject_reserved_table_names(sql: &str, stmt: &Statement) -> Result<()> {
-    const RESERVED: &[&str] = &[
-        "where", "group", "order", "limit", "offset", "having", "select", "from", "union",
-        "window", "fetch", "into", "on", "join",
-    ];
     let Statement::Query(q) = stmt else {
         return Ok(());
     };
@@ -215,14 +216,14 @@ fn reject_reserved_table_names(sql: &str, stmt: &Statement) -> Result<()> {
         let [ObjectNamePart::Identifier(ident)] = name.0.as_slice() else {
             continue;
         };
-        if ident.quote_style.is_none() && RESERVED.contains(&ident.value.to_lowercase().as_str()) {
+        if ident.quote_style.is_none() && is_reserved(&ident.value) {
             let start = ident.span.start;
-            let offset = char_position(sql, start.line as usize, 0);
-            return Err(TemporaError::syntax(format!(
-                "syntax error at or near \"{}\"",
-                ident.value
-            ))
-            .with_position(offset + start.column as usize));
+            return Err(reserved_word_error(
+                sql,
+                &ident.value,
+                start.line,
+                start.column,
+            ));
         }
     }
     Ok(())
@@ -499,6 +500,26 @@ impl SqlSession {
     }
 }
 
+/// Runs `sql` over `batches` registered as table `name` in a scratch session
+/// (used to project RETURNING and `SELECT ... FROM create_hypertable(...)`).
+pub(crate) async fn query_rows(
+    name: &str,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    sql: &str,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let ctx = SessionContext::new();
+    ctx.register_udf(tempora_query::time_bucket::time_bucket_udf());
+    let mem = datafusion::catalog::MemTable::try_new(schema, vec![batches])
+        .map_err(TemporaError::from_datafusion)?;
+    ctx.register_table(name, Arc::new(mem))
+        .map_err(TemporaError::from_datafusion)?;
+    let df = ctx.sql(sql).await.map_err(TemporaError::from_datafusion)?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(TemporaError::from_datafusion)?;
+    Ok((schema, batches))
+}
+
 /// The result columns as the client sees them (generated name suffixes removed).
 fn output_schema(schema: &datafusion::arrow::datatypes::Schema) -> SchemaRef {
     Arc::new(datafusion::arrow::datatypes::Schema::new(
@@ -522,10 +543,9 @@ pub(crate) fn bind(plan: LogicalPlan, params: Option<ParamValues>) -> Result<Log
 
 /// Parameter types of a plan in `$1..$n` order.
 pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
-    let types = plan
+    let mut types = plan
         .get_parameter_types()
         .map_err(TemporaError::from_datafusion)?;
-    let mut types = types;
     // `$1::bool`: DataFusion leaves the placeholder untyped; the cast names it.
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     use datafusion::logical_expr::{Cast, Expr};

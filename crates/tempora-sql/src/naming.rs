@@ -94,10 +94,8 @@ fn name_select(query: &mut Query) {
             || explicit.contains(name);
         if let SelectItem::UnnamedExpr(e) = item {
             let alias = if dup {
-                format!("{name}{HIDDEN}{}", {
-                    seq += 1;
-                    seq
-                })
+                seq += 1;
+                format!("{name}{HIDDEN}{seq}")
             } else {
                 name.clone()
             };
@@ -109,8 +107,9 @@ fn name_select(query: &mut Query) {
     }
 }
 
-/// Integer literals in the select list are `integer` (int4) when they fit, as
-/// in PostgreSQL; DataFusion would make them bigint and clients decoding int4 fail.
+/// Integer literals of a query (outside LIMIT/OFFSET and positional GROUP BY /
+/// ORDER BY) are `integer` (int4) when they fit, as in PostgreSQL; DataFusion
+/// would make them bigint and clients decoding int4 fail.
 fn int4_literals(query: &mut Query) {
     use datafusion::sql::sqlparser::ast::{CastKind, DataType, Value, VisitMut, VisitorMut};
     use std::ops::ControlFlow;
