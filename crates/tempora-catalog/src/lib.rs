@@ -210,7 +210,7 @@ impl Catalog {
             *current = next.clone();
             publish(&next);
         }
-        if next.version % SNAPSHOT_EVERY == 0 {
+        if next.version.is_multiple_of(SNAPSHOT_EVERY) {
             if let Err(e) = self.write_snapshot(&next).await {
                 // The log alone is still complete; a later snapshot will do.
                 tracing::warn!(error = %e, "could not write catalog snapshot");

@@ -49,7 +49,7 @@ fn out_of_range(text: &str) -> TemporaError {
 /// Splits a trailing zone (`+05`, `-03:30`, `+0530`, `Z`, `UTC`, or a zone name) off the time part.
 fn split_zone(rest: &str) -> (&str, Option<&str>) {
     let rest = rest.trim();
-    if let Some(i) = rest.rfind(|c: char| c == '+' || c == '-') {
+    if let Some(i) = rest.rfind(['+', '-']) {
         if i > 0 {
             return (rest[..i].trim(), Some(&rest[i..]));
         }

@@ -301,7 +301,7 @@ impl CreateHypertable {
             None => {
                 return Err(TemporaError::new(
                     SqlState::INVALID_PARAMETER_VALUE,
-                    format!("integer dimensions require an explicit interval"),
+                    "integer dimensions require an explicit interval",
                 ))
             }
             Some(IntervalArg::Interval(months, days, micros)) if col.ty.is_temporal() => {

@@ -10,7 +10,7 @@ fn pg_name(e: &Expr) -> Option<String> {
     Some(match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,
         Expr::Function(f) => crate::function_name(&f.name),
-        Expr::Nested(inner) => return pg_name(inner).or_else(|| Some(column_of(inner)?)),
+        Expr::Nested(inner) => return pg_name(inner).or_else(|| column_of(inner)),
         Expr::Cast {
             expr, data_type, ..
         } => match column_of(expr) {
