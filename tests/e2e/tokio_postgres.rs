@@ -431,9 +431,9 @@ async fn show_server_version_is_15() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transactions_through_simple_query() {
-    // Transaction blocks: reads work inside BEGIN ... COMMIT; writes are refused
-    // with 0A000 (not applied outside the block) until transactions exist, and
-    // the failed block recovers with ROLLBACK as in PostgreSQL.
+    // Transaction blocks: a block's INSERTs are applied together at COMMIT
+    // and dropped by ROLLBACK; statements not yet transactional (DELETE) are
+    // refused with 0A000, and the failed block recovers with ROLLBACK as in PostgreSQL.
     let server = TestServer::start().await;
     let client = server.connect().await;
     client
@@ -451,16 +451,35 @@ async fn transactions_through_simple_query() {
         .unwrap();
     assert_eq!(command_counts(&messages), [0, 1, 0]);
 
+    // Rolled back: not applied; another connection never saw it.
+    let other = server.connect().await;
+    client.simple_query("BEGIN").await.unwrap();
+    client
+        .simple_query("INSERT INTO tp_tx VALUES ('2024-01-01 00:01:00+00', 100)")
+        .await
+        .unwrap();
+    let seen_inside = client
+        .query_one("SELECT count(*) FROM tp_tx", &[])
+        .await
+        .unwrap();
+    assert_eq!(seen_inside.get::<_, i64>(0), 2);
+    let seen_outside = other
+        .query_one("SELECT count(*) FROM tp_tx", &[])
+        .await
+        .unwrap();
+    assert_eq!(seen_outside.get::<_, i64>(0), 1);
+    client.simple_query("ROLLBACK").await.unwrap();
+
     client.simple_query("BEGIN").await.unwrap();
     let err = client
-        .simple_query("INSERT INTO tp_tx VALUES ('2024-01-01 00:01:00+00', 2)")
+        .simple_query("DELETE FROM tp_tx")
         .await
         .unwrap_err();
     let db = err.as_db_error().expect("database error");
     assert_eq!(db.code().code(), "0A000");
     assert_eq!(
         db.message(),
-        "INSERT inside a transaction block is not supported"
+        "DELETE inside a transaction block is not supported"
     );
     // The block is now aborted: 25P02 until ROLLBACK.
     let err = client.simple_query("SELECT 1").await.unwrap_err();

@@ -66,6 +66,13 @@ impl SqlState {
     pub const TS_DIMENSION_EXISTS: SqlState = SqlState("TS201");
     pub const TS_TABLE_NOT_EMPTY: SqlState = SqlState("TS102");
     pub const TS_BAD_UNIQUE_INDEX: SqlState = SqlState("TS103");
+    // COPY's data formats.
+    pub const BAD_COPY_FILE_FORMAT: SqlState = SqlState("22P04");
+    pub const INVALID_BINARY_REPRESENTATION: SqlState = SqlState("22P03");
+    pub const CHARACTER_NOT_IN_REPERTOIRE: SqlState = SqlState("22021");
+    pub const UNTRANSLATABLE_CHARACTER: SqlState = SqlState("22P05");
+    pub const INVALID_TIME_ZONE_DISPLACEMENT_VALUE: SqlState = SqlState("22009");
+    pub const INVALID_COLUMN_REFERENCE: SqlState = SqlState("42P10");
 
     pub fn code(&self) -> &'static str {
         self.0
@@ -87,6 +94,9 @@ pub struct TemporaError {
     pub detail: Option<String>,
     pub hint: Option<String>,
     pub position: Option<usize>,
+    /// Where it happened (PostgreSQL's CONTEXT line), e.g.
+    /// `COPY conditions, line 3, column temperature: "abc"`.
+    pub context: Option<String>,
 }
 
 impl TemporaError {
@@ -97,6 +107,7 @@ impl TemporaError {
             detail: None,
             hint: None,
             position: None,
+            context: None,
         }
     }
 
@@ -107,6 +118,11 @@ impl TemporaError {
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
         self
     }
 

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DFSchema, ScalarValue};
@@ -39,6 +40,47 @@ use tempora_storage::Engine;
 
 /// The URL under which the data directory's store is registered in DataFusion.
 pub const STORE_URL: &str = "tempora://data";
+
+/// Rows written inside a session's open transaction block and not committed
+/// yet: that session's own statements read them, no other session does.
+#[derive(Debug, Default)]
+pub struct TxWrites {
+    rows: parking_lot::Mutex<Vec<(u32, RecordBatch)>>,
+}
+
+impl TxWrites {
+    pub fn add(&self, oid: u32, batches: Vec<RecordBatch>) {
+        self.rows
+            .lock()
+            .extend(batches.into_iter().map(|b| (oid, b)));
+    }
+
+    /// The pending rows, grouped by table in first-write order, leaving none.
+    pub fn take(&self) -> Vec<(u32, Vec<RecordBatch>)> {
+        let rows = std::mem::take(&mut *self.rows.lock());
+        let mut out: Vec<(u32, Vec<RecordBatch>)> = Vec::new();
+        for (oid, b) in rows {
+            match out.iter_mut().find(|(o, _)| *o == oid) {
+                Some((_, v)) => v.push(b),
+                None => out.push((oid, vec![b])),
+            }
+        }
+        out
+    }
+
+    pub fn clear(&self) {
+        self.rows.lock().clear();
+    }
+
+    pub fn rows_for(&self, oid: u32) -> Vec<RecordBatch> {
+        self.rows
+            .lock()
+            .iter()
+            .filter(|(o, _)| *o == oid)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+}
 
 /// A Tempora table (plain or hyper) as DataFusion sees it.
 #[derive(Debug)]
@@ -101,11 +143,11 @@ impl TimeBounds {
         upper: None,
     };
 
-    fn overlaps(&self, start: i64, end: i64) -> bool {
+    pub fn overlaps(&self, start: i64, end: i64) -> bool {
         self.lower.is_none_or(|l| end > l) && self.upper.is_none_or(|u| start < u)
     }
 
-    fn file_overlaps(&self, f: &FileDef) -> bool {
+    pub fn file_overlaps(&self, f: &FileDef) -> bool {
         match (f.min_time, f.max_time) {
             (Some(min), Some(max)) => self.overlaps(min, max.saturating_add(1)),
             _ => true,
@@ -262,11 +304,14 @@ impl TableProvider for TemporaTable {
             }
         }
         let mem = snapshot.memtable_rows(def.oid);
-        let mem_batches: Vec<_> = mem
+        let mut mem_batches: Vec<_> = mem
             .into_iter()
             .filter(|(chunk, _)| chunk.is_none_or(|c| kept_chunks.contains(&c)))
             .flat_map(|(_, b)| b)
             .collect();
+        if let Some(tx) = state.config().get_extension::<TxWrites>() {
+            mem_batches.extend(tx.rows_for(def.oid));
+        }
         tracing::debug!(
             table = %def.name,
             chunks_total = def.chunks.len(),

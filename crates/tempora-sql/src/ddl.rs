@@ -209,7 +209,11 @@ pub(crate) async fn execute(
                     for (schema, name) in &targets {
                         match state.table(schema, name) {
                             Some(t) => {
-                                dropped.push(t.oid);
+                                dropped.retain(|(oid, _)| *oid != t.oid);
+                                dropped.push((
+                                    t.oid,
+                                    t.all_files().map(|f| f.path.clone()).collect(),
+                                ));
                                 ops.push(CatalogOp::DropTable { oid: t.oid });
                             }
                             None if *if_exists => notices.push(Notice {
@@ -228,9 +232,7 @@ pub(crate) async fn execute(
                     Ok(ops)
                 })
                 .await?;
-            for oid in dropped {
-                session.engine().forget_table(oid);
-            }
+            session.engine().drop_tables(dropped);
             Ok((Outcome::Command("DROP TABLE".into()), notices))
         }
         Statement::Drop { object_type, .. } => {

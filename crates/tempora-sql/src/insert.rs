@@ -24,10 +24,51 @@ pub struct InsertPlan {
     returning: Option<Returning>,
 }
 
+/// A RETURNING list, evaluated over exactly the rows a statement wrote.
 #[derive(Debug, Clone)]
-struct Returning {
+pub(crate) struct Returning {
     items: String,
-    schema: SchemaRef,
+    pub schema: SchemaRef,
+}
+
+impl Returning {
+    /// Plans `items` against table `schema_name.name` (for the result columns).
+    pub async fn plan(
+        session: &SqlSession,
+        schema_name: &str,
+        name: &str,
+        items: &[SelectItem],
+    ) -> Result<Self> {
+        let items = items
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT {items} FROM \"{schema_name}\".\"{name}\" LIMIT 0");
+        let stmt = crate::parse(&sql)?.remove(0);
+        let plan = session.plan(stmt).await?;
+        Ok(Returning {
+            items,
+            schema: Arc::new(plan.schema().as_arrow().clone()),
+        })
+    }
+
+    /// The RETURNING rows of `batches` (rows of table `name` with `schema`).
+    pub async fn project(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        tag: &str,
+    ) -> Result<Outcome> {
+        let sql = format!("SELECT {} FROM \"{}\"", self.items, name);
+        let (_, out) = crate::query_rows(name, schema, batches, &sql).await?;
+        Ok(Outcome::Rows {
+            schema: self.schema.clone(),
+            batches: out,
+            tag: tag.into(),
+        })
+    }
 }
 
 impl InsertPlan {
@@ -56,7 +97,9 @@ impl InsertPlan {
         }
         let mut plain = insert.clone();
         let returning_items: Option<Vec<SelectItem>> = plain.returning.take();
-        let plan = session.plan(Statement::Insert(plain)).await?;
+        let mut stmt = Statement::Insert(plain);
+        crate::alias_function_columns(&mut stmt);
+        let plan = session.plan(stmt).await?;
         let LogicalPlan::Dml(DmlStatement {
             table_name,
             op: WriteOp::Insert(_),
@@ -76,20 +119,7 @@ impl InsertPlan {
             .table(&schema_name, &name)
             .ok_or_else(|| TemporaError::undefined_table(&name))?;
         let returning = match returning_items {
-            Some(items) => {
-                let items = items
-                    .iter()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!("SELECT {items} FROM \"{schema_name}\".\"{name}\" LIMIT 0");
-                let stmt = crate::parse(&sql)?.remove(0);
-                let plan = session.plan(stmt).await?;
-                Some(Returning {
-                    items,
-                    schema: Arc::new(plan.schema().as_arrow().clone()),
-                })
-            }
+            Some(items) => Some(Returning::plan(session, &schema_name, &name, &items).await?),
             None => None,
         };
         Ok(Self {
@@ -148,18 +178,10 @@ impl InsertPlan {
                     .map_err(|e| TemporaError::from_datafusion(e.into()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let rows = session.engine().insert(self.oid, batches.clone()).await?;
+        let rows = session.write_rows(self.oid, batches.clone()).await?;
         match &self.returning {
             None => Ok(Outcome::Command(format!("INSERT 0 {rows}"))),
-            Some(r) => {
-                let sql = format!("SELECT {} FROM \"{}\"", r.items, self.table_name);
-                let (_, out) = crate::query_rows(&self.table_name, schema, batches, &sql).await?;
-                Ok(Outcome::Rows {
-                    schema: r.schema.clone(),
-                    batches: out,
-                    tag: "INSERT 0".into(),
-                })
-            }
+            Some(r) => r.project(&self.table_name, schema, batches, "INSERT 0").await,
         }
     }
 }

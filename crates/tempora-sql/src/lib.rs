@@ -12,6 +12,7 @@
 //! ```
 
 mod ddl;
+mod dml;
 mod hypertable;
 mod insert;
 mod naming;
@@ -78,6 +79,8 @@ pub struct Prepared {
 pub enum Kind {
     Query(Box<LogicalPlan>),
     Insert(Box<insert::InsertPlan>),
+    /// DELETE or UPDATE.
+    Rewrite(Box<dml::RewritePlan>),
     CreateHypertable(Box<hypertable::CreateHypertable>),
     Ddl(Box<Statement>),
     Session(Box<Statement>),
@@ -89,6 +92,8 @@ pub struct SqlSession {
     ctx: SessionContext,
     pub settings: Settings,
     pub tx: TxState,
+    /// Rows written in the open transaction block, committed at COMMIT.
+    tx_writes: Arc<tempora_query::provider::TxWrites>,
 }
 
 /// Converts a sqlparser error into PostgreSQL's 42601 with a position.
@@ -327,11 +332,17 @@ fn find_command_call(stmt: &Statement) -> Option<CommandCall> {
 impl SqlSession {
     pub fn new(engine: Arc<Engine>) -> Result<Self> {
         let ctx = tempora_query::new_session_context(engine.clone())?;
+        let tx_writes = ctx
+            .state()
+            .config()
+            .get_extension::<tempora_query::provider::TxWrites>()
+            .ok_or_else(|| TemporaError::internal("session without transaction state"))?;
         Ok(Self {
             engine,
             ctx,
             settings: Settings::default(),
             tx: TxState::Idle,
+            tx_writes,
         })
     }
 
@@ -341,6 +352,39 @@ impl SqlSession {
 
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// Writes rows of a table: at once and durably outside a transaction
+    /// block, or kept for COMMIT inside one (visible to this session meanwhile).
+    pub async fn write_rows(&self, oid: u32, batches: Vec<RecordBatch>) -> Result<u64> {
+        if self.tx == TxState::Idle {
+            return self.engine.insert(oid, batches).await;
+        }
+        let state = self.engine.catalog().snapshot();
+        let table = state
+            .table_by_oid(oid)
+            .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?;
+        let mut rows = 0u64;
+        for b in &batches {
+            self.engine.check_rows(table, b)?;
+            rows += b.num_rows() as u64;
+        }
+        self.tx_writes.add(oid, batches);
+        Ok(rows)
+    }
+
+    /// COMMIT: makes the block's writes durable as one unit.
+    pub(crate) async fn commit_writes(&self) -> Result<()> {
+        let writes = self.tx_writes.take();
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.engine.write(writes).await.map(|_| ())
+    }
+
+    /// ROLLBACK: forgets the block's writes.
+    pub(crate) fn discard_writes(&self) {
+        self.tx_writes.clear();
     }
 
     /// Parses `sql` and plans every statement in it.
@@ -387,6 +431,12 @@ impl SqlSession {
                 let schema = plan.returning_schema();
                 Ok(prepared(Kind::Insert(Box::new(plan)), params, schema))
             }
+            Statement::Delete(_) | Statement::Update(_) => {
+                let plan = dml::RewritePlan::plan(self, &stmt).await?;
+                let params = plan.param_types()?;
+                let schema = plan.returning_schema();
+                Ok(prepared(Kind::Rewrite(Box::new(plan)), params, schema))
+            }
             s if session_cmds::is_session_statement(s) => {
                 let schema = session_cmds::result_schema(s);
                 Ok(prepared(Kind::Session(Box::new(stmt)), vec![], schema))
@@ -419,6 +469,8 @@ impl SqlSession {
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
+        // Files this statement may read stay on disk until it is done.
+        let _pin = self.engine.pin();
         let result = self.execute_inner(p, params).await;
         if result.is_err() && self.tx == TxState::InBlock {
             self.tx = TxState::Failed;
@@ -450,8 +502,9 @@ impl SqlSession {
                     vec![],
                 ))
             }
-            Kind::Insert(plan) => {
-                self.reject_write_in_block("INSERT")?;
+            Kind::Insert(plan) => plan.execute(self, params).await.map(|o| (o, vec![])),
+            Kind::Rewrite(plan) => {
+                self.reject_write_in_block(statement_name_of(&p.sql))?;
                 plan.execute(self, params).await.map(|o| (o, vec![]))
             }
             Kind::CreateHypertable(cmd) => {
@@ -466,8 +519,8 @@ impl SqlSession {
         }
     }
 
-    /// Writes are not yet transactional: inside BEGIN ... COMMIT they are refused
-    /// rather than applied outside the block.
+    /// Statements whose effects a ROLLBACK could not undo yet are refused
+    /// inside BEGIN ... COMMIT rather than applied outside the block.
     fn reject_write_in_block(&self, what: &str) -> Result<()> {
         if self.tx != TxState::Idle {
             return Err(TemporaError::not_supported(format!(
@@ -576,8 +629,19 @@ pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
 
 /// A single-column set-returning function in FROM with a bare alias names its
 /// column after the alias, as in PostgreSQL: `FROM show_chunks('t') c` has column `c`.
-fn alias_function_columns(stmt: &mut Statement) {
-    let Statement::Query(q) = stmt else { return };
+pub(crate) fn alias_function_columns(stmt: &mut Statement) {
+    match stmt {
+        Statement::Query(q) => alias_function_columns_in(q),
+        Statement::Insert(i) => {
+            if let Some(q) = i.source.as_mut() {
+                alias_function_columns_in(q)
+            }
+        }
+        _ => {}
+    }
+}
+
+fn alias_function_columns_in(q: &mut datafusion::sql::sqlparser::ast::Query) {
     let SetExpr::Select(sel) = q.body.as_mut() else {
         return;
     };
@@ -589,7 +653,11 @@ fn alias_function_columns(stmt: &mut Statement) {
             ..
         } = &mut t.relation
         {
-            if function_name(name) == "show_chunks" && alias.columns.is_empty() {
+            let single_column = matches!(
+                function_name(name).as_str(),
+                "show_chunks" | "generate_series" | "unnest"
+            );
+            if single_column && alias.columns.is_empty() {
                 alias.columns = vec![
                     datafusion::sql::sqlparser::ast::TableAliasColumnDef::from_name(
                         alias.name.value.clone(),
@@ -629,6 +697,15 @@ fn rewrite_set_returning(stmt: Statement) -> Statement {
             Statement::Query(nq)
         }
         _ => stmt,
+    }
+}
+
+/// DELETE or UPDATE, from the statement text (for messages).
+fn statement_name_of(sql: &str) -> &'static str {
+    if sql.trim_start().to_ascii_uppercase().starts_with("UPDATE") {
+        "UPDATE"
+    } else {
+        "DELETE"
     }
 }
 

@@ -393,8 +393,11 @@ pub(crate) async fn execute(
                     "ROLLBACK"
                 }
             } else if session.tx == TxState::Failed || !is_commit {
+                session.discard_writes();
                 "ROLLBACK"
             } else {
+                session.tx = TxState::Idle;
+                session.commit_writes().await?;
                 "COMMIT"
             };
             session.tx = TxState::Idle;

@@ -12,6 +12,7 @@
 //! A reader takes a [`ReadSnapshot`]: one catalog state plus the memtable rows
 //! not yet in the files that state lists, so it never sees a row twice or misses one.
 
+pub mod gc;
 pub mod memtable;
 pub mod parquet_io;
 pub mod wal;
@@ -30,7 +31,8 @@ use parking_lot::RwLock;
 use tempora_catalog::{chunk_range, Catalog, CatalogOp, CatalogState, ChunkDef, FileDef, TableDef};
 use tempora_common::{Result, SqlState, TemporaError};
 
-pub use memtable::{MemRows, Memtables};
+pub use gc::{FileGc, ReadPin};
+pub use memtable::{split_by_chunk, MemRows, Memtables};
 use wal::{Wal, WalOptions};
 
 /// Tuning of the storage engine.
@@ -101,9 +103,29 @@ pub struct Engine {
     /// Held (shared) by an insert from its WAL append until its rows are in the
     /// memtable; a flush takes it exclusively to freeze a complete prefix of the WAL.
     write_gate: tokio::sync::RwLock<()>,
-    flush_lock: tokio::sync::Mutex<()>,
+    /// Held by whoever changes which files a table has (flush, DELETE/UPDATE
+    /// rewrites, compaction), so those changes never interleave.
+    files_lock: Arc<tokio::sync::Mutex<()>>,
     flush_nudge: tokio::sync::Notify,
+    /// Signalled after each flush, for writers waiting on the memory budget.
+    flushed: tokio::sync::Notify,
     file_counter: AtomicU64,
+    gc: Arc<FileGc>,
+}
+
+/// Exclusive right to change a table's files; see [`Engine::lock_files`].
+pub struct FilesGuard {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// A replacement of some of a table's files, committed atomically.
+#[derive(Debug, Default, Clone)]
+pub struct FileChanges {
+    pub oid: u32,
+    /// (chunk, path) of files to remove.
+    pub remove: Vec<(Option<u32>, String)>,
+    /// (chunk, file) of files to add.
+    pub add: Vec<(Option<u32>, FileDef)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -114,36 +136,73 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Legacy record: one table's rows.
 const WAL_INSERT: u8 = 1;
+/// The rows of one statement or transaction, possibly for several tables.
+const WAL_WRITE: u8 = 2;
 
-fn encode_insert(oid: u32, batch: &RecordBatch) -> Result<Bytes> {
-    let mut buf = BytesMut::new();
-    buf.put_u8(WAL_INSERT);
-    buf.put_u32_le(oid);
-    let mut w = buf.writer();
-    {
-        let mut ipc =
-            datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut w, &batch.schema())
-                .map_err(|e| TemporaError::internal(format!("encoding WAL record: {e}")))?;
-        ipc.write(batch)
-            .and_then(|_| ipc.finish())
-            .map_err(|e| TemporaError::internal(format!("encoding WAL record: {e}")))?;
-    }
-    Ok(w.into_inner().freeze())
+fn ipc_error(e: impl std::fmt::Display) -> TemporaError {
+    TemporaError::internal(format!("encoding WAL record: {e}"))
 }
 
-fn decode_insert(payload: &[u8]) -> Result<(u32, Vec<RecordBatch>)> {
-    let corrupt = |m: String| TemporaError::new(SqlState::DATA_CORRUPTED, m);
-    if payload.len() < 5 || payload[0] != WAL_INSERT {
-        return Err(corrupt("unknown WAL record kind".into()));
+fn encode_write(entries: &[(u32, RecordBatch)]) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    buf.put_u8(WAL_WRITE);
+    buf.put_u32_le(entries.len() as u32);
+    for (oid, batch) in entries {
+        buf.put_u32_le(*oid);
+        let len_at = buf.len();
+        buf.put_u32_le(0);
+        let mut w = buf.writer();
+        {
+            let mut ipc =
+                datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut w, &batch.schema())
+                    .map_err(ipc_error)?;
+            ipc.write(batch).and_then(|_| ipc.finish()).map_err(ipc_error)?;
+        }
+        buf = w.into_inner();
+        let len = (buf.len() - len_at - 4) as u32;
+        buf[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
     }
-    let oid = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
-    let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(&payload[5..], None)
+    Ok(buf.freeze())
+}
+
+fn decode_ipc(bytes: &[u8]) -> Result<Vec<RecordBatch>> {
+    let corrupt = |m: String| TemporaError::new(SqlState::DATA_CORRUPTED, m);
+    let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(bytes, None)
         .map_err(|e| corrupt(format!("decoding WAL record: {e}")))?;
-    let batches = reader
+    reader
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| corrupt(format!("decoding WAL record: {e}")))?;
-    Ok((oid, batches))
+        .map_err(|e| corrupt(format!("decoding WAL record: {e}")))
+}
+
+fn decode_write(payload: &[u8]) -> Result<Vec<(u32, Vec<RecordBatch>)>> {
+    let corrupt = |m: &str| TemporaError::new(SqlState::DATA_CORRUPTED, m.to_string());
+    let u32_at = |at: usize| -> Result<u32> {
+        payload
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| corrupt("truncated WAL record"))
+    };
+    match payload.first() {
+        Some(&WAL_INSERT) => Ok(vec![(u32_at(1)?, decode_ipc(&payload[5..])?)]),
+        Some(&WAL_WRITE) => {
+            let n = u32_at(1)? as usize;
+            let mut at = 5;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let oid = u32_at(at)?;
+                let len = u32_at(at + 4)? as usize;
+                let body = payload
+                    .get(at + 8..at + 8 + len)
+                    .ok_or_else(|| corrupt("truncated WAL record"))?;
+                out.push((oid, decode_ipc(body)?));
+                at += 8 + len;
+            }
+            Ok(out)
+        }
+        _ => Err(corrupt("unknown WAL record kind")),
+    }
 }
 
 /// The time values of a hypertable's rows as i64 (microseconds for temporal types).
@@ -173,6 +232,7 @@ impl Engine {
         let (wal, records) = tokio::task::spawn_blocking(move || Wal::open(wal_opts, flushed))
             .await
             .map_err(|e| TemporaError::internal(e.to_string()))??;
+        let gc = FileGc::new(catalog.store().clone());
         let engine = Arc::new(Engine {
             options,
             catalog,
@@ -182,29 +242,64 @@ impl Engine {
                 frozen: None,
             }),
             write_gate: tokio::sync::RwLock::new(()),
-            flush_lock: tokio::sync::Mutex::new(()),
+            files_lock: Arc::new(tokio::sync::Mutex::new(())),
             flush_nudge: tokio::sync::Notify::new(),
+            flushed: tokio::sync::Notify::new(),
             file_counter: AtomicU64::new(0),
+            gc,
         });
         let mut replayed = 0usize;
         for rec in records {
-            let (oid, batches) = decode_insert(&rec.payload)?;
-            let state = engine.catalog.snapshot();
-            let Some(table) = state.table_by_oid(oid) else {
-                continue; // dropped after the write
-            };
-            let table = table.clone();
-            for batch in batches {
-                replayed += batch.num_rows();
-                let state = engine.ensure_chunks(&table, &batch).await?;
-                let table = state.table_by_oid(oid).cloned().unwrap_or(table.clone());
-                engine.mem.write().active.insert(&table, batch, rec.seq)?;
+            for (oid, batches) in decode_write(&rec.payload)? {
+                let state = engine.catalog.snapshot();
+                let Some(table) = state.table_by_oid(oid) else {
+                    continue; // dropped after the write
+                };
+                let table = table.clone();
+                for batch in batches {
+                    replayed += batch.num_rows();
+                    let state = engine.ensure_chunks(&table, &batch).await?;
+                    let table = state.table_by_oid(oid).cloned().unwrap_or(table.clone());
+                    engine.mem.write().active.insert(&table, batch, rec.seq)?;
+                }
             }
         }
         if replayed > 0 {
             tracing::info!(rows = replayed, "replayed WAL into memtables");
         }
+        engine.remove_orphan_files().await;
         Ok(engine)
+    }
+
+    /// Deletes data files the catalog does not list: written by a flush or a
+    /// rewrite that did not reach its catalog commit before a crash.
+    async fn remove_orphan_files(&self) {
+        use futures::TryStreamExt;
+        let state = self.catalog.snapshot();
+        let listed: std::collections::HashSet<&str> = state
+            .tables
+            .values()
+            .flat_map(|t| t.all_files().map(|f| f.path.as_str()))
+            .collect();
+        for prefix in ["chunks", "tables"] {
+            let prefix = object_store::path::Path::from(prefix);
+            let found: Vec<_> = match self.store().list(Some(&prefix)).try_collect().await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not list data files");
+                    continue;
+                }
+            };
+            let orphans: Vec<String> = found
+                .into_iter()
+                .map(|m| m.location.to_string())
+                .filter(|p| !listed.contains(p.as_str()))
+                .collect();
+            if !orphans.is_empty() {
+                tracing::info!(files = orphans.len(), "removing data files no table lists");
+                self.gc.retire(0, orphans);
+            }
+        }
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -231,8 +326,18 @@ impl Engine {
         })
     }
 
+    /// Keeps every file of the current catalog version on disk until dropped.
+    /// A statement holds one from its start to its last row.
+    pub fn pin(&self) -> ReadPin {
+        self.gc.pin(|| self.catalog.snapshot().version)
+    }
+
+    pub fn gc(&self) -> &Arc<FileGc> {
+        &self.gc
+    }
+
     /// Creates the chunks the rows of `batch` fall into that do not exist yet.
-    async fn ensure_chunks(
+    pub async fn ensure_chunks(
         &self,
         table: &TableDef,
         batch: &RecordBatch,
@@ -286,34 +391,79 @@ impl Engine {
     /// Durably inserts rows (already in the table's Arrow schema) and returns
     /// how many. The rows are acknowledged only once the WAL is synced.
     pub async fn insert(&self, oid: u32, batches: Vec<RecordBatch>) -> Result<u64> {
-        let state = self.catalog.snapshot();
-        let table = state
-            .table_by_oid(oid)
-            .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?
-            .clone();
-        let schema = Arc::new(table.arrow_schema());
-        let batch = concat_batches(&schema, &batches)
-            .map_err(|e| TemporaError::internal(format!("insert: {e}")))?;
-        if batch.num_rows() == 0 {
+        self.write(vec![(oid, batches)]).await
+    }
+
+    /// Durably writes the rows of several tables as one atomic unit (one WAL
+    /// record): after a crash all of them are there or none.
+    pub async fn write(&self, writes: Vec<(u32, Vec<RecordBatch>)>) -> Result<u64> {
+        let mut entries: Vec<(TableDef, RecordBatch)> = Vec::with_capacity(writes.len());
+        for (oid, batches) in writes {
+            let state = self.catalog.snapshot();
+            let table = state
+                .table_by_oid(oid)
+                .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?
+                .clone();
+            let schema = Arc::new(table.arrow_schema());
+            let batch = concat_batches(&schema, &batches)
+                .map_err(|e| TemporaError::internal(format!("insert: {e}")))?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            check_not_null(&table, &batch)?;
+            entries.push((table, batch));
+        }
+        if entries.is_empty() {
             return Ok(0);
         }
-        check_not_null(&table, &batch)?;
-        let state = self.ensure_chunks(&table, &batch).await?;
-        let table = state
-            .table_by_oid(oid)
-            .ok_or_else(|| TemporaError::undefined_table(&table.name))?
-            .clone();
-        let payload = encode_insert(oid, &batch)?;
-        let rows = batch.num_rows() as u64;
+        for (table, batch) in entries.iter_mut() {
+            let state = self.ensure_chunks(table, batch).await?;
+            *table = state
+                .table_by_oid(table.oid)
+                .ok_or_else(|| TemporaError::undefined_table(&table.name))?
+                .clone();
+        }
+        self.wait_for_memory().await;
+        let record: Vec<(u32, RecordBatch)> = entries
+            .iter()
+            .map(|(t, b)| (t.oid, b.clone()))
+            .collect();
+        let payload = encode_write(&record)?;
+        let rows: u64 = entries.iter().map(|(_, b)| b.num_rows() as u64).sum();
         {
             let _gate = self.write_gate.read().await;
             let seq = self.wal.append(payload).await?;
-            self.mem.write().active.insert(&table, batch, seq)?;
+            let mut mem = self.mem.write();
+            for (table, batch) in entries {
+                mem.active.insert(&table, batch, seq)?;
+            }
         }
         if self.needs_flush() {
             self.flush_nudge.notify_one();
         }
         Ok(rows)
+    }
+
+    /// Checks rows against the table's constraints (NOT NULL) before they are written.
+    pub fn check_rows(&self, table: &TableDef, batch: &RecordBatch) -> Result<()> {
+        check_not_null(table, batch)
+    }
+
+    /// Holds a writer back while the active memtables are over budget and the
+    /// previous flush is still writing: memory stays bounded at about two
+    /// budgets whatever the ingest rate.
+    async fn wait_for_memory(&self) {
+        loop {
+            let notified = self.flushed.notified();
+            {
+                let mem = self.mem.read();
+                if mem.frozen.is_none() || mem.active.num_bytes() < self.options.flush_bytes {
+                    return;
+                }
+            }
+            self.flush_nudge.notify_one();
+            notified.await;
+        }
     }
 
     fn needs_flush(&self) -> bool {
@@ -343,7 +493,19 @@ impl Engine {
     /// Writes every memtable row to Parquet files, commits them to the catalog
     /// and drops the WAL segments they covered.
     pub async fn flush(&self) -> Result<()> {
-        let _flush = self.flush_lock.lock().await;
+        let guard = self.lock_files().await;
+        self.flush_locked(&guard).await
+    }
+
+    /// Takes the exclusive right to change files (flush, rewrite, compaction).
+    pub async fn lock_files(&self) -> FilesGuard {
+        FilesGuard {
+            _guard: self.files_lock.clone().lock_owned().await,
+        }
+    }
+
+    /// [`Engine::flush`] for a caller that already holds the files lock.
+    pub async fn flush_locked(&self, _guard: &FilesGuard) -> Result<()> {
         let (frozen, boundary) = {
             let _gate = self.write_gate.write().await;
             let Some(frozen) = self.freeze_active() else {
@@ -362,9 +524,12 @@ impl Engine {
                 restored.absorb(std::mem::take(&mut mem.active));
                 mem.active = restored;
             }
+            drop(mem);
+            self.flushed.notify_waiters();
             tracing::error!(error = %e, "flush failed; rows stay in memory and the WAL");
             return result;
         }
+        self.flushed.notify_waiters();
         self.wal.truncate_through(boundary).await?;
         tracing::info!(
             rows = frozen.num_rows(),
@@ -373,6 +538,78 @@ impl Engine {
             "flushed memtables to parquet"
         );
         Ok(())
+    }
+
+    /// Writes rows of one table (and chunk) as a new Parquet file, not yet
+    /// listed by the catalog: [`Engine::commit_files`] makes it part of the table.
+    pub async fn write_table_file(
+        &self,
+        table: &TableDef,
+        chunk: Option<u32>,
+        batches: &[RecordBatch],
+        tag: &str,
+    ) -> Result<FileDef> {
+        let n = self.file_counter.fetch_add(1, Ordering::Relaxed);
+        let version = self.catalog.snapshot().version;
+        let oid = table.oid;
+        let path = match chunk {
+            Some(c) => format!("chunks/{oid}/{c}/{tag}-{version:012}-{n}.parquet"),
+            None => format!("tables/{oid}/{tag}-{version:012}-{n}.parquet"),
+        };
+        parquet_io::write_file(self.store(), &path, table, batches).await
+    }
+
+    /// Reads one of a table's files whole.
+    pub async fn read_table_file(&self, path: &str) -> Result<Vec<RecordBatch>> {
+        parquet_io::read_file(self.store(), path).await
+    }
+
+    /// Atomically replaces files of a table (one catalog commit); the removed
+    /// files are deleted once no statement that could read them is running.
+    pub async fn commit_files(&self, _guard: &FilesGuard, changes: FileChanges) -> Result<()> {
+        let oid = changes.oid;
+        let state = self
+            .catalog
+            .commit(|state| {
+                let table = state
+                    .table_by_oid(oid)
+                    .ok_or_else(|| TemporaError::internal("table dropped during rewrite"))?;
+                let mut ops = Vec::new();
+                let mut removes: BTreeMap<Option<u32>, Vec<String>> = BTreeMap::new();
+                for (chunk, path) in &changes.remove {
+                    removes.entry(*chunk).or_default().push(path.clone());
+                }
+                for (chunk, paths) in removes {
+                    ops.push(CatalogOp::RemoveFiles { oid, chunk, paths });
+                }
+                for (chunk, file) in &changes.add {
+                    if let Some(c) = chunk {
+                        if !table.chunks.contains_key(c) {
+                            return Err(TemporaError::internal("chunk dropped during rewrite"));
+                        }
+                    }
+                    ops.push(CatalogOp::AddFiles {
+                        oid,
+                        chunk: *chunk,
+                        files: vec![file.clone()],
+                    });
+                }
+                Ok(ops)
+            })
+            .await?;
+        self.gc
+            .retire(state.version, changes.remove.into_iter().map(|(_, p)| p));
+        Ok(())
+    }
+
+    /// After a DROP TABLE commit: forgets the tables' unflushed rows and
+    /// retires their files.
+    pub fn drop_tables(&self, dropped: Vec<(u32, Vec<String>)>) {
+        let version = self.catalog.snapshot().version;
+        for (oid, files) in dropped {
+            self.mem.write().active.remove_table(oid);
+            self.gc.retire(version, files);
+        }
     }
 
     async fn write_frozen(&self, frozen: &Arc<Memtables>, boundary: u64) -> Result<()> {
@@ -417,12 +654,19 @@ impl Engine {
                 },
             )
             .await?;
+        // Files of tables dropped while they were written are nobody's.
+        let state = self.catalog.snapshot();
+        let unlisted: Vec<String> = added
+            .iter()
+            .filter(|(oid, chunk, _)| {
+                state
+                    .table_by_oid(*oid)
+                    .is_none_or(|t| chunk.is_some_and(|c| !t.chunks.contains_key(&c)))
+            })
+            .map(|(_, _, f)| f.path.clone())
+            .collect();
+        self.gc.retire(state.version, unlisted);
         Ok(())
-    }
-
-    /// Forgets the unflushed rows of a dropped table.
-    pub fn forget_table(&self, oid: u32) {
-        self.mem.write().active.remove_table(oid);
     }
 
     /// Background loop: flushes on size (when nudged) and on age.

@@ -72,6 +72,45 @@ fn bad_type() -> TemporaError {
     TemporaError::internal("time column has an unexpected array type")
 }
 
+/// Splits rows by the chunk of `table` each falls into (None for a plain
+/// table). Every chunk must exist already.
+pub fn split_by_chunk(
+    table: &TableDef,
+    batch: RecordBatch,
+) -> Result<Vec<(Option<u32>, RecordBatch)>> {
+    if table.hypertable.is_none() {
+        return Ok(vec![(None, batch)]);
+    }
+    let times = crate::time_values(table, &batch)?;
+    let mut by_chunk: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for (i, t) in times.iter().enumerate() {
+        let t = t.ok_or_else(|| TemporaError::internal("NULL time value reached a chunk"))?;
+        let chunk = table.chunk_for(t).ok_or_else(|| {
+            TemporaError::internal(format!("no chunk for time {t} in {}", table.name))
+        })?;
+        by_chunk.entry(chunk.id).or_default().push(i as u32);
+    }
+    if by_chunk.len() == 1 {
+        let (chunk, _) = by_chunk.into_iter().next().expect("one chunk");
+        return Ok(vec![(Some(chunk), batch)]);
+    }
+    by_chunk
+        .into_iter()
+        .map(|(chunk, idx)| {
+            let indices = UInt32Array::from(idx);
+            let cols = batch
+                .columns()
+                .iter()
+                .map(|c| take(c.as_ref(), &indices, None))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| TemporaError::internal(e.to_string()))?;
+            let part = RecordBatch::try_new(batch.schema(), cols)
+                .map_err(|e| TemporaError::internal(e.to_string()))?;
+            Ok((Some(chunk), part))
+        })
+        .collect()
+}
+
 impl Memtables {
     pub fn rows(&self) -> &MemRows {
         &self.rows
@@ -94,35 +133,8 @@ impl Memtables {
         self.max_seq = self.max_seq.max(seq);
         self.num_rows += batch.num_rows();
         self.num_bytes += batch.get_array_memory_size();
-        if table.hypertable.is_none() {
-            self.push(table.oid, None, batch);
-            return Ok(());
-        }
-        let times = crate::time_values(table, &batch)?;
-        let mut by_chunk: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        for (i, t) in times.iter().enumerate() {
-            let t = t.ok_or_else(|| TemporaError::internal("NULL time value reached memtable"))?;
-            let chunk = table.chunk_for(t).ok_or_else(|| {
-                TemporaError::internal(format!("no chunk for time {t} in {}", table.name))
-            })?;
-            by_chunk.entry(chunk.id).or_default().push(i as u32);
-        }
-        if by_chunk.len() == 1 {
-            let (chunk, _) = by_chunk.into_iter().next().expect("one chunk");
-            self.push(table.oid, Some(chunk), batch);
-            return Ok(());
-        }
-        for (chunk, idx) in by_chunk {
-            let indices = UInt32Array::from(idx);
-            let cols = batch
-                .columns()
-                .iter()
-                .map(|c| take(c.as_ref(), &indices, None))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| TemporaError::internal(e.to_string()))?;
-            let part = RecordBatch::try_new(batch.schema(), cols)
-                .map_err(|e| TemporaError::internal(e.to_string()))?;
-            self.push(table.oid, Some(chunk), part);
+        for (chunk, part) in split_by_chunk(table, batch)? {
+            self.push(table.oid, chunk, part);
         }
         Ok(())
     }
@@ -161,7 +173,9 @@ impl Memtables {
         for k in keys {
             if let Some(b) = self.rows.remove(&k) {
                 let n: usize = b.iter().map(|b| b.num_rows()).sum();
+                let bytes: usize = b.iter().map(|b| b.get_array_memory_size()).sum();
                 self.num_rows -= n.min(self.num_rows);
+                self.num_bytes -= bytes.min(self.num_bytes);
             }
         }
     }

@@ -80,3 +80,39 @@ pub async fn write_file(
         max_time,
     })
 }
+
+/// Reads a whole Parquet file written by [`write_file`].
+pub async fn read_file(store: &Arc<dyn ObjectStore>, path: &str) -> Result<Vec<RecordBatch>> {
+    let bytes = store
+        .get(&Path::from(path))
+        .await
+        .map_err(|e| {
+            TemporaError::new(
+                SqlState::IO_ERROR,
+                format!("could not read file \"{path}\": {e}"),
+            )
+        })?
+        .bytes()
+        .await
+        .map_err(|e| {
+            TemporaError::new(
+                SqlState::IO_ERROR,
+                format!("could not read file \"{path}\": {e}"),
+            )
+        })?;
+    tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+        let reader =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes,
+            )
+            .map_err(internal)?
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(internal)?;
+        reader
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(internal)
+    })
+    .await
+    .map_err(internal)?
+}

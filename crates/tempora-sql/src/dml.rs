@@ -1,0 +1,440 @@
+//! DELETE and UPDATE: copy-on-write rewrites of the files that hold matching rows.
+//!
+//! ```text
+//! lock files ─► flush memtables (every row of the table is now in a file)
+//!   for each file the WHERE's time bounds can touch:
+//!     read ─► evaluate the statement's own plan over the file's rows, with a
+//!             "matched" column ─► keep the unmatched rows (new file, same chunk)
+//!   UPDATE: the new versions of matched rows ─► files in the chunks they now fall in
+//! one catalog commit: old files out, new files in ─► old files deleted once unread
+//! ```
+//! DataFusion plans the statement (names, types, casts, `$n` parameters,
+//! subqueries); this module only swaps the table scan for one file's rows.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{BooleanArray, RecordBatch, UInt64Array};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::compute::kernels::boolean::not;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::MemTable;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::ParamValues;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{
+    DmlStatement, Expr, Filter, LogicalPlan, LogicalPlanBuilder, Projection, TableScan,
+    WriteOp,
+};
+use datafusion::sql::sqlparser::ast::{
+    Delete, FromTable, SelectItem, Statement, TableFactor, Update,
+};
+use tempora_common::{Result, SqlState, TemporaError};
+use tempora_storage::FileChanges;
+
+use crate::insert::Returning;
+use crate::{Outcome, SqlSession};
+
+/// The hidden row number of a file's rows while a statement rewrites it.
+const ROW: &str = "\u{1}row";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Op {
+    Delete,
+    Update,
+}
+
+/// A planned DELETE or UPDATE.
+#[derive(Debug, Clone)]
+pub struct RewritePlan {
+    op: Op,
+    oid: u32,
+    table_name: String,
+    /// DataFusion's plan of the statement (without RETURNING).
+    plan: LogicalPlan,
+    returning: Option<Returning>,
+}
+
+fn target_name(relation: &TableFactor) -> Result<&datafusion::sql::sqlparser::ast::ObjectName> {
+    match relation {
+        TableFactor::Table { name, .. } => Ok(name),
+        _ => Err(TemporaError::syntax("syntax error at or near \"(\"")),
+    }
+}
+
+impl RewritePlan {
+    pub async fn plan(session: &SqlSession, stmt: &Statement) -> Result<Self> {
+        let (op, name, stmt, returning_items) = match stmt {
+            Statement::Delete(d) => {
+                let Delete {
+                    from,
+                    using,
+                    returning,
+                    ..
+                } = d;
+                if using.is_some() {
+                    return Err(TemporaError::not_supported("DELETE ... USING"));
+                }
+                let tables = match from {
+                    FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+                };
+                let [t] = tables.as_slice() else {
+                    return Err(TemporaError::not_supported("DELETE from several tables"));
+                };
+                if !t.joins.is_empty() {
+                    return Err(TemporaError::not_supported("DELETE with a join"));
+                }
+                if let TableFactor::Table { alias: Some(_), .. } = &t.relation {
+                    return Err(TemporaError::not_supported("DELETE with a table alias"));
+                }
+                let name = target_name(&t.relation)?.clone();
+                let mut plain = d.clone();
+                plain.returning = None;
+                (Op::Delete, name, Statement::Delete(plain), returning.clone())
+            }
+            Statement::Update(u) => {
+                let Update {
+                    table,
+                    from,
+                    returning,
+                    ..
+                } = u;
+                if from.is_some() {
+                    return Err(TemporaError::not_supported("UPDATE ... FROM"));
+                }
+                if !table.joins.is_empty() {
+                    return Err(TemporaError::not_supported("UPDATE with a join"));
+                }
+                let name = target_name(&table.relation)?.clone();
+                let mut plain = u.clone();
+                plain.returning = None;
+                (Op::Update, name, Statement::Update(plain), returning.clone())
+            }
+            _ => return Err(TemporaError::internal("not a DELETE or UPDATE")),
+        };
+        let (schema_name, table_name) = crate::ddl::object_name(&name)?;
+        let state = session.engine().catalog().snapshot();
+        let table = state
+            .table(&schema_name, &table_name)
+            .ok_or_else(|| TemporaError::undefined_table(&table_name))?;
+        if let Statement::Update(u) = &stmt {
+            for a in &u.assignments {
+                let target = a.target.to_string();
+                let col = target.rsplit('.').next().unwrap_or(&target).trim_matches('"');
+                if table.column(col).is_none() {
+                    return Err(TemporaError::new(
+                        SqlState::UNDEFINED_COLUMN,
+                        format!("column \"{col}\" of relation \"{table_name}\" does not exist"),
+                    ));
+                }
+            }
+        }
+        let plan = session.plan(stmt).await?;
+        let returning = match returning_items {
+            Some(items) => Some(plan_returning(session, &schema_name, &table_name, &items).await?),
+            None => None,
+        };
+        Ok(Self {
+            op,
+            oid: table.oid,
+            table_name,
+            plan,
+            returning,
+        })
+    }
+
+    pub fn param_types(&self) -> Result<Vec<Option<datafusion::arrow::datatypes::DataType>>> {
+        crate::param_types(&self.plan)
+    }
+
+    pub fn returning_schema(&self) -> Option<SchemaRef> {
+        self.returning.as_ref().map(|r| r.schema.clone())
+    }
+
+    pub async fn execute(
+        &self,
+        session: &SqlSession,
+        params: Option<ParamValues>,
+    ) -> Result<Outcome> {
+        let plan = crate::bind(self.plan.clone(), params)?;
+        let LogicalPlan::Dml(DmlStatement { input, op, .. }) = plan else {
+            return Err(TemporaError::internal("DELETE/UPDATE did not plan as DML"));
+        };
+        let (outputs, predicate, inner) = split_input(&input, op)?;
+        let engine = session.engine();
+        let guard = engine.lock_files().await;
+        engine.flush_locked(&guard).await?;
+        let state = engine.catalog().snapshot();
+        let table = state
+            .table_by_oid(self.oid)
+            .ok_or_else(|| TemporaError::undefined_table(&self.table_name))?
+            .clone();
+        let schema = Arc::new(table.arrow_schema());
+        let bounds = match (&table.hypertable, &predicate) {
+            (Some(h), Some(p)) => {
+                let filters = pushed_filters(session, &inner, p).await;
+                tempora_query::provider::time_bounds(&filters, &h.time_column)
+            }
+            _ => tempora_query::provider::TimeBounds::ALL,
+        };
+        let mut candidates: Vec<(Option<u32>, tempora_catalog::FileDef)> = table
+            .files
+            .iter()
+            .map(|f| (None, f.clone()))
+            .collect();
+        for c in table.chunks.values() {
+            if bounds.overlaps(c.range_start, c.range_end) {
+                candidates.extend(
+                    c.files
+                        .iter()
+                        .filter(|f| bounds.file_overlaps(f))
+                        .map(|f| (Some(c.id), f.clone())),
+                );
+            }
+        }
+        let mut changes = FileChanges {
+            oid: self.oid,
+            ..Default::default()
+        };
+        let result = self
+            .rewrite(session, &guard, &table, &schema, candidates, &inner, &outputs, &predicate, &mut changes)
+            .await;
+        let (count, affected) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // Files written for a statement that failed are nobody's.
+                engine
+                    .gc()
+                    .retire(0, changes.add.into_iter().map(|(_, f)| f.path));
+                return Err(e);
+            }
+        };
+        drop(guard);
+        let tag = match self.op {
+            Op::Delete => "DELETE",
+            Op::Update => "UPDATE",
+        };
+        match &self.returning {
+            None => Ok(Outcome::Command(format!("{tag} {count}"))),
+            Some(r) => r.project(&self.table_name, schema, affected, tag).await,
+        }
+    }
+
+    /// Rewrites the candidate files and commits the change; returns the number
+    /// of rows affected and those rows (for RETURNING).
+    #[allow(clippy::too_many_arguments)]
+    async fn rewrite(
+        &self,
+        session: &SqlSession,
+        guard: &tempora_storage::FilesGuard,
+        table: &tempora_catalog::TableDef,
+        schema: &SchemaRef,
+        candidates: Vec<(Option<u32>, tempora_catalog::FileDef)>,
+        inner: &LogicalPlan,
+        outputs: &[Expr],
+        predicate: &Option<Expr>,
+        changes: &mut FileChanges,
+    ) -> Result<(u64, Vec<RecordBatch>)> {
+        let engine = session.engine();
+        let mut affected: Vec<RecordBatch> = Vec::new();
+        let mut count: u64 = 0;
+        for (chunk, file) in candidates {
+            let batches = engine.read_table_file(&file.path).await?;
+            let (kept, matched) = self
+                .evaluate(session, inner, outputs, predicate, schema, batches)
+                .await?;
+            let n: usize = matched.iter().map(|b| b.num_rows()).sum();
+            if n == 0 {
+                continue;
+            }
+            if self.op == Op::Update {
+                for b in &matched {
+                    engine.check_rows(table, b)?;
+                }
+            }
+            count += n as u64;
+            changes.remove.push((chunk, file.path.clone()));
+            if kept.iter().any(|b| b.num_rows() > 0) {
+                let f = engine
+                    .write_table_file(table, chunk, &kept, "rewrite")
+                    .await?;
+                changes.add.push((chunk, f));
+            }
+            affected.extend(matched);
+        }
+        if self.op == Op::Update && count > 0 {
+            let rows = datafusion::arrow::compute::concat_batches(schema, &affected)
+                .map_err(|e| TemporaError::internal(e.to_string()))?;
+            let state = engine.ensure_chunks(table, &rows).await?;
+            let table = state
+                .table_by_oid(self.oid)
+                .ok_or_else(|| TemporaError::undefined_table(&self.table_name))?;
+            for (chunk, part) in tempora_storage::split_by_chunk(table, rows)? {
+                let f = engine
+                    .write_table_file(table, chunk, &[part], "update")
+                    .await?;
+                changes.add.push((chunk, f));
+            }
+        }
+        if !changes.remove.is_empty() {
+            engine.commit_files(guard, changes.clone()).await?;
+        }
+        Ok((count, affected))
+    }
+
+    /// Runs the statement's plan over one file's rows: the rows to keep, and
+    /// the matched rows (DELETE: as they were; UPDATE: their new values).
+    ///
+    /// The rows get a hidden row number; the statement's own filter (which may
+    /// hold subqueries) picks the matched numbers, so the rest are kept as is.
+    async fn evaluate(
+        &self,
+        session: &SqlSession,
+        inner: &LogicalPlan,
+        outputs: &[Expr],
+        predicate: &Option<Expr>,
+        schema: &SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>)> {
+        let internal = |e: datafusion::arrow::error::ArrowError| TemporaError::internal(e.to_string());
+        if predicate.is_none() && self.op == Op::Delete {
+            // No WHERE: every row goes.
+            return Ok((vec![], batches));
+        }
+        let old = datafusion::arrow::compute::concat_batches(schema, &batches).map_err(internal)?;
+        let total = old.num_rows();
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(ROW, DataType::UInt64, false));
+        let numbered_schema = Arc::new(Schema::new(fields));
+        let mut cols = old.columns().to_vec();
+        cols.push(Arc::new(UInt64Array::from_iter_values(0..total as u64)));
+        let numbered = RecordBatch::try_new(numbered_schema.clone(), cols).map_err(internal)?;
+        let mem = MemTable::try_new(numbered_schema, vec![vec![numbered]])
+            .map_err(TemporaError::from_datafusion)?;
+        let source = provider_as_source(Arc::new(mem));
+        let scanned = inner
+            .clone()
+            .transform_up(|node| match node {
+                LogicalPlan::TableScan(TableScan { table_name, .. }) => {
+                    LogicalPlanBuilder::scan(table_name, source.clone(), None)?
+                        .build()
+                        .map(Transformed::yes)
+                }
+                other => Ok(Transformed::no(other)),
+            })
+            .map_err(TemporaError::from_datafusion)?
+            .data;
+        let row_col = scanned
+            .schema()
+            .columns()
+            .into_iter()
+            .find(|c| c.name == ROW)
+            .ok_or_else(|| TemporaError::internal("row number column lost"))?;
+        let filtered = match predicate {
+            Some(p) => LogicalPlan::Filter(
+                Filter::try_new(p.clone(), Arc::new(scanned)).map_err(TemporaError::from_datafusion)?,
+            ),
+            None => scanned,
+        };
+        let mut exprs = vec![Expr::Column(row_col)];
+        if self.op == Op::Update {
+            exprs.extend(outputs.iter().cloned());
+        }
+        let plan = LogicalPlan::Projection(
+            Projection::try_new(exprs, Arc::new(filtered)).map_err(TemporaError::from_datafusion)?,
+        );
+        let out = session
+            .context()
+            .execute_logical_plan(plan)
+            .await
+            .map_err(TemporaError::from_datafusion)?
+            .collect()
+            .await
+            .map_err(TemporaError::from_datafusion)?;
+        let mut hit = vec![false; total];
+        let mut updated = Vec::new();
+        for b in out {
+            let ids = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<UInt64Array>()
+                .ok_or_else(|| TemporaError::internal("row number column is not UInt64"))?;
+            for id in ids.values().iter() {
+                hit[*id as usize] = true;
+            }
+            if self.op == Op::Update {
+                let new_cols = b.columns()[1..]
+                    .iter()
+                    .zip(schema.fields())
+                    .map(|(c, f)| {
+                        if c.data_type() == f.data_type() {
+                            Ok(c.clone())
+                        } else {
+                            datafusion::arrow::compute::cast(c, f.data_type())
+                        }
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| TemporaError::from_datafusion(e.into()))?;
+                updated.push(RecordBatch::try_new(schema.clone(), new_cols).map_err(internal)?);
+            }
+        }
+        let mask = BooleanArray::from(hit);
+        let unmatched = not(&mask).map_err(internal)?;
+        let kept = filter_record_batch(&old, &unmatched).map_err(internal)?;
+        let matched = match self.op {
+            Op::Update => updated,
+            Op::Delete => vec![filter_record_batch(&old, &mask).map_err(internal)?],
+        };
+        Ok((vec![kept], matched))
+    }
+}
+
+async fn plan_returning(
+    session: &SqlSession,
+    schema_name: &str,
+    table_name: &str,
+    items: &[SelectItem],
+) -> Result<Returning> {
+    Returning::plan(session, schema_name, table_name, items).await
+}
+
+/// Splits DataFusion's DML input into (UPDATE's new column values, the WHERE
+/// predicate, the plan below both that scans the table).
+fn split_input(input: &LogicalPlan, op: WriteOp) -> Result<(Vec<Expr>, Option<Expr>, LogicalPlan)> {
+    let (outputs, below) = match (op, input) {
+        (WriteOp::Update, LogicalPlan::Projection(p)) => (p.expr.clone(), p.input.as_ref()),
+        (WriteOp::Delete, other) => (vec![], other),
+        _ => return Err(TemporaError::internal("unexpected DML plan shape")),
+    };
+    match below {
+        LogicalPlan::Filter(Filter {
+            predicate, input, ..
+        }) => Ok((outputs, Some(predicate.clone()), input.as_ref().clone())),
+        other => Ok((outputs, None, other.clone())),
+    }
+}
+
+/// The filters the optimizer hands the table scan for `predicate` (to find
+/// the chunks and files a statement can touch).
+async fn pushed_filters(session: &SqlSession, inner: &LogicalPlan, predicate: &Expr) -> Vec<Expr> {
+    let plan = match Filter::try_new(predicate.clone(), Arc::new(inner.clone())) {
+        Ok(f) => LogicalPlan::Filter(f),
+        Err(_) => return vec![],
+    };
+    let Ok(optimized) = session.context().state().optimize(&plan) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    let _ = optimized.apply(|node| {
+        match node {
+            LogicalPlan::TableScan(scan) => out.extend(scan.filters.iter().cloned()),
+            LogicalPlan::Filter(f) => out.extend(
+                datafusion::logical_expr::utils::split_conjunction(&f.predicate)
+                    .into_iter()
+                    .cloned(),
+            ),
+            _ => {}
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    out
+}
