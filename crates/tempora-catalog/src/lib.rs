@@ -278,6 +278,7 @@ mod tests {
             hypertable: None,
             chunks: Default::default(),
             files: vec![],
+            unique_keys: vec![],
         }
     }
 

@@ -165,6 +165,18 @@ pub struct TableDef {
     pub chunks: BTreeMap<u32, ChunkDef>,
     /// Files of a plain table (a hypertable keeps its files in chunks).
     pub files: Vec<FileDef>,
+    /// PRIMARY KEY and UNIQUE constraints, enforced on every write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unique_keys: Vec<UniqueKey>,
+}
+
+/// A PRIMARY KEY or UNIQUE constraint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UniqueKey {
+    /// The constraint's name (`t_pkey`, `t_a_b_key`, or as given).
+    pub name: String,
+    pub columns: Vec<String>,
+    pub primary: bool,
 }
 
 impl TableDef {

@@ -49,6 +49,7 @@ impl SqlState {
     pub const AMBIGUOUS_COLUMN: SqlState = SqlState("42702");
     pub const GROUPING_ERROR: SqlState = SqlState("42803");
     pub const INVALID_COLUMN_DEFINITION: SqlState = SqlState("42611");
+    pub const INVALID_TABLE_DEFINITION: SqlState = SqlState("42P16");
     pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
     pub const INSUFFICIENT_RESOURCES: SqlState = SqlState("53000");
     pub const DISK_FULL: SqlState = SqlState("53100");

@@ -23,9 +23,11 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::{stream, Sink, SinkExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::copy::CopyHandler;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
@@ -35,7 +37,7 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use tempora_common::{SqlState, TemporaError};
-use tempora_sql::{Notice, Outcome, Prepared, SqlSession, TxState};
+use tempora_sql::{CopyEncoder, CopyIn, Notice, Outcome, Prepared, SqlSession, TxState};
 use tempora_storage::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -54,9 +56,18 @@ fn wire_error(e: TemporaError) -> PgWireError {
     PgWireError::UserError(Box::new(error_info(&e)))
 }
 
+/// A `COPY ... FROM STDIN` in progress on a connection.
+struct CopyInState {
+    copy: Box<CopyIn>,
+    /// The first error; the rest of the data is read and dropped, and the
+    /// error is reported at CopyDone.
+    error: Option<TemporaError>,
+}
+
 /// The handlers of one client connection.
 pub struct Connection {
     session: Arc<Mutex<SqlSession>>,
+    copy: Arc<Mutex<Option<CopyInState>>>,
     parser: Arc<StatementParser>,
     manager: Arc<ConnectionManager>,
     cancel: Arc<DefaultCancelHandler>,
@@ -189,7 +200,75 @@ fn into_response(
             _ => Response::TransactionStart(Tag::new(&tag)),
         },
         Outcome::Empty => Response::EmptyQuery,
+        Outcome::CopyIn { .. } | Outcome::CopyOut { .. } => {
+            return Err(wire_error(TemporaError::internal(
+                "COPY outcome reached the plain response path",
+            )))
+        }
     })
+}
+
+/// Sends a COPY's rows as CopyOutResponse, one CopyData per row, CopyDone;
+/// returns the command tag with the row count.
+async fn send_copy_out<C>(
+    client: &mut C,
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    mut encoder: Box<CopyEncoder>,
+    format: i8,
+    columns: usize,
+) -> PgWireResult<Response>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use futures::StreamExt;
+    use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
+    client
+        .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+            format,
+            columns as i16,
+            vec![format as i16; columns],
+        )))
+        .await?;
+    // As PostgreSQL does: a text/CSV header line is a message of its own; the
+    // binary signature travels in front of the first row (or the trailer).
+    let header = encoder.header();
+    let mut pending = bytes::BytesMut::new();
+    if format == 1 {
+        pending.extend_from_slice(&header);
+    } else if !header.is_empty() {
+        client
+            .feed(PgWireBackendMessage::CopyData(CopyData::new(header)))
+            .await?;
+    }
+    let mut rows = 0usize;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| wire_error(TemporaError::from_datafusion(e)))?;
+        for row in encoder.encode(&batch).map_err(wire_error)? {
+            let row = if pending.is_empty() {
+                row
+            } else {
+                pending.extend_from_slice(&row);
+                pending.split().freeze()
+            };
+            client
+                .feed(PgWireBackendMessage::CopyData(CopyData::new(row)))
+                .await?;
+            rows += 1;
+        }
+        client.flush().await?;
+    }
+    let trailer = encoder.trailer();
+    if !trailer.is_empty() || !pending.is_empty() {
+        pending.extend_from_slice(&trailer);
+        client
+            .feed(PgWireBackendMessage::CopyData(CopyData::new(pending.freeze())))
+            .await?;
+    }
+    client
+        .send(PgWireBackendMessage::CopyDone(CopyDone::new()))
+        .await?;
+    Ok(Response::Execution(Tag::new("COPY").with_rows(rows)))
 }
 
 async fn send_notices<C>(client: &mut C, notices: Vec<Notice>) -> PgWireResult<()>
@@ -286,7 +365,23 @@ impl SimpleQueryHandler for Connection {
             match result {
                 Ok((outcome, notices)) => {
                     send_notices(client, notices).await?;
-                    responses.push(into_response(&session, outcome, &Format::UnifiedText)?);
+                    let copy_in = matches!(outcome, Outcome::CopyIn { .. });
+                    match self
+                        .respond(client, &session, outcome, &Format::UnifiedText)
+                        .await
+                    {
+                        Ok(r) => responses.push(r),
+                        Err(PgWireError::UserError(info)) => {
+                            responses.push(Response::Error(info));
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    if copy_in {
+                        // The data follows; statements after a COPY FROM STDIN
+                        // in the same query string are not run.
+                        break;
+                    }
                 }
                 Err(e) => {
                     responses.push(Response::Error(Box::new(error_info(&e))));
@@ -342,7 +437,89 @@ impl ExtendedQueryHandler for Connection {
             .await
             .map_err(wire_error)?;
         send_notices(client, notices).await?;
-        into_response(&session, outcome, &portal.result_column_format)
+        self.respond(client, &session, outcome, &portal.result_column_format)
+            .await
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Connection {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = self.session.lock().await;
+        let mut slot = self.copy.lock().await;
+        let Some(state) = slot.as_mut() else {
+            return Err(wire_error(TemporaError::new(
+                SqlState::PROTOCOL_VIOLATION,
+                "unexpected CopyData message: no COPY in progress",
+            )));
+        };
+        if state.error.is_none() {
+            if let Err(e) = state.copy.data(&session, &copy_data.data).await {
+                state.error = Some(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let Some(mut state) = self.copy.lock().await.take() else {
+            return Err(wire_error(TemporaError::new(
+                SqlState::PROTOCOL_VIOLATION,
+                "unexpected CopyDone message: no COPY in progress",
+            )));
+        };
+        let result = match state.error.take() {
+            Some(e) => Err(e),
+            None => state.copy.finish(&session).await,
+        };
+        match result {
+            Ok(rows) => {
+                client
+                    .send(PgWireBackendMessage::CommandComplete(
+                        Tag::new("COPY").with_rows(rows as usize).into(),
+                    ))
+                    .await?;
+                Ok(())
+            }
+            Err(e) => {
+                if session.tx == TxState::InBlock {
+                    session.tx = TxState::Failed;
+                }
+                Err(wire_error(e))
+            }
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let state = self.copy.lock().await.take();
+        if session.tx == TxState::InBlock {
+            session.tx = TxState::Failed;
+        }
+        let mut err = TemporaError::new(
+            SqlState::QUERY_CANCELED,
+            format!("COPY from stdin failed: {}", fail.message),
+        );
+        if let Some(state) = state {
+            err = err.with_context(state.copy.context());
+        }
+        wire_error(err)
     }
 }
 
@@ -419,12 +596,57 @@ impl PgWireServerHandlers for Connection {
         Arc::new(self.clone_handle())
     }
 
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        Arc::new(self.clone_handle())
+    }
+
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
         self.cancel.clone()
     }
 }
 
 impl Connection {
+    /// The response to a statement's outcome; COPY outcomes start their
+    /// protocol here (CopyIn waits for the client's data, CopyOut streams rows).
+    async fn respond<C>(
+        &self,
+        client: &mut C,
+        session: &SqlSession,
+        outcome: Outcome,
+        format: &Format,
+    ) -> PgWireResult<Response>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match outcome {
+            Outcome::CopyIn {
+                copy,
+                format,
+                columns,
+            } => {
+                *self.copy.lock().await = Some(CopyInState { copy, error: None });
+                Ok(Response::CopyIn(CopyResponse::new(
+                    format,
+                    columns,
+                    stream::empty(),
+                )))
+            }
+            Outcome::CopyOut {
+                stream,
+                encoder,
+                format,
+                columns,
+                pin,
+            } => {
+                let resp = send_copy_out(client, stream, encoder, format, columns).await;
+                drop(pin);
+                resp
+            }
+            other => into_response(session, other, format),
+        }
+    }
+
     pub fn new(engine: Arc<Engine>, manager: Arc<ConnectionManager>) -> Result<Self, TemporaError> {
         let session = Arc::new(Mutex::new(SqlSession::new(engine)?));
         Ok(Self {
@@ -432,6 +654,7 @@ impl Connection {
                 session: session.clone(),
             }),
             session,
+            copy: Arc::new(Mutex::new(None)),
             cancel: Arc::new(DefaultCancelHandler::new(manager.clone())),
             manager,
         })
@@ -440,6 +663,7 @@ impl Connection {
     fn clone_handle(&self) -> Connection {
         Connection {
             session: self.session.clone(),
+            copy: self.copy.clone(),
             parser: self.parser.clone(),
             manager: self.manager.clone(),
             cancel: self.cancel.clone(),

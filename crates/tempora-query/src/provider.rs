@@ -45,24 +45,25 @@ pub const STORE_URL: &str = "tempora://data";
 /// yet: that session's own statements read them, no other session does.
 #[derive(Debug, Default)]
 pub struct TxWrites {
-    rows: parking_lot::Mutex<Vec<(u32, RecordBatch)>>,
+    rows: parking_lot::Mutex<Vec<(u32, RecordBatch, tempora_storage::OnConflict)>>,
 }
 
 impl TxWrites {
-    pub fn add(&self, oid: u32, batches: Vec<RecordBatch>) {
+    pub fn add(&self, oid: u32, batches: Vec<RecordBatch>, policy: tempora_storage::OnConflict) {
         self.rows
             .lock()
-            .extend(batches.into_iter().map(|b| (oid, b)));
+            .extend(batches.into_iter().map(|b| (oid, b, policy)));
     }
 
-    /// The pending rows, grouped by table in first-write order, leaving none.
-    pub fn take(&self) -> Vec<(u32, Vec<RecordBatch>)> {
+    /// The pending rows, grouped by table (and conflict policy) in first-write
+    /// order, leaving none.
+    pub fn take(&self) -> Vec<(u32, Vec<RecordBatch>, tempora_storage::OnConflict)> {
         let rows = std::mem::take(&mut *self.rows.lock());
-        let mut out: Vec<(u32, Vec<RecordBatch>)> = Vec::new();
-        for (oid, b) in rows {
-            match out.iter_mut().find(|(o, _)| *o == oid) {
-                Some((_, v)) => v.push(b),
-                None => out.push((oid, vec![b])),
+        let mut out: Vec<(u32, Vec<RecordBatch>, tempora_storage::OnConflict)> = Vec::new();
+        for (oid, b, policy) in rows {
+            match out.iter_mut().find(|(o, _, p)| *o == oid && *p == policy) {
+                Some((_, v, _)) => v.push(b),
+                None => out.push((oid, vec![b], policy)),
             }
         }
         out
@@ -76,8 +77,8 @@ impl TxWrites {
         self.rows
             .lock()
             .iter()
-            .filter(|(o, _)| *o == oid)
-            .map(|(_, b)| b.clone())
+            .filter(|(o, _, _)| *o == oid)
+            .map(|(_, b, _)| b.clone())
             .collect()
     }
 }
@@ -231,6 +232,37 @@ fn apply_filter(b: &mut TimeBounds, e: &Expr, time_col: &str) {
             }
         }
         _ => {}
+    }
+}
+
+/// Whether `e` is exactly a comparison of the time column with a constant,
+/// so that [`time_bounds`] of such filters describes the matching rows exactly.
+pub fn is_exact_time_filter(e: &Expr, time_col: &str) -> bool {
+    let plain_col = |e: &Expr| matches!(e, Expr::Column(c) if c.name == time_col);
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let comparison = matches!(
+                op,
+                Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq | Operator::Eq
+            );
+            comparison
+                && ((plain_col(left) && literal_time(right).is_some())
+                    || (plain_col(right) && literal_time(left).is_some()))
+        }
+        Expr::Between(b) => {
+            !b.negated
+                && plain_col(&b.expr)
+                && literal_time(&b.low).is_some()
+                && literal_time(&b.high).is_some()
+        }
+        _ => false,
+    }
+}
+
+impl TimeBounds {
+    /// Whether every time in [start, end) lies within the bounds.
+    pub fn covers(&self, start: i64, end: i64) -> bool {
+        self.lower.is_none_or(|l| l <= start) && self.upper.is_none_or(|u| end <= u)
     }
 }
 

@@ -1,9 +1,8 @@
 //! CREATE TABLE, DROP TABLE and CREATE EXTENSION: catalog changes.
 
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateTable, ObjectName, ObjectNamePart, ObjectType, Statement,
-};
-use tempora_catalog::{CatalogOp, ColumnDef, PgType, TableDef};
+    ColumnOption, CreateTable, ObjectName, ObjectNamePart, ObjectType, Statement, TableConstraint};
+use tempora_catalog::{CatalogOp, ColumnDef, PgType, TableDef, UniqueKey};
 use tempora_common::{Result, SqlState, TemporaError};
 
 use crate::{Notice, Outcome, SqlSession};
@@ -15,6 +14,23 @@ pub(crate) fn is_ddl(stmt: &Statement) -> bool {
     )
 }
 
+/// A column name printed by sqlparser (`a` or `"A"`), folded.
+fn fold(printed: String) -> String {
+    match printed.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => printed.to_lowercase(),
+    }
+}
+
+/// An identifier as PostgreSQL folds it: lower case unless quoted.
+pub(crate) fn ident_name(i: &datafusion::sql::sqlparser::ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
 /// Schema and table of an object name, folded as PostgreSQL folds identifiers
 /// (sqlparser keeps quoted identifiers' case and quote style).
 pub(crate) fn object_name(name: &ObjectName) -> Result<(String, String)> {
@@ -22,8 +38,7 @@ pub(crate) fn object_name(name: &ObjectName) -> Result<(String, String)> {
         .0
         .iter()
         .map(|p| match p {
-            ObjectNamePart::Identifier(i) if i.quote_style.is_some() => i.value.clone(),
-            ObjectNamePart::Identifier(i) => i.value.to_lowercase(),
+            ObjectNamePart::Identifier(i) => ident_name(i),
             other => other.to_string().to_lowercase(),
         })
         .collect();
@@ -101,16 +116,30 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
     if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
         return Err(TemporaError::not_supported("CREATE TABLE AS / LIKE"));
     }
-    if !ct.constraints.is_empty() {
-        return Err(TemporaError::not_supported("table constraints"));
-    }
     let mut columns = Vec::new();
+    // (constraint name, columns, primary)
+    let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
+    for c in &ct.constraints {
+        match c {
+            TableConstraint::PrimaryKey(pk) => keys.push((
+                pk.name.as_ref().map(ident_name),
+                pk.columns.iter().map(|c| c.column.expr.to_string()).map(fold).collect(),
+                true,
+            )),
+            TableConstraint::Unique(u) => keys.push((
+                u.name.as_ref().map(ident_name),
+                u.columns.iter().map(|c| c.column.expr.to_string()).map(fold).collect(),
+                false,
+            )),
+            other => {
+                return Err(TemporaError::not_supported(format!(
+                    "table constraint {other}"
+                )))
+            }
+        }
+    }
     for (i, c) in ct.columns.iter().enumerate() {
-        let col_name = if c.name.quote_style.is_some() {
-            c.name.value.clone()
-        } else {
-            c.name.value.to_lowercase()
-        };
+        let col_name = ident_name(&c.name);
         if columns.iter().any(|x: &ColumnDef| x.name == col_name) {
             return Err(TemporaError::new(
                 SqlState::DUPLICATE_COLUMN,
@@ -129,11 +158,11 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
                 ColumnOption::NotNull => def.not_null = true,
                 ColumnOption::Null => def.not_null = false,
                 ColumnOption::Default(e) => def.default = Some(e.to_string()),
-                ColumnOption::PrimaryKey(_) => {
-                    return Err(TemporaError::not_supported("PRIMARY KEY constraints"))
+                ColumnOption::PrimaryKey(pk) => {
+                    keys.push((pk.name.as_ref().map(ident_name), vec![def.name.clone()], true))
                 }
-                ColumnOption::Unique(_) => {
-                    return Err(TemporaError::not_supported("UNIQUE constraints"))
+                ColumnOption::Unique(u) => {
+                    keys.push((u.name.as_ref().map(ident_name), vec![def.name.clone()], false))
                 }
                 other => {
                     return Err(TemporaError::not_supported(format!(
@@ -143,6 +172,41 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
             }
         }
         columns.push(def);
+    }
+    let mut unique_keys: Vec<UniqueKey> = Vec::new();
+    for (given, cols, primary) in keys {
+        if primary && unique_keys.iter().any(|k| k.primary) {
+            return Err(TemporaError::new(
+                SqlState::INVALID_TABLE_DEFINITION,
+                format!("multiple primary keys for table \"{name}\" are not allowed"),
+            ));
+        }
+        for c in &cols {
+            let Some(col) = columns.iter_mut().find(|x| &x.name == c) else {
+                return Err(TemporaError::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!("column \"{c}\" named in key does not exist"),
+                ));
+            };
+            if primary {
+                col.not_null = true;
+            }
+        }
+        let name = given.unwrap_or_else(|| {
+            if primary {
+                format!("{name}_pkey")
+            } else {
+                format!("{name}_{}_key", cols.join("_"))
+            }
+        });
+        if unique_keys.iter().any(|k| k.columns == cols) {
+            continue; // PostgreSQL keeps one index for the same columns
+        }
+        unique_keys.push(UniqueKey {
+            name,
+            columns: cols,
+            primary,
+        });
     }
     Ok((
         name.clone(),
@@ -154,6 +218,7 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
             hypertable: None,
             chunks: Default::default(),
             files: vec![],
+            unique_keys,
         },
     ))
 }

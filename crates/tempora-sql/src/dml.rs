@@ -126,6 +126,15 @@ impl RewritePlan {
                         format!("column \"{col}\" of relation \"{table_name}\" does not exist"),
                     ));
                 }
+                if table
+                    .unique_keys
+                    .iter()
+                    .any(|k| k.columns.iter().any(|c| c == col))
+                {
+                    return Err(TemporaError::not_supported(
+                        "UPDATE of a column of a PRIMARY KEY or UNIQUE constraint",
+                    ));
+                }
             }
         }
         let plan = session.plan(stmt).await?;
@@ -169,13 +178,24 @@ impl RewritePlan {
             .ok_or_else(|| TemporaError::undefined_table(&self.table_name))?
             .clone();
         let schema = Arc::new(table.arrow_schema());
-        let bounds = match (&table.hypertable, &predicate) {
+        // Time bounds of the WHERE select the chunks and files to read; when
+        // the WHERE is nothing but time comparisons, a DELETE drops files
+        // inside the bounds without reading them.
+        let (bounds, exact) = match (&table.hypertable, &predicate) {
             (Some(h), Some(p)) => {
                 let filters = pushed_filters(session, &inner, p).await;
-                tempora_query::provider::time_bounds(&filters, &h.time_column)
+                let exact = !filters.is_empty()
+                    && filters.iter().all(|f| {
+                        tempora_query::provider::is_exact_time_filter(f, &h.time_column)
+                    });
+                (
+                    tempora_query::provider::time_bounds(&filters, &h.time_column),
+                    exact,
+                )
             }
-            _ => tempora_query::provider::TimeBounds::ALL,
+            _ => (tempora_query::provider::TimeBounds::ALL, false),
         };
+        let drop_whole = exact && self.op == Op::Delete && self.returning.is_none();
         let mut candidates: Vec<(Option<u32>, tempora_catalog::FileDef)> = table
             .files
             .iter()
@@ -196,7 +216,16 @@ impl RewritePlan {
             ..Default::default()
         };
         let result = self
-            .rewrite(session, &guard, &table, &schema, candidates, &inner, &outputs, &predicate, &mut changes)
+            .rewrite(
+                session,
+                &guard,
+                &table,
+                &schema,
+                candidates,
+                (&inner, &outputs, &predicate),
+                drop_whole.then_some(&bounds),
+                &mut changes,
+            )
             .await;
         let (count, affected) = match result {
             Ok(r) => r,
@@ -229,15 +258,23 @@ impl RewritePlan {
         table: &tempora_catalog::TableDef,
         schema: &SchemaRef,
         candidates: Vec<(Option<u32>, tempora_catalog::FileDef)>,
-        inner: &LogicalPlan,
-        outputs: &[Expr],
-        predicate: &Option<Expr>,
+        (inner, outputs, predicate): (&LogicalPlan, &[Expr], &Option<Expr>),
+        whole_files_within: Option<&tempora_query::provider::TimeBounds>,
         changes: &mut FileChanges,
     ) -> Result<(u64, Vec<RecordBatch>)> {
         let engine = session.engine();
         let mut affected: Vec<RecordBatch> = Vec::new();
         let mut count: u64 = 0;
         for (chunk, file) in candidates {
+            if let (Some(bounds), Some(min), Some(max)) =
+                (whole_files_within, file.min_time, file.max_time)
+            {
+                if bounds.covers(min, max.saturating_add(1)) {
+                    count += file.rows;
+                    changes.remove.push((chunk, file.path.clone()));
+                    continue;
+                }
+            }
             let batches = engine.read_table_file(&file.path).await?;
             let (kept, matched) = self
                 .evaluate(session, inner, outputs, predicate, schema, batches)

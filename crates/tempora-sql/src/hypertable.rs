@@ -295,6 +295,21 @@ impl CreateHypertable {
                 "space partitioning (partitioning_column)",
             ));
         }
+        if table
+            .unique_keys
+            .iter()
+            .any(|k| !k.columns.contains(&time_column))
+        {
+            return Err(TemporaError::new(
+                SqlState::TS_BAD_UNIQUE_INDEX,
+                format!(
+                    "cannot create a unique index without the column \"{time_column}\" (used in partitioning)"
+                ),
+            )
+            .with_hint(
+                "If you're creating a hypertable on a table with a primary key, ensure the partitioning column is part of the primary or composite key.",
+            ));
+        }
         let type_name = col.ty.sql_name();
         let chunk_interval = match &self.interval {
             None if col.ty.is_temporal() => DEFAULT_CHUNK_INTERVAL,

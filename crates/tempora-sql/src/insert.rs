@@ -13,11 +13,67 @@ use datafusion::sql::sqlparser::ast::{SelectItem, Statement};
 use tempora_common::{Result, TemporaError};
 
 use crate::{Outcome, SqlSession};
+use datafusion::sql::sqlparser::ast::{ConflictTarget, OnConflictAction, OnInsert};
+use tempora_catalog::TableDef;
+use tempora_common::SqlState;
+use tempora_storage::OnConflict;
+
+/// The policy an `ON CONFLICT` clause asks for, checked against the table's
+/// constraints as PostgreSQL checks it.
+fn on_conflict_policy(on: Option<&OnInsert>, table: &TableDef) -> Result<OnConflict> {
+    let Some(on) = on else {
+        return Ok(OnConflict::Error);
+    };
+    let OnInsert::OnConflict(oc) = on else {
+        return Err(TemporaError::not_supported("ON DUPLICATE KEY UPDATE"));
+    };
+    match &oc.conflict_target {
+        None => {
+            if matches!(oc.action, OnConflictAction::DoUpdate(_)) {
+                return Err(TemporaError::syntax(
+                    "ON CONFLICT DO UPDATE requires inference specification or constraint name",
+                )
+                .with_hint("For example, ON CONFLICT (column_name)."));
+            }
+        }
+        Some(ConflictTarget::Columns(cols)) => {
+            let mut wanted: Vec<String> = cols.iter().map(crate::ddl::ident_name).collect();
+            wanted.sort();
+            let matches = table.unique_keys.iter().any(|k| {
+                let mut have = k.columns.clone();
+                have.sort();
+                have == wanted
+            });
+            if !matches {
+                return Err(TemporaError::new(
+                    SqlState::INVALID_COLUMN_REFERENCE,
+                    "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+                ));
+            }
+        }
+        Some(ConflictTarget::OnConstraint(name)) => {
+            let (_, name) = crate::ddl::object_name(name)?;
+            if !table.unique_keys.iter().any(|k| k.name == name) {
+                return Err(TemporaError::new(
+                    SqlState::UNDEFINED_OBJECT,
+                    format!("constraint \"{name}\" for table \"{}\" does not exist", table.name),
+                ));
+            }
+        }
+    }
+    match oc.action {
+        OnConflictAction::DoNothing => Ok(OnConflict::Skip),
+        OnConflictAction::DoUpdate(_) => {
+            Err(TemporaError::not_supported("INSERT ... ON CONFLICT DO UPDATE"))
+        }
+    }
+}
 
 /// A planned INSERT.
 #[derive(Debug, Clone)]
 pub struct InsertPlan {
     oid: u32,
+    on_conflict: OnConflict,
     table_name: String,
     /// Produces the new rows in the table's schema.
     input: LogicalPlan,
@@ -76,9 +132,7 @@ impl InsertPlan {
         let Statement::Insert(insert) = stmt else {
             return Err(TemporaError::internal("not an INSERT"));
         };
-        if insert.on.is_some() {
-            return Err(TemporaError::not_supported("INSERT ... ON CONFLICT"));
-        }
+
         if let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &insert.table {
             let (schema_name, table_name) = crate::ddl::object_name(name)?;
             let state = session.engine().catalog().snapshot();
@@ -96,6 +150,7 @@ impl InsertPlan {
             }
         }
         let mut plain = insert.clone();
+        plain.on = None;
         let returning_items: Option<Vec<SelectItem>> = plain.returning.take();
         let mut stmt = Statement::Insert(plain);
         crate::alias_function_columns(&mut stmt);
@@ -118,12 +173,14 @@ impl InsertPlan {
         let table = state
             .table(&schema_name, &name)
             .ok_or_else(|| TemporaError::undefined_table(&name))?;
+        let on_conflict = on_conflict_policy(insert.on.as_ref(), table)?;
         let returning = match returning_items {
             Some(items) => Some(Returning::plan(session, &schema_name, &name, &items).await?),
             None => None,
         };
         Ok(Self {
             oid: table.oid,
+            on_conflict,
             table_name: name,
             input: input.as_ref().clone(),
             returning,
@@ -178,7 +235,22 @@ impl InsertPlan {
                     .map_err(|e| TemporaError::from_datafusion(e.into()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let rows = session.write_rows(self.oid, batches.clone()).await?;
+        // With DO NOTHING, RETURNING shows only the rows that went in.
+        let batches = if self.on_conflict == OnConflict::Skip
+            && self.returning.is_some()
+            && !table.unique_keys.is_empty()
+        {
+            let mut kept = Vec::with_capacity(batches.len());
+            for b in batches {
+                kept.push(session.engine().resolve_conflicts(table, &b, OnConflict::Skip).await?);
+            }
+            kept
+        } else {
+            batches
+        };
+        let rows = session
+            .write_rows_with(self.oid, batches.clone(), self.on_conflict)
+            .await?;
         match &self.returning {
             None => Ok(Outcome::Command(format!("INSERT 0 {rows}"))),
             Some(r) => r.project(&self.table_name, schema, batches, "INSERT 0").await,

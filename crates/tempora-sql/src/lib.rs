@@ -11,6 +11,7 @@
 //! SqlSession::execute(prepared, params) ─► Outcome (rows or a command tag)
 //! ```
 
+mod copy;
 mod ddl;
 mod dml;
 mod hypertable;
@@ -35,7 +36,9 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use tempora_common::{Result, SqlState, TemporaError};
 use tempora_storage::Engine;
 
+pub use copy::CopyIn;
 pub use session_cmds::{Settings, TxState};
+pub use tempora_copy::CopyEncoder;
 
 /// A message sent to the client before a statement's result (NOTICE, WARNING).
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +49,6 @@ pub struct Notice {
 }
 
 /// What a statement produced.
-#[derive(Debug)]
 pub enum Outcome {
     /// A result set.
     Rows {
@@ -61,6 +63,53 @@ pub enum Outcome {
     Transaction { tag: String, state: TxState },
     /// The query string held no statement.
     Empty,
+    /// `COPY ... FROM STDIN`: the client sends data next (format 0 text/CSV,
+    /// 1 binary; number of columns).
+    CopyIn {
+        copy: Box<CopyIn>,
+        format: i8,
+        columns: usize,
+    },
+    /// `COPY ... TO STDOUT`: rows to encode and send as CopyData.
+    CopyOut {
+        stream: datafusion::execution::SendableRecordBatchStream,
+        encoder: Box<CopyEncoder>,
+        format: i8,
+        columns: usize,
+        /// Keeps the files the stream reads until it is done.
+        pin: tempora_storage::ReadPin,
+    },
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Rows { schema, tag, .. } => f
+                .debug_struct("Rows")
+                .field("schema", schema)
+                .field("tag", tag)
+                .finish(),
+            Outcome::Command(tag) => f.debug_tuple("Command").field(tag).finish(),
+            Outcome::Transaction { tag, state } => f
+                .debug_struct("Transaction")
+                .field("tag", tag)
+                .field("state", state)
+                .finish(),
+            Outcome::Empty => f.write_str("Empty"),
+            Outcome::CopyIn { columns, .. } => {
+                f.debug_struct("CopyIn").field("columns", columns).finish()
+            }
+            Outcome::CopyOut { columns, .. } => {
+                f.debug_struct("CopyOut").field("columns", columns).finish()
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for CopyIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CopyIn")
+    }
 }
 
 /// One parsed (and where possible planned) statement.
@@ -81,6 +130,7 @@ pub enum Kind {
     Insert(Box<insert::InsertPlan>),
     /// DELETE or UPDATE.
     Rewrite(Box<dml::RewritePlan>),
+    Copy(Box<copy::CopyPlan>),
     CreateHypertable(Box<hypertable::CreateHypertable>),
     Ddl(Box<Statement>),
     Session(Box<Statement>),
@@ -145,7 +195,7 @@ pub fn parse_error(sql: &str, e: ParserError) -> TemporaError {
 
 /// Rewrites PostgreSQL-only query shapes (catalog tables without schema,
 /// `ANY(array)`, ...) into what DataFusion plans.
-static PG_COMPAT: std::sync::LazyLock<datafusion_pg_catalog::sql::PostgresCompatibilityParser> =
+pub(crate) static PG_COMPAT: std::sync::LazyLock<datafusion_pg_catalog::sql::PostgresCompatibilityParser> =
     std::sync::LazyLock::new(datafusion_pg_catalog::sql::PostgresCompatibilityParser::new);
 
 /// PostgreSQL's 1-based character position of a (1-based) line and column.
@@ -357,19 +407,38 @@ impl SqlSession {
     /// Writes rows of a table: at once and durably outside a transaction
     /// block, or kept for COMMIT inside one (visible to this session meanwhile).
     pub async fn write_rows(&self, oid: u32, batches: Vec<RecordBatch>) -> Result<u64> {
+        self.write_rows_with(oid, batches, tempora_storage::OnConflict::Error)
+            .await
+    }
+
+    /// [`SqlSession::write_rows`] with a policy for rows whose unique key is taken.
+    pub async fn write_rows_with(
+        &self,
+        oid: u32,
+        batches: Vec<RecordBatch>,
+        policy: tempora_storage::OnConflict,
+    ) -> Result<u64> {
         if self.tx == TxState::Idle {
-            return self.engine.insert(oid, batches).await;
+            return self.engine.write_with(vec![(oid, batches, policy)]).await;
         }
         let state = self.engine.catalog().snapshot();
         let table = state
             .table_by_oid(oid)
             .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?;
         let mut rows = 0u64;
-        for b in &batches {
-            self.engine.check_rows(table, b)?;
+        let mut kept = Vec::with_capacity(batches.len());
+        for b in batches {
+            self.engine.check_rows(table, &b)?;
+            // Keys are checked against stored rows now, and again at COMMIT.
+            let b = if table.unique_keys.is_empty() {
+                b
+            } else {
+                self.engine.resolve_conflicts(table, &b, policy).await?
+            };
             rows += b.num_rows() as u64;
+            kept.push(b);
         }
-        self.tx_writes.add(oid, batches);
+        self.tx_writes.add(oid, kept, policy);
         Ok(rows)
     }
 
@@ -379,7 +448,7 @@ impl SqlSession {
         if writes.is_empty() {
             return Ok(());
         }
-        self.engine.write(writes).await.map(|_| ())
+        self.engine.write_with(writes).await.map(|_| ())
     }
 
     /// ROLLBACK: forgets the block's writes.
@@ -430,6 +499,10 @@ impl SqlSession {
                 let params = plan.param_types()?;
                 let schema = plan.returning_schema();
                 Ok(prepared(Kind::Insert(Box::new(plan)), params, schema))
+            }
+            Statement::Copy { .. } => {
+                let plan = copy::CopyPlan::plan(self, &stmt).await?;
+                Ok(prepared(Kind::Copy(Box::new(plan)), vec![], None))
             }
             Statement::Delete(_) | Statement::Update(_) => {
                 let plan = dml::RewritePlan::plan(self, &stmt).await?;
@@ -503,6 +576,42 @@ impl SqlSession {
                 ))
             }
             Kind::Insert(plan) => plan.execute(self, params).await.map(|o| (o, vec![])),
+            Kind::Copy(plan) => match plan.as_ref() {
+                copy::CopyPlan::In(p) => {
+                    let copy = p.start(self).await?;
+                    let (format, columns) = p.wire_format();
+                    Ok((
+                        Outcome::CopyIn {
+                            copy: Box::new(copy),
+                            format,
+                            columns,
+                        },
+                        vec![],
+                    ))
+                }
+                copy::CopyPlan::Out(p) => {
+                    let pin = self.engine.pin();
+                    let stream = self
+                        .ctx
+                        .execute_logical_plan(p.plan.clone())
+                        .await
+                        .map_err(TemporaError::from_datafusion)?
+                        .execute_stream()
+                        .await
+                        .map_err(TemporaError::from_datafusion)?;
+                    let (format, columns) = p.wire_format();
+                    Ok((
+                        Outcome::CopyOut {
+                            stream,
+                            encoder: Box::new(p.encoder(self)),
+                            format,
+                            columns,
+                            pin,
+                        },
+                        vec![],
+                    ))
+                }
+            },
             Kind::Rewrite(plan) => {
                 self.reject_write_in_block(statement_name_of(&p.sql))?;
                 plan.execute(self, params).await.map(|o| (o, vec![]))
@@ -535,6 +644,11 @@ impl SqlSession {
         &self,
         expr: &SqlExpr,
     ) -> Result<datafusion::common::ScalarValue> {
+        self.eval_sql(&expr.to_string()).await
+    }
+
+    /// Evaluates one SQL expression given as text (a column DEFAULT).
+    pub(crate) async fn eval_sql(&self, expr: &str) -> Result<datafusion::common::ScalarValue> {
         let sql = format!("SELECT {expr}");
         let batches = self
             .ctx

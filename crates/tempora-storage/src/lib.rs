@@ -12,9 +12,11 @@
 //! A reader takes a [`ReadSnapshot`]: one catalog state plus the memtable rows
 //! not yet in the files that state lists, so it never sees a row twice or misses one.
 
+pub mod compaction;
 pub mod gc;
 pub mod memtable;
 pub mod parquet_io;
+pub mod unique;
 pub mod wal;
 
 use std::collections::BTreeMap;
@@ -32,6 +34,7 @@ use tempora_catalog::{chunk_range, Catalog, CatalogOp, CatalogState, ChunkDef, F
 use tempora_common::{Result, SqlState, TemporaError};
 
 pub use gc::{FileGc, ReadPin};
+pub use unique::OnConflict;
 pub use memtable::{split_by_chunk, MemRows, Memtables};
 use wal::{Wal, WalOptions};
 
@@ -47,6 +50,7 @@ pub struct EngineOptions {
     pub flush_interval: Duration,
     /// fdatasync the WAL before acknowledging (PostgreSQL's synchronous_commit).
     pub sync_commit: bool,
+    pub compaction: compaction::CompactionOptions,
 }
 
 impl EngineOptions {
@@ -57,6 +61,7 @@ impl EngineOptions {
             flush_bytes: 256 << 20,
             flush_interval: Duration::from_secs(300),
             sync_commit: true,
+            compaction: compaction::CompactionOptions::default(),
         }
     }
 }
@@ -109,6 +114,10 @@ pub struct Engine {
     flush_nudge: tokio::sync::Notify,
     /// Signalled after each flush, for writers waiting on the memory budget.
     flushed: tokio::sync::Notify,
+    compact_nudge: tokio::sync::Notify,
+    /// Held from the check of unique keys to the rows being in the memtable,
+    /// so two writers never both take the same key.
+    unique_lock: tokio::sync::Mutex<()>,
     file_counter: AtomicU64,
     gc: Arc<FileGc>,
 }
@@ -245,6 +254,8 @@ impl Engine {
             files_lock: Arc::new(tokio::sync::Mutex::new(())),
             flush_nudge: tokio::sync::Notify::new(),
             flushed: tokio::sync::Notify::new(),
+            compact_nudge: tokio::sync::Notify::new(),
+            unique_lock: tokio::sync::Mutex::new(()),
             file_counter: AtomicU64::new(0),
             gc,
         });
@@ -397,8 +408,24 @@ impl Engine {
     /// Durably writes the rows of several tables as one atomic unit (one WAL
     /// record): after a crash all of them are there or none.
     pub async fn write(&self, writes: Vec<(u32, Vec<RecordBatch>)>) -> Result<u64> {
+        self.write_with(
+            writes
+                .into_iter()
+                .map(|(oid, b)| (oid, b, OnConflict::Error))
+                .collect(),
+        )
+        .await
+    }
+
+    /// [`Engine::write`] with a policy per table for rows whose unique key is
+    /// taken (by stored rows or an earlier row of the same write).
+    pub async fn write_with(
+        &self,
+        writes: Vec<(u32, Vec<RecordBatch>, OnConflict)>,
+    ) -> Result<u64> {
         let mut entries: Vec<(TableDef, RecordBatch)> = Vec::with_capacity(writes.len());
-        for (oid, batches) in writes {
+        let mut policies: Vec<OnConflict> = Vec::with_capacity(writes.len());
+        for (oid, batches, policy) in writes {
             let state = self.catalog.snapshot();
             let table = state
                 .table_by_oid(oid)
@@ -412,7 +439,22 @@ impl Engine {
             }
             check_not_null(&table, &batch)?;
             entries.push((table, batch));
+            policies.push(policy);
         }
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let _unique = if entries.iter().any(|(t, _)| !t.unique_keys.is_empty()) {
+            Some(self.unique_lock.lock().await)
+        } else {
+            None
+        };
+        for ((table, batch), policy) in entries.iter_mut().zip(&policies) {
+            if !table.unique_keys.is_empty() {
+                *batch = self.resolve_conflicts(table, batch, *policy).await?;
+            }
+        }
+        entries.retain(|(_, b)| b.num_rows() > 0);
         if entries.is_empty() {
             return Ok(0);
         }
@@ -447,6 +489,102 @@ impl Engine {
     /// Checks rows against the table's constraints (NOT NULL) before they are written.
     pub fn check_rows(&self, table: &TableDef, batch: &RecordBatch) -> Result<()> {
         check_not_null(table, batch)
+    }
+
+    /// The rows of `batch` that may be written under `policy`: with
+    /// [`OnConflict::Error`] all of them or a 23505 error, with
+    /// [`OnConflict::Skip`] those whose keys are free (the first of repeats).
+    pub async fn resolve_conflicts(
+        &self,
+        table: &TableDef,
+        batch: &RecordBatch,
+        policy: OnConflict,
+    ) -> Result<RecordBatch> {
+        let mut keep = vec![true; batch.num_rows()];
+        for key in &table.unique_keys {
+            let columns = unique::key_columns(table, key)?;
+            let encoder = unique::KeyEncoder::new(table, columns.clone())?;
+            let mut taken = self.taken_keys(table, &encoder, &columns, batch).await?;
+            for (i, k) in encoder.keys(batch)?.into_iter().enumerate() {
+                let Some(k) = k else { continue };
+                if !keep[i] {
+                    continue;
+                }
+                if !taken.insert(k) {
+                    match policy {
+                        OnConflict::Error => return Err(unique::violation(key, table, batch, i)),
+                        OnConflict::Skip => keep[i] = false,
+                    }
+                }
+            }
+        }
+        if keep.iter().all(|k| *k) {
+            return Ok(batch.clone());
+        }
+        datafusion::arrow::compute::filter_record_batch(
+            batch,
+            &datafusion::arrow::array::BooleanArray::from(keep),
+        )
+        .map_err(|e| TemporaError::internal(e.to_string()))
+    }
+
+    /// Keys of one unique constraint used by stored rows a batch could collide
+    /// with (same chunks, overlapping files and row groups).
+    async fn taken_keys(
+        &self,
+        table: &TableDef,
+        encoder: &unique::KeyEncoder,
+        columns: &[usize],
+        batch: &RecordBatch,
+    ) -> Result<std::collections::HashSet<datafusion::arrow::row::OwnedRow>> {
+        let snapshot = self.read_snapshot();
+        let Some(def) = snapshot.catalog.table_by_oid(table.oid) else {
+            return Ok(Default::default());
+        };
+        let (time_index, range) = match &def.hypertable {
+            Some(h) => {
+                let times: Vec<i64> = time_values(def, batch)?.into_iter().flatten().collect();
+                let lo = times.iter().min().copied().unwrap_or(i64::MIN);
+                let hi = times.iter().max().copied().unwrap_or(i64::MAX);
+                (def.column_index(&h.time_column), Some((lo, hi)))
+            }
+            None => (None, None),
+        };
+        let overlaps = |start: i64, end: i64| range.is_none_or(|(lo, hi)| end > lo && start <= hi);
+        let mut existing: Vec<Vec<ArrayRef>> = Vec::new();
+        for (chunk, batches) in snapshot.memtable_rows(table.oid) {
+            if let Some(c) = chunk.and_then(|c| def.chunks.get(&c)) {
+                if !overlaps(c.range_start, c.range_end) {
+                    continue;
+                }
+            }
+            for b in batches {
+                existing.push(columns.iter().map(|i| b.column(*i).clone()).collect());
+            }
+        }
+        let mut files: Vec<&FileDef> = def.files.iter().collect();
+        for c in def.chunks.values() {
+            if overlaps(c.range_start, c.range_end) {
+                files.extend(c.files.iter().filter(|f| match (f.min_time, f.max_time) {
+                    (Some(min), Some(max)) => overlaps(min, max.saturating_add(1)),
+                    _ => true,
+                }));
+            }
+        }
+        // The projected file columns keep table order; put them in key order.
+        let mut sorted = columns.to_vec();
+        sorted.sort_unstable();
+        for f in files {
+            for b in unique::file_keys(self.store(), f, columns, time_index, range).await? {
+                existing.push(
+                    columns
+                        .iter()
+                        .map(|i| b.column(sorted.binary_search(i).unwrap_or(0)).clone())
+                        .collect(),
+                );
+            }
+        }
+        unique::key_set(encoder, &existing)
     }
 
     /// Holds a writer back while the active memtables are over budget and the
@@ -530,6 +668,7 @@ impl Engine {
             return result;
         }
         self.flushed.notify_waiters();
+        self.compact_nudge.notify_one();
         self.wal.truncate_through(boundary).await?;
         tracing::info!(
             rows = frozen.num_rows(),
@@ -599,6 +738,34 @@ impl Engine {
             .await?;
         self.gc
             .retire(state.version, changes.remove.into_iter().map(|(_, p)| p));
+        Ok(())
+    }
+
+    /// Lists files written for a table outside the WAL (a large COPY) in one
+    /// catalog commit: all of their rows become visible at once.
+    pub async fn commit_new_files(&self, oid: u32, files: Vec<(Option<u32>, FileDef)>) -> Result<()> {
+        self.catalog
+            .commit(|state| {
+                let table = state
+                    .table_by_oid(oid)
+                    .ok_or_else(|| TemporaError::internal("table dropped during COPY"))?;
+                let mut ops = Vec::with_capacity(files.len());
+                for (chunk, file) in &files {
+                    if let Some(c) = chunk {
+                        if !table.chunks.contains_key(c) {
+                            return Err(TemporaError::internal("chunk dropped during COPY"));
+                        }
+                    }
+                    ops.push(CatalogOp::AddFiles {
+                        oid,
+                        chunk: *chunk,
+                        files: vec![file.clone()],
+                    });
+                }
+                Ok(ops)
+            })
+            .await?;
+        self.compact_nudge.notify_one();
         Ok(())
     }
 
@@ -686,6 +853,93 @@ impl Engine {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+
+    /// Background loop: merges small files of a chunk into larger ones, after
+    /// flushes and COPYs have added files, and every minute.
+    pub async fn run_compactor(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut shutdown = shutdown;
+        loop {
+            tokio::select! {
+                _ = self.compact_nudge.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                _ = shutdown.changed() => return,
+            }
+            loop {
+                match self.compact_once().await {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "compaction failed; files left as they were");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks the compactor to look for small files.
+    pub fn nudge_compactor(&self) {
+        self.compact_nudge.notify_one();
+    }
+
+    /// Merges one group of small files (the chunk with the most of them);
+    /// returns whether it merged anything.
+    pub async fn compact_once(&self) -> Result<bool> {
+        let state = self.catalog.snapshot();
+        let Some((oid, chunk, files)) = compaction::pick(&state, &self.options.compaction) else {
+            return Ok(false);
+        };
+        let guard = self.lock_files().await;
+        // Still all there? (a DELETE may have rewritten them meanwhile)
+        let now = self.catalog.snapshot();
+        let Some(table) = now.table_by_oid(oid).cloned() else {
+            return Ok(false);
+        };
+        let listed: Vec<&FileDef> = match chunk {
+            Some(c) => table.chunks.get(&c).map(|c| c.files.iter().collect()).unwrap_or_default(),
+            None => table.files.iter().collect(),
+        };
+        if !files.iter().all(|f| listed.iter().any(|l| l.path == f.path)) {
+            return Ok(true);
+        }
+        let started = std::time::Instant::now();
+        let mut batches = Vec::new();
+        for f in &files {
+            batches.extend(self.read_table_file(&f.path).await?);
+        }
+        let merged = self
+            .write_table_file(&table, chunk, &batches, "merged")
+            .await?;
+        drop(batches);
+        let rows: u64 = files.iter().map(|f| f.rows).sum();
+        if merged.rows != rows {
+            self.gc.retire(0, [merged.path.clone()]);
+            return Err(TemporaError::internal(format!(
+                "compaction read {} rows of {rows}",
+                merged.rows
+            )));
+        }
+        let changes = FileChanges {
+            oid,
+            remove: files.iter().map(|f| (chunk, f.path.clone())).collect(),
+            add: vec![(chunk, merged.clone())],
+        };
+        if let Err(e) = self.commit_files(&guard, changes).await {
+            self.gc.retire(0, [merged.path]);
+            return Err(e);
+        }
+        tracing::info!(
+            table = %table.name,
+            chunk = ?chunk,
+            files = files.len(),
+            rows,
+            bytes = merged.bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "merged small files"
+        );
+        Ok(true)
     }
 
     /// Flushes and stops the WAL writer (graceful shutdown).

@@ -1,0 +1,226 @@
+//! `tempora-bench`: generates the TSBS "cpu-only" data set and bulk-loads it
+//! into any PostgreSQL-protocol server (Tempora, PostgreSQL, TimescaleDB)
+//! with parallel COPY, measuring throughput, server memory and disk usage.
+//! `bench/ingest.sh` drives it end to end.
+
+mod compare;
+mod gen;
+mod load;
+mod procfs;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tempora-bench",
+    version,
+    about = "TSBS cpu-only ingest benchmark"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate TSBS cpu-only rows as CSV (no header), time-major.
+    Gen {
+        /// Number of hosts.
+        #[arg(long, default_value_t = 100)]
+        scale: u32,
+        /// First timestamp (RFC 3339).
+        #[arg(long, default_value = "2016-01-01T00:00:00Z")]
+        start: String,
+        /// End of the range, exclusive (RFC 3339).
+        #[arg(long, default_value = "2016-01-02T00:00:00Z")]
+        end: String,
+        /// Time between two readings of a host (10s, 500ms, 1m, ...).
+        #[arg(long, default_value = "10s")]
+        interval: String,
+        /// Seed of the random streams; the output is identical for the same arguments.
+        #[arg(long, default_value_t = 123)]
+        seed: u64,
+        /// Output file (written as FILE.partial, renamed when complete); stdout if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the number of rows these arguments produce and exit.
+        #[arg(long)]
+        rows: bool,
+    },
+    /// Print the DDL that `load` runs.
+    Schema {
+        /// Also print the create_hypertable call.
+        #[arg(long)]
+        hypertable: bool,
+    },
+    /// Drop and create `cpu`, load a CSV file with parallel COPY, verify, report.
+    Load {
+        /// Server to load into.
+        #[arg(long, default_value = "postgresql://postgres@127.0.0.1:5432/postgres")]
+        url: String,
+        /// CSV file made by `gen`.
+        #[arg(long)]
+        file: PathBuf,
+        /// Parallel connections; each loads one contiguous slice of the file.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Make `cpu` a hypertable with 12-hour chunks (Tempora, TimescaleDB).
+        #[arg(long)]
+        hypertable: bool,
+        /// Server process to sample memory (every 100 ms) and CPU of, with its children.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Server data directory whose size to report after the load.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Name of this run in the output.
+        #[arg(long, default_value = "server")]
+        label: String,
+        /// Also write the JSON report to this file.
+        #[arg(long)]
+        json_out: Option<PathBuf>,
+        /// Seconds to wait after the load before measuring the data directory.
+        #[arg(long, default_value_t = 0.0)]
+        flush_wait_secs: f64,
+        /// Issue CHECKPOINT after the load, before measuring the data directory (PostgreSQL).
+        #[arg(long)]
+        checkpoint: bool,
+        /// Bytes per CopyData message (rounded down to whole lines).
+        #[arg(long, default_value_t = 1 << 20)]
+        block_bytes: usize,
+        /// Keep retrying the first connection for this many seconds.
+        #[arg(long, default_value_t = 30.0)]
+        connect_timeout_secs: f64,
+    },
+    /// Measure a directory's size; optionally record it in a load report as
+    /// `disk_after_stop`.
+    Du {
+        dir: PathBuf,
+        /// Load report (JSON) to add the figure to.
+        #[arg(long)]
+        update_json: Option<PathBuf>,
+    },
+    /// Print load reports side by side; ratios are first / second.
+    Compare {
+        /// Load reports (JSON files written by `load --json-out`).
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Write all reports and the ratios to this JSON file.
+        #[arg(long)]
+        json_out: Option<PathBuf>,
+    },
+    /// Print a TCP port on 127.0.0.1 that is free right now.
+    FreePort,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tempora-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Gen {
+            scale,
+            start,
+            end,
+            interval,
+            seed,
+            out,
+            rows,
+        } => {
+            let spec = gen::Spec {
+                scale,
+                start: gen::parse_instant(&start)?,
+                end: gen::parse_instant(&end)?,
+                interval_us: gen::parse_interval(&interval)?,
+                seed,
+            };
+            if rows {
+                println!("{}", spec.rows());
+                return Ok(());
+            }
+            gen::run(&spec, out)
+        }
+        Command::Schema { hypertable } => {
+            println!("{};", gen::create_table_sql());
+            if hypertable {
+                println!("{};", gen::CREATE_HYPERTABLE_SQL);
+            }
+            Ok(())
+        }
+        Command::Load {
+            url,
+            file,
+            workers,
+            hypertable,
+            server_pid,
+            data_dir,
+            label,
+            json_out,
+            flush_wait_secs,
+            checkpoint,
+            block_bytes,
+            connect_timeout_secs,
+        } => {
+            if block_bytes < 4096 {
+                return Err("--block-bytes must be at least 4096".into());
+            }
+            let args = load::LoadArgs {
+                url,
+                file,
+                workers,
+                hypertable,
+                server_pid,
+                data_dir,
+                label,
+                json_out,
+                flush_wait_secs,
+                checkpoint,
+                block_bytes,
+                connect_timeout_secs,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            runtime.block_on(load::run(args)).map(|_| ())
+        }
+        Command::Du { dir, update_json } => {
+            let usage = procfs::disk_usage(&dir)
+                .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+            println!(
+                "{}",
+                serde_json::to_string(&usage).map_err(|e| e.to_string())?
+            );
+            if let Some(path) = update_json {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let mut report: serde_json::Value = serde_json::from_str(text.trim())
+                    .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+                report["disk_after_stop"] =
+                    serde_json::to_value(&usage).map_err(|e| e.to_string())?;
+                std::fs::write(&path, format!("{report}\n"))
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            Ok(())
+        }
+        Command::Compare { reports, json_out } => compare::run(&reports, json_out),
+        Command::FreePort => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")
+                .map_err(|e| format!("cannot bind a port: {e}"))?;
+            let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+            println!("{port}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! PostgreSQL's text output for the types where it differs from a generic
+//! encoder: timestamps and dates (no trailing zero fractions, `+00` offsets
+//! in the session's TimeZone, ` BC` years), floats (shortest round-trip,
+//! `1e+20` exponents), numeric with its scale, intervals
+//! (`1 year 2 mons 3 days 04:05:06`), bytea (`\x...`) and arrays (`{1,2}`).
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use chrono::{DateTime, Offset, TimeZone, Utc};
+use datafusion::arrow::array::{
+    Array, ArrayRef, Float32Array, Float64Array, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::error::ArrowError;
+
+use crate::datetime::USECS_PER_DAY;
+
+/// PostgreSQL's float8/float4 text (extra_float_digits >= 1): the shortest
+/// string that reads back to the same value, in exponent form outside
+/// [1e-4, 1e15) (float8) or [1e-4, 1e6) (float4).
+pub fn format_float(v: f64, shortest: String, max_exp: i32) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    // The decimal exponent, read off the shortest plain representation.
+    let plain = shortest.trim_start_matches('-');
+    let (int_part, frac_part) = plain.split_once('.').unwrap_or((plain, ""));
+    let int_part = int_part.trim_start_matches('0');
+    let exp = if !int_part.is_empty() {
+        int_part.len() as i32 - 1
+    } else {
+        -(frac_part.bytes().take_while(|&b| b == b'0').count() as i32) - 1
+    };
+    if (-4..max_exp).contains(&exp) {
+        return shortest;
+    }
+    // Digits of the shortest representation, without sign, point and zeros.
+    let digits: String = shortest
+        .trim_start_matches('-')
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .to_string();
+    let digits = if digits.is_empty() {
+        "0".to_string()
+    } else {
+        digits
+    };
+    let mantissa = if digits.len() > 1 {
+        format!("{}.{}", &digits[..1], &digits[1..])
+    } else {
+        digits
+    };
+    let sign = if v < 0.0 { "-" } else { "" };
+    let esign = if exp < 0 { '-' } else { '+' };
+    format!("{sign}{mantissa}e{esign}{:02}", exp.abs())
+}
+
+/// float8 text into `out`.
+pub fn write_float8(v: f64, out: &mut String) {
+    if v.is_finite() && v != 0.0 && v.fract() == 0.0 && v.abs() < 1e15 {
+        // Integral values print as integers.
+        let _ = write!(out, "{}", v as i64);
+        return;
+    }
+    out.push_str(&format_float(v, v.to_string(), 15));
+}
+
+/// float4 text into `out`.
+pub fn write_float4(v: f32, out: &mut String) {
+    out.push_str(&format_float(v as f64, v.to_string(), 6));
+}
+
+/// A UTC offset as PostgreSQL prints it: `+00`, `+05:30`, `-03:30`, `+05:21:10`.
+pub fn format_offset(secs: i32) -> String {
+    let mut s = String::new();
+    write_offset(secs, &mut s);
+    s
+}
+
+fn write_offset(secs: i32, out: &mut String) {
+    let sign = if secs < 0 { '-' } else { '+' };
+    let s = secs.abs();
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    let _ = match (m, sec) {
+        (0, 0) => write!(out, "{sign}{h:02}"),
+        (_, 0) => write!(out, "{sign}{h:02}:{m:02}"),
+        _ => write!(out, "{sign}{h:02}:{m:02}:{sec:02}"),
+    };
+}
+
+/// `.ffffff` without trailing zeros, or nothing.
+pub fn format_fraction(micros: u32) -> String {
+    let mut s = String::new();
+    write_fraction(micros, &mut s);
+    s
+}
+
+fn write_fraction(micros: u32, out: &mut String) {
+    if micros == 0 {
+        return;
+    }
+    let mut digits = 6;
+    let mut v = micros;
+    while v / 10 * 10 == v {
+        v /= 10;
+        digits -= 1;
+    }
+    let _ = write!(out, ".{v:0digits$}");
+}
+
+/// Proleptic Gregorian (year, month, day) of days since 1970-01-01.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn write_ymd(days: i64, out: &mut String) -> bool {
+    let (y, m, d) = civil_from_days(days);
+    let bc = y <= 0;
+    let year = if bc { 1 - y } else { y };
+    let _ = write!(out, "{year:04}-{m:02}-{d:02}");
+    bc
+}
+
+/// A date (days since 1970-01-01) as PostgreSQL prints it: `2016-01-01`, `0001-01-01 BC`.
+pub fn write_date(days: i64, out: &mut String) {
+    if write_ymd(days, out) {
+        out.push_str(" BC");
+    }
+}
+
+/// Writes a timestamp (microseconds since the epoch) in `tz` when given
+/// (with its offset), as wall time otherwise.
+pub fn write_timestamp(micros: i64, tz: Option<&chrono_tz::Tz>, out: &mut String) {
+    let (local, off) = match tz {
+        None => (micros, None),
+        Some(zone) => {
+            let off = if *zone == chrono_tz::UTC {
+                0
+            } else {
+                match DateTime::<Utc>::from_timestamp_micros(micros) {
+                    Some(utc) => zone
+                        .offset_from_utc_datetime(&utc.naive_utc())
+                        .fix()
+                        .local_minus_utc(),
+                    None => 0,
+                }
+            };
+            (micros + off as i64 * 1_000_000, Some(off))
+        }
+    };
+    let days = local.div_euclid(USECS_PER_DAY);
+    let rem = local.rem_euclid(USECS_PER_DAY);
+    let bc = write_ymd(days, out);
+    let secs = rem / 1_000_000;
+    let _ = write!(
+        out,
+        " {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    );
+    write_fraction((rem % 1_000_000) as u32, out);
+    if let Some(off) = off {
+        write_offset(off, out);
+    }
+    if bc {
+        out.push_str(" BC");
+    }
+}
+
+/// A timestamp in microseconds as PostgreSQL prints it, in `tz` when given.
+pub fn format_timestamp(micros: i64, tz: Option<&chrono_tz::Tz>) -> String {
+    let mut s = String::with_capacity(32);
+    write_timestamp(micros, tz, &mut s);
+    s
+}
+
+/// A time of day in microseconds: `HH:MM:SS[.ffffff]`.
+pub fn write_time(micros: i64, out: &mut String) {
+    let secs = micros / 1_000_000;
+    let _ = write!(
+        out,
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    );
+    write_fraction((micros % 1_000_000) as u32, out);
+}
+
+/// An interval as PostgreSQL prints it with IntervalStyle `postgres`:
+/// `1 year 2 mons 3 days 04:05:06.5`, `-1 days +02:00:00`, `00:00:00`.
+pub fn write_interval(months: i32, days: i32, micros: i64, out: &mut String) {
+    let year = months / 12;
+    let mon = months % 12;
+    let mut is_zero = true;
+    let mut is_before = false;
+    for (value, unit) in [
+        (year as i64, "year"),
+        (mon as i64, "mon"),
+        (days as i64, "day"),
+    ] {
+        if value == 0 {
+            continue;
+        }
+        let _ = write!(
+            out,
+            "{}{}{} {}{}",
+            if is_zero { "" } else { " " },
+            if is_before && value > 0 { "+" } else { "" },
+            value,
+            unit,
+            if value != 1 { "s" } else { "" }
+        );
+        is_before = value < 0;
+        is_zero = false;
+    }
+    let hour = micros / 3_600_000_000;
+    let rest = micros % 3_600_000_000;
+    let min = rest / 60_000_000;
+    let rest = rest % 60_000_000;
+    let sec = rest / 1_000_000;
+    let fsec = rest % 1_000_000;
+    if is_zero || hour != 0 || min != 0 || sec != 0 || fsec != 0 {
+        let minus = hour < 0 || min < 0 || sec < 0 || fsec < 0;
+        let _ = write!(
+            out,
+            "{}{}{:02}:{:02}:{:02}",
+            if is_zero { "" } else { " " },
+            if minus {
+                "-"
+            } else if is_before {
+                "+"
+            } else {
+                ""
+            },
+            hour.abs(),
+            min.abs(),
+            sec.abs()
+        );
+        write_fraction(fsec.unsigned_abs() as u32, out);
+    }
+}
+
+/// `\x` followed by lower-case hex digits (bytea_output = hex).
+pub fn write_bytea(v: &[u8], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(2 + v.len() * 2);
+    out.push_str("\\x");
+    for &b in v {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
+}
+
+/// Quotes an array element as array_out does when it needs it.
+pub fn write_array_element(v: &str, out: &mut String) {
+    let needs = v.is_empty()
+        || v.eq_ignore_ascii_case("null")
+        || v.bytes().any(|c| {
+            matches!(
+                c,
+                b'{' | b'}' | b',' | b'"' | b'\\' | b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c
+            )
+        });
+    if !needs {
+        out.push_str(v);
+        return;
+    }
+    out.push('"');
+    for c in v.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+fn strings(arr: &dyn Array, f: impl Fn(usize) -> String) -> ArrayRef {
+    Arc::new(StringArray::from_iter((0..arr.len()).map(|i| {
+        if arr.is_null(i) {
+            None
+        } else {
+            Some(f(i))
+        }
+    })))
+}
+
+/// Renders a column as PostgreSQL text when its type needs Tempora's own
+/// formatting; returns None for columns the generic encoder prints right.
+pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, ArrowError> {
+    Ok(Some(match col.data_type() {
+        DataType::Float64 => {
+            let a = col
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .ok_or_else(|| ArrowError::CastError("float8".into()))?;
+            strings(a, |i| format_float(a.value(i), a.value(i).to_string(), 15))
+        }
+        DataType::Float32 => {
+            let a = col
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .ok_or_else(|| ArrowError::CastError("float4".into()))?;
+            strings(a, |i| {
+                format_float(a.value(i) as f64, a.value(i).to_string(), 6)
+            })
+        }
+        DataType::Timestamp(_, tz) => {
+            let micros = cast(col, &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()))?;
+            let a = micros
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .ok_or_else(|| ArrowError::CastError("timestamp".into()))?;
+            match tz {
+                Some(_) => {
+                    let zone: chrono_tz::Tz = session_tz.parse().unwrap_or(chrono_tz::UTC);
+                    strings(a, |i| format_timestamp(a.value(i), Some(&zone)))
+                }
+                None => strings(a, |i| format_timestamp(a.value(i), None)),
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f8(v: f64) -> String {
+        format_float(v, v.to_string(), 15)
+    }
+
+    fn w8(v: f64) -> String {
+        let mut s = String::new();
+        write_float8(v, &mut s);
+        s
+    }
+
+    #[test]
+    fn floats_print_as_postgres() {
+        assert_eq!(f8(21.5), "21.5");
+        assert_eq!(f8(40.0), "40");
+        assert_eq!(f8(1e20), "1e+20");
+        assert_eq!(f8(1e15), "1e+15");
+        assert_eq!(f8(1e14), "100000000000000");
+        assert_eq!(f8(0.0001), "0.0001");
+        assert_eq!(f8(0.00001), "1e-05");
+        assert_eq!(f8(-1.5e-7), "-1.5e-07");
+        assert_eq!(f8(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(format_float(1e6, 1e6f32.to_string(), 6), "1e+06");
+        assert_eq!(format_float(100000.0, 100000f32.to_string(), 6), "100000");
+        assert_eq!(f8(f64::NAN), "NaN");
+        assert_eq!(f8(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(f8(1e300), "1e+300");
+        assert_eq!(f8(-1.5e-300), "-1.5e-300");
+        assert_eq!(f8(f64::MAX), "1.7976931348623157e+308");
+        assert_eq!(f8(9.999999999999999e14), "999999999999999.9");
+        assert_eq!(format_float(3.4e38, 3.4e38f32.to_string(), 6), "3.4e+38");
+        for v in [
+            58.0,
+            -3.0,
+            123456789012345.0,
+            1e15,
+            1e20,
+            0.1,
+            -0.0,
+            0.0,
+            2.5,
+        ] {
+            assert_eq!(w8(v), f8(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn timestamps_print_as_postgres() {
+        let t = 1_704_067_205_000_000; // 2024-01-01 00:00:05 UTC
+        assert_eq!(
+            format_timestamp(t, Some(&chrono_tz::UTC)),
+            "2024-01-01 00:00:05+00"
+        );
+        assert_eq!(format_timestamp(t + 120, None), "2024-01-01 00:00:05.00012");
+        assert_eq!(
+            format_timestamp(t, Some(&chrono_tz::Asia::Kolkata)),
+            "2024-01-01 05:30:05+05:30"
+        );
+        assert_eq!(
+            format_timestamp(t, Some(&chrono_tz::Europe::Berlin)),
+            "2024-01-01 01:00:05+01"
+        );
+        // Local mean time before standard zones.
+        let t1900 = -2_208_988_800_000_000; // 1900-01-01 00:00:00 UTC
+        assert_eq!(
+            format_timestamp(t1900, Some(&chrono_tz::Asia::Kolkata)),
+            "1900-01-01 05:21:10+05:21:10"
+        );
+        // 0001-01-01 00:00:00 BC
+        let bc = -62_167_219_200_000_000;
+        assert_eq!(format_timestamp(bc, None), "0001-01-01 00:00:00 BC");
+        let mut d = String::new();
+        write_date(-719_528, &mut d);
+        assert_eq!(d, "0001-01-01 BC");
+    }
+
+    fn iv(m: i32, d: i32, us: i64) -> String {
+        let mut s = String::new();
+        write_interval(m, d, us, &mut s);
+        s
+    }
+
+    #[test]
+    fn intervals_print_as_postgres() {
+        assert_eq!(iv(0, 1, 2 * 3_600_000_000), "1 day 02:00:00");
+        assert_eq!(
+            iv(-14, 3, -(4 * 3600 + 5 * 60 + 6) * 1_000_000 - 500_000),
+            "-1 years -2 mons +3 days -04:05:06.5"
+        );
+        assert_eq!(iv(0, 0, 0), "00:00:00");
+        assert_eq!(iv(1, -1, 0), "1 mon -1 days");
+        assert_eq!(iv(0, 0, 25 * 3_600_000_000), "25:00:00");
+        assert_eq!(iv(-23, 0, 0), "-1 years -11 mons");
+        assert_eq!(iv(12, 0, 0), "1 year");
+    }
+
+    #[test]
+    fn arrays_quote_elements() {
+        let mut s = String::new();
+        for (i, e) in ["a b", "", "NULL", "x\"y\\z", "c,d", "plain"]
+            .iter()
+            .enumerate()
+        {
+            if i > 0 {
+                s.push(',');
+            }
+            write_array_element(e, &mut s);
+        }
+        assert_eq!(s, r#""a b","","NULL","x\"y\\z","c,d",plain"#);
+    }
+}

@@ -1,0 +1,416 @@
+//! COPY: `FROM STDIN` into a table and `TO STDOUT` from a table or query.
+//!
+//! ```text
+//! COPY t FROM STDIN ─► CopyIn (per connection, while CopyData arrives)
+//!   data ─► CopyDecoder ─► Arrow batches in the table's layout (DEFAULTs filled)
+//!     small COPY:  buffered ─► at CopyDone one WAL record (Engine::write)
+//!     large COPY:  past SPILL_BYTES, rows go straight to Parquet files per chunk,
+//!                  not yet listed ─► at CopyDone one catalog commit lists them all
+//!   any error ─► nothing of the COPY is visible; spilled files are removed
+//! COPY ... TO STDOUT ─► DataFusion stream ─► CopyEncoder ─► one CopyData per row
+//! ```
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{new_null_array, ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::sqlparser::ast::{CopySource, CopyTarget, Statement};
+use tempora_catalog::{FileDef, TableDef};
+use tempora_common::{Result, SqlState, TemporaError};
+use tempora_copy::{CopyDecoder, CopyEncoder, CopyFormat, CopyOptions};
+
+use crate::SqlSession;
+
+/// Rows decoded per batch.
+const BATCH_ROWS: usize = 64 * 1024;
+/// A COPY holding more than this in memory writes its rows to files directly.
+const SPILL_BYTES: usize = 64 << 20;
+
+/// A planned `COPY ... FROM STDIN`.
+#[derive(Debug, Clone)]
+pub struct CopyInPlan {
+    oid: u32,
+    table_name: String,
+    /// Index in the table of each column the data holds, in data order.
+    targets: Vec<usize>,
+    options: CopyOptions,
+}
+
+/// A planned `COPY ... TO STDOUT`.
+#[derive(Debug, Clone)]
+pub struct CopyOutPlan {
+    pub plan: LogicalPlan,
+    pub options: CopyOptions,
+    pub columns: Vec<String>,
+}
+
+/// What a COPY statement is.
+#[derive(Debug, Clone)]
+pub enum CopyPlan {
+    In(Box<CopyInPlan>),
+    Out(Box<CopyOutPlan>),
+}
+
+fn server_file_error(to: bool) -> TemporaError {
+    let (dir, hint) = if to {
+        ("to", "COPY ... TO STDOUT (psql's \\copy ... to 'file')")
+    } else {
+        ("from", "COPY ... FROM STDIN (psql's \\copy ... from 'file')")
+    };
+    TemporaError::not_supported(format!("COPY {dir} a file or program on the server"))
+        .with_hint(format!("Use {hint}, which reads or writes the file on the client."))
+}
+
+impl CopyPlan {
+    pub async fn plan(session: &SqlSession, stmt: &Statement) -> Result<Self> {
+        let Statement::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            ..
+        } = stmt
+        else {
+            return Err(TemporaError::internal("not a COPY"));
+        };
+        let options = CopyOptions::from_sql(options, legacy_options, !to)?;
+        match (to, target) {
+            (false, CopyTarget::Stdin) | (true, CopyTarget::Stdout) => {}
+            _ => return Err(server_file_error(*to)),
+        }
+        if !to {
+            let CopySource::Table {
+                table_name,
+                columns,
+            } = source
+            else {
+                return Err(TemporaError::syntax("syntax error at or near \"(\""));
+            };
+            let (schema_name, name) = crate::ddl::object_name(table_name)?;
+            let state = session.engine().catalog().snapshot();
+            let table = state
+                .table(&schema_name, &name)
+                .ok_or_else(|| TemporaError::undefined_table(&name))?;
+            let targets = if columns.is_empty() {
+                (0..table.columns.len()).collect()
+            } else {
+                let mut targets = Vec::with_capacity(columns.len());
+                for c in columns {
+                    let col = crate::ddl::ident_name(c);
+                    let idx = table.column_index(&col).ok_or_else(|| {
+                        TemporaError::new(
+                            SqlState::UNDEFINED_COLUMN,
+                            format!("column \"{col}\" of relation \"{name}\" does not exist"),
+                        )
+                    })?;
+                    if targets.contains(&idx) {
+                        return Err(TemporaError::new(
+                            SqlState::DUPLICATE_COLUMN,
+                            format!("column \"{col}\" specified more than once"),
+                        ));
+                    }
+                    targets.push(idx);
+                }
+                targets
+            };
+            return Ok(CopyPlan::In(Box::new(CopyInPlan {
+                oid: table.oid,
+                table_name: name,
+                targets,
+                options,
+            })));
+        }
+        let sql = match source {
+            CopySource::Query(q) => q.to_string(),
+            CopySource::Table {
+                table_name,
+                columns,
+            } => {
+                let (schema_name, name) = crate::ddl::object_name(table_name)?;
+                let state = session.engine().catalog().snapshot();
+                let table = state
+                    .table(&schema_name, &name)
+                    .ok_or_else(|| TemporaError::undefined_table(&name))?;
+                let cols = if columns.is_empty() {
+                    table
+                        .columns
+                        .iter()
+                        .map(|c| quote_ident(&c.name))
+                        .collect::<Vec<_>>()
+                } else {
+                    let mut cols = Vec::new();
+                    for c in columns {
+                        let col = crate::ddl::ident_name(c);
+                        if table.column(&col).is_none() {
+                            return Err(TemporaError::new(
+                                SqlState::UNDEFINED_COLUMN,
+                                format!("column \"{col}\" of relation \"{name}\" does not exist"),
+                            ));
+                        }
+                        cols.push(quote_ident(&col));
+                    }
+                    cols
+                };
+                format!(
+                    "SELECT {} FROM {}.{}",
+                    cols.join(", "),
+                    quote_ident(&schema_name),
+                    quote_ident(&name)
+                )
+            }
+        };
+        let stmt = crate::parse(&sql)?.remove(0);
+        let mut stmt = crate::PG_COMPAT.rewrite(stmt);
+        crate::naming::apply(&mut stmt);
+        let plan = session.plan(stmt).await?;
+        let columns = plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| crate::naming::output_name(f.name()).to_string())
+            .collect();
+        Ok(CopyPlan::Out(Box::new(CopyOutPlan {
+            plan,
+            options,
+            columns,
+        })))
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl CopyInPlan {
+    /// Wire format of the data (0 text/CSV, 1 binary) and its column count.
+    pub fn wire_format(&self) -> (i8, usize) {
+        let f = if self.options.format == CopyFormat::Binary {
+            1
+        } else {
+            0
+        };
+        (f, self.targets.len())
+    }
+
+    /// Starts receiving data.
+    pub async fn start(&self, session: &SqlSession) -> Result<CopyIn> {
+        let state = session.engine().catalog().snapshot();
+        let table = state
+            .table_by_oid(self.oid)
+            .ok_or_else(|| TemporaError::undefined_table(&self.table_name))?
+            .clone();
+        let columns = self
+            .targets
+            .iter()
+            .map(|i| {
+                let c = &table.columns[*i];
+                (c.name.clone(), c.ty.clone())
+            })
+            .collect();
+        let tz = session
+            .settings
+            .get("TimeZone")
+            .unwrap_or("UTC")
+            .to_string();
+        let decoder = CopyDecoder::new(
+            &self.table_name,
+            columns,
+            self.options.clone(),
+            &tz,
+            BATCH_ROWS,
+        )?;
+        // Columns the data does not hold get their DEFAULT (or NULL), evaluated
+        // once per COPY.
+        let mut fill: Vec<Option<ArrayRef>> = vec![None; table.columns.len()];
+        for (i, c) in table.columns.iter().enumerate() {
+            if self.targets.contains(&i) {
+                continue;
+            }
+            let value = match &c.default {
+                Some(sql) => {
+                    let v = session.eval_sql(sql).await?;
+                    let arr = v.to_array_of_size(1).map_err(TemporaError::from_datafusion)?;
+                    datafusion::arrow::compute::cast(&arr, &c.ty.arrow_type())
+                        .map_err(|e| TemporaError::from_datafusion(e.into()))?
+                }
+                None => new_null_array(&c.ty.arrow_type(), 1),
+            };
+            fill[i] = Some(value);
+        }
+        Ok(CopyIn {
+            engine: session.engine().clone(),
+            table,
+            schema: self.schema(session)?,
+            targets: self.targets.clone(),
+            fill,
+            decoder,
+            buffered: Vec::new(),
+            buffered_bytes: 0,
+            spilled: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    fn schema(&self, session: &SqlSession) -> Result<SchemaRef> {
+        let state = session.engine().catalog().snapshot();
+        let table = state
+            .table_by_oid(self.oid)
+            .ok_or_else(|| TemporaError::undefined_table(&self.table_name))?;
+        Ok(Arc::new(table.arrow_schema()))
+    }
+}
+
+/// A `COPY ... FROM STDIN` receiving data.
+pub struct CopyIn {
+    engine: Arc<tempora_storage::Engine>,
+    table: TableDef,
+    schema: SchemaRef,
+    targets: Vec<usize>,
+    fill: Vec<Option<ArrayRef>>,
+    decoder: CopyDecoder,
+    buffered: Vec<RecordBatch>,
+    buffered_bytes: usize,
+    /// Files written for this COPY, listed by the catalog only at the end.
+    spilled: Vec<(Option<u32>, FileDef)>,
+    rows: u64,
+}
+
+impl CopyIn {
+    /// Takes one CopyData message.
+    pub async fn data(&mut self, session: &SqlSession, data: &[u8]) -> Result<()> {
+        self.decoder.push(data)?;
+        let batches = self.decoder.take_batches();
+        self.accept(session, batches).await
+    }
+
+    /// CopyDone: writes what is left and makes the whole COPY visible at once.
+    /// Returns the number of rows.
+    pub async fn finish(&mut self, session: &SqlSession) -> Result<u64> {
+        let batches = self.decoder.finish()?;
+        self.accept(session, batches).await?;
+        let engine = session.engine();
+        if self.spilled.is_empty() {
+            let batches = std::mem::take(&mut self.buffered);
+            session.write_rows(self.table.oid, batches).await?;
+            return Ok(self.rows);
+        }
+        self.spill(session).await?;
+        let files = std::mem::take(&mut self.spilled);
+        if let Err(e) = engine.commit_new_files(self.table.oid, files.clone()).await {
+            self.spilled = files;
+            return Err(e);
+        }
+        Ok(self.rows)
+    }
+
+    /// PostgreSQL's CONTEXT for a COPY that stops here (CopyFail).
+    pub fn context(&self) -> String {
+        format!("COPY {}, line {}", self.table.name, self.decoder.lines() + 1)
+    }
+
+    async fn accept(&mut self, session: &SqlSession, batches: Vec<RecordBatch>) -> Result<()> {
+        for b in batches {
+            let full = self.to_table_layout(b)?;
+            session.engine().check_rows(&self.table, &full)?;
+            self.rows += full.num_rows() as u64;
+            self.buffered_bytes += full.get_array_memory_size();
+            self.buffered.push(full);
+        }
+        // Rows of a table with unique keys go through the engine's key check.
+        let may_spill = session.tx == crate::TxState::Idle && self.table.unique_keys.is_empty();
+        if self.buffered_bytes >= SPILL_BYTES && may_spill {
+            self.spill(session).await?;
+        }
+        Ok(())
+    }
+
+    /// The decoded columns placed in the table's column order, the rest filled.
+    fn to_table_layout(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.table.columns.len());
+        for (i, fill) in self.fill.iter().enumerate() {
+            match self.targets.iter().position(|t| *t == i) {
+                Some(p) => cols.push(batch.column(p).clone()),
+                None => {
+                    let one = fill
+                        .as_ref()
+                        .ok_or_else(|| TemporaError::internal("COPY column without a value"))?;
+                    let indices = datafusion::arrow::array::UInt32Array::from(vec![0u32; n]);
+                    cols.push(
+                        datafusion::arrow::compute::take(one.as_ref(), &indices, None)
+                            .map_err(|e| TemporaError::internal(e.to_string()))?,
+                    );
+                }
+            }
+        }
+        RecordBatch::try_new(self.schema.clone(), cols)
+            .map_err(|e| TemporaError::internal(e.to_string()))
+    }
+
+    /// Writes the buffered rows as files of their chunks (not yet listed).
+    async fn spill(&mut self, session: &SqlSession) -> Result<()> {
+        if self.buffered.is_empty() {
+            return Ok(());
+        }
+        let engine = session.engine();
+        let batch = datafusion::arrow::compute::concat_batches(&self.schema, &self.buffered)
+            .map_err(|e| TemporaError::internal(e.to_string()))?;
+        self.buffered.clear();
+        self.buffered_bytes = 0;
+        let state = engine.ensure_chunks(&self.table, &batch).await?;
+        self.table = state
+            .table_by_oid(self.table.oid)
+            .ok_or_else(|| TemporaError::undefined_table(&self.table.name))?
+            .clone();
+        let started = std::time::Instant::now();
+        let mut rows = 0usize;
+        for (chunk, part) in tempora_storage::split_by_chunk(&self.table, batch)? {
+            rows += part.num_rows();
+            let f = engine
+                .write_table_file(&self.table, chunk, &[part], "copy")
+                .await?;
+            self.spilled.push((chunk, f));
+        }
+        tracing::info!(
+            table = %self.table.name,
+            rows,
+            copied = self.rows,
+            files = self.spilled.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "COPY wrote rows to chunk files"
+        );
+        Ok(())
+    }
+}
+
+impl Drop for CopyIn {
+    /// A COPY that failed, was cancelled or lost its client: files written
+    /// for it are removed (a finished COPY has none left here).
+    fn drop(&mut self) {
+        let files = std::mem::take(&mut self.spilled);
+        if !files.is_empty() {
+            self.engine
+                .gc()
+                .retire(0, files.into_iter().map(|(_, f)| f.path));
+        }
+    }
+}
+
+impl CopyOutPlan {
+    /// An encoder for the rows of this COPY.
+    pub fn encoder(&self, session: &SqlSession) -> CopyEncoder {
+        let tz = session.settings.get("TimeZone").unwrap_or("UTC");
+        CopyEncoder::new(self.columns.clone(), self.options.clone(), tz)
+    }
+
+    pub fn wire_format(&self) -> (i8, usize) {
+        let f = if self.options.format == CopyFormat::Binary {
+            1
+        } else {
+            0
+        };
+        (f, self.columns.len())
+    }
+}

@@ -1,0 +1,228 @@
+//! PRIMARY KEY and UNIQUE constraints: finding rows whose key is taken.
+//!
+//! On a hypertable every unique key includes the time column (TimescaleDB's
+//! rule, checked by `create_hypertable`), so the rows a new batch can collide
+//! with lie in the chunks, files and row groups its time range overlaps; only
+//! the key columns of those row groups are read. Keys holding a NULL never
+//! collide, as in PostgreSQL.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::file::statistics::Statistics;
+use tempora_catalog::{FileDef, TableDef, UniqueKey};
+use tempora_common::{Result, SqlState, TemporaError};
+
+fn internal(e: impl std::fmt::Display) -> TemporaError {
+    TemporaError::internal(e.to_string())
+}
+
+/// What to do with a row whose key is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// PostgreSQL's 23505 unique_violation.
+    Error,
+    /// Leave the row out (`ON CONFLICT DO NOTHING`).
+    Skip,
+}
+
+/// The key columns' positions in the table.
+pub fn key_columns(table: &TableDef, key: &UniqueKey) -> Result<Vec<usize>> {
+    key.columns
+        .iter()
+        .map(|c| {
+            table
+                .column_index(c)
+                .ok_or_else(|| TemporaError::undefined_column(c))
+        })
+        .collect()
+}
+
+/// Encodes key columns as comparable rows.
+pub struct KeyEncoder {
+    converter: RowConverter,
+    columns: Vec<usize>,
+}
+
+impl KeyEncoder {
+    pub fn new(table: &TableDef, columns: Vec<usize>) -> Result<Self> {
+        let schema = table.arrow_schema();
+        let fields = columns
+            .iter()
+            .map(|i| SortField::new(schema.field(*i).data_type().clone()))
+            .collect();
+        Ok(Self {
+            converter: RowConverter::new(fields).map_err(internal)?,
+            columns,
+        })
+    }
+
+    /// Keys of the rows of `batch` (in the table's layout); None where a key
+    /// column is NULL.
+    pub fn keys(&self, batch: &RecordBatch) -> Result<Vec<Option<OwnedRow>>> {
+        let cols: Vec<ArrayRef> = self
+            .columns
+            .iter()
+            .map(|i| batch.column(*i).clone())
+            .collect();
+        self.keys_of(&cols)
+    }
+
+    /// Keys of rows given as just the key columns, in key order.
+    pub fn keys_of(&self, cols: &[ArrayRef]) -> Result<Vec<Option<OwnedRow>>> {
+        let rows = self.converter.convert_columns(cols).map_err(internal)?;
+        let n = cols.first().map_or(0, |c| c.len());
+        Ok((0..n)
+            .map(|i| {
+                if cols.iter().any(|c| c.is_null(i)) {
+                    None
+                } else {
+                    Some(rows.row(i).owned())
+                }
+            })
+            .collect())
+    }
+}
+
+/// PostgreSQL's error for a taken key.
+pub fn violation(key: &UniqueKey, table: &TableDef, batch: &RecordBatch, row: usize) -> TemporaError {
+    let values: Vec<String> = key
+        .columns
+        .iter()
+        .map(|c| {
+            table
+                .column_index(c)
+                .map(|i| value_text(batch.column(i), row))
+                .unwrap_or_default()
+        })
+        .collect();
+    let names: Vec<String> = key.columns.iter().map(|c| quote_ident(c)).collect();
+    TemporaError::new(
+        SqlState::UNIQUE_VIOLATION,
+        format!(
+            "duplicate key value violates unique constraint \"{}\"",
+            key.name
+        ),
+    )
+    .with_detail(format!(
+        "Key ({})=({}) already exists.",
+        names.join(", "),
+        values.join(", ")
+    ))
+}
+
+/// A value as PostgreSQL prints it in a key detail (timestamps in UTC).
+fn value_text(col: &ArrayRef, row: usize) -> String {
+    use datafusion::arrow::array::{Array, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::{DataType, TimeUnit};
+    if let DataType::Timestamp(TimeUnit::Microsecond, tz) = col.data_type() {
+        if let Some(a) = col.as_any().downcast_ref::<TimestampMicrosecondArray>() {
+            if let Some(t) = chrono::DateTime::from_timestamp_micros(a.value(row)) {
+                let mut text = t.format("%Y-%m-%d %H:%M:%S").to_string();
+                let micros = a.value(row).rem_euclid(1_000_000);
+                if micros != 0 {
+                    let frac = format!("{micros:06}");
+                    text.push('.');
+                    text.push_str(frac.trim_end_matches('0'));
+                }
+                return if tz.is_some() { format!("{text}+00") } else { text };
+            }
+        }
+    }
+    datafusion::arrow::util::display::array_value_to_string(col, row).unwrap_or_default()
+}
+
+/// An identifier as PostgreSQL's quote_identifier prints it.
+fn quote_ident(name: &str) -> String {
+    const KEYWORDS: &[&str] = &[
+        "time", "timestamp", "date", "user", "order", "group", "table", "column", "select",
+        "from", "where", "interval", "char", "varchar", "numeric", "position",
+    ];
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain && !KEYWORDS.contains(&name) {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// Reads the key columns of the row groups of `file` whose time range
+/// overlaps [lo, hi] (all of them when `range` is None).
+pub async fn file_keys(
+    store: &Arc<dyn object_store::ObjectStore>,
+    file: &FileDef,
+    columns: &[usize],
+    time_index: Option<usize>,
+    range: Option<(i64, i64)>,
+) -> Result<Vec<RecordBatch>> {
+    use object_store::ObjectStoreExt;
+    let bytes = store
+        .get(&object_store::path::Path::from(file.path.as_str()))
+        .await
+        .map_err(|e| {
+            TemporaError::new(
+                SqlState::IO_ERROR,
+                format!("could not read file \"{}\": {e}", file.path),
+            )
+        })?
+        .bytes()
+        .await
+        .map_err(internal)?;
+    let columns = columns.to_vec();
+    tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(internal)?;
+        let meta = builder.metadata().clone();
+        let groups: Vec<usize> = (0..meta.num_row_groups())
+            .filter(|g| {
+                let (Some(t), Some((lo, hi))) = (time_index, range) else {
+                    return true;
+                };
+                match meta.row_group(*g).column(t).statistics() {
+                    Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                        (Some(min), Some(max)) => *max >= lo && *min <= hi,
+                        _ => true,
+                    },
+                    _ => true,
+                }
+            })
+            .collect();
+        if groups.is_empty() {
+            return Ok(vec![]);
+        }
+        let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
+        builder
+            .with_projection(mask)
+            .with_row_groups(groups)
+            .build()
+            .map_err(internal)?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(internal)
+    })
+    .await
+    .map_err(internal)?
+}
+
+/// The keys of `key` used by rows already stored or buffered (`existing`,
+/// batches of key columns in key order).
+pub fn key_set(
+    encoder: &KeyEncoder,
+    existing: &[Vec<ArrayRef>],
+) -> Result<HashSet<OwnedRow>> {
+    let mut set = HashSet::new();
+    for cols in existing {
+        for k in encoder.keys_of(cols)?.into_iter().flatten() {
+            set.insert(k);
+        }
+    }
+    Ok(set)
+}
