@@ -9,6 +9,9 @@
 //! ```
 //! This crate only encodes: what a statement means is decided in `tempora-sql`,
 //! and every error arrives with its SQLSTATE, mapped here once ([`error_info`]).
+// Errors carry PostgreSQL's fields (detail, hint, position, context): a
+// large Err is the price of one error type across layers, paid only on failure.
+#![allow(clippy::result_large_err)]
 
 mod text;
 

@@ -2,6 +2,8 @@
 //! retired files leave the disk once no statement can read them, unique keys
 //! are enforced across memtables and files, and a multi-table write is one unit.
 
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, Float64Array, Int32Array, RecordBatch, TimestampMicrosecondArray};
