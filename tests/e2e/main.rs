@@ -13,6 +13,7 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod crash;
 mod psql;
 mod restart;
 #[path = "tokio_postgres.rs"]
