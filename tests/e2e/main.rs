@@ -13,6 +13,7 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod copy;
 mod crash;
 mod psql;
 mod restart;
