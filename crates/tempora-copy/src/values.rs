@@ -27,6 +27,16 @@ fn text_of(v: &[u8]) -> &str {
     std::str::from_utf8(v).unwrap_or("?")
 }
 
+/// Bytes the decoder has already validated as UTF-8.
+#[inline]
+fn utf8_unchecked(v: &[u8]) -> &str {
+    debug_assert!(std::str::from_utf8(v).is_ok());
+    // SAFETY: every byte the decoder hands to a column was checked by
+    // simdutf8 (input) or verify_utf8 (escape results) first; `Col` is
+    // crate-private so no other caller exists.
+    unsafe { std::str::from_utf8_unchecked(v) }
+}
+
 fn invalid(ty: &str, v: &[u8]) -> TemporaError {
     TemporaError::new(
         SqlState::INVALID_TEXT_REPRESENTATION,
@@ -371,7 +381,7 @@ fn fixed<const N: usize>(v: &[u8]) -> Result<[u8; N], TemporaError> {
 }
 
 /// One target column's Arrow builder and input rules.
-pub enum Col {
+pub(crate) enum Col {
     Bool(BooleanBuilder),
     Int2(Int16Builder),
     Int4(Int32Builder),
@@ -386,7 +396,9 @@ pub enum Col {
 }
 
 impl Col {
-    pub fn new(ty: &PgType, capacity: usize) -> Col {
+    /// A builder for `capacity` rows and, for text and bytea, `data_bytes`
+    /// bytes of values (so that a batch fills without reallocating).
+    pub fn new(ty: &PgType, capacity: usize, data_bytes: usize) -> Col {
         match ty {
             PgType::Bool => Col::Bool(BooleanBuilder::with_capacity(capacity)),
             PgType::Int2 => Col::Int2(Int16Builder::with_capacity(capacity)),
@@ -399,9 +411,9 @@ impl Col {
                 *precision,
                 *scale,
             ),
-            PgType::Text => Col::Text(StringBuilder::with_capacity(capacity, capacity * 8), None),
+            PgType::Text => Col::Text(StringBuilder::with_capacity(capacity, data_bytes), None),
             PgType::Varchar(n) => {
-                Col::Text(StringBuilder::with_capacity(capacity, capacity * 8), *n)
+                Col::Text(StringBuilder::with_capacity(capacity, data_bytes), *n)
             }
             PgType::Timestamptz => Col::Timestamp(
                 TimestampMicrosecondBuilder::with_capacity(capacity)
@@ -413,7 +425,7 @@ impl Col {
                 DtKind::Timestamp,
             ),
             PgType::Date => Col::Date(Date32Builder::with_capacity(capacity)),
-            PgType::Bytea => Col::Bytea(BinaryBuilder::with_capacity(capacity, capacity * 8)),
+            PgType::Bytea => Col::Bytea(BinaryBuilder::with_capacity(capacity, data_bytes)),
         }
     }
 
@@ -433,7 +445,17 @@ impl Col {
         }
     }
 
-    /// Appends a value given in PostgreSQL's text input form (valid UTF-8).
+    /// Bytes of text or bytea values appended so far.
+    pub fn data_len(&self) -> usize {
+        match self {
+            Col::Text(b, _) => b.values_slice().len(),
+            Col::Bytea(b) => b.values_slice().len(),
+            _ => 0,
+        }
+    }
+
+    /// Appends a value given in PostgreSQL's text input form. `v` must be
+    /// valid UTF-8 (the decoder validates all input before splitting it).
     #[inline]
     pub fn append_text(
         &mut self,
@@ -443,7 +465,7 @@ impl Col {
     ) -> Result<(), TemporaError> {
         match self {
             Col::Text(b, max) => {
-                let s = text_of(v);
+                let s = utf8_unchecked(v);
                 match max {
                     None => b.append_value(s),
                     Some(m) => b.append_value(check_varchar(s, *m)?),
@@ -451,7 +473,7 @@ impl Col {
             }
             Col::Float8(b) => b.append_value(parse_float(v, false)?),
             Col::Float4(b) => b.append_value(parse_float(v, true)? as f32),
-            Col::Timestamp(b, kind) => b.append_value(parse_datetime(text_of(v), *kind, tz)?),
+            Col::Timestamp(b, kind) => b.append_value(parse_datetime(utf8_unchecked(v), *kind, tz)?),
             Col::Int4(b) => {
                 b.append_value(parse_int(v, i32::MIN as i64, i32::MAX as i64, "integer")? as i32)
             }
@@ -461,7 +483,7 @@ impl Col {
             }
             Col::Bool(b) => b.append_value(parse_bool(v)?),
             Col::Numeric(b, p, s) => b.append_value(numeric::parse_numeric(v, *p, *s, scratch)?),
-            Col::Date(b) => b.append_value(crate::datetime::parse_date(text_of(v), tz)?),
+            Col::Date(b) => b.append_value(crate::datetime::parse_date(utf8_unchecked(v), tz)?),
             Col::Bytea(b) => {
                 parse_bytea(v, scratch)?;
                 b.append_value(&scratch[..]);

@@ -13,7 +13,7 @@
 // large Err is the price of one error type across layers, paid only on failure.
 #![allow(clippy::result_large_err)]
 
-mod text;
+use tempora_copy::text;
 
 use std::fmt::Debug;
 use std::sync::Arc;
