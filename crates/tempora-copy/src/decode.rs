@@ -279,7 +279,10 @@ impl CopyDecoder {
                 .collect::<Vec<_>>(),
         ));
         let cap = batch_rows.min(1 << 16);
-        let cols = columns.iter().map(|(_, t)| Col::new(t, cap, cap * 8)).collect();
+        let cols = columns
+            .iter()
+            .map(|(_, t)| Col::new(t, cap, cap * 8))
+            .collect();
         let types = columns.iter().map(|(_, t)| t.clone()).collect();
         let csv = options.format == CopyFormat::Csv;
         let special = |b: u8| b == b'\n' || b == b'\r';

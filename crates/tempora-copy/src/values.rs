@@ -412,9 +412,7 @@ impl Col {
                 *scale,
             ),
             PgType::Text => Col::Text(StringBuilder::with_capacity(capacity, data_bytes), None),
-            PgType::Varchar(n) => {
-                Col::Text(StringBuilder::with_capacity(capacity, data_bytes), *n)
-            }
+            PgType::Varchar(n) => Col::Text(StringBuilder::with_capacity(capacity, data_bytes), *n),
             PgType::Timestamptz => Col::Timestamp(
                 TimestampMicrosecondBuilder::with_capacity(capacity)
                     .with_data_type(ty.arrow_type()),
@@ -473,7 +471,9 @@ impl Col {
             }
             Col::Float8(b) => b.append_value(parse_float(v, false)?),
             Col::Float4(b) => b.append_value(parse_float(v, true)? as f32),
-            Col::Timestamp(b, kind) => b.append_value(parse_datetime(utf8_unchecked(v), *kind, tz)?),
+            Col::Timestamp(b, kind) => {
+                b.append_value(parse_datetime(utf8_unchecked(v), *kind, tz)?)
+            }
             Col::Int4(b) => {
                 b.append_value(parse_int(v, i32::MIN as i64, i32::MAX as i64, "integer")? as i32)
             }

@@ -27,7 +27,6 @@ use futures::{stream, Sink, SinkExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::copy::CopyHandler;
-use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
@@ -35,6 +34,7 @@ use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::response::NoticeResponse;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -265,7 +265,9 @@ where
     if !trailer.is_empty() || !pending.is_empty() {
         pending.extend_from_slice(&trailer);
         client
-            .feed(PgWireBackendMessage::CopyData(CopyData::new(pending.freeze())))
+            .feed(PgWireBackendMessage::CopyData(CopyData::new(
+                pending.freeze(),
+            )))
             .await?;
     }
     client

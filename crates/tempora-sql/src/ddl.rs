@@ -1,7 +1,8 @@
 //! CREATE TABLE, DROP TABLE and CREATE EXTENSION: catalog changes.
 
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateTable, ObjectName, ObjectNamePart, ObjectType, Statement, TableConstraint};
+    ColumnOption, CreateTable, ObjectName, ObjectNamePart, ObjectType, Statement, TableConstraint,
+};
 use tempora_catalog::{CatalogOp, ColumnDef, PgType, TableDef, UniqueKey};
 use tempora_common::{Result, SqlState, TemporaError};
 
@@ -123,12 +124,20 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
         match c {
             TableConstraint::PrimaryKey(pk) => keys.push((
                 pk.name.as_ref().map(ident_name),
-                pk.columns.iter().map(|c| c.column.expr.to_string()).map(fold).collect(),
+                pk.columns
+                    .iter()
+                    .map(|c| c.column.expr.to_string())
+                    .map(fold)
+                    .collect(),
                 true,
             )),
             TableConstraint::Unique(u) => keys.push((
                 u.name.as_ref().map(ident_name),
-                u.columns.iter().map(|c| c.column.expr.to_string()).map(fold).collect(),
+                u.columns
+                    .iter()
+                    .map(|c| c.column.expr.to_string())
+                    .map(fold)
+                    .collect(),
                 false,
             )),
             other => {
@@ -158,12 +167,16 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
                 ColumnOption::NotNull => def.not_null = true,
                 ColumnOption::Null => def.not_null = false,
                 ColumnOption::Default(e) => def.default = Some(e.to_string()),
-                ColumnOption::PrimaryKey(pk) => {
-                    keys.push((pk.name.as_ref().map(ident_name), vec![def.name.clone()], true))
-                }
-                ColumnOption::Unique(u) => {
-                    keys.push((u.name.as_ref().map(ident_name), vec![def.name.clone()], false))
-                }
+                ColumnOption::PrimaryKey(pk) => keys.push((
+                    pk.name.as_ref().map(ident_name),
+                    vec![def.name.clone()],
+                    true,
+                )),
+                ColumnOption::Unique(u) => keys.push((
+                    u.name.as_ref().map(ident_name),
+                    vec![def.name.clone()],
+                    false,
+                )),
                 other => {
                     return Err(TemporaError::not_supported(format!(
                         "column option {other}"
@@ -275,10 +288,8 @@ pub(crate) async fn execute(
                         match state.table(schema, name) {
                             Some(t) => {
                                 dropped.retain(|(oid, _)| *oid != t.oid);
-                                dropped.push((
-                                    t.oid,
-                                    t.all_files().map(|f| f.path.clone()).collect(),
-                                ));
+                                dropped
+                                    .push((t.oid, t.all_files().map(|f| f.path.clone()).collect()));
                                 ops.push(CatalogOp::DropTable { oid: t.oid });
                             }
                             None if *if_exists => notices.push(Notice {

@@ -198,8 +198,9 @@ pub fn parse_error(sql: &str, e: ParserError) -> TemporaError {
 
 /// Rewrites PostgreSQL-only query shapes (catalog tables without schema,
 /// `ANY(array)`, ...) into what DataFusion plans.
-pub(crate) static PG_COMPAT: std::sync::LazyLock<datafusion_pg_catalog::sql::PostgresCompatibilityParser> =
-    std::sync::LazyLock::new(datafusion_pg_catalog::sql::PostgresCompatibilityParser::new);
+pub(crate) static PG_COMPAT: std::sync::LazyLock<
+    datafusion_pg_catalog::sql::PostgresCompatibilityParser,
+> = std::sync::LazyLock::new(datafusion_pg_catalog::sql::PostgresCompatibilityParser::new);
 
 /// PostgreSQL's 1-based character position of a (1-based) line and column.
 fn char_position(sql: &str, line: usize, column: usize) -> usize {

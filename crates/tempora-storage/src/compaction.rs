@@ -102,7 +102,13 @@ mod tests {
             max_merge_rows: 150,
         };
         let mut state = CatalogState::default();
-        let t = table(vec![file("a", 10), file("b", 90), file("c", 50), file("d", 200), file("e", 60)]);
+        let t = table(vec![
+            file("a", 10),
+            file("b", 90),
+            file("c", 50),
+            file("d", 200),
+            file("e", 60),
+        ]);
         state.tables.insert(t.oid, t);
         let (oid, chunk, files) = pick(&state, &options).expect("a group");
         assert_eq!((oid, chunk), (16384, None));

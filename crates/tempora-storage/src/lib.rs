@@ -37,8 +37,8 @@ use tempora_catalog::{chunk_range, Catalog, CatalogOp, CatalogState, ChunkDef, F
 use tempora_common::{Result, SqlState, TemporaError};
 
 pub use gc::{FileGc, ReadPin};
-pub use unique::OnConflict;
 pub use memtable::{split_by_chunk, MemRows, Memtables};
+pub use unique::OnConflict;
 use wal::{Wal, WalOptions};
 
 /// Tuning of the storage engine.
@@ -170,7 +170,9 @@ fn encode_write(entries: &[(u32, RecordBatch)]) -> Result<Bytes> {
             let mut ipc =
                 datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut w, &batch.schema())
                     .map_err(ipc_error)?;
-            ipc.write(batch).and_then(|_| ipc.finish()).map_err(ipc_error)?;
+            ipc.write(batch)
+                .and_then(|_| ipc.finish())
+                .map_err(ipc_error)?;
         }
         buf = w.into_inner();
         let len = (buf.len() - len_at - 4) as u32;
@@ -469,10 +471,8 @@ impl Engine {
                 .clone();
         }
         self.wait_for_memory().await;
-        let record: Vec<(u32, RecordBatch)> = entries
-            .iter()
-            .map(|(t, b)| (t.oid, b.clone()))
-            .collect();
+        let record: Vec<(u32, RecordBatch)> =
+            entries.iter().map(|(t, b)| (t.oid, b.clone())).collect();
         let payload = encode_write(&record)?;
         let rows: u64 = entries.iter().map(|(_, b)| b.num_rows() as u64).sum();
         {
@@ -746,7 +746,11 @@ impl Engine {
 
     /// Lists files written for a table outside the WAL (a large COPY) in one
     /// catalog commit: all of their rows become visible at once.
-    pub async fn commit_new_files(&self, oid: u32, files: Vec<(Option<u32>, FileDef)>) -> Result<()> {
+    pub async fn commit_new_files(
+        &self,
+        oid: u32,
+        files: Vec<(Option<u32>, FileDef)>,
+    ) -> Result<()> {
         self.catalog
             .commit(|state| {
                 let table = state
@@ -901,10 +905,17 @@ impl Engine {
             return Ok(false);
         };
         let listed: Vec<&FileDef> = match chunk {
-            Some(c) => table.chunks.get(&c).map(|c| c.files.iter().collect()).unwrap_or_default(),
+            Some(c) => table
+                .chunks
+                .get(&c)
+                .map(|c| c.files.iter().collect())
+                .unwrap_or_default(),
             None => table.files.iter().collect(),
         };
-        if !files.iter().all(|f| listed.iter().any(|l| l.path == f.path)) {
+        if !files
+            .iter()
+            .all(|f| listed.iter().any(|l| l.path == f.path))
+        {
             return Ok(true);
         }
         let started = std::time::Instant::now();

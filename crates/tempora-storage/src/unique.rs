@@ -89,7 +89,12 @@ impl KeyEncoder {
 }
 
 /// PostgreSQL's error for a taken key.
-pub fn violation(key: &UniqueKey, table: &TableDef, batch: &RecordBatch, row: usize) -> TemporaError {
+pub fn violation(
+    key: &UniqueKey,
+    table: &TableDef,
+    batch: &RecordBatch,
+    row: usize,
+) -> TemporaError {
     let values: Vec<String> = key
         .columns
         .iter()
@@ -129,7 +134,11 @@ fn value_text(col: &ArrayRef, row: usize) -> String {
                     text.push('.');
                     text.push_str(frac.trim_end_matches('0'));
                 }
-                return if tz.is_some() { format!("{text}+00") } else { text };
+                return if tz.is_some() {
+                    format!("{text}+00")
+                } else {
+                    text
+                };
             }
         }
     }
@@ -139,8 +148,22 @@ fn value_text(col: &ArrayRef, row: usize) -> String {
 /// An identifier as PostgreSQL's quote_identifier prints it.
 fn quote_ident(name: &str) -> String {
     const KEYWORDS: &[&str] = &[
-        "time", "timestamp", "date", "user", "order", "group", "table", "column", "select",
-        "from", "where", "interval", "char", "varchar", "numeric", "position",
+        "time",
+        "timestamp",
+        "date",
+        "user",
+        "order",
+        "group",
+        "table",
+        "column",
+        "select",
+        "from",
+        "where",
+        "interval",
+        "char",
+        "varchar",
+        "numeric",
+        "position",
     ];
     let plain = name
         .chars()
@@ -214,10 +237,7 @@ pub async fn file_keys(
 
 /// The keys of `key` used by rows already stored or buffered (`existing`,
 /// batches of key columns in key order).
-pub fn key_set(
-    encoder: &KeyEncoder,
-    existing: &[Vec<ArrayRef>],
-) -> Result<HashSet<OwnedRow>> {
+pub fn key_set(encoder: &KeyEncoder, existing: &[Vec<ArrayRef>]) -> Result<HashSet<OwnedRow>> {
     let mut set = HashSet::new();
     for cols in existing {
         for k in encoder.keys_of(cols)?.into_iter().flatten() {

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, Float64Array, Int32Array, RecordBatch, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    Array, Float64Array, Int32Array, RecordBatch, TimestampMicrosecondArray,
+};
 use tempora_catalog::{CatalogOp, ColumnDef, HypertableDef, PgType, TableDef, UniqueKey};
 use tempora_storage::{Engine, EngineOptions, OnConflict};
 
@@ -67,13 +69,20 @@ async fn engine_with_table(dir: &std::path::Path, unique: bool) -> (Arc<Engine>,
 }
 
 fn rows(engine: &Engine, oid: u32, times: &[i64], ids: &[i32]) -> RecordBatch {
-    let table = engine.catalog().snapshot().table_by_oid(oid).unwrap().clone();
+    let table = engine
+        .catalog()
+        .snapshot()
+        .table_by_oid(oid)
+        .unwrap()
+        .clone();
     RecordBatch::try_new(
         Arc::new(table.arrow_schema()),
         vec![
             Arc::new(TimestampMicrosecondArray::from(times.to_vec()).with_timezone("UTC")),
             Arc::new(Int32Array::from(ids.to_vec())),
-            Arc::new(Float64Array::from(ids.iter().map(|i| *i as f64).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(
+                ids.iter().map(|i| *i as f64).collect::<Vec<_>>(),
+            )),
         ],
     )
     .unwrap()
@@ -117,7 +126,10 @@ async fn compaction_merges_small_files_and_old_files_leave_after_readers() {
     for round in 0..5i32 {
         let ids: Vec<i32> = (round * 10..round * 10 + 10).collect();
         let times: Vec<i64> = ids.iter().map(|i| *i as i64 * 1_000_000).collect();
-        engine.insert(oid, vec![rows(&engine, oid, &times, &ids)]).await.unwrap();
+        engine
+            .insert(oid, vec![rows(&engine, oid, &times, &ids)])
+            .await
+            .unwrap();
         engine.flush().await.unwrap();
     }
     assert_eq!(data_files(dir.path()), 5);
@@ -127,11 +139,18 @@ async fn compaction_merges_small_files_and_old_files_leave_after_readers() {
     // A statement that started before the merge keeps the old files on disk.
     let reader = engine.pin();
     assert!(engine.compact_once().await.unwrap());
-    assert!(!engine.compact_once().await.unwrap(), "nothing left to merge");
+    assert!(
+        !engine.compact_once().await.unwrap(),
+        "nothing left to merge"
+    );
     let state = engine.catalog().snapshot();
     assert_eq!(state.table_by_oid(oid).unwrap().all_files().count(), 1);
     assert_eq!(sum_ids(&engine, oid).await, before);
-    assert_eq!(data_files(dir.path()), 6, "old files kept for the pinned reader");
+    assert_eq!(
+        data_files(dir.path()),
+        6,
+        "old files kept for the pinned reader"
+    );
     drop(reader);
     for _ in 0..50 {
         if data_files(dir.path()) == 1 {
@@ -141,26 +160,48 @@ async fn compaction_merges_small_files_and_old_files_leave_after_readers() {
     }
     assert_eq!(data_files(dir.path()), 1, "old files removed once unpinned");
     // The merged file is time-sorted and says so.
-    let merged = state.table_by_oid(oid).unwrap().all_files().next().unwrap().clone();
-    assert_eq!((merged.min_time, merged.max_time), (Some(0), Some(49_000_000)));
+    let merged = state
+        .table_by_oid(oid)
+        .unwrap()
+        .all_files()
+        .next()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (merged.min_time, merged.max_time),
+        (Some(0), Some(49_000_000))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unique_keys_are_checked_against_memtables_and_files() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, oid) = engine_with_table(dir.path(), true).await;
-    engine.insert(oid, vec![rows(&engine, oid, &[0, 0], &[1, 2])]).await.unwrap();
+    engine
+        .insert(oid, vec![rows(&engine, oid, &[0, 0], &[1, 2])])
+        .await
+        .unwrap();
     engine.flush().await.unwrap();
-    engine.insert(oid, vec![rows(&engine, oid, &[DAY], &[3])]).await.unwrap();
+    engine
+        .insert(oid, vec![rows(&engine, oid, &[DAY], &[3])])
+        .await
+        .unwrap();
 
     // Taken in a file, taken in the memtable, and repeated within the batch.
-    for (times, ids) in [(vec![0i64], vec![1]), (vec![DAY], vec![3]), (vec![5, 5], vec![9, 9])] {
+    for (times, ids) in [
+        (vec![0i64], vec![1]),
+        (vec![DAY], vec![3]),
+        (vec![5, 5], vec![9, 9]),
+    ] {
         let err = engine
             .insert(oid, vec![rows(&engine, oid, &times, &ids)])
             .await
             .unwrap_err();
         assert_eq!(err.code.code(), "23505", "{times:?} {ids:?}: {err}");
-        assert_eq!(err.message, "duplicate key value violates unique constraint \"m_pkey\"");
+        assert_eq!(
+            err.message,
+            "duplicate key value violates unique constraint \"m_pkey\""
+        );
     }
     // Same id at another time is a different key; Skip leaves out the taken ones.
     let written = engine
@@ -191,7 +232,18 @@ async fn a_write_of_several_tables_replays_as_one() {
     }
     let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
     assert_eq!(engine.unflushed_rows(), 2);
-    let oid = engine.catalog().snapshot().table("public", "m").unwrap().oid;
-    let chunks = engine.catalog().snapshot().table_by_oid(oid).unwrap().chunks.len();
+    let oid = engine
+        .catalog()
+        .snapshot()
+        .table("public", "m")
+        .unwrap()
+        .oid;
+    let chunks = engine
+        .catalog()
+        .snapshot()
+        .table_by_oid(oid)
+        .unwrap()
+        .chunks
+        .len();
     assert_eq!(chunks, 2);
 }
