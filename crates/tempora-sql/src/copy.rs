@@ -56,10 +56,14 @@ fn server_file_error(to: bool) -> TemporaError {
     let (dir, hint) = if to {
         ("to", "COPY ... TO STDOUT (psql's \\copy ... to 'file')")
     } else {
-        ("from", "COPY ... FROM STDIN (psql's \\copy ... from 'file')")
+        (
+            "from",
+            "COPY ... FROM STDIN (psql's \\copy ... from 'file')",
+        )
     };
-    TemporaError::not_supported(format!("COPY {dir} a file or program on the server"))
-        .with_hint(format!("Use {hint}, which reads or writes the file on the client."))
+    TemporaError::not_supported(format!("COPY {dir} a file or program on the server")).with_hint(
+        format!("Use {hint}, which reads or writes the file on the client."),
+    )
 }
 
 impl CopyPlan {
@@ -179,6 +183,11 @@ impl CopyPlan {
     }
 }
 
+/// The overall format code of CopyIn/CopyOutResponse: 1 binary, 0 text or CSV.
+fn wire_code(options: &CopyOptions) -> i8 {
+    i8::from(options.format == CopyFormat::Binary)
+}
+
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -186,12 +195,7 @@ fn quote_ident(name: &str) -> String {
 impl CopyInPlan {
     /// Wire format of the data (0 text/CSV, 1 binary) and its column count.
     pub fn wire_format(&self) -> (i8, usize) {
-        let f = if self.options.format == CopyFormat::Binary {
-            1
-        } else {
-            0
-        };
-        (f, self.targets.len())
+        (wire_code(&self.options), self.targets.len())
     }
 
     /// Starts receiving data.
@@ -231,7 +235,9 @@ impl CopyInPlan {
             let value = match &c.default {
                 Some(sql) => {
                     let v = session.eval_sql(sql).await?;
-                    let arr = v.to_array_of_size(1).map_err(TemporaError::from_datafusion)?;
+                    let arr = v
+                        .to_array_of_size(1)
+                        .map_err(TemporaError::from_datafusion)?;
                     datafusion::arrow::compute::cast(&arr, &c.ty.arrow_type())
                         .map_err(|e| TemporaError::from_datafusion(e.into()))?
                 }
@@ -307,7 +313,11 @@ impl CopyIn {
 
     /// PostgreSQL's CONTEXT for a COPY that stops here (CopyFail).
     pub fn context(&self) -> String {
-        format!("COPY {}, line {}", self.table.name, self.decoder.lines() + 1)
+        format!(
+            "COPY {}, line {}",
+            self.table.name,
+            self.decoder.lines() + 1
+        )
     }
 
     async fn accept(&mut self, session: &SqlSession, batches: Vec<RecordBatch>) -> Result<()> {
@@ -406,11 +416,6 @@ impl CopyOutPlan {
     }
 
     pub fn wire_format(&self) -> (i8, usize) {
-        let f = if self.options.format == CopyFormat::Binary {
-            1
-        } else {
-            0
-        };
-        (f, self.columns.len())
+        (wire_code(&self.options), self.columns.len())
     }
 }

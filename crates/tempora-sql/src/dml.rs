@@ -22,8 +22,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::ParamValues;
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::{
-    DmlStatement, Expr, Filter, LogicalPlan, LogicalPlanBuilder, Projection, TableScan,
-    WriteOp,
+    DmlStatement, Expr, Filter, LogicalPlan, LogicalPlanBuilder, Projection, TableScan, WriteOp,
 };
 use datafusion::sql::sqlparser::ast::{
     Delete, FromTable, SelectItem, Statement, TableFactor, Update,
@@ -89,7 +88,12 @@ impl RewritePlan {
                 let name = target_name(&t.relation)?.clone();
                 let mut plain = d.clone();
                 plain.returning = None;
-                (Op::Delete, name, Statement::Delete(plain), returning.clone())
+                (
+                    Op::Delete,
+                    name,
+                    Statement::Delete(plain),
+                    returning.clone(),
+                )
             }
             Statement::Update(u) => {
                 let Update {
@@ -107,7 +111,12 @@ impl RewritePlan {
                 let name = target_name(&table.relation)?.clone();
                 let mut plain = u.clone();
                 plain.returning = None;
-                (Op::Update, name, Statement::Update(plain), returning.clone())
+                (
+                    Op::Update,
+                    name,
+                    Statement::Update(plain),
+                    returning.clone(),
+                )
             }
             _ => return Err(TemporaError::internal("not a DELETE or UPDATE")),
         };
@@ -119,7 +128,11 @@ impl RewritePlan {
         if let Statement::Update(u) = &stmt {
             for a in &u.assignments {
                 let target = a.target.to_string();
-                let col = target.rsplit('.').next().unwrap_or(&target).trim_matches('"');
+                let col = target
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or(&target)
+                    .trim_matches('"');
                 if table.column(col).is_none() {
                     return Err(TemporaError::new(
                         SqlState::UNDEFINED_COLUMN,
@@ -185,9 +198,9 @@ impl RewritePlan {
             (Some(h), Some(p)) => {
                 let filters = pushed_filters(session, &inner, p).await;
                 let exact = !filters.is_empty()
-                    && filters.iter().all(|f| {
-                        tempora_query::provider::is_exact_time_filter(f, &h.time_column)
-                    });
+                    && filters
+                        .iter()
+                        .all(|f| tempora_query::provider::is_exact_time_filter(f, &h.time_column));
                 (
                     tempora_query::provider::time_bounds(&filters, &h.time_column),
                     exact,
@@ -196,11 +209,8 @@ impl RewritePlan {
             _ => (tempora_query::provider::TimeBounds::ALL, false),
         };
         let drop_whole = exact && self.op == Op::Delete && self.returning.is_none();
-        let mut candidates: Vec<(Option<u32>, tempora_catalog::FileDef)> = table
-            .files
-            .iter()
-            .map(|f| (None, f.clone()))
-            .collect();
+        let mut candidates: Vec<(Option<u32>, tempora_catalog::FileDef)> =
+            table.files.iter().map(|f| (None, f.clone())).collect();
         for c in table.chunks.values() {
             if bounds.overlaps(c.range_start, c.range_end) {
                 candidates.extend(
@@ -332,7 +342,8 @@ impl RewritePlan {
         schema: &SchemaRef,
         batches: Vec<RecordBatch>,
     ) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>)> {
-        let internal = |e: datafusion::arrow::error::ArrowError| TemporaError::internal(e.to_string());
+        let internal =
+            |e: datafusion::arrow::error::ArrowError| TemporaError::internal(e.to_string());
         if predicate.is_none() && self.op == Op::Delete {
             // No WHERE: every row goes.
             return Ok((vec![], batches));
@@ -368,7 +379,8 @@ impl RewritePlan {
             .ok_or_else(|| TemporaError::internal("row number column lost"))?;
         let filtered = match predicate {
             Some(p) => LogicalPlan::Filter(
-                Filter::try_new(p.clone(), Arc::new(scanned)).map_err(TemporaError::from_datafusion)?,
+                Filter::try_new(p.clone(), Arc::new(scanned))
+                    .map_err(TemporaError::from_datafusion)?,
             ),
             None => scanned,
         };
@@ -377,7 +389,8 @@ impl RewritePlan {
             exprs.extend(outputs.iter().cloned());
         }
         let plan = LogicalPlan::Projection(
-            Projection::try_new(exprs, Arc::new(filtered)).map_err(TemporaError::from_datafusion)?,
+            Projection::try_new(exprs, Arc::new(filtered))
+                .map_err(TemporaError::from_datafusion)?,
         );
         let out = session
             .context()
@@ -399,19 +412,7 @@ impl RewritePlan {
                 hit[*id as usize] = true;
             }
             if self.op == Op::Update {
-                let new_cols = b.columns()[1..]
-                    .iter()
-                    .zip(schema.fields())
-                    .map(|(c, f)| {
-                        if c.data_type() == f.data_type() {
-                            Ok(c.clone())
-                        } else {
-                            datafusion::arrow::compute::cast(c, f.data_type())
-                        }
-                    })
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| TemporaError::from_datafusion(e.into()))?;
-                updated.push(RecordBatch::try_new(schema.clone(), new_cols).map_err(internal)?);
+                updated.push(crate::insert::conform(&b.columns()[1..], schema)?);
             }
         }
         let mask = BooleanArray::from(hit);

@@ -18,6 +18,27 @@ use tempora_catalog::TableDef;
 use tempora_common::SqlState;
 use tempora_storage::OnConflict;
 
+/// Columns computed for a table (an INSERT's rows, an UPDATE's new values) as
+/// a batch of the table's schema: stored names and exact types.
+pub(crate) fn conform(
+    columns: &[datafusion::arrow::array::ArrayRef],
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
+    let cols = columns
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                cast(c, f.data_type())
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| TemporaError::from_datafusion(e.into()))?;
+    RecordBatch::try_new(schema.clone(), cols).map_err(|e| TemporaError::from_datafusion(e.into()))
+}
+
 /// The policy an `ON CONFLICT` clause asks for, checked against the table's
 /// constraints as PostgreSQL checks it.
 fn on_conflict_policy(on: Option<&OnInsert>, table: &TableDef) -> Result<OnConflict> {
@@ -56,16 +77,19 @@ fn on_conflict_policy(on: Option<&OnInsert>, table: &TableDef) -> Result<OnConfl
             if !table.unique_keys.iter().any(|k| k.name == name) {
                 return Err(TemporaError::new(
                     SqlState::UNDEFINED_OBJECT,
-                    format!("constraint \"{name}\" for table \"{}\" does not exist", table.name),
+                    format!(
+                        "constraint \"{name}\" for table \"{}\" does not exist",
+                        table.name
+                    ),
                 ));
             }
         }
     }
     match oc.action {
         OnConflictAction::DoNothing => Ok(OnConflict::Skip),
-        OnConflictAction::DoUpdate(_) => {
-            Err(TemporaError::not_supported("INSERT ... ON CONFLICT DO UPDATE"))
-        }
+        OnConflictAction::DoUpdate(_) => Err(TemporaError::not_supported(
+            "INSERT ... ON CONFLICT DO UPDATE",
+        )),
     }
 }
 
@@ -216,24 +240,8 @@ impl InsertPlan {
             .map_err(TemporaError::from_datafusion)?;
         // Align to the stored schema (names and exact types).
         let batches = batches
-            .into_iter()
-            .map(|b| {
-                let cols = b
-                    .columns()
-                    .iter()
-                    .zip(schema.fields())
-                    .map(|(c, f)| {
-                        if c.data_type() == f.data_type() {
-                            Ok(c.clone())
-                        } else {
-                            cast(c, f.data_type())
-                        }
-                    })
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| TemporaError::from_datafusion(e.into()))?;
-                RecordBatch::try_new(schema.clone(), cols)
-                    .map_err(|e| TemporaError::from_datafusion(e.into()))
-            })
+            .iter()
+            .map(|b| conform(b.columns(), &schema))
             .collect::<Result<Vec<_>>>()?;
         // With DO NOTHING, RETURNING shows only the rows that went in.
         let batches = if self.on_conflict == OnConflict::Skip
@@ -242,7 +250,12 @@ impl InsertPlan {
         {
             let mut kept = Vec::with_capacity(batches.len());
             for b in batches {
-                kept.push(session.engine().resolve_conflicts(table, &b, OnConflict::Skip).await?);
+                kept.push(
+                    session
+                        .engine()
+                        .resolve_conflicts(table, &b, OnConflict::Skip)
+                        .await?,
+                );
             }
             kept
         } else {
@@ -253,7 +266,10 @@ impl InsertPlan {
             .await?;
         match &self.returning {
             None => Ok(Outcome::Command(format!("INSERT 0 {rows}"))),
-            Some(r) => r.project(&self.table_name, schema, batches, "INSERT 0").await,
+            Some(r) => {
+                r.project(&self.table_name, schema, batches, "INSERT 0")
+                    .await
+            }
         }
     }
 }
