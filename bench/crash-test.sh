@@ -8,22 +8,25 @@
 # readers test runs (2 writers, 2 readers checking consistent snapshots).
 #
 #   bench/crash-test.sh [ROUNDS] [--seed N] [--large-rows N] [--max-kill-ms N]
-#                       [--read-ms N] [--no-readers] [--no-build] [--keep]
+#                       [--new-table-every N] [--read-ms N] [--no-readers]
+#                       [--no-build] [--keep]
 #
 # ROUNDS defaults to 200. The seed (printed at the start) makes the kill
-# moments and batch sizes repeatable. Environment: TMPDIR (where the test's
-# data directories go; they grow to a few GiB over 200 rounds),
+# moments and batch sizes repeatable. Every 20 rounds (--new-table-every) the
+# table is dropped and created again, so that the checks stay fast.
+# Environment: TMPDIR (where the test's data directories go; a few GiB),
 # CARGO_TARGET_DIR.
 set -euo pipefail
 
 usage() {
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 ROUNDS=200
 SEED=""
 LARGE_ROWS=300000
 MAX_KILL_MS=4000
+NEW_TABLE_EVERY=20
 READ_MS=30000
 READERS=1
 BUILD=1
@@ -36,6 +39,8 @@ while [ $# -gt 0 ]; do
         --large-rows=*) LARGE_ROWS=${1#*=} ;;
         --max-kill-ms) MAX_KILL_MS=${2:?--max-kill-ms needs a number}; shift ;;
         --max-kill-ms=*) MAX_KILL_MS=${1#*=} ;;
+        --new-table-every) NEW_TABLE_EVERY=${2:?--new-table-every needs a number}; shift ;;
+        --new-table-every=*) NEW_TABLE_EVERY=${1#*=} ;;
         --read-ms) READ_MS=${2:?--read-ms needs a number}; shift ;;
         --read-ms=*) READ_MS=${1#*=} ;;
         --no-readers) READERS=0 ;;
@@ -47,7 +52,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for n in "$ROUNDS" "$LARGE_ROWS" "$MAX_KILL_MS" "$READ_MS" ${SEED:+"$SEED"}; do
+for n in "$ROUNDS" "$LARGE_ROWS" "$MAX_KILL_MS" "$NEW_TABLE_EVERY" "$READ_MS" ${SEED:+"$SEED"}; do
     case "$n" in
         '' | *[!0-9]*) echo "not a number: $n" >&2; exit 2 ;;
     esac
@@ -72,11 +77,12 @@ export TEMPORA_CRASH_ROUNDS=$ROUNDS
 export TEMPORA_CRASH_SEED=$SEED
 export TEMPORA_CRASH_LARGE_ROWS=$LARGE_ROWS
 export TEMPORA_CRASH_MAX_KILL_MS=$MAX_KILL_MS
+export TEMPORA_CRASH_NEW_TABLE_EVERY=$NEW_TABLE_EVERY
 export TEMPORA_CRASH_READ_MS=$READ_MS
 if [ "$KEEP" = 1 ]; then export TEMPORA_TEST_KEEP_DATA=1; fi
 
-log "rounds=$ROUNDS seed=$SEED large-rows=$LARGE_ROWS max-kill-ms=$MAX_KILL_MS tmp=${TMPDIR:-/tmp}"
-log "repeat with: bench/crash-test.sh $ROUNDS --seed $SEED --large-rows $LARGE_ROWS --max-kill-ms $MAX_KILL_MS"
+log "rounds=$ROUNDS seed=$SEED large-rows=$LARGE_ROWS max-kill-ms=$MAX_KILL_MS new-table-every=$NEW_TABLE_EVERY tmp=${TMPDIR:-/tmp}"
+log "repeat with: bench/crash-test.sh $ROUNDS --seed $SEED --large-rows $LARGE_ROWS --max-kill-ms $MAX_KILL_MS --new-table-every $NEW_TABLE_EVERY"
 started=$(date +%s)
 cargo test "${CARGO_ARGS[@]}" \
     crash::kill_9_during_inserts_and_copies_keeps_whole_batches -- --exact --nocapture
