@@ -255,6 +255,7 @@ impl CopyInPlan {
             buffered: Vec::new(),
             buffered_bytes: 0,
             spilled: Vec::new(),
+            pending: None,
             rows: 0,
         })
     }
@@ -268,6 +269,9 @@ impl CopyInPlan {
     }
 }
 
+/// Files a background spill wrote, and the error that stopped it.
+type SpillTask = tokio::task::JoinHandle<(Vec<(Option<u32>, FileDef)>, Option<TemporaError>)>;
+
 /// A `COPY ... FROM STDIN` receiving data.
 pub struct CopyIn {
     engine: Arc<tempora_storage::Engine>,
@@ -280,6 +284,8 @@ pub struct CopyIn {
     buffered_bytes: usize,
     /// Files written for this COPY, listed by the catalog only at the end.
     spilled: Vec<(Option<u32>, FileDef)>,
+    /// The file write running in the background, see [`CopyIn::spill`].
+    pending: Option<SpillTask>,
     rows: u64,
 }
 
@@ -297,12 +303,13 @@ impl CopyIn {
         let batches = self.decoder.finish()?;
         self.accept(session, batches).await?;
         let engine = session.engine();
-        if self.spilled.is_empty() {
+        if self.spilled.is_empty() && self.pending.is_none() {
             let batches = std::mem::take(&mut self.buffered);
             session.write_rows(self.table.oid, batches).await?;
             return Ok(self.rows);
         }
         self.spill(session).await?;
+        self.settle_spill().await?;
         let files = std::mem::take(&mut self.spilled);
         if let Err(e) = engine.commit_new_files(self.table.oid, files.clone()).await {
             self.spilled = files;
@@ -359,39 +366,81 @@ impl CopyIn {
             .map_err(|e| TemporaError::internal(e.to_string()))
     }
 
-    /// Writes the buffered rows as files of their chunks (not yet listed).
+    /// Starts writing the buffered rows as files of their chunks (not yet
+    /// listed). The files are encoded in the background while more data is
+    /// decoded; at most one such write is in flight, which bounds memory.
     async fn spill(&mut self, session: &SqlSession) -> Result<()> {
+        self.settle_spill().await?;
         if self.buffered.is_empty() {
             return Ok(());
         }
-        let engine = session.engine();
-        let batch = datafusion::arrow::compute::concat_batches(&self.schema, &self.buffered)
-            .map_err(|e| TemporaError::internal(e.to_string()))?;
-        self.buffered.clear();
+        let engine = session.engine().clone();
+        let batches = std::mem::take(&mut self.buffered);
         self.buffered_bytes = 0;
-        let state = engine.ensure_chunks(&self.table, &batch).await?;
-        self.table = state
-            .table_by_oid(self.table.oid)
-            .ok_or_else(|| TemporaError::undefined_table(&self.table.name))?
-            .clone();
-        let started = std::time::Instant::now();
-        let mut rows = 0usize;
-        for (chunk, part) in tempora_storage::split_by_chunk(&self.table, batch)? {
-            rows += part.num_rows();
-            let f = engine
-                .write_table_file(&self.table, chunk, &[part], "copy")
-                .await?;
-            self.spilled.push((chunk, f));
+        let mut by_chunk: std::collections::BTreeMap<Option<u32>, Vec<RecordBatch>> =
+            std::collections::BTreeMap::new();
+        for batch in batches {
+            let state = engine.ensure_chunks(&self.table, &batch).await?;
+            self.table = state
+                .table_by_oid(self.table.oid)
+                .ok_or_else(|| TemporaError::undefined_table(&self.table.name))?
+                .clone();
+            for (chunk, part) in tempora_storage::split_by_chunk(&self.table, batch)? {
+                by_chunk.entry(chunk).or_default().push(part);
+            }
         }
-        tracing::info!(
-            table = %self.table.name,
-            rows,
-            copied = self.rows,
-            files = self.spilled.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "COPY wrote rows to chunk files"
-        );
+        let table = self.table.clone();
+        let copied = self.rows;
+        self.pending = Some(tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let mut files = Vec::with_capacity(by_chunk.len());
+            let mut rows = 0usize;
+            let mut failed = None;
+            for (chunk, parts) in by_chunk {
+                rows += parts.iter().map(RecordBatch::num_rows).sum::<usize>();
+                match engine
+                    .write_table_file(
+                        &table,
+                        chunk,
+                        &parts,
+                        "copy",
+                        tempora_storage::Stats::Ingest,
+                    )
+                    .await
+                {
+                    Ok(f) => files.push((chunk, f)),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            tracing::info!(
+                table = %table.name,
+                rows,
+                copied,
+                files = files.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "COPY wrote rows to chunk files"
+            );
+            (files, failed)
+        }));
         Ok(())
+    }
+
+    /// Waits for the background file write, if any, and keeps its files.
+    async fn settle_spill(&mut self) -> Result<()> {
+        let Some(task) = self.pending.take() else {
+            return Ok(());
+        };
+        let (files, failed) = task
+            .await
+            .map_err(|e| TemporaError::internal(format!("COPY file write: {e}")))?;
+        self.spilled.extend(files);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 
@@ -399,6 +448,19 @@ impl Drop for CopyIn {
     /// A COPY that failed, was cancelled or lost its client: files written
     /// for it are removed (a finished COPY has none left here).
     fn drop(&mut self) {
+        if let Some(task) = self.pending.take() {
+            // A write still running: its files are removed once it ends.
+            let engine = self.engine.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Ok((files, _)) = task.await {
+                        engine
+                            .gc()
+                            .retire(0, files.into_iter().map(|(_, f)| f.path));
+                    }
+                });
+            }
+        }
         let files = std::mem::take(&mut self.spilled);
         if !files.is_empty() {
             self.engine

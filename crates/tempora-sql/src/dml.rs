@@ -302,7 +302,13 @@ impl RewritePlan {
             changes.remove.push((chunk, file.path.clone()));
             if kept.iter().any(|b| b.num_rows() > 0) {
                 let f = engine
-                    .write_table_file(table, chunk, &kept, "rewrite")
+                    .write_table_file(
+                        table,
+                        chunk,
+                        &kept,
+                        "rewrite",
+                        tempora_storage::Stats::Ingest,
+                    )
                     .await?;
                 changes.add.push((chunk, f));
             }
@@ -317,7 +323,13 @@ impl RewritePlan {
                 .ok_or_else(|| TemporaError::undefined_table(&self.table_name))?;
             for (chunk, part) in tempora_storage::split_by_chunk(table, rows)? {
                 let f = engine
-                    .write_table_file(table, chunk, &[part], "update")
+                    .write_table_file(
+                        table,
+                        chunk,
+                        &[part],
+                        "update",
+                        tempora_storage::Stats::Ingest,
+                    )
                     .await?;
                 changes.add.push((chunk, f));
             }

@@ -38,6 +38,7 @@ use tempora_common::{Result, SqlState, TemporaError};
 
 pub use gc::{FileGc, ReadPin};
 pub use memtable::{split_by_chunk, MemRows, Memtables};
+pub use parquet_io::Stats;
 pub use unique::OnConflict;
 use wal::{Wal, WalOptions};
 
@@ -690,6 +691,7 @@ impl Engine {
         chunk: Option<u32>,
         batches: &[RecordBatch],
         tag: &str,
+        stats: Stats,
     ) -> Result<FileDef> {
         let n = self.file_counter.fetch_add(1, Ordering::Relaxed);
         let version = self.catalog.snapshot().version;
@@ -698,7 +700,7 @@ impl Engine {
             Some(c) => format!("chunks/{oid}/{c}/{tag}-{version:012}-{n}.parquet"),
             None => format!("tables/{oid}/{tag}-{version:012}-{n}.parquet"),
         };
-        parquet_io::write_file(self.store(), &path, table, batches).await
+        parquet_io::write_file(self.store(), &path, table, batches, stats).await
     }
 
     /// Reads one of a table's files whole.
@@ -798,7 +800,8 @@ impl Engine {
                 Some(c) => format!("chunks/{oid}/{c}/{boundary:020}-{n}.parquet"),
                 None => format!("tables/{oid}/{boundary:020}-{n}.parquet"),
             };
-            let file = parquet_io::write_file(self.store(), &path, table, batches).await?;
+            let file =
+                parquet_io::write_file(self.store(), &path, table, batches, Stats::Ingest).await?;
             added.push((*oid, *chunk, file));
         }
         self.catalog
@@ -924,7 +927,7 @@ impl Engine {
             batches.extend(self.read_table_file(&f.path).await?);
         }
         let merged = self
-            .write_table_file(&table, chunk, &batches, "merged")
+            .write_table_file(&table, chunk, &batches, "merged", Stats::Full)
             .await?;
         drop(batches);
         let rows: u64 = files.iter().map(|f| f.rows).sum();
