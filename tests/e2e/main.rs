@@ -15,6 +15,7 @@ mod bad_input;
 mod cli;
 mod copy;
 mod crash;
+mod faults;
 mod psql;
 mod restart;
 #[path = "tokio_postgres.rs"]

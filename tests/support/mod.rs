@@ -96,12 +96,20 @@ impl TestServer {
     /// Like [`start`](Self::start), passing the settings as given by `launch`
     /// (restarts use the same way).
     pub async fn start_with(launch: Launch) -> TestServer {
+        Self::start_prepared(launch, |_| {}).await
+    }
+
+    /// Like [`start_with`](Self::start_with), running `prepare` on the (empty)
+    /// data directory before the server first starts, e.g. to mount a file
+    /// system there.
+    pub async fn start_prepared(launch: Launch, prepare: impl FnOnce(&Path)) -> TestServer {
         let dir = tempfile::Builder::new()
             .prefix("tempora-test-")
             .tempdir()
             .expect("create temp dir");
         let root = dir.path().to_path_buf();
         fs::create_dir_all(root.join("data")).expect("create data dir");
+        prepare(&root.join("data"));
         let mut server = TestServer {
             dir: Some(dir),
             root,

@@ -65,8 +65,8 @@ fn snapshot_path(version: u64) -> Path {
     Path::from(format!("catalog/snapshot/{version:020}.json"))
 }
 
-fn store_err(context: &str, e: impl std::fmt::Display) -> TemporaError {
-    TemporaError::new(SqlState::IO_ERROR, format!("{context}: {e}"))
+fn store_err(context: &str, e: object_store::Error) -> TemporaError {
+    TemporaError::storage(context, &e)
 }
 
 fn corrupt(context: &str, e: impl std::fmt::Display) -> TemporaError {

@@ -175,6 +175,22 @@ impl TemporaError {
         Self::new(code, format!("{context}: {err}"))
     }
 
+    /// A storage failure reported through a library error (object store,
+    /// Parquet): classified by the I/O error found in its source chain, as
+    /// [`TemporaError::io`] does, and 58030 when there is none.
+    pub fn storage(context: impl fmt::Display, err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.raw_os_error() == Some(28) {
+                    return Self::new(SqlState::DISK_FULL, format!("{context}: {err}"));
+                }
+            }
+            cause = e.source();
+        }
+        Self::new(SqlState::IO_ERROR, format!("{context}: {err}"))
+    }
+
     /// Wrap into a DataFusion error so it can cross DataFusion's APIs intact.
     pub fn into_datafusion(self) -> DataFusionError {
         DataFusionError::External(Box::new(self))

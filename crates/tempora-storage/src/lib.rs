@@ -118,6 +118,9 @@ pub struct Engine {
     flush_nudge: tokio::sync::Notify,
     /// Signalled after each flush, for writers waiting on the memory budget.
     flushed: tokio::sync::Notify,
+    /// Why the last flush failed (cleared by one that succeeds): writers past
+    /// the memory budget get it instead of growing memory without bound.
+    flush_error: parking_lot::Mutex<Option<TemporaError>>,
     compact_nudge: tokio::sync::Notify,
     /// Held from the check of unique keys to the rows being in the memtable,
     /// so two writers never both take the same key.
@@ -260,6 +263,7 @@ impl Engine {
             files_lock: Arc::new(tokio::sync::Mutex::new(())),
             flush_nudge: tokio::sync::Notify::new(),
             flushed: tokio::sync::Notify::new(),
+            flush_error: parking_lot::Mutex::new(None),
             compact_nudge: tokio::sync::Notify::new(),
             unique_lock: tokio::sync::Mutex::new(()),
             file_counter: AtomicU64::new(0),
@@ -471,7 +475,7 @@ impl Engine {
                 .ok_or_else(|| TemporaError::undefined_table(&table.name))?
                 .clone();
         }
-        self.wait_for_memory().await;
+        self.wait_for_memory().await?;
         let record: Vec<(u32, RecordBatch)> =
             entries.iter().map(|(t, b)| (t.oid, b.clone())).collect();
         let payload = encode_write(&record)?;
@@ -594,13 +598,21 @@ impl Engine {
     /// Holds a writer back while the active memtables are over budget and the
     /// previous flush is still writing: memory stays bounded at about two
     /// budgets whatever the ingest rate.
-    async fn wait_for_memory(&self) {
+    async fn wait_for_memory(&self) -> Result<()> {
         loop {
             let notified = self.flushed.notified();
             {
                 let mem = self.mem.read();
-                if mem.frozen.is_none() || mem.active.num_bytes() < self.options.flush_bytes {
-                    return;
+                let bytes = mem.active.num_bytes();
+                if bytes >= self.options.flush_bytes.saturating_mul(2) {
+                    if let Some(e) = self.flush_error.lock().clone() {
+                        return Err(e.with_hint(
+                            "Rows are kept in memory while flushes fail; free disk space for the data directory.",
+                        ));
+                    }
+                }
+                if mem.frozen.is_none() || bytes < self.options.flush_bytes {
+                    return Ok(());
                 }
             }
             self.flush_nudge.notify_one();
@@ -650,10 +662,15 @@ impl Engine {
     pub async fn flush_locked(&self, _guard: &FilesGuard) -> Result<()> {
         let (frozen, boundary) = {
             let _gate = self.write_gate.write().await;
+            if self.mem.read().active.num_rows() == 0 {
+                return Ok(());
+            }
+            // Rotate before freezing: if the WAL cannot start a new segment
+            // (disk full), the rows simply stay in the active memtable.
+            let boundary = self.wal.rotate().await?;
             let Some(frozen) = self.freeze_active() else {
                 return Ok(());
             };
-            let boundary = self.wal.rotate().await?;
             (frozen, boundary)
         };
         let started = std::time::Instant::now();
@@ -667,10 +684,12 @@ impl Engine {
                 mem.active = restored;
             }
             drop(mem);
+            *self.flush_error.lock() = Some(e.clone());
             self.flushed.notify_waiters();
             tracing::error!(error = %e, "flush failed; rows stay in memory and the WAL");
             return result;
         }
+        *self.flush_error.lock() = None;
         self.flushed.notify_waiters();
         self.compact_nudge.notify_one();
         self.wal.truncate_through(boundary).await?;

@@ -14,7 +14,7 @@ use datafusion::parquet::schema::types::ColumnPath;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tempora_catalog::{FileDef, TableDef};
-use tempora_common::{Result, SqlState, TemporaError};
+use tempora_common::{Result, TemporaError};
 
 fn internal(e: impl std::fmt::Display) -> TemporaError {
     TemporaError::internal(e.to_string())
@@ -132,12 +132,7 @@ pub async fn write_file(
     store
         .put(&Path::from(path), PutPayload::from(bytes))
         .await
-        .map_err(|e| {
-            TemporaError::new(
-                SqlState::IO_ERROR,
-                format!("could not write file \"{path}\": {e}"),
-            )
-        })?;
+        .map_err(|e| TemporaError::storage(format!("could not write file \"{path}\""), &e))?;
     Ok(FileDef {
         path: path.to_string(),
         rows,
@@ -152,20 +147,10 @@ pub async fn read_file(store: &Arc<dyn ObjectStore>, path: &str) -> Result<Vec<R
     let bytes = store
         .get(&Path::from(path))
         .await
-        .map_err(|e| {
-            TemporaError::new(
-                SqlState::IO_ERROR,
-                format!("could not read file \"{path}\": {e}"),
-            )
-        })?
+        .map_err(|e| TemporaError::storage(format!("could not read file \"{path}\""), &e))?
         .bytes()
         .await
-        .map_err(|e| {
-            TemporaError::new(
-                SqlState::IO_ERROR,
-                format!("could not read file \"{path}\": {e}"),
-            )
-        })?;
+        .map_err(|e| TemporaError::storage(format!("could not read file \"{path}\""), &e))?;
     tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
         let reader =
             datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
