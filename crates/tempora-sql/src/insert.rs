@@ -243,31 +243,16 @@ impl InsertPlan {
             .iter()
             .map(|b| conform(b.columns(), &schema))
             .collect::<Result<Vec<_>>>()?;
-        // With DO NOTHING, RETURNING shows only the rows that went in.
-        let batches = if self.on_conflict == OnConflict::Skip
-            && self.returning.is_some()
-            && !table.unique_keys.is_empty()
-        {
-            let mut kept = Vec::with_capacity(batches.len());
-            for b in batches {
-                kept.push(
-                    session
-                        .engine()
-                        .resolve_conflicts(table, &b, OnConflict::Skip)
-                        .await?,
-                );
-            }
-            kept
-        } else {
-            batches
-        };
-        let rows = session
-            .write_rows_with(self.oid, batches.clone(), self.on_conflict)
+        // RETURNING shows the rows written: with DO NOTHING, those whose
+        // keys were still free when the engine wrote them.
+        let written = session
+            .write_rows_returning(self.oid, batches, self.on_conflict)
             .await?;
+        let rows: usize = written.iter().map(|b| b.num_rows()).sum();
         match &self.returning {
             None => Ok(Outcome::Command(format!("INSERT 0 {rows}"))),
             Some(r) => {
-                r.project(&self.table_name, schema, batches, "INSERT 0")
+                r.project(&self.table_name, schema, written, "INSERT 0")
                     .await
             }
         }

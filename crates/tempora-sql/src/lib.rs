@@ -422,14 +422,27 @@ impl SqlSession {
         batches: Vec<RecordBatch>,
         policy: tempora_storage::OnConflict,
     ) -> Result<u64> {
+        let written = self.write_rows_returning(oid, batches, policy).await?;
+        Ok(written.iter().map(|b| b.num_rows() as u64).sum())
+    }
+
+    /// [`SqlSession::write_rows_with`], returning the rows written (or kept
+    /// for COMMIT): with `Skip`, those whose keys were free.
+    pub async fn write_rows_returning(
+        &self,
+        oid: u32,
+        batches: Vec<RecordBatch>,
+        policy: tempora_storage::OnConflict,
+    ) -> Result<Vec<RecordBatch>> {
         if self.tx == TxState::Idle {
-            return self.engine.write_with(vec![(oid, batches, policy)]).await;
+            return Ok(vec![
+                self.engine.write_returning(oid, batches, policy).await?,
+            ]);
         }
         let state = self.engine.catalog().snapshot();
         let table = state
             .table_by_oid(oid)
             .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?;
-        let mut rows = 0u64;
         let mut kept = Vec::with_capacity(batches.len());
         for b in batches {
             self.engine.check_rows(table, &b)?;
@@ -439,11 +452,10 @@ impl SqlSession {
             } else {
                 self.engine.resolve_conflicts(table, &b, policy).await?
             };
-            rows += b.num_rows() as u64;
             kept.push(b);
         }
-        self.tx_writes.add(oid, kept, policy);
-        Ok(rows)
+        self.tx_writes.add(oid, kept.clone(), policy);
+        Ok(kept)
     }
 
     /// COMMIT: makes the block's writes durable as one unit.

@@ -428,6 +428,37 @@ impl Engine {
         &self,
         writes: Vec<(u32, Vec<RecordBatch>, OnConflict)>,
     ) -> Result<u64> {
+        let written = self.write_entries(writes).await?;
+        Ok(written.iter().map(|(_, b)| b.num_rows() as u64).sum())
+    }
+
+    /// [`Engine::write_with`] for one table, returning the rows written: with
+    /// [`OnConflict::Skip`], those whose keys were free when they were written
+    /// (for `ON CONFLICT DO NOTHING RETURNING`).
+    pub async fn write_returning(
+        &self,
+        oid: u32,
+        batches: Vec<RecordBatch>,
+        policy: OnConflict,
+    ) -> Result<RecordBatch> {
+        let written = self.write_entries(vec![(oid, batches, policy)]).await?;
+        match written.into_iter().next() {
+            Some((_, b)) => Ok(b),
+            None => {
+                let state = self.catalog.snapshot();
+                let table = state
+                    .table_by_oid(oid)
+                    .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?;
+                Ok(RecordBatch::new_empty(Arc::new(table.arrow_schema())))
+            }
+        }
+    }
+
+    /// Writes rows of tables as one WAL record; returns the rows written per table.
+    async fn write_entries(
+        &self,
+        writes: Vec<(u32, Vec<RecordBatch>, OnConflict)>,
+    ) -> Result<Vec<(u32, RecordBatch)>> {
         let mut entries: Vec<(TableDef, RecordBatch)> = Vec::with_capacity(writes.len());
         let mut policies: Vec<OnConflict> = Vec::with_capacity(writes.len());
         for (oid, batches, policy) in writes {
@@ -447,7 +478,7 @@ impl Engine {
             policies.push(policy);
         }
         if entries.is_empty() {
-            return Ok(0);
+            return Ok(vec![]);
         }
         let _unique = if entries.iter().any(|(t, _)| !t.unique_keys.is_empty()) {
             Some(self.unique_lock.lock().await)
@@ -461,7 +492,7 @@ impl Engine {
         }
         entries.retain(|(_, b)| b.num_rows() > 0);
         if entries.is_empty() {
-            return Ok(0);
+            return Ok(vec![]);
         }
         for (table, batch) in entries.iter_mut() {
             let state = self.ensure_chunks(table, batch).await?;
@@ -474,7 +505,6 @@ impl Engine {
         let record: Vec<(u32, RecordBatch)> =
             entries.iter().map(|(t, b)| (t.oid, b.clone())).collect();
         let payload = encode_write(&record)?;
-        let rows: u64 = entries.iter().map(|(_, b)| b.num_rows() as u64).sum();
         {
             let _gate = self.write_gate.read().await;
             let seq = self.wal.append(payload).await?;
@@ -486,7 +516,7 @@ impl Engine {
         if self.needs_flush() {
             self.flush_nudge.notify_one();
         }
-        Ok(rows)
+        Ok(record)
     }
 
     /// Checks rows against the table's constraints (NOT NULL) before they are written.

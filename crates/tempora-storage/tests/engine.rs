@@ -247,3 +247,31 @@ async fn a_write_of_several_tables_replays_as_one() {
         .len();
     assert_eq!(chunks, 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_returning_gives_the_rows_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, oid) = engine_with_table(dir.path(), true).await;
+    engine
+        .insert(oid, vec![rows(&engine, oid, &[0], &[1])])
+        .await
+        .unwrap();
+    let written = engine
+        .write_returning(
+            oid,
+            vec![rows(&engine, oid, &[0, 0, 5, 5], &[1, 2, 3, 3])],
+            OnConflict::Skip,
+        )
+        .await
+        .unwrap();
+    let ids = written
+        .column(1)
+        .as_any()
+        .downcast_ref::<Int32Array>()
+        .unwrap();
+    assert_eq!(
+        ids.values().to_vec(),
+        vec![2, 3],
+        "the taken key and the repeat left out"
+    );
+}
