@@ -52,6 +52,7 @@ impl SqlState {
     pub const DATATYPE_MISMATCH: SqlState = SqlState("42804");
     pub const AMBIGUOUS_COLUMN: SqlState = SqlState("42702");
     pub const GROUPING_ERROR: SqlState = SqlState("42803");
+    pub const WINDOWING_ERROR: SqlState = SqlState("42P20");
     pub const INVALID_COLUMN_DEFINITION: SqlState = SqlState("42611");
     pub const INVALID_TABLE_DEFINITION: SqlState = SqlState("42P16");
     pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");

@@ -5,6 +5,7 @@
 //! SqlSession::prepare(sql) ─► Vec<Prepared>          (parse + plan, once)
 //!   Query ......................► DataFusion logical plan
 //!   Insert .....................► DataFusion plan of the rows ─► Engine::insert
+//!     ON CONFLICT DO UPDATE ....► + plan of SET/WHERE (upsert.rs) ─► Engine::upsert
 //!   CreateTable / DropTable ....► catalog commit
 //!   TimescaleDB calls ..........► engine commands (create_hypertable, ...)
 //!   SET / SHOW / BEGIN ... .....► session state
@@ -21,6 +22,7 @@ mod hypertable;
 mod insert;
 mod naming;
 mod session_cmds;
+mod upsert;
 
 use std::sync::Arc;
 
