@@ -20,3 +20,4 @@ mod psql;
 mod restart;
 #[path = "tokio_postgres.rs"]
 mod tokio_pg;
+mod upsert;

@@ -31,6 +31,7 @@ impl SqlState {
     pub const STRING_DATA_RIGHT_TRUNCATION: SqlState = SqlState("22001");
     pub const DATA_EXCEPTION: SqlState = SqlState("22000");
     pub const NULL_VALUE_NOT_ALLOWED: SqlState = SqlState("22004");
+    pub const CARDINALITY_VIOLATION: SqlState = SqlState("21000");
     pub const NOT_NULL_VIOLATION: SqlState = SqlState("23502");
     pub const UNIQUE_VIOLATION: SqlState = SqlState("23505");
     pub const INVALID_TRANSACTION_STATE: SqlState = SqlState("25000");
@@ -51,6 +52,7 @@ impl SqlState {
     pub const DATATYPE_MISMATCH: SqlState = SqlState("42804");
     pub const AMBIGUOUS_COLUMN: SqlState = SqlState("42702");
     pub const GROUPING_ERROR: SqlState = SqlState("42803");
+    pub const WINDOWING_ERROR: SqlState = SqlState("42P20");
     pub const INVALID_COLUMN_DEFINITION: SqlState = SqlState("42611");
     pub const INVALID_TABLE_DEFINITION: SqlState = SqlState("42P16");
     pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");

@@ -444,7 +444,7 @@ async fn plan_returning(
     table_name: &str,
     items: &[SelectItem],
 ) -> Result<Returning> {
-    Returning::plan(session, schema_name, table_name, items).await
+    Returning::plan(session, schema_name, table_name, None, items).await
 }
 
 /// Splits DataFusion's DML input into (UPDATE's new column values, the WHERE

@@ -1,5 +1,6 @@
 //! INSERT: DataFusion plans the rows (casts to the column types, DEFAULTs,
-//! column order); the storage engine writes them; RETURNING is evaluated over
+//! column order); the storage engine writes them (`ON CONFLICT DO UPDATE`:
+//! through `Engine::upsert`, see `upsert.rs`); RETURNING is evaluated over
 //! exactly the rows written.
 
 use std::sync::Arc;
@@ -12,8 +13,9 @@ use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::sql::sqlparser::ast::{SelectItem, Statement};
 use tempora_common::{Result, TemporaError};
 
-use crate::{Outcome, SqlSession};
-use datafusion::sql::sqlparser::ast::{ConflictTarget, OnConflictAction, OnInsert};
+use crate::upsert::DoUpdatePlan;
+use crate::{Outcome, SqlSession, TxState};
+use datafusion::sql::sqlparser::ast::{ConflictTarget, DoUpdate, OnConflictAction, OnInsert};
 use tempora_catalog::TableDef;
 use tempora_common::SqlState;
 use tempora_storage::OnConflict;
@@ -39,16 +41,30 @@ pub(crate) fn conform(
     RecordBatch::try_new(schema.clone(), cols).map_err(|e| TemporaError::from_datafusion(e.into()))
 }
 
-/// The policy an `ON CONFLICT` clause asks for, checked against the table's
-/// constraints as PostgreSQL checks it.
-fn on_conflict_policy(on: Option<&OnInsert>, table: &TableDef) -> Result<OnConflict> {
+/// What an `ON CONFLICT` clause asks for.
+enum ConflictAction<'a> {
+    /// Raise 23505 or leave the row out.
+    Policy(OnConflict),
+    /// `DO UPDATE`, conflicts found on `table.unique_keys[arbiter]`.
+    Update {
+        arbiter: usize,
+        update: &'a DoUpdate,
+    },
+}
+
+/// The action an `ON CONFLICT` clause asks for, its target checked against
+/// the table's constraints as PostgreSQL checks it.
+fn on_conflict_action<'a>(
+    on: Option<&'a OnInsert>,
+    table: &TableDef,
+) -> Result<ConflictAction<'a>> {
     let Some(on) = on else {
-        return Ok(OnConflict::Error);
+        return Ok(ConflictAction::Policy(OnConflict::Error));
     };
     let OnInsert::OnConflict(oc) = on else {
         return Err(TemporaError::not_supported("ON DUPLICATE KEY UPDATE"));
     };
-    match &oc.conflict_target {
+    let arbiter = match &oc.conflict_target {
         None => {
             if matches!(oc.action, OnConflictAction::DoUpdate(_)) {
                 return Err(TemporaError::syntax(
@@ -56,40 +72,50 @@ fn on_conflict_policy(on: Option<&OnInsert>, table: &TableDef) -> Result<OnConfl
                 )
                 .with_hint("For example, ON CONFLICT (column_name)."));
             }
+            None
         }
         Some(ConflictTarget::Columns(cols)) => {
             let mut wanted: Vec<String> = cols.iter().map(crate::ddl::ident_name).collect();
             wanted.sort();
-            let matches = table.unique_keys.iter().any(|k| {
+            let found = table.unique_keys.iter().position(|k| {
                 let mut have = k.columns.clone();
                 have.sort();
                 have == wanted
             });
-            if !matches {
-                return Err(TemporaError::new(
-                    SqlState::INVALID_COLUMN_REFERENCE,
-                    "there is no unique or exclusion constraint matching the ON CONFLICT specification",
-                ));
+            match found {
+                Some(i) => Some(i),
+                None => {
+                    return Err(TemporaError::new(
+                        SqlState::INVALID_COLUMN_REFERENCE,
+                        "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+                    ))
+                }
             }
         }
         Some(ConflictTarget::OnConstraint(name)) => {
             let (_, name) = crate::ddl::object_name(name)?;
-            if !table.unique_keys.iter().any(|k| k.name == name) {
-                return Err(TemporaError::new(
-                    SqlState::UNDEFINED_OBJECT,
-                    format!(
-                        "constraint \"{name}\" for table \"{}\" does not exist",
-                        table.name
-                    ),
-                ));
+            match table.unique_keys.iter().position(|k| k.name == name) {
+                Some(i) => Some(i),
+                None => {
+                    return Err(TemporaError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!(
+                            "constraint \"{name}\" for table \"{}\" does not exist",
+                            table.name
+                        ),
+                    ))
+                }
             }
         }
-    }
-    match oc.action {
-        OnConflictAction::DoNothing => Ok(OnConflict::Skip),
-        OnConflictAction::DoUpdate(_) => Err(TemporaError::not_supported(
-            "INSERT ... ON CONFLICT DO UPDATE",
-        )),
+    };
+    match (&oc.action, arbiter) {
+        (OnConflictAction::DoNothing, _) => Ok(ConflictAction::Policy(OnConflict::Skip)),
+        (OnConflictAction::DoUpdate(update), Some(arbiter)) => {
+            Ok(ConflictAction::Update { arbiter, update })
+        }
+        (OnConflictAction::DoUpdate(_), None) => {
+            Err(TemporaError::internal("DO UPDATE without a target"))
+        }
     }
 }
 
@@ -98,6 +124,8 @@ fn on_conflict_policy(on: Option<&OnInsert>, table: &TableDef) -> Result<OnConfl
 pub struct InsertPlan {
     oid: u32,
     on_conflict: OnConflict,
+    /// `ON CONFLICT ... DO UPDATE`.
+    update: Option<DoUpdatePlan>,
     table_name: String,
     /// Produces the new rows in the table's schema.
     input: LogicalPlan,
@@ -108,15 +136,19 @@ pub struct InsertPlan {
 #[derive(Debug, Clone)]
 pub(crate) struct Returning {
     items: String,
+    /// The statement's alias of the table (`INSERT INTO t AS a`).
+    alias: Option<String>,
     pub schema: SchemaRef,
 }
 
 impl Returning {
-    /// Plans `items` against table `schema_name.name` (for the result columns).
+    /// Plans `items` against table `schema_name.name` (for the result columns),
+    /// named `alias` in the statement if it has one.
     pub async fn plan(
         session: &SqlSession,
         schema_name: &str,
         name: &str,
+        alias: Option<String>,
         items: &[SelectItem],
     ) -> Result<Self> {
         let items = items
@@ -124,11 +156,16 @@ impl Returning {
             .map(|i| i.to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!("SELECT {items} FROM \"{schema_name}\".\"{name}\" LIMIT 0");
+        let as_alias = alias
+            .as_ref()
+            .map(|a| format!(" AS {a}"))
+            .unwrap_or_default();
+        let sql = format!("SELECT {items} FROM \"{schema_name}\".\"{name}\"{as_alias} LIMIT 0");
         let stmt = crate::parse(&sql)?.remove(0);
         let plan = session.plan(stmt).await?;
         Ok(Returning {
             items,
+            alias,
             schema: Arc::new(plan.schema().as_arrow().clone()),
         })
     }
@@ -141,7 +178,12 @@ impl Returning {
         batches: Vec<RecordBatch>,
         tag: &str,
     ) -> Result<Outcome> {
-        let sql = format!("SELECT {} FROM \"{}\"", self.items, name);
+        let as_alias = self
+            .alias
+            .as_ref()
+            .map(|a| format!(" AS {a}"))
+            .unwrap_or_default();
+        let sql = format!("SELECT {} FROM \"{}\"{as_alias}", self.items, name);
         let (_, out) = crate::query_rows(name, schema, batches, &sql).await?;
         Ok(Outcome::Rows {
             schema: self.schema.clone(),
@@ -175,6 +217,7 @@ impl InsertPlan {
         }
         let mut plain = insert.clone();
         plain.on = None;
+        plain.table_alias = None;
         let returning_items: Option<Vec<SelectItem>> = plain.returning.take();
         let mut stmt = Statement::Insert(plain);
         crate::alias_function_columns(&mut stmt);
@@ -197,14 +240,36 @@ impl InsertPlan {
         let table = state
             .table(&schema_name, &name)
             .ok_or_else(|| TemporaError::undefined_table(&name))?;
-        let on_conflict = on_conflict_policy(insert.on.as_ref(), table)?;
+        let (on_conflict, update) = match on_conflict_action(insert.on.as_ref(), table)? {
+            ConflictAction::Policy(p) => (p, None),
+            ConflictAction::Update { arbiter, update } => {
+                let datafusion::sql::sqlparser::ast::TableObject::TableName(target) = &insert.table
+                else {
+                    return Err(TemporaError::not_supported("INSERT into a table function"));
+                };
+                let plan = DoUpdatePlan::plan(
+                    session,
+                    table,
+                    target,
+                    insert.table_alias.as_ref(),
+                    update,
+                    arbiter,
+                )
+                .await?;
+                (OnConflict::Error, Some(plan))
+            }
+        };
+        let alias = insert.table_alias.as_ref().map(|a| a.alias.to_string());
         let returning = match returning_items {
-            Some(items) => Some(Returning::plan(session, &schema_name, &name, &items).await?),
+            Some(items) => {
+                Some(Returning::plan(session, &schema_name, &name, alias, &items).await?)
+            }
             None => None,
         };
         Ok(Self {
             oid: table.oid,
             on_conflict,
+            update,
             table_name: name,
             input: input.as_ref().clone(),
             returning,
@@ -212,7 +277,20 @@ impl InsertPlan {
     }
 
     pub fn param_types(&self) -> Result<Vec<Option<DataType>>> {
-        crate::param_types(&self.input)
+        let mut types = crate::param_types(&self.input)?;
+        if let Some(u) = &self.update {
+            // `$n` may appear in the rows, in SET / WHERE, or both.
+            let more = u.param_types()?;
+            if more.len() > types.len() {
+                types.resize(more.len(), None);
+            }
+            for (t, m) in types.iter_mut().zip(more) {
+                if t.is_none() {
+                    *t = m;
+                }
+            }
+        }
+        Ok(types)
     }
 
     pub fn returning_schema(&self) -> Option<SchemaRef> {
@@ -224,7 +302,13 @@ impl InsertPlan {
         session: &SqlSession,
         params: Option<ParamValues>,
     ) -> Result<Outcome> {
-        let input = crate::bind(self.input.clone(), params)?;
+        if self.update.is_some() && session.tx != TxState::Idle {
+            // Rows held for COMMIT cannot say which stored rows they replace.
+            return Err(TemporaError::not_supported(
+                "INSERT ... ON CONFLICT DO UPDATE inside a transaction block",
+            ));
+        }
+        let input = crate::bind(self.input.clone(), params.clone())?;
         let state = session.engine().catalog().snapshot();
         let table = state
             .table_by_oid(self.oid)
@@ -243,31 +327,33 @@ impl InsertPlan {
             .iter()
             .map(|b| conform(b.columns(), &schema))
             .collect::<Result<Vec<_>>>()?;
-        // With DO NOTHING, RETURNING shows only the rows that went in.
-        let batches = if self.on_conflict == OnConflict::Skip
-            && self.returning.is_some()
-            && !table.unique_keys.is_empty()
-        {
-            let mut kept = Vec::with_capacity(batches.len());
-            for b in batches {
-                kept.push(
-                    session
-                        .engine()
-                        .resolve_conflicts(table, &b, OnConflict::Skip)
-                        .await?,
-                );
-            }
-            kept
-        } else {
-            batches
-        };
-        let rows = session
-            .write_rows_with(self.oid, batches.clone(), self.on_conflict)
+        if let Some(update) = &self.update {
+            let evaluator = update.evaluator(session, schema.clone(), params)?;
+            let done = session
+                .engine()
+                .upsert(self.oid, batches, update.arbiter, &evaluator)
+                .await?;
+            return match &self.returning {
+                None => Ok(Outcome::Command(format!(
+                    "INSERT 0 {}",
+                    done.rows.num_rows()
+                ))),
+                Some(r) => {
+                    r.project(&self.table_name, schema, vec![done.rows], "INSERT 0")
+                        .await
+                }
+            };
+        }
+        // RETURNING shows the rows written: with DO NOTHING, those whose
+        // keys were still free when the engine wrote them.
+        let written = session
+            .write_rows_returning(self.oid, batches, self.on_conflict)
             .await?;
+        let rows: usize = written.iter().map(|b| b.num_rows()).sum();
         match &self.returning {
             None => Ok(Outcome::Command(format!("INSERT 0 {rows}"))),
             Some(r) => {
-                r.project(&self.table_name, schema, batches, "INSERT 0")
+                r.project(&self.table_name, schema, written, "INSERT 0")
                     .await
             }
         }

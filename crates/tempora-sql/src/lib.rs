@@ -5,6 +5,7 @@
 //! SqlSession::prepare(sql) ─► Vec<Prepared>          (parse + plan, once)
 //!   Query ......................► DataFusion logical plan
 //!   Insert .....................► DataFusion plan of the rows ─► Engine::insert
+//!     ON CONFLICT DO UPDATE ....► + plan of SET/WHERE (upsert.rs) ─► Engine::upsert
 //!   CreateTable / DropTable ....► catalog commit
 //!   TimescaleDB calls ..........► engine commands (create_hypertable, ...)
 //!   SET / SHOW / BEGIN ... .....► session state
@@ -21,6 +22,7 @@ mod hypertable;
 mod insert;
 mod naming;
 mod session_cmds;
+mod upsert;
 
 use std::sync::Arc;
 
@@ -422,14 +424,27 @@ impl SqlSession {
         batches: Vec<RecordBatch>,
         policy: tempora_storage::OnConflict,
     ) -> Result<u64> {
+        let written = self.write_rows_returning(oid, batches, policy).await?;
+        Ok(written.iter().map(|b| b.num_rows() as u64).sum())
+    }
+
+    /// [`SqlSession::write_rows_with`], returning the rows written (or kept
+    /// for COMMIT): with `Skip`, those whose keys were free.
+    pub async fn write_rows_returning(
+        &self,
+        oid: u32,
+        batches: Vec<RecordBatch>,
+        policy: tempora_storage::OnConflict,
+    ) -> Result<Vec<RecordBatch>> {
         if self.tx == TxState::Idle {
-            return self.engine.write_with(vec![(oid, batches, policy)]).await;
+            return Ok(vec![
+                self.engine.write_returning(oid, batches, policy).await?,
+            ]);
         }
         let state = self.engine.catalog().snapshot();
         let table = state
             .table_by_oid(oid)
             .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?;
-        let mut rows = 0u64;
         let mut kept = Vec::with_capacity(batches.len());
         for b in batches {
             self.engine.check_rows(table, &b)?;
@@ -439,11 +454,10 @@ impl SqlSession {
             } else {
                 self.engine.resolve_conflicts(table, &b, policy).await?
             };
-            rows += b.num_rows() as u64;
             kept.push(b);
         }
-        self.tx_writes.add(oid, kept, policy);
-        Ok(rows)
+        self.tx_writes.add(oid, kept.clone(), policy);
+        Ok(kept)
     }
 
     /// COMMIT: makes the block's writes durable as one unit.

@@ -8,6 +8,8 @@
 //! flush ─► freeze active memtable + rotate WAL ─► Parquet file per chunk
 //!       ─► one catalog commit lists the files and the flushed WAL seq
 //!       ─► frozen memtable dropped (atomically with the commit) ─► old WAL segments deleted
+//! upsert ─► see `upsert.rs`: memtable rows replaced by one WAL record, or
+//!          files holding replaced rows rewritten in one catalog commit
 //! ```
 //! A reader takes a [`ReadSnapshot`]: one catalog state plus the memtable rows
 //! not yet in the files that state lists, so it never sees a row twice or misses one.
@@ -20,6 +22,7 @@ pub mod gc;
 pub mod memtable;
 pub mod parquet_io;
 pub mod unique;
+mod upsert;
 pub mod wal;
 
 use std::collections::BTreeMap;
@@ -40,6 +43,7 @@ pub use gc::{FileGc, ReadPin};
 pub use memtable::{split_by_chunk, MemRows, Memtables};
 pub use parquet_io::Stats;
 pub use unique::OnConflict;
+pub use upsert::{UpdateFuture, UpdateRows, UpdatedRows, Upserted};
 use wal::{Wal, WalOptions};
 
 /// Tuning of the storage engine.
@@ -113,7 +117,8 @@ pub struct Engine {
     /// memtable; a flush takes it exclusively to freeze a complete prefix of the WAL.
     write_gate: tokio::sync::RwLock<()>,
     /// Held by whoever changes which files a table has (flush, DELETE/UPDATE
-    /// rewrites, compaction), so those changes never interleave.
+    /// rewrites, compaction, upserts), so those changes never interleave.
+    /// An upsert takes it before `unique_lock`, the only order both are taken in.
     files_lock: Arc<tokio::sync::Mutex<()>>,
     flush_nudge: tokio::sync::Notify,
     /// Signalled after each flush, for writers waiting on the memory budget.
@@ -156,9 +161,32 @@ impl std::fmt::Debug for Engine {
 const WAL_INSERT: u8 = 1;
 /// The rows of one statement or transaction, possibly for several tables.
 const WAL_WRITE: u8 = 2;
+/// One upsert: rows of a table to drop from the memtable by unique key, then
+/// rows to add (see `upsert.rs`).
+const WAL_REPLACE: u8 = 3;
 
 fn ipc_error(e: impl std::fmt::Display) -> TemporaError {
     TemporaError::internal(format!("encoding WAL record: {e}"))
+}
+
+/// Appends `[len u32][Arrow IPC stream of batch]`.
+fn put_ipc(buf: BytesMut, batch: &RecordBatch) -> Result<BytesMut> {
+    let mut buf = buf;
+    let len_at = buf.len();
+    buf.put_u32_le(0);
+    let mut w = buf.writer();
+    {
+        let mut ipc =
+            datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut w, &batch.schema())
+                .map_err(ipc_error)?;
+        ipc.write(batch)
+            .and_then(|_| ipc.finish())
+            .map_err(ipc_error)?;
+    }
+    buf = w.into_inner();
+    let len = (buf.len() - len_at - 4) as u32;
+    buf[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(buf)
 }
 
 fn encode_write(entries: &[(u32, RecordBatch)]) -> Result<Bytes> {
@@ -167,21 +195,20 @@ fn encode_write(entries: &[(u32, RecordBatch)]) -> Result<Bytes> {
     buf.put_u32_le(entries.len() as u32);
     for (oid, batch) in entries {
         buf.put_u32_le(*oid);
-        let len_at = buf.len();
-        buf.put_u32_le(0);
-        let mut w = buf.writer();
-        {
-            let mut ipc =
-                datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut w, &batch.schema())
-                    .map_err(ipc_error)?;
-            ipc.write(batch)
-                .and_then(|_| ipc.finish())
-                .map_err(ipc_error)?;
-        }
-        buf = w.into_inner();
-        let len = (buf.len() - len_at - 4) as u32;
-        buf[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        buf = put_ipc(buf, batch)?;
     }
+    Ok(buf.freeze())
+}
+
+/// `[3][oid u32][len u32][keys IPC][len u32][rows IPC]`: the key columns
+/// (named as in the table) of the memtable rows an upsert replaces, then
+/// the rows it writes.
+fn encode_replace(oid: u32, keys: &RecordBatch, rows: &RecordBatch) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    buf.put_u8(WAL_REPLACE);
+    buf.put_u32_le(oid);
+    buf = put_ipc(buf, keys)?;
+    buf = put_ipc(buf, rows)?;
     Ok(buf.freeze())
 }
 
@@ -194,7 +221,17 @@ fn decode_ipc(bytes: &[u8]) -> Result<Vec<RecordBatch>> {
         .map_err(|e| corrupt(format!("decoding WAL record: {e}")))
 }
 
-fn decode_write(payload: &[u8]) -> Result<Vec<(u32, Vec<RecordBatch>)>> {
+/// What one WAL record does to one table's memtable.
+#[derive(Debug, Default)]
+struct WalEntry {
+    oid: u32,
+    /// Rows to remove first, given by the values of a unique key's columns.
+    delete_keys: Vec<RecordBatch>,
+    /// Rows to add.
+    rows: Vec<RecordBatch>,
+}
+
+fn decode_write(payload: &[u8]) -> Result<Vec<WalEntry>> {
     let corrupt = |m: &str| TemporaError::new(SqlState::DATA_CORRUPTED, m.to_string());
     let u32_at = |at: usize| -> Result<u32> {
         payload
@@ -202,22 +239,45 @@ fn decode_write(payload: &[u8]) -> Result<Vec<(u32, Vec<RecordBatch>)>> {
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .ok_or_else(|| corrupt("truncated WAL record"))
     };
+    // The `[len][IPC]` at `at`: its batches and the offset after it.
+    let ipc_at = |at: usize| -> Result<(Vec<RecordBatch>, usize)> {
+        let len = u32_at(at)? as usize;
+        let body = payload
+            .get(at + 4..at + 4 + len)
+            .ok_or_else(|| corrupt("truncated WAL record"))?;
+        Ok((decode_ipc(body)?, at + 4 + len))
+    };
     match payload.first() {
-        Some(&WAL_INSERT) => Ok(vec![(u32_at(1)?, decode_ipc(&payload[5..])?)]),
+        Some(&WAL_INSERT) => Ok(vec![WalEntry {
+            oid: u32_at(1)?,
+            rows: decode_ipc(&payload[5..])?,
+            ..Default::default()
+        }]),
         Some(&WAL_WRITE) => {
             let n = u32_at(1)? as usize;
             let mut at = 5;
             let mut out = Vec::with_capacity(n);
             for _ in 0..n {
                 let oid = u32_at(at)?;
-                let len = u32_at(at + 4)? as usize;
-                let body = payload
-                    .get(at + 8..at + 8 + len)
-                    .ok_or_else(|| corrupt("truncated WAL record"))?;
-                out.push((oid, decode_ipc(body)?));
-                at += 8 + len;
+                let (rows, next) = ipc_at(at + 4)?;
+                out.push(WalEntry {
+                    oid,
+                    rows,
+                    ..Default::default()
+                });
+                at = next;
             }
             Ok(out)
+        }
+        Some(&WAL_REPLACE) => {
+            let oid = u32_at(1)?;
+            let (delete_keys, next) = ipc_at(5)?;
+            let (rows, _) = ipc_at(next)?;
+            Ok(vec![WalEntry {
+                oid,
+                delete_keys,
+                rows,
+            }])
         }
         _ => Err(corrupt("unknown WAL record kind")),
     }
@@ -271,13 +331,18 @@ impl Engine {
         });
         let mut replayed = 0usize;
         for rec in records {
-            for (oid, batches) in decode_write(&rec.payload)? {
+            for entry in decode_write(&rec.payload)? {
+                let oid = entry.oid;
                 let state = engine.catalog.snapshot();
                 let Some(table) = state.table_by_oid(oid) else {
                     continue; // dropped after the write
                 };
                 let table = table.clone();
-                for batch in batches {
+                for keys in &entry.delete_keys {
+                    let gone = engine.mem.write().active.delete_keys(&table, keys)?;
+                    replayed = replayed.saturating_sub(gone);
+                }
+                for batch in entry.rows {
                     replayed += batch.num_rows();
                     let state = engine.ensure_chunks(&table, &batch).await?;
                     let table = state.table_by_oid(oid).cloned().unwrap_or(table.clone());
@@ -433,6 +498,37 @@ impl Engine {
         &self,
         writes: Vec<(u32, Vec<RecordBatch>, OnConflict)>,
     ) -> Result<u64> {
+        let written = self.write_entries(writes).await?;
+        Ok(written.iter().map(|(_, b)| b.num_rows() as u64).sum())
+    }
+
+    /// [`Engine::write_with`] for one table, returning the rows written: with
+    /// [`OnConflict::Skip`], those whose keys were free when they were written
+    /// (for `ON CONFLICT DO NOTHING RETURNING`).
+    pub async fn write_returning(
+        &self,
+        oid: u32,
+        batches: Vec<RecordBatch>,
+        policy: OnConflict,
+    ) -> Result<RecordBatch> {
+        let written = self.write_entries(vec![(oid, batches, policy)]).await?;
+        match written.into_iter().next() {
+            Some((_, b)) => Ok(b),
+            None => {
+                let state = self.catalog.snapshot();
+                let table = state
+                    .table_by_oid(oid)
+                    .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?;
+                Ok(RecordBatch::new_empty(Arc::new(table.arrow_schema())))
+            }
+        }
+    }
+
+    /// Writes rows of tables as one WAL record; returns the rows written per table.
+    async fn write_entries(
+        &self,
+        writes: Vec<(u32, Vec<RecordBatch>, OnConflict)>,
+    ) -> Result<Vec<(u32, RecordBatch)>> {
         let mut entries: Vec<(TableDef, RecordBatch)> = Vec::with_capacity(writes.len());
         let mut policies: Vec<OnConflict> = Vec::with_capacity(writes.len());
         for (oid, batches, policy) in writes {
@@ -452,7 +548,7 @@ impl Engine {
             policies.push(policy);
         }
         if entries.is_empty() {
-            return Ok(0);
+            return Ok(vec![]);
         }
         let _unique = if entries.iter().any(|(t, _)| !t.unique_keys.is_empty()) {
             Some(self.unique_lock.lock().await)
@@ -466,7 +562,7 @@ impl Engine {
         }
         entries.retain(|(_, b)| b.num_rows() > 0);
         if entries.is_empty() {
-            return Ok(0);
+            return Ok(vec![]);
         }
         for (table, batch) in entries.iter_mut() {
             let state = self.ensure_chunks(table, batch).await?;
@@ -479,7 +575,6 @@ impl Engine {
         let record: Vec<(u32, RecordBatch)> =
             entries.iter().map(|(t, b)| (t.oid, b.clone())).collect();
         let payload = encode_write(&record)?;
-        let rows: u64 = entries.iter().map(|(_, b)| b.num_rows() as u64).sum();
         {
             let _gate = self.write_gate.read().await;
             let seq = self.wal.append(payload).await?;
@@ -491,7 +586,7 @@ impl Engine {
         if self.needs_flush() {
             self.flush_nudge.notify_one();
         }
-        Ok(rows)
+        Ok(record)
     }
 
     /// Checks rows against the table's constraints (NOT NULL) before they are written.
@@ -1004,4 +1099,55 @@ fn check_not_null(table: &TableDef, batch: &RecordBatch) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int32Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(names: &[&str], ids: &[i32]) -> RecordBatch {
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int32, false),
+                Field::new("name", DataType::Utf8, true),
+            ])),
+            vec![
+                Arc::new(Int32Array::from(ids.to_vec())),
+                Arc::new(StringArray::from(names.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn replace_record_round_trips() {
+        let keys = batch(&["a"], &[1]).project(&[0]).unwrap();
+        let rows = batch(&["b", "c"], &[1, 2]);
+        let payload = encode_replace(42, &keys, &rows).unwrap();
+        // Kind 3, then the table's oid.
+        assert_eq!(&payload[..5], &[3, 42, 0, 0, 0]);
+        let entries = decode_write(&payload).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].oid, 42);
+        assert_eq!(entries[0].delete_keys, vec![keys]);
+        assert_eq!(entries[0].rows, vec![rows]);
+        // A cut record is corrupt, not a shorter one.
+        let err = decode_write(&payload[..payload.len() - 3]).unwrap_err();
+        assert_eq!(err.code, SqlState::DATA_CORRUPTED);
+    }
+
+    #[test]
+    fn write_record_keeps_its_layout() {
+        let rows = batch(&["x"], &[7]);
+        let payload = encode_write(&[(5, rows.clone()), (6, rows.clone())]).unwrap();
+        assert_eq!(&payload[..9], &[2, 2, 0, 0, 0, 5, 0, 0, 0]);
+        let entries = decode_write(&payload).unwrap();
+        let got: Vec<(u32, usize, usize)> = entries
+            .iter()
+            .map(|e| (e.oid, e.delete_keys.len(), e.rows.len()))
+            .collect();
+        assert_eq!(got, vec![(5, 0, 1), (6, 0, 1)]);
+    }
 }

@@ -180,6 +180,93 @@ impl Memtables {
         }
     }
 
+    /// Removes the rows of `table` whose values in the columns named by the
+    /// fields of `keys` equal one of the rows of `keys` (rows an upsert
+    /// replaced); returns how many went. The keys are those of a unique key,
+    /// so each names at most one row. On a hypertable, whose unique keys hold
+    /// the time column, only the chunks of the keys' times are searched.
+    pub fn delete_keys(&mut self, table: &TableDef, keys: &RecordBatch) -> Result<usize> {
+        if keys.num_rows() == 0 {
+            return Ok(0);
+        }
+        let schema = keys.schema();
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                table
+                    .column_index(f.name())
+                    .ok_or_else(|| TemporaError::undefined_column(f.name()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let encoder = crate::unique::KeyEncoder::new(table, columns)?;
+        let wanted: std::collections::HashSet<_> = encoder
+            .keys_of(keys.columns())?
+            .into_iter()
+            .flatten()
+            .collect();
+        // The chunks the keys' times fall into (None: search every chunk).
+        let chunks: Option<Vec<Option<u32>>> = match &table.hypertable {
+            None => Some(vec![None]),
+            Some(h) => match schema.index_of(&h.time_column) {
+                Ok(i) => column_as_i64(keys.column(i))?
+                    .into_iter()
+                    .map(|t| t.and_then(|t| table.chunk_for(t)).map(|c| Some(c.id)))
+                    .collect(),
+                Err(_) => None,
+            },
+        };
+        let entries: Vec<(u32, Option<u32>)> = self
+            .rows
+            .keys()
+            .filter(|(oid, chunk)| {
+                *oid == table.oid && chunks.as_ref().is_none_or(|c| c.contains(chunk))
+            })
+            .cloned()
+            .collect();
+        let internal =
+            |e: datafusion::arrow::error::ArrowError| TemporaError::internal(e.to_string());
+        let mut removed = 0usize;
+        for entry in entries {
+            let Some(batches) = self.rows.get_mut(&entry) else {
+                continue;
+            };
+            let mut hits: Vec<(usize, Vec<bool>)> = Vec::new();
+            for (i, b) in batches.iter().enumerate() {
+                let keep: Vec<bool> = encoder
+                    .keys(b)?
+                    .into_iter()
+                    .map(|k| k.is_none_or(|k| !wanted.contains(&k)))
+                    .collect();
+                if keep.iter().any(|k| !k) {
+                    hits.push((i, keep));
+                }
+            }
+            if hits.is_empty() {
+                continue;
+            }
+            let batches = Arc::make_mut(batches);
+            for (i, keep) in hits {
+                let old = &batches[i];
+                let kept = datafusion::arrow::compute::filter_record_batch(
+                    old,
+                    &datafusion::arrow::array::BooleanArray::from(keep),
+                )
+                .map_err(internal)?;
+                removed += old.num_rows() - kept.num_rows();
+                self.num_bytes = (self.num_bytes + kept.get_array_memory_size())
+                    .saturating_sub(old.get_array_memory_size());
+                batches[i] = kept;
+            }
+            batches.retain(|b| b.num_rows() > 0);
+            if batches.is_empty() {
+                self.rows.remove(&entry);
+            }
+        }
+        self.num_rows -= removed.min(self.num_rows);
+        Ok(removed)
+    }
+
     /// Appends this table's rows to `out`, by chunk.
     pub fn collect_table(&self, oid: u32, out: &mut BTreeMap<Option<u32>, Vec<RecordBatch>>) {
         for ((t, chunk), batches) in &self.rows {

@@ -247,3 +247,344 @@ async fn a_write_of_several_tables_replays_as_one() {
         .len();
     assert_eq!(chunks, 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_returning_gives_the_rows_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, oid) = engine_with_table(dir.path(), true).await;
+    engine
+        .insert(oid, vec![rows(&engine, oid, &[0], &[1])])
+        .await
+        .unwrap();
+    let written = engine
+        .write_returning(
+            oid,
+            vec![rows(&engine, oid, &[0, 0, 5, 5], &[1, 2, 3, 3])],
+            OnConflict::Skip,
+        )
+        .await
+        .unwrap();
+    let ids = written
+        .column(1)
+        .as_any()
+        .downcast_ref::<Int32Array>()
+        .unwrap();
+    assert_eq!(
+        ids.values().to_vec(),
+        vec![2, 3],
+        "the taken key and the repeat left out"
+    );
+}
+
+/// `DO UPDATE SET v = existing.v + excluded.v [WHERE excluded.v >= 0]`.
+struct AddValues;
+
+impl tempora_storage::UpdateRows for AddValues {
+    fn update(
+        &self,
+        existing: RecordBatch,
+        excluded: RecordBatch,
+    ) -> tempora_storage::UpdateFuture<'_> {
+        Box::pin(async move {
+            let old = existing
+                .column(2)
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap();
+            let new = excluded
+                .column(2)
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap();
+            let pairs: Vec<usize> = (0..existing.num_rows())
+                .filter(|i| new.value(*i) >= 0.0)
+                .collect();
+            let indices = datafusion::arrow::array::UInt32Array::from(
+                pairs.iter().map(|p| *p as u32).collect::<Vec<_>>(),
+            );
+            let kept = datafusion::arrow::compute::take_record_batch(&existing, &indices).unwrap();
+            let sums: Float64Array = pairs
+                .iter()
+                .map(|p| Some(old.value(*p) + new.value(*p)))
+                .collect();
+            let mut cols = kept.columns().to_vec();
+            cols[2] = Arc::new(sums);
+            Ok(tempora_storage::UpdatedRows {
+                pairs,
+                rows: RecordBatch::try_new(kept.schema(), cols).unwrap(),
+            })
+        })
+    }
+}
+
+fn rows_v(engine: &Engine, oid: u32, rows: &[(i64, i32, f64)]) -> RecordBatch {
+    let schema = engine
+        .catalog()
+        .snapshot()
+        .table_by_oid(oid)
+        .unwrap()
+        .arrow_schema();
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(
+                TimestampMicrosecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(Int32Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(Float64Array::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+/// Every row of the table (files and memtables) as (time, id, v), sorted.
+async fn all_rows(engine: &Engine, oid: u32) -> Vec<(i64, i32, f64)> {
+    let snapshot = engine.read_snapshot();
+    let table = snapshot.catalog.table_by_oid(oid).unwrap();
+    let mut batches = Vec::new();
+    for f in table.all_files() {
+        batches.extend(engine.read_table_file(&f.path).await.unwrap());
+    }
+    for (_, b) in snapshot.memtable_rows(oid) {
+        batches.extend(b);
+    }
+    let mut out = Vec::new();
+    for b in batches {
+        let t = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        let id = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
+        let v = b.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            out.push((t.value(i), id.value(i), v.value(i)));
+        }
+    }
+    out.sort_by_key(|a| (a.0, a.1));
+    out
+}
+
+fn file_paths(engine: &Engine, oid: u32) -> Vec<String> {
+    let state = engine.catalog().snapshot();
+    let mut paths: Vec<String> = state
+        .table_by_oid(oid)
+        .unwrap()
+        .all_files()
+        .map(|f| f.path.clone())
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upsert_replaces_memtable_rows_through_the_wal_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (engine, oid) = engine_with_table(dir.path(), true).await;
+        engine
+            .insert(
+                oid,
+                vec![rows_v(
+                    &engine,
+                    oid,
+                    &[(0, 1, 1.0), (0, 2, 2.0), (DAY, 1, 3.0)],
+                )],
+            )
+            .await
+            .unwrap();
+        let done = engine
+            .upsert(
+                oid,
+                vec![rows_v(
+                    &engine,
+                    oid,
+                    &[(DAY, 1, 10.0), (5, 3, 5.0), (0, 2, -1.0), (0, 1, 0.5)],
+                )],
+                0,
+                &AddValues,
+            )
+            .await
+            .unwrap();
+        assert_eq!((done.inserted, done.updated), (1, 2));
+        // In the order proposed: the update of (DAY, 1), the insert, the update of (0, 1).
+        let v = done
+            .rows
+            .column(2)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        assert_eq!(v.values().to_vec(), vec![13.0, 5.0, 1.5]);
+        assert_eq!(engine.unflushed_rows(), 4, "replaced in the memtable");
+        assert_eq!(data_files(dir.path()), 0, "no Parquet file written");
+        assert_eq!(
+            all_rows(&engine, oid).await,
+            vec![(0, 1, 1.5), (0, 2, 2.0), (5, 3, 5.0), (DAY, 1, 13.0)]
+        );
+        // No flush, no close: only the WAL holds the rows.
+    }
+    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    let oid = engine
+        .catalog()
+        .snapshot()
+        .table("public", "m")
+        .unwrap()
+        .oid;
+    assert_eq!(engine.unflushed_rows(), 4);
+    assert_eq!(
+        all_rows(&engine, oid).await,
+        vec![(0, 1, 1.5), (0, 2, 2.0), (5, 3, 5.0), (DAY, 1, 13.0)]
+    );
+    // Replayed keys are still taken.
+    let err = engine
+        .insert(oid, vec![rows_v(&engine, oid, &[(DAY, 1, 0.0)])])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code.code(), "23505");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upsert_rewrites_only_the_files_holding_replaced_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, oid) = engine_with_table(dir.path(), true).await;
+    for day in 0..3 {
+        engine
+            .insert(
+                oid,
+                vec![rows_v(
+                    &engine,
+                    oid,
+                    &[(day * DAY, 1, 1.0), (day * DAY, 2, 2.0)],
+                )],
+            )
+            .await
+            .unwrap();
+        engine.flush().await.unwrap();
+    }
+    let before = file_paths(&engine, oid);
+    assert_eq!(before.len(), 3);
+    let done = engine
+        .upsert(
+            oid,
+            vec![rows_v(&engine, oid, &[(DAY, 2, 5.0), (DAY, 3, 3.0)])],
+            0,
+            &AddValues,
+        )
+        .await
+        .unwrap();
+    assert_eq!((done.inserted, done.updated), (1, 1));
+    assert_eq!(
+        engine.unflushed_rows(),
+        0,
+        "written as files, not to the WAL"
+    );
+    let after = file_paths(&engine, oid);
+    assert!(
+        after.contains(&before[0]) && after.contains(&before[2]),
+        "the files of days 0 and 2 are untouched: {before:?} -> {after:?}"
+    );
+    assert!(!after.contains(&before[1]), "the file of day 1 is replaced");
+    let expected = vec![
+        (0, 1, 1.0),
+        (0, 2, 2.0),
+        (DAY, 1, 1.0),
+        (DAY, 2, 7.0),
+        (DAY, 3, 3.0),
+        (2 * DAY, 1, 1.0),
+        (2 * DAY, 2, 2.0),
+    ];
+    assert_eq!(all_rows(&engine, oid).await, expected);
+    drop(engine);
+    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    assert_eq!(all_rows(&engine, oid).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upsert_of_rows_in_files_and_memtable_is_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, oid) = engine_with_table(dir.path(), true).await;
+    engine
+        .insert(oid, vec![rows_v(&engine, oid, &[(0, 1, 1.0)])])
+        .await
+        .unwrap();
+    engine.flush().await.unwrap();
+    engine
+        .insert(oid, vec![rows_v(&engine, oid, &[(0, 2, 2.0)])])
+        .await
+        .unwrap();
+    let done = engine
+        .upsert(
+            oid,
+            vec![rows_v(
+                &engine,
+                oid,
+                &[(0, 2, 20.0), (0, 1, 10.0), (1, 1, 0.0)],
+            )],
+            0,
+            &AddValues,
+        )
+        .await
+        .unwrap();
+    assert_eq!((done.inserted, done.updated), (1, 2));
+    assert_eq!(engine.unflushed_rows(), 0);
+    let expected = vec![(0, 1, 11.0), (0, 2, 22.0), (1, 1, 0.0)];
+    assert_eq!(all_rows(&engine, oid).await, expected);
+    drop(engine);
+    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    assert_eq!(all_rows(&engine, oid).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upsert_errors_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, oid) = engine_with_table(dir.path(), true).await;
+    engine
+        .insert(oid, vec![rows_v(&engine, oid, &[(0, 1, 1.0), (0, 2, 2.0)])])
+        .await
+        .unwrap();
+    engine.flush().await.unwrap();
+    engine
+        .insert(oid, vec![rows_v(&engine, oid, &[(0, 3, 3.0)])])
+        .await
+        .unwrap();
+    let before = all_rows(&engine, oid).await;
+    // A key met twice: a row this statement wrote holds it.
+    for proposed in [
+        vec![(0, 1, 1.0), (0, 1, 1.0)],
+        vec![(0, 9, 1.0), (0, 3, 1.0), (0, 9, 1.0)],
+    ] {
+        let err = engine
+            .upsert(oid, vec![rows_v(&engine, oid, &proposed)], 0, &AddValues)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code.code(), "21000", "{proposed:?}: {err}");
+        assert_eq!(
+            err.message,
+            "ON CONFLICT DO UPDATE command cannot affect row a second time"
+        );
+    }
+    // Skipped the first time (WHERE false), the row can be met again.
+    let done = engine
+        .upsert(
+            oid,
+            vec![rows_v(&engine, oid, &[(0, 1, -1.0), (0, 1, 4.0)])],
+            0,
+            &AddValues,
+        )
+        .await
+        .unwrap();
+    assert_eq!((done.inserted, done.updated), (0, 1));
+    let mut expected = before.clone();
+    expected[0].2 = 5.0;
+    assert_eq!(all_rows(&engine, oid).await, expected);
+    assert_eq!(
+        engine.unflushed_rows(),
+        1,
+        "the memtable row stays; the file row was replaced by a rewrite"
+    );
+}
