@@ -102,9 +102,40 @@ struct Sink {
     ready: Vec<RecordBatch>,
     rows: u64,
     scratch: Vec<u8>,
+    /// NOT NULL columns of the table in table order, see [`NotNull`].
+    not_null: Vec<NotNull>,
+    /// Whether each value of the row being read is NULL.
+    row_null: Vec<bool>,
+}
+
+/// A NOT NULL column of the target table, checked for every row as
+/// PostgreSQL does after the row's values are read (so the error carries the
+/// row's line).
+#[derive(Debug, Clone)]
+pub struct NotNull {
+    pub column: String,
+    /// Its position in the data; None when the data does not hold it and it
+    /// takes NULL (no DEFAULT), which fails every row.
+    pub data_index: Option<usize>,
 }
 
 impl Sink {
+    /// The first NOT NULL column the row just read leaves NULL, as
+    /// PostgreSQL's error.
+    fn not_null_violation(&self) -> Option<TemporaError> {
+        let c = self.not_null.iter().find(|c| {
+            c.data_index
+                .is_none_or(|i| self.row_null.get(i).copied().unwrap_or(true))
+        })?;
+        Some(TemporaError::new(
+            SqlState::NOT_NULL_VIOLATION,
+            format!(
+                "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                c.column, self.table
+            ),
+        ))
+    }
+
     fn line_ctx(&self, line_no: u64, line: &[u8]) -> String {
         format!(
             "COPY {}, line {}: \"{}\"",
@@ -151,6 +182,9 @@ impl Sink {
                     null = true;
                 }
             }
+            if !self.not_null.is_empty() {
+                self.row_null[i] = null;
+            }
             if null {
                 self.cols[i].append_null();
             } else if let Err(e) = self.cols[i].append_text(value, &self.tz, &mut self.scratch) {
@@ -162,6 +196,9 @@ impl Sink {
                     limit_printout(value)
                 )));
             }
+        }
+        if let Some(e) = self.not_null_violation() {
+            return Err(e.with_context(self.line_ctx(line_no, line)));
         }
         self.end_row();
         Ok(())
@@ -303,6 +340,8 @@ impl CopyDecoder {
                 ready: Vec::new(),
                 rows: 0,
                 scratch: Vec::new(),
+                not_null: Vec::new(),
+                row_null: Vec::new(),
             },
             format: options.format,
             delim: options.delimiter,
@@ -324,6 +363,14 @@ impl CopyDecoder {
             fields: Vec::new(),
             field_buf: Vec::new(),
         })
+    }
+
+    /// The table's NOT NULL columns in table order: each row is checked
+    /// after its values are read, and the first one left NULL fails the COPY
+    /// with 23502 and the row's line as CONTEXT.
+    pub fn set_not_null(&mut self, columns: Vec<NotNull>) {
+        self.sink.row_null = vec![false; self.sink.cols.len()];
+        self.sink.not_null = columns;
     }
 
     /// Sets the largest row (or binary field) accepted, in bytes.
@@ -865,6 +912,9 @@ impl CopyDecoder {
                 )
                 .with_context(self.sink.line_ctx(line_no, line)));
             }
+            if let Some(e) = self.sink.not_null_violation() {
+                return Err(e.with_context(self.sink.line_ctx(line_no, line)));
+            }
             self.sink.end_row();
             return Ok(());
         }
@@ -1057,6 +1107,9 @@ impl CopyDecoder {
             }
             self.lineno = line_no;
             for (i, f) in self.fields.iter().enumerate() {
+                if let Some(n) = self.sink.row_null.get_mut(i) {
+                    *n = f.null;
+                }
                 if f.null {
                     self.sink.cols[i].append_null();
                 } else if let Err(e) =
@@ -1074,6 +1127,9 @@ impl CopyDecoder {
                     "COPY {}, line {}, column {}",
                     self.sink.table, line_no, col
                 )));
+            }
+            if let Some(e) = self.sink.not_null_violation() {
+                return Err(e.with_context(format!("COPY {}, line {}", self.sink.table, line_no)));
             }
             self.sink.end_row();
             pos += off;

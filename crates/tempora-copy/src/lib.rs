@@ -18,7 +18,7 @@ mod options;
 pub mod text;
 pub mod values;
 
-pub use decode::{CopyDecoder, BINARY_SIGNATURE, DEFAULT_MAX_LINE_BYTES};
+pub use decode::{CopyDecoder, NotNull, BINARY_SIGNATURE, DEFAULT_MAX_LINE_BYTES};
 pub use encode::CopyEncoder;
 pub use options::{CopyFormat, CopyOptionArg, CopyOptions, ForceQuote, Header};
 

@@ -218,7 +218,7 @@ impl CopyInPlan {
             .get("TimeZone")
             .unwrap_or("UTC")
             .to_string();
-        let decoder = CopyDecoder::new(
+        let mut decoder = CopyDecoder::new(
             &self.table_name,
             columns,
             self.options.clone(),
@@ -245,6 +245,18 @@ impl CopyInPlan {
             };
             fill[i] = Some(value);
         }
+        // NOT NULL is checked per row by the decoder, so the error names the line.
+        let not_null = table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| c.not_null && fill[*i].as_ref().is_none_or(|v| v.null_count() > 0))
+            .map(|(i, c)| tempora_copy::NotNull {
+                column: c.name.clone(),
+                data_index: self.targets.iter().position(|t| *t == i),
+            })
+            .collect();
+        decoder.set_not_null(not_null);
         Ok(CopyIn {
             engine: session.engine().clone(),
             table,
