@@ -909,7 +909,6 @@ async fn binary_format_round_trip_of_every_type() {
 // ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "COPY options are parsed by sqlparser, which rejects HEADER MATCH (42601) before Tempora sees it"]
 async fn csv_options_behave_like_postgres() {
     let server = TestServer::start().await;
     let client = server.connect().await;
@@ -1806,7 +1805,6 @@ const BAD_CASES: &[BadCase] = &[
 ];
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "COPY options are parsed by sqlparser, which rejects HEADER MATCH (42601) before Tempora sees it"]
 async fn bad_rows_fail_the_whole_copy_with_postgres_errors() {
     let server = TestServer::start().await;
     let client = server.connect().await;
@@ -2062,7 +2060,6 @@ async fn a_connection_dropped_mid_copy_leaves_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "unknown or malformed COPY options give sqlparser's 42601 syntax error, not PostgreSQL's option messages"]
 async fn copy_statement_errors() {
     let server = TestServer::start().await;
     let client = server.connect().await;

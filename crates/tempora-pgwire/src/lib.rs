@@ -306,7 +306,7 @@ impl QueryParser for StatementParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let session = self.session.lock().await;
-        let mut stmts = tempora_sql::parse(sql).map_err(wire_error)?;
+        let mut stmts = tempora_sql::parse_query(sql).map_err(wire_error)?;
         match stmts.len() {
             0 => Ok(None),
             1 => {
@@ -352,7 +352,7 @@ impl SimpleQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut session = self.session.lock().await;
-        let stmts = match tempora_sql::parse(query) {
+        let stmts = match tempora_sql::parse_query(query) {
             Ok(s) => s,
             Err(e) => return Ok(vec![Response::Error(Box::new(error_info(&e)))]),
         };

@@ -67,7 +67,13 @@ fn server_file_error(to: bool) -> TemporaError {
 }
 
 impl CopyPlan {
-    pub async fn plan(session: &SqlSession, stmt: &Statement) -> Result<Self> {
+    /// `pg_options` are the statement's parenthesized options when they were
+    /// read from its text (see `copy_options`); else the parser's are used.
+    pub async fn plan(
+        session: &SqlSession,
+        stmt: &Statement,
+        pg_options: Option<&[(String, tempora_copy::CopyOptionArg)]>,
+    ) -> Result<Self> {
         let Statement::Copy {
             source,
             to,
@@ -79,7 +85,10 @@ impl CopyPlan {
         else {
             return Err(TemporaError::internal("not a COPY"));
         };
-        let options = CopyOptions::from_sql(options, legacy_options, !to)?;
+        let options = match pg_options {
+            Some(list) => CopyOptions::from_pg_options(list, !to)?,
+            None => CopyOptions::from_sql(options, legacy_options, !to)?,
+        };
         match (to, target) {
             (false, CopyTarget::Stdin) | (true, CopyTarget::Stdout) => {}
             _ => return Err(server_file_error(*to)),
@@ -97,6 +106,7 @@ impl CopyPlan {
             let table = state
                 .table(&schema_name, &name)
                 .ok_or_else(|| TemporaError::undefined_table(&name))?;
+            check_force_columns(&options, table)?;
             let targets = if columns.is_empty() {
                 (0..table.columns.len()).collect()
             } else {
@@ -137,6 +147,7 @@ impl CopyPlan {
                 let table = state
                     .table(&schema_name, &name)
                     .ok_or_else(|| TemporaError::undefined_table(&name))?;
+                check_force_columns(&options, table)?;
                 let cols = if columns.is_empty() {
                     table
                         .columns
@@ -181,6 +192,31 @@ impl CopyPlan {
             columns,
         })))
     }
+}
+
+/// Columns named by FORCE_QUOTE / FORCE_NOT_NULL / FORCE_NULL must exist
+/// (checked before whether the COPY's column list holds them, as PostgreSQL does).
+fn check_force_columns(options: &CopyOptions, table: &TableDef) -> Result<()> {
+    let quoted = match &options.force_quote {
+        tempora_copy::ForceQuote::Columns(c) => c.as_slice(),
+        _ => &[],
+    };
+    for col in quoted
+        .iter()
+        .chain(&options.force_not_null)
+        .chain(&options.force_null)
+    {
+        if table.column(col).is_none() {
+            return Err(TemporaError::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!(
+                    "column \"{col}\" of relation \"{}\" does not exist",
+                    table.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The overall format code of CopyIn/CopyOutResponse: 1 binary, 0 text or CSV.

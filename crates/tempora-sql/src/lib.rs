@@ -16,6 +16,7 @@
 #![allow(clippy::result_large_err)]
 
 mod copy;
+mod copy_options;
 mod ddl;
 mod dml;
 mod hypertable;
@@ -212,6 +213,53 @@ fn char_position(sql: &str, line: usize, column: usize) -> usize {
         .map(|l| l.chars().count() + 1)
         .sum();
     before + column
+}
+
+/// A statement of a client's query, with what the SQL parser cannot carry.
+#[derive(Debug, Clone)]
+pub struct ParsedStatement {
+    pub stmt: Statement,
+    /// A COPY's parenthesized options, read with PostgreSQL's generic
+    /// option grammar (see `copy_options`).
+    copy_options: Option<copy_options::OptionList>,
+}
+
+impl From<Statement> for ParsedStatement {
+    fn from(stmt: Statement) -> Self {
+        Self {
+            stmt,
+            copy_options: None,
+        }
+    }
+}
+
+/// Parses a client's query string into statements: [`parse`], with COPY
+/// option lists read as PostgreSQL reads them.
+pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
+    let Some(extracted) = copy_options::extract(sql)? else {
+        return Ok(parse(sql)?.into_iter().map(Into::into).collect());
+    };
+    let stmts = parse(&extracted.sql)?;
+    let copies = stmts
+        .iter()
+        .filter(|s| matches!(s, Statement::Copy { .. }))
+        .count();
+    if copies != extracted.options.len() {
+        // The text's COPY statements and the parser's disagree: let the
+        // parser's reading of the original text decide.
+        return Ok(parse(sql)?.into_iter().map(Into::into).collect());
+    }
+    let mut options = extracted.options.into_iter();
+    Ok(stmts
+        .into_iter()
+        .map(|stmt| {
+            let copy_options = match stmt {
+                Statement::Copy { .. } => options.next().flatten(),
+                _ => None,
+            };
+            ParsedStatement { stmt, copy_options }
+        })
+        .collect())
 }
 
 /// Parses a query string into statements.
@@ -477,14 +525,19 @@ impl SqlSession {
     /// Parses `sql` and plans every statement in it.
     pub async fn prepare_all(&self, sql: &str) -> Result<Vec<Prepared>> {
         let mut out = Vec::new();
-        for stmt in parse(sql)? {
+        for stmt in parse_query(sql)? {
             out.push(self.prepare_statement(sql, stmt).await?);
         }
         Ok(out)
     }
 
     /// Plans one parsed statement.
-    pub async fn prepare_statement(&self, sql: &str, stmt: Statement) -> Result<Prepared> {
+    pub async fn prepare_statement(
+        &self,
+        sql: &str,
+        stmt: impl Into<ParsedStatement>,
+    ) -> Result<Prepared> {
+        let ParsedStatement { stmt, copy_options } = stmt.into();
         let prepared = |kind, param_types, result_schema| Prepared {
             sql: sql.to_string(),
             kind,
@@ -519,7 +572,7 @@ impl SqlSession {
                 Ok(prepared(Kind::Insert(Box::new(plan)), params, schema))
             }
             Statement::Copy { .. } => {
-                let plan = copy::CopyPlan::plan(self, &stmt).await?;
+                let plan = copy::CopyPlan::plan(self, &stmt, copy_options.as_deref()).await?;
                 Ok(prepared(Kind::Copy(Box::new(plan)), vec![], None))
             }
             Statement::Delete(_) | Statement::Update(_) => {
