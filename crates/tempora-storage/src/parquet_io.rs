@@ -41,7 +41,7 @@ fn encode(
     time_index: Option<usize>,
     batches: Vec<RecordBatch>,
     stats: Stats,
-) -> Result<(Vec<u8>, u64, Option<i64>, Option<i64>)> {
+) -> Result<Encoded> {
     let mut batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
     let mut min_time = None;
     let mut max_time = None;
@@ -101,7 +101,20 @@ fn encode(
         writer.write(b).map_err(internal)?;
     }
     writer.close().map_err(internal)?;
-    Ok((buf, rows, min_time, max_time))
+    Ok(Encoded {
+        bytes: buf,
+        rows,
+        min_time,
+        max_time,
+    })
+}
+
+/// A file's bytes and what its catalog entry says about them.
+struct Encoded {
+    bytes: Vec<u8>,
+    rows: u64,
+    min_time: Option<i64>,
+    max_time: Option<i64>,
 }
 
 /// Sorts the rows by the time column (hypertables), writes them as one Parquet
@@ -124,10 +137,14 @@ pub async fn write_file(
     };
     let batches = batches.to_vec();
     // Sorting and encoding are CPU work: keep them off the async workers.
-    let (bytes, rows, min_time, max_time) =
-        tokio::task::spawn_blocking(move || encode(schema, time_index, batches, stats))
-            .await
-            .map_err(internal)??;
+    let Encoded {
+        bytes,
+        rows,
+        min_time,
+        max_time,
+    } = tokio::task::spawn_blocking(move || encode(schema, time_index, batches, stats))
+        .await
+        .map_err(internal)??;
     let size = bytes.len() as u64;
     store
         .put(&Path::from(path), PutPayload::from(bytes))
