@@ -486,7 +486,9 @@ impl SqlSession {
     ) -> Result<Vec<RecordBatch>> {
         if self.tx == TxState::Idle {
             return Ok(vec![
-                self.engine.write_returning(oid, batches, policy).await?,
+                self.engine
+                    .write_returning(oid, batches, policy, self.sync_commit())
+                    .await?,
             ]);
         }
         let state = self.engine.catalog().snapshot();
@@ -508,13 +510,25 @@ impl SqlSession {
         Ok(kept)
     }
 
+    /// Whether this session's commits wait for the WAL sync
+    /// (`SET synchronous_commit`).
+    fn sync_commit(&self) -> tempora_storage::SyncCommit {
+        match self.settings.get("synchronous_commit") {
+            Some("off") => tempora_storage::SyncCommit::Off,
+            _ => tempora_storage::SyncCommit::On,
+        }
+    }
+
     /// COMMIT: makes the block's writes durable as one unit.
     pub(crate) async fn commit_writes(&self) -> Result<()> {
         let writes = self.tx_writes.take();
         if writes.is_empty() {
             return Ok(());
         }
-        self.engine.write_with(writes).await.map(|_| ())
+        self.engine
+            .write_with(writes, self.sync_commit())
+            .await
+            .map(|_| ())
     }
 
     /// ROLLBACK: forgets the block's writes.

@@ -41,6 +41,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("server_version_num", "150006"),
     ("standard_conforming_strings", "on"),
     ("statement_timeout", "0"),
+    ("synchronous_commit", "on"),
     ("TimeZone", "UTC"),
     ("timescaledb.telemetry_level", "off"),
     ("transaction_isolation", "read committed"),
@@ -147,6 +148,19 @@ impl Settings {
                     return Err(invalid());
                 }
                 value.to_string()
+            }
+            "synchronous_commit" => {
+                // On one node every level but off waits for the local WAL sync.
+                match value.to_lowercase().as_str() {
+                    "on" | "true" | "yes" | "1" => "on".to_string(),
+                    "off" | "false" | "no" | "0" => "off".to_string(),
+                    v @ ("local" | "remote_write" | "remote_apply") => v.to_string(),
+                    _ => {
+                        return Err(invalid().with_hint(
+                            "Available values: local, remote_write, remote_apply, on, off.",
+                        ))
+                    }
+                }
             }
             "client_encoding" => {
                 let v = value.to_uppercase().replace('-', "");

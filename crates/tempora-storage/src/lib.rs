@@ -44,6 +44,7 @@ pub use memtable::{split_by_chunk, MemRows, Memtables};
 pub use parquet_io::Stats;
 pub use unique::OnConflict;
 pub use upsert::{UpdateFuture, UpdateRows, UpdatedRows, Upserted};
+pub use wal::SyncCommit;
 use wal::{Wal, WalOptions};
 
 /// Tuning of the storage engine.
@@ -488,6 +489,7 @@ impl Engine {
                 .into_iter()
                 .map(|(oid, b)| (oid, b, OnConflict::Error))
                 .collect(),
+            SyncCommit::On,
         )
         .await
     }
@@ -497,8 +499,9 @@ impl Engine {
     pub async fn write_with(
         &self,
         writes: Vec<(u32, Vec<RecordBatch>, OnConflict)>,
+        sync: SyncCommit,
     ) -> Result<u64> {
-        let written = self.write_entries(writes).await?;
+        let written = self.write_entries(writes, sync).await?;
         Ok(written.iter().map(|(_, b)| b.num_rows() as u64).sum())
     }
 
@@ -510,8 +513,11 @@ impl Engine {
         oid: u32,
         batches: Vec<RecordBatch>,
         policy: OnConflict,
+        sync: SyncCommit,
     ) -> Result<RecordBatch> {
-        let written = self.write_entries(vec![(oid, batches, policy)]).await?;
+        let written = self
+            .write_entries(vec![(oid, batches, policy)], sync)
+            .await?;
         match written.into_iter().next() {
             Some((_, b)) => Ok(b),
             None => {
@@ -528,6 +534,7 @@ impl Engine {
     async fn write_entries(
         &self,
         writes: Vec<(u32, Vec<RecordBatch>, OnConflict)>,
+        sync: SyncCommit,
     ) -> Result<Vec<(u32, RecordBatch)>> {
         let mut entries: Vec<(TableDef, RecordBatch)> = Vec::with_capacity(writes.len());
         let mut policies: Vec<OnConflict> = Vec::with_capacity(writes.len());
@@ -577,7 +584,7 @@ impl Engine {
         let payload = encode_write(&record)?;
         {
             let _gate = self.write_gate.read().await;
-            let seq = self.wal.append(payload).await?;
+            let seq = self.wal.append_with(payload, sync).await?;
             let mut mem = self.mem.write();
             for (table, batch) in entries {
                 mem.active.insert(&table, batch, seq)?;

@@ -122,8 +122,18 @@ pub struct WalRecord {
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
+/// Whether an append waits for `fdatasync` (PostgreSQL's `synchronous_commit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncCommit {
+    /// Acknowledged once durable (with the WAL's `sync` on).
+    On,
+    /// Acknowledged once written; synced within ~100 ms, or earlier by a
+    /// durable append of the same group.
+    Off,
+}
+
 enum Command {
-    Append(Bytes, Reply<u64>),
+    Append(Bytes, SyncCommit, Reply<u64>),
     Rotate(Reply<u64>),
     Truncate(u64, Reply<()>),
     Close,
@@ -291,6 +301,12 @@ impl Wal {
     /// On error the record was not acknowledged. If the future is dropped
     /// before it completes, the record may or may not end up in the log.
     pub async fn append(&self, payload: Bytes) -> Result<u64> {
+        self.append_with(payload, SyncCommit::On).await
+    }
+
+    /// [`Wal::append`]; with [`SyncCommit::Off`] the record is acknowledged
+    /// once written, before it is synced.
+    pub async fn append_with(&self, payload: Bytes, sync: SyncCommit) -> Result<u64> {
         if payload.len() > MAX_PAYLOAD_LEN {
             return Err(TemporaError::new(
                 SqlState::PROGRAM_LIMIT_EXCEEDED,
@@ -302,7 +318,7 @@ impl Wal {
             ));
         }
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Append(payload, tx))?;
+        self.send(Command::Append(payload, sync, tx))?;
         rx.await.map_err(|_| writer_gone())?
     }
 
@@ -696,14 +712,14 @@ impl Writer {
                 },
             };
             match cmd {
-                Command::Append(payload, reply) => {
+                Command::Append(payload, sync, reply) => {
                     let mut bytes = payload.len();
-                    let mut batch = vec![(payload, reply)];
+                    let mut batch = vec![(payload, sync, reply)];
                     while batch.len() < MAX_BATCH_RECORDS && bytes < MAX_BATCH_BYTES {
                         match rx.try_recv() {
-                            Ok(Command::Append(payload, reply)) => {
+                            Ok(Command::Append(payload, sync, reply)) => {
                                 bytes += payload.len();
-                                batch.push((payload, reply));
+                                batch.push((payload, sync, reply));
                             }
                             Ok(other) => {
                                 pending = Some(other);
@@ -744,7 +760,7 @@ impl Writer {
         Ok(())
     }
 
-    fn write_batch(&mut self, batch: Vec<(Bytes, Reply<u64>)>, payload_bytes: usize) {
+    fn write_batch(&mut self, batch: Vec<(Bytes, SyncCommit, Reply<u64>)>, payload_bytes: usize) {
         let count = batch.len() as u64;
         let first_seq = self.next_seq;
         let result = self.write_records(&batch, payload_bytes);
@@ -762,14 +778,14 @@ impl Writer {
                     synced = self.sync,
                     "WAL group commit"
                 );
-                for (i, (_, reply)) in batch.into_iter().enumerate() {
+                for (i, (_, _, reply)) in batch.into_iter().enumerate() {
                     let _ = reply.send(Ok(first_seq + i as u64));
                 }
             }
             Err(e) => {
                 error!(error = %e, records = count, "could not write to WAL");
                 let err = io_err("could not write to WAL", &e);
-                for (_, reply) in batch {
+                for (_, _, reply) in batch {
                     let _ = reply.send(Err(err.clone()));
                 }
             }
@@ -788,22 +804,25 @@ impl Writer {
     /// remains in the file (or `tail_dirty` says it must still be cut).
     fn write_records(
         &mut self,
-        batch: &[(Bytes, Reply<u64>)],
+        batch: &[(Bytes, SyncCommit, Reply<u64>)],
         payload_bytes: usize,
     ) -> io::Result<()> {
+        // One durable record makes the whole group (and all before it) synced.
+        let sync = self.sync && batch.iter().any(|(_, s, _)| *s == SyncCommit::On);
         self.repair_tail()?;
         self.buf.clear();
         self.buf
             .reserve(payload_bytes + batch.len() * RECORD_HEADER_LEN);
-        for (i, (payload, _)) in batch.iter().enumerate() {
+        for (i, (payload, _, _)) in batch.iter().enumerate() {
             encode_record(&mut self.buf, self.next_seq + i as u64, payload);
         }
-        match self.write_and_sync() {
+        match self.write_and_sync(sync) {
             Ok(()) => {
                 self.active.offset += self.buf.len() as u64;
-                if self.sync {
+                if sync {
                     self.shared.sync_count.fetch_add(1, Ordering::Relaxed);
                     self.last_sync = Instant::now();
+                    self.unsynced = false;
                 } else {
                     self.unsynced = true;
                 }
@@ -821,7 +840,7 @@ impl Writer {
         }
     }
 
-    fn write_and_sync(&mut self) -> io::Result<()> {
+    fn write_and_sync(&mut self, sync: bool) -> io::Result<()> {
         #[cfg(test)]
         match self.shared.fault.swap(0, Ordering::Relaxed) {
             // Disk full half-way through the write.
@@ -838,7 +857,7 @@ impl Writer {
             _ => {}
         }
         self.active.file.write_all(&self.buf)?;
-        if self.sync {
+        if sync {
             self.active.file.sync_data()?;
         }
         Ok(())
@@ -1059,6 +1078,38 @@ mod tests {
         wal.close();
         let (_wal, replay) = Wal::open(o, 0).unwrap();
         assert_eq!(seqs(&replay), vec![1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn appends_without_sync_commit_skip_the_fsync_until_a_durable_one() {
+        let tmp = TempDir::new().unwrap();
+        let o = opts(&tmp);
+        let (wal, _) = Wal::open(o.clone(), 0).unwrap();
+        let before = wal.sync_count();
+        for i in 1..=3 {
+            assert_eq!(
+                wal.append_with(payload(i), SyncCommit::Off).await.unwrap(),
+                i
+            );
+        }
+        assert_eq!(wal.sync_count(), before, "acknowledged before any fsync");
+        // A durable append syncs its group and everything written before it.
+        assert_eq!(wal.append(payload(4)).await.unwrap(), 4);
+        assert_eq!(wal.sync_count(), before + 1);
+        // An unsynced append alone is synced in the background.
+        assert_eq!(
+            wal.append_with(payload(5), SyncCommit::Off).await.unwrap(),
+            5
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(
+            wal.sync_count(),
+            before + 2,
+            "background sync within 100 ms"
+        );
+        wal.close();
+        let (_wal, replay) = Wal::open(o, 0).unwrap();
+        assert_eq!(seqs(&replay), vec![1, 2, 3, 4, 5]);
     }
 
     #[tokio::test]

@@ -205,11 +205,14 @@ async fn unique_keys_are_checked_against_memtables_and_files() {
     }
     // Same id at another time is a different key; Skip leaves out the taken ones.
     let written = engine
-        .write_with(vec![(
-            oid,
-            vec![rows(&engine, oid, &[0, 1, DAY, 7, 7], &[1, 1, 3, 4, 4])],
-            OnConflict::Skip,
-        )])
+        .write_with(
+            vec![(
+                oid,
+                vec![rows(&engine, oid, &[0, 1, DAY, 7, 7], &[1, 1, 3, 4, 4])],
+                OnConflict::Skip,
+            )],
+            tempora_storage::SyncCommit::On,
+        )
         .await
         .unwrap();
     assert_eq!(written, 2, "(1µs, 1) and the first (7µs, 4)");
@@ -261,6 +264,7 @@ async fn write_returning_gives_the_rows_written() {
             oid,
             vec![rows(&engine, oid, &[0, 0, 5, 5], &[1, 2, 3, 3])],
             OnConflict::Skip,
+            tempora_storage::SyncCommit::On,
         )
         .await
         .unwrap();
