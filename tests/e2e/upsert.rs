@@ -276,6 +276,25 @@ async fn kill_rows(client: &Client) -> Vec<(i32, i64, i32)> {
         .collect()
 }
 
+/// Checks the rows, kills the server `kills` times (restarting it each
+/// time), checks them again and returns a client of the new server.
+async fn same_rows_after_kill_9(
+    server: &mut TestServer,
+    client: &Client,
+    expected: &[(i32, i64, i32)],
+    kills: usize,
+    what: &str,
+) -> Client {
+    assert_eq!(kill_rows(client).await, expected, "before the kill: {what}");
+    for _ in 0..kills {
+        server.kill9();
+        server.restart().await;
+    }
+    let client = server.connect().await;
+    assert_eq!(kill_rows(&client).await, expected, "{what}");
+    client
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_upserts_survive_kill_9_once() {
     let mut server = TestServer::start().await;
@@ -309,16 +328,15 @@ async fn acknowledged_upserts_survive_kill_9_once() {
         "WHERE t.v < 0 holds for no row"
     );
     assert_eq!(run(day3, 5, 50, 1000).await, 1);
-    let expected = vec![(1, 11, 2), (2, 20, 1), (1, 30, 1), (5, 50, 1)];
-    assert_eq!(kill_rows(&client).await, expected);
-    server.kill9();
-    server.restart().await;
-    let client = server.connect().await;
-    assert_eq!(
-        kill_rows(&client).await,
-        expected,
-        "memtable upserts replayed once"
-    );
+    let expected = [(1, 11, 2), (2, 20, 1), (1, 30, 1), (5, 50, 1)];
+    let client = same_rows_after_kill_9(
+        &mut server,
+        &client,
+        &expected,
+        1,
+        "memtable upserts replayed once",
+    )
+    .await;
 
     // Now in files (a DELETE flushes first): a rewrite; then a row in the
     // memtable and rows in files in one statement.
@@ -355,7 +373,7 @@ async fn acknowledged_upserts_survive_kill_9_once() {
         .unwrap();
     let returned: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(returned, vec![(6, 66), (2, 22), (7, 70)]);
-    let expected = vec![
+    let expected = [
         (1, 11, 2),
         (2, 22, 2),
         (1, 33, 2),
@@ -363,15 +381,14 @@ async fn acknowledged_upserts_survive_kill_9_once() {
         (6, 66, 2),
         (7, 70, 1),
     ];
-    assert_eq!(kill_rows(&client).await, expected);
-    server.kill9();
-    server.restart().await;
-    let client = server.connect().await;
-    assert_eq!(
-        kill_rows(&client).await,
-        expected,
-        "file rewrites are durable"
-    );
+    let client = same_rows_after_kill_9(
+        &mut server,
+        &client,
+        &expected,
+        1,
+        "file rewrites are durable",
+    )
+    .await;
 
     // Upserts of replayed rows, then two crashes in a row.
     let stmt = client.prepare(upsert).await.unwrap();
@@ -382,7 +399,7 @@ async fn acknowledged_upserts_survive_kill_9_once() {
             .unwrap();
         assert_eq!(n, 1);
     }
-    let expected = vec![
+    let expected = [
         (1, 11, 2),
         (2, 22, 2),
         (1, 33, 2),
@@ -390,15 +407,12 @@ async fn acknowledged_upserts_survive_kill_9_once() {
         (6, 66, 2),
         (7, 70, 1),
     ];
-    assert_eq!(kill_rows(&client).await, expected);
-    server.kill9();
-    server.restart().await;
-    server.kill9();
-    server.restart().await;
-    let client = server.connect().await;
-    assert_eq!(
-        kill_rows(&client).await,
-        expected,
-        "replayed once after two crashes"
-    );
+    same_rows_after_kill_9(
+        &mut server,
+        &client,
+        &expected,
+        2,
+        "replayed once after two crashes",
+    )
+    .await;
 }
