@@ -216,6 +216,55 @@ impl TableDef {
             .values()
             .find(|c| c.range_start <= t && t < c.range_end)
     }
+
+    /// A lookup of the chunk of many times, for per-row work (routing a batch
+    /// to its chunks): [`TableDef::chunk_for`] scans every chunk.
+    pub fn chunk_index(&self) -> ChunkIndex<'_> {
+        let mut ranges: Vec<&ChunkDef> = self.chunks.values().collect();
+        ranges.sort_by_key(|c| c.range_start);
+        let disjoint = ranges
+            .windows(2)
+            .all(|w| w[0].range_end <= w[1].range_start);
+        ChunkIndex {
+            table: self,
+            ranges,
+            disjoint,
+            last: std::cell::Cell::new(0),
+        }
+    }
+}
+
+/// See [`TableDef::chunk_index`]: chunk ranges sorted by start and binary
+/// searched, the last hit tried first (rows mostly come in time order).
+pub struct ChunkIndex<'a> {
+    table: &'a TableDef,
+    ranges: Vec<&'a ChunkDef>,
+    /// No two ranges overlap (always, unless the chunk interval changed).
+    disjoint: bool,
+    last: std::cell::Cell<usize>,
+}
+
+impl<'a> ChunkIndex<'a> {
+    /// The chunk whose range contains `t`, as [`TableDef::chunk_for`] finds it.
+    pub fn find(&self, t: i64) -> Option<&'a ChunkDef> {
+        if !self.disjoint {
+            return self.table.chunk_for(t);
+        }
+        let contains = |c: &ChunkDef| c.range_start <= t && t < c.range_end;
+        if let Some(c) = self.ranges.get(self.last.get()) {
+            if contains(c) {
+                return Some(c);
+            }
+        }
+        let i = self.ranges.partition_point(|c| c.range_start <= t);
+        let c = self.ranges.get(i.checked_sub(1)?)?;
+        if contains(c) {
+            self.last.set(i - 1);
+            Some(c)
+        } else {
+            None
+        }
+    }
 }
 
 /// Aligned chunk range containing `t` for a given interval, as TimescaleDB
@@ -374,5 +423,64 @@ impl CatalogState {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table_with(ranges: &[(u32, i64, i64)]) -> TableDef {
+        TableDef {
+            oid: 1,
+            schema: "public".into(),
+            name: "t".into(),
+            columns: vec![],
+            hypertable: None,
+            chunks: ranges
+                .iter()
+                .map(|&(id, range_start, range_end)| {
+                    (
+                        id,
+                        ChunkDef {
+                            id,
+                            range_start,
+                            range_end,
+                            files: vec![],
+                        },
+                    )
+                })
+                .collect(),
+            files: vec![],
+            unique_keys: vec![],
+        }
+    }
+
+    /// The index answers exactly as the scan does, in and out of time order,
+    /// across gaps, and with overlapping ranges.
+    #[test]
+    fn chunk_index_agrees_with_chunk_for() {
+        let tables = [
+            table_with(&[]),
+            // Ids not in time order, a gap between 20 and 30.
+            table_with(&[(3, 30, 40), (1, 0, 10), (2, 10, 20), (7, -10, 0)]),
+            // Overlapping ranges (a changed chunk interval).
+            table_with(&[(1, 0, 10), (2, 5, 25), (3, 25, 30)]),
+        ];
+        let times: Vec<i64> = (-15..45)
+            .chain((-15..45).rev())
+            .chain([i64::MIN, i64::MAX])
+            .collect();
+        for t in &tables {
+            let index = t.chunk_index();
+            for &x in &times {
+                assert_eq!(
+                    index.find(x).map(|c| c.id),
+                    t.chunk_for(x).map(|c| c.id),
+                    "time {x} in {:?}",
+                    t.chunks.keys().collect::<Vec<_>>()
+                );
+            }
+        }
     }
 }

@@ -433,9 +433,10 @@ impl Engine {
             return Ok(self.catalog.snapshot());
         };
         let times = time_values(table, batch)?;
+        let index = table.chunk_index();
         let mut needed: Vec<(i64, i64)> = Vec::new();
         for t in times.into_iter().flatten() {
-            if table.chunk_for(t).is_some() {
+            if index.find(t).is_some() {
                 continue;
             }
             let r = chunk_range(t, h.chunk_interval);

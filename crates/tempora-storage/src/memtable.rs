@@ -82,10 +82,11 @@ pub fn split_by_chunk(
         return Ok(vec![(None, batch)]);
     }
     let times = crate::time_values(table, &batch)?;
+    let index = table.chunk_index();
     let mut by_chunk: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for (i, t) in times.iter().enumerate() {
         let t = t.ok_or_else(|| TemporaError::internal("NULL time value reached a chunk"))?;
-        let chunk = table.chunk_for(t).ok_or_else(|| {
+        let chunk = index.find(t).ok_or_else(|| {
             TemporaError::internal(format!("no chunk for time {t} in {}", table.name))
         })?;
         by_chunk.entry(chunk.id).or_default().push(i as u32);
@@ -209,10 +210,13 @@ impl Memtables {
         let chunks: Option<Vec<Option<u32>>> = match &table.hypertable {
             None => Some(vec![None]),
             Some(h) => match schema.index_of(&h.time_column) {
-                Ok(i) => column_as_i64(keys.column(i))?
-                    .into_iter()
-                    .map(|t| t.and_then(|t| table.chunk_for(t)).map(|c| Some(c.id)))
-                    .collect(),
+                Ok(i) => {
+                    let index = table.chunk_index();
+                    column_as_i64(keys.column(i))?
+                        .into_iter()
+                        .map(|t| t.and_then(|t| index.find(t)).map(|c| Some(c.id)))
+                        .collect()
+                }
                 Err(_) => None,
             },
         };
