@@ -31,6 +31,7 @@ impl SqlState {
     pub const STRING_DATA_RIGHT_TRUNCATION: SqlState = SqlState("22001");
     pub const DATA_EXCEPTION: SqlState = SqlState("22000");
     pub const NULL_VALUE_NOT_ALLOWED: SqlState = SqlState("22004");
+    pub const INVALID_ARGUMENT_FOR_WIDTH_BUCKET_FUNCTION: SqlState = SqlState("2201G");
     pub const CARDINALITY_VIOLATION: SqlState = SqlState("21000");
     pub const NOT_NULL_VIOLATION: SqlState = SqlState("23502");
     pub const UNIQUE_VIOLATION: SqlState = SqlState("23505");

@@ -4,6 +4,7 @@
 // large Err is the price of one error type across layers, paid only on failure.
 #![allow(clippy::result_large_err)]
 
+pub mod aggregates;
 pub mod pg_literals;
 pub mod provider;
 pub mod session;

@@ -254,6 +254,9 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
         .map_err(TemporaError::from_datafusion)?;
     ctx.register_object_store(store_url.as_ref(), engine.store().clone());
     ctx.register_udf(crate::time_bucket::time_bucket_udf());
+    ctx.register_udaf(crate::aggregates::first_udaf());
+    ctx.register_udaf(crate::aggregates::last_udaf());
+    ctx.register_udaf(crate::aggregates::histogram_udaf());
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals));
     ctx.register_udtf(
         "show_chunks",
