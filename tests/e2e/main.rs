@@ -1,9 +1,9 @@
 //! End-to-end tests of the `tempora` binary: each test starts its own server
 //! (fresh data directory, free port) and talks to it like a user would.
 //!
-//!   cargo test -p tempora-server --test e2e                 # all
-//!   cargo test -p tempora-server --test e2e restart::       # one module
-//!   cargo test -p tempora-server --test e2e -- --nocapture  # see server logs on failure
+//!   cargo test --workspace --test e2e                 # all
+//!   cargo test --workspace --test e2e restart::       # one module
+//!   cargo test --workspace --test e2e -- --nocapture  # see server logs on failure
 //!
 //! A failing test prints the tail of the server log; set
 //! TEMPORA_TEST_KEEP_DATA=1 to keep the data directory and full log.
