@@ -165,6 +165,64 @@ async fn acknowledged_rows_survive_kill_9() {
     .await;
 }
 
+/// Parquet files under the data directory's chunks/ and tables/.
+fn parquet_files(dir: &std::path::Path) -> usize {
+    fn walk(p: &std::path::Path, n: &mut usize) {
+        let Ok(entries) = std::fs::read_dir(p) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, n);
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                *n += 1;
+            }
+        }
+    }
+    let mut n = 0;
+    walk(&dir.join("chunks"), &mut n);
+    walk(&dir.join("tables"), &mut n);
+    n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn checkpoint_writes_memtables_to_parquet() {
+    let mut server = TestServer::start().await;
+    let client = server.connect().await;
+    create_tables(&client).await;
+    let batches = insert_rows(&client, 0, BATCHES * BATCH_ROWS).await;
+    assert_eq!(
+        parquet_files(&server.data_dir()),
+        0,
+        "rows still in memtables"
+    );
+    // As psql sends it: the simple protocol, any case, with a semicolon.
+    let tags = client.simple_query("checkpoint ;").await.unwrap();
+    assert!(
+        matches!(
+            tags.last(),
+            Some(tokio_postgres::SimpleQueryMessage::CommandComplete(0))
+        ),
+        "{tags:?}"
+    );
+    // rs_ht spans ~5 one-day chunks, rs_plain is one table.
+    assert!(parquet_files(&server.data_dir()) >= 6);
+    client.execute("CHECKPOINT", &[]).await.unwrap();
+    assert_rows(&client, BATCHES * BATCH_ROWS, batches, "after CHECKPOINT").await;
+    drop(client);
+    server.kill9();
+    server.restart().await;
+    let client = server.connect().await;
+    assert_rows(
+        &client,
+        BATCHES * BATCH_ROWS,
+        batches,
+        "CHECKPOINT then kill -9",
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_survive_graceful_stop() {
     let mut server = TestServer::start().await;

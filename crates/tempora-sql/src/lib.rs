@@ -140,6 +140,8 @@ pub enum Kind {
     CreateHypertable(Box<hypertable::CreateHypertable>),
     Ddl(Box<Statement>),
     Session(Box<Statement>),
+    /// CHECKPOINT: every memtable row written to Parquet files now.
+    Checkpoint,
 }
 
 /// The SQL state of one connection: its DataFusion session and settings.
@@ -217,25 +219,39 @@ fn char_position(sql: &str, line: usize, column: usize) -> usize {
 
 /// A statement of a client's query, with what the SQL parser cannot carry.
 #[derive(Debug, Clone)]
-pub struct ParsedStatement {
-    pub stmt: Statement,
-    /// A COPY's parenthesized options, read with PostgreSQL's generic
-    /// option grammar (see `copy_options`).
-    copy_options: Option<copy_options::OptionList>,
+pub enum ParsedStatement {
+    Sql {
+        stmt: Box<Statement>,
+        /// A COPY's parenthesized options, read with PostgreSQL's generic
+        /// option grammar (see `copy_options`).
+        copy_options: Option<copy_options::OptionList>,
+    },
+    /// `CHECKPOINT`, which the SQL parser does not know.
+    Checkpoint,
 }
 
 impl From<Statement> for ParsedStatement {
     fn from(stmt: Statement) -> Self {
-        Self {
-            stmt,
+        Self::Sql {
+            stmt: Box::new(stmt),
             copy_options: None,
         }
     }
 }
 
+/// Whether the whole query is `CHECKPOINT` (with an optional `;`).
+fn is_checkpoint(sql: &str) -> bool {
+    sql.trim()
+        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
+        .eq_ignore_ascii_case("checkpoint")
+}
+
 /// Parses a client's query string into statements: [`parse`], with COPY
 /// option lists read as PostgreSQL reads them.
 pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
+    if is_checkpoint(sql) {
+        return Ok(vec![ParsedStatement::Checkpoint]);
+    }
     let Some(extracted) = copy_options::extract(sql)? else {
         return Ok(parse(sql)?.into_iter().map(Into::into).collect());
     };
@@ -257,7 +273,10 @@ pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
                 Statement::Copy { .. } => options.next().flatten(),
                 _ => None,
             };
-            ParsedStatement { stmt, copy_options }
+            ParsedStatement::Sql {
+                stmt: Box::new(stmt),
+                copy_options,
+            }
         })
         .collect())
 }
@@ -551,12 +570,15 @@ impl SqlSession {
         sql: &str,
         stmt: impl Into<ParsedStatement>,
     ) -> Result<Prepared> {
-        let ParsedStatement { stmt, copy_options } = stmt.into();
         let prepared = |kind, param_types, result_schema| Prepared {
             sql: sql.to_string(),
             kind,
             param_types,
             result_schema,
+        };
+        let (stmt, copy_options) = match stmt.into() {
+            ParsedStatement::Sql { stmt, copy_options } => (*stmt, copy_options),
+            ParsedStatement::Checkpoint => return Ok(prepared(Kind::Checkpoint, vec![], None)),
         };
         if let Some(call) = find_command_call(&stmt) {
             if call.name == "create_hypertable" {
@@ -710,6 +732,10 @@ impl SqlSession {
                 ddl::execute(self, stmt).await
             }
             Kind::Session(stmt) => session_cmds::execute(self, stmt).await,
+            Kind::Checkpoint => {
+                self.engine.flush().await?;
+                Ok((Outcome::Command("CHECKPOINT".into()), vec![]))
+            }
         }
     }
 
