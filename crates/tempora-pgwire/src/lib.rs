@@ -21,7 +21,6 @@ use std::sync::Arc;
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::{stream, Sink, SinkExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
@@ -104,23 +103,6 @@ fn format_options(session: &SqlSession) -> Arc<FormatOptions> {
     Arc::new(o)
 }
 
-fn convert_batch(batch: RecordBatch, schema: &SchemaRef) -> PgWireResult<RecordBatch> {
-    let cols = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(c.clone())
-            } else {
-                cast(c, f.data_type())
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-    RecordBatch::try_new(schema.clone(), cols).map_err(|e| PgWireError::ApiError(Box::new(e)))
-}
-
 /// Replaces the text-format columns Tempora prints itself with their text.
 fn render_text_columns(batch: RecordBatch, format: &Format, tz: &str) -> PgWireResult<RecordBatch> {
     let mut fields: Vec<Field> = Vec::with_capacity(batch.num_columns());
@@ -175,7 +157,8 @@ fn query_response(
     )?);
     let mut rows = Vec::new();
     for batch in batches {
-        let batch = convert_batch(batch, &schema)?;
+        // Plans may give a column another Arrow type than its declared one.
+        let batch = tempora_sql::conform(batch.columns(), &schema).map_err(wire_error)?;
         // Text output prints timestamptz in the session's TimeZone (text.rs);
         // binary output carries the instant, which no zone changes.
         let batch = render_text_columns(batch, format, &tz)?;

@@ -20,9 +20,10 @@ use tempora_catalog::TableDef;
 use tempora_common::SqlState;
 use tempora_storage::OnConflict;
 
-/// Columns computed for a table (an INSERT's rows, an UPDATE's new values) as
-/// a batch of the table's schema: stored names and exact types.
-pub(crate) fn conform(
+/// Columns computed for a table (an INSERT's rows, an UPDATE's new values)
+/// or for a result (a query's rows) as a batch of `schema`: its names and
+/// exact types.
+pub fn conform(
     columns: &[datafusion::arrow::array::ArrayRef],
     schema: &SchemaRef,
 ) -> Result<RecordBatch> {

@@ -43,6 +43,7 @@ use tempora_common::{Result, SqlState, TemporaError};
 use tempora_storage::Engine;
 
 pub use copy::CopyIn;
+pub use insert::conform;
 pub use session_cmds::{Settings, TxState};
 pub use tempora_copy::CopyEncoder;
 
