@@ -848,18 +848,7 @@ impl Engine {
                 for (chunk, paths) in removes {
                     ops.push(CatalogOp::RemoveFiles { oid, chunk, paths });
                 }
-                for (chunk, file) in &changes.add {
-                    if let Some(c) = chunk {
-                        if !table.chunks.contains_key(c) {
-                            return Err(TemporaError::internal("chunk dropped during rewrite"));
-                        }
-                    }
-                    ops.push(CatalogOp::AddFiles {
-                        oid,
-                        chunk: *chunk,
-                        files: vec![file.clone()],
-                    });
-                }
+                ops.extend(add_file_ops(table, &changes.add, "rewrite")?);
                 Ok(ops)
             })
             .await?;
@@ -880,20 +869,7 @@ impl Engine {
                 let table = state
                     .table_by_oid(oid)
                     .ok_or_else(|| TemporaError::internal("table dropped during COPY"))?;
-                let mut ops = Vec::with_capacity(files.len());
-                for (chunk, file) in &files {
-                    if let Some(c) = chunk {
-                        if !table.chunks.contains_key(c) {
-                            return Err(TemporaError::internal("chunk dropped during COPY"));
-                        }
-                    }
-                    ops.push(CatalogOp::AddFiles {
-                        oid,
-                        chunk: *chunk,
-                        files: vec![file.clone()],
-                    });
-                }
-                Ok(ops)
+                add_file_ops(table, &files, "COPY")
             })
             .await?;
         self.compact_nudge.notify_one();
@@ -1090,6 +1066,30 @@ impl Engine {
 }
 
 /// PostgreSQL's 23502 for a NULL in a NOT NULL column.
+/// The catalog ops listing new files of `table`, each in its chunk (which
+/// must still exist: `during` names what was writing them).
+fn add_file_ops(
+    table: &TableDef,
+    files: &[(Option<u32>, FileDef)],
+    during: &str,
+) -> Result<Vec<CatalogOp>> {
+    files
+        .iter()
+        .map(|(chunk, file)| {
+            if chunk.is_some_and(|c| !table.chunks.contains_key(&c)) {
+                return Err(TemporaError::internal(format!(
+                    "chunk dropped during {during}"
+                )));
+            }
+            Ok(CatalogOp::AddFiles {
+                oid: table.oid,
+                chunk: *chunk,
+                files: vec![file.clone()],
+            })
+        })
+        .collect()
+}
+
 fn check_not_null(table: &TableDef, batch: &RecordBatch) -> Result<()> {
     for (i, col) in table.columns.iter().enumerate() {
         if !col.not_null {
