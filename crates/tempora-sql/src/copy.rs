@@ -101,24 +101,14 @@ impl CopyPlan {
             else {
                 return Err(TemporaError::syntax("syntax error at or near \"(\""));
             };
-            let (schema_name, name) = crate::ddl::object_name(table_name)?;
-            let state = session.engine().catalog().snapshot();
-            let table = state
-                .table(&schema_name, &name)
-                .ok_or_else(|| TemporaError::undefined_table(&name))?;
-            check_force_columns(&options, table)?;
+            let table = copy_table(session, table_name, &options)?;
             let targets = if columns.is_empty() {
                 (0..table.columns.len()).collect()
             } else {
                 let mut targets = Vec::with_capacity(columns.len());
                 for c in columns {
                     let col = crate::ddl::ident_name(c);
-                    let idx = table.column_index(&col).ok_or_else(|| {
-                        TemporaError::new(
-                            SqlState::UNDEFINED_COLUMN,
-                            format!("column \"{col}\" of relation \"{name}\" does not exist"),
-                        )
-                    })?;
+                    let idx = column_of(&table, &col)?;
                     if targets.contains(&idx) {
                         return Err(TemporaError::new(
                             SqlState::DUPLICATE_COLUMN,
@@ -131,7 +121,7 @@ impl CopyPlan {
             };
             return Ok(CopyPlan::In(Box::new(CopyInPlan {
                 oid: table.oid,
-                table_name: name,
+                table_name: table.name,
                 targets,
                 options,
             })));
@@ -142,12 +132,7 @@ impl CopyPlan {
                 table_name,
                 columns,
             } => {
-                let (schema_name, name) = crate::ddl::object_name(table_name)?;
-                let state = session.engine().catalog().snapshot();
-                let table = state
-                    .table(&schema_name, &name)
-                    .ok_or_else(|| TemporaError::undefined_table(&name))?;
-                check_force_columns(&options, table)?;
+                let table = copy_table(session, table_name, &options)?;
                 let cols = if columns.is_empty() {
                     table
                         .columns
@@ -158,12 +143,7 @@ impl CopyPlan {
                     let mut cols = Vec::new();
                     for c in columns {
                         let col = crate::ddl::ident_name(c);
-                        if table.column(&col).is_none() {
-                            return Err(TemporaError::new(
-                                SqlState::UNDEFINED_COLUMN,
-                                format!("column \"{col}\" of relation \"{name}\" does not exist"),
-                            ));
-                        }
+                        column_of(&table, &col)?;
                         cols.push(quote_ident(&col));
                     }
                     cols
@@ -171,8 +151,8 @@ impl CopyPlan {
                 format!(
                     "SELECT {} FROM {}.{}",
                     cols.join(", "),
-                    quote_ident(&schema_name),
-                    quote_ident(&name)
+                    quote_ident(&table.schema),
+                    quote_ident(&table.name)
                 )
             }
         };
@@ -206,17 +186,37 @@ fn check_force_columns(options: &CopyOptions, table: &TableDef) -> Result<()> {
         .chain(&options.force_not_null)
         .chain(&options.force_null)
     {
-        if table.column(col).is_none() {
-            return Err(TemporaError::new(
-                SqlState::UNDEFINED_COLUMN,
-                format!(
-                    "column \"{col}\" of relation \"{}\" does not exist",
-                    table.name
-                ),
-            ));
-        }
+        column_of(table, col)?;
     }
     Ok(())
+}
+
+/// The table a COPY names, with its FORCE_* columns checked.
+fn copy_table(
+    session: &SqlSession,
+    table_name: &datafusion::sql::sqlparser::ast::ObjectName,
+    options: &CopyOptions,
+) -> Result<TableDef> {
+    let (schema_name, name) = crate::ddl::object_name(table_name)?;
+    let state = session.engine().catalog().snapshot();
+    let table = state
+        .table(&schema_name, &name)
+        .ok_or_else(|| TemporaError::undefined_table(&name))?;
+    check_force_columns(options, table)?;
+    Ok(table.clone())
+}
+
+/// The position of a column the COPY names, or PostgreSQL's 42703.
+fn column_of(table: &TableDef, col: &str) -> Result<usize> {
+    table.column_index(col).ok_or_else(|| {
+        TemporaError::new(
+            SqlState::UNDEFINED_COLUMN,
+            format!(
+                "column \"{col}\" of relation \"{}\" does not exist",
+                table.name
+            ),
+        )
+    })
 }
 
 /// The overall format code of CopyIn/CopyOutResponse: 1 binary, 0 text or CSV.
