@@ -12,6 +12,7 @@
 mod support;
 
 mod bad_input;
+mod chunks;
 mod cli;
 mod copy;
 mod crash;

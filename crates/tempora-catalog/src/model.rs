@@ -306,6 +306,24 @@ pub enum CatalogOp {
     CreateExtension {
         name: String,
     },
+    /// Whole chunks dropped (`drop_chunks`, retention). WAL records up to
+    /// `through_wal_seq` may still hold rows of their ranges: replay skips
+    /// those rows, as the live memtables dropped them with the chunks.
+    DropChunks {
+        oid: u32,
+        chunks: Vec<u32>,
+        through_wal_seq: u64,
+    },
+}
+
+/// The time range of a dropped chunk whose rows older WAL records may still
+/// hold; forgotten once the flushed WAL sequence passes `through_wal_seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedRange {
+    pub oid: u32,
+    pub range_start: i64,
+    pub range_end: i64,
+    pub through_wal_seq: u64,
 }
 
 /// The whole catalog at one version. Immutable once published: a commit makes
@@ -320,6 +338,12 @@ pub struct CatalogState {
     pub tables: BTreeMap<u32, TableDef>,
     pub flushed_wal_seq: u64,
     pub extensions: Vec<String>,
+    /// How many `DropChunks` ops were applied: a writer that mapped rows to
+    /// chunks before a drop notices it and maps them again.
+    #[serde(default)]
+    pub chunk_drops: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_ranges: Vec<DroppedRange>,
 }
 
 impl Default for CatalogState {
@@ -332,6 +356,8 @@ impl Default for CatalogState {
             tables: BTreeMap::new(),
             flushed_wal_seq: 0,
             extensions: vec!["plpgsql".into()],
+            chunk_drops: 0,
+            dropped_ranges: Vec::new(),
         }
     }
 }
@@ -370,6 +396,7 @@ impl CatalogState {
             }
             CatalogOp::DropTable { oid } => {
                 self.tables.remove(oid).ok_or_else(|| missing(*oid))?;
+                self.dropped_ranges.retain(|r| r.oid != *oid);
             }
             CatalogOp::MakeHypertable { oid, def } => {
                 self.next_hypertable_id = self.next_hypertable_id.max(def.id + 1);
@@ -415,6 +442,29 @@ impl CatalogState {
             }
             CatalogOp::SetFlushedWalSeq(seq) => {
                 self.flushed_wal_seq = self.flushed_wal_seq.max(*seq);
+                let flushed = self.flushed_wal_seq;
+                self.dropped_ranges.retain(|r| r.through_wal_seq > flushed);
+            }
+            CatalogOp::DropChunks {
+                oid,
+                chunks,
+                through_wal_seq,
+            } => {
+                let t = self.tables.get_mut(oid).ok_or_else(|| missing(*oid))?;
+                for id in chunks {
+                    let c = t.chunks.remove(id).ok_or_else(|| {
+                        TemporaError::internal(format!("catalog has no chunk {id}"))
+                    })?;
+                    if *through_wal_seq > self.flushed_wal_seq {
+                        self.dropped_ranges.push(DroppedRange {
+                            oid: *oid,
+                            range_start: c.range_start,
+                            range_end: c.range_end,
+                            through_wal_seq: *through_wal_seq,
+                        });
+                    }
+                }
+                self.chunk_drops += 1;
             }
             CatalogOp::CreateExtension { name } => {
                 if !self.extensions.contains(name) {

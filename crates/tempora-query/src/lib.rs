@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod aggregates;
+pub mod chunks;
 pub mod pg_literals;
 pub mod provider;
 pub mod session;

@@ -9,17 +9,16 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{
     CatalogProvider, MemTable, SchemaProvider, TableFunctionArgs, TableFunctionImpl, TableProvider,
 };
-use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::Expr;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use parking_lot::RwLock;
-use tempora_catalog::{CatalogState, CHUNK_SCHEMA};
-use tempora_common::{SqlState, TemporaError};
+use tempora_catalog::CatalogState;
+use tempora_common::TemporaError;
 use tempora_storage::Engine;
 
+use crate::chunks::ChunkSelection;
 use crate::provider::{TemporaTable, STORE_URL};
 
 /// The one database every connection sees, as PostgreSQL names it.
@@ -172,51 +171,15 @@ struct ShowChunks {
     engine: Arc<Engine>,
 }
 
-fn arg_text(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Literal(
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::Utf8View(Some(s))
-            | ScalarValue::LargeUtf8(Some(s)),
-            _,
-        ) => Some(s.clone()),
-        Expr::Cast(c) => arg_text(&c.expr),
-        _ => None,
-    }
-}
-
 impl TableFunctionImpl for ShowChunks {
     fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
-        let exprs = args.exprs();
-        let Some(rel) = exprs.first().and_then(arg_text) else {
-            return Err(TemporaError::new(
-                SqlState::INVALID_PARAMETER_VALUE,
-                "invalid hypertable or continuous aggregate",
-            )
-            .into_datafusion());
-        };
-        if exprs.len() > 1 {
-            return Err(
-                TemporaError::not_supported("show_chunks with older_than or newer_than")
-                    .into_datafusion(),
-            );
-        }
         let state = self.engine.catalog().snapshot();
-        let (schema_name, table_name) = crate::split_qualified(&rel);
-        let table = state
-            .table(&schema_name, &table_name)
-            .ok_or_else(|| TemporaError::undefined_table(&rel).into_datafusion())?;
-        let h = table.hypertable.as_ref().ok_or_else(|| {
-            TemporaError::new(
-                SqlState::TS_HYPERTABLE_NOT_EXIST,
-                format!("table \"{}\" is not a hypertable", table.name),
-            )
-            .into_datafusion()
-        })?;
-        let names: Vec<String> = table
-            .chunks
-            .values()
-            .map(|c| format!("{CHUNK_SCHEMA}.{}", c.name(h.id)))
+        let selection = ChunkSelection::resolve(args.session(), &state, args.exprs())
+            .map_err(TemporaError::into_datafusion)?;
+        let names: Vec<String> = selection
+            .chunks()
+            .into_iter()
+            .map(|c| selection.chunk_name(c))
             .collect();
         let schema = Arc::new(Schema::new(vec![Field::new(
             "show_chunks",

@@ -15,6 +15,8 @@
 // large Err is the price of one error type across layers, paid only on failure.
 #![allow(clippy::result_large_err)]
 
+mod calls;
+mod chunks;
 mod copy;
 mod copy_options;
 mod ddl;
@@ -139,6 +141,7 @@ pub enum Kind {
     Rewrite(Box<dml::RewritePlan>),
     Copy(Box<copy::CopyPlan>),
     CreateHypertable(Box<hypertable::CreateHypertable>),
+    DropChunks(Box<chunks::DropChunks>),
     Ddl(Box<Statement>),
     Session(Box<Statement>),
     /// CHECKPOINT: every memtable row written to Parquet files now.
@@ -577,11 +580,21 @@ impl SqlSession {
             param_types,
             result_schema,
         };
-        let (stmt, copy_options) = match stmt.into() {
+        let (mut stmt, copy_options) = match stmt.into() {
             ParsedStatement::Sql { stmt, copy_options } => (*stmt, copy_options),
             ParsedStatement::Checkpoint => return Ok(prepared(Kind::Checkpoint, vec![], None)),
         };
+        calls::normalize(&mut stmt)?;
         if let Some(call) = find_command_call(&stmt) {
+            if call.name == "drop_chunks" {
+                let cmd = chunks::DropChunks::from_call(call);
+                let schema = cmd.result_schema().await?;
+                return Ok(prepared(
+                    Kind::DropChunks(Box::new(cmd)),
+                    vec![],
+                    Some(schema),
+                ));
+            }
             if call.name == "create_hypertable" {
                 let cmd = hypertable::CreateHypertable::from_call(self, call).await?;
                 let schema = cmd.result_schema().await?;
@@ -625,6 +638,15 @@ impl SqlSession {
             s if ddl::is_ddl(s) => Ok(prepared(Kind::Ddl(Box::new(stmt)), vec![], None)),
             other => Err(TemporaError::not_supported(statement_name(other))),
         }
+    }
+
+    /// Parses and plans one statement given as text.
+    pub(crate) async fn plan_sql(&self, sql: &str) -> Result<LogicalPlan> {
+        let mut stmts = parse(sql)?;
+        if stmts.len() != 1 {
+            return Err(TemporaError::internal(format!("not one statement: {sql}")));
+        }
+        self.plan(stmts.remove(0)).await
     }
 
     /// Plans a statement with DataFusion.
@@ -726,6 +748,10 @@ impl SqlSession {
             }
             Kind::CreateHypertable(cmd) => {
                 self.reject_write_in_block("create_hypertable")?;
+                cmd.execute(self).await
+            }
+            Kind::DropChunks(cmd) => {
+                self.reject_write_in_block("drop_chunks")?;
                 cmd.execute(self).await
             }
             Kind::Ddl(stmt) => {

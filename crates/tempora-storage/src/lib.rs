@@ -295,6 +295,31 @@ pub fn time_values(table: &TableDef, batch: &RecordBatch) -> Result<Vec<Option<i
     memtable::column_as_i64(batch.column(idx))
 }
 
+/// `batch` without the rows of chunks dropped after WAL record `seq` was
+/// written (recovery must not bring them back).
+fn without_dropped_rows(
+    state: &CatalogState,
+    table: &TableDef,
+    seq: u64,
+    batch: RecordBatch,
+) -> Result<RecordBatch> {
+    let ranges: Vec<(i64, i64)> = state
+        .dropped_ranges
+        .iter()
+        .filter(|r| r.oid == table.oid && seq <= r.through_wal_seq)
+        .map(|r| (r.range_start, r.range_end))
+        .collect();
+    if ranges.is_empty() {
+        return Ok(batch);
+    }
+    let keep: datafusion::arrow::array::BooleanArray = time_values(table, &batch)?
+        .into_iter()
+        .map(|t| Some(t.is_none_or(|t| !ranges.iter().any(|&(s, e)| s <= t && t < e))))
+        .collect();
+    datafusion::arrow::compute::filter_record_batch(&batch, &keep)
+        .map_err(|e| TemporaError::internal(format!("replay: {e}")))
+}
+
 impl Engine {
     /// Opens the data directory: loads the catalog, replays the WAL past the
     /// last flush into memtables.
@@ -344,6 +369,7 @@ impl Engine {
                     replayed = replayed.saturating_sub(gone);
                 }
                 for batch in entry.rows {
+                    let batch = without_dropped_rows(&state, &table, rec.seq, batch)?;
                     replayed += batch.num_rows();
                     let state = engine.ensure_chunks(&table, &batch).await?;
                     let table = state.table_by_oid(oid).cloned().unwrap_or(table.clone());
@@ -429,11 +455,16 @@ impl Engine {
         table: &TableDef,
         batch: &RecordBatch,
     ) -> Result<Arc<CatalogState>> {
+        let state = self.catalog.snapshot();
         let Some(h) = &table.hypertable else {
-            return Ok(self.catalog.snapshot());
+            return Ok(state);
         };
+        // The current chunks: `table` may predate a drop_chunks.
+        let current = state
+            .table_by_oid(table.oid)
+            .ok_or_else(|| TemporaError::undefined_table(&table.name))?;
         let times = time_values(table, batch)?;
-        let index = table.chunk_index();
+        let index = current.chunk_index();
         let mut needed: Vec<(i64, i64)> = Vec::new();
         for t in times.into_iter().flatten() {
             if index.find(t).is_some() {
@@ -445,7 +476,7 @@ impl Engine {
             }
         }
         if needed.is_empty() {
-            return Ok(self.catalog.snapshot());
+            return Ok(state);
         }
         needed.sort_unstable();
         let oid = table.oid;
@@ -572,24 +603,30 @@ impl Engine {
         if entries.is_empty() {
             return Ok(vec![]);
         }
-        for (table, batch) in entries.iter_mut() {
-            let state = self.ensure_chunks(table, batch).await?;
-            *table = state
-                .table_by_oid(table.oid)
-                .ok_or_else(|| TemporaError::undefined_table(&table.name))?
-                .clone();
-        }
         self.wait_for_memory().await?;
         let record: Vec<(u32, RecordBatch)> =
             entries.iter().map(|(t, b)| (t.oid, b.clone())).collect();
         let payload = encode_write(&record)?;
-        {
+        loop {
+            let drops = self.catalog.snapshot().chunk_drops;
+            for (table, batch) in entries.iter_mut() {
+                let state = self.ensure_chunks(table, batch).await?;
+                *table = state
+                    .table_by_oid(table.oid)
+                    .ok_or_else(|| TemporaError::undefined_table(&table.name))?
+                    .clone();
+            }
             let _gate = self.write_gate.read().await;
+            if self.catalog.snapshot().chunk_drops != drops {
+                // A chunk these rows were mapped to may be gone: map them again.
+                continue;
+            }
             let seq = self.wal.append_with(payload, sync).await?;
             let mut mem = self.mem.write();
             for (table, batch) in entries {
                 mem.active.insert(&table, batch, seq)?;
             }
+            break;
         }
         if self.needs_flush() {
             self.flush_nudge.notify_one();
@@ -876,6 +913,62 @@ impl Engine {
         Ok(())
     }
 
+    /// Drops whole chunks of a hypertable with their rows, in memtables and
+    /// in files, in one catalog commit; returns the chunks dropped (those of
+    /// `chunks` that still existed). Their files are deleted once no running
+    /// statement can read them.
+    pub async fn drop_chunks(&self, oid: u32, chunks: &[u32]) -> Result<Vec<ChunkDef>> {
+        let _guard = self.lock_files().await;
+        // No write is between its WAL append and its memtable insert while
+        // the gate is held, and writers that mapped rows to these chunks
+        // before the commit map them again after it (`chunk_drops`).
+        let _gate = self.write_gate.write().await;
+        let through_wal_seq = self.wal.last_seq();
+        let mut dropped: Vec<ChunkDef> = Vec::new();
+        let state = self
+            .catalog
+            .commit_and_publish(
+                |state| {
+                    let table = state.table_by_oid(oid).ok_or_else(|| {
+                        TemporaError::internal(format!("no table with oid {oid}"))
+                    })?;
+                    dropped = chunks
+                        .iter()
+                        .filter_map(|id| table.chunks.get(id).cloned())
+                        .collect();
+                    if dropped.is_empty() {
+                        return Ok(vec![]);
+                    }
+                    Ok(vec![CatalogOp::DropChunks {
+                        oid,
+                        chunks: dropped.iter().map(|c| c.id).collect(),
+                        through_wal_seq,
+                    }])
+                },
+                |_| {
+                    self.mem.write().active.remove_chunks(oid, chunks);
+                },
+            )
+            .await?;
+        self.gc.retire(
+            state.version,
+            dropped
+                .iter()
+                .flat_map(|c| c.files.iter().map(|f| f.path.clone())),
+        );
+        tracing::info!(
+            oid,
+            chunks = dropped.len(),
+            rows = dropped
+                .iter()
+                .flat_map(|c| c.files.iter())
+                .map(|f| f.rows)
+                .sum::<u64>(),
+            "dropped chunks"
+        );
+        Ok(dropped)
+    }
+
     /// After a DROP TABLE commit: forgets the tables' unflushed rows and
     /// retires their files.
     pub fn drop_tables(&self, dropped: Vec<(u32, Vec<String>)>) {
@@ -1077,9 +1170,10 @@ fn add_file_ops(
         .iter()
         .map(|(chunk, file)| {
             if chunk.is_some_and(|c| !table.chunks.contains_key(&c)) {
-                return Err(TemporaError::internal(format!(
-                    "chunk dropped during {during}"
-                )));
+                return Err(TemporaError::new(
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                    format!("could not serialize access: a chunk was dropped during {during}"),
+                ));
             }
             Ok(CatalogOp::AddFiles {
                 oid: table.oid,

@@ -165,10 +165,19 @@ impl Memtables {
     }
 
     pub fn remove_table(&mut self, oid: u32) {
+        self.remove_where(|o, _| o == oid);
+    }
+
+    /// Forgets the rows of dropped chunks.
+    pub fn remove_chunks(&mut self, oid: u32, chunks: &[u32]) {
+        self.remove_where(|o, c| o == oid && c.is_some_and(|c| chunks.contains(&c)));
+    }
+
+    fn remove_where(&mut self, doomed: impl Fn(u32, Option<u32>) -> bool) {
         let keys: Vec<_> = self
             .rows
             .keys()
-            .filter(|(o, _)| *o == oid)
+            .filter(|(o, c)| doomed(*o, *c))
             .cloned()
             .collect();
         for k in keys {

@@ -1,0 +1,256 @@
+//! Which chunks `show_chunks` and `drop_chunks` mean: the hypertable and the
+//! `older_than` / `newer_than` cutoffs, read as TimescaleDB reads them.
+//!
+//! A cutoff is an absolute time of the time column's kind (timestamptz,
+//! timestamp or date for temporal columns, an integer for integer columns) or,
+//! for temporal columns, an interval counted back from now. A chunk is older
+//! than a cutoff when it ends at or before it, newer when it starts at or
+//! after it; with both, the chunks must satisfy both.
+
+use std::sync::Arc;
+
+use chrono::{Months, Utc};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::Session;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+use tempora_catalog::{CatalogState, ChunkDef, PgType, TableDef, CHUNK_SCHEMA};
+use tempora_common::{Result, SqlState, TemporaError};
+
+/// A `show_chunks` / `drop_chunks` call resolved against one catalog state.
+#[derive(Debug)]
+pub struct ChunkSelection {
+    pub table: TableDef,
+    pub older_than: Option<i64>,
+    pub newer_than: Option<i64>,
+}
+
+impl ChunkSelection {
+    /// Resolves `(relation, older_than, newer_than)` as planned expressions;
+    /// missing trailing arguments mean no cutoff.
+    pub fn resolve(session: &dyn Session, state: &CatalogState, args: &[Expr]) -> Result<Self> {
+        let Some(rel) = args.first() else {
+            return Err(TemporaError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                "function show_chunks() does not exist",
+            ));
+        };
+        let rel = match constant(session, rel)? {
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)) => s,
+            _ => {
+                return Err(TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "invalid hypertable or continuous aggregate",
+                ))
+            }
+        };
+        let (schema_name, table_name) = crate::split_qualified(&rel);
+        let table = state
+            .table(&schema_name, &table_name)
+            .ok_or_else(|| TemporaError::undefined_table(&rel))?;
+        let h = table.hypertable.as_ref().ok_or_else(|| {
+            TemporaError::new(
+                SqlState::TS_HYPERTABLE_NOT_EXIST,
+                format!(
+                    "\"{}\" is not a hypertable or a continuous aggregate",
+                    table.name
+                ),
+            )
+        })?;
+        let time_type = table
+            .column(&h.time_column)
+            .map(|c| c.ty.clone())
+            .ok_or_else(|| TemporaError::undefined_column(&h.time_column))?;
+        let cutoff = |i: usize| match args.get(i) {
+            Some(e) => cutoff(session, e, &time_type),
+            None => Ok(None),
+        };
+        let older_than = cutoff(1)?;
+        let newer_than = cutoff(2)?;
+        if let (Some(o), Some(n)) = (older_than, newer_than) {
+            if o <= n {
+                return Err(TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "invalid time range",
+                ));
+            }
+        }
+        Ok(Self {
+            table: table.clone(),
+            older_than,
+            newer_than,
+        })
+    }
+
+    /// The chunks selected, by chunk id.
+    pub fn chunks(&self) -> Vec<&ChunkDef> {
+        self.table
+            .chunks
+            .values()
+            .filter(|c| {
+                self.older_than.is_none_or(|o| c.range_end <= o)
+                    && self.newer_than.is_none_or(|n| c.range_start >= n)
+            })
+            .collect()
+    }
+
+    /// A chunk's qualified name, as `show_chunks` prints it.
+    pub fn chunk_name(&self, chunk: &ChunkDef) -> String {
+        let id = self.table.hypertable.as_ref().map_or(0, |h| h.id);
+        format!("{CHUNK_SCHEMA}.{}", chunk.name(id))
+    }
+}
+
+/// Folds a constant expression (casts, `now()`, arithmetic) to its value.
+fn constant(session: &dyn Session, e: &Expr) -> Result<ScalarValue> {
+    let context = SimplifyContext::builder()
+        .with_schema(Arc::new(DFSchema::empty()))
+        .with_query_execution_start_time(Some(now(session)))
+        .build();
+    match ExprSimplifier::new(context)
+        .simplify(e.clone())
+        .map_err(TemporaError::from_datafusion)?
+    {
+        Expr::Literal(v, _) => Ok(v),
+        other => Err(TemporaError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            format!("argument must be a constant, not {other}"),
+        )),
+    }
+}
+
+/// The statement's `now()`.
+fn now(session: &dyn Session) -> chrono::DateTime<Utc> {
+    session
+        .execution_props()
+        .query_execution_start_time
+        .unwrap_or_else(Utc::now)
+}
+
+/// PostgreSQL's name of the type an argument was given as.
+fn pg_type_name(t: &DataType, untyped_text: bool, literal_i32: bool) -> String {
+    match t {
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 if untyped_text => "unknown",
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "text",
+        DataType::Int16 => "smallint",
+        DataType::Int32 => "integer",
+        DataType::Int64 if literal_i32 => "integer",
+        DataType::Int64 => "bigint",
+        DataType::Float32 => "real",
+        DataType::Float64 => "double precision",
+        DataType::Decimal128(..) | DataType::Decimal256(..) => "numeric",
+        DataType::Boolean => "boolean",
+        DataType::Date32 | DataType::Date64 => "date",
+        DataType::Timestamp(_, Some(_)) => "timestamp with time zone",
+        DataType::Timestamp(_, None) => "timestamp without time zone",
+        DataType::Interval(_) => "interval",
+        DataType::Null => "unknown",
+        other => return other.to_string().to_lowercase(),
+    }
+    .to_string()
+}
+
+/// The error for a cutoff of the wrong type. An integer literal is planned as
+/// bigint; PostgreSQL types it integer when it fits.
+fn bad_type(e: &Expr, t: &DataType, untyped_text: bool) -> TemporaError {
+    let literal_i32 =
+        matches!(e, Expr::Literal(ScalarValue::Int64(Some(v)), _) if i32::try_from(*v).is_ok());
+    TemporaError::new(
+        SqlState::INVALID_PARAMETER_VALUE,
+        format!(
+            "invalid time argument type \"{}\"",
+            pg_type_name(t, untyped_text, literal_i32)
+        ),
+    )
+}
+
+/// A cutoff argument in the time column's units; None when it is NULL.
+fn cutoff(session: &dyn Session, e: &Expr, time_type: &PgType) -> Result<Option<i64>> {
+    let empty = DFSchema::empty();
+    let given = e.get_type(&empty).map_err(TemporaError::from_datafusion)?;
+    // A quoted literal without a cast is PostgreSQL's `unknown`: it takes the
+    // time column's type.
+    let untyped_text = matches!(e, Expr::Literal(..)) && given.is_string();
+    let temporal = time_type.is_temporal();
+    let target = time_type.arrow_type();
+    let value = match &given {
+        DataType::Null => return Ok(None),
+        t if untyped_text || t == &target => constant(
+            session,
+            &e.clone()
+                .cast_to(&target, &empty)
+                .map_err(TemporaError::from_datafusion)?,
+        )?,
+        DataType::Int16 | DataType::Int32 | DataType::Int64 if !temporal => {
+            // An integer literal is planned as bigint; PostgreSQL would type
+            // it integer. A cast to a wider type than the column's is refused.
+            let literal = matches!(e, Expr::Literal(..));
+            if !literal && int_width(&given) > int_width(&target) {
+                return Err(bad_type(e, &given, false));
+            }
+            constant(session, e)?
+        }
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 if temporal => {
+            constant(session, e)?
+        }
+        DataType::Interval(_) if temporal => {
+            return match constant(session, e)? {
+                ScalarValue::IntervalMonthDayNano(Some(i)) => {
+                    ago(now(session), i.months, i.days, i.nanoseconds / 1000).map(Some)
+                }
+                ScalarValue::IntervalDayTime(Some(i)) => {
+                    ago(now(session), 0, i.days, i.milliseconds as i64 * 1000).map(Some)
+                }
+                ScalarValue::IntervalYearMonth(Some(m)) => ago(now(session), m, 0, 0).map(Some),
+                _ => Ok(None),
+            };
+        }
+        other => return Err(bad_type(e, other, untyped_text)),
+    };
+    Ok(scalar_units(&value))
+}
+
+fn int_width(t: &DataType) -> u8 {
+    match t {
+        DataType::Int16 => 2,
+        DataType::Int32 => 4,
+        _ => 8,
+    }
+}
+
+/// A time or integer value in the time column's units (microseconds for time).
+fn scalar_units(v: &ScalarValue) -> Option<i64> {
+    match v {
+        ScalarValue::TimestampMicrosecond(t, _) => *t,
+        ScalarValue::TimestampNanosecond(t, _) => t.map(|t| t.div_euclid(1000)),
+        ScalarValue::TimestampMillisecond(t, _) => t.map(|t| t * 1000),
+        ScalarValue::TimestampSecond(t, _) => t.map(|t| t * 1_000_000),
+        ScalarValue::Date32(d) => d.map(|d| d as i64 * 86_400_000_000),
+        ScalarValue::Date64(d) => d.map(|d| d * 1000),
+        ScalarValue::Int16(v) => v.map(i64::from),
+        ScalarValue::Int32(v) => v.map(i64::from),
+        ScalarValue::Int64(v) => *v,
+        _ => None,
+    }
+}
+
+/// `now() - interval` in microseconds since the epoch.
+fn ago(now: chrono::DateTime<Utc>, months: i32, days: i32, micros: i64) -> Result<i64> {
+    let out_of_range =
+        || TemporaError::new(SqlState::DATETIME_FIELD_OVERFLOW, "timestamp out of range");
+    let shifted = if months >= 0 {
+        now.checked_sub_months(Months::new(months as u32))
+    } else {
+        now.checked_add_months(Months::new(months.unsigned_abs()))
+    }
+    .ok_or_else(out_of_range)?;
+    shifted
+        .timestamp_micros()
+        .checked_sub(days as i64 * 86_400_000_000)
+        .and_then(|t| t.checked_sub(micros))
+        .ok_or_else(out_of_range)
+}

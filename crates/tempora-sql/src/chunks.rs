@@ -1,0 +1,262 @@
+//! `show_chunks(...)` and `drop_chunks(...)`: their named arguments put in
+//! place, and `drop_chunks` run as a command.
+//!
+//! ```text
+//! show_chunks(relation, older_than, newer_than)    table function, tempora-query
+//! drop_chunks(relation, older_than, newer_than)    ─► Engine::drop_chunks
+//! ```
+//! Both select chunks with `tempora_query::chunks::ChunkSelection`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, SetExpr, Statement, TableAliasColumnDef,
+    TableFactor, Value,
+};
+use tempora_common::{Result, SqlState, TemporaError};
+use tempora_query::chunks::ChunkSelection;
+
+use crate::{CommandCall, Notice, Outcome, SqlSession};
+
+/// The parameters of each call, in order; the first three are the ones
+/// Tempora takes.
+fn parameters(function: &str) -> Option<&'static [&'static str]> {
+    match function {
+        "show_chunks" => Some(&[
+            "relation",
+            "older_than",
+            "newer_than",
+            "created_before",
+            "created_after",
+        ]),
+        "drop_chunks" => Some(&[
+            "relation",
+            "older_than",
+            "newer_than",
+            "verbose",
+            "created_before",
+            "created_after",
+        ]),
+        _ => None,
+    }
+}
+
+/// Puts the arguments of a `show_chunks` / `drop_chunks` call in the
+/// positional `(relation, older_than, newer_than)` (NULL where not given),
+/// which is what DataFusion's table functions receive.
+pub(crate) fn normalize(function: &str, args: &mut Vec<FunctionArg>) -> Result<()> {
+    let Some(params) = parameters(function) else {
+        return Ok(());
+    };
+    let mut slots: Vec<Option<SqlExpr>> = vec![None; params.len()];
+    for (i, arg) in args.iter().enumerate() {
+        let (name, expr) = match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => (None, e),
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } => (Some(name.value.to_lowercase()), e),
+            FunctionArg::ExprNamed {
+                name: SqlExpr::Identifier(name),
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } => (Some(name.value.to_lowercase()), e),
+            other => {
+                return Err(TemporaError::new(
+                    SqlState::SYNTAX_ERROR,
+                    format!("unexpected argument {other} of {function}"),
+                ))
+            }
+        };
+        let slot = match &name {
+            Some(n) => params.iter().position(|p| p == n).ok_or_else(|| {
+                TemporaError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!("function {function} has no parameter named \"{n}\""),
+                )
+            })?,
+            None if i < params.len() => i,
+            None => {
+                return Err(TemporaError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!(
+                        "function {function} takes at most {} arguments",
+                        params.len()
+                    ),
+                ))
+            }
+        };
+        slots[slot] = Some(expr.clone());
+    }
+    for slot in slots.iter().skip(1).take(2).flatten() {
+        // A text value is refused whatever it holds; an untyped literal is
+        // read as the time column's type.
+        if let SqlExpr::Cast { data_type, .. } = slot {
+            let t = data_type.to_string().to_lowercase();
+            if ["text", "varchar", "character varying", "char", "character"]
+                .iter()
+                .any(|n| t == *n || t.starts_with(&format!("{n}(")))
+            {
+                return Err(TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "invalid time argument type \"text\"",
+                ));
+            }
+        }
+    }
+    for (param, slot) in params.iter().zip(&slots).skip(3) {
+        let given = slot
+            .as_ref()
+            .is_some_and(|e| !matches!(e, SqlExpr::Value(v) if v.value == Value::Null));
+        if given && *param != "verbose" {
+            return Err(TemporaError::not_supported(format!(
+                "{function} with {param}"
+            )));
+        }
+    }
+    let null = || SqlExpr::Value(Value::Null.into());
+    *args = slots
+        .into_iter()
+        .take(3)
+        .map(|s| FunctionArg::Unnamed(FunctionArgExpr::Expr(s.unwrap_or_else(null))))
+        .collect();
+    Ok(())
+}
+
+/// A planned `drop_chunks` call.
+#[derive(Debug, Clone)]
+pub struct DropChunks {
+    /// `(relation, older_than, newer_than)` after [`normalize`].
+    args: Vec<SqlExpr>,
+    /// For `SELECT ... FROM drop_chunks(...) [alias]`: that query, projecting
+    /// a table named `drop_chunks`.
+    select: Option<Statement>,
+}
+
+const COLUMN: &str = "drop_chunks";
+
+impl DropChunks {
+    pub(crate) fn from_call(call: CommandCall) -> Self {
+        let mut select = call.select;
+        if let Some(Statement::Query(q)) = &mut select {
+            if let SetExpr::Select(sel) = q.body.as_mut() {
+                if let Some(TableFactor::Table {
+                    alias: Some(alias), ..
+                }) = sel.from.first_mut().map(|t| &mut t.relation)
+                {
+                    // `FROM drop_chunks(...) c`: the one column is `c`.
+                    if alias.columns.is_empty() {
+                        alias.columns =
+                            vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
+                    }
+                }
+            }
+        }
+        if let Some(stmt) = &mut select {
+            crate::naming::apply(stmt);
+        }
+        Self {
+            args: call.args.into_iter().map(|(_, e)| e).collect(),
+            select,
+        }
+    }
+
+    fn record_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new(COLUMN, DataType::Utf8, false)]))
+    }
+
+    /// Columns of the result, after the caller's projection.
+    pub async fn result_schema(&self) -> Result<SchemaRef> {
+        let empty = RecordBatch::new_empty(Self::record_schema());
+        Ok(self.project(empty).await?.0)
+    }
+
+    async fn project(&self, batch: RecordBatch) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let Some(select) = &self.select else {
+            return Ok((batch.schema(), vec![batch]));
+        };
+        crate::query_rows(COLUMN, batch.schema(), vec![batch], &select.to_string()).await
+    }
+
+    pub(crate) async fn execute(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
+        let list: Vec<String> = self
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("{e} AS a{i}"))
+            .collect();
+        let plan = session
+            .plan_sql(&format!("SELECT {}", list.join(", ")))
+            .await?;
+        let LogicalPlan::Projection(projection) = plan else {
+            return Err(TemporaError::internal("drop_chunks arguments did not plan"));
+        };
+        let exprs: Vec<_> = projection.expr.into_iter().map(|e| e.unalias()).collect();
+        let engine = session.engine();
+        let state = session.context().state();
+        let selection = ChunkSelection::resolve(&state, &engine.catalog().snapshot(), &exprs)?;
+        if selection.older_than.is_none() && selection.newer_than.is_none() {
+            return Err(TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "invalid time range for dropping chunks",
+            )
+            .with_hint("At least one of older_than and newer_than must be provided."));
+        }
+        let ids: Vec<u32> = selection.chunks().iter().map(|c| c.id).collect();
+        let dropped = if ids.is_empty() {
+            vec![]
+        } else {
+            engine.drop_chunks(selection.table.oid, &ids).await?
+        };
+        let names: Vec<String> = dropped.iter().map(|c| selection.chunk_name(c)).collect();
+        let batch = RecordBatch::try_new(
+            Self::record_schema(),
+            vec![Arc::new(StringArray::from(names))],
+        )
+        .map_err(|e| TemporaError::internal(e.to_string()))?;
+        let (schema, batches) = self.project(batch).await?;
+        Ok((
+            Outcome::Rows {
+                schema,
+                batches,
+                tag: "SELECT".into(),
+            },
+            vec![],
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> Result<String> {
+        let mut stmt = crate::parse(sql).unwrap().remove(0);
+        crate::calls::normalize(&mut stmt)?;
+        Ok(stmt.to_string())
+    }
+
+    #[test]
+    fn named_arguments_take_their_positions() {
+        assert_eq!(
+            rewritten("SELECT show_chunks('d', newer_than => '2024-01-01'::timestamptz)").unwrap(),
+            "SELECT show_chunks('d', NULL, '2024-01-01'::TIMESTAMPTZ)"
+        );
+        assert_eq!(
+            rewritten("SELECT * FROM drop_chunks(older_than => INTERVAL '1 day', relation => 'd', verbose => true) c").unwrap(),
+            "SELECT * FROM drop_chunks('d', INTERVAL '1 day', NULL) c"
+        );
+        assert_eq!(
+            rewritten("SELECT count(*) FROM show_chunks('d')").unwrap(),
+            "SELECT count(*) FROM show_chunks('d', NULL, NULL)"
+        );
+        let e = rewritten("SELECT show_chunks('d', created_before => now())").unwrap_err();
+        assert_eq!(e.code, SqlState::FEATURE_NOT_SUPPORTED);
+        let e = rewritten("SELECT show_chunks('d', older => now())").unwrap_err();
+        assert_eq!(e.code, SqlState::UNDEFINED_FUNCTION);
+    }
+}
