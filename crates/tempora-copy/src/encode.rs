@@ -516,6 +516,28 @@ impl<'a> Col<'a> {
     }
 }
 
+/// A column in PostgreSQL's binary format, one value per row (nulls kept),
+/// for the types whose binary output the generic query encoder gets wrong
+/// (intervals); None for the others.
+pub fn binary_values(col: &ArrayRef) -> Result<Option<ArrayRef>, TemporaError> {
+    if !matches!(col.data_type(), DataType::Interval(_)) {
+        return Ok(None);
+    }
+    let c = Col::new(col)?;
+    let mut out = datafusion::arrow::array::BinaryBuilder::new();
+    let mut value = Vec::with_capacity(16);
+    for row in 0..col.len() {
+        if c.is_null(row) {
+            out.append_null();
+        } else {
+            value.clear();
+            c.binary(row, &mut value)?;
+            out.append_value(&value);
+        }
+    }
+    Ok(Some(std::sync::Arc::new(out.finish())))
+}
+
 fn interval_binary(micros: i64, days: i32, months: i32, out: &mut Vec<u8>) {
     out.extend_from_slice(&micros.to_be_bytes());
     out.extend_from_slice(&days.to_be_bytes());

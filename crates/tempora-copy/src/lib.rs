@@ -19,7 +19,7 @@ pub mod text;
 pub mod values;
 
 pub use decode::{CopyDecoder, NotNull, BINARY_SIGNATURE, DEFAULT_MAX_LINE_BYTES};
-pub use encode::CopyEncoder;
+pub use encode::{binary_values, CopyEncoder};
 pub use options::{CopyFormat, CopyOptionArg, CopyOptions, ForceQuote, Header};
 
 #[cfg(test)]

@@ -349,6 +349,23 @@ pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, Arro
                 None => strings(a, |i| format_timestamp(a.value(i), None)),
             }
         }
+        DataType::Interval(_) => {
+            // Every interval unit as month-day-nano, nulls kept.
+            let mdn = cast(
+                col,
+                &DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano),
+            )?;
+            let a = mdn
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::IntervalMonthDayNanoArray>()
+                .ok_or_else(|| ArrowError::CastError("interval".into()))?;
+            strings(a, |i| {
+                let v = a.value(i);
+                let mut out = String::new();
+                write_interval(v.months, v.days, v.nanoseconds / 1000, &mut out);
+                out
+            })
+        }
         _ => return Ok(None),
     }))
 }

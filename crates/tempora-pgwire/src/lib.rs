@@ -114,15 +114,18 @@ fn render_text_columns(batch: RecordBatch, format: &Format, tz: &str) -> PgWireR
         .zip(batch.schema().fields())
         .enumerate()
     {
+        // Text: PostgreSQL's formatting of floats, timestamps, intervals.
+        // Binary: pre-encoded values (passed through as bytes) where the
+        // generic encoder would be wrong.
         let rendered = if format.format_for(i) == FieldFormat::Text {
             text::render(col, tz).map_err(|e| PgWireError::ApiError(Box::new(e)))?
         } else {
-            None
+            tempora_copy::binary_values(col).map_err(|e| PgWireError::ApiError(Box::new(e)))?
         };
         match rendered {
             Some(r) => {
                 changed = true;
-                fields.push(Field::new(field.name(), DataType::Utf8, true));
+                fields.push(Field::new(field.name(), r.data_type().clone(), true));
                 cols.push(r);
             }
             None => {
