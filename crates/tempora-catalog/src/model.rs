@@ -141,6 +141,10 @@ pub struct ChunkDef {
     pub range_start: i64,
     pub range_end: i64,
     pub files: Vec<FileDef>,
+    /// When the chunk was created, in microseconds since the Unix epoch
+    /// (unknown for chunks of catalogs written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
 }
 
 impl ChunkDef {
@@ -234,6 +238,23 @@ impl TableDef {
     }
 }
 
+impl TableDef {
+    /// The range of a new chunk for time `t` (in no chunk yet): the range
+    /// aligned to `interval`, cut where it would overlap an existing chunk
+    /// (chunks made before the interval changed), as TimescaleDB cuts them.
+    pub fn new_chunk_range(&self, t: i64, interval: i64) -> (i64, i64) {
+        let (mut start, mut end) = chunk_range(t, interval);
+        for c in self.chunks.values() {
+            if c.range_end <= t {
+                start = start.max(c.range_end);
+            } else if c.range_start > t {
+                end = end.min(c.range_start);
+            }
+        }
+        (start, end)
+    }
+}
+
 /// See [`TableDef::chunk_index`]: chunk ranges sorted by start and binary
 /// searched, the last hit tried first (rows mostly come in time order).
 pub struct ChunkIndex<'a> {
@@ -305,6 +326,11 @@ pub enum CatalogOp {
     SetFlushedWalSeq(u64),
     CreateExtension {
         name: String,
+    },
+    /// The width of chunks created from now on (`set_chunk_time_interval`).
+    SetChunkInterval {
+        oid: u32,
+        chunk_interval: i64,
     },
     /// Whole chunks dropped (`drop_chunks`, retention). WAL records up to
     /// `through_wal_seq` may still hold rows of their ranges: replay skips
@@ -445,6 +471,16 @@ impl CatalogState {
                 let flushed = self.flushed_wal_seq;
                 self.dropped_ranges.retain(|r| r.through_wal_seq > flushed);
             }
+            CatalogOp::SetChunkInterval {
+                oid,
+                chunk_interval,
+            } => {
+                let t = self.tables.get_mut(oid).ok_or_else(|| missing(*oid))?;
+                let h = t.hypertable.as_mut().ok_or_else(|| {
+                    TemporaError::internal(format!("table {oid} is not a hypertable"))
+                })?;
+                h.chunk_interval = *chunk_interval;
+            }
             CatalogOp::DropChunks {
                 oid,
                 chunks,
@@ -497,6 +533,7 @@ mod tests {
                             range_start,
                             range_end,
                             files: vec![],
+                            created_at: None,
                         },
                     )
                 })
@@ -504,6 +541,18 @@ mod tests {
             files: vec![],
             unique_keys: vec![],
         }
+    }
+
+    /// New chunks never overlap old ones of another width.
+    #[test]
+    fn new_chunk_ranges_are_cut_around_existing_chunks() {
+        let t = table_with(&[(1, 0, 70), (2, 140, 210)]);
+        // Width 100: [0,100) would overlap chunk 1, [100,200) chunk 2.
+        assert_eq!(t.new_chunk_range(80, 100), (70, 100));
+        assert_eq!(t.new_chunk_range(120, 100), (100, 140));
+        assert_eq!(t.new_chunk_range(250, 100), (210, 300));
+        assert_eq!(t.new_chunk_range(-5, 100), (-100, 0));
+        assert_eq!(table_with(&[]).new_chunk_range(-5, 10), (-10, 0));
     }
 
     /// The index answers exactly as the scan does, in and out of time order,

@@ -37,17 +37,12 @@ impl ChunkSelection {
                 "function show_chunks() does not exist",
             ));
         };
-        let rel = match constant(session, rel)? {
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::Utf8View(Some(s))
-            | ScalarValue::LargeUtf8(Some(s)) => s,
-            _ => {
-                return Err(TemporaError::new(
-                    SqlState::INVALID_PARAMETER_VALUE,
-                    "invalid hypertable or continuous aggregate",
-                ))
-            }
-        };
+        let rel = text_argument(session, rel)?.ok_or_else(|| {
+            TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "invalid hypertable or continuous aggregate",
+            )
+        })?;
         let (schema_name, table_name) = crate::split_qualified(&rel);
         let table = state
             .table(&schema_name, &table_name)
@@ -102,6 +97,18 @@ impl ChunkSelection {
     pub fn chunk_name(&self, chunk: &ChunkDef) -> String {
         let id = self.table.hypertable.as_ref().map_or(0, |h| h.id);
         format!("{CHUNK_SCHEMA}.{}", chunk.name(id))
+    }
+}
+
+/// A relation or other text argument given as a constant; None for NULL.
+pub fn text_argument(session: &dyn Session, e: &Expr) -> Result<Option<String>> {
+    match constant(session, e)? {
+        ScalarValue::Utf8(s) | ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s) => Ok(s),
+        ScalarValue::Null => Ok(None),
+        other => Err(TemporaError::new(
+            SqlState::DATATYPE_MISMATCH,
+            format!("relation must be given as text, not {}", other.data_type()),
+        )),
     }
 }
 

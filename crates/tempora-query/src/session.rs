@@ -221,6 +221,21 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     ctx.register_udaf(crate::aggregates::last_udaf());
     ctx.register_udaf(crate::aggregates::histogram_udaf());
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals));
+    for f in crate::information::relation_functions(&engine) {
+        ctx.register_udf(f);
+    }
+    for (name, chunks) in [
+        ("hypertable_detailed_size", false),
+        ("chunks_detailed_size", true),
+    ] {
+        ctx.register_udtf(
+            name,
+            Arc::new(crate::information::DetailedSize {
+                engine: engine.clone(),
+                chunks,
+            }),
+        );
+    }
     ctx.register_udtf(
         "show_chunks",
         Arc::new(ShowChunks {
@@ -232,6 +247,12 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     let catalog = ctx
         .catalog(DATABASE)
         .ok_or_else(|| TemporaError::internal("database catalog missing"))?;
+    catalog
+        .register_schema(
+            crate::information::SCHEMA,
+            Arc::new(crate::information::InformationSchema::new(engine.clone())),
+        )
+        .map_err(TemporaError::from_datafusion)?;
     if let Some(inner) = catalog.schema("pg_catalog") {
         catalog
             .register_schema("pg_catalog", Arc::new(PgCatalogOverlay { inner, engine }))

@@ -78,6 +78,145 @@ fn as_interval(v: &ScalarValue) -> Option<IntervalArg> {
     })
 }
 
+/// A chunk interval argument in the time column's units: microseconds for
+/// temporal columns (default 7 days), the value itself for integer ones.
+fn chunk_interval_of(arg: Option<&IntervalArg>, ty: &PgType) -> Result<i64> {
+    let type_name = ty.sql_name();
+    let invalid = || {
+        TemporaError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            format!("invalid interval for {type_name} dimension"),
+        )
+    };
+    match arg {
+        None if ty.is_temporal() => Ok(DEFAULT_CHUNK_INTERVAL),
+        None => Err(TemporaError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            "integer dimensions require an explicit interval",
+        )),
+        Some(IntervalArg::Interval(months, days, micros)) if ty.is_temporal() => {
+            if *months != 0 {
+                return Err(TemporaError::not_supported("chunk intervals with months"));
+            }
+            let total = *days as i64 * 86_400_000_000 + micros;
+            if total <= 0 {
+                return Err(invalid());
+            }
+            Ok(total)
+        }
+        Some(IntervalArg::Integer(n)) if *n > 0 => Ok(*n),
+        Some(IntervalArg::Integer(_)) => Err(invalid()),
+        Some(_) => Err(TemporaError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            format!("invalid interval type for {type_name} dimension"),
+        )),
+    }
+}
+
+/// `set_chunk_time_interval(hypertable, chunk_time_interval)`: chunks
+/// created from now on have the new width; existing ones keep theirs.
+#[derive(Debug, Clone)]
+pub struct SetChunkTimeInterval {
+    args: Vec<(Option<String>, SqlExpr)>,
+}
+
+impl SetChunkTimeInterval {
+    pub(crate) fn from_call(call: CommandCall) -> Self {
+        Self { args: call.args }
+    }
+
+    pub fn result_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new(
+            "set_chunk_time_interval",
+            DataType::Utf8,
+            true,
+        )]))
+    }
+
+    pub(crate) async fn execute(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
+        let mut relation = None;
+        let mut interval = None;
+        for (i, (name, expr)) in self.args.iter().enumerate() {
+            let key = name.as_deref().unwrap_or(match i {
+                0 => "hypertable",
+                1 => "chunk_time_interval",
+                _ => "dimension_name",
+            });
+            let v = session.eval_constant(expr).await?;
+            match key {
+                "hypertable" => relation = as_text(&v),
+                "chunk_time_interval" => {
+                    if as_text(&v).is_some() {
+                        return Err(TemporaError::new(
+                            SqlState::DATATYPE_MISMATCH,
+                            "could not determine polymorphic type because input has type unknown",
+                        ));
+                    }
+                    interval = as_interval(&v)
+                }
+                "dimension_name" if v.is_null() => {}
+                other => {
+                    return Err(TemporaError::not_supported(format!(
+                        "set_chunk_time_interval argument \"{other}\""
+                    )))
+                }
+            }
+        }
+        let rel = relation.ok_or_else(|| {
+            TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "invalid hypertable")
+        })?;
+        let (schema_name, table_name) = tempora_query::split_qualified(&rel);
+        let engine = session.engine();
+        let state = engine.catalog().snapshot();
+        let table = state
+            .table(&schema_name, &table_name)
+            .ok_or_else(|| TemporaError::undefined_table(&rel))?;
+        let h = table.hypertable.as_ref().ok_or_else(|| {
+            TemporaError::new(
+                SqlState::TS_HYPERTABLE_NOT_EXIST,
+                format!(
+                    "\"{}\" is not a hypertable or a continuous aggregate",
+                    table.name
+                ),
+            )
+        })?;
+        let ty = table
+            .column(&h.time_column)
+            .map(|c| c.ty.clone())
+            .ok_or_else(|| TemporaError::undefined_column(&h.time_column))?;
+        let interval = interval.ok_or_else(|| {
+            TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "invalid interval: must be non-NULL",
+            )
+        })?;
+        let chunk_interval = chunk_interval_of(Some(&interval), &ty)?;
+        let oid = table.oid;
+        engine
+            .catalog()
+            .commit(|_| {
+                Ok(vec![CatalogOp::SetChunkInterval {
+                    oid,
+                    chunk_interval,
+                }])
+            })
+            .await?;
+        let batch = RecordBatch::try_new(
+            Self::result_schema(),
+            vec![Arc::new(StringArray::from(vec![Some("")]))],
+        )
+        .map_err(|e| TemporaError::internal(e.to_string()))?;
+        Ok((
+            Outcome::Rows {
+                schema: Self::result_schema(),
+                batches: vec![batch],
+                tag: "SELECT".into(),
+            },
+            vec![],
+        ))
+    }
+}
+
 impl CreateHypertable {
     pub(crate) async fn from_call(session: &SqlSession, call: CommandCall) -> Result<Self> {
         let mut cmd = CreateHypertable {
@@ -310,44 +449,7 @@ impl CreateHypertable {
                 "If you're creating a hypertable on a table with a primary key, ensure the partitioning column is part of the primary or composite key.",
             ));
         }
-        let type_name = col.ty.sql_name();
-        let chunk_interval = match &self.interval {
-            None if col.ty.is_temporal() => DEFAULT_CHUNK_INTERVAL,
-            None => {
-                return Err(TemporaError::new(
-                    SqlState::INVALID_PARAMETER_VALUE,
-                    "integer dimensions require an explicit interval",
-                ))
-            }
-            Some(IntervalArg::Interval(months, days, micros)) if col.ty.is_temporal() => {
-                if *months != 0 {
-                    return Err(TemporaError::not_supported("chunk intervals with months"));
-                }
-                let total = *days as i64 * 86_400_000_000 + micros;
-                if total <= 0 {
-                    return Err(TemporaError::new(
-                        SqlState::INVALID_PARAMETER_VALUE,
-                        format!("invalid interval for {type_name} dimension"),
-                    ));
-                }
-                total
-            }
-            Some(IntervalArg::Integer(n)) => {
-                if *n <= 0 {
-                    return Err(TemporaError::new(
-                        SqlState::INVALID_PARAMETER_VALUE,
-                        format!("invalid interval for {type_name} dimension"),
-                    ));
-                }
-                *n
-            }
-            Some(_) => {
-                return Err(TemporaError::new(
-                    SqlState::INVALID_PARAMETER_VALUE,
-                    format!("invalid interval type for {type_name} dimension"),
-                ))
-            }
-        };
+        let chunk_interval = chunk_interval_of(self.interval.as_ref(), &col.ty)?;
         let has_rows = table.all_files().any(|f| f.rows > 0)
             || engine
                 .read_snapshot()

@@ -142,6 +142,7 @@ pub enum Kind {
     Copy(Box<copy::CopyPlan>),
     CreateHypertable(Box<hypertable::CreateHypertable>),
     DropChunks(Box<chunks::DropChunks>),
+    SetChunkTimeInterval(Box<hypertable::SetChunkTimeInterval>),
     Ddl(Box<Statement>),
     Session(Box<Statement>),
     /// CHECKPOINT: every memtable row written to Parquet files now.
@@ -586,6 +587,14 @@ impl SqlSession {
         };
         calls::normalize(&mut stmt)?;
         if let Some(call) = find_command_call(&stmt) {
+            if call.name == "set_chunk_time_interval" && !call.expand {
+                let cmd = hypertable::SetChunkTimeInterval::from_call(call);
+                return Ok(prepared(
+                    Kind::SetChunkTimeInterval(Box::new(cmd)),
+                    vec![],
+                    Some(hypertable::SetChunkTimeInterval::result_schema()),
+                ));
+            }
             if call.name == "drop_chunks" {
                 let cmd = chunks::DropChunks::from_call(call);
                 let schema = cmd.result_schema().await?;
@@ -750,6 +759,10 @@ impl SqlSession {
                 self.reject_write_in_block("create_hypertable")?;
                 cmd.execute(self).await
             }
+            Kind::SetChunkTimeInterval(cmd) => {
+                self.reject_write_in_block("set_chunk_time_interval")?;
+                cmd.execute(self).await
+            }
             Kind::DropChunks(cmd) => {
                 self.reject_write_in_block("drop_chunks")?;
                 cmd.execute(self).await
@@ -897,13 +910,16 @@ fn alias_function_columns_in(q: &mut datafusion::sql::sqlparser::ast::Query) {
     let SetExpr::Select(sel) = q.body.as_mut() else {
         return;
     };
-    for t in sel.from.iter_mut() {
+    let relations = sel.from.iter_mut().flat_map(|t| {
+        std::iter::once(&mut t.relation).chain(t.joins.iter_mut().map(|j| &mut j.relation))
+    });
+    for relation in relations {
         if let TableFactor::Table {
             name,
             args: Some(_),
             alias: Some(alias),
             ..
-        } = &mut t.relation
+        } = relation
         {
             let single_column = matches!(
                 function_name(name).as_str(),

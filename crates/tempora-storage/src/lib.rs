@@ -36,7 +36,7 @@ use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
 use object_store::ObjectStore;
 use parking_lot::RwLock;
-use tempora_catalog::{chunk_range, Catalog, CatalogOp, CatalogState, ChunkDef, FileDef, TableDef};
+use tempora_catalog::{Catalog, CatalogOp, CatalogState, ChunkDef, FileDef, TableDef};
 use tempora_common::{Result, SqlState, TemporaError};
 
 pub use gc::{FileGc, ReadPin};
@@ -470,7 +470,7 @@ impl Engine {
             if index.find(t).is_some() {
                 continue;
             }
-            let r = chunk_range(t, h.chunk_interval);
+            let r = current.new_chunk_range(t, h.chunk_interval);
             if !needed.contains(&r) {
                 needed.push(r);
             }
@@ -498,6 +498,7 @@ impl Engine {
                             range_start: *start,
                             range_end: *end,
                             files: vec![],
+                            created_at: Some(chrono::Utc::now().timestamp_micros()),
                         },
                     });
                     next_id += 1;

@@ -1,0 +1,518 @@
+//! TimescaleDB's introspection: the `timescaledb_information` views
+//! (`hypertables`, `dimensions`, `chunks`) and the size and row-count
+//! functions (`hypertable_size`, `hypertable_detailed_size`,
+//! `chunks_detailed_size`, `approximate_row_count`), answered from the
+//! catalog and the memtables at the time the statement is planned.
+//!
+//! Sizes are the bytes of a table's Parquet files plus the in-memory size of
+//! its rows not flushed yet; Tempora keeps no indexes, so `index_bytes` is 0.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int16Array, Int64Array, Int64Builder, IntervalMonthDayNanoArray,
+    RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{
+    DataType, Field, IntervalMonthDayNano, IntervalUnit, Schema, SchemaRef, TimeUnit,
+};
+use datafusion::catalog::{
+    MemTable, SchemaProvider, TableFunctionArgs, TableFunctionImpl, TableProvider,
+};
+use datafusion::common::ScalarValue;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use tempora_catalog::{CatalogState, TableDef, CHUNK_SCHEMA};
+use tempora_common::TemporaError;
+use tempora_storage::Engine;
+
+/// The schema TimescaleDB's views live in.
+pub const SCHEMA: &str = "timescaledb_information";
+
+/// Owner shown for every relation (Tempora has one role).
+const OWNER: &str = "postgres";
+
+fn text(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, true)
+}
+
+fn int64(name: &str) -> Field {
+    Field::new(name, DataType::Int64, true)
+}
+
+fn timestamptz(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        true,
+    )
+}
+
+fn table_of(schema: SchemaRef, columns: Vec<ArrayRef>) -> DfResult<Arc<dyn TableProvider>> {
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+fn strings<'a>(v: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(StringArray::from_iter(v))
+}
+
+/// The hypertables of a catalog state, in name order.
+fn hypertables(state: &CatalogState) -> Vec<&TableDef> {
+    let mut v: Vec<&TableDef> = state
+        .tables
+        .values()
+        .filter(|t| t.is_hypertable())
+        .collect();
+    v.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+    v
+}
+
+fn time_type_name(t: &TableDef) -> Option<String> {
+    let h = t.hypertable.as_ref()?;
+    Some(t.column(&h.time_column)?.ty.sql_name())
+}
+
+fn is_temporal(t: &TableDef) -> bool {
+    t.hypertable
+        .as_ref()
+        .and_then(|h| t.column(&h.time_column))
+        .is_some_and(|c| c.ty.is_temporal())
+}
+
+/// `timescaledb_information.hypertables`.
+fn hypertables_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(vec![
+        text("hypertable_schema"),
+        text("hypertable_name"),
+        text("owner"),
+        Field::new("num_dimensions", DataType::Int16, true),
+        int64("num_chunks"),
+        Field::new("compression_enabled", DataType::Boolean, true),
+        text("tablespaces"),
+        text("primary_dimension"),
+        text("primary_dimension_type"),
+    ]));
+    let ts = hypertables(state);
+    let types: Vec<Option<String>> = ts.iter().map(|t| time_type_name(t)).collect();
+    table_of(
+        schema,
+        vec![
+            strings(ts.iter().map(|t| Some(t.schema.as_str()))),
+            strings(ts.iter().map(|t| Some(t.name.as_str()))),
+            strings(ts.iter().map(|_| Some(OWNER))),
+            Arc::new(Int16Array::from_iter_values(ts.iter().map(|t| {
+                1 + t
+                    .hypertable
+                    .as_ref()
+                    .map_or(0, |h| h.space_dimensions.len() as i16)
+            }))),
+            Arc::new(Int64Array::from_iter_values(
+                ts.iter().map(|t| t.chunks.len() as i64),
+            )),
+            Arc::new(BooleanArray::from(vec![false; ts.len()])),
+            strings(ts.iter().map(|_| None)),
+            strings(
+                ts.iter()
+                    .map(|t| t.hypertable.as_ref().map(|h| h.time_column.as_str())),
+            ),
+            strings(types.iter().map(|t| t.as_deref())),
+        ],
+    )
+}
+
+/// `timescaledb_information.dimensions`: the time dimension, then the
+/// space dimensions, of each hypertable.
+fn dimensions_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(vec![
+        text("hypertable_schema"),
+        text("hypertable_name"),
+        int64("dimension_number"),
+        text("column_name"),
+        text("column_type"),
+        text("dimension_type"),
+        Field::new(
+            "time_interval",
+            DataType::Interval(IntervalUnit::MonthDayNano),
+            true,
+        ),
+        int64("integer_interval"),
+        text("integer_now_func"),
+        Field::new("num_partitions", DataType::Int16, true),
+    ]));
+    struct Row<'a> {
+        table: &'a TableDef,
+        number: i64,
+        column: &'a str,
+        space: Option<u16>,
+    }
+    let mut rows = Vec::new();
+    for t in hypertables(state) {
+        let Some(h) = &t.hypertable else { continue };
+        rows.push(Row {
+            table: t,
+            number: 1,
+            column: &h.time_column,
+            space: None,
+        });
+        for (i, (col, n)) in h.space_dimensions.iter().enumerate() {
+            rows.push(Row {
+                table: t,
+                number: 2 + i as i64,
+                column: col,
+                space: Some(*n),
+            });
+        }
+    }
+    let column_types: Vec<Option<String>> = rows
+        .iter()
+        .map(|r| r.table.column(r.column).map(|c| c.ty.sql_name()))
+        .collect();
+    let interval = |r: &Row| -> Option<i64> {
+        match (&r.table.hypertable, r.space) {
+            (Some(h), None) => Some(h.chunk_interval),
+            _ => None,
+        }
+    };
+    table_of(
+        schema,
+        vec![
+            strings(rows.iter().map(|r| Some(r.table.schema.as_str()))),
+            strings(rows.iter().map(|r| Some(r.table.name.as_str()))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.number))),
+            strings(rows.iter().map(|r| Some(r.column))),
+            strings(column_types.iter().map(|t| t.as_deref())),
+            strings(
+                rows.iter()
+                    .map(|r| Some(if r.space.is_some() { "Space" } else { "Time" })),
+            ),
+            Arc::new(IntervalMonthDayNanoArray::from_iter(rows.iter().map(|r| {
+                interval(r)
+                    .filter(|_| is_temporal(r.table))
+                    .map(micros_interval)
+            }))),
+            Arc::new(Int64Array::from_iter(
+                rows.iter()
+                    .map(|r| interval(r).filter(|_| !is_temporal(r.table))),
+            )),
+            strings(rows.iter().map(|_| None)),
+            Arc::new(Int16Array::from_iter(
+                rows.iter().map(|r| r.space.map(|n| n as i16)),
+            )),
+        ],
+    )
+}
+
+/// Microseconds as an interval of days and time, as PostgreSQL keeps a
+/// chunk interval (`7 days`, `06:00:00`).
+fn micros_interval(us: i64) -> IntervalMonthDayNano {
+    const DAY: i64 = 86_400_000_000;
+    IntervalMonthDayNano::new(0, (us / DAY) as i32, (us % DAY) * 1000)
+}
+
+/// `timescaledb_information.chunks`.
+fn chunks_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(vec![
+        text("hypertable_schema"),
+        text("hypertable_name"),
+        text("chunk_schema"),
+        text("chunk_name"),
+        text("primary_dimension"),
+        text("primary_dimension_type"),
+        timestamptz("range_start"),
+        timestamptz("range_end"),
+        int64("range_start_integer"),
+        int64("range_end_integer"),
+        Field::new("is_compressed", DataType::Boolean, true),
+        text("chunk_tablespace"),
+        timestamptz("chunk_creation_time"),
+    ]));
+    let mut rows = Vec::new();
+    for t in hypertables(state) {
+        let Some(h) = &t.hypertable else { continue };
+        for c in t.chunks.values() {
+            rows.push((t, h, c, time_type_name(t), is_temporal(t)));
+        }
+    }
+    let names: Vec<String> = rows.iter().map(|(_, h, c, _, _)| c.name(h.id)).collect();
+    let temporal_or = |time: bool, f: fn(&tempora_catalog::ChunkDef) -> i64| {
+        rows.iter()
+            .map(|(_, _, c, _, temporal)| (*temporal == time).then(|| f(c)))
+            .collect::<Vec<_>>()
+    };
+    table_of(
+        schema,
+        vec![
+            strings(rows.iter().map(|(t, ..)| Some(t.schema.as_str()))),
+            strings(rows.iter().map(|(t, ..)| Some(t.name.as_str()))),
+            strings(rows.iter().map(|_| Some(CHUNK_SCHEMA))),
+            strings(names.iter().map(|n| Some(n.as_str()))),
+            strings(rows.iter().map(|(_, h, ..)| Some(h.time_column.as_str()))),
+            strings(rows.iter().map(|(_, _, _, ty, _)| ty.as_deref())),
+            Arc::new(
+                TimestampMicrosecondArray::from(temporal_or(true, |c| c.range_start))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(
+                TimestampMicrosecondArray::from(temporal_or(true, |c| c.range_end))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(Int64Array::from(temporal_or(false, |c| c.range_start))),
+            Arc::new(Int64Array::from(temporal_or(false, |c| c.range_end))),
+            Arc::new(BooleanArray::from(vec![false; rows.len()])),
+            strings(rows.iter().map(|_| None)),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter(
+                    rows.iter().map(|(_, _, c, _, _)| c.created_at),
+                )
+                .with_timezone("UTC"),
+            ),
+        ],
+    )
+}
+
+/// The `timescaledb_information` schema; its views read the catalog each
+/// time a statement names them.
+#[derive(Debug)]
+pub struct InformationSchema {
+    engine: Arc<Engine>,
+}
+
+impl InformationSchema {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+}
+
+const VIEWS: [&str; 3] = ["hypertables", "dimensions", "chunks"];
+
+#[async_trait]
+impl SchemaProvider for InformationSchema {
+    fn table_names(&self) -> Vec<String> {
+        VIEWS.iter().map(|v| v.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let state = self.engine.catalog().snapshot();
+        Ok(Some(match name {
+            "hypertables" => hypertables_view(&state)?,
+            "dimensions" => dimensions_view(&state)?,
+            "chunks" => chunks_view(&state)?,
+            _ => return Ok(None),
+        }))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        VIEWS.contains(&name)
+    }
+}
+
+/// Bytes of one chunk (or of a plain table's files, key None): Parquet
+/// files plus unflushed rows.
+fn bytes_by_chunk(engine: &Engine, table: &TableDef) -> BTreeMap<Option<u32>, i64> {
+    let mut out: BTreeMap<Option<u32>, i64> = BTreeMap::new();
+    *out.entry(None).or_default() += table.files.iter().map(|f| f.bytes as i64).sum::<i64>();
+    for c in table.chunks.values() {
+        *out.entry(Some(c.id)).or_default() += c.files.iter().map(|f| f.bytes as i64).sum::<i64>();
+    }
+    for (chunk, batches) in engine.read_snapshot().memtable_rows(table.oid) {
+        *out.entry(chunk).or_default() += batches
+            .iter()
+            .map(|b| b.get_array_memory_size() as i64)
+            .sum::<i64>();
+    }
+    out
+}
+
+/// Looks a relation named by text (`'t'`, `'s.t'`) up.
+fn relation<'a>(state: &'a CatalogState, rel: &str) -> Result<&'a TableDef, TemporaError> {
+    let (schema, name) = crate::split_qualified(rel);
+    state
+        .table(&schema, &name)
+        .ok_or_else(|| TemporaError::undefined_table(rel))
+}
+
+/// The relation argument of a table function (NULL: None).
+fn relation_arg(args: &TableFunctionArgs) -> DfResult<Option<String>> {
+    let Some(e) = args.exprs().first() else {
+        return Ok(None);
+    };
+    crate::chunks::text_argument(args.session(), e).map_err(TemporaError::into_datafusion)
+}
+
+fn detailed_schema(chunks: bool) -> SchemaRef {
+    let mut fields = Vec::new();
+    if chunks {
+        fields.push(text("chunk_schema"));
+        fields.push(text("chunk_name"));
+    }
+    for f in ["table_bytes", "index_bytes", "toast_bytes", "total_bytes"] {
+        fields.push(int64(f));
+    }
+    fields.push(text("node_name"));
+    Arc::new(Schema::new(fields))
+}
+
+/// `hypertable_detailed_size(rel)` (`chunks: false`) and
+/// `chunks_detailed_size(rel)` (`chunks: true`).
+#[derive(Debug)]
+pub struct DetailedSize {
+    pub engine: Arc<Engine>,
+    pub chunks: bool,
+}
+
+impl TableFunctionImpl for DetailedSize {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let schema = detailed_schema(self.chunks);
+        let state = self.engine.catalog().snapshot();
+        // (chunk, bytes) rows; empty for NULL and for plain tables.
+        let mut rows: Vec<(Option<String>, i64)> = Vec::new();
+        if let Some(rel) = relation_arg(&args)? {
+            let table = relation(&state, &rel).map_err(TemporaError::into_datafusion)?;
+            if let Some(h) = &table.hypertable {
+                let bytes = bytes_by_chunk(&self.engine, table);
+                if self.chunks {
+                    rows = table
+                        .chunks
+                        .values()
+                        .map(|c| {
+                            (
+                                Some(c.name(h.id)),
+                                bytes.get(&Some(c.id)).copied().unwrap_or(0),
+                            )
+                        })
+                        .collect();
+                } else {
+                    rows.push((None, bytes.values().sum()));
+                }
+            }
+        }
+        let sizes = || Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))) as ArrayRef;
+        let zeros = || Arc::new(Int64Array::from(vec![0; rows.len()])) as ArrayRef;
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        if self.chunks {
+            columns.push(strings(rows.iter().map(|_| Some(CHUNK_SCHEMA))));
+            columns.push(strings(rows.iter().map(|r| r.0.as_deref())));
+        }
+        columns.extend([sizes(), zeros(), zeros(), sizes()]);
+        columns.push(strings(rows.iter().map(|_| None)));
+        table_of(schema, columns)
+    }
+}
+
+/// What a per-relation scalar function computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Measure {
+    /// `hypertable_size(rel)`: bytes; NULL for a plain table.
+    HypertableSize,
+    /// `approximate_row_count(rel)`: rows of any table (exact here).
+    RowCount,
+}
+
+#[derive(Debug)]
+struct RelationMeasure {
+    engine: Arc<Engine>,
+    measure: Measure,
+    name: &'static str,
+    signature: Signature,
+}
+
+impl PartialEq for RelationMeasure {
+    fn eq(&self, other: &Self) -> bool {
+        self.measure == other.measure
+    }
+}
+
+impl Eq for RelationMeasure {}
+
+impl std::hash::Hash for RelationMeasure {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.measure.hash(state)
+    }
+}
+
+impl RelationMeasure {
+    fn value(&self, state: &CatalogState, rel: &str) -> Result<Option<i64>, TemporaError> {
+        let table = relation(state, rel)?;
+        Ok(match self.measure {
+            Measure::HypertableSize => table
+                .is_hypertable()
+                .then(|| bytes_by_chunk(&self.engine, table).values().sum()),
+            Measure::RowCount => {
+                let files: u64 = table.all_files().map(|f| f.rows).sum();
+                let mem: usize = self
+                    .engine
+                    .read_snapshot()
+                    .memtable_rows(table.oid)
+                    .values()
+                    .flatten()
+                    .map(|b| b.num_rows())
+                    .sum();
+                Some(files as i64 + mem as i64)
+            }
+        })
+    }
+}
+
+impl ScalarUDFImpl for RelationMeasure {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let state = self.engine.catalog().snapshot();
+        let rels = args.args[0].to_array(args.number_rows)?;
+        let rels = datafusion::arrow::compute::cast(&rels, &DataType::Utf8)?;
+        let rels = rels
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| TemporaError::internal("relation argument").into_datafusion())?;
+        let mut out = Int64Builder::with_capacity(rels.len());
+        for i in 0..rels.len() {
+            if rels.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let v = self
+                .value(&state, rels.value(i))
+                .map_err(TemporaError::into_datafusion)?;
+            out.append_option(v);
+        }
+        let array: ArrayRef = Arc::new(out.finish());
+        Ok(if rels.len() == 1 && args.number_rows == 1 {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
+        } else {
+            ColumnarValue::Array(array)
+        })
+    }
+}
+
+/// `hypertable_size(regclass) → bigint` and `approximate_row_count(regclass) → bigint`.
+pub fn relation_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
+    [
+        ("hypertable_size", Measure::HypertableSize),
+        ("approximate_row_count", Measure::RowCount),
+    ]
+    .into_iter()
+    .map(|(name, measure)| {
+        ScalarUDF::new_from_impl(RelationMeasure {
+            engine: engine.clone(),
+            measure,
+            name,
+            signature: Signature::any(1, Volatility::Volatile),
+        })
+    })
+    .collect()
+}
