@@ -16,6 +16,7 @@ mod chunks;
 mod cli;
 mod copy;
 mod crash;
+mod explain;
 mod faults;
 mod psql;
 mod restart;

@@ -83,6 +83,47 @@ impl TxWrites {
     }
 }
 
+/// What one table scan read: for EXPLAIN, which reports the chunks a
+/// hypertable scan excluded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanInfo {
+    pub table: String,
+    pub hypertable: bool,
+    pub chunks_total: usize,
+    pub chunks_scanned: usize,
+    pub files: usize,
+    pub memtable_batches: usize,
+}
+
+/// The scans planned while recording is on (during an EXPLAIN).
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    recording: std::sync::atomic::AtomicBool,
+    scans: parking_lot::Mutex<Vec<ScanInfo>>,
+}
+
+impl ScanReport {
+    /// Starts recording, forgetting earlier scans.
+    pub fn start(&self) {
+        self.scans.lock().clear();
+        self.recording
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Stops recording and returns the scans recorded.
+    pub fn finish(&self) -> Vec<ScanInfo> {
+        self.recording
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        std::mem::take(&mut *self.scans.lock())
+    }
+
+    fn record(&self, scan: ScanInfo) {
+        if self.recording.load(std::sync::atomic::Ordering::Relaxed) {
+            self.scans.lock().push(scan);
+        }
+    }
+}
+
 /// A Tempora table (plain or hyper) as DataFusion sees it.
 #[derive(Debug)]
 pub struct TemporaTable {
@@ -185,6 +226,16 @@ fn is_time_col(e: &Expr, time_col: &str) -> bool {
     }
 }
 
+/// Raises the lower bound to `v` (rows are at or after it).
+fn raise(b: &mut TimeBounds, v: i64) {
+    b.lower = Some(b.lower.map_or(v, |l| l.max(v)));
+}
+
+/// Lowers the (exclusive) upper bound to `v`.
+fn lower(b: &mut TimeBounds, v: i64) {
+    b.upper = Some(b.upper.map_or(v, |u| u.min(v)));
+}
+
 /// Narrows `b` by one conjunct of the filters.
 fn apply_filter(b: &mut TimeBounds, e: &Expr, time_col: &str) {
     match e {
@@ -192,6 +243,19 @@ fn apply_filter(b: &mut TimeBounds, e: &Expr, time_col: &str) {
             if *op == Operator::And {
                 apply_filter(b, left, time_col);
                 apply_filter(b, right, time_col);
+                return;
+            }
+            if *op == Operator::Or {
+                // Rows match one side or the other: the hull of both.
+                let (mut l, mut r) = (TimeBounds::ALL, TimeBounds::ALL);
+                apply_filter(&mut l, left, time_col);
+                apply_filter(&mut r, right, time_col);
+                if let (Some(a), Some(c)) = (l.lower, r.lower) {
+                    raise(b, a.min(c));
+                }
+                if let (Some(a), Some(c)) = (l.upper, r.upper) {
+                    lower(b, a.max(c));
+                }
                 return;
             }
             let (op, v) = if is_time_col(left, time_col) {
@@ -207,10 +271,6 @@ fn apply_filter(b: &mut TimeBounds, e: &Expr, time_col: &str) {
             } else {
                 return;
             };
-            let raise =
-                |b: &mut TimeBounds, v: i64| b.lower = Some(b.lower.map_or(v, |l| l.max(v)));
-            let lower =
-                |b: &mut TimeBounds, v: i64| b.upper = Some(b.upper.map_or(v, |u| u.min(v)));
             match op {
                 Operator::Gt => raise(b, v.saturating_add(1)),
                 Operator::GtEq => raise(b, v),
@@ -226,9 +286,24 @@ fn apply_filter(b: &mut TimeBounds, e: &Expr, time_col: &str) {
         Expr::Between(between) if !between.negated && is_time_col(&between.expr, time_col) => {
             if let (Some(lo), Some(hi)) = (literal_time(&between.low), literal_time(&between.high))
             {
-                b.lower = Some(b.lower.map_or(lo, |l| l.max(lo)));
-                let hi = hi.saturating_add(1);
-                b.upper = Some(b.upper.map_or(hi, |u| u.min(hi)));
+                raise(b, lo);
+                lower(b, hi.saturating_add(1));
+            }
+        }
+        Expr::InList(in_list) if !in_list.negated && is_time_col(&in_list.expr, time_col) => {
+            let times: Option<Vec<i64>> = in_list.list.iter().map(literal_time).collect();
+            if let Some(times) = times {
+                match (times.iter().min(), times.iter().max()) {
+                    (Some(lo), Some(hi)) => {
+                        raise(b, *lo);
+                        lower(b, hi.saturating_add(1));
+                    }
+                    // `time IN ()` matches nothing.
+                    _ => {
+                        raise(b, i64::MAX);
+                        lower(b, i64::MIN);
+                    }
+                }
             }
         }
         _ => {}
@@ -344,13 +419,18 @@ impl TableProvider for TemporaTable {
         if let Some(tx) = state.config().get_extension::<TxWrites>() {
             mem_batches.extend(tx.rows_for(def.oid));
         }
-        tracing::debug!(
-            table = %def.name,
-            chunks_total = def.chunks.len(),
-            chunks_scanned = kept_chunks.len(),
-            files = files.len(),
-            "scan"
-        );
+        let info = ScanInfo {
+            table: def.name.clone(),
+            hypertable: def.is_hypertable(),
+            chunks_total: def.chunks.len(),
+            chunks_scanned: kept_chunks.len(),
+            files: files.len(),
+            memtable_batches: mem_batches.len(),
+        };
+        tracing::debug!(?info, "scan");
+        if let Some(report) = state.config().get_extension::<ScanReport>() {
+            report.record(info);
+        }
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !files.is_empty() {
@@ -423,5 +503,33 @@ mod tests {
         assert!(!b.overlaps(0, 100));
         let other = vec![col("device").eq(lit("a"))];
         assert_eq!(time_bounds(&other, "time"), TimeBounds::ALL);
+
+        // IN: from the earliest to just after the latest.
+        let f = vec![col("time").in_list(vec![ts(300), ts(100), ts(200)], false)];
+        assert_eq!(
+            time_bounds(&f, "time"),
+            TimeBounds {
+                lower: Some(100),
+                upper: Some(301)
+            }
+        );
+        assert_eq!(
+            time_bounds(&[col("time").in_list(vec![ts(1)], true)], "time"),
+            TimeBounds::ALL
+        );
+        // OR: the hull of both sides; unbounded when one side is.
+        let f = vec![col("time")
+            .lt(ts(100))
+            .and(col("time").gt_eq(ts(50)))
+            .or(col("time").gt_eq(ts(500)).and(col("time").lt(ts(600))))];
+        assert_eq!(
+            time_bounds(&f, "time"),
+            TimeBounds {
+                lower: Some(50),
+                upper: Some(600)
+            }
+        );
+        let f = vec![col("time").lt(ts(100)).or(col("device").eq(lit("a")))];
+        assert_eq!(time_bounds(&f, "time"), TimeBounds::ALL);
     }
 }

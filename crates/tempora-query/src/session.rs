@@ -197,7 +197,8 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
         .with_default_catalog_and_schema(DATABASE, PUBLIC)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true)
-        .with_extension(Arc::new(crate::provider::TxWrites::default()));
+        .with_extension(Arc::new(crate::provider::TxWrites::default()))
+        .with_extension(Arc::new(crate::provider::ScanReport::default()));
     config.options_mut().execution.time_zone = Some("UTC".into());
     let ctx = SessionContext::new_with_config(config);
     let weak = ctx.state_weak_ref();

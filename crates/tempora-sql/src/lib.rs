@@ -21,6 +21,7 @@ mod copy;
 mod copy_options;
 mod ddl;
 mod dml;
+mod explain;
 mod hypertable;
 mod insert;
 mod naming;
@@ -621,7 +622,10 @@ impl SqlSession {
                 naming::apply(&mut stmt);
                 let plan = self.plan(stmt).await?;
                 let params = param_types(&plan)?;
-                let schema = output_schema(plan.schema().as_arrow());
+                let schema = match explain::explain_kind(&plan) {
+                    Some(_) => explain::schema(),
+                    None => output_schema(plan.schema().as_arrow()),
+                };
                 Ok(prepared(Kind::Query(Box::new(plan)), params, Some(schema)))
             }
             Statement::Insert(_) => {
@@ -696,6 +700,29 @@ impl SqlSession {
         params: Option<ParamValues>,
     ) -> Result<(Outcome, Vec<Notice>)> {
         match &p.kind {
+            Kind::Query(plan) if explain::explain_kind(plan).is_some() => {
+                let verbose = explain::explain_kind(plan).unwrap_or(false);
+                let plan = bind(plan.as_ref().clone(), params)?;
+                let report = self
+                    .ctx
+                    .state()
+                    .config()
+                    .get_extension::<tempora_query::provider::ScanReport>()
+                    .ok_or_else(|| TemporaError::internal("session without scan report"))?;
+                report.start();
+                let result =
+                    async { self.ctx.execute_logical_plan(plan).await?.collect().await }.await;
+                let scans = report.finish();
+                let batches = result.map_err(TemporaError::from_datafusion)?;
+                Ok((
+                    Outcome::Rows {
+                        schema: explain::schema(),
+                        batches: vec![explain::render(&batches, verbose, &scans)?],
+                        tag: "EXPLAIN".into(),
+                    },
+                    vec![],
+                ))
+            }
             Kind::Query(plan) => {
                 let plan = bind(plan.as_ref().clone(), params)?;
                 let df = self

@@ -1,0 +1,81 @@
+//! EXPLAIN as PostgreSQL returns it: one text column, `QUERY PLAN`, one row
+//! per line. The lines are DataFusion's physical plan (with rows and time
+//! per operator under EXPLAIN ANALYZE; every plan DataFusion made under
+//! EXPLAIN VERBOSE), followed by one line per hypertable scan saying how many
+//! chunks the query's time filters excluded.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::logical_expr::LogicalPlan;
+use tempora_common::{Result, TemporaError};
+use tempora_query::provider::ScanInfo;
+
+const COLUMN: &str = "QUERY PLAN";
+
+/// Whether the plan is an EXPLAIN (with or without ANALYZE), and if so
+/// whether VERBOSE.
+pub(crate) fn explain_kind(plan: &LogicalPlan) -> Option<bool> {
+    match plan {
+        LogicalPlan::Explain(e) => Some(e.verbose),
+        LogicalPlan::Analyze(a) => Some(a.verbose),
+        _ => None,
+    }
+}
+
+pub(crate) fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(COLUMN, DataType::Utf8, false)]))
+}
+
+/// The plan types of DataFusion's EXPLAIN output that PostgreSQL's shows:
+/// the plan that runs.
+fn shown(plan_type: &str, verbose: bool) -> bool {
+    verbose || plan_type == "physical_plan" || plan_type == "Plan with Metrics"
+}
+
+/// Turns DataFusion's `(plan_type, plan)` rows into `QUERY PLAN` lines.
+pub(crate) fn render(
+    batches: &[RecordBatch],
+    verbose: bool,
+    scans: &[ScanInfo],
+) -> Result<RecordBatch> {
+    let mut lines: Vec<String> = Vec::new();
+    for b in batches {
+        let column = |i: usize| {
+            b.columns()
+                .get(i)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .ok_or_else(|| TemporaError::internal("EXPLAIN output of an unknown shape"))
+        };
+        let (types, plans) = (column(0)?, column(1)?);
+        for row in 0..b.num_rows() {
+            if types.is_null(row) || plans.is_null(row) || !shown(types.value(row), verbose) {
+                continue;
+            }
+            if verbose {
+                lines.push(format!("{}:", types.value(row)));
+            }
+            lines.extend(
+                plans
+                    .value(row)
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_string),
+            );
+        }
+    }
+    for s in scans.iter().filter(|s| s.hypertable) {
+        lines.push(format!(
+            "Hypertable {}: {} of {} chunks scanned ({} excluded), {} files, {} unflushed batches",
+            s.table,
+            s.chunks_scanned,
+            s.chunks_total,
+            s.chunks_total - s.chunks_scanned,
+            s.files,
+            s.memtable_batches
+        ));
+    }
+    RecordBatch::try_new(schema(), vec![Arc::new(StringArray::from(lines))])
+        .map_err(|e| TemporaError::internal(e.to_string()))
+}

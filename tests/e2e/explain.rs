@@ -1,0 +1,108 @@
+//! EXPLAIN: PostgreSQL's one-column `QUERY PLAN` output, and the number of
+//! chunks a hypertable scan kept after chunk exclusion, for each kind of
+//! time filter users write.
+
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::support::TestServer;
+
+async fn plan_lines(client: &Client, sql: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for m in client.simple_query(sql).await.unwrap() {
+        if let SimpleQueryMessage::Row(r) = m {
+            assert_eq!(r.columns().len(), 1);
+            assert_eq!(r.columns()[0].name(), "QUERY PLAN");
+            lines.push(r.get(0).unwrap().to_string());
+        }
+    }
+    lines
+}
+
+/// "k of n" from the plan's hypertable line.
+async fn chunks_scanned(client: &Client, filter: &str) -> (usize, usize) {
+    let lines = plan_lines(
+        client,
+        &format!("EXPLAIN SELECT count(*) FROM ex WHERE {filter}"),
+    )
+    .await;
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with("Hypertable ex: "))
+        .unwrap_or_else(|| panic!("no hypertable line for {filter}: {lines:#?}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    (words[2].parse().unwrap(), words[4].parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_shows_chunks_excluded_by_time_filters() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE ex (time timestamptz NOT NULL, host text, v float8);
+             SELECT create_hypertable('ex', by_range('time', INTERVAL '1 day'));
+             INSERT INTO ex SELECT t, 'h1', 1.0 FROM generate_series(
+                 '2024-01-01 00:00:00+00'::timestamptz, '2024-01-05 23:00:00+00', INTERVAL '1 hour') t;",
+        )
+        .await
+        .unwrap();
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    let cases = [
+        ("true", 5),
+        ("time >= '2024-01-03' AND time < '2024-01-04'", 1),
+        ("time >= '2024-01-03 00:00:00+00'::timestamptz", 3),
+        ("time > '2024-01-04 12:00:00'::timestamp", 2),
+        ("time BETWEEN '2024-01-02' AND '2024-01-02 23:00'", 1),
+        ("time = '2024-01-02 05:00:00+00'", 1),
+        ("time IN ('2024-01-01 05:00:00+00', '2024-01-02 05:00:00+00')", 2),
+        (
+            "(time >= '2024-01-02' AND time < '2024-01-03') OR (time >= '2024-01-03' AND time < '2024-01-04')",
+            2,
+        ),
+        ("time < '2024-01-02' OR host = 'h1'", 5),
+        ("time > now() - INTERVAL '1 day'", 0),
+        ("time < '2023-01-01'", 0),
+    ];
+    for (filter, expected) in cases {
+        let (scanned, total) = chunks_scanned(&client, filter).await;
+        assert_eq!(total, 5, "{filter}");
+        assert_eq!(scanned, expected, "chunks scanned for {filter}");
+    }
+    // The results agree with the exclusion.
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM ex WHERE time IN ('2024-01-01 05:00:00+00', '2024-01-02 05:00:00+00')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+
+    // EXPLAIN ANALYZE: rows and time per operator, and the Parquet pruning.
+    let lines = plan_lines(
+        &client,
+        "EXPLAIN ANALYZE SELECT count(*) FROM ex WHERE time >= '2024-01-03' AND time < '2024-01-04'",
+    )
+    .await;
+    let scan = lines
+        .iter()
+        .find(|l| l.contains("DataSourceExec"))
+        .unwrap_or_else(|| panic!("no scan in {lines:#?}"));
+    assert!(scan.contains("output_rows=24"), "{scan}");
+    assert!(scan.contains("row_groups_pruned_statistics="), "{scan}");
+    assert!(lines
+        .iter()
+        .all(|l| !l.contains("DataSourceExec") || l.contains("elapsed_compute")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("Hypertable ex: 1 of 5 chunks")));
+
+    // VERBOSE shows every plan DataFusion made, each under its name.
+    let lines = plan_lines(&client, "EXPLAIN VERBOSE SELECT count(*) FROM ex").await;
+    assert!(lines.iter().any(|l| l == "physical_plan:"), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l == "initial_logical_plan:"),
+        "{lines:#?}"
+    );
+}
