@@ -493,3 +493,58 @@ async fn transactions_through_simple_query() {
     assert_eq!(row.get::<_, i64>(0), 1);
     assert_eq!(row.get::<_, i64>(1), 1);
 }
+
+/// A gapfill query prepared once with its bounds as parameters (the usual
+/// dashboard shape), run for two windows.
+#[tokio::test(flavor = "multi_thread")]
+async fn gapfill_with_parameters_in_where_and_arguments() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE gp (time timestamptz NOT NULL, v float8);
+             SELECT create_hypertable('gp', by_range('time', INTERVAL '1 day'));
+             INSERT INTO gp VALUES ('2024-01-02 01:00:00+00', 1), ('2024-01-02 13:00:00+00', 3),
+                                   ('2024-01-03 13:00:00+00', 7);",
+        )
+        .await
+        .unwrap();
+    let ts = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    for sql in [
+        "SELECT time_bucket_gapfill('12 hours', time) AS b, locf(avg(v)), interpolate(avg(v)) \
+         FROM gp WHERE time >= $1 AND time < $2 GROUP BY b ORDER BY b",
+        "SELECT time_bucket_gapfill('12 hours', time, $1, $2) AS b, locf(avg(v)), interpolate(avg(v)) \
+         FROM gp WHERE time >= $1 AND time < $2 GROUP BY b ORDER BY b",
+    ] {
+        let stmt = client.prepare(sql).await.unwrap();
+        let rows = client
+            .query(&stmt, &[&ts("2024-01-02T00:00:00Z"), &ts("2024-01-04T00:00:00Z")])
+            .await
+            .unwrap();
+        let got: Vec<(chrono::DateTime<chrono::Utc>, Option<f64>, Option<f64>)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (ts("2024-01-02T00:00:00Z"), Some(1.0), Some(1.0)),
+                (ts("2024-01-02T12:00:00Z"), Some(3.0), Some(3.0)),
+                (ts("2024-01-03T00:00:00Z"), Some(3.0), Some(5.0)),
+                (ts("2024-01-03T12:00:00Z"), Some(7.0), Some(7.0)),
+            ],
+            "{sql}"
+        );
+        // Reused with another window: before the data, only filled rows.
+        let rows = client
+            .query(&stmt, &[&ts("2023-12-01T00:00:00Z"), &ts("2023-12-02T00:00:00Z")])
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.get::<_, Option<f64>>(1).is_none()));
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod aggregates;
 pub mod chunks;
+pub mod gapfill_markers;
 pub mod information;
 pub mod pg_literals;
 pub mod provider;

@@ -222,6 +222,9 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     ctx.register_udaf(crate::aggregates::last_udaf());
     ctx.register_udaf(crate::aggregates::histogram_udaf());
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals));
+    for f in crate::gapfill_markers::marker_udfs() {
+        ctx.register_udf(f);
+    }
     for f in crate::information::relation_functions(&engine) {
         ctx.register_udf(f);
     }

@@ -22,6 +22,7 @@ mod copy_options;
 mod ddl;
 mod dml;
 mod explain;
+mod gapfill;
 mod hypertable;
 mod insert;
 mod naming;
@@ -143,6 +144,8 @@ pub enum Kind {
     Copy(Box<copy::CopyPlan>),
     CreateHypertable(Box<hypertable::CreateHypertable>),
     DropChunks(Box<chunks::DropChunks>),
+    /// A query calling time_bucket_gapfill.
+    Gapfill(Box<gapfill::GapfillPlan>),
     SetChunkTimeInterval(Box<hypertable::SetChunkTimeInterval>),
     Ddl(Box<Statement>),
     Session(Box<Statement>),
@@ -620,6 +623,16 @@ impl SqlSession {
                 let mut stmt = PG_COMPAT.rewrite(rewrite_set_returning(stmt));
                 alias_function_columns(&mut stmt);
                 naming::apply(&mut stmt);
+                if matches!(stmt, Statement::Query(_)) && gapfill::uses_gapfill(&stmt) {
+                    let plan = gapfill::GapfillPlan::plan(self, &stmt).await?;
+                    let params = plan.param_types()?;
+                    let schema = plan.schema();
+                    return Ok(prepared(
+                        Kind::Gapfill(Box::new(plan)),
+                        params,
+                        Some(schema),
+                    ));
+                }
                 let plan = self.plan(stmt).await?;
                 let params = param_types(&plan)?;
                 let schema = match explain::explain_kind(&plan) {
@@ -741,6 +754,7 @@ impl SqlSession {
                     vec![],
                 ))
             }
+            Kind::Gapfill(plan) => plan.execute(self, params).await.map(|o| (o, vec![])),
             Kind::Insert(plan) => plan.execute(self, params).await.map(|o| (o, vec![])),
             Kind::Copy(plan) => match plan.as_ref() {
                 copy::CopyPlan::In(p) => {
