@@ -311,6 +311,12 @@ fn classify_datafusion(err: DataFusionError) -> TemporaError {
         }
         _ => {}
     }
+    if let Some(rest) = msg.strip_prefix("Invalid input syntax for type interval: ") {
+        return TemporaError::new(
+            SqlState::INVALID_DATETIME_FORMAT,
+            format!("invalid input syntax for type interval: {rest}"),
+        );
+    }
     if lower.contains("divide by zero") || lower.contains("division by zero") {
         return TemporaError::new(SqlState::DIVISION_BY_ZERO, "division by zero");
     }

@@ -490,7 +490,14 @@ impl<'a> Col<'a> {
             Col::Date(a) => {
                 out.extend_from_slice(&(a.value(row) - PG_EPOCH_DAYS as i32).to_be_bytes())
             }
-            Col::Ts(a, _) => out.extend_from_slice(&(a.value(row) - PG_EPOCH_USECS).to_be_bytes()),
+            Col::Ts(a, _) => {
+                // PostgreSQL sends the infinities as the extreme values.
+                let v = match a.value(row) {
+                    v @ (i64::MAX | i64::MIN) => v,
+                    v => v - PG_EPOCH_USECS,
+                };
+                out.extend_from_slice(&v.to_be_bytes())
+            }
             Col::Time(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
             Col::IvMdn(a) => {
                 let v = a.value(row);
@@ -517,12 +524,23 @@ impl<'a> Col<'a> {
 }
 
 /// A column in PostgreSQL's binary format, one value per row (nulls kept),
-/// for the types whose binary output the generic query encoder gets wrong
-/// (intervals); None for the others.
+/// for the values the generic query encoder gets wrong (intervals, and
+/// the infinities of timestamps); None for the others.
 pub fn binary_values(col: &ArrayRef) -> Result<Option<ArrayRef>, TemporaError> {
-    if !matches!(col.data_type(), DataType::Interval(_)) {
-        return Ok(None);
-    }
+    let micros;
+    let col = match col.data_type() {
+        DataType::Interval(_) => col,
+        DataType::Timestamp(..) => match crate::text::timestamps_with_infinities(col)
+            .map_err(|e| TemporaError::internal(e.to_string()))?
+        {
+            Some(m) => {
+                micros = m;
+                &micros
+            }
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
     let c = Col::new(col)?;
     let mut out = datafusion::arrow::array::BinaryBuilder::new();
     let mut value = Vec::with_capacity(16);

@@ -159,6 +159,11 @@ pub fn write_date(days: i64, out: &mut String) {
 /// Writes a timestamp (microseconds since the epoch) in `tz` when given
 /// (with its offset), as wall time otherwise.
 pub fn write_timestamp(micros: i64, tz: Option<&chrono_tz::Tz>, out: &mut String) {
+    match micros {
+        i64::MAX => return out.push_str("infinity"),
+        i64::MIN => return out.push_str("-infinity"),
+        _ => {}
+    }
     let (local, off) = match tz {
         None => (micros, None),
         Some(zone) => {
@@ -315,6 +320,60 @@ fn strings(arr: &dyn Array, f: impl Fn(usize) -> String) -> ArrayRef {
     })))
 }
 
+/// After a cast to microseconds: the infinities (`i64::MAX` / `i64::MIN` in
+/// any unit) as microsecond infinities again.
+fn keep_infinities(
+    original: &ArrayRef,
+    micros: ArrayRef,
+    unit: TimeUnit,
+) -> Result<ArrayRef, ArrowError> {
+    if unit == TimeUnit::Microsecond {
+        return Ok(micros);
+    }
+    let raw = cast(original, &DataType::Int64)?;
+    let raw = raw
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .ok_or_else(|| ArrowError::CastError("timestamp".into()))?;
+    if !raw.iter().any(|v| matches!(v, Some(i64::MAX | i64::MIN))) {
+        return Ok(micros);
+    }
+    let m = micros
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .ok_or_else(|| ArrowError::CastError("timestamp".into()))?;
+    let fixed: TimestampMicrosecondArray = raw
+        .iter()
+        .zip(m.iter())
+        .map(|(r, v)| match r {
+            Some(i64::MAX) => Some(i64::MAX),
+            Some(i64::MIN) => Some(i64::MIN),
+            _ => v,
+        })
+        .collect();
+    Ok(Arc::new(
+        fixed.with_timezone_opt(m.timezone().map(|t| t.to_string())),
+    ))
+}
+
+/// A timestamp column in microseconds when it holds an infinity (which the
+/// generic encoder cannot send); None when it holds none.
+pub(crate) fn timestamps_with_infinities(col: &ArrayRef) -> Result<Option<ArrayRef>, ArrowError> {
+    let DataType::Timestamp(unit, tz) = col.data_type() else {
+        return Ok(None);
+    };
+    let raw = cast(col, &DataType::Int64)?;
+    let has_infinity = raw
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .is_some_and(|r| r.iter().any(|v| matches!(v, Some(i64::MAX | i64::MIN))));
+    if !has_infinity {
+        return Ok(None);
+    }
+    let micros = cast(col, &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()))?;
+    keep_infinities(col, micros, *unit).map(Some)
+}
+
 /// Renders a column as PostgreSQL text when its type needs Tempora's own
 /// formatting; returns None for columns the generic encoder prints right.
 pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, ArrowError> {
@@ -335,8 +394,9 @@ pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, Arro
                 format_float(a.value(i) as f64, a.value(i).to_string(), 6)
             })
         }
-        DataType::Timestamp(_, tz) => {
+        DataType::Timestamp(unit, tz) => {
             let micros = cast(col, &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()))?;
+            let micros = keep_infinities(col, micros, *unit)?;
             let a = micros
                 .as_any()
                 .downcast_ref::<TimestampMicrosecondArray>()

@@ -47,6 +47,8 @@ use datafusion::logical_expr::{
 };
 use tempora_common::{SqlState, TemporaError};
 
+use crate::pg_types::pg_type_name;
+
 /// `first(value, time)` (register with `ctx.register_udaf`).
 pub fn first_udaf() -> AggregateUDF {
     AggregateUDF::new_from_impl(Bookend::new(End::First))
@@ -60,25 +62,6 @@ pub fn last_udaf() -> AggregateUDF {
 /// `histogram(value, min, max, nbuckets)` (register with `ctx.register_udaf`).
 pub fn histogram_udaf() -> AggregateUDF {
     AggregateUDF::new_from_impl(Histogram::new())
-}
-
-fn pg_type_name(t: &DataType) -> String {
-    match t {
-        DataType::Int16 => "smallint".into(),
-        DataType::Int32 => "integer".into(),
-        DataType::Int64 => "bigint".into(),
-        DataType::Float32 => "real".into(),
-        DataType::Float64 => "double precision".into(),
-        DataType::Boolean => "boolean".into(),
-        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "text".into(),
-        DataType::Date32 | DataType::Date64 => "date".into(),
-        DataType::Timestamp(_, Some(_)) => "timestamp with time zone".into(),
-        DataType::Timestamp(_, None) => "timestamp without time zone".into(),
-        DataType::Interval(_) => "interval".into(),
-        DataType::Decimal128(..) | DataType::Decimal256(..) => "numeric".into(),
-        DataType::Null => "unknown".into(),
-        other => other.to_string(),
-    }
 }
 
 // ---------------------------------------------------------------------------

@@ -138,25 +138,13 @@ fn now(session: &dyn Session) -> chrono::DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
-/// PostgreSQL's name of the type an argument was given as.
+/// PostgreSQL's name of the type an argument was given as: a quoted
+/// literal is `unknown`, an integer literal that fits is `integer`.
 fn pg_type_name(t: &DataType, untyped_text: bool, literal_i32: bool) -> String {
     match t {
         DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 if untyped_text => "unknown",
-        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "text",
-        DataType::Int16 => "smallint",
-        DataType::Int32 => "integer",
         DataType::Int64 if literal_i32 => "integer",
-        DataType::Int64 => "bigint",
-        DataType::Float32 => "real",
-        DataType::Float64 => "double precision",
-        DataType::Decimal128(..) | DataType::Decimal256(..) => "numeric",
-        DataType::Boolean => "boolean",
-        DataType::Date32 | DataType::Date64 => "date",
-        DataType::Timestamp(_, Some(_)) => "timestamp with time zone",
-        DataType::Timestamp(_, None) => "timestamp without time zone",
-        DataType::Interval(_) => "interval",
-        DataType::Null => "unknown",
-        other => return other.to_string().to_lowercase(),
+        other => crate::pg_types::pg_type_name(other),
     }
     .to_string()
 }

@@ -9,6 +9,7 @@ pub mod chunks;
 pub mod gapfill_markers;
 pub mod information;
 pub mod pg_literals;
+pub mod pg_types;
 pub mod provider;
 pub mod session;
 pub mod time_bucket;

@@ -239,7 +239,19 @@ fn rewrite_cast(e: Expr, session_tz: &str) -> DfResult<Transformed<Expr>> {
             match unit {
                 TimeUnit::Microsecond => ScalarValue::TimestampMicrosecond(Some(micros), tz),
                 TimeUnit::Nanosecond => {
-                    ScalarValue::TimestampNanosecond(micros.checked_mul(1000), tz)
+                    // Infinities stay infinities; other times past what
+                    // nanoseconds hold (year 2262) are out of range.
+                    let nanos = match micros {
+                        i64::MAX | i64::MIN => micros,
+                        _ => micros.checked_mul(1000).ok_or_else(|| {
+                            TemporaError::new(
+                                SqlState::DATETIME_FIELD_OVERFLOW,
+                                format!("timestamp out of range: \"{text}\""),
+                            )
+                            .into_datafusion()
+                        })?,
+                    };
+                    ScalarValue::TimestampNanosecond(Some(nanos), tz)
                 }
                 TimeUnit::Millisecond => {
                     ScalarValue::TimestampMillisecond(Some(micros.div_euclid(1000)), tz)

@@ -31,6 +31,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::pg_types::pg_type_name;
 use chrono::{DateTime, LocalResult, Offset, TimeZone};
 use chrono_tz::Tz;
 use datafusion::arrow::array::{
@@ -346,31 +347,6 @@ fn resolve_return_type(types: &[DataType]) -> Result<DataType> {
              You might need to add explicit type casts.",
         )
         .into_datafusion())
-    }
-}
-
-fn pg_type_name(t: &DataType) -> &'static str {
-    match t {
-        DataType::Null => "unknown",
-        DataType::Boolean => "boolean",
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => "smallint",
-        DataType::Int32 | DataType::UInt16 => "integer",
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "bigint",
-        DataType::Float16 | DataType::Float32 => "real",
-        DataType::Float64 => "double precision",
-        DataType::Decimal32(..)
-        | DataType::Decimal64(..)
-        | DataType::Decimal128(..)
-        | DataType::Decimal256(..) => "numeric",
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text",
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "bytea",
-        DataType::Timestamp(_, Some(_)) => "timestamp with time zone",
-        DataType::Timestamp(_, None) => "timestamp without time zone",
-        DataType::Date32 | DataType::Date64 => "date",
-        DataType::Time32(_) | DataType::Time64(_) => "time without time zone",
-        DataType::Interval(_) | DataType::Duration(_) => "interval",
-        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => "anyarray",
-        _ => "unknown",
     }
 }
 

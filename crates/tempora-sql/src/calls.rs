@@ -1,16 +1,18 @@
-//! Function calls put in the shape DataFusion plans them as PostgreSQL
-//! would: named arguments of TimescaleDB's chunk functions in their
-//! positions, and untyped literals of `generate_series` typed like the
+//! Expressions put in the shape DataFusion plans them as PostgreSQL would:
+//! named arguments of TimescaleDB's chunk functions and of `time_bucket` in
+//! their positions; untyped literals of `generate_series` typed like the
 //! argument beside them (`generate_series('2024-01-01'::timestamptz,
-//! '2024-01-02', INTERVAL '1 hour')`, where PostgreSQL resolves `unknown`).
+//! '2024-01-02', INTERVAL '1 hour')`, where PostgreSQL resolves `unknown`);
+//! and `timestamp[tz]` casts and literals at PostgreSQL's microsecond
+//! precision.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, TableFactor,
-    Value, VisitMut, VisitorMut,
+    DataType, Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement,
+    TableFactor, Value, VisitMut, VisitorMut,
 };
-use tempora_common::{Result, TemporaError};
+use tempora_common::{Result, SqlState, TemporaError};
 
 /// Rewrites every call of the statement that needs it, in FROM and in expressions.
 pub(crate) fn normalize(stmt: &mut Statement) -> Result<()> {
@@ -41,6 +43,11 @@ impl VisitorMut for Normalizer {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<TemporaError> {
+        match expr {
+            SqlExpr::Cast { data_type, .. } => microsecond_timestamps(data_type),
+            SqlExpr::TypedString(t) => microsecond_timestamps(&mut t.data_type),
+            _ => {}
+        }
         if let SqlExpr::Function(f) = expr {
             let function = crate::function_name(&f.name);
             if let FunctionArguments::List(list) = &mut f.args {
@@ -53,13 +60,43 @@ impl VisitorMut for Normalizer {
     }
 }
 
+/// `timestamp` / `timestamptz` without a precision mean microseconds, as in
+/// PostgreSQL (and as Tempora stores them); DataFusion would read
+/// nanoseconds, which end in 2262 and have no room for `infinity`.
+fn microsecond_timestamps(t: &mut DataType) {
+    if let DataType::Timestamp(precision @ None, _) = t {
+        *precision = Some(6);
+    }
+}
+
+/// DataFusion's `generate_series` takes nanosecond timestamps only: its
+/// arguments keep that precision (the visit reaches them after the call).
+fn nanosecond_timestamp_args(args: &mut [FunctionArg]) {
+    for a in args.iter_mut() {
+        let data_type = match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Cast { data_type, .. })) => {
+                data_type
+            }
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::TypedString(t))) => {
+                &mut t.data_type
+            }
+            _ => continue,
+        };
+        if let DataType::Timestamp(precision @ None, _) = data_type {
+            *precision = Some(9);
+        }
+    }
+}
+
 fn call(function: &str, args: &mut Vec<FunctionArg>) -> Result<()> {
     match function {
         "show_chunks" | "drop_chunks" => crate::chunks::normalize(function, args),
-        "generate_series" => {
+        "generate_series" | "range" => {
             type_untyped_like_cast(args);
+            nanosecond_timestamp_args(args);
             Ok(())
         }
+        "time_bucket" => time_bucket_positions(args),
         _ => Ok(()),
     }
 }
@@ -98,4 +135,75 @@ fn type_untyped_like_cast(args: &mut [FunctionArg]) {
             }
         }
     }
+}
+
+/// `time_bucket(w, ts, "offset" => o)`, `origin => ...`, `timezone => ...`:
+/// TimescaleDB's overloads are `(w, ts, offset)`, `(w, ts, origin)` and
+/// `(w, ts, timezone, origin, offset)`; the UDF tells offset from origin by type.
+fn time_bucket_positions(args: &mut Vec<FunctionArg>) -> Result<()> {
+    let mut positional = Vec::new();
+    let (mut offset, mut origin, mut timezone) = (None, None, None);
+    for a in args.iter() {
+        let named = match a {
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } => Some((name.value.to_lowercase(), e)),
+            FunctionArg::ExprNamed {
+                name: SqlExpr::Identifier(name),
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } => Some((name.value.to_lowercase(), e)),
+            _ => None,
+        };
+        match named {
+            Some((name, e)) => match name.as_str() {
+                "offset" => offset = Some(e.clone()),
+                "origin" => origin = Some(e.clone()),
+                "timezone" => timezone = Some(e.clone()),
+                other => {
+                    return Err(TemporaError::new(
+                        SqlState::UNDEFINED_FUNCTION,
+                        format!("function time_bucket has no parameter named \"{other}\""),
+                    ))
+                }
+            },
+            None => positional.push(a.clone()),
+        }
+    }
+    if offset.is_none() && origin.is_none() && timezone.is_none() {
+        return Ok(());
+    }
+    let arg = |e: SqlExpr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
+    let null = || SqlExpr::Value(Value::Null.into());
+    match (timezone, origin, offset) {
+        (None, Some(x), None) | (None, None, Some(x)) => positional.push(arg(x)),
+        (None, Some(_), Some(_)) => {
+            return Err(TemporaError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                "function time_bucket takes origin and offset together only with a timezone",
+            ))
+        }
+        (Some(tz), origin, offset) => {
+            if positional.len() != 2 {
+                return Err(TemporaError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    "function time_bucket takes a timezone after bucket_width and ts",
+                ));
+            }
+            positional.push(arg(tz));
+            match (origin, offset) {
+                (origin, Some(off)) => {
+                    positional.push(arg(origin.unwrap_or_else(null)));
+                    positional.push(arg(off));
+                }
+                (Some(o), None) => positional.push(arg(o)),
+                (None, None) => {}
+            }
+        }
+        (None, None, None) => {}
+    }
+    *args = positional;
+    Ok(())
 }

@@ -244,7 +244,7 @@ mod tests {
     fn named_arguments_take_their_positions() {
         assert_eq!(
             rewritten("SELECT show_chunks('d', newer_than => '2024-01-01'::timestamptz)").unwrap(),
-            "SELECT show_chunks('d', NULL, '2024-01-01'::TIMESTAMPTZ)"
+            "SELECT show_chunks('d', NULL, '2024-01-01'::TIMESTAMPTZ(6))"
         );
         assert_eq!(
             rewritten("SELECT * FROM drop_chunks(older_than => INTERVAL '1 day', relation => 'd', verbose => true) c").unwrap(),

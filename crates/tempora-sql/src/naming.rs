@@ -20,6 +20,7 @@ fn pg_name(e: &Expr) -> Option<String> {
                 _ => cast_type_name(&data_type.to_string()),
             },
         },
+        Expr::TypedString(t) => cast_type_name(&t.data_type.to_string()),
         Expr::Case { .. } => "case".into(),
         Expr::Extract { .. } => "extract".into(),
         Expr::Exists { .. } => "exists".into(),
@@ -145,11 +146,48 @@ fn int4_literals(query: &mut Query) {
         _ => None,
     };
     let _ = query.body.visit(&mut Int4);
+    // Window frame offsets (`ROWS BETWEEN 1 PRECEDING ...`) must stay plain
+    // literals for DataFusion.
+    let _ = query.body.visit(&mut FrameOffsets);
     if let (SetExpr::Select(sel), Some(g)) = (query.body.as_mut(), group) {
         sel.group_by = g;
     }
     query.order_by = order;
     query.limit_clause = limit;
+}
+
+/// Undoes [`int4_literals`]' casts on window frame offsets.
+struct FrameOffsets;
+
+impl datafusion::sql::sqlparser::ast::VisitorMut for FrameOffsets {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> std::ops::ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::{WindowFrameBound, WindowType};
+        if let Expr::Function(f) = e {
+            if let Some(WindowType::WindowSpec(spec)) = &mut f.over {
+                if let Some(frame) = &mut spec.window_frame {
+                    let bounds =
+                        std::iter::once(&mut frame.start_bound).chain(frame.end_bound.as_mut());
+                    for b in bounds {
+                        if let WindowFrameBound::Preceding(Some(x))
+                        | WindowFrameBound::Following(Some(x)) = b
+                        {
+                            if let Expr::Cast { expr, .. } = x.as_mut() {
+                                let inner = std::mem::replace(
+                                    expr.as_mut(),
+                                    Expr::Value(
+                                        datafusion::sql::sqlparser::ast::Value::Null.into(),
+                                    ),
+                                );
+                                **x = inner;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    }
 }
 
 /// Names the result columns of a top-level query as PostgreSQL does.

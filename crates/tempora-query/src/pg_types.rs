@@ -1,0 +1,78 @@
+//! PostgreSQL's names for the Arrow types values travel as, and
+//! `pg_typeof(value)`, which answers with them.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+/// The PostgreSQL type a value of Arrow type `t` has, as `format_type` prints it.
+pub fn pg_type_name(t: &DataType) -> &'static str {
+    match t {
+        DataType::Null => "unknown",
+        DataType::Boolean => "boolean",
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => "smallint",
+        DataType::Int32 | DataType::UInt16 => "integer",
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "bigint",
+        DataType::Float16 | DataType::Float32 => "real",
+        DataType::Float64 => "double precision",
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => "numeric",
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text",
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "bytea",
+        DataType::Timestamp(_, Some(_)) => "timestamp with time zone",
+        DataType::Timestamp(_, None) => "timestamp without time zone",
+        DataType::Date32 | DataType::Date64 => "date",
+        DataType::Time32(_) | DataType::Time64(_) => "time without time zone",
+        DataType::Interval(_) | DataType::Duration(_) => "interval",
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            match f.data_type() {
+                DataType::Int16 => "smallint[]",
+                DataType::Int32 => "integer[]",
+                DataType::Int64 => "bigint[]",
+                DataType::Float64 => "double precision[]",
+                DataType::Boolean => "boolean[]",
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text[]",
+                _ => "anyarray",
+            }
+        }
+        _ => "unknown",
+    }
+}
+
+/// `pg_typeof(any) → regtype`, printed as the type's name.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let name = args
+            .args
+            .first()
+            .map_or("unknown", |a| pg_type_name(&a.data_type()));
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name.into()))))
+    }
+}
+
+pub fn pg_typeof_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(PgTypeof {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
