@@ -288,6 +288,11 @@ fn classify_datafusion(err: DataFusionError) -> TemporaError {
     let text = root.to_string();
     let msg = strip_df_prefixes(&text).trim().to_string();
     let lower = text.to_lowercase();
+    if lower.contains("outerreferencecolumn") {
+        // A correlated subquery DataFusion cannot decorrelate (a LATERAL
+        // subquery with LIMIT, for one).
+        return TemporaError::not_supported("this form of correlated subquery");
+    }
     match root {
         DataFusionError::SQL(..) => return TemporaError::syntax(msg),
         DataFusionError::NotImplemented(m) => {

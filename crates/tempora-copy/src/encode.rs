@@ -508,7 +508,10 @@ impl<'a> Col<'a> {
                 interval_binary(v.milliseconds as i64 * 1000, v.days, 0, out)
             }
             Col::IvYm(a) => interval_binary(0, 0, a.value(row), out),
-            Col::Dur(a) => interval_binary(a.value(row), 0, 0, out),
+            Col::Dur(a) => {
+                let (days, rem) = crate::text::split_days(a.value(row));
+                interval_binary(rem, days, 0, out)
+            }
             Col::List(a) | Col::Other(a, _) => {
                 return Err(TemporaError::new(
                     SqlState::FEATURE_NOT_SUPPORTED,
@@ -529,7 +532,7 @@ impl<'a> Col<'a> {
 pub fn binary_values(col: &ArrayRef) -> Result<Option<ArrayRef>, TemporaError> {
     let micros;
     let col = match col.data_type() {
-        DataType::Interval(_) => col,
+        DataType::Interval(_) | DataType::Duration(_) => col,
         DataType::Timestamp(..) => match crate::text::timestamps_with_infinities(col)
             .map_err(|e| TemporaError::internal(e.to_string()))?
         {

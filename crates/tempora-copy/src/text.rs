@@ -221,6 +221,13 @@ pub fn write_time(micros: i64, out: &mut String) {
     write_fraction((micros % 1_000_000) as u32, out);
 }
 
+/// Microseconds as whole days (toward zero) and the rest, as PostgreSQL
+/// justifies a timestamp difference.
+pub fn split_days(micros: i64) -> (i32, i64) {
+    let days = micros / USECS_PER_DAY;
+    (days as i32, micros - days * USECS_PER_DAY)
+}
+
 /// An interval as PostgreSQL prints it with IntervalStyle `postgres`:
 /// `1 year 2 mons 3 days 04:05:06.5`, `-1 days +02:00:00`, `00:00:00`.
 pub fn write_interval(months: i32, days: i32, micros: i64, out: &mut String) {
@@ -408,6 +415,21 @@ pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, Arro
                 }
                 None => strings(a, |i| format_timestamp(a.value(i), None)),
             }
+        }
+        DataType::Duration(_) => {
+            // A difference of timestamps: whole days, then the time, as
+            // PostgreSQL's timestamp subtraction gives (1 day 03:00:00).
+            let micros = cast(col, &DataType::Duration(TimeUnit::Microsecond))?;
+            let a = micros
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::DurationMicrosecondArray>()
+                .ok_or_else(|| ArrowError::CastError("interval".into()))?;
+            strings(a, |i| {
+                let (days, rem) = split_days(a.value(i));
+                let mut out = String::new();
+                write_interval(0, days, rem, &mut out);
+                out
+            })
         }
         DataType::Interval(_) => {
             // Every interval unit as month-day-nano, nulls kept.

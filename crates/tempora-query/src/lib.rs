@@ -8,11 +8,13 @@ pub mod aggregates;
 pub mod chunks;
 pub mod gapfill_markers;
 pub mod information;
+pub mod intervals;
 pub mod pg_literals;
 pub mod pg_types;
 pub mod provider;
 pub mod session;
 pub mod time_bucket;
+pub mod to_char;
 
 pub use session::{new_session_context, DATABASE, PUBLIC};
 

@@ -223,6 +223,10 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     ctx.register_udaf(crate::aggregates::histogram_udaf());
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals));
     ctx.register_udf(crate::pg_types::pg_typeof_udf());
+    ctx.register_udf(crate::to_char::to_char_udf());
+    for f in crate::intervals::scale_udfs() {
+        ctx.register_udf(f);
+    }
     for f in crate::gapfill_markers::marker_udfs() {
         ctx.register_udf(f);
     }

@@ -9,8 +9,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    DataType, Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement,
-    TableFactor, Value, VisitMut, VisitorMut,
+    BinaryOperator, DataType, Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Statement, TableFactor, Value, VisitMut, VisitorMut,
 };
 use tempora_common::{Result, SqlState, TemporaError};
 
@@ -24,8 +24,58 @@ pub(crate) fn normalize(stmt: &mut Statement) -> Result<()> {
 
 struct Normalizer;
 
+/// Whether an expression is an interval by its syntax (a literal, a cast,
+/// or an interval product already rewritten).
+fn is_interval(e: &SqlExpr) -> bool {
+    match e {
+        SqlExpr::Interval(_) => true,
+        SqlExpr::Cast { data_type, .. } => matches!(data_type, DataType::Interval { .. }),
+        SqlExpr::TypedString(t) => matches!(t.data_type, DataType::Interval { .. }),
+        SqlExpr::Nested(inner) => is_interval(inner),
+        SqlExpr::Function(f) => {
+            let name = crate::function_name(&f.name);
+            name == "interval_mul" || name == "interval_div"
+        }
+        _ => false,
+    }
+}
+
+/// `interval * n`, `n * interval`, `interval / n` as `interval_mul` /
+/// `interval_div` calls, which DataFusion's operators lack.
+fn interval_product(e: &mut SqlExpr) {
+    let SqlExpr::BinaryOp { left, op, right } = e else {
+        return;
+    };
+    let (function, interval, factor) = match op {
+        BinaryOperator::Multiply if is_interval(left) && !is_interval(right) => {
+            ("interval_mul", left, right)
+        }
+        BinaryOperator::Multiply if is_interval(right) && !is_interval(left) => {
+            ("interval_mul", right, left)
+        }
+        BinaryOperator::Divide if is_interval(left) && !is_interval(right) => {
+            ("interval_div", left, right)
+        }
+        _ => return,
+    };
+    let sql = format!("{function}({interval}, {factor})");
+    if let Ok(parsed) = datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(&sql)
+    .and_then(|mut p| p.parse_expr())
+    {
+        *e = parsed;
+    }
+}
+
 impl VisitorMut for Normalizer {
     type Break = TemporaError;
+
+    fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<TemporaError> {
+        interval_product(expr);
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<TemporaError> {
         if let TableFactor::Table {

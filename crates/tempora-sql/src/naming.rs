@@ -9,7 +9,11 @@ use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr, S
 fn pg_name(e: &Expr) -> Option<String> {
     Some(match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,
-        Expr::Function(f) => crate::function_name(&f.name),
+        Expr::Function(f) => match crate::function_name(&f.name).as_str() {
+            // Operators rewritten as calls (calls.rs) keep an operator's name.
+            "interval_mul" | "interval_div" => "?column?".into(),
+            name => name.to_string(),
+        },
         Expr::Nested(inner) => return pg_name(inner).or_else(|| column_of(inner)),
         Expr::Cast {
             expr, data_type, ..
