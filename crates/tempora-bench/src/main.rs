@@ -129,7 +129,8 @@ enum Command {
         list: bool,
     },
     /// Time the TSBS cpu-only query types against one server and record
-    /// their results.
+    /// their results; exit with status 1 if a type failed (after writing the
+    /// report).
     RunQueries {
         /// Server to query; `cpu` must hold the data `gen` wrote for the same
         /// scale, start and end.
@@ -376,7 +377,23 @@ fn run(command: Command) -> Result<(), String> {
                 json_out,
                 connect_timeout: std::time::Duration::from_secs_f64(connect_timeout_secs.max(0.0)),
             };
-            runtime()?.block_on(query_run::run(args)).map(|_| ())
+            let report = runtime()?.block_on(query_run::run(args))?;
+            let failed: Vec<&str> = report
+                .types
+                .iter()
+                .filter(|t| t.failure.is_some())
+                .map(|t| t.name.as_str())
+                .collect();
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "[{}] {} query type(s) failed: {} (the report has them)",
+                    report.label,
+                    failed.len(),
+                    failed.join(", ")
+                ))
+            }
         }
         Command::CompareQueries {
             first,

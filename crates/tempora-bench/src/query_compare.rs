@@ -123,11 +123,11 @@ pub fn run(first: &Path, second: &Path, json_out: Option<PathBuf>) -> Result<boo
         b.server_version.as_deref().unwrap_or("?")
     );
     println!(
-        "{:<22} {:>9} {:>9}   {:>9} {:>9}   {:>8}   results",
+        "{:<22} {:>10} {:>9}   {:>10} {:>9}   {:>8}   results",
         "query type",
-        format!("{la:.9}"),
+        format!("{la:.10}"),
         "p95",
-        format!("{lb:.9}"),
+        format!("{lb:.10}"),
         "p95",
         "ratio"
     );
@@ -161,7 +161,7 @@ pub fn run(first: &Path, second: &Path, json_out: Option<PathBuf>) -> Result<boo
             log_n += 1;
         }
         println!(
-            "{:<22} {:>9} {:>9}   {:>9} {:>9}   {:>8}   {}",
+            "{:<22} {:>10} {:>9}   {:>10} {:>9}   {:>8}   {}",
             ta.name,
             fmt_ms(ma),
             fmt_ms(ta.latency.as_ref().map(|l| l.p95_ms)),
