@@ -15,30 +15,23 @@ usage() {
     sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
 }
 
-SIZE=${TEMPORA_BENCH_SIZE:-small}
-WORKERS=${TEMPORA_BENCH_WORKERS:-2}
-RUN_TEMPORA=1
-RUN_POSTGRES=1
-BUILD=1
-KEEP=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        smoke | small | medium) SIZE=$1 ;;
-        --workers) WORKERS=${2:?--workers needs a number}; shift ;;
-        --workers=*) WORKERS=${1#*=} ;;
-        --no-postgres) RUN_POSTGRES=0 ;;
-        --no-tempora) RUN_TEMPORA=0 ;;
-        --no-build) BUILD=0 ;;
-        --keep) KEEP=1 ;;
-        -h | --help) usage; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
-    esac
-    shift
-done
-
 LOG_TAG=ingest
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+RUN_TEMPORA=1
+while [ $# -gt 0 ]; do
+    bench_option "$@"
+    if [ "$USED" = 0 ]; then
+        case "$1" in
+            --no-tempora) RUN_TEMPORA=0 ;;
+            -h | --help) usage; exit 0 ;;
+            *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+        esac
+        USED=1
+    fi
+    shift "$USED"
+done
+
 bench_size "$SIZE"
 bench_binaries "$BUILD" "$RUN_TEMPORA"
 bench_data

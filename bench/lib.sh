@@ -3,7 +3,8 @@
 # a throw-away PostgreSQL cluster. Sourced, not run; the caller sets
 # `set -euo pipefail` and LOG_TAG.
 #
-# Environment: TEMPORA_BENCH_DIR (cache and scratch, default /var/tmp/tempora-bench),
+# Environment: TEMPORA_BENCH_SIZE (default small), TEMPORA_BENCH_WORKERS (COPY
+# streams, default 2), TEMPORA_BENCH_DIR (cache and scratch, default /var/tmp/tempora-bench),
 # PG_BIN (PostgreSQL's bin directory), TEMPORA_BENCH_PG_USER (unprivileged user
 # for PostgreSQL when run as root, default nobody), CARGO_TARGET_DIR.
 
@@ -18,6 +19,29 @@ INTERVAL=10s
 SEED=123
 
 log() { printf '[%s] %s\n' "${LOG_TAG:-bench}" "$*" >&2; }
+
+# The options bench_option reads, with their defaults.
+SIZE=${TEMPORA_BENCH_SIZE:-small}
+WORKERS=${TEMPORA_BENCH_WORKERS:-2}
+RUN_POSTGRES=1
+BUILD=1
+KEEP=0
+
+# bench_option ARG [VALUE]: reads an option every script takes (a size,
+# --workers N, --no-postgres, --no-build, --keep); sets USED to the number of
+# words it took, 0 if ARG is none of them.
+bench_option() {
+    USED=1
+    case "$1" in
+        smoke | small | medium) SIZE=$1 ;;
+        --workers) WORKERS=${2:?--workers needs a number}; USED=2 ;;
+        --workers=*) WORKERS=${1#*=} ;;
+        --no-postgres) RUN_POSTGRES=0 ;;
+        --no-build) BUILD=0 ;;
+        --keep) KEEP=1 ;;
+        *) USED=0 ;;
+    esac
+}
 
 # bench_size NAME: sets SIZE, SCALE and END for smoke, small or medium.
 bench_size() {

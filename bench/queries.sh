@@ -11,48 +11,41 @@
 # 12-hour chunks, then CHECKPOINT so every row is in Parquet; PostgreSQL: a
 # plain table, then TSBS's indexes and VACUUM ANALYZE), queried, and stopped.
 # Exits with status 1 if a query type fails or the results differ.
-# Environment: as bench/ingest.sh (TEMPORA_BENCH_DIR, PG_BIN,
-# TEMPORA_BENCH_PG_USER, CARGO_TARGET_DIR).
+# Environment: those of bench/lib.sh (TEMPORA_BENCH_SIZE, TEMPORA_BENCH_WORKERS,
+# TEMPORA_BENCH_DIR, PG_BIN, TEMPORA_BENCH_PG_USER, CARGO_TARGET_DIR).
 set -euo pipefail
 
 usage() {
     sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 }
 
-SIZE=${TEMPORA_BENCH_SIZE:-small}
-WORKERS=${TEMPORA_BENCH_WORKERS:-2}
+LOG_TAG=queries
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 COUNT=""
 WARMUP=""
 TYPES=""
 TIMEOUT=300
-RUN_POSTGRES=1
-BUILD=1
-KEEP=0
 while [ $# -gt 0 ]; do
-    case "$1" in
-        smoke | small | medium) SIZE=$1 ;;
-        --count) COUNT=${2:?--count needs a number}; shift ;;
-        --count=*) COUNT=${1#*=} ;;
-        --warmup) WARMUP=${2:?--warmup needs a number}; shift ;;
-        --warmup=*) WARMUP=${1#*=} ;;
-        --types) TYPES=${2:?--types needs a list}; shift ;;
-        --types=*) TYPES=${1#*=} ;;
-        --timeout-secs) TIMEOUT=${2:?--timeout-secs needs a number}; shift ;;
-        --timeout-secs=*) TIMEOUT=${1#*=} ;;
-        --workers) WORKERS=${2:?--workers needs a number}; shift ;;
-        --workers=*) WORKERS=${1#*=} ;;
-        --no-postgres) RUN_POSTGRES=0 ;;
-        --no-build) BUILD=0 ;;
-        --keep) KEEP=1 ;;
-        -h | --help) usage; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
-    esac
-    shift
+    bench_option "$@"
+    if [ "$USED" = 0 ]; then
+        USED=1
+        case "$1" in
+            --count) COUNT=${2:?--count needs a number}; USED=2 ;;
+            --count=*) COUNT=${1#*=} ;;
+            --warmup) WARMUP=${2:?--warmup needs a number}; USED=2 ;;
+            --warmup=*) WARMUP=${1#*=} ;;
+            --types) TYPES=${2:?--types needs a list}; USED=2 ;;
+            --types=*) TYPES=${1#*=} ;;
+            --timeout-secs) TIMEOUT=${2:?--timeout-secs needs a number}; USED=2 ;;
+            --timeout-secs=*) TIMEOUT=${1#*=} ;;
+            -h | --help) usage; exit 0 ;;
+            *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+        esac
+    fi
+    shift "$USED"
 done
 
-LOG_TAG=queries
-# shellcheck source=bench/lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_size "$SIZE"
 # The medium size's heavy types take seconds each on PostgreSQL: fewer runs.
 if [ "$SIZE" = medium ]; then COUNT=${COUNT:-5}; WARMUP=${WARMUP:-1}; fi

@@ -33,21 +33,11 @@ struct Cli {
 enum Command {
     /// Generate TSBS cpu-only rows as CSV (no header), time-major.
     Gen {
-        /// Number of hosts.
-        #[arg(long, default_value_t = 100)]
-        scale: u32,
-        /// First timestamp (RFC 3339).
-        #[arg(long, default_value = "2016-01-01T00:00:00Z")]
-        start: String,
-        /// End of the range, exclusive (RFC 3339).
-        #[arg(long, default_value = "2016-01-02T00:00:00Z")]
-        end: String,
+        #[command(flatten)]
+        data: DataSetArgs,
         /// Time between two readings of a host (10s, 500ms, 1m, ...).
         #[arg(long, default_value = "10s")]
         interval: String,
-        /// Seed of the random streams; the output is identical for the same arguments.
-        #[arg(long, default_value_t = 123)]
-        seed: u64,
         /// Output file (written as FILE.partial, renamed when complete); stdout if absent.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -178,21 +168,29 @@ enum Command {
     FreePort,
 }
 
-/// The data set queries are generated for, and how.
+/// The data set `gen` writes and the queries ask about.
 #[derive(Debug, clap::Args)]
-struct WorkloadArgs {
-    /// Number of hosts in the data.
+struct DataSetArgs {
+    /// Number of hosts.
     #[arg(long, default_value_t = 100)]
     scale: u32,
-    /// First timestamp of the data (RFC 3339).
+    /// First timestamp (RFC 3339).
     #[arg(long, default_value = "2016-01-01T00:00:00Z")]
     start: String,
-    /// End of the data, exclusive (RFC 3339).
+    /// End of the range, exclusive (RFC 3339).
     #[arg(long, default_value = "2016-01-02T00:00:00Z")]
     end: String,
-    /// Seed of the random windows and hosts.
+    /// Seed of the random numbers (rows; query windows and hosts): the same
+    /// arguments give the same output.
     #[arg(long, default_value_t = 123)]
     seed: u64,
+}
+
+/// The queries to generate.
+#[derive(Debug, clap::Args)]
+struct WorkloadArgs {
+    #[command(flatten)]
+    data: DataSetArgs,
     /// Comma-separated query types (default: all 15).
     #[arg(long, default_value = "")]
     types: String,
@@ -201,10 +199,10 @@ struct WorkloadArgs {
 impl WorkloadArgs {
     fn spec(&self) -> Result<(queries::QuerySpec, Vec<queries::QueryType>), String> {
         let spec = queries::QuerySpec {
-            scale: self.scale,
-            start: gen::parse_instant(&self.start)?,
-            end: gen::parse_instant(&self.end)?,
-            seed: self.seed,
+            scale: self.data.scale,
+            start: gen::parse_instant(&self.data.start)?,
+            end: gen::parse_instant(&self.data.end)?,
+            seed: self.data.seed,
         };
         let names: Vec<&str> = self
             .types
@@ -245,20 +243,17 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Gen {
-            scale,
-            start,
-            end,
+            data,
             interval,
-            seed,
             out,
             rows,
         } => {
             let spec = gen::Spec {
-                scale,
-                start: gen::parse_instant(&start)?,
-                end: gen::parse_instant(&end)?,
+                scale: data.scale,
+                start: gen::parse_instant(&data.start)?,
+                end: gen::parse_instant(&data.end)?,
                 interval_us: gen::parse_interval(&interval)?,
-                seed,
+                seed: data.seed,
             };
             if rows {
                 println!("{}", spec.rows());

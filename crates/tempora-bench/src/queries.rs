@@ -63,15 +63,19 @@ pub struct QueryType {
     pub kind: Kind,
 }
 
+const fn of(name: &'static str, kind: Kind) -> QueryType {
+    QueryType { name, kind }
+}
+
 const fn single(name: &'static str, metrics: usize, hosts: usize, hours: i64) -> QueryType {
-    QueryType {
+    of(
         name,
-        kind: Kind::SingleGroupby {
+        Kind::SingleGroupby {
             metrics,
             hosts,
             hours,
         },
-    }
+    )
 }
 
 /// The query types in TSBS's order.
@@ -82,42 +86,15 @@ pub const QUERY_TYPES: [QueryType; 15] = [
     single("single-groupby-5-1-1", 5, 1, 1),
     single("single-groupby-5-1-12", 5, 1, 12),
     single("single-groupby-5-8-1", 5, 8, 1),
-    QueryType {
-        name: "cpu-max-all-1",
-        kind: Kind::CpuMaxAll { hosts: 1 },
-    },
-    QueryType {
-        name: "cpu-max-all-8",
-        kind: Kind::CpuMaxAll { hosts: 8 },
-    },
-    QueryType {
-        name: "double-groupby-1",
-        kind: Kind::DoubleGroupby { metrics: 1 },
-    },
-    QueryType {
-        name: "double-groupby-5",
-        kind: Kind::DoubleGroupby { metrics: 5 },
-    },
-    QueryType {
-        name: "double-groupby-all",
-        kind: Kind::DoubleGroupby { metrics: 10 },
-    },
-    QueryType {
-        name: "high-cpu-1",
-        kind: Kind::HighCpu { hosts: Some(1) },
-    },
-    QueryType {
-        name: "high-cpu-all",
-        kind: Kind::HighCpu { hosts: None },
-    },
-    QueryType {
-        name: "lastpoint",
-        kind: Kind::Lastpoint,
-    },
-    QueryType {
-        name: "groupby-orderby-limit",
-        kind: Kind::GroupbyOrderbyLimit,
-    },
+    of("cpu-max-all-1", Kind::CpuMaxAll { hosts: 1 }),
+    of("cpu-max-all-8", Kind::CpuMaxAll { hosts: 8 }),
+    of("double-groupby-1", Kind::DoubleGroupby { metrics: 1 }),
+    of("double-groupby-5", Kind::DoubleGroupby { metrics: 5 }),
+    of("double-groupby-all", Kind::DoubleGroupby { metrics: 10 }),
+    of("high-cpu-1", Kind::HighCpu { hosts: Some(1) }),
+    of("high-cpu-all", Kind::HighCpu { hosts: None }),
+    of("lastpoint", Kind::Lastpoint),
+    of("groupby-orderby-limit", Kind::GroupbyOrderbyLimit),
 ];
 
 impl QueryType {

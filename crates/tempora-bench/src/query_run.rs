@@ -204,7 +204,7 @@ async fn execute(client: &Client, sql: &str, instance: usize, timeout: Duration)
             let _ = client.cancel_token().cancel_query(NoTls).await;
             failure(
                 None,
-                format!("no answer within {:.0} s", timeout.as_secs_f64()),
+                format!("no answer within {} s", timeout.as_secs_f64()),
                 true,
             )
         }
