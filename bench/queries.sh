@@ -70,18 +70,33 @@ TIME_BUCKET_FN="CREATE FUNCTION time_bucket(width interval, ts timestamptz) RETU
     RETURN date_bin(width, ts, TIMESTAMPTZ '2000-01-03 00:00:00+00')"
 
 # ---------------------------------------------------------------- Tempora
+# tempora_settle DATA_DIR: waits (up to 10 minutes) until the set of Parquet
+# files has not changed for 10 s, so that background compaction of the files a
+# large COPY or the CHECKPOINT wrote is not timed along with the queries.
+tempora_settle() {
+    local data=$1 last="" now stable=0 waited=0
+    while [ "$stable" -lt 5 ] && [ "$waited" -lt 600 ]; do
+        now=$(find "$data" -name '*.parquet' 2>/dev/null | sort | cksum)
+        if [ "$now" = "$last" ]; then stable=$((stable + 1)); else stable=0; last=$now; fi
+        sleep 2
+        waited=$((waited + 2))
+    done
+    log "tempora: $(find "$data" -name '*.parquet' | wc -l) Parquet files, unchanged for 10 s (waited ${waited} s)"
+}
+
 run_tempora() {
     local data="$RUN_DIR/tempora-data" rc=0
     tempora_start "$data" "$RESULTS/tempora.log"
-    log "tempora: loading with $WORKERS COPY streams into a hypertable"
+    log "tempora: loading with $WORKERS COPY streams into a hypertable, then CHECKPOINT (every row in Parquet)"
     if ! "$BENCH" load --url "$TEMPORA_URL" --file "$CSV" --workers "$WORKERS" --hypertable \
-        --label tempora --json-out "$RESULTS/tempora-load.json" >/dev/null; then
+        --checkpoint --label tempora --json-out "$RESULTS/tempora-load.json" >/dev/null; then
         log "tempora: the load failed; last lines of its log ($RESULTS/tempora.log):"
         tail -n 20 "$RESULTS/tempora.log" >&2 || true
         tempora_stop
         return 1
     fi
-    log "tempora: CHECKPOINT (every row in Parquet), then the queries"
+    tempora_settle "$data"
+    log "tempora: CHECKPOINT again (nothing left to flush), then the queries"
     "$BENCH" run-queries --url "$TEMPORA_URL" --label tempora "${QUERY_ARGS[@]}" \
         --setup CHECKPOINT --json-out "$RESULTS/tempora.json" || rc=1
     tempora_stop
