@@ -157,7 +157,7 @@ fn read_range(
     Ok(lines)
 }
 
-async fn connect(url: &str, timeout: Duration) -> Result<Client, String> {
+pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Client, String> {
     let deadline = Instant::now() + timeout;
     loop {
         match tokio_postgres::connect(url, NoTls).await {
@@ -177,7 +177,7 @@ async fn connect(url: &str, timeout: Duration) -> Result<Client, String> {
     }
 }
 
-fn db_error(context: &str, e: tokio_postgres::Error) -> String {
+pub(crate) fn db_error(context: &str, e: tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{context}: {} ({})", db.message(), db.code().code()),
         None => format!("{context}: {e}"),

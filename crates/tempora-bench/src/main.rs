@@ -1,12 +1,17 @@
 //! `tempora-bench`: generates the TSBS "cpu-only" data set and bulk-loads it
 //! into any PostgreSQL-protocol server (Tempora, PostgreSQL, TimescaleDB)
-//! with parallel COPY, measuring throughput, server memory and disk usage.
-//! `bench/ingest.sh` drives it end to end.
+//! with parallel COPY, measuring throughput, server memory and disk usage;
+//! generates TSBS's 15 cpu-only query types and times them, checking that two
+//! servers return the same results. `bench/ingest.sh` and `bench/queries.sh`
+//! drive it end to end.
 
 mod compare;
 mod gen;
 mod load;
 mod procfs;
+mod queries;
+mod query_compare;
+mod query_run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +22,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "tempora-bench",
     version,
-    about = "TSBS cpu-only ingest benchmark"
+    about = "TSBS cpu-only ingest and query benchmark"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,21 +33,11 @@ struct Cli {
 enum Command {
     /// Generate TSBS cpu-only rows as CSV (no header), time-major.
     Gen {
-        /// Number of hosts.
-        #[arg(long, default_value_t = 100)]
-        scale: u32,
-        /// First timestamp (RFC 3339).
-        #[arg(long, default_value = "2016-01-01T00:00:00Z")]
-        start: String,
-        /// End of the range, exclusive (RFC 3339).
-        #[arg(long, default_value = "2016-01-02T00:00:00Z")]
-        end: String,
+        #[command(flatten)]
+        data: DataSetArgs,
         /// Time between two readings of a host (10s, 500ms, 1m, ...).
         #[arg(long, default_value = "10s")]
         interval: String,
-        /// Seed of the random streams; the output is identical for the same arguments.
-        #[arg(long, default_value_t = 123)]
-        seed: u64,
         /// Output file (written as FILE.partial, renamed when complete); stdout if absent.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -112,8 +107,126 @@ enum Command {
         #[arg(long)]
         json_out: Option<PathBuf>,
     },
+    /// Print TSBS cpu-only query statements, `type<TAB>sql` per line.
+    GenQueries {
+        #[command(flatten)]
+        workload: WorkloadArgs,
+        /// Statements per query type.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        /// Print the query type names and exit.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Time the TSBS cpu-only query types against one server and record
+    /// their results; exit with status 1 if a type failed (after writing the
+    /// report).
+    RunQueries {
+        /// Server to query; `cpu` must hold the data `gen` wrote for the same
+        /// scale, start and end.
+        #[arg(long, default_value = "postgresql://postgres@127.0.0.1:5432/postgres")]
+        url: String,
+        /// Name of this server in the output.
+        #[arg(long, default_value = "server")]
+        label: String,
+        #[command(flatten)]
+        workload: WorkloadArgs,
+        /// Untimed statements per query type, run before the timed ones.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Timed statements per query type.
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+        /// Statement to run before the queries (repeatable; e.g. CHECKPOINT).
+        #[arg(long)]
+        setup: Vec<String>,
+        /// Give up on a statement after this many seconds (the type counts
+        /// as failed and the next type runs).
+        #[arg(long, default_value_t = 300.0)]
+        timeout_secs: f64,
+        /// Keep the normalized rows of results with at most this many rows in
+        /// the report (a digest is kept for every result).
+        #[arg(long, default_value_t = 2000)]
+        keep_rows: usize,
+        /// Write the JSON report to this file.
+        #[arg(long)]
+        json_out: Option<PathBuf>,
+        /// Keep retrying the first connection for this many seconds.
+        #[arg(long, default_value_t = 30.0)]
+        connect_timeout_secs: f64,
+    },
+    /// Print two run-queries reports side by side (ratio first / second);
+    /// exit with status 1 if a type failed or the results differ.
+    CompareQueries {
+        first: PathBuf,
+        second: PathBuf,
+        /// Write the comparison to this JSON file.
+        #[arg(long)]
+        json_out: Option<PathBuf>,
+    },
     /// Print a TCP port on 127.0.0.1 that is free right now.
     FreePort,
+}
+
+/// The data set `gen` writes and the queries ask about.
+#[derive(Debug, clap::Args)]
+struct DataSetArgs {
+    /// Number of hosts.
+    #[arg(long, default_value_t = 100)]
+    scale: u32,
+    /// First timestamp (RFC 3339).
+    #[arg(long, default_value = "2016-01-01T00:00:00Z")]
+    start: String,
+    /// End of the range, exclusive (RFC 3339).
+    #[arg(long, default_value = "2016-01-02T00:00:00Z")]
+    end: String,
+    /// Seed of the random numbers (rows; query windows and hosts): the same
+    /// arguments give the same output.
+    #[arg(long, default_value_t = 123)]
+    seed: u64,
+}
+
+/// The queries to generate.
+#[derive(Debug, clap::Args)]
+struct WorkloadArgs {
+    #[command(flatten)]
+    data: DataSetArgs,
+    /// Comma-separated query types (default: all 15).
+    #[arg(long, default_value = "")]
+    types: String,
+}
+
+impl WorkloadArgs {
+    fn spec(&self) -> Result<(queries::QuerySpec, Vec<queries::QueryType>), String> {
+        let spec = queries::QuerySpec {
+            scale: self.data.scale,
+            start: gen::parse_instant(&self.data.start)?,
+            end: gen::parse_instant(&self.data.end)?,
+            seed: self.data.seed,
+        };
+        let names: Vec<&str> = self
+            .types
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        let types = if names.is_empty() {
+            queries::QUERY_TYPES.to_vec()
+        } else {
+            names
+                .into_iter()
+                .map(queries::QueryType::by_name)
+                .collect::<Result<_, _>>()?
+        };
+        Ok((spec, types))
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -130,20 +243,17 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Gen {
-            scale,
-            start,
-            end,
+            data,
             interval,
-            seed,
             out,
             rows,
         } => {
             let spec = gen::Spec {
-                scale,
-                start: gen::parse_instant(&start)?,
-                end: gen::parse_instant(&end)?,
+                scale: data.scale,
+                start: gen::parse_instant(&data.start)?,
+                end: gen::parse_instant(&data.end)?,
                 interval_us: gen::parse_interval(&interval)?,
-                seed,
+                seed: data.seed,
             };
             if rows {
                 println!("{}", spec.rows());
@@ -189,11 +299,7 @@ fn run(command: Command) -> Result<(), String> {
                 block_bytes,
                 connect_timeout_secs,
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the runtime: {e}"))?;
-            runtime.block_on(load::run(args)).map(|_| ())
+            runtime()?.block_on(load::run(args)).map(|_| ())
         }
         Command::Du { dir, update_json } => {
             let usage = procfs::disk_usage(&dir)
@@ -215,6 +321,86 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Compare { reports, json_out } => compare::run(&reports, json_out),
+        Command::GenQueries {
+            workload,
+            count,
+            list,
+        } => {
+            let (spec, types) = workload.spec()?;
+            if list {
+                for t in &types {
+                    println!("{}", t.name);
+                }
+                return Ok(());
+            }
+            for w in spec.check(&types)? {
+                eprintln!("tempora-bench: warning: {w}");
+            }
+            for t in &types {
+                for sql in spec.generate(t, count) {
+                    println!("{}\t{sql}", t.name);
+                }
+            }
+            Ok(())
+        }
+        Command::RunQueries {
+            url,
+            label,
+            workload,
+            warmup,
+            count,
+            setup,
+            timeout_secs,
+            keep_rows,
+            json_out,
+            connect_timeout_secs,
+        } => {
+            let (spec, types) = workload.spec()?;
+            if timeout_secs.is_nan() || timeout_secs <= 0.0 {
+                return Err("--timeout-secs must be positive".into());
+            }
+            let args = query_run::RunArgs {
+                url,
+                label,
+                spec,
+                types,
+                warmup,
+                count,
+                setup,
+                timeout: std::time::Duration::from_secs_f64(timeout_secs),
+                keep_rows,
+                json_out,
+                connect_timeout: std::time::Duration::from_secs_f64(connect_timeout_secs.max(0.0)),
+            };
+            let report = runtime()?.block_on(query_run::run(args))?;
+            let failed: Vec<&str> = report
+                .types
+                .iter()
+                .filter(|t| t.failure.is_some())
+                .map(|t| t.name.as_str())
+                .collect();
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "[{}] {} query type(s) failed: {} (the report has them)",
+                    report.label,
+                    failed.len(),
+                    failed.join(", ")
+                ))
+            }
+        }
+        Command::CompareQueries {
+            first,
+            second,
+            json_out,
+        } => {
+            if query_compare::run(&first, &second, json_out)? {
+                Ok(())
+            } else {
+                Err("a query type failed or returned different results (see above)".into())
+            }
+        }
         Command::FreePort => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")
                 .map_err(|e| format!("cannot bind a port: {e}"))?;
