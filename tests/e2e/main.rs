@@ -18,6 +18,7 @@ mod copy;
 mod crash;
 mod explain;
 mod faults;
+mod jobs;
 mod psql;
 mod restart;
 #[path = "tokio_postgres.rs"]

@@ -295,6 +295,74 @@ pub fn chunk_range(t: i64, interval: i64) -> (i64, i64) {
     (start, start.saturating_add(interval))
 }
 
+/// First id of user jobs, as in TimescaleDB.
+pub const FIRST_JOB_ID: u32 = 1000;
+
+/// What a background job does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum JobKind {
+    /// `add_retention_policy`: drop the hypertable's chunks that end more
+    /// than `drop_after` before now.
+    Retention { drop_after: JobSpan },
+}
+
+/// A span given to a policy: an interval (months, days, microseconds) or an
+/// integer in the time column's units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum JobSpan {
+    Interval { months: i32, days: i32, micros: i64 },
+    Integer(i64),
+}
+
+/// Run statistics of a job (`timescaledb_information.job_stats`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobStats {
+    pub last_run_started_at: Option<i64>,
+    pub last_successful_finish: Option<i64>,
+    /// "Success" or "Failed".
+    pub last_run_status: Option<String>,
+    pub last_run_duration_us: Option<i64>,
+    pub total_runs: i64,
+    pub total_successes: i64,
+    pub total_failures: i64,
+    /// Failures since the last success: how far the retry backs off.
+    pub consecutive_failures: i64,
+}
+
+/// A background job (`timescaledb_information.jobs`). Times are
+/// microseconds since the Unix epoch, durations microseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobDef {
+    pub id: u32,
+    pub kind: JobKind,
+    /// The hypertable the job works on.
+    pub oid: u32,
+    pub schedule_interval: i64,
+    pub max_runtime: i64,
+    pub max_retries: i32,
+    pub retry_period: i64,
+    pub scheduled: bool,
+    pub fixed_schedule: bool,
+    pub initial_start: Option<i64>,
+    pub next_start: i64,
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub stats: JobStats,
+}
+
+/// A failed run (`timescaledb_information.job_errors`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobError {
+    pub job_id: u32,
+    pub start_time: i64,
+    pub finish_time: i64,
+    pub sqlerrcode: String,
+    pub message: String,
+}
+
+/// Errors kept for `job_errors` (the oldest go first).
+pub const MAX_JOB_ERRORS: usize = 1000;
+
 /// One atomic change to the catalog. A commit is a list of these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CatalogOp {
@@ -332,6 +400,13 @@ pub enum CatalogOp {
         oid: u32,
         chunk_interval: i64,
     },
+    /// A job added, altered, or having run (its stats and next start).
+    PutJob(JobDef),
+    DeleteJob {
+        id: u32,
+    },
+    /// A failed run, for `job_errors`.
+    AddJobError(JobError),
     /// Whole chunks dropped (`drop_chunks`, retention). WAL records up to
     /// `through_wal_seq` may still hold rows of their ranges: replay skips
     /// those rows, as the live memtables dropped them with the chunks.
@@ -370,6 +445,20 @@ pub struct CatalogState {
     pub chunk_drops: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped_ranges: Vec<DroppedRange>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub jobs: BTreeMap<u32, JobDef>,
+    #[serde(default = "first_job_id", skip_serializing_if = "is_first_job_id")]
+    pub next_job_id: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub job_errors: Vec<JobError>,
+}
+
+fn first_job_id() -> u32 {
+    FIRST_JOB_ID
+}
+
+fn is_first_job_id(id: &u32) -> bool {
+    *id == FIRST_JOB_ID
 }
 
 impl Default for CatalogState {
@@ -384,6 +473,9 @@ impl Default for CatalogState {
             extensions: vec!["plpgsql".into()],
             chunk_drops: 0,
             dropped_ranges: Vec::new(),
+            jobs: BTreeMap::new(),
+            next_job_id: FIRST_JOB_ID,
+            job_errors: Vec::new(),
         }
     }
 }
@@ -423,6 +515,23 @@ impl CatalogState {
             CatalogOp::DropTable { oid } => {
                 self.tables.remove(oid).ok_or_else(|| missing(*oid))?;
                 self.dropped_ranges.retain(|r| r.oid != *oid);
+                // A table's policies go with it.
+                self.jobs.retain(|_, j| j.oid != *oid);
+            }
+            CatalogOp::PutJob(job) => {
+                self.next_job_id = self.next_job_id.max(job.id + 1);
+                self.jobs.insert(job.id, job.clone());
+            }
+            CatalogOp::DeleteJob { id } => {
+                self.jobs.remove(id);
+                self.job_errors.retain(|e| e.job_id != *id);
+            }
+            CatalogOp::AddJobError(e) => {
+                self.job_errors.push(e.clone());
+                if self.job_errors.len() > MAX_JOB_ERRORS {
+                    let excess = self.job_errors.len() - MAX_JOB_ERRORS;
+                    self.job_errors.drain(..excess);
+                }
             }
             CatalogOp::MakeHypertable { oid, def } => {
                 self.next_hypertable_id = self.next_hypertable_id.max(def.id + 1);

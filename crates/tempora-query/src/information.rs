@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Int16Array, Int64Array, Int64Builder, IntervalMonthDayNanoArray,
-    RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Int16Array, Int32Array, Int64Array, Int64Builder,
+    IntervalMonthDayNanoArray, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{
     DataType, Field, IntervalMonthDayNano, IntervalUnit, Schema, SchemaRef, TimeUnit,
@@ -26,7 +26,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use tempora_catalog::{CatalogState, TableDef, CHUNK_SCHEMA};
+use tempora_catalog::{CatalogState, JobDef, JobKind, JobSpan, TableDef, CHUNK_SCHEMA};
 use tempora_common::TemporaError;
 use tempora_storage::Engine;
 
@@ -275,6 +275,222 @@ fn chunks_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
     )
 }
 
+/// A duration in microseconds as PostgreSQL prints an interval of days and
+/// time (`1 day`, `12:00:00`, `00:05:00`).
+pub fn interval_text(micros: i64) -> String {
+    let (days, rem) = tempora_copy::text::split_days(micros);
+    let mut out = String::new();
+    tempora_copy::text::write_interval(0, days, rem, &mut out);
+    out
+}
+
+/// A job's `config` as TimescaleDB shows it (jsonb: keys by length, then name).
+fn job_config(job: &JobDef, state: &CatalogState) -> String {
+    let hypertable_id = state
+        .table_by_oid(job.oid)
+        .and_then(|t| t.hypertable.as_ref())
+        .map_or(0, |h| h.id);
+    let mut entries: Vec<(&str, String)> = vec![("hypertable_id", hypertable_id.to_string())];
+    match &job.kind {
+        JobKind::Retention { drop_after } => {
+            let value = match drop_after {
+                JobSpan::Interval {
+                    months,
+                    days,
+                    micros,
+                } => {
+                    let mut s = String::new();
+                    tempora_copy::text::write_interval(*months, *days, *micros, &mut s);
+                    format!("\"{s}\"")
+                }
+                JobSpan::Integer(v) => v.to_string(),
+            };
+            entries.push(("drop_after", value));
+        }
+    }
+    entries.sort_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
+    let body: Vec<String> = entries
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v}"))
+        .collect();
+    format!("{{{}}}", body.join(", "))
+}
+
+/// TimescaleDB's name of a job's procedure.
+fn job_proc(job: &JobDef) -> &'static str {
+    match job.kind {
+        JobKind::Retention { .. } => "policy_retention",
+    }
+}
+
+fn job_application_name(job: &JobDef) -> String {
+    match job.kind {
+        JobKind::Retention { .. } => format!("Retention Policy [{}]", job.id),
+    }
+}
+
+fn interval_field(name: &str) -> Field {
+    Field::new(name, DataType::Interval(IntervalUnit::MonthDayNano), true)
+}
+
+fn intervals(v: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
+    Arc::new(IntervalMonthDayNanoArray::from_iter(
+        v.into_iter().map(|us| us.map(micros_interval)),
+    ))
+}
+
+fn times(v: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from_iter(v).with_timezone("UTC"))
+}
+
+const PROC_SCHEMA: &str = "_timescaledb_functions";
+
+/// `timescaledb_information.jobs`.
+fn jobs_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("job_id", DataType::Int32, false),
+        text("application_name"),
+        interval_field("schedule_interval"),
+        interval_field("max_runtime"),
+        Field::new("max_retries", DataType::Int32, true),
+        interval_field("retry_period"),
+        text("proc_schema"),
+        text("proc_name"),
+        text("owner"),
+        Field::new("scheduled", DataType::Boolean, true),
+        Field::new("fixed_schedule", DataType::Boolean, true),
+        text("config"),
+        timestamptz("next_start"),
+        timestamptz("initial_start"),
+        text("hypertable_schema"),
+        text("hypertable_name"),
+        text("check_schema"),
+        text("check_name"),
+    ]));
+    let jobs: Vec<&JobDef> = state.jobs.values().collect();
+    let table = |j: &JobDef| state.table_by_oid(j.oid);
+    let names: Vec<String> = jobs.iter().map(|j| job_application_name(j)).collect();
+    let configs: Vec<String> = jobs.iter().map(|j| job_config(j, state)).collect();
+    let checks: Vec<String> = jobs
+        .iter()
+        .map(|j| format!("{}_check", job_proc(j)))
+        .collect();
+    table_of(
+        schema,
+        vec![
+            Arc::new(Int32Array::from_iter_values(
+                jobs.iter().map(|j| j.id as i32),
+            )),
+            strings(names.iter().map(|n| Some(n.as_str()))),
+            intervals(jobs.iter().map(|j| Some(j.schedule_interval))),
+            intervals(jobs.iter().map(|j| Some(j.max_runtime))),
+            Arc::new(Int32Array::from_iter_values(
+                jobs.iter().map(|j| j.max_retries),
+            )),
+            intervals(jobs.iter().map(|j| Some(j.retry_period))),
+            strings(jobs.iter().map(|_| Some(PROC_SCHEMA))),
+            strings(jobs.iter().map(|j| Some(job_proc(j)))),
+            strings(jobs.iter().map(|_| Some(OWNER))),
+            Arc::new(BooleanArray::from_iter(
+                jobs.iter().map(|j| Some(j.scheduled)),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                jobs.iter().map(|j| Some(j.fixed_schedule)),
+            )),
+            strings(configs.iter().map(|c| Some(c.as_str()))),
+            times(jobs.iter().map(|j| Some(j.next_start))),
+            times(jobs.iter().map(|j| j.initial_start)),
+            strings(jobs.iter().map(|j| table(j).map(|t| t.schema.as_str()))),
+            strings(jobs.iter().map(|j| table(j).map(|t| t.name.as_str()))),
+            strings(jobs.iter().map(|_| Some(PROC_SCHEMA))),
+            strings(checks.iter().map(|c| Some(c.as_str()))),
+        ],
+    )
+}
+
+/// `timescaledb_information.job_stats`.
+fn job_stats_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(vec![
+        text("hypertable_schema"),
+        text("hypertable_name"),
+        Field::new("job_id", DataType::Int32, false),
+        timestamptz("last_run_started_at"),
+        timestamptz("last_successful_finish"),
+        text("last_run_status"),
+        text("job_status"),
+        interval_field("last_run_duration"),
+        timestamptz("next_start"),
+        int64("total_runs"),
+        int64("total_successes"),
+        int64("total_failures"),
+    ]));
+    let jobs: Vec<&JobDef> = state.jobs.values().collect();
+    let table = |j: &JobDef| state.table_by_oid(j.oid);
+    table_of(
+        schema,
+        vec![
+            strings(jobs.iter().map(|j| table(j).map(|t| t.schema.as_str()))),
+            strings(jobs.iter().map(|j| table(j).map(|t| t.name.as_str()))),
+            Arc::new(Int32Array::from_iter_values(
+                jobs.iter().map(|j| j.id as i32),
+            )),
+            times(jobs.iter().map(|j| j.stats.last_run_started_at)),
+            times(jobs.iter().map(|j| j.stats.last_successful_finish)),
+            strings(jobs.iter().map(|j| j.stats.last_run_status.as_deref())),
+            strings(
+                jobs.iter()
+                    .map(|j| Some(if j.scheduled { "Scheduled" } else { "Paused" })),
+            ),
+            intervals(jobs.iter().map(|j| j.stats.last_run_duration_us)),
+            times(jobs.iter().map(|j| j.scheduled.then_some(j.next_start))),
+            Arc::new(Int64Array::from_iter_values(
+                jobs.iter().map(|j| j.stats.total_runs),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                jobs.iter().map(|j| j.stats.total_successes),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                jobs.iter().map(|j| j.stats.total_failures),
+            )),
+        ],
+    )
+}
+
+/// `timescaledb_information.job_errors`.
+fn job_errors_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("job_id", DataType::Int32, false),
+        text("proc_schema"),
+        text("proc_name"),
+        Field::new("pid", DataType::Int32, true),
+        timestamptz("start_time"),
+        timestamptz("finish_time"),
+        text("sqlerrcode"),
+        text("err_message"),
+    ]));
+    let errors = &state.job_errors;
+    let proc_name = |id: u32| state.jobs.get(&id).map(job_proc);
+    table_of(
+        schema,
+        vec![
+            Arc::new(Int32Array::from_iter_values(
+                errors.iter().map(|e| e.job_id as i32),
+            )),
+            strings(
+                errors
+                    .iter()
+                    .map(|e| proc_name(e.job_id).map(|_| PROC_SCHEMA)),
+            ),
+            strings(errors.iter().map(|e| proc_name(e.job_id))),
+            Arc::new(Int32Array::from(vec![None; errors.len()])),
+            times(errors.iter().map(|e| Some(e.start_time))),
+            times(errors.iter().map(|e| Some(e.finish_time))),
+            strings(errors.iter().map(|e| Some(e.sqlerrcode.as_str()))),
+            strings(errors.iter().map(|e| Some(e.message.as_str()))),
+        ],
+    )
+}
+
 /// The `timescaledb_information` schema; its views read the catalog each
 /// time a statement names them.
 #[derive(Debug)]
@@ -288,7 +504,14 @@ impl InformationSchema {
     }
 }
 
-const VIEWS: [&str; 3] = ["hypertables", "dimensions", "chunks"];
+const VIEWS: [&str; 6] = [
+    "hypertables",
+    "dimensions",
+    "chunks",
+    "jobs",
+    "job_stats",
+    "job_errors",
+];
 
 #[async_trait]
 impl SchemaProvider for InformationSchema {
@@ -302,6 +525,9 @@ impl SchemaProvider for InformationSchema {
             "hypertables" => hypertables_view(&state)?,
             "dimensions" => dimensions_view(&state)?,
             "chunks" => chunks_view(&state)?,
+            "jobs" => jobs_view(&state)?,
+            "job_stats" => job_stats_view(&state)?,
+            "job_errors" => job_errors_view(&state)?,
             _ => return Ok(None),
         }))
     }

@@ -6,9 +6,9 @@
 
 pub mod aggregates;
 pub mod chunks;
-pub mod gapfill_markers;
 pub mod information;
 pub mod intervals;
+pub mod markers;
 pub mod pg_literals;
 pub mod pg_types;
 pub mod provider;

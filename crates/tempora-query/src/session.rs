@@ -227,7 +227,7 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     for f in crate::intervals::scale_udfs() {
         ctx.register_udf(f);
     }
-    for f in crate::gapfill_markers::marker_udfs() {
+    for f in crate::markers::marker_udfs() {
         ctx.register_udf(f);
     }
     for f in crate::information::relation_functions(&engine) {

@@ -101,12 +101,14 @@ async fn run(args: Args) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let flusher = tokio::spawn(engine.clone().run_flusher(stop_rx.clone()));
     let compactor = tokio::spawn(engine.clone().run_compactor(stop_rx.clone()));
+    let scheduler = tokio::spawn(engine.clone().run_scheduler(stop_rx.clone()));
     let server = tokio::spawn(tempora_pgwire::serve(listener, engine.clone(), stop_rx));
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = server.await;
     let _ = flusher.await;
+    let _ = scheduler.await;
     // A merge cut short leaves only an unlisted file, removed at the next start.
     compactor.abort();
     engine

@@ -13,8 +13,7 @@ use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, FunctionArg, FunctionArgExpr, SetExpr, Statement, TableAliasColumnDef,
-    TableFactor, Value,
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, Statement, Value,
 };
 use tempora_common::{Result, SqlState, TemporaError};
 use tempora_query::chunks::ChunkSelection;
@@ -141,24 +140,7 @@ const COLUMN: &str = "drop_chunks";
 
 impl DropChunks {
     pub(crate) fn from_call(call: CommandCall) -> Self {
-        let mut select = call.select;
-        if let Some(Statement::Query(q)) = &mut select {
-            if let SetExpr::Select(sel) = q.body.as_mut() {
-                if let Some(TableFactor::Table {
-                    alias: Some(alias), ..
-                }) = sel.from.first_mut().map(|t| &mut t.relation)
-                {
-                    // `FROM drop_chunks(...) c`: the one column is `c`.
-                    if alias.columns.is_empty() {
-                        alias.columns =
-                            vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
-                    }
-                }
-            }
-        }
-        if let Some(stmt) = &mut select {
-            crate::naming::apply(stmt);
-        }
+        let select = crate::command_select(call.select);
         Self {
             args: call.args.into_iter().map(|(_, e)| e).collect(),
             select,

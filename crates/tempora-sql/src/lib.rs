@@ -25,6 +25,7 @@ mod explain;
 mod gapfill;
 mod hypertable;
 mod insert;
+mod jobs;
 mod naming;
 mod session_cmds;
 mod upsert;
@@ -147,6 +148,10 @@ pub enum Kind {
     /// A query calling time_bucket_gapfill.
     Gapfill(Box<gapfill::GapfillPlan>),
     SetChunkTimeInterval(Box<hypertable::SetChunkTimeInterval>),
+    /// A policy or job function (add_retention_policy, alter_job, ...).
+    Job(Box<jobs::JobCall>),
+    /// CALL run_job(id).
+    RunJob(Box<datafusion::sql::sqlparser::ast::Expr>),
     Ddl(Box<Statement>),
     Session(Box<Statement>),
     /// CHECKPOINT: every memtable row written to Parquet files now.
@@ -401,6 +406,31 @@ pub(crate) fn call_args(args: &FunctionArguments) -> Vec<(Option<String>, SqlExp
         .collect()
 }
 
+/// The `SELECT ... FROM f(...) [alias]` of a single-column command, ready to
+/// project the command's result: the alias names the column (`FROM
+/// drop_chunks(...) c` has column `c`), result columns get PostgreSQL's names.
+pub(crate) fn command_select(select: Option<Statement>) -> Option<Statement> {
+    let mut select = select?;
+    if let Statement::Query(q) = &mut select {
+        if let SetExpr::Select(sel) = q.body.as_mut() {
+            if let Some(TableFactor::Table {
+                alias: Some(alias), ..
+            }) = sel.from.first_mut().map(|t| &mut t.relation)
+            {
+                if alias.columns.is_empty() {
+                    alias.columns = vec![
+                        datafusion::sql::sqlparser::ast::TableAliasColumnDef::from_name(
+                            alias.name.value.clone(),
+                        ),
+                    ];
+                }
+            }
+        }
+    }
+    naming::apply(&mut select);
+    Some(select)
+}
+
 /// A TimescaleDB command call found in a SELECT: the function and whether the
 /// caller selected its columns (`SELECT * FROM f(...)`) or the record (`SELECT f(...)`).
 pub(crate) struct CommandCall {
@@ -599,6 +629,11 @@ impl SqlSession {
                     Some(hypertable::SetChunkTimeInterval::result_schema()),
                 ));
             }
+            if jobs::is_job_function(&call.name) {
+                let cmd = jobs::JobCall::from_call(call);
+                let schema = cmd.result_schema().await?;
+                return Ok(prepared(Kind::Job(Box::new(cmd)), vec![], Some(schema)));
+            }
             if call.name == "drop_chunks" {
                 let cmd = chunks::DropChunks::from_call(call);
                 let schema = cmd.result_schema().await?;
@@ -617,6 +652,9 @@ impl SqlSession {
                     Some(schema),
                 ));
             }
+        }
+        if let Some(id) = jobs::run_job_id(&stmt) {
+            return Ok(prepared(Kind::RunJob(Box::new(id.clone())), vec![], None));
         }
         match &stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
@@ -800,6 +838,14 @@ impl SqlSession {
                 self.reject_write_in_block("create_hypertable")?;
                 cmd.execute(self).await
             }
+            Kind::Job(cmd) => {
+                self.reject_write_in_block("a job function")?;
+                cmd.execute(self).await
+            }
+            Kind::RunJob(id) => {
+                self.reject_write_in_block("run_job")?;
+                jobs::run_job(self, id).await
+            }
             Kind::SetChunkTimeInterval(cmd) => {
                 self.reject_write_in_block("set_chunk_time_interval")?;
                 cmd.execute(self).await
@@ -841,7 +887,10 @@ impl SqlSession {
 
     /// Evaluates one SQL expression given as text (a column DEFAULT).
     pub(crate) async fn eval_sql(&self, expr: &str) -> Result<datafusion::common::ScalarValue> {
-        let sql = format!("SELECT {expr}");
+        // Aliased: an unnamed column would be named after the expression,
+        // which the literal analyzer rule rewrites (and DataFusion then
+        // rejects the plan's changed schema).
+        let sql = format!("SELECT {expr} AS v");
         let batches = self
             .ctx
             .sql(&sql)

@@ -19,6 +19,7 @@
 
 pub mod compaction;
 pub mod gc;
+pub mod jobs;
 pub mod memtable;
 pub mod parquet_io;
 pub mod unique;
@@ -131,6 +132,8 @@ pub struct Engine {
     /// Held from the check of unique keys to the rows being in the memtable,
     /// so two writers never both take the same key.
     unique_lock: tokio::sync::Mutex<()>,
+    /// Jobs run one at a time (scheduler and CALL run_job).
+    job_lock: tokio::sync::Mutex<()>,
     file_counter: AtomicU64,
     gc: Arc<FileGc>,
 }
@@ -352,6 +355,7 @@ impl Engine {
             flush_error: parking_lot::Mutex::new(None),
             compact_nudge: tokio::sync::Notify::new(),
             unique_lock: tokio::sync::Mutex::new(()),
+            job_lock: tokio::sync::Mutex::new(()),
             file_counter: AtomicU64::new(0),
             gc,
         });

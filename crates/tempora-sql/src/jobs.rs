@@ -1,0 +1,732 @@
+//! Policies and jobs as TimescaleDB's SQL sets them up:
+//! `add_retention_policy`, `remove_retention_policy`, `alter_job`,
+//! `delete_job`, `CALL run_job(id)`; `add_compression_policy` /
+//! `remove_compression_policy` answer as for a hypertable without
+//! compression (Tempora does not compress yet). The jobs run in the
+//! server's scheduler (tempora-storage/src/jobs.rs).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Statement};
+use tempora_catalog::{CatalogOp, CatalogState, JobDef, JobKind, JobSpan, TableDef};
+use tempora_common::{Result, SqlState, TemporaError};
+
+use crate::{CommandCall, Notice, Outcome, SqlSession};
+
+const HOUR: i64 = 3_600_000_000;
+const DAY: i64 = 24 * HOUR;
+const MINUTE: i64 = 60_000_000;
+
+/// The job functions this module answers.
+pub(crate) fn is_job_function(name: &str) -> bool {
+    matches!(
+        name,
+        "add_retention_policy"
+            | "remove_retention_policy"
+            | "add_compression_policy"
+            | "remove_compression_policy"
+            | "alter_job"
+            | "delete_job"
+    )
+}
+
+/// A planned job function call.
+#[derive(Debug, Clone)]
+pub struct JobCall {
+    name: String,
+    args: Vec<(Option<String>, SqlExpr)>,
+    /// `SELECT ... FROM f(...)`: that query, over a table named like `f`.
+    select: Option<Statement>,
+}
+
+/// Arguments by name, positional ones named by the function's signature.
+struct Args {
+    values: Vec<(String, ScalarValue)>,
+}
+
+impl Args {
+    async fn read(
+        session: &SqlSession,
+        function: &str,
+        positional: &[&str],
+        args: &[(Option<String>, SqlExpr)],
+    ) -> Result<Self> {
+        let mut values = Vec::new();
+        for (i, (name, expr)) in args.iter().enumerate() {
+            let key = match name {
+                Some(n) => n.clone(),
+                None => positional
+                    .get(i)
+                    .ok_or_else(|| {
+                        TemporaError::new(
+                            SqlState::UNDEFINED_FUNCTION,
+                            format!(
+                                "function {function} takes at most {} positional arguments",
+                                positional.len()
+                            ),
+                        )
+                    })?
+                    .to_string(),
+            };
+            values.push((key, session.eval_constant(expr).await?));
+        }
+        Ok(Self { values })
+    }
+
+    fn get(&self, key: &str) -> Option<&ScalarValue> {
+        self.values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_null())
+    }
+
+    fn reject_others(&self, function: &str, known: &[&str]) -> Result<()> {
+        match self
+            .values
+            .iter()
+            .find(|(k, _)| !known.contains(&k.as_str()))
+        {
+            Some((k, _)) => Err(TemporaError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("function {function} has no parameter named \"{k}\""),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(ScalarValue::Boolean(b)) => Ok(*b),
+            Some(other) => Err(TemporaError::new(
+                SqlState::DATATYPE_MISMATCH,
+                format!("{key} must be boolean, not {}", other.data_type()),
+            )),
+        }
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        match self.get(key) {
+            Some(ScalarValue::Utf8(s) | ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s)) => {
+                s.clone()
+            }
+            _ => None,
+        }
+    }
+
+    fn int(&self, key: &str) -> Result<Option<i64>> {
+        Ok(match self.get(key) {
+            None => None,
+            Some(ScalarValue::Int16(v)) => v.map(i64::from),
+            Some(ScalarValue::Int32(v)) => v.map(i64::from),
+            Some(ScalarValue::Int64(v)) => *v,
+            Some(other) => {
+                return Err(TemporaError::new(
+                    SqlState::DATATYPE_MISMATCH,
+                    format!("{key} must be an integer, not {}", other.data_type()),
+                ))
+            }
+        })
+    }
+
+    /// A fixed-length interval in microseconds (no months).
+    fn micros(&self, key: &str) -> Result<Option<i64>> {
+        Ok(match self.get(key) {
+            None => None,
+            Some(v) => match interval_parts(v) {
+                Some((0, days, micros)) => Some(days as i64 * DAY + micros),
+                Some(_) => {
+                    return Err(TemporaError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("{key} must not have months"),
+                    ))
+                }
+                None => {
+                    return Err(TemporaError::new(
+                        SqlState::DATATYPE_MISMATCH,
+                        format!("{key} must be an interval"),
+                    ))
+                }
+            },
+        })
+    }
+
+    /// A time in microseconds since the epoch.
+    fn time(&self, key: &str) -> Result<Option<i64>> {
+        Ok(match self.get(key) {
+            None => None,
+            Some(ScalarValue::TimestampMicrosecond(v, _)) => *v,
+            Some(ScalarValue::TimestampNanosecond(v, _)) => v.map(|v| v.div_euclid(1000)),
+            Some(ScalarValue::TimestampMillisecond(v, _)) => v.map(|v| v * 1000),
+            Some(ScalarValue::TimestampSecond(v, _)) => v.map(|v| v * 1_000_000),
+            Some(ScalarValue::Utf8(Some(s))) => {
+                Some(tempora_query::pg_literals::parse_timestamp(s, true, "UTC")?)
+            }
+            Some(other) => {
+                return Err(TemporaError::new(
+                    SqlState::DATATYPE_MISMATCH,
+                    format!(
+                        "{key} must be a timestamp with time zone, not {}",
+                        other.data_type()
+                    ),
+                ))
+            }
+        })
+    }
+}
+
+fn interval_parts(v: &ScalarValue) -> Option<(i32, i32, i64)> {
+    match v {
+        ScalarValue::IntervalMonthDayNano(Some(i)) => {
+            Some((i.months, i.days, i.nanoseconds / 1000))
+        }
+        ScalarValue::IntervalDayTime(Some(i)) => Some((0, i.days, i.milliseconds as i64 * 1000)),
+        ScalarValue::IntervalYearMonth(Some(m)) => Some((*m, 0, 0)),
+        _ => None,
+    }
+}
+
+fn hypertable<'a>(state: &'a CatalogState, rel: &str) -> Result<&'a TableDef> {
+    let (schema, name) = tempora_query::split_qualified(rel);
+    let table = state
+        .table(&schema, &name)
+        .ok_or_else(|| TemporaError::undefined_table(rel))?;
+    if !table.is_hypertable() {
+        return Err(TemporaError::new(
+            SqlState::TS_HYPERTABLE_NOT_EXIST,
+            format!(
+                "\"{}\" is not a hypertable or a continuous aggregate",
+                table.name
+            ),
+        ));
+    }
+    Ok(table)
+}
+
+fn notice(code: SqlState, message: String) -> Notice {
+    Notice {
+        severity: "NOTICE",
+        code,
+        message,
+    }
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+impl JobCall {
+    pub(crate) fn from_call(call: CommandCall) -> Self {
+        Self {
+            name: call.name,
+            args: call.args,
+            select: crate::command_select(call.select),
+        }
+    }
+
+    /// The function's own result column.
+    fn record_schema(&self) -> SchemaRef {
+        let ty = match self.name.as_str() {
+            "add_retention_policy" | "add_compression_policy" => DataType::Int32,
+            "remove_compression_policy" => DataType::Boolean,
+            _ => DataType::Utf8,
+        };
+        Arc::new(Schema::new(vec![Field::new(&self.name, ty, true)]))
+    }
+
+    pub async fn result_schema(&self) -> Result<SchemaRef> {
+        let empty = RecordBatch::new_empty(self.record_schema());
+        Ok(self.project(empty).await?.0)
+    }
+
+    async fn project(&self, batch: RecordBatch) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        match &self.select {
+            None => Ok((batch.schema(), vec![batch])),
+            Some(select) => {
+                crate::query_rows(&self.name, batch.schema(), vec![batch], &select.to_string())
+                    .await
+            }
+        }
+    }
+
+    async fn rows(&self, value: ArrayRef, notices: Vec<Notice>) -> Result<(Outcome, Vec<Notice>)> {
+        let batch = RecordBatch::try_new(self.record_schema(), vec![value])
+            .map_err(|e| TemporaError::internal(e.to_string()))?;
+        let (schema, batches) = self.project(batch).await?;
+        Ok((
+            Outcome::Rows {
+                schema,
+                batches,
+                tag: "SELECT".into(),
+            },
+            notices,
+        ))
+    }
+
+    pub(crate) async fn execute(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
+        match self.name.as_str() {
+            "add_retention_policy" => self.add_retention_policy(session).await,
+            "remove_retention_policy" => self.remove_retention_policy(session).await,
+            "add_compression_policy" => self.add_compression_policy(session).await,
+            "remove_compression_policy" => self.remove_compression_policy(session).await,
+            "alter_job" => self.alter_job(session).await,
+            "delete_job" => self.delete_job(session).await,
+            other => Err(TemporaError::internal(format!(
+                "{other} is not a job function"
+            ))),
+        }
+    }
+
+    async fn add_retention_policy(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
+        const PARAMS: [&str; 7] = [
+            "relation",
+            "drop_after",
+            "schedule_interval",
+            "if_not_exists",
+            "drop_created_before",
+            "initial_start",
+            "timezone",
+        ];
+        let args = Args::read(session, &self.name, &PARAMS[..4], &self.args).await?;
+        args.reject_others(&self.name, &PARAMS)?;
+        let rel = args.text("relation").ok_or_else(|| {
+            TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "invalid hypertable")
+        })?;
+        let engine = session.engine();
+        let state = engine.catalog().snapshot();
+        let table = hypertable(&state, &rel)?;
+        let oid = table.oid;
+        let if_not_exists = args.bool("if_not_exists")?.unwrap_or(false);
+        if args.get("drop_after").is_none() && args.get("drop_created_before").is_none() {
+            return Err(TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "need to specify one of \"drop_after\" or \"drop_created_before\"",
+            ));
+        }
+        if state
+            .jobs
+            .values()
+            .any(|j| j.oid == oid && matches!(j.kind, JobKind::Retention { .. }))
+        {
+            let message = format!(
+                "retention policy already exists for hypertable \"{}\"",
+                table.name
+            );
+            if if_not_exists {
+                return self
+                    .rows(
+                        Arc::new(Int32Array::from(vec![-1])),
+                        vec![notice(
+                            SqlState::DUPLICATE_OBJECT,
+                            format!("{message}, skipping"),
+                        )],
+                    )
+                    .await;
+            }
+            return Err(TemporaError::new(SqlState::DUPLICATE_OBJECT, message));
+        }
+        if args.get("drop_created_before").is_some() {
+            return Err(TemporaError::not_supported(
+                "add_retention_policy with drop_created_before",
+            ));
+        }
+        let bad = || {
+            TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "invalid value for parameter drop_after",
+            )
+        };
+        let drop_after = match args.get("drop_after") {
+            None => return Err(bad()),
+            Some(v) => match interval_parts(v) {
+                Some((months, days, micros)) => {
+                    let temporal = table
+                        .hypertable
+                        .as_ref()
+                        .and_then(|h| table.column(&h.time_column))
+                        .is_some_and(|c| c.ty.is_temporal());
+                    if !temporal {
+                        return Err(bad());
+                    }
+                    JobSpan::Interval {
+                        months,
+                        days,
+                        micros,
+                    }
+                }
+                // Integer time needs an integer_now function, which Tempora
+                // does not have yet; TimescaleDB refuses the same way.
+                None => return Err(bad()),
+            },
+        };
+        let schedule_interval = args.micros("schedule_interval")?.unwrap_or(DAY);
+        if schedule_interval <= 0 {
+            return Err(TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "schedule_interval must be positive",
+            ));
+        }
+        let initial_start = args.time("initial_start")?;
+        let timezone = args.text("timezone");
+        let id = self
+            .add_job(
+                session,
+                oid,
+                JobKind::Retention { drop_after },
+                schedule_interval,
+                5 * MINUTE,
+                5 * MINUTE,
+                initial_start,
+                timezone,
+            )
+            .await?;
+        self.rows(Arc::new(Int32Array::from(vec![id as i32])), vec![])
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn add_job(
+        &self,
+        session: &SqlSession,
+        oid: u32,
+        kind: JobKind,
+        schedule_interval: i64,
+        max_runtime: i64,
+        retry_period: i64,
+        initial_start: Option<i64>,
+        timezone: Option<String>,
+    ) -> Result<u32> {
+        let mut id = 0;
+        session
+            .engine()
+            .catalog()
+            .commit(|state| {
+                if !state.tables.contains_key(&oid) {
+                    return Err(TemporaError::internal(
+                        "table dropped while adding its policy",
+                    ));
+                }
+                if state.jobs.values().any(|j| {
+                    j.oid == oid && std::mem::discriminant(&j.kind) == std::mem::discriminant(&kind)
+                }) {
+                    return Err(TemporaError::new(
+                        SqlState::DUPLICATE_OBJECT,
+                        "policy already exists",
+                    ));
+                }
+                id = state.next_job_id;
+                Ok(vec![CatalogOp::PutJob(JobDef {
+                    id,
+                    kind: kind.clone(),
+                    oid,
+                    schedule_interval,
+                    max_runtime,
+                    max_retries: -1,
+                    retry_period,
+                    scheduled: true,
+                    fixed_schedule: true,
+                    initial_start,
+                    next_start: initial_start.unwrap_or_else(now_micros),
+                    timezone: timezone.clone(),
+                    stats: Default::default(),
+                })])
+            })
+            .await?;
+        Ok(id)
+    }
+
+    async fn remove_retention_policy(
+        &self,
+        session: &SqlSession,
+    ) -> Result<(Outcome, Vec<Notice>)> {
+        const PARAMS: [&str; 2] = ["relation", "if_exists"];
+        let args = Args::read(session, &self.name, &PARAMS, &self.args).await?;
+        args.reject_others(&self.name, &PARAMS)?;
+        let rel = args.text("relation").ok_or_else(|| {
+            TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "invalid hypertable")
+        })?;
+        let engine = session.engine();
+        let state = engine.catalog().snapshot();
+        let table = hypertable(&state, &rel)?;
+        let job = state
+            .jobs
+            .values()
+            .find(|j| j.oid == table.oid && matches!(j.kind, JobKind::Retention { .. }));
+        let empty: ArrayRef = Arc::new(StringArray::from(vec![Some("")]));
+        let Some(job) = job else {
+            let message = format!(
+                "retention policy not found for hypertable \"{}\"",
+                table.name
+            );
+            if args.bool("if_exists")?.unwrap_or(false) {
+                return self
+                    .rows(
+                        empty,
+                        vec![notice(
+                            SqlState::UNDEFINED_OBJECT,
+                            format!("{message}, skipping"),
+                        )],
+                    )
+                    .await;
+            }
+            return Err(TemporaError::new(SqlState::UNDEFINED_OBJECT, message));
+        };
+        let id = job.id;
+        engine
+            .catalog()
+            .commit(|_| Ok(vec![CatalogOp::DeleteJob { id }]))
+            .await?;
+        self.rows(empty, vec![]).await
+    }
+
+    /// Tempora has no compression yet: every hypertable is one without
+    /// compression enabled, and TimescaleDB's answers for those apply.
+    async fn add_compression_policy(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
+        let args = Args::read(
+            session,
+            &self.name,
+            &["hypertable", "compress_after"],
+            &self.args,
+        )
+        .await?;
+        let rel = args
+            .text("hypertable")
+            .or_else(|| args.text("relation"))
+            .ok_or_else(|| {
+                TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "invalid hypertable")
+            })?;
+        let state = session.engine().catalog().snapshot();
+        let table = hypertable(&state, &rel)?;
+        if let Some(v) = args.get("compress_after") {
+            if interval_parts(v).is_none() {
+                return Err(TemporaError::new(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    "unsupported compress_after argument type, expected type : interval",
+                ));
+            }
+        }
+        Err(TemporaError::new(
+            SqlState::FEATURE_NOT_SUPPORTED,
+            format!("columnstore not enabled on hypertable \"{}\"", table.name),
+        )
+        .with_hint("Tempora does not compress chunks yet."))
+    }
+
+    async fn remove_compression_policy(
+        &self,
+        session: &SqlSession,
+    ) -> Result<(Outcome, Vec<Notice>)> {
+        let args = Args::read(
+            session,
+            &self.name,
+            &["hypertable", "if_exists"],
+            &self.args,
+        )
+        .await?;
+        let rel = args.text("hypertable").ok_or_else(|| {
+            TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "invalid hypertable")
+        })?;
+        let state = session.engine().catalog().snapshot();
+        let table = hypertable(&state, &rel)?;
+        let message = format!(
+            "columnstore policy not found for hypertable \"{}\"",
+            table.name
+        );
+        if args.bool("if_exists")?.unwrap_or(false) {
+            return self
+                .rows(
+                    Arc::new(datafusion::arrow::array::BooleanArray::from(vec![false])),
+                    vec![notice(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!("{message}, skipping"),
+                    )],
+                )
+                .await;
+        }
+        Err(TemporaError::new(SqlState::UNDEFINED_OBJECT, message))
+    }
+
+    async fn alter_job(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
+        const PARAMS: [&str; 9] = [
+            "job_id",
+            "schedule_interval",
+            "max_runtime",
+            "max_retries",
+            "retry_period",
+            "scheduled",
+            "config",
+            "next_start",
+            "if_exists",
+        ];
+        let args = Args::read(session, &self.name, &PARAMS, &self.args).await?;
+        args.reject_others(
+            &self.name,
+            &[
+                &PARAMS[..],
+                &[
+                    "fixed_schedule",
+                    "initial_start",
+                    "timezone",
+                    "check_config",
+                ],
+            ]
+            .concat(),
+        )?;
+        for unsupported in [
+            "config",
+            "check_config",
+            "fixed_schedule",
+            "initial_start",
+            "timezone",
+        ] {
+            if args.get(unsupported).is_some() {
+                return Err(TemporaError::not_supported(format!(
+                    "alter_job with {unsupported}"
+                )));
+            }
+        }
+        let id = args.int("job_id")?.ok_or_else(|| {
+            TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "job ID cannot be NULL")
+        })? as u32;
+        let engine = session.engine();
+        let Some(mut job) = engine.catalog().snapshot().jobs.get(&id).cloned() else {
+            let message = format!("job {id} not found");
+            if args.bool("if_exists")?.unwrap_or(false) {
+                return self
+                    .rows(
+                        Arc::new(StringArray::from(vec![None::<String>])),
+                        vec![notice(
+                            SqlState::UNDEFINED_OBJECT,
+                            format!("{message}, skipping"),
+                        )],
+                    )
+                    .await;
+            }
+            return Err(TemporaError::new(SqlState::UNDEFINED_OBJECT, message));
+        };
+        let positive = |v: i64, what: &str| {
+            if v <= 0 {
+                Err(TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("{what} must be positive"),
+                ))
+            } else {
+                Ok(v)
+            }
+        };
+        if let Some(v) = args.micros("schedule_interval")? {
+            job.schedule_interval = positive(v, "schedule_interval")?;
+        }
+        if let Some(v) = args.micros("max_runtime")? {
+            job.max_runtime = v.max(0);
+        }
+        if let Some(v) = args.int("max_retries")? {
+            job.max_retries = v.clamp(-1, i32::MAX as i64) as i32;
+        }
+        if let Some(v) = args.micros("retry_period")? {
+            job.retry_period = positive(v, "retry_period")?;
+        }
+        if let Some(v) = args.bool("scheduled")? {
+            job.scheduled = v;
+        }
+        if let Some(v) = args.time("next_start")? {
+            job.next_start = v;
+        }
+        let record = format!(
+            "({},\"{}\",\"{}\",{},\"{}\",{},,\"{}\")",
+            job.id,
+            tempora_query::information::interval_text(job.schedule_interval),
+            tempora_query::information::interval_text(job.max_runtime),
+            job.max_retries,
+            tempora_query::information::interval_text(job.retry_period),
+            if job.scheduled { "t" } else { "f" },
+            tempora_copy::text::format_timestamp(job.next_start, Some(&chrono_tz::UTC)),
+        );
+        engine
+            .catalog()
+            .commit(|state| {
+                if !state.jobs.contains_key(&id) {
+                    return Err(TemporaError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!("job {id} not found"),
+                    ));
+                }
+                Ok(vec![CatalogOp::PutJob(job.clone())])
+            })
+            .await?;
+        self.rows(Arc::new(StringArray::from(vec![Some(record)])), vec![])
+            .await
+    }
+
+    async fn delete_job(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
+        let args = Args::read(session, &self.name, &["job_id"], &self.args).await?;
+        args.reject_others(&self.name, &["job_id"])?;
+        let id = args.int("job_id")?.ok_or_else(|| {
+            TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "job ID cannot be NULL")
+        })? as u32;
+        session
+            .engine()
+            .catalog()
+            .commit(|state| {
+                if !state.jobs.contains_key(&id) {
+                    return Err(TemporaError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!("job {id} not found"),
+                    ));
+                }
+                Ok(vec![CatalogOp::DeleteJob { id }])
+            })
+            .await?;
+        self.rows(Arc::new(StringArray::from(vec![Some("")])), vec![])
+            .await
+    }
+}
+
+/// `CALL run_job(id)`: runs the job now, in this session; its error is the
+/// statement's.
+pub(crate) fn run_job_id(stmt: &Statement) -> Option<&SqlExpr> {
+    let Statement::Call(f) = stmt else {
+        return None;
+    };
+    if crate::function_name(&f.name) != "run_job" {
+        return None;
+    }
+    match &f.args {
+        datafusion::sql::sqlparser::ast::FunctionArguments::List(l) if l.args.len() == 1 => {
+            match &l.args[0] {
+                datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                    datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(e),
+                ) => Some(e),
+                datafusion::sql::sqlparser::ast::FunctionArg::Named {
+                    arg: datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(e),
+                    ..
+                } => Some(e),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+pub(crate) async fn run_job(session: &SqlSession, id: &SqlExpr) -> Result<(Outcome, Vec<Notice>)> {
+    let id = match session.eval_constant(id).await? {
+        ScalarValue::Int16(Some(v)) => v as i64,
+        ScalarValue::Int32(Some(v)) => v as i64,
+        ScalarValue::Int64(Some(v)) => v,
+        _ => {
+            return Err(TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "job ID cannot be NULL",
+            ))
+        }
+    };
+    let id = u32::try_from(id).map_err(|_| {
+        TemporaError::new(SqlState::UNDEFINED_OBJECT, format!("job {id} not found"))
+    })?;
+    session.engine().run_job(id).await?;
+    Ok((Outcome::Command("CALL".into()), vec![]))
+}

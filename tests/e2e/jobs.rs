@@ -1,0 +1,230 @@
+//! Retention policies run by the server's scheduler: old chunks go without
+//! anyone calling drop_chunks, job_stats and job_errors record the runs,
+//! jobs and their stats survive kill -9, and a failing job leaves the server
+//! serving.
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+
+use crate::support::TestServer;
+
+async fn scalar_i64(client: &Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// Polls `sql` (one bigint) until it equals `want`, for at most 20 s.
+async fn wait_for(client: &Client, sql: &str, want: i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = scalar_i64(client, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sql}: still {got}, want {want}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_policy_drops_old_chunks_in_the_background() {
+    let mut server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE rp (time timestamptz NOT NULL, v int);
+             SELECT create_hypertable('rp', by_range('time', INTERVAL '1 day'));
+             INSERT INTO rp VALUES ('2024-01-01 00:00:00+00', 1), ('2024-01-02 00:00:00+00', 2);
+             INSERT INTO rp SELECT now() - g * INTERVAL '1 hour', 10 FROM generate_series(0, 5) g;",
+        )
+        .await
+        .unwrap();
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    let chunks_before = scalar_i64(&client, "SELECT count(*) FROM show_chunks('rp')").await;
+    assert!(chunks_before >= 3, "chunks: {chunks_before}");
+
+    // No initial_start: due at once; the scheduler picks it up.
+    let job: i32 = client
+        .query_one("SELECT add_retention_policy('rp', INTERVAL '30 days')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(job >= 1000, "job id {job}");
+    wait_for(
+        &client,
+        "SELECT count(*) FROM rp WHERE time < '2025-01-01'",
+        0,
+    )
+    .await;
+    assert_eq!(scalar_i64(&client, "SELECT count(*) FROM rp").await, 6);
+    wait_for(
+        &client,
+        &format!(
+            "SELECT total_successes FROM timescaledb_information.job_stats WHERE job_id = {job}"
+        ),
+        1,
+    )
+    .await;
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT last_run_status, job_status, total_runs, total_failures, next_start > now() \
+                 FROM timescaledb_information.job_stats WHERE job_id = {job}"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "Success");
+    assert_eq!(row.get::<_, String>(1), "Scheduled");
+    assert_eq!(row.get::<_, i64>(2), 1);
+    assert_eq!(row.get::<_, i64>(3), 0);
+    assert!(row.get::<_, bool>(4), "next run is in the future");
+
+    // Paused jobs stay; CALL run_job runs one at once.
+    client
+        .query_one(&format!("SELECT alter_job({job}, scheduled => false)"), &[])
+        .await
+        .unwrap();
+    client
+        .batch_execute("INSERT INTO rp VALUES ('2024-02-01 00:00:00+00', 3)")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        scalar_i64(&client, "SELECT count(*) FROM rp WHERE time < '2025-01-01'").await,
+        1,
+        "a paused job ran"
+    );
+    client
+        .batch_execute(&format!("CALL run_job({job})"))
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar_i64(&client, "SELECT count(*) FROM rp WHERE time < '2025-01-01'").await,
+        0
+    );
+
+    // Jobs and their stats survive a crash.
+    drop(client);
+    server.kill9();
+    server.restart().await;
+    let client = server.connect().await;
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT total_runs, job_status FROM timescaledb_information.job_stats WHERE job_id = {job}"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 2);
+    assert_eq!(row.get::<_, String>(1), "Paused");
+    let config: String = client
+        .query_one(
+            &format!("SELECT config FROM timescaledb_information.jobs WHERE job_id = {job}"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(config, r#"{"drop_after": "30 days", "hypertable_id": 1}"#);
+
+    // Dropping the table removes its policy.
+    client.batch_execute("DROP TABLE rp").await.unwrap();
+    assert_eq!(
+        scalar_i64(&client, "SELECT count(*) FROM timescaledb_information.jobs").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_job_is_recorded_and_retried_and_the_server_goes_on() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE rf (time timestamptz NOT NULL, v int);
+             SELECT create_hypertable('rf', by_range('time', INTERVAL '1 day'));
+             INSERT INTO rf VALUES (now(), 1);",
+        )
+        .await
+        .unwrap();
+    // A cutoff 300,000 years in the future is out of range: every run fails.
+    let job: i32 = client
+        .query_one(
+            "SELECT add_retention_policy('rf', INTERVAL '-300000 years', initial_start => now() + INTERVAL '1 hour')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let err = client
+        .batch_execute(&format!("CALL run_job({job})"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_db_error().unwrap().code(),
+        &tokio_postgres::error::SqlState::DATETIME_FIELD_OVERFLOW,
+        "{err}"
+    );
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT last_run_status, total_runs, total_failures, next_start < now() + INTERVAL '10 minutes' \
+                 FROM timescaledb_information.job_stats WHERE job_id = {job}"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "Failed");
+    assert_eq!(row.get::<_, i64>(1), 1);
+    assert_eq!(row.get::<_, i64>(2), 1);
+    assert!(
+        row.get::<_, bool>(3),
+        "retried after retry_period, not a day later"
+    );
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT sqlerrcode, err_message, proc_name FROM timescaledb_information.job_errors WHERE job_id = {job}"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "22008");
+    assert!(row.get::<_, String>(1).contains("out of range"));
+    assert_eq!(row.get::<_, String>(2), "policy_retention");
+    // The scheduler retries it too (due now), and everything else goes on.
+    client
+        .query_one(
+            &format!("SELECT alter_job({job}, next_start => now())"),
+            &[],
+        )
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        &format!(
+            "SELECT total_failures FROM timescaledb_information.job_stats WHERE job_id = {job}"
+        ),
+        2,
+    )
+    .await;
+    assert_eq!(scalar_i64(&client, "SELECT count(*) FROM rf").await, 1);
+    client
+        .query_one(&format!("SELECT delete_job({job})"), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar_i64(
+            &client,
+            "SELECT count(*) FROM timescaledb_information.job_errors"
+        )
+        .await,
+        0
+    );
+}
