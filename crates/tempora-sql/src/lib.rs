@@ -156,6 +156,8 @@ pub enum Kind {
     Session(Box<Statement>),
     /// CHECKPOINT: every memtable row written to Parquet files now.
     Checkpoint,
+    /// ANALYZE / VACUUM.
+    Maintenance(Box<Statement>),
 }
 
 /// The SQL state of one connection: its DataFusion session and settings.
@@ -181,6 +183,11 @@ pub fn parse_error(sql: &str, e: ParserError) -> TemporaError {
     };
     if let Some(err) = reserved_after_from(sql) {
         return err;
+    }
+    if timescaledb_storage_options(sql) {
+        return TemporaError::not_supported(
+            "ALTER TABLE ... SET (timescaledb.*) (compression settings)",
+        );
     }
     // "... at Line: 1, Column: 8"
     let position = text.rsplit_once("Line: ").and_then(|(_, rest)| {
@@ -253,11 +260,54 @@ impl From<Statement> for ParsedStatement {
     }
 }
 
-/// Whether the whole query is `CHECKPOINT` (with an optional `;`).
+/// Whether the text sets TimescaleDB's table options (compression), which
+/// the parser does not read.
+fn timescaledb_storage_options(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    let squashed: String = lower.split_whitespace().collect::<Vec<_>>().join(" ");
+    squashed.starts_with("alter table")
+        && (squashed.contains("set (timescaledb.") || squashed.contains("set(timescaledb."))
+}
+
+/// Whether a statement's text is `CHECKPOINT`.
 fn is_checkpoint(sql: &str) -> bool {
     sql.trim()
         .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
         .eq_ignore_ascii_case("checkpoint")
+}
+
+/// The statements of a query string as slices of its text, split at
+/// top-level semicolons (quotes, comments and dollar quotes respected by the
+/// tokenizer); None when it does not tokenize (the parser then reports it).
+fn split_statements(sql: &str) -> Option<Vec<&str>> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .ok()?;
+    // Byte offset of each line's start; locations are 1-based (line, char).
+    let mut line_starts = vec![0usize];
+    line_starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
+    let offset = |line: u64, column: u64| -> Option<usize> {
+        let start = *line_starts.get((line as usize).checked_sub(1)?)?;
+        let skip = (column as usize).checked_sub(1)?;
+        Some(
+            sql[start..]
+                .char_indices()
+                .nth(skip)
+                .map_or(sql.len(), |(i, _)| start + i),
+        )
+    };
+    let mut out = Vec::new();
+    let mut begin = 0;
+    for t in tokens {
+        if t.token == Token::SemiColon {
+            let at = offset(t.span.start.line, t.span.start.column)?;
+            out.push(&sql[begin..at]);
+            begin = at + 1;
+        }
+    }
+    out.push(&sql[begin.min(sql.len())..]);
+    Some(out.into_iter().filter(|s| !s.trim().is_empty()).collect())
 }
 
 /// Parses a client's query string into statements: [`parse`], with COPY
@@ -265,6 +315,18 @@ fn is_checkpoint(sql: &str) -> bool {
 pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
     if is_checkpoint(sql) {
         return Ok(vec![ParsedStatement::Checkpoint]);
+    }
+    // CHECKPOINT among other statements: each statement on its own.
+    if sql.to_ascii_lowercase().contains("checkpoint") {
+        if let Some(parts) = split_statements(sql) {
+            if parts.len() > 1 && parts.iter().any(|p| is_checkpoint(p)) {
+                let mut out = Vec::new();
+                for part in parts {
+                    out.extend(parse_query(part)?);
+                }
+                return Ok(out);
+            }
+        }
     }
     let Some(extracted) = copy_options::extract(sql)? else {
         return Ok(parse(sql)?.into_iter().map(Into::into).collect());
@@ -695,6 +757,11 @@ impl SqlSession {
                 let schema = plan.returning_schema();
                 Ok(prepared(Kind::Rewrite(Box::new(plan)), params, schema))
             }
+            Statement::Analyze(_) | Statement::Vacuum(_) => Ok(prepared(
+                Kind::Maintenance(Box::new(stmt.clone())),
+                vec![],
+                None,
+            )),
             s if session_cmds::is_session_statement(s) => {
                 let schema = session_cmds::result_schema(s);
                 Ok(prepared(Kind::Session(Box::new(stmt)), vec![], schema))
@@ -859,11 +926,44 @@ impl SqlSession {
                 ddl::execute(self, stmt).await
             }
             Kind::Session(stmt) => session_cmds::execute(self, stmt).await,
+            Kind::Maintenance(stmt) => self.maintenance(stmt).map(|o| (o, vec![])),
             Kind::Checkpoint => {
                 self.engine.flush().await?;
                 Ok((Outcome::Command("CHECKPOINT".into()), vec![]))
             }
         }
+    }
+
+    /// `ANALYZE [t]`: Tempora keeps row counts and file statistics current
+    /// on every write, so there is nothing to refresh; the table must exist.
+    /// `VACUUM [t]`: wakes the compactor, which merges small files.
+    fn maintenance(&self, stmt: &Statement) -> Result<Outcome> {
+        let (table, tag) = match stmt {
+            Statement::Analyze(a) => (a.table_name.as_ref(), "ANALYZE"),
+            Statement::Vacuum(v) => {
+                if v.full || v.sort_only || v.delete_only || v.reindex || v.recluster {
+                    return Err(TemporaError::not_supported(format!("{stmt}")));
+                }
+                (v.table_name.as_ref(), "VACUUM")
+            }
+            _ => return Err(TemporaError::internal("not a maintenance statement")),
+        };
+        if let Some(name) = table {
+            let (schema, table) = ddl::object_name(name)?;
+            if self
+                .engine
+                .catalog()
+                .snapshot()
+                .table(&schema, &table)
+                .is_none()
+            {
+                return Err(TemporaError::undefined_table(&table));
+            }
+        }
+        if tag == "VACUUM" {
+            self.engine.nudge_compactor();
+        }
+        Ok(Outcome::Command(tag.into()))
     }
 
     /// Statements whose effects a ROLLBACK could not undo yet are refused
@@ -1094,5 +1194,51 @@ pub fn statement_name(stmt: &Statement) -> &'static str {
         Statement::Declare { .. } => "DECLARE",
         Statement::Fetch { .. } => "FETCH",
         _ => "this statement",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_among_other_statements() {
+        let sql =
+            "INSERT INTO t VALUES ('a;b', 'it''s'); CHECKPOINT;\nSELECT ';' -- CHECKPOINT; x\n";
+        assert_eq!(
+            split_statements(sql).unwrap(),
+            vec![
+                "INSERT INTO t VALUES ('a;b', 'it''s')",
+                " CHECKPOINT",
+                "\nSELECT ';' -- CHECKPOINT; x\n"
+            ]
+        );
+        let parsed = parse_query(sql).unwrap();
+        assert_eq!(parsed.len(), 3);
+        assert!(matches!(parsed[1], ParsedStatement::Checkpoint));
+        match &parsed[0] {
+            ParsedStatement::Sql { stmt, .. } => {
+                assert_eq!(stmt.to_string(), "INSERT INTO t VALUES ('a;b', 'it''s')")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without CHECKPOINT the parser reads the whole string as before.
+        assert_eq!(
+            parse_query("SELECT 1; SELECT 'checkpoint'").unwrap().len(),
+            2
+        );
+        assert!(matches!(
+            parse_query(" checkpoint ; ").unwrap()[..],
+            [ParsedStatement::Checkpoint]
+        ));
+    }
+
+    #[test]
+    fn timescaledb_table_options_are_refused_clearly() {
+        let e = parse_query(
+            "ALTER TABLE t SET (timescaledb.compress, timescaledb.compress_segmentby = 'd')",
+        )
+        .unwrap_err();
+        assert_eq!(e.code, SqlState::FEATURE_NOT_SUPPORTED);
     }
 }
