@@ -28,6 +28,7 @@ mod insert;
 mod jobs;
 mod naming;
 mod session_cmds;
+mod sql_prepare;
 mod upsert;
 
 use std::sync::Arc;
@@ -158,6 +159,18 @@ pub enum Kind {
     Checkpoint,
     /// ANALYZE / VACUUM.
     Maintenance(Box<Statement>),
+    /// PREPARE name AS statement.
+    SqlPrepare {
+        name: String,
+        statement: Arc<Prepared>,
+    },
+    /// EXECUTE name (args).
+    SqlExecute {
+        name: String,
+        args: Vec<datafusion::sql::sqlparser::ast::Expr>,
+    },
+    /// DEALLOCATE name (None: ALL).
+    Deallocate(Option<String>),
 }
 
 /// The SQL state of one connection: its DataFusion session and settings.
@@ -168,6 +181,8 @@ pub struct SqlSession {
     pub tx: TxState,
     /// Rows written in the open transaction block, committed at COMMIT.
     tx_writes: Arc<tempora_query::provider::TxWrites>,
+    /// PREPARE'd statements.
+    sql_prepared: sql_prepare::SqlPrepared,
 }
 
 /// Converts a sqlparser error into PostgreSQL's 42601 with a position.
@@ -567,6 +582,7 @@ impl SqlSession {
             settings: Settings::default(),
             tx: TxState::Idle,
             tx_writes,
+            sql_prepared: Default::default(),
         })
     }
 
@@ -714,6 +730,52 @@ impl SqlSession {
                     Some(schema),
                 ));
             }
+        }
+        match stmt {
+            Statement::Prepare {
+                name,
+                data_types,
+                mut statement,
+            } => {
+                sql_prepare::cast_parameters(&mut statement, &data_types);
+                let text = statement.to_string();
+                let inner = Box::pin(self.prepare_statement(&text, *statement)).await?;
+                return Ok(prepared(
+                    Kind::SqlPrepare {
+                        name: ddl::ident_name(&name),
+                        statement: Arc::new(inner),
+                    },
+                    vec![],
+                    None,
+                ));
+            }
+            Statement::Execute {
+                name: Some(name),
+                parameters,
+                immediate: false,
+                ..
+            } => {
+                let name = function_name(&name);
+                let schema = self
+                    .sql_prepared
+                    .get(&name)
+                    .ok()
+                    .and_then(|p| p.result_schema.clone());
+                return Ok(prepared(
+                    Kind::SqlExecute {
+                        name,
+                        args: parameters,
+                    },
+                    vec![],
+                    schema,
+                ));
+            }
+            Statement::Deallocate { name, .. } => {
+                let name = ddl::ident_name(&name);
+                let name = (!name.eq_ignore_ascii_case("all")).then_some(name);
+                return Ok(prepared(Kind::Deallocate(name), vec![], None));
+            }
+            other => stmt = other,
         }
         if let Some(id) = jobs::run_job_id(&stmt) {
             return Ok(prepared(Kind::RunJob(Box::new(id.clone())), vec![], None));
@@ -927,6 +989,24 @@ impl SqlSession {
             }
             Kind::Session(stmt) => session_cmds::execute(self, stmt).await,
             Kind::Maintenance(stmt) => self.maintenance(stmt).map(|o| (o, vec![])),
+            Kind::SqlPrepare { name, statement } => {
+                self.sql_prepared.add(name, statement.clone())?;
+                Ok((Outcome::Command("PREPARE".into()), vec![]))
+            }
+            Kind::SqlExecute { name, args } => {
+                let statement = self.sql_prepared.get(name)?;
+                let params = sql_prepare::arguments(self, name, &statement, args).await?;
+                Box::pin(self.execute_inner(&statement, params)).await
+            }
+            Kind::Deallocate(name) => {
+                self.sql_prepared.remove(name.as_deref())?;
+                let tag = if name.is_some() {
+                    "DEALLOCATE"
+                } else {
+                    "DEALLOCATE ALL"
+                };
+                Ok((Outcome::Command(tag.into()), vec![]))
+            }
             Kind::Checkpoint => {
                 self.engine.flush().await?;
                 Ok((Outcome::Command("CHECKPOINT".into()), vec![]))

@@ -1,0 +1,151 @@
+//! SQL-level prepared statements: `PREPARE name [(types)] AS statement`,
+//! `EXECUTE name [(args)]`, `DEALLOCATE [PREPARE] name | ALL`, kept per
+//! session (the extended protocol's prepared statements are separate).
+//!
+//! Declared parameter types become casts of the `$n` placeholders, so the
+//! statement is planned knowing them; EXECUTE's arguments are cast to the
+//! parameter types (declared or inferred) with PostgreSQL's input rules.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::sql::sqlparser::ast::{
+    CastKind, DataType as SqlType, Expr as SqlExpr, Statement, Value, VisitMut, VisitorMut,
+};
+use tempora_common::{Result, SqlState, TemporaError};
+
+use crate::Prepared;
+
+/// The session's prepared statements, by name.
+#[derive(Debug, Default)]
+pub struct SqlPrepared {
+    statements: HashMap<String, Arc<Prepared>>,
+}
+
+impl SqlPrepared {
+    pub fn get(&self, name: &str) -> Result<Arc<Prepared>> {
+        self.statements.get(name).cloned().ok_or_else(|| {
+            TemporaError::new(
+                SqlState::INVALID_SQL_STATEMENT_NAME,
+                format!("prepared statement \"{name}\" does not exist"),
+            )
+        })
+    }
+
+    pub fn add(&mut self, name: &str, p: Arc<Prepared>) -> Result<()> {
+        if self.statements.contains_key(name) {
+            return Err(TemporaError::new(
+                SqlState::DUPLICATE_PREPARED_STATEMENT,
+                format!("prepared statement \"{name}\" already exists"),
+            ));
+        }
+        self.statements.insert(name.to_string(), p);
+        Ok(())
+    }
+
+    /// DEALLOCATE name (None: ALL).
+    pub fn remove(&mut self, name: Option<&str>) -> Result<()> {
+        match name {
+            None => self.statements.clear(),
+            Some(n) => {
+                if self.statements.remove(n).is_none() {
+                    return Err(TemporaError::new(
+                        SqlState::INVALID_SQL_STATEMENT_NAME,
+                        format!("prepared statement \"{n}\" does not exist"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Wraps each `$n` of the statement in a cast to the declared type of
+/// parameter n.
+pub(crate) fn cast_parameters(stmt: &mut Statement, types: &[SqlType]) {
+    struct Casts<'a>(&'a [SqlType]);
+    impl VisitorMut for Casts<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut SqlExpr) -> ControlFlow<()> {
+            if let SqlExpr::Value(v) = e {
+                if let Value::Placeholder(p) = &v.value {
+                    let n = p.trim_start_matches('$').parse::<usize>().ok();
+                    if let Some(t) = n.and_then(|n| self.0.get(n.checked_sub(1)?)) {
+                        *e = SqlExpr::Cast {
+                            kind: CastKind::DoubleColon,
+                            expr: Box::new(e.clone()),
+                            data_type: t.clone(),
+                            array: false,
+                            format: None,
+                        };
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    if !types.is_empty() {
+        let _ = stmt.visit(&mut Casts(types));
+    }
+}
+
+/// EXECUTE's arguments as the statement's parameter values.
+pub(crate) async fn arguments(
+    session: &crate::SqlSession,
+    name: &str,
+    prepared: &Prepared,
+    args: &[SqlExpr],
+) -> Result<Option<ParamValues>> {
+    let expected = prepared.param_types.len();
+    if args.len() != expected {
+        return Err(TemporaError::new(
+            SqlState::SYNTAX_ERROR,
+            format!("wrong number of parameters for prepared statement \"{name}\""),
+        )
+        .with_detail(format!(
+            "Expected {expected} parameters but got {}.",
+            args.len()
+        )));
+    }
+    if args.is_empty() {
+        return Ok(None);
+    }
+    let mut values: Vec<ScalarValue> = Vec::with_capacity(args.len());
+    for (arg, ty) in args.iter().zip(&prepared.param_types) {
+        let sql = match ty.as_ref().and_then(sql_type_name) {
+            Some(t) => format!("CAST({arg} AS {t})"),
+            None => arg.to_string(),
+        };
+        let v = session.eval_sql(&sql).await?;
+        values.push(match ty {
+            Some(t) if v.data_type() != *t => {
+                v.cast_to(t).map_err(TemporaError::from_datafusion)?
+            }
+            _ => v,
+        });
+    }
+    Ok(Some(ParamValues::List(
+        values.into_iter().map(Into::into).collect(),
+    )))
+}
+
+/// The SQL name to cast an argument to for a parameter of Arrow type `t`.
+fn sql_type_name(t: &DataType) -> Option<&'static str> {
+    Some(match t {
+        DataType::Boolean => "boolean",
+        DataType::Int16 => "smallint",
+        DataType::Int32 => "integer",
+        DataType::Int64 => "bigint",
+        DataType::Float32 => "real",
+        DataType::Float64 => "double precision",
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text",
+        DataType::Date32 => "date",
+        DataType::Timestamp(_, Some(_)) => "timestamptz",
+        DataType::Timestamp(_, None) => "timestamp",
+        DataType::Interval(_) => "interval",
+        _ => return None,
+    })
+}
