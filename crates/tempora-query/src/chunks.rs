@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use chrono::{Months, Utc};
+use chrono::Utc;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, ScalarValue};
@@ -43,23 +43,7 @@ impl ChunkSelection {
                 "invalid hypertable or continuous aggregate",
             )
         })?;
-        let (schema_name, table_name) = crate::split_qualified(&rel);
-        let table = state
-            .table(&schema_name, &table_name)
-            .ok_or_else(|| TemporaError::undefined_table(&rel))?;
-        let h = table.hypertable.as_ref().ok_or_else(|| {
-            TemporaError::new(
-                SqlState::TS_HYPERTABLE_NOT_EXIST,
-                format!(
-                    "\"{}\" is not a hypertable or a continuous aggregate",
-                    table.name
-                ),
-            )
-        })?;
-        let time_type = table
-            .column(&h.time_column)
-            .map(|c| c.ty.clone())
-            .ok_or_else(|| TemporaError::undefined_column(&h.time_column))?;
+        let (table, time_type) = crate::hypertable_named(state, &rel)?;
         let cutoff = |i: usize| match args.get(i) {
             Some(e) => cutoff(session, e, &time_type),
             None => Ok(None),
@@ -195,12 +179,12 @@ fn cutoff(session: &dyn Session, e: &Expr, time_type: &PgType) -> Result<Option<
         DataType::Interval(_) if temporal => {
             return match constant(session, e)? {
                 ScalarValue::IntervalMonthDayNano(Some(i)) => {
-                    ago(now(session), i.months, i.days, i.nanoseconds / 1000).map(Some)
+                    ago(session, i.months, i.days, i.nanoseconds / 1000).map(Some)
                 }
                 ScalarValue::IntervalDayTime(Some(i)) => {
-                    ago(now(session), 0, i.days, i.milliseconds as i64 * 1000).map(Some)
+                    ago(session, 0, i.days, i.milliseconds as i64 * 1000).map(Some)
                 }
-                ScalarValue::IntervalYearMonth(Some(m)) => ago(now(session), m, 0, 0).map(Some),
+                ScalarValue::IntervalYearMonth(Some(m)) => ago(session, m, 0, 0).map(Some),
                 _ => Ok(None),
             };
         }
@@ -234,18 +218,6 @@ fn scalar_units(v: &ScalarValue) -> Option<i64> {
 }
 
 /// `now() - interval` in microseconds since the epoch.
-fn ago(now: chrono::DateTime<Utc>, months: i32, days: i32, micros: i64) -> Result<i64> {
-    let out_of_range =
-        || TemporaError::new(SqlState::DATETIME_FIELD_OVERFLOW, "timestamp out of range");
-    let shifted = if months >= 0 {
-        now.checked_sub_months(Months::new(months as u32))
-    } else {
-        now.checked_add_months(Months::new(months.unsigned_abs()))
-    }
-    .ok_or_else(out_of_range)?;
-    shifted
-        .timestamp_micros()
-        .checked_sub(days as i64 * 86_400_000_000)
-        .and_then(|t| t.checked_sub(micros))
-        .ok_or_else(out_of_range)
+fn ago(session: &dyn Session, months: i32, days: i32, micros: i64) -> Result<i64> {
+    tempora_storage::jobs::before(now(session).timestamp_micros(), months, days, micros)
 }

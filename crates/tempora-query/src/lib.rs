@@ -38,3 +38,31 @@ pub fn split_qualified(rel: &str) -> (String, String) {
         _ => (PUBLIC.to_string(), ident(rel)),
     }
 }
+
+/// The hypertable named by `rel` (`'t'`, `'s.t'`) and its time column's
+/// type, with TimescaleDB's errors: 42P01 when no such relation, TS001 when
+/// it is not a hypertable.
+pub fn hypertable_named<'a>(
+    state: &'a tempora_catalog::CatalogState,
+    rel: &str,
+) -> tempora_common::Result<(&'a tempora_catalog::TableDef, tempora_catalog::PgType)> {
+    use tempora_common::{SqlState, TemporaError};
+    let (schema, name) = split_qualified(rel);
+    let table = state
+        .table(&schema, &name)
+        .ok_or_else(|| TemporaError::undefined_table(rel))?;
+    let h = table.hypertable.as_ref().ok_or_else(|| {
+        TemporaError::new(
+            SqlState::TS_HYPERTABLE_NOT_EXIST,
+            format!(
+                "\"{}\" is not a hypertable or a continuous aggregate",
+                table.name
+            ),
+        )
+    })?;
+    let time_type = table
+        .column(&h.time_column)
+        .map(|c| c.ty.clone())
+        .ok_or_else(|| TemporaError::undefined_column(&h.time_column))?;
+    Ok((table, time_type))
+}

@@ -9,16 +9,14 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::StringArray;
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, FunctionArg, FunctionArgExpr, Statement, Value,
-};
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, FunctionArg, FunctionArgExpr, Value};
 use tempora_common::{Result, SqlState, TemporaError};
 use tempora_query::chunks::ChunkSelection;
 
-use crate::{CommandCall, Notice, Outcome, SqlSession};
+use crate::{CommandCall, CommandOutput, Notice, Outcome, SqlSession};
 
 /// The parameters of each call, in order; the first three are the ones
 /// Tempora takes.
@@ -131,37 +129,23 @@ pub(crate) fn normalize(function: &str, args: &mut Vec<FunctionArg>) -> Result<(
 pub struct DropChunks {
     /// `(relation, older_than, newer_than)` after [`normalize`].
     args: Vec<SqlExpr>,
-    /// For `SELECT ... FROM drop_chunks(...) [alias]`: that query, projecting
-    /// a table named `drop_chunks`.
-    select: Option<Statement>,
+    output: CommandOutput,
 }
-
-const COLUMN: &str = "drop_chunks";
 
 impl DropChunks {
     pub(crate) fn from_call(call: CommandCall) -> Self {
-        let select = crate::command_select(call.select);
         Self {
             args: call.args.into_iter().map(|(_, e)| e).collect(),
-            select,
+            output: CommandOutput::new(
+                Field::new("drop_chunks", DataType::Utf8, false),
+                call.select,
+            ),
         }
-    }
-
-    fn record_schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![Field::new(COLUMN, DataType::Utf8, false)]))
     }
 
     /// Columns of the result, after the caller's projection.
     pub async fn result_schema(&self) -> Result<SchemaRef> {
-        let empty = RecordBatch::new_empty(Self::record_schema());
-        Ok(self.project(empty).await?.0)
-    }
-
-    async fn project(&self, batch: RecordBatch) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let Some(select) = &self.select else {
-            return Ok((batch.schema(), vec![batch]));
-        };
-        crate::query_rows(COLUMN, batch.schema(), vec![batch], &select.to_string()).await
+        self.output.schema().await
     }
 
     pub(crate) async fn execute(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
@@ -195,20 +179,9 @@ impl DropChunks {
             engine.drop_chunks(selection.table.oid, &ids).await?
         };
         let names: Vec<String> = dropped.iter().map(|c| selection.chunk_name(c)).collect();
-        let batch = RecordBatch::try_new(
-            Self::record_schema(),
-            vec![Arc::new(StringArray::from(names))],
-        )
-        .map_err(|e| TemporaError::internal(e.to_string()))?;
-        let (schema, batches) = self.project(batch).await?;
-        Ok((
-            Outcome::Rows {
-                schema,
-                batches,
-                tag: "SELECT".into(),
-            },
-            vec![],
-        ))
+        self.output
+            .rows(Arc::new(StringArray::from(names)), vec![])
+            .await
     }
 }
 

@@ -165,25 +165,9 @@ impl SetChunkTimeInterval {
         let rel = relation.ok_or_else(|| {
             TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "invalid hypertable")
         })?;
-        let (schema_name, table_name) = tempora_query::split_qualified(&rel);
         let engine = session.engine();
         let state = engine.catalog().snapshot();
-        let table = state
-            .table(&schema_name, &table_name)
-            .ok_or_else(|| TemporaError::undefined_table(&rel))?;
-        let h = table.hypertable.as_ref().ok_or_else(|| {
-            TemporaError::new(
-                SqlState::TS_HYPERTABLE_NOT_EXIST,
-                format!(
-                    "\"{}\" is not a hypertable or a continuous aggregate",
-                    table.name
-                ),
-            )
-        })?;
-        let ty = table
-            .column(&h.time_column)
-            .map(|c| c.ty.clone())
-            .ok_or_else(|| TemporaError::undefined_column(&h.time_column))?;
+        let (table, ty) = tempora_query::hypertable_named(&state, &rel)?;
         let interval = interval.ok_or_else(|| {
             TemporaError::new(
                 SqlState::INVALID_PARAMETER_VALUE,

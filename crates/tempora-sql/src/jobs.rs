@@ -7,14 +7,14 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Statement};
 use tempora_catalog::{CatalogOp, CatalogState, JobDef, JobKind, JobSpan, TableDef};
 use tempora_common::{Result, SqlState, TemporaError};
 
-use crate::{CommandCall, Notice, Outcome, SqlSession};
+use crate::{CommandCall, CommandOutput, Notice, Outcome, SqlSession};
 
 const HOUR: i64 = 3_600_000_000;
 const DAY: i64 = 24 * HOUR;
@@ -38,8 +38,7 @@ pub(crate) fn is_job_function(name: &str) -> bool {
 pub struct JobCall {
     name: String,
     args: Vec<(Option<String>, SqlExpr)>,
-    /// `SELECT ... FROM f(...)`: that query, over a table named like `f`.
-    select: Option<Statement>,
+    output: CommandOutput,
 }
 
 /// Arguments by name, positional ones named by the function's signature.
@@ -190,21 +189,14 @@ fn interval_parts(v: &ScalarValue) -> Option<(i32, i32, i64)> {
     }
 }
 
-fn hypertable<'a>(state: &'a CatalogState, rel: &str) -> Result<&'a TableDef> {
-    let (schema, name) = tempora_query::split_qualified(rel);
-    let table = state
-        .table(&schema, &name)
-        .ok_or_else(|| TemporaError::undefined_table(rel))?;
-    if !table.is_hypertable() {
-        return Err(TemporaError::new(
-            SqlState::TS_HYPERTABLE_NOT_EXIST,
-            format!(
-                "\"{}\" is not a hypertable or a continuous aggregate",
-                table.name
-            ),
-        ));
+impl Args {
+    /// The hypertable named by argument `key`.
+    fn hypertable<'a>(&self, key: &str, state: &'a CatalogState) -> Result<&'a TableDef> {
+        let rel = self.text(key).ok_or_else(|| {
+            TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "invalid hypertable")
+        })?;
+        tempora_query::hypertable_named(state, &rel).map(|(t, _)| t)
     }
-    Ok(table)
 }
 
 fn notice(code: SqlState, message: String) -> Notice {
@@ -221,50 +213,24 @@ fn now_micros() -> i64 {
 
 impl JobCall {
     pub(crate) fn from_call(call: CommandCall) -> Self {
-        Self {
-            name: call.name,
-            args: call.args,
-            select: crate::command_select(call.select),
-        }
-    }
-
-    /// The function's own result column.
-    fn record_schema(&self) -> SchemaRef {
-        let ty = match self.name.as_str() {
+        let ty = match call.name.as_str() {
             "add_retention_policy" | "add_compression_policy" => DataType::Int32,
             "remove_compression_policy" => DataType::Boolean,
             _ => DataType::Utf8,
         };
-        Arc::new(Schema::new(vec![Field::new(&self.name, ty, true)]))
-    }
-
-    pub async fn result_schema(&self) -> Result<SchemaRef> {
-        let empty = RecordBatch::new_empty(self.record_schema());
-        Ok(self.project(empty).await?.0)
-    }
-
-    async fn project(&self, batch: RecordBatch) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        match &self.select {
-            None => Ok((batch.schema(), vec![batch])),
-            Some(select) => {
-                crate::query_rows(&self.name, batch.schema(), vec![batch], &select.to_string())
-                    .await
-            }
+        Self {
+            output: CommandOutput::new(Field::new(&call.name, ty, true), call.select),
+            name: call.name,
+            args: call.args,
         }
     }
 
+    pub async fn result_schema(&self) -> Result<SchemaRef> {
+        self.output.schema().await
+    }
+
     async fn rows(&self, value: ArrayRef, notices: Vec<Notice>) -> Result<(Outcome, Vec<Notice>)> {
-        let batch = RecordBatch::try_new(self.record_schema(), vec![value])
-            .map_err(|e| TemporaError::internal(e.to_string()))?;
-        let (schema, batches) = self.project(batch).await?;
-        Ok((
-            Outcome::Rows {
-                schema,
-                batches,
-                tag: "SELECT".into(),
-            },
-            notices,
-        ))
+        self.output.rows(value, notices).await
     }
 
     pub(crate) async fn execute(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
@@ -293,12 +259,9 @@ impl JobCall {
         ];
         let args = Args::read(session, &self.name, &PARAMS[..4], &self.args).await?;
         args.reject_others(&self.name, &PARAMS)?;
-        let rel = args.text("relation").ok_or_else(|| {
-            TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "invalid hypertable")
-        })?;
         let engine = session.engine();
         let state = engine.catalog().snapshot();
-        let table = hypertable(&state, &rel)?;
+        let table = args.hypertable("relation", &state)?;
         let oid = table.oid;
         let if_not_exists = args.bool("if_not_exists")?.unwrap_or(false);
         if args.get("drop_after").is_none() && args.get("drop_created_before").is_none() {
@@ -446,12 +409,9 @@ impl JobCall {
         const PARAMS: [&str; 2] = ["relation", "if_exists"];
         let args = Args::read(session, &self.name, &PARAMS, &self.args).await?;
         args.reject_others(&self.name, &PARAMS)?;
-        let rel = args.text("relation").ok_or_else(|| {
-            TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "invalid hypertable")
-        })?;
         let engine = session.engine();
         let state = engine.catalog().snapshot();
-        let table = hypertable(&state, &rel)?;
+        let table = args.hypertable("relation", &state)?;
         let job = state
             .jobs
             .values()
@@ -493,14 +453,8 @@ impl JobCall {
             &self.args,
         )
         .await?;
-        let rel = args
-            .text("hypertable")
-            .or_else(|| args.text("relation"))
-            .ok_or_else(|| {
-                TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "invalid hypertable")
-            })?;
         let state = session.engine().catalog().snapshot();
-        let table = hypertable(&state, &rel)?;
+        let table = args.hypertable("hypertable", &state)?;
         if let Some(v) = args.get("compress_after") {
             if interval_parts(v).is_none() {
                 return Err(TemporaError::new(
@@ -527,11 +481,8 @@ impl JobCall {
             &self.args,
         )
         .await?;
-        let rel = args.text("hypertable").ok_or_else(|| {
-            TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "invalid hypertable")
-        })?;
         let state = session.engine().catalog().snapshot();
-        let table = hypertable(&state, &rel)?;
+        let table = args.hypertable("hypertable", &state)?;
         let message = format!(
             "columnstore policy not found for hypertable \"{}\"",
             table.name

@@ -483,29 +483,90 @@ pub(crate) fn call_args(args: &FunctionArguments) -> Vec<(Option<String>, SqlExp
         .collect()
 }
 
-/// The `SELECT ... FROM f(...) [alias]` of a single-column command, ready to
-/// project the command's result: the alias names the column (`FROM
-/// drop_chunks(...) c` has column `c`), result columns get PostgreSQL's names.
-pub(crate) fn command_select(select: Option<Statement>) -> Option<Statement> {
-    let mut select = select?;
-    if let Statement::Query(q) = &mut select {
-        if let SetExpr::Select(sel) = q.body.as_mut() {
-            if let Some(TableFactor::Table {
-                alias: Some(alias), ..
-            }) = sel.from.first_mut().map(|t| &mut t.relation)
-            {
-                if alias.columns.is_empty() {
-                    alias.columns = vec![
-                        datafusion::sql::sqlparser::ast::TableAliasColumnDef::from_name(
-                            alias.name.value.clone(),
-                        ),
-                    ];
+/// The one-column result of a command called as `SELECT f(...)` or
+/// `SELECT ... FROM f(...) [alias]` (drop_chunks, the job functions): the
+/// column, and the caller's query to project it with.
+#[derive(Debug, Clone)]
+pub(crate) struct CommandOutput {
+    column: datafusion::arrow::datatypes::Field,
+    select: Option<Statement>,
+}
+
+impl CommandOutput {
+    /// The alias of `FROM f(...) alias` names the column, and result
+    /// columns get PostgreSQL's names.
+    pub(crate) fn new(
+        column: datafusion::arrow::datatypes::Field,
+        select: Option<Statement>,
+    ) -> Self {
+        let select = select.map(|mut select| {
+            if let Statement::Query(q) = &mut select {
+                if let SetExpr::Select(sel) = q.body.as_mut() {
+                    if let Some(TableFactor::Table {
+                        alias: Some(alias), ..
+                    }) = sel.from.first_mut().map(|t| &mut t.relation)
+                    {
+                        if alias.columns.is_empty() {
+                            alias.columns = vec![
+                                datafusion::sql::sqlparser::ast::TableAliasColumnDef::from_name(
+                                    alias.name.value.clone(),
+                                ),
+                            ];
+                        }
+                    }
                 }
+            }
+            naming::apply(&mut select);
+            select
+        });
+        Self { column, select }
+    }
+
+    fn record_schema(&self) -> SchemaRef {
+        Arc::new(datafusion::arrow::datatypes::Schema::new(vec![self
+            .column
+            .clone()]))
+    }
+
+    async fn project(&self, batch: RecordBatch) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        match &self.select {
+            None => Ok((batch.schema(), vec![batch])),
+            Some(select) => {
+                query_rows(
+                    self.column.name(),
+                    batch.schema(),
+                    vec![batch],
+                    &select.to_string(),
+                )
+                .await
             }
         }
     }
-    naming::apply(&mut select);
-    Some(select)
+
+    /// Columns of the result, after the caller's projection.
+    pub(crate) async fn schema(&self) -> Result<SchemaRef> {
+        let empty = RecordBatch::new_empty(self.record_schema());
+        Ok(self.project(empty).await?.0)
+    }
+
+    /// The result holding `values` (one row per value).
+    pub(crate) async fn rows(
+        &self,
+        values: datafusion::arrow::array::ArrayRef,
+        notices: Vec<Notice>,
+    ) -> Result<(Outcome, Vec<Notice>)> {
+        let batch = RecordBatch::try_new(self.record_schema(), vec![values])
+            .map_err(|e| TemporaError::internal(e.to_string()))?;
+        let (schema, batches) = self.project(batch).await?;
+        Ok((
+            Outcome::Rows {
+                schema,
+                batches,
+                tag: "SELECT".into(),
+            },
+            notices,
+        ))
+    }
 }
 
 /// A TimescaleDB command call found in a SELECT: the function and whether the
