@@ -203,6 +203,7 @@ pub(crate) fn is_session_statement(stmt: &Statement) -> bool {
             | Statement::Commit { .. }
             | Statement::Rollback { .. }
             | Statement::Reset(_)
+            | Statement::Discard { .. }
     )
 }
 
@@ -278,12 +279,52 @@ impl SqlSession {
     }
 }
 
+/// RESET ALL: every setting a session may change back to its default.
+fn reset_all(session: &mut SqlSession) -> Result<()> {
+    let names: Vec<String> = DEFAULTS
+        .iter()
+        .filter(|(k, _)| !READ_ONLY.contains(&k.to_lowercase().as_str()))
+        .map(|(k, _)| k.to_string())
+        .collect();
+    for n in names {
+        session.settings.reset(&n)?;
+    }
+    let tz = session
+        .settings
+        .get("TimeZone")
+        .unwrap_or("UTC")
+        .to_string();
+    session.set_parameter("TimeZone", &tz)
+}
+
 pub(crate) async fn execute(
     session: &mut SqlSession,
     stmt: &Statement,
 ) -> Result<(Outcome, Vec<Notice>)> {
     let command = |tag: &str| Ok((Outcome::Command(tag.into()), vec![]));
     match stmt {
+        Statement::Discard { object_type } => {
+            use datafusion::sql::sqlparser::ast::DiscardObject;
+            match object_type {
+                // What connection poolers send between clients: settings
+                // back to their defaults, PREPAREd statements gone.
+                DiscardObject::ALL => {
+                    if session.tx != crate::TxState::Idle {
+                        return Err(TemporaError::new(
+                            SqlState::ACTIVE_SQL_TRANSACTION,
+                            "DISCARD ALL cannot run inside a transaction block",
+                        ));
+                    }
+                    reset_all(session)?;
+                    session.sql_prepared.remove(None)?;
+                    command("DISCARD ALL")
+                }
+                // No plan cache, sequences or temporary tables to drop.
+                DiscardObject::PLANS => command("DISCARD PLANS"),
+                DiscardObject::SEQUENCES => command("DISCARD SEQUENCES"),
+                DiscardObject::TEMP => command("DISCARD TEMP"),
+            }
+        }
         Statement::Set(set) => {
             match set {
                 Set::SingleAssignment {
@@ -314,20 +355,7 @@ pub(crate) async fn execute(
             let text = r.to_string();
             let name = text.trim_start_matches("RESET").trim();
             if name.eq_ignore_ascii_case("ALL") {
-                let names: Vec<String> = DEFAULTS
-                    .iter()
-                    .filter(|(k, _)| !READ_ONLY.contains(&k.to_lowercase().as_str()))
-                    .map(|(k, _)| k.to_string())
-                    .collect();
-                for n in names {
-                    session.settings.reset(&n)?;
-                }
-                let tz = session
-                    .settings
-                    .get("TimeZone")
-                    .unwrap_or("UTC")
-                    .to_string();
-                session.set_parameter("TimeZone", &tz)?;
+                reset_all(session)?;
             } else {
                 session.settings.reset(name)?;
                 let v = session.settings.get(name).unwrap_or_default().to_string();
