@@ -284,6 +284,36 @@ fn timescaledb_storage_options(sql: &str) -> bool {
         && (squashed.contains("set (timescaledb.") || squashed.contains("set(timescaledb."))
 }
 
+/// `VACUUM [ANALYZE] [VERBOSE] [FREEZE] [t]` or `VACUUM (ANALYZE, ...) [t]`
+/// as the plain `VACUUM [t]` the parser reads (ANALYZE has nothing to
+/// refresh, VERBOSE and FREEZE nothing to change); None for other text.
+fn plain_vacuum(sql: &str) -> Option<String> {
+    let words: Vec<&str> = sql
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .collect();
+    if !words.first()?.eq_ignore_ascii_case("vacuum") {
+        return None;
+    }
+    let option = |w: &str| {
+        let w = w.trim_matches(|c| c == '(' || c == ')' || c == ',');
+        ["analyze", "analyse", "verbose", "freeze"]
+            .iter()
+            .any(|o| w.eq_ignore_ascii_case(o))
+            || w.is_empty()
+    };
+    let rest: Vec<&str> = words[1..]
+        .iter()
+        .skip_while(|w| option(w))
+        .copied()
+        .collect();
+    if rest.len() + 1 == words.len() {
+        return None;
+    }
+    Some(format!("VACUUM {}", rest.join(" ")))
+}
+
 /// Whether a statement's text is `CHECKPOINT`.
 fn is_checkpoint(sql: &str) -> bool {
     sql.trim()
@@ -330,6 +360,9 @@ fn split_statements(sql: &str) -> Option<Vec<&str>> {
 pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
     if is_checkpoint(sql) {
         return Ok(vec![ParsedStatement::Checkpoint]);
+    }
+    if let Some(plain) = plain_vacuum(sql) {
+        return parse_query(&plain);
     }
     // CHECKPOINT among other statements: each statement on its own.
     if sql.to_ascii_lowercase().contains("checkpoint") {
@@ -1372,6 +1405,22 @@ mod tests {
             parse_query(" checkpoint ; ").unwrap()[..],
             [ParsedStatement::Checkpoint]
         ));
+    }
+
+    #[test]
+    fn vacuum_options_are_read() {
+        assert_eq!(
+            plain_vacuum("VACUUM ANALYZE t;").as_deref(),
+            Some("VACUUM t")
+        );
+        assert_eq!(
+            plain_vacuum("vacuum (verbose, analyze) t").as_deref(),
+            Some("VACUUM t")
+        );
+        assert_eq!(plain_vacuum("VACUUM VERBOSE").as_deref(), Some("VACUUM "));
+        assert_eq!(plain_vacuum("VACUUM t"), None);
+        assert_eq!(plain_vacuum("VACUUM FULL t"), None);
+        assert_eq!(plain_vacuum("SELECT 1"), None);
     }
 
     #[test]
