@@ -19,6 +19,7 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::TableType;
@@ -440,7 +441,18 @@ impl TableProvider for TemporaTable {
                 let n = groups.len();
                 groups[i % n].push(f);
             }
-            let mut source = ParquetSource::new(self.schema.clone());
+            // Footers and page indexes come from the runtime's metadata cache
+            // (shared by every session, see `Engine::runtime`) instead of
+            // being read and decoded again by every statement. The cache
+            // checks a file's size and modification time: our files never
+            // change once listed and their paths are never reused, so a fixed
+            // time is as good as the real one.
+            let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+            let mut source = ParquetSource::new(self.schema.clone())
+                .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
+                    self.engine.store().clone(),
+                    metadata_cache,
+                )));
             let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
             if let Some(pred) = filters
                 .iter()

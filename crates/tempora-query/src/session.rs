@@ -200,7 +200,9 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
         .with_extension(Arc::new(crate::provider::TxWrites::default()))
         .with_extension(Arc::new(crate::provider::ScanReport::default()));
     config.options_mut().execution.time_zone = Some("UTC".into());
-    let ctx = SessionContext::new_with_config(config);
+    // Every session of the engine shares its runtime, so the Parquet metadata
+    // one statement reads serves the next, in this connection or another.
+    let ctx = SessionContext::new_with_config_rt(config, engine.runtime().clone());
     let weak = ctx.state_weak_ref();
     let public: Arc<dyn SchemaProvider> = Arc::new(TemporaSchema {
         engine: engine.clone(),

@@ -35,6 +35,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::ObjectStore;
 use parking_lot::RwLock;
 use tempora_catalog::{Catalog, CatalogOp, CatalogState, ChunkDef, FileDef, TableDef};
@@ -136,6 +137,11 @@ pub struct Engine {
     job_lock: tokio::sync::Mutex<()>,
     file_counter: AtomicU64,
     gc: Arc<FileGc>,
+    /// The DataFusion runtime of every query against this engine, shared by
+    /// all sessions: its file-metadata cache keeps the footers and page
+    /// indexes of the data files, which never change once written and whose
+    /// paths are never reused, across statements and connections.
+    runtime: Arc<RuntimeEnv>,
 }
 
 /// Exclusive right to change a table's files; see [`Engine::lock_files`].
@@ -358,6 +364,7 @@ impl Engine {
             job_lock: tokio::sync::Mutex::new(()),
             file_counter: AtomicU64::new(0),
             gc,
+            runtime: Arc::new(RuntimeEnv::default()),
         });
         let mut replayed = 0usize;
         for rec in records {
@@ -425,6 +432,11 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         self.catalog.store()
+    }
+
+    /// The DataFusion runtime queries against this engine share.
+    pub fn runtime(&self) -> &Arc<RuntimeEnv> {
+        &self.runtime
     }
 
     pub fn options(&self) -> &EngineOptions {
