@@ -496,7 +496,9 @@ impl TableProvider for TemporaTable {
                 .with_bloom_filter_on_read(false);
             let time_column = def.hypertable.as_ref().map(|h| h.time_column.as_str());
             if decode_late(&self.schema, projection, filters, time_column) {
-                source = source.with_pushdown_filters(true).with_reorder_filters(true);
+                source = source
+                    .with_pushdown_filters(true)
+                    .with_reorder_filters(true);
             }
             let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
             if let Some(pred) = filters
@@ -611,14 +613,34 @@ mod tests {
         let usage = col("usage").gt(lit(90.0));
         let host = col("host").eq(lit("h1"));
         // A value filter and text columns it does not name: late.
-        assert!(decode_late(&schema, all, &[usage.clone(), time.clone()], Some("time")));
-        assert!(decode_late(&schema, all, std::slice::from_ref(&host), Some("time")));
+        assert!(decode_late(
+            &schema,
+            all,
+            &[usage.clone(), time.clone()],
+            Some("time")
+        ));
+        assert!(decode_late(
+            &schema,
+            all,
+            std::slice::from_ref(&host),
+            Some("time")
+        ));
         // Time bounds alone, or no filter: the page index does the work.
-        assert!(!decode_late(&schema, all, std::slice::from_ref(&time), Some("time")));
+        assert!(!decode_late(
+            &schema,
+            all,
+            std::slice::from_ref(&time),
+            Some("time")
+        ));
         assert!(!decode_late(&schema, all, &[], Some("time")));
         // Only numeric columns besides the filtered ones: not worth it.
         let p = vec![0, 1, 3];
-        assert!(!decode_late(&schema, Some(&p), &[host.clone(), time], Some("time")));
+        assert!(!decode_late(
+            &schema,
+            Some(&p),
+            &[host.clone(), time],
+            Some("time")
+        ));
         // A plain table has no time column to leave out.
         assert!(decode_late(&schema, Some(&p), &[usage], None));
     }
