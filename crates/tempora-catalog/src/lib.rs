@@ -282,6 +282,7 @@ mod tests {
             chunks: Default::default(),
             files: vec![],
             unique_keys: vec![],
+            compression: None,
         }
     }
 

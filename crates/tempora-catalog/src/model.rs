@@ -130,6 +130,10 @@ pub struct FileDef {
     /// Smallest and largest time value in the file (hypertables only).
     pub min_time: Option<i64>,
     pub max_time: Option<i64>,
+    /// Written in the columnstore layout of a compressed chunk (sorted by
+    /// the table's segmentby and orderby columns).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compressed: bool,
 }
 
 /// A chunk: one time range of a hypertable.
@@ -145,6 +149,35 @@ pub struct ChunkDef {
     /// (unknown for chunks of catalogs written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<i64>,
+    /// Set while the chunk is compressed (`compress_chunk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<ChunkCompression>,
+}
+
+/// What compressing a chunk did, for `chunk_compression_stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkCompression {
+    /// Bytes of the chunk's files before they were compressed.
+    pub before_bytes: u64,
+    /// Bytes of the compressed files when they were written.
+    pub after_bytes: u64,
+}
+
+/// A hypertable's compression settings (`ALTER TABLE t SET (timescaledb.compress, ...)`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompressionSettings {
+    /// Columns whose rows are stored together, in this order.
+    pub segmentby: Vec<String>,
+    /// Order of the rows within a segment.
+    pub orderby: Vec<OrderByColumn>,
+}
+
+/// One `compress_orderby` column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderByColumn {
+    pub column: String,
+    pub asc: bool,
+    pub nulls_first: bool,
 }
 
 impl ChunkDef {
@@ -172,6 +205,9 @@ pub struct TableDef {
     /// PRIMARY KEY and UNIQUE constraints, enforced on every write.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unique_keys: Vec<UniqueKey>,
+    /// Compression settings of a hypertable with compression enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<CompressionSettings>,
 }
 
 /// A PRIMARY KEY or UNIQUE constraint.
@@ -304,6 +340,9 @@ pub enum JobKind {
     /// `add_retention_policy`: drop the hypertable's chunks that end more
     /// than `drop_after` before now.
     Retention { drop_after: JobSpan },
+    /// `add_compression_policy`: compress the hypertable's chunks that end
+    /// more than `compress_after` before now.
+    Compression { compress_after: JobSpan },
 }
 
 /// A span given to a policy: an interval (months, days, microseconds) or an
@@ -414,6 +453,18 @@ pub enum CatalogOp {
         oid: u32,
         chunks: Vec<u32>,
         through_wal_seq: u64,
+    },
+    /// Compression enabled with these settings, or disabled (None).
+    SetCompression {
+        oid: u32,
+        settings: Option<CompressionSettings>,
+    },
+    /// A chunk compressed (Some) or decompressed (None); its files change by
+    /// `RemoveFiles` / `AddFiles` in the same commit.
+    SetChunkCompression {
+        oid: u32,
+        chunk: u32,
+        compression: Option<ChunkCompression>,
     },
 }
 
@@ -611,6 +662,21 @@ impl CatalogState {
                 }
                 self.chunk_drops += 1;
             }
+            CatalogOp::SetCompression { oid, settings } => {
+                let t = self.tables.get_mut(oid).ok_or_else(|| missing(*oid))?;
+                t.compression = settings.clone();
+            }
+            CatalogOp::SetChunkCompression {
+                oid,
+                chunk,
+                compression,
+            } => {
+                let t = self.tables.get_mut(oid).ok_or_else(|| missing(*oid))?;
+                let c = t.chunks.get_mut(chunk).ok_or_else(|| {
+                    TemporaError::internal(format!("catalog has no chunk {chunk}"))
+                })?;
+                c.compression = compression.clone();
+            }
             CatalogOp::CreateExtension { name } => {
                 if !self.extensions.contains(name) {
                     self.extensions.push(name.clone());
@@ -643,12 +709,14 @@ mod tests {
                             range_end,
                             files: vec![],
                             created_at: None,
+                            compression: None,
                         },
                     )
                 })
                 .collect(),
             files: vec![],
             unique_keys: vec![],
+            compression: None,
         }
     }
 

@@ -36,11 +36,11 @@ pub const SCHEMA: &str = "timescaledb_information";
 /// Owner shown for every relation (Tempora has one role).
 const OWNER: &str = "postgres";
 
-fn text(name: &str) -> Field {
+pub(crate) fn text(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
 }
 
-fn int64(name: &str) -> Field {
+pub(crate) fn int64(name: &str) -> Field {
     Field::new(name, DataType::Int64, true)
 }
 
@@ -52,17 +52,20 @@ fn timestamptz(name: &str) -> Field {
     )
 }
 
-fn table_of(schema: SchemaRef, columns: Vec<ArrayRef>) -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn table_of(
+    schema: SchemaRef,
+    columns: Vec<ArrayRef>,
+) -> DfResult<Arc<dyn TableProvider>> {
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
-fn strings<'a>(v: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
+pub(crate) fn strings<'a>(v: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(StringArray::from_iter(v))
 }
 
 /// The hypertables of a catalog state, in name order.
-fn hypertables(state: &CatalogState) -> Vec<&TableDef> {
+pub(crate) fn hypertables(state: &CatalogState) -> Vec<&TableDef> {
     let mut v: Vec<&TableDef> = state
         .tables
         .values()
@@ -114,7 +117,9 @@ fn hypertables_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
             Arc::new(Int64Array::from_iter_values(
                 ts.iter().map(|t| t.chunks.len() as i64),
             )),
-            Arc::new(BooleanArray::from(vec![false; ts.len()])),
+            Arc::new(BooleanArray::from_iter(
+                ts.iter().map(|t| Some(t.compression.is_some())),
+            )),
             strings(ts.iter().map(|_| None)),
             strings(
                 ts.iter()
@@ -263,7 +268,10 @@ fn chunks_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
             ),
             Arc::new(Int64Array::from(temporal_or(false, |c| c.range_start))),
             Arc::new(Int64Array::from(temporal_or(false, |c| c.range_end))),
-            Arc::new(BooleanArray::from(vec![false; rows.len()])),
+            Arc::new(BooleanArray::from_iter(
+                rows.iter()
+                    .map(|(_, _, c, _, _)| Some(c.compression.is_some())),
+            )),
             strings(rows.iter().map(|_| None)),
             Arc::new(
                 TimestampMicrosecondArray::from_iter(
@@ -292,20 +300,9 @@ fn job_config(job: &JobDef, state: &CatalogState) -> String {
         .map_or(0, |h| h.id);
     let mut entries: Vec<(&str, String)> = vec![("hypertable_id", hypertable_id.to_string())];
     match &job.kind {
-        JobKind::Retention { drop_after } => {
-            let value = match drop_after {
-                JobSpan::Interval {
-                    months,
-                    days,
-                    micros,
-                } => {
-                    let mut s = String::new();
-                    tempora_copy::text::write_interval(*months, *days, *micros, &mut s);
-                    format!("\"{s}\"")
-                }
-                JobSpan::Integer(v) => v.to_string(),
-            };
-            entries.push(("drop_after", value));
+        JobKind::Retention { drop_after } => entries.push(("drop_after", span_json(drop_after))),
+        JobKind::Compression { compress_after } => {
+            entries.push(("compress_after", span_json(compress_after)))
         }
     }
     entries.sort_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
@@ -316,16 +313,34 @@ fn job_config(job: &JobDef, state: &CatalogState) -> String {
     format!("{{{}}}", body.join(", "))
 }
 
+/// A policy's span as a jsonb value: an interval as text, an integer as is.
+fn span_json(span: &JobSpan) -> String {
+    match span {
+        JobSpan::Interval {
+            months,
+            days,
+            micros,
+        } => {
+            let mut s = String::new();
+            tempora_copy::text::write_interval(*months, *days, *micros, &mut s);
+            format!("\"{s}\"")
+        }
+        JobSpan::Integer(v) => v.to_string(),
+    }
+}
+
 /// TimescaleDB's name of a job's procedure.
 fn job_proc(job: &JobDef) -> &'static str {
     match job.kind {
         JobKind::Retention { .. } => "policy_retention",
+        JobKind::Compression { .. } => "policy_compression",
     }
 }
 
 fn job_application_name(job: &JobDef) -> String {
     match job.kind {
         JobKind::Retention { .. } => format!("Retention Policy [{}]", job.id),
+        JobKind::Compression { .. } => format!("Columnstore Policy [{}]", job.id),
     }
 }
 
@@ -504,13 +519,15 @@ impl InformationSchema {
     }
 }
 
-const VIEWS: [&str; 6] = [
+const VIEWS: [&str; 8] = [
     "hypertables",
     "dimensions",
     "chunks",
     "jobs",
     "job_stats",
     "job_errors",
+    "compression_settings",
+    "hypertable_compression_settings",
 ];
 
 #[async_trait]
@@ -528,6 +545,10 @@ impl SchemaProvider for InformationSchema {
             "jobs" => jobs_view(&state)?,
             "job_stats" => job_stats_view(&state)?,
             "job_errors" => job_errors_view(&state)?,
+            "compression_settings" => crate::compression::compression_settings_view(&state)?,
+            "hypertable_compression_settings" => {
+                crate::compression::hypertable_compression_settings_view(&state)?
+            }
             _ => return Ok(None),
         }))
     }
@@ -555,7 +576,10 @@ fn bytes_by_chunk(engine: &Engine, table: &TableDef) -> BTreeMap<Option<u32>, i6
 }
 
 /// Looks a relation named by text (`'t'`, `'s.t'`) up.
-fn relation<'a>(state: &'a CatalogState, rel: &str) -> Result<&'a TableDef, TemporaError> {
+pub(crate) fn relation<'a>(
+    state: &'a CatalogState,
+    rel: &str,
+) -> Result<&'a TableDef, TemporaError> {
     let (schema, name) = crate::split_qualified(rel);
     state
         .table(&schema, &name)
@@ -563,7 +587,7 @@ fn relation<'a>(state: &'a CatalogState, rel: &str) -> Result<&'a TableDef, Temp
 }
 
 /// The relation argument of a table function (NULL: None).
-fn relation_arg(args: &TableFunctionArgs) -> DfResult<Option<String>> {
+pub(crate) fn relation_arg(args: &TableFunctionArgs) -> DfResult<Option<String>> {
     let Some(e) = args.exprs().first() else {
         return Ok(None);
     };

@@ -6,6 +6,7 @@
 
 pub mod aggregates;
 pub mod chunks;
+pub mod compression;
 pub mod information;
 pub mod intervals;
 pub mod markers;

@@ -193,12 +193,14 @@ impl TableFunctionImpl for ShowChunks {
 
 /// Builds the DataFusion session of one connection.
 pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, TemporaError> {
+    let notices = Arc::new(crate::compression::SessionNotices::default());
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE, PUBLIC)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true)
         .with_extension(Arc::new(crate::provider::TxWrites::default()))
-        .with_extension(Arc::new(crate::provider::ScanReport::default()));
+        .with_extension(Arc::new(crate::provider::ScanReport::default()))
+        .with_extension(notices.clone());
     config.options_mut().execution.time_zone = Some("UTC".into());
     // Every session of the engine shares its runtime, so the Parquet metadata
     // one statement reads serves the next, in this connection or another.
@@ -234,6 +236,21 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     }
     for f in crate::information::relation_functions(&engine) {
         ctx.register_udf(f);
+    }
+    for f in crate::compression::chunk_functions(&engine, &notices) {
+        ctx.register_udf(f);
+    }
+    for (name, chunks) in [
+        ("hypertable_compression_stats", false),
+        ("chunk_compression_stats", true),
+    ] {
+        ctx.register_udtf(
+            name,
+            Arc::new(crate::compression::CompressionStats {
+                engine: engine.clone(),
+                chunks,
+            }),
+        );
     }
     for (name, chunks) in [
         ("hypertable_detailed_size", false),

@@ -138,9 +138,84 @@ fn nanosecond_timestamp_args(args: &mut [FunctionArg]) {
     }
 }
 
+/// The arguments of a call of `function(params...)` in parameter order,
+/// named ones put in their place; None where not given.
+pub(crate) fn slots(
+    function: &str,
+    params: &[&str],
+    args: &[FunctionArg],
+) -> Result<Vec<Option<SqlExpr>>> {
+    let mut slots: Vec<Option<SqlExpr>> = vec![None; params.len()];
+    for (i, arg) in args.iter().enumerate() {
+        let (name, expr) = match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => (None, e),
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } => (Some(name.value.to_lowercase()), e),
+            FunctionArg::ExprNamed {
+                name: SqlExpr::Identifier(name),
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } => (Some(name.value.to_lowercase()), e),
+            other => {
+                return Err(TemporaError::new(
+                    SqlState::SYNTAX_ERROR,
+                    format!("unexpected argument {other} of {function}"),
+                ))
+            }
+        };
+        let slot = match &name {
+            Some(n) => params.iter().position(|p| p == n).ok_or_else(|| {
+                TemporaError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!("function {function} has no parameter named \"{n}\""),
+                )
+            })?,
+            None if i < params.len() => i,
+            None => {
+                return Err(TemporaError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!(
+                        "function {function} takes at most {} arguments",
+                        params.len()
+                    ),
+                ))
+            }
+        };
+        slots[slot] = Some(expr.clone());
+    }
+    Ok(slots)
+}
+
+/// A call with named arguments as the positional call the UDF takes: NULL
+/// (the parameter's default) where an earlier parameter was not given.
+fn positional(function: &str, params: &[&str], args: &mut Vec<FunctionArg>) -> Result<()> {
+    let mut slots = slots(function, params, args)?;
+    while slots.len() > 1 && slots.last().is_some_and(Option::is_none) {
+        slots.pop();
+    }
+    *args = slots
+        .into_iter()
+        .map(|s| {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                s.unwrap_or_else(|| SqlExpr::Value(Value::Null.into())),
+            ))
+        })
+        .collect();
+    Ok(())
+}
+
 fn call(function: &str, args: &mut Vec<FunctionArg>) -> Result<()> {
     match function {
         "show_chunks" | "drop_chunks" => crate::chunks::normalize(function, args),
+        "compress_chunk" => positional(
+            function,
+            &["chunk", "if_not_compressed", "recompress"],
+            args,
+        ),
+        "decompress_chunk" => positional(function, &["chunk", "if_compressed"], args),
         "generate_series" | "range" => {
             type_untyped_like_cast(args);
             nanosecond_timestamp_args(args);

@@ -48,47 +48,7 @@ pub(crate) fn normalize(function: &str, args: &mut Vec<FunctionArg>) -> Result<(
     let Some(params) = parameters(function) else {
         return Ok(());
     };
-    let mut slots: Vec<Option<SqlExpr>> = vec![None; params.len()];
-    for (i, arg) in args.iter().enumerate() {
-        let (name, expr) = match arg {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => (None, e),
-            FunctionArg::Named {
-                name,
-                arg: FunctionArgExpr::Expr(e),
-                ..
-            } => (Some(name.value.to_lowercase()), e),
-            FunctionArg::ExprNamed {
-                name: SqlExpr::Identifier(name),
-                arg: FunctionArgExpr::Expr(e),
-                ..
-            } => (Some(name.value.to_lowercase()), e),
-            other => {
-                return Err(TemporaError::new(
-                    SqlState::SYNTAX_ERROR,
-                    format!("unexpected argument {other} of {function}"),
-                ))
-            }
-        };
-        let slot = match &name {
-            Some(n) => params.iter().position(|p| p == n).ok_or_else(|| {
-                TemporaError::new(
-                    SqlState::UNDEFINED_FUNCTION,
-                    format!("function {function} has no parameter named \"{n}\""),
-                )
-            })?,
-            None if i < params.len() => i,
-            None => {
-                return Err(TemporaError::new(
-                    SqlState::UNDEFINED_FUNCTION,
-                    format!(
-                        "function {function} takes at most {} arguments",
-                        params.len()
-                    ),
-                ))
-            }
-        };
-        slots[slot] = Some(expr.clone());
-    }
+    let slots = crate::calls::slots(function, params, args)?;
     for slot in slots.iter().skip(1).take(2).flatten() {
         // A text value is refused whatever it holds; an untyped literal is
         // read as the time column's type.

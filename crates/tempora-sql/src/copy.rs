@@ -452,7 +452,7 @@ impl CopyIn {
                         chunk,
                         &parts,
                         "copy",
-                        tempora_storage::Stats::Ingest,
+                        tempora_storage::Layout::Ingest,
                     )
                     .await
                 {

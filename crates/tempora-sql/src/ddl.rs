@@ -232,6 +232,7 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
             chunks: Default::default(),
             files: vec![],
             unique_keys,
+            compression: None,
         },
     ))
 }

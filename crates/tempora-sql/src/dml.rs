@@ -307,7 +307,7 @@ impl RewritePlan {
                         chunk,
                         &kept,
                         "rewrite",
-                        tempora_storage::Stats::Ingest,
+                        tempora_storage::Layout::rewriting(table, &file.path),
                     )
                     .await?;
                 changes.add.push((chunk, f));
@@ -328,7 +328,7 @@ impl RewritePlan {
                         chunk,
                         &[part],
                         "update",
-                        tempora_storage::Stats::Ingest,
+                        tempora_storage::Layout::Ingest,
                     )
                     .await?;
                 changes.add.push((chunk, f));

@@ -1,9 +1,8 @@
 //! Policies and jobs as TimescaleDB's SQL sets them up:
 //! `add_retention_policy`, `remove_retention_policy`, `alter_job`,
-//! `delete_job`, `CALL run_job(id)`; `add_compression_policy` /
-//! `remove_compression_policy` answer as for a hypertable without
-//! compression (Tempora does not compress yet). The jobs run in the
-//! server's scheduler (tempora-storage/src/jobs.rs).
+//! `delete_job`, `CALL run_job(id)`, `add_compression_policy`,
+//! `remove_compression_policy`. The jobs run in the server's scheduler
+//! (tempora-storage/src/jobs.rs).
 
 use std::sync::Arc;
 
@@ -199,6 +198,25 @@ impl Args {
     }
 }
 
+/// When a new job runs.
+struct JobTiming {
+    schedule_interval: i64,
+    max_runtime: i64,
+    retry_period: i64,
+    initial_start: Option<i64>,
+    fixed_schedule: bool,
+    timezone: Option<String>,
+}
+
+/// Whether a hypertable's time column is a date/time type (not an integer).
+fn is_temporal(table: &TableDef) -> bool {
+    table
+        .hypertable
+        .as_ref()
+        .and_then(|h| table.column(&h.time_column))
+        .is_some_and(|c| c.ty.is_temporal())
+}
+
 fn notice(code: SqlState, message: String) -> Notice {
     Notice {
         severity: "NOTICE",
@@ -307,12 +325,7 @@ impl JobCall {
             None => return Err(bad()),
             Some(v) => match interval_parts(v) {
                 Some((months, days, micros)) => {
-                    let temporal = table
-                        .hypertable
-                        .as_ref()
-                        .and_then(|h| table.column(&h.time_column))
-                        .is_some_and(|c| c.ty.is_temporal());
-                    if !temporal {
+                    if !is_temporal(table) {
                         return Err(bad());
                     }
                     JobSpan::Interval {
@@ -334,34 +347,31 @@ impl JobCall {
             ));
         }
         let initial_start = args.time("initial_start")?;
-        let timezone = args.text("timezone");
         let id = self
             .add_job(
                 session,
                 oid,
                 JobKind::Retention { drop_after },
-                schedule_interval,
-                5 * MINUTE,
-                5 * MINUTE,
-                initial_start,
-                timezone,
+                JobTiming {
+                    schedule_interval,
+                    max_runtime: 5 * MINUTE,
+                    retry_period: 5 * MINUTE,
+                    initial_start,
+                    fixed_schedule: true,
+                    timezone: args.text("timezone"),
+                },
             )
             .await?;
         self.rows(Arc::new(Int32Array::from(vec![id as i32])), vec![])
             .await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn add_job(
         &self,
         session: &SqlSession,
         oid: u32,
         kind: JobKind,
-        schedule_interval: i64,
-        max_runtime: i64,
-        retry_period: i64,
-        initial_start: Option<i64>,
-        timezone: Option<String>,
+        timing: JobTiming,
     ) -> Result<u32> {
         let mut id = 0;
         session
@@ -386,15 +396,15 @@ impl JobCall {
                     id,
                     kind: kind.clone(),
                     oid,
-                    schedule_interval,
-                    max_runtime,
+                    schedule_interval: timing.schedule_interval,
+                    max_runtime: timing.max_runtime,
                     max_retries: -1,
-                    retry_period,
+                    retry_period: timing.retry_period,
                     scheduled: true,
-                    fixed_schedule: true,
-                    initial_start,
-                    next_start: initial_start.unwrap_or_else(now_micros),
-                    timezone: timezone.clone(),
+                    fixed_schedule: timing.fixed_schedule,
+                    initial_start: timing.initial_start,
+                    next_start: timing.initial_start.unwrap_or_else(now_micros),
+                    timezone: timing.timezone.clone(),
                     stats: Default::default(),
                 })])
             })
@@ -443,62 +453,172 @@ impl JobCall {
         self.rows(empty, vec![]).await
     }
 
-    /// Tempora has no compression yet: every hypertable is one without
-    /// compression enabled, and TimescaleDB's answers for those apply.
     async fn add_compression_policy(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
-        let args = Args::read(
-            session,
-            &self.name,
-            &["hypertable", "compress_after"],
-            &self.args,
-        )
-        .await?;
+        const PARAMS: [&str; 8] = [
+            "hypertable",
+            "compress_after",
+            "if_not_exists",
+            "schedule_interval",
+            "initial_start",
+            "timezone",
+            "compress_created_before",
+            "hypercore_use_access_method",
+        ];
+        let args = Args::read(session, &self.name, &PARAMS, &self.args).await?;
+        args.reject_others(&self.name, &PARAMS)?;
         let state = session.engine().catalog().snapshot();
         let table = args.hypertable("hypertable", &state)?;
-        if let Some(v) = args.get("compress_after") {
-            if interval_parts(v).is_none() {
+        let oid = table.oid;
+        if table.compression.is_none() {
+            return Err(TemporaError::new(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                format!("columnstore not enabled on hypertable \"{}\"", table.name),
+            ));
+        }
+        if !is_temporal(table) {
+            // Needs an integer_now function, which Tempora does not have.
+            return Err(TemporaError::not_supported(
+                "add_compression_policy on a hypertable with integer time",
+            ));
+        }
+        let compress_after = match args.get("compress_after") {
+            Some(v) => match interval_parts(v) {
+                Some((months, days, micros)) => JobSpan::Interval {
+                    months,
+                    days,
+                    micros,
+                },
+                _ => {
+                    return Err(TemporaError::new(
+                        SqlState::FEATURE_NOT_SUPPORTED,
+                        "unsupported compress_after argument type, expected type : interval",
+                    ))
+                }
+            },
+            None if args.get("compress_created_before").is_some() => {
+                return Err(TemporaError::not_supported(
+                    "add_compression_policy with compress_created_before",
+                ))
+            }
+            None => {
                 return Err(TemporaError::new(
-                    SqlState::FEATURE_NOT_SUPPORTED,
-                    "unsupported compress_after argument type, expected type : interval",
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "need to specify one of \"compress_after\" or \"compress_created_before\"",
+                ))
+            }
+        };
+        let if_not_exists = args.bool("if_not_exists")?.unwrap_or(false);
+        let existing = state
+            .jobs
+            .values()
+            .find(|j| j.oid == oid && matches!(j.kind, JobKind::Compression { .. }));
+        if let Some(job) = existing {
+            if !if_not_exists {
+                return Err(TemporaError::new(
+                    SqlState::DUPLICATE_OBJECT,
+                    format!(
+                        "columnstore policy already exists for hypertable or continuous aggregate \"{}\"",
+                        table.name
+                    ),
                 ));
             }
+            let same = job.kind
+                == JobKind::Compression {
+                    compress_after: compress_after.clone(),
+                };
+            let message = format!(
+                "columnstore policy already exists for hypertable \"{}\"",
+                table.name
+            );
+            let notice = if same {
+                notice(SqlState::DUPLICATE_OBJECT, format!("{message}, skipping"))
+            } else {
+                Notice {
+                    severity: "WARNING",
+                    code: SqlState::DUPLICATE_OBJECT,
+                    message,
+                }
+            };
+            return self
+                .rows(Arc::new(Int32Array::from(vec![-1])), vec![notice])
+                .await;
         }
-        Err(TemporaError::new(
-            SqlState::FEATURE_NOT_SUPPORTED,
-            format!("columnstore not enabled on hypertable \"{}\"", table.name),
-        )
-        .with_hint("Tempora does not compress chunks yet."))
+        // TimescaleDB's default: half the chunk interval for time columns, a day otherwise.
+        let default_schedule = match &table.hypertable {
+            Some(h) if is_temporal(table) => (h.chunk_interval / 2).max(1),
+            _ => DAY,
+        };
+        let schedule_interval = args
+            .micros("schedule_interval")?
+            .unwrap_or(default_schedule);
+        if schedule_interval <= 0 {
+            return Err(TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "schedule_interval must be positive",
+            ));
+        }
+        let initial_start = args.time("initial_start")?;
+        let id = self
+            .add_job(
+                session,
+                oid,
+                JobKind::Compression { compress_after },
+                JobTiming {
+                    schedule_interval,
+                    max_runtime: 0,
+                    retry_period: HOUR,
+                    initial_start,
+                    fixed_schedule: initial_start.is_some(),
+                    timezone: args.text("timezone"),
+                },
+            )
+            .await?;
+        self.rows(Arc::new(Int32Array::from(vec![id as i32])), vec![])
+            .await
     }
 
     async fn remove_compression_policy(
         &self,
         session: &SqlSession,
     ) -> Result<(Outcome, Vec<Notice>)> {
-        let args = Args::read(
-            session,
-            &self.name,
-            &["hypertable", "if_exists"],
-            &self.args,
-        )
-        .await?;
-        let state = session.engine().catalog().snapshot();
+        const PARAMS: [&str; 2] = ["hypertable", "if_exists"];
+        let args = Args::read(session, &self.name, &PARAMS, &self.args).await?;
+        args.reject_others(&self.name, &PARAMS)?;
+        let engine = session.engine();
+        let state = engine.catalog().snapshot();
         let table = args.hypertable("hypertable", &state)?;
-        let message = format!(
-            "columnstore policy not found for hypertable \"{}\"",
-            table.name
-        );
-        if args.bool("if_exists")?.unwrap_or(false) {
-            return self
-                .rows(
-                    Arc::new(datafusion::arrow::array::BooleanArray::from(vec![false])),
-                    vec![notice(
-                        SqlState::UNDEFINED_OBJECT,
-                        format!("{message}, skipping"),
-                    )],
-                )
-                .await;
-        }
-        Err(TemporaError::new(SqlState::UNDEFINED_OBJECT, message))
+        let job = state
+            .jobs
+            .values()
+            .find(|j| j.oid == table.oid && matches!(j.kind, JobKind::Compression { .. }));
+        let Some(job) = job else {
+            let message = format!(
+                "columnstore policy not found for hypertable \"{}\"",
+                table.name
+            );
+            if args.bool("if_exists")?.unwrap_or(false) {
+                return self
+                    .rows(
+                        Arc::new(datafusion::arrow::array::BooleanArray::from(vec![false])),
+                        vec![notice(
+                            SqlState::UNDEFINED_OBJECT,
+                            format!("{message}, skipping"),
+                        )],
+                    )
+                    .await;
+            }
+            return Err(TemporaError::new(SqlState::UNDEFINED_OBJECT, message));
+        };
+        let id = job.id;
+        engine
+            .catalog()
+            .commit(|_| Ok(vec![CatalogOp::DeleteJob { id }]))
+            .await?;
+        self.rows(
+            Arc::new(datafusion::arrow::array::BooleanArray::from(vec![true])),
+            vec![],
+        )
+        .await
     }
 
     async fn alter_job(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {

@@ -17,6 +17,7 @@
 
 mod calls;
 mod chunks;
+mod compression;
 mod copy;
 mod copy_options;
 mod ddl;
@@ -157,6 +158,8 @@ pub enum Kind {
     Session(Box<Statement>),
     /// CHECKPOINT: every memtable row written to Parquet files now.
     Checkpoint,
+    /// ALTER TABLE ... SET (timescaledb.compress, ...).
+    TableOptions(Box<compression::TableOptions>),
     /// ANALYZE / VACUUM.
     Maintenance(Box<Statement>),
     /// PREPARE name AS statement.
@@ -198,11 +201,6 @@ pub fn parse_error(sql: &str, e: ParserError) -> TemporaError {
     };
     if let Some(err) = reserved_after_from(sql) {
         return err;
-    }
-    if timescaledb_storage_options(sql) {
-        return TemporaError::not_supported(
-            "ALTER TABLE ... SET (timescaledb.*) (compression settings)",
-        );
     }
     // "... at Line: 1, Column: 8"
     let position = text.rsplit_once("Line: ").and_then(|(_, rest)| {
@@ -264,6 +262,9 @@ pub enum ParsedStatement {
     },
     /// `CHECKPOINT`, which the SQL parser does not know.
     Checkpoint,
+    /// `ALTER TABLE ... SET (timescaledb.compress, ...)`, whose dotted
+    /// option names the SQL parser does not read.
+    TableOptions(compression::TableOptions),
 }
 
 impl From<Statement> for ParsedStatement {
@@ -273,15 +274,6 @@ impl From<Statement> for ParsedStatement {
             copy_options: None,
         }
     }
-}
-
-/// Whether the text sets TimescaleDB's table options (compression), which
-/// the parser does not read.
-fn timescaledb_storage_options(sql: &str) -> bool {
-    let lower = sql.to_ascii_lowercase();
-    let squashed: String = lower.split_whitespace().collect::<Vec<_>>().join(" ");
-    squashed.starts_with("alter table")
-        && (squashed.contains("set (timescaledb.") || squashed.contains("set(timescaledb."))
 }
 
 /// `VACUUM [ANALYZE] [VERBOSE] [FREEZE] [t]` or `VACUUM (ANALYZE, ...) [t]`
@@ -361,13 +353,20 @@ pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
     if is_checkpoint(sql) {
         return Ok(vec![ParsedStatement::Checkpoint]);
     }
+    if let Some(options) = compression::parse_table_options(sql) {
+        return Ok(vec![ParsedStatement::TableOptions(options?)]);
+    }
     if let Some(plain) = plain_vacuum(sql) {
         return parse_query(&plain);
     }
-    // CHECKPOINT among other statements: each statement on its own.
-    if sql.to_ascii_lowercase().contains("checkpoint") {
+    // CHECKPOINT or TimescaleDB table options among other statements: each
+    // statement on its own.
+    let lower = sql.to_ascii_lowercase();
+    if lower.contains("checkpoint") || lower.contains("timescaledb.") || lower.contains("tsdb.") {
         if let Some(parts) = split_statements(sql) {
-            if parts.len() > 1 && parts.iter().any(|p| is_checkpoint(p)) {
+            let special =
+                |p: &str| is_checkpoint(p) || compression::parse_table_options(p).is_some();
+            if parts.len() > 1 && parts.iter().any(|p| special(p)) {
                 let mut out = Vec::new();
                 for part in parts {
                     out.extend(parse_query(part)?);
@@ -790,6 +789,9 @@ impl SqlSession {
         let (mut stmt, copy_options) = match stmt.into() {
             ParsedStatement::Sql { stmt, copy_options } => (*stmt, copy_options),
             ParsedStatement::Checkpoint => return Ok(prepared(Kind::Checkpoint, vec![], None)),
+            ParsedStatement::TableOptions(o) => {
+                return Ok(prepared(Kind::TableOptions(Box::new(o)), vec![], None))
+            }
         };
         calls::normalize(&mut stmt)?;
         if let Some(call) = find_command_call(&stmt) {
@@ -998,6 +1000,9 @@ impl SqlSession {
                 ))
             }
             Kind::Query(plan) => {
+                if let Some(f) = chunk_rewriting_call(plan) {
+                    self.reject_write_in_block(f)?;
+                }
                 let plan = bind(plan.as_ref().clone(), params)?;
                 let df = self
                     .ctx
@@ -1005,14 +1010,16 @@ impl SqlSession {
                     .await
                     .map_err(TemporaError::from_datafusion)?;
                 let schema = output_schema(df.schema().as_arrow());
-                let batches = df.collect().await.map_err(TemporaError::from_datafusion)?;
+                let result = df.collect().await.map_err(TemporaError::from_datafusion);
+                // Functions such as compress_chunk raise NOTICEs as they run.
+                let notices = self.take_notices();
                 Ok((
                     Outcome::Rows {
                         schema,
-                        batches,
+                        batches: result?,
                         tag: "SELECT".into(),
                     },
-                    vec![],
+                    notices,
                 ))
             }
             Kind::Gapfill(plan) => plan.execute(self, params).await.map(|o| (o, vec![])),
@@ -1105,6 +1112,7 @@ impl SqlSession {
                 self.engine.flush().await?;
                 Ok((Outcome::Command("CHECKPOINT".into()), vec![]))
             }
+            Kind::TableOptions(o) => o.execute(self).await,
         }
     }
 
@@ -1138,6 +1146,23 @@ impl SqlSession {
             self.engine.nudge_compactor();
         }
         Ok(Outcome::Command(tag.into()))
+    }
+
+    /// The NOTICEs functions raised while the statement ran.
+    fn take_notices(&self) -> Vec<Notice> {
+        self.ctx
+            .state()
+            .config()
+            .get_extension::<tempora_query::compression::SessionNotices>()
+            .map(|n| n.take())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| Notice {
+                severity: n.severity,
+                code: n.code,
+                message: n.message,
+            })
+            .collect()
     }
 
     /// Statements whose effects a ROLLBACK could not undo yet are refused
@@ -1303,6 +1328,9 @@ fn alias_function_columns_in(q: &mut datafusion::sql::sqlparser::ast::Query) {
 /// `SELECT show_chunks('t')` (a set-returning function in the select list) as
 /// `SELECT show_chunks FROM show_chunks('t')`, which DataFusion can plan.
 fn rewrite_set_returning(stmt: Statement) -> Statement {
+    if let Some(rewritten) = chunk_call_over_show_chunks(&stmt) {
+        return rewritten;
+    }
     let Some(call) = find_command_call(&stmt) else {
         return stmt;
     };
@@ -1330,6 +1358,90 @@ fn rewrite_set_returning(stmt: Statement) -> Statement {
         }
         _ => stmt,
     }
+}
+
+/// The first of `compress_chunk` / `decompress_chunk` a plan calls: they
+/// change files at once, which a ROLLBACK could not undo.
+fn chunk_rewriting_call(plan: &LogicalPlan) -> Option<&'static str> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut found = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let datafusion::logical_expr::Expr::ScalarFunction(f) = e {
+                    found = match f.func.name() {
+                        "compress_chunk" => Some("compress_chunk"),
+                        "decompress_chunk" => Some("decompress_chunk"),
+                        _ => None,
+                    };
+                }
+                Ok(if found.is_some() {
+                    TreeNodeRecursion::Stop
+                } else {
+                    TreeNodeRecursion::Continue
+                })
+            })
+        })
+    });
+    found
+}
+
+/// `SELECT compress_chunk(show_chunks('t', ...))` (a function of each row of
+/// a set-returning call) as `SELECT compress_chunk(c) FROM show_chunks('t', ...) c`.
+fn chunk_call_over_show_chunks(stmt: &Statement) -> Option<Statement> {
+    let Statement::Query(q) = stmt else {
+        return None;
+    };
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
+    if !sel.from.is_empty() || sel.projection.len() != 1 {
+        return None;
+    }
+    let (SelectItem::UnnamedExpr(SqlExpr::Function(outer))
+    | SelectItem::ExprWithAlias {
+        expr: SqlExpr::Function(outer),
+        ..
+    }) = &sel.projection[0]
+    else {
+        return None;
+    };
+    let name = function_name(&outer.name);
+    if name != "compress_chunk" && name != "decompress_chunk" {
+        return None;
+    }
+    let FunctionArguments::List(list) = &outer.args else {
+        return None;
+    };
+    let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Function(inner)))) =
+        list.args.first()
+    else {
+        return None;
+    };
+    if function_name(&inner.name) != "show_chunks" {
+        return None;
+    }
+    let mut call = outer.clone();
+    if let FunctionArguments::List(l) = &mut call.args {
+        l.args[0] = FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Identifier(
+            "show_chunks".into(),
+        )));
+    }
+    let alias = match &sel.projection[0] {
+        SelectItem::ExprWithAlias { alias, .. } => format!(" AS {alias}"),
+        _ => format!(" AS {name}"),
+    };
+    let sql = format!("SELECT {call}{alias} FROM {inner} AS show_chunks");
+    let mut parsed = parse(&sql).ok()?;
+    if parsed.len() != 1 {
+        return None;
+    }
+    let Statement::Query(mut nq) = parsed.remove(0) else {
+        return None;
+    };
+    nq.order_by = q.order_by.clone();
+    nq.limit_clause = q.limit_clause.clone();
+    Some(Statement::Query(nq))
 }
 
 /// DELETE or UPDATE, from the statement text (for messages).
@@ -1424,11 +1536,12 @@ mod tests {
     }
 
     #[test]
-    fn timescaledb_table_options_are_refused_clearly() {
-        let e = parse_query(
-            "ALTER TABLE t SET (timescaledb.compress, timescaledb.compress_segmentby = 'd')",
+    fn timescaledb_table_options_are_read_among_other_statements() {
+        let parsed = parse_query(
+            "SELECT 1; ALTER TABLE t SET (timescaledb.compress, timescaledb.compress_segmentby = 'd'); SELECT 2",
         )
-        .unwrap_err();
-        assert_eq!(e.code, SqlState::FEATURE_NOT_SUPPORTED);
+        .unwrap();
+        assert_eq!(parsed.len(), 3);
+        assert!(matches!(parsed[1], ParsedStatement::TableOptions(_)));
     }
 }

@@ -4,7 +4,8 @@
 //! writes its own, so a chunk that keeps receiving rows collects many small
 //! files. The compactor merges the smallest files of the chunk with the most
 //! of them into one time-sorted file, bounded in rows so that the merge's
-//! memory stays bounded.
+//! memory stays bounded. Files of compressed chunks are left alone: they
+//! are large, and merging them would undo their layout.
 
 use tempora_catalog::{CatalogState, FileDef};
 
@@ -41,7 +42,7 @@ pub fn pick(
         for (chunk, files) in groups {
             let mut small: Vec<&FileDef> = files
                 .iter()
-                .filter(|f| f.rows < options.small_file_rows)
+                .filter(|f| f.rows < options.small_file_rows && !f.compressed)
                 .collect();
             if small.len() < options.min_files {
                 continue;
@@ -81,6 +82,7 @@ mod tests {
             chunks: Default::default(),
             files,
             unique_keys: vec![],
+            compression: None,
         }
     }
 
@@ -91,6 +93,7 @@ mod tests {
             bytes: rows * 10,
             min_time: None,
             max_time: None,
+            compressed: false,
         }
     }
 

@@ -163,28 +163,50 @@ impl Engine {
     }
 
     async fn execute_job(&self, oid: u32, kind: &JobKind) -> Result<()> {
+        let state = self.catalog().snapshot();
+        let table = state
+            .table_by_oid(oid)
+            .ok_or_else(|| TemporaError::undefined_table(format!("hypertable with oid {oid}")))?;
+        // Chunks that end at or before `now - span` are the policy's.
+        let cutoff = |span: &JobSpan| match span {
+            JobSpan::Interval {
+                months,
+                days,
+                micros,
+            } => before(now_micros(), *months, *days, *micros),
+            JobSpan::Integer(_) => Err(TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                format!(
+                    "integer_now function not set for hypertable \"{}\"",
+                    table.name
+                ),
+            )),
+        };
         match kind {
-            JobKind::Retention { drop_after } => {
-                let state = self.catalog().snapshot();
-                let table = state.table_by_oid(oid).ok_or_else(|| {
-                    TemporaError::undefined_table(format!("hypertable with oid {oid}"))
-                })?;
-                let cutoff = match drop_after {
-                    JobSpan::Interval {
-                        months,
-                        days,
-                        micros,
-                    } => before(now_micros(), *months, *days, *micros)?,
-                    JobSpan::Integer(_) => {
-                        return Err(TemporaError::new(
-                            SqlState::INVALID_PARAMETER_VALUE,
-                            format!(
-                                "integer_now function not set for hypertable \"{}\"",
-                                table.name
-                            ),
-                        ))
+            JobKind::Compression { compress_after } => {
+                let cutoff = cutoff(compress_after)?;
+                if table.compression.is_none() {
+                    return Err(crate::not_enabled(table));
+                }
+                let due: Vec<u32> = table
+                    .chunks
+                    .values()
+                    .filter(|c| c.range_end <= cutoff && !crate::fully_compressed(c))
+                    .map(|c| c.id)
+                    .collect();
+                let mut compressed = 0;
+                for id in due {
+                    if self.compress_chunk(oid, id).await? {
+                        compressed += 1;
                     }
-                };
+                }
+                if compressed > 0 {
+                    tracing::info!(table = %table.name, chunks = compressed, "compression policy compressed chunks");
+                }
+                Ok(())
+            }
+            JobKind::Retention { drop_after } => {
+                let cutoff = cutoff(drop_after)?;
                 let doomed: Vec<u32> = table
                     .chunks
                     .values()

@@ -18,6 +18,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod compaction;
+mod compression;
 pub mod gc;
 pub mod jobs;
 pub mod memtable;
@@ -41,9 +42,10 @@ use parking_lot::RwLock;
 use tempora_catalog::{Catalog, CatalogOp, CatalogState, ChunkDef, FileDef, TableDef};
 use tempora_common::{Result, SqlState, TemporaError};
 
+pub use compression::{fully_compressed, not_enabled};
 pub use gc::{FileGc, ReadPin};
 pub use memtable::{split_by_chunk, MemRows, Memtables};
-pub use parquet_io::Stats;
+pub use parquet_io::Layout;
 pub use unique::OnConflict;
 pub use upsert::{UpdateFuture, UpdateRows, UpdatedRows, Upserted};
 pub use wal::SyncCommit;
@@ -515,6 +517,7 @@ impl Engine {
                             range_end: *end,
                             files: vec![],
                             created_at: Some(chrono::Utc::now().timestamp_micros()),
+                            compression: None,
                         },
                     });
                     next_id += 1;
@@ -867,7 +870,7 @@ impl Engine {
         chunk: Option<u32>,
         batches: &[RecordBatch],
         tag: &str,
-        stats: Stats,
+        layout: Layout,
     ) -> Result<FileDef> {
         let n = self.file_counter.fetch_add(1, Ordering::Relaxed);
         let version = self.catalog.snapshot().version;
@@ -876,7 +879,7 @@ impl Engine {
             Some(c) => format!("chunks/{oid}/{c}/{tag}-{version:012}-{n}.parquet"),
             None => format!("tables/{oid}/{tag}-{version:012}-{n}.parquet"),
         };
-        parquet_io::write_file(self.store(), &path, table, batches, stats).await
+        parquet_io::write_file(self.store(), &path, table, batches, layout).await
     }
 
     /// Reads one of a table's files whole.
@@ -1009,7 +1012,7 @@ impl Engine {
                 None => format!("tables/{oid}/{boundary:020}-{n}.parquet"),
             };
             let file =
-                parquet_io::write_file(self.store(), &path, table, batches, Stats::Ingest).await?;
+                parquet_io::write_file(self.store(), &path, table, batches, Layout::Ingest).await?;
             added.push((*oid, *chunk, file));
         }
         self.catalog
@@ -1135,7 +1138,7 @@ impl Engine {
             batches.extend(self.read_table_file(&f.path).await?);
         }
         let merged = self
-            .write_table_file(&table, chunk, &batches, "merged", Stats::Full)
+            .write_table_file(&table, chunk, &batches, "merged", Layout::Merged)
             .await?;
         drop(batches);
         let rows: u64 = files.iter().map(|f| f.rows).sum();

@@ -578,15 +578,16 @@ impl Engine {
             }
             changes.remove.push((chunk, path.to_string()));
             if kept.num_rows() > 0 {
+                let layout = crate::Layout::rewriting(table, &path);
                 let f = self
-                    .write_table_file(table, chunk, &[kept], "rewrite", crate::Stats::Ingest)
+                    .write_table_file(table, chunk, &[kept], "rewrite", layout)
                     .await?;
                 changes.add.push((chunk, f));
             }
         }
         for (chunk, part) in split_by_chunk(table, rows)? {
             let f = self
-                .write_table_file(table, chunk, &[part], "upsert", crate::Stats::Ingest)
+                .write_table_file(table, chunk, &[part], "upsert", crate::Layout::Ingest)
                 .await?;
             changes.add.push((chunk, f));
         }

@@ -48,6 +48,7 @@ async fn engine_with_table(dir: &std::path::Path, unique: bool) -> (Arc<Engine>,
                 } else {
                     vec![]
                 },
+                compression: None,
             };
             Ok(vec![
                 CatalogOp::CreateTable(table),
