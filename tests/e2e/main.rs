@@ -14,6 +14,7 @@ mod support;
 mod bad_input;
 mod chunks;
 mod cli;
+mod compression;
 mod copy;
 mod crash;
 mod explain;

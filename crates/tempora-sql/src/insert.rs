@@ -222,6 +222,7 @@ impl InsertPlan {
         let returning_items: Option<Vec<SelectItem>> = plain.returning.take();
         let mut stmt = Statement::Insert(plain);
         crate::alias_function_columns(&mut stmt);
+        crate::naming::apply_to_insert_source(&mut stmt);
         let plan = session.plan(stmt).await?;
         let LogicalPlan::Dml(DmlStatement {
             table_name,

@@ -201,3 +201,13 @@ pub fn apply(stmt: &mut Statement) {
         int4_literals(q);
     }
 }
+
+/// The rows of `INSERT ... SELECT` need unique column names too (`SELECT
+/// t, 1, 1`); their names are not shown.
+pub fn apply_to_insert_source(stmt: &mut Statement) {
+    if let Statement::Insert(i) = stmt {
+        if let Some(q) = i.source.as_mut() {
+            name_select(q);
+        }
+    }
+}
