@@ -5,11 +5,15 @@
 #
 #   bench/queries.sh [smoke|small|medium] [--count N] [--warmup N]
 #                    [--types a,b,...] [--timeout-secs S] [--workers N]
-#                    [--no-postgres] [--no-build] [--keep]
+#                    [--compress] [--no-postgres] [--no-build] [--keep]
 #
 # Each server is started alone, loaded with COPY (Tempora: a hypertable with
 # 12-hour chunks, then CHECKPOINT so every row is in Parquet; PostgreSQL: a
 # plain table, then TSBS's indexes and VACUUM ANALYZE), queried, and stopped.
+# With --compress, Tempora's chunks are then compressed (segmentby hostname,
+# orderby time DESC, as TimescaleDB's figures were taken), the size before and
+# after and the compression time recorded, and the queries run again on the
+# compressed data; their results must equal the uncompressed ones.
 # Exits with status 1 if a query type fails or the results differ.
 # Environment: those of bench/lib.sh (TEMPORA_BENCH_SIZE, TEMPORA_BENCH_WORKERS,
 # TEMPORA_BENCH_DIR, PG_BIN, TEMPORA_BENCH_PG_USER, CARGO_TARGET_DIR).
@@ -26,6 +30,7 @@ COUNT=""
 WARMUP=""
 TYPES=""
 TIMEOUT=300
+COMPRESS=0
 while [ $# -gt 0 ]; do
     bench_option "$@"
     if [ "$USED" = 0 ]; then
@@ -39,6 +44,7 @@ while [ $# -gt 0 ]; do
             --types=*) TYPES=${1#*=} ;;
             --timeout-secs) TIMEOUT=${2:?--timeout-secs needs a number}; USED=2 ;;
             --timeout-secs=*) TIMEOUT=${1#*=} ;;
+            --compress) COMPRESS=1 ;;
             -h | --help) usage; exit 0 ;;
             *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
         esac
@@ -84,6 +90,42 @@ tempora_settle() {
     log "tempora: $(find "$data" -name '*.parquet' | wc -l) Parquet files, unchanged for 10 s (waited ${waited} s)"
 }
 
+# parquet_bytes DIR: total size of the Parquet files under DIR.
+parquet_bytes() {
+    find "$1" -name '*.parquet' -printf '%s\n' | awk '{s += $1} END {printf "%d", s}'
+}
+
+# tempora_sql SQL: runs one statement on the Tempora server, prints its rows.
+tempora_sql() {
+    psql "$TEMPORA_URL" -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"
+}
+
+# tempora_compress DATA_DIR: compresses every chunk and writes the figures to
+# $RESULTS/compression.txt.
+tempora_compress() {
+    local data=$1 rows before after t0 t1
+    rows=$(tempora_sql "SELECT count(*) FROM cpu")
+    before=$(parquet_bytes "$data")
+    log "tempora: compressing every chunk (segmentby hostname, orderby time DESC)"
+    tempora_sql "ALTER TABLE cpu SET (timescaledb.compress, timescaledb.compress_segmentby = 'hostname', timescaledb.compress_orderby = 'time DESC')"
+    t0=$(date +%s.%N)
+    tempora_sql "SELECT count(compress_chunk(c)) FROM show_chunks('cpu') c" >/dev/null
+    t1=$(date +%s.%N)
+    # The replaced files leave the disk once no statement reads them.
+    tempora_settle "$data"
+    after=$(parquet_bytes "$data")
+    awk -v rows="$rows" -v before="$before" -v after="$after" -v t0="$t0" -v t1="$t1" \
+        -v csv="$(stat -c %s "$CSV")" 'BEGIN {
+        secs = t1 - t0
+        printf "rows                          %d\n", rows
+        printf "CSV bytes                     %d\n", csv
+        printf "Parquet bytes before          %d (%.2f B/row)\n", before, before / rows
+        printf "Parquet bytes after           %d (%.2f B/row)\n", after, after / rows
+        printf "compression ratio             %.2fx (CSV / after: %.1fx)\n", before / after, csv / after
+        printf "compress_chunk over all (s)   %.3f (%d rows/s)\n", secs, rows / secs
+    }' | tee "$RESULTS/compression.txt" >&2
+}
+
 run_tempora() {
     local data="$RUN_DIR/tempora-data" rc=0
     tempora_start "$data" "$RESULTS/tempora.log"
@@ -99,6 +141,16 @@ run_tempora() {
     log "tempora: CHECKPOINT again (nothing left to flush), then the queries"
     "$BENCH" run-queries --url "$TEMPORA_URL" --label tempora "${QUERY_ARGS[@]}" \
         --setup CHECKPOINT --json-out "$RESULTS/tempora.json" || rc=1
+    if [ "$COMPRESS" = 1 ]; then
+        if tempora_compress "$data"; then
+            log "tempora: the queries again, on compressed chunks"
+            "$BENCH" run-queries --url "$TEMPORA_URL" --label tempora-compressed "${QUERY_ARGS[@]}" \
+                --json-out "$RESULTS/tempora-compressed.json" || rc=1
+        else
+            log "tempora: compression failed"
+            rc=1
+        fi
+    fi
     tempora_stop
     rm -rf "$data"
     return "$rc"
@@ -146,6 +198,20 @@ echo
 if [ "$pg" = ok ] && [ -s "$RESULTS/tempora.json" ] && [ -s "$RESULTS/postgresql.json" ]; then
     "$BENCH" compare-queries "$RESULTS/tempora.json" "$RESULTS/postgresql.json" \
         --json-out "$RESULTS/summary.json" || status=1
+    echo
+fi
+if [ "$COMPRESS" = 1 ] && [ -s "$RESULTS/tempora-compressed.json" ]; then
+    echo "compressed against uncompressed Tempora (results must be equal):"
+    "$BENCH" compare-queries "$RESULTS/tempora-compressed.json" "$RESULTS/tempora.json" \
+        --json-out "$RESULTS/summary-compressed.json" || status=1
+    echo
+    if [ "$pg" = ok ]; then
+        echo "compressed Tempora against PostgreSQL:"
+        "$BENCH" compare-queries "$RESULTS/tempora-compressed.json" "$RESULTS/postgresql.json" \
+            --json-out "$RESULTS/summary-compressed-postgresql.json" || status=1
+        echo
+    fi
+    cat "$RESULTS/compression.txt"
     echo
 fi
 log "results: $RESULTS"
