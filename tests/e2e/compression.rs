@@ -264,3 +264,162 @@ async fn psql_shows_the_notice_for_a_chunk_already_compressed() {
         .stdout
         .contains("_timescaledb_internal._hyper_1_1_chunk"));
 }
+
+/// The TSBS query shapes (tempora-bench's query types, with fixed windows)
+/// over a small cpu table: every one returns the same rows before and after
+/// the chunks are compressed.
+#[tokio::test(flavor = "multi_thread")]
+async fn tsbs_queries_return_the_same_rows_on_compressed_chunks() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let metrics = [
+        "usage_user",
+        "usage_system",
+        "usage_idle",
+        "usage_nice",
+        "usage_iowait",
+        "usage_irq",
+        "usage_softirq",
+        "usage_steal",
+        "usage_guest",
+        "usage_guest_nice",
+    ];
+    let columns: Vec<String> = metrics.iter().map(|m| format!("{m} float8")).collect();
+    // Integer values 0..100 (as TSBS emits them), so that sums are exact in
+    // any order; usage_guest is NULL now and then.
+    let values: Vec<String> = metrics
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let v = format!(
+                "((h * {a} + (extract(epoch FROM t)::bigint / 10) * {b}) % 101)::float8",
+                a = i + 3,
+                b = (i % 4) + 1
+            );
+            if *m == "usage_guest" {
+                format!("CASE WHEN (extract(epoch FROM t)::bigint / 10 + h) % 97 = 0 THEN NULL ELSE {v} END")
+            } else {
+                v
+            }
+        })
+        .collect();
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE cpu (time timestamptz NOT NULL, hostname text, region text, {});
+             SELECT create_hypertable('cpu', by_range('time', INTERVAL '2 hours'));
+             INSERT INTO cpu SELECT t, 'host_' || h, 'region_' || (h % 3), {}
+               FROM generate_series('2016-01-01 00:00:00+00'::timestamptz, '2016-01-01 05:59:50+00', INTERVAL '10 seconds') t,
+                    generate_series(0, 9) h;
+             CHECKPOINT;
+             ALTER TABLE cpu SET (timescaledb.compress, timescaledb.compress_segmentby = 'hostname', timescaledb.compress_orderby = 'time DESC');",
+            columns.join(", "),
+            values.join(", ")
+        ))
+        .await
+        .unwrap();
+    let max = |n: usize| -> String {
+        metrics[..n]
+            .iter()
+            .map(|m| format!("max({m}) AS max_{m}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let avg = |n: usize| -> String {
+        metrics[..n]
+            .iter()
+            .map(|m| format!("avg({m}) AS mean_{m}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let single = |n: usize, hosts: &str, from: &str, to: &str| {
+        format!(
+            "SELECT time_bucket('60 seconds', time) AS minute, {} FROM cpu WHERE hostname IN ({hosts}) \
+             AND time >= '2016-01-01 {from} +0000' AND time < '2016-01-01 {to} +0000' GROUP BY minute ORDER BY minute ASC",
+            max(n)
+        )
+    };
+    let eight = "'host_1','host_2','host_3','host_5','host_6','host_7','host_8','host_9'";
+    let queries = vec![
+        single(1, "'host_3'", "01:17:33.123456", "02:17:33.123456"),
+        single(1, "'host_3'", "00:47:10", "04:47:10"),
+        single(1, eight, "03:02:00", "04:02:00"),
+        single(5, "'host_0'", "02:30:00", "03:30:00"),
+        single(5, "'host_9'", "00:10:00", "05:10:00"),
+        single(5, eight, "01:59:59", "02:59:59"),
+        format!(
+            "SELECT time_bucket('3600 seconds', time) AS hour, {} FROM cpu WHERE hostname IN ('host_4') \
+             AND time >= '2016-01-01 00:30:00 +0000' AND time < '2016-01-01 04:30:00 +0000' GROUP BY hour ORDER BY hour",
+            max(10)
+        ),
+        format!(
+            "SELECT time_bucket('3600 seconds', time) AS hour, {} FROM cpu WHERE hostname IN ({eight}) \
+             AND time >= '2016-01-01 01:30:00 +0000' AND time < '2016-01-01 05:30:00 +0000' GROUP BY hour ORDER BY hour",
+            max(10)
+        ),
+        format!(
+            "WITH cpu_avg AS (SELECT time_bucket('3600 seconds', time) AS hour, hostname, {} FROM cpu \
+             WHERE time >= '2016-01-01 01:17:46.561172 +0000' AND time < '2016-01-01 04:17:46.561172 +0000' GROUP BY 1, 2) \
+             SELECT * FROM cpu_avg ORDER BY hour, hostname",
+            avg(1)
+        ),
+        format!(
+            "WITH cpu_avg AS (SELECT time_bucket('3600 seconds', time) AS hour, hostname, {} FROM cpu \
+             WHERE time >= '2016-01-01 00:00:00 +0000' AND time < '2016-01-01 06:00:00 +0000' GROUP BY 1, 2) \
+             SELECT * FROM cpu_avg ORDER BY hour, hostname",
+            avg(10)
+        ),
+        "SELECT * FROM cpu WHERE usage_user > 90.0 AND time >= '2016-01-01 01:00:00 +0000' \
+         AND time < '2016-01-01 05:00:00 +0000' AND hostname IN ('host_7') ORDER BY time"
+            .to_string(),
+        "SELECT * FROM cpu WHERE usage_user > 90.0 AND time >= '2016-01-01 01:00:00 +0000' \
+         AND time < '2016-01-01 05:00:00 +0000' ORDER BY time, hostname"
+            .to_string(),
+        "SELECT DISTINCT ON (hostname) * FROM cpu ORDER BY hostname, time DESC".to_string(),
+        "SELECT time_bucket('60 seconds', time) AS minute, max(usage_user) FROM cpu \
+         WHERE time < '2016-01-01 03:41:53.985195 +0000' GROUP BY minute ORDER BY minute DESC LIMIT 5"
+            .to_string(),
+        "SELECT count(*), count(usage_guest), sum(usage_guest), min(time), max(time) FROM cpu".to_string(),
+    ];
+    async fn rows(client: &Client, sql: &str) -> Vec<String> {
+        client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+    let mut before = Vec::new();
+    for q in &queries {
+        let r = rows(&client, q).await;
+        assert!(!r.is_empty(), "no rows: {q}");
+        before.push(r);
+    }
+    assert_eq!(
+        scalar_i64(
+            &client,
+            "SELECT count(compress_chunk(c)) FROM show_chunks('cpu') c"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        scalar_i64(
+            &client,
+            "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'cpu' AND is_compressed"
+        )
+        .await,
+        3
+    );
+    for (q, want) in queries.iter().zip(&before) {
+        assert_eq!(&rows(&client, q).await, want, "{q}");
+    }
+}

@@ -1000,10 +1000,29 @@ impl SqlSession {
                 ))
             }
             Kind::Query(plan) => {
-                if let Some(f) = chunk_rewriting_call(plan) {
+                let plan_calls = chunk_rewriting_call(plan);
+                if let Some(f) = plan_calls {
                     self.reject_write_in_block(f)?;
                 }
                 let plan = bind(plan.as_ref().clone(), params)?;
+                if let Some(f) = plan_calls {
+                    // The optimizer drops expressions whose value nothing
+                    // uses, calls with effects included: refuse rather than
+                    // silently not compress.
+                    let optimized = self
+                        .ctx
+                        .state()
+                        .optimize(&plan)
+                        .map_err(TemporaError::from_datafusion)?;
+                    if chunk_rewriting_call(&optimized).is_none() {
+                        return Err(TemporaError::not_supported(format!(
+                            "{f} in a query that does not use its result"
+                        ))
+                        .with_hint(format!(
+                            "Select its result, as in SELECT {f}(c) FROM show_chunks('t') c."
+                        )));
+                    }
+                }
                 let df = self
                     .ctx
                     .execute_logical_plan(plan)
@@ -1296,6 +1315,11 @@ pub(crate) fn alias_function_columns(stmt: &mut Statement) {
 }
 
 fn alias_function_columns_in(q: &mut datafusion::sql::sqlparser::ast::Query) {
+    if let Some(with) = q.with.as_mut() {
+        for cte in &mut with.cte_tables {
+            alias_function_columns_in(&mut cte.query);
+        }
+    }
     let SetExpr::Select(sel) = q.body.as_mut() else {
         return;
     };
@@ -1303,6 +1327,10 @@ fn alias_function_columns_in(q: &mut datafusion::sql::sqlparser::ast::Query) {
         std::iter::once(&mut t.relation).chain(t.joins.iter_mut().map(|j| &mut j.relation))
     });
     for relation in relations {
+        if let TableFactor::Derived { subquery, .. } = relation {
+            alias_function_columns_in(subquery);
+            continue;
+        }
         if let TableFactor::Table {
             name,
             args: Some(_),
