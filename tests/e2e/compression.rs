@@ -9,24 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use crate::support::TestServer;
-
-async fn scalar_i64(client: &Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).await.unwrap().get(0)
-}
-
-/// Polls `sql` (one bigint) until it equals `want`, for at most 30 s.
-async fn wait_for(client: &Client, sql: &str, want: i64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = scalar_i64(client, sql).await;
-        if got == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{sql}: still {got}, want {want}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use crate::support::{scalar_i64, wait_for, TestServer};
 
 /// (count, sum, min, max) of a table, as text: the rows' fingerprint.
 async fn fingerprint(client: &Client, table: &str) -> String {

@@ -3,28 +3,9 @@
 //! jobs and their stats survive kill -9, and a failing job leaves the server
 //! serving.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio_postgres::Client;
-
-use crate::support::TestServer;
-
-async fn scalar_i64(client: &Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).await.unwrap().get(0)
-}
-
-/// Polls `sql` (one bigint) until it equals `want`, for at most 20 s.
-async fn wait_for(client: &Client, sql: &str, want: i64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = scalar_i64(client, sql).await;
-        if got == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{sql}: still {got}, want {want}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use crate::support::{scalar_i64, wait_for, TestServer};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn retention_policy_drops_old_chunks_in_the_background() {

@@ -630,3 +630,26 @@ pub fn read_to_string_lossy(path: &Path) -> String {
     let _ = File::open(path).and_then(|mut f| f.read_to_end(&mut v));
     String::from_utf8_lossy(&v).into_owned()
 }
+
+/// The one bigint `sql` returns.
+pub async fn scalar_i64(client: &Client, sql: &str) -> i64 {
+    client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {}", error_chain(&e)))
+        .get(0)
+}
+
+/// Polls `sql` (one bigint) until it equals `want`, for at most 30 s: for
+/// what the server does in the background (jobs, compaction, file removal).
+pub async fn wait_for(client: &Client, sql: &str, want: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = scalar_i64(client, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sql}: still {got}, want {want}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -153,6 +153,18 @@ impl Args {
         })
     }
 
+    /// A new policy's `schedule_interval` in microseconds, `default` when not given.
+    fn schedule_interval(&self, default: i64) -> Result<i64> {
+        let v = self.micros("schedule_interval")?.unwrap_or(default);
+        if v <= 0 {
+            return Err(TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "schedule_interval must be positive",
+            ));
+        }
+        Ok(v)
+    }
+
     /// A time in microseconds since the epoch.
     fn time(&self, key: &str) -> Result<Option<i64>> {
         Ok(match self.get(key) {
@@ -339,13 +351,7 @@ impl JobCall {
                 None => return Err(bad()),
             },
         };
-        let schedule_interval = args.micros("schedule_interval")?.unwrap_or(DAY);
-        if schedule_interval <= 0 {
-            return Err(TemporaError::new(
-                SqlState::INVALID_PARAMETER_VALUE,
-                "schedule_interval must be positive",
-            ));
-        }
+        let schedule_interval = args.schedule_interval(DAY)?;
         let initial_start = args.time("initial_start")?;
         let id = self
             .add_job(
@@ -416,26 +422,44 @@ impl JobCall {
         &self,
         session: &SqlSession,
     ) -> Result<(Outcome, Vec<Notice>)> {
-        const PARAMS: [&str; 2] = ["relation", "if_exists"];
-        let args = Args::read(session, &self.name, &PARAMS, &self.args).await?;
-        args.reject_others(&self.name, &PARAMS)?;
+        let empty = || -> ArrayRef { Arc::new(StringArray::from(vec![Some("")])) };
+        self.remove_policy(
+            session,
+            "relation",
+            |k| matches!(k, JobKind::Retention { .. }),
+            "retention",
+            (empty(), empty()),
+        )
+        .await
+    }
+
+    /// Removes the hypertable's policy of one kind: `values.0` when it did,
+    /// `values.1` with a NOTICE when there was none and `if_exists` is set,
+    /// TimescaleDB's 42704 otherwise.
+    async fn remove_policy(
+        &self,
+        session: &SqlSession,
+        relation: &str,
+        is_kind: fn(&JobKind) -> bool,
+        what: &str,
+        values: (ArrayRef, ArrayRef),
+    ) -> Result<(Outcome, Vec<Notice>)> {
+        let params = [relation, "if_exists"];
+        let args = Args::read(session, &self.name, &params, &self.args).await?;
+        args.reject_others(&self.name, &params)?;
         let engine = session.engine();
         let state = engine.catalog().snapshot();
-        let table = args.hypertable("relation", &state)?;
+        let table = args.hypertable(relation, &state)?;
         let job = state
             .jobs
             .values()
-            .find(|j| j.oid == table.oid && matches!(j.kind, JobKind::Retention { .. }));
-        let empty: ArrayRef = Arc::new(StringArray::from(vec![Some("")]));
+            .find(|j| j.oid == table.oid && is_kind(&j.kind));
         let Some(job) = job else {
-            let message = format!(
-                "retention policy not found for hypertable \"{}\"",
-                table.name
-            );
+            let message = format!("{what} policy not found for hypertable \"{}\"", table.name);
             if args.bool("if_exists")?.unwrap_or(false) {
                 return self
                     .rows(
-                        empty,
+                        values.1,
                         vec![notice(
                             SqlState::UNDEFINED_OBJECT,
                             format!("{message}, skipping"),
@@ -450,7 +474,7 @@ impl JobCall {
             .catalog()
             .commit(|_| Ok(vec![CatalogOp::DeleteJob { id }]))
             .await?;
-        self.rows(empty, vec![]).await
+        self.rows(values.0, vec![]).await
     }
 
     async fn add_compression_policy(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
@@ -548,15 +572,7 @@ impl JobCall {
             Some(h) if is_temporal(table) => (h.chunk_interval / 2).max(1),
             _ => DAY,
         };
-        let schedule_interval = args
-            .micros("schedule_interval")?
-            .unwrap_or(default_schedule);
-        if schedule_interval <= 0 {
-            return Err(TemporaError::new(
-                SqlState::INVALID_PARAMETER_VALUE,
-                "schedule_interval must be positive",
-            ));
-        }
+        let schedule_interval = args.schedule_interval(default_schedule)?;
         let initial_start = args.time("initial_start")?;
         let id = self
             .add_job(
@@ -581,42 +597,15 @@ impl JobCall {
         &self,
         session: &SqlSession,
     ) -> Result<(Outcome, Vec<Notice>)> {
-        const PARAMS: [&str; 2] = ["hypertable", "if_exists"];
-        let args = Args::read(session, &self.name, &PARAMS, &self.args).await?;
-        args.reject_others(&self.name, &PARAMS)?;
-        let engine = session.engine();
-        let state = engine.catalog().snapshot();
-        let table = args.hypertable("hypertable", &state)?;
-        let job = state
-            .jobs
-            .values()
-            .find(|j| j.oid == table.oid && matches!(j.kind, JobKind::Compression { .. }));
-        let Some(job) = job else {
-            let message = format!(
-                "columnstore policy not found for hypertable \"{}\"",
-                table.name
-            );
-            if args.bool("if_exists")?.unwrap_or(false) {
-                return self
-                    .rows(
-                        Arc::new(datafusion::arrow::array::BooleanArray::from(vec![false])),
-                        vec![notice(
-                            SqlState::UNDEFINED_OBJECT,
-                            format!("{message}, skipping"),
-                        )],
-                    )
-                    .await;
-            }
-            return Err(TemporaError::new(SqlState::UNDEFINED_OBJECT, message));
+        let flag = |b: bool| -> ArrayRef {
+            Arc::new(datafusion::arrow::array::BooleanArray::from(vec![b]))
         };
-        let id = job.id;
-        engine
-            .catalog()
-            .commit(|_| Ok(vec![CatalogOp::DeleteJob { id }]))
-            .await?;
-        self.rows(
-            Arc::new(datafusion::arrow::array::BooleanArray::from(vec![true])),
-            vec![],
+        self.remove_policy(
+            session,
+            "hypertable",
+            |k| matches!(k, JobKind::Compression { .. }),
+            "columnstore",
+            (flag(true), flag(false)),
         )
         .await
     }

@@ -65,32 +65,10 @@ impl Engine {
         let started = std::time::Instant::now();
         let rows: u64 = c.files.iter().map(|f| f.rows).sum();
         tracing::info!(table = %table.name, chunk, rows, files = c.files.len(), "compressing chunk");
-        let mut batches = Vec::new();
-        for f in &c.files {
-            batches.extend(self.read_table_file(&f.path).await?);
-        }
-        let written = if rows > 0 {
-            let file = self
-                .write_table_file(
-                    table,
-                    Some(chunk),
-                    &batches,
-                    "compressed",
-                    Layout::Columnstore,
-                )
-                .await?;
-            if file.rows != rows {
-                self.gc().retire(0, [file.path.clone()]);
-                return Err(TemporaError::internal(format!(
-                    "compression read {} rows of {rows}",
-                    file.rows
-                )));
-            }
-            Some(file)
-        } else {
-            None
-        };
-        drop(batches);
+        let all: Vec<&FileDef> = c.files.iter().collect();
+        let written = self
+            .rewrite_files(table, chunk, &all, "compressed", Layout::Columnstore)
+            .await?;
         let before_bytes = c.compression.as_ref().map_or(0, |s| s.before_bytes)
             + c.files
                 .iter()
@@ -102,16 +80,8 @@ impl Engine {
             after_bytes: written.as_ref().map_or(0, |f| f.bytes),
         };
         let old: Vec<String> = c.files.iter().map(|f| f.path.clone()).collect();
-        let new_path = written.as_ref().map(|f| f.path.clone());
-        if let Err(e) = self
-            .swap_chunk_files(oid, chunk, &old, written.clone(), Some(stats.clone()))
-            .await
-        {
-            if let Some(p) = new_path {
-                self.gc().retire(0, [p]);
-            }
-            return Err(e);
-        }
+        self.swap_chunk_files(oid, chunk, &old, written, Some(stats.clone()))
+            .await?;
         drop(guard);
         tracing::info!(
             table = %table.name,
@@ -142,34 +112,12 @@ impl Engine {
         let started = std::time::Instant::now();
         let compressed: Vec<&FileDef> = c.files.iter().filter(|f| f.compressed).collect();
         let rows: u64 = compressed.iter().map(|f| f.rows).sum();
-        let mut batches = Vec::new();
-        for f in &compressed {
-            batches.extend(self.read_table_file(&f.path).await?);
-        }
-        let written = if rows > 0 {
-            let file = self
-                .write_table_file(table, Some(chunk), &batches, "decompressed", Layout::Merged)
-                .await?;
-            if file.rows != rows {
-                self.gc().retire(0, [file.path.clone()]);
-                return Err(TemporaError::internal(format!(
-                    "decompression read {} rows of {rows}",
-                    file.rows
-                )));
-            }
-            Some(file)
-        } else {
-            None
-        };
-        drop(batches);
+        let written = self
+            .rewrite_files(table, chunk, &compressed, "decompressed", Layout::Merged)
+            .await?;
         let old: Vec<String> = compressed.iter().map(|f| f.path.clone()).collect();
-        let new_path = written.as_ref().map(|f| f.path.clone());
-        if let Err(e) = self.swap_chunk_files(oid, chunk, &old, written, None).await {
-            if let Some(p) = new_path {
-                self.gc().retire(0, [p]);
-            }
-            return Err(e);
-        }
+        self.swap_chunk_files(oid, chunk, &old, written, None)
+            .await?;
         drop(guard);
         tracing::info!(
             table = %table.name,
@@ -182,8 +130,40 @@ impl Engine {
         Ok(true)
     }
 
+    /// The rows of `files` written again as one file of the chunk laid out
+    /// as `layout` (None when they hold no rows), not yet listed.
+    async fn rewrite_files(
+        &self,
+        table: &TableDef,
+        chunk: u32,
+        files: &[&FileDef],
+        tag: &str,
+        layout: Layout,
+    ) -> Result<Option<FileDef>> {
+        let rows: u64 = files.iter().map(|f| f.rows).sum();
+        if rows == 0 {
+            return Ok(None);
+        }
+        let mut batches = Vec::new();
+        for f in files {
+            batches.extend(self.read_table_file(&f.path).await?);
+        }
+        let file = self
+            .write_table_file(table, Some(chunk), &batches, tag, layout)
+            .await?;
+        if file.rows != rows {
+            self.gc().retire(0, [file.path.clone()]);
+            return Err(TemporaError::internal(format!(
+                "{tag} file holds {} rows of {rows}",
+                file.rows
+            )));
+        }
+        Ok(Some(file))
+    }
+
     /// One catalog commit: `old` files of the chunk out, `new` in, and the
-    /// chunk's compression state set. The caller holds the files lock.
+    /// chunk's compression state set; `new` is discarded if the commit
+    /// fails. The caller holds the files lock.
     async fn swap_chunk_files(
         &self,
         oid: u32,
@@ -192,7 +172,8 @@ impl Engine {
         new: Option<FileDef>,
         compression: Option<ChunkCompression>,
     ) -> Result<()> {
-        let state = self
+        let new_path = new.as_ref().map(|f| f.path.clone());
+        let committed = self
             .catalog()
             .commit(|state| {
                 let table = state
@@ -220,8 +201,16 @@ impl Engine {
                 });
                 Ok(ops)
             })
-            .await?;
-        self.gc().retire(state.version, old.iter().cloned());
-        Ok(())
+            .await;
+        match committed {
+            Ok(state) => {
+                self.gc().retire(state.version, old.iter().cloned());
+                Ok(())
+            }
+            Err(e) => {
+                self.gc().retire(0, new_path);
+                Err(e)
+            }
+        }
     }
 }
