@@ -664,6 +664,13 @@ impl CatalogState {
             }
             CatalogOp::SetCompression { oid, settings } => {
                 let t = self.tables.get_mut(oid).ok_or_else(|| missing(*oid))?;
+                if t.compression.is_none() && settings.is_some() {
+                    // TimescaleDB keeps compressed data in an internal
+                    // hypertable made when compression is enabled, which
+                    // takes the next hypertable id: later hypertables (and
+                    // their chunk names) get the ids they get there.
+                    self.next_hypertable_id += 1;
+                }
                 t.compression = settings.clone();
             }
             CatalogOp::SetChunkCompression {
@@ -675,6 +682,11 @@ impl CatalogState {
                 let c = t.chunks.get_mut(chunk).ok_or_else(|| {
                     TemporaError::internal(format!("catalog has no chunk {chunk}"))
                 })?;
+                if c.compression.is_none() && compression.is_some() {
+                    // Likewise the internal chunk holding a compressed
+                    // chunk's data takes the next chunk id.
+                    self.next_chunk_id += 1;
+                }
                 c.compression = compression.clone();
             }
             CatalogOp::CreateExtension { name } => {

@@ -432,9 +432,12 @@ pub(crate) fn compression_settings_view(state: &CatalogState) -> DfResult<Arc<dy
     )
 }
 
+/// Segmentby and orderby as text (None for none).
+pub type SettingsText = (Option<String>, Option<String>);
+
 /// A table's settings as TimescaleDB's `hypertable_compression_settings`
 /// prints them: segmentby columns and orderby items joined by commas.
-pub fn settings_text(t: &TableDef) -> (Option<String>, Option<String>) {
+pub fn settings_text(t: &TableDef) -> SettingsText {
     let Some(s) = &t.compression else {
         return (None, None);
     };
@@ -477,8 +480,7 @@ pub(crate) fn hypertable_compression_settings_view(
         .into_iter()
         .filter(|t| t.compression.is_some())
         .collect();
-    let settings: Vec<(Option<String>, Option<String>)> =
-        ts.iter().map(|t| settings_text(t)).collect();
+    let settings: Vec<SettingsText> = ts.iter().map(|t| settings_text(t)).collect();
     let names: Vec<String> = ts.iter().map(|t| relation_text(t)).collect();
     table_of(
         schema,
@@ -487,6 +489,40 @@ pub(crate) fn hypertable_compression_settings_view(
             strings(settings.iter().map(|s| s.0.as_deref())),
             strings(settings.iter().map(|s| s.1.as_deref())),
             strings(ts.iter().map(|_| None)),
+        ],
+    )
+}
+
+/// `timescaledb_information.chunk_compression_settings`: the settings of each
+/// compressed chunk (those of its hypertable: settings changed later apply
+/// when a chunk is compressed again).
+pub(crate) fn chunk_compression_settings_view(
+    state: &CatalogState,
+) -> DfResult<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(vec![
+        text("hypertable"),
+        text("chunk"),
+        text("segmentby"),
+        text("orderby"),
+    ]));
+    let mut rows: Vec<(String, String, SettingsText)> = Vec::new();
+    for t in hypertables(state) {
+        let Some(h) = &t.hypertable else { continue };
+        for c in t.chunks.values().filter(|c| c.compression.is_some()) {
+            rows.push((
+                relation_text(t),
+                format!("{CHUNK_SCHEMA}.{}", c.name(h.id)),
+                settings_text(t),
+            ));
+        }
+    }
+    table_of(
+        schema,
+        vec![
+            strings(rows.iter().map(|r| Some(r.0.as_str()))),
+            strings(rows.iter().map(|r| Some(r.1.as_str()))),
+            strings(rows.iter().map(|r| r.2 .0.as_deref())),
+            strings(rows.iter().map(|r| r.2 .1.as_deref())),
         ],
     )
 }

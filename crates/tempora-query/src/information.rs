@@ -519,7 +519,7 @@ impl InformationSchema {
     }
 }
 
-const VIEWS: [&str; 8] = [
+const VIEWS: [&str; 9] = [
     "hypertables",
     "dimensions",
     "chunks",
@@ -528,6 +528,7 @@ const VIEWS: [&str; 8] = [
     "job_errors",
     "compression_settings",
     "hypertable_compression_settings",
+    "chunk_compression_settings",
 ];
 
 #[async_trait]
@@ -548,6 +549,9 @@ impl SchemaProvider for InformationSchema {
             "compression_settings" => crate::compression::compression_settings_view(&state)?,
             "hypertable_compression_settings" => {
                 crate::compression::hypertable_compression_settings_view(&state)?
+            }
+            "chunk_compression_settings" => {
+                crate::compression::chunk_compression_settings_view(&state)?
             }
             _ => return Ok(None),
         }))
