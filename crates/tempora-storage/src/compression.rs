@@ -19,7 +19,7 @@
 use tempora_catalog::{CatalogOp, ChunkCompression, ChunkDef, FileDef, TableDef};
 use tempora_common::{Result, SqlState, TemporaError};
 
-use crate::{Engine, Layout};
+use crate::{parquet_io, Engine, Layout};
 
 /// Whether a chunk's rows are all in compressed files.
 pub fn fully_compressed(chunk: &ChunkDef) -> bool {
@@ -65,10 +65,28 @@ impl Engine {
         let started = std::time::Instant::now();
         let rows: u64 = c.files.iter().map(|f| f.rows).sum();
         tracing::info!(table = %table.name, chunk, rows, files = c.files.len(), "compressing chunk");
-        let all: Vec<&FileDef> = c.files.iter().collect();
-        let written = self
-            .rewrite_files(table, chunk, &all, "compressed", Layout::Columnstore)
+        let written = if rows == 0 {
+            None
+        } else {
+            let path = self.new_file_path(oid, Some(chunk), "compressed");
+            let sources: Vec<String> = c.files.iter().map(|f| f.path.clone()).collect();
+            let file = parquet_io::write_columnstore_file(
+                self.store(),
+                &path,
+                table,
+                &sources,
+                parquet_io::COLUMNSTORE_PASS_ROWS,
+            )
             .await?;
+            if file.rows != rows {
+                self.gc().retire(0, [file.path.clone()]);
+                return Err(TemporaError::internal(format!(
+                    "compressed file holds {} rows of {rows}",
+                    file.rows
+                )));
+            }
+            Some(file)
+        };
         let before_bytes = c.compression.as_ref().map_or(0, |s| s.before_bytes)
             + c.files
                 .iter()
@@ -112,9 +130,7 @@ impl Engine {
         let started = std::time::Instant::now();
         let compressed: Vec<&FileDef> = c.files.iter().filter(|f| f.compressed).collect();
         let rows: u64 = compressed.iter().map(|f| f.rows).sum();
-        let written = self
-            .rewrite_files(table, chunk, &compressed, "decompressed", Layout::Merged)
-            .await?;
+        let written = self.decompress_files(table, chunk, &compressed).await?;
         let old: Vec<String> = compressed.iter().map(|f| f.path.clone()).collect();
         self.swap_chunk_files(oid, chunk, &old, written, None)
             .await?;
@@ -130,35 +146,62 @@ impl Engine {
         Ok(true)
     }
 
-    /// The rows of `files` written again as one file of the chunk laid out
-    /// as `layout` (None when they hold no rows), not yet listed.
-    async fn rewrite_files(
+    /// The rows of compressed `files` written again as time-sorted files of
+    /// the chunk, at most [`parquet_io::COLUMNSTORE_PASS_ROWS`] rows each
+    /// (files of a chunk may overlap in time), so that memory stays bounded;
+    /// not yet listed.
+    async fn decompress_files(
         &self,
         table: &TableDef,
         chunk: u32,
         files: &[&FileDef],
-        tag: &str,
-        layout: Layout,
-    ) -> Result<Option<FileDef>> {
-        let rows: u64 = files.iter().map(|f| f.rows).sum();
-        if rows == 0 {
-            return Ok(None);
+    ) -> Result<Vec<FileDef>> {
+        let mut written: Vec<FileDef> = Vec::new();
+        let result = async {
+            for f in files {
+                let mut reader = Some(parquet_io::open_reader(self.store(), &f.path).await?);
+                let mut read = 0u64;
+                while let Some(r) = reader.take() {
+                    let (r, batches) = tokio::task::spawn_blocking(move || {
+                        let mut r = r;
+                        let batches =
+                            parquet_io::next_rows(&mut r, parquet_io::COLUMNSTORE_PASS_ROWS);
+                        (r, batches)
+                    })
+                    .await
+                    .map_err(|e| TemporaError::internal(e.to_string()))?;
+                    let batches = batches?;
+                    if batches.is_empty() {
+                        break;
+                    }
+                    read += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+                    let file = self
+                        .write_table_file(
+                            table,
+                            Some(chunk),
+                            &batches,
+                            "decompressed",
+                            Layout::Merged,
+                        )
+                        .await?;
+                    written.push(file);
+                    reader = Some(r);
+                }
+                if read != f.rows {
+                    return Err(TemporaError::internal(format!(
+                        "decompression read {read} rows of {}",
+                        f.rows
+                    )));
+                }
+            }
+            Ok(())
         }
-        let mut batches = Vec::new();
-        for f in files {
-            batches.extend(self.read_table_file(&f.path).await?);
+        .await;
+        if let Err(e) = result {
+            self.gc().retire(0, written.into_iter().map(|f| f.path));
+            return Err(e);
         }
-        let file = self
-            .write_table_file(table, Some(chunk), &batches, tag, layout)
-            .await?;
-        if file.rows != rows {
-            self.gc().retire(0, [file.path.clone()]);
-            return Err(TemporaError::internal(format!(
-                "{tag} file holds {} rows of {rows}",
-                file.rows
-            )));
-        }
-        Ok(Some(file))
+        Ok(written)
     }
 
     /// One catalog commit: `old` files of the chunk out, `new` in, and the
@@ -169,10 +212,11 @@ impl Engine {
         oid: u32,
         chunk: u32,
         old: &[String],
-        new: Option<FileDef>,
+        new: impl IntoIterator<Item = FileDef>,
         compression: Option<ChunkCompression>,
     ) -> Result<()> {
-        let new_path = new.as_ref().map(|f| f.path.clone());
+        let new: Vec<FileDef> = new.into_iter().collect();
+        let new_paths: Vec<String> = new.iter().map(|f| f.path.clone()).collect();
         let committed = self
             .catalog()
             .commit(|state| {
@@ -187,11 +231,11 @@ impl Engine {
                     chunk: Some(chunk),
                     paths: old.to_vec(),
                 }];
-                if let Some(f) = &new {
+                if !new.is_empty() {
                     ops.push(CatalogOp::AddFiles {
                         oid,
                         chunk: Some(chunk),
-                        files: vec![f.clone()],
+                        files: new.clone(),
                     });
                 }
                 ops.push(CatalogOp::SetChunkCompression {
@@ -208,7 +252,7 @@ impl Engine {
                 Ok(())
             }
             Err(e) => {
-                self.gc().retire(0, new_path);
+                self.gc().retire(0, new_paths);
                 Err(e)
             }
         }

@@ -872,14 +872,18 @@ impl Engine {
         tag: &str,
         layout: Layout,
     ) -> Result<FileDef> {
+        let path = self.new_file_path(table.oid, chunk, tag);
+        parquet_io::write_file(self.store(), &path, table, batches, layout).await
+    }
+
+    /// A path no file has had, for a new file of a table (and chunk).
+    pub fn new_file_path(&self, oid: u32, chunk: Option<u32>, tag: &str) -> String {
         let n = self.file_counter.fetch_add(1, Ordering::Relaxed);
         let version = self.catalog.snapshot().version;
-        let oid = table.oid;
-        let path = match chunk {
+        match chunk {
             Some(c) => format!("chunks/{oid}/{c}/{tag}-{version:012}-{n}.parquet"),
             None => format!("tables/{oid}/{tag}-{version:012}-{n}.parquet"),
-        };
-        parquet_io::write_file(self.store(), &path, table, batches, layout).await
+        }
     }
 
     /// Reads one of a table's files whole.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::compute::{
     concat_batches, lexsort_to_indices, take_record_batch, SortColumn, SortOptions,
 };
@@ -297,8 +297,246 @@ pub async fn write_file(
     })
 }
 
-/// Reads a whole Parquet file written by [`write_file`].
-pub async fn read_file(store: &Arc<dyn ObjectStore>, path: &str) -> Result<Vec<RecordBatch>> {
+/// Rows compressed in one pass: a chunk with more is compressed a group of
+/// segments at a time, so that memory stays bounded whatever the chunk's size
+/// (about 250 bytes of Arrow data per row of the TSBS table, twice that while
+/// sorting).
+pub const COLUMNSTORE_PASS_ROWS: u64 = 2 << 20;
+
+/// Writes the rows of the Parquet files at `sources` (the files of one
+/// chunk) as one columnstore file at `path` and returns its catalog entry;
+/// durable when this returns.
+///
+/// Up to `pass_rows` rows, every row is read, sorted and written at once.
+/// Beyond, a first pass counts the rows of each segment (reading only the
+/// segmentby columns), and then each run of consecutive segments holding at
+/// most `pass_rows` rows (or one larger segment) is read from every source,
+/// sorted and appended: the file is sorted as a whole, memory holds one
+/// group. A table without segmentby columns is sorted in one pass.
+pub async fn write_columnstore_file(
+    store: &Arc<dyn ObjectStore>,
+    path: &str,
+    table: &TableDef,
+    sources: &[String],
+    pass_rows: u64,
+) -> Result<FileDef> {
+    let mut inputs = Vec::with_capacity(sources.len());
+    for source in sources {
+        inputs.push(
+            store
+                .get(&Path::from(source.as_str()))
+                .await
+                .map_err(|e| {
+                    TemporaError::storage(format!("could not read file \"{source}\""), &e)
+                })?
+                .bytes()
+                .await
+                .map_err(|e| {
+                    TemporaError::storage(format!("could not read file \"{source}\""), &e)
+                })?,
+        );
+    }
+    let table = table.clone();
+    let name = path.to_string();
+    let Encoded {
+        bytes,
+        rows,
+        min_time,
+        max_time,
+    } = tokio::task::spawn_blocking(move || encode_columnstore(&table, &inputs, pass_rows, &name))
+        .await
+        .map_err(internal)??;
+    let size = bytes.len() as u64;
+    store
+        .put(&Path::from(path), PutPayload::from(bytes))
+        .await
+        .map_err(|e| TemporaError::storage(format!("could not write file \"{path}\""), &e))?;
+    Ok(FileDef {
+        path: path.to_string(),
+        rows,
+        bytes: size,
+        min_time,
+        max_time,
+        compressed: true,
+    })
+}
+
+/// Reads Parquet bytes, the columns `projection` names (all when None).
+fn read_batches(
+    bytes: &bytes::Bytes,
+    projection: Option<&[usize]>,
+) -> Result<datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+        .map_err(internal)?
+        .with_batch_size(64 * 1024);
+    if let Some(columns) = projection {
+        let mask = datafusion::parquet::arrow::ProjectionMask::roots(
+            builder.parquet_schema(),
+            columns.iter().copied(),
+        );
+        builder = builder.with_projection(mask);
+    }
+    builder.build().map_err(internal)
+}
+
+fn encode_columnstore(
+    table: &TableDef,
+    inputs: &[bytes::Bytes],
+    pass_rows: u64,
+    name: &str,
+) -> Result<Encoded> {
+    use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+    let schema: SchemaRef = Arc::new(table.arrow_schema());
+    let segment_columns: Vec<usize> = table
+        .compression
+        .as_ref()
+        .map(|c| {
+            c.segmentby
+                .iter()
+                .filter_map(|s| table.column_index(s))
+                .collect()
+        })
+        .unwrap_or_default();
+    let read_all =
+        |keep: &dyn Fn(&RecordBatch) -> Result<RecordBatch>| -> Result<Vec<RecordBatch>> {
+            let mut out = Vec::new();
+            for bytes in inputs {
+                for b in read_batches(bytes, None)? {
+                    let b = keep(&b.map_err(internal)?)?;
+                    if b.num_rows() > 0 {
+                        out.push(b);
+                    }
+                }
+            }
+            Ok(out)
+        };
+    let total: u64 = inputs
+        .iter()
+        .map(|b| {
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                b.clone(),
+            )
+            .map(|r| r.metadata().file_metadata().num_rows() as u64)
+            .map_err(internal)
+        })
+        .sum::<Result<u64>>()?;
+    if total <= pass_rows || segment_columns.is_empty() {
+        let batches = read_all(&|b| Ok(b.clone()))?;
+        return encode(table, batches, Layout::Columnstore);
+    }
+    // Pass 1: rows per segment, in segment order.
+    let fields: Vec<SortField> = segment_columns
+        .iter()
+        .map(|&i| {
+            SortField::new_with_options(
+                schema.field(i).data_type().clone(),
+                SortOptions {
+                    descending: false,
+                    nulls_first: false,
+                },
+            )
+        })
+        .collect();
+    let converter = RowConverter::new(fields).map_err(internal)?;
+    let mut counts: std::collections::BTreeMap<OwnedRow, u64> = Default::default();
+    for bytes in inputs {
+        for b in read_batches(bytes, Some(&segment_columns))? {
+            let b = b.map_err(internal)?;
+            let rows = converter.convert_columns(b.columns()).map_err(internal)?;
+            for r in rows.iter() {
+                *counts.entry(r.owned()).or_default() += 1;
+            }
+        }
+    }
+    // Consecutive segments, at most `pass_rows` rows a group (or one segment).
+    let mut groups: Vec<(OwnedRow, OwnedRow)> = Vec::new();
+    let mut current: Option<(OwnedRow, OwnedRow, u64)> = None;
+    for (key, n) in counts {
+        current = match current {
+            Some((first, _, rows)) if rows + n <= pass_rows => Some((first, key, rows + n)),
+            Some((first, last, _)) => {
+                groups.push((first, last));
+                Some((key.clone(), key, n))
+            }
+            None => Some((key.clone(), key, n)),
+        };
+    }
+    if let Some((first, last, _)) = current {
+        groups.push((first, last));
+    }
+    tracing::info!(
+        file = name,
+        rows = total,
+        passes = groups.len(),
+        "compressing in passes"
+    );
+    // Pass 2..: each group read, sorted and appended.
+    let props = writer_properties(table, &schema, Layout::Columnstore)?;
+    let mut buf = Vec::new();
+    let mut writer =
+        ArrowWriter::try_new(&mut buf, schema.clone(), Some(props)).map_err(internal)?;
+    let (mut rows, mut min_time, mut max_time) = (0u64, None::<i64>, None::<i64>);
+    let time_index = table
+        .hypertable
+        .as_ref()
+        .and_then(|h| table.column_index(&h.time_column));
+    for (n, (first, last)) in groups.iter().enumerate() {
+        let keep = |b: &RecordBatch| -> Result<RecordBatch> {
+            let keys: Vec<ArrayRef> = segment_columns
+                .iter()
+                .map(|&i| b.column(i).clone())
+                .collect();
+            let converted = converter.convert_columns(&keys).map_err(internal)?;
+            let mask: datafusion::arrow::array::BooleanArray = converted
+                .iter()
+                .map(|r| Some(r >= first.row() && r <= last.row()))
+                .collect();
+            datafusion::arrow::compute::filter_record_batch(b, &mask).map_err(internal)
+        };
+        let batches = read_all(&keep)?;
+        if batches.is_empty() {
+            continue;
+        }
+        let batch = concat_batches(&schema, &batches).map_err(internal)?;
+        drop(batches);
+        let indices =
+            lexsort_to_indices(&columnstore_sort(table, &batch)?, None).map_err(internal)?;
+        let sorted = take_record_batch(&batch, &indices).map_err(internal)?;
+        drop(batch);
+        if let Some(i) = time_index {
+            for t in crate::memtable::column_as_i64(sorted.column(i))?
+                .into_iter()
+                .flatten()
+            {
+                min_time = Some(min_time.map_or(t, |m| m.min(t)));
+                max_time = Some(max_time.map_or(t, |m| m.max(t)));
+            }
+        }
+        rows += sorted.num_rows() as u64;
+        writer.write(&sorted).map_err(internal)?;
+        tracing::info!(
+            file = name,
+            pass = n + 1,
+            of = groups.len(),
+            rows,
+            "compression progress"
+        );
+    }
+    writer.close().map_err(internal)?;
+    Ok(Encoded {
+        bytes: buf,
+        rows,
+        min_time,
+        max_time,
+    })
+}
+
+/// A reader of a table file's rows, batch by batch.
+pub async fn open_reader(
+    store: &Arc<dyn ObjectStore>,
+    path: &str,
+) -> Result<datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
     let bytes = store
         .get(&Path::from(path))
         .await
@@ -306,15 +544,33 @@ pub async fn read_file(store: &Arc<dyn ObjectStore>, path: &str) -> Result<Vec<R
         .bytes()
         .await
         .map_err(|e| TemporaError::storage(format!("could not read file \"{path}\""), &e))?;
+    read_batches(&bytes, None)
+}
+
+/// The next batches of `reader`, about `rows` rows (none at the end).
+pub fn next_rows(
+    reader: &mut datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    rows: u64,
+) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    let mut n = 0u64;
+    while n < rows {
+        match reader.next() {
+            Some(b) => {
+                let b = b.map_err(internal)?;
+                n += b.num_rows() as u64;
+                out.push(b);
+            }
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a whole Parquet file written by [`write_file`].
+pub async fn read_file(store: &Arc<dyn ObjectStore>, path: &str) -> Result<Vec<RecordBatch>> {
+    let reader = open_reader(store, path).await?;
     tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
-        let reader =
-            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                bytes,
-            )
-            .map_err(internal)?
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(internal)?;
         reader
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(internal)
@@ -478,5 +734,45 @@ mod tests {
             .flat_map(|b| crate::memtable::column_as_i64(b.column(0)).unwrap())
             .collect();
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    /// A chunk larger than one pass is compressed a group of segments at a
+    /// time into the same file a single pass writes.
+    #[tokio::test]
+    async fn compressing_in_passes_writes_what_one_pass_writes() {
+        let table = table();
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let rows = 20_000;
+        let all = batch(&table, rows);
+        // Two overlapping source files, as ingest leaves them.
+        let sources = vec!["a.parquet".to_string(), "b.parquet".to_string()];
+        let halves = [all.slice(0, 12_000), all.slice(12_000, 8_000)];
+        for (path, half) in sources.iter().zip(halves) {
+            write_file(&store, path, &table, &[half], Layout::Ingest)
+                .await
+                .unwrap();
+        }
+        let one = write_columnstore_file(&store, "one.parquet", &table, &sources, u64::MAX)
+            .await
+            .unwrap();
+        // Ten devices of 2,000 rows: passes of at most 4,500 rows hold two each.
+        let many = write_columnstore_file(&store, "many.parquet", &table, &sources, 4_500)
+            .await
+            .unwrap();
+        assert_eq!((one.rows, many.rows), (rows as u64, rows as u64));
+        assert_eq!((one.min_time, one.max_time), (many.min_time, many.max_time));
+        assert!(many.compressed);
+        let read = |path: &'static str| {
+            let store = store.clone();
+            async move {
+                let batches = read_file(&store, path).await.unwrap();
+                concat_batches(&Arc::new(table_schema()), &batches).unwrap()
+            }
+        };
+        assert_eq!(read("one.parquet").await, read("many.parquet").await);
+    }
+
+    fn table_schema() -> datafusion::arrow::datatypes::Schema {
+        table().arrow_schema()
     }
 }
