@@ -15,14 +15,20 @@ use datafusion::sql::sqlparser::ast::{
 use tempora_common::{Result, SqlState, TemporaError};
 
 /// Rewrites every call of the statement that needs it, in FROM and in expressions.
-pub(crate) fn normalize(stmt: &mut Statement) -> Result<()> {
-    match stmt.visit(&mut Normalizer) {
+pub(crate) fn normalize(stmt: &mut Statement, time_zone: &str) -> Result<()> {
+    let mut normalizer = Normalizer {
+        time_zone: time_zone.to_string(),
+    };
+    match stmt.visit(&mut normalizer) {
         ControlFlow::Break(e) => Err(e),
         ControlFlow::Continue(()) => Ok(()),
     }
 }
 
-struct Normalizer;
+/// The session's time zone reads zone-less `timestamptz` arguments.
+struct Normalizer {
+    time_zone: String,
+}
 
 /// Whether an expression is an interval by its syntax (a literal, a cast,
 /// or an interval product already rewritten).
@@ -85,7 +91,7 @@ impl VisitorMut for Normalizer {
         } = factor
         {
             let function = crate::function_name(name);
-            if let Err(e) = call(&function, &mut args.args) {
+            if let Err(e) = call(&function, &mut args.args, &self.time_zone) {
                 return ControlFlow::Break(e);
             }
         }
@@ -101,7 +107,7 @@ impl VisitorMut for Normalizer {
         if let SqlExpr::Function(f) = expr {
             let function = crate::function_name(&f.name);
             if let FunctionArguments::List(list) = &mut f.args {
-                if let Err(e) = call(&function, &mut list.args) {
+                if let Err(e) = call(&function, &mut list.args, &self.time_zone) {
                     return ControlFlow::Break(e);
                 }
             }
@@ -117,6 +123,45 @@ fn microsecond_timestamps(t: &mut DataType) {
     if let DataType::Timestamp(precision @ None, _) = t {
         *precision = Some(6);
     }
+}
+
+/// Timestamp arguments of `generate_series` read with PostgreSQL's input
+/// rules (`'2024-01-01 23:00'`, zone names, the session's time zone) and
+/// written back in ISO form: DataFusion evaluates these casts while it plans
+/// the call, before Tempora's literal rule (tempora-query/pg_literals.rs) runs.
+fn pg_timestamp_args(args: &mut [FunctionArg], time_zone: &str) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::TimezoneInfo;
+    for a in args.iter_mut() {
+        let FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Cast {
+            expr, data_type, ..
+        })) = a
+        else {
+            continue;
+        };
+        let DataType::Timestamp(_, zone) = data_type else {
+            continue;
+        };
+        let SqlExpr::Value(v) = expr.as_mut() else {
+            continue;
+        };
+        let Value::SingleQuotedString(text) = &mut v.value else {
+            continue;
+        };
+        let with_tz = matches!(zone, TimezoneInfo::Tz | TimezoneInfo::WithTimeZone);
+        let micros = tempora_query::pg_literals::parse_timestamp(text, with_tz, time_zone)?;
+        if micros == i64::MAX || micros == i64::MIN {
+            continue; // infinity: DataFusion's series refuses it as it is
+        }
+        let Some(t) = chrono::DateTime::from_timestamp_micros(micros) else {
+            continue;
+        };
+        *text = if with_tz {
+            t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+        } else {
+            t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+        };
+    }
+    Ok(())
 }
 
 /// DataFusion's `generate_series` takes nanosecond timestamps only: its
@@ -207,7 +252,7 @@ fn positional(function: &str, params: &[&str], args: &mut Vec<FunctionArg>) -> R
     Ok(())
 }
 
-fn call(function: &str, args: &mut Vec<FunctionArg>) -> Result<()> {
+fn call(function: &str, args: &mut Vec<FunctionArg>, time_zone: &str) -> Result<()> {
     match function {
         "show_chunks" | "drop_chunks" => crate::chunks::normalize(function, args),
         "compress_chunk" => positional(
@@ -218,6 +263,7 @@ fn call(function: &str, args: &mut Vec<FunctionArg>) -> Result<()> {
         "decompress_chunk" => positional(function, &["chunk", "if_compressed"], args),
         "generate_series" | "range" => {
             type_untyped_like_cast(args);
+            pg_timestamp_args(args, time_zone)?;
             nanosecond_timestamp_args(args);
             Ok(())
         }
@@ -247,6 +293,21 @@ fn type_untyped_like_cast(args: &mut [FunctionArg]) {
     let Some(data_type) = temporal_cast else {
         return;
     };
+    // The step of a series of times is an interval, as PostgreSQL infers it.
+    if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) = args.get_mut(2) {
+        if matches!(e, SqlExpr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) {
+            *e = SqlExpr::Cast {
+                kind: datafusion::sql::sqlparser::ast::CastKind::DoubleColon,
+                expr: Box::new(e.clone()),
+                data_type: DataType::Interval {
+                    fields: None,
+                    precision: None,
+                },
+                array: false,
+                format: None,
+            };
+        }
+    }
     for a in args.iter_mut().take(2) {
         if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = a {
             if matches!(e, SqlExpr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) {

@@ -151,7 +151,7 @@ mod tests {
 
     fn rewritten(sql: &str) -> Result<String> {
         let mut stmt = crate::parse(sql).unwrap().remove(0);
-        crate::calls::normalize(&mut stmt)?;
+        crate::calls::normalize(&mut stmt, "UTC")?;
         Ok(stmt.to_string())
     }
 

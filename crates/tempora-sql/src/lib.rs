@@ -793,7 +793,7 @@ impl SqlSession {
                 return Ok(prepared(Kind::TableOptions(Box::new(o)), vec![], None))
             }
         };
-        calls::normalize(&mut stmt)?;
+        calls::normalize(&mut stmt, self.settings.get("TimeZone").unwrap_or("UTC"))?;
         if let Some(call) = find_command_call(&stmt) {
             if call.name == "set_chunk_time_interval" && !call.expand {
                 let cmd = hypertable::SetChunkTimeInterval::from_call(call);
