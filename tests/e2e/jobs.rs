@@ -209,3 +209,38 @@ async fn a_failing_job_is_recorded_and_retried_and_the_server_goes_on() {
         0
     );
 }
+
+/// `drop_created_before` goes by when chunks were created, not by the time
+/// they cover: chunks of the future go too once they are old enough.
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_by_creation_time_drops_chunks_created_before_the_cutoff() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE rc (time timestamptz NOT NULL, v int);
+             SELECT create_hypertable('rc', by_range('time', INTERVAL '1 day'));
+             INSERT INTO rc VALUES ('2090-01-01 00:00:00+00', 1), ('2090-01-05 00:00:00+00', 2);",
+        )
+        .await
+        .unwrap();
+    // Created now: not before now - 1 s until a second has passed.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    client
+        .batch_execute(
+            "SELECT add_retention_policy('rc', drop_created_before => INTERVAL '1 second')",
+        )
+        .await
+        .unwrap();
+    wait_for(&client, "SELECT count(*) FROM show_chunks('rc')", 0).await;
+    assert_eq!(scalar_i64(&client, "SELECT count(*) FROM rc").await, 0);
+    // A chunk created now is younger than the cutoff and stays past a run.
+    client
+        .batch_execute(
+            "INSERT INTO rc VALUES ('2090-02-01 00:00:00+00', 3);
+             CALL run_job((SELECT job_id FROM timescaledb_information.jobs WHERE hypertable_name = 'rc'));",
+        )
+        .await
+        .unwrap();
+    assert_eq!(scalar_i64(&client, "SELECT count(*) FROM rc").await, 1);
+}

@@ -338,11 +338,21 @@ pub const FIRST_JOB_ID: u32 = 1000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum JobKind {
     /// `add_retention_policy`: drop the hypertable's chunks that end more
-    /// than `drop_after` before now.
-    Retention { drop_after: JobSpan },
+    /// than `drop_after` before now (`by_creation`: that were created more
+    /// than that before now, `drop_created_before`).
+    Retention {
+        drop_after: JobSpan,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        by_creation: bool,
+    },
     /// `add_compression_policy`: compress the hypertable's chunks that end
-    /// more than `compress_after` before now.
-    Compression { compress_after: JobSpan },
+    /// more than `compress_after` before now (`by_creation`: created more
+    /// than that before now, `compress_created_before`).
+    Compression {
+        compress_after: JobSpan,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        by_creation: bool,
+    },
 }
 
 /// A span given to a policy: an interval (months, days, microseconds) or an

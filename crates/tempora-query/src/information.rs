@@ -300,10 +300,28 @@ fn job_config(job: &JobDef, state: &CatalogState) -> String {
         .map_or(0, |h| h.id);
     let mut entries: Vec<(&str, String)> = vec![("hypertable_id", hypertable_id.to_string())];
     match &job.kind {
-        JobKind::Retention { drop_after } => entries.push(("drop_after", span_json(drop_after))),
-        JobKind::Compression { compress_after } => {
-            entries.push(("compress_after", span_json(compress_after)))
-        }
+        JobKind::Retention {
+            drop_after,
+            by_creation,
+        } => entries.push((
+            if *by_creation {
+                "drop_created_before"
+            } else {
+                "drop_after"
+            },
+            span_json(drop_after),
+        )),
+        JobKind::Compression {
+            compress_after,
+            by_creation,
+        } => entries.push((
+            if *by_creation {
+                "compress_created_before"
+            } else {
+                "compress_after"
+            },
+            span_json(compress_after),
+        )),
     }
     entries.sort_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
     let body: Vec<String> = entries

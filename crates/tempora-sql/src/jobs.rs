@@ -322,10 +322,25 @@ impl JobCall {
             }
             return Err(TemporaError::new(SqlState::DUPLICATE_OBJECT, message));
         }
-        if args.get("drop_created_before").is_some() {
-            return Err(TemporaError::not_supported(
-                "add_retention_policy with drop_created_before",
-            ));
+        if let Some(v) = args.get("drop_created_before") {
+            if args.get("drop_after").is_some() {
+                return Err(TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "only one of drop_after and drop_created_before should be provided",
+                ));
+            }
+            let Some((months, days, micros)) = interval_parts(v) else {
+                return Err(TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "invalid value for parameter drop_created_before",
+                ));
+            };
+            let span = JobSpan::Interval {
+                months,
+                days,
+                micros,
+            };
+            return self.add_retention(session, &args, oid, span, true).await;
         }
         let bad = || {
             TemporaError::new(
@@ -351,13 +366,29 @@ impl JobCall {
                 None => return Err(bad()),
             },
         };
+        self.add_retention(session, &args, oid, drop_after, false)
+            .await
+    }
+
+    /// Adds a validated retention policy.
+    async fn add_retention(
+        &self,
+        session: &SqlSession,
+        args: &Args,
+        oid: u32,
+        drop_after: JobSpan,
+        by_creation: bool,
+    ) -> Result<(Outcome, Vec<Notice>)> {
         let schedule_interval = args.schedule_interval(DAY)?;
         let initial_start = args.time("initial_start")?;
         let id = self
             .add_job(
                 session,
                 oid,
-                JobKind::Retention { drop_after },
+                JobKind::Retention {
+                    drop_after,
+                    by_creation,
+                },
                 JobTiming {
                     schedule_interval,
                     max_runtime: 5 * MINUTE,
@@ -499,13 +530,26 @@ impl JobCall {
                 format!("columnstore not enabled on hypertable \"{}\"", table.name),
             ));
         }
-        if !is_temporal(table) {
+        let by_creation =
+            args.get("compress_after").is_none() && args.get("compress_created_before").is_some();
+        if args.get("compress_after").is_some() && args.get("compress_created_before").is_some() {
+            return Err(TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "only one of compress_after and compress_created_before should be provided",
+            ));
+        }
+        if !is_temporal(table) && !by_creation {
             // Needs an integer_now function, which Tempora does not have.
             return Err(TemporaError::not_supported(
                 "add_compression_policy on a hypertable with integer time",
             ));
         }
-        let compress_after = match args.get("compress_after") {
+        let span_arg = if by_creation {
+            "compress_created_before"
+        } else {
+            "compress_after"
+        };
+        let compress_after = match args.get(span_arg) {
             Some(v) => match interval_parts(v) {
                 Some((months, days, micros)) => JobSpan::Interval {
                     months,
@@ -519,11 +563,6 @@ impl JobCall {
                     ))
                 }
             },
-            None if args.get("compress_created_before").is_some() => {
-                return Err(TemporaError::not_supported(
-                    "add_compression_policy with compress_created_before",
-                ))
-            }
             None => {
                 return Err(TemporaError::new(
                     SqlState::INVALID_PARAMETER_VALUE,
@@ -549,6 +588,7 @@ impl JobCall {
             let same = job.kind
                 == JobKind::Compression {
                     compress_after: compress_after.clone(),
+                    by_creation,
                 };
             let message = format!(
                 "columnstore policy already exists for hypertable \"{}\"",
@@ -578,7 +618,10 @@ impl JobCall {
             .add_job(
                 session,
                 oid,
-                JobKind::Compression { compress_after },
+                JobKind::Compression {
+                    compress_after,
+                    by_creation,
+                },
                 JobTiming {
                     schedule_interval,
                     max_runtime: 0,

@@ -182,16 +182,34 @@ impl Engine {
                 ),
             )),
         };
+        // The chunks a policy acts on: those that end at or before the cutoff,
+        // or (by creation time) were created before it.
+        let chosen =
+            |span: &JobSpan, by_creation: bool| -> Result<Vec<&tempora_catalog::ChunkDef>> {
+                let cutoff = cutoff(span)?;
+                Ok(table
+                    .chunks
+                    .values()
+                    .filter(|c| {
+                        if by_creation {
+                            c.created_at.is_some_and(|t| t < cutoff)
+                        } else {
+                            c.range_end <= cutoff
+                        }
+                    })
+                    .collect())
+            };
         match kind {
-            JobKind::Compression { compress_after } => {
-                let cutoff = cutoff(compress_after)?;
+            JobKind::Compression {
+                compress_after,
+                by_creation,
+            } => {
                 if table.compression.is_none() {
                     return Err(crate::not_enabled(table));
                 }
-                let due: Vec<u32> = table
-                    .chunks
-                    .values()
-                    .filter(|c| c.range_end <= cutoff && !crate::fully_compressed(c))
+                let due: Vec<u32> = chosen(compress_after, *by_creation)?
+                    .into_iter()
+                    .filter(|c| !crate::fully_compressed(c))
                     .map(|c| c.id)
                     .collect();
                 let mut compressed = 0;
@@ -205,12 +223,12 @@ impl Engine {
                 }
                 Ok(())
             }
-            JobKind::Retention { drop_after } => {
-                let cutoff = cutoff(drop_after)?;
-                let doomed: Vec<u32> = table
-                    .chunks
-                    .values()
-                    .filter(|c| c.range_end <= cutoff)
+            JobKind::Retention {
+                drop_after,
+                by_creation,
+            } => {
+                let doomed: Vec<u32> = chosen(drop_after, *by_creation)?
+                    .into_iter()
                     .map(|c| c.id)
                     .collect();
                 if !doomed.is_empty() {
@@ -263,6 +281,7 @@ mod tests {
             id: 1000,
             kind: JobKind::Retention {
                 drop_after: JobSpan::Integer(1),
+                by_creation: false,
             },
             oid: 1,
             schedule_interval: 100,
