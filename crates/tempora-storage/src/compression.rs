@@ -5,7 +5,9 @@
 //! compress_chunk ─► files lock; memtable rows flushed to files first
 //!                ─► every file of the chunk read, its rows written again as
 //!                   one columnstore file (parquet_io::Layout::Columnstore:
-//!                   sorted by segmentby, orderby; fsynced)
+//!                   sorted by segmentby, orderby; fsynced); over 2M rows,
+//!                   a group of segments at a time, so memory stays bounded
+//!                   (parquet_io::write_columnstore_file)
 //!                ─► one catalog commit: old files out, new file in, the
 //!                   chunk marked compressed with its before/after bytes
 //! ```
@@ -14,7 +16,8 @@
 //! a compressed chunk later (INSERT, COPY, UPDATE) land in ordinary files
 //! beside the compressed one (a partially compressed chunk, as in
 //! TimescaleDB); compressing it again merges them in. DELETE and UPDATE
-//! rewrite a compressed file in the same layout.
+//! rewrite a compressed file in the same layout. Decompressing writes
+//! time-sorted files of at most 2M rows each.
 
 use tempora_catalog::{CatalogOp, ChunkCompression, ChunkDef, FileDef, TableDef};
 use tempora_common::{Result, SqlState, TemporaError};
