@@ -243,6 +243,8 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     for (name, chunks) in [
         ("hypertable_compression_stats", false),
         ("chunk_compression_stats", true),
+        ("hypertable_columnstore_stats", false),
+        ("chunk_columnstore_stats", true),
     ] {
         ctx.register_udtf(
             name,

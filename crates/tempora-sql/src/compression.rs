@@ -393,6 +393,60 @@ impl TableOptions {
     }
 }
 
+/// The procedures of TimescaleDB 2.18+'s columnstore API as the functions
+/// they stand for: `CALL convert_to_columnstore(c)` is `compress_chunk(c)`,
+/// `convert_to_rowstore` `decompress_chunk`, `add_columnstore_policy`
+/// `add_compression_policy` and `remove_columnstore_policy`
+/// `remove_compression_policy`, with their parameters' names mapped. None
+/// for any other statement.
+pub(crate) fn columnstore_procedure(
+    stmt: &datafusion::sql::sqlparser::ast::Statement,
+) -> Result<Option<datafusion::sql::sqlparser::ast::Statement>> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArguments, Ident, Statement};
+    let Statement::Call(f) = stmt else {
+        return Ok(None);
+    };
+    let (function, renames): (&str, &[(&str, &str)]) = match crate::function_name(&f.name).as_str()
+    {
+        "convert_to_columnstore" => (
+            "compress_chunk",
+            &[("if_not_columnstore", "if_not_compressed")],
+        ),
+        "convert_to_rowstore" => ("decompress_chunk", &[("if_columnstore", "if_compressed")]),
+        "add_columnstore_policy" => (
+            "add_compression_policy",
+            &[
+                ("after", "compress_after"),
+                ("created_before", "compress_created_before"),
+            ],
+        ),
+        "remove_columnstore_policy" => ("remove_compression_policy", &[]),
+        _ => return Ok(None),
+    };
+    let mut call = f.clone();
+    call.name = datafusion::sql::sqlparser::ast::ObjectName::from(vec![Ident::new(function)]);
+    if let FunctionArguments::List(list) = &mut call.args {
+        for arg in &mut list.args {
+            let name = match arg {
+                FunctionArg::Named { name, .. } => name,
+                FunctionArg::ExprNamed {
+                    name: datafusion::sql::sqlparser::ast::Expr::Identifier(name),
+                    ..
+                } => name,
+                _ => continue,
+            };
+            if let Some((_, to)) = renames
+                .iter()
+                .find(|(from, _)| name.value.eq_ignore_ascii_case(from))
+            {
+                *name = Ident::new(*to);
+            }
+        }
+    }
+    let mut parsed = crate::parse(&format!("SELECT {call}"))?;
+    Ok(parsed.pop())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,6 +154,9 @@ pub enum Kind {
     Job(Box<jobs::JobCall>),
     /// CALL run_job(id).
     RunJob(Box<datafusion::sql::sqlparser::ast::Expr>),
+    /// CALL convert_to_columnstore(...) and the other columnstore procedures:
+    /// the function call they stand for.
+    Procedure(Arc<Prepared>),
     Ddl(Box<Statement>),
     Session(Box<Statement>),
     /// CHECKPOINT: every memtable row written to Parquet files now.
@@ -793,6 +796,11 @@ impl SqlSession {
                 return Ok(prepared(Kind::TableOptions(Box::new(o)), vec![], None))
             }
         };
+        if let Some(select) = compression::columnstore_procedure(&stmt)? {
+            // A procedure: runs as the function call it stands for, answers CALL.
+            let inner = Box::pin(self.prepare_statement(&select.to_string(), select)).await?;
+            return Ok(prepared(Kind::Procedure(Arc::new(inner)), vec![], None));
+        }
         calls::normalize(&mut stmt, self.settings.get("TimeZone").unwrap_or("UTC"))?;
         if let Some(call) = find_command_call(&stmt) {
             if call.name == "set_chunk_time_interval" && !call.expand {
@@ -1095,6 +1103,10 @@ impl SqlSession {
                 self.reject_write_in_block("run_job")?;
                 jobs::run_job(self, id).await
             }
+            Kind::Procedure(inner) => {
+                let (_, notices) = Box::pin(self.execute_inner(inner, params)).await?;
+                Ok((Outcome::Command("CALL".into()), notices))
+            }
             Kind::SetChunkTimeInterval(cmd) => {
                 self.reject_write_in_block("set_chunk_time_interval")?;
                 cmd.execute(self).await
@@ -1303,23 +1315,20 @@ pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
 /// A single-column set-returning function in FROM with a bare alias names its
 /// column after the alias, as in PostgreSQL: `FROM show_chunks('t') c` has column `c`.
 pub(crate) fn alias_function_columns(stmt: &mut Statement) {
-    match stmt {
-        Statement::Query(q) => alias_function_columns_in(q),
-        Statement::Insert(i) => {
-            if let Some(q) = i.source.as_mut() {
-                alias_function_columns_in(q)
-            }
+    use datafusion::sql::sqlparser::ast::{Query, VisitMut, VisitorMut};
+    /// Every query of the statement: subqueries in FROM, CTEs, expressions.
+    struct Queries;
+    impl VisitorMut for Queries {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> std::ops::ControlFlow<()> {
+            alias_function_columns_in(q);
+            std::ops::ControlFlow::Continue(())
         }
-        _ => {}
     }
+    let _ = stmt.visit(&mut Queries);
 }
 
 fn alias_function_columns_in(q: &mut datafusion::sql::sqlparser::ast::Query) {
-    if let Some(with) = q.with.as_mut() {
-        for cte in &mut with.cte_tables {
-            alias_function_columns_in(&mut cte.query);
-        }
-    }
     let SetExpr::Select(sel) = q.body.as_mut() else {
         return;
     };
@@ -1327,10 +1336,6 @@ fn alias_function_columns_in(q: &mut datafusion::sql::sqlparser::ast::Query) {
         std::iter::once(&mut t.relation).chain(t.joins.iter_mut().map(|j| &mut j.relation))
     });
     for relation in relations {
-        if let TableFactor::Derived { subquery, .. } = relation {
-            alias_function_columns_in(subquery);
-            continue;
-        }
         if let TableFactor::Table {
             name,
             args: Some(_),
