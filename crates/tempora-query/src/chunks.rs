@@ -25,11 +25,18 @@ pub struct ChunkSelection {
     pub table: TableDef,
     pub older_than: Option<i64>,
     pub newer_than: Option<i64>,
+    /// Creation-time cutoffs in microseconds since the epoch: chunks created
+    /// before / after them.
+    pub created_before: Option<i64>,
+    pub created_after: Option<i64>,
 }
 
 impl ChunkSelection {
-    /// Resolves `(relation, older_than, newer_than)` as planned expressions;
-    /// missing trailing arguments mean no cutoff.
+    /// Resolves `(relation, older_than, newer_than, created_before,
+    /// created_after)` as planned expressions; missing trailing arguments
+    /// mean no cutoff. The creation cutoffs are times (or intervals back
+    /// from now) whatever the time column's type, and do not combine with
+    /// the others.
     pub fn resolve(session: &dyn Session, state: &CatalogState, args: &[Expr]) -> Result<Self> {
         let Some(rel) = args.first() else {
             return Err(TemporaError::new(
@@ -58,10 +65,26 @@ impl ChunkSelection {
                 ));
             }
         }
+        let created = |i: usize| match args.get(i) {
+            Some(e) => self::cutoff(session, e, &PgType::Timestamptz),
+            None => Ok(None),
+        };
+        let created_before = created(3)?;
+        let created_after = created(4)?;
+        if (older_than.is_some() || newer_than.is_some())
+            && (created_before.is_some() || created_after.is_some())
+        {
+            return Err(TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "cannot specify older_than or newer_than together with created_before or created_after",
+            ));
+        }
         Ok(Self {
             table: table.clone(),
             older_than,
             newer_than,
+            created_before,
+            created_after,
         })
     }
 
@@ -73,6 +96,12 @@ impl ChunkSelection {
             .filter(|c| {
                 self.older_than.is_none_or(|o| c.range_end <= o)
                     && self.newer_than.is_none_or(|n| c.range_start >= n)
+                    && self
+                        .created_before
+                        .is_none_or(|b| c.created_at.is_some_and(|t| t < b))
+                    && self
+                        .created_after
+                        .is_none_or(|a| c.created_at.is_some_and(|t| t > a))
             })
             .collect()
     }

@@ -2,8 +2,10 @@
 //! place, and `drop_chunks` run as a command.
 //!
 //! ```text
-//! show_chunks(relation, older_than, newer_than)    table function, tempora-query
-//! drop_chunks(relation, older_than, newer_than)    ─► Engine::drop_chunks
+//! show_chunks(relation, older_than, newer_than, created_before, created_after)
+//!     table function, tempora-query
+//! drop_chunks(relation, older_than, newer_than, created_before, created_after)
+//!     ─► Engine::drop_chunks
 //! ```
 //! Both select chunks with `tempora_query::chunks::ChunkSelection`.
 
@@ -42,7 +44,8 @@ fn parameters(function: &str) -> Option<&'static [&'static str]> {
 }
 
 /// Puts the arguments of a `show_chunks` / `drop_chunks` call in the
-/// positional `(relation, older_than, newer_than)` (NULL where not given),
+/// positional `(relation, older_than, newer_than, created_before,
+/// created_after)` (NULL where not given),
 /// which is what DataFusion's table functions receive.
 pub(crate) fn normalize(function: &str, args: &mut Vec<FunctionArg>) -> Result<()> {
     let Some(params) = parameters(function) else {
@@ -65,21 +68,14 @@ pub(crate) fn normalize(function: &str, args: &mut Vec<FunctionArg>) -> Result<(
             }
         }
     }
-    for (param, slot) in params.iter().zip(&slots).skip(3) {
-        let given = slot
-            .as_ref()
-            .is_some_and(|e| !matches!(e, SqlExpr::Value(v) if v.value == Value::Null));
-        if given && *param != "verbose" {
-            return Err(TemporaError::not_supported(format!(
-                "{function} with {param}"
-            )));
-        }
-    }
     let null = || SqlExpr::Value(Value::Null.into());
-    *args = slots
-        .into_iter()
-        .take(3)
-        .map(|s| FunctionArg::Unnamed(FunctionArgExpr::Expr(s.unwrap_or_else(null))))
+    // (relation, older_than, newer_than, created_before, created_after);
+    // drop_chunks' `verbose` changes nothing printed here.
+    *args = params
+        .iter()
+        .zip(slots)
+        .filter(|(p, _)| **p != "verbose")
+        .map(|(_, s)| FunctionArg::Unnamed(FunctionArgExpr::Expr(s.unwrap_or_else(null))))
         .collect();
     Ok(())
 }
@@ -87,7 +83,8 @@ pub(crate) fn normalize(function: &str, args: &mut Vec<FunctionArg>) -> Result<(
 /// A planned `drop_chunks` call.
 #[derive(Debug, Clone)]
 pub struct DropChunks {
-    /// `(relation, older_than, newer_than)` after [`normalize`].
+    /// `(relation, older_than, newer_than, created_before, created_after)`
+    /// after [`normalize`].
     args: Vec<SqlExpr>,
     output: CommandOutput,
 }
@@ -125,7 +122,11 @@ impl DropChunks {
         let engine = session.engine();
         let state = session.context().state();
         let selection = ChunkSelection::resolve(&state, &engine.catalog().snapshot(), &exprs)?;
-        if selection.older_than.is_none() && selection.newer_than.is_none() {
+        if selection.older_than.is_none()
+            && selection.newer_than.is_none()
+            && selection.created_before.is_none()
+            && selection.created_after.is_none()
+        {
             return Err(TemporaError::new(
                 SqlState::INVALID_PARAMETER_VALUE,
                 "invalid time range for dropping chunks",
@@ -159,18 +160,20 @@ mod tests {
     fn named_arguments_take_their_positions() {
         assert_eq!(
             rewritten("SELECT show_chunks('d', newer_than => '2024-01-01'::timestamptz)").unwrap(),
-            "SELECT show_chunks('d', NULL, '2024-01-01'::TIMESTAMPTZ(6))"
+            "SELECT show_chunks('d', NULL, '2024-01-01'::TIMESTAMPTZ(6), NULL, NULL)"
         );
         assert_eq!(
             rewritten("SELECT * FROM drop_chunks(older_than => INTERVAL '1 day', relation => 'd', verbose => true) c").unwrap(),
-            "SELECT * FROM drop_chunks('d', INTERVAL '1 day', NULL) c"
+            "SELECT * FROM drop_chunks('d', INTERVAL '1 day', NULL, NULL, NULL) c"
         );
         assert_eq!(
             rewritten("SELECT count(*) FROM show_chunks('d')").unwrap(),
-            "SELECT count(*) FROM show_chunks('d', NULL, NULL)"
+            "SELECT count(*) FROM show_chunks('d', NULL, NULL, NULL, NULL)"
         );
-        let e = rewritten("SELECT show_chunks('d', created_before => now())").unwrap_err();
-        assert_eq!(e.code, SqlState::FEATURE_NOT_SUPPORTED);
+        assert_eq!(
+            rewritten("SELECT show_chunks('d', created_before => now())").unwrap(),
+            "SELECT show_chunks('d', NULL, NULL, now(), NULL)"
+        );
         let e = rewritten("SELECT show_chunks('d', older => now())").unwrap_err();
         assert_eq!(e.code, SqlState::UNDEFINED_FUNCTION);
     }
