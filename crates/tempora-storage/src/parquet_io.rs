@@ -274,14 +274,26 @@ pub async fn write_file(
     let batches = batches.to_vec();
     let table = table.clone();
     // Sorting and encoding are CPU work: keep them off the async workers.
+    let encoded = tokio::task::spawn_blocking(move || encode(&table, batches, layout))
+        .await
+        .map_err(internal)??;
+    put_encoded(store, path, encoded, layout == Layout::Columnstore).await
+}
+
+/// Stores an encoded file (durable when this returns) and returns its
+/// catalog entry.
+async fn put_encoded(
+    store: &Arc<dyn ObjectStore>,
+    path: &str,
+    encoded: Encoded,
+    compressed: bool,
+) -> Result<FileDef> {
     let Encoded {
         bytes,
         rows,
         min_time,
         max_time,
-    } = tokio::task::spawn_blocking(move || encode(&table, batches, layout))
-        .await
-        .map_err(internal)??;
+    } = encoded;
     let size = bytes.len() as u64;
     store
         .put(&Path::from(path), PutPayload::from(bytes))
@@ -293,8 +305,22 @@ pub async fn write_file(
         bytes: size,
         min_time,
         max_time,
-        compressed: layout == Layout::Columnstore,
+        compressed,
     })
+}
+
+/// A file's bytes.
+async fn get_bytes(store: &Arc<dyn ObjectStore>, path: &str) -> Result<bytes::Bytes> {
+    let read_error = |e: object_store::Error| {
+        TemporaError::storage(format!("could not read file \"{path}\""), &e)
+    };
+    store
+        .get(&Path::from(path))
+        .await
+        .map_err(read_error)?
+        .bytes()
+        .await
+        .map_err(read_error)
 }
 
 /// Rows compressed in one pass: a chunk with more is compressed a group of
@@ -322,43 +348,15 @@ pub async fn write_columnstore_file(
 ) -> Result<FileDef> {
     let mut inputs = Vec::with_capacity(sources.len());
     for source in sources {
-        inputs.push(
-            store
-                .get(&Path::from(source.as_str()))
-                .await
-                .map_err(|e| {
-                    TemporaError::storage(format!("could not read file \"{source}\""), &e)
-                })?
-                .bytes()
-                .await
-                .map_err(|e| {
-                    TemporaError::storage(format!("could not read file \"{source}\""), &e)
-                })?,
-        );
+        inputs.push(get_bytes(store, source).await?);
     }
     let table = table.clone();
     let name = path.to_string();
-    let Encoded {
-        bytes,
-        rows,
-        min_time,
-        max_time,
-    } = tokio::task::spawn_blocking(move || encode_columnstore(&table, &inputs, pass_rows, &name))
-        .await
-        .map_err(internal)??;
-    let size = bytes.len() as u64;
-    store
-        .put(&Path::from(path), PutPayload::from(bytes))
-        .await
-        .map_err(|e| TemporaError::storage(format!("could not write file \"{path}\""), &e))?;
-    Ok(FileDef {
-        path: path.to_string(),
-        rows,
-        bytes: size,
-        min_time,
-        max_time,
-        compressed: true,
-    })
+    let encoded =
+        tokio::task::spawn_blocking(move || encode_columnstore(&table, &inputs, pass_rows, &name))
+            .await
+            .map_err(internal)??;
+    put_encoded(store, path, encoded, true).await
 }
 
 /// Reads Parquet bytes, the columns `projection` names (all when None).
@@ -537,14 +535,7 @@ pub async fn open_reader(
     store: &Arc<dyn ObjectStore>,
     path: &str,
 ) -> Result<datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
-    let bytes = store
-        .get(&Path::from(path))
-        .await
-        .map_err(|e| TemporaError::storage(format!("could not read file \"{path}\""), &e))?
-        .bytes()
-        .await
-        .map_err(|e| TemporaError::storage(format!("could not read file \"{path}\""), &e))?;
-    read_batches(&bytes, None)
+    read_batches(&get_bytes(store, path).await?, None)
 }
 
 /// The next batches of `reader`, about `rows` rows (none at the end).
