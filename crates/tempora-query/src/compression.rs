@@ -168,16 +168,12 @@ impl ChunkCompressionCall {
         if self.compress {
             let if_not_compressed = flag(args, 1, row, true)?;
             let recompress = flag(args, 2, row, false)?;
-            if table.compression.is_none() {
-                return Err(tempora_storage::not_enabled(table).into_datafusion());
-            }
-            let already = tempora_storage::fully_compressed(chunk)
-                && !self
-                    .engine
-                    .read_snapshot()
-                    .memtable_rows(table.oid)
-                    .contains_key(&Some(chunk.id));
-            if already && !recompress {
+            let compressed = self
+                .engine
+                .compress_chunk(table.oid, chunk.id)
+                .await
+                .map_err(TemporaError::into_datafusion)?;
+            if !compressed && !recompress {
                 let message = format!("chunk \"{short}\" is already converted to columnstore");
                 if !if_not_compressed {
                     return Err(
@@ -185,12 +181,7 @@ impl ChunkCompressionCall {
                     );
                 }
                 self.notices.push(SqlState::DUPLICATE_OBJECT, message);
-                return Ok(Some(qualified));
             }
-            self.engine
-                .compress_chunk(table.oid, chunk.id)
-                .await
-                .map_err(TemporaError::into_datafusion)?;
             Ok(Some(qualified))
         } else {
             let if_compressed = flag(args, 1, row, true)?;

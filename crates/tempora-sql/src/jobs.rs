@@ -189,6 +189,15 @@ impl Args {
     }
 }
 
+/// A policy's span from an interval value; None for other types.
+fn interval_span(v: &ScalarValue) -> Option<JobSpan> {
+    interval_parts(v).map(|(months, days, micros)| JobSpan::Interval {
+        months,
+        days,
+        micros,
+    })
+}
+
 fn interval_parts(v: &ScalarValue) -> Option<(i32, i32, i64)> {
     match v {
         ScalarValue::IntervalMonthDayNano(Some(i)) => {
@@ -329,16 +338,11 @@ impl JobCall {
                     "only one of drop_after and drop_created_before should be provided",
                 ));
             }
-            let Some((months, days, micros)) = interval_parts(v) else {
+            let Some(span) = interval_span(v) else {
                 return Err(TemporaError::new(
                     SqlState::INVALID_PARAMETER_VALUE,
                     "invalid value for parameter drop_created_before",
                 ));
-            };
-            let span = JobSpan::Interval {
-                months,
-                days,
-                micros,
             };
             return self.add_retention(session, &args, oid, span, true).await;
         }
@@ -348,24 +352,13 @@ impl JobCall {
                 "invalid value for parameter drop_after",
             )
         };
-        let drop_after = match args.get("drop_after") {
-            None => return Err(bad()),
-            Some(v) => match interval_parts(v) {
-                Some((months, days, micros)) => {
-                    if !is_temporal(table) {
-                        return Err(bad());
-                    }
-                    JobSpan::Interval {
-                        months,
-                        days,
-                        micros,
-                    }
-                }
-                // Integer time needs an integer_now function, which Tempora
-                // does not have yet; TimescaleDB refuses the same way.
-                None => return Err(bad()),
-            },
-        };
+        // Integer spans (and so integer time) need an integer_now function,
+        // which Tempora does not have yet; TimescaleDB refuses the same way.
+        let drop_after = args
+            .get("drop_after")
+            .and_then(interval_span)
+            .filter(|_| is_temporal(table))
+            .ok_or_else(bad)?;
         self.add_retention(session, &args, oid, drop_after, false)
             .await
     }
@@ -381,35 +374,33 @@ impl JobCall {
     ) -> Result<(Outcome, Vec<Notice>)> {
         let schedule_interval = args.schedule_interval(DAY)?;
         let initial_start = args.time("initial_start")?;
-        let id = self
-            .add_job(
-                session,
-                oid,
-                JobKind::Retention {
-                    drop_after,
-                    by_creation,
-                },
-                JobTiming {
-                    schedule_interval,
-                    max_runtime: 5 * MINUTE,
-                    retry_period: 5 * MINUTE,
-                    initial_start,
-                    fixed_schedule: true,
-                    timezone: args.text("timezone"),
-                },
-            )
-            .await?;
-        self.rows(Arc::new(Int32Array::from(vec![id as i32])), vec![])
-            .await
+        self.add_job(
+            session,
+            oid,
+            JobKind::Retention {
+                drop_after,
+                by_creation,
+            },
+            JobTiming {
+                schedule_interval,
+                max_runtime: 5 * MINUTE,
+                retry_period: 5 * MINUTE,
+                initial_start,
+                fixed_schedule: true,
+                timezone: args.text("timezone"),
+            },
+        )
+        .await
     }
 
+    /// Adds the policy's job; the result is its id.
     async fn add_job(
         &self,
         session: &SqlSession,
         oid: u32,
         kind: JobKind,
         timing: JobTiming,
-    ) -> Result<u32> {
+    ) -> Result<(Outcome, Vec<Notice>)> {
         let mut id = 0;
         session
             .engine()
@@ -446,7 +437,8 @@ impl JobCall {
                 })])
             })
             .await?;
-        Ok(id)
+        self.rows(Arc::new(Int32Array::from(vec![id as i32])), vec![])
+            .await
     }
 
     async fn remove_retention_policy(
@@ -550,13 +542,9 @@ impl JobCall {
             "compress_after"
         };
         let compress_after = match args.get(span_arg) {
-            Some(v) => match interval_parts(v) {
-                Some((months, days, micros)) => JobSpan::Interval {
-                    months,
-                    days,
-                    micros,
-                },
-                _ => {
+            Some(v) => match interval_span(v) {
+                Some(span) => span,
+                None => {
                     return Err(TemporaError::new(
                         SqlState::FEATURE_NOT_SUPPORTED,
                         "unsupported compress_after argument type, expected type : interval",
@@ -614,26 +602,23 @@ impl JobCall {
         };
         let schedule_interval = args.schedule_interval(default_schedule)?;
         let initial_start = args.time("initial_start")?;
-        let id = self
-            .add_job(
-                session,
-                oid,
-                JobKind::Compression {
-                    compress_after,
-                    by_creation,
-                },
-                JobTiming {
-                    schedule_interval,
-                    max_runtime: 0,
-                    retry_period: HOUR,
-                    initial_start,
-                    fixed_schedule: initial_start.is_some(),
-                    timezone: args.text("timezone"),
-                },
-            )
-            .await?;
-        self.rows(Arc::new(Int32Array::from(vec![id as i32])), vec![])
-            .await
+        self.add_job(
+            session,
+            oid,
+            JobKind::Compression {
+                compress_after,
+                by_creation,
+            },
+            JobTiming {
+                schedule_interval,
+                max_runtime: 0,
+                retry_period: HOUR,
+                initial_start,
+                fixed_schedule: initial_start.is_some(),
+                timezone: args.text("timezone"),
+            },
+        )
+        .await
     }
 
     async fn remove_compression_policy(

@@ -49,15 +49,28 @@ impl Engine {
     /// when it already was (every row in compressed files).
     pub async fn compress_chunk(&self, oid: u32, chunk: u32) -> Result<bool> {
         let guard = self.lock_files().await;
-        // Rows still in memtables belong in the compressed file.
-        self.flush_locked(&guard).await?;
-        let state = self.catalog().snapshot();
-        let table = state
+        // Rows still in memtables belong in the compressed file (a chunk
+        // already compressed with none needs no flush).
+        let before = self.catalog().snapshot();
+        let table = before
             .table_by_oid(oid)
             .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?;
         if table.compression.is_none() {
             return Err(not_enabled(table));
         }
+        let already = table.chunks.get(&chunk).is_some_and(fully_compressed);
+        let unflushed = || {
+            self.read_snapshot()
+                .memtable_rows(oid)
+                .contains_key(&Some(chunk))
+        };
+        if !already || unflushed() {
+            self.flush_locked(&guard).await?;
+        }
+        let state = self.catalog().snapshot();
+        let table = state
+            .table_by_oid(oid)
+            .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?;
         let c = table
             .chunks
             .get(&chunk)
