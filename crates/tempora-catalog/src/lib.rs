@@ -283,6 +283,7 @@ mod tests {
             files: vec![],
             unique_keys: vec![],
             compression: None,
+            indexes: vec![],
         }
     }
 

@@ -187,11 +187,45 @@ impl ChunkDef {
     }
 }
 
+/// An identifier as PostgreSQL's quote_identifier prints it.
+pub fn quote_identifier(name: &str) -> String {
+    const KEYWORDS: &[&str] = &[
+        "time",
+        "timestamp",
+        "date",
+        "user",
+        "order",
+        "group",
+        "table",
+        "column",
+        "select",
+        "from",
+        "where",
+        "interval",
+        "char",
+        "varchar",
+        "numeric",
+        "position",
+    ];
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain && !KEYWORDS.contains(&name) {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
 /// Schema in which TimescaleDB places chunk tables.
 pub const CHUNK_SCHEMA: &str = "_timescaledb_internal";
 
 /// A table: plain or hyper.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TableDef {
     pub oid: u32,
     pub schema: String,
@@ -208,18 +242,149 @@ pub struct TableDef {
     /// Compression settings of a hypertable with compression enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<CompressionSettings>,
+    /// Indexes made by `CREATE INDEX` (and a hypertable's default time
+    /// index); PRIMARY KEY and UNIQUE constraints are in `unique_keys`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexDef>,
 }
 
-/// A PRIMARY KEY or UNIQUE constraint.
+/// A PRIMARY KEY or UNIQUE constraint, or the key of a unique index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UniqueKey {
-    /// The constraint's name (`t_pkey`, `t_a_b_key`, or as given).
+    /// The constraint's name (`t_pkey`, `t_a_b_key`, or as given), which is
+    /// also its index's; for a unique index, the index's name.
     pub name: String,
     pub columns: Vec<String>,
     pub primary: bool,
+    /// Enforces a `CREATE UNIQUE INDEX` (dropped with `DROP INDEX`), not a
+    /// constraint.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub index: bool,
+}
+
+/// An index made by `CREATE INDEX`. Tempora keeps no B-trees: an index
+/// names the columns queries filter on, which new files of the table keep
+/// statistics for; a UNIQUE index is enforced through its [`UniqueKey`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexDef {
+    pub name: String,
+    /// Key columns, or expressions as SQL text.
+    pub columns: Vec<IndexColumn>,
+    pub unique: bool,
+    /// `USING method` as given (`btree` by default).
+    #[serde(default = "btree")]
+    pub method: String,
+    /// `INCLUDE (...)` columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// The `WHERE` of a partial index, as SQL text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<String>,
+}
+
+impl IndexDef {
+    /// `CREATE INDEX ... ON t (...) USING ... ` as `pg_indexes.indexdef` prints it.
+    pub fn definition(&self, table: &TableDef) -> String {
+        let index = self;
+        let keys: Vec<String> = index
+            .columns
+            .iter()
+            .map(|c| {
+                // A function call prints bare, other expressions in parentheses.
+                let call = c.column.ends_with(')')
+                    && c.column.split_once('(').is_some_and(|(f, _)| {
+                        !f.is_empty() && f.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                    });
+                let mut k = if c.expression && call {
+                    c.column.clone()
+                } else if c.expression {
+                    format!("({})", c.column)
+                } else {
+                    quote_identifier(&c.column)
+                };
+                if c.desc {
+                    k.push_str(" DESC");
+                }
+                match (c.nulls_first, c.desc) {
+                    (Some(true), false) => k.push_str(" NULLS FIRST"),
+                    (Some(false), true) => k.push_str(" NULLS LAST"),
+                    _ => {}
+                }
+                k
+            })
+            .collect();
+        let mut def = format!(
+            "CREATE {}INDEX {} ON {}.{} USING {} ({})",
+            if index.unique { "UNIQUE " } else { "" },
+            quote_identifier(&index.name),
+            quote_identifier(&table.schema),
+            quote_identifier(&table.name),
+            index.method,
+            keys.join(", ")
+        );
+        if !index.include.is_empty() {
+            let cols: Vec<String> = index.include.iter().map(|c| quote_identifier(c)).collect();
+            def.push_str(&format!(" INCLUDE ({})", cols.join(", ")));
+        }
+        if let Some(p) = &index.predicate {
+            def.push_str(&format!(" WHERE ({p})"));
+        }
+        def
+    }
+}
+
+fn btree() -> String {
+    "btree".into()
+}
+
+/// One key of an index: a column (or expression) and its order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexColumn {
+    /// A column name, or an expression's SQL text when `expression`.
+    pub column: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expression: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub desc: bool,
+    /// NULLS FIRST / LAST when given against the default for the order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nulls_first: Option<bool>,
 }
 
 impl TableDef {
+    /// Every index of the table: those of its PRIMARY KEY and UNIQUE
+    /// constraints first, then those `CREATE INDEX` made.
+    pub fn all_indexes(&self) -> Vec<IndexDef> {
+        let constraints = self
+            .unique_keys
+            .iter()
+            .filter(|k| !k.index)
+            .map(|k| IndexDef {
+                name: k.name.clone(),
+                columns: k
+                    .columns
+                    .iter()
+                    .map(|c| IndexColumn {
+                        column: c.clone(),
+                        expression: false,
+                        desc: false,
+                        nulls_first: None,
+                    })
+                    .collect(),
+                unique: true,
+                method: btree(),
+                include: vec![],
+                predicate: None,
+            });
+        constraints.chain(self.indexes.iter().cloned()).collect()
+    }
+
+    /// Whether an index or a constraint's index of the table has this name.
+    pub fn has_index(&self, name: &str) -> bool {
+        self.indexes.iter().any(|i| i.name == name)
+            || self.unique_keys.iter().any(|k| k.name == name)
+    }
+
     pub fn column(&self, name: &str) -> Option<&ColumnDef> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -469,6 +634,10 @@ pub enum CatalogOp {
         oid: u32,
         settings: Option<CompressionSettings>,
     },
+    /// The table's definition changed (columns, keys, indexes, name,
+    /// comments): everything but its chunks and files, which stay. `def`
+    /// carries none (they would make the record as large as the table).
+    AlterTable(Box<TableDef>),
     /// A chunk compressed (Some) or decompressed (None); its files change by
     /// `RemoveFiles` / `AddFiles` in the same commit.
     SetChunkCompression {
@@ -699,6 +868,19 @@ impl CatalogState {
                 }
                 c.compression = compression.clone();
             }
+            CatalogOp::AlterTable(def) => {
+                let t = self
+                    .tables
+                    .get_mut(&def.oid)
+                    .ok_or_else(|| missing(def.oid))?;
+                let chunks = std::mem::take(&mut t.chunks);
+                let files = std::mem::take(&mut t.files);
+                *t = TableDef {
+                    chunks,
+                    files,
+                    ..(**def).clone()
+                };
+            }
             CatalogOp::CreateExtension { name } => {
                 if !self.extensions.contains(name) {
                     self.extensions.push(name.clone());
@@ -739,6 +921,7 @@ mod tests {
             files: vec![],
             unique_keys: vec![],
             compression: None,
+            indexes: vec![],
         }
     }
 

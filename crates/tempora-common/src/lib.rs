@@ -60,6 +60,7 @@ impl SqlState {
     pub const INVALID_COLUMN_DEFINITION: SqlState = SqlState("42611");
     pub const INVALID_TABLE_DEFINITION: SqlState = SqlState("42P16");
     pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
+    pub const DEPENDENT_OBJECTS_STILL_EXIST: SqlState = SqlState("2BP01");
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: SqlState = SqlState("55000");
     pub const INSUFFICIENT_RESOURCES: SqlState = SqlState("53000");
     pub const DISK_FULL: SqlState = SqlState("53100");

@@ -122,6 +122,9 @@ impl SchemaProvider for PgCatalogOverlay {
         if name.eq_ignore_ascii_case("pg_extension") {
             return pg_extension(&self.engine.catalog().snapshot()).map(Some);
         }
+        if name.eq_ignore_ascii_case("pg_indexes") {
+            return pg_indexes(&self.engine.catalog().snapshot()).map(Some);
+        }
         self.inner.table(name).await
     }
 
@@ -160,6 +163,43 @@ fn pg_extension(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
         Arc::new(Int32Array::from(vec![2200; n])),
         Arc::new(BooleanArray::from(vec![false; n])),
         Arc::new(StringArray::from(versions)),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), cols)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+/// `pg_indexes`: every index of every table, constraints' included, with
+/// the `CREATE INDEX` that would make it.
+fn pg_indexes(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("schemaname", DataType::Utf8, true),
+        Field::new("tablename", DataType::Utf8, true),
+        Field::new("indexname", DataType::Utf8, true),
+        Field::new("tablespace", DataType::Utf8, true),
+        Field::new("indexdef", DataType::Utf8, true),
+    ]));
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    for t in state.tables.values() {
+        for i in t.all_indexes() {
+            rows.push([
+                t.schema.clone(),
+                t.name.clone(),
+                i.name.clone(),
+                i.definition(t),
+            ]);
+        }
+    }
+    let column = |k: usize| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r[k].as_str()),
+        ))
+    };
+    let cols: Vec<ArrayRef> = vec![
+        column(0),
+        column(1),
+        column(2),
+        Arc::new(StringArray::from(vec![None::<&str>; rows.len()])),
+        column(3),
     ];
     let batch = RecordBatch::try_new(schema.clone(), cols)?;
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))

@@ -11,7 +11,10 @@ use crate::{Notice, Outcome, SqlSession};
 pub(crate) fn is_ddl(stmt: &Statement) -> bool {
     matches!(
         stmt,
-        Statement::CreateTable(_) | Statement::Drop { .. } | Statement::CreateExtension(_)
+        Statement::CreateTable(_)
+            | Statement::Drop { .. }
+            | Statement::CreateExtension(_)
+            | Statement::CreateIndex(_)
     )
 }
 
@@ -219,6 +222,7 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
             name,
             columns: cols,
             primary,
+            index: false,
         });
     }
     Ok((
@@ -233,6 +237,7 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
             files: vec![],
             unique_keys,
             compression: None,
+            indexes: vec![],
         },
     ))
 }
@@ -312,6 +317,13 @@ pub(crate) async fn execute(
             session.engine().drop_tables(dropped);
             Ok((Outcome::Command("DROP TABLE".into()), notices))
         }
+        Statement::CreateIndex(ci) => crate::index::create_index(session, ci).await,
+        Statement::Drop {
+            object_type: ObjectType::Index,
+            if_exists,
+            names,
+            ..
+        } => crate::index::drop_index(session, names, *if_exists).await,
         Statement::Drop { object_type, .. } => {
             Err(TemporaError::not_supported(format!("DROP {object_type}")))
         }

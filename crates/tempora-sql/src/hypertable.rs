@@ -27,6 +27,19 @@ enum IntervalArg {
     Other,
 }
 
+/// TimescaleDB's error for a unique key of a hypertable without its time column.
+pub(crate) fn unique_without_time(time_column: &str) -> TemporaError {
+    TemporaError::new(
+        SqlState::TS_BAD_UNIQUE_INDEX,
+        format!(
+            "cannot create a unique index without the column \"{time_column}\" (used in partitioning)"
+        ),
+    )
+    .with_hint(
+        "If you're creating a hypertable on a table with a primary key, ensure the partitioning column is part of the primary or composite key.",
+    )
+}
+
 /// A planned `create_hypertable` call.
 #[derive(Debug, Clone)]
 pub struct CreateHypertable {
@@ -37,6 +50,8 @@ pub struct CreateHypertable {
     number_partitions: Option<i64>,
     if_not_exists: bool,
     migrate_data: bool,
+    /// `create_default_indexes` (true unless given false).
+    default_indexes: bool,
     /// 2.13+ form: the result is `(hypertable_id, created)`.
     new_form: bool,
     expand: bool,
@@ -211,6 +226,7 @@ impl CreateHypertable {
             number_partitions: None,
             if_not_exists: false,
             migrate_data: false,
+            default_indexes: true,
             new_form: false,
             expand: call.expand,
             select: call.select,
@@ -284,7 +300,7 @@ impl CreateHypertable {
                 "if_not_exists" => cmd.if_not_exists = as_bool(&v)?,
                 "migrate_data" => cmd.migrate_data = as_bool(&v)?,
                 "create_default_indexes" => {
-                    as_bool(&v)?;
+                    cmd.default_indexes = matches!(v, ScalarValue::Null) || as_bool(&v)?;
                 }
                 "dimension" => {
                     return Err(TemporaError::new(
@@ -423,15 +439,7 @@ impl CreateHypertable {
             .iter()
             .any(|k| !k.columns.contains(&time_column))
         {
-            return Err(TemporaError::new(
-                SqlState::TS_BAD_UNIQUE_INDEX,
-                format!(
-                    "cannot create a unique index without the column \"{time_column}\" (used in partitioning)"
-                ),
-            )
-            .with_hint(
-                "If you're creating a hypertable on a table with a primary key, ensure the partitioning column is part of the primary or composite key.",
-            ));
+            return Err(unique_without_time(&time_column));
         }
         let chunk_interval = chunk_interval_of(self.interval.as_ref(), &col.ty)?;
         let has_rows = table.all_files().any(|f| f.rows > 0)
@@ -473,15 +481,31 @@ impl CreateHypertable {
                         format!("table \"{name}\" is already a hypertable"),
                     ));
                 }
-                Ok(vec![CatalogOp::MakeHypertable {
+                let hypertable = HypertableDef {
+                    id: state.next_hypertable_id,
+                    time_column: time_column.clone(),
+                    chunk_interval,
+                    space_dimensions: vec![],
+                };
+                let mut ops = vec![CatalogOp::MakeHypertable {
                     oid,
-                    def: HypertableDef {
-                        id: state.next_hypertable_id,
-                        time_column: time_column.clone(),
-                        chunk_interval,
-                        space_dimensions: vec![],
-                    },
-                }])
+                    def: hypertable.clone(),
+                }];
+                if self.default_indexes {
+                    if let Some(index) = crate::index::default_time_index(state, t, &time_column) {
+                        // The table as MakeHypertable leaves it, plus the index.
+                        let mut def = t.clone();
+                        def.chunks.clear();
+                        def.files.clear();
+                        def.hypertable = Some(hypertable);
+                        if let Some(c) = def.columns.iter_mut().find(|c| c.name == time_column) {
+                            c.not_null = true;
+                        }
+                        def.indexes.push(index);
+                        ops.push(CatalogOp::AlterTable(Box::new(def)));
+                    }
+                }
+                Ok(ops)
             })
             .await?;
         let id = state

@@ -25,6 +25,7 @@ mod dml;
 mod explain;
 mod gapfill;
 mod hypertable;
+mod index;
 mod insert;
 mod jobs;
 mod naming;
@@ -888,6 +889,7 @@ impl SqlSession {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let mut stmt = PG_COMPAT.rewrite(rewrite_set_returning(stmt));
                 alias_function_columns(&mut stmt);
+                qualify_catalog_relations(&mut stmt);
                 naming::apply(&mut stmt);
                 if matches!(stmt, Statement::Query(_)) && gapfill::uses_gapfill(&stmt) {
                     let plan = gapfill::GapfillPlan::plan(self, &stmt).await?;
@@ -1314,6 +1316,30 @@ pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
 
 /// A single-column set-returning function in FROM with a bare alias names its
 /// column after the alias, as in PostgreSQL: `FROM show_chunks('t') c` has column `c`.
+/// `pg_catalog` relations Tempora adds to the generic emulation's, found
+/// unqualified as PostgreSQL finds them (pg_catalog is searched first).
+const TEMPORA_PG_CATALOG_RELATIONS: &[&str] = &["pg_indexes"];
+
+/// Qualifies unqualified references to [`TEMPORA_PG_CATALOG_RELATIONS`].
+pub(crate) fn qualify_catalog_relations(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Ident, ObjectName, VisitMut, VisitorMut};
+    struct Relations;
+    impl VisitorMut for Relations {
+        type Break = ();
+        fn pre_visit_relation(&mut self, name: &mut ObjectName) -> std::ops::ControlFlow<()> {
+            if let [ObjectNamePart::Identifier(i)] = name.0.as_slice() {
+                let folded = ddl::ident_name(i);
+                if TEMPORA_PG_CATALOG_RELATIONS.contains(&folded.as_str()) {
+                    name.0
+                        .insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Relations);
+}
+
 pub(crate) fn alias_function_columns(stmt: &mut Statement) {
     use datafusion::sql::sqlparser::ast::{Query, VisitMut, VisitorMut};
     /// Every query of the statement: subqueries in FROM, CTEs, expressions.

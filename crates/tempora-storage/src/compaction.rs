@@ -83,6 +83,7 @@ mod tests {
             files,
             unique_keys: vec![],
             compression: None,
+            indexes: vec![],
         }
     }
 

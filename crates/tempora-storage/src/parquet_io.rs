@@ -605,6 +605,7 @@ mod tests {
             }),
             chunks: Default::default(),
             files: vec![],
+            indexes: vec![],
             unique_keys: vec![],
             compression: Some(CompressionSettings {
                 segmentby: vec!["device".into()],

@@ -14,7 +14,7 @@ use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::file::statistics::Statistics;
-use tempora_catalog::{FileDef, TableDef, UniqueKey};
+use tempora_catalog::{quote_identifier, FileDef, TableDef, UniqueKey};
 use tempora_common::{Result, SqlState, TemporaError};
 
 fn internal(e: impl std::fmt::Display) -> TemporaError {
@@ -95,6 +95,32 @@ pub fn violation(
     batch: &RecordBatch,
     row: usize,
 ) -> TemporaError {
+    TemporaError::new(
+        SqlState::UNIQUE_VIOLATION,
+        format!(
+            "duplicate key value violates unique constraint \"{}\"",
+            key.name
+        ),
+    )
+    .with_detail(format!(
+        "{} already exists.",
+        key_text(key, table, batch, row)
+    ))
+}
+
+/// The detail of a key that rows of `batch` (in the table's layout) hold
+/// more than once, as `CREATE UNIQUE INDEX` reports it.
+pub fn duplicated_detail(
+    key: &UniqueKey,
+    table: &TableDef,
+    batch: &RecordBatch,
+    row: usize,
+) -> String {
+    format!("{} is duplicated.", key_text(key, table, batch, row))
+}
+
+/// `Key (a, b)=(1, 2)`: a row's key as PostgreSQL's details print it.
+fn key_text(key: &UniqueKey, table: &TableDef, batch: &RecordBatch, row: usize) -> String {
     let values: Vec<String> = key
         .columns
         .iter()
@@ -105,19 +131,8 @@ pub fn violation(
                 .unwrap_or_default()
         })
         .collect();
-    let names: Vec<String> = key.columns.iter().map(|c| quote_ident(c)).collect();
-    TemporaError::new(
-        SqlState::UNIQUE_VIOLATION,
-        format!(
-            "duplicate key value violates unique constraint \"{}\"",
-            key.name
-        ),
-    )
-    .with_detail(format!(
-        "Key ({})=({}) already exists.",
-        names.join(", "),
-        values.join(", ")
-    ))
+    let names: Vec<String> = key.columns.iter().map(|c| quote_identifier(c)).collect();
+    format!("Key ({})=({})", names.join(", "), values.join(", "))
 }
 
 /// A value as PostgreSQL prints it in a key detail (timestamps in UTC).
@@ -143,40 +158,6 @@ fn value_text(col: &ArrayRef, row: usize) -> String {
         }
     }
     datafusion::arrow::util::display::array_value_to_string(col, row).unwrap_or_default()
-}
-
-/// An identifier as PostgreSQL's quote_identifier prints it.
-fn quote_ident(name: &str) -> String {
-    const KEYWORDS: &[&str] = &[
-        "time",
-        "timestamp",
-        "date",
-        "user",
-        "order",
-        "group",
-        "table",
-        "column",
-        "select",
-        "from",
-        "where",
-        "interval",
-        "char",
-        "varchar",
-        "numeric",
-        "position",
-    ];
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain && !KEYWORDS.contains(&name) {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
 }
 
 /// Reads the key columns of the row groups of `file` whose time range

@@ -44,11 +44,13 @@ async fn engine_with_table(dir: &std::path::Path, unique: bool) -> (Arc<Engine>,
                         name: "m_pkey".into(),
                         columns: vec!["time".into(), "id".into()],
                         primary: true,
+                        index: false,
                     }]
                 } else {
                     vec![]
                 },
                 compression: None,
+                indexes: vec![],
             };
             Ok(vec![
                 CatalogOp::CreateTable(table),
