@@ -22,6 +22,7 @@ mod faults;
 mod jobs;
 mod psql;
 mod restart;
+mod schema_change;
 #[path = "tokio_postgres.rs"]
 mod tokio_pg;
 mod upsert;

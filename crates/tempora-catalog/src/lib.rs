@@ -277,6 +277,8 @@ mod tests {
                 ty: PgType::Timestamptz,
                 not_null: false,
                 default: None,
+                missing: None,
+                comment: None,
             }],
             hypertable: None,
             chunks: Default::default(),
@@ -284,6 +286,8 @@ mod tests {
             unique_keys: vec![],
             compression: None,
             indexes: vec![],
+            next_column_id: 0,
+            comment: None,
         }
     }
 

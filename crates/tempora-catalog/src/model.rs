@@ -99,14 +99,28 @@ impl PgType {
 /// One column of a table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnDef {
-    /// Stable id: survives renames, so files can be matched to columns.
+    /// Stable id: survives renames, so files can be matched to columns. It
+    /// is written into every file (the Parquet field id, [`FIELD_ID`]) and
+    /// never reused within a table.
     pub id: u32,
     pub name: String,
     pub ty: PgType,
     pub not_null: bool,
     /// The DEFAULT expression as SQL text, evaluated at insert time.
     pub default: Option<String>,
+    /// What rows stored before the column was added read as (PostgreSQL's
+    /// `attmissingval`): the ADD COLUMN's default, evaluated once, as one
+    /// value in Arrow IPC stream form, hex. None reads as NULL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
+    /// `COMMENT ON COLUMN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
+
+/// Arrow field metadata holding a column's id ([`ColumnDef::id`]); the
+/// Parquet writer stores it as the field id.
+pub const FIELD_ID: &str = "PARQUET:field_id";
 
 /// What makes a table a hypertable: its time dimension.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,6 +260,17 @@ pub struct TableDef {
     /// index); PRIMARY KEY and UNIQUE constraints are in `unique_keys`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexDef>,
+    /// Set once a column was dropped: the id after the highest ever given
+    /// (see [`TableDef::next_column_id`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub next_column_id: u32,
+    /// `COMMENT ON TABLE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// A PRIMARY KEY or UNIQUE constraint, or the key of a unique index.
@@ -399,9 +424,22 @@ impl TableDef {
         Schema::new(
             self.columns
                 .iter()
-                .map(|c| Field::new(&c.name, c.ty.arrow_type(), true))
+                .map(|c| {
+                    Field::new(&c.name, c.ty.arrow_type(), true).with_metadata(
+                        [(FIELD_ID.to_string(), c.id.to_string())]
+                            .into_iter()
+                            .collect(),
+                    )
+                })
                 .collect::<Vec<_>>(),
         )
+    }
+
+    /// The id the next added column gets: ids are never reused, so that a
+    /// dropped column's values in old files are never read as a new one's.
+    pub fn next_column_id(&self) -> u32 {
+        let max = self.columns.iter().map(|c| c.id).max().unwrap_or(0);
+        self.next_column_id.max(max + 1)
     }
 
     /// Every file of the table, across chunks.
@@ -922,6 +960,8 @@ mod tests {
             unique_keys: vec![],
             compression: None,
             indexes: vec![],
+            next_column_id: 0,
+            comment: None,
         }
     }
 

@@ -457,6 +457,13 @@ impl TableProvider for TemporaTable {
         if let Some(tx) = state.config().get_extension::<TxWrites>() {
             mem_batches.extend(tx.rows_for(def.oid));
         }
+        // Memtables hold the current layout; rows a transaction wrote before
+        // an ALTER TABLE in another session may not.
+        let mem_batches = mem_batches
+            .iter()
+            .map(|b| tempora_storage::columns::conform(def, b))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(TemporaError::into_datafusion)?;
         let info = ScanInfo {
             table: def.name.clone(),
             hypertable: def.is_hypertable(),
@@ -512,8 +519,12 @@ impl TableProvider for TemporaTable {
             {
                 source = source.with_predicate(pred);
             }
+            // Files written before an ALTER TABLE are read by column id.
+            let adapter = tempora_storage::columns::ColumnAdapterFactory::new(def)
+                .map_err(TemporaError::into_datafusion)?;
             let config =
                 FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                    .with_expr_adapter(Some(Arc::new(adapter)))
                     .with_file_groups(groups.into_iter().map(Into::into).collect())
                     .with_projection_indices(projection.cloned())?
                     .with_limit(limit)

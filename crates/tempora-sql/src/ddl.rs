@@ -15,6 +15,7 @@ pub(crate) fn is_ddl(stmt: &Statement) -> bool {
             | Statement::Drop { .. }
             | Statement::CreateExtension(_)
             | Statement::CreateIndex(_)
+            | Statement::AlterTable(_)
     )
 }
 
@@ -164,6 +165,8 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
             ty: pg_type(&c.data_type.to_string())?,
             not_null: false,
             default: None,
+            missing: None,
+            comment: None,
         };
         for opt in &c.options {
             match &opt.option {
@@ -238,6 +241,8 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
             unique_keys,
             compression: None,
             indexes: vec![],
+            next_column_id: 0,
+            comment: None,
         },
     ))
 }
@@ -318,6 +323,7 @@ pub(crate) async fn execute(
             Ok((Outcome::Command("DROP TABLE".into()), notices))
         }
         Statement::CreateIndex(ci) => crate::index::create_index(session, ci).await,
+        Statement::AlterTable(at) => crate::alter::alter_table(session, at).await,
         Statement::Drop {
             object_type: ObjectType::Index,
             if_exists,

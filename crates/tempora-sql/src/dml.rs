@@ -285,7 +285,7 @@ impl RewritePlan {
                     continue;
                 }
             }
-            let batches = engine.read_table_file(&file.path).await?;
+            let batches = engine.read_table_file(table, &file.path).await?;
             let (kept, matched) = self
                 .evaluate(session, inner, outputs, predicate, schema, batches)
                 .await?;

@@ -442,13 +442,7 @@ impl CreateHypertable {
             return Err(unique_without_time(&time_column));
         }
         let chunk_interval = chunk_interval_of(self.interval.as_ref(), &col.ty)?;
-        let has_rows = table.all_files().any(|f| f.rows > 0)
-            || engine
-                .read_snapshot()
-                .memtable_rows(table.oid)
-                .values()
-                .any(|b| b.iter().any(|b| b.num_rows() > 0));
-        if has_rows {
+        if engine.has_rows(&table) {
             if !self.migrate_data {
                 return Err(TemporaError::new(
                     SqlState::FEATURE_NOT_SUPPORTED,

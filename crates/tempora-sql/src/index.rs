@@ -198,7 +198,7 @@ fn function_label(expr: &str) -> Option<&str> {
 }
 
 /// A key column list's first duplicated key among the table's rows, if any.
-async fn first_duplicate(
+pub(crate) async fn first_duplicate(
     session: &SqlSession,
     table: &TableDef,
     key: &UniqueKey,

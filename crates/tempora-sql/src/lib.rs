@@ -15,6 +15,7 @@
 // large Err is the price of one error type across layers, paid only on failure.
 #![allow(clippy::result_large_err)]
 
+mod alter;
 mod calls;
 mod chunks;
 mod compression;

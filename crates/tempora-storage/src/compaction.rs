@@ -84,6 +84,8 @@ mod tests {
             unique_keys: vec![],
             compression: None,
             indexes: vec![],
+            next_column_id: 0,
+            comment: None,
         }
     }
 

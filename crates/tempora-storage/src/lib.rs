@@ -17,6 +17,7 @@
 // large Err is the price of one error type across layers, paid only on failure.
 #![allow(clippy::result_large_err)]
 
+pub mod columns;
 pub mod compaction;
 mod compression;
 pub mod gc;
@@ -382,6 +383,7 @@ impl Engine {
                     replayed = replayed.saturating_sub(gone);
                 }
                 for batch in entry.rows {
+                    let batch = columns::conform(&table, &batch)?;
                     let batch = without_dropped_rows(&state, &table, rec.seq, batch)?;
                     replayed += batch.num_rows();
                     let state = engine.ensure_chunks(&table, &batch).await?;
@@ -597,6 +599,11 @@ impl Engine {
                 .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?
                 .clone();
             let schema = Arc::new(table.arrow_schema());
+            // Rows planned before an ALTER TABLE take the table's current layout.
+            let batches = batches
+                .iter()
+                .map(|b| columns::conform(&table, b))
+                .collect::<Result<Vec<_>>>()?;
             let batch = concat_batches(&schema, &batches)
                 .map_err(|e| TemporaError::internal(format!("insert: {e}")))?;
             if batch.num_rows() == 0 {
@@ -624,9 +631,9 @@ impl Engine {
             return Ok(vec![]);
         }
         self.wait_for_memory().await?;
-        let record: Vec<(u32, RecordBatch)> =
+        let mut record: Vec<(u32, RecordBatch)> =
             entries.iter().map(|(t, b)| (t.oid, b.clone())).collect();
-        let payload = encode_write(&record)?;
+        let mut payload = encode_write(&record)?;
         loop {
             let drops = self.catalog.snapshot().chunk_drops;
             for (table, batch) in entries.iter_mut() {
@@ -637,8 +644,26 @@ impl Engine {
                     .clone();
             }
             let _gate = self.write_gate.read().await;
-            if self.catalog.snapshot().chunk_drops != drops {
+            let now = self.catalog.snapshot();
+            if now.chunk_drops != drops {
                 // A chunk these rows were mapped to may be gone: map them again.
+                continue;
+            }
+            // ALTER TABLE commits under the gate: while it is held, the
+            // layout the rows are in stays the table's.
+            let mut altered = false;
+            for (table, batch) in entries.iter_mut() {
+                if let Some(current) = now.table_by_oid(table.oid) {
+                    if current.columns != table.columns {
+                        *batch = columns::conform(current, batch)?;
+                        check_not_null(current, batch)?;
+                        altered = true;
+                    }
+                }
+            }
+            if altered {
+                record = entries.iter().map(|(t, b)| (t.oid, b.clone())).collect();
+                payload = encode_write(&record)?;
                 continue;
             }
             let seq = self.wal.append_with(payload, sync).await?;
@@ -743,7 +768,7 @@ impl Engine {
         let mut sorted = columns.to_vec();
         sorted.sort_unstable();
         for f in files {
-            for b in unique::file_keys(self.store(), f, columns, time_index, range).await? {
+            for b in unique::file_keys(self.store(), def, f, columns, time_index, range).await? {
                 existing.push(
                     columns
                         .iter()
@@ -886,9 +911,14 @@ impl Engine {
         }
     }
 
-    /// Reads one of a table's files whole.
-    pub async fn read_table_file(&self, path: &str) -> Result<Vec<RecordBatch>> {
-        parquet_io::read_file(self.store(), path).await
+    /// Reads one of a table's files whole, in the table's current layout
+    /// (the file may predate an ALTER TABLE: [`columns`]).
+    pub async fn read_table_file(&self, table: &TableDef, path: &str) -> Result<Vec<RecordBatch>> {
+        parquet_io::read_file(self.store(), path)
+            .await?
+            .iter()
+            .map(|b| columns::conform(table, b))
+            .collect()
     }
 
     /// Atomically replaces files of a table (one catalog commit); the removed
@@ -991,6 +1021,42 @@ impl Engine {
             "dropped chunks"
         );
         Ok(dropped)
+    }
+
+    /// Whether the table holds any row, in files or memtables.
+    pub fn has_rows(&self, table: &TableDef) -> bool {
+        table.all_files().any(|f| f.rows > 0)
+            || self
+                .read_snapshot()
+                .memtable_rows(table.oid)
+                .values()
+                .any(|b| b.iter().any(|b| b.num_rows() > 0))
+    }
+
+    /// Commits a change to a table's definition (ALTER TABLE) that files
+    /// and rows already stored are read through by column id ([`columns`]).
+    ///
+    /// Every row of the table is flushed first and the commit is made under
+    /// the write gate with none in the memtables: no WAL record replayed
+    /// after the change holds rows of the table from before it, and no
+    /// write is between its WAL append and its memtable insert (writers
+    /// bring rows planned before the change to the new layout under the
+    /// gate). Files lock held: no rewrite, merge or compression runs across it.
+    pub async fn alter_table(
+        &self,
+        oid: u32,
+        mut build: impl FnMut(&CatalogState) -> Result<Vec<CatalogOp>>,
+    ) -> Result<Arc<CatalogState>> {
+        let guard = self.lock_files().await;
+        loop {
+            self.flush_locked(&guard).await?;
+            let _gate = self.write_gate.write().await;
+            let unflushed = self.mem.read().active.rows().keys().any(|(o, _)| *o == oid);
+            if unflushed {
+                continue; // written between the flush and the gate
+            }
+            return self.catalog.commit(&mut build).await;
+        }
     }
 
     /// After a DROP TABLE commit: forgets the tables' unflushed rows and
@@ -1139,7 +1205,7 @@ impl Engine {
         let started = std::time::Instant::now();
         let mut batches = Vec::new();
         for f in &files {
-            batches.extend(self.read_table_file(&f.path).await?);
+            batches.extend(self.read_table_file(&table, &f.path).await?);
         }
         let merged = self
             .write_table_file(&table, chunk, &batches, "merged", Layout::Merged)

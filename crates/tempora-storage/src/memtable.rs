@@ -200,16 +200,26 @@ impl Memtables {
             return Ok(0);
         }
         let schema = keys.schema();
+        // Key columns by id (a WAL record may predate a rename), else by name.
+        let ids = crate::columns::field_ids(&schema);
+        let by_id = schema
+            .fields()
+            .iter()
+            .any(|f| f.metadata().contains_key(tempora_catalog::FIELD_ID));
         let columns = schema
             .fields()
             .iter()
-            .map(|f| {
-                table
-                    .column_index(f.name())
-                    .ok_or_else(|| TemporaError::undefined_column(f.name()))
+            .zip(ids)
+            .map(|(f, id)| {
+                let found = if by_id {
+                    table.columns.iter().position(|c| c.id == id)
+                } else {
+                    table.column_index(f.name())
+                };
+                found.ok_or_else(|| TemporaError::undefined_column(f.name()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let encoder = crate::unique::KeyEncoder::new(table, columns)?;
+        let encoder = crate::unique::KeyEncoder::new(table, columns.clone())?;
         let wanted: std::collections::HashSet<_> = encoder
             .keys_of(keys.columns())?
             .into_iter()
@@ -218,15 +228,18 @@ impl Memtables {
         // The chunks the keys' times fall into (None: search every chunk).
         let chunks: Option<Vec<Option<u32>>> = match &table.hypertable {
             None => Some(vec![None]),
-            Some(h) => match schema.index_of(&h.time_column) {
-                Ok(i) => {
+            Some(h) => match table
+                .column_index(&h.time_column)
+                .and_then(|t| columns.iter().position(|c| *c == t))
+            {
+                Some(i) => {
                     let index = table.chunk_index();
                     column_as_i64(keys.column(i))?
                         .into_iter()
                         .map(|t| t.and_then(|t| index.find(t)).map(|c| Some(c.id)))
                         .collect()
                 }
-                Err(_) => None,
+                None => None,
             },
         };
         let entries: Vec<(u32, Option<u32>)> = self

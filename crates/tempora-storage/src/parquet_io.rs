@@ -194,6 +194,11 @@ fn writer_properties(
 /// written as they come, others are merged and sorted first.
 fn encode(table: &TableDef, batches: Vec<RecordBatch>, layout: Layout) -> Result<Encoded> {
     let schema: SchemaRef = Arc::new(table.arrow_schema());
+    // Rows read from files older than an ALTER TABLE take the current layout.
+    let batches = batches
+        .iter()
+        .map(|b| crate::columns::conform(table, b))
+        .collect::<Result<Vec<_>>>()?;
     let time_index = match &table.hypertable {
         Some(h) => Some(
             table
@@ -359,23 +364,16 @@ pub async fn write_columnstore_file(
     put_encoded(store, path, encoded, true).await
 }
 
-/// Reads Parquet bytes, the columns `projection` names (all when None).
+/// Reads Parquet bytes, every column, in the file's own layout.
 fn read_batches(
     bytes: &bytes::Bytes,
-    projection: Option<&[usize]>,
 ) -> Result<datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+    ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
         .map_err(internal)?
-        .with_batch_size(64 * 1024);
-    if let Some(columns) = projection {
-        let mask = datafusion::parquet::arrow::ProjectionMask::roots(
-            builder.parquet_schema(),
-            columns.iter().copied(),
-        );
-        builder = builder.with_projection(mask);
-    }
-    builder.build().map_err(internal)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(internal)
 }
 
 fn encode_columnstore(
@@ -400,8 +398,8 @@ fn encode_columnstore(
         |keep: &dyn Fn(&RecordBatch) -> Result<RecordBatch>| -> Result<Vec<RecordBatch>> {
             let mut out = Vec::new();
             for bytes in inputs {
-                for b in read_batches(bytes, None)? {
-                    let b = keep(&b.map_err(internal)?)?;
+                for b in read_batches(bytes)? {
+                    let b = keep(&crate::columns::conform(table, &b.map_err(internal)?)?)?;
                     if b.num_rows() > 0 {
                         out.push(b);
                     }
@@ -439,8 +437,13 @@ fn encode_columnstore(
     let converter = RowConverter::new(fields).map_err(internal)?;
     let mut counts: std::collections::BTreeMap<OwnedRow, u64> = Default::default();
     for bytes in inputs {
-        for b in read_batches(bytes, Some(&segment_columns))? {
-            let b = b.map_err(internal)?;
+        let builder =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes.clone(),
+            )
+            .map_err(internal)?
+            .with_batch_size(64 * 1024);
+        for b in crate::columns::read_columns(table, builder, &segment_columns)? {
             let rows = converter.convert_columns(b.columns()).map_err(internal)?;
             for r in rows.iter() {
                 *counts.entry(r.owned()).or_default() += 1;
@@ -535,7 +538,7 @@ pub async fn open_reader(
     store: &Arc<dyn ObjectStore>,
     path: &str,
 ) -> Result<datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
-    read_batches(&get_bytes(store, path).await?, None)
+    read_batches(&get_bytes(store, path).await?)
 }
 
 /// The next batches of `reader`, about `rows` rows (none at the end).
@@ -587,6 +590,8 @@ mod tests {
             ty,
             not_null: false,
             default: None,
+            missing: None,
+            comment: None,
         };
         TableDef {
             oid: 1,
@@ -606,6 +611,8 @@ mod tests {
             chunks: Default::default(),
             files: vec![],
             indexes: vec![],
+            next_column_id: 0,
+            comment: None,
             unique_keys: vec![],
             compression: Some(CompressionSettings {
                 segmentby: vec!["device".into()],

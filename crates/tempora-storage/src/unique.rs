@@ -12,7 +12,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::file::statistics::Statistics;
 use tempora_catalog::{quote_identifier, FileDef, TableDef, UniqueKey};
 use tempora_common::{Result, SqlState, TemporaError};
@@ -161,9 +160,12 @@ fn value_text(col: &ArrayRef, row: usize) -> String {
 }
 
 /// Reads the key columns of the row groups of `file` whose time range
-/// overlaps [lo, hi] (all of them when `range` is None).
+/// overlaps [lo, hi] (all of them when `range` is None): the table's
+/// `columns` (indexes into its columns, ascending), in that order, whatever
+/// ALTER TABLE did since the file was written.
 pub async fn file_keys(
     store: &Arc<dyn object_store::ObjectStore>,
+    table: &TableDef,
     file: &FileDef,
     columns: &[usize],
     time_index: Option<usize>,
@@ -183,12 +185,17 @@ pub async fn file_keys(
         .await
         .map_err(internal)?;
     let columns = columns.to_vec();
+    let table = table.clone();
     tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(internal)?;
         let meta = builder.metadata().clone();
+        let file_schema = builder.schema().clone();
+        let file_time = time_index
+            .and_then(|t| crate::columns::file_indices(&table, &file_schema, &[t]))
+            .map(|i| i[0]);
         let groups: Vec<usize> = (0..meta.num_row_groups())
             .filter(|g| {
-                let (Some(t), Some((lo, hi))) = (time_index, range) else {
+                let (Some(t), Some((lo, hi))) = (file_time, range) else {
                     return true;
                 };
                 match meta.row_group(*g).column(t).statistics() {
@@ -203,14 +210,7 @@ pub async fn file_keys(
         if groups.is_empty() {
             return Ok(vec![]);
         }
-        let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
-        builder
-            .with_projection(mask)
-            .with_row_groups(groups)
-            .build()
-            .map_err(internal)?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(internal)
+        crate::columns::read_columns(&table, builder.with_row_groups(groups), &columns)
     })
     .await
     .map_err(internal)?

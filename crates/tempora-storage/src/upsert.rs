@@ -199,7 +199,7 @@ impl Engine {
         let mut file_rows: HashMap<Arc<str>, RecordBatch> = HashMap::new();
         let (holders, holder_of) = self
             .holder_rows(
-                &schema,
+                &table,
                 &keys[arbiter],
                 &located.taken[arbiter],
                 &located.mem,
@@ -409,7 +409,7 @@ impl Engine {
         let mut files = HashMap::new();
         for (chunk, f) in candidates {
             let path: Arc<str> = Arc::from(f.path.as_str());
-            for b in unique::file_keys(self.store(), f, &columns, time_index, range).await? {
+            for b in unique::file_keys(self.store(), table, f, &columns, time_index, range).await? {
                 for (u, k) in keys.iter().enumerate() {
                     let cols: Vec<ArrayRef> = k
                         .columns
@@ -431,13 +431,14 @@ impl Engine {
     /// `file_rows` for a rewrite.
     async fn holder_rows(
         &self,
-        schema: &SchemaRef,
+        table: &TableDef,
         key: &Key<'_>,
         taken: &HashMap<OwnedRow, Loc>,
         mem: &[RecordBatch],
         wanted: &[Option<OwnedRow>],
         file_rows: &mut HashMap<Arc<str>, RecordBatch>,
     ) -> Result<(RecordBatch, HashMap<OwnedRow, usize>)> {
+        let schema: &SchemaRef = &Arc::new(table.arrow_schema());
         let wanted: HashMap<&OwnedRow, &Loc> = wanted
             .iter()
             .flatten()
@@ -478,7 +479,7 @@ impl Engine {
         paths.dedup();
         for path in paths {
             if !file_rows.contains_key(path) {
-                let batches = self.read_table_file(path).await?;
+                let batches = self.read_table_file(table, path).await?;
                 let all = concat_batches(schema, &batches).map_err(internal)?;
                 file_rows.insert(path.clone(), all);
             }
@@ -558,7 +559,7 @@ impl Engine {
             let all = match file_rows.remove(&path) {
                 Some(b) => b,
                 None => {
-                    let batches = self.read_table_file(&path).await?;
+                    let batches = self.read_table_file(table, &path).await?;
                     concat_batches(&schema, &batches).map_err(internal)?
                 }
             };

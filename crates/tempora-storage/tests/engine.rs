@@ -26,6 +26,8 @@ async fn engine_with_table(dir: &std::path::Path, unique: bool) -> (Arc<Engine>,
                 ty,
                 not_null: id == 1,
                 default: None,
+                missing: None,
+                comment: None,
             };
             let table = TableDef {
                 oid,
@@ -51,6 +53,8 @@ async fn engine_with_table(dir: &std::path::Path, unique: bool) -> (Arc<Engine>,
                 },
                 compression: None,
                 indexes: vec![],
+                next_column_id: 0,
+                comment: None,
             };
             Ok(vec![
                 CatalogOp::CreateTable(table),
@@ -113,7 +117,7 @@ async fn sum_ids(engine: &Engine, oid: u32) -> (usize, i64) {
     let mut count = 0;
     let mut sum = 0i64;
     for f in table.all_files() {
-        for b in engine.read_table_file(&f.path).await.unwrap() {
+        for b in engine.read_table_file(table, &f.path).await.unwrap() {
             let ids = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
             count += ids.len();
             sum += ids.values().iter().map(|v| *v as i64).sum::<i64>();
@@ -355,7 +359,7 @@ async fn all_rows(engine: &Engine, oid: u32) -> Vec<(i64, i32, f64)> {
     let table = snapshot.catalog.table_by_oid(oid).unwrap();
     let mut batches = Vec::new();
     for f in table.all_files() {
-        batches.extend(engine.read_table_file(&f.path).await.unwrap());
+        batches.extend(engine.read_table_file(table, &f.path).await.unwrap());
     }
     for (_, b) in snapshot.memtable_rows(oid) {
         batches.extend(b);
