@@ -156,3 +156,36 @@ async fn columns_change_over_compressed_flushed_and_unflushed_rows() {
         .unwrap();
     assert_eq!(rows(&client).await, expected);
 }
+
+/// TRUNCATE'd rows stay gone after kill -9 (none comes back from the WAL),
+/// and views survive it, reading the tables as they are then.
+#[tokio::test(flavor = "multi_thread")]
+async fn truncate_and_views_survive_kill9() {
+    let mut server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE tk (time timestamptz NOT NULL, v int);
+             SELECT create_hypertable('tk', 'time');
+             CREATE TABLE tp (id int, v int);
+             INSERT INTO tk VALUES ('2024-01-01 00:00:00+00', 1);
+             INSERT INTO tp VALUES (1, 1);
+             CHECKPOINT;
+             INSERT INTO tk VALUES ('2024-01-02 00:00:00+00', 2);
+             INSERT INTO tp VALUES (2, 2);
+             CREATE VIEW tv AS SELECT (SELECT count(*) FROM tk) AS k, (SELECT count(*) FROM tp) AS p;
+             TRUNCATE tk, tp;
+             INSERT INTO tp VALUES (3, 3);",
+        )
+        .await
+        .unwrap();
+    async fn counts(c: &Client) -> (i64, i64) {
+        let r = c.query_one("SELECT k, p FROM tv", &[]).await.unwrap();
+        (r.get::<_, i64>(0), r.get::<_, i64>(1))
+    }
+    assert_eq!(counts(&client).await, (0, 1));
+    server.kill9();
+    server.restart().await;
+    let client = server.connect().await;
+    assert_eq!(counts(&client).await, (0, 1));
+}

@@ -676,6 +676,11 @@ pub enum CatalogOp {
     /// comments): everything but its chunks and files, which stay. `def`
     /// carries none (they would make the record as large as the table).
     AlterTable(Box<TableDef>),
+    /// A view created, or replaced (same oid).
+    PutView(ViewDef),
+    DropView {
+        oid: u32,
+    },
     /// A chunk compressed (Some) or decompressed (None); its files change by
     /// `RemoveFiles` / `AddFiles` in the same commit.
     SetChunkCompression {
@@ -719,6 +724,26 @@ pub struct CatalogState {
     pub next_job_id: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub job_errors: Vec<JobError>,
+    /// Views (`CREATE VIEW`), by oid.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub views: BTreeMap<u32, ViewDef>,
+}
+
+/// A view: a stored query, planned again wherever it is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewDef {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    /// The query as Tempora plans it (after its PostgreSQL rewrites), with
+    /// the view's column names applied.
+    pub sql: String,
+    /// The query as given, for `pg_views.definition`.
+    pub definition: String,
+    /// Tables and views the query reads (by oid), which cannot be dropped
+    /// while the view exists unless it goes with them (CASCADE).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<u32>,
 }
 
 fn first_job_id() -> u32 {
@@ -744,6 +769,7 @@ impl Default for CatalogState {
             jobs: BTreeMap::new(),
             next_job_id: FIRST_JOB_ID,
             job_errors: Vec::new(),
+            views: BTreeMap::new(),
         }
     }
 }
@@ -754,6 +780,23 @@ impl CatalogState {
         self.tables
             .values()
             .find(|t| t.name == name && t.schema == schema)
+    }
+
+    /// Looks a view up by schema and name.
+    pub fn view(&self, schema: &str, name: &str) -> Option<&ViewDef> {
+        self.views
+            .values()
+            .find(|v| v.name == name && v.schema == schema)
+    }
+
+    /// Whether a relation of `schema` (table, index or view) has this name.
+    pub fn relation_exists(&self, schema: &str, name: &str) -> bool {
+        self.view(schema, name).is_some()
+            || self
+                .tables
+                .values()
+                .filter(|t| t.schema == schema)
+                .any(|t| t.name == name || t.has_index(name))
     }
 
     pub fn table_by_oid(&self, oid: u32) -> Option<&TableDef> {
@@ -918,6 +961,13 @@ impl CatalogState {
                     files,
                     ..(**def).clone()
                 };
+            }
+            CatalogOp::PutView(view) => {
+                self.next_oid = self.next_oid.max(view.oid + 1);
+                self.views.insert(view.oid, view.clone());
+            }
+            CatalogOp::DropView { oid } => {
+                self.views.remove(oid);
             }
             CatalogOp::CreateExtension { name } => {
                 if !self.extensions.contains(name) {

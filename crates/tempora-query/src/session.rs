@@ -6,6 +6,7 @@ use std::sync::{Arc, Weak};
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{
     CatalogProvider, MemTable, SchemaProvider, TableFunctionArgs, TableFunctionImpl, TableProvider,
 };
@@ -43,26 +44,48 @@ impl SchemaProvider for TemporaSchema {
             .values()
             .filter(|t| t.schema == self.schema)
             .map(|t| t.name.clone())
+            .chain(
+                cat.views
+                    .values()
+                    .filter(|v| v.schema == self.schema)
+                    .map(|v| v.name.clone()),
+            )
             .collect()
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         let cat = self.engine.catalog().snapshot();
-        Ok(cat.table(&self.schema, name).map(|def| {
-            Arc::new(TemporaTable::new(
+        if let Some(def) = cat.table(&self.schema, name) {
+            return Ok(Some(Arc::new(TemporaTable::new(
                 self.engine.clone(),
                 def.clone(),
                 &self.state,
-            )) as Arc<dyn TableProvider>
-        }))
+            ))));
+        }
+        let Some(view) = cat.view(&self.schema, name) else {
+            return Ok(None);
+        };
+        // Planned again on every read, against the tables as they are now.
+        let Some(state) = self.state.upgrade() else {
+            return Ok(None);
+        };
+        let state = state.read().clone();
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        let mut statements =
+            datafusion::sql::parser::DFParser::parse_sql_with_dialect(&view.sql, &dialect)?;
+        let statement = statements.pop_front().ok_or_else(|| {
+            datafusion::error::DataFusionError::Plan(format!("view \"{name}\" has no query"))
+        })?;
+        let plan = state.statement_to_plan(statement).await?;
+        Ok(Some(Arc::new(ViewTable::new(
+            plan,
+            Some(view.definition.clone()),
+        ))))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.engine
-            .catalog()
-            .snapshot()
-            .table(&self.schema, name)
-            .is_some()
+        let cat = self.engine.catalog().snapshot();
+        cat.table(&self.schema, name).is_some() || cat.view(&self.schema, name).is_some()
     }
 }
 

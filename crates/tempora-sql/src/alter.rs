@@ -2,7 +2,7 @@
 //! defaults and NOT NULL, constraints, the table renamed.
 //!
 //! No file is rewritten: every change is one catalog commit
-//! (`Engine::alter_table`), and rows stored before it are read through
+//! (`Engine::commit_flushed`), and rows stored before it are read through
 //! their column ids (`tempora_storage::columns`). TimescaleDB's settings
 //! (`ALTER TABLE t SET (timescaledb.compress, ...)`) are read elsewhere
 //! (compression.rs).
@@ -484,7 +484,7 @@ fn apply(
                 }
             }
             Op::RenameTable(name) => {
-                if crate::index::relation_exists(state, &def.schema, name) && *name != def.name {
+                if state.relation_exists(&def.schema, name) && *name != def.name {
                     return Err(TemporaError::new(
                         SqlState::DUPLICATE_TABLE,
                         format!("relation \"{name}\" already exists"),
@@ -556,9 +556,7 @@ fn apply(
                         format!("multiple primary keys for table \"{table}\" are not allowed"),
                     ));
                 }
-                if crate::index::relation_exists(state, &def.schema, &key.name)
-                    || def.has_index(&key.name)
-                {
+                if state.relation_exists(&def.schema, &key.name) || def.has_index(&key.name) {
                     return Err(TemporaError::new(
                         SqlState::DUPLICATE_TABLE,
                         format!("relation \"{}\" already exists", key.name),
@@ -632,7 +630,7 @@ pub(crate) async fn alter_table(
     }
     let mut notices = Vec::new();
     engine
-        .alter_table(table.oid, |state| {
+        .commit_flushed(&[table.oid], |state| {
             notices.clear();
             let current = state
                 .table_by_oid(table.oid)

@@ -16,6 +16,8 @@ pub(crate) fn is_ddl(stmt: &Statement) -> bool {
             | Statement::CreateExtension(_)
             | Statement::CreateIndex(_)
             | Statement::AlterTable(_)
+            | Statement::Truncate(_)
+            | Statement::CreateView(_)
     )
 }
 
@@ -260,7 +262,7 @@ pub(crate) async fn execute(
             let mut skipped = false;
             catalog
                 .commit(|state| {
-                    if state.table(tempora_query::PUBLIC, &name).is_some() {
+                    if state.relation_exists(tempora_query::PUBLIC, &name) {
                         if ct.if_not_exists {
                             skipped = true;
                             return Ok(vec![]);
@@ -287,6 +289,7 @@ pub(crate) async fn execute(
             object_type: ObjectType::Table,
             if_exists,
             names,
+            cascade,
             ..
         } => {
             let mut notices = vec![];
@@ -294,14 +297,26 @@ pub(crate) async fn execute(
             let targets = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
             catalog
                 .commit(|state| {
-                    let mut ops = vec![];
+                    notices.clear();
+                    dropped.clear();
+                    let mut tables: Vec<(u32, String, &str)> = vec![];
                     for (schema, name) in &targets {
                         match state.table(schema, name) {
                             Some(t) => {
-                                dropped.retain(|(oid, _)| *oid != t.oid);
-                                dropped
-                                    .push((t.oid, t.all_files().map(|f| f.path.clone()).collect()));
-                                ops.push(CatalogOp::DropTable { oid: t.oid });
+                                if !tables.iter().any(|(oid, _, _)| *oid == t.oid) {
+                                    tables.push((t.oid, t.name.clone(), "table"));
+                                    dropped.push((
+                                        t.oid,
+                                        t.all_files().map(|f| f.path.clone()).collect(),
+                                    ));
+                                }
+                            }
+                            None if state.view(schema, name).is_some() => {
+                                return Err(TemporaError::new(
+                                    SqlState::WRONG_OBJECT_TYPE,
+                                    format!("\"{name}\" is not a table"),
+                                )
+                                .with_hint("Use DROP VIEW to remove a view."))
                             }
                             None if *if_exists => notices.push(Notice {
                                 severity: "NOTICE",
@@ -316,14 +331,51 @@ pub(crate) async fn execute(
                             }
                         }
                     }
-                    Ok(ops)
+                    let views =
+                        crate::views::dependent_views(state, &tables, *cascade, &mut notices)?;
+                    Ok(views
+                        .into_iter()
+                        .map(|oid| CatalogOp::DropView { oid })
+                        .chain(
+                            tables
+                                .iter()
+                                .map(|(oid, _, _)| CatalogOp::DropTable { oid: *oid }),
+                        )
+                        .collect())
                 })
                 .await?;
             session.engine().drop_tables(dropped);
             Ok((Outcome::Command("DROP TABLE".into()), notices))
         }
         Statement::CreateIndex(ci) => crate::index::create_index(session, ci).await,
+        Statement::CreateView(cv) => crate::views::create_view(session, cv).await,
+        Statement::Drop {
+            object_type: ObjectType::View,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => crate::views::drop_views(session, names, *if_exists, *cascade).await,
         Statement::AlterTable(at) => crate::alter::alter_table(session, at).await,
+        Statement::Truncate(t) => {
+            let state = catalog.snapshot();
+            let mut oids = Vec::new();
+            for target in &t.table_names {
+                let (schema, name) = object_name(&target.name)?;
+                match state.table(&schema, &name) {
+                    Some(def) => oids.push(def.oid),
+                    None => {
+                        return Err(TemporaError::new(
+                            SqlState::UNDEFINED_TABLE,
+                            format!("relation \"{name}\" does not exist"),
+                        ))
+                    }
+                }
+            }
+            oids.dedup();
+            session.engine().truncate(&oids).await?;
+            Ok((Outcome::Command("TRUNCATE TABLE".into()), vec![]))
+        }
         Statement::Drop {
             object_type: ObjectType::Index,
             if_exists,

@@ -16,15 +16,6 @@ use crate::{Notice, Outcome, SqlSession};
 /// PostgreSQL's longest identifier (NAMEDATALEN - 1 bytes).
 const MAX_IDENTIFIER: usize = 63;
 
-/// Whether a relation (table or index) of `schema` has this name.
-pub(crate) fn relation_exists(state: &CatalogState, schema: &str, name: &str) -> bool {
-    state
-        .tables
-        .values()
-        .filter(|t| t.schema == schema)
-        .any(|t| t.name == name || t.has_index(name))
-}
-
 /// `name1_name2_label` cut to PostgreSQL's identifier length the way it
 /// cuts them (the longer of the two parts loses a character at a time).
 fn make_object_name(name1: &str, name2: &str, label: &str) -> String {
@@ -66,7 +57,7 @@ pub(crate) fn choose_relation_name(
             format!("{label}{pass}")
         };
         let name = make_object_name(name1, name2, &label);
-        if !relation_exists(state, schema, &name) {
+        if !state.relation_exists(schema, &name) {
             return name;
         }
         pass += 1;
@@ -263,7 +254,7 @@ pub(crate) async fn create_index(
     };
     let done = || Outcome::Command("CREATE INDEX".into());
     if let Some(name) = &given {
-        if relation_exists(&before, &table.schema, name) {
+        if before.relation_exists(&table.schema, name) {
             if ci.if_not_exists {
                 return Ok((done(), vec![skip_notice(name)]));
             }
@@ -309,7 +300,7 @@ pub(crate) async fn create_index(
                 return Err(TemporaError::undefined_table(&table.name));
             };
             let name = match &given {
-                Some(name) if relation_exists(state, &current.schema, name) => {
+                Some(name) if state.relation_exists(&current.schema, name) => {
                     if ci.if_not_exists {
                         skipped = Some(name.clone());
                         return Ok(vec![]);

@@ -33,6 +33,7 @@ mod naming;
 mod session_cmds;
 mod sql_prepare;
 mod upsert;
+mod views;
 
 use std::sync::Arc;
 
@@ -888,10 +889,7 @@ impl SqlSession {
         }
         match &stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
-                let mut stmt = PG_COMPAT.rewrite(rewrite_set_returning(stmt));
-                alias_function_columns(&mut stmt);
-                qualify_catalog_relations(&mut stmt);
-                naming::apply(&mut stmt);
+                let stmt = rewrite_query(stmt);
                 if matches!(stmt, Statement::Query(_)) && gapfill::uses_gapfill(&stmt) {
                     let plan = gapfill::GapfillPlan::plan(self, &stmt).await?;
                     let params = plan.param_types()?;
@@ -1317,6 +1315,16 @@ pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
 
 /// A single-column set-returning function in FROM with a bare alias names its
 /// column after the alias, as in PostgreSQL: `FROM show_chunks('t') c` has column `c`.
+/// A query as Tempora plans it: PostgreSQL's spellings DataFusion lacks
+/// rewritten, set-returning calls moved to FROM, PostgreSQL's column names.
+pub(crate) fn rewrite_query(stmt: Statement) -> Statement {
+    let mut stmt = PG_COMPAT.rewrite(rewrite_set_returning(stmt));
+    alias_function_columns(&mut stmt);
+    qualify_catalog_relations(&mut stmt);
+    naming::apply(&mut stmt);
+    stmt
+}
+
 /// `pg_catalog` relations Tempora adds to the generic emulation's, found
 /// unqualified as PostgreSQL finds them (pg_catalog is searched first).
 const TEMPORA_PG_CATALOG_RELATIONS: &[&str] = &["pg_indexes"];

@@ -1033,30 +1033,74 @@ impl Engine {
                 .any(|b| b.iter().any(|b| b.num_rows() > 0))
     }
 
-    /// Commits a change to a table's definition (ALTER TABLE) that files
-    /// and rows already stored are read through by column id ([`columns`]).
+    /// Commits a change to tables whose stored rows must all be in files
+    /// when it is made: ALTER TABLE (rows stored before are read through
+    /// their column ids, [`columns`]) and TRUNCATE.
     ///
-    /// Every row of the table is flushed first and the commit is made under
-    /// the write gate with none in the memtables: no WAL record replayed
-    /// after the change holds rows of the table from before it, and no
-    /// write is between its WAL append and its memtable insert (writers
-    /// bring rows planned before the change to the new layout under the
-    /// gate). Files lock held: no rewrite, merge or compression runs across it.
-    pub async fn alter_table(
+    /// Every row of the tables is flushed first and the commit is made under
+    /// the write gate with none of theirs in the memtables: no WAL record
+    /// replayed after the change holds rows of the tables from before it,
+    /// and no write is between its WAL append and its memtable insert
+    /// (writers bring rows planned before an ALTER TABLE to the new layout
+    /// under the gate). Files lock held: no rewrite, merge or compression
+    /// runs across it.
+    pub async fn commit_flushed(
         &self,
-        oid: u32,
+        oids: &[u32],
         mut build: impl FnMut(&CatalogState) -> Result<Vec<CatalogOp>>,
     ) -> Result<Arc<CatalogState>> {
         let guard = self.lock_files().await;
         loop {
             self.flush_locked(&guard).await?;
             let _gate = self.write_gate.write().await;
-            let unflushed = self.mem.read().active.rows().keys().any(|(o, _)| *o == oid);
+            let unflushed = self
+                .mem
+                .read()
+                .active
+                .rows()
+                .keys()
+                .any(|(o, _)| oids.contains(o));
             if unflushed {
                 continue; // written between the flush and the gate
             }
             return self.catalog.commit(&mut build).await;
         }
+    }
+
+    /// Empties tables (TRUNCATE) in one catalog commit: a hypertable's
+    /// chunks are dropped, a plain table's files removed, once no running
+    /// statement can read them.
+    pub async fn truncate(&self, oids: &[u32]) -> Result<()> {
+        let mut retired: Vec<String> = Vec::new();
+        let state = self
+            .commit_flushed(oids, |state| {
+                retired.clear();
+                let mut ops = Vec::new();
+                for oid in oids {
+                    let t = state.table_by_oid(*oid).ok_or_else(|| {
+                        TemporaError::internal(format!("no table with oid {oid}"))
+                    })?;
+                    retired.extend(t.all_files().map(|f| f.path.clone()));
+                    if !t.chunks.is_empty() {
+                        ops.push(CatalogOp::DropChunks {
+                            oid: *oid,
+                            chunks: t.chunks.keys().copied().collect(),
+                            through_wal_seq: self.wal.last_seq(),
+                        });
+                    }
+                    if !t.files.is_empty() {
+                        ops.push(CatalogOp::RemoveFiles {
+                            oid: *oid,
+                            chunk: None,
+                            paths: t.files.iter().map(|f| f.path.clone()).collect(),
+                        });
+                    }
+                }
+                Ok(ops)
+            })
+            .await?;
+        self.gc.retire(state.version, retired);
+        Ok(())
     }
 
     /// After a DROP TABLE commit: forgets the tables' unflushed rows and

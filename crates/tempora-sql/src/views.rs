@@ -1,0 +1,241 @@
+//! `CREATE [OR REPLACE] VIEW` and `DROP VIEW`; the views that keep a
+//! table (or view) from being dropped without CASCADE.
+//!
+//! A view is its query, rewritten as Tempora plans queries and stored in
+//! the catalog (`ViewDef`); every read plans it again against the tables as
+//! they are (`tempora_query::session`).
+
+use std::collections::BTreeSet;
+
+use datafusion::sql::sqlparser::ast::{CreateView, ObjectName, Statement, VisitMut, VisitorMut};
+use tempora_catalog::{CatalogOp, CatalogState, ViewDef};
+use tempora_common::{Result, SqlState, TemporaError};
+
+use crate::ddl::{ident_name, object_name};
+use crate::{Notice, Outcome, SqlSession};
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The relations (schema, name) a statement reads.
+fn relations(stmt: &mut Statement) -> Vec<(String, String)> {
+    struct Found(Vec<(String, String)>);
+    impl VisitorMut for Found {
+        type Break = ();
+        fn pre_visit_relation(&mut self, name: &mut ObjectName) -> std::ops::ControlFlow<()> {
+            if let Ok(n) = object_name(name) {
+                self.0.push(n);
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut found = Found(Vec::new());
+    let _ = stmt.visit(&mut found);
+    found.0
+}
+
+pub(crate) async fn create_view(
+    session: &SqlSession,
+    cv: &CreateView,
+) -> Result<(Outcome, Vec<Notice>)> {
+    if cv.materialized {
+        let continuous = cv.options.to_string().to_lowercase().contains("continuous");
+        return Err(TemporaError::not_supported(if continuous {
+            "continuous aggregates (CREATE MATERIALIZED VIEW ... WITH (timescaledb.continuous))"
+        } else {
+            "CREATE MATERIALIZED VIEW"
+        }));
+    }
+    let (schema, name) = object_name(&cv.name)?;
+    if schema != tempora_query::PUBLIC {
+        return Err(TemporaError::new(
+            SqlState::INVALID_SCHEMA_NAME,
+            format!("schema \"{schema}\" does not exist"),
+        ));
+    }
+    let definition = cv.query.to_string();
+    let mut stmt = crate::rewrite_query(Statement::Query(cv.query.clone()));
+    let read = relations(&mut stmt);
+    let mut sql = stmt.to_string();
+    // Planned now, so a view that cannot be read is never created.
+    let plan = session.plan_sql(&sql).await?;
+    if !cv.columns.is_empty() {
+        let fields: Vec<String> = plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        if cv.columns.len() > fields.len() {
+            return Err(TemporaError::new(
+                SqlState::SYNTAX_ERROR,
+                "CREATE VIEW specifies more column names than columns",
+            ));
+        }
+        // Columns not named keep their own names, as in PostgreSQL.
+        let cols: Vec<String> = cv
+            .columns
+            .iter()
+            .map(|c| ident_name(&c.name))
+            .chain(fields.into_iter().skip(cv.columns.len()))
+            .map(|c| quote(&c))
+            .collect();
+        sql = format!(
+            "SELECT * FROM ({sql}) AS {}({})",
+            quote(&name),
+            cols.join(", ")
+        );
+        session.plan_sql(&sql).await?;
+    }
+    let mut skipped = false;
+    session
+        .engine()
+        .catalog()
+        .commit(|state| {
+            let depends_on: BTreeSet<u32> = read
+                .iter()
+                .filter_map(|(s, n)| {
+                    state
+                        .table(s, n)
+                        .map(|t| t.oid)
+                        .or_else(|| state.view(s, n).map(|v| v.oid))
+                })
+                .collect();
+            let oid = match state.view(&schema, &name) {
+                Some(_) if cv.if_not_exists => {
+                    skipped = true;
+                    return Ok(vec![]);
+                }
+                Some(v) if cv.or_replace => v.oid,
+                Some(_) => return Err(already_exists(&name)),
+                None if state.relation_exists(&schema, &name) => {
+                    return Err(if cv.or_replace && state.table(&schema, &name).is_some() {
+                        TemporaError::new(
+                            SqlState::WRONG_OBJECT_TYPE,
+                            format!("\"{name}\" is not a view"),
+                        )
+                    } else {
+                        already_exists(&name)
+                    });
+                }
+                None => state.next_oid,
+            };
+            Ok(vec![CatalogOp::PutView(ViewDef {
+                oid,
+                schema: schema.clone(),
+                name: name.clone(),
+                sql: sql.clone(),
+                definition: definition.clone(),
+                depends_on: depends_on.into_iter().filter(|d| *d != oid).collect(),
+            })])
+        })
+        .await?;
+    let notices = if skipped {
+        vec![Notice {
+            severity: "NOTICE",
+            code: SqlState::DUPLICATE_TABLE,
+            message: format!("relation \"{name}\" already exists, skipping"),
+        }]
+    } else {
+        vec![]
+    };
+    Ok((Outcome::Command("CREATE VIEW".into()), notices))
+}
+
+fn already_exists(name: &str) -> TemporaError {
+    TemporaError::new(
+        SqlState::DUPLICATE_TABLE,
+        format!("relation \"{name}\" already exists"),
+    )
+}
+
+/// The views that must go when the relations `dropping` go: those reading
+/// them, and the views reading those, in drop order. Without `cascade`,
+/// PostgreSQL's error naming the first.
+pub(crate) fn dependent_views(
+    state: &CatalogState,
+    dropping: &[(u32, String, &str)],
+    cascade: bool,
+    notices: &mut Vec<Notice>,
+) -> Result<Vec<u32>> {
+    let mut doomed: Vec<u32> = dropping.iter().map(|(oid, _, _)| *oid).collect();
+    let mut views = Vec::new();
+    loop {
+        let next = state
+            .views
+            .values()
+            .find(|v| !doomed.contains(&v.oid) && v.depends_on.iter().any(|d| doomed.contains(d)));
+        let Some(v) = next else { break };
+        if !cascade {
+            let (_, name, kind) = dropping
+                .iter()
+                .find(|(oid, _, _)| v.depends_on.contains(oid))
+                .cloned()
+                .unwrap_or((0, v.name.clone(), "view"));
+            return Err(TemporaError::new(
+                SqlState::DEPENDENT_OBJECTS_STILL_EXIST,
+                format!("cannot drop {kind} {name} because other objects depend on it"),
+            )
+            .with_detail(format!("view {} depends on {kind} {name}", v.name))
+            .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+        }
+        notices.push(Notice {
+            severity: "NOTICE",
+            code: SqlState::SUCCESSFUL_COMPLETION,
+            message: format!("drop cascades to view {}", v.name),
+        });
+        doomed.push(v.oid);
+        views.push(v.oid);
+    }
+    Ok(views)
+}
+
+pub(crate) async fn drop_views(
+    session: &SqlSession,
+    names: &[ObjectName],
+    if_exists: bool,
+    cascade: bool,
+) -> Result<(Outcome, Vec<Notice>)> {
+    let targets = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
+    let mut notices = Vec::new();
+    session
+        .engine()
+        .catalog()
+        .commit(|state| {
+            notices.clear();
+            let mut dropping: Vec<(u32, String, &str)> = Vec::new();
+            for (schema, name) in &targets {
+                match state.view(schema, name) {
+                    Some(v) => dropping.push((v.oid, v.name.clone(), "view")),
+                    None if state.table(schema, name).is_some() => {
+                        return Err(TemporaError::new(
+                            SqlState::WRONG_OBJECT_TYPE,
+                            format!("\"{name}\" is not a view"),
+                        )
+                        .with_hint("Use DROP TABLE to remove a table."))
+                    }
+                    None if if_exists => notices.push(Notice {
+                        severity: "NOTICE",
+                        code: SqlState::SUCCESSFUL_COMPLETION,
+                        message: format!("view \"{name}\" does not exist, skipping"),
+                    }),
+                    None => {
+                        return Err(TemporaError::new(
+                            SqlState::UNDEFINED_TABLE,
+                            format!("view \"{name}\" does not exist"),
+                        ))
+                    }
+                }
+            }
+            let more = dependent_views(state, &dropping, cascade, &mut notices)?;
+            Ok(dropping
+                .iter()
+                .map(|(oid, _, _)| *oid)
+                .chain(more)
+                .map(|oid| CatalogOp::DropView { oid })
+                .collect())
+        })
+        .await?;
+    Ok((Outcome::Command("DROP VIEW".into()), notices))
+}
