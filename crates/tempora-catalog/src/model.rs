@@ -676,6 +676,11 @@ pub enum CatalogOp {
     /// comments): everything but its chunks and files, which stay. `def`
     /// carries none (they would make the record as large as the table).
     AlterTable(Box<TableDef>),
+    /// A sequence created, or its state changed.
+    PutSequence(SequenceDef),
+    DropSequence {
+        oid: u32,
+    },
     /// A view created, or replaced (same oid).
     PutView(ViewDef),
     DropView {
@@ -727,6 +732,27 @@ pub struct CatalogState {
     /// Views (`CREATE VIEW`), by oid.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub views: BTreeMap<u32, ViewDef>,
+    /// Sequences (of `serial` and identity columns), by oid.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sequences: BTreeMap<u32, SequenceDef>,
+}
+
+/// A sequence: the values of a `serial` or identity column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceDef {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    pub start: i64,
+    pub increment: i64,
+    pub max: i64,
+    /// Values up to this one may have been handed out: the engine logs
+    /// ahead (as PostgreSQL logs 32 values at a time), so after a restart
+    /// numbering goes on past it. None while no value was handed out.
+    pub reserved: Option<i64>,
+    /// The table and column whose default it feeds; dropped with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned_by: Option<(u32, String)>,
 }
 
 /// A view: a stored query, planned again wherever it is read.
@@ -770,6 +796,7 @@ impl Default for CatalogState {
             next_job_id: FIRST_JOB_ID,
             job_errors: Vec::new(),
             views: BTreeMap::new(),
+            sequences: BTreeMap::new(),
         }
     }
 }
@@ -789,9 +816,17 @@ impl CatalogState {
             .find(|v| v.name == name && v.schema == schema)
     }
 
-    /// Whether a relation of `schema` (table, index or view) has this name.
+    /// Looks a sequence up by schema and name.
+    pub fn sequence(&self, schema: &str, name: &str) -> Option<&SequenceDef> {
+        self.sequences
+            .values()
+            .find(|v| v.name == name && v.schema == schema)
+    }
+
+    /// Whether a relation of `schema` (table, index, view or sequence) has this name.
     pub fn relation_exists(&self, schema: &str, name: &str) -> bool {
         self.view(schema, name).is_some()
+            || self.sequence(schema, name).is_some()
             || self
                 .tables
                 .values()
@@ -826,8 +861,10 @@ impl CatalogState {
             CatalogOp::DropTable { oid } => {
                 self.tables.remove(oid).ok_or_else(|| missing(*oid))?;
                 self.dropped_ranges.retain(|r| r.oid != *oid);
-                // A table's policies go with it.
+                // A table's policies and the sequences of its columns go with it.
                 self.jobs.retain(|_, j| j.oid != *oid);
+                self.sequences
+                    .retain(|_, s| s.owned_by.as_ref().is_none_or(|(t, _)| t != oid));
             }
             CatalogOp::PutJob(job) => {
                 self.next_job_id = self.next_job_id.max(job.id + 1);
@@ -961,6 +998,13 @@ impl CatalogState {
                     files,
                     ..(**def).clone()
                 };
+            }
+            CatalogOp::PutSequence(seq) => {
+                self.next_oid = self.next_oid.max(seq.oid + 1);
+                self.sequences.insert(seq.oid, seq.clone());
+            }
+            CatalogOp::DropSequence { oid } => {
+                self.sequences.remove(oid);
             }
             CatalogOp::PutView(view) => {
                 self.next_oid = self.next_oid.max(view.oid + 1);

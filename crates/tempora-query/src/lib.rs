@@ -13,6 +13,7 @@ pub mod markers;
 pub mod pg_literals;
 pub mod pg_types;
 pub mod provider;
+pub mod sequences;
 pub mod session;
 pub mod time_bucket;
 pub mod to_char;

@@ -303,6 +303,9 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     for f in crate::compression::chunk_functions(&engine, &notices) {
         ctx.register_udf(f);
     }
+    for f in crate::sequences::sequence_functions(&engine) {
+        ctx.register_udf(f);
+    }
     for (name, chunks) in [
         ("hypertable_compression_stats", false),
         ("chunk_compression_stats", true),

@@ -70,22 +70,6 @@ fn contains_nulls(column: &str, table: &str) -> TemporaError {
     )
 }
 
-/// Whether a DEFAULT gives each row its own value (PostgreSQL rewrites the
-/// table to evaluate it per existing row, which Tempora does not).
-fn is_volatile(default: &str) -> bool {
-    let d = default.to_lowercase();
-    [
-        "random(",
-        "nextval(",
-        "gen_random_uuid(",
-        "uuid(",
-        "clock_timestamp(",
-        "timeofday(",
-    ]
-    .iter()
-    .any(|f| d.contains(f))
-}
-
 /// Whether values of `from` read as `to` by a cast that cannot fail nor
 /// change them (so stored files can be read as they are).
 fn widens(from: &PgType, to: &PgType) -> bool {
@@ -173,7 +157,7 @@ async fn plan_ops(
                 if !exists {
                     let has_rows = engine.has_rows(table);
                     if let Some(d) = &column.default {
-                        if is_volatile(d) && has_rows {
+                        if crate::ddl::is_volatile(d) && has_rows {
                             return Err(TemporaError::not_supported(format!(
                                 "ADD COLUMN with the volatile DEFAULT {d} on a table with rows"
                             )));

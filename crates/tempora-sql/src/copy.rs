@@ -262,13 +262,17 @@ impl CopyInPlan {
             BATCH_ROWS,
         )?;
         // Columns the data does not hold get their DEFAULT (or NULL), evaluated
-        // once per COPY.
-        let mut fill: Vec<Option<ArrayRef>> = vec![None; table.columns.len()];
+        // once per COPY, or for every row when it is volatile (a sequence's).
+        let mut fill: Vec<Option<Fill>> = (0..table.columns.len()).map(|_| None).collect();
         for (i, c) in table.columns.iter().enumerate() {
             if self.targets.contains(&i) {
                 continue;
             }
             let value = match &c.default {
+                Some(sql) if crate::ddl::is_volatile(sql) => {
+                    fill[i] = Some(Fill::PerRow(format!("CAST({sql} AS {})", c.ty.sql_name())));
+                    continue;
+                }
                 Some(sql) => {
                     let v = session.eval_sql(sql).await?;
                     let arr = v
@@ -279,14 +283,21 @@ impl CopyInPlan {
                 }
                 None => new_null_array(&c.ty.arrow_type(), 1),
             };
-            fill[i] = Some(value);
+            fill[i] = Some(Fill::Value(value));
         }
         // NOT NULL is checked per row by the decoder, so the error names the line.
         let not_null = table
             .columns
             .iter()
             .enumerate()
-            .filter(|(i, c)| c.not_null && fill[*i].as_ref().is_none_or(|v| v.null_count() > 0))
+            .filter(|(i, c)| {
+                c.not_null
+                    && match &fill[*i] {
+                        None => true,
+                        Some(Fill::Value(v)) => v.null_count() > 0,
+                        Some(Fill::PerRow(_)) => false,
+                    }
+            })
             .map(|(i, c)| tempora_copy::NotNull {
                 column: c.name.clone(),
                 data_index: self.targets.iter().position(|t| *t == i),
@@ -317,8 +328,52 @@ impl CopyInPlan {
     }
 }
 
+/// `n` values of a volatile DEFAULT: one query whose every row evaluates it
+/// (a sequence hands out the `n` values in one call).
+async fn per_row(
+    session: &SqlSession,
+    sql: &str,
+    n: usize,
+    ty: &datafusion::arrow::datatypes::DataType,
+) -> Result<ArrayRef> {
+    if n == 0 {
+        return Ok(new_null_array(ty, 0));
+    }
+    let plan = session
+        .plan_sql(&format!("SELECT {sql} AS v FROM generate_series(1, {n})"))
+        .await?;
+    let batches = session
+        .context()
+        .execute_logical_plan(plan)
+        .await
+        .map_err(TemporaError::from_datafusion)?
+        .collect()
+        .await
+        .map_err(TemporaError::from_datafusion)?;
+    let arrays: Vec<&dyn datafusion::arrow::array::Array> =
+        batches.iter().map(|b| b.column(0).as_ref()).collect();
+    let all = datafusion::arrow::compute::concat(&arrays)
+        .map_err(|e| TemporaError::internal(e.to_string()))?;
+    if all.len() != n {
+        return Err(TemporaError::internal(format!(
+            "DEFAULT gave {} values for {n} rows",
+            all.len()
+        )));
+    }
+    datafusion::arrow::compute::cast(&all, ty).map_err(|e| TemporaError::internal(e.to_string()))
+}
+
 /// Files a background spill wrote, and the error that stopped it.
 type SpillTask = tokio::task::JoinHandle<(Vec<(Option<u32>, FileDef)>, Option<TemporaError>)>;
+
+/// The values of a column a COPY's data does not hold.
+enum Fill {
+    /// One value (the DEFAULT evaluated once, or NULL) for every row.
+    Value(ArrayRef),
+    /// A volatile DEFAULT (SQL, cast to the column's type), evaluated for
+    /// every row.
+    PerRow(String),
+}
 
 /// A `COPY ... FROM STDIN` receiving data.
 pub struct CopyIn {
@@ -326,7 +381,7 @@ pub struct CopyIn {
     table: TableDef,
     schema: SchemaRef,
     targets: Vec<usize>,
-    fill: Vec<Option<ArrayRef>>,
+    fill: Vec<Option<Fill>>,
     decoder: CopyDecoder,
     buffered: Vec<RecordBatch>,
     buffered_bytes: usize,
@@ -377,7 +432,7 @@ impl CopyIn {
 
     async fn accept(&mut self, session: &SqlSession, batches: Vec<RecordBatch>) -> Result<()> {
         for b in batches {
-            let full = self.to_table_layout(b)?;
+            let full = self.to_table_layout(session, b).await?;
             session.engine().check_rows(&self.table, &full)?;
             self.rows += full.num_rows() as u64;
             self.buffered_bytes += full.get_array_memory_size();
@@ -392,22 +447,30 @@ impl CopyIn {
     }
 
     /// The decoded columns placed in the table's column order, the rest filled.
-    fn to_table_layout(&self, batch: RecordBatch) -> Result<RecordBatch> {
+    async fn to_table_layout(
+        &self,
+        session: &SqlSession,
+        batch: RecordBatch,
+    ) -> Result<RecordBatch> {
         let n = batch.num_rows();
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.table.columns.len());
         for (i, fill) in self.fill.iter().enumerate() {
             match self.targets.iter().position(|t| *t == i) {
                 Some(p) => cols.push(batch.column(p).clone()),
-                None => {
-                    let one = fill
-                        .as_ref()
-                        .ok_or_else(|| TemporaError::internal("COPY column without a value"))?;
-                    let indices = datafusion::arrow::array::UInt32Array::from(vec![0u32; n]);
-                    cols.push(
-                        datafusion::arrow::compute::take(one.as_ref(), &indices, None)
-                            .map_err(|e| TemporaError::internal(e.to_string()))?,
-                    );
-                }
+                None => match fill {
+                    Some(Fill::Value(one)) => {
+                        let indices = datafusion::arrow::array::UInt32Array::from(vec![0u32; n]);
+                        cols.push(
+                            datafusion::arrow::compute::take(one.as_ref(), &indices, None)
+                                .map_err(|e| TemporaError::internal(e.to_string()))?,
+                        );
+                    }
+                    Some(Fill::PerRow(sql)) => {
+                        let ty = self.table.columns[i].ty.arrow_type();
+                        cols.push(per_row(session, sql, n, &ty).await?);
+                    }
+                    None => return Err(TemporaError::internal("COPY column without a value")),
+                },
             }
         }
         RecordBatch::try_new(self.schema.clone(), cols)

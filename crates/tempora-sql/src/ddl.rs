@@ -3,7 +3,9 @@
 use datafusion::sql::sqlparser::ast::{
     ColumnOption, CreateTable, ObjectName, ObjectNamePart, ObjectType, Statement, TableConstraint,
 };
-use tempora_catalog::{CatalogOp, ColumnDef, PgType, TableDef, UniqueKey};
+use tempora_catalog::{
+    CatalogOp, CatalogState, ColumnDef, PgType, SequenceDef, TableDef, UniqueKey,
+};
 use tempora_common::{Result, SqlState, TemporaError};
 
 use crate::{Notice, Outcome, SqlSession};
@@ -19,6 +21,22 @@ pub(crate) fn is_ddl(stmt: &Statement) -> bool {
             | Statement::Truncate(_)
             | Statement::CreateView(_)
     )
+}
+
+/// Whether a DEFAULT gives each row its own value (a sequence's, a random
+/// one): evaluated per row, never once for many.
+pub(crate) fn is_volatile(default: &str) -> bool {
+    let d = default.to_lowercase();
+    [
+        "random(",
+        "nextval(",
+        "gen_random_uuid(",
+        "uuid(",
+        "clock_timestamp(",
+        "timeofday(",
+    ]
+    .iter()
+    .any(|f| d.contains(f))
 }
 
 /// A column name printed by sqlparser (`a` or `"A"`), folded.
@@ -112,6 +130,51 @@ pub(crate) fn pg_type(sql_type: &str) -> Result<PgType> {
     })
 }
 
+/// The DEFAULT a `serial` or identity column gets until its sequence is
+/// named (`nextval('<table>_<column>_seq')`, see [`with_sequences`]).
+const SEQUENCE_DEFAULT: &str = "nextval(<sequence>)";
+
+/// The sequences of a new table's `serial` and identity columns (oids after
+/// the table's), their names chosen as PostgreSQL chooses them, and the
+/// columns' defaults pointing at them.
+fn with_sequences(state: &CatalogState, def: &mut TableDef) -> Vec<SequenceDef> {
+    let mut out: Vec<SequenceDef> = Vec::new();
+    for c in def.columns.iter_mut() {
+        if c.default.as_deref() != Some(SEQUENCE_DEFAULT) {
+            continue;
+        }
+        let mut name =
+            crate::index::choose_relation_name(state, &def.schema, &def.name, &c.name, "seq");
+        let mut n = 1;
+        while out.iter().any(|s| s.name == name) {
+            name = crate::index::choose_relation_name(
+                state,
+                &def.schema,
+                &def.name,
+                &c.name,
+                &format!("seq{n}"),
+            );
+            n += 1;
+        }
+        c.default = Some(format!("nextval('{}')", name.replace('\'', "''")));
+        out.push(SequenceDef {
+            oid: def.oid + 1 + out.len() as u32,
+            schema: def.schema.clone(),
+            name,
+            start: 1,
+            increment: 1,
+            max: match c.ty {
+                PgType::Int2 => i16::MAX as i64,
+                PgType::Int4 => i32::MAX as i64,
+                _ => i64::MAX,
+            },
+            reserved: None,
+            owned_by: Some((def.oid, c.name.clone())),
+        });
+    }
+    out
+}
+
 fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
     let (schema, name) = object_name(&ct.name)?;
     if schema != tempora_query::PUBLIC {
@@ -161,17 +224,44 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
                 format!("column \"{col_name}\" specified more than once"),
             ));
         }
+        let type_name = c.data_type.to_string().to_lowercase();
+        let serial = match type_name.as_str() {
+            "serial" | "serial4" => Some(PgType::Int4),
+            "bigserial" | "serial8" => Some(PgType::Int8),
+            "smallserial" | "serial2" => Some(PgType::Int2),
+            _ => None,
+        };
         let mut def = ColumnDef {
             id: i as u32 + 1,
             name: col_name,
-            ty: pg_type(&c.data_type.to_string())?,
+            ty: match &serial {
+                Some(ty) => ty.clone(),
+                None => pg_type(&type_name)?,
+            },
             not_null: false,
             default: None,
             missing: None,
             comment: None,
         };
+        if serial.is_some() {
+            def.not_null = true;
+            def.default = Some(SEQUENCE_DEFAULT.into());
+        }
         for opt in &c.options {
             match &opt.option {
+                ColumnOption::Generated {
+                    generation_expr: None,
+                    ..
+                } => {
+                    if !matches!(def.ty, PgType::Int2 | PgType::Int4 | PgType::Int8) {
+                        return Err(TemporaError::new(
+                            SqlState::INVALID_PARAMETER_VALUE,
+                            "identity column type must be smallint, integer, or bigint",
+                        ));
+                    }
+                    def.not_null = true;
+                    def.default = Some(SEQUENCE_DEFAULT.into());
+                }
                 ColumnOption::NotNull => def.not_null = true,
                 ColumnOption::Null => def.not_null = false,
                 ColumnOption::Default(e) => def.default = Some(e.to_string()),
@@ -272,8 +362,11 @@ pub(crate) async fn execute(
                             format!("relation \"{name}\" already exists"),
                         ));
                     }
-                    let (_, def) = table_def(ct, state.next_oid)?;
-                    Ok(vec![CatalogOp::CreateTable(def)])
+                    let (_, mut def) = table_def(ct, state.next_oid)?;
+                    let sequences = with_sequences(state, &mut def);
+                    Ok(std::iter::once(CatalogOp::CreateTable(def))
+                        .chain(sequences.into_iter().map(CatalogOp::PutSequence))
+                        .collect())
                 })
                 .await?;
             if skipped {

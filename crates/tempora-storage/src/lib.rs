@@ -28,7 +28,7 @@ pub mod unique;
 mod upsert;
 pub mod wal;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -138,6 +138,9 @@ pub struct Engine {
     unique_lock: tokio::sync::Mutex<()>,
     /// Jobs run one at a time (scheduler and CALL run_job).
     job_lock: tokio::sync::Mutex<()>,
+    /// The next value of each sequence handed out since the start (the
+    /// catalog holds how far values were logged ahead).
+    sequences: tokio::sync::Mutex<HashMap<u32, i64>>,
     file_counter: AtomicU64,
     gc: Arc<FileGc>,
     /// The DataFusion runtime of every query against this engine, shared by
@@ -365,6 +368,7 @@ impl Engine {
             compact_nudge: tokio::sync::Notify::new(),
             unique_lock: tokio::sync::Mutex::new(()),
             job_lock: tokio::sync::Mutex::new(()),
+            sequences: tokio::sync::Mutex::new(HashMap::new()),
             file_counter: AtomicU64::new(0),
             gc,
             runtime: Arc::new(RuntimeEnv::default()),
@@ -1065,6 +1069,83 @@ impl Engine {
             }
             return self.catalog.commit(&mut build).await;
         }
+    }
+
+    /// Hands out `n` values of a sequence and returns the first (the others
+    /// follow it by the sequence's increment). Values are logged ahead in
+    /// the catalog 32 at a time, so most calls commit nothing; after a
+    /// restart numbering goes on past the logged ones, as in PostgreSQL.
+    pub async fn next_values(&self, oid: u32, n: u64) -> Result<i64> {
+        const LOG_AHEAD: i64 = 32;
+        let mut cache = self.sequences.lock().await;
+        let state = self.catalog.snapshot();
+        let seq = state.sequences.get(&oid).ok_or_else(|| {
+            TemporaError::new(SqlState::UNDEFINED_TABLE, "sequence does not exist")
+        })?;
+        let first = match (cache.get(&oid), seq.reserved) {
+            (Some(next), _) => *next,
+            (None, Some(r)) => r.saturating_add(seq.increment),
+            (None, None) => seq.start,
+        };
+        let span = (n.max(1) as i64 - 1).saturating_mul(seq.increment);
+        let last = first
+            .checked_add(span)
+            .filter(|l| *l <= seq.max)
+            .ok_or_else(|| {
+                TemporaError::new(
+                    SqlState::SEQUENCE_GENERATOR_LIMIT_EXCEEDED,
+                    format!(
+                        "nextval: reached maximum value of sequence \"{}\" ({})",
+                        seq.name, seq.max
+                    ),
+                )
+            })?;
+        if seq.reserved.is_none_or(|r| last > r) {
+            let mut logged = seq.clone();
+            logged.reserved = Some(
+                last.saturating_add(LOG_AHEAD.saturating_mul(seq.increment))
+                    .min(seq.max),
+            );
+            self.catalog
+                .commit(|_| Ok(vec![CatalogOp::PutSequence(logged)]))
+                .await?;
+        }
+        cache.insert(oid, last.saturating_add(seq.increment));
+        Ok(first)
+    }
+
+    /// `setval`: the sequence's next value follows `value` (`is_called`) or
+    /// is `value`.
+    pub async fn set_sequence(&self, oid: u32, value: i64, is_called: bool) -> Result<()> {
+        let mut cache = self.sequences.lock().await;
+        let state = self.catalog.snapshot();
+        let Some(seq) = state.sequences.get(&oid) else {
+            return Err(TemporaError::new(
+                SqlState::UNDEFINED_TABLE,
+                "sequence does not exist",
+            ));
+        };
+        if value > seq.max || value < 1 {
+            return Err(TemporaError::new(
+                SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                format!(
+                    "setval: value {value} is out of bounds for sequence \"{}\" (1..{})",
+                    seq.name, seq.max
+                ),
+            ));
+        }
+        let next = if is_called {
+            value + seq.increment
+        } else {
+            value
+        };
+        let mut logged = seq.clone();
+        logged.reserved = Some(next - seq.increment);
+        self.catalog
+            .commit(|_| Ok(vec![CatalogOp::PutSequence(logged)]))
+            .await?;
+        cache.insert(oid, next);
+        Ok(())
     }
 
     /// Empties tables (TRUNCATE) in one catalog commit: a hypertable's
