@@ -676,6 +676,13 @@ pub enum CatalogOp {
     /// comments): everything but its chunks and files, which stay. `def`
     /// carries none (they would make the record as large as the table).
     AlterTable(Box<TableDef>),
+    CreateSchema {
+        name: String,
+    },
+    /// A schema dropped (its relations are dropped by ops before this one).
+    DropSchema {
+        name: String,
+    },
     /// A sequence created, or its state changed.
     PutSequence(SequenceDef),
     DropSequence {
@@ -735,7 +742,13 @@ pub struct CatalogState {
     /// Sequences (of `serial` and identity columns), by oid.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sequences: BTreeMap<u32, SequenceDef>,
+    /// Schemas made by `CREATE SCHEMA` (`public` always exists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schemas: Vec<String>,
 }
+
+/// The schema every database starts with.
+pub const PUBLIC_SCHEMA: &str = "public";
 
 /// A sequence: the values of a `serial` or identity column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -797,6 +810,7 @@ impl Default for CatalogState {
             job_errors: Vec::new(),
             views: BTreeMap::new(),
             sequences: BTreeMap::new(),
+            schemas: Vec::new(),
         }
     }
 }
@@ -814,6 +828,12 @@ impl CatalogState {
         self.views
             .values()
             .find(|v| v.name == name && v.schema == schema)
+    }
+
+    /// Whether tables can be made in this schema (`public`, or made by
+    /// `CREATE SCHEMA`).
+    pub fn schema_exists(&self, name: &str) -> bool {
+        name == PUBLIC_SCHEMA || self.schemas.iter().any(|s| s == name)
     }
 
     /// Looks a sequence up by schema and name.
@@ -998,6 +1018,14 @@ impl CatalogState {
                     files,
                     ..(**def).clone()
                 };
+            }
+            CatalogOp::CreateSchema { name } => {
+                if !self.schemas.contains(name) {
+                    self.schemas.push(name.clone());
+                }
+            }
+            CatalogOp::DropSchema { name } => {
+                self.schemas.retain(|s| s != name);
             }
             CatalogOp::PutSequence(seq) => {
                 self.next_oid = self.next_oid.max(seq.oid + 1);

@@ -51,6 +51,8 @@ impl SqlState {
     pub const UNDEFINED_FUNCTION: SqlState = SqlState("42883");
     pub const UNDEFINED_OBJECT: SqlState = SqlState("42704");
     pub const DUPLICATE_TABLE: SqlState = SqlState("42P07");
+    pub const DUPLICATE_SCHEMA: SqlState = SqlState("42P06");
+    pub const RESERVED_NAME: SqlState = SqlState("42939");
     pub const DUPLICATE_OBJECT: SqlState = SqlState("42710");
     pub const DUPLICATE_COLUMN: SqlState = SqlState("42701");
     pub const UNDEFINED_FILE: SqlState = SqlState("58P01");
@@ -331,11 +333,19 @@ fn classify_datafusion(err: DataFusionError) -> TemporaError {
         return TemporaError::new(SqlState::DIVISION_BY_ZERO, "division by zero");
     }
     if lower.contains("table '") && lower.contains("' not found") {
-        // "table 'datafusion.public.foo' not found"
+        // "table 'datafusion.public.foo' not found": named as written, which
+        // for a table of the default schema is the table name alone.
         let name = text
             .split('\'')
             .nth(1)
-            .map(|n| n.rsplit('.').next().unwrap_or(n).to_string())
+            .map(|n| {
+                let parts: Vec<&str> = n.split('.').collect();
+                match parts.as_slice() {
+                    [_, "public", t] | [t] => t.to_string(),
+                    [_, s, t] => format!("{s}.{t}"),
+                    _ => parts.last().copied().unwrap_or(n).to_string(),
+                }
+            })
             .unwrap_or_default();
         return TemporaError::undefined_table(name);
     }
@@ -438,5 +448,8 @@ mod tests {
         let t = TemporaError::from_datafusion(e);
         assert_eq!(t.code, SqlState::UNDEFINED_TABLE);
         assert_eq!(t.message, "relation \"nope\" does not exist");
+        let e = DataFusionError::Plan("table 'tempora.iot.nope' not found".into());
+        let t = TemporaError::from_datafusion(e);
+        assert_eq!(t.message, "relation \"iot.nope\" does not exist");
     }
 }

@@ -91,7 +91,10 @@ impl SchemaProvider for TemporaSchema {
 
 #[derive(Debug)]
 struct TemporaCatalog {
+    engine: Arc<Engine>,
+    state: Weak<RwLock<SessionState>>,
     public: Arc<dyn SchemaProvider>,
+    /// System schemas registered by the session (pg_catalog, ...).
     others: RwLock<Vec<(String, Arc<dyn SchemaProvider>)>>,
 }
 
@@ -99,6 +102,7 @@ impl CatalogProvider for TemporaCatalog {
     fn schema_names(&self) -> Vec<String> {
         let mut names = vec![PUBLIC.to_string()];
         names.extend(self.others.read().iter().map(|(n, _)| n.clone()));
+        names.extend(self.engine.catalog().snapshot().schemas.iter().cloned());
         names
     }
 
@@ -106,11 +110,27 @@ impl CatalogProvider for TemporaCatalog {
         if name == PUBLIC {
             return Some(self.public.clone());
         }
-        self.others
+        if let Some(s) = self
+            .others
             .read()
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, s)| s.clone())
+        {
+            return Some(s);
+        }
+        // Schemas made by CREATE SCHEMA, seen by every session at once.
+        self.engine
+            .catalog()
+            .snapshot()
+            .schema_exists(name)
+            .then(|| {
+                Arc::new(TemporaSchema {
+                    engine: self.engine.clone(),
+                    schema: name.to_string(),
+                    state: self.state.clone(),
+                }) as Arc<dyn SchemaProvider>
+            })
     }
 
     fn register_schema(
@@ -272,11 +292,13 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     let public: Arc<dyn SchemaProvider> = Arc::new(TemporaSchema {
         engine: engine.clone(),
         schema: PUBLIC.into(),
-        state: weak,
+        state: weak.clone(),
     });
     ctx.register_catalog(
         DATABASE,
         Arc::new(TemporaCatalog {
+            engine: engine.clone(),
+            state: weak,
             public,
             others: RwLock::new(Vec::new()),
         }),

@@ -20,6 +20,7 @@ pub(crate) fn is_ddl(stmt: &Statement) -> bool {
             | Statement::AlterTable(_)
             | Statement::Truncate(_)
             | Statement::CreateView(_)
+            | Statement::CreateSchema { .. }
     )
 }
 
@@ -37,6 +38,14 @@ pub(crate) fn is_volatile(default: &str) -> bool {
     ]
     .iter()
     .any(|f| d.contains(f))
+}
+
+/// PostgreSQL's error for a name in a schema that does not exist.
+pub(crate) fn no_schema(schema: &str) -> TemporaError {
+    TemporaError::new(
+        SqlState::INVALID_SCHEMA_NAME,
+        format!("schema \"{schema}\" does not exist"),
+    )
 }
 
 /// A column name printed by sqlparser (`a` or `"A"`), folded.
@@ -177,12 +186,6 @@ fn with_sequences(state: &CatalogState, def: &mut TableDef) -> Vec<SequenceDef> 
 
 fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
     let (schema, name) = object_name(&ct.name)?;
-    if schema != tempora_query::PUBLIC {
-        return Err(TemporaError::new(
-            SqlState::INVALID_SCHEMA_NAME,
-            format!("schema \"{schema}\" does not exist"),
-        ));
-    }
     if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
         return Err(TemporaError::not_supported("CREATE TABLE AS / LIKE"));
     }
@@ -347,12 +350,16 @@ pub(crate) async fn execute(
     match stmt {
         Statement::CreateTable(ct) => {
             // Validate before taking the commit lock.
-            let (name, _) = table_def(ct, 0)?;
+            let (name, probe) = table_def(ct, 0)?;
+            let schema = probe.schema;
             let mut notices = vec![];
             let mut skipped = false;
             catalog
                 .commit(|state| {
-                    if state.relation_exists(tempora_query::PUBLIC, &name) {
+                    if !state.schema_exists(&schema) {
+                        return Err(no_schema(&schema));
+                    }
+                    if state.relation_exists(&schema, &name) {
                         if ct.if_not_exists {
                             skipped = true;
                             return Ok(vec![]);
@@ -442,6 +449,18 @@ pub(crate) async fn execute(
         }
         Statement::CreateIndex(ci) => crate::index::create_index(session, ci).await,
         Statement::CreateView(cv) => crate::views::create_view(session, cv).await,
+        Statement::CreateSchema {
+            schema_name,
+            if_not_exists,
+            ..
+        } => crate::schemas::create_schema(session, schema_name, *if_not_exists).await,
+        Statement::Drop {
+            object_type: ObjectType::Schema,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => crate::schemas::drop_schemas(session, names, *if_exists, *cascade).await,
         Statement::Drop {
             object_type: ObjectType::View,
             if_exists,

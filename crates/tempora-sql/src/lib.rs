@@ -30,6 +30,7 @@ mod index;
 mod insert;
 mod jobs;
 mod naming;
+mod schemas;
 mod session_cmds;
 mod sql_prepare;
 mod upsert;

@@ -48,11 +48,8 @@ pub(crate) async fn create_view(
         }));
     }
     let (schema, name) = object_name(&cv.name)?;
-    if schema != tempora_query::PUBLIC {
-        return Err(TemporaError::new(
-            SqlState::INVALID_SCHEMA_NAME,
-            format!("schema \"{schema}\" does not exist"),
-        ));
+    if !session.engine().catalog().snapshot().schema_exists(&schema) {
+        return Err(crate::ddl::no_schema(&schema));
     }
     let definition = cv.query.to_string();
     let mut stmt = crate::rewrite_query(Statement::Query(cv.query.clone()));

@@ -1,0 +1,195 @@
+//! `CREATE SCHEMA` and `DROP SCHEMA [CASCADE]`: namespaces for tables and
+//! views beside `public`, named with schema-qualified names.
+
+use datafusion::sql::sqlparser::ast::{Ident, ObjectName, SchemaName};
+use tempora_catalog::{CatalogOp, PUBLIC_SCHEMA};
+use tempora_common::{Result, SqlState, TemporaError};
+
+use crate::ddl::{ident_name, object_name};
+use crate::{Notice, Outcome, SqlSession};
+
+/// Schemas the system keeps: they exist, and cannot be made or dropped.
+const SYSTEM_SCHEMAS: &[&str] = &[
+    "pg_catalog",
+    "information_schema",
+    "timescaledb_information",
+    "timescaledb_experimental",
+    "_timescaledb_internal",
+    "_timescaledb_catalog",
+    "_timescaledb_functions",
+];
+
+fn schema_of(name: &SchemaName) -> Result<String> {
+    let plain = |n: &ObjectName| -> Result<String> {
+        match n.0.as_slice() {
+            [datafusion::sql::sqlparser::ast::ObjectNamePart::Identifier(i)] => Ok(ident_name(i)),
+            _ => Err(TemporaError::syntax(format!(
+                "improper qualified name (too many dotted names): {n}"
+            ))),
+        }
+    };
+    match name {
+        SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => plain(n),
+        SchemaName::UnnamedAuthorization(role) => Ok(ident_name(role)),
+    }
+}
+
+fn check_role(name: &SchemaName) -> Result<()> {
+    let role: Option<&Ident> = match name {
+        SchemaName::NamedAuthorization(_, r) | SchemaName::UnnamedAuthorization(r) => Some(r),
+        SchemaName::Simple(_) => None,
+    };
+    match role.map(ident_name) {
+        Some(r) if r != "postgres" => Err(TemporaError::new(
+            SqlState::UNDEFINED_OBJECT,
+            format!("role \"{r}\" does not exist"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) async fn create_schema(
+    session: &SqlSession,
+    name: &SchemaName,
+    if_not_exists: bool,
+) -> Result<(Outcome, Vec<Notice>)> {
+    let schema = schema_of(name)?;
+    check_role(name)?;
+    if schema.starts_with("pg_") {
+        return Err(TemporaError::new(
+            SqlState::RESERVED_NAME,
+            format!("unacceptable schema name \"{schema}\""),
+        )
+        .with_detail("The prefix \"pg_\" is reserved for system schemas."));
+    }
+    let mut notices = vec![];
+    session
+        .engine()
+        .catalog()
+        .commit(|state| {
+            notices.clear();
+            if state.schema_exists(&schema) || SYSTEM_SCHEMAS.contains(&schema.as_str()) {
+                if if_not_exists {
+                    notices.push(Notice {
+                        severity: "NOTICE",
+                        code: SqlState::DUPLICATE_SCHEMA,
+                        message: format!("schema \"{schema}\" already exists, skipping"),
+                    });
+                    return Ok(vec![]);
+                }
+                return Err(TemporaError::new(
+                    SqlState::DUPLICATE_SCHEMA,
+                    format!("schema \"{schema}\" already exists"),
+                ));
+            }
+            Ok(vec![CatalogOp::CreateSchema {
+                name: schema.clone(),
+            }])
+        })
+        .await?;
+    Ok((Outcome::Command("CREATE SCHEMA".into()), notices))
+}
+
+pub(crate) async fn drop_schemas(
+    session: &SqlSession,
+    names: &[ObjectName],
+    if_exists: bool,
+    cascade: bool,
+) -> Result<(Outcome, Vec<Notice>)> {
+    let mut schemas = Vec::new();
+    for n in names {
+        // A one-part name: object_name reads it as public.<name>.
+        let (_, schema) = object_name(n)?;
+        schemas.push(schema);
+    }
+    let mut notices = vec![];
+    let mut dropped: Vec<(u32, Vec<String>)> = vec![];
+    session
+        .engine()
+        .catalog()
+        .commit(|state| {
+            notices.clear();
+            dropped.clear();
+            let mut ops = Vec::new();
+            for schema in &schemas {
+                if schema == PUBLIC_SCHEMA || SYSTEM_SCHEMAS.contains(&schema.as_str()) {
+                    return Err(TemporaError::not_supported(format!(
+                        "dropping schema \"{schema}\""
+                    )));
+                }
+                if !state.schema_exists(schema) {
+                    if if_exists {
+                        notices.push(Notice {
+                            severity: "NOTICE",
+                            code: SqlState::SUCCESSFUL_COMPLETION,
+                            message: format!("schema \"{schema}\" does not exist, skipping"),
+                        });
+                        continue;
+                    }
+                    return Err(TemporaError::new(
+                        SqlState::INVALID_SCHEMA_NAME,
+                        format!("schema \"{schema}\" does not exist"),
+                    ));
+                }
+                let views: Vec<_> = state
+                    .views
+                    .values()
+                    .filter(|v| &v.schema == schema)
+                    .collect();
+                let tables: Vec<_> = state
+                    .tables
+                    .values()
+                    .filter(|t| &t.schema == schema)
+                    .collect();
+                let first = views
+                    .first()
+                    .map(|v| format!("view {schema}.{}", v.name))
+                    .or_else(|| tables.first().map(|t| format!("table {schema}.{}", t.name)));
+                if let (Some(first), false) = (&first, cascade) {
+                    return Err(TemporaError::new(
+                        SqlState::DEPENDENT_OBJECTS_STILL_EXIST,
+                        format!("cannot drop schema {schema} because other objects depend on it"),
+                    )
+                    .with_detail(format!("{first} depends on schema {schema}"))
+                    .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+                }
+                // Views elsewhere that read what goes.
+                let going: Vec<(u32, String, &str)> = tables
+                    .iter()
+                    .map(|t| (t.oid, t.name.clone(), "table"))
+                    .chain(views.iter().map(|v| (v.oid, v.name.clone(), "view")))
+                    .collect();
+                let others = crate::views::dependent_views(state, &going, true, &mut notices)?;
+                for v in &views {
+                    notices.push(Notice {
+                        severity: "NOTICE",
+                        code: SqlState::SUCCESSFUL_COMPLETION,
+                        message: format!("drop cascades to view {schema}.{}", v.name),
+                    });
+                    ops.push(CatalogOp::DropView { oid: v.oid });
+                }
+                ops.extend(
+                    others
+                        .into_iter()
+                        .filter(|o| !views.iter().any(|v| v.oid == *o))
+                        .map(|oid| CatalogOp::DropView { oid }),
+                );
+                for t in &tables {
+                    notices.push(Notice {
+                        severity: "NOTICE",
+                        code: SqlState::SUCCESSFUL_COMPLETION,
+                        message: format!("drop cascades to table {schema}.{}", t.name),
+                    });
+                    dropped.push((t.oid, t.all_files().map(|f| f.path.clone()).collect()));
+                    ops.push(CatalogOp::DropTable { oid: t.oid });
+                }
+                ops.push(CatalogOp::DropSchema {
+                    name: schema.clone(),
+                });
+            }
+            Ok(ops)
+        })
+        .await?;
+    session.engine().drop_tables(dropped);
+    Ok((Outcome::Command("DROP SCHEMA".into()), notices))
+}
