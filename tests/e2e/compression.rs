@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use crate::support::{scalar_i64, wait_for, TestServer};
+use crate::support::{scalar_i64, text_rows, wait_for, TestServer};
 
 /// (count, sum, min, max) of a table, as text: the rows' fingerprint.
 async fn fingerprint(client: &Client, table: &str) -> String {
@@ -363,26 +363,9 @@ async fn tsbs_queries_return_the_same_rows_on_compressed_chunks() {
             .to_string(),
         "SELECT count(*), count(usage_guest), sum(usage_guest), min(time), max(time) FROM cpu".to_string(),
     ];
-    async fn rows(client: &Client, sql: &str) -> Vec<String> {
-        client
-            .simple_query(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                    (0..r.len())
-                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                        .collect::<Vec<_>>()
-                        .join("|"),
-                ),
-                _ => None,
-            })
-            .collect()
-    }
     let mut before = Vec::new();
     for q in &queries {
-        let r = rows(&client, q).await;
+        let r = text_rows(&client, q).await;
         assert!(!r.is_empty(), "no rows: {q}");
         before.push(r);
     }
@@ -403,6 +386,6 @@ async fn tsbs_queries_return_the_same_rows_on_compressed_chunks() {
         3
     );
     for (q, want) in queries.iter().zip(&before) {
-        assert_eq!(&rows(&client, q).await, want, "{q}");
+        assert_eq!(&text_rows(&client, q).await, want, "{q}");
     }
 }

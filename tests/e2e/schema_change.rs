@@ -8,7 +8,7 @@ use std::path::Path;
 
 use tokio_postgres::Client;
 
-use crate::support::TestServer;
+use crate::support::{text_rows, TestServer};
 
 /// Every Parquet file under `dir`.
 fn parquet_paths(dir: &Path) -> BTreeSet<String> {
@@ -29,21 +29,7 @@ fn parquet_paths(dir: &Path) -> BTreeSet<String> {
 
 /// All rows, as text, in time order.
 async fn rows(client: &Client) -> Vec<String> {
-    client
-        .simple_query("SELECT * FROM sc ORDER BY time")
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
+    text_rows(client, "SELECT * FROM sc ORDER BY time").await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -631,6 +631,26 @@ pub fn read_to_string_lossy(path: &Path) -> String {
     String::from_utf8_lossy(&v).into_owned()
 }
 
+/// The rows `sql` returns over the simple protocol, each as its text
+/// values joined by `|` (NULL for null).
+pub async fn text_rows(client: &Client, sql: &str) -> Vec<String> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {}", error_chain(&e)))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The one bigint `sql` returns.
 pub async fn scalar_i64(client: &Client, sql: &str) -> i64 {
     client

@@ -339,17 +339,9 @@ async fn per_row(
     if n == 0 {
         return Ok(new_null_array(ty, 0));
     }
-    let plan = session
-        .plan_sql(&format!("SELECT {sql} AS v FROM generate_series(1, {n})"))
-        .await?;
     let batches = session
-        .context()
-        .execute_logical_plan(plan)
-        .await
-        .map_err(TemporaError::from_datafusion)?
-        .collect()
-        .await
-        .map_err(TemporaError::from_datafusion)?;
+        .query_sql(&format!("SELECT {sql} AS v FROM generate_series(1, {n})"))
+        .await?;
     let arrays: Vec<&dyn datafusion::arrow::array::Array> =
         batches.iter().map(|b| b.column(0).as_ref()).collect();
     let all = datafusion::arrow::compute::concat(&arrays)

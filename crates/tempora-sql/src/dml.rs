@@ -404,14 +404,7 @@ impl RewritePlan {
             Projection::try_new(exprs, Arc::new(filtered))
                 .map_err(TemporaError::from_datafusion)?,
         );
-        let out = session
-            .context()
-            .execute_logical_plan(plan)
-            .await
-            .map_err(TemporaError::from_datafusion)?
-            .collect()
-            .await
-            .map_err(TemporaError::from_datafusion)?;
+        let out = session.run_plan(plan).await?;
         let mut hit = vec![false; total];
         let mut updated = Vec::new();
         for b in out {

@@ -5,7 +5,6 @@
 //! statistics new files keep; a UNIQUE index is enforced on every write
 //! through its [`UniqueKey`], as a UNIQUE constraint is.
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::sql::sqlparser::ast::{CreateIndex, Expr as SqlExpr, ObjectName};
 use tempora_catalog::{CatalogOp, CatalogState, IndexColumn, IndexDef, TableDef, UniqueKey};
 use tempora_common::{Result, SqlState, TemporaError};
@@ -207,15 +206,7 @@ pub(crate) async fn first_duplicate(
         table.name.replace('"', "\"\""),
         not_null.join(" AND "),
     );
-    let plan = session.plan_sql(&sql).await?;
-    let batches: Vec<RecordBatch> = session
-        .context()
-        .execute_logical_plan(plan)
-        .await
-        .map_err(TemporaError::from_datafusion)?
-        .collect()
-        .await
-        .map_err(TemporaError::from_datafusion)?;
+    let batches = session.query_sql(&sql).await?;
     let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
         return Ok(None);
     };

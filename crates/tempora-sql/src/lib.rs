@@ -948,6 +948,23 @@ impl SqlSession {
         self.plan(stmts.remove(0)).await
     }
 
+    /// Runs one query given as text and returns its rows.
+    pub(crate) async fn query_sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let plan = self.plan_sql(sql).await?;
+        self.run_plan(plan).await
+    }
+
+    /// Runs a planned query and returns its rows.
+    pub(crate) async fn run_plan(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
+        self.ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(TemporaError::from_datafusion)?
+            .collect()
+            .await
+            .map_err(TemporaError::from_datafusion)
+    }
+
     /// Plans a statement with DataFusion.
     pub(crate) async fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
         self.ctx
