@@ -133,7 +133,19 @@ fn writer_properties(
                 .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(internal)?))
                 .set_max_row_group_row_count(Some(1 << 17));
             if layout == Layout::Ingest {
-                for f in schema.fields().iter().filter(|f| text(f)) {
+                // Text statistics cost ingest time; an indexed column keeps
+                // them, so that filters on it prune files and row groups.
+                let indexed = |name: &str| {
+                    table
+                        .all_indexes()
+                        .iter()
+                        .any(|i| i.columns.iter().any(|c| !c.expression && c.column == name))
+                };
+                for f in schema
+                    .fields()
+                    .iter()
+                    .filter(|f| text(f) && !indexed(f.name()))
+                {
                     props = props.set_column_statistics_enabled(path(f), EnabledStatistics::None);
                 }
             }
@@ -641,6 +653,49 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    /// Ingest files leave text columns without statistics unless an index
+    /// names them.
+    #[test]
+    fn ingest_files_keep_statistics_of_indexed_text_columns() {
+        use datafusion::arrow::array::StringArray;
+        let mut t = table();
+        t.compression = None;
+        t.columns[1].ty = PgType::Text;
+        let rows = 100;
+        let batch = RecordBatch::try_new(
+            Arc::new(t.arrow_schema()),
+            vec![
+                Arc::new(TimestampMicrosecondArray::from_iter_values(0..rows).with_timezone("UTC")),
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| format!("host_{}", i % 7)),
+                )),
+                Arc::new(Float64Array::from_iter_values((0..rows).map(|i| i as f64))),
+            ],
+        )
+        .unwrap();
+        let has_stats = |t: &TableDef| {
+            let encoded = encode(t, vec![batch.clone()], Layout::Ingest).unwrap();
+            let reader = SerializedFileReader::new(bytes::Bytes::from(encoded.bytes)).unwrap();
+            let meta = reader.metadata();
+            meta.row_group(0).column(1).statistics().is_some()
+        };
+        assert!(!has_stats(&t));
+        t.indexes.push(tempora_catalog::IndexDef {
+            name: "t_device_time_idx".into(),
+            columns: vec![tempora_catalog::IndexColumn {
+                column: "device".into(),
+                expression: false,
+                desc: false,
+                nulls_first: None,
+            }],
+            unique: false,
+            method: "btree".into(),
+            include: vec![],
+            predicate: None,
+        });
+        assert!(has_stats(&t));
     }
 
     /// Every row comes back, sorted by device, then time descending;
