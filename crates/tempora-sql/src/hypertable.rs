@@ -442,15 +442,13 @@ impl CreateHypertable {
             return Err(unique_without_time(&time_column));
         }
         let chunk_interval = chunk_interval_of(self.interval.as_ref(), &col.ty)?;
-        if engine.has_rows(&table) {
-            if !self.migrate_data {
-                return Err(TemporaError::new(
-                    SqlState::FEATURE_NOT_SUPPORTED,
-                    format!("table \"{}\" is not empty", table.name),
-                )
-                .with_hint("You can migrate data by specifying 'migrate_data => true' when calling this function."));
-            }
-            return Err(TemporaError::not_supported("migrate_data"));
+        let migrate = engine.has_rows(&table);
+        if migrate && !self.migrate_data {
+            return Err(TemporaError::new(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                format!("table \"{}\" is not empty", table.name),
+            )
+            .with_hint("You can migrate data by specifying 'migrate_data => true' when calling this function."));
         }
         if matches!(col.ty, PgType::Timestamp) {
             notices.push(Notice {
@@ -463,45 +461,53 @@ impl CreateHypertable {
         }
         let oid = table.oid;
         let name = table.name.clone();
-        let state = engine
-            .catalog()
-            .commit(|state| {
-                let t = state
-                    .table_by_oid(oid)
-                    .ok_or_else(|| TemporaError::undefined_table(&name))?;
-                if t.hypertable.is_some() {
-                    return Err(TemporaError::new(
-                        SqlState::TS_HYPERTABLE_EXISTS,
-                        format!("table \"{name}\" is already a hypertable"),
-                    ));
-                }
-                let hypertable = HypertableDef {
-                    id: state.next_hypertable_id,
-                    time_column: time_column.clone(),
-                    chunk_interval,
-                    space_dimensions: vec![],
-                };
-                let mut ops = vec![CatalogOp::MakeHypertable {
-                    oid,
-                    def: hypertable.clone(),
-                }];
-                if self.default_indexes {
-                    if let Some(index) = crate::index::default_time_index(state, t, &time_column) {
-                        // The table as MakeHypertable leaves it, plus the index.
-                        let mut def = t.clone();
-                        def.chunks.clear();
-                        def.files.clear();
-                        def.hypertable = Some(hypertable);
-                        if let Some(c) = def.columns.iter_mut().find(|c| c.name == time_column) {
-                            c.not_null = true;
-                        }
-                        def.indexes.push(index);
-                        ops.push(CatalogOp::AlterTable(Box::new(def)));
+        let build = |state: &tempora_catalog::CatalogState| {
+            let t = state
+                .table_by_oid(oid)
+                .ok_or_else(|| TemporaError::undefined_table(&name))?;
+            if t.hypertable.is_some() {
+                return Err(TemporaError::new(
+                    SqlState::TS_HYPERTABLE_EXISTS,
+                    format!("table \"{name}\" is already a hypertable"),
+                ));
+            }
+            let hypertable = HypertableDef {
+                id: state.next_hypertable_id,
+                time_column: time_column.clone(),
+                chunk_interval,
+                space_dimensions: vec![],
+            };
+            let mut ops = vec![CatalogOp::MakeHypertable {
+                oid,
+                def: hypertable.clone(),
+            }];
+            if self.default_indexes {
+                if let Some(index) = crate::index::default_time_index(state, t, &time_column) {
+                    // The table as MakeHypertable leaves it, plus the index.
+                    let mut def = t.clone();
+                    def.chunks.clear();
+                    def.files.clear();
+                    def.hypertable = Some(hypertable);
+                    if let Some(c) = def.columns.iter_mut().find(|c| c.name == time_column) {
+                        c.not_null = true;
                     }
+                    def.indexes.push(index);
+                    ops.push(CatalogOp::AlterTable(Box::new(def)));
                 }
-                Ok(ops)
-            })
-            .await?;
+            }
+            Ok(ops)
+        };
+        if migrate {
+            notices.push(Notice {
+                severity: "NOTICE",
+                code: SqlState::SUCCESSFUL_COMPLETION,
+                message: "migrating data to chunks".into(),
+            });
+            engine.migrate_to_hypertable(oid, build).await?;
+        } else {
+            engine.catalog().commit(build).await?;
+        }
+        let state = engine.catalog().snapshot();
         let id = state
             .table_by_oid(oid)
             .and_then(|t| t.hypertable.as_ref())

@@ -40,7 +40,7 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::ObjectStore;
 use parking_lot::RwLock;
-use tempora_catalog::{Catalog, CatalogOp, CatalogState, ChunkDef, FileDef, TableDef};
+use tempora_catalog::{chunk_range, Catalog, CatalogOp, CatalogState, ChunkDef, FileDef, TableDef};
 use tempora_common::{Result, SqlState, TemporaError};
 
 pub use compression::{fully_compressed, not_enabled};
@@ -1146,6 +1146,131 @@ impl Engine {
             .await?;
         cache.insert(oid, next);
         Ok(())
+    }
+
+    /// Makes a plain table holding rows a hypertable (`create_hypertable(...,
+    /// migrate_data => true)`): `build` gives the ops that make it one, and
+    /// its rows are written again as files of the chunks they fall in, all
+    /// listed by one catalog commit with those ops. Writers wait meanwhile
+    /// (the table is locked, as in TimescaleDB). Returns the rows moved.
+    pub async fn migrate_to_hypertable(
+        &self,
+        oid: u32,
+        mut build: impl FnMut(&CatalogState) -> Result<Vec<CatalogOp>>,
+    ) -> Result<u64> {
+        let guard = self.lock_files().await;
+        let _gate = loop {
+            self.flush_locked(&guard).await?;
+            let gate = self.write_gate.write().await;
+            let unflushed = self.mem.read().active.rows().keys().any(|(o, _)| *o == oid);
+            if !unflushed {
+                break gate;
+            }
+        };
+        let state = self.catalog.snapshot();
+        let table = state
+            .table_by_oid(oid)
+            .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?
+            .clone();
+        // The table as the commit will leave it, to write its chunks' files.
+        let mut after = (*state).clone();
+        for op in build(&state)? {
+            after.apply(&op)?;
+        }
+        let mut hyper = after
+            .table_by_oid(oid)
+            .ok_or_else(|| TemporaError::internal("table gone while migrating"))?
+            .clone();
+        let interval = hyper
+            .hypertable
+            .as_ref()
+            .map(|h| h.chunk_interval)
+            .ok_or_else(|| TemporaError::internal("migrating a table to no hypertable"))?;
+        let mut rows_by_chunk: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
+        let mut moved = 0u64;
+        for f in &table.files {
+            for batch in self.read_table_file(&hyper, &f.path).await? {
+                let times = time_values(&hyper, &batch)?;
+                if times.iter().any(Option::is_none) {
+                    let time = hyper.hypertable.as_ref().map_or("", |h| &h.time_column);
+                    return Err(TemporaError::new(
+                        SqlState::NOT_NULL_VIOLATION,
+                        format!(
+                            "column \"{time}\" of relation \"{}\" contains null values",
+                            table.name
+                        ),
+                    ));
+                }
+                let starts: Vec<i64> = times
+                    .into_iter()
+                    .map(|t| t.map_or(0, |t| chunk_range(t, interval).0))
+                    .collect();
+                let mut distinct = starts.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                for start in distinct {
+                    let mask: datafusion::arrow::array::BooleanArray =
+                        starts.iter().map(|s| Some(*s == start)).collect();
+                    let part = datafusion::arrow::compute::filter_record_batch(&batch, &mask)
+                        .map_err(|e| TemporaError::internal(e.to_string()))?;
+                    moved += part.num_rows() as u64;
+                    rows_by_chunk.entry(start).or_default().push(part);
+                }
+            }
+        }
+        let mut chunk_ops = Vec::new();
+        for (id, start) in (after.next_chunk_id..).zip(rows_by_chunk.keys()) {
+            let chunk = ChunkDef {
+                id,
+                range_start: *start,
+                range_end: start.saturating_add(interval),
+                files: vec![],
+                created_at: Some(chrono::Utc::now().timestamp_micros()),
+                compression: None,
+            };
+            hyper.chunks.insert(id, chunk.clone());
+            chunk_ops.push(CatalogOp::CreateChunk { oid, chunk });
+        }
+        let mut written: Vec<(Option<u32>, FileDef)> = Vec::new();
+        let result = async {
+            for ((_, batches), id) in rows_by_chunk.iter().zip(hyper.chunks.keys()) {
+                let file = self
+                    .write_table_file(&hyper, Some(*id), batches, "migrated", Layout::Merged)
+                    .await?;
+                written.push((Some(*id), file));
+            }
+            let old: Vec<String> = table.files.iter().map(|f| f.path.clone()).collect();
+            let state = self
+                .catalog
+                .commit(|current| {
+                    let mut ops = build(current)?;
+                    ops.extend(chunk_ops.iter().cloned());
+                    ops.extend(written.iter().map(|(chunk, file)| CatalogOp::AddFiles {
+                        oid,
+                        chunk: *chunk,
+                        files: vec![file.clone()],
+                    }));
+                    if !old.is_empty() {
+                        ops.push(CatalogOp::RemoveFiles {
+                            oid,
+                            chunk: None,
+                            paths: old.clone(),
+                        });
+                    }
+                    Ok(ops)
+                })
+                .await?;
+            self.gc.retire(state.version, old);
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            self.gc.retire(0, written.into_iter().map(|(_, f)| f.path));
+            return Err(e);
+        }
+        drop(guard);
+        tracing::info!(table = %table.name, rows = moved, "migrated rows to chunks");
+        Ok(moved)
     }
 
     /// Empties tables (TRUNCATE) in one catalog commit: a hypertable's
