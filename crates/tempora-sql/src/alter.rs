@@ -376,14 +376,13 @@ fn apply(
             } => {
                 if def.column(&column.name).is_some() {
                     if *if_not_exists {
-                        notices.push(Notice {
-                            severity: "NOTICE",
-                            code: SqlState::DUPLICATE_COLUMN,
-                            message: format!(
+                        notices.push(Notice::info(
+                            SqlState::DUPLICATE_COLUMN,
+                            format!(
                                 "column \"{}\" of relation \"{table}\" already exists, skipping",
                                 column.name
                             ),
-                        });
+                        ));
                         continue;
                     }
                     return Err(column_exists(&column.name, &table));
@@ -397,13 +396,9 @@ fn apply(
                 for name in names {
                     let Some(i) = def.column_index(name) else {
                         if *if_exists {
-                            notices.push(Notice {
-                                severity: "NOTICE",
-                                code: SqlState::SUCCESSFUL_COMPLETION,
-                                message: format!(
+                            notices.push(Notice::info(SqlState::SUCCESSFUL_COMPLETION, format!(
                                     "column \"{name}\" of relation \"{table}\" does not exist, skipping"
-                                ),
-                            });
+                                )));
                             continue;
                         }
                         return Err(no_column(name, &table));
@@ -563,13 +558,12 @@ fn apply(
                     Some(i) => {
                         def.unique_keys.remove(i);
                     }
-                    None if *if_exists => notices.push(Notice {
-                        severity: "NOTICE",
-                        code: SqlState::SUCCESSFUL_COMPLETION,
-                        message: format!(
+                    None if *if_exists => notices.push(Notice::info(
+                        SqlState::SUCCESSFUL_COMPLETION,
+                        format!(
                             "constraint \"{name}\" of relation \"{table}\" does not exist, skipping"
                         ),
-                    }),
+                    )),
                     None => {
                         return Err(TemporaError::new(
                             SqlState::UNDEFINED_OBJECT,
@@ -596,11 +590,10 @@ pub(crate) async fn alter_table(
         if at.if_exists {
             return Ok((
                 done(),
-                vec![Notice {
-                    severity: "NOTICE",
-                    code: SqlState::SUCCESSFUL_COMPLETION,
-                    message: format!("relation \"{name}\" does not exist, skipping"),
-                }],
+                vec![Notice::info(
+                    SqlState::SUCCESSFUL_COMPLETION,
+                    format!("relation \"{name}\" does not exist, skipping"),
+                )],
             ));
         }
         return Err(TemporaError::new(

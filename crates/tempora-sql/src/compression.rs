@@ -265,11 +265,10 @@ impl TableOptions {
             if self.if_exists {
                 return Ok((
                     Outcome::Command("ALTER TABLE".into()),
-                    vec![Notice {
-                        severity: "NOTICE",
-                        code: SqlState::UNDEFINED_TABLE,
-                        message: format!("relation \"{name}\" does not exist, skipping"),
-                    }],
+                    vec![Notice::info(
+                        SqlState::UNDEFINED_TABLE,
+                        format!("relation \"{name}\" does not exist, skipping"),
+                    )],
                 ));
             }
             return Err(TemporaError::undefined_table(&self.table));

@@ -377,11 +377,10 @@ pub(crate) async fn execute(
                 })
                 .await?;
             if skipped {
-                notices.push(Notice {
-                    severity: "NOTICE",
-                    code: SqlState::DUPLICATE_TABLE,
-                    message: format!("relation \"{name}\" already exists, skipping"),
-                });
+                notices.push(Notice::info(
+                    SqlState::DUPLICATE_TABLE,
+                    format!("relation \"{name}\" already exists, skipping"),
+                ));
             }
             Ok((Outcome::Command("CREATE TABLE".into()), notices))
         }
@@ -418,11 +417,10 @@ pub(crate) async fn execute(
                                 )
                                 .with_hint("Use DROP VIEW to remove a view."))
                             }
-                            None if *if_exists => notices.push(Notice {
-                                severity: "NOTICE",
-                                code: SqlState::SUCCESSFUL_COMPLETION,
-                                message: format!("table \"{name}\" does not exist, skipping"),
-                            }),
+                            None if *if_exists => notices.push(Notice::info(
+                                SqlState::SUCCESSFUL_COMPLETION,
+                                format!("table \"{name}\" does not exist, skipping"),
+                            )),
                             None => {
                                 return Err(TemporaError::new(
                                     SqlState::UNDEFINED_TABLE,
@@ -512,11 +510,10 @@ pub(crate) async fn execute(
                 .commit(|state| {
                     if state.extensions.contains(&name) {
                         if if_not_exists {
-                            notices.push(Notice {
-                                severity: "NOTICE",
-                                code: SqlState::DUPLICATE_OBJECT,
-                                message: format!("extension \"{name}\" already exists, skipping"),
-                            });
+                            notices.push(Notice::info(
+                                SqlState::DUPLICATE_OBJECT,
+                                format!("extension \"{name}\" already exists, skipping"),
+                            ));
                             return Ok(vec![]);
                         }
                         return Err(TemporaError::new(

@@ -399,11 +399,10 @@ impl CreateHypertable {
         let mut notices = vec![];
         if let Some(h) = &table.hypertable {
             if self.if_not_exists {
-                notices.push(Notice {
-                    severity: "NOTICE",
-                    code: SqlState::TS_HYPERTABLE_EXISTS,
-                    message: format!("table \"{}\" is already a hypertable, skipping", table.name),
-                });
+                notices.push(Notice::info(
+                    SqlState::TS_HYPERTABLE_EXISTS,
+                    format!("table \"{}\" is already a hypertable, skipping", table.name),
+                ));
                 return Ok((
                     self.result(h.id, &table.schema, &table.name, false).await?,
                     notices,
@@ -498,11 +497,10 @@ impl CreateHypertable {
             Ok(ops)
         };
         if migrate {
-            notices.push(Notice {
-                severity: "NOTICE",
-                code: SqlState::SUCCESSFUL_COMPLETION,
-                message: "migrating data to chunks".into(),
-            });
+            notices.push(Notice::info(
+                SqlState::SUCCESSFUL_COMPLETION,
+                "migrating data to chunks",
+            ));
             engine.migrate_to_hypertable(oid, build).await?;
         } else {
             engine.catalog().commit(build).await?;

@@ -238,10 +238,11 @@ pub(crate) async fn create_index(
             format!("relation \"{name}\" already exists"),
         )
     };
-    let skip_notice = |name: &str| Notice {
-        severity: "NOTICE",
-        code: SqlState::DUPLICATE_TABLE,
-        message: format!("relation \"{name}\" already exists, skipping"),
+    let skip_notice = |name: &str| {
+        Notice::info(
+            SqlState::DUPLICATE_TABLE,
+            format!("relation \"{name}\" already exists, skipping"),
+        )
     };
     let done = || Outcome::Command("CREATE INDEX".into());
     if let Some(name) = &given {
@@ -356,11 +357,7 @@ pub(crate) async fn drop_index(
                         .with_hint("Use DROP TABLE to remove a table."));
                     }
                     if if_exists {
-                        notices.push(Notice {
-                            severity: "NOTICE",
-                            code: SqlState::SUCCESSFUL_COMPLETION,
-                            message: format!("index \"{name}\" does not exist, skipping"),
-                        });
+                        notices.push(Notice::info(SqlState::SUCCESSFUL_COMPLETION, format!("index \"{name}\" does not exist, skipping")));
                         continue;
                     }
                     return Err(TemporaError::new(

@@ -66,6 +66,18 @@ pub struct Notice {
     pub message: String,
 }
 
+impl Notice {
+    /// A NOTICE (what `DROP ... IF EXISTS` and `IF NOT EXISTS` say when
+    /// they skip, and the like).
+    pub(crate) fn info(code: SqlState, message: impl Into<String>) -> Notice {
+        Notice {
+            severity: "NOTICE",
+            code,
+            message: message.into(),
+        }
+    }
+}
+
 /// What a statement produced.
 pub enum Outcome {
     /// A result set.

@@ -70,11 +70,10 @@ pub(crate) async fn create_schema(
             notices.clear();
             if state.schema_exists(&schema) || SYSTEM_SCHEMAS.contains(&schema.as_str()) {
                 if if_not_exists {
-                    notices.push(Notice {
-                        severity: "NOTICE",
-                        code: SqlState::DUPLICATE_SCHEMA,
-                        message: format!("schema \"{schema}\" already exists, skipping"),
-                    });
+                    notices.push(Notice::info(
+                        SqlState::DUPLICATE_SCHEMA,
+                        format!("schema \"{schema}\" already exists, skipping"),
+                    ));
                     return Ok(vec![]);
                 }
                 return Err(TemporaError::new(
@@ -119,11 +118,10 @@ pub(crate) async fn drop_schemas(
                 }
                 if !state.schema_exists(schema) {
                     if if_exists {
-                        notices.push(Notice {
-                            severity: "NOTICE",
-                            code: SqlState::SUCCESSFUL_COMPLETION,
-                            message: format!("schema \"{schema}\" does not exist, skipping"),
-                        });
+                        notices.push(Notice::info(
+                            SqlState::SUCCESSFUL_COMPLETION,
+                            format!("schema \"{schema}\" does not exist, skipping"),
+                        ));
                         continue;
                     }
                     return Err(TemporaError::new(
@@ -161,11 +159,10 @@ pub(crate) async fn drop_schemas(
                     .collect();
                 let others = crate::views::dependent_views(state, &going, true, &mut notices)?;
                 for v in &views {
-                    notices.push(Notice {
-                        severity: "NOTICE",
-                        code: SqlState::SUCCESSFUL_COMPLETION,
-                        message: format!("drop cascades to view {schema}.{}", v.name),
-                    });
+                    notices.push(Notice::info(
+                        SqlState::SUCCESSFUL_COMPLETION,
+                        format!("drop cascades to view {schema}.{}", v.name),
+                    ));
                     ops.push(CatalogOp::DropView { oid: v.oid });
                 }
                 ops.extend(
@@ -175,11 +172,10 @@ pub(crate) async fn drop_schemas(
                         .map(|oid| CatalogOp::DropView { oid }),
                 );
                 for t in &tables {
-                    notices.push(Notice {
-                        severity: "NOTICE",
-                        code: SqlState::SUCCESSFUL_COMPLETION,
-                        message: format!("drop cascades to table {schema}.{}", t.name),
-                    });
+                    notices.push(Notice::info(
+                        SqlState::SUCCESSFUL_COMPLETION,
+                        format!("drop cascades to table {schema}.{}", t.name),
+                    ));
                     dropped.push((t.oid, t.all_files().map(|f| f.path.clone()).collect()));
                     ops.push(CatalogOp::DropTable { oid: t.oid });
                 }

@@ -129,11 +129,10 @@ pub(crate) async fn create_view(
         })
         .await?;
     let notices = if skipped {
-        vec![Notice {
-            severity: "NOTICE",
-            code: SqlState::DUPLICATE_TABLE,
-            message: format!("relation \"{name}\" already exists, skipping"),
-        }]
+        vec![Notice::info(
+            SqlState::DUPLICATE_TABLE,
+            format!("relation \"{name}\" already exists, skipping"),
+        )]
     } else {
         vec![]
     };
@@ -177,11 +176,10 @@ pub(crate) fn dependent_views(
             .with_detail(format!("view {} depends on {kind} {name}", v.name))
             .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
         }
-        notices.push(Notice {
-            severity: "NOTICE",
-            code: SqlState::SUCCESSFUL_COMPLETION,
-            message: format!("drop cascades to view {}", v.name),
-        });
+        notices.push(Notice::info(
+            SqlState::SUCCESSFUL_COMPLETION,
+            format!("drop cascades to view {}", v.name),
+        ));
         doomed.push(v.oid);
         views.push(v.oid);
     }
@@ -212,11 +210,10 @@ pub(crate) async fn drop_views(
                         )
                         .with_hint("Use DROP TABLE to remove a table."))
                     }
-                    None if if_exists => notices.push(Notice {
-                        severity: "NOTICE",
-                        code: SqlState::SUCCESSFUL_COMPLETION,
-                        message: format!("view \"{name}\" does not exist, skipping"),
-                    }),
+                    None if if_exists => notices.push(Notice::info(
+                        SqlState::SUCCESSFUL_COMPLETION,
+                        format!("view \"{name}\" does not exist, skipping"),
+                    )),
                     None => {
                         return Err(TemporaError::new(
                             SqlState::UNDEFINED_TABLE,
