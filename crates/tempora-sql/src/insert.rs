@@ -130,6 +130,9 @@ pub struct InsertPlan {
     table_name: String,
     /// Produces the new rows in the table's schema.
     input: LogicalPlan,
+    /// The table's layout `input` was planned against (an ALTER TABLE may
+    /// come between planning and running a prepared INSERT).
+    planned: SchemaRef,
     returning: Option<Returning>,
 }
 
@@ -274,6 +277,7 @@ impl InsertPlan {
             update,
             table_name: name,
             input: input.as_ref().clone(),
+            planned: Arc::new(table.arrow_schema()),
             returning,
         })
     }
@@ -324,10 +328,13 @@ impl InsertPlan {
             .collect()
             .await
             .map_err(TemporaError::from_datafusion)?;
-        // Align to the stored schema (names and exact types).
+        // Align to the layout the plan was made for (names and exact
+        // types), then to the table's current one, by column id.
         let batches = batches
             .iter()
-            .map(|b| conform(b.columns(), &schema))
+            .map(|b| {
+                tempora_storage::columns::conform(table, &conform(b.columns(), &self.planned)?)
+            })
             .collect::<Result<Vec<_>>>()?;
         if let Some(update) = &self.update {
             let evaluator = update.evaluator(session, schema.clone(), params)?;
