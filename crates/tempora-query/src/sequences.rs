@@ -1,6 +1,8 @@
 //! `nextval`, `currval` and `setval`: the values of `serial` and identity
 //! columns (their DEFAULT is `nextval('<table>_<column>_seq')`). The engine
 //! hands values out (`Engine::next_values`); `currval` is per session.
+//! `nextval` ignores arguments after the first: the SQL layer numbers each
+//! call of a statement with one, so that DataFusion keeps them apart.
 
 use std::collections::HashMap;
 use std::sync::Arc;

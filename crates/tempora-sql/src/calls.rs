@@ -18,6 +18,7 @@ use tempora_common::{Result, SqlState, TemporaError};
 pub(crate) fn normalize(stmt: &mut Statement, time_zone: &str) -> Result<()> {
     let mut normalizer = Normalizer {
         time_zone: time_zone.to_string(),
+        nextval_calls: 0,
     };
     match stmt.visit(&mut normalizer) {
         ControlFlow::Break(e) => Err(e),
@@ -28,6 +29,10 @@ pub(crate) fn normalize(stmt: &mut Statement, time_zone: &str) -> Result<()> {
 /// The session's time zone reads zone-less `timestamptz` arguments.
 struct Normalizer {
     time_zone: String,
+    /// `nextval` calls seen: each gets its ordinal as a hidden second
+    /// argument, so that two calls of one sequence in a statement are two
+    /// expressions (DataFusion computes identical async calls once).
+    nextval_calls: u32,
 }
 
 /// Whether an expression is an interval by its syntax (a literal, a cast,
@@ -109,6 +114,13 @@ impl VisitorMut for Normalizer {
             if let FunctionArguments::List(list) = &mut f.args {
                 if let Err(e) = call(&function, &mut list.args, &self.time_zone) {
                     return ControlFlow::Break(e);
+                }
+                if function == "nextval" && list.args.len() == 1 {
+                    self.nextval_calls += 1;
+                    list.args
+                        .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Value(
+                            Value::Number(self.nextval_calls.to_string(), false).into(),
+                        ))));
                 }
             }
         }
