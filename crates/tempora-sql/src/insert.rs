@@ -197,6 +197,74 @@ impl Returning {
     }
 }
 
+/// `DEFAULT` in the rows of `VALUES`, and `DEFAULT VALUES`, which
+/// DataFusion does not take: the column's DEFAULT expression (or NULL) in
+/// their place, as PostgreSQL evaluates them. Such rows become a `SELECT
+/// ... UNION ALL SELECT ...` (a sequence's `nextval` cannot run inside
+/// `VALUES`).
+fn fill_defaults(
+    insert: &mut datafusion::sql::sqlparser::ast::Insert,
+    table: &tempora_catalog::TableDef,
+) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, SetExpr};
+    let default_sql = |c: &tempora_catalog::ColumnDef| c.default.clone().unwrap_or("NULL".into());
+    let rows: Vec<Vec<String>> = match insert.source.as_ref() {
+        // DEFAULT VALUES: every column's default, in table order.
+        None => {
+            insert.columns.clear();
+            vec![table.columns.iter().map(default_sql).collect()]
+        }
+        Some(source) => {
+            let SetExpr::Values(values) = source.body.as_ref() else {
+                return Ok(());
+            };
+            let targets: Vec<Option<&tempora_catalog::ColumnDef>> = if insert.columns.is_empty() {
+                table.columns.iter().map(Some).collect()
+            } else {
+                insert
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        crate::ddl::object_name(c)
+                            .ok()
+                            .and_then(|(_, n)| table.column(&n))
+                    })
+                    .collect()
+            };
+            let is_default = |e: &SqlExpr| {
+                matches!(e, SqlExpr::Identifier(id)
+                    if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
+            };
+            if !values.rows.iter().flat_map(|r| r.iter()).any(is_default) {
+                return Ok(());
+            }
+            values
+                .rows
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .enumerate()
+                        .map(|(i, e)| match targets.get(i) {
+                            Some(Some(c)) if is_default(e) => default_sql(c),
+                            _ => e.to_string(),
+                        })
+                        .collect()
+                })
+                .collect()
+        }
+    };
+    let select = rows
+        .iter()
+        .map(|r| format!("SELECT {}", r.join(", ")))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    match crate::parse(&select)?.pop() {
+        Some(Statement::Query(q)) => insert.source = Some(q),
+        _ => return Err(TemporaError::internal("DEFAULT rows did not parse")),
+    }
+    Ok(())
+}
+
 impl InsertPlan {
     pub async fn plan(session: &SqlSession, stmt: &Statement) -> Result<Self> {
         let Statement::Insert(insert) = stmt else {
@@ -220,6 +288,13 @@ impl InsertPlan {
             }
         }
         let mut plain = insert.clone();
+        if let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &insert.table {
+            let (schema_name, table_name) = crate::ddl::object_name(name)?;
+            let state = session.engine().catalog().snapshot();
+            if let Some(table) = state.table(&schema_name, &table_name) {
+                fill_defaults(&mut plain, table)?;
+            }
+        }
         plain.on = None;
         plain.table_alias = None;
         let returning_items: Option<Vec<SelectItem>> = plain.returning.take();
