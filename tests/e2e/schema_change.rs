@@ -185,3 +185,65 @@ async fn truncate_and_views_survive_kill9() {
         .get(0);
     assert!(id > 2, "id {id} after the kill");
 }
+
+/// Rows written while a table is migrated into a hypertable and while its
+/// columns change are all there once, in chunks, in the new layout.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_during_migration_and_alter_land_in_chunks() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE mig (time timestamptz NOT NULL, v int);
+             INSERT INTO mig SELECT t, 1 FROM generate_series('2024-01-01'::timestamptz, '2024-01-20', INTERVAL '1 hour') t;",
+        )
+        .await
+        .unwrap();
+    let before = crate::support::scalar_i64(&client, "SELECT count(*) FROM mig").await;
+    let writer = server.connect().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut written = 0i64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            writer
+                .execute(
+                    "INSERT INTO mig (time, v) VALUES ('2024-01-05 00:00:00+00'::timestamptz + $1::bigint * INTERVAL '1 second', 2)",
+                    &[&written],
+                )
+                .await
+                .unwrap();
+            written += 1;
+        }
+        written
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    client
+        .batch_execute("SELECT create_hypertable('mig', 'time', migrate_data => true)")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    client
+        .batch_execute("ALTER TABLE mig ADD COLUMN w int DEFAULT 7")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = task.await.unwrap();
+    assert!(written > 0);
+    let total = crate::support::scalar_i64(&client, "SELECT count(*) FROM mig").await;
+    assert_eq!(total, before + written);
+    let sevens = crate::support::scalar_i64(&client, "SELECT count(*) FROM mig WHERE w = 7").await;
+    assert_eq!(sevens, total, "every row reads the added column's default");
+    // Every row is in a chunk: dropping them all leaves none.
+    client
+        .batch_execute(
+            "CHECKPOINT; SELECT drop_chunks('mig', older_than => '2100-01-01'::timestamptz);",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::support::scalar_i64(&client, "SELECT count(*) FROM mig").await,
+        0
+    );
+}

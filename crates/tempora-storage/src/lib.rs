@@ -653,14 +653,20 @@ impl Engine {
                 // A chunk these rows were mapped to may be gone: map them again.
                 continue;
             }
-            // ALTER TABLE commits under the gate: while it is held, the
-            // layout the rows are in stays the table's.
+            // ALTER TABLE and migrate_data commit under the gate: while it
+            // is held, the layout the rows are in and the chunks they were
+            // mapped to stay the table's.
             let mut altered = false;
             for (table, batch) in entries.iter_mut() {
                 if let Some(current) = now.table_by_oid(table.oid) {
                     if current.columns != table.columns {
                         *batch = columns::conform(current, batch)?;
                         check_not_null(current, batch)?;
+                        *table = current.clone();
+                        altered = true;
+                    } else if current.hypertable != table.hypertable {
+                        // Now a hypertable: the rows go to its chunks.
+                        *table = current.clone();
                         altered = true;
                     }
                 }
