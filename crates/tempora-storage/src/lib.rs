@@ -1057,12 +1057,23 @@ impl Engine {
     pub async fn commit_flushed(
         &self,
         oids: &[u32],
-        mut build: impl FnMut(&CatalogState) -> Result<Vec<CatalogOp>>,
+        build: impl FnOnce(&CatalogState) -> Result<Vec<CatalogOp>>,
     ) -> Result<Arc<CatalogState>> {
         let guard = self.lock_files().await;
+        let _gate = self.flushed_and_gated(&guard, oids).await?;
+        self.catalog.commit(build).await
+    }
+
+    /// Flushes until none of the tables' rows are in the memtables, and
+    /// returns holding the write gate (no write can add one back).
+    async fn flushed_and_gated(
+        &self,
+        guard: &FilesGuard,
+        oids: &[u32],
+    ) -> Result<tokio::sync::RwLockWriteGuard<'_, ()>> {
         loop {
-            self.flush_locked(&guard).await?;
-            let _gate = self.write_gate.write().await;
+            self.flush_locked(guard).await?;
+            let gate = self.write_gate.write().await;
             let unflushed = self
                 .mem
                 .read()
@@ -1070,10 +1081,10 @@ impl Engine {
                 .rows()
                 .keys()
                 .any(|(o, _)| oids.contains(o));
-            if unflushed {
-                continue; // written between the flush and the gate
+            if !unflushed {
+                return Ok(gate);
             }
-            return self.catalog.commit(&mut build).await;
+            // Written between the flush and the gate: flush again.
         }
     }
 
@@ -1165,14 +1176,7 @@ impl Engine {
         mut build: impl FnMut(&CatalogState) -> Result<Vec<CatalogOp>>,
     ) -> Result<u64> {
         let guard = self.lock_files().await;
-        let _gate = loop {
-            self.flush_locked(&guard).await?;
-            let gate = self.write_gate.write().await;
-            let unflushed = self.mem.read().active.rows().keys().any(|(o, _)| *o == oid);
-            if !unflushed {
-                break gate;
-            }
-        };
+        let gate = self.flushed_and_gated(&guard, &[oid]).await?;
         let state = self.catalog.snapshot();
         let table = state
             .table_by_oid(oid)
@@ -1183,7 +1187,7 @@ impl Engine {
         for op in build(&state)? {
             after.apply(&op)?;
         }
-        let mut hyper = after
+        let hyper = after
             .table_by_oid(oid)
             .ok_or_else(|| TemporaError::internal("table gone while migrating"))?
             .clone();
@@ -1224,38 +1228,34 @@ impl Engine {
                 }
             }
         }
-        let mut chunk_ops = Vec::new();
-        for (id, start) in (after.next_chunk_id..).zip(rows_by_chunk.keys()) {
-            let chunk = ChunkDef {
-                id,
-                range_start: *start,
-                range_end: start.saturating_add(interval),
-                files: vec![],
-                created_at: Some(chrono::Utc::now().timestamp_micros()),
-                compression: None,
-            };
-            hyper.chunks.insert(id, chunk.clone());
-            chunk_ops.push(CatalogOp::CreateChunk { oid, chunk });
-        }
-        let mut written: Vec<(Option<u32>, FileDef)> = Vec::new();
+        // Chunk ids are taken at the commit: writers of other tables may
+        // create chunks meanwhile (they do before the gate). The ids in the
+        // files' paths are only names.
+        let mut written: Vec<(i64, FileDef)> = Vec::new();
         let result = async {
-            for ((_, batches), id) in rows_by_chunk.iter().zip(hyper.chunks.keys()) {
+            for ((start, batches), id) in rows_by_chunk.iter().zip(after.next_chunk_id..) {
                 let file = self
-                    .write_table_file(&hyper, Some(*id), batches, "migrated", Layout::Merged)
+                    .write_table_file(&hyper, Some(id), batches, "migrated", Layout::Merged)
                     .await?;
-                written.push((Some(*id), file));
+                written.push((*start, file));
             }
             let old: Vec<String> = table.files.iter().map(|f| f.path.clone()).collect();
+            let created_at = Some(chrono::Utc::now().timestamp_micros());
             let state = self
                 .catalog
                 .commit(|current| {
                     let mut ops = build(current)?;
-                    ops.extend(chunk_ops.iter().cloned());
-                    ops.extend(written.iter().map(|(chunk, file)| CatalogOp::AddFiles {
-                        oid,
-                        chunk: *chunk,
-                        files: vec![file.clone()],
-                    }));
+                    for ((start, file), id) in written.iter().zip(current.next_chunk_id..) {
+                        let chunk = ChunkDef {
+                            id,
+                            range_start: *start,
+                            range_end: start.saturating_add(interval),
+                            files: vec![file.clone()],
+                            created_at,
+                            compression: None,
+                        };
+                        ops.push(CatalogOp::CreateChunk { oid, chunk });
+                    }
                     if !old.is_empty() {
                         ops.push(CatalogOp::RemoveFiles {
                             oid,
@@ -1274,6 +1274,7 @@ impl Engine {
             self.gc.retire(0, written.into_iter().map(|(_, f)| f.path));
             return Err(e);
         }
+        drop(gate);
         drop(guard);
         tracing::info!(table = %table.name, rows = moved, "migrated rows to chunks");
         Ok(moved)
