@@ -118,6 +118,21 @@ pub struct ColumnDef {
     pub comment: Option<String>,
 }
 
+impl ColumnDef {
+    /// A nullable column without a default.
+    pub fn new(id: u32, name: impl Into<String>, ty: PgType) -> Self {
+        ColumnDef {
+            id,
+            name: name.into(),
+            ty,
+            not_null: false,
+            default: None,
+            missing: None,
+            comment: None,
+        }
+    }
+}
+
 /// Arrow field metadata holding a column's id ([`ColumnDef::id`]); the
 /// Parquet writer stores it as the field id.
 pub const FIELD_ID: &str = "PARQUET:field_id";

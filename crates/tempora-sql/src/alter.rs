@@ -132,15 +132,8 @@ async fn plan_ops(
             } => {
                 let name = ident_name(&column_def.name);
                 let ty = pg_type(&column_def.data_type.to_string())?;
-                let mut column = ColumnDef {
-                    id: 0,
-                    name: name.clone(),
-                    ty: ty.clone(),
-                    not_null: false,
-                    default: None,
-                    missing: None,
-                    comment: None,
-                };
+                // Its id is given at the commit.
+                let mut column = ColumnDef::new(0, name.clone(), ty.clone());
                 for o in &column_def.options {
                     match &o.option {
                         ColumnOption::NotNull => column.not_null = true,
@@ -304,13 +297,7 @@ async fn plan_ops(
                         }
                     }
                 }
-                if let Some(detail) = crate::index::first_duplicate(session, table, &key).await? {
-                    return Err(TemporaError::new(
-                        SqlState::UNIQUE_VIOLATION,
-                        format!("could not create unique index \"{}\"", key.name),
-                    )
-                    .with_detail(detail));
-                }
+                crate::index::check_unique(session, table, &key).await?;
                 Op::AddKey(key)
             }
             AlterTableOperation::DropConstraint {
@@ -342,12 +329,10 @@ async fn plan_ops(
 }
 
 async fn column_has_nulls(session: &SqlSession, table: &TableDef, column: &str) -> Result<bool> {
-    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let sql = format!(
-        "SELECT count(*) AS n FROM {}.{} WHERE {} IS NULL",
-        q(&table.schema),
-        q(&table.name),
-        q(column)
+        "SELECT count(*) AS n FROM {} WHERE {} IS NULL",
+        crate::ddl::quoted_table(table),
+        crate::ddl::quote_ident(column)
     );
     let n = session.eval_sql(&format!("({sql})")).await?;
     Ok(!matches!(

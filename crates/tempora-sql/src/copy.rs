@@ -137,22 +137,21 @@ impl CopyPlan {
                     table
                         .columns
                         .iter()
-                        .map(|c| quote_ident(&c.name))
+                        .map(|c| crate::ddl::quote_ident(&c.name))
                         .collect::<Vec<_>>()
                 } else {
                     let mut cols = Vec::new();
                     for c in columns {
                         let col = crate::ddl::ident_name(c);
                         column_of(&table, &col)?;
-                        cols.push(quote_ident(&col));
+                        cols.push(crate::ddl::quote_ident(&col));
                     }
                     cols
                 };
                 format!(
-                    "SELECT {} FROM {}.{}",
+                    "SELECT {} FROM {}",
                     cols.join(", "),
-                    quote_ident(&table.schema),
-                    quote_ident(&table.name)
+                    crate::ddl::quoted_table(&table)
                 )
             }
         };
@@ -222,10 +221,6 @@ fn column_of(table: &TableDef, col: &str) -> Result<usize> {
 /// The overall format code of CopyIn/CopyOutResponse: 1 binary, 0 text or CSV.
 fn wire_code(options: &CopyOptions) -> i8 {
     i8::from(options.format == CopyFormat::Binary)
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 impl CopyInPlan {

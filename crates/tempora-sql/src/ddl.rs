@@ -40,6 +40,21 @@ pub(crate) fn is_volatile(default: &str) -> bool {
     .any(|f| d.contains(f))
 }
 
+/// An identifier quoted for SQL text Tempora writes itself (always
+/// quoted, so any name reads back as it is).
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `"schema"."table"`, for SQL text Tempora writes itself.
+pub(crate) fn quoted_table(table: &TableDef) -> String {
+    format!(
+        "{}.{}",
+        quote_ident(&table.schema),
+        quote_ident(&table.name)
+    )
+}
+
 /// PostgreSQL's error for a name in a schema that does not exist.
 pub(crate) fn no_schema(schema: &str) -> TemporaError {
     TemporaError::new(
@@ -234,18 +249,11 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
             "smallserial" | "serial2" => Some(PgType::Int2),
             _ => None,
         };
-        let mut def = ColumnDef {
-            id: i as u32 + 1,
-            name: col_name,
-            ty: match &serial {
-                Some(ty) => ty.clone(),
-                None => pg_type(&type_name)?,
-            },
-            not_null: false,
-            default: None,
-            missing: None,
-            comment: None,
+        let ty = match &serial {
+            Some(ty) => ty.clone(),
+            None => pg_type(&type_name)?,
         };
+        let mut def = ColumnDef::new(i as u32 + 1, col_name, ty);
         if serial.is_some() {
             def.not_null = true;
             def.default = Some(SEQUENCE_DEFAULT.into());

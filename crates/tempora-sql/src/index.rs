@@ -187,28 +187,28 @@ fn function_label(expr: &str) -> Option<&str> {
     plain.then_some(name)
 }
 
-/// A key column list's first duplicated key among the table's rows, if any.
-pub(crate) async fn first_duplicate(
+/// PostgreSQL's error for a unique index (or key) that the table's rows
+/// already break: the first key they hold twice names it.
+pub(crate) async fn check_unique(
     session: &SqlSession,
     table: &TableDef,
     key: &UniqueKey,
-) -> Result<Option<String>> {
+) -> Result<()> {
     let cols: Vec<String> = key
         .columns
         .iter()
-        .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+        .map(|c| crate::ddl::quote_ident(c))
         .collect();
     let list = cols.join(", ");
     let not_null: Vec<String> = cols.iter().map(|c| format!("{c} IS NOT NULL")).collect();
     let sql = format!(
-        "SELECT {list} FROM \"{}\".\"{}\" WHERE {} GROUP BY {list} HAVING count(*) > 1 LIMIT 1",
-        table.schema.replace('"', "\"\""),
-        table.name.replace('"', "\"\""),
+        "SELECT {list} FROM {} WHERE {} GROUP BY {list} HAVING count(*) > 1 LIMIT 1",
+        crate::ddl::quoted_table(table),
         not_null.join(" AND "),
     );
     let batches = session.query_sql(&sql).await?;
     let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
-        return Ok(None);
+        return Ok(());
     };
     // The detail names the key's columns in the result's layout.
     let keys_only = TableDef {
@@ -219,7 +219,11 @@ pub(crate) async fn first_duplicate(
             .collect(),
         ..TableDef::default()
     };
-    Ok(Some(tempora_storage::unique::duplicated_detail(
+    Err(TemporaError::new(
+        SqlState::UNIQUE_VIOLATION,
+        format!("could not create unique index \"{}\"", key.name),
+    )
+    .with_detail(tempora_storage::unique::duplicated_detail(
         key, &keys_only, batch, 0,
     )))
 }
@@ -267,23 +271,17 @@ pub(crate) async fn create_index(
         index: true,
     };
     if index.unique {
-        let name = given.clone().unwrap_or_else(|| "index".into());
-        if let Some(detail) = first_duplicate(session, &table, &key(&name, &index)).await? {
-            let name = given.clone().unwrap_or_else(|| {
-                choose_relation_name(
-                    &before,
-                    &table.schema,
-                    &table.name,
-                    &name_addition(&index),
-                    "idx",
-                )
-            });
-            return Err(TemporaError::new(
-                SqlState::UNIQUE_VIOLATION,
-                format!("could not create unique index \"{name}\""),
+        // The name the index would take (chosen again at the commit).
+        let name = given.clone().unwrap_or_else(|| {
+            choose_relation_name(
+                &before,
+                &table.schema,
+                &table.name,
+                &name_addition(&index),
+                "idx",
             )
-            .with_detail(detail));
-        }
+        });
+        check_unique(session, &table, &key(&name, &index)).await?;
     }
     let mut skipped = None;
     catalog

@@ -11,12 +11,8 @@ use datafusion::sql::sqlparser::ast::{CreateView, ObjectName, Statement, VisitMu
 use tempora_catalog::{CatalogOp, CatalogState, ViewDef};
 use tempora_common::{Result, SqlState, TemporaError};
 
-use crate::ddl::{ident_name, object_name};
+use crate::ddl::{ident_name, object_name, quote_ident};
 use crate::{Notice, Outcome, SqlSession};
-
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
 
 /// The relations (schema, name) a statement reads.
 fn relations(stmt: &mut Statement) -> Vec<(String, String)> {
@@ -76,11 +72,11 @@ pub(crate) async fn create_view(
             .iter()
             .map(|c| ident_name(&c.name))
             .chain(fields.into_iter().skip(cv.columns.len()))
-            .map(|c| quote(&c))
+            .map(|c| quote_ident(&c))
             .collect();
         sql = format!(
             "SELECT * FROM ({sql}) AS {}({})",
-            quote(&name),
+            quote_ident(&name),
             cols.join(", ")
         );
         session.plan_sql(&sql).await?;

@@ -284,18 +284,6 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field};
     use tempora_catalog::PgType;
 
-    fn col(id: u32, name: &str, ty: PgType) -> ColumnDef {
-        ColumnDef {
-            id,
-            name: name.into(),
-            ty,
-            not_null: false,
-            default: None,
-            missing: None,
-            comment: None,
-        }
-    }
-
     #[test]
     fn batches_follow_renames_drops_adds_and_widenings() {
         // Written as (a int4, b text, c int4) before ids were recorded.
@@ -314,14 +302,14 @@ mod tests {
         .unwrap();
         // Now: b dropped, c renamed to cc and widened to bigint, d added
         // with a default of 7, e added without one.
-        let mut d = col(4, "d", PgType::Int4);
+        let mut d = ColumnDef::new(4, "d", PgType::Int4);
         d.missing = Some(encode_missing(&ScalarValue::Int32(Some(7))).unwrap());
         let table = TableDef {
             columns: vec![
-                col(1, "a", PgType::Int4),
-                col(3, "cc", PgType::Int8),
+                ColumnDef::new(1, "a", PgType::Int4),
+                ColumnDef::new(3, "cc", PgType::Int8),
                 d,
-                col(5, "e", PgType::Text),
+                ColumnDef::new(5, "e", PgType::Text),
             ],
             ..TableDef::default()
         };

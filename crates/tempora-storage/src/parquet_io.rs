@@ -596,23 +596,14 @@ mod tests {
     };
 
     fn table() -> TableDef {
-        let col = |id, name: &str, ty| ColumnDef {
-            id,
-            name: name.into(),
-            ty,
-            not_null: false,
-            default: None,
-            missing: None,
-            comment: None,
-        };
         TableDef {
             oid: 1,
             schema: "public".into(),
             name: "m".into(),
             columns: vec![
-                col(1, "time", PgType::Timestamptz),
-                col(2, "device", PgType::Int4),
-                col(3, "v", PgType::Float8),
+                ColumnDef::new(1, "time", PgType::Timestamptz),
+                ColumnDef::new(2, "device", PgType::Int4),
+                ColumnDef::new(3, "v", PgType::Float8),
             ],
             hypertable: Some(HypertableDef {
                 id: 1,

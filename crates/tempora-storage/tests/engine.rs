@@ -21,13 +21,8 @@ async fn engine_with_table(dir: &std::path::Path, unique: bool) -> (Arc<Engine>,
         .commit(|state| {
             let oid = state.next_oid;
             let col = |id, name: &str, ty| ColumnDef {
-                id,
-                name: name.into(),
-                ty,
                 not_null: id == 1,
-                default: None,
-                missing: None,
-                comment: None,
+                ..ColumnDef::new(id, name, ty)
             };
             let table = TableDef {
                 oid,
