@@ -481,6 +481,7 @@ pub(crate) async fn execute(
             for target in &t.table_names {
                 let (schema, name) = object_name(&target.name)?;
                 match state.table(&schema, &name) {
+                    Some(def) if oids.contains(&def.oid) => {}
                     Some(def) => oids.push(def.oid),
                     None => {
                         return Err(TemporaError::new(
@@ -490,7 +491,6 @@ pub(crate) async fn execute(
                     }
                 }
             }
-            oids.dedup();
             session.engine().truncate(&oids).await?;
             Ok((Outcome::Command("TRUNCATE TABLE".into()), vec![]))
         }
