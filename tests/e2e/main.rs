@@ -12,6 +12,7 @@
 mod support;
 
 mod bad_input;
+mod caggs;
 mod chunks;
 mod cli;
 mod compression;

@@ -571,6 +571,13 @@ pub enum JobKind {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         by_creation: bool,
     },
+    /// `add_continuous_aggregate_policy`: refresh the continuous aggregate
+    /// materialized in the job's table over `[now - start_offset, now -
+    /// end_offset)` (None: unbounded).
+    Refresh {
+        start_offset: Option<JobSpan>,
+        end_offset: Option<JobSpan>,
+    },
 }
 
 /// A span given to a policy: an interval (months, days, microseconds) or an
@@ -708,6 +715,13 @@ pub enum CatalogOp {
     DropView {
         oid: u32,
     },
+    /// Rows of table `oid` in `[start, end)` changed: each continuous
+    /// aggregate reading it logs the part below its threshold.
+    Invalidate {
+        oid: u32,
+        start: i64,
+        end: i64,
+    },
     /// A chunk compressed (Some) or decompressed (None); its files change by
     /// `RemoveFiles` / `AddFiles` in the same commit.
     SetChunkCompression {
@@ -798,6 +812,87 @@ pub struct ViewDef {
     /// while the view exists unless it goes with them (CASCADE).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<u32>,
+    /// Set for a continuous aggregate: the view reads its materialization
+    /// (and, real-time, the raw rows past its watermark) instead of `sql`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuous: Option<ContinuousAgg>,
+}
+
+/// A continuous aggregate (`CREATE MATERIALIZED VIEW ... WITH
+/// (timescaledb.continuous)`): its query's buckets, materialized into a
+/// hypertable of their own and refreshed where rows changed.
+///
+/// Times are in the raw time column's units (microseconds since the epoch
+/// for temporal columns, days for `date`... as [`ChunkDef`] ranges are).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContinuousAgg {
+    /// The materialization hypertable (`_timescaledb_internal._materialized_hypertable_N`).
+    pub mat_oid: u32,
+    /// The hypertable the query reads: the raw hypertable, or for an
+    /// aggregate on an aggregate, the parent's materialization.
+    pub raw_oid: u32,
+    /// The view oid of the aggregate this one is defined on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u32>,
+    /// The query computing the buckets, reading `raw_oid` by its qualified
+    /// name; its output columns are the view's and the materialization's.
+    pub query: String,
+    /// The time column of `raw_oid` the buckets are taken of.
+    pub time_column: String,
+    /// The output column holding the bucket (the materialization's time).
+    pub bucket_column: String,
+    /// The `time_bucket(...)` call of the query, over `time_column`.
+    pub bucket_expr: String,
+    pub bucket_width: BucketWidth,
+    /// `timescaledb.materialized_only`: reads see only materialized buckets;
+    /// otherwise rows past the watermark are aggregated as the view is read.
+    pub materialized_only: bool,
+    /// Below it, changed rows are logged in `invalidations`; at and above
+    /// it nothing was ever materialized. None: nothing yet (-infinity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<i64>,
+    /// The end of the last materialized bucket. None: nothing yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<i64>,
+    /// Ranges `[start, end)` below the threshold whose rows changed since
+    /// they were materialized, in the order they were logged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invalidations: Vec<(i64, i64)>,
+}
+
+/// A continuous aggregate's bucket width: an interval, or an integer width
+/// for integer time columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BucketWidth {
+    Interval { months: i32, days: i32, micros: i64 },
+    Integer(i64),
+}
+
+impl CatalogState {
+    /// The continuous aggregates reading table `oid`.
+    pub fn caggs_reading(&self, oid: u32) -> impl Iterator<Item = &ViewDef> {
+        self.views
+            .values()
+            .filter(move |v| v.continuous.as_ref().is_some_and(|c| c.raw_oid == oid))
+    }
+
+    /// The continuous aggregate materialized in table `oid`.
+    pub fn cagg_of_materialization(&self, oid: u32) -> Option<&ViewDef> {
+        self.views
+            .values()
+            .find(|v| v.continuous.as_ref().is_some_and(|c| c.mat_oid == oid))
+    }
+
+    /// An [`CatalogOp::Invalidate`] for rows of `oid` changed over
+    /// `[start, end]` (inclusive: file statistics), when an aggregate reads it.
+    pub fn invalidation(&self, oid: u32, start: i64, end: i64) -> Option<CatalogOp> {
+        self.caggs_reading(oid).next()?;
+        Some(CatalogOp::Invalidate {
+            oid,
+            start,
+            end: end.saturating_add(1),
+        })
+    }
 }
 
 fn first_job_id() -> u32 {
@@ -1055,6 +1150,20 @@ impl CatalogState {
             }
             CatalogOp::DropView { oid } => {
                 self.views.remove(oid);
+            }
+            CatalogOp::Invalidate { oid, start, end } => {
+                for v in self.views.values_mut() {
+                    let Some(c) = v.continuous.as_mut().filter(|c| c.raw_oid == *oid) else {
+                        continue;
+                    };
+                    let Some(threshold) = c.threshold else {
+                        continue;
+                    };
+                    let end = (*end).min(threshold);
+                    if *start < end {
+                        c.invalidations.push((*start, end));
+                    }
+                }
             }
             CatalogOp::CreateExtension { name } => {
                 if !self.extensions.contains(name) {

@@ -87,6 +87,55 @@ fn is_temporal(t: &TableDef) -> bool {
         .is_some_and(|c| c.ty.is_temporal())
 }
 
+/// `timescaledb_information.continuous_aggregates`.
+fn continuous_aggregates_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(vec![
+        text("hypertable_schema"),
+        text("hypertable_name"),
+        text("view_schema"),
+        text("view_name"),
+        text("view_owner"),
+        Field::new("materialized_only", DataType::Boolean, true),
+        Field::new("compression_enabled", DataType::Boolean, true),
+        text("materialization_hypertable_schema"),
+        text("materialization_hypertable_name"),
+        text("view_definition"),
+    ]));
+    let mut caggs: Vec<(&tempora_catalog::ViewDef, &tempora_catalog::ContinuousAgg)> = state
+        .views
+        .values()
+        .filter_map(|v| Some((v, v.continuous.as_ref()?)))
+        .collect();
+    caggs.sort_by(|a, b| (&a.0.schema, &a.0.name).cmp(&(&b.0.schema, &b.0.name)));
+    // The hypertable at the bottom: an aggregate on an aggregate names the
+    // parent's (TimescaleDB lists the parent's materialization).
+    let raw = |c: &tempora_catalog::ContinuousAgg| state.table_by_oid(c.raw_oid);
+    let mat = |c: &tempora_catalog::ContinuousAgg| state.table_by_oid(c.mat_oid);
+    let definitions: Vec<String> = caggs
+        .iter()
+        .map(|(v, _)| format!(" {};", v.definition.trim_end_matches(';')))
+        .collect();
+    table_of(
+        schema,
+        vec![
+            strings(caggs.iter().map(|(_, c)| raw(c).map(|t| t.schema.as_str()))),
+            strings(caggs.iter().map(|(_, c)| raw(c).map(|t| t.name.as_str()))),
+            strings(caggs.iter().map(|(v, _)| Some(v.schema.as_str()))),
+            strings(caggs.iter().map(|(v, _)| Some(v.name.as_str()))),
+            strings(caggs.iter().map(|_| Some(OWNER))),
+            Arc::new(BooleanArray::from_iter(
+                caggs.iter().map(|(_, c)| Some(c.materialized_only)),
+            )),
+            Arc::new(BooleanArray::from_iter(caggs.iter().map(|(_, c)| {
+                Some(mat(c).is_some_and(|t| t.compression.is_some()))
+            }))),
+            strings(caggs.iter().map(|(_, c)| mat(c).map(|t| t.schema.as_str()))),
+            strings(caggs.iter().map(|(_, c)| mat(c).map(|t| t.name.as_str()))),
+            strings(definitions.iter().map(|d| Some(d.as_str()))),
+        ],
+    )
+}
+
 /// `timescaledb_information.hypertables`.
 fn hypertables_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
     let schema = Arc::new(Schema::new(vec![
@@ -100,7 +149,11 @@ fn hypertables_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
         text("primary_dimension"),
         text("primary_dimension_type"),
     ]));
-    let ts = hypertables(state);
+    // A continuous aggregate's materialization is internal.
+    let ts: Vec<&TableDef> = hypertables(state)
+        .into_iter()
+        .filter(|t| state.cagg_of_materialization(t.oid).is_none())
+        .collect();
     let types: Vec<Option<String>> = ts.iter().map(|t| time_type_name(t)).collect();
     table_of(
         schema,
@@ -322,6 +375,17 @@ fn job_config(job: &JobDef, state: &CatalogState) -> String {
             },
             span_json(compress_after),
         )),
+        JobKind::Refresh {
+            start_offset,
+            end_offset,
+        } => {
+            let json = |s: &Option<JobSpan>| s.as_ref().map_or("null".to_string(), span_json);
+            entries = vec![
+                ("mat_hypertable_id", hypertable_id.to_string()),
+                ("start_offset", json(start_offset)),
+                ("end_offset", json(end_offset)),
+            ];
+        }
     }
     entries.sort_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
     let body: Vec<String> = entries
@@ -347,11 +411,32 @@ fn span_json(span: &JobSpan) -> String {
     }
 }
 
+/// The relation a job shows (`hypertable_schema`, `hypertable_name`): its
+/// hypertable, or the continuous aggregate materialized in it.
+struct Relation<'a> {
+    schema: &'a str,
+    name: &'a str,
+}
+
+fn job_relation<'a>(state: &'a CatalogState, job: &JobDef) -> Option<Relation<'a>> {
+    if let Some(v) = state.cagg_of_materialization(job.oid) {
+        return Some(Relation {
+            schema: &v.schema,
+            name: &v.name,
+        });
+    }
+    state.table_by_oid(job.oid).map(|t| Relation {
+        schema: &t.schema,
+        name: &t.name,
+    })
+}
+
 /// TimescaleDB's name of a job's procedure.
 fn job_proc(job: &JobDef) -> &'static str {
     match job.kind {
         JobKind::Retention { .. } => "policy_retention",
         JobKind::Compression { .. } => "policy_compression",
+        JobKind::Refresh { .. } => "policy_refresh_continuous_aggregate",
     }
 }
 
@@ -359,6 +444,7 @@ fn job_application_name(job: &JobDef) -> String {
     match job.kind {
         JobKind::Retention { .. } => format!("Retention Policy [{}]", job.id),
         JobKind::Compression { .. } => format!("Columnstore Policy [{}]", job.id),
+        JobKind::Refresh { .. } => format!("Refresh Continuous Aggregate Policy [{}]", job.id),
     }
 }
 
@@ -401,7 +487,7 @@ fn jobs_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
         text("check_name"),
     ]));
     let jobs: Vec<&JobDef> = state.jobs.values().collect();
-    let table = |j: &JobDef| state.table_by_oid(j.oid);
+    let table = |j: &JobDef| job_relation(state, j);
     let names: Vec<String> = jobs.iter().map(|j| job_application_name(j)).collect();
     let configs: Vec<String> = jobs.iter().map(|j| job_config(j, state)).collect();
     let checks: Vec<String> = jobs
@@ -433,8 +519,8 @@ fn jobs_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
             strings(configs.iter().map(|c| Some(c.as_str()))),
             times(jobs.iter().map(|j| Some(j.next_start))),
             times(jobs.iter().map(|j| j.initial_start)),
-            strings(jobs.iter().map(|j| table(j).map(|t| t.schema.as_str()))),
-            strings(jobs.iter().map(|j| table(j).map(|t| t.name.as_str()))),
+            strings(jobs.iter().map(|j| table(j).map(|t| t.schema))),
+            strings(jobs.iter().map(|j| table(j).map(|t| t.name))),
             strings(jobs.iter().map(|_| Some(PROC_SCHEMA))),
             strings(checks.iter().map(|c| Some(c.as_str()))),
         ],
@@ -458,12 +544,12 @@ fn job_stats_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
         int64("total_failures"),
     ]));
     let jobs: Vec<&JobDef> = state.jobs.values().collect();
-    let table = |j: &JobDef| state.table_by_oid(j.oid);
+    let table = |j: &JobDef| job_relation(state, j);
     table_of(
         schema,
         vec![
-            strings(jobs.iter().map(|j| table(j).map(|t| t.schema.as_str()))),
-            strings(jobs.iter().map(|j| table(j).map(|t| t.name.as_str()))),
+            strings(jobs.iter().map(|j| table(j).map(|t| t.schema))),
+            strings(jobs.iter().map(|j| table(j).map(|t| t.name))),
             Arc::new(Int32Array::from_iter_values(
                 jobs.iter().map(|j| j.id as i32),
             )),
@@ -537,8 +623,9 @@ impl InformationSchema {
     }
 }
 
-const VIEWS: [&str; 9] = [
+const VIEWS: [&str; 10] = [
     "hypertables",
+    "continuous_aggregates",
     "dimensions",
     "chunks",
     "jobs",
@@ -559,6 +646,7 @@ impl SchemaProvider for InformationSchema {
         let state = self.engine.catalog().snapshot();
         Ok(Some(match name {
             "hypertables" => hypertables_view(&state)?,
+            "continuous_aggregates" => continuous_aggregates_view(&state)?,
             "dimensions" => dimensions_view(&state)?,
             "chunks" => chunks_view(&state)?,
             "jobs" => jobs_view(&state)?,

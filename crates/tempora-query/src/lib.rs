@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod aggregates;
+pub mod caggs;
 pub mod chunks;
 pub mod compression;
 pub mod information;
@@ -50,9 +51,15 @@ pub fn hypertable_named<'a>(
 ) -> tempora_common::Result<(&'a tempora_catalog::TableDef, tempora_catalog::PgType)> {
     use tempora_common::{SqlState, TemporaError};
     let (schema, name) = split_qualified(rel);
-    let table = state
-        .table(&schema, &name)
-        .ok_or_else(|| TemporaError::undefined_table(rel))?;
+    // A continuous aggregate stands for its materialization.
+    let table = match state.table(&schema, &name) {
+        Some(t) => t,
+        None => state
+            .view(&schema, &name)
+            .and_then(|v| v.continuous.as_ref())
+            .and_then(|c| state.table_by_oid(c.mat_oid))
+            .ok_or_else(|| TemporaError::undefined_table(rel))?,
+    };
     let h = table.hypertable.as_ref().ok_or_else(|| {
         TemporaError::new(
             SqlState::TS_HYPERTABLE_NOT_EXIST,

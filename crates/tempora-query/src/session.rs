@@ -71,8 +71,13 @@ impl SchemaProvider for TemporaSchema {
         };
         let state = state.read().clone();
         let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        let sql = match &view.continuous {
+            Some(c) => crate::caggs::read_sql(&cat, view, c)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
+            None => view.sql.clone(),
+        };
         let mut statements =
-            datafusion::sql::parser::DFParser::parse_sql_with_dialect(&view.sql, &dialect)?;
+            datafusion::sql::parser::DFParser::parse_sql_with_dialect(&sql, &dialect)?;
         let statement = statements.pop_front().ok_or_else(|| {
             datafusion::error::DataFusionError::Plan(format!("view \"{name}\" has no query"))
         })?;
@@ -119,18 +124,16 @@ impl CatalogProvider for TemporaCatalog {
         {
             return Some(s);
         }
-        // Schemas made by CREATE SCHEMA, seen by every session at once.
-        self.engine
-            .catalog()
-            .snapshot()
-            .schema_exists(name)
-            .then(|| {
-                Arc::new(TemporaSchema {
-                    engine: self.engine.clone(),
-                    schema: name.to_string(),
-                    state: self.state.clone(),
-                }) as Arc<dyn SchemaProvider>
-            })
+        // Schemas made by CREATE SCHEMA, seen by every session at once, and
+        // the one holding continuous aggregates' materializations.
+        let cat = self.engine.catalog().snapshot();
+        (cat.schema_exists(name) || name == tempora_catalog::CHUNK_SCHEMA).then(|| {
+            Arc::new(TemporaSchema {
+                engine: self.engine.clone(),
+                schema: name.to_string(),
+                state: self.state.clone(),
+            }) as Arc<dyn SchemaProvider>
+        })
     }
 
     fn register_schema(

@@ -101,6 +101,7 @@ async fn run(args: Args) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let flusher = tokio::spawn(engine.clone().run_flusher(stop_rx.clone()));
     let compactor = tokio::spawn(engine.clone().run_compactor(stop_rx.clone()));
+    engine.set_job_runner(Arc::new(tempora_sql::Refresher::new(engine.clone())));
     let scheduler = tokio::spawn(engine.clone().run_scheduler(stop_rx.clone()));
     let server = tokio::spawn(tempora_pgwire::serve(listener, engine.clone(), stop_rx));
     shutdown_signal().await;

@@ -18,12 +18,14 @@ use crate::{Notice, Outcome, SqlSession};
 /// with TimescaleDB options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableOptions {
-    if_exists: bool,
+    /// `ALTER MATERIALIZED VIEW`: options of a continuous aggregate.
+    pub(crate) view: bool,
+    pub(crate) if_exists: bool,
     /// The table as written (`t`, `s.t`, `"T"`).
-    table: String,
-    reset: bool,
+    pub(crate) table: String,
+    pub(crate) reset: bool,
     /// (option name lowercased, value) pairs.
-    options: Vec<(String, Option<String>)>,
+    pub(crate) options: Vec<TableOption>,
 }
 
 fn word(t: &Token) -> Option<String> {
@@ -51,24 +53,29 @@ pub fn parse_table_options(sql: &str) -> Option<Result<TableOptions>> {
         .filter(|t| !matches!(t, Token::Whitespace(_)))
         .collect();
     let mut i = 0;
-    let mut next = || {
-        i += 1;
-        tokens.get(i - 1)
+    let next = |i: &mut usize| {
+        *i += 1;
+        tokens.get(*i - 1)
     };
-    if !is_word(next(), "alter") || !is_word(next(), "table") {
+    if !is_word(next(&mut i), "alter") {
         return None;
     }
-    let mut t = next();
+    let view = match next(&mut i).and_then(word).as_deref() {
+        Some("table") => false,
+        Some("materialized") if is_word(next(&mut i), "view") => true,
+        _ => return None,
+    };
+    let mut t = next(&mut i);
     let mut if_exists = false;
     if is_word(t, "if") {
-        if !is_word(next(), "exists") {
+        if !is_word(next(&mut i), "exists") {
             return None;
         }
         if_exists = true;
-        t = next();
+        t = next(&mut i);
     }
     if is_word(t, "only") {
-        t = next();
+        t = next(&mut i);
     }
     // The name: identifiers joined by dots.
     let mut table = String::new();
@@ -77,10 +84,10 @@ pub fn parse_table_options(sql: &str) -> Option<Result<TableOptions>> {
             Token::Word(w) => table.push_str(&w.to_string()),
             _ => return None,
         }
-        t = next();
+        t = next(&mut i);
         if t == Some(&Token::Period) {
             table.push('.');
-            t = next();
+            t = next(&mut i);
         } else {
             break;
         }
@@ -90,12 +97,50 @@ pub fn parse_table_options(sql: &str) -> Option<Result<TableOptions>> {
         Some("reset") => true,
         _ => return None,
     };
+    let (options, used) = option_list(&tokens[i..])?;
+    i += used;
+    match next(&mut i) {
+        None | Some(Token::SemiColon) => {}
+        _ => return None,
+    }
+    if next(&mut i).is_some() {
+        return None;
+    }
+    if !options
+        .iter()
+        .any(|(n, _)| n.starts_with("timescaledb.") || n.starts_with("tsdb."))
+    {
+        return None;
+    }
+    Some(Ok(TableOptions {
+        view,
+        if_exists,
+        table,
+        reset,
+        options,
+    }))
+}
+
+/// One `name [= value]` option (name lowercased).
+pub(crate) type TableOption = (String, Option<String>);
+
+/// A parenthesized list of `name [= value]` options with dotted names
+/// (`(timescaledb.compress, timescaledb.segmentby = 'a')`) at the start of
+/// `tokens` (whitespace removed): the options, names lowercased, and the
+/// number of tokens read.
+pub(crate) fn option_list(tokens: &[Token]) -> Option<(Vec<TableOption>, usize)> {
+    let mut i = 0;
+    let mut next = || {
+        i += 1;
+        tokens.get(i - 1)
+    };
     if next() != Some(&Token::LParen) {
         return None;
     }
     let mut options = Vec::new();
     loop {
         let mut name = String::new();
+        let mut t;
         loop {
             match next()? {
                 Token::Word(w) => name.push_str(&w.value.to_lowercase()),
@@ -126,25 +171,7 @@ pub fn parse_table_options(sql: &str) -> Option<Result<TableOptions>> {
             _ => return None,
         }
     }
-    match next() {
-        None | Some(Token::SemiColon) => {}
-        _ => return None,
-    }
-    if next().is_some() {
-        return None;
-    }
-    if !options
-        .iter()
-        .any(|(n, _)| n.starts_with("timescaledb.") || n.starts_with("tsdb."))
-    {
-        return None;
-    }
-    Some(Ok(TableOptions {
-        if_exists,
-        table,
-        reset,
-        options,
-    }))
+    Some((options, i))
 }
 
 fn invalid(message: impl Into<String>) -> TemporaError {
@@ -152,7 +179,7 @@ fn invalid(message: impl Into<String>) -> TemporaError {
 }
 
 /// A boolean option's value (no value: true).
-fn boolean(name: &str, value: Option<&str>) -> Result<bool> {
+pub(crate) fn boolean(name: &str, value: Option<&str>) -> Result<bool> {
     match value.map(|v| v.trim().to_lowercase()).as_deref() {
         None | Some("true" | "on" | "t" | "yes" | "1") => Ok(true),
         Some("false" | "off" | "f" | "no" | "0") => Ok(false),
@@ -257,6 +284,9 @@ fn default_orderby(table: &TableDef) -> Vec<OrderByColumn> {
 
 impl TableOptions {
     pub(crate) async fn execute(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
+        if self.view {
+            return crate::caggs::alter_view(session, self).await;
+        }
         session.reject_write_in_block("ALTER TABLE")?;
         let engine = session.engine();
         let state = engine.catalog().snapshot();

@@ -439,9 +439,12 @@ pub(crate) async fn execute(
                     }
                     let views =
                         crate::views::dependent_views(state, &tables, *cascade, &mut notices)?;
-                    Ok(views
+                    let mut ops = Vec::new();
+                    for oid in views {
+                        ops.extend(crate::views::drop_view_ops(state, oid, &mut dropped));
+                    }
+                    Ok(ops
                         .into_iter()
-                        .map(|oid| CatalogOp::DropView { oid })
                         .chain(
                             tables
                                 .iter()
@@ -494,6 +497,13 @@ pub(crate) async fn execute(
             session.engine().truncate(&oids).await?;
             Ok((Outcome::Command("TRUNCATE TABLE".into()), vec![]))
         }
+        Statement::Drop {
+            object_type: ObjectType::MaterializedView,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => crate::caggs::drop_caggs(session, names, *if_exists, *cascade).await,
         Statement::Drop {
             object_type: ObjectType::Index,
             if_exists,

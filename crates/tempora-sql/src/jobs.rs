@@ -29,6 +29,8 @@ pub(crate) fn is_job_function(name: &str) -> bool {
             | "remove_compression_policy"
             | "alter_job"
             | "delete_job"
+            | "add_continuous_aggregate_policy"
+            | "remove_continuous_aggregate_policy"
     )
 }
 
@@ -198,7 +200,7 @@ fn interval_span(v: &ScalarValue) -> Option<JobSpan> {
     })
 }
 
-fn interval_parts(v: &ScalarValue) -> Option<(i32, i32, i64)> {
+pub(crate) fn interval_parts(v: &ScalarValue) -> Option<(i32, i32, i64)> {
     match v {
         ScalarValue::IntervalMonthDayNano(Some(i)) => {
             Some((i.months, i.days, i.nanoseconds / 1000))
@@ -217,6 +219,44 @@ impl Args {
         })?;
         tempora_query::hypertable_named(state, &rel).map(|(t, _)| t)
     }
+}
+
+/// A span's length in the time column's units (a month as 30 days).
+fn span_length(span: &JobSpan) -> i64 {
+    match span {
+        JobSpan::Interval {
+            months,
+            days,
+            micros,
+        } => (*months as i64 * 30 + *days as i64) * DAY + micros,
+        JobSpan::Integer(v) => *v,
+    }
+}
+
+/// The continuous aggregate a refresh policy call names (`code` for a
+/// relation that is not one).
+fn refresh_target<'a>(
+    args: &Args,
+    state: &'a CatalogState,
+    code: SqlState,
+) -> Result<(
+    &'a tempora_catalog::ViewDef,
+    &'a tempora_catalog::ContinuousAgg,
+)> {
+    let rel = args.text("continuous_aggregate").ok_or_else(|| {
+        TemporaError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            "invalid continuous aggregate",
+        )
+    })?;
+    crate::caggs::cagg_named(state, &rel).map_err(|e| {
+        if e.code == SqlState::INVALID_PARAMETER_VALUE {
+            let (_, name) = tempora_query::split_qualified(&rel);
+            TemporaError::new(code, format!("\"{name}\" is not a continuous aggregate"))
+        } else {
+            e
+        }
+    })
 }
 
 /// When a new job runs.
@@ -253,7 +293,9 @@ fn now_micros() -> i64 {
 impl JobCall {
     pub(crate) fn from_call(call: CommandCall) -> Self {
         let ty = match call.name.as_str() {
-            "add_retention_policy" | "add_compression_policy" => DataType::Int32,
+            "add_retention_policy"
+            | "add_compression_policy"
+            | "add_continuous_aggregate_policy" => DataType::Int32,
             "remove_compression_policy" => DataType::Boolean,
             _ => DataType::Utf8,
         };
@@ -280,6 +322,8 @@ impl JobCall {
             "remove_compression_policy" => self.remove_compression_policy(session).await,
             "alter_job" => self.alter_job(session).await,
             "delete_job" => self.delete_job(session).await,
+            "add_continuous_aggregate_policy" => self.add_refresh_policy(session).await,
+            "remove_continuous_aggregate_policy" => self.remove_refresh_policy(session).await,
             other => Err(TemporaError::internal(format!(
                 "{other} is not a job function"
             ))),
@@ -411,9 +455,14 @@ impl JobCall {
                         "table dropped while adding its policy",
                     ));
                 }
-                if state.jobs.values().any(|j| {
-                    j.oid == oid && std::mem::discriminant(&j.kind) == std::mem::discriminant(&kind)
-                }) {
+                // Refresh policies may be several (their windows checked apart).
+                let refresh = matches!(kind, JobKind::Refresh { .. });
+                if !refresh
+                    && state.jobs.values().any(|j| {
+                        j.oid == oid
+                            && std::mem::discriminant(&j.kind) == std::mem::discriminant(&kind)
+                    })
+                {
                     return Err(TemporaError::new(
                         SqlState::DUPLICATE_OBJECT,
                         "policy already exists",
@@ -498,6 +547,191 @@ impl JobCall {
             .commit(|_| Ok(vec![CatalogOp::DeleteJob { id }]))
             .await?;
         self.rows(values.0, vec![]).await
+    }
+
+    /// `add_continuous_aggregate_policy(cagg, start_offset, end_offset,
+    /// schedule_interval, ...)`.
+    async fn add_refresh_policy(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
+        const PARAMS: [&str; 11] = [
+            "continuous_aggregate",
+            "start_offset",
+            "end_offset",
+            "schedule_interval",
+            "if_not_exists",
+            "initial_start",
+            "timezone",
+            "include_tiered_data",
+            "buckets_per_batch",
+            "max_batches_per_execution",
+            "refresh_newest_first",
+        ];
+        let args = Args::read(session, &self.name, &PARAMS, &self.args).await?;
+        args.reject_others(&self.name, &PARAMS)?;
+        let given = |k: &str| args.values.iter().any(|(n, _)| n == k);
+        if !given("start_offset") || !given("end_offset") || !given("schedule_interval") {
+            return Err(TemporaError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                "function add_continuous_aggregate_policy() does not exist",
+            )
+            .with_hint("No function matches the given name and argument types. You might need to add explicit type casts."));
+        }
+        let schedule_interval = args.micros("schedule_interval")?.ok_or_else(|| {
+            TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "cannot use NULL refresh_schedule_interval",
+            )
+        })?;
+        let state = session.engine().catalog().snapshot();
+        let (view, cagg) = refresh_target(&args, &state, SqlState::FEATURE_NOT_SUPPORTED)?;
+        let time_type = tempora_query::caggs::raw_time_type(&state, cagg)?;
+        let offset = |key: &str| -> Result<Option<JobSpan>> {
+            let Some(v) = args.get(key) else {
+                return Ok(None);
+            };
+            let span = if time_type.is_temporal() {
+                interval_span(v)
+            } else {
+                args.int(key).ok().flatten().map(JobSpan::Integer)
+            };
+            span.map(Some).ok_or_else(|| {
+                TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("invalid parameter value for {key}"),
+                )
+                .with_hint(if time_type.is_temporal() {
+                    "Use time interval with a continuous aggregate using timestamp-based time bucket."
+                } else {
+                    "Use time interval of type integer with the continuous aggregate."
+                })
+            })
+        };
+        let start_offset = offset("start_offset")?;
+        let end_offset = offset("end_offset")?;
+        // The window must hold two buckets (a month counted as 30 days).
+        let width = match cagg.bucket_width {
+            tempora_catalog::BucketWidth::Integer(w) => w,
+            tempora_catalog::BucketWidth::Interval {
+                months,
+                days,
+                micros,
+            } => (months as i64 * 30 + days as i64) * DAY + micros,
+        };
+        let start = start_offset.as_ref().map_or(i64::MAX, span_length);
+        let end = end_offset.as_ref().map_or(i64::MIN, span_length);
+        if end.saturating_add(width.saturating_mul(2)) > start {
+            return Err(TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "policy refresh window too small",
+            )
+            .with_detail(format!(
+                "The start and end offsets must cover at least two buckets in the valid time range of type \"{}\".",
+                time_type.sql_name()
+            )));
+        }
+        for job in state.jobs.values().filter(|j| j.oid == cagg.mat_oid) {
+            let JobKind::Refresh {
+                start_offset: s,
+                end_offset: e,
+            } = &job.kind
+            else {
+                continue;
+            };
+            if *s == start_offset && *e == end_offset {
+                let message = format!(
+                    "continuous aggregate refresh policy already exists for \"{}\"",
+                    view.name
+                );
+                if args.bool("if_not_exists")?.unwrap_or(false) {
+                    return self
+                        .rows(
+                            Arc::new(Int32Array::from(vec![-1])),
+                            vec![notice(
+                                SqlState::DUPLICATE_OBJECT,
+                                format!("{message}, skipping"),
+                            )],
+                        )
+                        .await;
+                }
+                return Err(TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, message)
+                    .with_detail(format!(
+                        "A refresh policy with the same start and end offset already exists for continuous aggregate \"{}\".",
+                        view.name
+                    )));
+            }
+            let (s, e) = (
+                s.as_ref().map_or(i64::MAX, span_length),
+                e.as_ref().map_or(i64::MIN, span_length),
+            );
+            if end < s && e < start {
+                return Err(TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!(
+                        "refresh interval overlaps with an existing continuous aggregate policy on \"{}\"",
+                        view.name
+                    ),
+                ));
+            }
+        }
+        let initial_start = args.time("initial_start")?;
+        self.add_job(
+            session,
+            cagg.mat_oid,
+            JobKind::Refresh {
+                start_offset,
+                end_offset,
+            },
+            JobTiming {
+                schedule_interval,
+                max_runtime: 0,
+                retry_period: schedule_interval,
+                initial_start,
+                fixed_schedule: initial_start.is_some(),
+                timezone: args.text("timezone"),
+            },
+        )
+        .await
+    }
+
+    /// `remove_continuous_aggregate_policy(cagg, if_not_exists, if_exists)`.
+    async fn remove_refresh_policy(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
+        const PARAMS: [&str; 3] = ["continuous_aggregate", "if_not_exists", "if_exists"];
+        let args = Args::read(session, &self.name, &PARAMS, &self.args).await?;
+        args.reject_others(&self.name, &PARAMS)?;
+        let engine = session.engine();
+        let state = engine.catalog().snapshot();
+        let (view, cagg) = refresh_target(&args, &state, SqlState::INVALID_PARAMETER_VALUE)?;
+        let ids: Vec<u32> = state
+            .jobs
+            .values()
+            .filter(|j| j.oid == cagg.mat_oid && matches!(j.kind, JobKind::Refresh { .. }))
+            .map(|j| j.id)
+            .collect();
+        let void = || -> ArrayRef { Arc::new(StringArray::from(vec![Some("")])) };
+        if ids.is_empty() {
+            let message = format!(
+                "continuous aggregate policy not found for \"{}\"",
+                view.name
+            );
+            let quiet = args.bool("if_exists")?.unwrap_or(false)
+                || args.bool("if_not_exists")?.unwrap_or(false);
+            if quiet {
+                return self
+                    .rows(
+                        void(),
+                        vec![notice(
+                            SqlState::UNDEFINED_OBJECT,
+                            format!("{message}, skipping"),
+                        )],
+                    )
+                    .await;
+            }
+            return Err(TemporaError::new(SqlState::UNDEFINED_OBJECT, message));
+        }
+        engine
+            .catalog()
+            .commit(|_| Ok(ids.iter().map(|&id| CatalogOp::DeleteJob { id }).collect()))
+            .await?;
+        self.rows(void(), vec![]).await
     }
 
     async fn add_compression_policy(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {

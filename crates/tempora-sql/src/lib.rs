@@ -16,6 +16,7 @@
 #![allow(clippy::result_large_err)]
 
 mod alter;
+mod caggs;
 mod calls;
 mod chunks;
 mod compression;
@@ -53,6 +54,7 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use tempora_common::{Result, SqlState, TemporaError};
 use tempora_storage::Engine;
 
+pub use caggs::Refresher;
 pub use copy::CopyIn;
 pub use insert::conform;
 pub use session_cmds::{Settings, TxState};
@@ -179,6 +181,10 @@ pub enum Kind {
     Checkpoint,
     /// ALTER TABLE ... SET (timescaledb.compress, ...).
     TableOptions(Box<compression::TableOptions>),
+    /// CREATE MATERIALIZED VIEW ... WITH (timescaledb.continuous).
+    CreateCagg(Box<caggs::CreateCagg>),
+    /// CALL refresh_continuous_aggregate(...).
+    Refresh(Box<caggs::RefreshCall>),
     /// ANALYZE / VACUUM.
     Maintenance(Box<Statement>),
     /// PREPARE name AS statement.
@@ -284,6 +290,8 @@ pub enum ParsedStatement {
     /// `ALTER TABLE ... SET (timescaledb.compress, ...)`, whose dotted
     /// option names the SQL parser does not read.
     TableOptions(compression::TableOptions),
+    /// `CREATE MATERIALIZED VIEW ... WITH (timescaledb.continuous)`.
+    CreateCagg(Box<caggs::CreateCagg>),
 }
 
 impl From<Statement> for ParsedStatement {
@@ -375,6 +383,9 @@ pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
     if let Some(options) = compression::parse_table_options(sql) {
         return Ok(vec![ParsedStatement::TableOptions(options?)]);
     }
+    if let Some(create) = caggs::parse_create(sql) {
+        return Ok(vec![ParsedStatement::CreateCagg(Box::new(create?))]);
+    }
     if let Some(plain) = plain_vacuum(sql) {
         return parse_query(&plain);
     }
@@ -383,8 +394,11 @@ pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
     let lower = sql.to_ascii_lowercase();
     if lower.contains("checkpoint") || lower.contains("timescaledb.") || lower.contains("tsdb.") {
         if let Some(parts) = split_statements(sql) {
-            let special =
-                |p: &str| is_checkpoint(p) || compression::parse_table_options(p).is_some();
+            let special = |p: &str| {
+                is_checkpoint(p)
+                    || compression::parse_table_options(p).is_some()
+                    || caggs::parse_create(p).is_some()
+            };
             if parts.len() > 1 && parts.iter().any(|p| special(p)) {
                 let mut out = Vec::new();
                 for part in parts {
@@ -811,6 +825,9 @@ impl SqlSession {
             ParsedStatement::TableOptions(o) => {
                 return Ok(prepared(Kind::TableOptions(Box::new(o)), vec![], None))
             }
+            ParsedStatement::CreateCagg(c) => {
+                return Ok(prepared(Kind::CreateCagg(c), vec![], None))
+            }
         };
         if let Some(select) = compression::columnstore_procedure(&stmt)? {
             // A procedure: runs as the function call it stands for, answers CALL.
@@ -896,6 +913,9 @@ impl SqlSession {
                 return Ok(prepared(Kind::Deallocate(name), vec![], None));
             }
             other => stmt = other,
+        }
+        if let Some(call) = caggs::refresh_call(&stmt) {
+            return Ok(prepared(Kind::Refresh(Box::new(call)), vec![], None));
         }
         if let Some(id) = jobs::run_job_id(&stmt) {
             return Ok(prepared(Kind::RunJob(Box::new(id.clone())), vec![], None));
@@ -1175,6 +1195,8 @@ impl SqlSession {
                 Ok((Outcome::Command("CHECKPOINT".into()), vec![]))
             }
             Kind::TableOptions(o) => o.execute(self).await,
+            Kind::CreateCagg(c) => c.execute(self).await,
+            Kind::Refresh(r) => r.execute(self).await,
         }
     }
 

@@ -163,14 +163,14 @@ pub(crate) async fn drop_schemas(
                         SqlState::SUCCESSFUL_COMPLETION,
                         format!("drop cascades to view {schema}.{}", v.name),
                     ));
-                    ops.push(CatalogOp::DropView { oid: v.oid });
+                    ops.extend(crate::views::drop_view_ops(state, v.oid, &mut dropped));
                 }
-                ops.extend(
-                    others
-                        .into_iter()
-                        .filter(|o| !views.iter().any(|v| v.oid == *o))
-                        .map(|oid| CatalogOp::DropView { oid }),
-                );
+                for oid in others
+                    .into_iter()
+                    .filter(|o| !views.iter().any(|v| v.oid == *o))
+                {
+                    ops.extend(crate::views::drop_view_ops(state, oid, &mut dropped));
+                }
                 for t in &tables {
                     notices.push(Notice::info(
                         SqlState::SUCCESSFUL_COMPLETION,

@@ -121,6 +121,7 @@ pub(crate) async fn create_view(
                 sql: sql.clone(),
                 definition: definition.clone(),
                 depends_on: depends_on.into_iter().filter(|d| *d != oid).collect(),
+                continuous: None,
             })])
         })
         .await?;
@@ -182,6 +183,26 @@ pub(crate) fn dependent_views(
     Ok(views)
 }
 
+/// The ops dropping view `oid`: a continuous aggregate's materialization
+/// goes with it (its files are added to `dropped`).
+pub(crate) fn drop_view_ops(
+    state: &CatalogState,
+    oid: u32,
+    dropped: &mut Vec<(u32, Vec<String>)>,
+) -> Vec<CatalogOp> {
+    let mut ops = vec![CatalogOp::DropView { oid }];
+    if let Some(mat) = state
+        .views
+        .get(&oid)
+        .and_then(|v| v.continuous.as_ref())
+        .and_then(|c| state.table_by_oid(c.mat_oid))
+    {
+        dropped.push((mat.oid, mat.all_files().map(|f| f.path.clone()).collect()));
+        ops.push(CatalogOp::DropTable { oid: mat.oid });
+    }
+    ops
+}
+
 pub(crate) async fn drop_views(
     session: &SqlSession,
     names: &[ObjectName],
@@ -190,14 +211,23 @@ pub(crate) async fn drop_views(
 ) -> Result<(Outcome, Vec<Notice>)> {
     let targets = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
     let mut notices = Vec::new();
+    let mut dropped = Vec::new();
     session
         .engine()
         .catalog()
         .commit(|state| {
             notices.clear();
+            dropped.clear();
             let mut dropping: Vec<(u32, String, &str)> = Vec::new();
             for (schema, name) in &targets {
                 match state.view(schema, name) {
+                    Some(v) if v.continuous.is_some() => {
+                        return Err(TemporaError::new(
+                            SqlState::FEATURE_NOT_SUPPORTED,
+                            "cannot drop continuous aggregate using DROP VIEW",
+                        )
+                        .with_hint("Use DROP MATERIALIZED VIEW to drop a continuous aggregate."))
+                    }
                     Some(v) => dropping.push((v.oid, v.name.clone(), "view")),
                     None if state.table(schema, name).is_some() => {
                         return Err(TemporaError::new(
@@ -223,9 +253,10 @@ pub(crate) async fn drop_views(
                 .iter()
                 .map(|(oid, _, _)| *oid)
                 .chain(more)
-                .map(|oid| CatalogOp::DropView { oid })
+                .flat_map(|oid| drop_view_ops(state, oid, &mut dropped))
                 .collect())
         })
         .await?;
+    session.engine().drop_tables(dropped);
     Ok((Outcome::Command("DROP VIEW".into()), notices))
 }

@@ -73,7 +73,26 @@ fn next_start(job: &JobDef, finished: i64, succeeded: bool) -> i64 {
     }
 }
 
+/// Runs jobs the storage layer cannot run alone: refreshing a continuous
+/// aggregate plans its query, which the SQL layer does. The server installs
+/// one with [`Engine::set_job_runner`].
+pub trait JobRunner: Send + Sync {
+    /// Refreshes the continuous aggregate of view `view_oid` over
+    /// `[start, end)` (None: unbounded).
+    fn refresh(
+        &self,
+        view_oid: u32,
+        start: Option<i64>,
+        end: Option<i64>,
+    ) -> futures::future::BoxFuture<'static, Result<()>>;
+}
+
 impl Engine {
+    /// Installs the runner of continuous aggregate refreshes (once).
+    pub fn set_job_runner(&self, runner: Arc<dyn JobRunner>) {
+        let _ = self.job_runner.set(runner);
+    }
+
     /// Runs job `id` now and records the run; returns the run's error.
     pub async fn run_job(self: &Arc<Self>, id: u32) -> Result<()> {
         let _one_at_a_time = self.job_lock.lock().await;
@@ -200,6 +219,20 @@ impl Engine {
                     .collect())
             };
         match kind {
+            JobKind::Refresh {
+                start_offset,
+                end_offset,
+            } => {
+                let view = state.cagg_of_materialization(oid).ok_or_else(|| {
+                    TemporaError::internal("refresh policy without its continuous aggregate")
+                })?;
+                let start = start_offset.as_ref().map(cutoff).transpose()?;
+                let end = end_offset.as_ref().map(cutoff).transpose()?;
+                let runner = self.job_runner.get().cloned().ok_or_else(|| {
+                    TemporaError::internal("no runner for continuous aggregate refreshes")
+                })?;
+                runner.refresh(view.oid, start, end).await
+            }
             JobKind::Compression {
                 compress_after,
                 by_creation,

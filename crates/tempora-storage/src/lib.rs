@@ -22,6 +22,7 @@ pub mod compaction;
 mod compression;
 pub mod gc;
 pub mod jobs;
+mod materialize;
 pub mod memtable;
 pub mod parquet_io;
 pub mod unique;
@@ -138,6 +139,8 @@ pub struct Engine {
     unique_lock: tokio::sync::Mutex<()>,
     /// Jobs run one at a time (scheduler and CALL run_job).
     job_lock: tokio::sync::Mutex<()>,
+    refresh_lock: tokio::sync::Mutex<()>,
+    job_runner: std::sync::OnceLock<Arc<dyn jobs::JobRunner>>,
     /// The next value of each sequence handed out since the start (the
     /// catalog holds how far values were logged ahead).
     sequences: tokio::sync::Mutex<HashMap<u32, i64>>,
@@ -163,6 +166,26 @@ pub struct FileChanges {
     pub remove: Vec<(Option<u32>, String)>,
     /// (chunk, file) of files to add.
     pub add: Vec<(Option<u32>, FileDef)>,
+    /// The same rows, laid out again (a merge): continuous aggregates
+    /// reading the table have nothing to refresh.
+    pub keeps_rows: bool,
+}
+
+/// [`CatalogOp::Invalidate`]s for files of table `oid` whose rows changed
+/// (added or removed), for the continuous aggregates reading it.
+fn invalidations<'a>(
+    state: &CatalogState,
+    oid: u32,
+    files: impl IntoIterator<Item = &'a FileDef>,
+) -> Vec<CatalogOp> {
+    if state.caggs_reading(oid).next().is_none() {
+        return Vec::new();
+    }
+    files
+        .into_iter()
+        .filter(|f| f.rows > 0)
+        .filter_map(|f| state.invalidation(oid, f.min_time?, f.max_time?))
+        .collect()
 }
 
 impl std::fmt::Debug for Engine {
@@ -368,6 +391,8 @@ impl Engine {
             compact_nudge: tokio::sync::Notify::new(),
             unique_lock: tokio::sync::Mutex::new(()),
             job_lock: tokio::sync::Mutex::new(()),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            job_runner: std::sync::OnceLock::new(),
             sequences: tokio::sync::Mutex::new(HashMap::new()),
             file_counter: AtomicU64::new(0),
             gc,
@@ -933,7 +958,20 @@ impl Engine {
 
     /// Atomically replaces files of a table (one catalog commit); the removed
     /// files are deleted once no statement that could read them is running.
-    pub async fn commit_files(&self, _guard: &FilesGuard, changes: FileChanges) -> Result<()> {
+    pub async fn commit_files(&self, guard: &FilesGuard, changes: FileChanges) -> Result<()> {
+        self.commit_files_with(guard, changes, |_| Ok(vec![]))
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Engine::commit_files`], with more ops (built against the state
+    /// committed to) in the same commit.
+    pub async fn commit_files_with(
+        &self,
+        _guard: &FilesGuard,
+        changes: FileChanges,
+        mut more: impl FnMut(&CatalogState) -> Result<Vec<CatalogOp>>,
+    ) -> Result<Arc<CatalogState>> {
         let oid = changes.oid;
         let state = self
             .catalog
@@ -946,16 +984,24 @@ impl Engine {
                 for (chunk, path) in &changes.remove {
                     removes.entry(*chunk).or_default().push(path.clone());
                 }
+                if !changes.keeps_rows {
+                    let removed = table
+                        .all_files()
+                        .filter(|f| changes.remove.iter().any(|(_, p)| *p == f.path));
+                    let added = changes.add.iter().map(|(_, f)| f);
+                    ops.extend(invalidations(state, oid, removed.chain(added)));
+                }
                 for (chunk, paths) in removes {
                     ops.push(CatalogOp::RemoveFiles { oid, chunk, paths });
                 }
                 ops.extend(add_file_ops(table, &changes.add, "rewrite")?);
+                ops.extend(more(state)?);
                 Ok(ops)
             })
             .await?;
         self.gc
             .retire(state.version, changes.remove.into_iter().map(|(_, p)| p));
-        Ok(())
+        Ok(state)
     }
 
     /// Lists files written for a table outside the WAL (a large COPY) in one
@@ -970,7 +1016,9 @@ impl Engine {
                 let table = state
                     .table_by_oid(oid)
                     .ok_or_else(|| TemporaError::internal("table dropped during COPY"))?;
-                add_file_ops(table, &files, "COPY")
+                let mut ops = invalidations(state, oid, files.iter().map(|(_, f)| f));
+                ops.extend(add_file_ops(table, &files, "COPY")?);
+                Ok(ops)
             })
             .await?;
         self.compact_nudge.notify_one();
@@ -1294,6 +1342,8 @@ impl Engine {
                         TemporaError::internal(format!("no table with oid {oid}"))
                     })?;
                     retired.extend(t.all_files().map(|f| f.path.clone()));
+                    // Every bucket an aggregate made of the rows is stale.
+                    ops.extend(state.invalidation(*oid, i64::MIN, i64::MAX - 1));
                     if !t.chunks.is_empty() {
                         ops.push(CatalogOp::DropChunks {
                             oid: *oid,
@@ -1355,6 +1405,7 @@ impl Engine {
                                 continue;
                             }
                         }
+                        ops.extend(invalidations(state, *oid, [file]));
                         ops.push(CatalogOp::AddFiles {
                             oid: *oid,
                             chunk: *chunk,
@@ -1480,6 +1531,7 @@ impl Engine {
             oid,
             remove: files.iter().map(|f| (chunk, f.path.clone())).collect(),
             add: vec![(chunk, merged.clone())],
+            keeps_rows: true,
         };
         if let Err(e) = self.commit_files(&guard, changes).await {
             self.gc.retire(0, [merged.path]);
