@@ -27,14 +27,12 @@
 use std::collections::BTreeSet;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::cast;
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, ObjectName,
     SelectItem, SetExpr, Statement, TableFactor, Value, Visit, Visitor,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::Token;
 use tempora_catalog::{
     BucketWidth, CatalogOp, CatalogState, ColumnDef, ContinuousAgg, HypertableDef, PgType,
     TableDef, ViewDef, CHUNK_SCHEMA,
@@ -73,28 +71,9 @@ pub fn parse_create(sql: &str) -> Option<Result<CreateCagg>> {
     if !lower.contains("materialized") || !lower.contains("continuous") {
         return None;
     }
-    let located = Tokenizer::new(&PostgreSqlDialect {}, sql)
-        .tokenize_with_location()
-        .ok()?;
-    let mut line_starts = vec![0usize];
-    line_starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
-    let offset = |line: u64, column: u64| -> Option<usize> {
-        let start = *line_starts.get((line as usize).checked_sub(1)?)?;
-        let skip = (column as usize).checked_sub(1)?;
-        Some(
-            sql[start..]
-                .char_indices()
-                .nth(skip)
-                .map_or(sql.len(), |(i, _)| start + i),
-        )
-    };
-    let tokens: Vec<(Token, usize)> = located
+    let tokens: Vec<(Token, usize)> = crate::located_tokens(sql)?
         .into_iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-        .map(|t| {
-            let at = offset(t.span.start.line, t.span.start.column).unwrap_or(sql.len());
-            (t.token, at)
-        })
+        .filter(|(t, _)| !matches!(t, Token::Whitespace(_)))
         .collect();
     let plain: Vec<Token> = tokens.iter().map(|(t, _)| t.clone()).collect();
     let mut i = 0;
@@ -1190,22 +1169,7 @@ fn to_table_layout(table: &TableDef, batches: Vec<RecordBatch>) -> Result<Vec<Re
     batches
         .into_iter()
         .filter(|b| b.num_rows() > 0)
-        .map(|b| {
-            let cols = b
-                .columns()
-                .iter()
-                .zip(schema.fields())
-                .map(|(c, f)| {
-                    if c.data_type() == f.data_type() {
-                        Ok(c.clone())
-                    } else {
-                        cast(c, f.data_type()).map_err(|e| TemporaError::internal(e.to_string()))
-                    }
-                })
-                .collect::<Result<Vec<_>>>()?;
-            RecordBatch::try_new(schema.clone(), cols)
-                .map_err(|e| TemporaError::internal(format!("materialized rows: {e}")))
-        })
+        .map(|b| crate::insert::conform(b.columns(), &schema))
         .collect()
 }
 

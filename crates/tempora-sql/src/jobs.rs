@@ -314,6 +314,19 @@ impl JobCall {
         self.output.rows(value, notices).await
     }
 
+    /// An `add_*_policy(..., if_not_exists => true)` that finds its policy
+    /// there: -1, and `message` as a NOTICE.
+    async fn skipped(&self, message: &str) -> Result<(Outcome, Vec<Notice>)> {
+        self.rows(
+            Arc::new(Int32Array::from(vec![-1])),
+            vec![notice(
+                SqlState::DUPLICATE_OBJECT,
+                format!("{message}, skipping"),
+            )],
+        )
+        .await
+    }
+
     pub(crate) async fn execute(&self, session: &SqlSession) -> Result<(Outcome, Vec<Notice>)> {
         match self.name.as_str() {
             "add_retention_policy" => self.add_retention_policy(session).await,
@@ -363,15 +376,7 @@ impl JobCall {
                 table.name
             );
             if if_not_exists {
-                return self
-                    .rows(
-                        Arc::new(Int32Array::from(vec![-1])),
-                        vec![notice(
-                            SqlState::DUPLICATE_OBJECT,
-                            format!("{message}, skipping"),
-                        )],
-                    )
-                    .await;
+                return self.skipped(&message).await;
             }
             return Err(TemporaError::new(SqlState::DUPLICATE_OBJECT, message));
         }
@@ -642,15 +647,7 @@ impl JobCall {
                     view.name
                 );
                 if args.bool("if_not_exists")?.unwrap_or(false) {
-                    return self
-                        .rows(
-                            Arc::new(Int32Array::from(vec![-1])),
-                            vec![notice(
-                                SqlState::DUPLICATE_OBJECT,
-                                format!("{message}, skipping"),
-                            )],
-                        )
-                        .await;
+                    return self.skipped(&message).await;
                 }
                 return Err(TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, message)
                     .with_detail(format!(

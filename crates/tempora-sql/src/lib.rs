@@ -344,7 +344,25 @@ fn is_checkpoint(sql: &str) -> bool {
 /// top-level semicolons (quotes, comments and dollar quotes respected by the
 /// tokenizer); None when it does not tokenize (the parser then reports it).
 fn split_statements(sql: &str) -> Option<Vec<&str>> {
-    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let mut out = Vec::new();
+    let mut begin = 0;
+    for (t, at) in located_tokens(sql)? {
+        if t == Token::SemiColon {
+            out.push(&sql[begin..at]);
+            begin = at + 1;
+        }
+    }
+    out.push(&sql[begin.min(sql.len())..]);
+    Some(out.into_iter().filter(|s| !s.trim().is_empty()).collect())
+}
+
+/// The tokens of `sql` with the byte offset each starts at; None when it
+/// does not tokenize (the parser then reports it).
+pub(crate) fn located_tokens(
+    sql: &str,
+) -> Option<Vec<(datafusion::sql::sqlparser::tokenizer::Token, usize)>> {
+    use datafusion::sql::sqlparser::tokenizer::Tokenizer;
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
         .tokenize_with_location()
         .ok()?;
@@ -361,17 +379,10 @@ fn split_statements(sql: &str) -> Option<Vec<&str>> {
                 .map_or(sql.len(), |(i, _)| start + i),
         )
     };
-    let mut out = Vec::new();
-    let mut begin = 0;
-    for t in tokens {
-        if t.token == Token::SemiColon {
-            let at = offset(t.span.start.line, t.span.start.column)?;
-            out.push(&sql[begin..at]);
-            begin = at + 1;
-        }
-    }
-    out.push(&sql[begin.min(sql.len())..]);
-    Some(out.into_iter().filter(|s| !s.trim().is_empty()).collect())
+    tokens
+        .into_iter()
+        .map(|t| Some((t.token, offset(t.span.start.line, t.span.start.column)?)))
+        .collect()
 }
 
 /// Parses a client's query string into statements: [`parse`], with COPY
