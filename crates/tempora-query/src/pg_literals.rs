@@ -285,7 +285,14 @@ impl AnalyzerRule for PgTimestampLiterals {
             .clone()
             .unwrap_or_else(|| "UTC".to_string());
         plan.transform_up_with_subqueries(|node| {
-            node.map_expressions(|e| e.transform_up(|e| rewrite_cast(e, &tz)))
+            // Rewritten expressions keep their names: the nodes above (a
+            // projection over an aggregate's groups) refer to them by name.
+            let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let saved = names.save(&e);
+                e.transform_up(|e| rewrite_cast(e, &tz))
+                    .map(|t| t.update_data(|new| saved.restore(new)))
+            })
         })
         .map(|t| t.data)
     }

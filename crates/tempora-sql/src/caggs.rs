@@ -407,6 +407,31 @@ fn find_bucket<'a>(
     })
 }
 
+/// The time_bucket call with its time argument the bare column (`cr.time`
+/// becomes `"time"`), to be evaluated on a value alone.
+fn bare_bucket(call: &SqlExpr, time_column: &str) -> String {
+    let mut call = call.clone();
+    if let SqlExpr::Function(f) = &mut call {
+        if let FunctionArguments::List(list) = &mut f.args {
+            for (k, a) in list.args.iter_mut().enumerate() {
+                let e = match a {
+                    FunctionArg::Named {
+                        name,
+                        arg: FunctionArgExpr::Expr(e),
+                        ..
+                    } if name.value.eq_ignore_ascii_case("ts") => e,
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) if k == 1 => e,
+                    _ => continue,
+                };
+                let mut ident = datafusion::sql::sqlparser::ast::Ident::new(time_column);
+                ident.quote_style = Some('"');
+                *e = SqlExpr::Identifier(ident);
+            }
+        }
+    }
+    call.to_string()
+}
+
 /// A PostgreSQL type for a column of the query's result.
 fn column_type(dt: &datafusion::arrow::datatypes::DataType, name: &str) -> Result<PgType> {
     use datafusion::arrow::datatypes::DataType as D;
@@ -630,6 +655,8 @@ impl CreateCagg {
         if let Statement::Query(q) = &mut stmt {
             q.order_by = None;
         }
+        // As every statement is planned (time_bucket's named arguments in place, ...).
+        crate::calls::normalize(&mut stmt, session.settings.get("TimeZone").unwrap_or("UTC"))?;
         let (src_schema, src_name) = object_name(&source)?;
         // The hypertable read: the named one, or an aggregate's materialization.
         let (raw, parent) = match state.table(&src_schema, &src_name) {
@@ -666,18 +693,6 @@ impl CreateCagg {
             }) => e.clone(),
             _ => return Err(invalid_query("time_bucket needs a bucket width.")),
         };
-        let has_zone = bucket_args.iter().enumerate().any(|(k, a)| match a {
-            FunctionArg::Named { name, .. } => name.value.eq_ignore_ascii_case("timezone"),
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Value(v))) => {
-                k == 2 && matches!(v.value, Value::SingleQuotedString(_))
-            }
-            _ => false,
-        });
-        if has_zone {
-            return Err(TemporaError::not_supported(
-                "time_bucket with a time zone in a continuous aggregate",
-            ));
-        }
         let mut width_value = session.eval_constant(&width_arg).await?;
         if matches!(width_value, ScalarValue::Utf8(_) | ScalarValue::Utf8View(_)) {
             // An untyped literal ('1 hour') is an interval, as time_bucket reads it.
@@ -701,12 +716,11 @@ impl CreateCagg {
                 )));
             }
         }
-        let bucket_expr = bucket_call.to_string();
+        let bucket_expr = bare_bucket(bucket_call, &time_column);
         // Read the materialization of a parent aggregate, by its own name.
         if parent.is_some() {
             replace_relation(&mut stmt, &qualified(&raw.schema, &raw.name))?;
         }
-        crate::calls::normalize(&mut stmt, session.settings.get("TimeZone").unwrap_or("UTC"))?;
         let stmt = crate::rewrite_query(stmt);
         let mut query = stmt.to_string();
         let plan = session.plan_sql(&query).await?;
@@ -899,46 +913,46 @@ async fn bucket_start(
     v.ok_or_else(|| TemporaError::internal("time_bucket gave no bucket"))
 }
 
-/// The end of the bucket starting at `start`.
-fn bucket_end(width: BucketWidth, start: i64) -> Result<i64> {
-    match fixed_width(width) {
-        Some(w) => Ok(start.saturating_add(w)),
-        None => {
-            let BucketWidth::Interval {
-                months,
-                days,
-                micros,
-            } = width
-            else {
-                unreachable!("fixed_width covers integer widths")
-            };
-            tempora_storage::jobs::before(start, -months, -days, -micros)
+/// The end of the bucket starting at `start`: the width added for plain
+/// fixed-width buckets; otherwise (months, a time zone, an origin) the
+/// bucket of a point well inside the next one, as time_bucket computes it.
+async fn bucket_end(
+    session: &SqlSession,
+    cagg: &ContinuousAgg,
+    ty: &PgType,
+    start: i64,
+) -> Result<i64> {
+    let plain = bucket_arity(&cagg.bucket_expr) == 2;
+    match (fixed_width(cagg.bucket_width), cagg.bucket_width) {
+        (Some(w), BucketWidth::Integer(_)) => Ok(start.saturating_add(w)),
+        (Some(w), _) if plain => Ok(start.saturating_add(w)),
+        (Some(w), _) => {
+            let probe = start.saturating_add(w.saturating_mul(3) / 2);
+            bucket_start(session, cagg, ty, probe).await
         }
+        (None, BucketWidth::Interval { months, .. }) => {
+            // A month is at least 28 days: the next bucket holds this.
+            let probe = tempora_storage::jobs::before(start, -months, -15, 0)?;
+            bucket_start(session, cagg, ty, probe).await
+        }
+        (None, BucketWidth::Integer(w)) => Ok(start.saturating_add(w)),
     }
 }
 
-/// The smallest and largest time of a table's rows (files and memtables).
-async fn time_extent(session: &SqlSession, table: &TableDef) -> Result<Option<(i64, i64)>> {
-    let Some(h) = &table.hypertable else {
-        return Ok(None);
-    };
-    let col = crate::ddl::quote_ident(&h.time_column);
-    let sql = format!(
-        "SELECT min({col}) AS lo, max({col}) AS hi FROM {}",
-        crate::ddl::quoted_table(table)
-    );
-    let batches = session.query_sql(&sql).await?;
-    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
-        return Ok(None);
-    };
-    let lo = tempora_storage::memtable::column_as_i64(b.column(0))?;
-    let hi = tempora_storage::memtable::column_as_i64(b.column(1))?;
-    Ok(
-        match (lo.first().copied().flatten(), hi.first().copied().flatten()) {
-            (Some(lo), Some(hi)) => Some((lo, hi)),
-            _ => None,
-        },
+/// The number of arguments of the bucket call (2: width and time only).
+fn bucket_arity(expr: &str) -> usize {
+    let parsed = datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
     )
+    .try_with_sql(expr)
+    .and_then(|mut p| p.parse_expr());
+    match parsed {
+        Ok(SqlExpr::Function(f)) => match f.args {
+            FunctionArguments::List(l) => l.args.len(),
+            _ => 0,
+        },
+        _ => 0,
+    }
 }
 
 /// Merges overlapping or touching ranges.
@@ -984,7 +998,7 @@ pub(crate) async fn refresh(
             if b == s {
                 b
             } else {
-                bucket_end(cagg.bucket_width, b)?
+                bucket_end(session, &cagg, &ty, b).await?
             }
         }
         None => i64::MIN,
@@ -1005,17 +1019,24 @@ pub(crate) async fn refresh(
     }
     // Every row written so far in a file, so its change is logged.
     engine.flush().await?;
-    let raw = state
+    let flushed = engine.catalog().snapshot();
+    let raw = flushed
         .table_by_oid(cagg.raw_oid)
         .ok_or_else(|| TemporaError::internal("continuous aggregate lost its hypertable"))?;
-    // An open end stops after the last bucket holding rows.
+    // An open end stops after the last bucket holding rows (the files'
+    // statistics: every row is in one).
+    let latest = raw
+        .all_files()
+        .filter(|f| f.rows > 0)
+        .filter_map(|f| f.max_time)
+        .max();
     let hi = match hi {
         Some(hi) => Some(hi),
-        None => match time_extent(session, raw).await? {
-            Some((_, max)) => Some(bucket_end(
-                cagg.bucket_width,
-                bucket_start(session, &cagg, &ty, max).await?,
-            )?),
+        None => match latest {
+            Some(max) => {
+                let last = bucket_start(session, &cagg, &ty, max).await?;
+                Some(bucket_end(session, &cagg, &ty, last).await?)
+            }
             None => cagg.threshold,
         },
     };
@@ -1050,19 +1071,20 @@ pub(crate) async fn refresh(
         .ok_or_else(|| TemporaError::internal("continuous aggregate dropped"))?;
     // The log's ranges inside the window, widened to whole buckets.
     let logged = cagg.invalidations.clone();
+    let inside = logged
+        .iter()
+        .map(|&(s, e)| (s.max(lo), e.min(hi)))
+        .filter(|(s, e)| s < e)
+        .collect();
     let mut wanted = Vec::new();
-    for &(s, e) in &logged {
-        let (s, e) = (s.max(lo), e.min(hi));
-        if s >= e {
-            continue;
-        }
+    for (s, e) in merge(inside) {
         let s = if s == i64::MIN {
             s
         } else {
             bucket_start(session, &cagg, &ty, s).await?
         };
         let last = bucket_start(session, &cagg, &ty, e - 1).await?;
-        let e = bucket_end(cagg.bucket_width, last)?;
+        let e = bucket_end(session, &cagg, &ty, last).await?;
         wanted.push((s.max(lo), e.min(hi)));
     }
     let ranges = merge(wanted);
@@ -1100,7 +1122,7 @@ pub(crate) async fn refresh(
         }
     }
     let watermark = match max_bucket {
-        Some(b) => Some(bucket_end(cagg.bucket_width, b)?),
+        Some(b) => Some(bucket_end(session, &cagg, &ty, b).await?),
         None => None,
     };
     let n: usize = rows.iter().map(|b| b.num_rows()).sum();

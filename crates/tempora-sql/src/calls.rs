@@ -375,6 +375,21 @@ fn time_bucket_positions(args: &mut Vec<FunctionArg>) -> Result<()> {
     }
     let arg = |e: SqlExpr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
     let null = || SqlExpr::Value(Value::Null.into());
+    // A named origin given as an untyped literal is a timestamp, not the
+    // time zone text a third positional argument would be read as.
+    let origin = origin.map(|o| match &o {
+        SqlExpr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)) => SqlExpr::Cast {
+            kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+            expr: Box::new(o),
+            data_type: datafusion::sql::sqlparser::ast::DataType::Timestamp(
+                None,
+                datafusion::sql::sqlparser::ast::TimezoneInfo::WithTimeZone,
+            ),
+            array: false,
+            format: None,
+        },
+        _ => o,
+    });
     match (timezone, origin, offset) {
         (None, Some(x), None) | (None, None, Some(x)) => positional.push(arg(x)),
         (None, Some(_), Some(_)) => {
