@@ -1098,13 +1098,90 @@ pub(crate) async fn refresh(
             format!("refreshing continuous aggregate \"{name}\""),
         ));
     }
+    let mat = state
+        .table_by_oid(cagg.mat_oid)
+        .ok_or_else(|| TemporaError::internal("continuous aggregate lost its materialization"))?;
+    // Batches of at most one materialization chunk's width each (memory
+    // holds one batch's buckets), each its own commit: a crash between two
+    // leaves the rest in the log for the next refresh.
+    let step = mat
+        .hypertable
+        .as_ref()
+        .map_or(i64::MAX, |h| h.chunk_interval.max(1));
+    let first = flushed
+        .table_by_oid(cagg.raw_oid)
+        .into_iter()
+        .chain(flushed.table_by_oid(cagg.mat_oid))
+        .flat_map(|t| t.all_files())
+        .filter(|f| f.rows > 0)
+        .filter_map(|f| f.min_time)
+        .min();
+    let mut pieces = Vec::new();
+    for (mut s, e) in ranges {
+        if s == i64::MIN {
+            // Nothing stored starts before the first row.
+            match first {
+                Some(t) if t < e => s = bucket_start(session, &cagg, &ty, t).await?.max(s),
+                _ => {
+                    pieces.push((s, e));
+                    continue;
+                }
+            }
+        }
+        while s < e {
+            let mut cut = bucket_start(session, &cagg, &ty, s.saturating_add(step)).await?;
+            if cut <= s {
+                cut = bucket_end(session, &cagg, &ty, s).await?;
+            }
+            pieces.push((s, cut.min(e)));
+            s = cut;
+        }
+    }
+    let mut batches: Vec<Vec<(i64, i64)>> = Vec::new();
+    for p in pieces {
+        match batches.last_mut() {
+            Some(b) if p.1.saturating_sub(b[0].0) <= step => b.push(p),
+            _ => batches.push(vec![p]),
+        }
+    }
+    let (mut rows_written, count) = (0usize, batches.len());
+    for (k, batch) in batches.into_iter().enumerate() {
+        rows_written += materialize_batch(session, view_oid, &cagg, &ty, batch).await?;
+        if count > 1 {
+            tracing::info!(aggregate = %name, batch = k + 1, of = count, "refreshing continuous aggregate");
+        }
+    }
+    tracing::info!(aggregate = %name, rows = rows_written, batches = count, "refreshed continuous aggregate");
+    Ok(())
+}
+
+/// Materializes the buckets of `ranges` (sorted, disjoint, bucket-aligned)
+/// in one commit that also takes them off the log; returns the rows written.
+async fn materialize_batch(
+    session: &SqlSession,
+    view_oid: u32,
+    cagg: &ContinuousAgg,
+    ty: &PgType,
+    ranges: Vec<(i64, i64)>,
+) -> Result<usize> {
+    let engine = session.engine();
+    // The log as it is before the query reads: entries logged after it stay.
+    let logged = engine
+        .catalog()
+        .snapshot()
+        .views
+        .get(&view_oid)
+        .and_then(|v| v.continuous.as_ref())
+        .map(|c| c.invalidations.clone())
+        .ok_or_else(|| TemporaError::internal("continuous aggregate dropped"))?;
     let open = |(s, e): (i64, i64)| ((s != i64::MIN).then_some(s), (e != i64::MAX).then_some(e));
     let sql = ranged_query(
-        &cagg,
-        &ty,
+        cagg,
+        ty,
         &ranges.iter().copied().map(open).collect::<Vec<_>>(),
     )?;
     let rows = session.query_sql(&sql).await?;
+    let state = engine.catalog().snapshot();
     let mat = state
         .table_by_oid(cagg.mat_oid)
         .ok_or_else(|| TemporaError::internal("continuous aggregate lost its materialization"))?;
@@ -1122,7 +1199,7 @@ pub(crate) async fn refresh(
         }
     }
     let watermark = match max_bucket {
-        Some(b) => Some(bucket_end(session, &cagg, &ty, b).await?),
+        Some(b) => Some(bucket_end(session, cagg, ty, b).await?),
         None => None,
     };
     let n: usize = rows.iter().map(|b| b.num_rows()).sum();
@@ -1154,8 +1231,7 @@ pub(crate) async fn refresh(
             Ok(vec![CatalogOp::PutView(v)])
         })
         .await?;
-    tracing::info!(aggregate = %name, rows = n, ranges = ranges.len(), "refreshed continuous aggregate");
-    Ok(())
+    Ok(n)
 }
 
 fn up_to_date(name: &str) -> Notice {

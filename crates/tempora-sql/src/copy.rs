@@ -101,7 +101,7 @@ impl CopyPlan {
             else {
                 return Err(TemporaError::syntax("syntax error at or near \"(\""));
             };
-            let table = copy_table(session, table_name, &options)?;
+            let table = copy_table(session, table_name, &options, "copy to")?;
             let targets = if columns.is_empty() {
                 (0..table.columns.len()).collect()
             } else {
@@ -132,7 +132,7 @@ impl CopyPlan {
                 table_name,
                 columns,
             } => {
-                let table = copy_table(session, table_name, &options)?;
+                let table = copy_table(session, table_name, &options, "copy from")?;
                 let cols = if columns.is_empty() {
                     table
                         .columns
@@ -195,12 +195,11 @@ fn copy_table(
     session: &SqlSession,
     table_name: &datafusion::sql::sqlparser::ast::ObjectName,
     options: &CopyOptions,
+    verb: &str,
 ) -> Result<TableDef> {
     let (schema_name, name) = crate::ddl::object_name(table_name)?;
     let state = session.engine().catalog().snapshot();
-    let table = state
-        .table(&schema_name, &name)
-        .ok_or_else(|| TemporaError::undefined_table(&name))?;
+    let table = crate::ddl::written_table(&state, &schema_name, &name, verb)?;
     check_force_columns(options, table)?;
     Ok(table.clone())
 }

@@ -55,6 +55,42 @@ pub(crate) fn quoted_table(table: &TableDef) -> String {
     )
 }
 
+/// The table a statement writes or copies (`verb`: `insert into`,
+/// `update`, `delete from`, `copy to` for COPY FROM, `copy from` for COPY TO). A view gives
+/// PostgreSQL's error for views that cannot be written (a continuous
+/// aggregate's rows are its refreshes'); no relation, 42P01.
+pub(crate) fn written_table<'a>(
+    state: &'a tempora_catalog::CatalogState,
+    schema: &str,
+    name: &str,
+    verb: &str,
+) -> Result<&'a TableDef> {
+    if let Some(t) = state.table(schema, name) {
+        return Ok(t);
+    }
+    match state.view(schema, name) {
+        Some(_) if verb.starts_with("copy") => Err(TemporaError::new(
+            SqlState::WRONG_OBJECT_TYPE,
+            format!("cannot {verb} view \"{name}\""),
+        )
+        .with_hint(if verb == "copy from" {
+            "Try the COPY (SELECT ...) TO variant."
+        } else {
+            "To enable copying to a view, provide an INSTEAD OF INSERT trigger."
+        })),
+        Some(v) if v.continuous.is_some() => Err(TemporaError::new(
+            SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("cannot {verb} view \"{name}\""),
+        )
+        .with_detail("Views that return aggregate functions are not automatically updatable.")),
+        Some(_) => Err(TemporaError::not_supported(format!(
+            "{} a view (\"{name}\")",
+            verb.to_uppercase()
+        ))),
+        None => Err(TemporaError::undefined_table(name)),
+    }
+}
+
 /// PostgreSQL's error for a name in a schema that does not exist.
 pub(crate) fn no_schema(schema: &str) -> TemporaError {
     TemporaError::new(
@@ -486,6 +522,12 @@ pub(crate) async fn execute(
                 match state.table(&schema, &name) {
                     Some(def) if oids.contains(&def.oid) => {}
                     Some(def) => oids.push(def.oid),
+                    None if state.view(&schema, &name).is_some() => {
+                        return Err(TemporaError::new(
+                            SqlState::WRONG_OBJECT_TYPE,
+                            format!("\"{name}\" is not a table"),
+                        ))
+                    }
                     None => {
                         return Err(TemporaError::new(
                             SqlState::UNDEFINED_TABLE,

@@ -122,9 +122,12 @@ impl RewritePlan {
         };
         let (schema_name, table_name) = crate::ddl::object_name(&name)?;
         let state = session.engine().catalog().snapshot();
-        let table = state
-            .table(&schema_name, &table_name)
-            .ok_or_else(|| TemporaError::undefined_table(&table_name))?;
+        let verb = if matches!(stmt, Statement::Update(_)) {
+            "update"
+        } else {
+            "delete from"
+        };
+        let table = crate::ddl::written_table(&state, &schema_name, &table_name, verb)?;
         if let Statement::Update(u) = &stmt {
             for a in &u.assignments {
                 let target = a.target.to_string();

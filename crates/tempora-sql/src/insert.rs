@@ -274,9 +274,8 @@ impl InsertPlan {
         if let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &insert.table {
             let (schema_name, table_name) = crate::ddl::object_name(name)?;
             let state = session.engine().catalog().snapshot();
-            let table = state
-                .table(&schema_name, &table_name)
-                .ok_or_else(|| TemporaError::undefined_table(&table_name))?;
+            let table =
+                crate::ddl::written_table(&state, &schema_name, &table_name, "insert into")?;
             for c in &insert.columns {
                 let col = crate::ddl::object_name(c)?.1;
                 if table.column(&col).is_none() {
@@ -304,6 +303,7 @@ impl InsertPlan {
         let plan = session.plan(stmt).await?;
         let LogicalPlan::Dml(DmlStatement {
             table_name,
+            target,
             op: WriteOp::Insert(_),
             input,
             ..
@@ -352,7 +352,9 @@ impl InsertPlan {
             update,
             table_name: name,
             input: input.as_ref().clone(),
-            planned: Arc::new(table.arrow_schema()),
+            // The layout the input was planned against: an ALTER TABLE may
+            // have committed since.
+            planned: target.schema(),
             returning,
         })
     }

@@ -221,6 +221,14 @@ impl Args {
     }
 }
 
+/// A hypertable's name in messages: a continuous aggregate's for its
+/// materialization.
+fn shown_name<'a>(state: &'a CatalogState, table: &'a TableDef) -> &'a str {
+    state
+        .cagg_of_materialization(table.oid)
+        .map_or(table.name.as_str(), |v| v.name.as_str())
+}
+
 /// A span's length in the time column's units (a month as 30 days).
 fn span_length(span: &JobSpan) -> i64 {
     match span {
@@ -373,7 +381,7 @@ impl JobCall {
         {
             let message = format!(
                 "retention policy already exists for hypertable \"{}\"",
-                table.name
+                shown_name(&state, table)
             );
             if if_not_exists {
                 return self.skipped(&message).await;
@@ -532,7 +540,10 @@ impl JobCall {
             .values()
             .find(|j| j.oid == table.oid && is_kind(&j.kind));
         let Some(job) = job else {
-            let message = format!("{what} policy not found for hypertable \"{}\"", table.name);
+            let message = format!(
+                "{what} policy not found for hypertable \"{}\"",
+                shown_name(&state, table)
+            );
             if args.bool("if_exists")?.unwrap_or(false) {
                 return self
                     .rows(
@@ -748,10 +759,20 @@ impl JobCall {
         let table = args.hypertable("hypertable", &state)?;
         let oid = table.oid;
         if table.compression.is_none() {
-            return Err(TemporaError::new(
-                SqlState::FEATURE_NOT_SUPPORTED,
-                format!("columnstore not enabled on hypertable \"{}\"", table.name),
-            ));
+            return Err(match state.cagg_of_materialization(oid) {
+                Some(v) => TemporaError::new(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "columnstore not enabled on continuous aggregate \"{}\"",
+                        v.name
+                    ),
+                )
+                .with_hint("Enable columnstore before adding a columnstore policy."),
+                None => TemporaError::new(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    format!("columnstore not enabled on hypertable \"{}\"", table.name),
+                ),
+            });
         }
         let by_creation =
             args.get("compress_after").is_none() && args.get("compress_created_before").is_some();
@@ -800,7 +821,7 @@ impl JobCall {
                     SqlState::DUPLICATE_OBJECT,
                     format!(
                         "columnstore policy already exists for hypertable or continuous aggregate \"{}\"",
-                        table.name
+                        shown_name(&state, table)
                     ),
                 ));
             }
@@ -811,7 +832,7 @@ impl JobCall {
                 };
             let message = format!(
                 "columnstore policy already exists for hypertable \"{}\"",
-                table.name
+                shown_name(&state, table)
             );
             let notice = if same {
                 notice(SqlState::DUPLICATE_OBJECT, format!("{message}, skipping"))

@@ -153,11 +153,68 @@ fn int4_literals(query: &mut Query) {
     // Window frame offsets (`ROWS BETWEEN 1 PRECEDING ...`) must stay plain
     // literals for DataFusion.
     let _ = query.body.visit(&mut FrameOffsets);
+    // Subqueries and CTEs have positions too.
+    let _ = query.body.visit(&mut NestedPositions);
     if let (SetExpr::Select(sel), Some(g)) = (query.body.as_mut(), group) {
         sel.group_by = g;
     }
     query.order_by = order;
     query.limit_clause = limit;
+}
+
+/// Undoes [`int4_literals`]' casts where a nested query's integers are
+/// positions or counts: GROUP BY 1, ORDER BY 1, LIMIT and OFFSET.
+struct NestedPositions;
+
+fn uncast(e: &mut Expr) {
+    if let Expr::Cast {
+        kind: datafusion::sql::sqlparser::ast::CastKind::DoubleColon,
+        expr,
+        data_type: datafusion::sql::sqlparser::ast::DataType::Int(None),
+        ..
+    } = e
+    {
+        if matches!(expr.as_ref(), Expr::Value(_)) {
+            let inner = std::mem::replace(
+                expr.as_mut(),
+                Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into()),
+            );
+            *e = inner;
+        }
+    }
+}
+
+impl datafusion::sql::sqlparser::ast::VisitorMut for NestedPositions {
+    type Break = ();
+    fn post_visit_query(&mut self, q: &mut Query) -> std::ops::ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::{GroupByExpr, LimitClause, OrderByKind};
+        if let SetExpr::Select(sel) = q.body.as_mut() {
+            if let GroupByExpr::Expressions(exprs, _) = &mut sel.group_by {
+                exprs.iter_mut().for_each(uncast);
+            }
+        }
+        if let Some(order) = &mut q.order_by {
+            if let OrderByKind::Expressions(exprs) = &mut order.kind {
+                exprs.iter_mut().for_each(|o| uncast(&mut o.expr));
+            }
+        }
+        match &mut q.limit_clause {
+            Some(LimitClause::LimitOffset { limit, offset, .. }) => {
+                if let Some(l) = limit {
+                    uncast(l);
+                }
+                if let Some(o) = offset {
+                    uncast(&mut o.value);
+                }
+            }
+            Some(LimitClause::OffsetCommaLimit { offset, limit }) => {
+                uncast(offset);
+                uncast(limit);
+            }
+            None => {}
+        }
+        std::ops::ControlFlow::Continue(())
+    }
 }
 
 /// Undoes [`int4_literals`]' casts on window frame offsets.
