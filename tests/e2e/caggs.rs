@@ -165,6 +165,17 @@ async fn backfill_changes_exactly_the_affected_buckets() {
     let query = "SELECT day, device, n, s FROM bf_daily ORDER BY day, device";
     let before = text_rows(&client, query).await;
     assert_eq!(before.len(), 120);
+    // Created in several batches (30 days, 10-day materialization chunks),
+    // with nothing left over for the next refresh.
+    let again = server.psql_sql("CALL refresh_continuous_aggregate('bf_daily', NULL, NULL)");
+    again.assert_success();
+    assert!(
+        again
+            .stderr
+            .contains("continuous aggregate \"bf_daily\" is already up-to-date"),
+        "{}",
+        again.stderr
+    );
     // Late rows for three days, some flushed to files, some still in memory.
     client
         .batch_execute(

@@ -16,11 +16,12 @@
 //! refresh(window) ─► flush (so every written row is in a logged file)
 //!           ─► commit: threshold moved to the window's end, the range it
 //!              passes over logged as invalid
-//!           ─► invalid ranges inside the window, widened to whole buckets
-//!           ─► the query over those ranges; the materialization's rows in
-//!              them replaced by its result, the ranges taken off the log and
-//!              the watermark moved, all in one commit (a crash leaves the
-//!              aggregate as before, its log intact)
+//!           ─► invalid ranges inside the window, widened to whole buckets,
+//!              cut into batches about one materialization chunk wide
+//!           ─► per batch: the query over its ranges; the materialization's
+//!              rows in them replaced by its result, the ranges taken off the
+//!              log and the watermark moved, in one commit (a crash leaves
+//!              each bucket old or new, and what is left in the log)
 //! ```
 //! Reading the view: tempora_query::caggs::read_sql.
 
@@ -48,7 +49,7 @@ use crate::{Notice, Outcome, SqlSession};
 /// take dotted option names).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateCagg {
-    pub(crate) name: ObjectName,
+    name: ObjectName,
     if_not_exists: bool,
     columns: Vec<String>,
     options: Vec<crate::compression::TableOption>,
@@ -1117,9 +1118,10 @@ pub(crate) async fn refresh(
         .filter_map(|f| f.min_time)
         .min();
     let mut pieces = Vec::new();
-    for (mut s, e) in ranges {
+    for (from, e) in ranges {
+        let mut s = from;
         if s == i64::MIN {
-            // Nothing stored starts before the first row.
+            // Nothing stored starts before the first row: cut from there.
             match first {
                 Some(t) if t < e => s = bucket_start(session, &cagg, &ty, t).await?.max(s),
                 _ => {
@@ -1128,6 +1130,7 @@ pub(crate) async fn refresh(
                 }
             }
         }
+        let begin = pieces.len();
         while s < e {
             let mut cut = bucket_start(session, &cagg, &ty, s.saturating_add(step)).await?;
             if cut <= s {
@@ -1135,6 +1138,11 @@ pub(crate) async fn refresh(
             }
             pieces.push((s, cut.min(e)));
             s = cut;
+        }
+        // The first piece still covers everything before, so that the
+        // whole logged range leaves the log.
+        if let Some(p) = pieces.get_mut(begin) {
+            p.0 = from;
         }
     }
     let mut batches: Vec<Vec<(i64, i64)>> = Vec::new();
