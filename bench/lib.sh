@@ -265,6 +265,23 @@ bench_cleanup() {
     if [ "${KEEP:-0}" = 0 ] && [ -n "${RUN_DIR:-}" ]; then rm -rf "$RUN_DIR"; fi
 }
 
+# bench_run_both: runs the caller's run_tempora, then (unless --no-postgres)
+# run_postgres; sets STATUS (1 if either failed) and PG (ok, failed, or
+# skipped when PostgreSQL cannot run here: run_postgres returned 2).
+bench_run_both() {
+    local rc
+    STATUS=0
+    run_tempora || STATUS=1
+    PG=skipped
+    if [ "$RUN_POSTGRES" = 1 ]; then
+        if run_postgres; then PG=ok; else
+            rc=$?
+            if [ "$rc" = 2 ]; then PG=skipped; else PG=failed; STATUS=1; fi
+        fi
+    fi
+    echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/machine.txt"
+}
+
 bench_traps() {
     trap bench_cleanup EXIT
     trap 'exit 130' INT TERM

@@ -181,17 +181,9 @@ run_postgres() {
     return "$rc"
 }
 
-status=0
-run_tempora || status=1
-pg=skipped
-if [ "$RUN_POSTGRES" = 1 ]; then
-    if run_postgres; then pg=ok; else
-        rc=$?
-        if [ "$rc" = 2 ]; then pg=skipped; else pg=failed; status=1; fi
-    fi
-fi
-
-echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/machine.txt"
+bench_run_both
+status=$STATUS
+pg=$PG
 echo
 cat "$RESULTS/machine.txt"
 echo

@@ -1481,93 +1481,34 @@ pub(crate) async fn alter_view(
     Ok((tag(), notices))
 }
 
-/// `DROP MATERIALIZED VIEW [IF EXISTS] names [CASCADE]`.
-pub(crate) async fn drop_caggs(
-    session: &SqlSession,
-    names: &[ObjectName],
-    if_exists: bool,
-    cascade: bool,
-) -> Result<(Outcome, Vec<Notice>)> {
-    let targets = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
-    let mut notices = Vec::new();
-    let mut dropped = Vec::new();
-    session
-        .engine()
-        .catalog()
-        .commit(|state| {
-            notices.clear();
-            dropped.clear();
-            let mut dropping: Vec<(u32, String, &str)> = Vec::new();
-            for (schema, name) in &targets {
-                match state.view(schema, name) {
-                    Some(v) if v.continuous.is_some() => {
-                        dropping.push((v.oid, v.name.clone(), "view"))
-                    }
-                    Some(_) => {
-                        return Err(TemporaError::new(
-                            SqlState::WRONG_OBJECT_TYPE,
-                            format!("\"{name}\" is not a materialized view"),
-                        )
-                        .with_hint("Use DROP VIEW to remove a view."))
-                    }
-                    None if state.table(schema, name).is_some() => {
-                        return Err(TemporaError::new(
-                            SqlState::WRONG_OBJECT_TYPE,
-                            format!("\"{name}\" is not a materialized view"),
-                        )
-                        .with_hint("Use DROP TABLE to remove a table."))
-                    }
-                    None if if_exists => notices.push(Notice::info(
-                        SqlState::SUCCESSFUL_COMPLETION,
-                        format!("materialized view \"{name}\" does not exist, skipping"),
-                    )),
-                    None => {
-                        return Err(TemporaError::new(
-                            SqlState::UNDEFINED_TABLE,
-                            format!("materialized view \"{name}\" does not exist"),
-                        ))
-                    }
-                }
-            }
-            let more = crate::views::dependent_views(state, &dropping, cascade, &mut notices)?;
-            // Each materialization's chunks go with it, as PostgreSQL's
-            // dependency cascade reports them.
-            let mut chunks = Vec::new();
-            for (oid, _, _) in &dropping {
-                if let Some(mat) = state
-                    .views
-                    .get(oid)
-                    .and_then(|v| v.continuous.as_ref())
-                    .and_then(|c| state.table_by_oid(c.mat_oid))
-                {
-                    let h = mat.hypertable.as_ref().map_or(0, |h| h.id);
-                    chunks.extend(
-                        mat.chunks
-                            .values()
-                            .map(|c| format!("{CHUNK_SCHEMA}.{}", c.name(h))),
-                    );
-                }
-            }
-            match chunks.len() {
-                0 => {}
-                1 => notices.push(Notice::info(
-                    SqlState::SUCCESSFUL_COMPLETION,
-                    format!("drop cascades to table {}", chunks[0]),
-                )),
-                n => notices.push(Notice::info(
-                    SqlState::SUCCESSFUL_COMPLETION,
-                    format!("drop cascades to {n} other objects"),
-                )),
-            }
-            let mut ops = Vec::new();
-            for oid in dropping.iter().map(|(oid, _, _)| *oid).chain(more) {
-                ops.extend(crate::views::drop_view_ops(state, oid, &mut dropped));
-            }
-            Ok(ops)
-        })
-        .await?;
-    session.engine().drop_tables(dropped);
-    Ok((Outcome::Command("DROP MATERIALIZED VIEW".into()), notices))
+/// PostgreSQL's NOTICE for the chunks of the materializations of the
+/// aggregates `dropping` (view oids first) that a drop takes with them.
+pub(crate) fn chunk_cascade_notice(
+    state: &CatalogState,
+    dropping: &[(u32, String, &str)],
+) -> Option<Notice> {
+    let mut chunks = Vec::new();
+    for (oid, _, _) in dropping {
+        if let Some(mat) = state
+            .views
+            .get(oid)
+            .and_then(|v| v.continuous.as_ref())
+            .and_then(|c| state.table_by_oid(c.mat_oid))
+        {
+            let h = mat.hypertable.as_ref().map_or(0, |h| h.id);
+            chunks.extend(
+                mat.chunks
+                    .values()
+                    .map(|c| format!("{CHUNK_SCHEMA}.{}", c.name(h))),
+            );
+        }
+    }
+    let message = match chunks.len() {
+        0 => return None,
+        1 => format!("drop cascades to table {}", chunks[0]),
+        n => format!("drop cascades to {n} other objects"),
+    };
+    Some(Notice::info(SqlState::SUCCESSFUL_COMPLETION, message))
 }
 
 /// Runs refresh policies for the scheduler: each run in a session of its own.

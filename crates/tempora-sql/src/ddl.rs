@@ -512,7 +512,7 @@ pub(crate) async fn execute(
             names,
             cascade,
             ..
-        } => crate::views::drop_views(session, names, *if_exists, *cascade).await,
+        } => crate::views::drop_views(session, names, *if_exists, *cascade, false).await,
         Statement::AlterTable(at) => crate::alter::alter_table(session, at).await,
         Statement::Truncate(t) => {
             let state = catalog.snapshot();
@@ -545,7 +545,7 @@ pub(crate) async fn execute(
             names,
             cascade,
             ..
-        } => crate::caggs::drop_caggs(session, names, *if_exists, *cascade).await,
+        } => crate::views::drop_views(session, names, *if_exists, *cascade, true).await,
         Statement::Drop {
             object_type: ObjectType::Index,
             if_exists,

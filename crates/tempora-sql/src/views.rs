@@ -203,12 +203,20 @@ pub(crate) fn drop_view_ops(
     ops
 }
 
+/// `DROP VIEW`, or with `materialized` `DROP MATERIALIZED VIEW` (of
+/// continuous aggregates: their materializations go with them).
 pub(crate) async fn drop_views(
     session: &SqlSession,
     names: &[ObjectName],
     if_exists: bool,
     cascade: bool,
+    materialized: bool,
 ) -> Result<(Outcome, Vec<Notice>)> {
+    let kind = if materialized {
+        "materialized view"
+    } else {
+        "view"
+    };
     let targets = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
     let mut notices = Vec::new();
     let mut dropped = Vec::new();
@@ -221,34 +229,46 @@ pub(crate) async fn drop_views(
             let mut dropping: Vec<(u32, String, &str)> = Vec::new();
             for (schema, name) in &targets {
                 match state.view(schema, name) {
-                    Some(v) if v.continuous.is_some() => {
+                    Some(v) if v.continuous.is_some() == materialized => {
+                        dropping.push((v.oid, v.name.clone(), "view"))
+                    }
+                    Some(_) if materialized => {
+                        return Err(TemporaError::new(
+                            SqlState::WRONG_OBJECT_TYPE,
+                            format!("\"{name}\" is not a materialized view"),
+                        )
+                        .with_hint("Use DROP VIEW to remove a view."))
+                    }
+                    Some(_) => {
                         return Err(TemporaError::new(
                             SqlState::FEATURE_NOT_SUPPORTED,
                             "cannot drop continuous aggregate using DROP VIEW",
                         )
                         .with_hint("Use DROP MATERIALIZED VIEW to drop a continuous aggregate."))
                     }
-                    Some(v) => dropping.push((v.oid, v.name.clone(), "view")),
                     None if state.table(schema, name).is_some() => {
                         return Err(TemporaError::new(
                             SqlState::WRONG_OBJECT_TYPE,
-                            format!("\"{name}\" is not a view"),
+                            format!("\"{name}\" is not a {kind}"),
                         )
                         .with_hint("Use DROP TABLE to remove a table."))
                     }
                     None if if_exists => notices.push(Notice::info(
                         SqlState::SUCCESSFUL_COMPLETION,
-                        format!("view \"{name}\" does not exist, skipping"),
+                        format!("{kind} \"{name}\" does not exist, skipping"),
                     )),
                     None => {
                         return Err(TemporaError::new(
                             SqlState::UNDEFINED_TABLE,
-                            format!("view \"{name}\" does not exist"),
+                            format!("{kind} \"{name}\" does not exist"),
                         ))
                     }
                 }
             }
             let more = dependent_views(state, &dropping, cascade, &mut notices)?;
+            if materialized {
+                notices.extend(crate::caggs::chunk_cascade_notice(state, &dropping));
+            }
             Ok(dropping
                 .iter()
                 .map(|(oid, _, _)| *oid)
@@ -258,5 +278,10 @@ pub(crate) async fn drop_views(
         })
         .await?;
     session.engine().drop_tables(dropped);
-    Ok((Outcome::Command("DROP VIEW".into()), notices))
+    let tag = if materialized {
+        "DROP MATERIALIZED VIEW"
+    } else {
+        "DROP VIEW"
+    };
+    Ok((Outcome::Command(tag.into()), notices))
 }
