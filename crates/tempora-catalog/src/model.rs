@@ -839,6 +839,10 @@ pub struct ContinuousAgg {
     pub query: String,
     /// The time column of `raw_oid` the buckets are taken of.
     pub time_column: String,
+    /// What the query calls `raw_oid` when it joins other tables (their
+    /// columns may share the time column's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_relation: Option<String>,
     /// The output column holding the bucket (the materialization's time).
     pub bucket_column: String,
     /// The `time_bucket(...)` call of the query, over `time_column`.

@@ -49,7 +49,14 @@ pub fn ranged_query(
     time_type: &PgType,
     ranges: &[(Option<i64>, Option<i64>)],
 ) -> Result<String> {
-    let col = quote_identifier(&cagg.time_column);
+    let col = match &cagg.time_relation {
+        Some(r) => format!(
+            "{}.{}",
+            quote_identifier(r),
+            quote_identifier(&cagg.time_column)
+        ),
+        None => quote_identifier(&cagg.time_column),
+    };
     let one = |(start, end): &(Option<i64>, Option<i64>)| {
         let mut parts = Vec::new();
         if let Some(s) = start {

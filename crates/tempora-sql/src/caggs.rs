@@ -227,9 +227,35 @@ fn invalid_view(detail: &str) -> TemporaError {
     .with_detail(detail)
 }
 
+/// A relation of the query's FROM: its name, and what the query calls it.
+struct Relation {
+    name: ObjectName,
+    alias: Option<String>,
+}
+
+/// A FROM item (a table, possibly aliased); TimescaleDB's errors otherwise.
+fn relation(factor: &TableFactor, subqueries: &str) -> Result<Relation> {
+    match factor {
+        TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } => Ok(Relation {
+            name: name.clone(),
+            alias: alias.as_ref().map(|a| ident_name(&a.name)),
+        }),
+        TableFactor::Derived { .. } => Err(invalid_view(
+            "Sub-queries are not supported in FROM clause.",
+        )),
+        _ => Err(invalid_query(subqueries)),
+    }
+}
+
 /// Checks the query's shape against what continuous aggregates take; returns
-/// the relation it reads and the warnings TimescaleDB gives.
-fn check_shape(stmt: &Statement) -> Result<(ObjectName, Vec<Notice>)> {
+/// the relations it reads (INNER and LEFT joins) and the warnings
+/// TimescaleDB gives.
+fn check_shape(stmt: &Statement) -> Result<(Vec<Relation>, Vec<Notice>)> {
     let Statement::Query(q) = stmt else {
         return Err(invalid_query("Only SELECT queries are supported."));
     };
@@ -263,34 +289,24 @@ fn check_shape(stmt: &Statement) -> Result<(ObjectName, Vec<Notice>)> {
         )
         .with_hint("FROM clause missing in the query"));
     };
-    let name = match &from.relation {
-        TableFactor::Table {
-            name, args: None, ..
-        } => name.clone(),
-        TableFactor::Derived { .. } => {
-            return Err(invalid_view(
-                "Sub-queries are not supported in FROM clause.",
-            ))
-        }
-        _ => return Err(invalid_query(subqueries)),
-    };
-    if select.from.len() > 1 || !from.joins.is_empty() {
+    if select.from.len() > 1 {
+        return Err(TemporaError::not_supported(
+            "continuous aggregates over a list of relations (use JOIN ... ON)",
+        ));
+    }
+    let mut relations = vec![relation(&from.relation, subqueries)?];
+    for j in &from.joins {
         use datafusion::sql::sqlparser::ast::JoinOperator as J;
-        let outer = from.joins.iter().any(|j| {
-            matches!(
-                j.join_operator,
-                J::RightOuter(_) | J::FullOuter(_) | J::Right(_)
-            )
-        });
-        if outer {
+        if !matches!(
+            j.join_operator,
+            J::Join(_) | J::Inner(_) | J::Left(_) | J::LeftOuter(_)
+        ) {
             return Err(TemporaError::new(
                 SqlState::FEATURE_NOT_SUPPORTED,
                 "only INNER or LEFT joins are supported in continuous aggregates",
             ));
         }
-        return Err(TemporaError::not_supported(
-            "continuous aggregates joining other relations",
-        ));
+        relations.push(relation(&j.relation, subqueries)?);
     }
     if matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty()) {
         return Err(TemporaError::new(
@@ -341,7 +357,7 @@ fn check_shape(stmt: &Statement) -> Result<(ObjectName, Vec<Notice>)> {
             message: "using non-immutable functions in continuous aggregate view may lead to inconsistent results on rematerialization".into(),
         });
     }
-    Ok((name, warnings))
+    Ok((relations, warnings))
 }
 
 /// The `time_bucket(...)` call of the select list over `time_column`, the
@@ -651,34 +667,64 @@ impl CreateCagg {
             return Err(invalid_query("The query must be one SELECT."));
         }
         let mut stmt = stmts.remove(0);
-        let (source, mut notices) = check_shape(&stmt)?;
+        let (relations, mut notices) = check_shape(&stmt)?;
         // ORDER BY orders nothing in a materialization.
         if let Statement::Query(q) = &mut stmt {
             q.order_by = None;
         }
         // As every statement is planned (time_bucket's named arguments in place, ...).
         crate::calls::normalize(&mut stmt, session.settings.get("TimeZone").unwrap_or("UTC"))?;
-        let (src_schema, src_name) = object_name(&source)?;
-        // The hypertable read: the named one, or an aggregate's materialization.
-        let (raw, parent) = match state.table(&src_schema, &src_name) {
-            Some(t) => (t, None),
-            None => match state.view(&src_schema, &src_name) {
-                Some(v) => match &v.continuous {
-                    Some(c) => (
-                        state.table_by_oid(c.mat_oid).ok_or_else(|| {
-                            TemporaError::internal("continuous aggregate without materialization")
-                        })?,
-                        Some((v, c)),
-                    ),
-                    None => {
+        // One hypertable (or aggregate, whose materialization is read);
+        // the others of a join are plain tables.
+        let mut found = None;
+        let mut plain = Vec::new();
+        for (k, r) in relations.iter().enumerate() {
+            let (rs, rn) = object_name(&r.name)?;
+            match (state.table(&rs, &rn), state.view(&rs, &rn)) {
+                (Some(t), _) if t.is_hypertable() => {
+                    if found.is_some() {
                         return Err(invalid_view(
-                            "At least one hypertable should be used in the view definition.",
+                            "Only one hypertable is allowed in continuous aggregate view.",
+                        ));
+                    }
+                    found = Some((k, t, None));
+                }
+                (Some(t), _) => plain.push(t.oid),
+                (None, Some(v)) => match &v.continuous {
+                    Some(c) => {
+                        if found.is_some() {
+                            return Err(invalid_view(
+                                "Only one hypertable is allowed in continuous aggregate view.",
+                            ));
+                        }
+                        let mat = state.table_by_oid(c.mat_oid).ok_or_else(|| {
+                            TemporaError::internal("continuous aggregate without materialization")
+                        })?;
+                        found = Some((k, mat, Some((v, c))));
+                    }
+                    None => {
+                        return Err(TemporaError::not_supported(
+                            "continuous aggregates joining views",
                         ))
                     }
                 },
-                None => return Err(TemporaError::undefined_table(&src_name)),
-            },
+                (None, None) => return Err(TemporaError::undefined_table(&rn)),
+            }
+        }
+        let Some((raw_at, raw, parent)) = found else {
+            return Err(invalid_view(
+                "At least one hypertable should be used in the view definition.",
+            ));
         };
+        // How the query names the hypertable, to qualify the time column
+        // next to joined tables.
+        let time_relation = (relations.len() > 1).then(|| {
+            relations[raw_at].alias.clone().unwrap_or_else(|| {
+                object_name(&relations[raw_at].name)
+                    .map(|(_, n)| n)
+                    .unwrap_or_default()
+            })
+        });
         let Some(h) = &raw.hypertable else {
             return Err(invalid_view(
                 "At least one hypertable should be used in the view definition.",
@@ -720,7 +766,7 @@ impl CreateCagg {
         let bucket_expr = bare_bucket(bucket_call, &time_column);
         // Read the materialization of a parent aggregate, by its own name.
         if parent.is_some() {
-            replace_relation(&mut stmt, &qualified(&raw.schema, &raw.name))?;
+            replace_relation(&mut stmt, raw_at, &qualified(&raw.schema, &raw.name))?;
         }
         let stmt = crate::rewrite_query(stmt);
         let mut query = stmt.to_string();
@@ -769,10 +815,12 @@ impl CreateCagg {
         }
         let raw_oid = raw.oid;
         let chunk_interval = h.chunk_interval.saturating_mul(10);
-        let depends_on = match parent {
+        let depends_on: Vec<u32> = std::iter::once(match parent {
             Some((v, _)) => v.oid,
             None => raw_oid,
-        };
+        })
+        .chain(plain)
+        .collect();
         let view_oid = engine
             .catalog()
             .commit(|state| {
@@ -795,6 +843,7 @@ impl CreateCagg {
                     parent: parent.map(|(v, _)| v.oid),
                     query: query.clone(),
                     time_column: time_column.clone(),
+                    time_relation: time_relation.clone(),
                     bucket_column: bucket_column.clone(),
                     bucket_expr: bucket_expr.clone(),
                     bucket_width: width,
@@ -820,7 +869,7 @@ impl CreateCagg {
                         name: name.clone(),
                         sql: query.clone(),
                         definition: self.query.clone(),
-                        depends_on: vec![depends_on],
+                        depends_on: depends_on.clone(),
                         continuous: Some(cagg),
                     }),
                 ])
@@ -844,27 +893,49 @@ fn already_exists(name: &str) -> TemporaError {
     .with_hint("Drop or rename the existing continuous aggregate first or use another name.")
 }
 
-/// Points the query's one relation at `table` (a qualified name).
-fn replace_relation(stmt: &mut Statement, table: &str) -> Result<()> {
+/// Points the query's relation number `at` (FROM, then its joins) at
+/// `table` (a qualified name); it keeps its old name as its alias, so
+/// columns qualified by it still resolve.
+fn replace_relation(stmt: &mut Statement, at: usize, table: &str) -> Result<()> {
     let Statement::Query(q) = stmt else {
         return Err(TemporaError::internal("not a query"));
     };
     let SetExpr::Select(select) = q.body.as_mut() else {
         return Err(TemporaError::internal("not a SELECT"));
     };
-    let parsed = match crate::parse(&format!("SELECT 1 FROM {table}"))?.pop() {
+    let from = select
+        .from
+        .first_mut()
+        .ok_or_else(|| TemporaError::internal("no FROM"))?;
+    let factor = if at == 0 {
+        &mut from.relation
+    } else {
+        &mut from
+            .joins
+            .get_mut(at - 1)
+            .ok_or_else(|| TemporaError::internal("no such join"))?
+            .relation
+    };
+    let TableFactor::Table { name, alias, .. } = factor else {
+        return Err(TemporaError::internal("not a table"));
+    };
+    let old = name.0.last().map(|p| p.to_string()).unwrap_or_default();
+    let as_alias = alias
+        .as_ref()
+        .map_or_else(|| old.clone(), |a| a.name.to_string());
+    let parsed = match crate::parse(&format!("SELECT 1 FROM {table} AS {as_alias}"))?.pop() {
         Some(Statement::Query(q)) => q,
         _ => return Err(TemporaError::internal("relation name does not parse")),
     };
-    let SetExpr::Select(s) = *parsed.body else {
+    let SetExpr::Select(mut s) = *parsed.body else {
         return Err(TemporaError::internal("relation name does not parse"));
     };
-    if let (TableFactor::Table { name, .. }, Some(TableFactor::Table { name: new, .. })) = (
-        &mut select.from[0].relation,
-        s.from.first().map(|f| &f.relation),
-    ) {
-        *name = new.clone();
-    }
+    let replacement = s
+        .from
+        .pop()
+        .map(|f| f.relation)
+        .ok_or_else(|| TemporaError::internal("relation name does not parse"))?;
+    *factor = replacement;
     Ok(())
 }
 
