@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Offset, TimeZone, Utc};
 use datafusion::arrow::array::{
-    Array, ArrayRef, Float32Array, Float64Array, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, Float32Array, Float64Array, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
@@ -38,15 +38,7 @@ pub fn format_float(v: f64, shortest: String, max_exp: i32) -> String {
             "0".into()
         };
     }
-    // The decimal exponent, read off the shortest plain representation.
-    let plain = shortest.trim_start_matches('-');
-    let (int_part, frac_part) = plain.split_once('.').unwrap_or((plain, ""));
-    let int_part = int_part.trim_start_matches('0');
-    let exp = if !int_part.is_empty() {
-        int_part.len() as i32 - 1
-    } else {
-        -(frac_part.bytes().take_while(|&b| b == b'0').count() as i32) - 1
-    };
+    let exp = decimal_exponent(&shortest);
     if (-4..max_exp).contains(&exp) {
         return shortest;
     }
@@ -72,6 +64,32 @@ pub fn format_float(v: f64, shortest: String, max_exp: i32) -> String {
     let sign = if v < 0.0 { "-" } else { "" };
     let esign = if exp < 0 { '-' } else { '+' };
     format!("{sign}{mantissa}e{esign}{:02}", exp.abs())
+}
+
+/// The decimal exponent of a nonzero number's shortest plain representation.
+fn decimal_exponent(shortest: &str) -> i32 {
+    let plain = shortest.trim_start_matches('-');
+    let (int_part, frac_part) = plain.split_once('.').unwrap_or((plain, ""));
+    let int_part = int_part.trim_start_matches('0');
+    if !int_part.is_empty() {
+        int_part.len() as i32 - 1
+    } else {
+        -(frac_part.bytes().take_while(|&b| b == b'0').count() as i32) - 1
+    }
+}
+
+/// [`format_float`] appended to `out`, without allocating for the common
+/// case (a finite nonzero value printed in plain form).
+fn push_float(v: f64, shortest: impl std::fmt::Display, max_exp: i32, out: &mut String) {
+    let start = out.len();
+    if v.is_finite() && v != 0.0 {
+        let _ = write!(out, "{shortest}");
+        if (-4..max_exp).contains(&decimal_exponent(&out[start..])) {
+            return;
+        }
+    }
+    let written = out.split_off(start);
+    out.push_str(&format_float(v, written, max_exp));
 }
 
 /// float8 text into `out`.
@@ -317,14 +335,20 @@ pub fn write_array_element(v: &str, out: &mut String) {
     out.push('"');
 }
 
-fn strings(arr: &dyn Array, f: impl Fn(usize) -> String) -> ArrayRef {
-    Arc::new(StringArray::from_iter((0..arr.len()).map(|i| {
+/// A text column: `f` writes value `i` into a buffer reused for every row.
+fn strings(arr: &dyn Array, f: impl Fn(usize, &mut String)) -> ArrayRef {
+    let mut b = datafusion::arrow::array::StringBuilder::with_capacity(arr.len(), arr.len() * 24);
+    let mut buf = String::with_capacity(64);
+    for i in 0..arr.len() {
         if arr.is_null(i) {
-            None
+            b.append_null();
         } else {
-            Some(f(i))
+            buf.clear();
+            f(i, &mut buf);
+            b.append_value(&buf);
         }
-    })))
+    }
+    Arc::new(b.finish())
 }
 
 /// After a cast to microseconds: the infinities (`i64::MAX` / `i64::MIN` in
@@ -390,15 +414,15 @@ pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, Arro
                 .as_any()
                 .downcast_ref::<Float64Array>()
                 .ok_or_else(|| ArrowError::CastError("float8".into()))?;
-            strings(a, |i| format_float(a.value(i), a.value(i).to_string(), 15))
+            strings(a, |i, out| push_float(a.value(i), a.value(i), 15, out))
         }
         DataType::Float32 => {
             let a = col
                 .as_any()
                 .downcast_ref::<Float32Array>()
                 .ok_or_else(|| ArrowError::CastError("float4".into()))?;
-            strings(a, |i| {
-                format_float(a.value(i) as f64, a.value(i).to_string(), 6)
+            strings(a, |i, out| {
+                push_float(a.value(i) as f64, a.value(i), 6, out)
             })
         }
         DataType::Timestamp(unit, tz) => {
@@ -411,9 +435,9 @@ pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, Arro
             match tz {
                 Some(_) => {
                     let zone: chrono_tz::Tz = session_tz.parse().unwrap_or(chrono_tz::UTC);
-                    strings(a, |i| format_timestamp(a.value(i), Some(&zone)))
+                    strings(a, |i, out| write_timestamp(a.value(i), Some(&zone), out))
                 }
-                None => strings(a, |i| format_timestamp(a.value(i), None)),
+                None => strings(a, |i, out| write_timestamp(a.value(i), None, out)),
             }
         }
         DataType::Duration(_) => {
@@ -424,11 +448,9 @@ pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, Arro
                 .as_any()
                 .downcast_ref::<datafusion::arrow::array::DurationMicrosecondArray>()
                 .ok_or_else(|| ArrowError::CastError("interval".into()))?;
-            strings(a, |i| {
+            strings(a, |i, out| {
                 let (days, rem) = split_days(a.value(i));
-                let mut out = String::new();
-                write_interval(0, days, rem, &mut out);
-                out
+                write_interval(0, days, rem, out);
             })
         }
         DataType::Interval(_) => {
@@ -441,11 +463,9 @@ pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, Arro
                 .as_any()
                 .downcast_ref::<datafusion::arrow::array::IntervalMonthDayNanoArray>()
                 .ok_or_else(|| ArrowError::CastError("interval".into()))?;
-            strings(a, |i| {
+            strings(a, |i, out| {
                 let v = a.value(i);
-                let mut out = String::new();
-                write_interval(v.months, v.days, v.nanoseconds / 1000, &mut out);
-                out
+                write_interval(v.months, v.days, v.nanoseconds / 1000, out);
             })
         }
         _ => return Ok(None),
@@ -498,6 +518,41 @@ mod tests {
             2.5,
         ] {
             assert_eq!(w8(v), f8(v), "{v}");
+        }
+    }
+
+    /// The column renderer's buffer-reusing path prints what format_float does.
+    #[test]
+    fn pushed_floats_equal_formatted_ones() {
+        let mut out = String::from("keep|");
+        for v in [
+            21.5,
+            40.0,
+            1e20,
+            1e15,
+            1e14,
+            0.0001,
+            0.00001,
+            -1.5e-7,
+            0.1 + 0.2,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -0.0,
+            f64::MAX,
+            9.999999999999999e14,
+            -123.25,
+        ] {
+            out.truncate(5);
+            push_float(v, v, 15, &mut out);
+            assert_eq!(&out[5..], f8(v), "{v}");
+            assert_eq!(&out[..5], "keep|");
+        }
+        for v in [1e6f32, 100000.0, 3.4e38, 0.1, -2.5e-5] {
+            let mut s = String::new();
+            push_float(v as f64, v, 6, &mut s);
+            assert_eq!(s, format_float(v as f64, v.to_string(), 6), "{v}");
         }
     }
 
