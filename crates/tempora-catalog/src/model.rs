@@ -580,12 +580,29 @@ pub enum JobKind {
     },
 }
 
-/// A span given to a policy: an interval (months, days, microseconds) or an
+/// A span of a hypertable's time: a policy's offset or a continuous
+/// aggregate's bucket width. An interval (months, days, microseconds) or an
 /// integer in the time column's units.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JobSpan {
     Interval { months: i32, days: i32, micros: i64 },
     Integer(i64),
+}
+
+impl JobSpan {
+    /// The length in the time column's units, a month counted as 30 days
+    /// (as TimescaleDB compares refresh windows and bucket widths).
+    pub fn approx_length(&self) -> i64 {
+        const DAY: i64 = 86_400_000_000;
+        match self {
+            JobSpan::Interval {
+                months,
+                days,
+                micros,
+            } => (*months as i64 * 30 + *days as i64) * DAY + micros,
+            JobSpan::Integer(v) => *v,
+        }
+    }
 }
 
 /// Run statistics of a job (`timescaledb_information.job_stats`).
@@ -847,7 +864,7 @@ pub struct ContinuousAgg {
     pub bucket_column: String,
     /// The `time_bucket(...)` call of the query, over `time_column`.
     pub bucket_expr: String,
-    pub bucket_width: BucketWidth,
+    pub bucket_width: JobSpan,
     /// `timescaledb.materialized_only`: reads see only materialized buckets;
     /// otherwise rows past the watermark are aggregated as the view is read.
     pub materialized_only: bool,
@@ -862,14 +879,6 @@ pub struct ContinuousAgg {
     /// they were materialized, in the order they were logged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invalidations: Vec<(i64, i64)>,
-}
-
-/// A continuous aggregate's bucket width: an interval, or an integer width
-/// for integer time columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BucketWidth {
-    Interval { months: i32, days: i32, micros: i64 },
-    Integer(i64),
 }
 
 impl CatalogState {

@@ -230,8 +230,9 @@ fn int_width(t: &DataType) -> u8 {
     }
 }
 
-/// A time or integer value in the time column's units (microseconds for time).
-fn scalar_units(v: &ScalarValue) -> Option<i64> {
+/// A time or integer value in the time column's units (microseconds for
+/// time); None for NULL or another type.
+pub fn scalar_units(v: &ScalarValue) -> Option<i64> {
     match v {
         ScalarValue::TimestampMicrosecond(t, _) => *t,
         ScalarValue::TimestampNanosecond(t, _) => t.map(|t| t.div_euclid(1000)),

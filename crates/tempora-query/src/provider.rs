@@ -200,21 +200,7 @@ impl TimeBounds {
 
 fn literal_time(e: &Expr) -> Option<i64> {
     match e {
-        Expr::Literal(v, _) => scalar_time(v),
-        _ => None,
-    }
-}
-
-fn scalar_time(v: &ScalarValue) -> Option<i64> {
-    match v {
-        ScalarValue::TimestampMicrosecond(Some(t), _) => Some(*t),
-        ScalarValue::TimestampNanosecond(Some(t), _) => Some(t.div_euclid(1000)),
-        ScalarValue::TimestampMillisecond(Some(t), _) => Some(t * 1000),
-        ScalarValue::TimestampSecond(Some(t), _) => Some(t * 1_000_000),
-        ScalarValue::Date32(Some(d)) => Some(*d as i64 * 86_400_000_000),
-        ScalarValue::Int16(Some(v)) => Some(*v as i64),
-        ScalarValue::Int32(Some(v)) => Some(*v as i64),
-        ScalarValue::Int64(Some(v)) => Some(*v),
+        Expr::Literal(v, _) => crate::chunks::scalar_units(v),
         _ => None,
     }
 }

@@ -35,8 +35,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::tokenizer::Token;
 use tempora_catalog::{
-    BucketWidth, CatalogOp, CatalogState, ColumnDef, ContinuousAgg, HypertableDef, PgType,
-    TableDef, ViewDef, CHUNK_SCHEMA,
+    CatalogOp, CatalogState, ColumnDef, ContinuousAgg, HypertableDef, JobSpan, PgType, TableDef,
+    ViewDef, CHUNK_SCHEMA,
 };
 use tempora_common::{Result, SqlState, TemporaError};
 use tempora_query::caggs::{qualified, ranged_query, raw_time_type, time_literal};
@@ -478,14 +478,14 @@ fn column_type(dt: &datafusion::arrow::datatypes::DataType, name: &str) -> Resul
 }
 
 /// A bucket width from the value of time_bucket's first argument.
-fn bucket_width(v: &ScalarValue) -> Result<BucketWidth> {
+fn bucket_width(v: &ScalarValue) -> Result<JobSpan> {
     let width =
         match v {
-            ScalarValue::Int16(Some(w)) => BucketWidth::Integer(*w as i64),
-            ScalarValue::Int32(Some(w)) => BucketWidth::Integer(*w as i64),
-            ScalarValue::Int64(Some(w)) => BucketWidth::Integer(*w),
+            ScalarValue::Int16(Some(w)) => JobSpan::Integer(*w as i64),
+            ScalarValue::Int32(Some(w)) => JobSpan::Integer(*w as i64),
+            ScalarValue::Int64(Some(w)) => JobSpan::Integer(*w),
             other => match crate::jobs::interval_parts(other) {
-                Some((months, days, micros)) => BucketWidth::Interval {
+                Some((months, days, micros)) => JobSpan::Interval {
                     months,
                     days,
                     micros,
@@ -499,7 +499,7 @@ fn bucket_width(v: &ScalarValue) -> Result<BucketWidth> {
                 )),
             },
         };
-    if let BucketWidth::Interval {
+    if let JobSpan::Interval {
         months,
         days,
         micros,
@@ -516,8 +516,8 @@ fn bucket_width(v: &ScalarValue) -> Result<BucketWidth> {
         }
     }
     let positive = match width {
-        BucketWidth::Integer(w) => w > 0,
-        BucketWidth::Interval {
+        JobSpan::Integer(w) => w > 0,
+        JobSpan::Interval {
             months,
             days,
             micros,
@@ -536,30 +536,22 @@ fn bucket_width(v: &ScalarValue) -> Result<BucketWidth> {
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// A fixed width in the time column's units (None: months).
-fn fixed_width(w: BucketWidth) -> Option<i64> {
+fn fixed_width(w: JobSpan) -> Option<i64> {
     match w {
-        BucketWidth::Integer(w) => Some(w),
-        BucketWidth::Interval {
+        JobSpan::Integer(w) => Some(w),
+        JobSpan::Interval {
             months: 0,
             days,
             micros,
         } => Some(days as i64 * MICROS_PER_DAY + micros),
-        BucketWidth::Interval { .. } => None,
+        JobSpan::Interval { .. } => None,
     }
 }
 
 /// Why buckets of width `child` are not made of whole buckets of `parent`
 /// (TimescaleDB's wording), None when they are. A month counts as 30 days.
-fn width_mismatch(child: BucketWidth, parent: BucketWidth) -> Option<&'static str> {
-    let length = |w: BucketWidth| match w {
-        BucketWidth::Integer(w) => w,
-        BucketWidth::Interval {
-            months,
-            days,
-            micros,
-        } => (months as i64 * 30 + days as i64) * MICROS_PER_DAY + micros,
-    };
-    let (c, p) = (length(child), length(parent));
+fn width_mismatch(child: JobSpan, parent: JobSpan) -> Option<&'static str> {
+    let (c, p) = (child.approx_length(), parent.approx_length());
     if c < p {
         Some("greater or equal than")
     } else if p <= 0 || c % p != 0 {
@@ -570,10 +562,10 @@ fn width_mismatch(child: BucketWidth, parent: BucketWidth) -> Option<&'static st
 }
 
 /// A bucket width as PostgreSQL prints it (`1 day`, `01:00:00`, `5`).
-fn width_text(w: BucketWidth) -> String {
+fn width_text(w: JobSpan) -> String {
     match w {
-        BucketWidth::Integer(w) => w.to_string(),
-        BucketWidth::Interval {
+        JobSpan::Integer(w) => w.to_string(),
+        JobSpan::Interval {
             months,
             days,
             micros,
@@ -996,18 +988,18 @@ async fn bucket_end(
 ) -> Result<i64> {
     let plain = bucket_arity(&cagg.bucket_expr) == 2;
     match (fixed_width(cagg.bucket_width), cagg.bucket_width) {
-        (Some(w), BucketWidth::Integer(_)) => Ok(start.saturating_add(w)),
+        (Some(w), JobSpan::Integer(_)) => Ok(start.saturating_add(w)),
         (Some(w), _) if plain => Ok(start.saturating_add(w)),
         (Some(w), _) => {
             let probe = start.saturating_add(w.saturating_mul(3) / 2);
             bucket_start(session, cagg, ty, probe).await
         }
-        (None, BucketWidth::Interval { months, .. }) => {
+        (None, JobSpan::Interval { months, .. }) => {
             // A month is at least 28 days: the next bucket holds this.
             let probe = tempora_storage::jobs::before(start, -months, -15, 0)?;
             bucket_start(session, cagg, ty, probe).await
         }
-        (None, BucketWidth::Integer(w)) => Ok(start.saturating_add(w)),
+        (None, JobSpan::Integer(w)) => Ok(start.saturating_add(w)),
     }
 }
 
@@ -1442,34 +1434,32 @@ async fn window_bound(session: &SqlSession, expr: &SqlExpr, ty: &PgType) -> Resu
         .get("TimeZone")
         .unwrap_or("UTC")
         .to_string();
-    let micros =
-        |s: &str, with_tz: bool| tempora_query::pg_literals::parse_timestamp(s, with_tz, &tz);
-    Ok(Some(match (ty, &v) {
-        (PgType::Int2 | PgType::Int4 | PgType::Int8, ScalarValue::Int16(Some(x))) => *x as i64,
-        (PgType::Int2 | PgType::Int4 | PgType::Int8, ScalarValue::Int32(Some(x))) => *x as i64,
-        (PgType::Int2 | PgType::Int4 | PgType::Int8, ScalarValue::Int64(Some(x))) => *x,
-        (_, ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s))) if ty.is_temporal() => {
-            micros(s, *ty == PgType::Timestamptz)?
-        }
-        (_, ScalarValue::TimestampMicrosecond(Some(x), _)) if ty.is_temporal() => *x,
-        (_, ScalarValue::TimestampNanosecond(Some(x), _)) if ty.is_temporal() => x.div_euclid(1000),
-        (_, ScalarValue::TimestampMillisecond(Some(x), _)) if ty.is_temporal() => *x * 1000,
-        (_, ScalarValue::TimestampSecond(Some(x), _)) if ty.is_temporal() => *x * 1_000_000,
-        (_, ScalarValue::Date32(Some(d))) if ty.is_temporal() => *d as i64 * MICROS_PER_DAY,
-        _ => {
-            return Err(TemporaError::new(
-                SqlState::INVALID_PARAMETER_VALUE,
-                format!(
-                    "invalid time argument type \"{}\"",
-                    tempora_query::pg_types::pg_type_name(&v.data_type())
-                ),
-            )
-            .with_hint(format!(
-                "Try casting the argument to \"{}\".",
-                ty.sql_name()
-            )))
-        }
-    }))
+    // A text bound is read as the column's type; otherwise the value must be
+    // of its kind (a time for a time column, an integer for an integer one).
+    let integer = matches!(
+        v,
+        ScalarValue::Int16(_) | ScalarValue::Int32(_) | ScalarValue::Int64(_)
+    );
+    let units = match &v {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) if ty.is_temporal() => Some(
+            tempora_query::pg_literals::parse_timestamp(s, *ty == PgType::Timestamptz, &tz)?,
+        ),
+        _ if integer != ty.is_temporal() => tempora_query::chunks::scalar_units(&v),
+        _ => None,
+    };
+    units.map(Some).ok_or_else(|| {
+        TemporaError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            format!(
+                "invalid time argument type \"{}\"",
+                tempora_query::pg_types::pg_type_name(&v.data_type())
+            ),
+        )
+        .with_hint(format!(
+            "Try casting the argument to \"{}\".",
+            ty.sql_name()
+        ))
+    })
 }
 
 /// `ALTER MATERIALIZED VIEW v SET (timescaledb.materialized_only = ..., timescaledb.compress ...)`.

@@ -171,10 +171,12 @@ impl Args {
     fn time(&self, key: &str) -> Result<Option<i64>> {
         Ok(match self.get(key) {
             None => None,
-            Some(ScalarValue::TimestampMicrosecond(v, _)) => *v,
-            Some(ScalarValue::TimestampNanosecond(v, _)) => v.map(|v| v.div_euclid(1000)),
-            Some(ScalarValue::TimestampMillisecond(v, _)) => v.map(|v| v * 1000),
-            Some(ScalarValue::TimestampSecond(v, _)) => v.map(|v| v * 1_000_000),
+            Some(
+                v @ (ScalarValue::TimestampMicrosecond(..)
+                | ScalarValue::TimestampNanosecond(..)
+                | ScalarValue::TimestampMillisecond(..)
+                | ScalarValue::TimestampSecond(..)),
+            ) => tempora_query::chunks::scalar_units(v),
             Some(ScalarValue::Utf8(Some(s))) => {
                 Some(tempora_query::pg_literals::parse_timestamp(s, true, "UTC")?)
             }
@@ -227,18 +229,6 @@ fn shown_name<'a>(state: &'a CatalogState, table: &'a TableDef) -> &'a str {
     state
         .cagg_of_materialization(table.oid)
         .map_or(table.name.as_str(), |v| v.name.as_str())
-}
-
-/// A span's length in the time column's units (a month as 30 days).
-fn span_length(span: &JobSpan) -> i64 {
-    match span {
-        JobSpan::Interval {
-            months,
-            days,
-            micros,
-        } => (*months as i64 * 30 + *days as i64) * DAY + micros,
-        JobSpan::Integer(v) => *v,
-    }
 }
 
 /// The continuous aggregate a refresh policy call names (`code` for a
@@ -624,16 +614,11 @@ impl JobCall {
         let start_offset = offset("start_offset")?;
         let end_offset = offset("end_offset")?;
         // The window must hold two buckets (a month counted as 30 days).
-        let width = match cagg.bucket_width {
-            tempora_catalog::BucketWidth::Integer(w) => w,
-            tempora_catalog::BucketWidth::Interval {
-                months,
-                days,
-                micros,
-            } => (months as i64 * 30 + days as i64) * DAY + micros,
-        };
-        let start = start_offset.as_ref().map_or(i64::MAX, span_length);
-        let end = end_offset.as_ref().map_or(i64::MIN, span_length);
+        let width = cagg.bucket_width.approx_length();
+        let start = start_offset
+            .as_ref()
+            .map_or(i64::MAX, JobSpan::approx_length);
+        let end = end_offset.as_ref().map_or(i64::MIN, JobSpan::approx_length);
         if end.saturating_add(width.saturating_mul(2)) > start {
             return Err(TemporaError::new(
                 SqlState::INVALID_PARAMETER_VALUE,
@@ -667,8 +652,8 @@ impl JobCall {
                     )));
             }
             let (s, e) = (
-                s.as_ref().map_or(i64::MAX, span_length),
-                e.as_ref().map_or(i64::MIN, span_length),
+                s.as_ref().map_or(i64::MAX, JobSpan::approx_length),
+                e.as_ref().map_or(i64::MIN, JobSpan::approx_length),
             );
             if end < s && e < start {
                 return Err(TemporaError::new(
@@ -827,7 +812,7 @@ impl JobCall {
             }
             let same = job.kind
                 == JobKind::Compression {
-                    compress_after: compress_after.clone(),
+                    compress_after,
                     by_creation,
                 };
             let message = format!(
