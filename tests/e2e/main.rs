@@ -22,6 +22,7 @@ mod explain;
 mod faults;
 mod jobs;
 mod psql;
+mod psql_describe;
 mod restart;
 mod schema_change;
 #[path = "tokio_postgres.rs"]

@@ -76,6 +76,48 @@ impl PgType {
         }
     }
 
+    /// PostgreSQL's type oid (`pg_type.oid`).
+    pub fn oid(&self) -> u32 {
+        match self {
+            PgType::Bool => 16,
+            PgType::Int2 => 21,
+            PgType::Int4 => 23,
+            PgType::Int8 => 20,
+            PgType::Float4 => 700,
+            PgType::Float8 => 701,
+            PgType::Numeric { .. } => 1700,
+            PgType::Text => 25,
+            PgType::Varchar(_) => 1043,
+            PgType::Timestamptz => 1184,
+            PgType::Timestamp => 1114,
+            PgType::Date => 1082,
+            PgType::Bytea => 17,
+        }
+    }
+
+    /// The type modifier PostgreSQL records (`pg_attribute.atttypmod`):
+    /// -1 where the type takes none.
+    pub fn typmod(&self) -> i32 {
+        match self {
+            PgType::Numeric { precision, scale } => {
+                ((i32::from(*precision) << 16) | (i32::from(*scale) & 0xffff)) + 4
+            }
+            PgType::Varchar(Some(n)) => i32::try_from(*n).map_or(-1, |n| n.saturating_add(4)),
+            _ => -1,
+        }
+    }
+
+    /// Bytes of a value (`pg_type.typlen`): -1 for variable-length types.
+    pub fn length(&self) -> i16 {
+        match self {
+            PgType::Bool => 1,
+            PgType::Int2 => 2,
+            PgType::Int4 | PgType::Float4 | PgType::Date => 4,
+            PgType::Int8 | PgType::Float8 | PgType::Timestamptz | PgType::Timestamp => 8,
+            PgType::Numeric { .. } | PgType::Text | PgType::Varchar(_) | PgType::Bytea => -1,
+        }
+    }
+
     /// Whether a hypertable may be partitioned on a column of this type.
     pub fn is_time_dimension_type(&self) -> bool {
         matches!(

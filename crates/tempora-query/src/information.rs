@@ -670,7 +670,7 @@ impl SchemaProvider for InformationSchema {
 
 /// Bytes of one chunk (or of a plain table's files, key None): Parquet
 /// files plus unflushed rows.
-fn bytes_by_chunk(engine: &Engine, table: &TableDef) -> BTreeMap<Option<u32>, i64> {
+pub(crate) fn bytes_by_chunk(engine: &Engine, table: &TableDef) -> BTreeMap<Option<u32>, i64> {
     let mut out: BTreeMap<Option<u32>, i64> = BTreeMap::new();
     *out.entry(None).or_default() += table.files.iter().map(|f| f.bytes as i64).sum::<i64>();
     for c in table.chunks.values() {

@@ -76,3 +76,43 @@ pub fn pg_typeof_udf() -> ScalarUDF {
         signature: Signature::any(1, Volatility::Immutable),
     })
 }
+
+/// PostgreSQL's oid of the type a value of Arrow type `t` has.
+pub fn pg_type_oid(t: &DataType) -> u32 {
+    match pg_type_name(t) {
+        "boolean" => 16,
+        "smallint" => 21,
+        "integer" => 23,
+        "bigint" => 20,
+        "real" => 700,
+        "double precision" => 701,
+        "numeric" => 1700,
+        "text" => 25,
+        "bytea" => 17,
+        "timestamp with time zone" => 1184,
+        "timestamp without time zone" => 1114,
+        "date" => 1082,
+        "time without time zone" => 1083,
+        "interval" => 1186,
+        "smallint[]" => 1005,
+        "integer[]" => 1007,
+        "bigint[]" => 1016,
+        "double precision[]" => 1022,
+        "boolean[]" => 1000,
+        "text[]" => 1009,
+        _ => 705,
+    }
+}
+
+/// Bytes of a value of Arrow type `t` as PostgreSQL stores it
+/// (`pg_type.typlen`): -1 for variable-length types.
+pub fn pg_type_length(t: &DataType) -> i16 {
+    match pg_type_oid(t) {
+        16 => 1,
+        21 => 2,
+        23 | 700 | 1082 => 4,
+        20 | 701 | 1184 | 1114 | 1083 => 8,
+        1186 => 16,
+        _ => -1,
+    }
+}

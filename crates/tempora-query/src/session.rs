@@ -151,11 +151,131 @@ impl CatalogProvider for TemporaCatalog {
     }
 }
 
-/// `pg_catalog` with Tempora's own answers where the generic one falls short.
+/// `pg_catalog` with Tempora's own answers where the generic one falls
+/// short: the relations describing Tempora's objects
+/// ([`crate::pg_relations`]), extensions and `pg_indexes`.
 #[derive(Debug)]
 struct PgCatalogOverlay {
     inner: Arc<dyn SchemaProvider>,
     engine: Arc<Engine>,
+    state: Weak<RwLock<SessionState>>,
+}
+
+impl PgCatalogOverlay {
+    /// The schemas holding relations every database has.
+    fn system_schemas(&self) -> Vec<(&'static str, Arc<dyn SchemaProvider>)> {
+        let info: Arc<dyn SchemaProvider> = Arc::new(
+            datafusion::catalog::information_schema::InformationSchemaProvider::new(Arc::new(
+                datafusion::catalog::MemoryCatalogProviderList::new(),
+            )),
+        );
+        vec![
+            ("pg_catalog", self.inner.clone()),
+            ("information_schema", info),
+            (
+                crate::information::SCHEMA,
+                Arc::new(crate::information::InformationSchema::new(
+                    self.engine.clone(),
+                )),
+            ),
+        ]
+    }
+
+    /// The columns of every view, from planning it (a view that no longer
+    /// plans lists none).
+    async fn view_columns(
+        &self,
+        state: &CatalogState,
+    ) -> std::collections::HashMap<u32, datafusion::arrow::datatypes::SchemaRef> {
+        let mut out = std::collections::HashMap::new();
+        for v in state.views.values() {
+            let schema = TemporaSchema {
+                engine: self.engine.clone(),
+                schema: v.schema.clone(),
+                state: self.state.clone(),
+            };
+            if let Ok(Some(t)) = schema.table(&v.name).await {
+                out.insert(v.oid, t.schema());
+            }
+        }
+        out
+    }
+
+    /// One of the relations built from Tempora's catalog, or None for the
+    /// generic emulation's.
+    async fn described(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        const DESCRIBED: &[&str] = &[
+            "pg_namespace",
+            "pg_class",
+            "pg_attribute",
+            "pg_attrdef",
+            "pg_index",
+            "pg_constraint",
+            "pg_description",
+            "pg_inherits",
+            "pg_sequence",
+            "pg_policy",
+            "pg_statistic_ext",
+            "pg_roles",
+        ];
+        let Some(&name) = DESCRIBED.iter().find(|n| n.eq_ignore_ascii_case(name)) else {
+            return Ok(None);
+        };
+        let layout = crate::pg_relations::layout(self.inner.as_ref(), name).await?;
+        let system = crate::pg_relations::system_relations(&self.system_schemas()).await?;
+        let state = self.engine.catalog().snapshot();
+        let views = if matches!(name, "pg_class" | "pg_attribute") {
+            self.view_columns(&state).await
+        } else {
+            Default::default()
+        };
+        let snapshot = crate::pg_relations::Snapshot {
+            state: &state,
+            system: &system,
+            user: crate::pg_relations::user_relations(&state, &views),
+        };
+        Ok(Some(match name {
+            "pg_namespace" => snapshot.pg_namespace(layout)?,
+            "pg_class" => snapshot.pg_class(layout)?,
+            "pg_attribute" => snapshot.pg_attribute(layout)?,
+            "pg_attrdef" => snapshot.pg_attrdef(layout)?,
+            "pg_index" => snapshot.pg_index(layout)?,
+            "pg_constraint" => snapshot.pg_constraint(layout)?,
+            "pg_description" => {
+                let builtin = builtin_rows(self.inner.as_ref(), name).await?;
+                snapshot.pg_description(layout, builtin)?
+            }
+            "pg_inherits" => snapshot.pg_inherits(layout)?,
+            "pg_roles" => crate::pg_relations::pg_roles(layout)?,
+            "pg_policy" => {
+                crate::pg_relations::empty_with_arrays(&layout, &[("polroles", DataType::Int32)])?
+            }
+            "pg_statistic_ext" => crate::pg_relations::empty_with_arrays(
+                &layout,
+                &[("stxkind", DataType::Utf8), ("stxkeys", DataType::Int16)],
+            )?,
+            _ => snapshot.pg_sequence(layout)?,
+        }))
+    }
+}
+
+/// The rows the generic emulation holds for one of its static relations,
+/// read once per process.
+async fn builtin_rows(inner: &dyn SchemaProvider, name: &str) -> DfResult<Vec<RecordBatch>> {
+    static CACHE: std::sync::OnceLock<
+        parking_lot::Mutex<std::collections::HashMap<String, Vec<RecordBatch>>>,
+    > = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(rows) = cache.lock().get(name) {
+        return Ok(rows.clone());
+    }
+    let Some(table) = inner.table(name).await? else {
+        return Ok(vec![]);
+    };
+    let ctx = SessionContext::new();
+    let rows = ctx.read_table(table)?.collect().await?;
+    cache.lock().insert(name.to_string(), rows.clone());
+    Ok(rows)
 }
 
 #[async_trait]
@@ -165,6 +285,9 @@ impl SchemaProvider for PgCatalogOverlay {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(t) = self.described(name).await? {
+            return Ok(Some(t));
+        }
         if name.eq_ignore_ascii_case("pg_extension") {
             return pg_extension(&self.engine.catalog().snapshot()).map(Some);
         }
@@ -202,11 +325,20 @@ fn pg_extension(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
         .collect();
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from_iter_values(
-            (0..n as i32).map(|i| 13000 + i),
+            (0..n).map(|i| crate::pg_functions::extension_oid(i) as i32),
         )),
         Arc::new(StringArray::from_iter_values(state.extensions.iter())),
         Arc::new(Int32Array::from(vec![10; n])),
-        Arc::new(Int32Array::from(vec![2200; n])),
+        // plpgsql lives in pg_catalog, timescaledb where it was created.
+        Arc::new(Int32Array::from_iter_values(state.extensions.iter().map(
+            |e| {
+                if e == "plpgsql" {
+                    crate::pg_relations::PG_CATALOG_NAMESPACE as i32
+                } else {
+                    crate::pg_relations::PUBLIC_NAMESPACE as i32
+                }
+            },
+        ))),
         Arc::new(BooleanArray::from(vec![false; n])),
         Arc::new(StringArray::from(versions)),
     ];
@@ -374,9 +506,17 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
             Arc::new(crate::information::InformationSchema::new(engine.clone())),
         )
         .map_err(TemporaError::from_datafusion)?;
+    for f in crate::pg_functions::catalog_functions(&engine) {
+        ctx.register_udf(f);
+    }
     if let Some(inner) = catalog.schema("pg_catalog") {
+        let overlay = PgCatalogOverlay {
+            inner,
+            engine,
+            state: ctx.state_weak_ref(),
+        };
         catalog
-            .register_schema("pg_catalog", Arc::new(PgCatalogOverlay { inner, engine }))
+            .register_schema("pg_catalog", Arc::new(overlay))
             .map_err(TemporaError::from_datafusion)?;
     }
     Ok(ctx)

@@ -21,6 +21,7 @@ pub(crate) fn is_ddl(stmt: &Statement) -> bool {
             | Statement::Truncate(_)
             | Statement::CreateView(_)
             | Statement::CreateSchema { .. }
+            | Statement::Comment { .. }
     )
 }
 
@@ -493,6 +494,14 @@ pub(crate) async fn execute(
             Ok((Outcome::Command("DROP TABLE".into()), notices))
         }
         Statement::CreateIndex(ci) => crate::index::create_index(session, ci).await,
+        Statement::Comment {
+            object_type,
+            object_name,
+            comment,
+            ..
+        } => {
+            crate::comments::comment_on(session, object_type, object_name, comment.as_deref()).await
+        }
         Statement::CreateView(cv) => crate::views::create_view(session, cv).await,
         Statement::CreateSchema {
             schema_name,

@@ -19,6 +19,7 @@ mod alter;
 mod caggs;
 mod calls;
 mod chunks;
+mod comments;
 mod compression;
 mod copy;
 mod copy_options;
@@ -31,6 +32,7 @@ mod index;
 mod insert;
 mod jobs;
 mod naming;
+mod pg_compat;
 mod schemas;
 mod session_cmds;
 mod sql_prepare;
@@ -259,12 +261,6 @@ pub fn parse_error(sql: &str, e: ParserError) -> TemporaError {
     }
     err
 }
-
-/// Rewrites PostgreSQL-only query shapes (catalog tables without schema,
-/// `ANY(array)`, ...) into what DataFusion plans.
-pub(crate) static PG_COMPAT: std::sync::LazyLock<
-    datafusion_pg_catalog::sql::PostgresCompatibilityParser,
-> = std::sync::LazyLock::new(datafusion_pg_catalog::sql::PostgresCompatibilityParser::new);
 
 /// PostgreSQL's 1-based character position of a (1-based) line and column.
 fn char_position(sql: &str, line: usize, column: usize) -> usize {
@@ -1381,10 +1377,11 @@ pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
 /// A query as Tempora plans it: PostgreSQL's spellings DataFusion lacks
 /// rewritten, set-returning calls moved to FROM, PostgreSQL's column names.
 pub(crate) fn rewrite_query(stmt: Statement) -> Statement {
-    let mut stmt = PG_COMPAT.rewrite(rewrite_set_returning(stmt));
+    let mut stmt = pg_compat::rewrite(rewrite_set_returning(stmt));
     alias_function_columns(&mut stmt);
     qualify_catalog_relations(&mut stmt);
     naming::apply(&mut stmt);
+    pg_compat::show_oid_names(&mut stmt);
     stmt
 }
 

@@ -1,0 +1,509 @@
+//! PostgreSQL's catalog functions over Tempora's objects, answering by the
+//! oids `pg_class` and friends give them (see [`crate::pg_relations`]):
+//! `pg_table_is_visible`, `pg_get_indexdef`, `pg_get_constraintdef`,
+//! `pg_get_viewdef`, `obj_description`, `col_description`, the relation
+//! size functions, and `regclassout` (the name an oid prints as when cast
+//! to `regclass`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+use tempora_catalog::{quote_identifier, CatalogState, TableDef, CHUNK_SCHEMA, PUBLIC_SCHEMA};
+use tempora_storage::Engine;
+
+use crate::pg_relations::{self, Relation};
+
+/// What the functions look objects up in: one catalog snapshot.
+struct Lookup {
+    state: Arc<CatalogState>,
+    relations: Vec<Relation>,
+    by_oid: HashMap<u32, usize>,
+    visible: HashSet<u32>,
+}
+
+impl Lookup {
+    /// For functions that look nothing up.
+    fn bare(engine: &Engine) -> Self {
+        Lookup {
+            state: engine.catalog().snapshot(),
+            relations: Vec::new(),
+            by_oid: HashMap::new(),
+            visible: HashSet::new(),
+        }
+    }
+
+    fn new(engine: &Engine) -> Self {
+        let state = engine.catalog().snapshot();
+        let mut relations = pg_relations::user_relations(&state, &HashMap::new());
+        if let Some(system) = pg_relations::known_system_relations() {
+            relations.extend(
+                system
+                    .iter()
+                    .map(|r| Relation::new(r.oid, r.schema, &r.name, r.kind)),
+            );
+        }
+        let by_oid = relations
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.oid, i))
+            .collect();
+        let names: Vec<(&str, &str, u32)> = relations
+            .iter()
+            .map(|r| (r.schema.as_str(), r.name.as_str(), r.oid))
+            .collect();
+        let visible = pg_relations::visible(&names, &[PUBLIC_SCHEMA.to_string()]);
+        Lookup {
+            state,
+            relations,
+            by_oid,
+            visible,
+        }
+    }
+
+    fn relation(&self, oid: u32) -> Option<&Relation> {
+        self.by_oid.get(&oid).map(|&i| &self.relations[i])
+    }
+
+    /// An oid given as a number, or a relation named as text (`'t'`, `'s.t'`).
+    fn oid(&self, v: &ScalarValue) -> Option<u32> {
+        match v {
+            ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+                s.trim().parse::<u32>().ok().or_else(|| {
+                    let (schema, name) = crate::split_qualified(s);
+                    self.relations
+                        .iter()
+                        .find(|r| r.schema == schema && r.name == name)
+                        .map(|r| r.oid)
+                })
+            }
+            v if v.is_null() => None,
+            v => v.cast_to(&DataType::Int64).ok().and_then(|v| match v {
+                ScalarValue::Int64(Some(n)) => u32::try_from(n).ok(),
+                _ => None,
+            }),
+        }
+    }
+
+    /// The table owning an index or constraint named `name` in `schema`.
+    fn table_of_index(&self, schema: &str, name: &str) -> Option<&TableDef> {
+        self.state
+            .tables
+            .values()
+            .find(|t| t.schema == schema && t.all_indexes().iter().any(|i| i.name == name))
+    }
+}
+
+type Eval = fn(&Lookup, &Engine, &[ScalarValue]) -> ScalarValue;
+
+struct CatalogFunction {
+    name: &'static str,
+    signature: Signature,
+    returns: DataType,
+    engine: Arc<Engine>,
+    eval: Eval,
+}
+
+impl std::fmt::Debug for CatalogFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogFunction")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl PartialEq for CatalogFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for CatalogFunction {}
+
+impl std::hash::Hash for CatalogFunction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for CatalogFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(self.returns.clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let bare = ["pg_get_expr", "pg_function_is_visible", "pg_size_pretty"];
+        let lookup = if bare.contains(&self.name) {
+            Lookup::bare(&self.engine)
+        } else {
+            Lookup::new(&self.engine)
+        };
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let rows = if scalar { 1 } else { args.number_rows };
+        let mut out = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let values = arrays
+                .iter()
+                .map(|a| ScalarValue::try_from_array(a, i))
+                .collect::<DfResult<Vec<_>>>()?;
+            let v = (self.eval)(&lookup, &self.engine, &values);
+            out.push(if v.is_null() {
+                ScalarValue::try_from(&self.returns)?
+            } else {
+                v
+            });
+        }
+        if scalar {
+            Ok(ColumnarValue::Scalar(out.remove(0)))
+        } else {
+            Ok(ColumnarValue::Array(ScalarValue::iter_to_array(out)?))
+        }
+    }
+}
+
+fn text(s: impl Into<String>) -> ScalarValue {
+    ScalarValue::Utf8(Some(s.into()))
+}
+
+/// `pg_table_is_visible(oid)`: whether the relation is found by its bare name.
+fn table_is_visible(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let oid = args.first().and_then(|a| l.oid(a));
+    ScalarValue::Boolean(
+        oid.filter(|o| l.by_oid.contains_key(o))
+            .map(|o| l.visible.contains(&o)),
+    )
+}
+
+/// `regclassout(oid)`: the relation's name, schema-qualified when not visible.
+fn regclass_out(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let Some(oid) = args.first().and_then(|a| l.oid(a)) else {
+        return ScalarValue::Utf8(None);
+    };
+    match l.relation(oid) {
+        Some(r) if l.visible.contains(&oid) => text(quote_identifier(&r.name)),
+        Some(r) => text(format!(
+            "{}.{}",
+            quote_identifier(&r.schema),
+            quote_identifier(&r.name)
+        )),
+        None => text(oid.to_string()),
+    }
+}
+
+/// `pg_get_indexdef(oid [, column, pretty])`: the CREATE INDEX, or with a
+/// column number, that key's column or expression.
+fn get_indexdef(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let Some(rel) = args
+        .first()
+        .and_then(|a| l.oid(a))
+        .and_then(|o| l.relation(o))
+        .filter(|r| r.kind == "i")
+    else {
+        return ScalarValue::Utf8(None);
+    };
+    let Some(table) = l.table_of_index(&rel.schema, &rel.name) else {
+        return ScalarValue::Utf8(None);
+    };
+    let Some(index) = table.all_indexes().into_iter().find(|i| i.name == rel.name) else {
+        return ScalarValue::Utf8(None);
+    };
+    let column = args
+        .get(1)
+        .and_then(|a| a.cast_to(&DataType::Int64).ok())
+        .and_then(|v| match v {
+            ScalarValue::Int64(Some(n)) => Some(n),
+            _ => None,
+        })
+        .unwrap_or(0);
+    if column == 0 {
+        return text(index.definition(table));
+    }
+    let keys: Vec<String> = index
+        .columns
+        .iter()
+        .map(|c| {
+            if c.expression {
+                c.column.clone()
+            } else {
+                quote_identifier(&c.column)
+            }
+        })
+        .chain(index.include.iter().map(|c| quote_identifier(c)))
+        .collect();
+    usize::try_from(column - 1)
+        .ok()
+        .and_then(|i| keys.get(i))
+        .map_or(ScalarValue::Utf8(None), |k| text(k.clone()))
+}
+
+/// `pg_get_constraintdef(oid [, pretty])` for PRIMARY KEY and UNIQUE constraints.
+fn get_constraintdef(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let Some(oid) = args.first().and_then(|a| l.oid(a)) else {
+        return ScalarValue::Utf8(None);
+    };
+    for t in l.state.tables.values() {
+        for k in t.unique_keys.iter().filter(|k| !k.index) {
+            if pg_relations::constraint_oid(t.oid, &k.name) == oid {
+                let cols: Vec<String> = k.columns.iter().map(|c| quote_identifier(c)).collect();
+                let kind = if k.primary { "PRIMARY KEY" } else { "UNIQUE" };
+                return text(format!("{kind} ({})", cols.join(", ")));
+            }
+        }
+    }
+    ScalarValue::Utf8(None)
+}
+
+/// `pg_get_viewdef(view [, pretty])`: the view's query.
+fn get_viewdef(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let view = args
+        .first()
+        .and_then(|a| l.oid(a))
+        .and_then(|o| l.state.views.get(&o));
+    match view {
+        Some(v) => text(format!(" {};", v.definition.trim().trim_end_matches(';'))),
+        None => ScalarValue::Utf8(None),
+    }
+}
+
+/// `pg_extension.oid` of the extension at `index` in the catalog's list.
+pub fn extension_oid(index: usize) -> u32 {
+    13_500 + index as u32
+}
+
+/// `obj_description(oid [, catalog])`: a relation's comment, or an
+/// extension's description.
+fn obj_description(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let catalog = match args.get(1) {
+        Some(ScalarValue::Utf8(Some(c))) => c.as_str(),
+        _ => "pg_class",
+    };
+    if catalog == "pg_extension" {
+        let oid = args.first().and_then(|a| l.oid(a));
+        let ext = l
+            .state
+            .extensions
+            .iter()
+            .enumerate()
+            .find(|(i, _)| Some(extension_oid(*i)) == oid);
+        return match ext.map(|(_, e)| e.as_str()) {
+            Some("plpgsql") => text("PL/pgSQL procedural language"),
+            Some("timescaledb") => text(
+                "Enables scalable inserts and complex queries for time-series data (Community Edition)",
+            ),
+            _ => ScalarValue::Utf8(None),
+        };
+    }
+    let of_relations = catalog == "pg_class";
+    args.first()
+        .and_then(|a| l.oid(a))
+        .filter(|_| of_relations)
+        .and_then(|o| l.relation(o))
+        .and_then(|r| r.comment.clone())
+        .map_or(ScalarValue::Utf8(None), text)
+}
+
+/// `col_description(table, column number)`: a column's comment.
+fn col_description(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let rel = args
+        .first()
+        .and_then(|a| l.oid(a))
+        .and_then(|o| l.relation(o));
+    let num = args.get(1).and_then(|a| l.oid(a));
+    match (rel, num) {
+        (Some(r), Some(n)) if r.schema != CHUNK_SCHEMA => n
+            .checked_sub(1)
+            .and_then(|i| r.columns.get(i as usize))
+            .and_then(|c| c.comment.clone())
+            .map_or(ScalarValue::Utf8(None), text),
+        _ => ScalarValue::Utf8(None),
+    }
+}
+
+/// Bytes a relation's own storage takes: a plain table's or a chunk's files
+/// and buffered rows; nothing for a hypertable (its rows are in its chunks),
+/// a view or an index (Tempora keeps no index structures).
+fn relation_bytes(l: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let Some(oid) = args.first().and_then(|a| l.oid(a)) else {
+        return ScalarValue::Int64(None);
+    };
+    let Some(rel) = l.relation(oid) else {
+        return ScalarValue::Int64(None);
+    };
+    if let Some(t) = l.state.table_by_oid(oid) {
+        let bytes = crate::information::bytes_by_chunk(engine, t);
+        return ScalarValue::Int64(Some(if t.is_hypertable() {
+            0
+        } else {
+            bytes.values().sum()
+        }));
+    }
+    if rel.schema == CHUNK_SCHEMA {
+        for t in l.state.tables.values() {
+            if let Some(c) = t
+                .chunks
+                .values()
+                .find(|c| pg_relations::chunk_oid(c.id) == oid)
+            {
+                let bytes = crate::information::bytes_by_chunk(engine, t);
+                return ScalarValue::Int64(Some(bytes.get(&Some(c.id)).copied().unwrap_or(0)));
+            }
+        }
+    }
+    ScalarValue::Int64(Some(0))
+}
+
+/// Functions are all in pg_catalog, which is always searched.
+fn function_is_visible(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    ScalarValue::Boolean(args.first().filter(|a| !a.is_null()).map(|_| true))
+}
+
+/// The catalog functions, registered over the generic emulation's.
+pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
+    let arities = |n: &[usize]| {
+        Signature::one_of(
+            n.iter().map(|&k| TypeSignature::Any(k)).collect(),
+            Volatility::Stable,
+        )
+    };
+    let functions: [(&'static str, &[usize], DataType, Eval); 15] = [
+        (
+            "pg_table_is_visible",
+            &[1],
+            DataType::Boolean,
+            table_is_visible,
+        ),
+        (
+            "pg_function_is_visible",
+            &[1],
+            DataType::Boolean,
+            function_is_visible,
+        ),
+        ("regclassout", &[1], DataType::Utf8, regclass_out),
+        ("pg_get_indexdef", &[1, 3], DataType::Utf8, get_indexdef),
+        (
+            "pg_get_constraintdef",
+            &[1, 2],
+            DataType::Utf8,
+            get_constraintdef,
+        ),
+        ("pg_get_viewdef", &[1, 2], DataType::Utf8, get_viewdef),
+        ("obj_description", &[1, 2], DataType::Utf8, obj_description),
+        ("col_description", &[2], DataType::Utf8, col_description),
+        ("pg_relation_size", &[1, 2], DataType::Int64, relation_bytes),
+        ("pg_table_size", &[1], DataType::Int64, relation_bytes),
+        (
+            "pg_total_relation_size",
+            &[1],
+            DataType::Int64,
+            relation_bytes,
+        ),
+        (
+            "pg_indexes_size",
+            &[1],
+            DataType::Int64,
+            |l, _, args| match args.first().and_then(|a| l.oid(a)) {
+                Some(o) if l.by_oid.contains_key(&o) => ScalarValue::Int64(Some(0)),
+                _ => ScalarValue::Int64(None),
+            },
+        ),
+        (
+            "pg_get_serial_sequence",
+            &[2],
+            DataType::Utf8,
+            serial_sequence,
+        ),
+        ("pg_get_expr", &[2, 3], DataType::Utf8, get_expr),
+        ("pg_size_pretty", &[1], DataType::Utf8, size_pretty),
+    ];
+    functions
+        .into_iter()
+        .map(|(name, arity, returns, eval)| {
+            ScalarUDF::new_from_impl(CatalogFunction {
+                name,
+                signature: arities(arity),
+                returns,
+                engine: engine.clone(),
+                eval,
+            })
+        })
+        .collect()
+}
+
+/// `pg_get_expr(expression, relation [, pretty])`: Tempora's catalog keeps
+/// expressions (defaults, index predicates) as SQL text, which is what it
+/// prints.
+fn get_expr(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    match args.first() {
+        Some(v) if !v.is_null() => v
+            .cast_to(&DataType::Utf8)
+            .unwrap_or(ScalarValue::Utf8(None)),
+        _ => ScalarValue::Utf8(None),
+    }
+}
+
+/// `pg_size_pretty(bytes)`: bytes below 10 kB, else the largest unit
+/// (kB, MB, GB, TB, PB) leaving a number below 10240 (rounded half up),
+/// as PostgreSQL prints it.
+fn size_pretty(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let Some(ScalarValue::Int64(Some(size))) =
+        args.first().and_then(|a| a.cast_to(&DataType::Int64).ok())
+    else {
+        return ScalarValue::Utf8(None);
+    };
+    const LIMIT: i64 = 10 * 1024;
+    if size.abs() < LIMIT {
+        return text(format!("{size} bytes"));
+    }
+    let half_rounded = |v: i64| (v + if v < 0 { -1 } else { 1 }) / 2;
+    // One extra bit kept for rounding.
+    let mut v = size >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if half_rounded(v).abs() < LIMIT {
+            return text(format!("{} {unit}", half_rounded(v)));
+        }
+        v >>= 10;
+    }
+    text(format!("{} PB", half_rounded(v)))
+}
+
+/// `pg_get_serial_sequence(table, column)`: the sequence feeding a column.
+fn serial_sequence(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let table = args.first().and_then(|a| l.oid(a));
+    let column = match args.get(1) {
+        Some(ScalarValue::Utf8(Some(c))) => c.clone(),
+        _ => return ScalarValue::Utf8(None),
+    };
+    l.state
+        .sequences
+        .values()
+        .find(|s| {
+            s.owned_by
+                .as_ref()
+                .is_some_and(|(t, c)| Some(*t) == table && *c == column)
+        })
+        .map_or(ScalarValue::Utf8(None), |s| {
+            let schema = if s.schema == PUBLIC_SCHEMA {
+                PUBLIC_SCHEMA.to_string()
+            } else {
+                quote_identifier(&s.schema)
+            };
+            text(format!("{schema}.{}", quote_identifier(&s.name)))
+        })
+}

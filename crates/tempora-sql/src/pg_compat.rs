@@ -1,0 +1,752 @@
+//! PostgreSQL query shapes DataFusion does not plan, rewritten into shapes
+//! it does. The generic emulation's rules come first; Tempora's follow for
+//! what the catalog queries of psql, drivers and BI tools use:
+//!
+//! - `ARRAY(SELECT e FROM ...)` becomes `(SELECT array_agg(e) FROM ...)`,
+//!   empty rather than NULL when no row matches;
+//! - a scalar subquery reading only `pg_catalog` takes its value through
+//!   `first_value`, which DataFusion decorrelates (catalog lookups find at
+//!   most one row by construction; user queries are left as they are, so a
+//!   subquery returning several rows is never silently cut to one);
+//! - `x::regclass` and `x::regtype` of a column, where the value is shown
+//!   (a select item, or cast on to text), print the name as PostgreSQL does.
+
+use std::ops::ControlFlow;
+use std::sync::{Arc, LazyLock};
+
+use datafusion::sql::sqlparser::ast::{
+    DataType, Expr, FunctionArguments, GroupByExpr, ObjectNamePart, Query, SelectItem, SetExpr,
+    Statement, TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion_pg_catalog::sql::rules::{
+    AliasDuplicatedProjectionRewrite, CurrentUserVariableToSessionUserFunctionCall,
+    FixArrayLiteral, FixVersionColumnName, PrependUnqualifiedPgTableName,
+    ResolveUnqualifiedIdentifier, RewriteArrayAnyAllOperation, RewritePgCatalogOperator,
+    RewriteRegCastToSubquery, SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
+};
+
+/// The emulation's rules, in its order, but for the one replacing every
+/// correlated subquery in a select list by NULL (a wrong answer where
+/// PostgreSQL gives a value): Tempora plans those it can instead.
+static RULES: LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> = LazyLock::new(|| {
+    vec![
+        Arc::new(AliasDuplicatedProjectionRewrite),
+        Arc::new(ResolveUnqualifiedIdentifier),
+        Arc::new(RewriteArrayAnyAllOperation),
+        Arc::new(PrependUnqualifiedPgTableName),
+        Arc::new(StripCallableQualifier),
+        Arc::new(FixArrayLiteral),
+        Arc::new(CurrentUserVariableToSessionUserFunctionCall),
+        Arc::new(StripCollate),
+        Arc::new(RewritePgCatalogOperator),
+        Arc::new(RewriteRegCastToSubquery::new()),
+        Arc::new(FixVersionColumnName),
+    ]
+});
+
+/// Rewrites one statement.
+pub(crate) fn rewrite(stmt: Statement) -> Statement {
+    let mut stmt = stmt;
+    let _ = stmt.visit(&mut EmptyCatalogQueries);
+    let _ = stmt.visit(&mut ArraySubqueries);
+    for rule in RULES.iter() {
+        stmt = rule.rewrite(stmt);
+    }
+    let _ = stmt.visit(&mut CatalogArrayLiterals);
+    let _ = stmt.visit(&mut CatalogSubqueries);
+    stmt
+}
+
+/// `x::regclass` and `x::regtype` shown by name; run once result columns
+/// have their PostgreSQL names (naming.rs names such a column after `x`).
+pub(crate) fn show_oid_names(stmt: &mut Statement) {
+    let _ = stmt.visit(&mut DisplayCasts);
+}
+
+fn parse_expr(sql: &str) -> Option<Expr> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .ok()?
+        .parse_expr()
+        .ok()
+}
+
+fn single_name(name: &datafusion::sql::sqlparser::ast::ObjectName) -> Option<String> {
+    match name.0.last()? {
+        ObjectNamePart::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+fn grouped(sel: &datafusion::sql::sqlparser::ast::Select) -> bool {
+    !matches!(&sel.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
+}
+
+/// The one projected expression of a plain SELECT.
+fn only_item(q: &Query) -> Option<&Expr> {
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
+    match sel.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => Some(e),
+        _ => None,
+    }
+}
+
+/// `ARRAY(SELECT e FROM ... [ORDER BY ...])` → `coalesce((SELECT
+/// array_agg(e ORDER BY ...) FROM ...), <empty array>)`.
+struct ArraySubqueries;
+
+impl ArraySubqueries {
+    fn replacement(q: &Query) -> Option<Expr> {
+        let item = only_item(q)?;
+        let SetExpr::Select(sel) = q.body.as_ref() else {
+            return None;
+        };
+        if grouped(sel) || q.limit_clause.is_some() {
+            return None;
+        }
+        // Unnesting a column of the outer row: the one shape psql uses is
+        // over pg_class.reloptions, which Tempora's relations never set, so
+        // the array is empty.
+        if let [from] = sel.from.as_slice() {
+            if let TableFactor::Table {
+                args: Some(args), ..
+            } = &from.relation
+            {
+                if args
+                    .args
+                    .iter()
+                    .any(|a| a.to_string().ends_with("reloptions"))
+                {
+                    return parse_expr("CAST(make_array() AS TEXT[])");
+                }
+                return None;
+            }
+        }
+        // ORDER BY positions and names refer to the one item.
+        let order: Vec<String> = q
+            .order_by
+            .as_ref()
+            .map(|o| match &o.kind {
+                datafusion::sql::sqlparser::ast::OrderByKind::Expressions(es) => es
+                    .iter()
+                    .map(|e| {
+                        let key = match &e.expr {
+                            Expr::Value(ValueWithSpan {
+                                value: Value::Number(n, _),
+                                ..
+                            }) if n == "1" => item.to_string(),
+                            other => other.to_string(),
+                        };
+                        format!("{key} {}", e.options)
+                    })
+                    .collect(),
+                _ => vec![],
+            })
+            .unwrap_or_default();
+        let order = if order.is_empty() {
+            String::new()
+        } else {
+            format!(" ORDER BY {}", order.join(", "))
+        };
+        let mut agg = q.clone();
+        agg.order_by = None;
+        if let SetExpr::Select(sel) = agg.body.as_mut() {
+            sel.projection = vec![SelectItem::UnnamedExpr(parse_expr(&format!(
+                "array_agg({item}{order})"
+            ))?)];
+        }
+        parse_expr(&format!("coalesce(({agg}), make_array())"))
+    }
+}
+
+impl VisitorMut for ArraySubqueries {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(f) = expr else {
+            return ControlFlow::Continue(());
+        };
+        if single_name(&f.name).as_deref() != Some("array") {
+            return ControlFlow::Continue(());
+        }
+        if let FunctionArguments::Subquery(q) = &f.args {
+            if let Some(e) = Self::replacement(q) {
+                *expr = e;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Whether select items call an aggregate (outside their subqueries).
+fn aggregates(items: &[SelectItem]) -> bool {
+    use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+    struct Calls {
+        depth: usize,
+        found: bool,
+    }
+    impl Visitor for Calls {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if let Expr::Function(f) = e {
+                let name = single_name(&f.name).unwrap_or_default();
+                let aggregate = ["count", "sum", "max", "min", "avg", "every"]
+                    .contains(&name.as_str())
+                    || name.ends_with("_agg")
+                    || name.starts_with("bool_");
+                if self.depth == 0 && aggregate {
+                    self.found = true;
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut calls = Calls {
+        depth: 0,
+        found: false,
+    };
+    for item in items {
+        let _ = item.visit(&mut calls);
+    }
+    calls.found
+}
+
+/// `pg_catalog` relations that never hold a row in Tempora: it has no row
+/// security policies, publications, rewrite rules (views keep their query
+/// in Tempora's catalog), extended statistics or triggers.
+const NEVER_FILLED: &[&str] = &[
+    "pg_policy",
+    "pg_publication",
+    "pg_publication_namespace",
+    "pg_publication_rel",
+    "pg_rewrite",
+    "pg_statistic_ext",
+    "pg_trigger",
+];
+
+/// A query reading a [`NEVER_FILLED`] relation in every branch (as the
+/// first relation of FROM, or inner-joined) has no rows, whatever else it
+/// computes; it becomes `SELECT NULL AS name, ... WHERE false`, sparing
+/// DataFusion shapes it cannot plan (correlated `= ANY(array)` lookups,
+/// unnamed NULL columns) that would never run.
+struct EmptyCatalogQueries;
+
+impl EmptyCatalogQueries {
+    fn is_empty(sel: &datafusion::sql::sqlparser::ast::Select) -> bool {
+        use datafusion::sql::sqlparser::ast::JoinOperator;
+        let never = |r: &TableFactor| match r {
+            TableFactor::Table {
+                name, args: None, ..
+            } => single_name(name).is_some_and(|n| NEVER_FILLED.contains(&n.as_str())),
+            _ => false,
+        };
+        if aggregates(&sel.projection) && !grouped(sel) {
+            return false;
+        }
+        sel.from.iter().any(|t| {
+            never(&t.relation)
+                || t.joins.iter().any(|j| {
+                    never(&j.relation)
+                        && matches!(
+                            j.join_operator,
+                            JoinOperator::Join(_)
+                                | JoinOperator::Inner(_)
+                                | JoinOperator::CrossJoin(_)
+                        )
+                })
+        })
+    }
+
+    /// The leaf SELECTs of a body, if every one of them is empty.
+    fn empty_leaves(body: &SetExpr) -> Option<Vec<&datafusion::sql::sqlparser::ast::Select>> {
+        match body {
+            SetExpr::Select(sel) if Self::is_empty(sel) => Some(vec![sel]),
+            SetExpr::SetOperation { left, right, .. } => {
+                let mut l = Self::empty_leaves(left)?;
+                l.extend(Self::empty_leaves(right)?);
+                Some(l)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl VisitorMut for EmptyCatalogQueries {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        let Some(first) = Self::empty_leaves(&q.body).map(|l| l[0]) else {
+            return ControlFlow::Continue(());
+        };
+        let mut names: Vec<String> = Vec::new();
+        for item in &first.projection {
+            let name = match item {
+                SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
+                SelectItem::UnnamedExpr(Expr::Identifier(i)) => i.value.clone(),
+                SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p)) => {
+                    p.last().map_or_else(String::new, |i| i.value.clone())
+                }
+                SelectItem::UnnamedExpr(Expr::Function(f)) => {
+                    single_name(&f.name).unwrap_or_default()
+                }
+                _ => String::new(),
+            };
+            let name = if name.is_empty() {
+                "?column?".to_string()
+            } else {
+                name
+            };
+            let taken = names
+                .iter()
+                .filter(|n| n.split('#').next() == Some(&name))
+                .count();
+            names.push(if taken == 0 {
+                name
+            } else {
+                format!("{name}#{taken}")
+            });
+        }
+        let items: Vec<String> = names
+            .iter()
+            .map(|n| format!("NULL AS \"{}\"", n.replace('"', "\"\"")))
+            .collect();
+        let sql = format!("SELECT {} WHERE false", items.join(", "));
+        if let Ok(mut stmts) = Parser::parse_sql(&PostgreSqlDialect {}, &sql) {
+            if let Some(Statement::Query(empty)) = stmts.pop() {
+                q.body = empty.body;
+                q.order_by = None;
+                q.limit_clause = None;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Whether every relation a query reads is a `pg_catalog` relation.
+fn reads_catalog_only(q: &Query) -> bool {
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return false;
+    };
+    let relations = sel
+        .from
+        .iter()
+        .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
+    let mut any = false;
+    for r in relations {
+        let TableFactor::Table {
+            name, args: None, ..
+        } = r
+        else {
+            return false;
+        };
+        let catalog = match name.0.as_slice() {
+            [ObjectNamePart::Identifier(s), _] => s.value.eq_ignore_ascii_case("pg_catalog"),
+            [ObjectNamePart::Identifier(n)] => n.value.to_ascii_lowercase().starts_with("pg_"),
+            _ => false,
+        };
+        if !catalog {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+/// `(SELECT e FROM pg_catalog...)` → `(SELECT first_value(e) FROM ...)`.
+///
+/// DataFusion decorrelates an aggregated subquery whose outer references
+/// are equalities with its own columns. Other conditions on the outer row
+/// are taken out of it: one on the outer row alone guards the subquery
+/// (`CASE WHEN a.atthasdef THEN (...) END`), and a comparison of an outer
+/// value with one of the subquery's becomes a comparison with that value
+/// looked up alone (`a.attcollation <> (SELECT first_value(t.typcollation)
+/// ...)`): the same, as a catalog lookup finds at most one row.
+struct CatalogSubqueries;
+
+/// Which of a subquery's condition's terms stay in it.
+enum Term {
+    /// On the subquery's rows (or an equality with the outer row).
+    Inner,
+    /// On the outer row alone.
+    Outer,
+    /// `outer op inner` (in this order) for another operator than `=`.
+    Compare(Box<(Expr, datafusion::sql::sqlparser::ast::BinaryOperator, Expr)>),
+}
+
+/// The qualifiers (table aliases) an expression's columns name.
+fn qualifiers(e: &Expr) -> Vec<String> {
+    use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+    struct Names(Vec<String>);
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if let Expr::CompoundIdentifier(parts) = e {
+                if parts.len() >= 2 {
+                    self.0
+                        .push(parts[parts.len() - 2].value.to_ascii_lowercase());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names(Vec::new());
+    let _ = e.visit(&mut names);
+    names.0
+}
+
+fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+    use datafusion::sql::sqlparser::ast::BinaryOperator;
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            conjuncts(*left, out);
+            conjuncts(*right, out);
+        }
+        Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { .. }) => {
+            conjuncts(*inner, out)
+        }
+        e => out.push(e),
+    }
+}
+
+fn classify(e: &Expr, local: &[String]) -> Option<Term> {
+    use datafusion::sql::sqlparser::ast::BinaryOperator;
+    let side = |e: &Expr| {
+        let q = qualifiers(e);
+        (
+            !q.is_empty() && q.iter().all(|n| local.contains(n)),
+            q.iter().all(|n| !local.contains(n)),
+        )
+    };
+    let refs = qualifiers(e);
+    if refs.iter().all(|n| local.contains(n)) {
+        return Some(Term::Inner);
+    }
+    if refs.iter().all(|n| !local.contains(n)) {
+        return Some(Term::Outer);
+    }
+    let Expr::BinaryOp { left, op, right } = e else {
+        return None;
+    };
+    let ((l_in, l_out), (r_in, r_out)) = (side(left), side(right));
+    match op {
+        BinaryOperator::Eq if (l_in && r_out) || (l_out && r_in) => Some(Term::Inner),
+        _ if l_out && r_in => Some(Term::Compare(Box::new((
+            *left.clone(),
+            op.clone(),
+            *right.clone(),
+        )))),
+        _ if l_in && r_out => Some(Term::Compare(Box::new((
+            *right.clone(),
+            op.clone(),
+            *left.clone(),
+        )))),
+        _ => None,
+    }
+}
+
+impl CatalogSubqueries {
+    fn replacement(q: &Query) -> Option<Expr> {
+        if !reads_catalog_only(q) || q.limit_clause.is_some() {
+            return None;
+        }
+        let item = only_item(q)?.to_string();
+        let SetExpr::Select(sel) = q.body.as_ref() else {
+            return None;
+        };
+        let lower = item.to_ascii_lowercase();
+        let aggregated = [
+            "array_agg(",
+            "count(",
+            "max(",
+            "min(",
+            "sum(",
+            "string_agg(",
+            "bool_",
+            "first_value(",
+        ]
+        .iter()
+        .any(|a| lower.starts_with(a));
+        if grouped(sel) || aggregated {
+            return None;
+        }
+        let mut local = Vec::new();
+        for t in &sel.from {
+            for r in std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)) {
+                if let TableFactor::Table { name, alias, .. } = r {
+                    match alias {
+                        Some(a) => local.push(a.name.value.to_ascii_lowercase()),
+                        None => local.extend(single_name(name)),
+                    }
+                }
+            }
+        }
+        let mut terms = Vec::new();
+        if let Some(w) = sel.selection.clone() {
+            conjuncts(w, &mut terms);
+        }
+        let mut kept = Vec::new();
+        let mut guards = Vec::new();
+        let mut compares = Vec::new();
+        for t in terms {
+            match classify(&t, &local)? {
+                Term::Inner => kept.push(t.to_string()),
+                Term::Outer => guards.push(t.to_string()),
+                Term::Compare(c) => compares.push(*c),
+            }
+        }
+        let from: Vec<String> = sel.from.iter().map(ToString::to_string).collect();
+        let lookup = |value: &str| {
+            let mut sql = format!("(SELECT first_value({value}) FROM {}", from.join(", "));
+            if !kept.is_empty() {
+                sql.push_str(&format!(" WHERE {}", kept.join(" AND ")));
+            }
+            sql.push(')');
+            sql
+        };
+        for (outer, op, inner) in compares {
+            guards.push(format!("{outer} {op} {}", lookup(&inner.to_string())));
+        }
+        let value = lookup(&item);
+        if guards.is_empty() {
+            parse_expr(&value)
+        } else {
+            parse_expr(&format!(
+                "CASE WHEN {} THEN {value} END",
+                guards.join(" AND ")
+            ))
+        }
+    }
+}
+
+impl VisitorMut for CatalogSubqueries {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Subquery(q) = expr {
+            if let Some(e) = Self::replacement(q) {
+                *expr = e;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// In a query on `pg_catalog`, `col = '{1,2}'` compares with an array, as
+/// PostgreSQL reads the literal for an array column (`pol.polroles = '{0}'`).
+struct CatalogArrayLiterals;
+
+impl CatalogArrayLiterals {
+    fn array(e: &Expr) -> Option<Expr> {
+        let Expr::Value(ValueWithSpan {
+            value: Value::SingleQuotedString(s),
+            ..
+        }) = e
+        else {
+            return None;
+        };
+        let inner = s.strip_prefix('{')?.strip_suffix('}')?;
+        let items: Vec<String> = inner
+            .split(',')
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+            .map(|i| {
+                if i.parse::<i64>().is_ok() {
+                    i.to_string()
+                } else {
+                    format!("'{}'", i.trim_matches('"').replace('\'', "''"))
+                }
+            })
+            .collect();
+        parse_expr(&format!("make_array({})", items.join(", ")))
+    }
+}
+
+impl VisitorMut for CatalogArrayLiterals {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::BinaryOperator;
+        struct Comparisons;
+        impl VisitorMut for Comparisons {
+            type Break = ();
+            fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                if let Expr::BinaryOp { left, op, right } = e {
+                    if matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq) {
+                        for side in [left, right] {
+                            if let Some(a) = CatalogArrayLiterals::array(side) {
+                                **side = a;
+                            }
+                        }
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        if reads_catalog_only(q) {
+            if let SetExpr::Select(sel) = q.body.as_mut() {
+                let _ = sel.projection.visit(&mut Comparisons);
+                let _ = sel.selection.visit(&mut Comparisons);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The display function of an oid alias type, for a cast of a column.
+fn display_function(t: &DataType) -> Option<&'static str> {
+    let name = match t {
+        DataType::Regclass => "regclass".to_string(),
+        DataType::Custom(name, args) if args.is_empty() => single_name(name)?,
+        _ => return None,
+    };
+    match name.as_str() {
+        "regclass" => Some("regclassout"),
+        "regtype" => Some("format_type"),
+        _ => None,
+    }
+}
+
+fn is_text(t: &DataType) -> bool {
+    match t {
+        DataType::Text | DataType::Varchar(_) => true,
+        DataType::Custom(name, args) => {
+            args.is_empty() && single_name(name).is_some_and(|n| n == "text")
+        }
+        _ => false,
+    }
+}
+
+/// `e::regclass` → `regclassout(e)`, `e::regtype` → `format_type(e, NULL)`.
+fn display_call(expr: &Expr) -> Option<Expr> {
+    let Expr::Cast {
+        expr: inner,
+        data_type,
+        ..
+    } = expr
+    else {
+        return None;
+    };
+    if matches!(inner.as_ref(), Expr::Value(_)) {
+        return None;
+    }
+    match display_function(data_type)? {
+        "format_type" => parse_expr(&format!("format_type({inner}, NULL)")),
+        f => parse_expr(&format!("{f}({inner})")),
+    }
+}
+
+struct DisplayCasts;
+
+impl VisitorMut for DisplayCasts {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        let SetExpr::Select(sel) = q.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        for item in &mut sel.projection {
+            if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+                if let Some(call) = display_call(e) {
+                    *e = call;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = expr
+        {
+            if is_text(data_type) {
+                if let Some(call) = display_call(inner) {
+                    *expr = call;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let mut s = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
+        let mut stmt = super::rewrite(s.remove(0));
+        super::show_oid_names(&mut stmt);
+        stmt.to_string()
+    }
+
+    #[test]
+    fn array_of_a_subquery_aggregates_it() {
+        assert_eq!(
+            rewritten(
+                "SELECT ARRAY(SELECT b.rolname FROM pg_catalog.pg_roles b \
+                 WHERE b.oid = r.oid ORDER BY 1) FROM pg_catalog.pg_roles r"
+            ),
+            "SELECT coalesce((SELECT array_agg(b.rolname ORDER BY b.rolname) \
+             FROM pg_catalog.pg_roles b WHERE b.oid = r.oid), make_array()) \
+             FROM pg_catalog.pg_roles r"
+        );
+        // psql's storage options of a TOAST table Tempora never has.
+        assert_eq!(
+            rewritten(
+                "SELECT c.reloptions || array(select 'toast.' || x \
+                 from pg_catalog.unnest(tc.reloptions) x) FROM pg_catalog.pg_class c"
+            ),
+            "SELECT c.reloptions || CAST(make_array() AS TEXT[]) FROM pg_catalog.pg_class c"
+        );
+    }
+
+    #[test]
+    fn catalog_subqueries_take_their_one_value() {
+        assert_eq!(
+            rewritten(
+                "SELECT (SELECT d.adbin FROM pg_catalog.pg_attrdef d \
+                 WHERE d.adrelid = a.attrelid) FROM pg_catalog.pg_attribute a"
+            ),
+            "SELECT (SELECT first_value(d.adbin) FROM pg_catalog.pg_attrdef d \
+             WHERE d.adrelid = a.attrelid) FROM pg_catalog.pg_attribute a"
+        );
+        // A user query keeps PostgreSQL's meaning (several rows are an error).
+        let user = "SELECT (SELECT x FROM t WHERE t.a = u.a) FROM u";
+        assert_eq!(rewritten(user), user);
+    }
+
+    #[test]
+    fn shown_oid_aliases_print_names() {
+        assert_eq!(
+            rewritten("SELECT c.oid::pg_catalog.regclass FROM pg_catalog.pg_class c"),
+            "SELECT regclassout(c.oid) FROM pg_catalog.pg_class c"
+        );
+        assert_eq!(
+            rewritten("SELECT 1 FROM pg_catalog.pg_class c ORDER BY c.oid::regclass::text"),
+            "SELECT 1 FROM pg_catalog.pg_class c ORDER BY regclassout(c.oid)"
+        );
+        assert_eq!(
+            rewritten("SELECT t::regtype AS ty FROM x"),
+            "SELECT format_type(t, NULL) AS ty FROM x"
+        );
+    }
+}

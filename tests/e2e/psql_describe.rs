@@ -1,0 +1,232 @@
+//! psql's describe commands (`\d` and friends) against Tempora: the tables
+//! of PostgreSQL's catalog they read (pg_class, pg_attribute, pg_index,
+//! pg_constraint, pg_description, pg_inherits, ...) describe Tempora's own
+//! objects. Expected blocks are psql 15's output against PostgreSQL 15 for
+//! the same schema, where the two agree; a hypertable additionally lists
+//! its chunks as child tables, as under TimescaleDB.
+
+use crate::support::TestServer;
+
+const SCHEMA: &str = "\
+CREATE TABLE conditions (time timestamptz NOT NULL, device text, temp double precision DEFAULT 1.5);
+SELECT create_hypertable('conditions', 'time');
+CREATE INDEX ON conditions (device, time);
+INSERT INTO conditions VALUES ('2024-01-01 00:00:00+00', 'a', 1), ('2024-02-01 00:00:00+00', 'b', 2);
+CREATE TABLE devices (id int PRIMARY KEY, name varchar(20) UNIQUE, price numeric(10,2));
+COMMENT ON TABLE devices IS 'the devices';
+COMMENT ON COLUMN devices.name IS 'display name';
+CREATE VIEW v AS SELECT id, price FROM devices;
+CREATE SCHEMA s2;
+CREATE TABLE s2.t (a bigint);
+";
+
+async fn describe(server: &TestServer, command: &str) -> String {
+    let out = server.psql_async(&["-c", command]).await;
+    out.assert_success();
+    assert!(out.stderr.is_empty(), "{command}: {}", out.stderr);
+    out.stdout
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_commands_answer_as_postgresql() {
+    let server = TestServer::start().await;
+    server
+        .psql_script_async(SCHEMA, true)
+        .await
+        .assert_success();
+
+    // Relations on the search path only: no catalog views, no chunks, no s2.t.
+    assert_eq!(
+        describe(&server, "\\d").await,
+        "           List of relations
+ Schema |    Name    | Type  |  Owner   
+--------+------------+-------+----------
+ public | conditions | table | postgres
+ public | devices    | table | postgres
+ public | v          | view  | postgres
+(3 rows)
+
+"
+    );
+    assert_eq!(
+        describe(&server, "\\d conditions").await,
+        "                     Table \"public.conditions\"
+ Column |           Type           | Collation | Nullable | Default 
+--------+--------------------------+-----------+----------+---------
+ time   | timestamp with time zone |           | not null | 
+ device | text                     |           |          | 
+ temp   | double precision         |           |          | 1.5
+Indexes:
+    \"conditions_device_time_idx\" btree (device, \"time\")
+    \"conditions_time_idx\" btree (\"time\" DESC)
+Number of child tables: 2 (Use \\d+ to list them.)
+
+"
+    );
+    let plus = describe(&server, "\\d+ conditions").await;
+    assert!(
+        plus.contains(
+            "Child tables: _timescaledb_internal._hyper_1_1_chunk,\n              _timescaledb_internal._hyper_1_2_chunk\n"
+        ),
+        "{plus}"
+    );
+    assert_eq!(
+        describe(&server, "\\d devices").await,
+        "                     Table \"public.devices\"
+ Column |         Type          | Collation | Nullable | Default 
+--------+-----------------------+-----------+----------+---------
+ id     | integer               |           | not null | 
+ name   | character varying(20) |           |          | 
+ price  | numeric(10,2)         |           |          | 
+Indexes:
+    \"devices_pkey\" PRIMARY KEY, btree (id)
+    \"devices_name_key\" UNIQUE CONSTRAINT, btree (name)
+
+"
+    );
+    assert_eq!(
+        describe(&server, "\\d+ devices").await,
+        "                                                 Table \"public.devices\"
+ Column |         Type          | Collation | Nullable | Default | Storage  | Compression | Stats target | Description  
+--------+-----------------------+-----------+----------+---------+----------+-------------+--------------+--------------
+ id     | integer               |           | not null |         | plain    |             |              | 
+ name   | character varying(20) |           |          |         | extended |             |              | display name
+ price  | numeric(10,2)         |           |          |         | main     |             |              | 
+Indexes:
+    \"devices_pkey\" PRIMARY KEY, btree (id)
+    \"devices_name_key\" UNIQUE CONSTRAINT, btree (name)
+Access method: heap
+
+"
+    );
+    assert_eq!(
+        describe(&server, "\\dt+ devices").await,
+        "                                     List of relations
+ Schema |  Name   | Type  |  Owner   | Persistence | Access method |  Size   | Description 
+--------+---------+-------+----------+-------------+---------------+---------+-------------
+ public | devices | table | postgres | permanent   | heap          | 0 bytes | the devices
+(1 row)
+
+"
+    );
+    assert_eq!(
+        describe(&server, "\\di").await,
+        "                          List of relations
+ Schema |            Name            | Type  |  Owner   |   Table    
+--------+----------------------------+-------+----------+------------
+ public | conditions_device_time_idx | index | postgres | conditions
+ public | conditions_time_idx        | index | postgres | conditions
+ public | devices_name_key           | index | postgres | devices
+ public | devices_pkey               | index | postgres | devices
+(4 rows)
+
+"
+    );
+    assert_eq!(
+        describe(&server, "\\d v").await,
+        "                  View \"public.v\"
+ Column |  Type   | Collation | Nullable | Default 
+--------+---------+-----------+----------+---------
+ id     | integer |           |          | 
+ price  | numeric |           |          | 
+
+"
+    );
+    assert_eq!(
+        describe(&server, "\\d s2.t").await,
+        "                   Table \"s2.t\"
+ Column |  Type  | Collation | Nullable | Default 
+--------+--------+-----------+----------+---------
+ a      | bigint |           |          | 
+
+"
+    );
+    let roles = describe(&server, "\\du").await;
+    assert!(
+        roles.contains(
+            " postgres  | Superuser, Create role, Create DB, Replication, Bypass RLS | {}\n"
+        ),
+        "{roles}"
+    );
+    let schemas = describe(&server, "\\dn").await;
+    assert!(schemas.contains("\n s2 "), "{schemas}");
+    assert!(schemas.contains("\n public "), "{schemas}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn catalog_oids_are_stable_across_sessions_and_restarts() {
+    let mut server = TestServer::start().await;
+    server
+        .psql_script_async(SCHEMA, true)
+        .await
+        .assert_success();
+    let oids = "SELECT c.relname, c.oid, c.oid::regclass, c.oid = 'public.devices'::regclass
+                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname IN ('public', '_timescaledb_internal') ORDER BY 1";
+    let before = server.psql_async(&["-At", "-c", oids]).await;
+    before.assert_success();
+    // Index and chunk oids resolve back to their names.
+    assert!(
+        before.stdout.contains("|devices_pkey|f\n"),
+        "{}",
+        before.stdout
+    );
+    assert!(
+        before
+            .stdout
+            .contains("|_timescaledb_internal._hyper_1_1_chunk|f\n"),
+        "{}",
+        before.stdout
+    );
+    assert!(before.stdout.contains("|devices|t\n"), "{}", before.stdout);
+    let again = server.psql_async(&["-At", "-c", oids]).await;
+    assert_eq!(before.stdout, again.stdout);
+    server.stop();
+    server.restart().await;
+    let after = server.psql_async(&["-At", "-c", oids]).await;
+    assert_eq!(before.stdout, after.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn comment_on_errors() {
+    let server = TestServer::start().await;
+    server
+        .psql_script_async(
+            "CREATE TABLE t (a int); CREATE VIEW w AS SELECT 1 AS x;",
+            true,
+        )
+        .await
+        .assert_success();
+    for (sql, error) in [
+        (
+            "COMMENT ON COLUMN t.nope IS 'x'",
+            "ERROR:  column \"nope\" of relation \"t\" does not exist",
+        ),
+        (
+            "COMMENT ON TABLE nope IS 'x'",
+            "ERROR:  relation \"nope\" does not exist",
+        ),
+        (
+            "COMMENT ON VIEW w IS 'x'",
+            "ERROR:  COMMENT ON VIEW is not supported",
+        ),
+    ] {
+        let out = server.psql_async(&["-c", sql]).await;
+        assert!(!out.status.success(), "{sql}");
+        assert!(out.stderr.contains(error), "{sql}: {}", out.stderr);
+    }
+    // `IS NULL` removes a comment.
+    let out = server
+        .psql_async(&[
+            "-At",
+            "-c",
+            "COMMENT ON TABLE t IS 'kept'",
+            "-c",
+            "COMMENT ON TABLE t IS NULL",
+            "-c",
+            "SELECT count(*) FROM pg_description WHERE objoid = 't'::regclass",
+        ])
+        .await;
+    out.assert_success();
+    assert_eq!(out.stdout, "COMMENT\nCOMMENT\n0\n");
+}
