@@ -40,6 +40,7 @@ impl SqlState {
     pub const ACTIVE_SQL_TRANSACTION: SqlState = SqlState("25001");
     pub const NO_ACTIVE_SQL_TRANSACTION: SqlState = SqlState("25P01");
     pub const IN_FAILED_SQL_TRANSACTION: SqlState = SqlState("25P02");
+    pub const S_E_INVALID_SPECIFICATION: SqlState = SqlState("3B001");
     pub const T_R_SERIALIZATION_FAILURE: SqlState = SqlState("40001");
     pub const INVALID_SQL_STATEMENT_NAME: SqlState = SqlState("26000");
     pub const DUPLICATE_PREPARED_STATEMENT: SqlState = SqlState("42P05");

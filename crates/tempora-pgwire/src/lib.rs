@@ -291,20 +291,26 @@ impl QueryParser for StatementParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let session = self.session.lock().await;
-        let mut stmts = tempora_sql::parse_query(sql).map_err(wire_error)?;
-        match stmts.len() {
-            0 => Ok(None),
-            1 => {
-                let p = session
-                    .prepare_statement(sql, stmts.remove(0))
-                    .await
-                    .map_err(wire_error)?;
-                Ok(Some(Arc::new(p)))
+        let mut session = self.session.lock().await;
+        let parsed = match tempora_sql::parse_query(sql) {
+            Ok(mut stmts) if stmts.len() == 1 => {
+                session.prepare_statement(sql, stmts.remove(0)).await
             }
-            _ => Err(wire_error(TemporaError::syntax(
+            Ok(stmts) if stmts.is_empty() => return Ok(None),
+            Ok(_) => Err(TemporaError::syntax(
                 "cannot insert multiple commands into a prepared statement",
-            ))),
+            )),
+            Err(e) => Err(e),
+        };
+        match parsed {
+            Ok(p) => Ok(Some(Arc::new(p))),
+            Err(e) => {
+                // As in PostgreSQL, any error inside a block aborts it.
+                if session.tx == TxState::InBlock {
+                    session.tx = TxState::Failed;
+                }
+                Err(wire_error(e))
+            }
         }
     }
 

@@ -15,6 +15,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use tempora_catalog::{quote_identifier, CatalogState, TableDef, CHUNK_SCHEMA, PUBLIC_SCHEMA};
+use tempora_common::{SqlState, TemporaError};
 use tempora_storage::Engine;
 
 use crate::pg_relations::{self, Relation};
@@ -145,7 +146,16 @@ impl ScalarUDFImpl for CatalogFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let bare = ["pg_get_expr", "pg_function_is_visible", "pg_size_pretty"];
+        let bare = [
+            "pg_get_expr",
+            "pg_function_is_visible",
+            "pg_size_pretty",
+            "version",
+            "to_regclass",
+            "to_regtype",
+            "to_regnamespace",
+            "to_regproc",
+        ];
         let lookup = if bare.contains(&self.name) {
             Lookup::bare(&self.engine)
         } else {
@@ -378,11 +388,16 @@ fn function_is_visible(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarVa
 pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
     let arities = |n: &[usize]| {
         Signature::one_of(
-            n.iter().map(|&k| TypeSignature::Any(k)).collect(),
+            n.iter()
+                .map(|&k| match k {
+                    0 => TypeSignature::Nullary,
+                    k => TypeSignature::Any(k),
+                })
+                .collect(),
             Volatility::Stable,
         )
     };
-    let functions: [(&'static str, &[usize], DataType, Eval); 15] = [
+    let functions: [(&'static str, &[usize], DataType, Eval); 20] = [
         (
             "pg_table_is_visible",
             &[1],
@@ -431,8 +446,15 @@ pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
         ),
         ("pg_get_expr", &[2, 3], DataType::Utf8, get_expr),
         ("pg_size_pretty", &[1], DataType::Utf8, size_pretty),
+        ("version", &[0], DataType::Utf8, version),
+        // `to_regclass('name')` after the SQL layer's rewrite
+        // (tempora-sql/pg_compat.rs): the looked-up oid or NULL.
+        ("to_regclass", &[1], DataType::Int32, found_oid),
+        ("to_regtype", &[1], DataType::Int32, found_oid),
+        ("to_regnamespace", &[1], DataType::Int32, found_oid),
+        ("to_regproc", &[1], DataType::Int32, found_oid),
     ];
-    functions
+    let mut out: Vec<ScalarUDF> = functions
         .into_iter()
         .map(|(name, arity, returns, eval)| {
             ScalarUDF::new_from_impl(CatalogFunction {
@@ -443,7 +465,80 @@ pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
                 eval,
             })
         })
-        .collect()
+        .collect();
+    // `'name'::regclass` after the SQL layer's rewrite: the looked-up oid,
+    // and PostgreSQL's error when nothing is named so.
+    for (name, kind, code) in [
+        ("regclass", "relation", SqlState::UNDEFINED_TABLE),
+        ("regtype", "type", SqlState::UNDEFINED_OBJECT),
+        ("regnamespace", "schema", SqlState::INVALID_SCHEMA_NAME),
+        ("regproc", "function", SqlState::UNDEFINED_FUNCTION),
+    ] {
+        out.push(ScalarUDF::new_from_impl(NamedOid {
+            name,
+            kind,
+            code,
+            signature: arities(&[2]),
+        }));
+    }
+    out
+}
+
+/// `regclass(oid, name)` (and regtype, ...): the oid a name was looked up
+/// as; nothing found is an error naming it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NamedOid {
+    name: &'static str,
+    kind: &'static str,
+    code: SqlState,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for NamedOid {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int32)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let rows = arrays.first().map_or(0, |a| a.len());
+        let mut out = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let oid = oid_value(Some(&ScalarValue::try_from_array(&arrays[0], i)?));
+            let name = ScalarValue::try_from_array(&arrays[1], i)?;
+            match (oid, name) {
+                (None, ScalarValue::Utf8(Some(name))) => {
+                    return Err(TemporaError::new(
+                        self.code,
+                        format!("{} \"{name}\" does not exist", self.kind),
+                    )
+                    .into_datafusion())
+                }
+                (oid, _) => out.push(oid),
+            }
+        }
+        let array: datafusion::arrow::array::ArrayRef =
+            Arc::new(datafusion::arrow::array::Int32Array::from(out));
+        if args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+        {
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &array, 0,
+            )?))
+        } else {
+            Ok(ColumnarValue::Array(array))
+        }
+    }
 }
 
 /// `pg_get_expr(expression, relation [, pretty])`: Tempora's catalog keeps
@@ -456,6 +551,28 @@ fn get_expr(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
             .unwrap_or(ScalarValue::Utf8(None)),
         _ => ScalarValue::Utf8(None),
     }
+}
+
+fn oid_value(v: Option<&ScalarValue>) -> Option<i32> {
+    match v?.cast_to(&DataType::Int32).ok()? {
+        ScalarValue::Int32(Some(o)) => Some(o),
+        _ => None,
+    }
+}
+
+/// The oid a name was looked up as, or NULL (`to_regclass`).
+fn found_oid(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    ScalarValue::Int32(oid_value(args.first()))
+}
+
+/// `version()`: PostgreSQL's form, which drivers and tools parse for the
+/// server version (the `server_version` Tempora reports), naming Tempora.
+fn version(_: &Lookup, _: &Engine, _: &[ScalarValue]) -> ScalarValue {
+    text(format!(
+        "PostgreSQL 15.6 (Tempora {}) on {}-pc-linux-gnu, compiled by rustc, 64-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    ))
 }
 
 /// `pg_size_pretty(bytes)`: bytes below 10 kB, else the largest unit

@@ -74,6 +74,20 @@ impl TxWrites {
         self.rows.lock().clear();
     }
 
+    /// How many batches are pending: a savepoint's mark.
+    pub fn len(&self) -> usize {
+        self.rows.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.lock().is_empty()
+    }
+
+    /// Forgets the batches written after `mark` (ROLLBACK TO SAVEPOINT).
+    pub fn truncate(&self, mark: usize) {
+        self.rows.lock().truncate(mark);
+    }
+
     pub fn rows_for(&self, oid: u32) -> Vec<RecordBatch> {
         self.rows
             .lock()

@@ -213,6 +213,9 @@ pub struct SqlSession {
     tx_writes: Arc<tempora_query::provider::TxWrites>,
     /// PREPARE'd statements.
     sql_prepared: sql_prepare::SqlPrepared,
+    /// Savepoints of the open block, oldest first: name and how many
+    /// written batches preceded it.
+    savepoints: Vec<(String, usize)>,
 }
 
 /// Converts a sqlparser error into PostgreSQL's 42601 with a position.
@@ -716,6 +719,7 @@ impl SqlSession {
             tx: TxState::Idle,
             tx_writes,
             sql_prepared: Default::default(),
+            savepoints: Vec::new(),
         })
     }
 
@@ -801,8 +805,45 @@ impl SqlSession {
     }
 
     /// ROLLBACK: forgets the block's writes.
-    pub(crate) fn discard_writes(&self) {
+    pub(crate) fn discard_writes(&mut self) {
         self.tx_writes.clear();
+        self.savepoints.clear();
+    }
+
+    /// SAVEPOINT name: marks the writes so far.
+    pub(crate) fn savepoint(&mut self, name: &str) {
+        self.savepoints
+            .push((name.to_string(), self.tx_writes.len()));
+    }
+
+    /// The newest savepoint called `name`, by position.
+    fn find_savepoint(&self, name: &str) -> Result<usize> {
+        self.savepoints
+            .iter()
+            .rposition(|(n, _)| n == name)
+            .ok_or_else(|| {
+                TemporaError::new(
+                    SqlState::S_E_INVALID_SPECIFICATION,
+                    format!("savepoint \"{name}\" does not exist"),
+                )
+            })
+    }
+
+    /// RELEASE SAVEPOINT name: forgets it and the savepoints after it,
+    /// keeping the writes.
+    pub(crate) fn release_savepoint(&mut self, name: &str) -> Result<()> {
+        let at = self.find_savepoint(name)?;
+        self.savepoints.truncate(at);
+        Ok(())
+    }
+
+    /// ROLLBACK TO SAVEPOINT name: forgets the writes made since it (and the
+    /// savepoints after it); the savepoint stays.
+    pub(crate) fn rollback_to_savepoint(&mut self, name: &str) -> Result<()> {
+        let at = self.find_savepoint(name)?;
+        self.tx_writes.truncate(self.savepoints[at].1);
+        self.savepoints.truncate(at + 1);
+        Ok(())
     }
 
     /// Parses `sql` and plans every statement in it.

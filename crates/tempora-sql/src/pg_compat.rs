@@ -51,6 +51,7 @@ pub(crate) fn rewrite(stmt: Statement) -> Statement {
     let mut stmt = stmt;
     let _ = stmt.visit(&mut EmptyCatalogQueries);
     let _ = stmt.visit(&mut ArraySubqueries);
+    let _ = stmt.visit(&mut RegLookups);
     for rule in RULES.iter() {
         stmt = rule.rewrite(stmt);
     }
@@ -180,6 +181,74 @@ impl VisitorMut for ArraySubqueries {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Names of objects read as oids:
+/// - `'t'::regclass` (and regtype, regnamespace, regproc) → `regclass(CAST('t'
+///   AS regclass), 't')`: the emulation's rule turns the cast into a catalog
+///   lookup, and the `regclass` function gives PostgreSQL's error when it
+///   finds nothing (and names the column as PostgreSQL does);
+/// - `to_regclass(name)` (and the others) → `to_regclass(CAST(name AS
+///   regclass))`: the same lookup, NULL when it finds nothing.
+struct RegLookups;
+
+const OID_ALIASES: &[&str] = &["regclass", "regtype", "regnamespace", "regproc"];
+
+impl VisitorMut for RegLookups {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } if matches!(
+                inner.as_ref(),
+                Expr::Value(ValueWithSpan {
+                    value: Value::SingleQuotedString(_),
+                    ..
+                })
+            ) =>
+            {
+                let Some(alias) = alias_type(data_type) else {
+                    return ControlFlow::Continue(());
+                };
+                if let Some(e) = parse_expr(&format!("{alias}(CAST({inner} AS {alias}), {inner})"))
+                {
+                    *expr = e;
+                }
+            }
+            Expr::Function(f) => {
+                let Some(alias) = single_name(&f.name)
+                    .and_then(|n| n.strip_prefix("to_").map(str::to_string))
+                    .filter(|n| OID_ALIASES.contains(&n.as_str()))
+                else {
+                    return ControlFlow::Continue(());
+                };
+                if let FunctionArguments::List(list) = &f.args {
+                    if let [arg] = list.args.as_slice() {
+                        if let Some(e) = parse_expr(&format!("to_{alias}(CAST({arg} AS {alias}))"))
+                        {
+                            *expr = e;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The oid alias type a cast names (`regclass`, `pg_catalog.regtype`, ...).
+fn alias_type(t: &DataType) -> Option<&'static str> {
+    let name = match t {
+        DataType::Regclass => "regclass".to_string(),
+        DataType::Custom(name, args) if args.is_empty() => single_name(name)?,
+        _ => return None,
+    };
+    OID_ALIASES.iter().find(|a| **a == name).copied()
 }
 
 /// Whether select items call an aggregate (outside their subqueries).
@@ -610,12 +679,7 @@ impl VisitorMut for CatalogArrayLiterals {
 
 /// The display function of an oid alias type, for a cast of a column.
 fn display_function(t: &DataType) -> Option<&'static str> {
-    let name = match t {
-        DataType::Regclass => "regclass".to_string(),
-        DataType::Custom(name, args) if args.is_empty() => single_name(name)?,
-        _ => return None,
-    };
-    match name.as_str() {
+    match alias_type(t)? {
         "regclass" => Some("regclassout"),
         "regtype" => Some("format_type"),
         _ => None,
@@ -634,6 +698,14 @@ fn is_text(t: &DataType) -> bool {
 
 /// `e::regclass` → `regclassout(e)`, `e::regtype` → `format_type(e, NULL)`.
 fn display_call(expr: &Expr) -> Option<Expr> {
+    // `'t'::regclass` (see RegLookups) prints the name, as PostgreSQL does.
+    if let Expr::Function(f) = expr {
+        return match single_name(&f.name).as_deref() {
+            Some("regclass") => parse_expr(&format!("regclassout({expr})")),
+            Some("regtype") => parse_expr(&format!("format_type({expr}, NULL)")),
+            _ => None,
+        };
+    }
     let Expr::Cast {
         expr: inner,
         data_type,

@@ -204,6 +204,8 @@ pub(crate) fn is_session_statement(stmt: &Statement) -> bool {
             | Statement::Rollback { .. }
             | Statement::Reset(_)
             | Statement::Discard { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
     )
 }
 
@@ -237,11 +239,17 @@ fn show_all_schema() -> SchemaRef {
 }
 
 fn show_name(variable: &[datafusion::sql::sqlparser::ast::Ident]) -> String {
-    variable
+    let name = variable
         .iter()
         .map(|i| i.value.clone())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    // SQL's spellings of two parameters.
+    match name.to_lowercase().as_str() {
+        "transaction isolation level" => "transaction_isolation".into(),
+        "time zone" => "TimeZone".into(),
+        _ => name,
+    }
 }
 
 /// The text of a SET value as PostgreSQL takes it.
@@ -420,6 +428,55 @@ pub(crate) async fn execute(
                 notices,
             ))
         }
+        Statement::Savepoint { name } | Statement::ReleaseSavepoint { name } => {
+            let release = matches!(stmt, Statement::ReleaseSavepoint { .. });
+            let name = crate::ddl::ident_name(name);
+            if session.tx == TxState::Idle {
+                let what = if release {
+                    "RELEASE SAVEPOINT"
+                } else {
+                    "SAVEPOINT"
+                };
+                return Err(TemporaError::new(
+                    SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                    format!("{what} can only be used in transaction blocks"),
+                ));
+            }
+            let tag = if release {
+                session.release_savepoint(&name)?;
+                "RELEASE"
+            } else {
+                session.savepoint(&name);
+                "SAVEPOINT"
+            };
+            Ok((
+                Outcome::Transaction {
+                    tag: tag.into(),
+                    state: session.tx,
+                },
+                vec![],
+            ))
+        }
+        Statement::Rollback {
+            savepoint: Some(name),
+            ..
+        } => {
+            if session.tx == TxState::Idle {
+                return Err(TemporaError::new(
+                    SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                    "ROLLBACK TO SAVEPOINT can only be used in transaction blocks",
+                ));
+            }
+            session.rollback_to_savepoint(&crate::ddl::ident_name(name))?;
+            session.tx = TxState::InBlock;
+            Ok((
+                Outcome::Transaction {
+                    tag: "ROLLBACK".into(),
+                    state: session.tx,
+                },
+                vec![],
+            ))
+        }
         Statement::Commit { .. } | Statement::Rollback { .. } => {
             let is_commit = matches!(stmt, Statement::Commit { .. });
             let mut notices = vec![];
@@ -439,6 +496,7 @@ pub(crate) async fn execute(
                 "ROLLBACK"
             } else {
                 session.tx = TxState::Idle;
+                session.savepoints.clear();
                 session.commit_writes().await?;
                 "COMMIT"
             };
