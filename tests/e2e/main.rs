@@ -18,6 +18,7 @@ mod cli;
 mod compression;
 mod copy;
 mod crash;
+mod drivers;
 mod explain;
 mod faults;
 mod jobs;
