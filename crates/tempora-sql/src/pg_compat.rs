@@ -214,8 +214,8 @@ impl VisitorMut for RegLookups {
                 let Some(alias) = alias_type(data_type) else {
                     return ControlFlow::Continue(());
                 };
-                if let Some(e) = parse_expr(&format!("{alias}(CAST({inner} AS {alias}), {inner})"))
-                {
+                let lookup = lookup(alias, &inner.to_string());
+                if let Some(e) = parse_expr(&format!("{alias}({lookup}, {inner})")) {
                     *expr = e;
                 }
             }
@@ -228,8 +228,8 @@ impl VisitorMut for RegLookups {
                 };
                 if let FunctionArguments::List(list) = &f.args {
                     if let [arg] = list.args.as_slice() {
-                        if let Some(e) = parse_expr(&format!("to_{alias}(CAST({arg} AS {alias}))"))
-                        {
+                        let lookup = lookup(&alias, &arg.to_string());
+                        if let Some(e) = parse_expr(&format!("to_{alias}({lookup})")) {
                             *expr = e;
                         }
                     }
@@ -239,6 +239,24 @@ impl VisitorMut for RegLookups {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// The oid a name (SQL text of a string or parameter) stands for as an
+/// `alias`. A relation's bare name is found where PostgreSQL finds it:
+/// pg_catalog first, then the search path (`pg_table_is_visible`); other
+/// kinds go to the emulation's cast rule.
+fn lookup(alias: &str, name: &str) -> String {
+    if alias != "regclass" {
+        return format!("CAST({name} AS {alias})");
+    }
+    let parts = format!("parse_ident({name})");
+    format!(
+        "(SELECT first_value(c.oid) FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid \
+         WHERE c.relname = {parts}[CAST(array_length({parts}, 1) AS BIGINT)] \
+         AND CASE array_length({parts}, 1) WHEN 1 THEN pg_table_is_visible(c.oid) \
+         WHEN 2 THEN n.nspname = {parts}[1] ELSE false END)"
+    )
 }
 
 /// The oid alias type a cast names (`regclass`, `pg_catalog.regtype`, ...).
