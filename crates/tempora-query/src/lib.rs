@@ -20,6 +20,7 @@ pub mod sequences;
 pub mod session;
 pub mod time_bucket;
 pub mod to_char;
+pub mod variables;
 
 pub use session::{new_session_context, DATABASE, PUBLIC};
 

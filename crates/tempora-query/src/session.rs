@@ -412,13 +412,15 @@ impl TableFunctionImpl for ShowChunks {
 /// Builds the DataFusion session of one connection.
 pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, TemporaError> {
     let notices = Arc::new(crate::compression::SessionNotices::default());
+    let variables = Arc::new(crate::variables::SessionVariables::default());
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE, PUBLIC)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true)
         .with_extension(Arc::new(crate::provider::TxWrites::default()))
         .with_extension(Arc::new(crate::provider::ScanReport::default()))
-        .with_extension(notices.clone());
+        .with_extension(notices.clone())
+        .with_extension(variables.clone());
     config.options_mut().execution.time_zone = Some("UTC".into());
     // Every session of the engine shares its runtime, so the Parquet metadata
     // one statement reads serves the next, in this connection or another.
@@ -442,6 +444,7 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
         .map_err(TemporaError::from_datafusion)?;
     ctx.register_object_store(store_url.as_ref(), engine.store().clone());
     ctx.register_udf(crate::time_bucket::time_bucket_udf());
+    ctx.register_udf(crate::variables::current_setting_udf(variables));
     ctx.register_udaf(crate::aggregates::first_udaf());
     ctx.register_udaf(crate::aggregates::last_udaf());
     ctx.register_udaf(crate::aggregates::histogram_udaf());

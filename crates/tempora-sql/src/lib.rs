@@ -189,6 +189,8 @@ pub enum Kind {
     Refresh(Box<caggs::RefreshCall>),
     /// ANALYZE / VACUUM.
     Maintenance(Box<Statement>),
+    /// SELECT set_config(name, value, is_local).
+    SetConfig(Vec<SqlExpr>),
     /// PREPARE name AS statement.
     SqlPrepare {
         name: String,
@@ -712,10 +714,15 @@ impl SqlSession {
             .config()
             .get_extension::<tempora_query::provider::TxWrites>()
             .ok_or_else(|| TemporaError::internal("session without transaction state"))?;
+        let variables = ctx
+            .state()
+            .config()
+            .get_extension::<tempora_query::variables::SessionVariables>()
+            .ok_or_else(|| TemporaError::internal("session without parameters"))?;
         Ok(Self {
             engine,
             ctx,
-            settings: Settings::default(),
+            settings: Settings::published_to(variables),
             tx: TxState::Idle,
             tx_writes,
             sql_prepared: Default::default(),
@@ -891,6 +898,23 @@ impl SqlSession {
                     vec![],
                     Some(hypertable::SetChunkTimeInterval::result_schema()),
                 ));
+            }
+            if call.name == "set_config" && !call.expand {
+                let args: Vec<SqlExpr> = call.args.into_iter().map(|(_, e)| e).collect();
+                if args.len() != 3 {
+                    return Err(TemporaError::new(
+                        SqlState::UNDEFINED_FUNCTION,
+                        "function set_config takes (text, text, boolean)",
+                    ));
+                }
+                let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+                    datafusion::arrow::datatypes::Field::new(
+                        "set_config",
+                        datafusion::arrow::datatypes::DataType::Utf8,
+                        true,
+                    ),
+                ]));
+                return Ok(prepared(Kind::SetConfig(args), vec![], Some(schema)));
             }
             if jobs::is_job_function(&call.name) {
                 let cmd = jobs::JobCall::from_call(call);
@@ -1220,6 +1244,7 @@ impl SqlSession {
             }
             Kind::Session(stmt) => session_cmds::execute(self, stmt).await,
             Kind::Maintenance(stmt) => self.maintenance(stmt).map(|o| (o, vec![])),
+            Kind::SetConfig(args) => session_cmds::set_config(self, args).await,
             Kind::SqlPrepare { name, statement } => {
                 self.sql_prepared.add(name, statement.clone())?;
                 Ok((Outcome::Command("PREPARE".into()), vec![]))

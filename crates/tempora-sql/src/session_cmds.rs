@@ -22,6 +22,8 @@ pub enum TxState {
 #[derive(Debug, Clone)]
 pub struct Settings {
     values: BTreeMap<String, (String, String)>,
+    /// Where queries read them (`current_setting`).
+    published: Arc<tempora_query::variables::SessionVariables>,
 }
 
 /// (name as PostgreSQL spells it, default)
@@ -58,16 +60,23 @@ const READ_ONLY: &[&str] = &[
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            values: DEFAULTS
-                .iter()
-                .map(|(k, v)| (k.to_lowercase(), (k.to_string(), v.to_string())))
-                .collect(),
-        }
+        Self::published_to(Default::default())
     }
 }
 
 impl Settings {
+    /// The defaults, published to `published` and kept in step with it.
+    pub fn published_to(published: Arc<tempora_query::variables::SessionVariables>) -> Self {
+        let values: BTreeMap<String, (String, String)> = DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_lowercase(), (k.to_string(), v.to_string())))
+            .collect();
+        for (k, v) in values.values() {
+            published.publish(k, v);
+        }
+        Self { values, published }
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values
             .get(&name.to_lowercase())
@@ -91,6 +100,14 @@ impl Settings {
         .iter()
         .filter_map(|k| Some((k.to_string(), self.get(k)?.to_string())))
         .collect()
+    }
+
+    /// A copy publishing nowhere: to validate a value without applying it.
+    fn clone_detached(&self) -> Self {
+        Self {
+            values: self.values.clone(),
+            published: Default::default(),
+        }
     }
 
     /// Sets a parameter, validating the values Tempora interprets.
@@ -173,6 +190,7 @@ impl Settings {
             }
             _ => value.to_string(),
         };
+        self.published.publish(&key, &value);
         self.values.insert(key, (canonical, value));
         Ok(())
     }
@@ -285,6 +303,63 @@ impl SqlSession {
         }
         Ok(())
     }
+}
+
+/// `SELECT set_config(name, value, is_local)`: SET as a function, answering
+/// with the value set. A local setting outside a transaction block ends
+/// with the statement, as in PostgreSQL; inside one it stays, as SET LOCAL
+/// does in Tempora.
+pub(crate) async fn set_config(
+    session: &mut SqlSession,
+    args: &[Expr],
+) -> Result<(Outcome, Vec<Notice>)> {
+    use datafusion::common::ScalarValue;
+    let mut values = Vec::with_capacity(3);
+    for a in args {
+        values.push(session.eval_constant(a).await?);
+    }
+    let text = |v: &ScalarValue| match v.cast_to(&DataType::Utf8) {
+        Ok(ScalarValue::Utf8(s)) => s,
+        _ => None,
+    };
+    let name = text(&values[0]).ok_or_else(|| {
+        TemporaError::new(
+            SqlState::NULL_VALUE_NOT_ALLOWED,
+            "SET requires parameter name",
+        )
+    })?;
+    let value = text(&values[1]).unwrap_or_default();
+    let local = matches!(
+        values[2].cast_to(&DataType::Boolean),
+        Ok(ScalarValue::Boolean(Some(true)))
+    );
+    let shown = if local && session.tx == TxState::Idle {
+        // Validated, then gone with the statement's own transaction.
+        let mut scratch = session.settings.clone_detached();
+        scratch.set(&name, &value)?;
+        scratch.get(&name).unwrap_or_default().to_string()
+    } else {
+        session.set_parameter(&name, &value)?;
+        session.settings.get(&name).unwrap_or_default().to_string()
+    };
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "set_config",
+        DataType::Utf8,
+        true,
+    )]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(vec![shown]))],
+    )
+    .map_err(|e| TemporaError::internal(e.to_string()))?;
+    Ok((
+        Outcome::Rows {
+            schema,
+            batches: vec![batch],
+            tag: "SELECT".into(),
+        },
+        vec![],
+    ))
 }
 
 /// RESET ALL: every setting a session may change back to its default.

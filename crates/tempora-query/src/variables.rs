@@ -1,0 +1,120 @@
+//! The session's run-time parameters as queries read them:
+//! `current_setting(name [, missing_ok])`. The SQL layer owns the
+//! parameters (SET, RESET, validation) and publishes every change here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+use parking_lot::RwLock;
+use tempora_common::{SqlState, TemporaError};
+
+/// Parameter values by lower-case name; one per session (a SessionConfig
+/// extension).
+#[derive(Debug, Default)]
+pub struct SessionVariables(RwLock<BTreeMap<String, String>>);
+
+impl SessionVariables {
+    pub fn publish(&self, name: &str, value: &str) {
+        self.0
+            .write()
+            .insert(name.to_lowercase(), value.to_string());
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.read().get(&name.to_lowercase()).cloned()
+    }
+}
+
+#[derive(Debug)]
+struct CurrentSetting {
+    variables: Arc<SessionVariables>,
+    signature: Signature,
+}
+
+impl PartialEq for CurrentSetting {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.variables, &other.variables)
+    }
+}
+
+impl Eq for CurrentSetting {}
+
+impl std::hash::Hash for CurrentSetting {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "current_setting".hash(state)
+    }
+}
+
+impl ScalarUDFImpl for CurrentSetting {
+    fn name(&self) -> &str {
+        "current_setting"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let rows = if scalar { 1 } else { args.number_rows };
+        let mut out = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let name = ScalarValue::try_from_array(&arrays[0], i)?;
+            let missing_ok = match arrays.get(1) {
+                Some(a) => matches!(
+                    ScalarValue::try_from_array(a, i)?,
+                    ScalarValue::Boolean(Some(true))
+                ),
+                None => false,
+            };
+            let ScalarValue::Utf8(Some(name)) = name.cast_to(&DataType::Utf8)? else {
+                out.push(ScalarValue::Utf8(None));
+                continue;
+            };
+            match self.variables.get(&name) {
+                Some(v) => out.push(ScalarValue::Utf8(Some(v))),
+                None if missing_ok => out.push(ScalarValue::Utf8(None)),
+                None => {
+                    return Err(TemporaError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    )
+                    .into_datafusion())
+                }
+            }
+        }
+        Ok(if scalar {
+            ColumnarValue::Scalar(out.remove(0))
+        } else {
+            ColumnarValue::Array(ScalarValue::iter_to_array(out)?)
+        })
+    }
+}
+
+/// `current_setting(text [, missing_ok boolean]) → text` over `variables`.
+pub fn current_setting_udf(variables: Arc<SessionVariables>) -> ScalarUDF {
+    ScalarUDF::new_from_impl(CurrentSetting {
+        variables,
+        signature: Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Utf8]),
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
+            ],
+            Volatility::Stable,
+        ),
+    })
+}
