@@ -23,6 +23,7 @@ mod comments;
 mod compression;
 mod copy;
 mod copy_options;
+mod cursors;
 mod ddl;
 mod dml;
 mod explain;
@@ -115,6 +116,19 @@ pub enum Outcome {
     },
 }
 
+impl Kind {
+    /// Whether running the statement only reads, so that stopping it
+    /// midway (statement_timeout) leaves nothing half done. Writes run to
+    /// the end: the engine applies each as a whole.
+    fn only_reads(&self) -> bool {
+        match self {
+            Kind::Query(plan) => chunk_rewriting_call(plan).is_none(),
+            Kind::Gapfill(_) => true,
+            _ => false,
+        }
+    }
+}
+
 impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -191,6 +205,8 @@ pub enum Kind {
     Maintenance(Box<Statement>),
     /// SELECT set_config(name, value, is_local).
     SetConfig(Vec<SqlExpr>),
+    /// DECLARE / FETCH / CLOSE.
+    Cursor(Box<cursors::CursorCommand>),
     /// PREPARE name AS statement.
     SqlPrepare {
         name: String,
@@ -218,6 +234,8 @@ pub struct SqlSession {
     /// Savepoints of the open block, oldest first: name and how many
     /// written batches preceded it.
     savepoints: Vec<(String, usize)>,
+    /// Open cursors (DECLARE).
+    cursors: Vec<cursors::Cursor>,
 }
 
 /// Converts a sqlparser error into PostgreSQL's 42601 with a position.
@@ -727,6 +745,7 @@ impl SqlSession {
             tx_writes,
             sql_prepared: Default::default(),
             savepoints: Vec::new(),
+            cursors: Vec::new(),
         })
     }
 
@@ -984,7 +1003,10 @@ impl SqlSession {
                 let name = (!name.eq_ignore_ascii_case("all")).then_some(name);
                 return Ok(prepared(Kind::Deallocate(name), vec![], None));
             }
-            other => stmt = other,
+            other => match self.prepare_cursor(sql, other).await? {
+                Ok(cursor) => return Ok(cursor),
+                Err(other) => stmt = other,
+            },
         }
         if let Some(call) = caggs::refresh_call(&stmt) {
             return Ok(prepared(Kind::Refresh(Box::new(call)), vec![], None));
@@ -1094,11 +1116,27 @@ impl SqlSession {
         }
         // Files this statement may read stay on disk until it is done.
         let _pin = self.engine.pin();
-        let result = self.execute_inner(p, params).await;
+        let result = match self.statement_timeout().filter(|_| p.kind.only_reads()) {
+            Some(limit) => match tokio::time::timeout(limit, self.execute_inner(p, params)).await {
+                Ok(r) => r,
+                // Dropping a read stops its DataFusion tasks.
+                Err(_) => Err(TemporaError::new(
+                    SqlState::QUERY_CANCELED,
+                    "canceling statement due to statement timeout",
+                )),
+            },
+            None => self.execute_inner(p, params).await,
+        };
         if result.is_err() && self.tx == TxState::InBlock {
             self.tx = TxState::Failed;
         }
         result
+    }
+
+    /// `statement_timeout`, when set (0 is none).
+    fn statement_timeout(&self) -> Option<std::time::Duration> {
+        let ms = session_cmds::duration_ms(self.settings.get("statement_timeout")?)?;
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
     }
 
     async fn execute_inner(
@@ -1245,6 +1283,7 @@ impl SqlSession {
             Kind::Session(stmt) => session_cmds::execute(self, stmt).await,
             Kind::Maintenance(stmt) => self.maintenance(stmt).map(|o| (o, vec![])),
             Kind::SetConfig(args) => session_cmds::set_config(self, args).await,
+            Kind::Cursor(command) => self.run_cursor(command).await,
             Kind::SqlPrepare { name, statement } => {
                 self.sql_prepared.add(name, statement.clone())?;
                 Ok((Outcome::Command("PREPARE".into()), vec![]))
@@ -1385,7 +1424,7 @@ pub(crate) async fn query_rows(
 }
 
 /// The result columns as the client sees them (generated name suffixes removed).
-fn output_schema(schema: &datafusion::arrow::datatypes::Schema) -> SchemaRef {
+pub(crate) fn output_schema(schema: &datafusion::arrow::datatypes::Schema) -> SchemaRef {
     Arc::new(datafusion::arrow::datatypes::Schema::new(
         schema
             .fields()

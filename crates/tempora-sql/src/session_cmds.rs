@@ -179,6 +179,13 @@ impl Settings {
                     }
                 }
             }
+            "statement_timeout" => duration_ms(value)
+                .ok_or_else(|| {
+                    invalid().with_hint(
+                        "Valid units for this parameter are \"us\", \"ms\", \"s\", \"min\", \"h\", and \"d\".",
+                    )
+                })
+                .map(show_ms)?,
             "client_encoding" => {
                 let v = value.to_uppercase().replace('-', "");
                 if v != "UTF8" && v != "UNICODE" {
@@ -360,6 +367,48 @@ pub(crate) async fn set_config(
         },
         vec![],
     ))
+}
+
+/// A time parameter's value in milliseconds: a bare number is
+/// milliseconds, or a number with a unit (`500ms`, `2s`, `1min`, `1h`, `1d`).
+pub(crate) fn duration_ms(value: &str) -> Option<u64> {
+    let v = value.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    let ms = (number * factor).round();
+    (ms >= 0.0 && ms <= i32::MAX as f64).then_some(ms as u64)
+}
+
+/// A time in milliseconds as PostgreSQL shows it: in the largest unit that
+/// divides it (`100ms`, `2s`, `1min`), `0` for none.
+fn show_ms(ms: u64) -> String {
+    if ms == 0 {
+        return "0".into();
+    }
+    let units = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "min"),
+        (1000, "s"),
+    ];
+    for (size, unit) in units {
+        if ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
 }
 
 /// RESET ALL: every setting a session may change back to its default.
@@ -568,10 +617,12 @@ pub(crate) async fn execute(
                 }
             } else if session.tx == TxState::Failed || !is_commit {
                 session.discard_writes();
+                session.end_block_cursors(false);
                 "ROLLBACK"
             } else {
                 session.tx = TxState::Idle;
                 session.savepoints.clear();
+                session.end_block_cursors(true);
                 session.commit_writes().await?;
                 "COMMIT"
             };
