@@ -9,6 +9,7 @@ pub mod caggs;
 pub mod chunks;
 pub mod compression;
 pub mod information;
+pub mod information_schema;
 pub mod intervals;
 pub mod markers;
 pub mod pg_functions;

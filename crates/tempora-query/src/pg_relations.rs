@@ -163,7 +163,7 @@ pub struct Attribute {
 }
 
 impl Attribute {
-    fn of_arrow(name: &str, t: &DataType, not_null: bool) -> Self {
+    pub fn of_arrow(name: &str, t: &DataType, not_null: bool) -> Self {
         Attribute {
             name: name.to_string(),
             type_oid: crate::pg_types::pg_type_oid(t),

@@ -164,11 +164,9 @@ struct PgCatalogOverlay {
 impl PgCatalogOverlay {
     /// The schemas holding relations every database has.
     fn system_schemas(&self) -> Vec<(&'static str, Arc<dyn SchemaProvider>)> {
-        let info: Arc<dyn SchemaProvider> = Arc::new(
-            datafusion::catalog::information_schema::InformationSchemaProvider::new(Arc::new(
-                datafusion::catalog::MemoryCatalogProviderList::new(),
-            )),
-        );
+        // Listing needs only its views' columns.
+        let info: Arc<dyn SchemaProvider> =
+            Arc::new(crate::information_schema::InformationSchemaViews { source: None });
         vec![
             ("pg_catalog", self.inner.clone()),
             ("information_schema", info),
@@ -256,6 +254,24 @@ impl PgCatalogOverlay {
             )?,
             _ => snapshot.pg_sequence(layout)?,
         }))
+    }
+}
+
+#[async_trait]
+impl crate::information_schema::RelationSource for PgCatalogOverlay {
+    async fn with_snapshot(
+        &self,
+        view_columns: bool,
+    ) -> DfResult<crate::information_schema::RelationsSnapshot> {
+        let system = crate::pg_relations::system_relations(&self.system_schemas()).await?;
+        let state = self.engine.catalog().snapshot();
+        let views = if view_columns {
+            self.view_columns(&state).await
+        } else {
+            Default::default()
+        };
+        let user = crate::pg_relations::user_relations(&state, &views);
+        Ok((state, system, user))
     }
 }
 
@@ -416,7 +432,9 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE, PUBLIC)
         .with_create_default_catalog_and_schema(false)
-        .with_information_schema(true)
+        // Tempora's own information_schema (PostgreSQL's types and layout)
+        // is registered below.
+        .with_information_schema(false)
         .with_extension(Arc::new(crate::provider::TxWrites::default()))
         .with_extension(Arc::new(crate::provider::ScanReport::default()))
         .with_extension(notices.clone())
@@ -513,13 +531,22 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
         ctx.register_udf(f);
     }
     if let Some(inner) = catalog.schema("pg_catalog") {
-        let overlay = PgCatalogOverlay {
+        let overlay = Arc::new(PgCatalogOverlay {
             inner,
             engine,
             state: ctx.state_weak_ref(),
-        };
+        });
+        let source: Arc<dyn crate::information_schema::RelationSource> = overlay.clone();
         catalog
-            .register_schema("pg_catalog", Arc::new(overlay))
+            .register_schema(
+                crate::information_schema::SCHEMA,
+                Arc::new(crate::information_schema::InformationSchemaViews {
+                    source: Some(Arc::downgrade(&source)),
+                }),
+            )
+            .map_err(TemporaError::from_datafusion)?;
+        catalog
+            .register_schema("pg_catalog", overlay)
             .map_err(TemporaError::from_datafusion)?;
     }
     Ok(ctx)
