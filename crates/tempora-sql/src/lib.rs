@@ -1016,6 +1016,11 @@ impl SqlSession {
         }
         match &stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
+                let mut stmt = stmt;
+                let ctx = &self.ctx;
+                pg_compat::scalar_functions_in_from(&mut stmt, |name| {
+                    ctx.table_function(name).is_ok()
+                });
                 let stmt = rewrite_query(stmt);
                 if matches!(stmt, Statement::Query(_)) && gapfill::uses_gapfill(&stmt) {
                     let plan = gapfill::GapfillPlan::plan(self, &stmt).await?;

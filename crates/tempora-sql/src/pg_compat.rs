@@ -52,6 +52,7 @@ pub(crate) fn rewrite(stmt: Statement) -> Statement {
     let _ = stmt.visit(&mut EmptyCatalogQueries);
     let _ = stmt.visit(&mut ArraySubqueries);
     let _ = stmt.visit(&mut RegLookups);
+    let _ = stmt.visit(&mut UserKeyword);
     for rule in RULES.iter() {
         stmt = rule.rewrite(stmt);
     }
@@ -94,6 +95,66 @@ fn only_item(q: &Query) -> Option<&Expr> {
         [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => Some(e),
         _ => None,
     }
+}
+
+/// A plain function in FROM (`FROM string_to_array(x, ',') s`) is, in
+/// PostgreSQL, a one-row relation whose column takes the alias's name:
+/// `(SELECT f(...) AS s) AS s`. Table functions (`is_table_function`) stay.
+pub(crate) fn scalar_functions_in_from(
+    stmt: &mut Statement,
+    is_table_function: impl Fn(&str) -> bool,
+) {
+    struct Rewrite<F: Fn(&str) -> bool>(F);
+    impl<F: Fn(&str) -> bool> VisitorMut for Rewrite<F> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+            let TableFactor::Table {
+                name,
+                args: Some(args),
+                alias,
+                ..
+            } = t
+            else {
+                return ControlFlow::Continue(());
+            };
+            let Some(function) = single_name(name) else {
+                return ControlFlow::Continue(());
+            };
+            if (self.0)(&function) || function == "unnest" {
+                return ControlFlow::Continue(());
+            }
+            let relation = alias
+                .as_ref()
+                .map_or_else(|| function.clone(), |a| a.name.value.clone());
+            let column = alias
+                .as_ref()
+                .and_then(|a| a.columns.first())
+                .map_or_else(|| relation.clone(), |c| c.name.value.clone());
+            let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+            let sql = format!(
+                "SELECT * FROM (SELECT {name}({args}) AS {}) AS {}",
+                quote(&column),
+                quote(&relation),
+                args = args
+                    .args
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            if let Ok(mut stmts) = Parser::parse_sql(&PostgreSqlDialect {}, &sql) {
+                if let Some(Statement::Query(q)) = stmts.pop() {
+                    if let SetExpr::Select(sel) = *q.body {
+                        if let Some(from) = sel.from.into_iter().next() {
+                            *t = from.relation;
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Rewrite(is_table_function));
 }
 
 /// `ARRAY(SELECT e FROM ... [ORDER BY ...])` → `coalesce((SELECT
@@ -236,6 +297,32 @@ impl VisitorMut for RegLookups {
                 }
             }
             _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Unquoted `user` is PostgreSQL's reserved word for `current_user`, never
+/// a column.
+struct UserKeyword;
+
+impl VisitorMut for UserKeyword {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let bare_user = match expr {
+            Expr::Identifier(i) => i.quote_style.is_none() && i.value.eq_ignore_ascii_case("user"),
+            // The parser reads it as a call without parentheses.
+            Expr::Function(f) => {
+                matches!(f.args, FunctionArguments::None)
+                    && single_name(&f.name).as_deref() == Some("user")
+            }
+            _ => false,
+        };
+        if bare_user {
+            if let Some(e) = parse_expr("current_user") {
+                *expr = e;
+            }
         }
         ControlFlow::Continue(())
     }
