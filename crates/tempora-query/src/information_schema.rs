@@ -269,13 +269,7 @@ fn table(name: &str, rows: Vec<Vec<ScalarValue>>) -> DfResult<Arc<dyn TableProvi
     let arrays = columns
         .into_iter()
         .zip(schema.fields())
-        .map(|(c, f)| {
-            if c.is_empty() {
-                Ok(datafusion::arrow::array::new_empty_array(f.data_type()))
-            } else {
-                ScalarValue::iter_to_array(c)
-            }
-        })
+        .map(|(c, f)| crate::pg_types::array_of(c, f.data_type()))
         .collect::<DfResult<Vec<_>>>()?;
     let batch = datafusion::arrow::array::RecordBatch::try_new(schema.clone(), arrays)?;
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))

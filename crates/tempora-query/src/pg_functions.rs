@@ -183,7 +183,10 @@ impl ScalarUDFImpl for CatalogFunction {
         if scalar {
             Ok(ColumnarValue::Scalar(out.remove(0)))
         } else {
-            Ok(ColumnarValue::Array(ScalarValue::iter_to_array(out)?))
+            Ok(ColumnarValue::Array(crate::pg_types::array_of(
+                out,
+                &self.returns,
+            )?))
         }
     }
 }

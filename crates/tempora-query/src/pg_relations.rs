@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use datafusion::arrow::array::{new_empty_array, ArrayRef, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::{Result as DfResult, ScalarValue};
@@ -475,13 +475,7 @@ impl Rows {
             .columns
             .into_iter()
             .zip(self.schema.fields())
-            .map(|(values, f)| {
-                if values.is_empty() {
-                    Ok(new_empty_array(f.data_type()))
-                } else {
-                    ScalarValue::iter_to_array(values)
-                }
-            })
+            .map(|(values, f)| crate::pg_types::array_of(values, f.data_type()))
             .collect::<DfResult<Vec<ArrayRef>>>()?;
         Ok(RecordBatch::try_new(self.schema, arrays)?)
     }
@@ -589,20 +583,33 @@ impl Snapshot<'_> {
         rows.table(vec![])
     }
 
-    pub fn pg_attribute(&self, layout: SchemaRef) -> DfResult<Arc<dyn TableProvider>> {
-        let mut rows = Rows::new(with_text_arrays(&layout, &["attacl"]));
-        for r in self.system {
+    /// The columns of the relations in `only` (all when None): psql and
+    /// drivers ask for one relation's, and a hypertable's chunks each list
+    /// every column.
+    pub fn pg_attribute_rows(
+        &self,
+        layout: &SchemaRef,
+        only: Option<&std::collections::HashSet<u32>>,
+    ) -> DfResult<RecordBatch> {
+        let wanted = |oid: u32| only.is_none_or(|o| o.contains(&oid));
+        let mut rows = Rows::new(with_text_arrays(layout, &["attacl"]));
+        for r in self.system.iter().filter(|r| wanted(r.oid)) {
             for (i, f) in r.fields.iter().enumerate() {
                 let a = Attribute::of_arrow(f.name(), f.data_type(), !f.is_nullable());
                 push_attribute(&mut rows, r.oid, i, &a)?;
             }
         }
-        for rel in &self.user {
+        for rel in self.user.iter().filter(|r| wanted(r.oid)) {
             for (i, a) in rel.columns.iter().enumerate() {
                 push_attribute(&mut rows, rel.oid, i, a)?;
             }
         }
-        rows.table(vec![])
+        rows.batch()
+    }
+
+    /// The layout `pg_attribute` rows take.
+    pub fn pg_attribute_layout(layout: &SchemaRef) -> SchemaRef {
+        with_text_arrays(layout, &["attacl"])
     }
 
     pub fn pg_attrdef(&self, layout: SchemaRef) -> DfResult<Arc<dyn TableProvider>> {
@@ -940,4 +947,114 @@ pub fn empty_with_arrays(
         .collect();
     let schema = Arc::new(Schema::new(fields));
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?))
+}
+
+/// A catalog relation built when scanned, for only the objects its filters
+/// name by `key` (`attrelid = 16390`, `attrelid IN (...)`) where they do.
+pub struct FilteredCatalogTable {
+    pub schema: SchemaRef,
+    pub key: &'static str,
+    #[allow(clippy::type_complexity)]
+    pub build:
+        Box<dyn Fn(Option<&std::collections::HashSet<u32>>) -> DfResult<RecordBatch> + Send + Sync>,
+}
+
+impl std::fmt::Debug for FilteredCatalogTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilteredCatalogTable")
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl FilteredCatalogTable {
+    /// The oids an AND of `filters` restricts `key` to, if one does.
+    fn oids(
+        &self,
+        filters: &[datafusion::logical_expr::Expr],
+    ) -> Option<std::collections::HashSet<u32>> {
+        use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+        let key = |e: &Expr| matches!(e, Expr::Column(c) if c.name == self.key);
+        let value = |e: &Expr| -> Option<u32> {
+            let mut e = e;
+            while let Expr::Cast(c) = e {
+                e = &c.expr;
+            }
+            let Expr::Literal(v, _) = e else {
+                return None;
+            };
+            match v.cast_to(&DataType::Int64).ok()? {
+                ScalarValue::Int64(Some(n)) => u32::try_from(n).ok(),
+                _ => None,
+            }
+        };
+        for f in filters {
+            match f {
+                Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op: Operator::Eq,
+                    right,
+                }) => {
+                    let v = if key(left) {
+                        value(right)
+                    } else if key(right) {
+                        value(left)
+                    } else {
+                        None
+                    };
+                    if let Some(v) = v {
+                        return Some([v].into_iter().collect());
+                    }
+                }
+                Expr::InList(l) if !l.negated && key(&l.expr) => {
+                    let values: Option<std::collections::HashSet<u32>> =
+                        l.list.iter().map(value).collect();
+                    if values.is_some() {
+                        return values;
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for FilteredCatalogTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::View
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&datafusion::logical_expr::Expr],
+    ) -> DfResult<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        // Filters narrow what is built; DataFusion still applies them.
+        Ok(vec![
+            datafusion::logical_expr::TableProviderFilterPushDown::Inexact;
+            filters.len()
+        ])
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::logical_expr::Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let batch = (self.build)(self.oids(filters).as_ref())?;
+        Ok(
+            datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
+                &[vec![batch]],
+                self.schema.clone(),
+                projection.cloned(),
+            )?,
+        )
+    }
 }

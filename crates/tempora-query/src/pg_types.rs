@@ -116,3 +116,14 @@ pub fn pg_type_length(t: &DataType) -> i16 {
         _ => -1,
     }
 }
+
+/// An array of `values` of type `t` (which an empty list cannot tell).
+pub fn array_of(
+    values: Vec<ScalarValue>,
+    t: &DataType,
+) -> Result<datafusion::arrow::array::ArrayRef> {
+    if values.is_empty() {
+        return Ok(datafusion::arrow::array::new_empty_array(t));
+    }
+    ScalarValue::iter_to_array(values)
+}

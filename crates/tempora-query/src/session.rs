@@ -227,15 +227,30 @@ impl PgCatalogOverlay {
         } else {
             Default::default()
         };
+        let user = crate::pg_relations::user_relations(&state, &views);
+        if name == "pg_attribute" {
+            let schema = crate::pg_relations::Snapshot::pg_attribute_layout(&layout);
+            return Ok(Some(Arc::new(crate::pg_relations::FilteredCatalogTable {
+                schema,
+                key: "attrelid",
+                build: Box::new(move |only| {
+                    let snapshot = crate::pg_relations::Snapshot {
+                        state: &state,
+                        system: &system,
+                        user: user.clone(),
+                    };
+                    snapshot.pg_attribute_rows(&layout, only)
+                }),
+            })));
+        }
         let snapshot = crate::pg_relations::Snapshot {
             state: &state,
             system: &system,
-            user: crate::pg_relations::user_relations(&state, &views),
+            user,
         };
         Ok(Some(match name {
             "pg_namespace" => snapshot.pg_namespace(layout)?,
             "pg_class" => snapshot.pg_class(layout)?,
-            "pg_attribute" => snapshot.pg_attribute(layout)?,
             "pg_attrdef" => snapshot.pg_attrdef(layout)?,
             "pg_index" => snapshot.pg_index(layout)?,
             "pg_constraint" => snapshot.pg_constraint(layout)?,

@@ -100,7 +100,7 @@ impl ScalarUDFImpl for CurrentSetting {
         Ok(if scalar {
             ColumnarValue::Scalar(out.remove(0))
         } else {
-            ColumnarValue::Array(ScalarValue::iter_to_array(out)?)
+            ColumnarValue::Array(crate::pg_types::array_of(out, &DataType::Utf8)?)
         })
     }
 }

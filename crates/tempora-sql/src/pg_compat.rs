@@ -674,29 +674,69 @@ impl CatalogSubqueries {
         if let Some(w) = sel.selection.clone() {
             conjuncts(w, &mut terms);
         }
-        let mut kept = Vec::new();
+        let mut kept: Vec<Expr> = Vec::new();
         let mut guards = Vec::new();
         let mut compares = Vec::new();
         for t in terms {
             match classify(&t, &local)? {
-                Term::Inner => kept.push(t.to_string()),
+                Term::Inner => kept.push(t),
                 Term::Outer => guards.push(t.to_string()),
                 Term::Compare(c) => compares.push(*c),
             }
         }
-        let from: Vec<String> = sel.from.iter().map(ToString::to_string).collect();
-        let lookup = |value: &str| {
+        let item_expr = only_item(q)?;
+        let only_here = |e: &Expr| -> Vec<String> {
+            let mut q: Vec<String> = qualifiers(e)
+                .into_iter()
+                .filter(|n| local.contains(n))
+                .collect();
+            q.sort();
+            q.dedup();
+            q
+        };
+        // Relations listed with commas, each looked up by its own terms
+        // (`c.oid = a.attcollation`, `t.oid = a.atttypid`), are looked up
+        // apart: one small lookup each instead of one over their product.
+        // A missing row still gives NULL, as every relation is read by the
+        // value or by a comparison guarding it.
+        let separate = sel.from.iter().all(|t| t.joins.is_empty())
+            && sel.from.len() == local.len()
+            && kept.iter().all(|t| only_here(t).len() == 1)
+            && local.iter().all(|l| {
+                only_here(item_expr).contains(l)
+                    || compares
+                        .iter()
+                        .any(|(_, _, inner)| only_here(inner).contains(l))
+            });
+        let lookup = |value: &Expr| {
+            let needed = only_here(value);
+            let mut from: Vec<String> = sel
+                .from
+                .iter()
+                .zip(&local)
+                .filter(|(_, l)| !separate || needed.contains(l))
+                .map(|(t, _)| t.to_string())
+                .collect();
+            if from.is_empty() {
+                from = sel.from.iter().map(ToString::to_string).collect();
+            }
+            let terms: Vec<String> = kept
+                .iter()
+                .filter(|t| !separate || only_here(t).iter().all(|n| needed.contains(n)))
+                .map(ToString::to_string)
+                .collect();
             let mut sql = format!("(SELECT first_value({value}) FROM {}", from.join(", "));
-            if !kept.is_empty() {
-                sql.push_str(&format!(" WHERE {}", kept.join(" AND ")));
+            if !terms.is_empty() {
+                sql.push_str(&format!(" WHERE {}", terms.join(" AND ")));
             }
             sql.push(')');
             sql
         };
-        for (outer, op, inner) in compares {
-            guards.push(format!("{outer} {op} {}", lookup(&inner.to_string())));
+        for (outer, op, inner) in &compares {
+            guards.push(format!("{outer} {op} {}", lookup(inner)));
         }
-        let value = lookup(&item);
+        let value = lookup(item_expr);
+
         if guards.is_empty() {
             parse_expr(&value)
         } else {
@@ -905,6 +945,25 @@ mod tests {
             ),
             "SELECT (SELECT first_value(d.adbin) FROM pg_catalog.pg_attrdef d \
              WHERE d.adrelid = a.attrelid) FROM pg_catalog.pg_attribute a"
+        );
+        // psql's column default and collation lookups: the condition on the
+        // outer row alone guards the lookup; the collation is compared with
+        // its type's, each looked up alone.
+        assert_eq!(
+            rewritten(
+                "SELECT (SELECT d.adbin FROM pg_catalog.pg_attrdef d \
+                 WHERE d.adrelid = a.attrelid AND a.atthasdef), \
+                 (SELECT c.collname FROM pg_catalog.pg_collation c, pg_catalog.pg_type t \
+                 WHERE c.oid = a.attcollation AND t.oid = a.atttypid \
+                 AND a.attcollation <> t.typcollation) FROM pg_catalog.pg_attribute a"
+            ),
+            "SELECT CASE WHEN a.atthasdef THEN (SELECT first_value(d.adbin) \
+             FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid) END, \
+             CASE WHEN a.attcollation <> (SELECT first_value(t.typcollation) \
+             FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid) THEN \
+             (SELECT first_value(c.collname) FROM pg_catalog.pg_collation c \
+             WHERE c.oid = a.attcollation) END \
+             FROM pg_catalog.pg_attribute a"
         );
         // A user query keeps PostgreSQL's meaning (several rows are an error).
         let user = "SELECT (SELECT x FROM t WHERE t.a = u.a) FROM u";
