@@ -177,20 +177,29 @@ fn pg_timestamp_args(args: &mut [FunctionArg], time_zone: &str) -> Result<()> {
 }
 
 /// DataFusion's `generate_series` takes nanosecond timestamps only: its
-/// arguments keep that precision (the visit reaches them after the call).
+/// arguments keep that precision (the visit reaches them after the call),
+/// the timestamps inside them too (`'2024-01-01'::timestamptz + INTERVAL
+/// '1 day'`).
 fn nanosecond_timestamp_args(args: &mut [FunctionArg]) {
+    use datafusion::sql::sqlparser::ast::{VisitMut, VisitorMut};
+    struct Nanoseconds;
+    impl VisitorMut for Nanoseconds {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &mut SqlExpr) -> std::ops::ControlFlow<()> {
+            let data_type = match e {
+                SqlExpr::Cast { data_type, .. } => data_type,
+                SqlExpr::TypedString(t) => &mut t.data_type,
+                _ => return std::ops::ControlFlow::Continue(()),
+            };
+            if let DataType::Timestamp(precision @ None, _) = data_type {
+                *precision = Some(9);
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
     for a in args.iter_mut() {
-        let data_type = match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Cast { data_type, .. })) => {
-                data_type
-            }
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::TypedString(t))) => {
-                &mut t.data_type
-            }
-            _ => continue,
-        };
-        if let DataType::Timestamp(precision @ None, _) = data_type {
-            *precision = Some(9);
+        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = a {
+            let _ = e.visit(&mut Nanoseconds);
         }
     }
 }
