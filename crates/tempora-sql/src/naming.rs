@@ -26,6 +26,7 @@ fn pg_name(e: &Expr) -> Option<String> {
         },
         Expr::TypedString(t) => cast_type_name(&t.data_type.to_string()),
         Expr::Case { .. } => "case".into(),
+        Expr::AtTimeZone { .. } => "timezone".into(),
         Expr::Extract { .. } => "extract".into(),
         Expr::Exists { .. } => "exists".into(),
         Expr::Array(_) => "array".into(),

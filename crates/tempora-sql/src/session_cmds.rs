@@ -45,6 +45,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("statement_timeout", "0"),
     ("synchronous_commit", "on"),
     ("TimeZone", "UTC"),
+    ("timescaledb.enable_chunk_append", "on"),
+    ("timescaledb.license", "timescale"),
     ("timescaledb.telemetry_level", "off"),
     ("transaction_isolation", "read committed"),
 ];
@@ -56,6 +58,7 @@ const READ_ONLY: &[&str] = &[
     "server_encoding",
     "integer_datetimes",
     "is_superuser",
+    "timescaledb.license",
 ];
 
 impl Default for Settings {
@@ -113,6 +116,14 @@ impl Settings {
     /// Sets a parameter, validating the values Tempora interprets.
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
         let key = name.to_lowercase();
+        // A dotted name outside TimescaleDB's prefix is a custom parameter,
+        // as PostgreSQL takes any (`SET myapp.tenant = '42'`).
+        if !self.values.contains_key(&key) && key.contains('.') && !key.starts_with("timescaledb.")
+        {
+            self.published.publish(&key, value);
+            self.values.insert(key.clone(), (key, value.to_string()));
+            return Ok(());
+        }
         let Some((canonical, _)) = self.values.get(&key).cloned() else {
             return Err(TemporaError::new(
                 SqlState::UNDEFINED_OBJECT,
@@ -179,6 +190,11 @@ impl Settings {
                     }
                 }
             }
+            "timescaledb.enable_chunk_append" => match value.to_lowercase().as_str() {
+                "on" | "true" | "yes" | "1" => "on".to_string(),
+                "off" | "false" | "no" | "0" => "off".to_string(),
+                _ => return Err(invalid()),
+            },
             "statement_timeout" => duration_ms(value)
                 .ok_or_else(|| {
                     invalid().with_hint(
@@ -204,6 +220,10 @@ impl Settings {
 
     pub fn reset(&mut self, name: &str) -> Result<()> {
         let key = name.to_lowercase();
+        if key.contains('.') && !key.starts_with("timescaledb.") {
+            // A custom parameter goes back to empty.
+            return self.set(name, "");
+        }
         match DEFAULTS.iter().find(|(k, _)| k.to_lowercase() == key) {
             Some((_, v)) => self.set(name, v),
             None => Err(TemporaError::new(
@@ -245,8 +265,13 @@ pub(crate) fn result_schema(stmt: &Statement) -> Option<SchemaRef> {
             if name == "all" {
                 return Some(show_all_schema());
             }
+            // PostgreSQL names the column as it spells the parameter.
+            let column = DEFAULTS
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&name))
+                .map_or_else(|| name.to_lowercase(), |(k, _)| k.to_string());
             Some(Arc::new(Schema::new(vec![Field::new(
-                name.to_lowercase(),
+                column,
                 DataType::Utf8,
                 true,
             )])))
@@ -264,16 +289,13 @@ fn show_all_schema() -> SchemaRef {
 }
 
 fn show_name(variable: &[datafusion::sql::sqlparser::ast::Ident]) -> String {
-    let name = variable
-        .iter()
-        .map(|i| i.value.clone())
-        .collect::<Vec<_>>()
-        .join(" ");
-    // SQL's spellings of two parameters.
-    match name.to_lowercase().as_str() {
+    let words: Vec<String> = variable.iter().map(|i| i.value.clone()).collect();
+    // SQL's spellings of two parameters; other names are dotted
+    // (`timescaledb.license`), which the parser gives in parts.
+    match words.join(" ").to_lowercase().as_str() {
         "transaction isolation level" => "transaction_isolation".into(),
         "time zone" => "TimeZone".into(),
-        _ => name,
+        _ => words.join("."),
     }
 }
 
