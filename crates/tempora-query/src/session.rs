@@ -179,6 +179,64 @@ impl PgCatalogOverlay {
         ]
     }
 
+    /// `pg_prepared_statements`: the session's PREPAREd statements.
+    fn prepared_statements(&self) -> DfResult<Arc<dyn TableProvider>> {
+        use datafusion::arrow::array::{
+            BooleanArray, Int64Array, ListBuilder, StringBuilder, TimestampMicrosecondArray,
+        };
+        let list = self
+            .state
+            .upgrade()
+            .and_then(|s| {
+                s.read()
+                    .config()
+                    .get_extension::<crate::variables::SessionPrepared>()
+            })
+            .map(|p| p.list())
+            .unwrap_or_default();
+        let text_list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("statement", DataType::Utf8, false),
+            Field::new(
+                "prepare_time",
+                DataType::Timestamp(
+                    datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                    Some("UTC".into()),
+                ),
+                false,
+            ),
+            Field::new("parameter_types", text_list, false),
+            Field::new("from_sql", DataType::Boolean, false),
+            Field::new("generic_plans", DataType::Int64, false),
+            Field::new("custom_plans", DataType::Int64, false),
+        ]));
+        let mut types = ListBuilder::new(StringBuilder::new());
+        for p in &list {
+            for t in &p.parameter_types {
+                types.values().append_value(t);
+            }
+            types.append(true);
+        }
+        let n = list.len();
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(list.iter().map(|p| &p.name))),
+            Arc::new(StringArray::from_iter_values(
+                list.iter().map(|p| &p.statement),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(list.iter().map(|p| p.prepare_time))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(types.finish()),
+            Arc::new(BooleanArray::from(vec![true; n])),
+            Arc::new(Int64Array::from(vec![0; n])),
+            Arc::new(Int64Array::from(vec![0; n])),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), cols)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+
     /// The columns of every view, from planning it (a view that no longer
     /// plans lists none).
     async fn view_columns(
@@ -322,6 +380,9 @@ impl SchemaProvider for PgCatalogOverlay {
         if name.eq_ignore_ascii_case("pg_extension") {
             return pg_extension(&self.engine.catalog().snapshot()).map(Some);
         }
+        if name.eq_ignore_ascii_case("pg_prepared_statements") {
+            return self.prepared_statements().map(Some);
+        }
         if name.eq_ignore_ascii_case("pg_indexes") {
             return pg_indexes(&self.engine.catalog().snapshot()).map(Some);
         }
@@ -444,6 +505,7 @@ impl TableFunctionImpl for ShowChunks {
 pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, TemporaError> {
     let notices = Arc::new(crate::compression::SessionNotices::default());
     let variables = Arc::new(crate::variables::SessionVariables::default());
+    let prepared = Arc::new(crate::variables::SessionPrepared::default());
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE, PUBLIC)
         .with_create_default_catalog_and_schema(false)
@@ -453,7 +515,8 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
         .with_extension(Arc::new(crate::provider::TxWrites::default()))
         .with_extension(Arc::new(crate::provider::ScanReport::default()))
         .with_extension(notices.clone())
-        .with_extension(variables.clone());
+        .with_extension(variables.clone())
+        .with_extension(prepared);
     config.options_mut().execution.time_zone = Some("UTC".into());
     // Every session of the engine shares its runtime, so the Parquet metadata
     // one statement reads serves the next, in this connection or another.

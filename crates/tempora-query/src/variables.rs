@@ -1,6 +1,7 @@
-//! The session's run-time parameters as queries read them:
-//! `current_setting(name [, missing_ok])`. The SQL layer owns the
-//! parameters (SET, RESET, validation) and publishes every change here.
+//! What of a session's SQL-layer state its queries read: the run-time
+//! parameters (`current_setting(name [, missing_ok])`) and the SQL-level
+//! prepared statements (`pg_prepared_statements`). The SQL layer owns
+//! both and publishes every change here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -117,4 +118,30 @@ pub fn current_setting_udf(variables: Arc<SessionVariables>) -> ScalarUDF {
             Volatility::Stable,
         ),
     })
+}
+
+/// One row of `pg_prepared_statements`.
+#[derive(Debug, Clone)]
+pub struct PreparedStatementInfo {
+    pub name: String,
+    /// The PREPARE command as the client sent it.
+    pub statement: String,
+    /// Microseconds since the Unix epoch.
+    pub prepare_time: i64,
+    /// PostgreSQL's names of the parameter types.
+    pub parameter_types: Vec<String>,
+}
+
+/// The session's SQL-level prepared statements (a SessionConfig extension).
+#[derive(Debug, Default)]
+pub struct SessionPrepared(RwLock<Vec<PreparedStatementInfo>>);
+
+impl SessionPrepared {
+    pub fn publish(&self, statements: Vec<PreparedStatementInfo>) {
+        *self.0.write() = statements;
+    }
+
+    pub fn list(&self) -> Vec<PreparedStatementInfo> {
+        self.0.read().clone()
+    }
 }

@@ -211,6 +211,8 @@ pub enum Kind {
     SqlPrepare {
         name: String,
         statement: Arc<Prepared>,
+        /// The PREPARE command as sent, for `pg_prepared_statements`.
+        text: String,
     },
     /// EXECUTE name (args).
     SqlExecute {
@@ -972,6 +974,7 @@ impl SqlSession {
                     Kind::SqlPrepare {
                         name: ddl::ident_name(&name),
                         statement: Arc::new(inner),
+                        text: sql.trim().to_string(),
                     },
                     vec![],
                     None,
@@ -1138,6 +1141,18 @@ impl SqlSession {
         result
     }
 
+    /// Shows the PREPAREd statements to `pg_prepared_statements`.
+    fn publish_prepared(&self) {
+        if let Some(p) = self
+            .ctx
+            .state()
+            .config()
+            .get_extension::<tempora_query::variables::SessionPrepared>()
+        {
+            p.publish(self.sql_prepared.rows());
+        }
+    }
+
     /// `statement_timeout`, when set (0 is none).
     fn statement_timeout(&self) -> Option<std::time::Duration> {
         let ms = session_cmds::duration_ms(self.settings.get("statement_timeout")?)?;
@@ -1289,8 +1304,13 @@ impl SqlSession {
             Kind::Maintenance(stmt) => self.maintenance(stmt).map(|o| (o, vec![])),
             Kind::SetConfig(args) => session_cmds::set_config(self, args).await,
             Kind::Cursor(command) => self.run_cursor(command).await,
-            Kind::SqlPrepare { name, statement } => {
-                self.sql_prepared.add(name, statement.clone())?;
+            Kind::SqlPrepare {
+                name,
+                statement,
+                text,
+            } => {
+                self.sql_prepared.add(name, statement.clone(), text)?;
+                self.publish_prepared();
                 Ok((Outcome::Command("PREPARE".into()), vec![]))
             }
             Kind::SqlExecute { name, args } => {
@@ -1300,6 +1320,7 @@ impl SqlSession {
             }
             Kind::Deallocate(name) => {
                 self.sql_prepared.remove(name.as_deref())?;
+                self.publish_prepared();
                 let tag = if name.is_some() {
                     "DEALLOCATE"
                 } else {
@@ -1497,7 +1518,7 @@ pub(crate) fn rewrite_query(stmt: Statement) -> Statement {
 
 /// `pg_catalog` relations Tempora adds to the generic emulation's, found
 /// unqualified as PostgreSQL finds them (pg_catalog is searched first).
-const TEMPORA_PG_CATALOG_RELATIONS: &[&str] = &["pg_indexes"];
+const TEMPORA_PG_CATALOG_RELATIONS: &[&str] = &["pg_indexes", "pg_prepared_statements"];
 
 /// Qualifies unqualified references to [`TEMPORA_PG_CATALOG_RELATIONS`].
 pub(crate) fn qualify_catalog_relations(stmt: &mut Statement) {

@@ -471,6 +471,8 @@ pub(crate) async fn execute(
                     }
                     reset_all(session)?;
                     session.sql_prepared.remove(None)?;
+                    session.publish_prepared();
+                    session.cursors.clear();
                     command("DISCARD ALL")
                 }
                 // No plan cache, sequences or temporary tables to drop.

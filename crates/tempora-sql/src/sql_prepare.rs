@@ -23,6 +23,9 @@ use crate::Prepared;
 #[derive(Debug, Default)]
 pub struct SqlPrepared {
     statements: HashMap<String, Arc<Prepared>>,
+    /// When each was prepared (microseconds since the Unix epoch) and the
+    /// PREPARE command that made it.
+    prepared_at: HashMap<String, (i64, String)>,
 }
 
 impl SqlPrepared {
@@ -35,7 +38,7 @@ impl SqlPrepared {
         })
     }
 
-    pub fn add(&mut self, name: &str, p: Arc<Prepared>) -> Result<()> {
+    pub fn add(&mut self, name: &str, p: Arc<Prepared>, text: &str) -> Result<()> {
         if self.statements.contains_key(name) {
             return Err(TemporaError::new(
                 SqlState::DUPLICATE_PREPARED_STATEMENT,
@@ -43,14 +46,51 @@ impl SqlPrepared {
             ));
         }
         self.statements.insert(name.to_string(), p);
+        self.prepared_at.insert(
+            name.to_string(),
+            (chrono::Utc::now().timestamp_micros(), text.to_string()),
+        );
         Ok(())
+    }
+
+    /// The rows of `pg_prepared_statements`, by name.
+    pub fn rows(&self) -> Vec<tempora_query::variables::PreparedStatementInfo> {
+        let mut rows: Vec<_> = self
+            .statements
+            .iter()
+            .map(
+                |(name, p)| tempora_query::variables::PreparedStatementInfo {
+                    name: name.clone(),
+                    statement: self
+                        .prepared_at
+                        .get(name)
+                        .map_or_else(|| p.sql.clone(), |(_, text)| text.clone()),
+                    prepare_time: self.prepared_at.get(name).map_or(0, |(t, _)| *t),
+                    parameter_types: p
+                        .param_types
+                        .iter()
+                        .map(|t| {
+                            t.as_ref()
+                                .map_or("unknown", tempora_query::pg_types::pg_type_name)
+                                .to_string()
+                        })
+                        .collect(),
+                },
+            )
+            .collect();
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        rows
     }
 
     /// DEALLOCATE name (None: ALL).
     pub fn remove(&mut self, name: Option<&str>) -> Result<()> {
         match name {
-            None => self.statements.clear(),
+            None => {
+                self.statements.clear();
+                self.prepared_at.clear();
+            }
             Some(n) => {
+                self.prepared_at.remove(n);
                 if self.statements.remove(n).is_none() {
                     return Err(TemporaError::new(
                         SqlState::INVALID_SQL_STATEMENT_NAME,
