@@ -161,33 +161,9 @@ impl ScalarUDFImpl for CatalogFunction {
         } else {
             Lookup::new(&self.engine)
         };
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let rows = if scalar { 1 } else { args.number_rows };
-        let mut out = Vec::with_capacity(rows);
-        for i in 0..rows {
-            let values = arrays
-                .iter()
-                .map(|a| ScalarValue::try_from_array(a, i))
-                .collect::<DfResult<Vec<_>>>()?;
-            let v = (self.eval)(&lookup, &self.engine, &values);
-            out.push(if v.is_null() {
-                ScalarValue::try_from(&self.returns)?
-            } else {
-                v
-            });
-        }
-        if scalar {
-            Ok(ColumnarValue::Scalar(out.remove(0)))
-        } else {
-            Ok(ColumnarValue::Array(crate::pg_types::array_of(
-                out,
-                &self.returns,
-            )?))
-        }
+        crate::pg_types::map_rows(&args, &self.returns, |values| {
+            Ok((self.eval)(&lookup, &self.engine, values))
+        })
     }
 }
 
@@ -511,36 +487,16 @@ impl ScalarUDFImpl for NamedOid {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let rows = arrays.first().map_or(0, |a| a.len());
-        let mut out = Vec::with_capacity(rows);
-        for i in 0..rows {
-            let oid = oid_value(Some(&ScalarValue::try_from_array(&arrays[0], i)?));
-            let name = ScalarValue::try_from_array(&arrays[1], i)?;
-            match (oid, name) {
-                (None, ScalarValue::Utf8(Some(name))) => {
-                    return Err(TemporaError::new(
-                        self.code,
-                        format!("{} \"{name}\" does not exist", self.kind),
-                    )
-                    .into_datafusion())
-                }
-                (oid, _) => out.push(oid),
+        crate::pg_types::map_rows(&args, &DataType::Int32, |values| {
+            match (oid_value(values.first()), values.get(1)) {
+                (None, Some(ScalarValue::Utf8(Some(name)))) => Err(TemporaError::new(
+                    self.code,
+                    format!("{} \"{name}\" does not exist", self.kind),
+                )
+                .into_datafusion()),
+                (oid, _) => Ok(ScalarValue::Int32(oid)),
             }
-        }
-        let array: datafusion::arrow::array::ArrayRef =
-            Arc::new(datafusion::arrow::array::Int32Array::from(out));
-        if args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
-        {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &array, 0,
-            )?))
-        } else {
-            Ok(ColumnarValue::Array(array))
-        }
+        })
     }
 }
 

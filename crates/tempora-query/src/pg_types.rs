@@ -127,3 +127,37 @@ pub fn array_of(
     }
     ScalarValue::iter_to_array(values)
 }
+
+/// Evaluates a function row by row over its arguments' values: one value
+/// when every argument is a constant, else one per row, each typed
+/// `returns` (NULL where `f` gives a NULL of another type).
+pub fn map_rows(
+    args: &datafusion::logical_expr::ScalarFunctionArgs,
+    returns: &DataType,
+    mut f: impl FnMut(&[ScalarValue]) -> Result<ScalarValue>,
+) -> Result<ColumnarValue> {
+    let scalar = args
+        .args
+        .iter()
+        .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+    let rows = if scalar { 1 } else { args.number_rows };
+    let mut out = Vec::with_capacity(rows);
+    for i in 0..rows {
+        let values = arrays
+            .iter()
+            .map(|a| ScalarValue::try_from_array(a, i))
+            .collect::<Result<Vec<_>>>()?;
+        let v = f(&values)?;
+        out.push(if v.is_null() {
+            ScalarValue::try_from(returns)?
+        } else {
+            v
+        });
+    }
+    Ok(if scalar {
+        ColumnarValue::Scalar(out.remove(0))
+    } else {
+        ColumnarValue::Array(array_of(out, returns)?)
+    })
+}

@@ -66,42 +66,24 @@ impl ScalarUDFImpl for CurrentSetting {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let rows = if scalar { 1 } else { args.number_rows };
-        let mut out = Vec::with_capacity(rows);
-        for i in 0..rows {
-            let name = ScalarValue::try_from_array(&arrays[0], i)?;
-            let missing_ok = match arrays.get(1) {
-                Some(a) => matches!(
-                    ScalarValue::try_from_array(a, i)?,
-                    ScalarValue::Boolean(Some(true))
-                ),
-                None => false,
-            };
-            let ScalarValue::Utf8(Some(name)) = name.cast_to(&DataType::Utf8)? else {
-                out.push(ScalarValue::Utf8(None));
-                continue;
+        crate::pg_types::map_rows(&args, &DataType::Utf8, |values| {
+            let missing_ok = matches!(values.get(1), Some(ScalarValue::Boolean(Some(true))));
+            let Some(ScalarValue::Utf8(Some(name))) = values
+                .first()
+                .map(|v| v.cast_to(&DataType::Utf8))
+                .transpose()?
+            else {
+                return Ok(ScalarValue::Utf8(None));
             };
             match self.variables.get(&name) {
-                Some(v) => out.push(ScalarValue::Utf8(Some(v))),
-                None if missing_ok => out.push(ScalarValue::Utf8(None)),
-                None => {
-                    return Err(TemporaError::new(
-                        SqlState::UNDEFINED_OBJECT,
-                        format!("unrecognized configuration parameter \"{name}\""),
-                    )
-                    .into_datafusion())
-                }
+                Some(v) => Ok(ScalarValue::Utf8(Some(v))),
+                None if missing_ok => Ok(ScalarValue::Utf8(None)),
+                None => Err(TemporaError::new(
+                    SqlState::UNDEFINED_OBJECT,
+                    format!("unrecognized configuration parameter \"{name}\""),
+                )
+                .into_datafusion()),
             }
-        }
-        Ok(if scalar {
-            ColumnarValue::Scalar(out.remove(0))
-        } else {
-            ColumnarValue::Array(crate::pg_types::array_of(out, &DataType::Utf8)?)
         })
     }
 }
