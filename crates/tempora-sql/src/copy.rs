@@ -158,7 +158,7 @@ impl CopyPlan {
         let stmt = crate::parse(&sql)?.remove(0);
         let mut stmt = crate::pg_compat::rewrite(stmt);
         crate::naming::apply(&mut stmt);
-        crate::pg_compat::show_oid_names(&mut stmt);
+        crate::pg_compat::after_naming(&mut stmt);
         let plan = session.plan(stmt).await?;
         let columns = plan
             .schema()

@@ -1512,7 +1512,7 @@ pub(crate) fn rewrite_query(stmt: Statement) -> Statement {
     alias_function_columns(&mut stmt);
     qualify_catalog_relations(&mut stmt);
     naming::apply(&mut stmt);
-    pg_compat::show_oid_names(&mut stmt);
+    pg_compat::after_naming(&mut stmt);
     stmt
 }
 

@@ -50,7 +50,6 @@ static RULES: LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> = LazyLock::new(||
 pub(crate) fn rewrite(stmt: Statement) -> Statement {
     let mut stmt = stmt;
     let _ = stmt.visit(&mut EmptyCatalogQueries);
-    let _ = stmt.visit(&mut ArraySubqueries);
     let _ = stmt.visit(&mut RegLookups);
     let _ = stmt.visit(&mut UserKeyword);
     for rule in RULES.iter() {
@@ -61,9 +60,12 @@ pub(crate) fn rewrite(stmt: Statement) -> Statement {
     stmt
 }
 
-/// `x::regclass` and `x::regtype` shown by name; run once result columns
-/// have their PostgreSQL names (naming.rs names such a column after `x`).
-pub(crate) fn show_oid_names(stmt: &mut Statement) {
+/// The rewrites that change how a select item reads, run once result
+/// columns have their PostgreSQL names (naming.rs names `ARRAY(...)`
+/// `array` and `x::regclass` after `x`): `ARRAY(SELECT ...)`, and
+/// `x::regclass` / `x::regtype` shown by name.
+pub(crate) fn after_naming(stmt: &mut Statement) {
+    let _ = stmt.visit(&mut ArraySubqueries);
     let _ = stmt.visit(&mut DisplayCasts);
 }
 
@@ -911,7 +913,7 @@ mod tests {
     fn rewritten(sql: &str) -> String {
         let mut s = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
         let mut stmt = super::rewrite(s.remove(0));
-        super::show_oid_names(&mut stmt);
+        super::after_naming(&mut stmt);
         stmt.to_string()
     }
 
