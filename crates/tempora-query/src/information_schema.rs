@@ -6,10 +6,10 @@
 
 use std::sync::{Arc, Weak};
 
-use crate::pg_relations::{Attribute, Relation, SystemRelation};
+use crate::pg_relations::{text, Attribute, Relation, Rows, SystemRelation};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
+use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::{Result as DfResult, ScalarValue};
 
 pub const SCHEMA: &str = "information_schema";
@@ -244,35 +244,16 @@ fn type_facts(a: &Attribute) -> TypeFacts {
     f
 }
 
-fn text(s: impl Into<String>) -> ScalarValue {
-    ScalarValue::Utf8(Some(s.into()))
-}
-
 fn int(v: Option<i32>) -> ScalarValue {
     ScalarValue::Int32(v)
 }
 
 fn table(name: &str, rows: Vec<Vec<ScalarValue>>) -> DfResult<Arc<dyn TableProvider>> {
-    let schema = layout(name);
-    let mut columns: Vec<Vec<ScalarValue>> =
-        vec![Vec::with_capacity(rows.len()); schema.fields().len()];
+    let mut out = Rows::new(layout(name));
     for row in rows {
-        for (i, f) in schema.fields().iter().enumerate() {
-            let v = row.get(i).cloned().unwrap_or(ScalarValue::Null);
-            columns[i].push(if v.is_null() {
-                ScalarValue::try_from(f.data_type())?
-            } else {
-                v
-            });
-        }
+        out.push_row(row)?;
     }
-    let arrays = columns
-        .into_iter()
-        .zip(schema.fields())
-        .map(|(c, f)| crate::pg_types::array_of(c, f.data_type()))
-        .collect::<DfResult<Vec<_>>>()?;
-    let batch = datafusion::arrow::array::RecordBatch::try_new(schema.clone(), arrays)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    out.table(vec![])
 }
 
 /// The catalog, the system relations and Tempora's relations at one moment.
@@ -305,19 +286,7 @@ impl InformationSchemaViews {
         let db = crate::session::DATABASE;
         let relations: Vec<Relation> = system
             .iter()
-            .map(|r| {
-                let mut rel = Relation::new(r.oid, r.schema, &r.name, r.kind);
-                rel.columns = r
-                    .fields
-                    .iter()
-                    .map(|f| {
-                        let mut a = Attribute::of_arrow(f.name(), f.data_type(), !f.is_nullable());
-                        a.comment = None;
-                        a
-                    })
-                    .collect();
-                rel
-            })
+            .map(SystemRelation::relation)
             .chain(user)
             .filter(|r| r.kind == "r" || r.kind == "v")
             .collect();
@@ -406,7 +375,7 @@ impl InformationSchemaViews {
                         text(db),
                         text(&v.schema),
                         text(&v.name),
-                        text(format!(" {};", v.definition.trim().trim_end_matches(';'))),
+                        text(crate::pg_relations::view_definition(v)),
                         text("NONE"),
                         text("NO"),
                         text("NO"),

@@ -18,7 +18,7 @@ use tempora_catalog::{quote_identifier, CatalogState, TableDef, CHUNK_SCHEMA, PU
 use tempora_common::{SqlState, TemporaError};
 use tempora_storage::Engine;
 
-use crate::pg_relations::{self, Relation};
+use crate::pg_relations::{self, text, Relation};
 
 /// What the functions look objects up in: one catalog snapshot.
 struct Lookup {
@@ -43,6 +43,7 @@ impl Lookup {
         let state = engine.catalog().snapshot();
         let mut relations = pg_relations::user_relations(&state, &HashMap::new());
         if let Some(system) = pg_relations::known_system_relations() {
+            // Names suffice here: no system relation's columns are asked for.
             relations.extend(
                 system
                     .iter()
@@ -108,6 +109,8 @@ struct CatalogFunction {
     returns: DataType,
     engine: Arc<Engine>,
     eval: Eval,
+    /// Whether `eval` looks objects up (else it gets a bare [`Lookup`]).
+    reads_catalog: bool,
 }
 
 impl std::fmt::Debug for CatalogFunction {
@@ -146,29 +149,15 @@ impl ScalarUDFImpl for CatalogFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let bare = [
-            "pg_get_expr",
-            "pg_function_is_visible",
-            "pg_size_pretty",
-            "version",
-            "to_regclass",
-            "to_regtype",
-            "to_regnamespace",
-            "to_regproc",
-        ];
-        let lookup = if bare.contains(&self.name) {
-            Lookup::bare(&self.engine)
-        } else {
+        let lookup = if self.reads_catalog {
             Lookup::new(&self.engine)
+        } else {
+            Lookup::bare(&self.engine)
         };
         crate::pg_types::map_rows(&args, &self.returns, |values| {
             Ok((self.eval)(&lookup, &self.engine, values))
         })
     }
-}
-
-fn text(s: impl Into<String>) -> ScalarValue {
-    ScalarValue::Utf8(Some(s.into()))
 }
 
 /// `pg_table_is_visible(oid)`: whether the relation is found by its bare name.
@@ -266,7 +255,7 @@ fn get_viewdef(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
         .and_then(|a| l.oid(a))
         .and_then(|o| l.state.views.get(&o));
     match view {
-        Some(v) => text(format!(" {};", v.definition.trim().trim_end_matches(';'))),
+        Some(v) => text(pg_relations::view_definition(v)),
         None => ScalarValue::Utf8(None),
     }
 }
@@ -376,18 +365,13 @@ pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
             Volatility::Stable,
         )
     };
-    let functions: [(&'static str, &[usize], DataType, Eval); 20] = [
+    type Entry = (&'static str, &'static [usize], DataType, Eval);
+    let looking_up: [Entry; 12] = [
         (
             "pg_table_is_visible",
             &[1],
             DataType::Boolean,
             table_is_visible,
-        ),
-        (
-            "pg_function_is_visible",
-            &[1],
-            DataType::Boolean,
-            function_is_visible,
         ),
         ("regclassout", &[1], DataType::Utf8, regclass_out),
         ("pg_get_indexdef", &[1, 3], DataType::Utf8, get_indexdef),
@@ -423,6 +407,14 @@ pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
             DataType::Utf8,
             serial_sequence,
         ),
+    ];
+    let computing: [Entry; 8] = [
+        (
+            "pg_function_is_visible",
+            &[1],
+            DataType::Boolean,
+            function_is_visible,
+        ),
         ("pg_get_expr", &[2, 3], DataType::Utf8, get_expr),
         ("pg_size_pretty", &[1], DataType::Utf8, size_pretty),
         ("version", &[0], DataType::Utf8, version),
@@ -433,15 +425,18 @@ pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
         ("to_regnamespace", &[1], DataType::Int32, found_oid),
         ("to_regproc", &[1], DataType::Int32, found_oid),
     ];
-    let mut out: Vec<ScalarUDF> = functions
+    let mut out: Vec<ScalarUDF> = looking_up
         .into_iter()
-        .map(|(name, arity, returns, eval)| {
+        .map(|f| (f, true))
+        .chain(computing.into_iter().map(|f| (f, false)))
+        .map(|((name, arity, returns, eval), reads_catalog)| {
             ScalarUDF::new_from_impl(CatalogFunction {
                 name,
                 signature: arities(arity),
                 returns,
                 engine: engine.clone(),
                 eval,
+                reads_catalog,
             })
         })
         .collect();

@@ -220,6 +220,19 @@ pub struct SystemRelation {
     pub fields: Vec<FieldRef>,
 }
 
+impl SystemRelation {
+    /// As a relation with its columns, like Tempora's own.
+    pub fn relation(&self) -> Relation {
+        let mut rel = Relation::new(self.oid, self.schema, &self.name, self.kind);
+        rel.columns = self
+            .fields
+            .iter()
+            .map(|f| Attribute::of_arrow(f.name(), f.data_type(), !f.is_nullable()))
+            .collect();
+        rel
+    }
+}
+
 static SYSTEM_RELATIONS: OnceLock<Arc<Vec<SystemRelation>>> = OnceLock::new();
 
 /// The system relations, listed from the schemas that hold them the first
@@ -418,7 +431,7 @@ pub fn visible(
 }
 
 /// Rows for one relation of the emulation's layout, filled by column name.
-struct Rows {
+pub(crate) struct Rows {
     schema: SchemaRef,
     index: HashMap<String, usize>,
     columns: Vec<Vec<ScalarValue>>,
@@ -426,7 +439,7 @@ struct Rows {
 }
 
 impl Rows {
-    fn new(schema: SchemaRef) -> Self {
+    pub(crate) fn new(schema: SchemaRef) -> Self {
         let index = schema
             .fields()
             .iter()
@@ -447,15 +460,37 @@ impl Rows {
     fn push<const N: usize>(&mut self, values: [(&str, ScalarValue); N]) -> DfResult<()> {
         for (name, value) in values {
             if let Some(&i) = self.index.get(name) {
-                let t = self.schema.field(i).data_type();
-                let value = if value.data_type() == *t {
-                    value
-                } else {
-                    value.cast_to(t)?
-                };
-                self.columns[i].push(value);
+                self.set(i, value)?;
             }
         }
+        self.fill_row()
+    }
+
+    /// Adds a row given column by column (NULLs where it stops short).
+    pub(crate) fn push_row(&mut self, values: Vec<ScalarValue>) -> DfResult<()> {
+        for (i, value) in values.into_iter().enumerate() {
+            if !value.is_null() {
+                self.set(i, value)?;
+            }
+        }
+        self.fill_row()
+    }
+
+    /// The value of column `i` in the row being added.
+    fn set(&mut self, i: usize, value: ScalarValue) -> DfResult<()> {
+        let t = self.schema.field(i).data_type();
+        let value = if value.data_type() == *t {
+            value
+        } else {
+            value.cast_to(t)?
+        };
+        self.columns[i].push(value);
+        Ok(())
+    }
+
+    /// Ends the row being added: every column not set is NULL where it may
+    /// be, else its type's zero.
+    fn fill_row(&mut self) -> DfResult<()> {
         self.len += 1;
         for (i, f) in self.schema.fields().iter().enumerate() {
             if self.columns[i].len() < self.len {
@@ -481,7 +516,7 @@ impl Rows {
     }
 
     /// The rows as a table, after `more` (rows of the same layout).
-    fn table(self, more: Vec<RecordBatch>) -> DfResult<Arc<dyn TableProvider>> {
+    pub(crate) fn table(self, more: Vec<RecordBatch>) -> DfResult<Arc<dyn TableProvider>> {
         let schema = self.schema.clone();
         let mut batches = more;
         batches.push(self.batch()?);
@@ -489,8 +524,14 @@ impl Rows {
     }
 }
 
-fn text(s: &str) -> ScalarValue {
-    ScalarValue::Utf8(Some(s.to_string()))
+pub(crate) fn text(s: impl Into<String>) -> ScalarValue {
+    ScalarValue::Utf8(Some(s.into()))
+}
+
+/// A view's query as `pg_get_viewdef` and `information_schema.views` show
+/// it: as written, after a space, ending in `;`.
+pub fn view_definition(v: &tempora_catalog::ViewDef) -> String {
+    format!(" {};", v.definition.trim().trim_end_matches(';'))
 }
 
 fn oid(v: u32) -> ScalarValue {
@@ -509,21 +550,26 @@ fn boolean(v: bool) -> ScalarValue {
 /// options and access privileges, which Tempora's objects have none of and
 /// psql reads with array functions.
 fn with_text_arrays(layout: &SchemaRef, columns: &[&str]) -> SchemaRef {
-    let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    let arrays: Vec<(&str, DataType)> = columns.iter().map(|c| (*c, DataType::Utf8)).collect();
+    with_arrays(layout, &arrays)
+}
+
+/// The layout with `arrays` (name, element type) as list columns, added
+/// where missing.
+fn with_arrays(layout: &SchemaRef, arrays: &[(&str, DataType)]) -> SchemaRef {
+    let list =
+        |element: &DataType| DataType::List(Arc::new(Field::new("item", element.clone(), true)));
     let mut fields: Vec<FieldRef> = layout
         .fields()
         .iter()
-        .map(|f| {
-            if columns.contains(&f.name().as_str()) {
-                Arc::new(Field::new(f.name(), list(), true))
-            } else {
-                f.clone()
-            }
+        .map(|f| match arrays.iter().find(|(n, _)| n == f.name()) {
+            Some((_, element)) => Arc::new(Field::new(f.name(), list(element), true)),
+            None => f.clone(),
         })
         .collect();
-    for c in columns {
+    for (c, element) in arrays {
         if layout.field_with_name(c).is_err() {
-            fields.push(Arc::new(Field::new(*c, list(), true)));
+            fields.push(Arc::new(Field::new(*c, list(element), true)));
         }
     }
     Arc::new(Schema::new(fields))
@@ -569,13 +615,7 @@ impl Snapshot<'_> {
         // none of; psql's `\d` reads them.
         let mut rows = Rows::new(with_text_arrays(&layout, &["reloptions", "relacl"]));
         for r in self.system {
-            let mut rel = Relation::new(r.oid, r.schema, &r.name, r.kind);
-            rel.columns = r
-                .fields
-                .iter()
-                .map(|f| Attribute::of_arrow(f.name(), f.data_type(), !f.is_nullable()))
-                .collect();
-            push_class(&mut rows, &rel)?;
+            push_class(&mut rows, &r.relation())?;
         }
         for rel in &self.user {
             push_class(&mut rows, rel)?;
@@ -593,13 +633,17 @@ impl Snapshot<'_> {
     ) -> DfResult<RecordBatch> {
         let wanted = |oid: u32| only.is_none_or(|o| o.contains(&oid));
         let mut rows = Rows::new(with_text_arrays(layout, &["attacl"]));
-        for r in self.system.iter().filter(|r| wanted(r.oid)) {
-            for (i, f) in r.fields.iter().enumerate() {
-                let a = Attribute::of_arrow(f.name(), f.data_type(), !f.is_nullable());
-                push_attribute(&mut rows, r.oid, i, &a)?;
-            }
-        }
-        for rel in self.user.iter().filter(|r| wanted(r.oid)) {
+        let system = self
+            .system
+            .iter()
+            .filter(|r| wanted(r.oid))
+            .map(SystemRelation::relation);
+        for rel in system
+            .collect::<Vec<_>>()
+            .iter()
+            .chain(&self.user)
+            .filter(|r| wanted(r.oid))
+        {
             for (i, a) in rel.columns.iter().enumerate() {
                 push_attribute(&mut rows, rel.oid, i, a)?;
             }
@@ -668,12 +712,12 @@ impl Snapshot<'_> {
                     ("indisready", boolean(true)),
                     ("indislive", boolean(true)),
                     ("indisreplident", boolean(false)),
-                    ("indkey", text(&list(&|i| positions[i].to_string()))),
-                    ("indcollation", text(&list(&|_| "0".to_string()))),
-                    ("indclass", text(&list(&|_| "0".to_string()))),
+                    ("indkey", text(list(&|i| positions[i].to_string()))),
+                    ("indcollation", text(list(&|_| "0".to_string()))),
+                    ("indclass", text(list(&|_| "0".to_string()))),
                     (
                         "indoption",
-                        text(&list(&|i| {
+                        text(list(&|i| {
                             let desc = index.columns.get(i).is_some_and(|c| c.desc);
                             // INDOPTION_DESC | INDOPTION_NULLS_FIRST, as
                             // DESC orders NULLs first by default.
@@ -685,7 +729,7 @@ impl Snapshot<'_> {
                         if expressions.is_empty() {
                             ScalarValue::Utf8(None)
                         } else {
-                            text(&expressions.join(", "))
+                            text(expressions.join(", "))
                         },
                     ),
                     ("indpred", ScalarValue::Utf8(index.predicate.clone())),
@@ -724,7 +768,7 @@ impl Snapshot<'_> {
                     ("conislocal", boolean(true)),
                     ("coninhcount", int2(0)),
                     ("connoinherit", boolean(true)),
-                    ("conkey", text(&format!("{{{}}}", keys.join(",")))),
+                    ("conkey", text(format!("{{{}}}", keys.join(",")))),
                 ])?;
             }
         }
@@ -933,19 +977,7 @@ pub fn empty_with_arrays(
     layout: &SchemaRef,
     arrays: &[(&str, DataType)],
 ) -> DfResult<Arc<dyn TableProvider>> {
-    let fields: Vec<FieldRef> = layout
-        .fields()
-        .iter()
-        .map(|f| match arrays.iter().find(|(n, _)| n == f.name()) {
-            Some((_, element)) => Arc::new(Field::new(
-                f.name(),
-                DataType::List(Arc::new(Field::new("item", element.clone(), true))),
-                true,
-            )),
-            None => f.clone(),
-        })
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
+    let schema = with_arrays(layout, arrays);
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?))
 }
 

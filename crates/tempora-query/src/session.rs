@@ -278,14 +278,10 @@ impl PgCatalogOverlay {
             return Ok(None);
         };
         let layout = crate::pg_relations::layout(self.inner.as_ref(), name).await?;
-        let system = crate::pg_relations::system_relations(&self.system_schemas()).await?;
-        let state = self.engine.catalog().snapshot();
-        let views = if matches!(name, "pg_class" | "pg_attribute") {
-            self.view_columns(&state).await
-        } else {
-            Default::default()
-        };
-        let user = crate::pg_relations::user_relations(&state, &views);
+        let with_view_columns = matches!(name, "pg_class" | "pg_attribute");
+        let (state, system, user) =
+            crate::information_schema::RelationSource::with_snapshot(self, with_view_columns)
+                .await?;
         if name == "pg_attribute" {
             let schema = crate::pg_relations::Snapshot::pg_attribute_layout(&layout);
             return Ok(Some(Arc::new(crate::pg_relations::FilteredCatalogTable {

@@ -928,13 +928,7 @@ impl SqlSession {
                         "function set_config takes (text, text, boolean)",
                     ));
                 }
-                let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
-                    datafusion::arrow::datatypes::Field::new(
-                        "set_config",
-                        datafusion::arrow::datatypes::DataType::Utf8,
-                        true,
-                    ),
-                ]));
+                let schema = session_cmds::set_config_schema();
                 return Ok(prepared(Kind::SetConfig(args), vec![], Some(schema)));
             }
             if jobs::is_job_function(&call.name) {

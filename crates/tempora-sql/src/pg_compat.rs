@@ -77,13 +77,6 @@ fn parse_expr(sql: &str) -> Option<Expr> {
         .ok()
 }
 
-fn single_name(name: &datafusion::sql::sqlparser::ast::ObjectName) -> Option<String> {
-    match name.0.last()? {
-        ObjectNamePart::Identifier(i) => Some(i.value.to_ascii_lowercase()),
-        _ => None,
-    }
-}
-
 fn grouped(sel: &datafusion::sql::sqlparser::ast::Select) -> bool {
     !matches!(&sel.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
 }
@@ -119,9 +112,7 @@ pub(crate) fn scalar_functions_in_from(
             else {
                 return ControlFlow::Continue(());
             };
-            let Some(function) = single_name(name) else {
-                return ControlFlow::Continue(());
-            };
+            let function = crate::function_name(name);
             if (self.0)(&function) || function == "unnest" {
                 return ControlFlow::Continue(());
             }
@@ -234,7 +225,7 @@ impl VisitorMut for ArraySubqueries {
         let Expr::Function(f) = expr else {
             return ControlFlow::Continue(());
         };
-        if single_name(&f.name).as_deref() != Some("array") {
+        if crate::function_name(&f.name) != "array" {
             return ControlFlow::Continue(());
         }
         if let FunctionArguments::Subquery(q) = &f.args {
@@ -283,9 +274,11 @@ impl VisitorMut for RegLookups {
                 }
             }
             Expr::Function(f) => {
-                let Some(alias) = single_name(&f.name)
-                    .and_then(|n| n.strip_prefix("to_").map(str::to_string))
-                    .filter(|n| OID_ALIASES.contains(&n.as_str()))
+                let name = crate::function_name(&f.name);
+                let Some(alias) = name
+                    .strip_prefix("to_")
+                    .filter(|n| OID_ALIASES.contains(n))
+                    .map(str::to_string)
                 else {
                     return ControlFlow::Continue(());
                 };
@@ -316,8 +309,7 @@ impl VisitorMut for UserKeyword {
             Expr::Identifier(i) => i.quote_style.is_none() && i.value.eq_ignore_ascii_case("user"),
             // The parser reads it as a call without parentheses.
             Expr::Function(f) => {
-                matches!(f.args, FunctionArguments::None)
-                    && single_name(&f.name).as_deref() == Some("user")
+                matches!(f.args, FunctionArguments::None) && crate::function_name(&f.name) == "user"
             }
             _ => false,
         };
@@ -352,7 +344,7 @@ fn lookup(alias: &str, name: &str) -> String {
 fn alias_type(t: &DataType) -> Option<&'static str> {
     let name = match t {
         DataType::Regclass => "regclass".to_string(),
-        DataType::Custom(name, args) if args.is_empty() => single_name(name)?,
+        DataType::Custom(name, args) if args.is_empty() => crate::function_name(name),
         _ => return None,
     };
     OID_ALIASES.iter().find(|a| **a == name).copied()
@@ -377,8 +369,8 @@ fn aggregates(items: &[SelectItem]) -> bool {
         }
         fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
             if let Expr::Function(f) = e {
-                let name = single_name(&f.name).unwrap_or_default();
-                let aggregate = ["count", "sum", "max", "min", "avg", "every"]
+                let name = crate::function_name(&f.name);
+                let aggregate = ["count", "sum", "max", "min", "avg", "every", "first_value"]
                     .contains(&name.as_str())
                     || name.ends_with("_agg")
                     || name.starts_with("bool_");
@@ -425,7 +417,7 @@ impl EmptyCatalogQueries {
         let never = |r: &TableFactor| match r {
             TableFactor::Table {
                 name, args: None, ..
-            } => single_name(name).is_some_and(|n| NEVER_FILLED.contains(&n.as_str())),
+            } => NEVER_FILLED.contains(&crate::function_name(name).as_str()),
             _ => false,
         };
         if aggregates(&sel.projection) && !grouped(sel) {
@@ -474,9 +466,7 @@ impl VisitorMut for EmptyCatalogQueries {
                 SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p)) => {
                     p.last().map_or_else(String::new, |i| i.value.clone())
                 }
-                SelectItem::UnnamedExpr(Expr::Function(f)) => {
-                    single_name(&f.name).unwrap_or_default()
-                }
+                SelectItem::UnnamedExpr(Expr::Function(f)) => crate::function_name(&f.name),
                 _ => String::new(),
             };
             let name = if name.is_empty() {
@@ -641,24 +631,10 @@ impl CatalogSubqueries {
         if !reads_catalog_only(q) || q.limit_clause.is_some() {
             return None;
         }
-        let item = only_item(q)?.to_string();
         let SetExpr::Select(sel) = q.body.as_ref() else {
             return None;
         };
-        let lower = item.to_ascii_lowercase();
-        let aggregated = [
-            "array_agg(",
-            "count(",
-            "max(",
-            "min(",
-            "sum(",
-            "string_agg(",
-            "bool_",
-            "first_value(",
-        ]
-        .iter()
-        .any(|a| lower.starts_with(a));
-        if grouped(sel) || aggregated {
+        if grouped(sel) || aggregates(&sel.projection) {
             return None;
         }
         let mut local = Vec::new();
@@ -667,7 +643,7 @@ impl CatalogSubqueries {
                 if let TableFactor::Table { name, alias, .. } = r {
                     match alias {
                         Some(a) => local.push(a.name.value.to_ascii_lowercase()),
-                        None => local.extend(single_name(name)),
+                        None => local.push(crate::function_name(name)),
                     }
                 }
             }
@@ -836,9 +812,7 @@ fn display_function(t: &DataType) -> Option<&'static str> {
 fn is_text(t: &DataType) -> bool {
     match t {
         DataType::Text | DataType::Varchar(_) => true,
-        DataType::Custom(name, args) => {
-            args.is_empty() && single_name(name).is_some_and(|n| n == "text")
-        }
+        DataType::Custom(name, args) => args.is_empty() && crate::function_name(name) == "text",
         _ => false,
     }
 }
@@ -847,9 +821,9 @@ fn is_text(t: &DataType) -> bool {
 fn display_call(expr: &Expr) -> Option<Expr> {
     // `'t'::regclass` (see RegLookups) prints the name, as PostgreSQL does.
     if let Expr::Function(f) = expr {
-        return match single_name(&f.name).as_deref() {
-            Some("regclass") => parse_expr(&format!("regclassout({expr})")),
-            Some("regtype") => parse_expr(&format!("format_type({expr}, NULL)")),
+        return match crate::function_name(&f.name).as_str() {
+            "regclass" => parse_expr(&format!("regclassout({expr})")),
+            "regtype" => parse_expr(&format!("format_type({expr}, NULL)")),
             _ => None,
         };
     }

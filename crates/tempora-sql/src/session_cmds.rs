@@ -311,13 +311,13 @@ fn value_text(e: &Expr) -> String {
     }
 }
 
-fn one_column(schema: SchemaRef, values: Vec<String>) -> Result<Outcome> {
+fn one_column(schema: SchemaRef, values: Vec<String>, tag: &str) -> Result<Outcome> {
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(values))])
         .map_err(|e| TemporaError::internal(e.to_string()))?;
     Ok(Outcome::Rows {
         schema,
         batches: vec![batch],
-        tag: "SHOW".into(),
+        tag: tag.into(),
     })
 }
 
@@ -371,24 +371,19 @@ pub(crate) async fn set_config(
         session.set_parameter(&name, &value)?;
         session.settings.get(&name).unwrap_or_default().to_string()
     };
-    let schema = Arc::new(Schema::new(vec![Field::new(
+    Ok((
+        one_column(set_config_schema(), vec![shown], "SELECT")?,
+        vec![],
+    ))
+}
+
+/// The result of `SELECT set_config(...)`.
+pub(crate) fn set_config_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
         "set_config",
         DataType::Utf8,
         true,
-    )]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(StringArray::from(vec![shown]))],
-    )
-    .map_err(|e| TemporaError::internal(e.to_string()))?;
-    Ok((
-        Outcome::Rows {
-            schema,
-            batches: vec![batch],
-            tag: "SELECT".into(),
-        },
-        vec![],
-    ))
+    )]))
 }
 
 /// A time parameter's value in milliseconds: a bare number is
@@ -555,7 +550,7 @@ pub(crate) async fn execute(
             })?;
             let schema =
                 result_schema(stmt).ok_or_else(|| TemporaError::internal("SHOW schema"))?;
-            Ok((one_column(schema, vec![value.to_string()])?, vec![]))
+            Ok((one_column(schema, vec![value.to_string()], "SHOW")?, vec![]))
         }
         Statement::StartTransaction { .. } => {
             let mut notices = vec![];
