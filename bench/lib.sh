@@ -133,7 +133,7 @@ tempora_start() {
     local data=$1 logfile=$2 port
     port=$("$BENCH" free-port)
     log "tempora: starting $SERVER on 127.0.0.1:$port, data in $data (durable commits: the default)"
-    "$SERVER" --host 127.0.0.1 --port "$port" --data-dir "$data" >"$logfile" 2>&1 &
+    "$SERVER" --host 127.0.0.1 --port "$port" --data-dir "$data" --trust-loopback >"$logfile" 2>&1 &
     TEMPORA_PID=$!
     TEMPORA_URL="postgresql://postgres@127.0.0.1:$port/postgres"
 }

@@ -16,7 +16,7 @@ public class JdbcWorkflow {
 
     public static void main(String[] args) throws Exception {
         String url = "jdbc:postgresql://127.0.0.1:" + args[0] + "/postgres";
-        try (Connection c = DriverManager.getConnection(url, "postgres", "")) {
+        try (Connection c = DriverManager.getConnection(url, "postgres", System.getenv("PGPASSWORD"))) {
             try (Statement s = c.createStatement()) {
                 s.execute("CREATE TABLE j (time timestamptz NOT NULL, device text, v double precision, n numeric(10,2), k int)");
                 try (ResultSet rs = s.executeQuery("SELECT create_hypertable('j', 'time')")) {

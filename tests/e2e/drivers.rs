@@ -1,7 +1,8 @@
 //! Drivers' ordinary workflows (tests/drivers/), each against its own
 //! server: psycopg 3 and asyncpg (Python), pgjdbc (Java), node-postgres.
 //! `.ci/run` installs what they need (tests/drivers/requirements.txt,
-//! Debian's libpostgresql-jdbc-java, `npm ci` in tests/drivers).
+//! Debian's libpostgresql-jdbc-java, `npm ci` in tests/drivers). Each
+//! logs in with a password, so each driver's SCRAM-SHA-256 is exercised.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,10 +13,16 @@ fn drivers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/drivers")
 }
 
+/// The superuser's password: each driver logs in with it by SCRAM-SHA-256
+/// (PGPASSWORD, which libpq, asyncpg and node-postgres read; the Java
+/// workflow passes it to pgjdbc).
+const PASSWORD: &str = "driver-s3cret";
+
 /// Runs `program args... PORT` against a fresh server; it must exit 0.
 async fn run_against_server(what: &str, mut command: Command) {
-    let server = TestServer::start().await;
+    let server = TestServer::start_args(&["--password", PASSWORD]).await;
     command.arg(server.port().to_string());
+    command.env("PGPASSWORD", PASSWORD).env_remove("PGPASSFILE");
     let out = tokio::task::spawn_blocking(move || command.output())
         .await
         .expect("driver task")

@@ -11,6 +11,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod auth;
 mod bad_input;
 mod caggs;
 mod chunks;

@@ -59,6 +59,8 @@ pub struct TestServer {
     child: Option<Child>,
     starts: u32,
     launch: Launch,
+    /// Arguments after the usual ones (see [`TestServer::start_args`]).
+    extra_args: Vec<String>,
     /// Set when a panic message already carries the log (Drop won't repeat it).
     log_in_panic: bool,
 }
@@ -103,6 +105,22 @@ impl TestServer {
     /// data directory before the server first starts, e.g. to mount a file
     /// system there.
     pub async fn start_prepared(launch: Launch, prepare: impl FnOnce(&Path)) -> TestServer {
+        Self::start_full(launch, prepare, vec![]).await
+    }
+
+    /// Starts the server with `args` instead of `--trust-loopback` (which
+    /// lets the other tests' clients in without a password): for tests of
+    /// passwords and TLS. Waits for the port to accept connections only.
+    pub async fn start_args(args: &[&str]) -> TestServer {
+        let args = args.iter().map(|a| a.to_string()).collect();
+        Self::start_full(Launch::Args, |_| {}, args).await
+    }
+
+    async fn start_full(
+        launch: Launch,
+        prepare: impl FnOnce(&Path),
+        extra_args: Vec<String>,
+    ) -> TestServer {
         let dir = tempfile::Builder::new()
             .prefix("tempora-test-")
             .tempdir()
@@ -117,6 +135,7 @@ impl TestServer {
             child: None,
             starts: 0,
             launch,
+            extra_args,
             log_in_panic: false,
         };
         server.spawn();
@@ -265,6 +284,13 @@ impl TestServer {
         self.wait_ready().await;
     }
 
+    /// Like [`restart`](Self::restart) with `args` in place of the ones
+    /// the server was started with (see [`start_args`](Self::start_args)).
+    pub async fn restart_with_args(&mut self, args: &[&str]) {
+        self.extra_args = args.iter().map(|a| a.to_string()).collect();
+        self.restart().await;
+    }
+
     fn note(&self, what: &str) {
         if let Ok(mut f) = OpenOptions::new()
             .create(true)
@@ -293,23 +319,32 @@ impl TestServer {
         cmd.env_remove("TEMPORA_HOST")
             .env_remove("TEMPORA_PORT")
             .env_remove("TEMPORA_DATA_DIR")
-            .env_remove("TEMPORA_LOG_LEVEL");
+            .env_remove("TEMPORA_LOG_LEVEL")
+            .env_remove("TEMPORA_PASSWORD")
+            .env_remove("TEMPORA_TRUST_LOOPBACK")
+            .env_remove("TEMPORA_AUTH_METHOD");
         match self.launch {
             Launch::Args => {
-                cmd.arg("--host")
-                    .arg("127.0.0.1")
-                    .arg("--port")
+                if !self.extra_args.iter().any(|a| a == "--host") {
+                    cmd.arg("--host").arg("127.0.0.1");
+                }
+                cmd.arg("--port")
                     .arg(self.port.to_string())
                     .arg("--data-dir")
                     .arg(self.data_dir())
                     .arg("--log-level")
                     .arg(level);
+                if self.extra_args.is_empty() {
+                    cmd.arg("--trust-loopback");
+                }
+                cmd.args(&self.extra_args);
             }
             Launch::Env => {
                 cmd.env("TEMPORA_HOST", "127.0.0.1")
                     .env("TEMPORA_PORT", self.port.to_string())
                     .env("TEMPORA_DATA_DIR", self.data_dir())
-                    .env("TEMPORA_LOG_LEVEL", level);
+                    .env("TEMPORA_LOG_LEVEL", level)
+                    .env("TEMPORA_TRUST_LOOPBACK", "true");
             }
         }
         let child = cmd
@@ -341,6 +376,8 @@ impl TestServer {
             match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
                 .await
             {
+                // Without trust, a login needs what the test knows.
+                Ok(Ok(_)) if !self.extra_args.is_empty() => return,
                 Ok(Ok(_)) => {
                     match tokio::time::timeout(Duration::from_secs(5), self.try_connect()).await {
                         Ok(Ok(_client)) => return,
@@ -369,10 +406,26 @@ impl TestServer {
     }
 
     fn psql_command(&self) -> Command {
-        let mut cmd = Command::new("psql");
-        cmd.args(["-X", "-h", "127.0.0.1", "-p"])
+        let mut cmd = Self::psql_clean();
+        cmd.args(["-h", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
             .args(["-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1"]);
+        cmd
+    }
+
+    /// Runs psql against `conninfo` (a libpq connection string naming host,
+    /// port, user, password, sslmode...) with `args`.
+    pub fn psql_conninfo(&self, conninfo: &str, args: &[&str]) -> PsqlOutput {
+        let mut cmd = Self::psql_clean();
+        cmd.args(["-v", "ON_ERROR_STOP=1", "-d", conninfo])
+            .args(args);
+        run_with_timeout(cmd, None, PSQL_TIMEOUT)
+    }
+
+    /// psql without the caller's environment or psqlrc.
+    fn psql_clean() -> Command {
+        let mut cmd = Command::new("psql");
+        cmd.arg("-X");
         for var in [
             "PGHOST",
             "PGHOSTADDR",

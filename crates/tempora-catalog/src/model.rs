@@ -788,6 +788,11 @@ pub enum CatalogOp {
         chunk: u32,
         compression: Option<ChunkCompression>,
     },
+    /// A role created, or changed (same oid; a rename keeps it).
+    PutRole(RoleDef),
+    DropRole {
+        oid: u32,
+    },
 }
 
 /// The time range of a dropped chunk whose rows older WAL records may still
@@ -833,10 +838,76 @@ pub struct CatalogState {
     /// Schemas made by `CREATE SCHEMA` (`public` always exists).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schemas: Vec<String>,
+    /// Roles (`CREATE ROLE`, and the superuser made when the data
+    /// directory is first opened), by oid.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roles: BTreeMap<u32, RoleDef>,
 }
 
 /// The schema every database starts with.
 pub const PUBLIC_SCHEMA: &str = "public";
+
+/// The oid of the superuser made with the data directory, as PostgreSQL's
+/// bootstrap superuser.
+pub const BOOTSTRAP_SUPERUSER_OID: u32 = 10;
+
+/// A role: who may log in, with what password, and with which attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleDef {
+    pub oid: u32,
+    pub name: String,
+    pub superuser: bool,
+    pub login: bool,
+    pub create_db: bool,
+    pub create_role: bool,
+    pub inherit: bool,
+    pub replication: bool,
+    pub bypass_rls: bool,
+    /// -1: no limit.
+    pub connection_limit: i32,
+    /// The secret as PostgreSQL keeps it: a SCRAM-SHA-256 verifier
+    /// (`SCRAM-SHA-256$iterations:salt$StoredKey:ServerKey`) or an MD5 hash
+    /// (`md5` + hex); never the password itself. None: no password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The password stops working at this time (microseconds since the
+    /// Unix epoch); None: it never does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<i64>,
+}
+
+impl RoleDef {
+    /// A role with PostgreSQL's defaults for `CREATE ROLE name`.
+    pub fn new(oid: u32, name: impl Into<String>) -> Self {
+        Self {
+            oid,
+            name: name.into(),
+            superuser: false,
+            login: false,
+            create_db: false,
+            create_role: false,
+            inherit: true,
+            replication: false,
+            bypass_rls: false,
+            connection_limit: -1,
+            password: None,
+            valid_until: None,
+        }
+    }
+
+    /// The bootstrap superuser, with every attribute.
+    pub fn bootstrap(name: impl Into<String>) -> Self {
+        Self {
+            superuser: true,
+            login: true,
+            create_db: true,
+            create_role: true,
+            replication: true,
+            bypass_rls: true,
+            ..Self::new(BOOTSTRAP_SUPERUSER_OID, name)
+        }
+    }
+}
 
 /// A sequence: the values of a `serial` or identity column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -976,11 +1047,17 @@ impl Default for CatalogState {
             views: BTreeMap::new(),
             sequences: BTreeMap::new(),
             schemas: Vec::new(),
+            roles: BTreeMap::new(),
         }
     }
 }
 
 impl CatalogState {
+    /// Looks a role up by name.
+    pub fn role(&self, name: &str) -> Option<&RoleDef> {
+        self.roles.values().find(|r| r.name == name)
+    }
+
     /// Looks a table up by schema and name.
     pub fn table(&self, schema: &str, name: &str) -> Option<&TableDef> {
         self.tables
@@ -1224,6 +1301,13 @@ impl CatalogState {
                 if !self.extensions.contains(name) {
                     self.extensions.push(name.clone());
                 }
+            }
+            CatalogOp::PutRole(role) => {
+                self.next_oid = self.next_oid.max(role.oid + 1);
+                self.roles.insert(role.oid, role.clone());
+            }
+            CatalogOp::DropRole { oid } => {
+                self.roles.remove(oid);
             }
         }
         Ok(())

@@ -76,6 +76,10 @@ impl SqlState {
     pub const INTERNAL_ERROR: SqlState = SqlState("XX000");
     pub const DATA_CORRUPTED: SqlState = SqlState("XX001");
     pub const PROTOCOL_VIOLATION: SqlState = SqlState("08P01");
+    pub const INSUFFICIENT_PRIVILEGE: SqlState = SqlState("42501");
+    pub const OBJECT_IN_USE: SqlState = SqlState("55006");
+    pub const INVALID_AUTHORIZATION_SPECIFICATION: SqlState = SqlState("28000");
+    pub const INVALID_PASSWORD: SqlState = SqlState("28P01");
     // TimescaleDB's own codes.
     pub const TS_HYPERTABLE_EXISTS: SqlState = SqlState("TS110");
     pub const TS_HYPERTABLE_NOT_EXIST: SqlState = SqlState("TS001");

@@ -13,8 +13,13 @@
 // large Err is the price of one error type across layers, paid only on failure.
 #![allow(clippy::result_large_err)]
 
+mod auth;
+
+pub use auth::{AuthMethod, Security};
+
 use tempora_copy::text;
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -23,7 +28,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::{stream, Sink, SinkExt};
-use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::{ServerParameterProvider, StartupHandler};
 use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
@@ -31,11 +36,14 @@ use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionManager, PgWireConnectionState, PgWireServerHandlers,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::response::NoticeResponse;
-use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use tempora_common::{SqlState, TemporaError};
@@ -73,6 +81,9 @@ pub struct Connection {
     parser: Arc<StatementParser>,
     manager: Arc<ConnectionManager>,
     cancel: Arc<DefaultCancelHandler>,
+    engine: Arc<Engine>,
+    security: Arc<Security>,
+    login: Arc<Mutex<auth::Login>>,
 }
 
 /// Parses and plans statements of the extended protocol (Parse).
@@ -521,24 +532,167 @@ impl CopyHandler for Connection {
 }
 
 #[async_trait]
-impl NoopStartupHandler for Connection {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(self.manager.clone())
-    }
-
-    async fn post_startup<C>(
+impl StartupHandler for Connection {
+    async fn on_startup<C>(
         &self,
         client: &mut C,
-        _message: PgWireFrontendMessage,
+        message: PgWireFrontendMessage,
     ) -> PgWireResult<()>
     where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let mut session = self.session.lock().await;
+        let mut login = self.login.lock().await;
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                pgwire::api::auth::protocol_negotiation(client, startup).await?;
+                pgwire::api::auth::save_startup_parameters_to_metadata(client, startup);
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                let user = client
+                    .metadata()
+                    .get(pgwire::api::METADATA_USER)
+                    .cloned()
+                    .ok_or_else(|| {
+                        auth::fatal(
+                            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                            "no PostgreSQL user name specified in startup packet",
+                        )
+                    })?;
+                let catalog = self.engine.catalog().snapshot();
+                let role = catalog.role(&user);
+                if self.security.trust_loopback && client.socket_addr().ip().is_loopback() {
+                    return self.accept(client, &user).await;
+                }
+                let challenge = match self.security.md5_secret(role) {
+                    Some(secret) => {
+                        let salt: [u8; 4] = rand::random();
+                        *login = auth::Login::Md5 {
+                            user,
+                            expected: secret.map(|s| auth::md5_response(&s, &salt)),
+                        };
+                        Authentication::MD5Password(salt.to_vec())
+                    }
+                    None => {
+                        *login = auth::Login::ScramStart {
+                            secret: self.security.scram_secret(&user, role),
+                            user,
+                        };
+                        Authentication::SASL(vec!["SCRAM-SHA-256".into()])
+                    }
+                };
+                client
+                    .send(PgWireBackendMessage::Authentication(challenge))
+                    .await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(msg) => {
+                match std::mem::take(&mut *login) {
+                    auth::Login::Start => {
+                        return Err(auth::fatal(
+                            SqlState::PROTOCOL_VIOLATION,
+                            "unexpected password message",
+                        ))
+                    }
+                    auth::Login::Md5 { user, expected } => {
+                        let sent = msg.into_password()?.password;
+                        if expected.as_deref() != Some(sent.as_str()) {
+                            return Err(self.refuse(client, &user));
+                        }
+                        self.accept_password(client, &user).await?;
+                    }
+                    auth::Login::ScramStart { user, secret } => {
+                        let first = msg.into_sasl_initial_response()?;
+                        if first.auth_method != "SCRAM-SHA-256" {
+                            return Err(auth::fatal(
+                                SqlState::PROTOCOL_VIOLATION,
+                                "client selected an invalid SASL authentication mechanism",
+                            ));
+                        }
+                        let data = first.data.unwrap_or_default();
+                        let exchange = auth::ScramExchange::start(secret, &data)?;
+                        client
+                            .send(PgWireBackendMessage::Authentication(
+                                Authentication::SASLContinue(
+                                    exchange.server_first().as_bytes().to_vec().into(),
+                                ),
+                            ))
+                            .await?;
+                        *login = auth::Login::ScramFinal {
+                            user,
+                            exchange: Box::new(exchange),
+                        };
+                    }
+                    auth::Login::ScramFinal { user, exchange } => {
+                        let last = msg.into_sasl_response()?;
+                        let Some(server_final) = exchange.finish(&last.data)? else {
+                            return Err(self.refuse(client, &user));
+                        };
+                        client
+                            .feed(PgWireBackendMessage::Authentication(
+                                Authentication::SASLFinal(server_final.into_bytes().into()),
+                            ))
+                            .await?;
+                        self.accept_password(client, &user).await?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Connection {
+    /// A wrong password (or none to match): logged, and answered as
+    /// PostgreSQL answers it.
+    fn refuse<C: ClientInfo>(&self, client: &C, user: &str) -> PgWireError {
+        tracing::info!(user, peer = %client.socket_addr(), "password authentication failed");
+        auth::password_failed(user)
+    }
+
+    /// The password was right: the role may still not log in.
+    async fn accept_password<C>(&self, client: &mut C, user: &str) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let catalog = self.engine.catalog().snapshot();
+        let expired = catalog
+            .role(user)
+            .and_then(|r| r.valid_until)
+            .is_some_and(|until| until < chrono::Utc::now().timestamp_micros());
+        if expired {
+            tracing::info!(user, "password expired");
+            return Err(self.refuse(client, user));
+        }
+        self.accept(client, user).await
+    }
+
+    /// Logs the client in as `user`: checks the role, the database and the
+    /// connection limit, applies the startup parameters, and reports the
+    /// session's parameters.
+    async fn accept<C>(&self, client: &mut C, user: &str) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let catalog = self.engine.catalog().snapshot();
+        let Some(role) = catalog.role(user) else {
+            return Err(auth::fatal(
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                format!("role \"{user}\" does not exist"),
+            ));
+        };
+        if !role.login {
+            return Err(auth::fatal(
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                format!("role \"{user}\" is not permitted to log in"),
+            ));
+        }
         let meta = client.metadata().clone();
-        if let Some(db) = meta.get("database") {
+        if let Some(db) = meta.get(pgwire::api::METADATA_DATABASE) {
             if db != tempora_query::DATABASE {
                 let mut info = ErrorInfo::new(
                     "FATAL".into(),
@@ -549,6 +703,10 @@ impl NoopStartupHandler for Connection {
                 return Err(PgWireError::UserError(Box::new(info)));
             }
         }
+        let slot = self.security.admit(role)?;
+        client.session_extensions().insert(slot);
+        let mut session = self.session.lock().await;
+        session.log_in(role);
         for (k, v) in &meta {
             let name = match k.as_str() {
                 "application_name" | "client_encoding" | "DateStyle" | "TimeZone"
@@ -569,14 +727,24 @@ impl NoopStartupHandler for Connection {
                 }
             }
         }
-        for (k, v) in session.settings.reported() {
-            client
-                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
-                    k, v,
-                )))
-                .await?;
-        }
-        Ok(())
+        let (pid, secret_key) = RandomPidSecretKeyGenerator::default().generate(client);
+        client.set_pid_and_secret_key(pid, secret_key.clone());
+        let (handle, guard) = self.manager.register(pid, secret_key);
+        client.session_extensions().insert(handle);
+        client.session_extensions().insert(guard);
+        let reported = ReportedParameters(session.settings.reported().into_iter().collect());
+        drop(session);
+        tracing::debug!(user, peer = %client.socket_addr(), "logged in");
+        pgwire::api::auth::finish_authentication(client, &reported).await
+    }
+}
+
+/// The parameters a session reports at startup (ParameterStatus).
+struct ReportedParameters(HashMap<String, String>);
+
+impl ServerParameterProvider for ReportedParameters {
+    fn server_parameters<C: ClientInfo>(&self, _client: &C) -> Option<HashMap<String, String>> {
+        Some(self.0.clone())
     }
 }
 
@@ -644,8 +812,12 @@ impl Connection {
         }
     }
 
-    pub fn new(engine: Arc<Engine>, manager: Arc<ConnectionManager>) -> Result<Self, TemporaError> {
-        let session = Arc::new(Mutex::new(SqlSession::new(engine)?));
+    pub fn new(
+        engine: Arc<Engine>,
+        manager: Arc<ConnectionManager>,
+        security: Arc<Security>,
+    ) -> Result<Self, TemporaError> {
+        let session = Arc::new(Mutex::new(SqlSession::new(engine.clone())?));
         Ok(Self {
             parser: Arc::new(StatementParser {
                 session: session.clone(),
@@ -654,6 +826,9 @@ impl Connection {
             copy: Arc::new(Mutex::new(None)),
             cancel: Arc::new(DefaultCancelHandler::new(manager.clone())),
             manager,
+            engine,
+            security,
+            login: Default::default(),
         })
     }
 
@@ -664,6 +839,9 @@ impl Connection {
             parser: self.parser.clone(),
             manager: self.manager.clone(),
             cancel: self.cancel.clone(),
+            engine: self.engine.clone(),
+            security: self.security.clone(),
+            login: self.login.clone(),
         }
     }
 }
@@ -672,6 +850,7 @@ impl Connection {
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
+    security: Arc<Security>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let manager = Arc::new(ConnectionManager::new());
@@ -690,8 +869,10 @@ pub async fn serve(
         let _ = socket.set_nodelay(true);
         let engine = engine.clone();
         let manager = manager.clone();
+        let security = security.clone();
         tokio::spawn(async move {
-            let conn = match Connection::new(engine, manager) {
+            let tls = security.tls.clone();
+            let conn = match Connection::new(engine, manager, security) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "could not set up a session");
@@ -699,7 +880,7 @@ pub async fn serve(
                 }
             };
             tracing::debug!(%peer, "connection opened");
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, conn).await {
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             tracing::debug!(%peer, "connection closed");

@@ -298,6 +298,17 @@ fn obj_description(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue 
 }
 
 /// `col_description(table, column number)`: a column's comment.
+/// A role's name; PostgreSQL's placeholder for an oid that is no role.
+fn user_by_id(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let Some(oid) = args.first().and_then(|a| l.oid(a)) else {
+        return ScalarValue::Utf8(None);
+    };
+    match l.state.roles.get(&oid) {
+        Some(role) => text(&role.name),
+        None => text(format!("unknown (OID={oid})")),
+    }
+}
+
 fn col_description(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
     let rel = args
         .first()
@@ -366,7 +377,8 @@ pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
         )
     };
     type Entry = (&'static str, &'static [usize], DataType, Eval);
-    let looking_up: [Entry; 12] = [
+    let looking_up: [Entry; 13] = [
+        ("pg_get_userbyid", &[1], DataType::Utf8, user_by_id),
         (
             "pg_table_is_visible",
             &[1],

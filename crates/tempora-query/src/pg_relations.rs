@@ -864,22 +864,40 @@ impl Snapshot<'_> {
     }
 }
 
-/// `pg_roles`: Tempora's one role, the superuser every session runs as.
-pub fn pg_roles(layout: SchemaRef) -> DfResult<Arc<dyn TableProvider>> {
+/// `pg_roles` (`hide_password`: the password as `********`, as that
+/// view shows it) or `pg_authid`: the catalog's roles.
+pub fn pg_roles(
+    layout: SchemaRef,
+    state: &CatalogState,
+    hide_password: bool,
+) -> DfResult<Arc<dyn TableProvider>> {
     let mut rows = Rows::new(layout);
-    rows.push([
-        ("rolname", text("postgres")),
-        ("rolsuper", boolean(true)),
-        ("rolinherit", boolean(true)),
-        ("rolcreaterole", boolean(true)),
-        ("rolcreatedb", boolean(true)),
-        ("rolcanlogin", boolean(true)),
-        ("rolreplication", boolean(true)),
-        ("rolconnlimit", ScalarValue::Int32(Some(-1))),
-        ("rolpassword", text("********")),
-        ("rolbypassrls", boolean(true)),
-        ("oid", oid(OWNER)),
-    ])?;
+    for role in state.roles.values() {
+        let password = match &role.password {
+            Some(_) if hide_password => text("********"),
+            Some(p) => text(p.as_str()),
+            None => ScalarValue::Utf8(None),
+        };
+        // PostgreSQL's 'infinity' is the largest timestamp.
+        let valid_until = ScalarValue::TimestampMicrosecond(role.valid_until, Some("UTC".into()));
+        rows.push([
+            ("rolname", text(&role.name)),
+            ("rolsuper", boolean(role.superuser)),
+            ("rolinherit", boolean(role.inherit)),
+            ("rolcreaterole", boolean(role.create_role)),
+            ("rolcreatedb", boolean(role.create_db)),
+            ("rolcanlogin", boolean(role.login)),
+            ("rolreplication", boolean(role.replication)),
+            (
+                "rolconnlimit",
+                ScalarValue::Int32(Some(role.connection_limit)),
+            ),
+            ("rolpassword", password),
+            ("rolvaliduntil", valid_until),
+            ("rolbypassrls", boolean(role.bypass_rls)),
+            ("oid", oid(role.oid)),
+        ])?;
+    }
     rows.table(vec![])
 }
 

@@ -257,6 +257,19 @@ impl PgCatalogOverlay {
         out
     }
 
+    /// Whether the session runs as a superuser.
+    fn superuser(&self) -> bool {
+        self.state.upgrade().is_some_and(|state| {
+            state
+                .read()
+                .config()
+                .get_extension::<crate::variables::SessionVariables>()
+                .and_then(|v| v.get("is_superuser"))
+                .as_deref()
+                == Some("on")
+        })
+    }
+
     /// One of the relations built from Tempora's catalog, or None for the
     /// generic emulation's.
     async fn described(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
@@ -273,10 +286,19 @@ impl PgCatalogOverlay {
             "pg_policy",
             "pg_statistic_ext",
             "pg_roles",
+            "pg_authid",
         ];
         let Some(&name) = DESCRIBED.iter().find(|n| n.eq_ignore_ascii_case(name)) else {
             return Ok(None);
         };
+        if name == "pg_authid" && !self.superuser() {
+            // It holds the password hashes.
+            return Err(TemporaError::new(
+                tempora_common::SqlState::INSUFFICIENT_PRIVILEGE,
+                "permission denied for table pg_authid",
+            )
+            .into_datafusion());
+        }
         let layout = crate::pg_relations::layout(self.inner.as_ref(), name).await?;
         let with_view_columns = matches!(name, "pg_class" | "pg_attribute");
         let (state, system, user) =
@@ -313,7 +335,8 @@ impl PgCatalogOverlay {
                 snapshot.pg_description(layout, builtin)?
             }
             "pg_inherits" => snapshot.pg_inherits(layout)?,
-            "pg_roles" => crate::pg_relations::pg_roles(layout)?,
+            "pg_roles" => crate::pg_relations::pg_roles(layout, &state, true)?,
+            "pg_authid" => crate::pg_relations::pg_roles(layout, &state, false)?,
             "pg_policy" => {
                 crate::pg_relations::empty_with_arrays(&layout, &[("polroles", DataType::Int32)])?
             }
@@ -536,7 +559,7 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
         .map_err(TemporaError::from_datafusion)?;
     ctx.register_object_store(store_url.as_ref(), engine.store().clone());
     ctx.register_udf(crate::time_bucket::time_bucket_udf());
-    ctx.register_udf(crate::variables::current_setting_udf(variables));
+    ctx.register_udf(crate::variables::current_setting_udf(variables.clone()));
     ctx.register_udaf(crate::aggregates::first_udaf());
     ctx.register_udaf(crate::aggregates::last_udaf());
     ctx.register_udaf(crate::aggregates::histogram_udaf());
@@ -602,6 +625,9 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
         )
         .map_err(TemporaError::from_datafusion)?;
     for f in crate::pg_functions::catalog_functions(&engine) {
+        ctx.register_udf(f);
+    }
+    for f in crate::variables::session_user_udfs(&variables) {
         ctx.register_udf(f);
     }
     if let Some(inner) = catalog.schema("pg_catalog") {

@@ -127,3 +127,60 @@ impl SessionPrepared {
         self.0.read().clone()
     }
 }
+
+/// `session_user` (and `current_user`, which the catalog emulation reads
+/// as it): the role the session logged in as.
+#[derive(Debug)]
+struct SessionUser {
+    name: &'static str,
+    variables: Arc<SessionVariables>,
+    signature: Signature,
+}
+
+impl PartialEq for SessionUser {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.variables, &other.variables)
+    }
+}
+
+impl Eq for SessionUser {}
+
+impl std::hash::Hash for SessionUser {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for SessionUser {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+            self.variables.get("session_authorization"),
+        )))
+    }
+}
+
+/// `session_user`, `current_user` and `current_role` over `variables`.
+pub fn session_user_udfs(variables: &Arc<SessionVariables>) -> Vec<ScalarUDF> {
+    ["session_user", "current_user", "current_role"]
+        .into_iter()
+        .map(|name| {
+            ScalarUDF::new_from_impl(SessionUser {
+                name,
+                variables: variables.clone(),
+                signature: Signature::exact(vec![], Volatility::Stable),
+            })
+        })
+        .collect()
+}

@@ -30,6 +30,25 @@ struct Args {
     /// Acknowledge commits before the WAL is synced (like synchronous_commit = off).
     #[arg(long, env = "TEMPORA_ASYNC_COMMIT", default_value_t = false)]
     async_commit: bool,
+    /// Name of the superuser made when the data directory is created.
+    #[arg(long, env = "TEMPORA_SUPERUSER", default_value = "postgres")]
+    superuser: String,
+    /// Password of that superuser, set when it has none (the first start).
+    #[arg(long, env = "TEMPORA_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// How clients prove their password: scram-sha-256 or md5 (which uses
+    /// SCRAM for roles whose password is kept as a SCRAM verifier).
+    #[arg(long, env = "TEMPORA_AUTH_METHOD", default_value = "scram-sha-256")]
+    auth_method: tempora_pgwire::AuthMethod,
+    /// Let clients connecting over loopback (127.0.0.1, ::1) in without a password.
+    #[arg(long, env = "TEMPORA_TRUST_LOOPBACK", default_value_t = false)]
+    trust_loopback: bool,
+    /// PEM certificate chain for TLS (with --tls-key); clients may then use sslmode=require.
+    #[arg(long, env = "TEMPORA_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (with --tls-cert).
+    #[arg(long, env = "TEMPORA_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -79,6 +98,34 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// The login settings: the superuser made or given its password, TLS
+/// loaded. Refuses a server nobody could log in to.
+async fn security(args: &Args, engine: &Engine) -> Result<Arc<tempora_pgwire::Security>, String> {
+    let any_password =
+        tempora_sql::bootstrap_superuser(engine, &args.superuser, args.password.as_deref())
+            .await
+            .map_err(|e| format!("could not set up the superuser: {e}"))?;
+    if !any_password && !args.trust_loopback {
+        return Err(
+            "no role has a password, so no client could log in: give the superuser one with \
+             TEMPORA_PASSWORD (or --password), or start with --trust-loopback to let clients \
+             on this machine in without one"
+                .into(),
+        );
+    }
+    let mut security = tempora_pgwire::Security::new(args.auth_method, args.trust_loopback);
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        security = security.with_tls(cert, key)?;
+    }
+    tracing::info!(
+        method = ?args.auth_method,
+        trust_loopback = args.trust_loopback,
+        tls = security.tls.is_some(),
+        "client authentication"
+    );
+    Ok(Arc::new(security))
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let mut options = EngineOptions::new(&args.data_dir);
     options.sync_commit = !args.async_commit;
@@ -88,6 +135,7 @@ async fn run(args: Args) -> Result<(), String> {
             args.data_dir.display()
         )
     })?;
+    let security = security(&args, &engine).await?;
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -103,7 +151,12 @@ async fn run(args: Args) -> Result<(), String> {
     let compactor = tokio::spawn(engine.clone().run_compactor(stop_rx.clone()));
     engine.set_job_runner(Arc::new(tempora_sql::Refresher::new(engine.clone())));
     let scheduler = tokio::spawn(engine.clone().run_scheduler(stop_rx.clone()));
-    let server = tokio::spawn(tempora_pgwire::serve(listener, engine.clone(), stop_rx));
+    let server = tokio::spawn(tempora_pgwire::serve(
+        listener,
+        engine.clone(),
+        security,
+        stop_rx,
+    ));
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);

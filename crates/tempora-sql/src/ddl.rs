@@ -22,7 +22,7 @@ pub(crate) fn is_ddl(stmt: &Statement) -> bool {
             | Statement::CreateView(_)
             | Statement::CreateSchema { .. }
             | Statement::Comment { .. }
-    )
+    ) || crate::roles::is_role_statement(stmt)
 }
 
 /// Whether a DEFAULT gives each row its own value (a sequence's, a random
@@ -393,6 +393,7 @@ pub(crate) async fn execute(
 ) -> Result<(Outcome, Vec<Notice>)> {
     let catalog = session.engine().catalog().clone();
     match stmt {
+        s if crate::roles::is_role_statement(s) => crate::roles::execute(session, s).await,
         Statement::CreateTable(ct) => {
             // Validate before taking the commit lock.
             let (name, probe) = table_def(ct, 0)?;

@@ -34,6 +34,7 @@ mod insert;
 mod jobs;
 mod naming;
 mod pg_compat;
+mod roles;
 mod schemas;
 mod session_cmds;
 mod sql_prepare;
@@ -60,6 +61,7 @@ use tempora_storage::Engine;
 pub use caggs::Refresher;
 pub use copy::CopyIn;
 pub use insert::conform;
+pub use roles::{bootstrap_superuser, scram_verifier_parts};
 pub use session_cmds::{Settings, TxState};
 pub use tempora_copy::CopyEncoder;
 
@@ -471,6 +473,12 @@ pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
 
 /// Parses a query string into statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+    if let Some((text, creates)) = roles::role_spelling(sql) {
+        let mut stmts =
+            Parser::parse_sql(&PostgreSqlDialect {}, &text).map_err(|e| parse_error(&text, e))?;
+        roles::apply_user_defaults(&mut stmts, &creates);
+        return Ok(stmts);
+    }
     let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| parse_error(sql, e))?;
     for s in &stmts {
         reject_reserved_table_names(sql, s)?;
@@ -753,6 +761,18 @@ impl SqlSession {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// The role the session is logged in as (`session_user`).
+    pub fn user(&self) -> &str {
+        self.settings.get("session_authorization").unwrap_or("")
+    }
+
+    /// Makes the session act as `role`, once its login was accepted.
+    pub fn log_in(&mut self, role: &tempora_catalog::RoleDef) {
+        self.settings.set_fixed("session_authorization", &role.name);
+        self.settings
+            .set_fixed("is_superuser", if role.superuser { "on" } else { "off" });
     }
 
     pub fn context(&self) -> &SessionContext {

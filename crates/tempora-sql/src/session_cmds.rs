@@ -37,10 +37,12 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("integer_datetimes", "on"),
     ("IntervalStyle", "postgres"),
     ("is_superuser", "on"),
+    ("password_encryption", "scram-sha-256"),
     ("search_path", "\"$user\", public"),
     ("server_encoding", "UTF8"),
     ("server_version", "15.6"),
     ("server_version_num", "150006"),
+    ("session_authorization", "postgres"),
     ("standard_conforming_strings", "on"),
     ("statement_timeout", "0"),
     ("synchronous_commit", "on"),
@@ -58,6 +60,7 @@ const READ_ONLY: &[&str] = &[
     "server_encoding",
     "integer_datetimes",
     "is_superuser",
+    "session_authorization",
     "timescaledb.license",
 ];
 
@@ -97,6 +100,7 @@ impl Settings {
             "is_superuser",
             "server_encoding",
             "server_version",
+            "session_authorization",
             "standard_conforming_strings",
             "TimeZone",
         ]
@@ -190,6 +194,10 @@ impl Settings {
                     }
                 }
             }
+            "password_encryption" => match value.to_lowercase().as_str() {
+                v @ ("md5" | "scram-sha-256") => v.to_string(),
+                _ => return Err(invalid().with_hint("Available values: md5, scram-sha-256.")),
+            },
             "timescaledb.enable_chunk_append" => match value.to_lowercase().as_str() {
                 "on" | "true" | "yes" | "1" => "on".to_string(),
                 "off" | "false" | "no" | "0" => "off".to_string(),
@@ -216,6 +224,15 @@ impl Settings {
         self.published.publish(&key, &value);
         self.values.insert(key, (canonical, value));
         Ok(())
+    }
+
+    /// Sets a parameter clients may not change (who the session is).
+    pub(crate) fn set_fixed(&mut self, name: &str, value: &str) {
+        let key = name.to_lowercase();
+        if let Some((canonical, _)) = self.values.get(&key).cloned() {
+            self.published.publish(&key, value);
+            self.values.insert(key, (canonical, value.to_string()));
+        }
     }
 
     pub fn reset(&mut self, name: &str) -> Result<()> {
