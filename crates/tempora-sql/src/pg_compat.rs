@@ -297,19 +297,22 @@ impl VisitorMut for RegLookups {
     }
 }
 
-/// Unquoted `user` is PostgreSQL's reserved word for `current_user`, never
-/// a column.
+/// Unquoted `user` and `current_role` are PostgreSQL's reserved words for
+/// `current_user`, never columns.
 struct UserKeyword;
 
 impl VisitorMut for UserKeyword {
     type Break = ();
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let keyword = |name: &str| name == "user" || name == "current_role";
         let bare_user = match expr {
-            Expr::Identifier(i) => i.quote_style.is_none() && i.value.eq_ignore_ascii_case("user"),
+            Expr::Identifier(i) => {
+                i.quote_style.is_none() && keyword(&i.value.to_ascii_lowercase())
+            }
             // The parser reads it as a call without parentheses.
             Expr::Function(f) => {
-                matches!(f.args, FunctionArguments::None) && crate::function_name(&f.name) == "user"
+                matches!(f.args, FunctionArguments::None) && keyword(&crate::function_name(&f.name))
             }
             _ => false,
         };
