@@ -472,3 +472,52 @@ asyncio.run(main())
         out.stderr
     );
 }
+
+/// A client that fails its login gets no further: statements it sends
+/// after the FATAL error are not run.
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_runs_after_a_failed_login() {
+    use crate::support::wire;
+    use tokio::io::AsyncWriteExt;
+
+    let server = TestServer::start_args(&["--password", "s3cret"]).await;
+    for attempt in ["bad mechanism", "query before the password"] {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
+            .await
+            .unwrap();
+        stream.write_all(&wire::startup_message()).await.unwrap();
+        let (tag, _) = wire::read_message(&mut stream).await.unwrap();
+        assert_eq!(tag, b'R', "{attempt}: the server asks for a password");
+        if attempt == "bad mechanism" {
+            // SASLInitialResponse naming a mechanism the server did not offer.
+            let mut body = b"FOO\0".to_vec();
+            body.extend_from_slice(&3i32.to_be_bytes());
+            body.extend_from_slice(b"abc");
+            let mut msg = vec![b'p'];
+            msg.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+            msg.extend_from_slice(&body);
+            stream.write_all(&msg).await.unwrap();
+        }
+        let table = format!("intruder_{}", attempt.replace(' ', "_"));
+        let _ = stream
+            .write_all(&wire::query_message(&format!(
+                "CREATE TABLE {table} (a int)"
+            )))
+            .await;
+        // Whatever the server answered, it must not have run the statement.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while wire::read_message(&mut stream).await.is_ok() {}
+        })
+        .await;
+    }
+    let admin = login(&server, "postgres", "s3cret").await.unwrap();
+    let n: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE 'intruder%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "a statement ran without a login");
+}

@@ -21,6 +21,7 @@ use tempora_copy::text;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
@@ -89,6 +90,23 @@ pub struct Connection {
 /// Parses and plans statements of the extended protocol (Parse).
 pub struct StatementParser {
     session: Arc<Mutex<SqlSession>>,
+    /// Set once the client logged in. pgwire goes on reading a connection
+    /// after a FATAL login error (in the ready-for-query state), so every
+    /// statement checks it: without it nothing runs.
+    logged_in: AtomicBool,
+}
+
+impl StatementParser {
+    /// The session, for a client that logged in.
+    async fn session(&self) -> PgWireResult<tokio::sync::MutexGuard<'_, SqlSession>> {
+        if !self.logged_in.load(Ordering::Acquire) {
+            return Err(auth::fatal(
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                "the connection has not logged in",
+            ));
+        }
+        Ok(self.session.lock().await)
+    }
 }
 
 type Statement = Arc<Prepared>;
@@ -302,7 +320,7 @@ impl QueryParser for StatementParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let mut session = self.session.lock().await;
+        let mut session = self.session().await?;
         let parsed = match tempora_sql::parse_query(sql) {
             Ok(mut stmts) if stmts.len() == 1 => {
                 session.prepare_statement(sql, stmts.remove(0)).await
@@ -354,7 +372,7 @@ impl SimpleQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let mut session = self.session.lock().await;
+        let mut session = self.parser.session().await?;
         let stmts = match tempora_sql::parse_query(query) {
             Ok(s) => s,
             Err(e) => return Ok(vec![Response::Error(Box::new(error_info(&e)))]),
@@ -422,7 +440,7 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let mut session = self.session.lock().await;
+        let mut session = self.parser.session().await?;
         let prepared = portal.statement.statement.clone();
         let inferred: Vec<Option<&DataType>> =
             prepared.param_types.iter().map(|t| t.as_ref()).collect();
@@ -734,6 +752,7 @@ impl Connection {
         client.session_extensions().insert(guard);
         let reported = ReportedParameters(session.settings.reported().into_iter().collect());
         drop(session);
+        self.parser.logged_in.store(true, Ordering::Release);
         tracing::debug!(user, peer = %client.socket_addr(), "logged in");
         pgwire::api::auth::finish_authentication(client, &reported).await
     }
@@ -821,6 +840,7 @@ impl Connection {
         Ok(Self {
             parser: Arc::new(StatementParser {
                 session: session.clone(),
+                logged_in: AtomicBool::new(false),
             }),
             session,
             copy: Arc::new(Mutex::new(None)),
