@@ -420,7 +420,13 @@ pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
             serial_sequence,
         ),
     ];
-    let computing: [Entry; 8] = [
+    let computing: [Entry; 9] = [
+        (
+            "pg_tablespace_location",
+            &[1],
+            DataType::Utf8,
+            tablespace_location,
+        ),
         (
             "pg_function_is_visible",
             &[1],
@@ -529,6 +535,17 @@ fn oid_value(v: Option<&ScalarValue>) -> Option<i32> {
 /// The oid a name was looked up as, or NULL (`to_regclass`).
 fn found_oid(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
     ScalarValue::Int32(oid_value(args.first()))
+}
+
+/// `pg_tablespace_location(oid)`: Tempora keeps everything in the data
+/// directory, PostgreSQL's two built-in tablespaces, whose location is ''.
+fn tablespace_location(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    const PG_DEFAULT: i64 = 1663;
+    const PG_GLOBAL: i64 = 1664;
+    match args.first().map(|a| a.cast_to(&DataType::Int64)) {
+        Some(Ok(ScalarValue::Int64(Some(PG_DEFAULT | PG_GLOBAL)))) => text(""),
+        _ => ScalarValue::Utf8(None),
+    }
 }
 
 /// `version()`: PostgreSQL's form, which drivers and tools parse for the
