@@ -227,6 +227,16 @@ pub(crate) fn md5_response(secret: &str, salt: &[u8]) -> String {
     format!("md5{}", hex(&hasher.finalize()))
 }
 
+/// Whether a client's MD5 response is the expected one.
+pub(crate) fn md5_matches(expected: Option<&str>, sent: &str) -> bool {
+    expected.is_some_and(|e| same_bytes(e.as_bytes(), sent.as_bytes()))
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -357,7 +367,7 @@ impl ScramExchange {
         }
         let client_key: Vec<u8> = proof.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
         let stored_key = Sha256::digest(&client_key);
-        if stored_key.as_slice() != self.secret.stored_key.as_slice() {
+        if !same_bytes(stored_key.as_slice(), &self.secret.stored_key) {
             return Ok(None);
         }
         let server_signature = hmac(&self.secret.server_key, auth_message.as_bytes());

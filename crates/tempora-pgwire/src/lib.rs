@@ -613,7 +613,7 @@ impl StartupHandler for Connection {
                     }
                     auth::Login::Md5 { user, expected } => {
                         let sent = msg.into_password()?.password;
-                        if expected.as_deref() != Some(sent.as_str()) {
+                        if !auth::md5_matches(expected.as_deref(), &sent) {
                             return Err(self.refuse(client, &user));
                         }
                         self.accept_password(client, &user).await?;
