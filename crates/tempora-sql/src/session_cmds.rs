@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::sql::sqlparser::ast::{Expr, Set, Statement, Value, ValueWithSpan};
+use datafusion::sql::sqlparser::ast::{
+    Expr, Set, SetSessionAuthorizationParamKind, Statement, Value, ValueWithSpan,
+};
 use tempora_common::{Result, SqlState, TemporaError};
 
 use crate::{Notice, Outcome, SqlSession};
@@ -515,6 +517,27 @@ pub(crate) async fn execute(
                 Set::SetNames { charset_name, .. } => {
                     session.set_parameter("client_encoding", &charset_name.value)?;
                 }
+                // The session acts as the role it logged in as: switching to
+                // that role (or back to it) changes nothing; to another, not yet.
+                Set::SetRole { role_name, .. } => {
+                    if let Some(role) = role_name.as_ref().map(crate::ddl::ident_name) {
+                        if role != session.user() {
+                            return Err(TemporaError::not_supported(format!(
+                                "SET ROLE to a role other than the session's ({role})"
+                            )));
+                        }
+                    }
+                }
+                Set::SetSessionAuthorization(param) => {
+                    if let SetSessionAuthorizationParamKind::User(user) = &param.kind {
+                        let user = crate::ddl::ident_name(user);
+                        if user != session.user() {
+                            return Err(TemporaError::not_supported(format!(
+                                "SET SESSION AUTHORIZATION to another role ({user})"
+                            )));
+                        }
+                    }
+                }
                 other => return Err(TemporaError::not_supported(format!("{other}"))),
             }
             command("SET")
@@ -522,7 +545,9 @@ pub(crate) async fn execute(
         Statement::Reset(r) => {
             let text = r.to_string();
             let name = text.trim_start_matches("RESET").trim();
-            if name.eq_ignore_ascii_case("ALL") {
+            if name.eq_ignore_ascii_case("ROLE") {
+                // Back to the session's own role, which it never left.
+            } else if name.eq_ignore_ascii_case("ALL") {
                 reset_all(session)?;
             } else {
                 session.settings.reset(name)?;
