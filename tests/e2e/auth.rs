@@ -163,7 +163,7 @@ async fn passwords_and_roles() {
         );
     }
     alice
-        .batch_execute("ALTER USER alice PASSWORD 'a2'")
+        .batch_execute("ALTER USER CURRENT_USER PASSWORD 'a2'")
         .await
         .unwrap();
     assert_eq!(refusal(login(&server, "alice", "a1").await).0, "28P01");

@@ -358,7 +358,14 @@ pub(crate) async fn execute(
     match stmt {
         Statement::CreateRole(c) => create(session, c).await,
         Statement::AlterRole { name, operation } => {
-            alter(session, &ident_name(name), operation).await
+            // PostgreSQL's role specifications for the session's own role.
+            let target = match ident_name(name).as_str() {
+                "current_user" | "current_role" | "session_user" if name.quote_style.is_none() => {
+                    session.user().to_string()
+                }
+                other => other.to_string(),
+            };
+            alter(session, &target, operation).await
         }
         Statement::Drop {
             names, if_exists, ..
