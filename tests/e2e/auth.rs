@@ -302,21 +302,14 @@ fn make_certificates(dir: &Path) {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Tempora test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ]);
+    // A self-signed CA: subject, key file, certificate file.
+    let ca = |subject: &str, key: &str, cert: &str| {
+        run(&[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject,
+            "-keyout", key, "-out", cert,
+        ])
+    };
+    ca("/CN=Tempora test CA", "ca.key", "ca.crt");
     std::fs::write(
         dir.join("san.cnf"),
         "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
@@ -352,21 +345,7 @@ fn make_certificates(dir: &Path) {
         "server.crt",
     ]);
     // A second CA that signed nothing here.
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Other CA",
-        "-keyout",
-        "other.key",
-        "-out",
-        "other.crt",
-    ]);
+    ca("/CN=Other CA", "other.key", "other.crt");
 }
 
 #[tokio::test(flavor = "multi_thread")]
