@@ -420,7 +420,13 @@ pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
             serial_sequence,
         ),
     ];
-    let computing: [Entry; 9] = [
+    let computing: [Entry; 10] = [
+        (
+            "pg_type_is_visible",
+            &[1],
+            DataType::Boolean,
+            type_is_visible,
+        ),
         (
             "pg_tablespace_location",
             &[1],
@@ -535,6 +541,45 @@ fn oid_value(v: Option<&ScalarValue>) -> Option<i32> {
 /// The oid a name was looked up as, or NULL (`to_regclass`).
 fn found_oid(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
     ScalarValue::Int32(oid_value(args.first()))
+}
+
+/// The oids of PostgreSQL's built-in types, as the catalog emulation's
+/// `pg_type` lists them (read once).
+fn builtin_type_oids() -> &'static HashSet<i64> {
+    static OIDS: std::sync::LazyLock<HashSet<i64>> = std::sync::LazyLock::new(|| {
+        let mut oids = HashSet::new();
+        let Ok(tables) = datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new() else {
+            return oids;
+        };
+        for batch in tables.pg_type.data() {
+            let Some(column) = batch.column_by_name("oid") else {
+                continue;
+            };
+            let Ok(column) = datafusion::arrow::compute::cast(column, &DataType::Int64) else {
+                continue;
+            };
+            if let Some(values) = column
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            {
+                oids.extend(values.iter().flatten());
+            }
+        }
+        oids
+    });
+    &OIDS
+}
+
+/// `pg_type_is_visible(oid)`: every type Tempora has is a built-in one in
+/// pg_catalog, which is always on the search path; NULL for an oid that is
+/// no type, as PostgreSQL answers.
+fn type_is_visible(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    match args.first().map(|a| a.cast_to(&DataType::Int64)) {
+        Some(Ok(ScalarValue::Int64(Some(oid)))) if builtin_type_oids().contains(&oid) => {
+            ScalarValue::Boolean(Some(true))
+        }
+        _ => ScalarValue::Boolean(None),
+    }
 }
 
 /// `pg_tablespace_location(oid)`: Tempora keeps everything in the data
