@@ -543,31 +543,49 @@ fn found_oid(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
     ScalarValue::Int32(oid_value(args.first()))
 }
 
-/// The oids of PostgreSQL's built-in types, as the catalog emulation's
-/// `pg_type` lists them (read once).
-fn builtin_type_oids() -> &'static HashSet<i64> {
-    static OIDS: std::sync::LazyLock<HashSet<i64>> = std::sync::LazyLock::new(|| {
-        let mut oids = HashSet::new();
-        let Ok(tables) = datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new() else {
-            return oids;
-        };
-        for batch in tables.pg_type.data() {
-            let Some(column) = batch.column_by_name("oid") else {
-                continue;
+/// PostgreSQL's built-in types as the catalog emulation's `pg_type` lists
+/// them (read once): oid → (typname, typelem).
+fn builtin_types() -> &'static HashMap<i64, (String, i64)> {
+    static TYPES: std::sync::LazyLock<HashMap<i64, (String, i64)>> =
+        std::sync::LazyLock::new(|| {
+            use datafusion::arrow::array::{Array, Int64Array, StringArray};
+            let mut types = HashMap::new();
+            let Ok(tables) = datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new()
+            else {
+                return types;
             };
-            let Ok(column) = datafusion::arrow::compute::cast(column, &DataType::Int64) else {
-                continue;
-            };
-            if let Some(values) = column
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-            {
-                oids.extend(values.iter().flatten());
+            let column =
+                |batch: &datafusion::arrow::array::RecordBatch, name: &str, to: &DataType| {
+                    batch
+                        .column_by_name(name)
+                        .and_then(|c| datafusion::arrow::compute::cast(c, to).ok())
+                };
+            for batch in tables.pg_type.data() {
+                let (Some(oids), Some(names), Some(elems)) = (
+                    column(batch, "oid", &DataType::Int64),
+                    column(batch, "typname", &DataType::Utf8),
+                    column(batch, "typelem", &DataType::Int64),
+                ) else {
+                    continue;
+                };
+                let (Some(oids), Some(names), Some(elems)) = (
+                    oids.as_any().downcast_ref::<Int64Array>(),
+                    names.as_any().downcast_ref::<StringArray>(),
+                    elems.as_any().downcast_ref::<Int64Array>(),
+                ) else {
+                    continue;
+                };
+                for i in 0..oids.len() {
+                    if oids.is_null(i) || names.is_null(i) {
+                        continue;
+                    }
+                    let elem = if elems.is_null(i) { 0 } else { elems.value(i) };
+                    types.insert(oids.value(i), (names.value(i).to_string(), elem));
+                }
             }
-        }
-        oids
-    });
-    &OIDS
+            types
+        });
+    &TYPES
 }
 
 /// `pg_type_is_visible(oid)`: every type Tempora has is a built-in one in
@@ -575,7 +593,7 @@ fn builtin_type_oids() -> &'static HashSet<i64> {
 /// no type, as PostgreSQL answers.
 fn type_is_visible(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
     match args.first().map(|a| a.cast_to(&DataType::Int64)) {
-        Some(Ok(ScalarValue::Int64(Some(oid)))) if builtin_type_oids().contains(&oid) => {
+        Some(Ok(ScalarValue::Int64(Some(oid)))) if builtin_types().contains_key(&oid) => {
             ScalarValue::Boolean(Some(true))
         }
         _ => ScalarValue::Boolean(None),
@@ -651,4 +669,75 @@ fn serial_sequence(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue 
             };
             text(format!("{schema}.{}", quote_identifier(&s.name)))
         })
+}
+
+/// `format_type(type, typmod)`: the catalog emulation's names (with
+/// typmods) for the types it knows; for the others, where it writes
+/// `oid(N)`, the name pg_type gives them (`name[]` for arrays), and
+/// PostgreSQL's `???` for an oid that is no type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FormatType {
+    inner: ScalarUDF,
+}
+
+/// The name for type `oid` that the emulation could not give.
+fn type_name(oid: i64) -> String {
+    let types = builtin_types();
+    match types.get(&oid) {
+        Some((name, elem)) if name.starts_with('_') && *elem != 0 => {
+            let element = types
+                .get(elem)
+                .map_or_else(|| "???".to_string(), |(n, _)| quote_identifier(n));
+            format!("{element}[]")
+        }
+        Some((name, _)) => quote_identifier(name),
+        None => "???".to_string(),
+    }
+}
+
+impl ScalarUDFImpl for FormatType {
+    fn name(&self) -> &str {
+        "format_type"
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let oids = args.args[0].clone().into_array(rows)?;
+        let oids = datafusion::arrow::compute::cast(&oids, &DataType::Int64)?;
+        let named = self.inner.invoke_with_args(args)?.into_array(rows)?;
+        let named = datafusion::arrow::compute::cast(&named, &DataType::Utf8)?;
+        let (Some(oids), Some(named)) = (
+            oids.as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>(),
+            named
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::StringArray>(),
+        ) else {
+            return Err(TemporaError::internal("format_type: unexpected arrays").into_datafusion());
+        };
+        let out: datafusion::arrow::array::StringArray = named
+            .iter()
+            .zip(oids.iter())
+            .map(|(name, oid)| match (name, oid) {
+                (Some(n), Some(oid)) if n.starts_with("oid(") => Some(type_name(oid)),
+                (n, _) => n.map(str::to_string),
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// [`FormatType`] over the emulation's `format_type`.
+pub fn format_type_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(FormatType {
+        inner: datafusion_pg_catalog::pg_catalog::format_type::create_format_type_udf(),
+    })
 }

@@ -627,6 +627,7 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     for f in crate::pg_functions::catalog_functions(&engine) {
         ctx.register_udf(f);
     }
+    ctx.register_udf(crate::pg_functions::format_type_udf());
     for f in crate::variables::session_user_udfs(&variables) {
         ctx.register_udf(f);
     }
