@@ -29,7 +29,7 @@ struct Lookup {
 }
 
 impl Lookup {
-    /// For functions that look nothing up.
+    /// For functions that look no relation up (the snapshot is there).
     fn bare(engine: &Engine) -> Self {
         Lookup {
             state: engine.catalog().snapshot(),
@@ -377,8 +377,7 @@ pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
         )
     };
     type Entry = (&'static str, &'static [usize], DataType, Eval);
-    let looking_up: [Entry; 13] = [
-        ("pg_get_userbyid", &[1], DataType::Utf8, user_by_id),
+    let looking_up: [Entry; 12] = [
         (
             "pg_table_is_visible",
             &[1],
@@ -420,7 +419,9 @@ pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
             serial_sequence,
         ),
     ];
-    let computing: [Entry; 10] = [
+    let computing: [Entry; 11] = [
+        // Reads the snapshot's roles only: no relation list to build.
+        ("pg_get_userbyid", &[1], DataType::Utf8, user_by_id),
         (
             "pg_type_is_visible",
             &[1],
