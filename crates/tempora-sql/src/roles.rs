@@ -39,7 +39,10 @@ pub(crate) fn is_role_statement(stmt: &Statement) -> bool {
 /// each `CREATE ROLE | USER` in it, whether it was a `CREATE USER`.
 pub(crate) fn role_spelling(sql: &str) -> Option<(String, Vec<bool>)> {
     let lower = sql.to_ascii_lowercase();
-    if !lower.contains("user") && !lower.contains("encrypted") {
+    // Most statements name neither; only these are tokenized again.
+    let user_statement =
+        lower.contains("user") && (lower.contains("create") || lower.contains("alter"));
+    if !user_statement && !lower.contains("encrypted") {
         return None;
     }
     let mut tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
