@@ -359,6 +359,7 @@ impl TestServer {
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let mut last_error: String;
+        let mut port_retries = 0;
         loop {
             if let Some(status) = self
                 .child
@@ -368,6 +369,17 @@ impl TestServer {
                 .expect("try_wait")
             {
                 let log = self.log();
+                // free_port() released the port before the server bound it,
+                // and another test's server took it meanwhile: pick another.
+                let this_start = log.rsplit("[test harness] tempora start").next();
+                if this_start.is_some_and(|l| l.contains("Address already in use"))
+                    && port_retries < 5
+                {
+                    port_retries += 1;
+                    self.port = free_port();
+                    self.spawn();
+                    continue;
+                }
                 self.child = None;
                 self.log_in_panic = true;
                 panic!("tempora exited during startup ({status})\n--- server log ---\n{log}");
