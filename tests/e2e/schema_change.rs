@@ -164,7 +164,13 @@ async fn truncate_and_views_survive_kill9() {
              TRUNCATE tk, tp;
              INSERT INTO tp VALUES (3, 3);
              CREATE TABLE ts (id serial PRIMARY KEY, name text);
-             INSERT INTO ts (name) VALUES ('a'), ('b');",
+             INSERT INTO ts (name) VALUES ('a'), ('b');
+             CREATE SEQUENCE sdown INCREMENT -5 MINVALUE -1000 MAXVALUE -1;
+             SELECT nextval('sdown'), nextval('sdown');
+             CREATE SEQUENCE sset;
+             SELECT setval('sset', 42, false);
+             CREATE SEQUENCE sren AS integer START 7;
+             ALTER SEQUENCE sren RENAME TO sren2;",
         )
         .await
         .unwrap();
@@ -184,6 +190,30 @@ async fn truncate_and_views_survive_kill9() {
         .unwrap()
         .get(0);
     assert!(id > 2, "id {id} after the kill");
+    // CREATE SEQUENCE's options, setval's pending value and a rename stay.
+    let r = client
+        .query_one(
+            "SELECT nextval('sdown'), nextval('sset'), nextval('sren2')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let down: i64 = r.get(0);
+    assert!((-1000..-6).contains(&down), "descending value {down}");
+    assert_eq!(r.get::<_, i64>(1), 42);
+    assert_eq!(r.get::<_, i64>(2), 7);
+    let r = client
+        .query_one(
+            "SELECT data_type::text, min_value, max_value, increment_by FROM pg_sequences WHERE sequencename = 'sdown'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), "bigint");
+    assert_eq!(
+        (r.get::<_, i64>(1), r.get::<_, i64>(2), r.get::<_, i64>(3)),
+        (-1000, -1, -5)
+    );
 }
 
 /// Rows written while a table is migrated into a hypertable and while its

@@ -925,6 +925,53 @@ pub struct SequenceDef {
     /// The table and column whose default it feeds; dropped with them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned_by: Option<(u32, String)>,
+    /// The lowest value (`MINVALUE`).
+    #[serde(default = "one")]
+    pub min: i64,
+    /// Whether it starts again at the other end past a bound (`CYCLE`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cycle: bool,
+    /// `reserved` is the next value to hand out rather than one that may
+    /// have been handed out (after `setval(s, v, false)` or `RESTART`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
+    /// `AS smallint | integer | bigint`; None: derived from `max`, as for
+    /// the sequences of `serial` columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_oid: Option<u32>,
+    /// `CACHE`, shown by `pg_sequences`.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub cache: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn is_one(v: &i64) -> bool {
+    *v == 1
+}
+
+impl SequenceDef {
+    /// The value after `value`, wrapping round when the sequence cycles;
+    /// None past a bound of a sequence that does not.
+    pub fn step(&self, value: i64) -> Option<i64> {
+        match value.checked_add(self.increment) {
+            Some(next) if (self.min..=self.max).contains(&next) => Some(next),
+            _ if !self.cycle => None,
+            _ if self.increment > 0 => Some(self.min),
+            _ => Some(self.max),
+        }
+    }
+
+    /// The type of its values: `AS` or derived from `max`.
+    pub fn value_type_oid(&self) -> u32 {
+        self.type_oid.unwrap_or(match self.max {
+            m if m == i64::from(i16::MAX) => 21,
+            m if m == i64::from(i32::MAX) => 23,
+            _ => 20,
+        })
+    }
 }
 
 /// A view: a stored query, planned again wherever it is read.

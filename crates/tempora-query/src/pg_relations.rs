@@ -341,6 +341,21 @@ pub fn user_relations(
     out
 }
 
+/// A column DEFAULT as PostgreSQL prints it: a sequence argument of
+/// `nextval` is a regclass (`nextval('t_id_seq'::regclass)`).
+pub fn shown_default(default: &str) -> String {
+    let trimmed = default.trim();
+    if let Some(arg) = trimmed
+        .strip_prefix("nextval('")
+        .and_then(|r| r.strip_suffix("')"))
+    {
+        if !arg.contains('\'') || arg.contains("''") {
+            return format!("nextval('{arg}'::regclass)");
+        }
+    }
+    default.to_string()
+}
+
 fn table_attributes(t: &TableDef) -> Vec<Attribute> {
     t.columns
         .iter()
@@ -350,7 +365,7 @@ fn table_attributes(t: &TableDef) -> Vec<Attribute> {
             typmod: c.ty.typmod(),
             length: c.ty.length(),
             not_null: c.not_null,
-            default: c.default.clone(),
+            default: c.default.as_deref().map(shown_default),
             comment: c.comment.clone(),
         })
         .collect()
@@ -843,21 +858,15 @@ impl Snapshot<'_> {
     pub fn pg_sequence(&self, layout: SchemaRef) -> DfResult<Arc<dyn TableProvider>> {
         let mut rows = Rows::new(layout);
         for s in self.state.sequences.values() {
-            // serial makes an integer sequence, smallserial a smallint one.
-            let ty = match s.max {
-                m if m == i64::from(i16::MAX) => 21,
-                m if m == i64::from(i32::MAX) => 23,
-                _ => 20,
-            };
             rows.push([
                 ("seqrelid", oid(s.oid)),
-                ("seqtypid", oid(ty)),
+                ("seqtypid", oid(s.value_type_oid())),
                 ("seqstart", ScalarValue::Int64(Some(s.start))),
                 ("seqincrement", ScalarValue::Int64(Some(s.increment))),
                 ("seqmax", ScalarValue::Int64(Some(s.max))),
-                ("seqmin", ScalarValue::Int64(Some(1))),
-                ("seqcache", ScalarValue::Int64(Some(1))),
-                ("seqcycle", boolean(false)),
+                ("seqmin", ScalarValue::Int64(Some(s.min))),
+                ("seqcache", ScalarValue::Int64(Some(s.cache))),
+                ("seqcycle", boolean(s.cycle)),
             ])?;
         }
         rows.table(vec![])

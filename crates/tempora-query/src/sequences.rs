@@ -1,4 +1,5 @@
-//! `nextval`, `currval` and `setval`: the values of `serial` and identity
+//! `nextval`, `currval`, `setval` and `lastval`: the values of sequences,
+//! `CREATE SEQUENCE`'s and of `serial` and identity
 //! columns (their DEFAULT is `nextval('<table>_<column>_seq')`). The engine
 //! hands values out (`Engine::next_values`); `currval` is per session.
 //! `nextval` ignores arguments after the first: the SQL layer numbers each
@@ -24,13 +25,22 @@ enum Call {
     Next,
     Current,
     Set,
+    Last,
+}
+
+/// The values this session's `nextval` calls gave, per sequence, and the
+/// sequence of the latest (for `lastval`).
+#[derive(Debug, Default)]
+struct SessionValues {
+    by_sequence: HashMap<u32, i64>,
+    latest: Option<u32>,
 }
 
 #[derive(Debug)]
 struct SequenceCall {
     engine: Arc<Engine>,
     /// The last value `nextval` gave this session, per sequence.
-    last: Arc<Mutex<HashMap<u32, i64>>>,
+    last: Arc<Mutex<SessionValues>>,
     call: Call,
     signature: Signature,
 }
@@ -55,6 +65,7 @@ impl ScalarUDFImpl for SequenceCall {
             Call::Next => "nextval",
             Call::Current => "currval",
             Call::Set => "setval",
+            Call::Last => "lastval",
         }
     }
 
@@ -95,6 +106,10 @@ impl SequenceCall {
         let state = self.engine.catalog().snapshot();
         match state.sequence(&schema, &seq) {
             Some(s) => Ok((s.oid, s.name.clone())),
+            None if state.relation_exists(&schema, &seq) => Err(TemporaError::new(
+                SqlState::WRONG_OBJECT_TYPE,
+                format!("\"{seq}\" is not a sequence"),
+            )),
             None => Err(TemporaError::new(
                 SqlState::UNDEFINED_TABLE,
                 format!("relation \"{seq}\" does not exist"),
@@ -107,6 +122,25 @@ impl SequenceCall {
 impl AsyncScalarUDFImpl for SequenceCall {
     async fn invoke_async_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
+        if self.call == Call::Last {
+            let last = self.last.lock();
+            let state = self.engine.catalog().snapshot();
+            let value = last
+                .latest
+                .filter(|oid| state.sequences.contains_key(oid))
+                .and_then(|oid| last.by_sequence.get(&oid))
+                .copied()
+                .ok_or_else(|| {
+                    TemporaError::new(
+                        SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        "lastval is not yet defined in this session",
+                    )
+                    .into_datafusion()
+                })?;
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::Int64(Some(value)),
+            ));
+        }
         let arrays: Vec<ArrayRef> = args
             .args
             .iter()
@@ -133,22 +167,16 @@ impl AsyncScalarUDFImpl for SequenceCall {
                         .take_while(|r| !names.is_null(*r) && names.value(*r) == name)
                         .count();
                     let (oid, _) = self.resolve(name).map_err(|e| e.into_datafusion())?;
-                    let first = self
+                    let values = self
                         .engine
                         .next_values(oid, run as u64)
                         .await
                         .map_err(|e| e.into_datafusion())?;
-                    let increment = self
-                        .engine
-                        .catalog()
-                        .snapshot()
-                        .sequences
-                        .get(&oid)
-                        .map_or(1, |s| s.increment);
-                    let values: Vec<i64> = (0..run as i64).map(|i| first + i * increment).collect();
-                    self.last
-                        .lock()
-                        .insert(oid, *values.last().unwrap_or(&first));
+                    if let Some(v) = values.last() {
+                        let mut last = self.last.lock();
+                        last.by_sequence.insert(oid, *v);
+                        last.latest = Some(oid);
+                    }
                     out.extend(values.into_iter().map(Some));
                     row += run;
                 }
@@ -162,7 +190,7 @@ impl AsyncScalarUDFImpl for SequenceCall {
                     let (oid, name) = self
                         .resolve(names.value(row))
                         .map_err(|e| e.into_datafusion())?;
-                    match self.last.lock().get(&oid) {
+                    match self.last.lock().by_sequence.get(&oid) {
                         Some(v) => out.push(Some(*v)),
                         None => {
                             return Err(TemporaError::new(
@@ -175,6 +203,9 @@ impl AsyncScalarUDFImpl for SequenceCall {
                         }
                     }
                 }
+            }
+            Call::Last => {
+                return Err(TemporaError::internal("lastval takes no sequence").into_datafusion())
             }
             Call::Set => {
                 let values = datafusion::arrow::compute::cast(
@@ -213,7 +244,7 @@ impl AsyncScalarUDFImpl for SequenceCall {
                         .await
                         .map_err(|e| e.into_datafusion())?;
                     if is_called {
-                        self.last.lock().insert(oid, v);
+                        self.last.lock().by_sequence.insert(oid, v);
                     }
                     out.push(Some(v));
                 }
@@ -223,17 +254,20 @@ impl AsyncScalarUDFImpl for SequenceCall {
     }
 }
 
-/// The session's `nextval`, `currval` and `setval`.
+/// The session's `nextval`, `currval`, `setval` and `lastval`.
 pub fn sequence_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
-    let last = Arc::new(Mutex::new(HashMap::new()));
-    [Call::Next, Call::Current, Call::Set]
+    let last = Arc::new(Mutex::new(SessionValues::default()));
+    [Call::Next, Call::Current, Call::Set, Call::Last]
         .into_iter()
         .map(|call| {
             AsyncScalarUDF::new(Arc::new(SequenceCall {
                 engine: engine.clone(),
                 last: last.clone(),
                 call,
-                signature: Signature::variadic_any(Volatility::Volatile),
+                signature: match call {
+                    Call::Last => Signature::nullary(Volatility::Volatile),
+                    _ => Signature::variadic_any(Volatility::Volatile),
+                },
             }))
             .into_scalar_udf()
         })

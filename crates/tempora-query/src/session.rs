@@ -62,6 +62,9 @@ impl SchemaProvider for TemporaSchema {
                 &self.state,
             ))));
         }
+        if let Some(seq) = cat.sequence(&self.schema, name) {
+            return sequence_relation(&self.engine, seq).await.map(Some);
+        }
         let Some(view) = cat.view(&self.schema, name) else {
             return Ok(None);
         };
@@ -90,7 +93,9 @@ impl SchemaProvider for TemporaSchema {
 
     fn table_exist(&self, name: &str) -> bool {
         let cat = self.engine.catalog().snapshot();
-        cat.table(&self.schema, name).is_some() || cat.view(&self.schema, name).is_some()
+        cat.table(&self.schema, name).is_some()
+            || cat.view(&self.schema, name).is_some()
+            || cat.sequence(&self.schema, name).is_some()
     }
 }
 
@@ -405,6 +410,9 @@ impl SchemaProvider for PgCatalogOverlay {
         if name.eq_ignore_ascii_case("pg_indexes") {
             return pg_indexes(&self.engine.catalog().snapshot()).map(Some);
         }
+        if name.eq_ignore_ascii_case("pg_sequences") {
+            return pg_sequences(&self.engine).await.map(Some);
+        }
         self.inner.table(name).await
     }
 
@@ -491,6 +499,88 @@ fn pg_indexes(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
         column(3),
     ];
     let batch = RecordBatch::try_new(schema.clone(), cols)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+/// `pg_sequences`: every sequence with its options and, once a value was
+/// handed out, the last one.
+async fn pg_sequences(engine: &Engine) -> DfResult<Arc<dyn TableProvider>> {
+    use datafusion::arrow::array::Int64Array;
+    let state = engine.catalog().snapshot();
+    let owner = state
+        .roles
+        .get(&tempora_catalog::BOOTSTRAP_SUPERUSER_OID)
+        .map_or_else(|| "postgres".to_string(), |r| r.name.clone());
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("schemaname", DataType::Utf8, true),
+        Field::new("sequencename", DataType::Utf8, true),
+        Field::new("sequenceowner", DataType::Utf8, true),
+        Field::new("data_type", DataType::Utf8, true),
+        Field::new("start_value", DataType::Int64, true),
+        Field::new("min_value", DataType::Int64, true),
+        Field::new("max_value", DataType::Int64, true),
+        Field::new("increment_by", DataType::Int64, true),
+        Field::new("cycle", DataType::Boolean, true),
+        Field::new("cache_size", DataType::Int64, true),
+        Field::new("last_value", DataType::Int64, true),
+    ]));
+    let seqs: Vec<_> = state.sequences.values().collect();
+    let mut last = Vec::with_capacity(seqs.len());
+    for s in &seqs {
+        let (value, called, _) = engine.sequence_position(s).await;
+        // Values logged but not handed out since a restart count as used.
+        last.push((called || (s.reserved.is_some() && !s.pending)).then_some(value));
+    }
+    let text = |f: &dyn Fn(&tempora_catalog::SequenceDef) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(seqs.iter().map(|s| f(s))))
+    };
+    let int = |f: &dyn Fn(&tempora_catalog::SequenceDef) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(seqs.iter().map(|s| f(s))))
+    };
+    let cols: Vec<ArrayRef> = vec![
+        text(&|s| s.schema.clone()),
+        text(&|s| s.name.clone()),
+        text(&|_| owner.clone()),
+        text(&|s| {
+            match s.value_type_oid() {
+                21 => "smallint",
+                23 => "integer",
+                _ => "bigint",
+            }
+            .to_string()
+        }),
+        int(&|s| s.start),
+        int(&|s| s.min),
+        int(&|s| s.max),
+        int(&|s| s.increment),
+        Arc::new(BooleanArray::from_iter(seqs.iter().map(|s| Some(s.cycle)))),
+        int(&|s| s.cache),
+        Arc::new(Int64Array::from(last)),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), cols)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+/// A sequence read as a relation (`SELECT last_value FROM s`): one row.
+async fn sequence_relation(
+    engine: &Engine,
+    seq: &tempora_catalog::SequenceDef,
+) -> DfResult<Arc<dyn TableProvider>> {
+    use datafusion::arrow::array::Int64Array;
+    let (last, called, log_cnt) = engine.sequence_position(seq).await;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("last_value", DataType::Int64, false),
+        Field::new("log_cnt", DataType::Int64, false),
+        Field::new("is_called", DataType::Boolean, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![last])),
+            Arc::new(Int64Array::from(vec![log_cnt as i64])),
+            Arc::new(BooleanArray::from(vec![called])),
+        ],
+    )?;
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 

@@ -231,6 +231,11 @@ fn with_sequences(state: &CatalogState, def: &mut TableDef) -> Vec<SequenceDef> 
             },
             reserved: None,
             owned_by: Some((def.oid, c.name.clone())),
+            min: 1,
+            cycle: false,
+            pending: false,
+            type_oid: None,
+            cache: 1,
         });
     }
     out
@@ -562,6 +567,13 @@ pub(crate) async fn execute(
             names,
             ..
         } => crate::index::drop_index(session, names, *if_exists).await,
+        Statement::Drop {
+            object_type: ObjectType::Sequence,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => crate::sequences::drop_sequences(session, names, *if_exists, *cascade).await,
         Statement::Drop { object_type, .. } => {
             Err(TemporaError::not_supported(format!("DROP {object_type}")))
         }

@@ -36,6 +36,7 @@ mod naming;
 mod pg_compat;
 mod roles;
 mod schemas;
+mod sequences;
 mod session_cmds;
 mod sql_prepare;
 mod upsert;
@@ -203,6 +204,8 @@ pub enum Kind {
     CreateCagg(Box<caggs::CreateCagg>),
     /// CALL refresh_continuous_aggregate(...).
     Refresh(Box<caggs::RefreshCall>),
+    /// CREATE SEQUENCE / ALTER SEQUENCE.
+    Sequence(Box<sequences::SequenceCommand>),
     /// ANALYZE / VACUUM.
     Maintenance(Box<Statement>),
     /// SELECT set_config(name, value, is_local).
@@ -315,6 +318,8 @@ pub enum ParsedStatement {
     TableOptions(compression::TableOptions),
     /// `CREATE MATERIALIZED VIEW ... WITH (timescaledb.continuous)`.
     CreateCagg(Box<caggs::CreateCagg>),
+    /// `CREATE SEQUENCE` / `ALTER SEQUENCE`, options in any order.
+    Sequence(Box<sequences::SequenceCommand>),
 }
 
 impl From<Statement> for ParsedStatement {
@@ -420,18 +425,26 @@ pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
     if let Some(create) = caggs::parse_create(sql) {
         return Ok(vec![ParsedStatement::CreateCagg(Box::new(create?))]);
     }
+    if let Some(command) = sequences::parse(sql) {
+        return Ok(vec![ParsedStatement::Sequence(Box::new(command?))]);
+    }
     if let Some(plain) = plain_vacuum(sql) {
         return parse_query(&plain);
     }
     // CHECKPOINT or TimescaleDB table options among other statements: each
     // statement on its own.
     let lower = sql.to_ascii_lowercase();
-    if lower.contains("checkpoint") || lower.contains("timescaledb.") || lower.contains("tsdb.") {
+    if lower.contains("checkpoint")
+        || lower.contains("timescaledb.")
+        || lower.contains("tsdb.")
+        || lower.contains("sequence")
+    {
         if let Some(parts) = split_statements(sql) {
             let special = |p: &str| {
                 is_checkpoint(p)
                     || compression::parse_table_options(p).is_some()
                     || caggs::parse_create(p).is_some()
+                    || sequences::parse(p).is_some()
             };
             if parts.len() > 1 && parts.iter().any(|p| special(p)) {
                 let mut out = Vec::new();
@@ -924,6 +937,7 @@ impl SqlSession {
             ParsedStatement::CreateCagg(c) => {
                 return Ok(prepared(Kind::CreateCagg(c), vec![], None))
             }
+            ParsedStatement::Sequence(c) => return Ok(prepared(Kind::Sequence(c), vec![], None)),
         };
         if let Some(select) = compression::columnstore_procedure(&stmt)? {
             // A procedure: runs as the function call it stands for, answers CALL.
@@ -1349,6 +1363,10 @@ impl SqlSession {
             Kind::TableOptions(o) => o.execute(self).await,
             Kind::CreateCagg(c) => c.execute(self).await,
             Kind::Refresh(r) => r.execute(self).await,
+            Kind::Sequence(c) => {
+                self.reject_write_in_block(c.tag())?;
+                c.execute(self).await
+            }
         }
     }
 
@@ -1532,7 +1550,8 @@ pub(crate) fn rewrite_query(stmt: Statement) -> Statement {
 
 /// `pg_catalog` relations Tempora adds to the generic emulation's, found
 /// unqualified as PostgreSQL finds them (pg_catalog is searched first).
-const TEMPORA_PG_CATALOG_RELATIONS: &[&str] = &["pg_indexes", "pg_prepared_statements"];
+const TEMPORA_PG_CATALOG_RELATIONS: &[&str] =
+    &["pg_indexes", "pg_prepared_statements", "pg_sequences"];
 
 /// Qualifies unqualified references to [`TEMPORA_PG_CATALOG_RELATIONS`].
 pub(crate) fn qualify_catalog_relations(stmt: &mut Statement) {

@@ -114,6 +114,34 @@ struct MemState {
     frozen: Option<Arc<Memtables>>,
 }
 
+/// Where a sequence stands: its last value, whether that value was handed
+/// out (`is_called`), and how many values after it the catalog has logged.
+#[derive(Debug, Clone, Copy)]
+struct SequenceCursor {
+    last: i64,
+    called: bool,
+    logged_ahead: u64,
+}
+
+impl SequenceCursor {
+    /// The position a sequence starts from after a restart: past every
+    /// value that may have been handed out.
+    fn of(seq: &tempora_catalog::SequenceDef) -> Self {
+        match seq.reserved {
+            None => Self {
+                last: seq.start,
+                called: false,
+                logged_ahead: 0,
+            },
+            Some(r) => Self {
+                last: r,
+                called: !seq.pending,
+                logged_ahead: 0,
+            },
+        }
+    }
+}
+
 /// The storage engine of one data directory.
 pub struct Engine {
     options: EngineOptions,
@@ -141,9 +169,9 @@ pub struct Engine {
     job_lock: tokio::sync::Mutex<()>,
     refresh_lock: tokio::sync::Mutex<()>,
     job_runner: std::sync::OnceLock<Arc<dyn jobs::JobRunner>>,
-    /// The next value of each sequence handed out since the start (the
-    /// catalog holds how far values were logged ahead).
-    sequences: tokio::sync::Mutex<HashMap<u32, i64>>,
+    /// Where each sequence used since the start stands (the catalog holds
+    /// how far values were logged ahead).
+    sequences: tokio::sync::Mutex<HashMap<u32, SequenceCursor>>,
     file_counter: AtomicU64,
     gc: Arc<FileGc>,
     /// The DataFusion runtime of every query against this engine, shared by
@@ -1136,47 +1164,66 @@ impl Engine {
         }
     }
 
-    /// Hands out `n` values of a sequence and returns the first (the others
-    /// follow it by the sequence's increment). Values are logged ahead in
-    /// the catalog 32 at a time, so most calls commit nothing; after a
-    /// restart numbering goes on past the logged ones, as in PostgreSQL.
-    pub async fn next_values(&self, oid: u32, n: u64) -> Result<i64> {
-        const LOG_AHEAD: i64 = 32;
+    /// Hands out `n` values of a sequence. Values are logged ahead in the
+    /// catalog 32 at a time, so most calls commit nothing; after a restart
+    /// numbering goes on past the logged ones, as in PostgreSQL.
+    pub async fn next_values(&self, oid: u32, n: u64) -> Result<Vec<i64>> {
+        const LOG_AHEAD: u64 = 32;
         let mut cache = self.sequences.lock().await;
         let state = self.catalog.snapshot();
         let seq = state.sequences.get(&oid).ok_or_else(|| {
             TemporaError::new(SqlState::UNDEFINED_TABLE, "sequence does not exist")
         })?;
-        let first = match (cache.get(&oid), seq.reserved) {
-            (Some(next), _) => *next,
-            (None, Some(r)) => r.saturating_add(seq.increment),
-            (None, None) => seq.start,
-        };
-        let span = (n.max(1) as i64 - 1).saturating_mul(seq.increment);
-        let last = first
-            .checked_add(span)
-            .filter(|l| *l <= seq.max)
-            .ok_or_else(|| {
-                TemporaError::new(
-                    SqlState::SEQUENCE_GENERATOR_LIMIT_EXCEEDED,
-                    format!(
-                        "nextval: reached maximum value of sequence \"{}\" ({})",
-                        seq.name, seq.max
-                    ),
-                )
-            })?;
-        if seq.reserved.is_none_or(|r| last > r) {
+        let mut cursor = cache
+            .get(&oid)
+            .copied()
+            .unwrap_or_else(|| SequenceCursor::of(seq));
+        let mut out = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let value = if cursor.called {
+                seq.step(cursor.last).ok_or_else(|| {
+                    let (bound, value) = if seq.increment > 0 {
+                        ("maximum", seq.max)
+                    } else {
+                        ("minimum", seq.min)
+                    };
+                    TemporaError::new(
+                        SqlState::SEQUENCE_GENERATOR_LIMIT_EXCEEDED,
+                        format!(
+                            "nextval: reached {bound} value of sequence \"{}\" ({value})",
+                            seq.name
+                        ),
+                    )
+                })?
+            } else {
+                cursor.last
+            };
+            cursor.last = value;
+            cursor.called = true;
+            out.push(value);
+        }
+        if cursor.logged_ahead >= n {
+            cursor.logged_ahead -= n;
+        } else if n > 0 {
             let mut logged = seq.clone();
-            logged.reserved = Some(
-                last.saturating_add(LOG_AHEAD.saturating_mul(seq.increment))
-                    .min(seq.max),
-            );
+            let mut reserved = cursor.last;
+            let mut ahead = 0;
+            while ahead < LOG_AHEAD {
+                match seq.step(reserved) {
+                    Some(next) => reserved = next,
+                    None => break,
+                }
+                ahead += 1;
+            }
+            logged.reserved = Some(reserved);
+            logged.pending = false;
             self.catalog
                 .commit(|_| Ok(vec![CatalogOp::PutSequence(logged)]))
                 .await?;
+            cursor.logged_ahead = ahead;
         }
-        cache.insert(oid, last.saturating_add(seq.increment));
-        Ok(first)
+        cache.insert(oid, cursor);
+        Ok(out)
     }
 
     /// `setval`: the sequence's next value follows `value` (`is_called`) or
@@ -1190,27 +1237,75 @@ impl Engine {
                 "sequence does not exist",
             ));
         };
-        if value > seq.max || value < 1 {
+        if value > seq.max || value < seq.min {
             return Err(TemporaError::new(
                 SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
                 format!(
-                    "setval: value {value} is out of bounds for sequence \"{}\" (1..{})",
-                    seq.name, seq.max
+                    "setval: value {value} is out of bounds for sequence \"{}\" ({}..{})",
+                    seq.name, seq.min, seq.max
                 ),
             ));
         }
-        let next = if is_called {
-            value + seq.increment
-        } else {
-            value
-        };
         let mut logged = seq.clone();
-        logged.reserved = Some(next - seq.increment);
+        logged.reserved = Some(value);
+        logged.pending = !is_called;
         self.catalog
             .commit(|_| Ok(vec![CatalogOp::PutSequence(logged)]))
             .await?;
-        cache.insert(oid, next);
+        cache.insert(
+            oid,
+            SequenceCursor {
+                last: value,
+                called: is_called,
+                logged_ahead: 0,
+            },
+        );
         Ok(())
+    }
+
+    /// Commits catalog ops that create, change or drop sequences with
+    /// `nextval` held off. A changed sequence keeps its position unless the
+    /// change starts it again (`pending`, as `ALTER SEQUENCE ... RESTART`).
+    pub async fn change_sequences(
+        &self,
+        mut build: impl FnMut(&CatalogState) -> Result<Vec<CatalogOp>>,
+    ) -> Result<()> {
+        let mut cache = self.sequences.lock().await;
+        let mut touched: Vec<(u32, bool)> = vec![];
+        self.catalog
+            .commit(|state| {
+                let ops = build(state)?;
+                touched = ops
+                    .iter()
+                    .filter_map(|op| match op {
+                        CatalogOp::PutSequence(s) => Some((s.oid, s.pending)),
+                        CatalogOp::DropSequence { oid } => Some((*oid, true)),
+                        _ => None,
+                    })
+                    .collect();
+                Ok(ops)
+            })
+            .await?;
+        for (oid, restart) in touched {
+            if restart {
+                cache.remove(&oid);
+            } else if let Some(c) = cache.get_mut(&oid) {
+                c.logged_ahead = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a sequence stands, for reads of the sequence relation and
+    /// `pg_sequences`: its last value, whether that value was handed out,
+    /// and how many values past it are logged (`log_cnt`).
+    pub async fn sequence_position(&self, seq: &tempora_catalog::SequenceDef) -> (i64, bool, u64) {
+        let cache = self.sequences.lock().await;
+        let c = cache
+            .get(&seq.oid)
+            .copied()
+            .unwrap_or_else(|| SequenceCursor::of(seq));
+        (c.last, c.called, c.logged_ahead)
     }
 
     /// Makes a plain table holding rows a hypertable (`create_hypertable(...,
