@@ -2434,3 +2434,47 @@ async fn psql_copy_and_backslash_copy() {
         "table copied through a file",
     );
 }
+
+/// A COPY row whose foreign key names no referenced row fails the whole
+/// COPY with PostgreSQL's 23503, and none of its rows is there.
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_checks_foreign_keys() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE cfk_dev (id int PRIMARY KEY);
+             CREATE TABLE cfk_m (time timestamptz NOT NULL, dev int REFERENCES cfk_dev (id));
+             SELECT create_hypertable('cfk_m', 'time');
+             INSERT INTO cfk_dev VALUES (1), (2);",
+        )
+        .await
+        .unwrap();
+    let err = copy_in(
+        &client,
+        "COPY cfk_m FROM STDIN",
+        b"2024-01-01 00:00:00+00\t1\n2024-01-01 00:01:00+00\t\\N\n2024-01-01 00:02:00+00\t3\n",
+    )
+    .await
+    .unwrap_err();
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "23503");
+    assert_eq!(
+        db.detail(),
+        Some("Key (dev)=(3) is not present in table \"cfk_dev\".")
+    );
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM cfk_m", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    let n = copy_in(
+        &client,
+        "COPY cfk_m FROM STDIN",
+        b"2024-01-01 00:00:00+00\t1\n2024-01-01 00:01:00+00\t\\N\n2024-01-01 00:02:00+00\t2\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 3);
+}

@@ -230,3 +230,74 @@ async fn comment_on_errors() {
     out.assert_success();
     assert_eq!(out.stdout, "COMMENT\nCOMMENT\n0\n");
 }
+
+/// A table with an index, comments and foreign keys, and the table it
+/// references: `\\d+` and `\\d` as PostgreSQL 15 shows them, the same after
+/// kill -9, and the keys still enforced.
+#[tokio::test(flavor = "multi_thread")]
+async fn foreign_keys_in_describe_and_after_restart() {
+    let mut server = TestServer::start().await;
+    server
+        .psql_script_async(
+            "CREATE TABLE sensors (id int PRIMARY KEY, serial text UNIQUE, site text);
+CREATE TABLE readings (time timestamptz NOT NULL, sensor_id int NOT NULL REFERENCES sensors (id), serial text, value double precision, CONSTRAINT readings_serial_fk FOREIGN KEY (serial) REFERENCES sensors (serial) ON DELETE RESTRICT);
+CREATE INDEX readings_sensor_time ON readings (sensor_id, time DESC);
+COMMENT ON TABLE readings IS 'raw readings';
+COMMENT ON COLUMN readings.value IS 'calibrated value';
+INSERT INTO sensors VALUES (1, 'A1', 'north');
+INSERT INTO readings VALUES ('2024-01-01 00:00:00+00', 1, 'A1', 0.5);
+",
+            true,
+        )
+        .await
+        .assert_success();
+    let readings = "                                                     Table \"public.readings\"
+  Column   |           Type           | Collation | Nullable | Default | Storage  | Compression | Stats target |   Description    
+-----------+--------------------------+-----------+----------+---------+----------+-------------+--------------+------------------
+ time      | timestamp with time zone |           | not null |         | plain    |             |              | 
+ sensor_id | integer                  |           | not null |         | plain    |             |              | 
+ serial    | text                     |           |          |         | extended |             |              | 
+ value     | double precision         |           |          |         | plain    |             |              | calibrated value
+Indexes:
+    \"readings_sensor_time\" btree (sensor_id, \"time\" DESC)
+Foreign-key constraints:
+    \"readings_sensor_id_fkey\" FOREIGN KEY (sensor_id) REFERENCES sensors(id)
+    \"readings_serial_fk\" FOREIGN KEY (serial) REFERENCES sensors(serial) ON DELETE RESTRICT
+Access method: heap
+
+";
+    let sensors = "              Table \"public.sensors\"
+ Column |  Type   | Collation | Nullable | Default 
+--------+---------+-----------+----------+---------
+ id     | integer |           | not null | 
+ serial | text    |           |          | 
+ site   | text    |           |          | 
+Indexes:
+    \"sensors_pkey\" PRIMARY KEY, btree (id)
+    \"sensors_serial_key\" UNIQUE CONSTRAINT, btree (serial)
+Referenced by:
+    TABLE \"readings\" CONSTRAINT \"readings_sensor_id_fkey\" FOREIGN KEY (sensor_id) REFERENCES sensors(id)
+    TABLE \"readings\" CONSTRAINT \"readings_serial_fk\" FOREIGN KEY (serial) REFERENCES sensors(serial) ON DELETE RESTRICT
+
+";
+    assert_eq!(describe(&server, "\\d+ readings").await, readings);
+    assert_eq!(describe(&server, "\\d sensors").await, sensors);
+    server.kill9();
+    server.restart().await;
+    assert_eq!(describe(&server, "\\d+ readings").await, readings);
+    assert_eq!(describe(&server, "\\d sensors").await, sensors);
+    let client = server.connect().await;
+    let err = client
+        .execute(
+            "INSERT INTO readings VALUES ('2024-01-02 00:00:00+00', 2, NULL, 1.0)",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "23503", "{err:?}");
+    let err = client
+        .execute("DELETE FROM sensors WHERE id = 1", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "23503", "{err:?}");
+}

@@ -324,6 +324,9 @@ pub struct TableDef {
     /// `COMMENT ON TABLE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// FOREIGN KEY constraints of this table (it references others).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_keys: Vec<ForeignKey>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -342,6 +345,53 @@ pub struct UniqueKey {
     /// constraint.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub index: bool,
+}
+
+/// A FOREIGN KEY constraint: every row whose key columns are all non-null
+/// (MATCH SIMPLE) holds a key of the referenced table's PRIMARY KEY or
+/// UNIQUE constraint on `ref_columns`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub ref_oid: u32,
+    pub ref_columns: Vec<String>,
+    pub on_delete: RefAction,
+    pub on_update: RefAction,
+}
+
+/// What a foreign key does when a referenced row goes or changes key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefAction {
+    NoAction,
+    Restrict,
+    Cascade,
+    SetNull,
+    SetDefault,
+}
+
+impl RefAction {
+    /// `pg_constraint.confdeltype` / `confupdtype`.
+    pub fn code(self) -> char {
+        match self {
+            RefAction::NoAction => 'a',
+            RefAction::Restrict => 'r',
+            RefAction::Cascade => 'c',
+            RefAction::SetNull => 'n',
+            RefAction::SetDefault => 'd',
+        }
+    }
+
+    /// As `pg_get_constraintdef` and information_schema spell it.
+    pub fn sql(self) -> &'static str {
+        match self {
+            RefAction::NoAction => "NO ACTION",
+            RefAction::Restrict => "RESTRICT",
+            RefAction::Cascade => "CASCADE",
+            RefAction::SetNull => "SET NULL",
+            RefAction::SetDefault => "SET DEFAULT",
+        }
+    }
 }
 
 /// An index made by `CREATE INDEX`. Tempora keeps no B-trees: an index
@@ -1394,6 +1444,7 @@ mod tests {
             indexes: vec![],
             next_column_id: 0,
             comment: None,
+            foreign_keys: vec![],
         }
     }
 

@@ -36,6 +36,7 @@ impl SqlState {
     pub const CARDINALITY_VIOLATION: SqlState = SqlState("21000");
     pub const NOT_NULL_VIOLATION: SqlState = SqlState("23502");
     pub const UNIQUE_VIOLATION: SqlState = SqlState("23505");
+    pub const FOREIGN_KEY_VIOLATION: SqlState = SqlState("23503");
     pub const INVALID_TRANSACTION_STATE: SqlState = SqlState("25000");
     pub const ACTIVE_SQL_TRANSACTION: SqlState = SqlState("25001");
     pub const NO_ACTIVE_SQL_TRANSACTION: SqlState = SqlState("25P01");
@@ -63,6 +64,7 @@ impl SqlState {
     pub const WINDOWING_ERROR: SqlState = SqlState("42P20");
     pub const INVALID_COLUMN_DEFINITION: SqlState = SqlState("42611");
     pub const INVALID_TABLE_DEFINITION: SqlState = SqlState("42P16");
+    pub const INVALID_FOREIGN_KEY: SqlState = SqlState("42830");
     pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
     pub const DEPENDENT_OBJECTS_STILL_EXIST: SqlState = SqlState("2BP01");
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: SqlState = SqlState("55000");

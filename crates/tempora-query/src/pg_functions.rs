@@ -231,7 +231,7 @@ fn get_indexdef(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
         .map_or(ScalarValue::Utf8(None), |k| text(k.clone()))
 }
 
-/// `pg_get_constraintdef(oid [, pretty])` for PRIMARY KEY and UNIQUE constraints.
+/// `pg_get_constraintdef(oid [, pretty])` for PRIMARY KEY, UNIQUE and FOREIGN KEY constraints.
 fn get_constraintdef(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
     let Some(oid) = args.first().and_then(|a| l.oid(a)) else {
         return ScalarValue::Utf8(None);
@@ -243,6 +243,41 @@ fn get_constraintdef(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValu
                 let kind = if k.primary { "PRIMARY KEY" } else { "UNIQUE" };
                 return text(format!("{kind} ({})", cols.join(", ")));
             }
+        }
+        for fk in &t.foreign_keys {
+            if pg_relations::constraint_oid(t.oid, &fk.name) != oid {
+                continue;
+            }
+            let list = |names: &[String]| -> String {
+                names
+                    .iter()
+                    .map(|c| quote_identifier(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let Some(referenced) = l.state.table_by_oid(fk.ref_oid) else {
+                return ScalarValue::Utf8(None);
+            };
+            let target = if referenced.schema == "public" {
+                quote_identifier(&referenced.name)
+            } else {
+                format!(
+                    "{}.{}",
+                    quote_identifier(&referenced.schema),
+                    quote_identifier(&referenced.name)
+                )
+            };
+            let mut def = format!(
+                "FOREIGN KEY ({}) REFERENCES {target}({})",
+                list(&fk.columns),
+                list(&fk.ref_columns)
+            );
+            for (verb, action) in [("UPDATE", fk.on_update), ("DELETE", fk.on_delete)] {
+                if action != tempora_catalog::RefAction::NoAction {
+                    def.push_str(&format!(" ON {verb} {}", action.sql()));
+                }
+            }
+            return text(def);
         }
     }
     ScalarValue::Utf8(None)

@@ -188,6 +188,9 @@ pub struct Relation {
     pub columns: Vec<Attribute>,
     pub has_index: bool,
     pub has_subclass: bool,
+    /// Foreign keys are kept by triggers in PostgreSQL: psql lists a
+    /// table's foreign keys only when it says it has some.
+    pub has_triggers: bool,
     pub tuples: f64,
     pub comment: Option<String>,
 }
@@ -203,6 +206,7 @@ impl Relation {
             columns: Vec::new(),
             has_index: false,
             has_subclass: false,
+            has_triggers: false,
             tuples: -1.0,
             comment: None,
         }
@@ -303,6 +307,11 @@ pub fn user_relations(
         let indexes = t.all_indexes();
         rel.has_index = !indexes.is_empty();
         rel.has_subclass = !t.chunks.is_empty();
+        rel.has_triggers = !t.foreign_keys.is_empty()
+            || state
+                .tables
+                .values()
+                .any(|o| o.foreign_keys.iter().any(|fk| fk.ref_oid == t.oid));
         rel.tuples = t.all_files().map(|f| f.rows as f64).sum();
         rel.comment = t.comment.clone();
         for index in &indexes {
@@ -786,6 +795,52 @@ impl Snapshot<'_> {
                     ("conkey", text(format!("{{{}}}", keys.join(",")))),
                 ])?;
             }
+            for fk in &t.foreign_keys {
+                let Some(referenced) = self.state.table_by_oid(fk.ref_oid) else {
+                    continue;
+                };
+                let positions = |table: &TableDef, names: &[String]| -> String {
+                    let p: Vec<String> = names
+                        .iter()
+                        .filter_map(|c| table.columns.iter().position(|d| d.name == *c))
+                        .map(|i| (i + 1).to_string())
+                        .collect();
+                    format!("{{{}}}", p.join(","))
+                };
+                // The referenced key's index backs the constraint.
+                let mut sorted = fk.ref_columns.clone();
+                sorted.sort();
+                let index = referenced.unique_keys.iter().find(|k| {
+                    let mut c = k.columns.clone();
+                    c.sort();
+                    c == sorted
+                });
+                rows.push([
+                    ("oid", oid(constraint_oid(t.oid, &fk.name))),
+                    ("conname", text(&fk.name)),
+                    ("connamespace", oid(namespace_oid(&t.schema))),
+                    ("contype", text("f")),
+                    ("condeferrable", boolean(false)),
+                    ("condeferred", boolean(false)),
+                    ("convalidated", boolean(true)),
+                    ("conrelid", oid(t.oid)),
+                    ("contypid", oid(0)),
+                    (
+                        "conindid",
+                        oid(index.map_or(0, |k| index_oid(&referenced.schema, &k.name))),
+                    ),
+                    ("conparentid", oid(0)),
+                    ("confrelid", oid(fk.ref_oid)),
+                    ("confupdtype", text(fk.on_update.code().to_string())),
+                    ("confdeltype", text(fk.on_delete.code().to_string())),
+                    ("confmatchtype", text("s")),
+                    ("conislocal", boolean(true)),
+                    ("coninhcount", int2(0)),
+                    ("connoinherit", boolean(true)),
+                    ("conkey", text(positions(t, &fk.columns))),
+                    ("confkey", text(positions(referenced, &fk.ref_columns))),
+                ])?;
+            }
         }
         rows.table(vec![])
     }
@@ -935,7 +990,7 @@ fn push_class(rows: &mut Rows, rel: &Relation) -> DfResult<()> {
         ("relnatts", int2(rel.columns.len() as i16)),
         ("relchecks", int2(0)),
         ("relhasrules", boolean(rel.kind == "v")),
-        ("relhastriggers", boolean(false)),
+        ("relhastriggers", boolean(rel.has_triggers)),
         ("relhassubclass", boolean(rel.has_subclass)),
         ("relrowsecurity", boolean(false)),
         ("relforcerowsecurity", boolean(false)),

@@ -43,6 +43,7 @@ enum Op {
     SetNotNull(String),
     DropNotNull(String),
     AddKey(UniqueKey),
+    AddForeignKey(crate::foreign_keys::ForeignKeySpec),
     DropConstraint {
         name: String,
         if_exists: bool,
@@ -258,6 +259,15 @@ async fn plan_ops(
                         key_columns(&u.columns),
                         false,
                     ),
+                    TableConstraint::ForeignKey(fk) => {
+                        let spec = crate::foreign_keys::ForeignKeySpec::read(fk, None)?;
+                        let state = engine.catalog().snapshot();
+                        let resolved = spec.resolve(&state, table)?;
+                        crate::foreign_keys::check_existing_rows(session, &state, table, &resolved)
+                            .await?;
+                        ops.push(Op::AddForeignKey(spec));
+                        continue;
+                    }
                     other => {
                         return Err(TemporaError::not_supported(format!(
                             "ALTER TABLE ADD {other}"
@@ -408,8 +418,27 @@ fn apply(
                     }
                     def.next_column_id = def.next_column_id();
                     def.columns.remove(i);
-                    // Indexes and constraints on the column go with it.
+                    // Indexes and constraints on the column go with it,
+                    // unless another table's foreign key needs them.
+                    let oid = def.oid;
+                    if let Some((t, fk)) = crate::foreign_keys::referencing(state, oid, &[oid])
+                        .find(|(_, fk)| fk.ref_columns.contains(name))
+                    {
+                        return Err(TemporaError::new(
+                            SqlState::DEPENDENT_OBJECTS_STILL_EXIST,
+                            format!(
+                                "cannot drop column {name} of table {table} because other objects depend on it"
+                            ),
+                        )
+                        .with_detail(format!("constraint {} on table {} depends on column {name} of table {table}", fk.name, t.name))
+                        .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+                    }
                     def.unique_keys.retain(|k| !k.columns.contains(name));
+                    def.foreign_keys.retain(|fk| {
+                        let names_it = fk.columns.contains(name)
+                            || (fk.ref_oid == oid && fk.ref_columns.contains(name));
+                        !names_it
+                    });
                     def.indexes.retain(|x| {
                         !x.columns.iter().any(|c| !c.expression && &c.column == name)
                             && !x.include.contains(name)
@@ -434,6 +463,13 @@ fn apply(
                 }
                 for k in &mut def.unique_keys {
                     k.columns.iter_mut().for_each(rename);
+                }
+                let oid = def.oid;
+                for fk in &mut def.foreign_keys {
+                    fk.columns.iter_mut().for_each(rename);
+                    if fk.ref_oid == oid {
+                        fk.ref_columns.iter_mut().for_each(rename);
+                    }
                 }
                 for x in &mut def.indexes {
                     x.columns
@@ -534,13 +570,55 @@ fn apply(
                 }
                 def.unique_keys.push(key.clone());
             }
+            Op::AddForeignKey(spec) => {
+                let fk = spec.resolve(state, &def)?;
+                if def.foreign_keys.iter().any(|f| f.name == fk.name)
+                    || def.unique_keys.iter().any(|k| k.name == fk.name)
+                {
+                    return Err(TemporaError::new(
+                        SqlState::DUPLICATE_OBJECT,
+                        format!(
+                            "constraint \"{}\" for relation \"{table}\" already exists",
+                            fk.name
+                        ),
+                    ));
+                }
+                def.foreign_keys.push(fk);
+            }
             Op::DropConstraint { name, if_exists } => {
+                if let Some(i) = def.foreign_keys.iter().position(|f| &f.name == name) {
+                    def.foreign_keys.remove(i);
+                    continue;
+                }
                 match def
                     .unique_keys
                     .iter()
                     .position(|k| &k.name == name && !k.index)
                 {
                     Some(i) => {
+                        let key = &def.unique_keys[i];
+                        let oid = def.oid;
+                        if let Some((t, fk)) = crate::foreign_keys::referencing(state, oid, &[oid])
+                            .find(|(_, fk)| {
+                                let mut a = fk.ref_columns.clone();
+                                let mut b = key.columns.clone();
+                                a.sort();
+                                b.sort();
+                                a == b
+                            })
+                        {
+                            return Err(TemporaError::new(
+                                SqlState::DEPENDENT_OBJECTS_STILL_EXIST,
+                                format!(
+                                    "cannot drop constraint {name} on table {table} because other objects depend on it"
+                                ),
+                            )
+                            .with_detail(format!(
+                                "constraint {} on table {} depends on index {name}",
+                                fk.name, t.name
+                            ))
+                            .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+                        }
                         def.unique_keys.remove(i);
                     }
                     None if *if_exists => notices.push(Notice::info(
@@ -604,7 +682,39 @@ pub(crate) async fn alter_table(
             if def == before {
                 return Ok(vec![]);
             }
-            Ok(vec![CatalogOp::AlterTable(Box::new(def))])
+            // Other tables' foreign keys follow renamed columns.
+            let mut others = Vec::new();
+            for (t, _) in crate::foreign_keys::referencing(state, table.oid, &[table.oid]) {
+                if others.iter().any(|o: &TableDef| o.oid == t.oid) {
+                    continue;
+                }
+                let mut other = crate::foreign_keys::altered(t);
+                for fk in other
+                    .foreign_keys
+                    .iter_mut()
+                    .filter(|f| f.ref_oid == table.oid)
+                {
+                    for c in fk.ref_columns.iter_mut() {
+                        if let Some(i) = before.column_index(c) {
+                            if let Some(id) = before.columns.get(i).map(|x| x.id) {
+                                if let Some(now) = def.columns.iter().find(|x| x.id == id) {
+                                    *c = now.name.clone();
+                                }
+                            }
+                        }
+                    }
+                }
+                if other.foreign_keys != t.foreign_keys {
+                    others.push(other);
+                }
+            }
+            Ok(std::iter::once(CatalogOp::AlterTable(Box::new(def)))
+                .chain(
+                    others
+                        .into_iter()
+                        .map(|t| CatalogOp::AlterTable(Box::new(t))),
+                )
+                .collect())
         })
         .await?;
     Ok((done(), notices))

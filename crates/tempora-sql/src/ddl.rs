@@ -241,7 +241,9 @@ fn with_sequences(state: &CatalogState, def: &mut TableDef) -> Vec<SequenceDef> 
     out
 }
 
-fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
+type NewTable = (String, TableDef, Vec<crate::foreign_keys::ForeignKeySpec>);
+
+fn table_def(ct: &CreateTable, oid: u32) -> Result<NewTable> {
     let (schema, name) = object_name(&ct.name)?;
     if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
         return Err(TemporaError::not_supported("CREATE TABLE AS / LIKE"));
@@ -249,6 +251,7 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
     let mut columns = Vec::new();
     // (constraint name, columns, primary)
     let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
+    let mut foreign_keys = Vec::new();
     for c in &ct.constraints {
         match c {
             TableConstraint::PrimaryKey(pk) => keys.push((
@@ -269,6 +272,9 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
                     .collect(),
                 false,
             )),
+            TableConstraint::ForeignKey(fk) => {
+                foreign_keys.push(crate::foreign_keys::ForeignKeySpec::read(fk, None)?)
+            }
             other => {
                 return Err(TemporaError::not_supported(format!(
                     "table constraint {other}"
@@ -328,6 +334,9 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
                     vec![def.name.clone()],
                     false,
                 )),
+                ColumnOption::ForeignKey(fk) => foreign_keys.push(
+                    crate::foreign_keys::ForeignKeySpec::read(fk, Some(&def.name))?,
+                ),
                 other => {
                     return Err(TemporaError::not_supported(format!(
                         "column option {other}"
@@ -388,7 +397,9 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<(String, TableDef)> {
             indexes: vec![],
             next_column_id: 0,
             comment: None,
+            foreign_keys: vec![],
         },
+        foreign_keys,
     ))
 }
 
@@ -401,7 +412,7 @@ pub(crate) async fn execute(
         s if crate::roles::is_role_statement(s) => crate::roles::execute(session, s).await,
         Statement::CreateTable(ct) => {
             // Validate before taking the commit lock.
-            let (name, probe) = table_def(ct, 0)?;
+            let (name, probe, _) = table_def(ct, 0)?;
             let schema = probe.schema;
             let mut notices = vec![];
             let mut skipped = false;
@@ -420,7 +431,11 @@ pub(crate) async fn execute(
                             format!("relation \"{name}\" already exists"),
                         ));
                     }
-                    let (_, mut def) = table_def(ct, state.next_oid)?;
+                    let (_, mut def, foreign_keys) = table_def(ct, state.next_oid)?;
+                    for spec in foreign_keys {
+                        let fk = spec.resolve(state, &def)?;
+                        def.foreign_keys.push(fk);
+                    }
                     let sequences = with_sequences(state, &mut def);
                     Ok(std::iter::once(CatalogOp::CreateTable(def))
                         .chain(sequences.into_iter().map(CatalogOp::PutSequence))
@@ -482,7 +497,53 @@ pub(crate) async fn execute(
                     }
                     let views =
                         crate::views::dependent_views(state, &tables, *cascade, &mut notices)?;
+                    let oids: Vec<u32> = tables.iter().map(|(oid, _, _)| *oid).collect();
                     let mut ops = Vec::new();
+                    let mut unlinked: Vec<TableDef> = Vec::new();
+                    for (oid, name, _) in &tables {
+                        let mut dependents: Vec<_> =
+                            crate::foreign_keys::referencing(state, *oid, &oids).collect();
+                        dependents.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+                        if !*cascade && !dependents.is_empty() {
+                            let detail: Vec<String> = dependents
+                                .iter()
+                                .map(|(t, fk)| {
+                                    format!(
+                                        "constraint {} on table {} depends on table {name}",
+                                        fk.name, t.name
+                                    )
+                                })
+                                .collect();
+                            return Err(TemporaError::new(
+                                SqlState::DEPENDENT_OBJECTS_STILL_EXIST,
+                                format!(
+                                    "cannot drop table {name} because other objects depend on it"
+                                ),
+                            )
+                            .with_detail(detail.join("\n"))
+                            .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+                        }
+                        for (t, fk) in dependents {
+                            notices.push(Notice::info(
+                                SqlState::SUCCESSFUL_COMPLETION,
+                                format!(
+                                    "drop cascades to constraint {} on table {}",
+                                    fk.name, t.name
+                                ),
+                            ));
+                            if !unlinked.iter().any(|u| u.oid == t.oid) {
+                                unlinked.push(crate::foreign_keys::altered(t));
+                            }
+                            if let Some(u) = unlinked.iter_mut().find(|u| u.oid == t.oid) {
+                                u.foreign_keys.retain(|f| f.ref_oid != *oid);
+                            }
+                        }
+                    }
+                    ops.extend(
+                        unlinked
+                            .into_iter()
+                            .map(|t| CatalogOp::AlterTable(Box::new(t))),
+                    );
                     for oid in views {
                         ops.extend(crate::views::drop_view_ops(state, oid, &mut dropped));
                     }
@@ -551,8 +612,43 @@ pub(crate) async fn execute(
                     }
                 }
             }
+            // A table another references goes only with the referencing
+            // ones (CASCADE adds them).
+            let cascade = matches!(
+                t.cascade,
+                Some(datafusion::sql::sqlparser::ast::CascadeOption::Cascade)
+            );
+            let mut notices = vec![];
+            let mut i = 0;
+            while i < oids.len() {
+                let oid = oids[i];
+                let listed = oids.clone();
+                for (r, _) in crate::foreign_keys::referencing(&state, oid, &listed) {
+                    if oids.contains(&r.oid) {
+                        continue;
+                    }
+                    let name = state.table_by_oid(oid).map_or("", |d| d.name.as_str());
+                    if !cascade {
+                        return Err(TemporaError::new(
+                            SqlState::FEATURE_NOT_SUPPORTED,
+                            "cannot truncate a table referenced in a foreign key constraint",
+                        )
+                        .with_detail(format!("Table \"{}\" references \"{name}\".", r.name))
+                        .with_hint(format!(
+                            "Truncate table \"{}\" at the same time, or use TRUNCATE ... CASCADE.",
+                            r.name
+                        )));
+                    }
+                    notices.push(Notice::info(
+                        SqlState::SUCCESSFUL_COMPLETION,
+                        format!("truncate cascades to table \"{}\"", r.name),
+                    ));
+                    oids.push(r.oid);
+                }
+                i += 1;
+            }
             session.engine().truncate(&oids).await?;
-            Ok((Outcome::Command("TRUNCATE TABLE".into()), vec![]))
+            Ok((Outcome::Command("TRUNCATE TABLE".into()), notices))
         }
         Statement::Drop {
             object_type: ObjectType::MaterializedView,

@@ -194,6 +194,16 @@ impl RewritePlan {
             .ok_or_else(|| TemporaError::undefined_table(&self.table_name))?
             .clone();
         let schema = Arc::new(table.arrow_schema());
+        // Foreign keys: no referencing row may be written between the check
+        // of this statement's rows and its commit.
+        let referenced = crate::foreign_keys::referencing(&state, table.oid, &[])
+            .next()
+            .is_some();
+        let _keys = if referenced || !table.foreign_keys.is_empty() {
+            Some(engine.lock_keys().await)
+        } else {
+            None
+        };
         // Time bounds of the WHERE select the chunks and files to read; when
         // the WHERE is nothing but time comparisons, a DELETE drops files
         // inside the bounds without reading them.
@@ -335,6 +345,21 @@ impl RewritePlan {
                     )
                     .await?;
                 changes.add.push((chunk, f));
+            }
+        }
+        if count > 0 {
+            match self.op {
+                Op::Delete => {
+                    let state = engine.catalog().snapshot();
+                    crate::foreign_keys::check_not_referenced(session, &state, table, &affected)
+                        .await?;
+                }
+                Op::Update if !table.foreign_keys.is_empty() => {
+                    for b in &affected {
+                        engine.check_references(table, b, &[]).await?;
+                    }
+                }
+                Op::Update => {}
             }
         }
         if !changes.remove.is_empty() {

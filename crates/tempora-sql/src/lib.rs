@@ -27,6 +27,7 @@ mod cursors;
 mod ddl;
 mod dml;
 mod explain;
+mod foreign_keys;
 mod gapfill;
 mod hypertable;
 mod index;

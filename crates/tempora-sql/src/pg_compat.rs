@@ -268,7 +268,14 @@ impl VisitorMut for RegLookups {
                 let Some(alias) = alias_type(data_type) else {
                     return ControlFlow::Continue(());
                 };
-                let lookup = lookup(alias, &inner.to_string());
+                let text = inner.to_string();
+                let digits = text.trim_matches('\'');
+                // A number is the oid itself, as PostgreSQL reads it.
+                let lookup = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                    digits.to_string()
+                } else {
+                    lookup(alias, &text)
+                };
                 if let Some(e) = parse_expr(&format!("{alias}({lookup}, {inner})")) {
                     *expr = e;
                 }

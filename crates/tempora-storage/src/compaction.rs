@@ -86,6 +86,7 @@ mod tests {
             indexes: vec![],
             next_column_id: 0,
             comment: None,
+            foreign_keys: vec![],
         }
     }
 

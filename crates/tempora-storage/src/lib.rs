@@ -38,6 +38,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::ObjectStore;
 use parking_lot::RwLock;
@@ -673,7 +674,10 @@ impl Engine {
         if entries.is_empty() {
             return Ok(vec![]);
         }
-        let _unique = if entries.iter().any(|(t, _)| !t.unique_keys.is_empty()) {
+        let _unique = if entries
+            .iter()
+            .any(|(t, _)| !t.unique_keys.is_empty() || !t.foreign_keys.is_empty())
+        {
             Some(self.unique_lock.lock().await)
         } else {
             None
@@ -684,6 +688,11 @@ impl Engine {
             }
         }
         entries.retain(|(_, b)| b.num_rows() > 0);
+        for (table, batch) in &entries {
+            if !table.foreign_keys.is_empty() {
+                self.check_references(table, batch, &entries).await?;
+            }
+        }
         if entries.is_empty() {
             return Ok(vec![]);
         }
@@ -793,22 +802,40 @@ impl Engine {
         columns: &[usize],
         batch: &RecordBatch,
     ) -> Result<std::collections::HashSet<datafusion::arrow::row::OwnedRow>> {
-        let snapshot = self.read_snapshot();
-        let Some(def) = snapshot.catalog.table_by_oid(table.oid) else {
-            return Ok(Default::default());
-        };
-        let (time_index, range) = match &def.hypertable {
-            Some(h) => {
-                let times: Vec<i64> = time_values(def, batch)?.into_iter().flatten().collect();
+        let range = match &table.hypertable {
+            Some(_) => {
+                let times: Vec<i64> = time_values(table, batch)?.into_iter().flatten().collect();
                 let lo = times.iter().min().copied().unwrap_or(i64::MIN);
                 let hi = times.iter().max().copied().unwrap_or(i64::MAX);
-                (def.column_index(&h.time_column), Some((lo, hi)))
+                Some((lo, hi))
             }
-            None => (None, None),
+            None => None,
         };
+        let existing = self.stored_key_columns(table.oid, columns, range).await?;
+        unique::key_set(encoder, &existing)
+    }
+
+    /// The `columns` of the stored rows of a table (memtables and files; of a
+    /// hypertable only those in the time `range`), batch by batch in
+    /// `columns` order.
+    async fn stored_key_columns(
+        &self,
+        oid: u32,
+        columns: &[usize],
+        range: Option<(i64, i64)>,
+    ) -> Result<Vec<Vec<ArrayRef>>> {
+        let snapshot = self.read_snapshot();
+        let Some(def) = snapshot.catalog.table_by_oid(oid) else {
+            return Ok(Default::default());
+        };
+        let time_index = def
+            .hypertable
+            .as_ref()
+            .and_then(|h| def.column_index(&h.time_column));
+        let range = range.filter(|_| time_index.is_some());
         let overlaps = |start: i64, end: i64| range.is_none_or(|(lo, hi)| end > lo && start <= hi);
         let mut existing: Vec<Vec<ArrayRef>> = Vec::new();
-        for (chunk, batches) in snapshot.memtable_rows(table.oid) {
+        for (chunk, batches) in snapshot.memtable_rows(oid) {
             if let Some(c) = chunk.and_then(|c| def.chunks.get(&c)) {
                 if !overlaps(c.range_start, c.range_end) {
                     continue;
@@ -840,7 +867,81 @@ impl Engine {
                 );
             }
         }
-        unique::key_set(encoder, &existing)
+        Ok(existing)
+    }
+
+    /// Rows of `table` whose foreign key names no row of the referenced
+    /// table give PostgreSQL's 23503 (MATCH SIMPLE: a key with a NULL is not
+    /// checked). `pending` are the rows of the same write, which count as
+    /// there. The caller holds the key lock.
+    pub async fn check_references(
+        &self,
+        table: &TableDef,
+        batch: &RecordBatch,
+        pending: &[(TableDef, RecordBatch)],
+    ) -> Result<()> {
+        let state = self.catalog.snapshot();
+        for fk in &table.foreign_keys {
+            let referenced = if fk.ref_oid == table.oid {
+                table
+            } else {
+                match state.table_by_oid(fk.ref_oid) {
+                    Some(t) => t,
+                    None => continue,
+                }
+            };
+            let index = |t: &TableDef, c: &str| {
+                t.column_index(c).ok_or_else(|| {
+                    TemporaError::internal(format!("foreign key column \"{c}\" is gone"))
+                })
+            };
+            let local = fk
+                .columns
+                .iter()
+                .map(|c| index(table, c))
+                .collect::<Result<Vec<_>>>()?;
+            let remote = fk
+                .ref_columns
+                .iter()
+                .map(|c| index(referenced, c))
+                .collect::<Result<Vec<_>>>()?;
+            let local_schema = table.arrow_schema();
+            let remote_schema = referenced.arrow_schema();
+            let types: Vec<DataType> = local
+                .iter()
+                .zip(&remote)
+                .map(|(l, r)| {
+                    unique::common_key_type(
+                        local_schema.field(*l).data_type(),
+                        remote_schema.field(*r).data_type(),
+                    )
+                })
+                .collect();
+            let encoder = unique::KeyEncoder::for_types(&types)?;
+            let mine: Vec<ArrayRef> = local.iter().map(|i| batch.column(*i).clone()).collect();
+            let keys = encoder.keys_of(&unique::cast_all(&mine, &types)?)?;
+            if keys.iter().all(Option::is_none) {
+                continue;
+            }
+            let mut stored = self
+                .stored_key_columns(referenced.oid, &remote, None)
+                .await?;
+            for (_, b) in pending.iter().filter(|(t, _)| t.oid == referenced.oid) {
+                stored.push(remote.iter().map(|i| b.column(*i).clone()).collect());
+            }
+            let stored = stored
+                .iter()
+                .map(|cols| unique::cast_all(cols, &types))
+                .collect::<Result<Vec<_>>>()?;
+            let existing = unique::key_set(&encoder, &stored)?;
+            if let Some(row) = keys
+                .iter()
+                .position(|k| k.as_ref().is_some_and(|k| !existing.contains(k)))
+            {
+                return Err(unique::missing_reference(fk, table, referenced, batch, row));
+            }
+        }
+        Ok(())
     }
 
     /// Holds a writer back while the active memtables are over budget and the
@@ -900,6 +1001,14 @@ impl Engine {
     }
 
     /// Takes the exclusive right to change files (flush, rewrite, compaction).
+    /// The lock writers hold from checking unique and foreign keys to their
+    /// rows being in the memtable. A statement that deletes referenced rows
+    /// holds it from its reference check to its commit (after the files
+    /// lock, the only order both are taken in).
+    pub async fn lock_keys(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.unique_lock.lock().await
+    }
+
     pub async fn lock_files(&self) -> FilesGuard {
         FilesGuard {
             _guard: self.files_lock.clone().lock_owned().await,

@@ -616,6 +616,7 @@ mod tests {
             indexes: vec![],
             next_column_id: 0,
             comment: None,
+            foreign_keys: vec![],
             unique_keys: vec![],
             compression: Some(CompressionSettings {
                 segmentby: vec!["device".into()],

@@ -1,4 +1,5 @@
-//! PRIMARY KEY and UNIQUE constraints: finding rows whose key is taken.
+//! PRIMARY KEY and UNIQUE constraints: finding rows whose key is taken; the
+//! keys foreign keys are checked against.
 //!
 //! On a hypertable every unique key includes the time column (TimescaleDB's
 //! rule, checked by `create_hypertable`), so the rows a new batch can collide
@@ -10,6 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::file::statistics::Statistics;
@@ -57,6 +59,15 @@ impl KeyEncoder {
         Ok(Self {
             converter: RowConverter::new(fields).map_err(internal)?,
             columns,
+        })
+    }
+
+    /// An encoder of key columns of the given types (for [`Self::keys_of`]).
+    pub fn for_types(types: &[DataType]) -> Result<Self> {
+        Ok(Self {
+            converter: RowConverter::new(types.iter().map(|t| SortField::new(t.clone())).collect())
+                .map_err(internal)?,
+            columns: vec![],
         })
     }
 
@@ -137,7 +148,7 @@ fn key_text(key: &UniqueKey, table: &TableDef, batch: &RecordBatch, row: usize) 
 /// A value as PostgreSQL prints it in a key detail (timestamps in UTC).
 fn value_text(col: &ArrayRef, row: usize) -> String {
     use datafusion::arrow::array::{Array, TimestampMicrosecondArray};
-    use datafusion::arrow::datatypes::{DataType, TimeUnit};
+    use datafusion::arrow::datatypes::TimeUnit;
     if let DataType::Timestamp(TimeUnit::Microsecond, tz) = col.data_type() {
         if let Some(a) = col.as_any().downcast_ref::<TimestampMicrosecondArray>() {
             if let Some(t) = chrono::DateTime::from_timestamp_micros(a.value(row)) {
@@ -226,4 +237,67 @@ pub fn key_set(encoder: &KeyEncoder, existing: &[Vec<ArrayRef>]) -> Result<HashS
         }
     }
     Ok(set)
+}
+
+/// The type two key columns of a foreign key compare in: their own when
+/// they agree, bigint for two integer types, double precision otherwise.
+pub fn common_key_type(a: &DataType, b: &DataType) -> DataType {
+    if a == b {
+        return a.clone();
+    }
+    if a.is_integer() && b.is_integer() {
+        return DataType::Int64;
+    }
+    if a.is_numeric() && b.is_numeric() {
+        return DataType::Float64;
+    }
+    DataType::Utf8
+}
+
+/// Key columns cast to `types`.
+pub fn cast_all(columns: &[ArrayRef], types: &[DataType]) -> Result<Vec<ArrayRef>> {
+    columns
+        .iter()
+        .zip(types)
+        .map(|(c, t)| {
+            if c.data_type() == t {
+                Ok(c.clone())
+            } else {
+                datafusion::arrow::compute::cast(c, t).map_err(internal)
+            }
+        })
+        .collect()
+}
+
+/// PostgreSQL's error for a row whose foreign key names no referenced row.
+pub fn missing_reference(
+    fk: &tempora_catalog::ForeignKey,
+    table: &TableDef,
+    referenced: &TableDef,
+    batch: &RecordBatch,
+    row: usize,
+) -> TemporaError {
+    let values: Vec<String> = fk
+        .columns
+        .iter()
+        .map(|c| {
+            table
+                .column_index(c)
+                .map(|i| value_text(batch.column(i), row))
+                .unwrap_or_default()
+        })
+        .collect();
+    TemporaError::new(
+        SqlState::FOREIGN_KEY_VIOLATION,
+        format!(
+            "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
+            table.name, fk.name
+        ),
+    )
+    .with_detail(format!(
+        "Key ({})=({}) is not present in table \"{}\".",
+        fk.columns.join(", "),
+        values.join(", "),
+        referenced.name
+    ))
 }

@@ -50,6 +50,7 @@ async fn engine_with_table(dir: &std::path::Path, unique: bool) -> (Arc<Engine>,
                 indexes: vec![],
                 next_column_id: 0,
                 comment: None,
+                foreign_keys: vec![],
             };
             Ok(vec![
                 CatalogOp::CreateTable(table),
