@@ -170,7 +170,13 @@ async fn truncate_and_views_survive_kill9() {
              CREATE SEQUENCE sset;
              SELECT setval('sset', 42, false);
              CREATE SEQUENCE sren AS integer START 7;
-             ALTER SEQUENCE sren RENAME TO sren2;",
+             ALTER SEQUENCE sren RENAME TO sren2;
+             CREATE TABLE tm (v int);
+             INSERT INTO tm VALUES (1), (2);
+             CREATE MATERIALIZED VIEW tmv AS SELECT sum(v) AS s FROM tm;
+             INSERT INTO tm VALUES (4);
+             REFRESH MATERIALIZED VIEW tmv;
+             CREATE MATERIALIZED VIEW tmv_empty AS SELECT v FROM tm WITH NO DATA;",
         )
         .await
         .unwrap();
@@ -210,6 +216,19 @@ async fn truncate_and_views_survive_kill9() {
         .await
         .unwrap();
     assert_eq!(r.get::<_, String>(0), "bigint");
+    // A materialized view keeps its last refresh's rows, and WITH NO DATA
+    // stays unpopulated.
+    let s: i64 = client
+        .query_one("SELECT s FROM tmv", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(s, 7);
+    let err = client
+        .query("SELECT * FROM tmv_empty", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "55000", "{err:?}");
     assert_eq!(
         (r.get::<_, i64>(1), r.get::<_, i64>(2), r.get::<_, i64>(3)),
         (-1000, -1, -5)

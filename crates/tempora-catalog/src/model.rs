@@ -1043,6 +1043,35 @@ pub struct ViewDef {
     /// (and, real-time, the raw rows past its watermark) instead of `sql`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continuous: Option<ContinuousAgg>,
+    /// Set for a PostgreSQL materialized view (`CREATE MATERIALIZED VIEW`
+    /// without `timescaledb.continuous`): its rows as of the last refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub materialized: Option<MaterializedView>,
+}
+
+/// Where a materialized view keeps its rows: a plain table of its own,
+/// rewritten whole by `REFRESH MATERIALIZED VIEW`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaterializedView {
+    pub table_oid: u32,
+    /// False after `WITH NO DATA`: reading it is an error until a refresh.
+    pub populated: bool,
+}
+
+impl ViewDef {
+    /// The oid of the table holding a materialized view's or continuous
+    /// aggregate's rows.
+    pub fn storage_oid(&self) -> Option<u32> {
+        self.materialized
+            .as_ref()
+            .map(|m| m.table_oid)
+            .or(self.continuous.as_ref().map(|c| c.mat_oid))
+    }
+
+    /// Whether `DROP MATERIALIZED VIEW` is how it goes.
+    pub fn is_materialized(&self) -> bool {
+        self.materialized.is_some() || self.continuous.is_some()
+    }
 }
 
 /// A continuous aggregate (`CREATE MATERIALIZED VIEW ... WITH

@@ -182,7 +182,7 @@ pub struct Relation {
     pub oid: u32,
     pub schema: String,
     pub name: String,
-    /// `relkind`: r table, v view, i index, S sequence.
+    /// `relkind`: r table, v view, m materialized view, i index, S sequence.
     pub kind: &'static str,
     pub access_method: u32,
     pub columns: Vec<Attribute>,
@@ -202,7 +202,7 @@ impl Relation {
             schema: schema.to_string(),
             name: name.to_string(),
             kind,
-            access_method: if kind == "r" { 2 } else { 0 },
+            access_method: if kind == "r" || kind == "m" { 2 } else { 0 },
             columns: Vec::new(),
             has_index: false,
             has_subclass: false,
@@ -301,7 +301,16 @@ pub fn user_relations(
     view_columns: &HashMap<u32, SchemaRef>,
 ) -> Vec<Relation> {
     let mut out = Vec::new();
+    // Materialized views' own tables are not relations of their own.
+    let storage: std::collections::HashSet<u32> = state
+        .views
+        .values()
+        .filter_map(|v| v.materialized.as_ref().map(|m| m.table_oid))
+        .collect();
     for t in state.tables.values() {
+        if storage.contains(&t.oid) {
+            continue;
+        }
         let mut rel = Relation::new(t.oid, &t.schema, &t.name, "r");
         rel.columns = table_attributes(t);
         let indexes = t.all_indexes();
@@ -328,6 +337,17 @@ pub fn user_relations(
         out.push(rel);
     }
     for v in state.views.values() {
+        if let Some(t) = v
+            .materialized
+            .as_ref()
+            .and_then(|m| state.table_by_oid(m.table_oid))
+        {
+            let mut rel = Relation::new(v.oid, &v.schema, &v.name, "m");
+            rel.columns = table_attributes(t);
+            rel.tuples = t.all_files().map(|f| f.rows as f64).sum();
+            out.push(rel);
+            continue;
+        }
         let mut rel = Relation::new(v.oid, &v.schema, &v.name, "v");
         if let Some(schema) = view_columns.get(&v.oid) {
             rel.columns = schema
@@ -989,7 +1009,7 @@ fn push_class(rows: &mut Rows, rel: &Relation) -> DfResult<()> {
         ("relkind", text(rel.kind)),
         ("relnatts", int2(rel.columns.len() as i16)),
         ("relchecks", int2(0)),
-        ("relhasrules", boolean(rel.kind == "v")),
+        ("relhasrules", boolean(rel.kind == "v" || rel.kind == "m")),
         ("relhastriggers", boolean(rel.has_triggers)),
         ("relhassubclass", boolean(rel.has_subclass)),
         ("relrowsecurity", boolean(false)),
@@ -997,7 +1017,11 @@ fn push_class(rows: &mut Rows, rel: &Relation) -> DfResult<()> {
         ("relispopulated", boolean(true)),
         (
             "relreplident",
-            text(if rel.kind == "r" { "d" } else { "n" }),
+            text(if rel.kind == "r" || rel.kind == "m" {
+                "d"
+            } else {
+                "n"
+            }),
         ),
         ("relispartition", boolean(false)),
         ("relrewrite", oid(0)),

@@ -68,6 +68,25 @@ impl SchemaProvider for TemporaSchema {
         let Some(view) = cat.view(&self.schema, name) else {
             return Ok(None);
         };
+        if let Some(m) = &view.materialized {
+            // Its rows as of the last refresh, read as a table's.
+            if !m.populated {
+                return Err(TemporaError::new(
+                    tempora_common::SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("materialized view \"{name}\" has not been populated"),
+                )
+                .with_hint("Use the REFRESH MATERIALIZED VIEW command.")
+                .into_datafusion());
+            }
+            let Some(def) = cat.table_by_oid(m.table_oid) else {
+                return Ok(None);
+            };
+            return Ok(Some(Arc::new(TemporaTable::new(
+                self.engine.clone(),
+                def.clone(),
+                &self.state,
+            ))));
+        }
         // Planned again on every read, against the tables as they are now.
         let Some(state) = self.state.upgrade() else {
             return Ok(None);
@@ -413,6 +432,9 @@ impl SchemaProvider for PgCatalogOverlay {
         if name.eq_ignore_ascii_case("pg_sequences") {
             return pg_sequences(&self.engine).await.map(Some);
         }
+        if name.eq_ignore_ascii_case("pg_matviews") {
+            return pg_matviews(&self.engine.catalog().snapshot()).map(Some);
+        }
         self.inner.table(name).await
     }
 
@@ -556,6 +578,46 @@ async fn pg_sequences(engine: &Engine) -> DfResult<Arc<dyn TableProvider>> {
         Arc::new(BooleanArray::from_iter(seqs.iter().map(|s| Some(s.cycle)))),
         int(&|s| s.cache),
         Arc::new(Int64Array::from(last)),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), cols)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+/// `pg_matviews`: PostgreSQL's materialized views (not continuous aggregates).
+fn pg_matviews(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
+    let owner = state
+        .roles
+        .get(&tempora_catalog::BOOTSTRAP_SUPERUSER_OID)
+        .map_or_else(|| "postgres".to_string(), |r| r.name.clone());
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("schemaname", DataType::Utf8, true),
+        Field::new("matviewname", DataType::Utf8, true),
+        Field::new("matviewowner", DataType::Utf8, true),
+        Field::new("tablespace", DataType::Utf8, true),
+        Field::new("hasindexes", DataType::Boolean, true),
+        Field::new("ispopulated", DataType::Boolean, true),
+        Field::new("definition", DataType::Utf8, true),
+    ]));
+    let views: Vec<_> = state
+        .views
+        .values()
+        .filter_map(|v| v.materialized.as_ref().map(|m| (v, m)))
+        .collect();
+    let text = |f: &dyn Fn(&tempora_catalog::ViewDef) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            views.iter().map(|(v, _)| f(v)),
+        ))
+    };
+    let cols: Vec<ArrayRef> = vec![
+        text(&|v| v.schema.clone()),
+        text(&|v| v.name.clone()),
+        text(&|_| owner.clone()),
+        Arc::new(StringArray::from(vec![None::<&str>; views.len()])),
+        Arc::new(BooleanArray::from(vec![false; views.len()])),
+        Arc::new(BooleanArray::from_iter(
+            views.iter().map(|(_, m)| Some(m.populated)),
+        )),
+        text(&crate::pg_relations::view_definition),
     ];
     let batch = RecordBatch::try_new(schema.clone(), cols)?;
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))

@@ -450,7 +450,11 @@ fn bare_bucket(call: &SqlExpr, time_column: &str) -> String {
 }
 
 /// A PostgreSQL type for a column of the query's result.
-fn column_type(dt: &datafusion::arrow::datatypes::DataType, name: &str) -> Result<PgType> {
+pub(crate) fn column_type(
+    dt: &datafusion::arrow::datatypes::DataType,
+    name: &str,
+    what: &str,
+) -> Result<PgType> {
     use datafusion::arrow::datatypes::DataType as D;
     Ok(match dt {
         D::Boolean => PgType::Bool,
@@ -471,7 +475,7 @@ fn column_type(dt: &datafusion::arrow::datatypes::DataType, name: &str) -> Resul
         D::Binary | D::LargeBinary | D::BinaryView => PgType::Bytea,
         other => {
             return Err(TemporaError::not_supported(format!(
-                "continuous aggregate column \"{name}\" of type {other}"
+                "{what} column \"{name}\" of type {other}"
             )))
         }
     })
@@ -801,7 +805,11 @@ impl CreateCagg {
         let bucket_column = names[bucket_pos].clone();
         let mut columns = Vec::new();
         for (k, (f, n)) in fields.iter().zip(&names).enumerate() {
-            let mut c = ColumnDef::new(k as u32 + 1, n.clone(), column_type(f.data_type(), n)?);
+            let mut c = ColumnDef::new(
+                k as u32 + 1,
+                n.clone(),
+                column_type(f.data_type(), n, "continuous aggregate")?,
+            );
             c.not_null = k == bucket_pos;
             columns.push(c);
         }
@@ -863,6 +871,7 @@ impl CreateCagg {
                         definition: self.query.clone(),
                         depends_on: depends_on.clone(),
                         continuous: Some(cagg),
+                        materialized: None,
                     }),
                 ])
             })

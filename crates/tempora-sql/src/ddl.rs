@@ -70,6 +70,18 @@ pub(crate) fn written_table<'a>(
         return Ok(t);
     }
     match state.view(schema, name) {
+        Some(v) if v.materialized.is_some() => Err(if verb.starts_with("copy") {
+            TemporaError::new(
+                SqlState::WRONG_OBJECT_TYPE,
+                format!("cannot {verb} materialized view \"{name}\""),
+            )
+            .with_hint("Try the COPY (SELECT ...) TO variant.")
+        } else {
+            TemporaError::new(
+                SqlState::WRONG_OBJECT_TYPE,
+                format!("cannot change materialized view \"{name}\""),
+            )
+        }),
         Some(_) if verb.starts_with("copy") => Err(TemporaError::new(
             SqlState::WRONG_OBJECT_TYPE,
             format!("cannot {verb} view \"{name}\""),
@@ -477,11 +489,18 @@ pub(crate) async fn execute(
                                 }
                             }
                             None if state.view(schema, name).is_some() => {
+                                let materialized = state
+                                    .view(schema, name)
+                                    .is_some_and(|v| v.materialized.is_some());
                                 return Err(TemporaError::new(
                                     SqlState::WRONG_OBJECT_TYPE,
                                     format!("\"{name}\" is not a table"),
                                 )
-                                .with_hint("Use DROP VIEW to remove a view."))
+                                .with_hint(if materialized {
+                                    "Use DROP MATERIALIZED VIEW to remove a materialized view."
+                                } else {
+                                    "Use DROP VIEW to remove a view."
+                                }));
                             }
                             None if *if_exists => notices.push(Notice::info(
                                 SqlState::SUCCESSFUL_COMPLETION,

@@ -33,6 +33,7 @@ mod hypertable;
 mod index;
 mod insert;
 mod jobs;
+mod matviews;
 mod naming;
 mod pg_compat;
 mod roles;
@@ -207,6 +208,8 @@ pub enum Kind {
     Refresh(Box<caggs::RefreshCall>),
     /// CREATE SEQUENCE / ALTER SEQUENCE.
     Sequence(Box<sequences::SequenceCommand>),
+    /// REFRESH MATERIALIZED VIEW, CREATE MATERIALIZED VIEW ... WITH [NO] DATA.
+    MatView(Box<matviews::MatViewCommand>),
     /// ANALYZE / VACUUM.
     Maintenance(Box<Statement>),
     /// SELECT set_config(name, value, is_local).
@@ -321,6 +324,8 @@ pub enum ParsedStatement {
     CreateCagg(Box<caggs::CreateCagg>),
     /// `CREATE SEQUENCE` / `ALTER SEQUENCE`, options in any order.
     Sequence(Box<sequences::SequenceCommand>),
+    /// `REFRESH MATERIALIZED VIEW`, `CREATE MATERIALIZED VIEW ... WITH [NO] DATA`.
+    MatView(Box<matviews::MatViewCommand>),
 }
 
 impl From<Statement> for ParsedStatement {
@@ -429,6 +434,9 @@ pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
     if let Some(command) = sequences::parse(sql) {
         return Ok(vec![ParsedStatement::Sequence(Box::new(command?))]);
     }
+    if let Some(command) = matviews::parse(sql) {
+        return Ok(vec![ParsedStatement::MatView(Box::new(command?))]);
+    }
     if let Some(plain) = plain_vacuum(sql) {
         return parse_query(&plain);
     }
@@ -439,6 +447,7 @@ pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
         || lower.contains("timescaledb.")
         || lower.contains("tsdb.")
         || lower.contains("sequence")
+        || lower.contains("materialized")
     {
         if let Some(parts) = split_statements(sql) {
             let special = |p: &str| {
@@ -446,6 +455,7 @@ pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
                     || compression::parse_table_options(p).is_some()
                     || caggs::parse_create(p).is_some()
                     || sequences::parse(p).is_some()
+                    || matviews::parse(p).is_some()
             };
             if parts.len() > 1 && parts.iter().any(|p| special(p)) {
                 let mut out = Vec::new();
@@ -939,6 +949,7 @@ impl SqlSession {
                 return Ok(prepared(Kind::CreateCagg(c), vec![], None))
             }
             ParsedStatement::Sequence(c) => return Ok(prepared(Kind::Sequence(c), vec![], None)),
+            ParsedStatement::MatView(c) => return Ok(prepared(Kind::MatView(c), vec![], None)),
         };
         if let Some(select) = compression::columnstore_procedure(&stmt)? {
             // A procedure: runs as the function call it stands for, answers CALL.
@@ -1365,6 +1376,10 @@ impl SqlSession {
             Kind::CreateCagg(c) => c.execute(self).await,
             Kind::Refresh(r) => r.execute(self).await,
             Kind::Sequence(c) => {
+                self.reject_write_in_block(c.tag())?;
+                c.execute(self).await
+            }
+            Kind::MatView(c) => {
                 self.reject_write_in_block(c.tag())?;
                 c.execute(self).await
             }

@@ -37,50 +37,18 @@ pub(crate) async fn create_view(
 ) -> Result<(Outcome, Vec<Notice>)> {
     if cv.materialized {
         let continuous = cv.options.to_string().to_lowercase().contains("continuous");
-        return Err(TemporaError::not_supported(if continuous {
-            "continuous aggregates (CREATE MATERIALIZED VIEW ... WITH (timescaledb.continuous))"
-        } else {
-            "CREATE MATERIALIZED VIEW"
-        }));
+        if continuous {
+            return Err(TemporaError::not_supported(
+                "continuous aggregates (CREATE MATERIALIZED VIEW ... WITH (timescaledb.continuous))",
+            ));
+        }
+        return crate::matviews::create(session, cv, true).await;
     }
     let (schema, name) = object_name(&cv.name)?;
     if !session.engine().catalog().snapshot().schema_exists(&schema) {
         return Err(crate::ddl::no_schema(&schema));
     }
-    let definition = cv.query.to_string();
-    let mut stmt = crate::rewrite_query(Statement::Query(cv.query.clone()));
-    let read = relations(&mut stmt);
-    let mut sql = stmt.to_string();
-    // Planned now, so a view that cannot be read is never created.
-    let plan = session.plan_sql(&sql).await?;
-    if !cv.columns.is_empty() {
-        let fields: Vec<String> = plan
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        if cv.columns.len() > fields.len() {
-            return Err(TemporaError::new(
-                SqlState::SYNTAX_ERROR,
-                "CREATE VIEW specifies more column names than columns",
-            ));
-        }
-        // Columns not named keep their own names, as in PostgreSQL.
-        let cols: Vec<String> = cv
-            .columns
-            .iter()
-            .map(|c| ident_name(&c.name))
-            .chain(fields.into_iter().skip(cv.columns.len()))
-            .map(|c| quote_ident(&c))
-            .collect();
-        sql = format!(
-            "SELECT * FROM ({sql}) AS {}({})",
-            quote_ident(&name),
-            cols.join(", ")
-        );
-        session.plan_sql(&sql).await?;
-    }
+    let (sql, definition, read) = view_query(session, cv, &name).await?;
     let mut skipped = false;
     session
         .engine()
@@ -122,6 +90,7 @@ pub(crate) async fn create_view(
                 definition: definition.clone(),
                 depends_on: depends_on.into_iter().filter(|d| *d != oid).collect(),
                 continuous: None,
+                materialized: None,
             })])
         })
         .await?;
@@ -134,6 +103,50 @@ pub(crate) async fn create_view(
         vec![]
     };
     Ok((Outcome::Command("CREATE VIEW".into()), notices))
+}
+
+/// A view's query as Tempora plans it (its column names applied), the
+/// query as written, and the relations it reads; planned now, so a view
+/// that cannot be read is never created.
+pub(crate) async fn view_query(
+    session: &SqlSession,
+    cv: &CreateView,
+    name: &str,
+) -> Result<(String, String, Vec<(String, String)>)> {
+    let definition = cv.query.to_string();
+    let mut stmt = crate::rewrite_query(Statement::Query(cv.query.clone()));
+    let read = relations(&mut stmt);
+    let mut sql = stmt.to_string();
+    let plan = session.plan_sql(&sql).await?;
+    if !cv.columns.is_empty() {
+        let fields: Vec<String> = plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        if cv.columns.len() > fields.len() {
+            return Err(TemporaError::new(
+                SqlState::SYNTAX_ERROR,
+                "CREATE VIEW specifies more column names than columns",
+            ));
+        }
+        // Columns not named keep their own names, as in PostgreSQL.
+        let cols: Vec<String> = cv
+            .columns
+            .iter()
+            .map(|c| ident_name(&c.name))
+            .chain(fields.into_iter().skip(cv.columns.len()))
+            .map(|c| quote_ident(&c))
+            .collect();
+        sql = format!(
+            "SELECT * FROM ({sql}) AS {}({})",
+            quote_ident(name),
+            cols.join(", ")
+        );
+        session.plan_sql(&sql).await?;
+    }
+    Ok((sql, definition, read))
 }
 
 fn already_exists(name: &str) -> TemporaError {
@@ -170,17 +183,30 @@ pub(crate) fn dependent_views(
                 SqlState::DEPENDENT_OBJECTS_STILL_EXIST,
                 format!("cannot drop {kind} {name} because other objects depend on it"),
             )
-            .with_detail(format!("view {} depends on {kind} {name}", v.name))
+            .with_detail(format!(
+                "{} {} depends on {kind} {name}",
+                view_kind(v),
+                v.name
+            ))
             .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
         }
         notices.push(Notice::info(
             SqlState::SUCCESSFUL_COMPLETION,
-            format!("drop cascades to view {}", v.name),
+            format!("drop cascades to {} {}", view_kind(v), v.name),
         ));
         doomed.push(v.oid);
         views.push(v.oid);
     }
     Ok(views)
+}
+
+/// How PostgreSQL names a view in messages.
+fn view_kind(v: &ViewDef) -> &'static str {
+    if v.materialized.is_some() {
+        "materialized view"
+    } else {
+        "view"
+    }
 }
 
 /// The ops dropping view `oid`: a continuous aggregate's materialization
@@ -194,8 +220,8 @@ pub(crate) fn drop_view_ops(
     if let Some(mat) = state
         .views
         .get(&oid)
-        .and_then(|v| v.continuous.as_ref())
-        .and_then(|c| state.table_by_oid(c.mat_oid))
+        .and_then(|v| v.storage_oid())
+        .and_then(|o| state.table_by_oid(o))
     {
         dropped.push((mat.oid, mat.all_files().map(|f| f.path.clone()).collect()));
         ops.push(CatalogOp::DropTable { oid: mat.oid });
@@ -229,7 +255,7 @@ pub(crate) async fn drop_views(
             let mut dropping: Vec<(u32, String, &str)> = Vec::new();
             for (schema, name) in &targets {
                 match state.view(schema, name) {
-                    Some(v) if v.continuous.is_some() == materialized => {
+                    Some(v) if v.is_materialized() == materialized => {
                         dropping.push((v.oid, v.name.clone(), "view"))
                     }
                     Some(_) if materialized => {
@@ -238,6 +264,13 @@ pub(crate) async fn drop_views(
                             format!("\"{name}\" is not a materialized view"),
                         )
                         .with_hint("Use DROP VIEW to remove a view."))
+                    }
+                    Some(v) if v.materialized.is_some() => {
+                        return Err(TemporaError::new(
+                            SqlState::WRONG_OBJECT_TYPE,
+                            format!("\"{name}\" is not a view"),
+                        )
+                        .with_hint("Use DROP MATERIALIZED VIEW to remove a materialized view."))
                     }
                     Some(_) => {
                         return Err(TemporaError::new(
