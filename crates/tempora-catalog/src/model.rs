@@ -992,6 +992,9 @@ pub struct SequenceDef {
     /// `CACHE`, shown by `pg_sequences`.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub cache: i64,
+    /// `COMMENT ON SEQUENCE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 fn one() -> i64 {
@@ -1047,6 +1050,9 @@ pub struct ViewDef {
     /// without `timescaledb.continuous`): its rows as of the last refresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub materialized: Option<MaterializedView>,
+    /// `COMMENT ON VIEW` / `MATERIALIZED VIEW`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// Where a materialized view keeps its rows: a plain table of its own,

@@ -390,6 +390,20 @@ fn relation_bytes(l: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarVa
             }
         }
     }
+    // A sequence is one page in PostgreSQL; a materialized view its table's files.
+    if l.state.sequences.contains_key(&oid) {
+        return ScalarValue::Int64(Some(8192));
+    }
+    if let Some(t) = l
+        .state
+        .views
+        .get(&oid)
+        .and_then(|v| v.materialized.as_ref())
+        .and_then(|m| l.state.table_by_oid(m.table_oid))
+    {
+        let bytes = crate::information::bytes_by_chunk(engine, t);
+        return ScalarValue::Int64(Some(bytes.values().sum()));
+    }
     ScalarValue::Int64(Some(0))
 }
 

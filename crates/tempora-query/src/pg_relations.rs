@@ -345,10 +345,12 @@ pub fn user_relations(
             let mut rel = Relation::new(v.oid, &v.schema, &v.name, "m");
             rel.columns = table_attributes(t);
             rel.tuples = t.all_files().map(|f| f.rows as f64).sum();
+            rel.comment = v.comment.clone();
             out.push(rel);
             continue;
         }
         let mut rel = Relation::new(v.oid, &v.schema, &v.name, "v");
+        rel.comment = v.comment.clone();
         if let Some(schema) = view_columns.get(&v.oid) {
             rel.columns = schema
                 .fields()
@@ -360,6 +362,7 @@ pub fn user_relations(
     }
     for s in state.sequences.values() {
         let mut rel = Relation::new(s.oid, &s.schema, &s.name, "S");
+        rel.comment = s.comment.clone();
         rel.columns = vec![
             Attribute::of_arrow("last_value", &DataType::Int64, true),
             Attribute::of_arrow("log_cnt", &DataType::Int64, true),

@@ -872,6 +872,7 @@ impl CreateCagg {
                         depends_on: depends_on.clone(),
                         continuous: Some(cagg),
                         materialized: None,
+                        comment: None,
                     }),
                 ])
             })

@@ -248,6 +248,7 @@ fn with_sequences(state: &CatalogState, def: &mut TableDef) -> Vec<SequenceDef> 
             pending: false,
             type_oid: None,
             cache: 1,
+            comment: None,
         });
     }
     out

@@ -224,6 +224,7 @@ pub(crate) async fn create(
                         table_oid,
                         populated: false,
                     }),
+                    comment: None,
                 }),
                 CatalogOp::CreateTable(TableDef {
                     oid: table_oid,

@@ -548,6 +548,7 @@ impl SequenceCommand {
                             pending: false,
                             type_oid: None,
                             cache: 1,
+                            comment: None,
                         };
                         apply_options(&mut seq, &self.options, true)?;
                         if let Some(target) = &self.options.owned_by {
@@ -796,6 +797,7 @@ mod tests {
             pending: false,
             type_oid: None,
             cache: 1,
+            comment: None,
         };
         let o = Options {
             increment: Some(-1),

@@ -91,6 +91,7 @@ pub(crate) async fn create_view(
                 depends_on: depends_on.into_iter().filter(|d| *d != oid).collect(),
                 continuous: None,
                 materialized: None,
+                comment: None,
             })])
         })
         .await?;
