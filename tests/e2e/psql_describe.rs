@@ -206,9 +206,10 @@ async fn comment_on_errors() {
             "COMMENT ON TABLE nope IS 'x'",
             "ERROR:  relation \"nope\" does not exist",
         ),
+        ("COMMENT ON TABLE w IS 'x'", "ERROR:  \"w\" is not a table"),
         (
-            "COMMENT ON VIEW w IS 'x'",
-            "ERROR:  COMMENT ON VIEW is not supported",
+            "COMMENT ON INDEX t_idx IS 'x'",
+            "ERROR:  COMMENT ON INDEX is not supported",
         ),
     ] {
         let out = server.psql_async(&["-c", sql]).await;

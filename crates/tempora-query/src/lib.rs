@@ -12,6 +12,7 @@ pub mod information;
 pub mod information_schema;
 pub mod intervals;
 pub mod markers;
+pub mod pg_casts;
 pub mod pg_functions;
 pub mod pg_literals;
 pub mod pg_relations;

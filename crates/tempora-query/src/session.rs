@@ -716,6 +716,8 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     ctx.register_udaf(crate::aggregates::last_udaf());
     ctx.register_udaf(crate::aggregates::histogram_udaf());
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals));
+    ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgIntegerCasts));
+    ctx.register_udf(crate::pg_casts::pg_round().as_ref().clone());
     ctx.register_udf(crate::pg_types::pg_typeof_udf());
     ctx.register_udf(crate::to_char::to_char_udf());
     for f in crate::intervals::scale_udfs() {

@@ -36,6 +36,13 @@ enum Op {
         column: String,
         ty: PgType,
     },
+    /// A type change the stored values must be converted for: every file
+    /// of the table is written again (`expr`: the USING expression, SQL).
+    RewriteType {
+        column: String,
+        ty: PgType,
+        expr: String,
+    },
     SetDefault {
         column: String,
         default: Option<String>,
@@ -102,6 +109,33 @@ fn widens(from: &PgType, to: &PgType) -> bool {
         (Varchar(Some(n)), Varchar(Some(m))) => m >= n,
         _ => false,
     }
+}
+
+/// Whether PostgreSQL converts `from` to `to` in ALTER COLUMN TYPE without
+/// a USING clause (an implicit or assignment cast).
+fn assignment_cast(from: &PgType, to: &PgType) -> bool {
+    use PgType::*;
+    let numeric = |t: &PgType| matches!(t, Int2 | Int4 | Int8 | Float4 | Float8 | Numeric { .. });
+    let temporal = |t: &PgType| matches!(t, Timestamptz | Timestamp | Date);
+    from == to
+        || (numeric(from) && numeric(to))
+        || matches!(to, Text | Varchar(_))
+        || (temporal(from) && temporal(to))
+}
+
+/// TimescaleDB's refusals of a type change that rewrites stored values.
+fn check_type_change(def: &TableDef, column: &str, time_column: Option<&str>) -> Result<()> {
+    if time_column == Some(column) {
+        return Err(TemporaError::not_supported(
+            "changing the type of a hypertable's time column",
+        ));
+    }
+    if def.compression.is_some() {
+        return Err(TemporaError::not_supported(
+            "an ALTER COLUMN TYPE that converts stored values on a hypertable with compression enabled",
+        ));
+    }
+    Ok(())
 }
 
 /// Columns a key constraint names, folded.
@@ -232,14 +266,32 @@ async fn plan_ops(
                             Some(SqlExpr::Identifier(i)) => ident_name(i) == column,
                             Some(_) => false,
                         };
-                        if !plain_using {
-                            return Err(TemporaError::not_supported(
-                                "ALTER COLUMN TYPE ... USING an expression",
-                            ));
-                        }
-                        Op::SetType {
-                            column,
-                            ty: pg_type(&data_type.to_string())?,
+                        let ty = pg_type(&data_type.to_string())?;
+                        let from = table.column(&column).map(|c| c.ty.clone());
+                        match from {
+                            Some(from) if !(plain_using && widens(&from, &ty)) => {
+                                let expr = match using {
+                                    Some(e) if !plain_using => e.to_string(),
+                                    _ if assignment_cast(&from, &ty) => {
+                                        crate::ddl::quote_ident(&column)
+                                    }
+                                    _ => {
+                                        return Err(TemporaError::new(
+                                            SqlState::DATATYPE_MISMATCH,
+                                            format!(
+                                                "column \"{column}\" cannot be cast automatically to type {}",
+                                                ty.sql_name()
+                                            ),
+                                        )
+                                        .with_hint(format!(
+                                            "You might need to specify \"USING {column}::{}\".",
+                                            ty.sql_name()
+                                        )))
+                                    }
+                                };
+                                Op::RewriteType { column, ty, expr }
+                            }
+                            _ => Op::SetType { column, ty },
                         }
                     }
                     other => {
@@ -525,6 +577,13 @@ fn apply(
                 let i = find(&def, column)?;
                 def.columns[i].default = default.clone();
             }
+            Op::RewriteType { column, ty, .. } => {
+                let i = find(&def, column)?;
+                check_type_change(&def, column, time_column.as_deref())?;
+                def.columns[i].ty = ty.clone();
+                // Every file is written again with the column's values.
+                def.columns[i].missing = None;
+            }
             Op::SetNotNull(column) => {
                 let i = find(&def, column)?;
                 def.columns[i].not_null = true;
@@ -666,6 +725,19 @@ pub(crate) async fn alter_table(
     };
     let ops = plan_ops(session, &table, &at.operations).await?;
     if ops.is_empty() {
+        return Ok((done(), vec![]));
+    }
+    if let Some(Op::RewriteType { column, expr, .. }) =
+        ops.iter().find(|o| matches!(o, Op::RewriteType { .. }))
+    {
+        if ops.len() > 1 {
+            return Err(TemporaError::not_supported(
+                "an ALTER COLUMN TYPE that converts stored values together with other changes in one ALTER TABLE",
+            ));
+        }
+        let state = engine.catalog().snapshot();
+        let new_def = apply(&state, table.clone(), &ops, &mut Vec::new())?;
+        crate::rewrite::rewrite_column(session, &table, new_def, column, expr).await?;
         return Ok((done(), vec![]));
     }
     let mut notices = Vec::new();

@@ -36,6 +36,7 @@ mod jobs;
 mod matviews;
 mod naming;
 mod pg_compat;
+mod rewrite;
 mod roles;
 mod schemas;
 mod sequences;

@@ -1249,6 +1249,18 @@ impl Engine {
         self.catalog.commit(build).await
     }
 
+    /// The files lock, with every row of the tables in files and the write
+    /// gate held (no write can add one back) until both guards are dropped:
+    /// the end of a rewrite that must cover every row of the tables.
+    pub async fn lock_flushed(
+        &self,
+        oids: &[u32],
+    ) -> Result<(FilesGuard, tokio::sync::RwLockWriteGuard<'_, ()>)> {
+        let guard = self.lock_files().await;
+        let gate = self.flushed_and_gated(&guard, oids).await?;
+        Ok((guard, gate))
+    }
+
     /// Flushes until none of the tables' rows are in the memtables, and
     /// returns holding the write gate (no write can add one back).
     async fn flushed_and_gated(

@@ -1,0 +1,205 @@
+//! PostgreSQL's rounding when a fractional value becomes an integer.
+//!
+//! Arrow's casts truncate (`1.6::float8::int` is 1); PostgreSQL rounds:
+//! `float4`/`float8` to the nearest integer, ties to even (`rint`), and
+//! `numeric` half away from zero. This analyzer rule runs after type
+//! coercion and puts [`pg_round`] under every cast from a float or decimal
+//! to an integer type, whether the SQL wrote it (`x::int`, `CAST`) or
+//! coercion added it (an INSERT of `1.6` into an integer column,
+//! `ALTER COLUMN TYPE`). `round(double precision)` rounds ties to even too.
+//! A literal such as `2.5` (numeric in PostgreSQL, double precision here)
+//! rounds as numeric does.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, Decimal128Array, Float32Array, Float64Array};
+use datafusion::arrow::compute::kernels::arity::unary;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ExprSchema, ScalarValue};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{
+    Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+/// The analyzer rule; see the module documentation.
+#[derive(Debug, Default)]
+pub struct PgIntegerCasts;
+
+/// `pg_round(x)`: a float rounded ties-to-even, a decimal rounded half
+/// away from zero to scale 0, as PostgreSQL rounds them into integers.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgRound {
+    signature: Signature,
+}
+
+pub fn pg_round() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(PgRound {
+        signature: Signature::any(1, Volatility::Immutable),
+    }))
+}
+
+fn rounded_type(dt: &DataType) -> DataType {
+    match dt {
+        DataType::Decimal128(p, _) => DataType::Decimal128((*p + 1).min(38), 0),
+        other => other.clone(),
+    }
+}
+
+impl ScalarUDFImpl for PgRound {
+    fn name(&self) -> &str {
+        "pg_round"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        Ok(rounded_type(&args[0]))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let array = args.args[0].to_array(args.number_rows.max(1))?;
+        let out: ArrayRef = match array.data_type() {
+            DataType::Float64 => {
+                let a = array
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .ok_or_else(|| DataFusionError::Internal("pg_round input".into()))?;
+                Arc::new(unary::<_, _, datafusion::arrow::datatypes::Float64Type>(
+                    a,
+                    f64::round_ties_even,
+                ))
+            }
+            DataType::Float32 => {
+                let a = array
+                    .as_any()
+                    .downcast_ref::<Float32Array>()
+                    .ok_or_else(|| DataFusionError::Internal("pg_round input".into()))?;
+                Arc::new(unary::<_, _, datafusion::arrow::datatypes::Float32Type>(
+                    a,
+                    f32::round_ties_even,
+                ))
+            }
+            DataType::Decimal128(_, s) => {
+                let a = array
+                    .as_any()
+                    .downcast_ref::<Decimal128Array>()
+                    .ok_or_else(|| DataFusionError::Internal("pg_round input".into()))?;
+                let unit = 10i128.pow((*s).max(0) as u32);
+                let rounded: Decimal128Array = unary(a, |v: i128| {
+                    let (q, r) = (v / unit, v % unit);
+                    if r.abs() * 2 >= unit {
+                        q + v.signum()
+                    } else {
+                        q
+                    }
+                });
+                let DataType::Decimal128(p, s) = rounded_type(array.data_type()) else {
+                    return Err(DataFusionError::Internal("pg_round type".into()));
+                };
+                Arc::new(rounded.with_precision_and_scale(p, s)?)
+            }
+            _ => array.clone(),
+        };
+        Ok(if scalar {
+            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
+fn fractional(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _)
+    )
+}
+
+fn rewrite(
+    e: Expr,
+    schema: &dyn ExprSchema,
+    round: &Arc<ScalarUDF>,
+) -> DfResult<Transformed<Expr>> {
+    // round(double precision) is rint: ties to even.
+    if let Expr::ScalarFunction(f) = &e {
+        if f.func.name() == "round" && f.args.len() == 1 {
+            // A bare literal (`round(2.5)`) is numeric in PostgreSQL, which
+            // rounds half away from zero as the function already does.
+            let float = !matches!(f.args[0], Expr::Literal(..))
+                && f.args[0]
+                    .get_type(schema)
+                    .is_ok_and(|t| matches!(t, DataType::Float32 | DataType::Float64));
+            if float {
+                return Ok(Transformed::yes(round.call(f.args.clone())));
+            }
+        }
+        return Ok(Transformed::no(e));
+    }
+    let Expr::Cast(Cast { expr, field }) = &e else {
+        return Ok(Transformed::no(e));
+    };
+    if !field.data_type().is_integer() {
+        return Ok(Transformed::no(e));
+    }
+    // Already rounded, or of a type that has no fraction.
+    if matches!(expr.as_ref(), Expr::ScalarFunction(f) if f.func.name() == "pg_round") {
+        return Ok(Transformed::no(e));
+    }
+    let Ok(from) = expr.get_type(schema) else {
+        return Ok(Transformed::no(e));
+    };
+    if !fractional(&from) {
+        return Ok(Transformed::no(e));
+    }
+    // A literal with a fraction (`2.5::int`) is numeric in PostgreSQL:
+    // half away from zero.
+    if let Expr::Literal(ScalarValue::Float64(Some(v)), meta) = expr.as_ref() {
+        return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
+            Box::new(Expr::Literal(
+                ScalarValue::Float64(Some(v.round())),
+                meta.clone(),
+            )),
+            field.clone(),
+        ))));
+    }
+    let rounded = round.call(vec![expr.as_ref().clone()]);
+    Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
+        Box::new(rounded),
+        field.clone(),
+    ))))
+}
+
+impl AnalyzerRule for PgIntegerCasts {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        let round = pg_round();
+        plan.transform_up_with_subqueries(|node| {
+            // Expressions read their node's inputs (a scan's filters, its own).
+            let mut schema = DFSchema::empty();
+            let inputs = node.inputs();
+            if inputs.is_empty() {
+                schema = node.schema().as_ref().clone();
+            }
+            for input in inputs {
+                schema.merge(input.schema());
+            }
+            let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let saved = names.save(&e);
+                e.transform_up(|e| rewrite(e, &schema, &round))
+                    .map(|t| t.update_data(|new| saved.restore(new)))
+            })
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "pg_integer_casts"
+    }
+}
