@@ -180,11 +180,6 @@ impl RewritePlan {
         session: &SqlSession,
         params: Option<ParamValues>,
     ) -> Result<Outcome> {
-        let plan = crate::bind(self.plan.clone(), params)?;
-        let LogicalPlan::Dml(DmlStatement { input, op, .. }) = plan else {
-            return Err(TemporaError::internal("DELETE/UPDATE did not plan as DML"));
-        };
-        let (outputs, predicate, inner) = split_input(&input, op)?;
         let engine = session.engine();
         let guard = engine.lock_files().await;
         engine.flush_locked(&guard).await?;
@@ -195,15 +190,108 @@ impl RewritePlan {
             .clone();
         let schema = Arc::new(table.arrow_schema());
         // Foreign keys: no referencing row may be written between the check
-        // of this statement's rows and its commit.
+        // of this statement's rows and its commit (and rows written before
+        // the lock are flushed, for the tables a cascade rewrites).
         let referenced = crate::foreign_keys::referencing(&state, table.oid, &[])
             .next()
             .is_some();
         let _keys = if referenced || !table.foreign_keys.is_empty() {
-            Some(engine.lock_keys().await)
+            let keys = engine.lock_keys().await;
+            engine.flush_locked(&guard).await?;
+            Some(keys)
         } else {
             None
         };
+        let mut changes = FileChanges {
+            oid: self.oid,
+            ..Default::default()
+        };
+        let mut cascaded: Vec<FileChanges> = Vec::new();
+        let result = async {
+            let (count, affected) = self
+                .collect(session, &guard, &table, params, &mut changes)
+                .await?;
+            if count > 0 {
+                match self.op {
+                    Op::Delete => {
+                        crate::foreign_keys::on_delete(
+                            session,
+                            &guard,
+                            &table,
+                            &affected,
+                            &mut cascaded,
+                        )
+                        .await?
+                    }
+                    Op::Update if !table.foreign_keys.is_empty() => {
+                        for b in &affected {
+                            engine.check_references(&table, b, &[]).await?;
+                        }
+                    }
+                    Op::Update => {}
+                }
+            }
+            if !changes.remove.is_empty() {
+                let state = engine
+                    .commit_files_with(&guard, changes.clone(), |state| {
+                        let mut ops = Vec::new();
+                        for c in &cascaded {
+                            ops.extend(tempora_storage::file_change_ops(state, c)?);
+                        }
+                        Ok(ops)
+                    })
+                    .await?;
+                for c in &cascaded {
+                    engine
+                        .gc()
+                        .retire(state.version, c.remove.iter().map(|(_, p)| p.clone()));
+                }
+            }
+            Ok((count, affected))
+        }
+        .await;
+        let (count, affected) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // Files written for a statement that failed are nobody's.
+                let written = changes
+                    .add
+                    .into_iter()
+                    .chain(cascaded.into_iter().flat_map(|c| c.add))
+                    .map(|(_, f)| f.path);
+                engine.gc().retire(0, written);
+                return Err(e);
+            }
+        };
+        drop(guard);
+        let tag = match self.op {
+            Op::Delete => "DELETE",
+            Op::Update => "UPDATE",
+        };
+        match &self.returning {
+            None => Ok(Outcome::Command(format!("{tag} {count}"))),
+            Some(r) => r.project(&self.table_name, schema, affected, tag).await,
+        }
+    }
+
+    /// The statement's changes to `table`'s files (written, not committed:
+    /// `changes`), under the caller's files lock with the memtables
+    /// flushed; returns the number of rows affected and those rows (DELETE:
+    /// as they were; UPDATE: their new values).
+    pub(crate) async fn collect(
+        &self,
+        session: &SqlSession,
+        _guard: &tempora_storage::FilesGuard,
+        table: &tempora_catalog::TableDef,
+        params: Option<ParamValues>,
+        changes: &mut FileChanges,
+    ) -> Result<(u64, Vec<RecordBatch>)> {
+        let plan = crate::bind(self.plan.clone(), params)?;
+        let LogicalPlan::Dml(DmlStatement { input, op, .. }) = plan else {
+            return Err(TemporaError::internal("DELETE/UPDATE did not plan as DML"));
+        };
+        let (outputs, predicate, inner) = split_input(&input, op)?;
+        let schema = Arc::new(table.arrow_schema());
         // Time bounds of the WHERE select the chunks and files to read; when
         // the WHERE is nothing but time comparisons, a DELETE drops files
         // inside the bounds without reading them.
@@ -234,50 +322,24 @@ impl RewritePlan {
                 );
             }
         }
-        let mut changes = FileChanges {
-            oid: self.oid,
-            ..Default::default()
-        };
-        let result = self
-            .rewrite(
-                session,
-                &guard,
-                &table,
-                &schema,
-                candidates,
-                (&inner, &outputs, &predicate),
-                drop_whole.then_some(&bounds),
-                &mut changes,
-            )
-            .await;
-        let (count, affected) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                // Files written for a statement that failed are nobody's.
-                engine
-                    .gc()
-                    .retire(0, changes.add.into_iter().map(|(_, f)| f.path));
-                return Err(e);
-            }
-        };
-        drop(guard);
-        let tag = match self.op {
-            Op::Delete => "DELETE",
-            Op::Update => "UPDATE",
-        };
-        match &self.returning {
-            None => Ok(Outcome::Command(format!("{tag} {count}"))),
-            Some(r) => r.project(&self.table_name, schema, affected, tag).await,
-        }
+        self.rewrite(
+            session,
+            table,
+            &schema,
+            candidates,
+            (&inner, &outputs, &predicate),
+            drop_whole.then_some(&bounds),
+            changes,
+        )
+        .await
     }
 
-    /// Rewrites the candidate files and commits the change; returns the number
-    /// of rows affected and those rows (for RETURNING).
+    /// Rewrites the candidate files (the change is committed by the
+    /// caller); returns the number of rows affected and those rows.
     #[allow(clippy::too_many_arguments)]
     async fn rewrite(
         &self,
         session: &SqlSession,
-        guard: &tempora_storage::FilesGuard,
         table: &tempora_catalog::TableDef,
         schema: &SchemaRef,
         candidates: Vec<(Option<u32>, tempora_catalog::FileDef)>,
@@ -346,24 +408,6 @@ impl RewritePlan {
                     .await?;
                 changes.add.push((chunk, f));
             }
-        }
-        if count > 0 {
-            match self.op {
-                Op::Delete => {
-                    let state = engine.catalog().snapshot();
-                    crate::foreign_keys::check_not_referenced(session, &state, table, &affected)
-                        .await?;
-                }
-                Op::Update if !table.foreign_keys.is_empty() => {
-                    for b in &affected {
-                        engine.check_references(table, b, &[]).await?;
-                    }
-                }
-                Op::Update => {}
-            }
-        }
-        if !changes.remove.is_empty() {
-            engine.commit_files(guard, changes.clone()).await?;
         }
         Ok((count, affected))
     }

@@ -49,15 +49,12 @@ impl ForeignKeySpec {
             ));
         }
         let on_delete = action(&fk.on_delete);
-        if matches!(
-            on_delete,
-            RefAction::Cascade | RefAction::SetNull | RefAction::SetDefault
-        ) {
-            return Err(TemporaError::not_supported(format!(
-                "ON DELETE {} in a foreign key",
-                on_delete.sql()
-            ))
-            .with_hint("ON DELETE NO ACTION and RESTRICT are supported."));
+        if on_delete == RefAction::SetDefault {
+            return Err(
+                TemporaError::not_supported("ON DELETE SET DEFAULT in a foreign key").with_hint(
+                    "ON DELETE NO ACTION, RESTRICT, CASCADE and SET NULL are supported.",
+                ),
+            );
         }
         Ok(Self {
             name: fk.name.as_ref().map(ident_name),
@@ -216,60 +213,160 @@ fn values_text(values: &[ScalarValue]) -> String {
         .join(", ")
 }
 
-/// Rows deleted from `table` may not leave rows of another table pointing
-/// at keys that are gone (NO ACTION and RESTRICT). The caller holds the
-/// engine's key lock, so no referencing row is written meanwhile.
-pub(crate) async fn check_not_referenced(
+/// The non-null keys `fk` references among `deleted` rows of `table`.
+fn deleted_keys(
+    table: &TableDef,
+    fk: &ForeignKey,
+    deleted: &[RecordBatch],
+) -> Result<Vec<Vec<ScalarValue>>> {
+    let positions: Vec<usize> = fk
+        .ref_columns
+        .iter()
+        .filter_map(|c| table.column_index(c))
+        .collect();
+    let mut keys: Vec<Vec<ScalarValue>> = Vec::new();
+    for b in deleted {
+        for row in 0..b.num_rows() {
+            let key = positions
+                .iter()
+                .map(|i| ScalarValue::try_from_array(b.column(*i), row))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(TemporaError::from_datafusion)?;
+            if key.iter().all(|v| !v.is_null()) {
+                keys.push(key);
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// What rows deleted from `table` do to the rows referencing them: with
+/// NO ACTION / RESTRICT, PostgreSQL's 23503 if any is left; with CASCADE
+/// they are deleted, with SET NULL their keys become NULL. The changes to
+/// the referencing tables' files are added to `cascaded`, for the caller's
+/// commit (one with its own). The caller holds the files lock, with the
+/// memtables flushed, and the key lock.
+pub(crate) async fn on_delete(
     session: &SqlSession,
-    state: &CatalogState,
+    guard: &tempora_storage::FilesGuard,
     table: &TableDef,
     deleted: &[RecordBatch],
+    cascaded: &mut Vec<tempora_storage::FileChanges>,
 ) -> Result<()> {
     if deleted.iter().all(|b| b.num_rows() == 0) {
         return Ok(());
     }
+    let state = session.engine().catalog().snapshot();
     // Checked in constraint name order, as PostgreSQL fires them.
-    let mut dependents: Vec<_> = referencing(state, table.oid, &[]).collect();
+    let mut dependents: Vec<_> = referencing(&state, table.oid, &[]).collect();
     dependents.sort_by(|a, b| a.1.name.cmp(&b.1.name));
     for (referencing, fk) in dependents {
-        let positions: Vec<usize> = fk
-            .ref_columns
-            .iter()
-            .filter_map(|c| table.column_index(c))
-            .collect();
-        // One disjunct per deleted key, a few thousand per query.
-        let mut keys: Vec<Vec<ScalarValue>> = Vec::new();
-        for b in deleted {
-            for row in 0..b.num_rows() {
-                let key = positions
-                    .iter()
-                    .map(|i| ScalarValue::try_from_array(b.column(*i), row))
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(TemporaError::from_datafusion)?;
-                if key.iter().all(|v| !v.is_null()) {
-                    keys.push(key);
+        let keys = deleted_keys(table, fk, deleted)?;
+        if keys.is_empty() {
+            continue;
+        }
+        match fk.on_delete {
+            RefAction::NoAction | RefAction::Restrict | RefAction::SetDefault => {
+                for part in keys.chunks(2000) {
+                    if let Some(found) = referencing_row(session, referencing, fk, part).await? {
+                        return Err(TemporaError::new(
+                            SqlState::FOREIGN_KEY_VIOLATION,
+                            format!(
+                                "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
+                                table.name, fk.name, referencing.name
+                            ),
+                        )
+                        .with_detail(format!(
+                            "Key ({})=({}) is still referenced from table \"{}\".",
+                            fk.ref_columns.join(", "),
+                            values_text(&found),
+                            referencing.name
+                        )));
+                    }
                 }
             }
-        }
-        for part in keys.chunks(2000) {
-            if let Some(found) = referencing_row(session, referencing, fk, part).await? {
-                return Err(TemporaError::new(
-                    SqlState::FOREIGN_KEY_VIOLATION,
-                    format!(
-                        "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
-                        table.name, fk.name, referencing.name
-                    ),
-                )
-                .with_detail(format!(
-                    "Key ({})=({}) is still referenced from table \"{}\".",
-                    fk.ref_columns.join(", "),
-                    values_text(&found),
-                    referencing.name
-                )));
+            RefAction::Cascade | RefAction::SetNull => {
+                if referencing.oid == table.oid || cascaded.iter().any(|c| c.oid == referencing.oid)
+                {
+                    return Err(TemporaError::not_supported(format!(
+                        "ON DELETE {} that reaches table \"{}\" twice in one statement",
+                        fk.on_delete.sql(),
+                        referencing.name
+                    )));
+                }
+                let sql = referencing_statement(referencing, fk, &keys)?;
+                let stmt = crate::parse(&sql)?
+                    .pop()
+                    .ok_or_else(|| TemporaError::internal("cascade statement"))?;
+                let plan = crate::dml::RewritePlan::plan(session, &stmt).await?;
+                cascaded.push(tempora_storage::FileChanges {
+                    oid: referencing.oid,
+                    ..Default::default()
+                });
+                let changes = cascaded.last_mut().expect("pushed");
+                let (n, rows) = plan
+                    .collect(session, guard, referencing, None, changes)
+                    .await?;
+                if fk.on_delete == RefAction::Cascade && n > 0 {
+                    Box::pin(on_delete(session, guard, referencing, &rows, cascaded)).await?;
+                }
             }
         }
     }
     Ok(())
+}
+
+/// `DELETE FROM referencing WHERE <key> IN (...)` (CASCADE) or `UPDATE
+/// referencing SET <key columns> = NULL WHERE ...` (SET NULL).
+fn referencing_statement(
+    referencing: &TableDef,
+    fk: &ForeignKey,
+    keys: &[Vec<ScalarValue>],
+) -> Result<String> {
+    let q = crate::ddl::quote_ident;
+    let literal = |column: &str, v: &ScalarValue| -> Result<String> {
+        let ty = referencing
+            .column(column)
+            .ok_or_else(|| TemporaError::undefined_column(column))?
+            .ty
+            .sql_name();
+        let text = match v {
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => s.clone(),
+            other => other.to_string(),
+        };
+        Ok(format!("CAST('{}' AS {ty})", text.replace('\'', "''")))
+    };
+    let condition = if fk.columns.len() == 1 {
+        let list = keys
+            .iter()
+            .map(|k| literal(&fk.columns[0], &k[0]))
+            .collect::<Result<Vec<_>>>()?;
+        format!("{} IN ({})", q(&fk.columns[0]), list.join(", "))
+    } else {
+        let mut alternatives = Vec::with_capacity(keys.len());
+        for k in keys {
+            let parts = fk
+                .columns
+                .iter()
+                .zip(k)
+                .map(|(c, v)| Ok(format!("{} = {}", q(c), literal(c, v)?)))
+                .collect::<Result<Vec<_>>>()?;
+            alternatives.push(format!("({})", parts.join(" AND ")));
+        }
+        alternatives.join(" OR ")
+    };
+    let target = crate::ddl::quoted_table(referencing);
+    Ok(match fk.on_delete {
+        RefAction::SetNull => {
+            let sets: Vec<String> = fk
+                .columns
+                .iter()
+                .map(|c| format!("{} = NULL", q(c)))
+                .collect();
+            format!("UPDATE {target} SET {} WHERE {condition}", sets.join(", "))
+        }
+        _ => format!("DELETE FROM {target} WHERE {condition}"),
+    })
 }
 
 /// The key of one row of `referencing` that holds one of `keys`, if any.

@@ -115,6 +115,32 @@ struct MemState {
     frozen: Option<Arc<Memtables>>,
 }
 
+/// The catalog ops replacing files of a table as `changes` says (with the
+/// invalidations of continuous aggregates reading it), against `state`.
+pub fn file_change_ops(state: &CatalogState, changes: &FileChanges) -> Result<Vec<CatalogOp>> {
+    let oid = changes.oid;
+    let table = state
+        .table_by_oid(oid)
+        .ok_or_else(|| TemporaError::internal("table dropped during rewrite"))?;
+    let mut ops = Vec::new();
+    let mut removes: BTreeMap<Option<u32>, Vec<String>> = BTreeMap::new();
+    for (chunk, path) in &changes.remove {
+        removes.entry(*chunk).or_default().push(path.clone());
+    }
+    if !changes.keeps_rows {
+        let removed = table
+            .all_files()
+            .filter(|f| changes.remove.iter().any(|(_, p)| *p == f.path));
+        let added = changes.add.iter().map(|(_, f)| f);
+        ops.extend(invalidations(state, oid, removed.chain(added)));
+    }
+    for (chunk, paths) in removes {
+        ops.push(CatalogOp::RemoveFiles { oid, chunk, paths });
+    }
+    ops.extend(add_file_ops(table, &changes.add, "rewrite")?);
+    Ok(ops)
+}
+
 /// Where a sequence stands: its last value, whether that value was handed
 /// out (`is_called`), and how many values after it the catalog has logged.
 #[derive(Debug, Clone, Copy)]
@@ -1109,29 +1135,10 @@ impl Engine {
         changes: FileChanges,
         mut more: impl FnMut(&CatalogState) -> Result<Vec<CatalogOp>>,
     ) -> Result<Arc<CatalogState>> {
-        let oid = changes.oid;
         let state = self
             .catalog
             .commit(|state| {
-                let table = state
-                    .table_by_oid(oid)
-                    .ok_or_else(|| TemporaError::internal("table dropped during rewrite"))?;
-                let mut ops = Vec::new();
-                let mut removes: BTreeMap<Option<u32>, Vec<String>> = BTreeMap::new();
-                for (chunk, path) in &changes.remove {
-                    removes.entry(*chunk).or_default().push(path.clone());
-                }
-                if !changes.keeps_rows {
-                    let removed = table
-                        .all_files()
-                        .filter(|f| changes.remove.iter().any(|(_, p)| *p == f.path));
-                    let added = changes.add.iter().map(|(_, f)| f);
-                    ops.extend(invalidations(state, oid, removed.chain(added)));
-                }
-                for (chunk, paths) in removes {
-                    ops.push(CatalogOp::RemoveFiles { oid, chunk, paths });
-                }
-                ops.extend(add_file_ops(table, &changes.add, "rewrite")?);
+                let mut ops = file_change_ops(state, &changes)?;
                 ops.extend(more(state)?);
                 Ok(ops)
             })
