@@ -302,3 +302,35 @@ Referenced by:
         .unwrap_err();
     assert_eq!(err.code().unwrap().code(), "23503", "{err:?}");
 }
+
+/// `\\df` lists functions with their result and argument types as
+/// PostgreSQL 15 prints them.
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_functions() {
+    let server = TestServer::start().await;
+    assert_eq!(
+        describe(&server, "\\df abs").await,
+        "                         List of functions
+   Schema   | Name | Result data type | Argument data types | Type 
+------------+------+------------------+---------------------+------
+ pg_catalog | abs  | bigint           | bigint              | func
+ pg_catalog | abs  | double precision | double precision    | func
+ pg_catalog | abs  | integer          | integer             | func
+ pg_catalog | abs  | numeric          | numeric             | func
+ pg_catalog | abs  | real             | real                | func
+ pg_catalog | abs  | smallint         | smallint            | func
+(6 rows)
+
+"
+    );
+    assert_eq!(
+        describe(&server, "\\df pg_get_keywords").await,
+        "                                                                   List of functions
+   Schema   |      Name       | Result data type |                                      Argument data types                                      | Type 
+------------+-----------------+------------------+-----------------------------------------------------------------------------------------------+------
+ pg_catalog | pg_get_keywords | SETOF record     | OUT word text, OUT catcode \"char\", OUT barelabel boolean, OUT catdesc text, OUT baredesc text | func
+(1 row)
+
+"
+    );
+}

@@ -468,7 +468,7 @@ pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
             serial_sequence,
         ),
     ];
-    let computing: [Entry; 11] = [
+    let computing: [Entry; 14] = [
         // Reads the snapshot's roles only: no relation list to build.
         ("pg_get_userbyid", &[1], DataType::Utf8, user_by_id),
         (
@@ -490,6 +490,26 @@ pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
             function_is_visible,
         ),
         ("pg_get_expr", &[2, 3], DataType::Utf8, get_expr),
+        (
+            "pg_get_function_result",
+            &[1],
+            DataType::Utf8,
+            function_result,
+        ),
+        (
+            "pg_get_function_arguments",
+            &[1],
+            DataType::Utf8,
+            function_arguments,
+        ),
+        // Only functions with a SQL-standard body (`BEGIN ATOMIC`) have
+        // one, and every function Tempora has is built in.
+        (
+            "pg_get_function_sqlbody",
+            &[1],
+            DataType::Utf8,
+            |_, _, _| ScalarValue::Utf8(None),
+        ),
         ("pg_size_pretty", &[1], DataType::Utf8, size_pretty),
         ("version", &[0], DataType::Utf8, version),
         // `to_regclass('name')` after the SQL layer's rewrite
@@ -728,6 +748,195 @@ fn serial_sequence(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct FormatType {
     inner: ScalarUDF,
+}
+
+/// A built-in function as `pg_proc` describes it: return type, whether it
+/// returns a set, argument types, and (for those with named or OUT
+/// arguments) every argument's type, name and mode.
+struct Proc {
+    returns: i64,
+    set: bool,
+    args: Vec<i64>,
+    all: Vec<i64>,
+    names: Vec<String>,
+    modes: Vec<String>,
+}
+
+/// The emulation's `pg_proc` (read once), by oid.
+fn builtin_procs() -> &'static HashMap<i64, Proc> {
+    static PROCS: std::sync::LazyLock<HashMap<i64, Proc>> = std::sync::LazyLock::new(|| {
+        use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, StringArray};
+        let mut procs = HashMap::new();
+        let Ok(tables) = datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new() else {
+            return procs;
+        };
+        let list = |text: Option<&str>| -> Vec<String> {
+            text.unwrap_or("")
+                .trim_matches(|c| c == '[' || c == ']' || c == '{' || c == '}')
+                .split([',', ' '])
+                .map(|p| p.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
+                .filter(|p| !p.is_empty())
+                .collect()
+        };
+        for batch in tables.pg_proc.data() {
+            let column = |name: &str, to: &DataType| {
+                batch
+                    .column_by_name(name)
+                    .and_then(|c| datafusion::arrow::compute::cast(c, to).ok())
+            };
+            let (
+                Some(oids),
+                Some(rets),
+                Some(sets),
+                Some(args),
+                Some(all),
+                Some(names),
+                Some(modes),
+            ) = (
+                column("oid", &DataType::Int64),
+                column("prorettype", &DataType::Int64),
+                column("proretset", &DataType::Boolean),
+                column("proargtypes", &DataType::Utf8),
+                column("proallargtypes", &DataType::Utf8),
+                column("proargnames", &DataType::Utf8),
+                column("proargmodes", &DataType::Utf8),
+            )
+            else {
+                continue;
+            };
+            let ints = |a: &ArrayRef| a.as_any().downcast_ref::<Int64Array>().cloned();
+            let texts = |a: &ArrayRef| a.as_any().downcast_ref::<StringArray>().cloned();
+            let (
+                Some(oids),
+                Some(rets),
+                Some(sets),
+                Some(args),
+                Some(all),
+                Some(names),
+                Some(modes),
+            ) = (
+                ints(&oids),
+                ints(&rets),
+                sets.as_any().downcast_ref::<BooleanArray>().cloned(),
+                texts(&args),
+                texts(&all),
+                texts(&names),
+                texts(&modes),
+            )
+            else {
+                continue;
+            };
+            let text = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+            for i in 0..oids.len() {
+                let numbers = |t: Option<String>| -> Vec<i64> {
+                    list(t.as_deref())
+                        .iter()
+                        .filter_map(|n| n.parse().ok())
+                        .collect()
+                };
+                procs.insert(
+                    oids.value(i),
+                    Proc {
+                        returns: rets.value(i),
+                        set: !sets.is_null(i) && sets.value(i),
+                        args: numbers(text(&args, i)),
+                        all: numbers(text(&all, i)),
+                        names: list(text(&names, i).as_deref()),
+                        modes: list(text(&modes, i).as_deref()),
+                    },
+                );
+            }
+        }
+        procs
+    });
+    &PROCS
+}
+
+/// A type as `format_type` prints it, for the types functions take.
+fn sql_type_name(oid: i64) -> String {
+    match oid {
+        16 => "boolean".into(),
+        17 => "bytea".into(),
+        18 => "\"char\"".into(),
+        19 => "name".into(),
+        20 => "bigint".into(),
+        21 => "smallint".into(),
+        23 => "integer".into(),
+        25 => "text".into(),
+        26 => "oid".into(),
+        700 => "real".into(),
+        701 => "double precision".into(),
+        1042 => "character".into(),
+        1043 => "character varying".into(),
+        1082 => "date".into(),
+        1083 => "time without time zone".into(),
+        1114 => "timestamp without time zone".into(),
+        1184 => "timestamp with time zone".into(),
+        1186 => "interval".into(),
+        1266 => "time with time zone".into(),
+        1700 => "numeric".into(),
+        2276 => "\"any\"".into(),
+        other => type_name(other),
+    }
+}
+
+/// `pg_get_function_result(oid)`: `SETOF integer`, `TABLE(a text, ...)`.
+fn function_result(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let Some(p) = args
+        .first()
+        .and_then(|a| oid_value(Some(a)))
+        .and_then(|o| builtin_procs().get(&i64::from(o)))
+    else {
+        return ScalarValue::Utf8(None);
+    };
+    if p.modes.iter().any(|m| m == "t") {
+        let cols: Vec<String> = p
+            .modes
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| *m == "t")
+            .map(|(i, _)| {
+                let name = p.names.get(i).cloned().unwrap_or_default();
+                format!(
+                    "{name} {}",
+                    sql_type_name(p.all.get(i).copied().unwrap_or(0))
+                )
+            })
+            .collect();
+        return text(format!("TABLE({})", cols.join(", ")));
+    }
+    let ret = sql_type_name(p.returns);
+    text(if p.set { format!("SETOF {ret}") } else { ret })
+}
+
+/// `pg_get_function_arguments(oid)`: `integer, integer` or with names and
+/// modes, `OUT word text, ...`.
+fn function_arguments(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let Some(p) = args
+        .first()
+        .and_then(|a| oid_value(Some(a)))
+        .and_then(|o| builtin_procs().get(&i64::from(o)))
+    else {
+        return ScalarValue::Utf8(None);
+    };
+    let types = if p.all.is_empty() { &p.args } else { &p.all };
+    let mut out = Vec::new();
+    for (i, ty) in types.iter().enumerate() {
+        let mode = p.modes.get(i).map(String::as_str).unwrap_or("i");
+        let prefix = match mode {
+            "t" => continue,
+            "o" => "OUT ",
+            "b" => "INOUT ",
+            "v" => "VARIADIC ",
+            _ => "",
+        };
+        let name = p.names.get(i).filter(|n| !n.is_empty());
+        out.push(match name {
+            Some(n) => format!("{prefix}{n} {}", sql_type_name(*ty)),
+            None => format!("{prefix}{}", sql_type_name(*ty)),
+        });
+    }
+    text(out.join(", "))
 }
 
 /// The name for type `oid` that the emulation could not give.
