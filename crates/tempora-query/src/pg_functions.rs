@@ -39,7 +39,7 @@ impl Lookup {
         }
     }
 
-    fn new(engine: &Engine) -> Self {
+    fn new(engine: &Engine, search_path: &[String]) -> Self {
         let state = engine.catalog().snapshot();
         let mut relations = pg_relations::user_relations(&state, &HashMap::new());
         if let Some(system) = pg_relations::known_system_relations() {
@@ -59,7 +59,7 @@ impl Lookup {
             .iter()
             .map(|r| (r.schema.as_str(), r.name.as_str(), r.oid))
             .collect();
-        let visible = pg_relations::visible(&names, &[PUBLIC_SCHEMA.to_string()]);
+        let visible = pg_relations::visible(&names, search_path);
         Lookup {
             state,
             relations,
@@ -108,6 +108,8 @@ struct CatalogFunction {
     signature: Signature,
     returns: DataType,
     engine: Arc<Engine>,
+    /// The session's settings: `search_path` decides what is visible.
+    variables: Arc<crate::variables::SessionVariables>,
     eval: Eval,
     /// Whether `eval` looks objects up (else it gets a bare [`Lookup`]).
     reads_catalog: bool,
@@ -150,7 +152,7 @@ impl ScalarUDFImpl for CatalogFunction {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let lookup = if self.reads_catalog {
-            Lookup::new(&self.engine)
+            Lookup::new(&self.engine, &self.variables.search_path())
         } else {
             Lookup::bare(&self.engine)
         };
@@ -413,7 +415,10 @@ fn function_is_visible(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarVa
 }
 
 /// The catalog functions, registered over the generic emulation's.
-pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
+pub fn catalog_functions(
+    engine: &Arc<Engine>,
+    variables: &Arc<crate::variables::SessionVariables>,
+) -> Vec<ScalarUDF> {
     let arities = |n: &[usize]| {
         Signature::one_of(
             n.iter()
@@ -529,6 +534,7 @@ pub fn catalog_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
                 signature: arities(arity),
                 returns,
                 engine: engine.clone(),
+                variables: variables.clone(),
                 eval,
                 reads_catalog,
             })

@@ -778,7 +778,7 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
             Arc::new(crate::information::InformationSchema::new(engine.clone())),
         )
         .map_err(TemporaError::from_datafusion)?;
-    for f in crate::pg_functions::catalog_functions(&engine) {
+    for f in crate::pg_functions::catalog_functions(&engine, &variables) {
         ctx.register_udf(f);
     }
     ctx.register_udf(crate::pg_functions::format_type_udf());

@@ -30,6 +30,34 @@ impl SessionVariables {
     pub fn get(&self, name: &str) -> Option<String> {
         self.0.read().get(&name.to_lowercase()).cloned()
     }
+
+    /// The session's `search_path` as schema names.
+    pub fn search_path(&self) -> Vec<String> {
+        let user = self.get("session_authorization").unwrap_or_default();
+        parse_search_path(
+            self.get("search_path")
+                .as_deref()
+                .unwrap_or("\"$user\", public"),
+            &user,
+        )
+    }
+}
+
+/// The schemas a `search_path` value names, in order: quoted names kept as
+/// written, others folded to lower case, `$user` as the session's role.
+pub fn parse_search_path(value: &str, user: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(
+            |p| match p.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+                Some(quoted) => quoted.replace("\"\"", "\""),
+                None => p.to_lowercase(),
+            },
+        )
+        .map(|s| if s == "$user" { user.to_string() } else { s })
+        .collect()
 }
 
 #[derive(Debug)]

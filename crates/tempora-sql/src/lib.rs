@@ -39,6 +39,7 @@ mod pg_compat;
 mod rewrite;
 mod roles;
 mod schemas;
+mod search_path;
 mod sequences;
 mod session_cmds;
 mod sql_prepare;
@@ -952,6 +953,11 @@ impl SqlSession {
             ParsedStatement::Sequence(c) => return Ok(prepared(Kind::Sequence(c), vec![], None)),
             ParsedStatement::MatView(c) => return Ok(prepared(Kind::MatView(c), vec![], None)),
         };
+        let path = tempora_query::variables::parse_search_path(
+            self.settings.get("search_path").unwrap_or("public"),
+            self.user(),
+        );
+        search_path::resolve(&mut stmt, &self.engine.catalog().snapshot(), &path);
         if let Some(select) = compression::columnstore_procedure(&stmt)? {
             // A procedure: runs as the function call it stands for, answers CALL.
             let inner = Box::pin(self.prepare_statement(&select.to_string(), select)).await?;
