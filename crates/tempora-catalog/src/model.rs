@@ -1006,6 +1006,27 @@ fn is_one(v: &i64) -> bool {
 }
 
 impl SequenceDef {
+    /// An ascending bigint sequence from 1, as `CREATE SEQUENCE` makes it
+    /// without options.
+    pub fn new(oid: u32, schema: &str, name: &str) -> Self {
+        SequenceDef {
+            oid,
+            schema: schema.to_string(),
+            name: name.to_string(),
+            start: 1,
+            increment: 1,
+            max: i64::MAX,
+            reserved: None,
+            owned_by: None,
+            min: 1,
+            cycle: false,
+            pending: false,
+            type_oid: None,
+            cache: 1,
+            comment: None,
+        }
+    }
+
     /// The value after `value`, wrapping round when the sequence cycles;
     /// None past a bound of a sequence that does not.
     pub fn step(&self, value: i64) -> Option<i64> {

@@ -524,15 +524,20 @@ fn pg_indexes(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
+/// The owner every object shows: the bootstrap superuser.
+fn owner_name(state: &CatalogState) -> String {
+    state
+        .roles
+        .get(&tempora_catalog::BOOTSTRAP_SUPERUSER_OID)
+        .map_or_else(|| "postgres".to_string(), |r| r.name.clone())
+}
+
 /// `pg_sequences`: every sequence with its options and, once a value was
 /// handed out, the last one.
 async fn pg_sequences(engine: &Engine) -> DfResult<Arc<dyn TableProvider>> {
     use datafusion::arrow::array::Int64Array;
     let state = engine.catalog().snapshot();
-    let owner = state
-        .roles
-        .get(&tempora_catalog::BOOTSTRAP_SUPERUSER_OID)
-        .map_or_else(|| "postgres".to_string(), |r| r.name.clone());
+    let owner = owner_name(state.as_ref());
     let schema = Arc::new(Schema::new(vec![
         Field::new("schemaname", DataType::Utf8, true),
         Field::new("sequencename", DataType::Utf8, true),
@@ -585,10 +590,7 @@ async fn pg_sequences(engine: &Engine) -> DfResult<Arc<dyn TableProvider>> {
 
 /// `pg_matviews`: PostgreSQL's materialized views (not continuous aggregates).
 fn pg_matviews(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
-    let owner = state
-        .roles
-        .get(&tempora_catalog::BOOTSTRAP_SUPERUSER_OID)
-        .map_or_else(|| "postgres".to_string(), |r| r.name.clone());
+    let owner = owner_name(state);
     let schema = Arc::new(Schema::new(vec![
         Field::new("schemaname", DataType::Utf8, true),
         Field::new("matviewname", DataType::Utf8, true),

@@ -230,26 +230,14 @@ fn with_sequences(state: &CatalogState, def: &mut TableDef) -> Vec<SequenceDef> 
             n += 1;
         }
         c.default = Some(format!("nextval('{}')", name.replace('\'', "''")));
-        out.push(SequenceDef {
-            oid: def.oid + 1 + out.len() as u32,
-            schema: def.schema.clone(),
-            name,
-            start: 1,
-            increment: 1,
-            max: match c.ty {
-                PgType::Int2 => i16::MAX as i64,
-                PgType::Int4 => i32::MAX as i64,
-                _ => i64::MAX,
-            },
-            reserved: None,
-            owned_by: Some((def.oid, c.name.clone())),
-            min: 1,
-            cycle: false,
-            pending: false,
-            type_oid: None,
-            cache: 1,
-            comment: None,
-        });
+        let mut seq = SequenceDef::new(def.oid + 1 + out.len() as u32, &def.schema, &name);
+        seq.max = match c.ty {
+            PgType::Int2 => i16::MAX as i64,
+            PgType::Int4 => i32::MAX as i64,
+            _ => i64::MAX,
+        };
+        seq.owned_by = Some((def.oid, c.name.clone()));
+        out.push(seq);
     }
     out
 }

@@ -464,19 +464,12 @@ pub(crate) async fn check_existing_rows(
         .map(|i| ScalarValue::try_from_array(batch.column(i), 0))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(TemporaError::from_datafusion)?;
-    Err(TemporaError::new(
-        SqlState::FOREIGN_KEY_VIOLATION,
-        format!(
-            "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
-            table.name, fk.name
-        ),
-    )
-    .with_detail(format!(
-        "Key ({})=({}) is not present in table \"{}\".",
-        fk.columns.join(", "),
-        values_text(&values),
-        referenced.name
-    )))
+    Err(tempora_storage::unique::reference_violation(
+        fk,
+        &table.name,
+        &values_text(&values),
+        &referenced.name,
+    ))
 }
 
 /// The tables (other than those in `dropping`) with a foreign key into

@@ -534,22 +534,7 @@ impl SequenceCommand {
                                 format!("relation \"{name}\" already exists"),
                             ));
                         }
-                        let mut seq = SequenceDef {
-                            oid: state.next_oid,
-                            schema: schema.clone(),
-                            name: name.clone(),
-                            start: 1,
-                            increment: 1,
-                            max: i64::MAX,
-                            reserved: None,
-                            owned_by: None,
-                            min: 1,
-                            cycle: false,
-                            pending: false,
-                            type_oid: None,
-                            cache: 1,
-                            comment: None,
-                        };
+                        let mut seq = SequenceDef::new(state.next_oid, schema, name);
                         apply_options(&mut seq, &self.options, true)?;
                         if let Some(target) = &self.options.owned_by {
                             seq.owned_by = owner_of(state, schema, target)?;
@@ -618,6 +603,26 @@ fn dependent_defaults<'a>(
     })
 }
 
+/// Sets `column`'s DEFAULT in the altered copy of `t` among `tables`
+/// (added on first change).
+fn set_default(
+    tables: &mut Vec<tempora_catalog::TableDef>,
+    t: &tempora_catalog::TableDef,
+    column: &str,
+    default: Option<String>,
+) {
+    let i = match tables.iter().position(|x| x.oid == t.oid) {
+        Some(i) => i,
+        None => {
+            tables.push(crate::foreign_keys::altered(t));
+            tables.len() - 1
+        }
+    };
+    if let Some(c) = tables[i].columns.iter_mut().find(|c| c.name == column) {
+        c.default = default;
+    }
+}
+
 /// RENAME TO: the sequence and the defaults that name it.
 fn rename(state: &CatalogState, seq: &SequenceDef, to: &str) -> Result<Vec<CatalogOp>> {
     if state.relation_exists(&seq.schema, to) {
@@ -631,16 +636,12 @@ fn rename(state: &CatalogState, seq: &SequenceDef, to: &str) -> Result<Vec<Catal
     let mut ops = vec![];
     let mut tables: Vec<tempora_catalog::TableDef> = vec![];
     for (t, column) in dependent_defaults(state, seq) {
-        if !tables.iter().any(|x| x.oid == t.oid) {
-            let mut def = t.clone();
-            def.chunks.clear();
-            def.files.clear();
-            tables.push(def);
-        }
-        let def = tables.iter_mut().find(|x| x.oid == t.oid).expect("pushed");
-        if let Some(c) = def.columns.iter_mut().find(|c| c.name == column) {
-            c.default = Some(format!("nextval('{}')", to.replace('\'', "''")));
-        }
+        set_default(
+            &mut tables,
+            t,
+            column,
+            Some(format!("nextval('{}')", to.replace('\'', "''"))),
+        );
     }
     ops.push(CatalogOp::PutSequence(renamed));
     ops.extend(
@@ -713,16 +714,7 @@ pub(crate) async fn drop_sequences(
                             t.name
                         ),
                     ));
-                    if !tables.iter().any(|x| x.oid == t.oid) {
-                        let mut def = t.clone();
-                        def.chunks.clear();
-                        def.files.clear();
-                        tables.push(def);
-                    }
-                    let def = tables.iter_mut().find(|x| x.oid == t.oid).expect("pushed");
-                    if let Some(c) = def.columns.iter_mut().find(|c| c.name == column) {
-                        c.default = None;
-                    }
+                    set_default(&mut tables, t, column, None);
                 }
                 if !ops
                     .iter()
@@ -783,22 +775,7 @@ mod tests {
 
     #[test]
     fn bounds_follow_postgresql() {
-        let mut seq = SequenceDef {
-            oid: 1,
-            schema: "public".into(),
-            name: "s".into(),
-            start: 1,
-            increment: 1,
-            max: i64::MAX,
-            reserved: None,
-            owned_by: None,
-            min: 1,
-            cycle: false,
-            pending: false,
-            type_oid: None,
-            cache: 1,
-            comment: None,
-        };
+        let mut seq = SequenceDef::new(1, "public", "s");
         let o = Options {
             increment: Some(-1),
             ..Default::default()

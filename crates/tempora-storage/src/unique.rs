@@ -129,10 +129,15 @@ pub fn duplicated_detail(
     format!("{} is duplicated.", key_text(key, table, batch, row))
 }
 
-/// `Key (a, b)=(1, 2)`: a row's key as PostgreSQL's details print it.
-fn key_text(key: &UniqueKey, table: &TableDef, batch: &RecordBatch, row: usize) -> String {
-    let values: Vec<String> = key
-        .columns
+/// The values of `columns` in one row of `batch` (in the table's layout),
+/// as PostgreSQL's details print them.
+fn row_values(
+    table: &TableDef,
+    columns: &[String],
+    batch: &RecordBatch,
+    row: usize,
+) -> Vec<String> {
+    columns
         .iter()
         .map(|c| {
             table
@@ -140,7 +145,12 @@ fn key_text(key: &UniqueKey, table: &TableDef, batch: &RecordBatch, row: usize) 
                 .map(|i| value_text(batch.column(i), row))
                 .unwrap_or_default()
         })
-        .collect();
+        .collect()
+}
+
+/// `Key (a, b)=(1, 2)`: a row's key as PostgreSQL's details print it.
+fn key_text(key: &UniqueKey, table: &TableDef, batch: &RecordBatch, row: usize) -> String {
+    let values = row_values(table, &key.columns, batch, row);
     let names: Vec<String> = key.columns.iter().map(|c| quote_identifier(c)).collect();
     format!("Key ({})=({})", names.join(", "), values.join(", "))
 }
@@ -277,27 +287,27 @@ pub fn missing_reference(
     batch: &RecordBatch,
     row: usize,
 ) -> TemporaError {
-    let values: Vec<String> = fk
-        .columns
-        .iter()
-        .map(|c| {
-            table
-                .column_index(c)
-                .map(|i| value_text(batch.column(i), row))
-                .unwrap_or_default()
-        })
-        .collect();
+    let values = row_values(table, &fk.columns, batch, row);
+    reference_violation(fk, &table.name, &values.join(", "), &referenced.name)
+}
+
+/// 23503 for a key (`values`, as details print them) of `table` that
+/// `referenced` does not hold.
+pub fn reference_violation(
+    fk: &tempora_catalog::ForeignKey,
+    table: &str,
+    values: &str,
+    referenced: &str,
+) -> TemporaError {
     TemporaError::new(
         SqlState::FOREIGN_KEY_VIOLATION,
         format!(
-            "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
-            table.name, fk.name
+            "insert or update on table \"{table}\" violates foreign key constraint \"{}\"",
+            fk.name
         ),
     )
     .with_detail(format!(
-        "Key ({})=({}) is not present in table \"{}\".",
+        "Key ({})=({values}) is not present in table \"{referenced}\".",
         fk.columns.join(", "),
-        values.join(", "),
-        referenced.name
     ))
 }
