@@ -436,16 +436,18 @@ impl TableProvider for TemporaTable {
             None => TimeBounds::ALL,
         };
         let mut files: Vec<PartitionedFile> = def.files.iter().map(partitioned_file).collect();
+        // The catalog counts every file's rows: the planner's estimate of
+        // the scan (a small table joined to a large one is the hash join's
+        // build side).
+        let mut file_rows: u64 = def.files.iter().map(|f| f.rows).sum();
         let mut kept_chunks = Vec::new();
         for c in def.chunks.values() {
             if bounds.overlaps(c.range_start, c.range_end) {
                 kept_chunks.push(c.id);
-                files.extend(
-                    c.files
-                        .iter()
-                        .filter(|f| bounds.file_overlaps(f))
-                        .map(partitioned_file),
-                );
+                for f in c.files.iter().filter(|f| bounds.file_overlaps(f)) {
+                    file_rows += f.rows;
+                    files.push(partitioned_file(f));
+                }
             }
         }
         let mem = snapshot.memtable_rows(def.oid);
@@ -528,6 +530,13 @@ impl TableProvider for TemporaTable {
                     .with_file_groups(groups.into_iter().map(Into::into).collect())
                     .with_projection_indices(projection.cloned())?
                     .with_limit(limit)
+                    .with_statistics(datafusion::common::Statistics {
+                        num_rows: datafusion::common::stats::Precision::Inexact(file_rows as usize),
+                        total_byte_size: datafusion::common::stats::Precision::Absent,
+                        column_statistics: datafusion::common::Statistics::unknown_column(
+                            &self.schema,
+                        ),
+                    })
                     .build();
             inputs.push(DataSourceExec::from_data_source(config));
         }
