@@ -3,13 +3,15 @@
 //! without a schema creates in the first schema of the path that exists,
 //! as in PostgreSQL. The planner resolves bare names in `public`, so a
 //! name found in another schema is written schema-qualified before
-//! planning.
+//! planning, as is a relation named as text by a function's first
+//! argument (`create_hypertable('t', ...)`, `nextval('s')`).
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Ident, ObjectName, ObjectNamePart, Query, Statement, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
+    Query, Statement, TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 use tempora_catalog::CatalogState;
 
@@ -29,6 +31,37 @@ fn is_default(path: &[String]) -> bool {
     path.first().is_none_or(|s| s == tempora_query::PUBLIC)
 }
 
+/// Functions whose first argument names a relation as text (TimescaleDB's
+/// `create_hypertable('t', ...)`, the sequence functions' `nextval('s')`).
+const RELATION_ARGUMENT: &[&str] = &[
+    "create_hypertable",
+    "add_dimension",
+    "set_chunk_time_interval",
+    "show_chunks",
+    "drop_chunks",
+    "add_compression_policy",
+    "remove_compression_policy",
+    "add_columnstore_policy",
+    "remove_columnstore_policy",
+    "add_retention_policy",
+    "remove_retention_policy",
+    "add_continuous_aggregate_policy",
+    "remove_continuous_aggregate_policy",
+    "hypertable_size",
+    "hypertable_detailed_size",
+    "hypertable_index_size",
+    "hypertable_compression_stats",
+    "hypertable_columnstore_stats",
+    "chunk_compression_stats",
+    "chunk_columnstore_stats",
+    "chunks_detailed_size",
+    "approximate_row_count",
+    "nextval",
+    "currval",
+    "setval",
+    "pg_get_serial_sequence",
+];
+
 struct Resolver<'a> {
     state: &'a CatalogState,
     path: &'a [String],
@@ -36,8 +69,63 @@ struct Resolver<'a> {
     ctes: HashSet<String>,
 }
 
+impl Resolver<'_> {
+    /// A bare relation name given as the first argument of a function of
+    /// [`RELATION_ARGUMENT`], qualified when found outside `public`.
+    fn qualify_argument(&self, function: &ObjectName, args: &mut [FunctionArg]) {
+        if !RELATION_ARGUMENT.contains(&crate::function_name(function).as_str()) {
+            return;
+        }
+        let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(ValueWithSpan {
+            value: Value::SingleQuotedString(text),
+            ..
+        })))) = args.first_mut()
+        else {
+            return;
+        };
+        // A bare, unquoted name: PostgreSQL folds it to lower case.
+        if text.contains('.') || text.contains('"') {
+            return;
+        }
+        let bare = text.to_lowercase();
+        if let Some(schema) = self.schema_of(&bare) {
+            *text = format!("\"{}\".{bare}", schema.replace('"', "\"\""));
+        }
+    }
+
+    /// The schema of the path holding `name`, if it is not `public`.
+    fn schema_of(&self, name: &str) -> Option<&String> {
+        self.path
+            .iter()
+            .find(|s| self.state.relation_exists(s, name))
+            .filter(|s| s.as_str() != tempora_query::PUBLIC)
+    }
+}
+
 impl VisitorMut for Resolver<'_> {
     type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Function(f) = expr {
+            if let FunctionArguments::List(list) = &mut f.args {
+                self.qualify_argument(&f.name, &mut list.args);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        // `FROM show_chunks('t')`.
+        if let TableFactor::Table {
+            name,
+            args: Some(args),
+            ..
+        } = factor
+        {
+            self.qualify_argument(name, &mut args.args);
+        }
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
         if let Some(with) = &q.with {
@@ -56,11 +144,7 @@ impl VisitorMut for Resolver<'_> {
         if self.ctes.contains(&bare) {
             return ControlFlow::Continue(());
         }
-        let found = self
-            .path
-            .iter()
-            .find(|s| self.state.relation_exists(s, &bare));
-        if let Some(schema) = found.filter(|s| s.as_str() != tempora_query::PUBLIC) {
+        if let Some(schema) = self.schema_of(&bare) {
             name.0.insert(
                 0,
                 ObjectNamePart::Identifier(Ident::with_quote('"', schema)),
@@ -151,6 +235,13 @@ mod tests {
         assert_eq!(
             resolved("INSERT INTO t VALUES (1)", &["app"]),
             "INSERT INTO \"app\".t VALUES (1)"
+        );
+        assert_eq!(
+            resolved(
+                "SELECT create_hypertable('t', 'time'), nextval('p')",
+                &["app", "public"]
+            ),
+            "SELECT create_hypertable('\"app\".t', 'time'), nextval('p')"
         );
     }
 }
