@@ -6,7 +6,6 @@
 //! refresh runs the query and swaps the table's files for one new file in a
 //! single catalog commit, so readers see the old rows or the new ones.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast::{CreateView, ObjectName, Statement};
@@ -201,15 +200,7 @@ pub(crate) async fn create(
             }
             let oid = state.next_oid;
             let table_oid = oid + 1;
-            let depends_on: BTreeSet<u32> = read
-                .iter()
-                .filter_map(|(s, n)| {
-                    state
-                        .table(s, n)
-                        .map(|t| t.oid)
-                        .or_else(|| state.view(s, n).map(|v| v.oid))
-                })
-                .collect();
+            let depends_on = crate::views::depends_on(state, &read);
             created = Some(oid);
             Ok(vec![
                 CatalogOp::PutView(ViewDef {

@@ -54,15 +54,7 @@ pub(crate) async fn create_view(
         .engine()
         .catalog()
         .commit(|state| {
-            let depends_on: BTreeSet<u32> = read
-                .iter()
-                .filter_map(|(s, n)| {
-                    state
-                        .table(s, n)
-                        .map(|t| t.oid)
-                        .or_else(|| state.view(s, n).map(|v| v.oid))
-                })
-                .collect();
+            let depends_on = crate::views::depends_on(state, &read);
             let oid = match state.view(&schema, &name) {
                 Some(_) if cv.if_not_exists => {
                     skipped = true;
@@ -148,6 +140,18 @@ pub(crate) async fn view_query(
         session.plan_sql(&sql).await?;
     }
     Ok((sql, definition, read))
+}
+
+/// The oids of the tables and views among `read` (schema, name).
+pub(crate) fn depends_on(state: &CatalogState, read: &[(String, String)]) -> BTreeSet<u32> {
+    read.iter()
+        .filter_map(|(s, n)| {
+            state
+                .table(s, n)
+                .map(|t| t.oid)
+                .or_else(|| state.view(s, n).map(|v| v.oid))
+        })
+        .collect()
 }
 
 fn already_exists(name: &str) -> TemporaError {
