@@ -183,25 +183,30 @@ impl RewritePlan {
         let engine = session.engine();
         let guard = engine.lock_files().await;
         engine.flush_locked(&guard).await?;
-        let state = engine.catalog().snapshot();
-        let table = state
-            .table_by_oid(self.oid)
-            .ok_or_else(|| TemporaError::undefined_table(&self.table_name))?
-            .clone();
-        let schema = Arc::new(table.arrow_schema());
         // Foreign keys: no referencing row may be written between the check
         // of this statement's rows and its commit (and rows written before
         // the lock are flushed, for the tables a cascade rewrites).
-        let referenced = crate::foreign_keys::referencing(&state, table.oid, &[])
+        let state = engine.catalog().snapshot();
+        let keyed = crate::foreign_keys::referencing(&state, self.oid, &[])
             .next()
-            .is_some();
-        let _keys = if referenced || !table.foreign_keys.is_empty() {
+            .is_some()
+            || state
+                .table_by_oid(self.oid)
+                .is_some_and(|t| !t.foreign_keys.is_empty());
+        let _keys = if keyed {
             let keys = engine.lock_keys().await;
             engine.flush_locked(&guard).await?;
             Some(keys)
         } else {
             None
         };
+        // The files as the last flush left them.
+        let state = engine.catalog().snapshot();
+        let table = state
+            .table_by_oid(self.oid)
+            .ok_or_else(|| TemporaError::undefined_table(&self.table_name))?
+            .clone();
+        let schema = Arc::new(table.arrow_schema());
         let mut changes = FileChanges {
             oid: self.oid,
             ..Default::default()
