@@ -73,7 +73,15 @@ pub(crate) async fn rewrite_column(
             let converted = match done.remove(&file.path) {
                 Some((_, f)) => f,
                 // Flushed, merged or rewritten since the listing.
-                None => convert.file(chunk, &file).await?,
+                None => match convert.file(chunk, &file).await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        // Converted here, listed nowhere.
+                        let written = changes.add.iter().map(|(_, f)| f.path.clone());
+                        engine.gc().retire(0, written);
+                        return Err(e);
+                    }
+                },
             };
             changes.remove.push((chunk, file.path.clone()));
             changes.add.push((chunk, converted));
