@@ -619,6 +619,18 @@ fn found_oid(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
     ScalarValue::Int32(oid_value(args.first()))
 }
 
+/// A column of one of the catalog emulation's static tables, cast to `to`
+/// and read as the array type `A`; None when it has no such column.
+fn static_column<A: datafusion::arrow::array::Array + Clone + 'static>(
+    batch: &datafusion::arrow::array::RecordBatch,
+    name: &str,
+    to: &DataType,
+) -> Option<A> {
+    let column = batch.column_by_name(name)?;
+    let cast = datafusion::arrow::compute::cast(column, to).ok()?;
+    cast.as_any().downcast_ref::<A>().cloned()
+}
+
 /// PostgreSQL's built-in types as the catalog emulation's `pg_type` lists
 /// them (read once): oid → (typname, typelem).
 fn builtin_types() -> &'static HashMap<i64, (String, i64)> {
@@ -630,24 +642,11 @@ fn builtin_types() -> &'static HashMap<i64, (String, i64)> {
             else {
                 return types;
             };
-            let column =
-                |batch: &datafusion::arrow::array::RecordBatch, name: &str, to: &DataType| {
-                    batch
-                        .column_by_name(name)
-                        .and_then(|c| datafusion::arrow::compute::cast(c, to).ok())
-                };
             for batch in tables.pg_type.data() {
                 let (Some(oids), Some(names), Some(elems)) = (
-                    column(batch, "oid", &DataType::Int64),
-                    column(batch, "typname", &DataType::Utf8),
-                    column(batch, "typelem", &DataType::Int64),
-                ) else {
-                    continue;
-                };
-                let (Some(oids), Some(names), Some(elems)) = (
-                    oids.as_any().downcast_ref::<Int64Array>(),
-                    names.as_any().downcast_ref::<StringArray>(),
-                    elems.as_any().downcast_ref::<Int64Array>(),
+                    static_column::<Int64Array>(batch, "oid", &DataType::Int64),
+                    static_column::<StringArray>(batch, "typname", &DataType::Utf8),
+                    static_column::<Int64Array>(batch, "typelem", &DataType::Int64),
                 ) else {
                     continue;
                 };
@@ -771,7 +770,7 @@ struct Proc {
 /// The emulation's `pg_proc` (read once), by oid.
 fn builtin_procs() -> &'static HashMap<i64, Proc> {
     static PROCS: std::sync::LazyLock<HashMap<i64, Proc>> = std::sync::LazyLock::new(|| {
-        use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, StringArray};
+        use datafusion::arrow::array::{Array, BooleanArray, Int64Array, StringArray};
         let mut procs = HashMap::new();
         let Ok(tables) = datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new() else {
             return procs;
@@ -785,11 +784,8 @@ fn builtin_procs() -> &'static HashMap<i64, Proc> {
                 .collect()
         };
         for batch in tables.pg_proc.data() {
-            let column = |name: &str, to: &DataType| {
-                batch
-                    .column_by_name(name)
-                    .and_then(|c| datafusion::arrow::compute::cast(c, to).ok())
-            };
+            let ints = |name: &str| static_column::<Int64Array>(batch, name, &DataType::Int64);
+            let texts = |name: &str| static_column::<StringArray>(batch, name, &DataType::Utf8);
             let (
                 Some(oids),
                 Some(rets),
@@ -799,35 +795,13 @@ fn builtin_procs() -> &'static HashMap<i64, Proc> {
                 Some(names),
                 Some(modes),
             ) = (
-                column("oid", &DataType::Int64),
-                column("prorettype", &DataType::Int64),
-                column("proretset", &DataType::Boolean),
-                column("proargtypes", &DataType::Utf8),
-                column("proallargtypes", &DataType::Utf8),
-                column("proargnames", &DataType::Utf8),
-                column("proargmodes", &DataType::Utf8),
-            )
-            else {
-                continue;
-            };
-            let ints = |a: &ArrayRef| a.as_any().downcast_ref::<Int64Array>().cloned();
-            let texts = |a: &ArrayRef| a.as_any().downcast_ref::<StringArray>().cloned();
-            let (
-                Some(oids),
-                Some(rets),
-                Some(sets),
-                Some(args),
-                Some(all),
-                Some(names),
-                Some(modes),
-            ) = (
-                ints(&oids),
-                ints(&rets),
-                sets.as_any().downcast_ref::<BooleanArray>().cloned(),
-                texts(&args),
-                texts(&all),
-                texts(&names),
-                texts(&modes),
+                ints("oid"),
+                ints("prorettype"),
+                static_column::<BooleanArray>(batch, "proretset", &DataType::Boolean),
+                texts("proargtypes"),
+                texts("proallargtypes"),
+                texts("proargnames"),
+                texts("proargmodes"),
             )
             else {
                 continue;
