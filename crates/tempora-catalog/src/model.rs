@@ -484,6 +484,18 @@ pub struct IndexColumn {
 }
 
 impl TableDef {
+    /// The table's definition without its chunks and files: what a
+    /// [`CatalogOp::AlterTable`] carries (the op keeps those).
+    pub fn definition_only(&self) -> TableDef {
+        TableDef {
+            chunks: Default::default(),
+            files: vec![],
+            ..self.clone()
+        }
+    }
+}
+
+impl TableDef {
     /// Every index of the table: those of its PRIMARY KEY and UNIQUE
     /// constraints first, then those `CREATE INDEX` made.
     pub fn all_indexes(&self) -> Vec<IndexDef> {

@@ -748,9 +748,7 @@ pub(crate) async fn alter_table(
                 .table_by_oid(table.oid)
                 .ok_or_else(|| TemporaError::undefined_table(&name))?;
             let def = apply(state, current.clone(), &ops, &mut notices)?;
-            let mut before = current.clone();
-            before.chunks.clear();
-            before.files.clear();
+            let before = current.definition_only();
             if def == before {
                 return Ok(vec![]);
             }
@@ -760,7 +758,7 @@ pub(crate) async fn alter_table(
                 if others.iter().any(|o: &TableDef| o.oid == t.oid) {
                     continue;
                 }
-                let mut other = crate::foreign_keys::altered(t);
+                let mut other = t.definition_only();
                 for fk in other
                     .foreign_keys
                     .iter_mut()

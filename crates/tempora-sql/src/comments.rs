@@ -55,9 +55,7 @@ pub(crate) async fn comment_on(
                 }
                 return Err(TemporaError::undefined_table(&name));
             };
-            let mut def = current.clone();
-            def.chunks.clear();
-            def.files.clear();
+            let mut def = current.definition_only();
             match &column {
                 None => def.comment = comment.clone(),
                 Some(c) => {

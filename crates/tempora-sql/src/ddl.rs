@@ -540,7 +540,7 @@ pub(crate) async fn execute(
                                 ),
                             ));
                             if !unlinked.iter().any(|u| u.oid == t.oid) {
-                                unlinked.push(crate::foreign_keys::altered(t));
+                                unlinked.push(t.definition_only());
                             }
                             if let Some(u) = unlinked.iter_mut().find(|u| u.oid == t.oid) {
                                 u.foreign_keys.retain(|f| f.ref_oid != *oid);

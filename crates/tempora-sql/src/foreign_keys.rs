@@ -490,12 +490,3 @@ pub(crate) fn referencing<'a>(
                 .map(move |fk| (t, fk))
         })
 }
-
-/// A table as an `AlterTable` op carries it: without its chunks and files,
-/// which the op keeps.
-pub(crate) fn altered(table: &TableDef) -> TableDef {
-    let mut def = table.clone();
-    def.chunks.clear();
-    def.files.clear();
-    def
-}

@@ -483,9 +483,7 @@ impl CreateHypertable {
             if self.default_indexes {
                 if let Some(index) = crate::index::default_time_index(state, t, &time_column) {
                     // The table as MakeHypertable leaves it, plus the index.
-                    let mut def = t.clone();
-                    def.chunks.clear();
-                    def.files.clear();
+                    let mut def = t.definition_only();
                     def.hypertable = Some(hypertable);
                     if let Some(c) = def.columns.iter_mut().find(|c| c.name == time_column) {
                         c.not_null = true;

@@ -307,9 +307,7 @@ pub(crate) async fn create_index(
                 ),
             };
             index.name = name.clone();
-            let mut def = current.clone();
-            def.chunks.clear();
-            def.files.clear();
+            let mut def = current.definition_only();
             if index.unique {
                 def.unique_keys.push(key(&name, &index));
             }

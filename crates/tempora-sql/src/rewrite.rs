@@ -87,9 +87,7 @@ pub(crate) async fn rewrite_column(
             changes.add.push((chunk, converted));
         }
         let added: Vec<String> = changes.add.iter().map(|(_, f)| f.path.clone()).collect();
-        let mut def = new.clone();
-        def.chunks.clear();
-        def.files.clear();
+        let def = new.definition_only();
         let committed = engine
             .commit_files_with(&guard, changes, |_| {
                 Ok(vec![CatalogOp::AlterTable(Box::new(def.clone()))])

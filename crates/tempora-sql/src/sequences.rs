@@ -614,7 +614,7 @@ fn set_default(
     let i = match tables.iter().position(|x| x.oid == t.oid) {
         Some(i) => i,
         None => {
-            tables.push(crate::foreign_keys::altered(t));
+            tables.push(t.definition_only());
             tables.len() - 1
         }
     };
