@@ -307,6 +307,12 @@ pub fn user_relations(
         .values()
         .filter_map(|v| v.materialized.as_ref().map(|m| m.table_oid))
         .collect();
+    // Tables other tables' foreign keys point at.
+    let referenced: std::collections::HashSet<u32> = state
+        .tables
+        .values()
+        .flat_map(|t| t.foreign_keys.iter().map(|fk| fk.ref_oid))
+        .collect();
     for t in state.tables.values() {
         if storage.contains(&t.oid) {
             continue;
@@ -316,11 +322,7 @@ pub fn user_relations(
         let indexes = t.all_indexes();
         rel.has_index = !indexes.is_empty();
         rel.has_subclass = !t.chunks.is_empty();
-        rel.has_triggers = !t.foreign_keys.is_empty()
-            || state
-                .tables
-                .values()
-                .any(|o| o.foreign_keys.iter().any(|fk| fk.ref_oid == t.oid));
+        rel.has_triggers = !t.foreign_keys.is_empty() || referenced.contains(&t.oid);
         rel.tuples = t.all_files().map(|f| f.rows as f64).sum();
         rel.comment = t.comment.clone();
         for index in &indexes {
