@@ -156,3 +156,64 @@ async fn small_table_is_the_hash_join_build_side() {
     assert_eq!(rows.len(), 10);
     assert_eq!(rows.iter().map(|r| r.get::<_, i64>(1)).sum::<i64>(), 50_000);
 }
+
+/// `DISTINCT ON (series) ... ORDER BY series, time DESC` reads the newest
+/// times first; the scan for the rows themselves then keeps only the row
+/// groups that hold them.
+#[tokio::test(flavor = "multi_thread")]
+async fn last_point_reads_only_the_newest_row_groups() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE lp (time timestamptz NOT NULL, dev int, v float8);
+             SELECT create_hypertable('lp', 'time', chunk_time_interval => INTERVAL '30 days');
+             INSERT INTO lp SELECT '2024-01-01'::timestamptz + g * interval '1 second', g % 50, g
+               FROM generate_series(1, 600000) g;
+             CHECKPOINT;",
+        )
+        .await
+        .unwrap();
+    let sql = "SELECT DISTINCT ON (dev) dev, time, v FROM lp ORDER BY dev, time DESC";
+    let lines = plan_lines(&client, &format!("EXPLAIN ANALYZE {sql}")).await;
+    let join = lines
+        .iter()
+        .position(|l| l.contains("HashJoinExec"))
+        .unwrap_or_else(|| panic!("no join: {lines:#?}"));
+    assert!(lines[join].contains("mode=CollectLeft"), "{}", lines[join]);
+    let scans: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("DataSourceExec"))
+        .collect();
+    assert_eq!(scans.len(), 2, "{lines:#?}");
+    let rows_read = |line: &str| -> f64 {
+        let m = line.split("output_rows=").nth(1).unwrap();
+        let m = m.split(',').next().unwrap().trim();
+        match m.split_once(' ') {
+            Some((n, "K")) => n.parse::<f64>().unwrap() * 1e3,
+            Some((n, "M")) => n.parse::<f64>().unwrap() * 1e6,
+            _ => m.parse().unwrap(),
+        }
+    };
+    // The newest times read every row; the rows at them, one row group.
+    assert_eq!(rows_read(scans[0]), 600_000.0, "{}", scans[0]);
+    assert!(rows_read(scans[1]) < 200_000.0, "{}", scans[1]);
+    let groups = scans[1]
+        .split("row_groups_pruned_statistics=")
+        .nth(1)
+        .and_then(|m| m.split(" matched").next())
+        .unwrap_or_else(|| panic!("no row group counts: {}", scans[1]));
+    let (total, kept) = groups.split_once(" total → ").unwrap();
+    let (total, kept): (u32, u32) = (total.parse().unwrap(), kept.parse().unwrap());
+    assert!(total > 1 && kept < total, "row groups {groups}");
+
+    let rows = client.query(sql, &[]).await.unwrap();
+    assert_eq!(rows.len(), 50);
+    for (dev, r) in rows.iter().enumerate() {
+        let v: f64 = r.get(2);
+        assert_eq!(r.get::<_, i32>(0), dev as i32);
+        // The newest g with g % 50 = dev.
+        let newest = if dev == 0 { 600_000 } else { 599_950 + dev };
+        assert_eq!(v, newest as f64, "dev {dev}");
+    }
+}

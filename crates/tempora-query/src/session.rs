@@ -11,7 +11,8 @@ use datafusion::catalog::{
     CatalogProvider, MemTable, SchemaProvider, TableFunctionArgs, TableFunctionImpl, TableProvider,
 };
 use datafusion::error::Result as DfResult;
-use datafusion::execution::SessionState;
+use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use parking_lot::RwLock;
@@ -693,7 +694,22 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     config.options_mut().execution.time_zone = Some("UTC".into());
     // Every session of the engine shares its runtime, so the Parquet metadata
     // one statement reads serves the next, in this connection or another.
-    let ctx = SessionContext::new_with_config_rt(config, engine.runtime().clone());
+    let mut physical_rules = PhysicalOptimizer::new().rules;
+    let after_join_selection = physical_rules
+        .iter()
+        .position(|r| r.name() == "join_selection")
+        .map_or(physical_rules.len(), |i| i + 1);
+    physical_rules.insert(
+        after_join_selection,
+        Arc::new(crate::last_point::CollectNewestTimes),
+    );
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(engine.runtime().clone())
+        .with_default_features()
+        .with_physical_optimizer_rules(physical_rules)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     let weak = ctx.state_weak_ref();
     let public: Arc<dyn SchemaProvider> = Arc::new(TemporaSchema {
         engine: engine.clone(),
@@ -719,6 +735,7 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     ctx.register_udaf(crate::aggregates::histogram_udaf());
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals));
     ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgIntegerCasts));
+    ctx.add_analyzer_rule(Arc::new(crate::last_point::LastPointJoin));
     ctx.register_udf(crate::pg_casts::pg_round().as_ref().clone());
     ctx.register_udf(crate::pg_types::pg_typeof_udf());
     ctx.register_udf(crate::to_char::to_char_udf());
