@@ -860,13 +860,15 @@ fn sql_type_name(oid: i64) -> String {
     }
 }
 
+/// The built-in function whose oid is the first argument.
+fn proc_named_by(args: &[ScalarValue]) -> Option<&'static Proc> {
+    let oid = oid_value(args.first())?;
+    builtin_procs().get(&i64::from(oid))
+}
+
 /// `pg_get_function_result(oid)`: `SETOF integer`, `TABLE(a text, ...)`.
 fn function_result(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
-    let Some(p) = args
-        .first()
-        .and_then(|a| oid_value(Some(a)))
-        .and_then(|o| builtin_procs().get(&i64::from(o)))
-    else {
+    let Some(p) = proc_named_by(args) else {
         return ScalarValue::Utf8(None);
     };
     if p.modes.iter().any(|m| m == "t") {
@@ -892,11 +894,7 @@ fn function_result(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue 
 /// `pg_get_function_arguments(oid)`: `integer, integer` or with names and
 /// modes, `OUT word text, ...`.
 fn function_arguments(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
-    let Some(p) = args
-        .first()
-        .and_then(|a| oid_value(Some(a)))
-        .and_then(|o| builtin_procs().get(&i64::from(o)))
-    else {
+    let Some(p) = proc_named_by(args) else {
         return ScalarValue::Utf8(None);
     };
     let types = if p.all.is_empty() { &p.args } else { &p.all };
