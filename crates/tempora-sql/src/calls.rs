@@ -344,12 +344,14 @@ fn type_untyped_like_cast(args: &mut [FunctionArg]) {
     }
 }
 
-/// `time_bucket(w, ts, "offset" => o)`, `origin => ...`, `timezone => ...`:
+/// `time_bucket(w, ts, "offset" => o)`, `origin => ...`, `timezone => ...`,
+/// and `bucket_width => w`, `ts => t` for the first two:
 /// TimescaleDB's overloads are `(w, ts, offset)`, `(w, ts, origin)` and
 /// `(w, ts, timezone, origin, offset)`; the UDF tells offset from origin by type.
 fn time_bucket_positions(args: &mut Vec<FunctionArg>) -> Result<()> {
     let mut positional = Vec::new();
     let (mut offset, mut origin, mut timezone) = (None, None, None);
+    let (mut width, mut ts) = (None, None);
     for a in args.iter() {
         let named = match a {
             FunctionArg::Named {
@@ -369,6 +371,8 @@ fn time_bucket_positions(args: &mut Vec<FunctionArg>) -> Result<()> {
                 "offset" => offset = Some(e.clone()),
                 "origin" => origin = Some(e.clone()),
                 "timezone" => timezone = Some(e.clone()),
+                "bucket_width" => width = Some(e.clone()),
+                "ts" => ts = Some(e.clone()),
                 other => {
                     return Err(TemporaError::new(
                         SqlState::UNDEFINED_FUNCTION,
@@ -379,10 +383,26 @@ fn time_bucket_positions(args: &mut Vec<FunctionArg>) -> Result<()> {
             None => positional.push(a.clone()),
         }
     }
+    let arg = |e: SqlExpr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
+    // Named arguments follow the positional ones, as PostgreSQL requires:
+    // bucket_width and ts by name fill the places no positional one took.
+    for (place, (name, value)) in [("bucket_width", width), ("ts", ts)]
+        .into_iter()
+        .enumerate()
+    {
+        let Some(value) = value else { continue };
+        if positional.len() != place {
+            return Err(TemporaError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("function time_bucket: argument \"{name}\" is given twice or out of order"),
+            ));
+        }
+        positional.push(arg(value));
+    }
     if offset.is_none() && origin.is_none() && timezone.is_none() {
+        *args = positional;
         return Ok(());
     }
-    let arg = |e: SqlExpr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
     let null = || SqlExpr::Value(Value::Null.into());
     // A named origin given as an untyped literal is a timestamp, not the
     // time zone text a third positional argument would be read as.
