@@ -712,7 +712,7 @@ pub(crate) async fn execute(
                 .await?;
             Ok((Outcome::Command("CREATE EXTENSION".into()), notices))
         }
-        other => Err(TemporaError::not_supported(crate::statement_name(other))),
+        other => Err(crate::unsupported_statement(other)),
     }
 }
 

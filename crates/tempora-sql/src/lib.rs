@@ -965,6 +965,9 @@ impl SqlSession {
         }
         calls::normalize(&mut stmt, self.settings.get("TimeZone").unwrap_or("UTC"))?;
         if let Some(call) = find_command_call(&stmt) {
+            if let Some(what) = unsupported_timescaledb_call(&call.name) {
+                return Err(TemporaError::not_supported(what));
+            }
             if call.name == "set_chunk_time_interval" && !call.expand {
                 let cmd = hypertable::SetChunkTimeInterval::from_call(call);
                 return Ok(prepared(
@@ -1116,7 +1119,7 @@ impl SqlSession {
                 Ok(prepared(Kind::Session(Box::new(stmt)), vec![], schema))
             }
             s if ddl::is_ddl(s) => Ok(prepared(Kind::Ddl(Box::new(stmt)), vec![], None)),
-            other => Err(TemporaError::not_supported(statement_name(other))),
+            other => Err(unsupported_statement(other)),
         }
     }
 
@@ -1766,6 +1769,64 @@ fn statement_name_of(sql: &str) -> &'static str {
     } else {
         "DELETE"
     }
+}
+
+/// TimescaleDB API calls Tempora does not implement, named with what they
+/// do, so that a script meets 0A000 rather than "function does not exist".
+fn unsupported_timescaledb_call(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "add_dimension" | "by_hash" => "add_dimension (space partitioning)",
+        "set_integer_now_func" => "set_integer_now_func (policies on integer time)",
+        "add_reorder_policy" | "remove_reorder_policy" | "reorder_chunk" => {
+            "reorder_chunk and reorder policies"
+        }
+        "move_chunk" | "attach_tablespace" | "detach_tablespace" | "detach_tablespaces" => {
+            "tablespaces for chunks"
+        }
+        "merge_chunks" | "split_chunk" => "merging and splitting chunks",
+        "add_job" => "add_job (user-defined jobs)",
+        "create_distributed_hypertable" | "add_data_node" | "delete_data_node" => {
+            "multi-node hypertables"
+        }
+        _ => return None,
+    })
+}
+
+/// The 0A000 error for a statement Tempora does not run, naming its command
+/// (`CREATE FUNCTION is not supported`).
+pub(crate) fn unsupported_statement(stmt: &Statement) -> TemporaError {
+    let name = statement_name(stmt);
+    if name != "this statement" {
+        return TemporaError::not_supported(name);
+    }
+    // The command's leading keywords, as PostgreSQL names commands: the verb,
+    // and for CREATE / ALTER / DROP the kind of object, past its modifiers.
+    let text = stmt.to_string();
+    let mut words = text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty());
+    let mut command = match words.next() {
+        Some(verb) => verb.to_ascii_uppercase(),
+        None => return TemporaError::not_supported(name),
+    };
+    if matches!(command.as_str(), "CREATE" | "ALTER" | "DROP") {
+        let modifiers = [
+            "OR",
+            "REPLACE",
+            "TEMP",
+            "TEMPORARY",
+            "UNIQUE",
+            "IF",
+            "NOT",
+            "EXISTS",
+        ];
+        if let Some(object) = words.find(|w| !modifiers.contains(&w.to_ascii_uppercase().as_str()))
+        {
+            command.push(' ');
+            command.push_str(&object.to_ascii_uppercase());
+        }
+    }
+    TemporaError::not_supported(command)
 }
 
 /// The SQL command name of a statement, for messages and tags.

@@ -373,7 +373,7 @@ pub(crate) async fn execute(
         Statement::Drop {
             names, if_exists, ..
         } => drop_roles(session, names, *if_exists).await,
-        other => Err(TemporaError::not_supported(crate::statement_name(other))),
+        other => Err(crate::unsupported_statement(other)),
     }
 }
 

@@ -696,6 +696,6 @@ pub(crate) async fn execute(
                 notices,
             ))
         }
-        other => Err(TemporaError::not_supported(crate::statement_name(other))),
+        other => Err(crate::unsupported_statement(other)),
     }
 }
