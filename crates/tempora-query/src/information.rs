@@ -345,6 +345,55 @@ pub fn interval_text(micros: i64) -> String {
     out
 }
 
+/// What `alter_job` returns, as PostgreSQL prints the record: (job_id,
+/// schedule_interval, max_runtime, max_retries, retry_period, scheduled,
+/// config, next_start, check_config, fixed_schedule, initial_start, timezone).
+pub fn alter_job_record(job: &JobDef, state: &CatalogState) -> String {
+    let time = |t: i64| tempora_copy::text::format_timestamp(t, Some(&chrono_tz::UTC));
+    let flag = |b: bool| if b { "t" } else { "f" }.to_string();
+    let fields = [
+        Some(job.id.to_string()),
+        Some(interval_text(job.schedule_interval)),
+        Some(interval_text(job.max_runtime)),
+        Some(job.max_retries.to_string()),
+        Some(interval_text(job.retry_period)),
+        Some(flag(job.scheduled)),
+        Some(job_config(job, state)),
+        Some(time(job.next_start)),
+        Some(format!("{PROC_SCHEMA}.{}_check", job_proc(job))),
+        Some(flag(job.fixed_schedule)),
+        job.initial_start.map(time),
+        job.timezone.clone(),
+    ];
+    let fields: Vec<String> = fields.iter().map(|f| record_field(f.as_deref())).collect();
+    format!("({})", fields.join(","))
+}
+
+/// One field of a record's text: empty for NULL, double-quoted (quotes and
+/// backslashes doubled) when it is empty or holds a delimiter or space.
+fn record_field(value: Option<&str>) -> String {
+    let Some(v) = value else {
+        return String::new();
+    };
+    let plain = !v.is_empty()
+        && !v
+            .chars()
+            .any(|c| matches!(c, '"' | '\\' | '(' | ')' | ',') || c.is_whitespace());
+    if plain {
+        return v.to_string();
+    }
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('"');
+    for c in v.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
 /// A job's `config` as TimescaleDB shows it (jsonb: keys by length, then name).
 fn job_config(job: &JobDef, state: &CatalogState) -> String {
     let hypertable_id = state

@@ -276,6 +276,178 @@ fn is_temporal(table: &TableDef) -> bool {
         .is_some_and(|c| c.ty.is_temporal())
 }
 
+/// `alter_job(id, config => ...)`: the policy a job's new jsonb config
+/// describes, with the keys TimescaleDB's policies read (those
+/// `timescaledb_information.jobs` shows). The config names the job's own
+/// hypertable; offsets are interval text (integers for integer time).
+async fn policy_from_config(
+    session: &SqlSession,
+    state: &CatalogState,
+    job: &JobDef,
+    text: &str,
+) -> Result<JobKind> {
+    let invalid = |message: String| TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, message);
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        TemporaError::new(
+            SqlState::INVALID_TEXT_REPRESENTATION,
+            format!("invalid input syntax for type json: {e}"),
+        )
+    })?;
+    let serde_json::Value::Object(config) = value else {
+        return Err(invalid("job config must be a JSON object".into()));
+    };
+    let (id_key, keys): (&str, &[&'static str]) = match job.kind {
+        JobKind::Retention { .. } => ("hypertable_id", &["drop_after", "drop_created_before"]),
+        JobKind::Compression { .. } => (
+            "hypertable_id",
+            &["compress_after", "compress_created_before"],
+        ),
+        JobKind::Refresh { .. } => ("mat_hypertable_id", &["start_offset", "end_offset"]),
+    };
+    if let Some(key) = config
+        .keys()
+        .find(|k| k.as_str() != id_key && !keys.contains(&k.as_str()))
+    {
+        return Err(invalid(format!(
+            "unrecognized key \"{key}\" in the config of job {}",
+            job.id
+        )));
+    }
+    let table = state
+        .table_by_oid(job.oid)
+        .ok_or_else(|| TemporaError::internal("job without its table"))?;
+    let hypertable_id = table.hypertable.as_ref().map_or(0, |h| h.id);
+    if let Some(given) = config.get(id_key) {
+        if given.as_u64() != Some(hypertable_id as u64) {
+            return Err(invalid(format!(
+                "{id_key} in the config of job {} must stay {hypertable_id}",
+                job.id
+            )));
+        }
+    }
+    let temporal = match job.kind {
+        JobKind::Refresh { .. } => {
+            tempora_query::caggs::raw_time_type(state, refreshed_cagg(state, job)?)?.is_temporal()
+        }
+        _ => is_temporal(table),
+    };
+    // Creation-time cutoffs are intervals whatever the time column's type.
+    let interval = |key: &'static str| {
+        let temporal = temporal || key.ends_with("_created_before");
+        config_span(session, &config, key, temporal, job.id)
+    };
+    let one_of = |after: Option<JobSpan>, created: Option<JobSpan>| match (after, created) {
+        (Some(span), None) => Ok((span, false)),
+        (None, Some(span)) => Ok((span, true)),
+        _ => Err(invalid(format!(
+            "the config of job {} needs one of \"{}\" or \"{}\"",
+            job.id, keys[0], keys[1]
+        ))),
+    };
+    Ok(match job.kind {
+        JobKind::Retention { .. } => {
+            let (drop_after, by_creation) =
+                one_of(interval(keys[0]).await?, interval(keys[1]).await?)?;
+            JobKind::Retention {
+                drop_after,
+                by_creation,
+            }
+        }
+        JobKind::Compression { .. } => {
+            let (compress_after, by_creation) =
+                one_of(interval(keys[0]).await?, interval(keys[1]).await?)?;
+            JobKind::Compression {
+                compress_after,
+                by_creation,
+            }
+        }
+        JobKind::Refresh { .. } => {
+            let start_offset = interval(keys[0]).await?;
+            let end_offset = interval(keys[1]).await?;
+            check_refresh_window(
+                state,
+                refreshed_cagg(state, job)?,
+                &start_offset,
+                &end_offset,
+            )?;
+            JobKind::Refresh {
+                start_offset,
+                end_offset,
+            }
+        }
+    })
+}
+
+/// One offset of a job's config: interval text for temporal time, an
+/// integer otherwise; None when absent or null.
+async fn config_span(
+    session: &SqlSession,
+    config: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    temporal: bool,
+    job_id: u32,
+) -> Result<Option<JobSpan>> {
+    let bad = || {
+        TemporaError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            format!("invalid value for {key} in the config of job {job_id}"),
+        )
+    };
+    match config.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) if temporal => {
+            let literal = s.replace('\'', "''");
+            let v = session
+                .eval_sql(&format!("CAST('{literal}' AS INTERVAL)"))
+                .await
+                .map_err(|_| bad())?;
+            interval_span(&v).map(Some).ok_or_else(bad)
+        }
+        Some(serde_json::Value::Number(n)) if !temporal => n
+            .as_i64()
+            .map(|v| Some(JobSpan::Integer(v)))
+            .ok_or_else(bad),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// The continuous aggregate a refresh job materializes.
+fn refreshed_cagg<'a>(
+    state: &'a CatalogState,
+    job: &JobDef,
+) -> Result<&'a tempora_catalog::ContinuousAgg> {
+    state
+        .cagg_of_materialization(job.oid)
+        .and_then(|v| v.continuous.as_ref())
+        .ok_or_else(|| TemporaError::internal("refresh job without its continuous aggregate"))
+}
+
+/// A refresh policy's window must hold two buckets (a month counted as 30 days).
+fn check_refresh_window(
+    state: &CatalogState,
+    cagg: &tempora_catalog::ContinuousAgg,
+    start_offset: &Option<JobSpan>,
+    end_offset: &Option<JobSpan>,
+) -> Result<()> {
+    let width = cagg.bucket_width.approx_length();
+    let start = start_offset
+        .as_ref()
+        .map_or(i64::MAX, JobSpan::approx_length);
+    let end = end_offset.as_ref().map_or(i64::MIN, JobSpan::approx_length);
+    if end.saturating_add(width.saturating_mul(2)) > start {
+        let time_type = tempora_query::caggs::raw_time_type(state, cagg)?;
+        return Err(TemporaError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            "policy refresh window too small",
+        )
+        .with_detail(format!(
+            "The start and end offsets must cover at least two buckets in the valid time range of type \"{}\".",
+            time_type.sql_name()
+        )));
+    }
+    Ok(())
+}
+
 fn notice(code: SqlState, message: String) -> Notice {
     Notice {
         severity: "NOTICE",
@@ -613,22 +785,11 @@ impl JobCall {
         };
         let start_offset = offset("start_offset")?;
         let end_offset = offset("end_offset")?;
-        // The window must hold two buckets (a month counted as 30 days).
-        let width = cagg.bucket_width.approx_length();
+        check_refresh_window(&state, cagg, &start_offset, &end_offset)?;
         let start = start_offset
             .as_ref()
             .map_or(i64::MAX, JobSpan::approx_length);
         let end = end_offset.as_ref().map_or(i64::MIN, JobSpan::approx_length);
-        if end.saturating_add(width.saturating_mul(2)) > start {
-            return Err(TemporaError::new(
-                SqlState::INVALID_PARAMETER_VALUE,
-                "policy refresh window too small",
-            )
-            .with_detail(format!(
-                "The start and end offsets must cover at least two buckets in the valid time range of type \"{}\".",
-                time_type.sql_name()
-            )));
-        }
         for job in state.jobs.values().filter(|j| j.oid == cagg.mat_oid) {
             let JobKind::Refresh {
                 start_offset: s,
@@ -901,18 +1062,8 @@ impl JobCall {
             ]
             .concat(),
         )?;
-        for unsupported in [
-            "config",
-            "check_config",
-            "fixed_schedule",
-            "initial_start",
-            "timezone",
-        ] {
-            if args.get(unsupported).is_some() {
-                return Err(TemporaError::not_supported(format!(
-                    "alter_job with {unsupported}"
-                )));
-            }
+        if args.get("check_config").is_some() {
+            return Err(TemporaError::not_supported("alter_job with check_config"));
         }
         let id = args.int("job_id")?.ok_or_else(|| {
             TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "job ID cannot be NULL")
@@ -961,28 +1112,54 @@ impl JobCall {
         if let Some(v) = args.time("next_start")? {
             job.next_start = v;
         }
-        let record = format!(
-            "({},\"{}\",\"{}\",{},\"{}\",{},,\"{}\")",
-            job.id,
-            tempora_query::information::interval_text(job.schedule_interval),
-            tempora_query::information::interval_text(job.max_runtime),
-            job.max_retries,
-            tempora_query::information::interval_text(job.retry_period),
-            if job.scheduled { "t" } else { "f" },
-            tempora_copy::text::format_timestamp(job.next_start, Some(&chrono_tz::UTC)),
-        );
-        engine
+        if let Some(v) = args.bool("fixed_schedule")? {
+            job.fixed_schedule = v;
+        }
+        if let Some(v) = args.time("initial_start")? {
+            job.initial_start = Some(v);
+        }
+        if let Some(tz) = args.text("timezone") {
+            if tz.parse::<chrono_tz::Tz>().is_err() {
+                return Err(TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("time zone \"{tz}\" not recognized"),
+                ));
+            }
+            job.timezone = Some(tz);
+        }
+        if let Some(config) = args.get("config") {
+            let text = match config {
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::Utf8View(Some(s))
+                | ScalarValue::LargeUtf8(Some(s)) => s.clone(),
+                other => {
+                    return Err(TemporaError::new(
+                        SqlState::DATATYPE_MISMATCH,
+                        format!("config must be jsonb, not {}", other.data_type()),
+                    ))
+                }
+            };
+            let state = engine.catalog().snapshot();
+            job.kind = policy_from_config(session, &state, &job, &text).await?;
+        }
+        let updated = job.clone();
+        let state = engine
             .catalog()
             .commit(|state| {
-                if !state.jobs.contains_key(&id) {
+                let Some(current) = state.jobs.get(&id) else {
                     return Err(TemporaError::new(
                         SqlState::UNDEFINED_OBJECT,
                         format!("job {id} not found"),
                     ));
-                }
-                Ok(vec![CatalogOp::PutJob(job.clone())])
+                };
+                // Runs recorded meanwhile keep their statistics.
+                let mut job = updated;
+                job.stats = current.stats.clone();
+                Ok(vec![CatalogOp::PutJob(job)])
             })
             .await?;
+        let job = state.jobs.get(&id).unwrap_or(&job);
+        let record = tempora_query::information::alter_job_record(job, &state);
         self.rows(Arc::new(StringArray::from(vec![Some(record)])), vec![])
             .await
     }
