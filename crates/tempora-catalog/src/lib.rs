@@ -19,6 +19,7 @@
 
 pub mod model;
 pub mod store;
+pub mod transaction;
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use tempora_common::{Result, SqlState, TemporaError};
 
 pub use model::*;
+pub use transaction::TxCatalog;
 
 /// Version of the on-disk catalog format; bump with a migration.
 pub const FORMAT_VERSION: u32 = 1;
@@ -144,16 +146,32 @@ impl Catalog {
         }))
     }
 
-    /// The current state: a consistent snapshot that never changes under the caller.
+    /// The current state: a consistent snapshot that never changes under the
+    /// caller. Inside a transaction block's scope, with the block's own
+    /// catalog changes applied.
     pub fn snapshot(&self) -> Arc<CatalogState> {
+        let shared = self.current.read().clone();
+        match transaction::current() {
+            Some(tx) => tx.view(shared),
+            None => shared,
+        }
+    }
+
+    /// The state every session shares, without the changes of the current
+    /// task's transaction block.
+    pub fn shared_snapshot(&self) -> Arc<CatalogState> {
         self.current.read().clone()
     }
 
-    /// Runs `f` on the current state while no commit can publish: lets a
-    /// reader pair the catalog with other state consistently.
+    /// Runs `f` on the current state (as [`Catalog::snapshot`] sees it)
+    /// while no commit can publish: lets a reader pair the catalog with
+    /// other state consistently.
     pub fn read_with<R>(&self, f: impl FnOnce(&Arc<CatalogState>) -> R) -> R {
         let current = self.current.read();
-        f(&current)
+        match transaction::current() {
+            Some(tx) => f(&tx.view(current.clone())),
+            None => f(&current),
+        }
     }
 
     /// The store the catalog (and chunk files) live in.
@@ -180,8 +198,75 @@ impl Catalog {
         P: FnOnce(&Arc<CatalogState>),
     {
         let _guard = self.commit_lock.lock().await;
-        let base = self.snapshot();
+        if let Some(tx) = transaction::current() {
+            if tx.capturing() || !tx.is_empty() {
+                return self.commit_in_block(&tx, build, publish).await;
+            }
+        }
+        let base = self.current.read().clone();
         let ops = build(&base)?;
+        self.publish_ops(base, ops, publish).await
+    }
+
+    /// A commit made inside a transaction block (commit lock held): `build`
+    /// sees the block's view; definition ops of a capturing DDL statement,
+    /// and changes to objects only the block has, stay in the block; the
+    /// rest is committed at once. Returns the block's view after it.
+    async fn commit_in_block<F, P>(
+        &self,
+        tx: &TxCatalog,
+        build: F,
+        publish: P,
+    ) -> Result<Arc<CatalogState>>
+    where
+        F: FnOnce(&CatalogState) -> Result<Vec<CatalogOp>>,
+        P: FnOnce(&Arc<CatalogState>),
+    {
+        let shared = self.current.read().clone();
+        let view = tx.view(shared.clone());
+        let ops = build(&view)?;
+        let capture = tx.capturing();
+        let (block, now): (Vec<CatalogOp>, Vec<CatalogOp>) = ops.into_iter().partition(|op| {
+            (capture && transaction::is_definition(op)) || transaction::block_only(op, &shared)
+        });
+        // The block's ops must apply to its view, as a commit's would.
+        let mut check = (*view).clone();
+        for op in &block {
+            check.apply(op)?;
+        }
+        let shared = self.publish_ops(shared.clone(), now, publish).await?;
+        tx.record(block, &shared);
+        Ok(tx.view(shared))
+    }
+
+    /// COMMIT of a transaction block: its recorded ops as one durable
+    /// record, unless another session changed what they change (40001).
+    /// Returns the shared state before and after.
+    pub async fn commit_transaction(
+        &self,
+        tx: &TxCatalog,
+    ) -> Result<(Arc<CatalogState>, Arc<CatalogState>)> {
+        let (ops, base) = tx.take();
+        let _guard = self.commit_lock.lock().await;
+        let shared = self.current.read().clone();
+        if let Some(base) = &base {
+            transaction::check_conflicts(&ops, base, &shared)?;
+        }
+        let after = self.publish_ops(shared.clone(), ops, |_| ()).await?;
+        Ok((shared, after))
+    }
+
+    /// Applies `ops` to `base`, logs them as the next version and makes it
+    /// current (the caller holds the commit lock).
+    async fn publish_ops<P>(
+        &self,
+        base: Arc<CatalogState>,
+        ops: Vec<CatalogOp>,
+        publish: P,
+    ) -> Result<Arc<CatalogState>>
+    where
+        P: FnOnce(&Arc<CatalogState>),
+    {
         if ops.is_empty() {
             let _current = self.current.write();
             publish(&base);

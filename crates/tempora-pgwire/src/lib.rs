@@ -85,6 +85,9 @@ pub struct Connection {
     engine: Arc<Engine>,
     security: Arc<Security>,
     login: Arc<Mutex<auth::Login>>,
+    /// The session's transaction block catalog changes: the connection runs
+    /// in their scope, so its statements see them.
+    tx_catalog: Arc<tempora_catalog::TxCatalog>,
 }
 
 /// Parses and plans statements of the extended protocol (Parse).
@@ -836,8 +839,11 @@ impl Connection {
         manager: Arc<ConnectionManager>,
         security: Arc<Security>,
     ) -> Result<Self, TemporaError> {
-        let session = Arc::new(Mutex::new(SqlSession::new(engine.clone())?));
+        let session = SqlSession::new(engine.clone())?;
+        let tx_catalog = session.tx_catalog();
+        let session = Arc::new(Mutex::new(session));
         Ok(Self {
+            tx_catalog,
             parser: Arc::new(StatementParser {
                 session: session.clone(),
                 logged_in: AtomicBool::new(false),
@@ -862,6 +868,7 @@ impl Connection {
             engine: self.engine.clone(),
             security: self.security.clone(),
             login: self.login.clone(),
+            tx_catalog: self.tx_catalog.clone(),
         }
     }
 }
@@ -900,7 +907,9 @@ pub async fn serve(
                 }
             };
             tracing::debug!(%peer, "connection opened");
-            if let Err(e) = pgwire::tokio::process_socket(socket, tls, conn).await {
+            let tx_catalog = conn.tx_catalog.clone();
+            let run = pgwire::tokio::process_socket(socket, tls, conn);
+            if let Err(e) = tx_catalog.scope(run).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             tracing::debug!(%peer, "connection closed");

@@ -110,6 +110,8 @@ struct CatalogFunction {
     engine: Arc<Engine>,
     /// The session's settings: `search_path` decides what is visible.
     variables: Arc<crate::variables::SessionVariables>,
+    /// The session's transaction block: its new relations are found too.
+    tx: Arc<tempora_catalog::TxCatalog>,
     eval: Eval,
     /// Whether `eval` looks objects up (else it gets a bare [`Lookup`]).
     reads_catalog: bool,
@@ -151,11 +153,13 @@ impl ScalarUDFImpl for CatalogFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let lookup = if self.reads_catalog {
-            Lookup::new(&self.engine, &self.variables.search_path())
-        } else {
-            Lookup::bare(&self.engine)
-        };
+        let lookup = self.tx.sync_scope(|| {
+            if self.reads_catalog {
+                Lookup::new(&self.engine, &self.variables.search_path())
+            } else {
+                Lookup::bare(&self.engine)
+            }
+        });
         crate::pg_types::map_rows(&args, &self.returns, |values| {
             Ok((self.eval)(&lookup, &self.engine, values))
         })
@@ -418,6 +422,7 @@ fn function_is_visible(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarVa
 pub fn catalog_functions(
     engine: &Arc<Engine>,
     variables: &Arc<crate::variables::SessionVariables>,
+    tx: &Arc<tempora_catalog::TxCatalog>,
 ) -> Vec<ScalarUDF> {
     let arities = |n: &[usize]| {
         Signature::one_of(
@@ -535,6 +540,7 @@ pub fn catalog_functions(
                 returns,
                 engine: engine.clone(),
                 variables: variables.clone(),
+                tx: tx.clone(),
                 eval,
                 reads_catalog,
             })

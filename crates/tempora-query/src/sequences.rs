@@ -39,6 +39,10 @@ struct SessionValues {
 #[derive(Debug)]
 struct SequenceCall {
     engine: Arc<Engine>,
+    /// The session's transaction block: calls run in its scope (DataFusion
+    /// may run them on another task), so a sequence the block created is
+    /// found and advanced there.
+    tx: Arc<tempora_catalog::TxCatalog>,
     /// The last value `nextval` gave this session, per sequence.
     last: Arc<Mutex<SessionValues>>,
     call: Call,
@@ -121,6 +125,12 @@ impl SequenceCall {
 #[async_trait]
 impl AsyncScalarUDFImpl for SequenceCall {
     async fn invoke_async_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        self.tx.scope(self.invoke_in_scope(args)).await
+    }
+}
+
+impl SequenceCall {
+    async fn invoke_in_scope(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
         if self.call == Call::Last {
             let last = self.last.lock();
@@ -255,13 +265,17 @@ impl AsyncScalarUDFImpl for SequenceCall {
 }
 
 /// The session's `nextval`, `currval`, `setval` and `lastval`.
-pub fn sequence_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
+pub fn sequence_functions(
+    engine: &Arc<Engine>,
+    tx: &Arc<tempora_catalog::TxCatalog>,
+) -> Vec<ScalarUDF> {
     let last = Arc::new(Mutex::new(SessionValues::default()));
     [Call::Next, Call::Current, Call::Set, Call::Last]
         .into_iter()
         .map(|call| {
             AsyncScalarUDF::new(Arc::new(SequenceCall {
                 engine: engine.clone(),
+                tx: tx.clone(),
                 last: last.clone(),
                 call,
                 signature: match call {

@@ -678,6 +678,7 @@ impl TableFunctionImpl for ShowChunks {
 /// Builds the DataFusion session of one connection.
 pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, TemporaError> {
     let notices = Arc::new(crate::compression::SessionNotices::default());
+    let tx_catalog = Arc::new(tempora_catalog::TxCatalog::default());
     let variables = Arc::new(crate::variables::SessionVariables::default());
     let prepared = Arc::new(crate::variables::SessionPrepared::default());
     let mut config = SessionConfig::new()
@@ -687,6 +688,7 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
         // is registered below.
         .with_information_schema(false)
         .with_extension(Arc::new(crate::provider::TxWrites::default()))
+        .with_extension(tx_catalog.clone())
         .with_extension(Arc::new(crate::provider::ScanReport::default()))
         .with_extension(notices.clone())
         .with_extension(variables.clone())
@@ -751,7 +753,7 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     for f in crate::compression::chunk_functions(&engine, &notices) {
         ctx.register_udf(f);
     }
-    for f in crate::sequences::sequence_functions(&engine) {
+    for f in crate::sequences::sequence_functions(&engine, &tx_catalog) {
         ctx.register_udf(f);
     }
     for (name, chunks) in [
@@ -797,7 +799,7 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
             Arc::new(crate::information::InformationSchema::new(engine.clone())),
         )
         .map_err(TemporaError::from_datafusion)?;
-    for f in crate::pg_functions::catalog_functions(&engine, &variables) {
+    for f in crate::pg_functions::catalog_functions(&engine, &variables, &tx_catalog) {
         ctx.register_udf(f);
     }
     ctx.register_udf(crate::pg_functions::format_type_udf());

@@ -735,6 +735,11 @@ pub(crate) async fn alter_table(
                 "an ALTER COLUMN TYPE that converts stored values together with other changes in one ALTER TABLE",
             ));
         }
+        if session.in_block() {
+            return Err(TemporaError::not_supported(
+                "an ALTER COLUMN TYPE that converts stored values inside a transaction block",
+            ));
+        }
         let state = engine.catalog().snapshot();
         let new_def = apply(&state, table.clone(), &ops, &mut Vec::new())?;
         crate::rewrite::rewrite_column(session, &table, new_def, column, expr).await?;

@@ -404,6 +404,34 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<NewTable> {
     ))
 }
 
+/// Whether `stmt` may run inside a transaction block: statements that only
+/// change definitions, whose catalog changes COMMIT publishes together.
+/// TRUNCATE (which removes files at once) and role changes may not.
+pub(crate) fn allowed_in_block(stmt: &Statement) -> bool {
+    if crate::roles::is_role_statement(stmt) {
+        return false;
+    }
+    match stmt {
+        Statement::CreateTable(_)
+        | Statement::CreateIndex(_)
+        | Statement::CreateView(_)
+        | Statement::CreateSchema { .. }
+        | Statement::CreateExtension(_)
+        | Statement::Comment { .. }
+        | Statement::AlterTable(_) => true,
+        Statement::Drop { object_type, .. } => matches!(
+            object_type,
+            ObjectType::Table
+                | ObjectType::View
+                | ObjectType::MaterializedView
+                | ObjectType::Index
+                | ObjectType::Schema
+                | ObjectType::Sequence
+        ),
+        _ => false,
+    }
+}
+
 pub(crate) async fn execute(
     session: &mut SqlSession,
     stmt: &Statement,
@@ -565,7 +593,7 @@ pub(crate) async fn execute(
                         .collect())
                 })
                 .await?;
-            session.engine().drop_tables(dropped);
+            session.drop_tables(dropped);
             Ok((Outcome::Command("DROP TABLE".into()), notices))
         }
         Statement::CreateIndex(ci) => crate::index::create_index(session, ci).await,

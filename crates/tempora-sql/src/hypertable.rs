@@ -494,6 +494,11 @@ impl CreateHypertable {
             }
             Ok(ops)
         };
+        if migrate && session.in_block() {
+            return Err(TemporaError::not_supported(
+                "create_hypertable with migrate_data inside a transaction block",
+            ));
+        }
         if migrate {
             notices.push(Notice::info(
                 SqlState::SUCCESSFUL_COMPLETION,

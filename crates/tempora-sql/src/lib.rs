@@ -244,9 +244,11 @@ pub struct SqlSession {
     tx_writes: Arc<tempora_query::provider::TxWrites>,
     /// PREPARE'd statements.
     sql_prepared: sql_prepare::SqlPrepared,
-    /// Savepoints of the open block, oldest first: name and how many
-    /// written batches preceded it.
-    savepoints: Vec<(String, usize)>,
+    /// Catalog changes of the open block (DDL), published at COMMIT.
+    tx_catalog: Arc<tempora_catalog::TxCatalog>,
+    /// Savepoints of the open block, oldest first: name, how many written
+    /// batches and how many catalog changes preceded it.
+    savepoints: Vec<(String, usize, usize)>,
     /// Open cursors (DECLARE).
     cursors: Vec<cursors::Cursor>,
 }
@@ -768,6 +770,11 @@ impl SqlSession {
             .config()
             .get_extension::<tempora_query::provider::TxWrites>()
             .ok_or_else(|| TemporaError::internal("session without transaction state"))?;
+        let tx_catalog = ctx
+            .state()
+            .config()
+            .get_extension::<tempora_catalog::TxCatalog>()
+            .ok_or_else(|| TemporaError::internal("session without transaction state"))?;
         let variables = ctx
             .state()
             .config()
@@ -780,6 +787,7 @@ impl SqlSession {
             tx: TxState::Idle,
             tx_writes,
             sql_prepared: Default::default(),
+            tx_catalog,
             savepoints: Vec::new(),
             cursors: Vec::new(),
         })
@@ -866,8 +874,48 @@ impl SqlSession {
         }
     }
 
-    /// COMMIT: makes the block's writes durable as one unit.
+    /// The catalog changes of this session's transaction blocks: the
+    /// connection runs in its scope ([`tempora_catalog::TxCatalog::scope`]).
+    pub fn tx_catalog(&self) -> Arc<tempora_catalog::TxCatalog> {
+        self.tx_catalog.clone()
+    }
+
+    /// Whether a transaction block is open.
+    pub(crate) fn in_block(&self) -> bool {
+        self.tx != TxState::Idle
+    }
+
+    /// Before a DDL statement: inside a block, keeps its catalog changes
+    /// for COMMIT until the guard is dropped; refuses statements that also
+    /// rewrite data (`allowed` false), and any when the connection does not
+    /// run in the block's scope.
+    fn ddl_in_block(
+        &self,
+        what: &str,
+        allowed: bool,
+    ) -> Result<Option<tempora_catalog::transaction::CaptureGuard>> {
+        if !self.in_block() {
+            return Ok(None);
+        }
+        if !allowed || !self.tx_catalog.in_scope() {
+            return Err(TemporaError::not_supported(format!(
+                "{what} inside a transaction block"
+            )));
+        }
+        Ok(Some(self.tx_catalog.capture()))
+    }
+
+    /// After a DROP: forgets the dropped tables' rows and retires their
+    /// files, at once or, inside a block, when COMMIT publishes the drop.
+    pub(crate) fn drop_tables(&self, dropped: Vec<(u32, Vec<String>)>) {
+        if !self.in_block() {
+            self.engine.drop_tables(dropped);
+        }
+    }
+
+    /// COMMIT: makes the block's catalog changes, then its writes, durable.
     pub(crate) async fn commit_writes(&self) -> Result<()> {
+        self.engine.commit_transaction(&self.tx_catalog).await?;
         let writes = self.tx_writes.take();
         if writes.is_empty() {
             return Ok(());
@@ -881,20 +929,24 @@ impl SqlSession {
     /// ROLLBACK: forgets the block's writes.
     pub(crate) fn discard_writes(&mut self) {
         self.tx_writes.clear();
+        self.tx_catalog.clear();
         self.savepoints.clear();
     }
 
-    /// SAVEPOINT name: marks the writes so far.
+    /// SAVEPOINT name: marks the writes and catalog changes so far.
     pub(crate) fn savepoint(&mut self, name: &str) {
-        self.savepoints
-            .push((name.to_string(), self.tx_writes.len()));
+        self.savepoints.push((
+            name.to_string(),
+            self.tx_writes.len(),
+            self.tx_catalog.mark(),
+        ));
     }
 
     /// The newest savepoint called `name`, by position.
     fn find_savepoint(&self, name: &str) -> Result<usize> {
         self.savepoints
             .iter()
-            .rposition(|(n, _)| n == name)
+            .rposition(|(n, _, _)| n == name)
             .ok_or_else(|| {
                 TemporaError::new(
                     SqlState::S_E_INVALID_SPECIFICATION,
@@ -916,6 +968,7 @@ impl SqlSession {
     pub(crate) fn rollback_to_savepoint(&mut self, name: &str) -> Result<()> {
         let at = self.find_savepoint(name)?;
         self.tx_writes.truncate(self.savepoints[at].1);
+        self.tx_catalog.rollback_to(self.savepoints[at].2);
         self.savepoints.truncate(at + 1);
         Ok(())
     }
@@ -1323,7 +1376,7 @@ impl SqlSession {
                 plan.execute(self, params).await.map(|o| (o, vec![]))
             }
             Kind::CreateHypertable(cmd) => {
-                self.reject_write_in_block("create_hypertable")?;
+                let _capture = self.ddl_in_block("create_hypertable", true)?;
                 cmd.execute(self).await
             }
             Kind::Job(cmd) => {
@@ -1347,7 +1400,8 @@ impl SqlSession {
                 cmd.execute(self).await
             }
             Kind::Ddl(stmt) => {
-                self.reject_write_in_block(statement_name(stmt))?;
+                let _capture =
+                    self.ddl_in_block(statement_name(stmt), ddl::allowed_in_block(stmt))?;
                 ddl::execute(self, stmt).await
             }
             Kind::Session(stmt) => session_cmds::execute(self, stmt).await,

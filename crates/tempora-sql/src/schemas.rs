@@ -186,6 +186,6 @@ pub(crate) async fn drop_schemas(
             Ok(ops)
         })
         .await?;
-    session.engine().drop_tables(dropped);
+    session.drop_tables(dropped);
     Ok((Outcome::Command("DROP SCHEMA".into()), notices))
 }

@@ -315,7 +315,7 @@ pub(crate) async fn drop_views(
                 .collect())
         })
         .await?;
-    session.engine().drop_tables(dropped);
+    session.drop_tables(dropped);
     let tag = if materialized {
         "DROP MATERIALIZED VIEW"
     } else {

@@ -1057,7 +1057,10 @@ impl Engine {
             (frozen, boundary)
         };
         let started = std::time::Instant::now();
-        let result = self.write_frozen(&frozen, boundary).await;
+        // A flush a transaction block's statement sets off (CHECKPOINT, an
+        // ALTER TABLE) moves rows of the shared catalog's tables only.
+        let result =
+            tempora_catalog::transaction::outside(self.write_frozen(&frozen, boundary)).await;
         if let Err(e) = &result {
             // Put the rows back so they stay readable and a later flush retries.
             let mut mem = self.mem.write();
@@ -1256,6 +1259,33 @@ impl Engine {
         self.catalog.commit(build).await
     }
 
+    /// COMMIT of a transaction block's catalog changes: the rows of the
+    /// tables it alters or drops are flushed first (under the write gate, as
+    /// [`Engine::commit_flushed`] does), and the files of dropped tables
+    /// retired once the commit is durable.
+    pub async fn commit_transaction(&self, tx: &tempora_catalog::TxCatalog) -> Result<()> {
+        if tx.is_empty() {
+            return Ok(());
+        }
+        let (changed, dropped) = tx.changed_tables();
+        let guard = self.lock_files().await;
+        let _gate = if changed.is_empty() {
+            None
+        } else {
+            Some(self.flushed_and_gated(&guard, &changed).await?)
+        };
+        let (before, _) = self.catalog.commit_transaction(tx).await?;
+        let files = dropped
+            .into_iter()
+            .filter_map(|oid| {
+                let t = before.table_by_oid(oid)?;
+                Some((oid, t.all_files().map(|f| f.path.clone()).collect()))
+            })
+            .collect();
+        self.drop_tables(files);
+        Ok(())
+    }
+
     /// The files lock, with every row of the tables in files and the write
     /// gate held (no write can add one back) until both guards are dropped:
     /// the end of a rewrite that must cover every row of the tables.
@@ -1302,10 +1332,14 @@ impl Engine {
         let seq = state.sequences.get(&oid).ok_or_else(|| {
             TemporaError::new(SqlState::UNDEFINED_TABLE, "sequence does not exist")
         })?;
-        let mut cursor = cache
-            .get(&oid)
-            .copied()
-            .unwrap_or_else(|| SequenceCursor::of(seq));
+        // A sequence created by the caller's open transaction block is not
+        // cached: its oid is free again if the block rolls back. Its state
+        // in the block's catalog is exact (nothing logged ahead).
+        let in_block = !self.catalog.shared_snapshot().sequences.contains_key(&oid);
+        let mut cursor = match cache.get(&oid) {
+            Some(c) if !in_block => *c,
+            _ => SequenceCursor::of(seq),
+        };
         let mut out = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let value = if cursor.called {
@@ -1329,6 +1363,15 @@ impl Engine {
             cursor.last = value;
             cursor.called = true;
             out.push(value);
+        }
+        if in_block {
+            let mut logged = seq.clone();
+            logged.reserved = Some(cursor.last);
+            logged.pending = false;
+            self.catalog
+                .commit(|_| Ok(vec![CatalogOp::PutSequence(logged)]))
+                .await?;
+            return Ok(out);
         }
         if cursor.logged_ahead >= n {
             cursor.logged_ahead -= n;
@@ -1380,6 +1423,10 @@ impl Engine {
         self.catalog
             .commit(|_| Ok(vec![CatalogOp::PutSequence(logged)]))
             .await?;
+        if !self.catalog.shared_snapshot().sequences.contains_key(&oid) {
+            // Created by the open block: not cached (see next_values).
+            return Ok(());
+        }
         cache.insert(
             oid,
             SequenceCursor {

@@ -1,0 +1,293 @@
+//! Catalog changes of an open transaction block (`BEGIN; CREATE TABLE ...;
+//! COMMIT`), kept apart from the shared catalog until COMMIT.
+//!
+//! A session runs each statement of a block inside [`TxCatalog::scope`].
+//! There, [`Catalog::snapshot`](crate::Catalog::snapshot) answers the shared
+//! state with the block's ops applied on top, so the block sees its own
+//! tables while other sessions do not. While a DDL statement runs under
+//! [`TxCatalog::capture`], its definition ops (tables, views, schemas,
+//! sequences...) are recorded here instead of committed; ops on data (files,
+//! chunks, jobs) always go to the shared catalog. COMMIT publishes the ops
+//! as one durable record ([`Catalog::commit_transaction`](crate::Catalog::commit_transaction)),
+//! after checking that no other session changed what the block changed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tempora_common::{Result, SqlState, TemporaError};
+
+use crate::model::{CatalogOp, CatalogState};
+
+tokio::task_local! {
+    static TX: Arc<TxCatalog>;
+}
+
+/// The open transaction block of the current task, if any.
+pub(crate) fn current() -> Option<Arc<TxCatalog>> {
+    TX.try_with(|tx| tx.clone()).ok()
+}
+
+/// Runs `f` outside any transaction block: engine work that a block's
+/// statement sets off (flushing memtables) must read and change the shared
+/// catalog only.
+pub async fn outside<F: std::future::Future>(f: F) -> F::Output {
+    if current().is_none() {
+        return f.await;
+    }
+    TX.scope(Arc::new(TxCatalog::default()), f).await
+}
+
+/// One session's pending catalog changes.
+#[derive(Debug, Default)]
+pub struct TxCatalog {
+    inner: Mutex<Pending>,
+    capture: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    ops: Vec<CatalogOp>,
+    /// The shared state the first op was made against.
+    base: Option<Arc<CatalogState>>,
+    /// The last view built: (shared version, ops applied, state).
+    view: Option<(u64, usize, Arc<CatalogState>)>,
+}
+
+/// Sets [`TxCatalog`] capture for as long as it lives.
+pub struct CaptureGuard(Arc<TxCatalog>);
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        self.0.capture.store(false, Ordering::SeqCst);
+    }
+}
+
+impl TxCatalog {
+    /// Runs `f` with this block's catalog changes visible to it.
+    pub async fn scope<F: std::future::Future>(self: &Arc<Self>, f: F) -> F::Output {
+        TX.scope(self.clone(), f).await
+    }
+
+    /// [`TxCatalog::scope`] for synchronous code (a function DataFusion
+    /// evaluates on one of its own tasks).
+    pub fn sync_scope<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
+        TX.sync_scope(self.clone(), f)
+    }
+
+    /// Whether the current task runs in this block's scope (its connection's).
+    pub fn in_scope(self: &Arc<Self>) -> bool {
+        current().is_some_and(|tx| Arc::ptr_eq(&tx, self))
+    }
+
+    /// Records the definition ops of catalog commits made until the guard
+    /// is dropped (a DDL statement inside the block).
+    pub fn capture(self: &Arc<Self>) -> CaptureGuard {
+        self.capture.store(true, Ordering::SeqCst);
+        CaptureGuard(self.clone())
+    }
+
+    pub(crate) fn capturing(&self) -> bool {
+        self.capture.load(Ordering::SeqCst)
+    }
+
+    /// Whether the block changed the catalog.
+    pub fn is_empty(&self) -> bool {
+        self.inner.lock().ops.is_empty()
+    }
+
+    /// How many ops are recorded: a savepoint's mark.
+    pub fn mark(&self) -> usize {
+        self.inner.lock().ops.len()
+    }
+
+    /// Forgets the ops recorded after `mark` (ROLLBACK TO SAVEPOINT).
+    pub fn rollback_to(&self, mark: usize) {
+        let mut p = self.inner.lock();
+        p.ops.truncate(mark);
+        if p.ops.is_empty() {
+            p.base = None;
+        }
+    }
+
+    /// Forgets every recorded op (ROLLBACK).
+    pub fn clear(&self) {
+        *self.inner.lock() = Pending::default();
+    }
+
+    /// The tables the block changes the definition of, and those it drops
+    /// (their rows must be flushed first, their files retired after).
+    pub fn changed_tables(&self) -> (Vec<u32>, Vec<u32>) {
+        let p = self.inner.lock();
+        let (mut changed, mut dropped) = (Vec::new(), Vec::new());
+        for op in &p.ops {
+            match op {
+                CatalogOp::DropTable { oid } => {
+                    changed.push(*oid);
+                    dropped.push(*oid);
+                }
+                CatalogOp::MakeHypertable { oid, .. }
+                | CatalogOp::SetChunkInterval { oid, .. }
+                | CatalogOp::SetCompression { oid, .. } => changed.push(*oid),
+                CatalogOp::AlterTable(t) => changed.push(t.oid),
+                _ => {}
+            }
+        }
+        changed.sort_unstable();
+        changed.dedup();
+        (changed, dropped)
+    }
+
+    /// The ops and the shared state the first was made against, leaving
+    /// the block empty.
+    pub(crate) fn take(&self) -> (Vec<CatalogOp>, Option<Arc<CatalogState>>) {
+        let p = std::mem::take(&mut *self.inner.lock());
+        (p.ops, p.base)
+    }
+
+    pub(crate) fn record(&self, ops: Vec<CatalogOp>, shared: &Arc<CatalogState>) {
+        if ops.is_empty() {
+            return;
+        }
+        let mut p = self.inner.lock();
+        if p.base.is_none() {
+            p.base = Some(shared.clone());
+        }
+        p.ops.extend(ops);
+    }
+
+    /// `shared` with the block's ops applied. An op that no longer applies
+    /// (another session dropped what it changes) is left out here; COMMIT
+    /// then fails on it.
+    pub(crate) fn view(&self, shared: Arc<CatalogState>) -> Arc<CatalogState> {
+        let mut p = self.inner.lock();
+        if p.ops.is_empty() {
+            return shared;
+        }
+        if let Some((version, n, state)) = &p.view {
+            if *version == shared.version && *n == p.ops.len() {
+                return state.clone();
+            }
+        }
+        let mut state = (*shared).clone();
+        for op in &p.ops {
+            if let Err(e) = state.apply(op) {
+                tracing::debug!(error = %e, "a transaction's catalog op no longer applies");
+            }
+        }
+        state.version = shared.version;
+        let state = Arc::new(state);
+        p.view = Some((shared.version, p.ops.len(), state.clone()));
+        state
+    }
+}
+
+/// Whether `op` changes a definition (recorded in a block) rather than data
+/// (files, chunks, jobs: always shared).
+pub(crate) fn is_definition(op: &CatalogOp) -> bool {
+    match op {
+        CatalogOp::CreateTable(_)
+        | CatalogOp::DropTable { .. }
+        | CatalogOp::MakeHypertable { .. }
+        | CatalogOp::AlterTable(_)
+        | CatalogOp::SetChunkInterval { .. }
+        | CatalogOp::SetCompression { .. }
+        | CatalogOp::CreateSchema { .. }
+        | CatalogOp::DropSchema { .. }
+        | CatalogOp::PutSequence(_)
+        | CatalogOp::DropSequence { .. }
+        | CatalogOp::PutView(_)
+        | CatalogOp::DropView { .. }
+        | CatalogOp::CreateExtension { .. }
+        | CatalogOp::PutRole(_)
+        | CatalogOp::DropRole { .. } => true,
+        CatalogOp::CreateChunk { .. }
+        | CatalogOp::AddFiles { .. }
+        | CatalogOp::RemoveFiles { .. }
+        | CatalogOp::SetFlushedWalSeq(_)
+        | CatalogOp::PutJob(_)
+        | CatalogOp::DeleteJob { .. }
+        | CatalogOp::AddJobError(_)
+        | CatalogOp::DropChunks { .. }
+        | CatalogOp::Invalidate { .. }
+        | CatalogOp::SetChunkCompression { .. } => false,
+    }
+}
+
+/// Whether `op`, made outside a DDL statement, must stay in the block: a
+/// sequence the block created (`nextval` on a `serial` column of a table
+/// created in the block) does not exist in the shared catalog yet.
+pub(crate) fn block_only(op: &CatalogOp, shared: &CatalogState) -> bool {
+    match op {
+        CatalogOp::PutSequence(s) => !shared.sequences.contains_key(&s.oid),
+        CatalogOp::DropSequence { oid } => !shared.sequences.contains_key(oid),
+        _ => false,
+    }
+}
+
+/// Checks, at COMMIT, that no other session changed what the block's `ops`
+/// change since `base` (the shared state when the block first changed the
+/// catalog): a relation the block alters or drops must be as it was, and
+/// objects the block creates must not have had their ids or names taken.
+pub(crate) fn check_conflicts(
+    ops: &[CatalogOp],
+    base: &CatalogState,
+    shared: &CatalogState,
+) -> Result<()> {
+    let conflict = |what: String| {
+        Err(TemporaError::new(
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            "could not serialize access due to concurrent update",
+        )
+        .with_detail(what))
+    };
+    let table_unchanged = |oid: u32| {
+        base.tables.get(&oid).map(|t| t.definition_only())
+            == shared.tables.get(&oid).map(|t| t.definition_only())
+    };
+    let creates = ops.iter().any(|op| match op {
+        CatalogOp::CreateTable(t) => !base.tables.contains_key(&t.oid),
+        CatalogOp::PutView(v) => !base.views.contains_key(&v.oid),
+        CatalogOp::PutSequence(s) => !base.sequences.contains_key(&s.oid),
+        CatalogOp::PutRole(r) => !base.roles.contains_key(&r.oid),
+        CatalogOp::MakeHypertable { .. } => true,
+        _ => false,
+    });
+    if creates
+        && (base.next_oid != shared.next_oid
+            || base.next_hypertable_id != shared.next_hypertable_id)
+    {
+        return conflict(
+            "Another session created objects while this transaction created its own.".into(),
+        );
+    }
+    for op in ops {
+        let changed = match op {
+            CatalogOp::DropTable { oid }
+            | CatalogOp::MakeHypertable { oid, .. }
+            | CatalogOp::SetChunkInterval { oid, .. }
+            | CatalogOp::SetCompression { oid, .. } => {
+                base.tables.contains_key(oid) && !table_unchanged(*oid)
+            }
+            CatalogOp::AlterTable(t) => base.tables.contains_key(&t.oid) && !table_unchanged(t.oid),
+            CatalogOp::PutView(v) => {
+                base.views.contains_key(&v.oid)
+                    && base.views.get(&v.oid) != shared.views.get(&v.oid)
+            }
+            CatalogOp::DropView { oid } => {
+                base.views.contains_key(oid) && base.views.get(oid) != shared.views.get(oid)
+            }
+            CatalogOp::CreateSchema { name } => {
+                !base.schemas.contains(name) && shared.schemas.contains(name)
+            }
+            CatalogOp::DropSchema { name } => {
+                base.schemas.contains(name) && !shared.schemas.contains(name)
+            }
+            _ => false,
+        };
+        if changed {
+            return conflict("Another session changed a relation this transaction changes.".into());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! DDL inside BEGIN ... COMMIT seen from other sessions and across a crash:
+//! a block's catalog changes are its own until COMMIT, durable from it on,
+//! and a block racing another session's DDL fails with 40001 rather than
+//! overwriting it.
+
+use crate::support::TestServer;
+
+async fn relation_count(client: &tokio_postgres::Client, name: &str) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM pg_class WHERE relname = $1", &[&name])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocks_tables_are_its_own_until_commit() {
+    let server = TestServer::start().await;
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute(
+        "BEGIN;
+         CREATE TABLE txd (id serial PRIMARY KEY, v text);
+         INSERT INTO txd (v) VALUES ('one'), ('two');",
+    )
+    .await
+    .unwrap();
+    // The other session neither sees the table nor can use its name's row.
+    assert_eq!(relation_count(&b, "txd").await, 0);
+    let err = b.query("SELECT * FROM txd", &[]).await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42P01"), "{err}");
+    // The block does.
+    let n: i64 = a
+        .query_one("SELECT count(*) FROM txd", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    a.batch_execute("COMMIT").await.unwrap();
+    let rows = b
+        .query("SELECT id, v FROM txd ORDER BY id", &[])
+        .await
+        .unwrap();
+    let got: Vec<(i32, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, vec![(1, "one".to_string()), (2, "two".to_string())]);
+    // The sequence goes on from the block's values.
+    b.batch_execute("INSERT INTO txd (v) VALUES ('three')")
+        .await
+        .unwrap();
+    let last: i32 = b
+        .query_one("SELECT max(id) FROM txd", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(last, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_ddl_makes_the_later_commit_fail_with_40001() {
+    let server = TestServer::start().await;
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute("CREATE TABLE shared_t (x int)")
+        .await
+        .unwrap();
+    // Both blocks create a table; the oid both were given can go to one.
+    a.batch_execute("BEGIN; CREATE TABLE from_a (x int)")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; CREATE TABLE from_b (x int); COMMIT")
+        .await
+        .unwrap();
+    let err = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("40001"), "{err}");
+    assert_eq!(relation_count(&a, "from_a").await, 0);
+    assert_eq!(relation_count(&a, "from_b").await, 1);
+    // A block altering a table another session altered meanwhile.
+    a.batch_execute("BEGIN; ALTER TABLE shared_t ADD COLUMN from_a int")
+        .await
+        .unwrap();
+    b.batch_execute("ALTER TABLE shared_t ADD COLUMN from_b int")
+        .await
+        .unwrap();
+    let err = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("40001"), "{err}");
+    let columns: Vec<String> = a
+        .query(
+            "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'shared_t' ORDER BY ordinal_position",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(columns, ["x", "from_b"]);
+    // The session goes on: the same block again commits.
+    a.batch_execute("BEGIN; CREATE TABLE from_a (x int); COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(relation_count(&b, "from_a").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_keeps_committed_ddl_and_forgets_an_open_block() {
+    let mut server = TestServer::start().await;
+    let a = server.connect().await;
+    a.batch_execute(
+        "BEGIN;
+         CREATE TABLE kept (time timestamptz NOT NULL, v int);
+         SELECT create_hypertable('kept', 'time');
+         INSERT INTO kept VALUES ('2024-01-01 00:00:00+00', 1), ('2024-02-01 00:00:00+00', 2);
+         COMMIT;
+         BEGIN;
+         CREATE TABLE open_block (x int);
+         INSERT INTO open_block VALUES (1);
+         DROP TABLE kept;",
+    )
+    .await
+    .unwrap();
+    server.kill9();
+    server.restart().await;
+    let c = server.connect().await;
+    assert_eq!(relation_count(&c, "open_block").await, 0);
+    let row = c
+        .query_one("SELECT count(*), sum(v) FROM kept", &[])
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (2, 3));
+    let chunks: i64 = c
+        .query_one("SELECT count(*) FROM show_chunks('kept')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(chunks, 2);
+}
