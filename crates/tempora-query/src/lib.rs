@@ -11,6 +11,7 @@ pub mod compression;
 pub mod information;
 pub mod information_schema;
 pub mod intervals;
+pub mod json;
 pub mod last_point;
 pub mod markers;
 pub mod pg_casts;

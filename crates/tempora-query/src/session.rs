@@ -741,6 +741,9 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
     ctx.register_udf(crate::pg_casts::pg_round().as_ref().clone());
     ctx.register_udf(crate::pg_types::pg_typeof_udf());
     ctx.register_udf(crate::to_char::to_char_udf());
+    for f in crate::json::json_functions() {
+        ctx.register_udf(f);
+    }
     for f in crate::intervals::scale_udfs() {
         ctx.register_udf(f);
     }

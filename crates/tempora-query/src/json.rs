@@ -1,0 +1,148 @@
+//! `json_build_object` and `json_build_array`, which ORMs' catalog queries
+//! use (SQLAlchemy reflects identity columns with one). `json` values are
+//! text, formatted as PostgreSQL prints them (`{"a" : 1, "b" : null}`).
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use tempora_common::{SqlState, TemporaError};
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonBuild {
+    name: &'static str,
+    object: bool,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for JsonBuild {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        if self.object && !args.args.len().is_multiple_of(2) {
+            return Err(TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "argument list must have even number of elements",
+            )
+            .with_hint(
+                "The arguments of json_build_object() must consist of alternating keys and values.",
+            )
+            .into_datafusion());
+        }
+        crate::pg_types::map_rows(&args, &DataType::Utf8, |values| {
+            let mut out = String::new();
+            if self.object {
+                out.push('{');
+                for (i, pair) in values.chunks(2).enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    if pair[0].is_null() {
+                        return Err(TemporaError::new(
+                            SqlState::INVALID_PARAMETER_VALUE,
+                            format!("argument {} cannot be null", 2 * i + 1),
+                        )
+                        .with_hint("Object keys should be text.")
+                        .into_datafusion());
+                    }
+                    write_string(&key_text(&pair[0]), &mut out);
+                    out.push_str(" : ");
+                    write_value(&pair[1], &mut out);
+                }
+                out.push('}');
+            } else {
+                out.push('[');
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_value(v, &mut out);
+                }
+                out.push(']');
+            }
+            Ok(ScalarValue::Utf8(Some(out)))
+        })
+    }
+}
+
+/// A key as text: strings as they are, other values as printed.
+fn key_text(v: &ScalarValue) -> String {
+    match v {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// One value as JSON: numbers and booleans bare, NULL as null, text and
+/// everything else as a string (timestamps in ISO 8601, as PostgreSQL's json).
+fn write_value(v: &ScalarValue, out: &mut String) {
+    if v.is_null() {
+        out.push_str("null");
+        return;
+    }
+    match v {
+        ScalarValue::Boolean(Some(b)) => out.push_str(if *b { "true" } else { "false" }),
+        ScalarValue::Int8(Some(x)) => out.push_str(&x.to_string()),
+        ScalarValue::Int16(Some(x)) => out.push_str(&x.to_string()),
+        ScalarValue::Int32(Some(x)) => out.push_str(&x.to_string()),
+        ScalarValue::Int64(Some(x)) => out.push_str(&x.to_string()),
+        ScalarValue::UInt32(Some(x)) => out.push_str(&x.to_string()),
+        ScalarValue::UInt64(Some(x)) => out.push_str(&x.to_string()),
+        ScalarValue::Float64(Some(x)) if x.is_finite() => tempora_copy::text::write_float8(*x, out),
+        ScalarValue::Float32(Some(x)) if x.is_finite() => tempora_copy::text::write_float4(*x, out),
+        ScalarValue::Decimal128(Some(_), _, _) => out.push_str(&v.to_string()),
+        ScalarValue::TimestampMicrosecond(Some(t), tz) => {
+            let utc = chrono_tz::UTC;
+            let text = tempora_copy::text::format_timestamp(*t, tz.as_ref().map(|_| &utc));
+            let mut iso = text.replacen(' ', "T", 1);
+            if tz.is_some() && iso.ends_with("+00") {
+                iso.push_str(":00");
+            }
+            write_string(&iso, out)
+        }
+        other => write_string(&key_text(other), out),
+    }
+}
+
+fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `json_build_object(k, v, ...)` and `json_build_array(v, ...)`.
+pub fn json_functions() -> Vec<ScalarUDF> {
+    [("json_build_object", true), ("json_build_array", false)]
+        .into_iter()
+        .map(|(name, object)| {
+            ScalarUDF::new_from_impl(JsonBuild {
+                name,
+                object,
+                signature: Signature::variadic_any(Volatility::Stable),
+            })
+        })
+        .collect()
+}
