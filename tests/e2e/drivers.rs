@@ -1,5 +1,6 @@
 //! Drivers' ordinary workflows (tests/drivers/), each against its own
-//! server: psycopg 3 and asyncpg (Python), pgjdbc (Java), node-postgres.
+//! server: psycopg 3, asyncpg and SQLAlchemy 2 (Python), pgjdbc (Java),
+//! node-postgres.
 //! `.ci/run` installs what they need (tests/drivers/requirements.txt,
 //! Debian's libpostgresql-jdbc-java, `npm ci` in tests/drivers). Each
 //! logs in with a password, so each driver's SCRAM-SHA-256 is exercised.
@@ -61,6 +62,13 @@ async fn psycopg_workflow() {
 #[tokio::test(flavor = "multi_thread")]
 async fn asyncpg_workflow() {
     run_workflow("asyncpg_workflow.py", "asyncpg").await;
+}
+
+/// SQLAlchemy 2's ORM over psycopg: `create_all` and migrations run their
+/// DDL inside transactions.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlalchemy_workflow() {
+    run_workflow("sqlalchemy_workflow.py", "sqlalchemy").await;
 }
 
 /// Debian's pgjdbc (libpostgresql-jdbc-java).
