@@ -81,14 +81,11 @@ def main(port: int) -> None:
     # ORM: inserts (the serial id comes back), a query with a filter.
     t0 = datetime.datetime(2024, 1, 1, tzinfo=UTC)
     with orm.Session(engine) as session:
-        # One flush per object: a batch of new rows whose ids come back is
-        # sent as INSERT ... SELECT FROM (VALUES ...) ORDER BY, which Tempora
-        # does not plan yet.
+        # New rows whose ids come back go as one INSERT ... SELECT FROM
+        # (VALUES ...) ORDER BY ... RETURNING.
         a = Device(name="a", site="north")
-        session.add(a)
-        session.flush()
         b = Device(name="b")
-        session.add(b)
+        session.add_all([a, b])
         session.flush()
         assert (a.id, b.id) == (1, 2), (a.id, b.id)
         session.add_all(

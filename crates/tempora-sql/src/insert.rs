@@ -265,6 +265,75 @@ fn fill_defaults(
     Ok(())
 }
 
+/// `VALUES` lists nested in an INSERT's query (`INSERT ... SELECT ... FROM
+/// (VALUES ...) AS v(a, b, n) ORDER BY n`, SQLAlchemy's batched inserts)
+/// with another width than the `targets` columns inserted, as `SELECT ...
+/// UNION ALL SELECT ...`: DataFusion reads nested VALUES with the target
+/// columns and rejects them. A top-level `VALUES` stays as it is.
+fn nested_values_as_selects(
+    insert: &mut datafusion::sql::sqlparser::ast::Insert,
+    targets: usize,
+) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{Query, SetExpr, VisitMut, VisitorMut};
+    struct Rewrite {
+        targets: usize,
+        error: Option<TemporaError>,
+    }
+    impl VisitorMut for Rewrite {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> std::ops::ControlFlow<()> {
+            let SetExpr::Values(values) = q.body.as_ref() else {
+                return std::ops::ControlFlow::Continue(());
+            };
+            if values.rows.first().is_none_or(|r| r.len() == self.targets) {
+                return std::ops::ControlFlow::Continue(());
+            }
+            let select = values
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(r, row)| {
+                    let items: Vec<String> = row
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| match r {
+                            // The first SELECT names the columns as VALUES does.
+                            0 => format!("{e} AS column{}", i + 1),
+                            _ => e.to_string(),
+                        })
+                        .collect();
+                    format!("SELECT {}", items.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            match crate::parse(&select).map(|mut v| v.pop()) {
+                Ok(Some(Statement::Query(parsed))) => q.body = parsed.body,
+                Ok(_) => {
+                    self.error = Some(TemporaError::internal("VALUES rows did not parse"));
+                    return std::ops::ControlFlow::Break(());
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let Some(source) = insert.source.as_mut() else {
+        return Ok(());
+    };
+    if matches!(source.body.as_ref(), SetExpr::Values(_)) {
+        return Ok(());
+    }
+    let mut rewrite = Rewrite {
+        targets,
+        error: None,
+    };
+    let _ = source.visit(&mut rewrite);
+    rewrite.error.map_or(Ok(()), Err)
+}
+
 impl InsertPlan {
     pub async fn plan(session: &SqlSession, stmt: &Statement) -> Result<Self> {
         let Statement::Insert(insert) = stmt else {
@@ -292,6 +361,11 @@ impl InsertPlan {
             let state = session.engine().catalog().snapshot();
             if let Some(table) = state.table(&schema_name, &table_name) {
                 fill_defaults(&mut plain, table)?;
+                let targets = match plain.columns.len() {
+                    0 => table.columns.len(),
+                    n => n,
+                };
+                nested_values_as_selects(&mut plain, targets)?;
             }
         }
         plain.on = None;
