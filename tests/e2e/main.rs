@@ -29,5 +29,5 @@ mod restart;
 mod schema_change;
 #[path = "tokio_postgres.rs"]
 mod tokio_pg;
-mod transactional_ddl;
+mod transaction_blocks;
 mod upsert;

@@ -225,10 +225,8 @@ impl Catalog {
         let shared = self.current.read().clone();
         let view = tx.view(shared.clone());
         let ops = build(&view)?;
-        let capture = tx.capturing();
-        let (block, now): (Vec<CatalogOp>, Vec<CatalogOp>) = ops.into_iter().partition(|op| {
-            (capture && transaction::is_definition(op)) || transaction::block_only(op, &shared)
-        });
+        let (block, now): (Vec<CatalogOp>, Vec<CatalogOp>) =
+            ops.into_iter().partition(|op| tx.keeps(op, &shared));
         // The block's ops must apply to its view, as a commit's would.
         let mut check = (*view).clone();
         for op in &block {

@@ -1273,6 +1273,27 @@ impl CatalogState {
 
     /// Applies one op. Fails (without changing anything the caller keeps) when
     /// the op does not fit the state, which on replay means a corrupt log.
+    /// [`CatalogState::apply`], and an error where `op` takes out files
+    /// the state does not list (they were rewritten or dropped since `op`
+    /// was made): a transaction block's ops, replayed on a newer state.
+    pub fn apply_checked(&mut self, op: &CatalogOp) -> Result<()> {
+        if let CatalogOp::RemoveFiles { oid, chunk, paths } = op {
+            let listed = self.tables.get(oid).and_then(|t| match chunk {
+                Some(id) => t.chunks.get(id).map(|c| &c.files),
+                None => Some(&t.files),
+            });
+            let all_there = listed
+                .is_some_and(|files| paths.iter().all(|p| files.iter().any(|f| &f.path == p)));
+            if !all_there {
+                return Err(TemporaError::new(
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                    "files this transaction rewrites were changed by another",
+                ));
+            }
+        }
+        self.apply(op)
+    }
+
     pub fn apply(&mut self, op: &CatalogOp) -> Result<()> {
         let missing = |oid: u32| {
             TemporaError::new(

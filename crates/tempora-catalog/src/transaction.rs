@@ -38,11 +38,23 @@ pub async fn outside<F: std::future::Future>(f: F) -> F::Output {
     TX.scope(Arc::new(TxCatalog::default()), f).await
 }
 
+/// Whether the current task runs a DELETE or UPDATE inside a transaction
+/// block: the files it takes out stay listed until COMMIT, so they must not
+/// be retired now.
+pub fn capturing_data() -> bool {
+    current().is_some_and(|tx| tx.capturing() && tx.capture_data.load(Ordering::SeqCst))
+}
+
 /// One session's pending catalog changes.
 #[derive(Debug, Default)]
 pub struct TxCatalog {
     inner: Mutex<Pending>,
     capture: AtomicBool,
+    /// Set while a DELETE or UPDATE runs: its file changes stay in the block too.
+    capture_data: AtomicBool,
+    /// Set when a recorded op no longer applies to the shared state (another
+    /// session changed what the block changes): the block can only fail.
+    conflicted: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +72,7 @@ pub struct CaptureGuard(Arc<TxCatalog>);
 impl Drop for CaptureGuard {
     fn drop(&mut self) {
         self.0.capture.store(false, Ordering::SeqCst);
+        self.0.capture_data.store(false, Ordering::SeqCst);
     }
 }
 
@@ -87,8 +100,35 @@ impl TxCatalog {
         CaptureGuard(self.clone())
     }
 
+    /// Records, until the guard is dropped, the file changes of catalog
+    /// commits too (a DELETE or UPDATE inside the block), besides
+    /// definition ops.
+    pub fn capture_data(self: &Arc<Self>) -> CaptureGuard {
+        self.capture_data.store(true, Ordering::SeqCst);
+        self.capture()
+    }
+
     pub(crate) fn capturing(&self) -> bool {
         self.capture.load(Ordering::SeqCst)
+    }
+
+    /// Whether `op` made now stays in the block rather than being committed.
+    pub(crate) fn keeps(&self, op: &CatalogOp, shared: &CatalogState) -> bool {
+        if self.capturing() {
+            if is_definition(op) {
+                return true;
+            }
+            if self.capture_data.load(Ordering::SeqCst) && is_file_change(op) {
+                return true;
+            }
+        }
+        block_only(op, shared)
+    }
+
+    /// Whether another session changed what the block changes (its next
+    /// statement and its COMMIT fail with 40001).
+    pub fn conflicted(&self) -> bool {
+        self.conflicted.load(Ordering::SeqCst)
     }
 
     /// Whether the block changed the catalog.
@@ -101,18 +141,40 @@ impl TxCatalog {
         self.inner.lock().ops.len()
     }
 
-    /// Forgets the ops recorded after `mark` (ROLLBACK TO SAVEPOINT).
-    pub fn rollback_to(&self, mark: usize) {
+    /// Forgets the ops recorded after `mark` (ROLLBACK TO SAVEPOINT);
+    /// returns the paths of the files they added, which nothing lists now.
+    pub fn rollback_to(&self, mark: usize) -> Vec<String> {
         let mut p = self.inner.lock();
-        p.ops.truncate(mark);
+        let at = mark.min(p.ops.len());
+        let dropped = p.ops.split_off(at);
+        p.view = None;
         if p.ops.is_empty() {
             p.base = None;
+            self.conflicted.store(false, Ordering::SeqCst);
         }
+        added_files(&dropped)
     }
 
-    /// Forgets every recorded op (ROLLBACK).
-    pub fn clear(&self) {
-        *self.inner.lock() = Pending::default();
+    /// Forgets every recorded op (ROLLBACK); returns the paths of the files
+    /// they added, which nothing lists now.
+    pub fn clear(&self) -> Vec<String> {
+        let p = std::mem::take(&mut *self.inner.lock());
+        self.conflicted.store(false, Ordering::SeqCst);
+        added_files(&p.ops)
+    }
+
+    /// The files the block's ops take out of their tables (retired once
+    /// COMMIT has published that).
+    pub fn removed_files(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .ops
+            .iter()
+            .flat_map(|op| match op {
+                CatalogOp::RemoveFiles { paths, .. } => paths.clone(),
+                _ => vec![],
+            })
+            .collect()
     }
 
     /// The tables the block changes the definition of, and those it drops
@@ -142,6 +204,7 @@ impl TxCatalog {
     /// the block empty.
     pub(crate) fn take(&self) -> (Vec<CatalogOp>, Option<Arc<CatalogState>>) {
         let p = std::mem::take(&mut *self.inner.lock());
+        self.conflicted.store(false, Ordering::SeqCst);
         (p.ops, p.base)
     }
 
@@ -156,23 +219,30 @@ impl TxCatalog {
         p.ops.extend(ops);
     }
 
-    /// `shared` with the block's ops applied. An op that no longer applies
-    /// (another session dropped what it changes) is left out here; COMMIT
-    /// then fails on it.
+    /// `shared` with the block's ops applied. When one no longer applies
+    /// (another session rewrote or dropped what it changes), the block is
+    /// marked conflicted and keeps its last consistent view.
     pub(crate) fn view(&self, shared: Arc<CatalogState>) -> Arc<CatalogState> {
         let mut p = self.inner.lock();
         if p.ops.is_empty() {
             return shared;
         }
         if let Some((version, n, state)) = &p.view {
-            if *version == shared.version && *n == p.ops.len() {
+            if (*version == shared.version || self.conflicted()) && *n == p.ops.len() {
                 return state.clone();
             }
         }
         let mut state = (*shared).clone();
         for op in &p.ops {
-            if let Err(e) = state.apply(op) {
+            if let Err(e) = state.apply_checked(op) {
                 tracing::debug!(error = %e, "a transaction's catalog op no longer applies");
+                self.conflicted.store(true, Ordering::SeqCst);
+                if let Some((_, n, last)) = &p.view {
+                    if *n == p.ops.len() {
+                        return last.clone();
+                    }
+                }
+                break;
             }
         }
         state.version = shared.version;
@@ -212,6 +282,27 @@ pub(crate) fn is_definition(op: &CatalogOp) -> bool {
         | CatalogOp::Invalidate { .. }
         | CatalogOp::SetChunkCompression { .. } => false,
     }
+}
+
+/// Whether `op` changes a table's files (what a DELETE or UPDATE commits).
+fn is_file_change(op: &CatalogOp) -> bool {
+    matches!(
+        op,
+        CatalogOp::AddFiles { .. }
+            | CatalogOp::RemoveFiles { .. }
+            | CatalogOp::CreateChunk { .. }
+            | CatalogOp::Invalidate { .. }
+    )
+}
+
+/// The paths of the files `ops` add.
+fn added_files(ops: &[CatalogOp]) -> Vec<String> {
+    ops.iter()
+        .flat_map(|op| match op {
+            CatalogOp::AddFiles { files, .. } => files.iter().map(|f| f.path.clone()).collect(),
+            _ => vec![],
+        })
+        .collect()
 }
 
 /// Whether `op`, made outside a DDL statement, must stay in the block: a
@@ -260,6 +351,23 @@ pub(crate) fn check_conflicts(
         return conflict(
             "Another session created objects while this transaction created its own.".into(),
         );
+    }
+    let creates_chunks = ops
+        .iter()
+        .any(|op| matches!(op, CatalogOp::CreateChunk { .. }));
+    if creates_chunks && base.next_chunk_id != shared.next_chunk_id {
+        return conflict(
+            "Another session created chunks while this transaction created its own.".into(),
+        );
+    }
+    // The files the block rewrote must still be there.
+    let mut probe = shared.clone();
+    for op in ops {
+        if probe.apply_checked(op).is_err() {
+            return conflict(
+                "Another session rewrote or dropped rows this transaction changes.".into(),
+            );
+        }
     }
     for op in ops {
         let changed = match op {

@@ -171,6 +171,11 @@ impl RewritePlan {
         crate::param_types(&self.plan)
     }
 
+    /// The table the statement rewrites.
+    pub fn oid(&self) -> u32 {
+        self.oid
+    }
+
     pub fn returning_schema(&self) -> Option<SchemaRef> {
         self.returning.as_ref().map(|r| r.schema.clone())
     }
@@ -193,6 +198,15 @@ impl RewritePlan {
             || state
                 .table_by_oid(self.oid)
                 .is_some_and(|t| !t.foreign_keys.is_empty());
+        if keyed && session.in_block() {
+            return Err(TemporaError::not_supported(format!(
+                "{} of a table with foreign keys inside a transaction block",
+                match self.op {
+                    Op::Delete => "DELETE",
+                    Op::Update => "UPDATE",
+                }
+            )));
+        }
         let _keys = if keyed {
             let keys = engine.lock_keys().await;
             engine.flush_locked(&guard).await?;

@@ -929,7 +929,9 @@ impl SqlSession {
     /// ROLLBACK: forgets the block's writes.
     pub(crate) fn discard_writes(&mut self) {
         self.tx_writes.clear();
-        self.tx_catalog.clear();
+        // Files the block's DELETEs and UPDATEs wrote are nobody's now.
+        let written = self.tx_catalog.clear();
+        self.engine.gc().retire(0, written);
         self.savepoints.clear();
     }
 
@@ -968,7 +970,8 @@ impl SqlSession {
     pub(crate) fn rollback_to_savepoint(&mut self, name: &str) -> Result<()> {
         let at = self.find_savepoint(name)?;
         self.tx_writes.truncate(self.savepoints[at].1);
-        self.tx_catalog.rollback_to(self.savepoints[at].2);
+        let written = self.tx_catalog.rollback_to(self.savepoints[at].2);
+        self.engine.gc().retire(0, written);
         self.savepoints.truncate(at + 1);
         Ok(())
     }
@@ -1225,6 +1228,19 @@ impl SqlSession {
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
+        if self.tx == TxState::InBlock
+            && self.tx_catalog.conflicted()
+            && !matches!(p.kind, Kind::Session(ref s) if session_cmds::ends_transaction(s))
+        {
+            self.tx = TxState::Failed;
+            return Err(TemporaError::new(
+                SqlState::T_R_SERIALIZATION_FAILURE,
+                "could not serialize access due to concurrent update",
+            )
+            .with_detail(
+                "Another session rewrote or dropped rows or relations this transaction changed.",
+            ));
+        }
         // Files this statement may read stay on disk until it is done.
         let _pin = self.engine.pin();
         let result = match self.statement_timeout().filter(|_| p.kind.only_reads()) {
@@ -1372,7 +1388,24 @@ impl SqlSession {
                 }
             },
             Kind::Rewrite(plan) => {
-                self.reject_write_in_block(statement_name_of(&p.sql))?;
+                let what = statement_name_of(&p.sql);
+                // Inside a block the rewritten files stay the block's until
+                // COMMIT; rows the block itself inserted are not files yet.
+                if self.in_block() && !self.tx_writes.rows_for(plan.oid()).is_empty() {
+                    return Err(TemporaError::not_supported(format!(
+                        "{what} of a table the same transaction block inserted into"
+                    )));
+                }
+                let _capture = if self.in_block() {
+                    if !self.tx_catalog.in_scope() {
+                        return Err(TemporaError::not_supported(format!(
+                            "{what} inside a transaction block"
+                        )));
+                    }
+                    Some(self.tx_catalog.capture_data())
+                } else {
+                    None
+                };
                 plan.execute(self, params).await.map(|o| (o, vec![]))
             }
             Kind::CreateHypertable(cmd) => {

@@ -1146,8 +1146,12 @@ impl Engine {
                 Ok(ops)
             })
             .await?;
-        self.gc
-            .retire(state.version, changes.remove.into_iter().map(|(_, p)| p));
+        // Inside a transaction block the old files stay listed until COMMIT
+        // (`Engine::commit_transaction` retires them).
+        if !tempora_catalog::transaction::capturing_data() {
+            self.gc
+                .retire(state.version, changes.remove.into_iter().map(|(_, p)| p));
+        }
         Ok(state)
     }
 
@@ -1261,20 +1265,22 @@ impl Engine {
 
     /// COMMIT of a transaction block's catalog changes: the rows of the
     /// tables it alters or drops are flushed first (under the write gate, as
-    /// [`Engine::commit_flushed`] does), and the files of dropped tables
-    /// retired once the commit is durable.
+    /// [`Engine::commit_flushed`] does), and the files of dropped tables and
+    /// those its DELETEs and UPDATEs rewrote retired once the commit is durable.
     pub async fn commit_transaction(&self, tx: &tempora_catalog::TxCatalog) -> Result<()> {
         if tx.is_empty() {
             return Ok(());
         }
         let (changed, dropped) = tx.changed_tables();
+        let rewritten = tx.removed_files();
         let guard = self.lock_files().await;
         let _gate = if changed.is_empty() {
             None
         } else {
             Some(self.flushed_and_gated(&guard, &changed).await?)
         };
-        let (before, _) = self.catalog.commit_transaction(tx).await?;
+        let (before, after) = self.catalog.commit_transaction(tx).await?;
+        self.gc.retire(after.version, rewritten);
         let files = dropped
             .into_iter()
             .filter_map(|oid| {

@@ -1,7 +1,7 @@
-//! DDL inside BEGIN ... COMMIT seen from other sessions and across a crash:
-//! a block's catalog changes are its own until COMMIT, durable from it on,
-//! and a block racing another session's DDL fails with 40001 rather than
-//! overwriting it.
+//! DDL, DELETE and UPDATE inside BEGIN ... COMMIT seen from other sessions
+//! and across a crash: a block's changes are its own until COMMIT, durable
+//! from it on, and a block racing another session's change to the same
+//! relation or rows fails with 40001 rather than overwriting it.
 
 use crate::support::TestServer;
 
@@ -133,4 +133,113 @@ async fn kill_9_keeps_committed_ddl_and_forgets_an_open_block() {
         .unwrap()
         .get(0);
     assert_eq!(chunks, 2);
+}
+
+async fn count_and_sum(client: &tokio_postgres::Client) -> (i64, i64) {
+    let row = client
+        .query_one("SELECT count(*), coalesce(sum(v), 0) FROM rows_t", &[])
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+async fn rows_table(server: &TestServer) -> tokio_postgres::Client {
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE rows_t (time timestamptz NOT NULL, v bigint);
+             SELECT create_hypertable('rows_t', 'time', chunk_time_interval => INTERVAL '1 day');
+             INSERT INTO rows_t SELECT t, 1 FROM generate_series(
+                 TIMESTAMPTZ '2024-01-01 00:00:00+00', TIMESTAMPTZ '2024-01-02 23:00:00+00', INTERVAL '1 hour') t;
+             CHECKPOINT;",
+        )
+        .await
+        .unwrap();
+    client
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocks_delete_and_update_are_its_own_until_commit() {
+    let server = TestServer::start().await;
+    let a = rows_table(&server).await;
+    let b = server.connect().await;
+    a.batch_execute(
+        "BEGIN;
+         DELETE FROM rows_t WHERE time < '2024-01-02 00:00:00+00';
+         UPDATE rows_t SET v = 10 WHERE time >= '2024-01-02 12:00:00+00';",
+    )
+    .await
+    .unwrap();
+    assert_eq!(count_and_sum(&a).await, (24, 12 + 120));
+    assert_eq!(count_and_sum(&b).await, (48, 48), "before COMMIT");
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(count_and_sum(&b).await, (24, 132), "after COMMIT");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rewrite_racing_another_fails_with_40001() {
+    let server = TestServer::start().await;
+    let a = rows_table(&server).await;
+    let b = server.connect().await;
+    a.batch_execute("BEGIN; DELETE FROM rows_t WHERE time = '2024-01-01 03:00:00+00'")
+        .await
+        .unwrap();
+    // Another session rewrites the same file meanwhile.
+    b.batch_execute("UPDATE rows_t SET v = 7 WHERE time = '2024-01-01 05:00:00+00'")
+        .await
+        .unwrap();
+    let err = a
+        .query("SELECT count(*) FROM rows_t", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("40001"), "{err}");
+    a.batch_execute("ROLLBACK").await.unwrap();
+    // Only the other session's change is there; the block can run again.
+    assert_eq!(count_and_sum(&a).await, (48, 54));
+    a.batch_execute("BEGIN; DELETE FROM rows_t WHERE time = '2024-01-01 03:00:00+00'; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(count_and_sum(&b).await, (47, 53));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_forgets_an_open_blocks_rewrites() {
+    let mut server = TestServer::start().await;
+    let a = rows_table(&server).await;
+    a.batch_execute(
+        "BEGIN; DELETE FROM rows_t WHERE time < '2024-01-02 00:00:00+00'; UPDATE rows_t SET v = 5",
+    )
+    .await
+    .unwrap();
+    server.kill9();
+    server.restart().await;
+    let c = server.connect().await;
+    assert_eq!(count_and_sum(&c).await, (48, 48));
+    // The files the block wrote are removed as nobody's.
+    let mut files = usize::MAX;
+    for _ in 0..50 {
+        files = parquet_files(&server.data_dir());
+        if files <= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(files <= 2, "parquet files left: {files}");
+}
+
+fn parquet_files(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                parquet_files(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "parquet"))
+            }
+        })
+        .sum()
 }
