@@ -3,7 +3,8 @@ metadata.create_all inside a transaction, ORM inserts and queries, Core
 inserts with parameters, table reflection (names; columns through
 information_schema, as Inspector.get_columns' query is not answered yet), a
 rolled-back session, a migration-style block (ALTER TABLE + data) that fails
-and leaves nothing behind, and errors with their SQLSTATE.
+and leaves nothing behind, ORM updates and deletes, and errors with their
+SQLSTATE.
 
 Usage: python3 sqlalchemy_workflow.py PORT   (password from PGPASSWORD)
 """
@@ -149,6 +150,22 @@ def main(port: int) -> None:
     with engine.connect() as conn:
         kinds = conn.execute(sa.text("SELECT kind FROM devices ORDER BY id")).scalars().all()
         assert kinds == ["sensor", "sensor"], kinds
+
+    # ORM changes and deletes: UPDATE and DELETE inside the session's transaction.
+    with orm.Session(engine) as session:
+        session.get(Device, 2).site = "south"
+        session.delete(session.get(Device, 1))
+        session.commit()
+    with orm.Session(engine) as session:
+        left = session.execute(sa.select(Device.id, Device.site)).all()
+        assert [tuple(r) for r in left] == [(2, "south")], left
+    # Rolled back, they leave nothing.
+    with orm.Session(engine) as session:
+        session.delete(session.get(Device, 2))
+        session.flush()
+        session.rollback()
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM devices")) == 1
 
     # Errors keep their SQLSTATE through SQLAlchemy.
     try:

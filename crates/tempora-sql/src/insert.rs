@@ -265,6 +265,76 @@ fn fill_defaults(
     Ok(())
 }
 
+/// An INSERT's input whose rows are ordered (`INSERT ... SELECT ... ORDER
+/// BY`) with the topmost sort replaced by its result, read in order; None
+/// when nothing sorts.
+async fn ordered_source(session: &SqlSession, input: &LogicalPlan) -> Result<Option<LogicalPlan>> {
+    use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{col, Expr, LogicalPlanBuilder};
+    let mut sort = None;
+    input
+        .apply(|p| {
+            Ok(match p {
+                LogicalPlan::Sort(_) => {
+                    sort = Some(p.clone());
+                    TreeNodeRecursion::Stop
+                }
+                _ => TreeNodeRecursion::Continue,
+            })
+        })
+        .map_err(TemporaError::from_datafusion)?;
+    let Some(sort) = sort else {
+        return Ok(None);
+    };
+    let batches = session
+        .context()
+        .execute_logical_plan(sort.clone())
+        .await
+        .map_err(TemporaError::from_datafusion)?
+        .collect()
+        .await
+        .map_err(TemporaError::from_datafusion)?;
+    let schema = sort.schema().clone();
+    let table = datafusion::catalog::MemTable::try_new(schema.inner().clone(), vec![batches])
+        .map_err(TemporaError::from_datafusion)?;
+    // The rows under the sort's own column names and qualifiers.
+    let names: Vec<Expr> = schema
+        .iter()
+        .map(|(qualifier, field)| {
+            col(datafusion::common::Column::new(
+                Some("\u{1}sorted"),
+                field.name(),
+            ))
+            .alias_qualified(qualifier.cloned(), field.name())
+        })
+        .collect();
+    let sorted = LogicalPlanBuilder::scan(
+        "\u{1}sorted",
+        datafusion::datasource::provider_as_source(Arc::new(table)),
+        None,
+    )
+    .and_then(|b| b.project(names))
+    .and_then(|b| b.build())
+    .map_err(TemporaError::from_datafusion)?;
+    let mut replaced = false;
+    let plan = input
+        .clone()
+        .transform_down(|p| {
+            if !replaced && matches!(p, LogicalPlan::Sort(_)) {
+                replaced = true;
+                return Ok(Transformed::new(
+                    sorted.clone(),
+                    true,
+                    TreeNodeRecursion::Jump,
+                ));
+            }
+            Ok(Transformed::no(p))
+        })
+        .map_err(TemporaError::from_datafusion)?
+        .data;
+    Ok(Some(plan))
+}
+
 /// `VALUES` lists nested in an INSERT's query (`INSERT ... SELECT ... FROM
 /// (VALUES ...) AS v(a, b, n) ORDER BY n`, SQLAlchemy's batched inserts)
 /// with another width than the `targets` columns inserted, as `SELECT ...
@@ -471,8 +541,25 @@ impl InsertPlan {
             .table_by_oid(self.oid)
             .ok_or_else(|| TemporaError::undefined_table(&self.table_name))?;
         let schema = Arc::new(table.arrow_schema());
-        let batches = session
-            .context()
+        // With an ORDER BY, rows are numbered (serial defaults) in its order,
+        // as PostgreSQL does: the sorted rows are read first (DataFusion
+        // keeps a sort only at a plan's root), then the rest runs over them
+        // in one partition.
+        let (input, context) = match ordered_source(session, &input).await? {
+            Some(plan) => {
+                let state = session.context().state();
+                let mut config = state.config().clone();
+                config.options_mut().execution.target_partitions = 1;
+                let context = datafusion::prelude::SessionContext::new_with_state(
+                    datafusion::execution::SessionStateBuilder::new_from_existing(state)
+                        .with_config(config)
+                        .build(),
+                );
+                (plan, context)
+            }
+            None => (input, session.context().clone()),
+        };
+        let batches = context
             .execute_logical_plan(input)
             .await
             .map_err(TemporaError::from_datafusion)?
