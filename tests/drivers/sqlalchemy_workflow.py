@@ -166,6 +166,17 @@ def main(port: int) -> None:
         session.rollback()
     with engine.connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM devices")) == 1
+    # A row changed in the transaction that inserted it.
+    with orm.Session(engine) as session:
+        c = Device(name="c")
+        session.add(c)
+        session.flush()
+        c.site = "east"
+        session.commit()
+    with orm.Session(engine) as session:
+        rows = session.execute(sa.select(Device.id, Device.site).order_by(Device.id)).all()
+        # 3 went to the rolled-back "ghost": sequences do not roll back.
+        assert [tuple(r) for r in rows] == [(2, "south"), (4, "east")], rows
 
     # Errors keep their SQLSTATE through SQLAlchemy.
     try:

@@ -44,57 +44,103 @@ pub const STORE_URL: &str = "tempora://data";
 
 /// Rows written inside a session's open transaction block and not committed
 /// yet: that session's own statements read them, no other session does.
+///
+/// Kept as a log, so that a savepoint's mark (a length) also undoes the
+/// block's DELETEs and UPDATEs of these rows.
 #[derive(Debug, Default)]
 pub struct TxWrites {
-    rows: parking_lot::Mutex<Vec<(u32, RecordBatch, tempora_storage::OnConflict)>>,
+    log: parking_lot::Mutex<Vec<Pending>>,
 }
+
+#[derive(Debug)]
+enum Pending {
+    /// Rows inserted into table `oid`.
+    Rows(u32, RecordBatch, tempora_storage::OnConflict),
+    /// From here on, table `oid`'s pending rows are these (a DELETE or
+    /// UPDATE of them).
+    Replace(u32, Vec<(RecordBatch, tempora_storage::OnConflict)>),
+}
+
+type TableRows = Vec<(RecordBatch, tempora_storage::OnConflict)>;
 
 impl TxWrites {
     pub fn add(&self, oid: u32, batches: Vec<RecordBatch>, policy: tempora_storage::OnConflict) {
-        self.rows
+        self.log
             .lock()
-            .extend(batches.into_iter().map(|b| (oid, b, policy)));
+            .extend(batches.into_iter().map(|b| Pending::Rows(oid, b, policy)));
+    }
+
+    /// Replaces table `oid`'s pending rows (a DELETE or UPDATE of them).
+    pub fn replace(&self, oid: u32, rows: TableRows) {
+        self.log.lock().push(Pending::Replace(oid, rows));
+    }
+
+    /// Every table's pending rows, tables in first-write order.
+    fn tables(&self) -> Vec<(u32, TableRows)> {
+        let mut out: Vec<(u32, TableRows)> = Vec::new();
+        for entry in self.log.lock().iter() {
+            let (oid, rows, replace) = match entry {
+                Pending::Rows(oid, b, p) => (*oid, vec![(b.clone(), *p)], false),
+                Pending::Replace(oid, rows) => (*oid, rows.clone(), true),
+            };
+            match out.iter_mut().find(|(o, _)| *o == oid) {
+                Some((_, v)) if replace => *v = rows,
+                Some((_, v)) => v.extend(rows),
+                None => out.push((oid, rows)),
+            }
+        }
+        out
+    }
+
+    /// Table `oid`'s pending rows, with their conflict policies.
+    pub fn pending_for(&self, oid: u32) -> TableRows {
+        self.tables()
+            .into_iter()
+            .find(|(o, _)| *o == oid)
+            .map(|(_, rows)| rows)
+            .unwrap_or_default()
     }
 
     /// The pending rows, grouped by table (and conflict policy) in first-write
     /// order, leaving none.
     pub fn take(&self) -> Vec<(u32, Vec<RecordBatch>, tempora_storage::OnConflict)> {
-        let rows = std::mem::take(&mut *self.rows.lock());
+        let tables = self.tables();
+        self.log.lock().clear();
         let mut out: Vec<(u32, Vec<RecordBatch>, tempora_storage::OnConflict)> = Vec::new();
-        for (oid, b, policy) in rows {
-            match out.iter_mut().find(|(o, _, p)| *o == oid && *p == policy) {
-                Some((_, v, _)) => v.push(b),
-                None => out.push((oid, vec![b], policy)),
+        for (oid, rows) in tables {
+            for (b, policy) in rows {
+                if b.num_rows() == 0 {
+                    continue;
+                }
+                match out.iter_mut().find(|(o, _, p)| *o == oid && *p == policy) {
+                    Some((_, v, _)) => v.push(b),
+                    None => out.push((oid, vec![b], policy)),
+                }
             }
         }
         out
     }
 
     pub fn clear(&self) {
-        self.rows.lock().clear();
+        self.log.lock().clear();
     }
 
-    /// How many batches are pending: a savepoint's mark.
+    /// How many entries the log holds: a savepoint's mark.
     pub fn len(&self) -> usize {
-        self.rows.lock().len()
+        self.log.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.lock().is_empty()
+        self.log.lock().is_empty()
     }
 
-    /// Forgets the batches written after `mark` (ROLLBACK TO SAVEPOINT).
+    /// Forgets what was written after `mark` (ROLLBACK TO SAVEPOINT).
     pub fn truncate(&self, mark: usize) {
-        self.rows.lock().truncate(mark);
+        self.log.lock().truncate(mark);
     }
 
     pub fn rows_for(&self, oid: u32) -> Vec<RecordBatch> {
-        self.rows
-            .lock()
-            .iter()
-            .filter(|(o, _, _)| *o == oid)
-            .map(|(_, b, _)| b.clone())
-            .collect()
+        self.pending_for(oid).into_iter().map(|(b, _)| b).collect()
     }
 }
 

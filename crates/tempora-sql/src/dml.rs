@@ -341,16 +341,51 @@ impl RewritePlan {
                 );
             }
         }
-        self.rewrite(
-            session,
-            table,
-            &schema,
-            candidates,
-            (&inner, &outputs, &predicate),
-            drop_whole.then_some(&bounds),
-            changes,
-        )
-        .await
+        let (mut count, mut affected) = self
+            .rewrite(
+                session,
+                table,
+                &schema,
+                candidates,
+                (&inner, &outputs, &predicate),
+                drop_whole.then_some(&bounds),
+                changes,
+            )
+            .await?;
+        // Inside a block, the rows the block inserted (not in files yet).
+        let pending = if session.in_block() {
+            session.block_rows(self.oid)
+        } else {
+            vec![]
+        };
+        if !pending.is_empty() {
+            let mut rows = Vec::with_capacity(pending.len());
+            let mut changed = false;
+            for (batch, policy) in pending {
+                let (kept, matched) = self
+                    .evaluate(session, &inner, &outputs, &predicate, &schema, vec![batch])
+                    .await?;
+                let n: usize = matched.iter().map(|b| b.num_rows()).sum();
+                rows.extend(kept.into_iter().map(|b| (b, policy)));
+                if n == 0 {
+                    continue;
+                }
+                changed = true;
+                count += n as u64;
+                if self.op == Op::Update {
+                    for b in &matched {
+                        session.engine().check_rows(table, b)?;
+                        // New versions keep their keys checked at COMMIT.
+                        rows.push((b.clone(), tempora_storage::OnConflict::Error));
+                    }
+                }
+                affected.extend(matched);
+            }
+            if changed {
+                session.replace_block_rows(self.oid, rows);
+            }
+        }
+        Ok((count, affected))
     }
 
     /// Rewrites the candidate files (the change is committed by the

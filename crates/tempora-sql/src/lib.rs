@@ -865,6 +865,22 @@ impl SqlSession {
         Ok(kept)
     }
 
+    /// The rows of table `oid` the open block inserted (and their
+    /// conflict policies).
+    pub(crate) fn block_rows(&self, oid: u32) -> Vec<(RecordBatch, tempora_storage::OnConflict)> {
+        self.tx_writes.pending_for(oid)
+    }
+
+    /// Replaces the rows of table `oid` the open block inserted (its DELETE
+    /// or UPDATE of them).
+    pub(crate) fn replace_block_rows(
+        &self,
+        oid: u32,
+        rows: Vec<(RecordBatch, tempora_storage::OnConflict)>,
+    ) {
+        self.tx_writes.replace(oid, rows);
+    }
+
     /// Whether this session's commits wait for the WAL sync
     /// (`SET synchronous_commit`).
     fn sync_commit(&self) -> tempora_storage::SyncCommit {
@@ -1390,12 +1406,8 @@ impl SqlSession {
             Kind::Rewrite(plan) => {
                 let what = statement_name_of(&p.sql);
                 // Inside a block the rewritten files stay the block's until
-                // COMMIT; rows the block itself inserted are not files yet.
-                if self.in_block() && !self.tx_writes.rows_for(plan.oid()).is_empty() {
-                    return Err(TemporaError::not_supported(format!(
-                        "{what} of a table the same transaction block inserted into"
-                    )));
-                }
+                // COMMIT (the rows the block inserted are rewritten in
+                // `TxWrites`).
                 let _capture = if self.in_block() {
                     if !self.tx_catalog.in_scope() {
                         return Err(TemporaError::not_supported(format!(
