@@ -2,13 +2,12 @@
 //! in files or only in the WAL, rows written after the drop survive, and a
 //! drop racing with writers never loses or resurrects a row.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio_postgres::Client;
 
-use crate::support::TestServer;
+use crate::support::{parquet_files_under, TestServer};
 
 const DAY_US: i64 = 86_400_000_000;
 /// 2024-01-01 00:00:00 UTC in seconds since the epoch.
@@ -53,23 +52,6 @@ async fn create(client: &Client) {
         )
         .await
         .unwrap();
-}
-
-fn parquet_files_under(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                parquet_files_under(&p)
-            } else {
-                usize::from(p.extension().is_some_and(|x| x == "parquet"))
-            }
-        })
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]

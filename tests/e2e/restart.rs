@@ -167,23 +167,8 @@ async fn acknowledged_rows_survive_kill_9() {
 
 /// Parquet files under the data directory's chunks/ and tables/.
 fn parquet_files(dir: &std::path::Path) -> usize {
-    fn walk(p: &std::path::Path, n: &mut usize) {
-        let Ok(entries) = std::fs::read_dir(p) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                walk(&path, n);
-            } else if path.extension().is_some_and(|x| x == "parquet") {
-                *n += 1;
-            }
-        }
-    }
-    let mut n = 0;
-    walk(&dir.join("chunks"), &mut n);
-    walk(&dir.join("tables"), &mut n);
-    n
+    crate::support::parquet_files_under(&dir.join("chunks"))
+        + crate::support::parquet_files_under(&dir.join("tables"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

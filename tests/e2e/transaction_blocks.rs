@@ -218,28 +218,11 @@ async fn kill_9_forgets_an_open_blocks_rewrites() {
     // The files the block wrote are removed as nobody's.
     let mut files = usize::MAX;
     for _ in 0..50 {
-        files = parquet_files(&server.data_dir());
+        files = crate::support::parquet_files_under(&server.data_dir());
         if files <= 2 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(files <= 2, "parquet files left: {files}");
-}
-
-fn parquet_files(dir: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                parquet_files(&p)
-            } else {
-                usize::from(p.extension().is_some_and(|x| x == "parquet"))
-            }
-        })
-        .sum()
 }
