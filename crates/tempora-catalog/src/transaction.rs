@@ -115,10 +115,15 @@ impl TxCatalog {
     /// Whether `op` made now stays in the block rather than being committed.
     pub(crate) fn keeps(&self, op: &CatalogOp, shared: &CatalogState) -> bool {
         if self.capturing() {
-            if is_definition(op) {
-                return true;
+            let data = self.capture_data.load(Ordering::SeqCst);
+            // A shared sequence advances for everyone at once, as in
+            // PostgreSQL (`nextval` in an UPDATE inside the block).
+            if data
+                && matches!(op, CatalogOp::PutSequence(s) if shared.sequences.contains_key(&s.oid))
+            {
+                return false;
             }
-            if self.capture_data.load(Ordering::SeqCst) && is_file_change(op) {
+            if is_definition(op) || (data && is_file_change(op)) {
                 return true;
             }
         }
