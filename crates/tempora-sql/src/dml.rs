@@ -192,20 +192,19 @@ impl RewritePlan {
         // of this statement's rows and its commit (and rows written before
         // the lock are flushed, for the tables a cascade rewrites).
         let state = engine.catalog().snapshot();
-        let keyed = crate::foreign_keys::referencing(&state, self.oid, &[])
+        let referenced = crate::foreign_keys::referencing(&state, self.oid, &[])
             .next()
-            .is_some()
+            .is_some();
+        let keyed = referenced
             || state
                 .table_by_oid(self.oid)
                 .is_some_and(|t| !t.foreign_keys.is_empty());
-        if keyed && session.in_block() {
-            return Err(TemporaError::not_supported(format!(
-                "{} of a table with foreign keys inside a transaction block",
-                match self.op {
-                    Op::Delete => "DELETE",
-                    Op::Update => "UPDATE",
-                }
-            )));
+        // Inside a block, another session could add a row referencing a
+        // deleted one before COMMIT publishes the delete.
+        if referenced && self.op == Op::Delete && session.in_block() {
+            return Err(TemporaError::not_supported(
+                "DELETE from a table other tables reference inside a transaction block",
+            ));
         }
         let _keys = if keyed {
             let keys = engine.lock_keys().await;
