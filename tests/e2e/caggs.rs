@@ -55,10 +55,11 @@ async fn three_tiers_are_refreshed_and_retained_by_policies() {
         assert!(id >= 1000, "job id {id}");
     }
     wait_for(&client, "SELECT count(*) FROM conditions_hourly", 4000).await;
-    // The daily tier ends where today begins (end_offset rounds down to a day).
+    // The daily tier ends at the day now() - end_offset falls in (the window's
+    // end rounds down to a bucket): yesterday's in the first hour of a day.
     let before_today = scalar_i64(
         &client,
-        "SELECT count(*) FROM conditions WHERE time < time_bucket('1 day', now())",
+        "SELECT count(*) FROM conditions WHERE time < time_bucket('1 day', now() - INTERVAL '1 hour')",
     )
     .await;
     wait_for(

@@ -56,7 +56,7 @@ async fn compression_policy_compresses_old_chunks_in_the_background() {
              INSERT INTO cp SELECT t, d, d + extract(hour FROM t)
                FROM generate_series('2024-01-01 00:00:00+00'::timestamptz, '2024-01-03 23:59:00+00', INTERVAL '1 minute') t,
                     generate_series(1, 4) d;
-             INSERT INTO cp SELECT now() - g * INTERVAL '1 minute', 1, 1 FROM generate_series(0, 30) g;
+             INSERT INTO cp SELECT date_trunc('day', now()) + g * INTERVAL '1 minute', 1, 1 FROM generate_series(0, 30) g;
              ALTER TABLE cp SET (timescaledb.compress, timescaledb.compress_segmentby = 'device');
              CHECKPOINT;",
         )
