@@ -64,7 +64,7 @@ async fn concurrent_ddl_makes_the_later_commit_fail_with_40001() {
         .await
         .unwrap();
     // Both blocks create a table; the oid both were given can go to one.
-    a.batch_execute("BEGIN; CREATE TABLE from_a (x int)")
+    a.batch_execute("BEGIN; CREATE TABLE from_a (x int); INSERT INTO shared_t VALUES (42)")
         .await
         .unwrap();
     b.batch_execute("BEGIN; CREATE TABLE from_b (x int); COMMIT")
@@ -74,6 +74,14 @@ async fn concurrent_ddl_makes_the_later_commit_fail_with_40001() {
     assert_eq!(err.code().map(|c| c.code()), Some("40001"), "{err}");
     assert_eq!(relation_count(&a, "from_a").await, 0);
     assert_eq!(relation_count(&a, "from_b").await, 1);
+    // Nothing of the failed block is left for the next one.
+    a.batch_execute("BEGIN; COMMIT").await.unwrap();
+    let rows: i64 = a
+        .query_one("SELECT count(*) FROM shared_t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
     // A block altering a table another session altered meanwhile.
     a.batch_execute("BEGIN; ALTER TABLE shared_t ADD COLUMN from_a int")
         .await

@@ -6,9 +6,11 @@
 //! state with the block's ops applied on top, so the block sees its own
 //! tables while other sessions do not. While a DDL statement runs under
 //! [`TxCatalog::capture`], its definition ops (tables, views, schemas,
-//! sequences...) are recorded here instead of committed; ops on data (files,
-//! chunks, jobs) always go to the shared catalog. COMMIT publishes the ops
-//! as one durable record ([`Catalog::commit_transaction`](crate::Catalog::commit_transaction)),
+//! sequences...) are recorded here instead of committed; while a DELETE or
+//! UPDATE runs under [`TxCatalog::capture_data`], its file changes too.
+//! Other ops on data (flushes, jobs) always go to the shared catalog. COMMIT
+//! publishes the ops as one durable record
+//! ([`Catalog::commit_transaction`](crate::Catalog::commit_transaction)),
 //! after checking that no other session changed what the block changed.
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -244,7 +244,8 @@ pub struct SqlSession {
     tx_writes: Arc<tempora_query::provider::TxWrites>,
     /// PREPARE'd statements.
     sql_prepared: sql_prepare::SqlPrepared,
-    /// Catalog changes of the open block (DDL), published at COMMIT.
+    /// Catalog changes of the open block (DDL, and the file changes of its
+    /// DELETEs and UPDATEs), published at COMMIT.
     tx_catalog: Arc<tempora_catalog::TxCatalog>,
     /// Savepoints of the open block, oldest first: name, how many written
     /// batches and how many catalog changes preceded it.
@@ -901,14 +902,15 @@ impl SqlSession {
         self.tx != TxState::Idle
     }
 
-    /// Before a DDL statement: inside a block, keeps its catalog changes
-    /// for COMMIT until the guard is dropped; refuses statements that also
-    /// rewrite data (`allowed` false), and any when the connection does not
-    /// run in the block's scope.
-    fn ddl_in_block(
+    /// Before a DDL statement (or, with `files`, a DELETE or UPDATE):
+    /// inside a block, keeps its catalog changes for COMMIT until the guard
+    /// is dropped; refuses statements a block cannot hold (`allowed`
+    /// false), and any when the connection does not run in the block's scope.
+    fn capture_in_block(
         &self,
         what: &str,
         allowed: bool,
+        files: bool,
     ) -> Result<Option<tempora_catalog::transaction::CaptureGuard>> {
         if !self.in_block() {
             return Ok(None);
@@ -918,7 +920,11 @@ impl SqlSession {
                 "{what} inside a transaction block"
             )));
         }
-        Ok(Some(self.tx_catalog.capture()))
+        Ok(Some(if files {
+            self.tx_catalog.capture_data()
+        } else {
+            self.tx_catalog.capture()
+        }))
     }
 
     /// After a DROP: forgets the dropped tables' rows and retires their
@@ -931,8 +937,13 @@ impl SqlSession {
 
     /// COMMIT: makes the block's catalog changes, then its writes, durable.
     pub(crate) async fn commit_writes(&self) -> Result<()> {
-        self.engine.commit_transaction(&self.tx_catalog).await?;
         let writes = self.tx_writes.take();
+        if let Err(e) = self.engine.commit_transaction(&self.tx_catalog).await {
+            // The block ends either way: nothing of it stays for the next.
+            let written = self.tx_catalog.clear();
+            self.engine.gc().retire(0, written);
+            return Err(e);
+        }
         if writes.is_empty() {
             return Ok(());
         }
@@ -1404,24 +1415,14 @@ impl SqlSession {
                 }
             },
             Kind::Rewrite(plan) => {
-                let what = statement_name_of(&p.sql);
                 // Inside a block the rewritten files stay the block's until
                 // COMMIT (the rows the block inserted are rewritten in
                 // `TxWrites`).
-                let _capture = if self.in_block() {
-                    if !self.tx_catalog.in_scope() {
-                        return Err(TemporaError::not_supported(format!(
-                            "{what} inside a transaction block"
-                        )));
-                    }
-                    Some(self.tx_catalog.capture_data())
-                } else {
-                    None
-                };
+                let _capture = self.capture_in_block(statement_name_of(&p.sql), true, true)?;
                 plan.execute(self, params).await.map(|o| (o, vec![]))
             }
             Kind::CreateHypertable(cmd) => {
-                let _capture = self.ddl_in_block("create_hypertable", true)?;
+                let _capture = self.capture_in_block("create_hypertable", true, false)?;
                 cmd.execute(self).await
             }
             Kind::Job(cmd) => {
@@ -1445,8 +1446,11 @@ impl SqlSession {
                 cmd.execute(self).await
             }
             Kind::Ddl(stmt) => {
-                let _capture =
-                    self.ddl_in_block(statement_name(stmt), ddl::allowed_in_block(stmt))?;
+                let _capture = self.capture_in_block(
+                    statement_name(stmt),
+                    ddl::allowed_in_block(stmt),
+                    false,
+                )?;
                 ddl::execute(self, stmt).await
             }
             Kind::Session(stmt) => session_cmds::execute(self, stmt).await,
