@@ -471,12 +471,15 @@ async fn transactions_through_simple_query() {
     client.simple_query("ROLLBACK").await.unwrap();
 
     client.simple_query("BEGIN").await.unwrap();
-    let err = client.simple_query("TRUNCATE tp_tx").await.unwrap_err();
+    let err = client
+        .simple_query("TRUNCATE tp_tx RESTART IDENTITY")
+        .await
+        .unwrap_err();
     let db = err.as_db_error().expect("database error");
     assert_eq!(db.code().code(), "0A000");
     assert_eq!(
         db.message(),
-        "TRUNCATE inside a transaction block is not supported"
+        "TRUNCATE ... RESTART IDENTITY is not supported"
     );
     // The block is now aborted: 25P02 until ROLLBACK.
     let err = client.simple_query("SELECT 1").await.unwrap_err();

@@ -404,9 +404,47 @@ fn table_def(ct: &CreateTable, oid: u32) -> Result<NewTable> {
     ))
 }
 
+/// TRUNCATE inside a transaction block: a DELETE of every row of each
+/// table, kept in the block as its DELETEs are.
+async fn truncate_in_block(
+    session: &SqlSession,
+    state: &tempora_catalog::CatalogState,
+    oids: &[u32],
+) -> Result<()> {
+    if oids.iter().any(|oid| {
+        crate::foreign_keys::referencing(state, *oid, &[])
+            .next()
+            .is_some()
+    }) {
+        return Err(TemporaError::not_supported(
+            "TRUNCATE of a table other tables reference inside a transaction block",
+        ));
+    }
+    let _files = session.tx_catalog().capture_data();
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    for oid in oids {
+        let table = state
+            .table_by_oid(*oid)
+            .ok_or_else(|| TemporaError::internal("truncated table vanished"))?;
+        let sql = format!(
+            "DELETE FROM {}.{}",
+            quote(&table.schema),
+            quote(&table.name)
+        );
+        let stmt = crate::parse(&sql)?
+            .pop()
+            .ok_or_else(|| TemporaError::internal("DELETE did not parse"))?;
+        crate::dml::RewritePlan::plan(session, &stmt)
+            .await?
+            .execute(session, None)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Whether `stmt` may run inside a transaction block: statements that only
-/// change definitions, whose catalog changes COMMIT publishes together.
-/// TRUNCATE (which removes files at once) and role changes may not.
+/// change definitions, whose catalog changes COMMIT publishes together, and
+/// TRUNCATE (as DELETEs). Role changes may not.
 pub(crate) fn allowed_in_block(stmt: &Statement) -> bool {
     if crate::roles::is_role_statement(stmt) {
         return false;
@@ -418,7 +456,8 @@ pub(crate) fn allowed_in_block(stmt: &Statement) -> bool {
         | Statement::CreateSchema { .. }
         | Statement::CreateExtension(_)
         | Statement::Comment { .. }
-        | Statement::AlterTable(_) => true,
+        | Statement::AlterTable(_)
+        | Statement::Truncate(_) => true,
         Statement::Drop { object_type, .. } => matches!(
             object_type,
             ObjectType::Table
@@ -627,6 +666,12 @@ pub(crate) async fn execute(
         } => crate::views::drop_views(session, names, *if_exists, *cascade, false).await,
         Statement::AlterTable(at) => crate::alter::alter_table(session, at).await,
         Statement::Truncate(t) => {
+            if matches!(
+                t.identity,
+                Some(datafusion::sql::sqlparser::ast::TruncateIdentityOption::Restart)
+            ) {
+                return Err(TemporaError::not_supported("TRUNCATE ... RESTART IDENTITY"));
+            }
             let state = catalog.snapshot();
             let mut oids = Vec::new();
             for target in &t.table_names {
@@ -682,6 +727,10 @@ pub(crate) async fn execute(
                     oids.push(r.oid);
                 }
                 i += 1;
+            }
+            if session.in_block() {
+                truncate_in_block(session, &state, &oids).await?;
+                return Ok((Outcome::Command("TRUNCATE TABLE".into()), notices));
             }
             session.engine().truncate(&oids).await?;
             Ok((Outcome::Command("TRUNCATE TABLE".into()), notices))
