@@ -3,7 +3,7 @@
 //! from it on, and a block racing another session's change to the same
 //! relation or rows fails with 40001 rather than overwriting it.
 
-use crate::support::TestServer;
+use crate::support::{scalar_i64, text_rows, TestServer};
 
 async fn relation_count(client: &tokio_postgres::Client, name: &str) -> i64 {
     client
@@ -30,11 +30,7 @@ async fn a_blocks_tables_are_its_own_until_commit() {
     let err = b.query("SELECT * FROM txd", &[]).await.unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("42P01"), "{err}");
     // The block does.
-    let n: i64 = a
-        .query_one("SELECT count(*) FROM txd", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = scalar_i64(&a, "SELECT count(*) FROM txd").await;
     assert_eq!(n, 2);
     a.batch_execute("COMMIT").await.unwrap();
     let rows = b
@@ -47,11 +43,7 @@ async fn a_blocks_tables_are_its_own_until_commit() {
     b.batch_execute("INSERT INTO txd (v) VALUES ('three')")
         .await
         .unwrap();
-    let last: i32 = b
-        .query_one("SELECT max(id) FROM txd", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let last = scalar_i64(&b, "SELECT max(id)::bigint FROM txd").await;
     assert_eq!(last, 3);
 }
 
@@ -76,11 +68,7 @@ async fn concurrent_ddl_makes_the_later_commit_fail_with_40001() {
     assert_eq!(relation_count(&a, "from_b").await, 1);
     // Nothing of the failed block is left for the next one.
     a.batch_execute("BEGIN; COMMIT").await.unwrap();
-    let rows: i64 = a
-        .query_one("SELECT count(*) FROM shared_t", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = scalar_i64(&a, "SELECT count(*) FROM shared_t").await;
     assert_eq!(rows, 0);
     // A block altering a table another session altered meanwhile.
     a.batch_execute("BEGIN; ALTER TABLE shared_t ADD COLUMN from_a int")
@@ -91,16 +79,11 @@ async fn concurrent_ddl_makes_the_later_commit_fail_with_40001() {
         .unwrap();
     let err = a.batch_execute("COMMIT").await.unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("40001"), "{err}");
-    let columns: Vec<String> = a
-        .query(
-            "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'shared_t' ORDER BY ordinal_position",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let columns = text_rows(
+        &a,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'shared_t' ORDER BY ordinal_position",
+    )
+    .await;
     assert_eq!(columns, ["x", "from_b"]);
     // The session goes on: the same block again commits.
     a.batch_execute("BEGIN; CREATE TABLE from_a (x int); COMMIT")
@@ -135,11 +118,7 @@ async fn kill_9_keeps_committed_ddl_and_forgets_an_open_block() {
         .await
         .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (2, 3));
-    let chunks: i64 = c
-        .query_one("SELECT count(*) FROM show_chunks('kept')", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let chunks = scalar_i64(&c, "SELECT count(*) FROM show_chunks('kept')").await;
     assert_eq!(chunks, 2);
 }
 
