@@ -213,3 +213,40 @@ async fn kill_9_forgets_an_open_blocks_rewrites() {
     }
     assert!(files <= 2, "parquet files left: {files}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_leaves_a_blocks_rewritten_files_alone() {
+    let server = TestServer::start().await;
+    let a = server.connect().await;
+    let b = server.connect().await;
+    let tables = server.data_dir().join("tables");
+    let flush_row = |i: i32| format!("INSERT INTO small_t VALUES ({i}, 'v{i}'); CHECKPOINT");
+    a.batch_execute("CREATE TABLE small_t (id int, v text)")
+        .await
+        .unwrap();
+    // Three small files, one per flush: too few to merge.
+    for i in 0..3 {
+        a.batch_execute(&flush_row(i)).await.unwrap();
+    }
+    assert_eq!(crate::support::parquet_files_under(&tables), 3);
+    a.batch_execute("BEGIN; DELETE FROM small_t WHERE id = 0")
+        .await
+        .unwrap();
+    // Two more: the four the block did not replace are merged, its own stays.
+    for i in 3..5 {
+        b.batch_execute(&flush_row(i)).await.unwrap();
+    }
+    b.batch_execute("VACUUM small_t").await.unwrap();
+    let mut files = usize::MAX;
+    for _ in 0..100 {
+        files = crate::support::parquet_files_under(&tables);
+        if files <= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(files, 2, "the merged file and the one the block replaced");
+    a.batch_execute("COMMIT").await.unwrap();
+    let ids = text_rows(&b, "SELECT id FROM small_t ORDER BY id").await;
+    assert_eq!(ids, ["1", "2", "3", "4"]);
+}

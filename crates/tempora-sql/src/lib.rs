@@ -247,6 +247,9 @@ pub struct SqlSession {
     /// Catalog changes of the open block (DDL, and the file changes of its
     /// DELETEs and UPDATEs), published at COMMIT.
     tx_catalog: Arc<tempora_catalog::TxCatalog>,
+    /// The files the open block's DELETEs and UPDATEs replaced, held from
+    /// compaction until the block ends.
+    held_files: Vec<String>,
     /// Savepoints of the open block, oldest first: name, how many written
     /// batches and how many catalog changes preceded it.
     savepoints: Vec<(String, usize, usize)>,
@@ -789,6 +792,7 @@ impl SqlSession {
             tx_writes,
             sql_prepared: Default::default(),
             tx_catalog,
+            held_files: Vec::new(),
             savepoints: Vec::new(),
             cursors: Vec::new(),
         })
@@ -1284,7 +1288,23 @@ impl SqlSession {
         if result.is_err() && self.tx == TxState::InBlock {
             self.tx = TxState::Failed;
         }
+        self.hold_rewritten_files();
         result
+    }
+
+    /// Keeps compaction off the files the open block replaced (and lets it
+    /// at them again once the block ends).
+    fn hold_rewritten_files(&mut self) {
+        let now = if self.in_block() {
+            self.tx_catalog.removed_files()
+        } else {
+            Vec::new()
+        };
+        if now != self.held_files {
+            self.engine.release_files(&self.held_files);
+            self.engine.hold_files(&now);
+            self.held_files = now;
+        }
     }
 
     /// Shows the PREPAREd statements to `pg_prepared_statements`.
@@ -1587,6 +1607,16 @@ impl SqlSession {
             .ok_or_else(|| TemporaError::internal(format!("{expr} gave no value")))?;
         datafusion::common::ScalarValue::try_from_array(batch.column(0), 0)
             .map_err(TemporaError::from_datafusion)
+    }
+}
+
+impl Drop for SqlSession {
+    /// A connection that ends inside a block: the files its DELETEs and
+    /// UPDATEs wrote are nobody's, and those it replaced stay as they are.
+    fn drop(&mut self) {
+        let written = self.tx_catalog.clear();
+        self.engine.gc().retire(0, written);
+        self.engine.release_files(&self.held_files);
     }
 }
 

@@ -30,10 +30,12 @@ impl Default for CompactionOptions {
     }
 }
 
-/// The (table, chunk, files) to merge next, if any chunk qualifies.
+/// The (table, chunk, files) to merge next, if any chunk qualifies. Files
+/// `held` says an open transaction block rewrote are left alone.
 pub fn pick(
     state: &CatalogState,
     options: &CompactionOptions,
+    held: impl Fn(&str) -> bool,
 ) -> Option<(u32, Option<u32>, Vec<FileDef>)> {
     let mut best: Option<(u32, Option<u32>, Vec<FileDef>)> = None;
     for table in state.tables.values() {
@@ -42,7 +44,7 @@ pub fn pick(
         for (chunk, files) in groups {
             let mut small: Vec<&FileDef> = files
                 .iter()
-                .filter(|f| f.rows < options.small_file_rows && !f.compressed)
+                .filter(|f| f.rows < options.small_file_rows && !f.compressed && !held(&f.path))
                 .collect();
             if small.len() < options.min_files {
                 continue;
@@ -117,7 +119,7 @@ mod tests {
             file("e", 60),
         ]);
         state.tables.insert(t.oid, t);
-        let (oid, chunk, files) = pick(&state, &options).expect("a group");
+        let (oid, chunk, files) = pick(&state, &options, |_| false).expect("a group");
         assert_eq!((oid, chunk), (16384, None));
         let names: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
         // Smallest first, stopping before the budget is exceeded; the large file is never picked.
@@ -130,6 +132,22 @@ mod tests {
         let mut state = CatalogState::default();
         let t = table(vec![file("a", 10), file("b", 10)]);
         state.tables.insert(t.oid, t);
-        assert!(pick(&state, &options).is_none());
+        assert!(pick(&state, &options, |_| false).is_none());
+    }
+
+    #[test]
+    fn files_open_blocks_hold_are_left_alone() {
+        let options = CompactionOptions {
+            min_files: 2,
+            small_file_rows: 100,
+            max_merge_rows: 1000,
+        };
+        let mut state = CatalogState::default();
+        let t = table(vec![file("a", 10), file("b", 10), file("c", 10)]);
+        state.tables.insert(t.oid, t);
+        let (_, _, files) = pick(&state, &options, |p| p == "b").expect("a group");
+        let names: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(names, ["a", "c"]);
+        assert!(pick(&state, &options, |p| p != "a").is_none());
     }
 }

@@ -199,6 +199,10 @@ pub struct Engine {
     /// Where each sequence used since the start stands (the catalog holds
     /// how far values were logged ahead).
     sequences: tokio::sync::Mutex<HashMap<u32, SequenceCursor>>,
+    /// Files open transaction blocks rewrote (DELETE, UPDATE), with how many
+    /// blocks hold each: compaction leaves them alone, as merging them would
+    /// make those blocks fail at COMMIT.
+    held_files: parking_lot::Mutex<HashMap<String, usize>>,
     file_counter: AtomicU64,
     gc: Arc<FileGc>,
     /// The DataFusion runtime of every query against this engine, shared by
@@ -449,6 +453,7 @@ impl Engine {
             refresh_lock: tokio::sync::Mutex::new(()),
             job_runner: std::sync::OnceLock::new(),
             sequences: tokio::sync::Mutex::new(HashMap::new()),
+            held_files: parking_lot::Mutex::new(HashMap::new()),
             file_counter: AtomicU64::new(0),
             gc,
             runtime: Arc::new(RuntimeEnv::default()),
@@ -1759,11 +1764,39 @@ impl Engine {
         self.compact_nudge.notify_one();
     }
 
+    /// Marks files an open transaction block rewrote: compaction leaves
+    /// them alone until [`Engine::release_files`].
+    pub fn hold_files(&self, paths: &[String]) {
+        let mut held = self.held_files.lock();
+        for p in paths {
+            *held.entry(p.clone()).or_insert(0) += 1;
+        }
+    }
+
+    /// Undoes [`Engine::hold_files`] (the block ended).
+    pub fn release_files(&self, paths: &[String]) {
+        let mut held = self.held_files.lock();
+        for p in paths {
+            if let Some(n) = held.get_mut(p) {
+                *n -= 1;
+                if *n == 0 {
+                    held.remove(p);
+                }
+            }
+        }
+    }
+
     /// Merges one group of small files (the chunk with the most of them);
     /// returns whether it merged anything.
     pub async fn compact_once(&self) -> Result<bool> {
         let state = self.catalog.snapshot();
-        let Some((oid, chunk, files)) = compaction::pick(&state, &self.options.compaction) else {
+        let picked = {
+            let held = self.held_files.lock();
+            compaction::pick(&state, &self.options.compaction, |path| {
+                held.contains_key(path)
+            })
+        };
+        let Some((oid, chunk, files)) = picked else {
             return Ok(false);
         };
         let guard = self.lock_files().await;
