@@ -150,11 +150,7 @@ impl Catalog {
     /// caller. Inside a transaction block's scope, with the block's own
     /// catalog changes applied.
     pub fn snapshot(&self) -> Arc<CatalogState> {
-        let shared = self.current.read().clone();
-        match transaction::current() {
-            Some(tx) => tx.view(shared),
-            None => shared,
-        }
+        seen_by_block(self.current.read().clone())
     }
 
     /// The state every session shares, without the changes of the current
@@ -168,10 +164,7 @@ impl Catalog {
     /// other state consistently.
     pub fn read_with<R>(&self, f: impl FnOnce(&Arc<CatalogState>) -> R) -> R {
         let current = self.current.read();
-        match transaction::current() {
-            Some(tx) => f(&tx.view(current.clone())),
-            None => f(&current),
-        }
+        f(&seen_by_block(current.clone()))
     }
 
     /// The store the catalog (and chunk files) live in.
@@ -332,6 +325,15 @@ impl Catalog {
         }
         tracing::debug!(version = state.version, "catalog snapshot written");
         Ok(())
+    }
+}
+
+/// `shared` as the current task sees it: with its transaction block's
+/// catalog changes applied, if it runs in one.
+fn seen_by_block(shared: Arc<CatalogState>) -> Arc<CatalogState> {
+    match transaction::current() {
+        Some(tx) => tx.view(shared),
+        None => shared,
     }
 }
 

@@ -188,22 +188,17 @@ impl TxCatalog {
     /// (their rows must be flushed first, their files retired after).
     pub fn changed_tables(&self) -> (Vec<u32>, Vec<u32>) {
         let p = self.inner.lock();
-        let (mut changed, mut dropped) = (Vec::new(), Vec::new());
-        for op in &p.ops {
-            match op {
-                CatalogOp::DropTable { oid } => {
-                    changed.push(*oid);
-                    dropped.push(*oid);
-                }
-                CatalogOp::MakeHypertable { oid, .. }
-                | CatalogOp::SetChunkInterval { oid, .. }
-                | CatalogOp::SetCompression { oid, .. } => changed.push(*oid),
-                CatalogOp::AlterTable(t) => changed.push(t.oid),
-                _ => {}
-            }
-        }
+        let mut changed: Vec<u32> = p.ops.iter().filter_map(table_defined_by).collect();
         changed.sort_unstable();
         changed.dedup();
+        let dropped = p
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                CatalogOp::DropTable { oid } => Some(*oid),
+                _ => None,
+            })
+            .collect();
         (changed, dropped)
     }
 
@@ -288,6 +283,18 @@ pub(crate) fn is_definition(op: &CatalogOp) -> bool {
         | CatalogOp::DropChunks { .. }
         | CatalogOp::Invalidate { .. }
         | CatalogOp::SetChunkCompression { .. } => false,
+    }
+}
+
+/// The table whose definition `op` changes or drops, if any.
+fn table_defined_by(op: &CatalogOp) -> Option<u32> {
+    match op {
+        CatalogOp::DropTable { oid }
+        | CatalogOp::MakeHypertable { oid, .. }
+        | CatalogOp::SetChunkInterval { oid, .. }
+        | CatalogOp::SetCompression { oid, .. } => Some(*oid),
+        CatalogOp::AlterTable(t) => Some(t.oid),
+        _ => None,
     }
 }
 
@@ -377,14 +384,15 @@ pub(crate) fn check_conflicts(
         }
     }
     for op in ops {
-        let changed = match op {
-            CatalogOp::DropTable { oid }
-            | CatalogOp::MakeHypertable { oid, .. }
-            | CatalogOp::SetChunkInterval { oid, .. }
-            | CatalogOp::SetCompression { oid, .. } => {
-                base.tables.contains_key(oid) && !table_unchanged(*oid)
+        if let Some(oid) = table_defined_by(op) {
+            if base.tables.contains_key(&oid) && !table_unchanged(oid) {
+                return conflict(
+                    "Another session changed a relation this transaction changes.".into(),
+                );
             }
-            CatalogOp::AlterTable(t) => base.tables.contains_key(&t.oid) && !table_unchanged(t.oid),
+            continue;
+        }
+        let changed = match op {
             CatalogOp::PutView(v) => {
                 base.views.contains_key(&v.oid)
                     && base.views.get(&v.oid) != shared.views.get(&v.oid)

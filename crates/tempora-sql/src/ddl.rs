@@ -421,16 +421,11 @@ async fn truncate_in_block(
         ));
     }
     let _files = session.tx_catalog().capture_data();
-    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     for oid in oids {
         let table = state
             .table_by_oid(*oid)
             .ok_or_else(|| TemporaError::internal("truncated table vanished"))?;
-        let sql = format!(
-            "DELETE FROM {}.{}",
-            quote(&table.schema),
-            quote(&table.name)
-        );
+        let sql = format!("DELETE FROM {}", quoted_table(table));
         let stmt = crate::parse(&sql)?
             .pop()
             .ok_or_else(|| TemporaError::internal("DELETE did not parse"))?;

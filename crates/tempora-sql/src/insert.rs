@@ -253,16 +253,22 @@ fn fill_defaults(
                 .collect()
         }
     };
+    insert.source = Some(union_of_rows(&rows)?);
+    Ok(())
+}
+
+/// Rows of SQL expressions as `SELECT ... UNION ALL SELECT ...` (what a
+/// `VALUES` list becomes where DataFusion cannot take it as one).
+fn union_of_rows(rows: &[Vec<String>]) -> Result<Box<datafusion::sql::sqlparser::ast::Query>> {
     let select = rows
         .iter()
         .map(|r| format!("SELECT {}", r.join(", ")))
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     match crate::parse(&select)?.pop() {
-        Some(Statement::Query(q)) => insert.source = Some(q),
-        _ => return Err(TemporaError::internal("DEFAULT rows did not parse")),
+        Some(Statement::Query(q)) => Ok(q),
+        _ => Err(TemporaError::internal("VALUES rows did not parse")),
     }
-    Ok(())
 }
 
 /// An INSERT's input whose rows are ordered (`INSERT ... SELECT ... ORDER
@@ -358,36 +364,31 @@ fn nested_values_as_selects(
             if values.rows.first().is_none_or(|r| r.len() == self.targets) {
                 return std::ops::ControlFlow::Continue(());
             }
-            let select = values
+            let rows: Vec<Vec<String>> = values
                 .rows
                 .iter()
                 .enumerate()
                 .map(|(r, row)| {
-                    let items: Vec<String> = row
-                        .iter()
+                    row.iter()
                         .enumerate()
                         .map(|(i, e)| match r {
                             // The first SELECT names the columns as VALUES does.
                             0 => format!("{e} AS column{}", i + 1),
                             _ => e.to_string(),
                         })
-                        .collect();
-                    format!("SELECT {}", items.join(", "))
+                        .collect()
                 })
-                .collect::<Vec<_>>()
-                .join(" UNION ALL ");
-            match crate::parse(&select).map(|mut v| v.pop()) {
-                Ok(Some(Statement::Query(parsed))) => q.body = parsed.body,
-                Ok(_) => {
-                    self.error = Some(TemporaError::internal("VALUES rows did not parse"));
-                    return std::ops::ControlFlow::Break(());
+                .collect();
+            match union_of_rows(&rows) {
+                Ok(parsed) => {
+                    q.body = parsed.body;
+                    std::ops::ControlFlow::Continue(())
                 }
                 Err(e) => {
                     self.error = Some(e);
-                    return std::ops::ControlFlow::Break(());
+                    std::ops::ControlFlow::Break(())
                 }
             }
-            std::ops::ControlFlow::Continue(())
         }
     }
     let Some(source) = insert.source.as_mut() else {

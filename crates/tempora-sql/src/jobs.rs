@@ -325,11 +325,13 @@ async fn policy_from_config(
             )));
         }
     }
-    let temporal = match job.kind {
-        JobKind::Refresh { .. } => {
-            tempora_query::caggs::raw_time_type(state, refreshed_cagg(state, job)?)?.is_temporal()
-        }
-        _ => is_temporal(table),
+    let cagg = match job.kind {
+        JobKind::Refresh { .. } => Some(refreshed_cagg(state, job)?),
+        _ => None,
+    };
+    let temporal = match cagg {
+        Some(cagg) => tempora_query::caggs::raw_time_type(state, cagg)?.is_temporal(),
+        None => is_temporal(table),
     };
     // Creation-time cutoffs are intervals whatever the time column's type.
     let interval = |key: &'static str| {
@@ -364,12 +366,9 @@ async fn policy_from_config(
         JobKind::Refresh { .. } => {
             let start_offset = interval(keys[0]).await?;
             let end_offset = interval(keys[1]).await?;
-            check_refresh_window(
-                state,
-                refreshed_cagg(state, job)?,
-                &start_offset,
-                &end_offset,
-            )?;
+            let cagg =
+                cagg.ok_or_else(|| TemporaError::internal("refresh job without aggregate"))?;
+            check_refresh_window(state, cagg, &start_offset, &end_offset)?;
             JobKind::Refresh {
                 start_offset,
                 end_offset,
@@ -1128,17 +1127,12 @@ impl JobCall {
             job.timezone = Some(tz);
         }
         if let Some(config) = args.get("config") {
-            let text = match config {
-                ScalarValue::Utf8(Some(s))
-                | ScalarValue::Utf8View(Some(s))
-                | ScalarValue::LargeUtf8(Some(s)) => s.clone(),
-                other => {
-                    return Err(TemporaError::new(
-                        SqlState::DATATYPE_MISMATCH,
-                        format!("config must be jsonb, not {}", other.data_type()),
-                    ))
-                }
-            };
+            let text = args.text("config").ok_or_else(|| {
+                TemporaError::new(
+                    SqlState::DATATYPE_MISMATCH,
+                    format!("config must be jsonb, not {}", config.data_type()),
+                )
+            })?;
             let state = engine.catalog().snapshot();
             job.kind = policy_from_config(session, &state, &job, &text).await?;
         }

@@ -920,9 +920,7 @@ impl SqlSession {
             return Ok(None);
         }
         if !allowed || !self.tx_catalog.in_scope() {
-            return Err(TemporaError::not_supported(format!(
-                "{what} inside a transaction block"
-            )));
+            self.reject_write_in_block(what)?;
         }
         Ok(Some(if files {
             self.tx_catalog.capture_data()
