@@ -19,6 +19,7 @@ mod cli;
 mod compression;
 mod copy;
 mod crash;
+mod databases;
 mod drivers;
 mod explain;
 mod faults;

@@ -196,7 +196,12 @@ impl TestServer {
 
     /// Connects with tokio-postgres; the connection task is spawned.
     pub async fn try_connect(&self) -> Result<Client, tokio_postgres::Error> {
-        let (client, connection) = self.config().connect(NoTls).await?;
+        self.try_connect_to("postgres").await
+    }
+
+    /// Connects to database `dbname` with tokio-postgres.
+    pub async fn try_connect_to(&self, dbname: &str) -> Result<Client, tokio_postgres::Error> {
+        let (client, connection) = self.config().dbname(dbname).connect(NoTls).await?;
         tokio::spawn(async move {
             // Errors here surface on the client side as closed-connection errors.
             let _ = connection.await;

@@ -855,6 +855,11 @@ pub enum CatalogOp {
     DropRole {
         oid: u32,
     },
+    /// A database created (`CREATE DATABASE`), or changed (same oid).
+    PutDatabase(DatabaseDef),
+    DropDatabase {
+        oid: u32,
+    },
 }
 
 /// The time range of a dropped chunk whose rows older WAL records may still
@@ -904,6 +909,35 @@ pub struct CatalogState {
     /// directory is first opened), by oid.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub roles: BTreeMap<u32, RoleDef>,
+    /// Databases made by `CREATE DATABASE`, by oid (the first database,
+    /// `postgres`, is implicit). Like roles they belong to the whole server:
+    /// the first database's catalog holds them and every other database's
+    /// catalog keeps a copy.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub databases: BTreeMap<u32, DatabaseDef>,
+}
+
+/// The name of the database every server has, made with its data directory.
+pub const FIRST_DATABASE: &str = "postgres";
+
+/// `pg_database.oid` of [`FIRST_DATABASE`], as PostgreSQL numbers it.
+pub const FIRST_DATABASE_OID: u32 = 5;
+
+/// A database made by `CREATE DATABASE`: its own catalog, WAL and files
+/// live under `databases/<oid>/` of the data directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseDef {
+    pub oid: u32,
+    pub name: String,
+    /// The owning role's oid.
+    pub owner: u32,
+    /// -1: no limit.
+    pub connection_limit: i32,
+    pub allow_connections: bool,
+    /// The locale names given at creation (`LC_COLLATE`, `LC_CTYPE`);
+    /// text compares byte-wise whatever they say.
+    pub collate: String,
+    pub ctype: String,
 }
 
 /// The schema every database starts with.
@@ -1213,6 +1247,7 @@ impl Default for CatalogState {
             sequences: BTreeMap::new(),
             schemas: Vec::new(),
             roles: BTreeMap::new(),
+            databases: BTreeMap::new(),
         }
     }
 }
@@ -1221,6 +1256,11 @@ impl CatalogState {
     /// Looks a role up by name.
     pub fn role(&self, name: &str) -> Option<&RoleDef> {
         self.roles.values().find(|r| r.name == name)
+    }
+
+    /// Looks a database made by `CREATE DATABASE` up by name.
+    pub fn database(&self, name: &str) -> Option<&DatabaseDef> {
+        self.databases.values().find(|d| d.name == name)
     }
 
     /// Looks a table up by schema and name.
@@ -1494,6 +1534,13 @@ impl CatalogState {
             }
             CatalogOp::DropRole { oid } => {
                 self.roles.remove(oid);
+            }
+            CatalogOp::PutDatabase(db) => {
+                self.next_oid = self.next_oid.max(db.oid + 1);
+                self.databases.insert(db.oid, db.clone());
+            }
+            CatalogOp::DropDatabase { oid } => {
+                self.databases.remove(oid);
             }
         }
         Ok(())

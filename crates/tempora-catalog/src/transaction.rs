@@ -272,7 +272,9 @@ pub(crate) fn is_definition(op: &CatalogOp) -> bool {
         | CatalogOp::DropView { .. }
         | CatalogOp::CreateExtension { .. }
         | CatalogOp::PutRole(_)
-        | CatalogOp::DropRole { .. } => true,
+        | CatalogOp::DropRole { .. }
+        | CatalogOp::PutDatabase(_)
+        | CatalogOp::DropDatabase { .. } => true,
         CatalogOp::CreateChunk { .. }
         | CatalogOp::AddFiles { .. }
         | CatalogOp::RemoveFiles { .. }

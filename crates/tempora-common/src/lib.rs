@@ -46,6 +46,8 @@ impl SqlState {
     pub const INVALID_SQL_STATEMENT_NAME: SqlState = SqlState("26000");
     pub const DUPLICATE_PREPARED_STATEMENT: SqlState = SqlState("42P05");
     pub const INVALID_CATALOG_NAME: SqlState = SqlState("3D000");
+    pub const DUPLICATE_DATABASE: SqlState = SqlState("42P04");
+    pub const TOO_MANY_CONNECTIONS: SqlState = SqlState("53300");
     pub const INVALID_SCHEMA_NAME: SqlState = SqlState("3F000");
     pub const SYNTAX_ERROR: SqlState = SqlState("42601");
     pub const UNDEFINED_COLUMN: SqlState = SqlState("42703");

@@ -49,7 +49,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use tempora_common::{SqlState, TemporaError};
 use tempora_sql::{CopyEncoder, CopyIn, Notice, Outcome, Prepared, SqlSession, TxState};
-use tempora_storage::Engine;
+use tempora_storage::Cluster;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
@@ -82,7 +82,8 @@ pub struct Connection {
     parser: Arc<StatementParser>,
     manager: Arc<ConnectionManager>,
     cancel: Arc<DefaultCancelHandler>,
-    engine: Arc<Engine>,
+    /// The server's databases; the first one's catalog holds the roles.
+    cluster: Arc<Cluster>,
     security: Arc<Security>,
     login: Arc<Mutex<auth::Login>>,
     /// The session's transaction block catalog changes: the connection runs
@@ -580,7 +581,7 @@ impl StartupHandler for Connection {
                             "no PostgreSQL user name specified in startup packet",
                         )
                     })?;
-                let catalog = self.engine.catalog().snapshot();
+                let catalog = self.cluster.main().catalog().snapshot();
                 let role = catalog.role(&user);
                 if self.security.trust_loopback && client.socket_addr().ip().is_loopback() {
                     return self.accept(client, &user).await;
@@ -678,7 +679,7 @@ impl Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let catalog = self.engine.catalog().snapshot();
+        let catalog = self.cluster.main().catalog().snapshot();
         let expired = catalog
             .role(user)
             .and_then(|r| r.valid_until)
@@ -699,7 +700,7 @@ impl Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let catalog = self.engine.catalog().snapshot();
+        let catalog = self.cluster.main().catalog().snapshot();
         let Some(role) = catalog.role(user) else {
             return Err(auth::fatal(
                 SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
@@ -713,20 +714,23 @@ impl Connection {
             ));
         }
         let meta = client.metadata().clone();
-        if let Some(db) = meta.get(pgwire::api::METADATA_DATABASE) {
-            if db != tempora_query::DATABASE {
-                let mut info = ErrorInfo::new(
-                    "FATAL".into(),
-                    SqlState::INVALID_CATALOG_NAME.code().into(),
-                    format!("database \"{db}\" does not exist"),
-                );
-                info.hint = Some("Tempora serves one database, \"postgres\".".into());
-                return Err(PgWireError::UserError(Box::new(info)));
-            }
-        }
+        // As libpq, a client that names no database asks for the user's.
+        let database = meta
+            .get(pgwire::api::METADATA_DATABASE)
+            .map_or(user, String::as_str);
+        let (engine, guard) = self.cluster.connect(database).map_err(|e| {
+            let mut info = error_info(&e);
+            info.severity = "FATAL".into();
+            PgWireError::UserError(Box::new(info))
+        })?;
         let slot = self.security.admit(role)?;
         client.session_extensions().insert(slot);
         let mut session = self.session.lock().await;
+        if !Arc::ptr_eq(&engine, session.engine()) {
+            *session =
+                SqlSession::with_tx_catalog(engine, self.tx_catalog.clone()).map_err(wire_error)?;
+        }
+        session.join(self.cluster.clone(), guard);
         session.log_in(role);
         for (k, v) in &meta {
             let name = match k.as_str() {
@@ -835,11 +839,12 @@ impl Connection {
     }
 
     pub fn new(
-        engine: Arc<Engine>,
+        cluster: Arc<Cluster>,
         manager: Arc<ConnectionManager>,
         security: Arc<Security>,
     ) -> Result<Self, TemporaError> {
-        let session = SqlSession::new(engine.clone())?;
+        // Until the client logs in, a session of the first database.
+        let session = SqlSession::new(cluster.main().clone())?;
         let tx_catalog = session.tx_catalog();
         let session = Arc::new(Mutex::new(session));
         Ok(Self {
@@ -852,7 +857,7 @@ impl Connection {
             copy: Arc::new(Mutex::new(None)),
             cancel: Arc::new(DefaultCancelHandler::new(manager.clone())),
             manager,
-            engine,
+            cluster,
             security,
             login: Default::default(),
         })
@@ -865,7 +870,7 @@ impl Connection {
             parser: self.parser.clone(),
             manager: self.manager.clone(),
             cancel: self.cancel.clone(),
-            engine: self.engine.clone(),
+            cluster: self.cluster.clone(),
             security: self.security.clone(),
             login: self.login.clone(),
             tx_catalog: self.tx_catalog.clone(),
@@ -876,7 +881,7 @@ impl Connection {
 /// Accepts connections until `shutdown` turns true; one task per client.
 pub async fn serve(
     listener: TcpListener,
-    engine: Arc<Engine>,
+    cluster: Arc<Cluster>,
     security: Arc<Security>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -894,12 +899,12 @@ pub async fn serve(
             _ = shutdown.changed() => return Ok(()),
         };
         let _ = socket.set_nodelay(true);
-        let engine = engine.clone();
+        let cluster = cluster.clone();
         let manager = manager.clone();
         let security = security.clone();
         tokio::spawn(async move {
             let tls = security.tls.clone();
-            let conn = match Connection::new(engine, manager, security) {
+            let conn = match Connection::new(cluster, manager, security) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "could not set up a session");

@@ -275,6 +275,8 @@ pub(crate) trait RelationSource: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct InformationSchemaViews {
     pub(crate) source: Option<Weak<dyn RelationSource>>,
+    /// The session's database (`table_catalog`).
+    pub(crate) database: String,
 }
 
 impl InformationSchemaViews {
@@ -283,7 +285,7 @@ impl InformationSchemaViews {
             return Ok(vec![]);
         };
         let (state, system, user) = source.with_snapshot(name == "columns").await?;
-        let db = crate::session::DATABASE;
+        let db = self.database.as_str();
         let relations: Vec<Relation> = system
             .iter()
             .map(SystemRelation::relation)

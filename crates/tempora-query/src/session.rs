@@ -24,7 +24,8 @@ use crate::chunks::ChunkSelection;
 use crate::provider::{TemporaTable, STORE_URL};
 
 /// The one database every connection sees, as PostgreSQL names it.
-pub const DATABASE: &str = "postgres";
+/// The first database (the name of the others is their engine's).
+pub const DATABASE: &str = tempora_catalog::FIRST_DATABASE;
 /// The default schema.
 pub const PUBLIC: &str = "public";
 
@@ -191,7 +192,10 @@ impl PgCatalogOverlay {
     fn system_schemas(&self) -> Vec<(&'static str, Arc<dyn SchemaProvider>)> {
         // Listing needs only its views' columns.
         let info: Arc<dyn SchemaProvider> =
-            Arc::new(crate::information_schema::InformationSchemaViews { source: None });
+            Arc::new(crate::information_schema::InformationSchemaViews {
+                source: None,
+                database: self.engine.options().database.clone(),
+            });
         vec![
             ("pg_catalog", self.inner.clone()),
             ("information_schema", info),
@@ -424,6 +428,9 @@ impl SchemaProvider for PgCatalogOverlay {
         if name.eq_ignore_ascii_case("pg_extension") {
             return pg_extension(&self.engine.catalog().snapshot()).map(Some);
         }
+        if name.eq_ignore_ascii_case("pg_database") {
+            return pg_database(&self.engine.catalog().snapshot()).map(Some);
+        }
         if name.eq_ignore_ascii_case("pg_prepared_statements") {
             return self.prepared_statements().map(Some);
         }
@@ -442,6 +449,82 @@ impl SchemaProvider for PgCatalogOverlay {
     fn table_exist(&self, name: &str) -> bool {
         self.inner.table_exist(name)
     }
+}
+
+/// `pg_database`: the first database and those `CREATE DATABASE` made
+/// (every catalog keeps a copy of the list).
+fn pg_database(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
+    use datafusion::arrow::array::ListArray;
+    use datafusion::arrow::datatypes::Int32Type;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("oid", DataType::Int32, false),
+        Field::new("datname", DataType::Utf8, false),
+        Field::new("datdba", DataType::Int32, false),
+        Field::new("encoding", DataType::Int32, false),
+        Field::new("datlocprovider", DataType::Utf8, false),
+        Field::new("datcollate", DataType::Utf8, false),
+        Field::new("datctype", DataType::Utf8, false),
+        Field::new("datistemplate", DataType::Boolean, false),
+        Field::new("datallowconn", DataType::Boolean, false),
+        Field::new("datconnlimit", DataType::Int32, false),
+        Field::new("datlastsysoid", DataType::Int32, false),
+        Field::new("datfrozenxid", DataType::Int32, false),
+        Field::new("datminmxid", DataType::Int32, false),
+        Field::new("dattablespace", DataType::Int32, false),
+        Field::new("daticulocale", DataType::Utf8, true),
+        Field::new("daticurules", DataType::Utf8, true),
+        Field::new(
+            "datacl",
+            DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+            true,
+        ),
+    ]));
+    let first = tempora_catalog::DatabaseDef {
+        oid: tempora_catalog::FIRST_DATABASE_OID,
+        name: tempora_catalog::FIRST_DATABASE.into(),
+        owner: tempora_catalog::BOOTSTRAP_SUPERUSER_OID,
+        connection_limit: -1,
+        allow_connections: true,
+        collate: crate::DEFAULT_LOCALE.into(),
+        ctype: crate::DEFAULT_LOCALE.into(),
+    };
+    let dbs: Vec<&tempora_catalog::DatabaseDef> = std::iter::once(&first)
+        .chain(state.databases.values())
+        .collect();
+    let n = dbs.len();
+    let int = |f: &dyn Fn(&tempora_catalog::DatabaseDef) -> i32| -> ArrayRef {
+        Arc::new(Int32Array::from_iter_values(dbs.iter().map(|d| f(d))))
+    };
+    let text = |f: &dyn Fn(&tempora_catalog::DatabaseDef) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(dbs.iter().map(|d| f(d))))
+    };
+    let cols: Vec<ArrayRef> = vec![
+        int(&|d| d.oid as i32),
+        text(&|d| &d.name),
+        int(&|d| d.owner as i32),
+        // UTF8
+        int(&|_| 6),
+        text(&|_| "c"),
+        text(&|d| &d.collate),
+        text(&|d| &d.ctype),
+        Arc::new(BooleanArray::from(vec![false; n])),
+        Arc::new(BooleanArray::from_iter(
+            dbs.iter().map(|d| Some(d.allow_connections)),
+        )),
+        int(&|d| d.connection_limit),
+        int(&|_| 16383),
+        int(&|_| 716),
+        int(&|_| 1),
+        // pg_default
+        int(&|_| 1663),
+        Arc::new(StringArray::from(vec![None::<&str>; n])),
+        Arc::new(StringArray::from(vec![None::<&str>; n])),
+        Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(
+            (0..n).map(|_| None::<Vec<Option<i32>>>),
+        )),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), cols)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
 fn pg_extension(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
@@ -677,12 +760,21 @@ impl TableFunctionImpl for ShowChunks {
 
 /// Builds the DataFusion session of one connection.
 pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, TemporaError> {
+    session_context_with(engine, Arc::new(tempora_catalog::TxCatalog::default()))
+}
+
+/// [`new_session_context`] with the transaction block state of a connection
+/// that already runs in its scope.
+pub fn session_context_with(
+    engine: Arc<Engine>,
+    tx_catalog: Arc<tempora_catalog::TxCatalog>,
+) -> Result<SessionContext, TemporaError> {
     let notices = Arc::new(crate::compression::SessionNotices::default());
-    let tx_catalog = Arc::new(tempora_catalog::TxCatalog::default());
     let variables = Arc::new(crate::variables::SessionVariables::default());
     let prepared = Arc::new(crate::variables::SessionPrepared::default());
+    let database = engine.options().database.clone();
     let mut config = SessionConfig::new()
-        .with_default_catalog_and_schema(DATABASE, PUBLIC)
+        .with_default_catalog_and_schema(&database, PUBLIC)
         .with_create_default_catalog_and_schema(false)
         // Tempora's own information_schema (PostgreSQL's types and layout)
         // is registered below.
@@ -719,7 +811,7 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
         state: weak.clone(),
     });
     ctx.register_catalog(
-        DATABASE,
+        &database,
         Arc::new(TemporaCatalog {
             engine: engine.clone(),
             state: weak,
@@ -791,10 +883,10 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
             engine: engine.clone(),
         }),
     );
-    datafusion_pg_catalog::pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
+    datafusion_pg_catalog::pg_catalog::setup_pg_catalog(&ctx, &database, EmptyContextProvider)
         .map_err(|e| TemporaError::from_datafusion(*e))?;
     let catalog = ctx
-        .catalog(DATABASE)
+        .catalog(&database)
         .ok_or_else(|| TemporaError::internal("database catalog missing"))?;
     catalog
         .register_schema(
@@ -821,6 +913,7 @@ pub fn new_session_context(engine: Arc<Engine>) -> Result<SessionContext, Tempor
                 crate::information_schema::SCHEMA,
                 Arc::new(crate::information_schema::InformationSchemaViews {
                     source: Some(Arc::downgrade(&source)),
+                    database: database.clone(),
                 }),
             )
             .map_err(TemporaError::from_datafusion)?;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Parser;
-use tempora_storage::{Engine, EngineOptions};
+use tempora_storage::{Cluster, Engine, EngineOptions};
 use tracing_subscriber::EnvFilter;
 
 /// Tempora: a time-series SQL database that speaks PostgreSQL and TimescaleDB's SQL.
@@ -129,13 +129,24 @@ async fn security(args: &Args, engine: &Engine) -> Result<Arc<tempora_pgwire::Se
 async fn run(args: Args) -> Result<(), String> {
     let mut options = EngineOptions::new(&args.data_dir);
     options.sync_commit = !args.async_commit;
-    let engine: Arc<Engine> = Engine::open(options).await.map_err(|e| {
+    let cluster = Cluster::open(
+        options,
+        Box::new(|engine: &Arc<Engine>| {
+            engine.set_job_runner(Arc::new(tempora_sql::Refresher::new(engine)));
+        }),
+    )
+    .await
+    .map_err(|e| {
         format!(
             "could not open data directory {}: {e}",
             args.data_dir.display()
         )
     })?;
-    let security = security(&args, &engine).await?;
+    let security = security(&args, cluster.main()).await?;
+    cluster
+        .sync_shared()
+        .await
+        .map_err(|e| format!("could not copy the roles to every database: {e}"))?;
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -147,13 +158,9 @@ async fn run(args: Args) -> Result<(), String> {
         env!("CARGO_PKG_VERSION")
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let flusher = tokio::spawn(engine.clone().run_flusher(stop_rx.clone()));
-    let compactor = tokio::spawn(engine.clone().run_compactor(stop_rx.clone()));
-    engine.set_job_runner(Arc::new(tempora_sql::Refresher::new(engine.clone())));
-    let scheduler = tokio::spawn(engine.clone().run_scheduler(stop_rx.clone()));
     let server = tokio::spawn(tempora_pgwire::serve(
         listener,
-        engine.clone(),
+        cluster.clone(),
         security,
         stop_rx,
     ));
@@ -161,11 +168,7 @@ async fn run(args: Args) -> Result<(), String> {
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = server.await;
-    let _ = flusher.await;
-    let _ = scheduler.await;
-    // A merge cut short leaves only an unlisted file, removed at the next start.
-    compactor.abort();
-    engine
+    cluster
         .close()
         .await
         .map_err(|e| format!("flush at shutdown failed: {e}"))?;

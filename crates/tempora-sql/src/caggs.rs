@@ -1584,12 +1584,15 @@ pub(crate) fn chunk_cascade_notice(
 
 /// Runs refresh policies for the scheduler: each run in a session of its own.
 pub struct Refresher {
-    engine: std::sync::Arc<tempora_storage::Engine>,
+    /// Weak: the engine holds its runner.
+    engine: std::sync::Weak<tempora_storage::Engine>,
 }
 
 impl Refresher {
-    pub fn new(engine: std::sync::Arc<tempora_storage::Engine>) -> Self {
-        Self { engine }
+    pub fn new(engine: &std::sync::Arc<tempora_storage::Engine>) -> Self {
+        Self {
+            engine: std::sync::Arc::downgrade(engine),
+        }
     }
 }
 
@@ -1600,8 +1603,9 @@ impl tempora_storage::jobs::JobRunner for Refresher {
         start: Option<i64>,
         end: Option<i64>,
     ) -> futures::future::BoxFuture<'static, Result<()>> {
-        let engine = self.engine.clone();
+        let engine = self.engine.upgrade();
         Box::pin(async move {
+            let engine = engine.ok_or_else(|| TemporaError::internal("the database is closed"))?;
             let session = SqlSession::new(engine)?;
             refresh(&session, view_oid, start, end, &mut Vec::new(), false).await
         })

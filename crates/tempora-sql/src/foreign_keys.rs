@@ -393,7 +393,7 @@ async fn referencing_row(
             .unwrap_or(lit(false))
     };
     let reference = datafusion::common::TableReference::full(
-        tempora_query::DATABASE,
+        session.database(),
         referencing.schema.clone(),
         referencing.name.clone(),
     );

@@ -24,6 +24,7 @@ mod compression;
 mod copy;
 mod copy_options;
 mod cursors;
+mod databases;
 mod ddl;
 mod dml;
 mod explain;
@@ -43,6 +44,7 @@ mod search_path;
 mod sequences;
 mod session_cmds;
 mod sql_prepare;
+mod tokens;
 mod upsert;
 mod views;
 
@@ -61,7 +63,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use tempora_common::{Result, SqlState, TemporaError};
-use tempora_storage::Engine;
+use tempora_storage::{DatabaseGuard, Engine};
 
 pub use caggs::Refresher;
 pub use copy::CopyIn;
@@ -214,6 +216,8 @@ pub enum Kind {
     MatView(Box<matviews::MatViewCommand>),
     /// ANALYZE / VACUUM.
     Maintenance(Box<Statement>),
+    /// CREATE / DROP / ALTER DATABASE.
+    Database(Box<databases::DatabaseCommand>),
     /// SELECT set_config(name, value, is_local).
     SetConfig(Vec<SqlExpr>),
     /// DECLARE / FETCH / CLOSE.
@@ -255,6 +259,11 @@ pub struct SqlSession {
     savepoints: Vec<(String, usize, usize)>,
     /// Open cursors (DECLARE).
     cursors: Vec<cursors::Cursor>,
+    /// The server's databases (None for a session of one engine alone,
+    /// such as a job's).
+    cluster: Option<Arc<tempora_storage::Cluster>>,
+    /// Keeps the session's database from being dropped.
+    _connected: Option<DatabaseGuard>,
 }
 
 /// Converts a sqlparser error into PostgreSQL's 42601 with a position.
@@ -334,6 +343,8 @@ pub enum ParsedStatement {
     Sequence(Box<sequences::SequenceCommand>),
     /// `REFRESH MATERIALIZED VIEW`, `CREATE MATERIALIZED VIEW ... WITH [NO] DATA`.
     MatView(Box<matviews::MatViewCommand>),
+    /// `CREATE DATABASE` / `DROP DATABASE` / `ALTER DATABASE`.
+    Database(Box<databases::DatabaseCommand>),
 }
 
 impl From<Statement> for ParsedStatement {
@@ -445,6 +456,9 @@ pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
     if let Some(command) = matviews::parse(sql) {
         return Ok(vec![ParsedStatement::MatView(Box::new(command?))]);
     }
+    if let Some(command) = databases::parse(sql) {
+        return Ok(vec![ParsedStatement::Database(Box::new(command?))]);
+    }
     if let Some(plain) = plain_vacuum(sql) {
         return parse_query(&plain);
     }
@@ -456,6 +470,7 @@ pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
         || lower.contains("tsdb.")
         || lower.contains("sequence")
         || lower.contains("materialized")
+        || lower.contains("database")
     {
         if let Some(parts) = split_statements(sql) {
             let special = |p: &str| {
@@ -464,6 +479,7 @@ pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
                     || caggs::parse_create(p).is_some()
                     || sequences::parse(p).is_some()
                     || matviews::parse(p).is_some()
+                    || databases::parse(p).is_some()
             };
             if parts.len() > 1 && parts.iter().any(|p| special(p)) {
                 let mut out = Vec::new();
@@ -768,7 +784,16 @@ fn find_command_call(stmt: &Statement) -> Option<CommandCall> {
 
 impl SqlSession {
     pub fn new(engine: Arc<Engine>) -> Result<Self> {
-        let ctx = tempora_query::new_session_context(engine.clone())?;
+        Self::with_tx_catalog(engine, Default::default())
+    }
+
+    /// A session of `engine` whose transaction block state is `tx_catalog`
+    /// (that of the connection it serves, which runs in its scope).
+    pub fn with_tx_catalog(
+        engine: Arc<Engine>,
+        tx_catalog: Arc<tempora_catalog::TxCatalog>,
+    ) -> Result<Self> {
+        let ctx = tempora_query::session_context_with(engine.clone(), tx_catalog)?;
         let tx_writes = ctx
             .state()
             .config()
@@ -795,11 +820,46 @@ impl SqlSession {
             held_files: Vec::new(),
             savepoints: Vec::new(),
             cursors: Vec::new(),
+            cluster: None,
+            _connected: None,
         })
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// Makes the session one of `cluster`'s, connected to the database
+    /// `guard` holds (its engine is the session's).
+    pub fn join(&mut self, cluster: Arc<tempora_storage::Cluster>, guard: DatabaseGuard) {
+        self.cluster = Some(cluster);
+        self._connected = Some(guard);
+    }
+
+    /// The server's databases, for a session that belongs to a server.
+    pub fn cluster(&self) -> Option<&Arc<tempora_storage::Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// The name of the session's database (`current_database()`).
+    pub fn database(&self) -> &str {
+        &self.engine.options().database
+    }
+
+    /// The catalog holding the server's roles and databases: the first
+    /// database's.
+    pub fn shared_catalog(&self) -> &Arc<tempora_catalog::Catalog> {
+        self.cluster
+            .as_ref()
+            .map_or(self.engine.catalog(), |c| c.main().catalog())
+    }
+
+    /// Copies changed roles and databases to every database's catalog.
+    pub async fn sync_shared(&self) -> Result<()> {
+        match &self.cluster {
+            Some(c) => c.sync_shared().await,
+            None => Ok(()),
+        }
     }
 
     /// The role the session is logged in as (`session_user`).
@@ -1037,6 +1097,7 @@ impl SqlSession {
             }
             ParsedStatement::Sequence(c) => return Ok(prepared(Kind::Sequence(c), vec![], None)),
             ParsedStatement::MatView(c) => return Ok(prepared(Kind::MatView(c), vec![], None)),
+            ParsedStatement::Database(c) => return Ok(prepared(Kind::Database(c), vec![], None)),
         };
         let path = tempora_query::variables::parse_search_path(
             self.settings.get("search_path").unwrap_or("public"),
@@ -1510,6 +1571,7 @@ impl SqlSession {
                 self.reject_write_in_block(c.tag())?;
                 c.execute(self).await
             }
+            Kind::Database(c) => databases::execute(self, c).await,
             Kind::MatView(c) => {
                 self.reject_write_in_block(c.tag())?;
                 c.execute(self).await

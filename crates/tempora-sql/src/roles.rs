@@ -385,8 +385,7 @@ async fn create(session: &SqlSession, c: &CreateRole) -> Result<(Outcome, Vec<No
     let changes = Changes::from_create(session, c)?;
     let mut notices = vec![];
     session
-        .engine()
-        .catalog()
+        .shared_catalog()
         .commit(|state| {
             notices.clear();
             let me = current(session, state);
@@ -428,6 +427,7 @@ async fn create(session: &SqlSession, c: &CreateRole) -> Result<(Outcome, Vec<No
             Ok(ops)
         })
         .await?;
+    session.sync_shared().await?;
     Ok((Outcome::Command("CREATE ROLE".into()), notices))
 }
 
@@ -455,8 +455,7 @@ async fn alter(
     };
     let mut notices = vec![];
     session
-        .engine()
-        .catalog()
+        .shared_catalog()
         .commit(|state| {
             notices.clear();
             let target = state.role(name).ok_or_else(|| no_role(name))?;
@@ -490,6 +489,7 @@ async fn alter(
             Ok(vec![CatalogOp::PutRole(role)])
         })
         .await?;
+    session.sync_shared().await?;
     Ok((Outcome::Command("ALTER ROLE".into()), notices))
 }
 
@@ -502,8 +502,7 @@ async fn rename(session: &SqlSession, from: &str, to: &str) -> Result<(Outcome, 
     check_reserved(to)?;
     let mut notices = vec![];
     session
-        .engine()
-        .catalog()
+        .shared_catalog()
         .commit(|state| {
             notices.clear();
             let target = state.role(from).ok_or_else(|| no_role(from))?;
@@ -539,6 +538,7 @@ async fn rename(session: &SqlSession, from: &str, to: &str) -> Result<(Outcome, 
             Ok(vec![CatalogOp::PutRole(role)])
         })
         .await?;
+    session.sync_shared().await?;
     Ok((Outcome::Command("ALTER ROLE".into()), notices))
 }
 
@@ -550,8 +550,7 @@ async fn drop_roles(
     let names = names.iter().map(role_name).collect::<Result<Vec<_>>>()?;
     let mut notices = vec![];
     session
-        .engine()
-        .catalog()
+        .shared_catalog()
         .commit(|state| {
             notices.clear();
             let me = current(session, state);
@@ -588,11 +587,21 @@ async fn drop_roles(
                 if target.superuser && !superuser {
                     return Err(denied("must be superuser to drop superusers"));
                 }
+                if let Some(db) = state.databases.values().find(|d| d.owner == target.oid) {
+                    return Err(TemporaError::new(
+                        SqlState::DEPENDENT_OBJECTS_STILL_EXIST,
+                        format!(
+                            "role \"{name}\" cannot be dropped because some objects depend on it"
+                        ),
+                    )
+                    .with_detail(format!("owner of database {}", db.name)));
+                }
                 ops.push(CatalogOp::DropRole { oid: target.oid });
             }
             Ok(ops)
         })
         .await?;
+    session.sync_shared().await?;
     Ok((Outcome::Command("DROP ROLE".into()), notices))
 }
 

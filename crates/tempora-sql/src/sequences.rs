@@ -8,6 +8,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use tempora_catalog::{CatalogOp, CatalogState, PgType, SequenceDef};
 use tempora_common::{Result, SqlState, TemporaError};
 
+use crate::tokens::Cursor;
 use crate::{Notice, Outcome, SqlSession};
 
 /// A parsed CREATE or ALTER SEQUENCE.
@@ -43,117 +44,13 @@ struct Options {
     owned_by: Option<Option<ObjectName>>,
 }
 
-/// The tokens of a statement without whitespace, each with its byte offset.
-struct Cursor<'a> {
-    sql: &'a str,
-    tokens: Vec<(Token, usize)>,
-    at: usize,
-}
-
-impl Cursor<'_> {
-    fn peek(&self) -> Option<&Token> {
-        self.tokens.get(self.at).map(|(t, _)| t)
-    }
-
-    fn word(&self) -> Option<String> {
-        match self.peek()? {
-            Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_lowercase()),
-            _ => None,
-        }
-    }
-
-    fn eat(&mut self, word: &str) -> bool {
-        let ok = self.word().as_deref() == Some(word);
-        if ok {
-            self.at += 1;
-        }
-        ok
-    }
-
-    /// PostgreSQL's syntax error at the current token.
-    fn error(&self) -> TemporaError {
-        match self.tokens.get(self.at) {
-            Some((t, offset)) => TemporaError::syntax(format!("syntax error at or near \"{t}\""))
-                .with_position(self.sql[..*offset].chars().count() + 1),
-            None => TemporaError::syntax("syntax error at end of input")
-                .with_position(self.sql.trim_end().chars().count() + 1),
-        }
-    }
-
-    fn expect(&mut self, word: &str) -> Result<()> {
-        if self.eat(word) {
-            Ok(())
-        } else {
-            Err(self.error())
-        }
-    }
-
-    /// A dotted name: `s`, `public.s`, `"S"`.
-    fn name(&mut self) -> Result<ObjectName> {
-        let mut parts = vec![];
-        loop {
-            match self.peek() {
-                Some(Token::Word(w)) => {
-                    parts.push(datafusion::sql::sqlparser::ast::Ident {
-                        value: w.value.clone(),
-                        quote_style: w.quote_style,
-                        span: datafusion::sql::sqlparser::tokenizer::Span::empty(),
-                    });
-                    self.at += 1;
-                }
-                _ => return Err(self.error()),
-            }
-            if self.peek() == Some(&Token::Period) {
-                self.at += 1;
-            } else {
-                return Ok(ObjectName::from(parts));
-            }
-        }
-    }
-
-    /// A signed integer.
-    fn number(&mut self) -> Result<i64> {
-        let negative = match self.peek() {
-            Some(Token::Minus) => {
-                self.at += 1;
-                true
-            }
-            Some(Token::Plus) => {
-                self.at += 1;
-                false
-            }
-            _ => false,
-        };
-        let Some(Token::Number(digits, _)) = self.peek() else {
-            return Err(self.error());
-        };
-        let text = if negative {
-            format!("-{digits}")
-        } else {
-            digits.clone()
-        };
-        let value = text.parse::<i64>().map_err(|_| {
-            TemporaError::new(
-                SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
-                format!("value \"{text}\" is out of range for type bigint"),
-            )
-        })?;
-        self.at += 1;
-        Ok(value)
-    }
-}
-
 /// Reads `CREATE SEQUENCE` or `ALTER SEQUENCE`; None for any other text.
 pub fn parse(sql: &str) -> Option<Result<SequenceCommand>> {
     let head = sql.trim_start().get(..6)?;
     if !head.eq_ignore_ascii_case("create") && !head.eq_ignore_ascii_case("alter ") {
         return None;
     }
-    let tokens: Vec<(Token, usize)> = crate::located_tokens(sql)?
-        .into_iter()
-        .filter(|(t, _)| !matches!(t, Token::Whitespace(_)))
-        .collect();
-    let mut c = Cursor { sql, tokens, at: 0 };
+    let mut c = Cursor::new(sql)?;
     let create = c.eat("create");
     if !create && !c.eat("alter") {
         return None;
@@ -225,9 +122,8 @@ fn parse_rest(c: &mut Cursor, create: bool) -> Result<SequenceCommand> {
 fn read_options(c: &mut Cursor, create: bool, o: &mut Options) -> Result<()> {
     fn set<T>(slot: &mut Option<T>, value: T, c: &Cursor, at: usize) -> Result<()> {
         if slot.is_some() {
-            let offset = c.tokens[at].1;
             return Err(TemporaError::syntax("conflicting or redundant options")
-                .with_position(c.sql[..offset].chars().count() + 1));
+                .with_position(c.position_of(at)));
         }
         *slot = Some(value);
         Ok(())

@@ -17,6 +17,7 @@
 // large Err is the price of one error type across layers, paid only on failure.
 #![allow(clippy::result_large_err)]
 
+pub mod cluster;
 pub mod columns;
 pub mod compaction;
 mod compression;
@@ -45,6 +46,7 @@ use parking_lot::RwLock;
 use tempora_catalog::{chunk_range, Catalog, CatalogOp, CatalogState, ChunkDef, FileDef, TableDef};
 use tempora_common::{Result, SqlState, TemporaError};
 
+pub use cluster::{Cluster, DatabaseGuard};
 pub use compression::{fully_compressed, not_enabled};
 pub use gc::{FileGc, ReadPin};
 pub use memtable::{split_by_chunk, MemRows, Memtables};
@@ -58,6 +60,8 @@ use wal::{Wal, WalOptions};
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     pub data_dir: PathBuf,
+    /// The name of the database the engine holds (`current_database()`).
+    pub database: String,
     /// Flush once the active memtables hold this many rows.
     pub flush_rows: usize,
     /// Flush once the active memtables hold this many bytes.
@@ -73,6 +77,7 @@ impl EngineOptions {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            database: tempora_catalog::FIRST_DATABASE.into(),
             flush_rows: 1_000_000,
             flush_bytes: 256 << 20,
             flush_interval: Duration::from_secs(300),
@@ -1863,6 +1868,11 @@ impl Engine {
         let res = self.flush().await;
         self.wal.close();
         res
+    }
+
+    /// Stops the WAL writer without flushing: the database is being dropped.
+    pub fn stop_wal(&self) {
+        self.wal.close();
     }
 }
 
