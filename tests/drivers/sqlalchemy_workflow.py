@@ -78,6 +78,16 @@ def main(port: int) -> None:
         ("name", "character varying", "NO"),
         ("site", "text", "YES"),
     ], columns(engine, "devices")
+    # SQLAlchemy's own column reflection (correlated catalog subqueries).
+    reflected = {c["name"]: c for c in insp.get_columns("devices")}
+    assert list(reflected) == ["id", "name", "site"], list(reflected)
+    assert isinstance(reflected["id"]["type"], sa.Integer), reflected["id"]
+    assert reflected["id"]["autoincrement"], reflected["id"]
+    assert reflected["id"]["default"] == "nextval('devices_id_seq'::regclass)", reflected["id"]
+    assert isinstance(reflected["name"]["type"], sa.String), reflected["name"]
+    assert reflected["name"]["type"].length == 40, reflected["name"]
+    assert not reflected["name"]["nullable"] and reflected["site"]["nullable"], reflected
+    assert reflected["site"]["default"] is None, reflected["site"]
 
     # ORM: inserts (the serial id comes back), a query with a filter.
     t0 = datetime.datetime(2024, 1, 1, tzinfo=UTC)

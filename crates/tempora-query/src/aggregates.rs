@@ -59,6 +59,40 @@ pub fn last_udaf() -> AggregateUDF {
     AggregateUDF::new_from_impl(Bookend::new(End::Last))
 }
 
+/// A scalar subquery's rows as one value: `{value, rows}`, the first row's
+/// value and how many rows there were. What a correlated scalar subquery
+/// aggregates so that the planner can turn it into a join (see tempora-sql's
+/// `subqueries.rs`); [`subquery_check_udf`] then takes the value out where an
+/// outer row uses it, so that several rows are an error (21000) only there,
+/// as in PostgreSQL.
+pub fn subquery_value_udaf() -> AggregateUDF {
+    AggregateUDF::new_from_impl(SubqueryValue {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+/// The name [`subquery_value_udaf`] is called by.
+pub const SUBQUERY_VALUE: &str = "tempora_subquery_value";
+
+/// The name [`subquery_check_udf`] is called by.
+pub const SUBQUERY_CHECK: &str = "tempora_subquery_check";
+
+/// `tempora_subquery_check({value, rows})`: the value, NULL for no row, and
+/// PostgreSQL's 21000 for more than one.
+pub fn subquery_check_udf() -> datafusion::logical_expr::ScalarUDF {
+    datafusion::logical_expr::ScalarUDF::new_from_impl(SubqueryCheck {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+fn subquery_fields(value: &DataType) -> datafusion::arrow::datatypes::Fields {
+    vec![
+        Field::new("value", value.clone(), true),
+        Field::new("rows", DataType::Int64, true),
+    ]
+    .into()
+}
+
 /// `histogram(value, min, max, nbuckets)` (register with `ctx.register_udaf`).
 pub fn histogram_udaf() -> AggregateUDF {
     AggregateUDF::new_from_impl(Histogram::new())
@@ -346,6 +380,200 @@ impl Accumulator for BookendAccumulator {
             .as_primitive_opt::<Int64Type>()
             .ok_or_else(|| internal_datafusion_err!("first/last: time state is not Int64"))?;
         self.absorb(value, keys)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// a scalar subquery's value
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct SubqueryValue {
+    signature: Signature,
+}
+
+impl AggregateUDFImpl for SubqueryValue {
+    fn name(&self) -> &str {
+        SUBQUERY_VALUE
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        let value = arg_types
+            .first()
+            .ok_or_else(|| internal_datafusion_err!("{SUBQUERY_VALUE}: no argument"))?;
+        Ok(DataType::Struct(subquery_fields(value)))
+    }
+
+    fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let DataType::Struct(fields) = acc_args.return_field.data_type() else {
+            return Err(internal_datafusion_err!("{SUBQUERY_VALUE}: not a struct"));
+        };
+        Ok(Box::new(SubqueryValueAccumulator {
+            value: ScalarValue::try_from(fields[0].data_type())?,
+            fields: fields.clone(),
+            rows: 0,
+        }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let DataType::Struct(fields) = args.return_field.data_type() else {
+            return Err(internal_datafusion_err!("{SUBQUERY_VALUE}: not a struct"));
+        };
+        Ok(vec![
+            Arc::new(Field::new(
+                format_state_name(args.name, "value"),
+                fields[0].data_type().clone(),
+                true,
+            )),
+            Arc::new(Field::new(
+                format_state_name(args.name, "rows"),
+                DataType::Int64,
+                true,
+            )),
+        ])
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
+    }
+}
+
+/// The first row's value and how many rows came.
+#[derive(Debug)]
+struct SubqueryValueAccumulator {
+    fields: datafusion::arrow::datatypes::Fields,
+    value: ScalarValue,
+    rows: i64,
+}
+
+impl SubqueryValueAccumulator {
+    fn add(&mut self, values: &ArrayRef, at: usize, rows: i64) -> Result<()> {
+        if self.rows == 0 && rows > 0 {
+            self.value = ScalarValue::try_from_array(values, at)?;
+        }
+        self.rows = self.rows.saturating_add(rows);
+        Ok(())
+    }
+}
+
+impl Accumulator for SubqueryValueAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let [value] = values else {
+            return Err(internal_datafusion_err!(
+                "{SUBQUERY_VALUE}: expected 1 argument"
+            ));
+        };
+        if !value.is_empty() {
+            self.add(value, 0, value.len() as i64)?;
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        datafusion::common::scalar::ScalarStructBuilder::new()
+            .with_scalar(self.fields[0].clone(), self.value.clone())
+            .with_scalar(self.fields[1].clone(), ScalarValue::Int64(Some(self.rows)))
+            .build()
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.value.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![
+            self.value.clone(),
+            ScalarValue::Int64(Some(self.rows)),
+        ])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let [value, rows] = states else {
+            return Err(internal_datafusion_err!(
+                "{SUBQUERY_VALUE}: expected 2 state columns"
+            ));
+        };
+        let rows = rows
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| internal_datafusion_err!("{SUBQUERY_VALUE}: rows state is not Int64"))?;
+        for i in 0..rows.len() {
+            let n = if rows.is_null(i) { 0 } else { rows.value(i) };
+            if n > 0 {
+                self.add(value, i, n)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct SubqueryCheck {
+    signature: Signature,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for SubqueryCheck {
+    fn name(&self) -> &str {
+        SUBQUERY_CHECK
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        match arg_types.first() {
+            Some(DataType::Struct(fields)) if fields.len() == 2 => {
+                Ok(fields[0].data_type().clone())
+            }
+            _ => Err(internal_datafusion_err!(
+                "{SUBQUERY_CHECK}: not a subquery's value"
+            )),
+        }
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> Result<datafusion::logical_expr::ColumnarValue> {
+        let [arg] = args.args.as_slice() else {
+            return Err(internal_datafusion_err!(
+                "{SUBQUERY_CHECK}: expected 1 argument"
+            ));
+        };
+        let array = arg.to_array(args.number_rows)?;
+        let parts = array
+            .as_struct_opt()
+            .ok_or_else(|| internal_datafusion_err!("{SUBQUERY_CHECK}: not a struct"))?;
+        let rows = parts
+            .column(1)
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| internal_datafusion_err!("{SUBQUERY_CHECK}: rows are not Int64"))?;
+        let several =
+            (0..rows.len()).any(|i| !parts.is_null(i) && !rows.is_null(i) && rows.value(i) > 1);
+        if several {
+            return Err(TemporaError::new(
+                SqlState::CARDINALITY_VIOLATION,
+                "more than one row returned by a subquery used as an expression",
+            )
+            .into_datafusion());
+        }
+        // A missing struct (no row joined) is a NULL value.
+        let value = parts.column(0).clone();
+        let value = match parts.nulls() {
+            Some(nulls) if nulls.null_count() > 0 => {
+                let mask = datafusion::arrow::array::BooleanArray::new(nulls.inner().clone(), None);
+                datafusion::arrow::compute::nullif(
+                    &value,
+                    &datafusion::arrow::compute::not(&mask)?,
+                )?
+            }
+            _ => value,
+        };
+        Ok(datafusion::logical_expr::ColumnarValue::Array(value))
     }
 }
 

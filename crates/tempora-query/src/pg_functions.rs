@@ -436,7 +436,13 @@ pub fn catalog_functions(
         )
     };
     type Entry = (&'static str, &'static [usize], DataType, Eval);
-    let looking_up: [Entry; 12] = [
+    let looking_up: [Entry; 13] = [
+        // `text::regclass` of a value known only when the statement runs
+        // (tempora-sql/pg_compat.rs): the oid, NULL when nothing is named
+        // so (`regclass(oid, name)` then raises PostgreSQL's error).
+        ("regclassin", &[1], DataType::Int32, |l, _, args| {
+            ScalarValue::Int32(args.first().and_then(|a| l.oid(a)).map(|o| o as i32))
+        }),
         (
             "pg_table_is_visible",
             &[1],

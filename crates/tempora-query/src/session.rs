@@ -827,6 +827,8 @@ pub fn session_context_with(
     ctx.register_udaf(crate::aggregates::first_udaf());
     ctx.register_udaf(crate::aggregates::last_udaf());
     ctx.register_udaf(crate::aggregates::histogram_udaf());
+    ctx.register_udaf(crate::aggregates::subquery_value_udaf());
+    ctx.register_udf(crate::aggregates::subquery_check_udf());
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals));
     ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgIntegerCasts));
     ctx.add_analyzer_rule(Arc::new(crate::last_point::LastPointJoin));

@@ -44,6 +44,7 @@ mod search_path;
 mod sequences;
 mod session_cmds;
 mod sql_prepare;
+mod subqueries;
 mod tokens;
 mod upsert;
 mod views;
@@ -1104,6 +1105,7 @@ impl SqlSession {
             self.user(),
         );
         search_path::resolve(&mut stmt, &self.engine.catalog().snapshot(), &path);
+        subqueries::rewrite(&mut stmt);
         if let Some(select) = compression::columnstore_procedure(&stmt)? {
             // A procedure: runs as the function call it stands for, answers CALL.
             let inner = Box::pin(self.prepare_statement(&select.to_string(), select)).await?;

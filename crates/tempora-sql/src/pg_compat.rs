@@ -280,6 +280,20 @@ impl VisitorMut for RegLookups {
                     *expr = e;
                 }
             }
+            // A computed name (`pg_get_serial_sequence(...)::regclass`):
+            // looked up when the statement runs.
+            Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } if alias_type(data_type) == Some("regclass")
+                && (matches!(inner.as_ref(), Expr::Function(_))
+                    || matches!(inner.as_ref(), Expr::Cast { data_type, .. } if is_text(data_type))) =>
+            {
+                if let Some(e) = parse_expr(&format!("regclass(regclassin({inner}), {inner})")) {
+                    *expr = e;
+                }
+            }
             Expr::Function(f) => {
                 let name = crate::function_name(&f.name);
                 let Some(alias) = name
@@ -380,8 +394,17 @@ fn aggregates(items: &[SelectItem]) -> bool {
         fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
             if let Expr::Function(f) = e {
                 let name = crate::function_name(&f.name);
-                let aggregate = ["count", "sum", "max", "min", "avg", "every", "first_value"]
-                    .contains(&name.as_str())
+                let aggregate = [
+                    "count",
+                    "sum",
+                    "max",
+                    "min",
+                    "avg",
+                    "every",
+                    "first_value",
+                    tempora_query::aggregates::SUBQUERY_VALUE,
+                ]
+                .contains(&name.as_str())
                     || name.ends_with("_agg")
                     || name.starts_with("bool_");
                 if self.depth == 0 && aggregate {
@@ -582,7 +605,8 @@ fn qualifiers(e: &Expr) -> Vec<String> {
     names.0
 }
 
-fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+/// The terms of `e`'s top-level ANDs.
+pub(crate) fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
     use datafusion::sql::sqlparser::ast::BinaryOperator;
     match e {
         Expr::BinaryOp {
@@ -636,6 +660,12 @@ fn classify(e: &Expr, local: &[String]) -> Option<Term> {
     }
 }
 
+/// Whether the catalog subquery rule below rewrites `q` (subqueries.rs
+/// leaves such subqueries to it).
+pub(crate) fn catalog_subquery_rewritten(q: &Query) -> bool {
+    CatalogSubqueries::replacement(q).is_some()
+}
+
 impl CatalogSubqueries {
     fn replacement(q: &Query) -> Option<Expr> {
         if !reads_catalog_only(q) || q.limit_clause.is_some() {
@@ -673,6 +703,10 @@ impl CatalogSubqueries {
             }
         }
         let item_expr = only_item(q)?;
+        // A value reading the outer row is left to subqueries.rs.
+        if qualifiers(item_expr).iter().any(|n| !local.contains(n)) {
+            return None;
+        }
         let only_here = |e: &Expr| -> Vec<String> {
             let mut q: Vec<String> = qualifiers(e)
                 .into_iter()
