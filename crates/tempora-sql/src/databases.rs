@@ -135,22 +135,6 @@ fn boolean(option: &str, value: &str) -> Result<bool> {
     }
 }
 
-fn connection_limit(value: &str) -> Result<i32> {
-    let limit: i32 = value.parse().map_err(|_| {
-        TemporaError::new(
-            SqlState::INVALID_TEXT_REPRESENTATION,
-            format!("invalid input syntax for type integer: \"{value}\""),
-        )
-    })?;
-    if limit < -1 {
-        return Err(TemporaError::new(
-            SqlState::INVALID_PARAMETER_VALUE,
-            format!("invalid connection limit: {limit}"),
-        ));
-    }
-    Ok(limit)
-}
-
 fn redundant() -> TemporaError {
     TemporaError::new(SqlState::SYNTAX_ERROR, "conflicting or redundant options")
 }
@@ -239,7 +223,9 @@ fn parse_create(c: &mut Cursor) -> Result<CreateDatabase> {
             "allow_connections" => {
                 create.allow_connections = Some(boolean("allow_connections", &value)?)
             }
-            "connection limit" => create.connection_limit = Some(connection_limit(&value)?),
+            "connection limit" => {
+                create.connection_limit = Some(crate::roles::parse_connection_limit(&value)?)
+            }
             "is_template" => {
                 if boolean("is_template", &value)? {
                     return Err(TemporaError::not_supported(
@@ -304,7 +290,7 @@ fn parse_alter(c: &mut Cursor) -> Result<DatabaseCommand> {
         if c.eat("connection") {
             c.expect("limit")?;
             let value = option_value(c)?.ok_or_else(|| c.error())?;
-            Change::ConnectionLimit(connection_limit(&value)?)
+            Change::ConnectionLimit(crate::roles::parse_connection_limit(&value)?)
         } else if c.eat("allow_connections") {
             if c.peek() == Some(&Token::Eq) {
                 c.at += 1;

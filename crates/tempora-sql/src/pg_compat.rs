@@ -69,7 +69,8 @@ pub(crate) fn after_naming(stmt: &mut Statement) {
     let _ = stmt.visit(&mut DisplayCasts);
 }
 
-fn parse_expr(sql: &str) -> Option<Expr> {
+/// One SQL expression, parsed as PostgreSQL writes it.
+pub(crate) fn parse_expr(sql: &str) -> Option<Expr> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql)
         .ok()?

@@ -218,7 +218,11 @@ fn valid_until(session: &SqlSession, e: &Expr) -> Result<Option<i64>> {
 }
 
 fn connection_limit(e: &Expr) -> Result<i32> {
-    let text = string_value(e, "CONNECTION LIMIT")?;
+    parse_connection_limit(&string_value(e, "CONNECTION LIMIT")?)
+}
+
+/// A role's or database's `CONNECTION LIMIT`: -1 (none) or more.
+pub(crate) fn parse_connection_limit(text: &str) -> Result<i32> {
     let n: i32 = text.trim().parse().map_err(|_| {
         TemporaError::new(
             SqlState::INVALID_PARAMETER_VALUE,

@@ -30,9 +30,9 @@ use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, Expr, GroupByExpr, Query, SelectItem, SetExpr, Statement, TableFactor,
     Visit, Visitor,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use tempora_query::aggregates::{SUBQUERY_CHECK, SUBQUERY_VALUE};
+
+use crate::pg_compat::parse_expr;
 
 /// Aggregates whose presence means the subquery already yields one row.
 const AGGREGATES: &[&str] = &[
@@ -326,17 +326,11 @@ fn call(value: &Expr) -> Option<Expr> {
     parse_expr(&format!("{SUBQUERY_VALUE}({value})"))
 }
 
-fn parse_expr(text: &str) -> Option<Expr> {
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(text)
-        .ok()?
-        .parse_expr()
-        .ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
 
     fn rewrite_sql(sql: &str) -> String {
         let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
