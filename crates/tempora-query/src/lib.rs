@@ -22,6 +22,7 @@ pub mod pg_types;
 pub mod provider;
 pub mod sequences;
 pub mod session;
+pub mod sleep;
 pub mod time_bucket;
 pub mod to_char;
 pub mod variables;

@@ -829,6 +829,7 @@ pub fn session_context_with(
     ctx.register_udaf(crate::aggregates::histogram_udaf());
     ctx.register_udaf(crate::aggregates::subquery_value_udaf());
     ctx.register_udf(crate::aggregates::subquery_check_udf());
+    ctx.register_udf(crate::sleep::pg_sleep_udf());
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals));
     ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgIntegerCasts));
     ctx.add_analyzer_rule(Arc::new(crate::last_point::LastPointJoin));
