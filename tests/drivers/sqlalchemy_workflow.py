@@ -88,6 +88,17 @@ def main(port: int) -> None:
     assert reflected["name"]["type"].length == 40, reflected["name"]
     assert not reflected["name"]["nullable"] and reflected["site"]["nullable"], reflected
     assert reflected["site"]["default"] is None, reflected["site"]
+    # Keys, unique constraints and whole-table reflection.
+    pk = insp.get_pk_constraint("devices")
+    assert pk["constrained_columns"] == ["id"], pk
+    uniques = insp.get_unique_constraints("devices")
+    assert [u["column_names"] for u in uniques] == [["name"]], uniques
+    indexes = insp.get_indexes("devices")
+    assert [(i["column_names"], i["unique"]) for i in indexes] == [(["name"], True)], indexes
+    loaded = sa.Table("devices", sa.MetaData(), autoload_with=engine)
+    assert loaded.c.keys() == ["id", "name", "site"], loaded.c.keys()
+    assert [c.name for c in loaded.primary_key] == ["id"], loaded.primary_key
+    assert isinstance(loaded.c.name.type, sa.String) and loaded.c.name.type.length == 40
 
     # ORM: inserts (the serial id comes back), a query with a filter.
     t0 = datetime.datetime(2024, 1, 1, tzinfo=UTC)

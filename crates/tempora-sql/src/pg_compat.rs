@@ -52,6 +52,7 @@ pub(crate) fn rewrite(stmt: Statement) -> Statement {
     let _ = stmt.visit(&mut EmptyCatalogQueries);
     let _ = stmt.visit(&mut RegLookups);
     let _ = stmt.visit(&mut UserKeyword);
+    let _ = stmt.visit(&mut ArrayFunctions);
     for rule in RULES.iter() {
         stmt = rule.rewrite(stmt);
     }
@@ -314,6 +315,70 @@ impl VisitorMut for RegLookups {
                 }
             }
             _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `pg_index`'s `int2vector` and `oidvector` columns (kept as their text,
+/// `1 2`) read as arrays by `unnest`, and `generate_subscripts(a, dim)` as the `unnest` of
+/// its subscripts (0-based for an `int2vector`, as in PostgreSQL), which
+/// set-returning functions of the same select list go along with.
+struct ArrayFunctions;
+
+/// `pg_index` columns of type `int2vector` and `oidvector`, with the array
+/// type each reads as.
+const VECTORS: &[(&str, &str)] = &[
+    ("indkey", "SMALLINT[]"),
+    ("indoption", "SMALLINT[]"),
+    ("indclass", "INT[]"),
+    ("indcollation", "INT[]"),
+];
+
+impl ArrayFunctions {
+    fn replacement(f: &datafusion::sql::sqlparser::ast::Function) -> Option<Expr> {
+        let FunctionArguments::List(list) = &f.args else {
+            return None;
+        };
+        let args: Vec<String> = list.args.iter().map(ToString::to_string).collect();
+        let vector_type = |arg: &str| {
+            let column = arg.rsplit('.').next().unwrap_or(arg).to_ascii_lowercase();
+            VECTORS
+                .iter()
+                .find(|(c, _)| *c == column)
+                .map(|(_, array)| *array)
+        };
+        let vector = |arg: &str| vector_type(arg).is_some();
+        match (crate::function_name(&f.name).as_str(), args.as_slice()) {
+            ("unnest", [arg]) if vector(arg) => parse_expr(&format!(
+                "unnest(CAST(string_to_array({arg}, ' ') AS {}))",
+                vector_type(arg)?
+            )),
+            ("generate_subscripts", [arg, dim]) => {
+                // An int2vector has one dimension, numbered from 0.
+                let (first, length) = if vector(arg) {
+                    ("0", format!("cardinality(string_to_array({arg}, ' '))"))
+                } else {
+                    ("1", format!("array_length({arg}, {dim})"))
+                };
+                parse_expr(&format!(
+                    "unnest(CAST(range(CAST({first} AS BIGINT), \
+                     CAST({first} AS BIGINT) + CAST({length} AS BIGINT)) AS INT[]))"
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl VisitorMut for ArrayFunctions {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Function(f) = expr {
+            if let Some(e) = Self::replacement(f) {
+                *expr = e;
+            }
         }
         ControlFlow::Continue(())
     }
