@@ -292,3 +292,65 @@ fn psql_lists_and_switches_databases() {
         conninfo.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alter_database_set_gives_new_sessions_their_defaults() {
+    let server = TestServer::start().await;
+    let first = server.connect().await;
+    first.batch_execute("CREATE DATABASE app").await.unwrap();
+    first
+        .batch_execute("ALTER DATABASE app SET timezone TO 'Europe/Berlin'")
+        .await
+        .unwrap();
+    first
+        .batch_execute("ALTER DATABASE app SET statement_timeout = '5s'")
+        .await
+        .unwrap();
+    let app = server.try_connect_to("app").await.unwrap();
+    assert_eq!(
+        text_rows(&app, "SHOW timezone").await,
+        vec!["Europe/Berlin"]
+    );
+    assert_eq!(text_rows(&app, "SHOW statement_timeout").await, vec!["5s"]);
+    // What the client asks for at connection wins.
+    let mut config = server.config();
+    config.dbname("app").options("-c TimeZone=UTC");
+    let (utc, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    assert_eq!(text_rows(&utc, "SHOW timezone").await, vec!["UTC"]);
+
+    for (sql, want) in [
+        ("ALTER DATABASE app SET timezone TO 'Mars/Olympus'", "22023"),
+        ("ALTER DATABASE app SET no_such_parameter = 1", "42704"),
+        ("ALTER DATABASE nope SET timezone = 'UTC'", "3D000"),
+    ] {
+        let err = first.batch_execute(sql).await.unwrap_err();
+        assert_eq!(code(&err), Some(want), "{sql}: {err}");
+    }
+
+    first
+        .batch_execute("ALTER DATABASE app RESET timezone")
+        .await
+        .unwrap();
+    let app = server.try_connect_to("app").await.unwrap();
+    assert_eq!(text_rows(&app, "SHOW timezone").await, vec!["UTC"]);
+    assert_eq!(text_rows(&app, "SHOW statement_timeout").await, vec!["5s"]);
+    first
+        .batch_execute("ALTER DATABASE app RESET ALL")
+        .await
+        .unwrap();
+    let app = server.try_connect_to("app").await.unwrap();
+    assert_eq!(text_rows(&app, "SHOW statement_timeout").await, vec!["0"]);
+
+    // The first database takes defaults too, and is still listed once.
+    first
+        .batch_execute("ALTER DATABASE postgres SET DateStyle = 'ISO, DMY'")
+        .await
+        .unwrap();
+    let again = server.connect().await;
+    assert_eq!(text_rows(&again, "SHOW DateStyle").await, vec!["ISO, DMY"]);
+    assert_eq!(
+        text_rows(&again, "SELECT datname FROM pg_database ORDER BY oid").await,
+        vec!["postgres", "app"]
+    );
+}

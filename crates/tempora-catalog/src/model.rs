@@ -938,6 +938,28 @@ pub struct DatabaseDef {
     /// text compares byte-wise whatever they say.
     pub collate: String,
     pub ctype: String,
+    /// Session parameter defaults (`ALTER DATABASE ... SET`), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, String>,
+}
+
+/// The locale a database made without one reports.
+pub const DEFAULT_LOCALE: &str = "en_US.UTF-8";
+
+impl DatabaseDef {
+    /// [`FIRST_DATABASE`] until an ALTER DATABASE records it.
+    pub fn first() -> Self {
+        Self {
+            oid: FIRST_DATABASE_OID,
+            name: FIRST_DATABASE.into(),
+            owner: BOOTSTRAP_SUPERUSER_OID,
+            connection_limit: -1,
+            allow_connections: true,
+            collate: DEFAULT_LOCALE.into(),
+            ctype: DEFAULT_LOCALE.into(),
+            settings: BTreeMap::new(),
+        }
+    }
 }
 
 /// The schema every database starts with.
@@ -1258,9 +1280,27 @@ impl CatalogState {
         self.roles.values().find(|r| r.name == name)
     }
 
-    /// Looks a database made by `CREATE DATABASE` up by name.
+    /// Looks a database made by `CREATE DATABASE` up by name (the first
+    /// database only once ALTER DATABASE recorded it: see
+    /// [`CatalogState::database_or_first`]).
     pub fn database(&self, name: &str) -> Option<&DatabaseDef> {
         self.databases.values().find(|d| d.name == name)
+    }
+
+    /// Looks any database up by name, the first one included.
+    pub fn database_or_first(&self, name: &str) -> Option<DatabaseDef> {
+        self.database(name)
+            .cloned()
+            .or_else(|| (name == FIRST_DATABASE).then(DatabaseDef::first))
+    }
+
+    /// Every database, the first one first.
+    pub fn all_databases(&self) -> Vec<DatabaseDef> {
+        let mut all: Vec<DatabaseDef> = self.databases.values().cloned().collect();
+        if !self.databases.contains_key(&FIRST_DATABASE_OID) {
+            all.insert(0, DatabaseDef::first());
+        }
+        all
     }
 
     /// Looks a table up by schema and name.

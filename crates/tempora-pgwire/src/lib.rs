@@ -718,7 +718,7 @@ impl Connection {
         let database = meta
             .get(pgwire::api::METADATA_DATABASE)
             .map_or(user, String::as_str);
-        let (engine, guard) = self.cluster.connect(database).map_err(|e| {
+        let connected = self.cluster.connect(database).map_err(|e| {
             let mut info = error_info(&e);
             info.severity = "FATAL".into();
             PgWireError::UserError(Box::new(info))
@@ -726,12 +726,18 @@ impl Connection {
         let slot = self.security.admit(role)?;
         client.session_extensions().insert(slot);
         let mut session = self.session.lock().await;
-        if !Arc::ptr_eq(&engine, session.engine()) {
-            *session =
-                SqlSession::with_tx_catalog(engine, self.tx_catalog.clone()).map_err(wire_error)?;
+        if !Arc::ptr_eq(&connected.engine, session.engine()) {
+            *session = SqlSession::with_tx_catalog(connected.engine, self.tx_catalog.clone())
+                .map_err(wire_error)?;
         }
-        session.join(self.cluster.clone(), guard);
+        session.join(self.cluster.clone(), connected.guard);
         session.log_in(role);
+        // The database's defaults, then what the client asked for.
+        for (name, value) in &connected.settings {
+            if let Err(e) = session.set_parameter(name, value) {
+                tracing::warn!(parameter = %name, error = %e, "database default ignored");
+            }
+        }
         for (k, v) in &meta {
             let name = match k.as_str() {
                 "application_name" | "client_encoding" | "DateStyle" | "TimeZone"

@@ -32,9 +32,7 @@ pub use session::{new_session_context, session_context_with, DATABASE, PUBLIC};
 /// The TimescaleDB version whose SQL surface Tempora follows.
 pub const TIMESCALEDB_VERSION: &str = "2.28.3";
 
-/// The locale `pg_database` reports for a database made without one (text
-/// compares byte-wise whatever it says).
-pub const DEFAULT_LOCALE: &str = "en_US.UTF-8";
+pub use tempora_catalog::DEFAULT_LOCALE;
 
 /// Splits `schema.name` (unquoted, or with double quotes) into its parts,
 /// defaulting the schema to `public` and folding unquoted names to lower case.

@@ -479,18 +479,8 @@ fn pg_database(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
             true,
         ),
     ]));
-    let first = tempora_catalog::DatabaseDef {
-        oid: tempora_catalog::FIRST_DATABASE_OID,
-        name: tempora_catalog::FIRST_DATABASE.into(),
-        owner: tempora_catalog::BOOTSTRAP_SUPERUSER_OID,
-        connection_limit: -1,
-        allow_connections: true,
-        collate: crate::DEFAULT_LOCALE.into(),
-        ctype: crate::DEFAULT_LOCALE.into(),
-    };
-    let dbs: Vec<&tempora_catalog::DatabaseDef> = std::iter::once(&first)
-        .chain(state.databases.values())
-        .collect();
+    let all = state.all_databases();
+    let dbs: Vec<&tempora_catalog::DatabaseDef> = all.iter().collect();
     let n = dbs.len();
     let int = |f: &dyn Fn(&tempora_catalog::DatabaseDef) -> i32| -> ArrayRef {
         Arc::new(Int32Array::from_iter_values(dbs.iter().map(|d| f(d))))

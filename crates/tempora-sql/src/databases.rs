@@ -34,6 +34,10 @@ pub enum Change {
     Owner(String),
     ConnectionLimit(i32),
     AllowConnections(bool),
+    /// `SET name TO value` (Some) or `SET name TO DEFAULT` / `RESET name`.
+    Setting(String, Option<String>),
+    /// `RESET ALL`.
+    ResetAll,
 }
 
 impl DatabaseCommand {
@@ -278,13 +282,57 @@ fn parse_drop(c: &mut Cursor) -> Result<DatabaseCommand> {
     Ok(DatabaseCommand::Drop { name, if_exists })
 }
 
+/// A parameter name: `timezone`, `timescaledb.telemetry_level`, `"DateStyle"`.
+fn parameter_name(c: &mut Cursor) -> Result<String> {
+    let mut name = identifier(c)?;
+    while c.peek() == Some(&Token::Period) {
+        c.at += 1;
+        name = format!("{name}.{}", identifier(c)?);
+    }
+    Ok(name)
+}
+
 /// `name OWNER TO role`, `name [WITH] CONNECTION LIMIT n`, `name [WITH]
-/// ALLOW_CONNECTIONS b`; the other forms are refused by name.
+/// ALLOW_CONNECTIONS b`, `name SET p {TO | =} v`, `name RESET {p | ALL}`;
+/// the other forms are refused by name.
 fn parse_alter(c: &mut Cursor) -> Result<DatabaseCommand> {
     let name = identifier(c)?;
     let change = if c.eat("owner") {
         c.expect("to")?;
         Change::Owner(identifier(c)?)
+    } else if c.eat("set") {
+        let parameter = parameter_name(c)?;
+        if !c.eat("to") {
+            if c.peek() == Some(&Token::Eq) {
+                c.at += 1;
+            } else if c.eat("from") {
+                return Err(TemporaError::not_supported(
+                    "ALTER DATABASE ... SET ... FROM CURRENT",
+                ));
+            } else {
+                return Err(c.error());
+            }
+        }
+        // A list (`search_path = a, b`) is kept as PostgreSQL prints it.
+        let mut values = vec![];
+        loop {
+            match option_value(c)? {
+                Some(v) => values.push(v),
+                None if values.is_empty() => break,
+                None => return Err(c.error()),
+            }
+            if c.peek() != Some(&Token::Comma) {
+                break;
+            }
+            c.at += 1;
+        }
+        Change::Setting(parameter, (!values.is_empty()).then(|| values.join(", ")))
+    } else if c.eat("reset") {
+        if c.eat("all") {
+            Change::ResetAll
+        } else {
+            Change::Setting(parameter_name(c)?, None)
+        }
     } else {
         c.eat("with");
         if c.eat("connection") {
@@ -364,6 +412,7 @@ pub async fn execute(
                     allow_connections: create.allow_connections.unwrap_or(true),
                     collate: locale(&create.collate),
                     ctype: locale(&create.ctype),
+                    settings: Default::default(),
                 })
                 .await?;
         }
@@ -402,8 +451,12 @@ pub async fn execute(
         }
         DatabaseCommand::Alter { name, change } => {
             let def = state
-                .database(name)
+                .database_or_first(name)
                 .ok_or_else(|| tempora_storage::cluster::no_such_database(name))?;
+            if let Change::Setting(parameter, Some(value)) = change {
+                // Checked as SET would check it, on a session of its own.
+                crate::session_cmds::Settings::default().set(parameter, value)?;
+            }
             if !superuser && me.is_none_or(|r| r.oid != def.owner) {
                 return Err(not_owner(name));
             }
@@ -427,6 +480,13 @@ pub async fn execute(
                         Change::Owner(_) => def.owner = new_owner.unwrap_or(def.owner),
                         Change::ConnectionLimit(n) => def.connection_limit = *n,
                         Change::AllowConnections(b) => def.allow_connections = *b,
+                        Change::Setting(parameter, Some(value)) => {
+                            def.settings.insert(parameter.clone(), value.clone());
+                        }
+                        Change::Setting(parameter, None) => {
+                            def.settings.remove(parameter);
+                        }
+                        Change::ResetAll => def.settings.clear(),
                     }
                     Ok(())
                 })
@@ -495,7 +555,8 @@ mod tests {
             ("DROP DATABASE a WITH (FORCE)", "0A000"),
             ("DROP DATABASE a extra", "42601"),
             ("ALTER DATABASE a RENAME TO b", "0A000"),
-            ("ALTER DATABASE a SET timezone = 'UTC'", "0A000"),
+            ("ALTER DATABASE a SET timezone FROM CURRENT", "0A000"),
+            ("ALTER DATABASE a SET timezone", "42601"),
         ] {
             assert_eq!(refused(sql).code.0, code, "{sql}");
         }
@@ -522,6 +583,34 @@ mod tests {
             DatabaseCommand::Alter {
                 name: "tsdb".into(),
                 change: Change::ConnectionLimit(3)
+            }
+        );
+        assert_eq!(
+            parsed("ALTER DATABASE tsdb SET search_path = app, public"),
+            DatabaseCommand::Alter {
+                name: "tsdb".into(),
+                change: Change::Setting("search_path".into(), Some("app, public".into()))
+            }
+        );
+        assert_eq!(
+            parsed("ALTER DATABASE tsdb SET TimeZone TO 'Europe/Berlin'"),
+            DatabaseCommand::Alter {
+                name: "tsdb".into(),
+                change: Change::Setting("timezone".into(), Some("Europe/Berlin".into()))
+            }
+        );
+        assert_eq!(
+            parsed("ALTER DATABASE tsdb SET timescaledb.telemetry_level TO DEFAULT"),
+            DatabaseCommand::Alter {
+                name: "tsdb".into(),
+                change: Change::Setting("timescaledb.telemetry_level".into(), None)
+            }
+        );
+        assert_eq!(
+            parsed("ALTER DATABASE tsdb RESET ALL"),
+            DatabaseCommand::Alter {
+                name: "tsdb".into(),
+                change: Change::ResetAll
             }
         );
         assert!(parse("CREATE TABLE database (x int)").is_none());

@@ -68,6 +68,15 @@ impl Drop for DatabaseGuard {
     }
 }
 
+/// A new session's database.
+#[derive(Debug)]
+pub struct Connected {
+    pub engine: Arc<Engine>,
+    pub guard: DatabaseGuard,
+    /// Its parameter defaults (`ALTER DATABASE ... SET`).
+    pub settings: BTreeMap<String, String>,
+}
+
 /// PostgreSQL's 3D000 for a database that does not exist.
 pub fn no_such_database(name: &str) -> TemporaError {
     TemporaError::new(
@@ -95,7 +104,7 @@ impl Cluster {
         cluster.start(FIRST_DATABASE_OID, main);
         let listed = cluster.main.catalog().snapshot().databases.clone();
         cluster.remove_orphans(&listed).await;
-        for db in listed.values() {
+        for db in listed.values().filter(|d| d.oid != FIRST_DATABASE_OID) {
             let engine = Engine::open(cluster.options_for(db)).await.map_err(|e| {
                 TemporaError::new(
                     e.code,
@@ -171,37 +180,37 @@ impl Cluster {
     /// The engine of database `name` for a new session, and the session's
     /// hold on it: 3D000 when there is no such database, 55000 when it
     /// takes no connections, 53300 past its connection limit.
-    pub fn connect(&self, name: &str) -> Result<(Arc<Engine>, DatabaseGuard)> {
-        let state = self.main.catalog().shared_snapshot();
-        let (oid, def) = if name == FIRST_DATABASE {
-            (FIRST_DATABASE_OID, None)
-        } else {
-            let def = state.database(name).ok_or_else(|| no_such_database(name))?;
-            (def.oid, Some(def))
-        };
-        if let Some(def) = def {
-            if !def.allow_connections {
-                return Err(TemporaError::new(
-                    SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
-                    format!("database \"{name}\" is not currently accepting connections"),
-                ));
-            }
+    pub fn connect(&self, name: &str) -> Result<Connected> {
+        let def = self
+            .main
+            .catalog()
+            .shared_snapshot()
+            .database_or_first(name)
+            .ok_or_else(|| no_such_database(name))?;
+        if !def.allow_connections {
+            return Err(TemporaError::new(
+                SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("database \"{name}\" is not currently accepting connections"),
+            ));
         }
         let open = self.open.lock();
-        let db = open.get(&oid).ok_or_else(|| no_such_database(name))?;
-        let limit = def.map_or(-1, |d| d.connection_limit);
+        let db = open.get(&def.oid).ok_or_else(|| no_such_database(name))?;
         let before = db.connections.fetch_add(1, Ordering::AcqRel);
         let guard = DatabaseGuard {
             connections: db.connections.clone(),
-            oid,
+            oid: def.oid,
         };
-        if limit >= 0 && before >= limit as usize {
+        if def.connection_limit >= 0 && before >= def.connection_limit as usize {
             return Err(TemporaError::new(
                 SqlState::TOO_MANY_CONNECTIONS,
                 format!("too many connections for database \"{name}\""),
             ));
         }
-        Ok((db.engine.clone(), guard))
+        Ok(Connected {
+            engine: db.engine.clone(),
+            guard,
+            settings: def.settings,
+        })
     }
 
     /// Creates database `def.name` (its oid is assigned here): one commit
@@ -318,8 +327,7 @@ impl Cluster {
     ) -> Result<()> {
         transaction::outside(self.main.catalog().commit(|state| {
             let mut def = state
-                .database(name)
-                .cloned()
+                .database_or_first(name)
                 .ok_or_else(|| no_such_database(name))?;
             change(&mut def)?;
             Ok(vec![CatalogOp::PutDatabase(def)])
@@ -421,6 +429,7 @@ mod tests {
             allow_connections: true,
             collate: "C".into(),
             ctype: "C".into(),
+            settings: Default::default(),
         }
     }
 
