@@ -268,6 +268,26 @@ fn psql_lists_and_switches_databases() {
     let listed = server.psql(&["-c", "\\l"]);
     listed.assert_success();
     assert!(listed.stdout.contains(" tutorial "), "{}", listed.stdout);
+    // With sizes and descriptions, and the databases' settings.
+    let detailed = server.psql(&["-c", "\\l+"]);
+    detailed.assert_success();
+    assert!(
+        detailed.stdout.contains(" tutorial "),
+        "{}",
+        detailed.stdout
+    );
+    server
+        .psql_sql("ALTER DATABASE tutorial SET search_path = app, public")
+        .assert_success();
+    let settings = server.psql(&["-c", "\\drds"]);
+    settings.assert_success();
+    assert!(
+        settings
+            .stdout
+            .contains("| tutorial | search_path=app, public"),
+        "{}",
+        settings.stdout
+    );
     let switched = server.psql_script(
         "\\c tutorial\nCREATE TABLE t (x int);\nINSERT INTO t VALUES (7);\nSELECT current_database() || ':' || x FROM t;\n",
         true,
@@ -306,6 +326,15 @@ async fn alter_database_set_gives_new_sessions_their_defaults() {
         .batch_execute("ALTER DATABASE app SET statement_timeout = '5s'")
         .await
         .unwrap();
+    assert_eq!(
+        text_rows(
+            &first,
+            "SELECT array_to_string(s.setconfig, ',') FROM pg_db_role_setting s \
+             JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'app'"
+        )
+        .await,
+        vec!["TimeZone=Europe/Berlin,statement_timeout=5s"]
+    );
     let app = server.try_connect_to("app").await.unwrap();
     assert_eq!(
         text_rows(&app, "SHOW timezone").await,

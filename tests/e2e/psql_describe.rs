@@ -333,4 +333,8 @@ async fn describe_functions() {
 
 "
     );
+    // \df+ reads proacl, which the emulation keeps as text.
+    let plus = server.psql(&["-c", "\\df+ abs"]);
+    plus.assert_success();
+    assert!(plus.stdout.contains("| int8abs "), "{}", plus.stdout);
 }

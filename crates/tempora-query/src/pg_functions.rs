@@ -369,6 +369,58 @@ fn col_description(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue 
 /// Bytes a relation's own storage takes: a plain table's or a chunk's files
 /// and buffered rows; nothing for a hypertable (its rows are in its chunks),
 /// a view or an index (Tempora keeps no index structures).
+/// `pg_database_size(name | oid)`: the bytes of the database's directory
+/// (the first database's without the others'); NULL for no such database.
+fn database_size(l: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let all = l.state.all_databases();
+    let db = match args.first() {
+        Some(ScalarValue::Utf8(Some(name))) | Some(ScalarValue::Utf8View(Some(name))) => {
+            all.iter().find(|d| &d.name == name)
+        }
+        Some(v) if !v.is_null() => {
+            oid_value(Some(v)).and_then(|o| all.iter().find(|d| i64::from(d.oid) == i64::from(o)))
+        }
+        _ => None,
+    };
+    let Some(db) = db else {
+        return ScalarValue::Int64(None);
+    };
+    let options = engine.options();
+    // The first database's directory is the data directory; the others
+    // are under its `databases/`.
+    let root = if options.database == tempora_catalog::FIRST_DATABASE {
+        options.data_dir.clone()
+    } else {
+        match options.data_dir.parent().and_then(|p| p.parent()) {
+            Some(root) => root.to_path_buf(),
+            None => return ScalarValue::Int64(None),
+        }
+    };
+    let others = root.join("databases");
+    let dir = if db.oid == tempora_catalog::FIRST_DATABASE_OID {
+        root
+    } else {
+        others.join(db.oid.to_string())
+    };
+    fn bytes(dir: &std::path::Path, skip: &std::path::Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|e| {
+                let path = e.path();
+                match e.metadata() {
+                    Ok(m) if m.is_dir() && path != skip => bytes(&path, skip),
+                    Ok(m) if m.is_file() => m.len(),
+                    _ => 0,
+                }
+            })
+            .sum()
+    }
+    ScalarValue::Int64(Some(bytes(&dir, &others) as i64))
+}
+
 fn relation_bytes(l: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarValue {
     let Some(oid) = args.first().and_then(|a| l.oid(a)) else {
         return ScalarValue::Int64(None);
@@ -484,7 +536,14 @@ pub fn catalog_functions(
             serial_sequence,
         ),
     ];
-    let computing: [Entry; 14] = [
+    let computing: [Entry; 16] = [
+        // Comments on databases, roles and tablespaces: Tempora keeps none
+        // (COMMENT ON DATABASE is refused).
+        ("shobj_description", &[2], DataType::Utf8, |_, _, _| {
+            ScalarValue::Utf8(None)
+        }),
+        // Reads the data directory: the database's files (WAL included).
+        ("pg_database_size", &[1], DataType::Int64, database_size),
         // Reads the snapshot's roles only: no relation list to build.
         ("pg_get_userbyid", &[1], DataType::Utf8, user_by_id),
         (

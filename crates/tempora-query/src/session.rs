@@ -431,6 +431,9 @@ impl SchemaProvider for PgCatalogOverlay {
         if name.eq_ignore_ascii_case("pg_database") {
             return pg_database(&self.engine.catalog().snapshot()).map(Some);
         }
+        if name.eq_ignore_ascii_case("pg_db_role_setting") {
+            return pg_db_role_setting(&self.engine.catalog().snapshot()).map(Some);
+        }
         if name.eq_ignore_ascii_case("pg_prepared_statements") {
             return self.prepared_statements().map(Some);
         }
@@ -512,6 +515,42 @@ fn pg_database(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
         Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(
             (0..n).map(|_| None::<Vec<Option<i32>>>),
         )),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), cols)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+/// `pg_db_role_setting`: the databases' parameter defaults (`ALTER DATABASE
+/// ... SET`); Tempora has no per-role defaults.
+fn pg_db_role_setting(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
+    use datafusion::arrow::array::{ListBuilder, StringBuilder};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("setdatabase", DataType::Int32, false),
+        Field::new("setrole", DataType::Int32, false),
+        Field::new(
+            "setconfig",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ),
+    ]));
+    let dbs: Vec<_> = state
+        .all_databases()
+        .into_iter()
+        .filter(|d| !d.settings.is_empty())
+        .collect();
+    let mut config = ListBuilder::new(StringBuilder::new());
+    for d in &dbs {
+        for (name, value) in &d.settings {
+            config.values().append_value(format!("{name}={value}"));
+        }
+        config.append(true);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from_iter_values(
+            dbs.iter().map(|d| d.oid as i32),
+        )),
+        Arc::new(Int32Array::from(vec![0; dbs.len()])),
+        Arc::new(config.finish()),
     ];
     let batch = RecordBatch::try_new(schema.clone(), cols)?;
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))

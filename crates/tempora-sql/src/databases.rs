@@ -453,10 +453,18 @@ pub async fn execute(
             let def = state
                 .database_or_first(name)
                 .ok_or_else(|| tempora_storage::cluster::no_such_database(name))?;
-            if let Change::Setting(parameter, Some(value)) = change {
-                // Checked as SET would check it, on a session of its own.
-                crate::session_cmds::Settings::default().set(parameter, value)?;
-            }
+            // Checked as SET would check it, on settings of its own, and kept
+            // under PostgreSQL's spelling of the name.
+            let mut scratch = crate::session_cmds::Settings::default();
+            let change = &match change {
+                Change::Setting(parameter, value) => {
+                    if let Some(value) = value {
+                        scratch.set(parameter, value)?;
+                    }
+                    Change::Setting(scratch.canonical_name(parameter), value.clone())
+                }
+                other => other.clone(),
+            };
             if !superuser && me.is_none_or(|r| r.oid != def.owner) {
                 return Err(not_owner(name));
             }

@@ -354,6 +354,16 @@ impl ArrayFunctions {
                 "unnest(CAST(string_to_array({arg}, ' ') AS {}))",
                 vector_type(arg)?
             )),
+            // The emulation keeps `pg_proc.proacl` as text (`{...}` or NULL).
+            ("array_to_string", [arg, rest @ ..])
+                if arg.to_ascii_lowercase().ends_with("proacl") =>
+            {
+                let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+                parse_expr(&format!(
+                    "array_to_string(string_to_array(btrim({arg}, '{{}}'), ','), {})",
+                    rest.join(", ")
+                ))
+            }
             ("generate_subscripts", [arg, dim]) => {
                 // An int2vector has one dimension, numbered from 0.
                 let (first, length) = if vector(arg) {

@@ -119,6 +119,14 @@ impl Settings {
         }
     }
 
+    /// A parameter's name as PostgreSQL spells it (`timezone` → `TimeZone`);
+    /// a custom dotted name as given.
+    pub fn canonical_name(&self, name: &str) -> String {
+        self.values
+            .get(&name.to_lowercase())
+            .map_or_else(|| name.to_string(), |(canonical, _)| canonical.clone())
+    }
+
     /// Sets a parameter, validating the values Tempora interprets.
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
         let key = name.to_lowercase();
