@@ -383,3 +383,64 @@ async fn alter_database_set_gives_new_sessions_their_defaults() {
         vec!["postgres", "app"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renamed_database_keeps_its_rows_under_the_new_name() {
+    let server = TestServer::start().await;
+    let first = server.connect().await;
+    first
+        .batch_execute("CREATE DATABASE old_name")
+        .await
+        .unwrap();
+    first.batch_execute("CREATE DATABASE taken").await.unwrap();
+    let old = server.try_connect_to("old_name").await.unwrap();
+    old.batch_execute("CREATE TABLE m (v int); INSERT INTO m VALUES (1), (2)")
+        .await
+        .unwrap();
+    let err = first
+        .batch_execute("ALTER DATABASE old_name RENAME TO new_name")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Some("55006"), "{err}");
+    let err = old
+        .batch_execute("ALTER DATABASE old_name RENAME TO new_name")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Some("0A000"), "{err}");
+    drop(old);
+    let mut renamed = false;
+    for _ in 0..50 {
+        match first
+            .batch_execute("ALTER DATABASE old_name RENAME TO new_name")
+            .await
+        {
+            Ok(()) => {
+                renamed = true;
+                break;
+            }
+            Err(e) if code(&e) == Some("55006") => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(renamed, "RENAME kept failing");
+    let err = first
+        .batch_execute("ALTER DATABASE new_name RENAME TO taken")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Some("42P04"), "{err}");
+    let err = first
+        .batch_execute("ALTER DATABASE postgres RENAME TO main")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Some("0A000"), "{err}");
+    let err = server.try_connect_to("old_name").await.unwrap_err();
+    assert_eq!(code(&err), Some("3D000"), "{err}");
+    let new = server.try_connect_to("new_name").await.unwrap();
+    assert_eq!(scalar_i64(&new, "SELECT count(*) FROM m").await, 2);
+    assert_eq!(
+        text_rows(&new, "SELECT current_database()").await,
+        vec!["new_name"]
+    );
+}

@@ -38,6 +38,8 @@ pub enum Change {
     Setting(String, Option<String>),
     /// `RESET ALL`.
     ResetAll,
+    /// `RENAME TO name`.
+    Rename(String),
 }
 
 impl DatabaseCommand {
@@ -300,6 +302,9 @@ fn parse_alter(c: &mut Cursor) -> Result<DatabaseCommand> {
     let change = if c.eat("owner") {
         c.expect("to")?;
         Change::Owner(identifier(c)?)
+    } else if c.eat("rename") {
+        c.expect("to")?;
+        Change::Rename(identifier(c)?)
     } else if c.eat("set") {
         let parameter = parameter_name(c)?;
         if !c.eat("to") {
@@ -468,6 +473,27 @@ pub async fn execute(
             if !superuser && me.is_none_or(|r| r.oid != def.owner) {
                 return Err(not_owner(name));
             }
+            if let Change::Rename(to) = change {
+                if name == session.database() {
+                    return Err(TemporaError::not_supported(
+                        "current database cannot be renamed",
+                    ));
+                }
+                if name == FIRST_DATABASE {
+                    return Err(TemporaError::not_supported(format!(
+                        "ALTER DATABASE {FIRST_DATABASE} RENAME (it holds the server's roles \
+                         and its list of databases)"
+                    )));
+                }
+                if !superuser && !me.is_some_and(|r| r.create_db) {
+                    return Err(TemporaError::new(
+                        SqlState::INSUFFICIENT_PRIVILEGE,
+                        "permission denied to rename database",
+                    ));
+                }
+                cluster.rename_database(name, to).await?;
+                return Ok((Outcome::Command(cmd.tag().into()), notices));
+            }
             let new_owner = match change {
                 Change::Owner(role) => Some(
                     state
@@ -495,6 +521,7 @@ pub async fn execute(
                             def.settings.remove(parameter);
                         }
                         Change::ResetAll => def.settings.clear(),
+                        Change::Rename(_) => {}
                     }
                     Ok(())
                 })
@@ -562,7 +589,6 @@ mod tests {
             ("CREATE DATABASE", "42601"),
             ("DROP DATABASE a WITH (FORCE)", "0A000"),
             ("DROP DATABASE a extra", "42601"),
-            ("ALTER DATABASE a RENAME TO b", "0A000"),
             ("ALTER DATABASE a SET timezone FROM CURRENT", "0A000"),
             ("ALTER DATABASE a SET timezone", "42601"),
         ] {

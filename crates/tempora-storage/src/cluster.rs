@@ -318,6 +318,62 @@ impl Cluster {
         Ok(())
     }
 
+    /// Renames database `name` (not the first one): 55006 while sessions
+    /// are connected to it, 42P04 when `to` is taken. Its engine is closed
+    /// and opened again under the new name (its directory, named by oid,
+    /// stays).
+    pub async fn rename_database(&self, name: &str, to: &str) -> Result<()> {
+        let def = self
+            .main
+            .catalog()
+            .shared_snapshot()
+            .database(name)
+            .cloned()
+            .ok_or_else(|| no_such_database(name))?;
+        let db = {
+            let mut open = self.open.lock();
+            let Some(db) = open.get(&def.oid) else {
+                return Err(no_such_database(name));
+            };
+            if db.connections.load(Ordering::Acquire) > 0 {
+                return Err(TemporaError::new(
+                    SqlState::OBJECT_IN_USE,
+                    format!("database \"{name}\" is being accessed by other users"),
+                ));
+            }
+            open.remove(&def.oid)
+                .ok_or_else(|| no_such_database(name))?
+        };
+        let committed = transaction::outside(self.main.catalog().commit(|state| {
+            if to == FIRST_DATABASE || state.database(to).is_some() {
+                return Err(TemporaError::new(
+                    SqlState::DUPLICATE_DATABASE,
+                    format!("database \"{to}\" already exists"),
+                ));
+            }
+            let mut renamed = def.clone();
+            renamed.name = to.to_string();
+            Ok(vec![CatalogOp::PutDatabase(renamed)])
+        }))
+        .await;
+        let renamed = match committed {
+            Ok(state) => state.database(to).cloned(),
+            Err(e) => {
+                self.open.lock().insert(def.oid, db);
+                return Err(e);
+            }
+        };
+        let engine = Self::stop_tasks(db).await;
+        engine.close().await?;
+        drop(engine);
+        let renamed = renamed.ok_or_else(|| TemporaError::internal("renamed database missing"))?;
+        let reopened = Engine::open(self.options_for(&renamed)).await?;
+        self.start(renamed.oid, reopened);
+        self.sync_shared().await?;
+        tracing::info!(database = name, to, "database renamed");
+        Ok(())
+    }
+
     /// Changes database `name`'s entry (ALTER DATABASE), in the first
     /// database's catalog and every copy.
     pub async fn alter_database(
