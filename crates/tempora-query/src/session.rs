@@ -209,6 +209,74 @@ impl PgCatalogOverlay {
     }
 
     /// `pg_prepared_statements`: the session's PREPAREd statements.
+    /// `pg_settings`: the session's parameters, their built-in defaults
+    /// (`boot_val`) and whether the session changed them (`source`).
+    fn settings(&self) -> DfResult<Arc<dyn TableProvider>> {
+        let mut all = self
+            .state
+            .upgrade()
+            .and_then(|s| {
+                s.read()
+                    .config()
+                    .get_extension::<crate::variables::SessionVariables>()
+            })
+            .map(|v| v.all())
+            .unwrap_or_default();
+        all.sort_by_key(|(name, _, _)| name.to_lowercase());
+        // (name, built-in default, current value)
+        type Setting = (String, String, String);
+        let text = |f: &dyn Fn(&Setting) -> Option<String>| -> ArrayRef {
+            Arc::new(StringArray::from(all.iter().map(f).collect::<Vec<_>>()))
+        };
+        let null_text =
+            || -> ArrayRef { Arc::new(StringArray::from(vec![None::<&str>; all.len()])) };
+        let fields = [
+            "name",
+            "setting",
+            "unit",
+            "category",
+            "short_desc",
+            "extra_desc",
+            "context",
+            "vartype",
+            "source",
+            "min_val",
+            "max_val",
+            "enumvals",
+            "boot_val",
+            "reset_val",
+            "sourcefile",
+        ];
+        let mut schema: Vec<Field> = fields
+            .iter()
+            .map(|f| Field::new(*f, DataType::Utf8, true))
+            .collect();
+        schema.push(Field::new("sourceline", DataType::Int32, true));
+        schema.push(Field::new("pending_restart", DataType::Boolean, false));
+        let cols: Vec<ArrayRef> = vec![
+            text(&|(n, _, _)| Some(n.clone())),
+            text(&|(_, _, v)| Some(v.clone())),
+            null_text(),
+            text(&|_| Some("Tempora".into())),
+            text(&|_| Some(String::new())),
+            null_text(),
+            text(&|_| Some("user".into())),
+            text(&|_| Some("string".into())),
+            text(&|(_, d, v)| Some(if d == v { "default" } else { "session" }.into())),
+            null_text(),
+            null_text(),
+            null_text(),
+            text(&|(_, d, _)| Some(d.clone())),
+            text(&|(_, d, _)| Some(d.clone())),
+            null_text(),
+            Arc::new(Int32Array::from(vec![None::<i32>; all.len()])),
+            Arc::new(BooleanArray::from(vec![false; all.len()])),
+        ];
+        let schema = Arc::new(Schema::new(schema));
+        let batch = RecordBatch::try_new(schema.clone(), cols)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+
     fn prepared_statements(&self) -> DfResult<Arc<dyn TableProvider>> {
         use datafusion::arrow::array::{
             BooleanArray, Int64Array, ListBuilder, StringBuilder, TimestampMicrosecondArray,
@@ -430,6 +498,9 @@ impl SchemaProvider for PgCatalogOverlay {
         }
         if name.eq_ignore_ascii_case("pg_database") {
             return pg_database(&self.engine.catalog().snapshot()).map(Some);
+        }
+        if name.eq_ignore_ascii_case("pg_settings") {
+            return self.settings().map(Some);
         }
         if name.eq_ignore_ascii_case("pg_db_role_setting") {
             return pg_db_role_setting(&self.engine.catalog().snapshot()).map(Some);

@@ -18,9 +18,31 @@ use tempora_common::{SqlState, TemporaError};
 /// Parameter values by lower-case name; one per session (a SessionConfig
 /// extension).
 #[derive(Debug, Default)]
-pub struct SessionVariables(RwLock<BTreeMap<String, String>>);
+pub struct SessionVariables(
+    RwLock<BTreeMap<String, String>>,
+    RwLock<Vec<(String, String)>>,
+);
 
 impl SessionVariables {
+    /// Records a parameter's name as PostgreSQL spells it and its built-in
+    /// default (`pg_settings.boot_val`).
+    pub fn declare(&self, name: &str, default: &str) {
+        self.1.write().push((name.to_string(), default.to_string()));
+        self.publish(name, default);
+    }
+
+    /// Every declared parameter: (name, built-in default, current value).
+    pub fn all(&self) -> Vec<(String, String, String)> {
+        let declared = self.1.read().clone();
+        declared
+            .into_iter()
+            .map(|(name, default)| {
+                let current = self.get(&name).unwrap_or_else(|| default.clone());
+                (name, default, current)
+            })
+            .collect()
+    }
+
     pub fn publish(&self, name: &str, value: &str) {
         self.0
             .write()

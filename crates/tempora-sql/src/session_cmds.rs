@@ -80,7 +80,7 @@ impl Settings {
             .map(|(k, v)| (k.to_lowercase(), (k.to_string(), v.to_string())))
             .collect();
         for (k, v) in values.values() {
-            published.publish(k, v);
+            published.declare(k, v);
         }
         Self { values, published }
     }
