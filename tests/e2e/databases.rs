@@ -8,6 +8,21 @@ fn code(e: &tokio_postgres::Error) -> Option<&str> {
     e.code().map(|c| c.code())
 }
 
+/// Runs `sql` (a DROP or RENAME of a database whose last session just
+/// closed) until the server has noticed the closed connection: 55006 until then.
+async fn once_unused(client: &tokio_postgres::Client, sql: &str) {
+    for _ in 0..50 {
+        match client.batch_execute(sql).await {
+            Ok(()) => return,
+            Err(e) if code(&e) == Some("55006") => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("{sql}: {e}"),
+        }
+    }
+    panic!("{sql} kept failing with 55006");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_database_has_its_own_tables_and_ids_and_survives_a_restart() {
     let mut server = TestServer::start().await;
@@ -160,21 +175,7 @@ async fn a_database_in_use_cannot_be_dropped_and_a_dropped_one_leaves_no_files()
     assert_eq!(scalar_i64(&scratch, "SELECT count(*) FROM m").await, 1);
 
     drop(scratch);
-    // The server notices the closed connection shortly.
-    let mut dropped = false;
-    for _ in 0..50 {
-        match first.batch_execute("DROP DATABASE scratch").await {
-            Ok(()) => {
-                dropped = true;
-                break;
-            }
-            Err(e) if code(&e) == Some("55006") => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-    assert!(dropped, "DROP DATABASE kept failing");
+    once_unused(&first, "DROP DATABASE scratch").await;
     assert!(!dir.exists(), "{} left behind", dir.display());
     let err = server.try_connect_to("scratch").await.unwrap_err();
     assert_eq!(code(&err), Some("3D000"), "{err}");
@@ -408,23 +409,7 @@ async fn a_renamed_database_keeps_its_rows_under_the_new_name() {
         .unwrap_err();
     assert_eq!(code(&err), Some("0A000"), "{err}");
     drop(old);
-    let mut renamed = false;
-    for _ in 0..50 {
-        match first
-            .batch_execute("ALTER DATABASE old_name RENAME TO new_name")
-            .await
-        {
-            Ok(()) => {
-                renamed = true;
-                break;
-            }
-            Err(e) if code(&e) == Some("55006") => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-    assert!(renamed, "RENAME kept failing");
+    once_unused(&first, "ALTER DATABASE old_name RENAME TO new_name").await;
     let err = first
         .batch_execute("ALTER DATABASE new_name RENAME TO taken")
         .await
