@@ -13,8 +13,19 @@ use crate::{Notice, Outcome, SqlSession};
 #[derive(Debug, Clone, PartialEq)]
 pub enum DatabaseCommand {
     Create(CreateDatabase),
-    Drop { name: String, if_exists: bool },
-    Alter { name: String, change: Change },
+    Drop {
+        name: String,
+        if_exists: bool,
+    },
+    Alter {
+        name: String,
+        change: Change,
+    },
+    /// `ALTER DATABASE name RENAME TO to`.
+    Rename {
+        name: String,
+        to: String,
+    },
 }
 
 /// CREATE DATABASE's name and the options that shape the database.
@@ -38,8 +49,6 @@ pub enum Change {
     Setting(String, Option<String>),
     /// `RESET ALL`.
     ResetAll,
-    /// `RENAME TO name`.
-    Rename(String),
 }
 
 impl DatabaseCommand {
@@ -47,7 +56,7 @@ impl DatabaseCommand {
         match self {
             DatabaseCommand::Create(_) => "CREATE DATABASE",
             DatabaseCommand::Drop { .. } => "DROP DATABASE",
-            DatabaseCommand::Alter { .. } => "ALTER DATABASE",
+            DatabaseCommand::Alter { .. } | DatabaseCommand::Rename { .. } => "ALTER DATABASE",
         }
     }
 }
@@ -304,7 +313,8 @@ fn parse_alter(c: &mut Cursor) -> Result<DatabaseCommand> {
         Change::Owner(identifier(c)?)
     } else if c.eat("rename") {
         c.expect("to")?;
-        Change::Rename(identifier(c)?)
+        let to = identifier(c)?;
+        return Ok(DatabaseCommand::Rename { name, to });
     } else if c.eat("set") {
         let parameter = parameter_name(c)?;
         if !c.eat("to") {
@@ -378,6 +388,17 @@ pub async fn execute(
     let me = state.role(session.user());
     let superuser = me.is_some_and(|r| r.superuser);
     let mut notices = vec![];
+    // Database `name`, when it exists (3D000) and the session may change it
+    // (its owner or a superuser; 42501).
+    let owned = |state: &tempora_catalog::CatalogState, name: &str| {
+        let def = state
+            .database_or_first(name)
+            .ok_or_else(|| tempora_storage::cluster::no_such_database(name))?;
+        if !superuser && me.is_none_or(|r| r.oid != def.owner) {
+            return Err(not_owner(name));
+        }
+        Ok(def)
+    };
     match cmd {
         DatabaseCommand::Create(create) => {
             if !superuser && !me.is_some_and(|r| r.create_db) {
@@ -423,11 +444,7 @@ pub async fn execute(
         }
         DatabaseCommand::Drop { name, if_exists } => {
             // PostgreSQL's order of checks: existence, ownership, use.
-            let owner = if name == FIRST_DATABASE {
-                tempora_catalog::BOOTSTRAP_SUPERUSER_OID
-            } else if let Some(def) = state.database(name) {
-                def.owner
-            } else {
+            let Some(owner) = state.database_or_first(name).map(|d| d.owner) else {
                 if *if_exists {
                     notices.push(Notice::info(
                         SqlState::SUCCESSFUL_COMPLETION,
@@ -454,10 +471,29 @@ pub async fn execute(
             }
             cluster.drop_database(name).await?;
         }
+        DatabaseCommand::Rename { name, to } => {
+            owned(&state, name)?;
+            if name == session.database() {
+                return Err(TemporaError::not_supported(
+                    "current database cannot be renamed",
+                ));
+            }
+            if name == FIRST_DATABASE {
+                return Err(TemporaError::not_supported(format!(
+                    "ALTER DATABASE {FIRST_DATABASE} RENAME (it holds the server's roles \
+                     and its list of databases)"
+                )));
+            }
+            if !superuser && !me.is_some_and(|r| r.create_db) {
+                return Err(TemporaError::new(
+                    SqlState::INSUFFICIENT_PRIVILEGE,
+                    "permission denied to rename database",
+                ));
+            }
+            cluster.rename_database(name, to).await?;
+        }
         DatabaseCommand::Alter { name, change } => {
-            let def = state
-                .database_or_first(name)
-                .ok_or_else(|| tempora_storage::cluster::no_such_database(name))?;
+            owned(&state, name)?;
             // Checked as SET would check it, on settings of its own, and kept
             // under PostgreSQL's spelling of the name.
             let mut scratch = crate::session_cmds::Settings::default();
@@ -470,30 +506,6 @@ pub async fn execute(
                 }
                 other => other.clone(),
             };
-            if !superuser && me.is_none_or(|r| r.oid != def.owner) {
-                return Err(not_owner(name));
-            }
-            if let Change::Rename(to) = change {
-                if name == session.database() {
-                    return Err(TemporaError::not_supported(
-                        "current database cannot be renamed",
-                    ));
-                }
-                if name == FIRST_DATABASE {
-                    return Err(TemporaError::not_supported(format!(
-                        "ALTER DATABASE {FIRST_DATABASE} RENAME (it holds the server's roles \
-                         and its list of databases)"
-                    )));
-                }
-                if !superuser && !me.is_some_and(|r| r.create_db) {
-                    return Err(TemporaError::new(
-                        SqlState::INSUFFICIENT_PRIVILEGE,
-                        "permission denied to rename database",
-                    ));
-                }
-                cluster.rename_database(name, to).await?;
-                return Ok((Outcome::Command(cmd.tag().into()), notices));
-            }
             let new_owner = match change {
                 Change::Owner(role) => Some(
                     state
@@ -521,7 +533,6 @@ pub async fn execute(
                             def.settings.remove(parameter);
                         }
                         Change::ResetAll => def.settings.clear(),
-                        Change::Rename(_) => {}
                     }
                     Ok(())
                 })
@@ -638,6 +649,13 @@ mod tests {
             DatabaseCommand::Alter {
                 name: "tsdb".into(),
                 change: Change::Setting("timescaledb.telemetry_level".into(), None)
+            }
+        );
+        assert_eq!(
+            parsed("ALTER DATABASE tsdb RENAME TO metrics"),
+            DatabaseCommand::Rename {
+                name: "tsdb".into(),
+                to: "metrics".into()
             }
         );
         assert_eq!(

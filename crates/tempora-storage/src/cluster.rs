@@ -270,33 +270,7 @@ impl Cluster {
     /// Drops database `name`: 55006 while sessions are connected to it.
     /// Its catalog entry goes first (one commit), then its engine and files.
     pub async fn drop_database(&self, name: &str) -> Result<()> {
-        let state = self.main.catalog().shared_snapshot();
-        let def = state
-            .database(name)
-            .cloned()
-            .ok_or_else(|| no_such_database(name))?;
-        let taken = {
-            let mut open = self.open.lock();
-            let Some(db) = open.get(&def.oid) else {
-                return Err(no_such_database(name));
-            };
-            let others = db.connections.load(Ordering::Acquire);
-            if others > 0 {
-                let sessions = if others == 1 { "session" } else { "sessions" };
-                let verb = if others == 1 { "is" } else { "are" };
-                return Err(TemporaError::new(
-                    SqlState::OBJECT_IN_USE,
-                    format!("database \"{name}\" is being accessed by other users"),
-                )
-                .with_detail(format!(
-                    "There {verb} {others} other {sessions} using the database."
-                )));
-            }
-            open.remove(&def.oid)
-        };
-        let Some(db) = taken else {
-            return Err(no_such_database(name));
-        };
+        let (def, db) = self.take_unused(name)?;
         let committed = transaction::outside(
             self.main
                 .catalog()
@@ -318,11 +292,11 @@ impl Cluster {
         Ok(())
     }
 
-    /// Renames database `name` (not the first one): 55006 while sessions
-    /// are connected to it, 42P04 when `to` is taken. Its engine is closed
-    /// and opened again under the new name (its directory, named by oid,
-    /// stays).
-    pub async fn rename_database(&self, name: &str, to: &str) -> Result<()> {
+    /// Takes database `name` (not the first one) out of the open ones, so
+    /// that no session can connect to it, when none is connected: 3D000
+    /// when there is no such database, 55006 while sessions use it. The
+    /// caller puts it back if it goes on living.
+    fn take_unused(&self, name: &str) -> Result<(DatabaseDef, Open)> {
         let def = self
             .main
             .catalog()
@@ -330,20 +304,35 @@ impl Cluster {
             .database(name)
             .cloned()
             .ok_or_else(|| no_such_database(name))?;
-        let db = {
-            let mut open = self.open.lock();
-            let Some(db) = open.get(&def.oid) else {
-                return Err(no_such_database(name));
-            };
-            if db.connections.load(Ordering::Acquire) > 0 {
-                return Err(TemporaError::new(
-                    SqlState::OBJECT_IN_USE,
-                    format!("database \"{name}\" is being accessed by other users"),
-                ));
-            }
-            open.remove(&def.oid)
-                .ok_or_else(|| no_such_database(name))?
-        };
+        let mut open = self.open.lock();
+        let others = open
+            .get(&def.oid)
+            .ok_or_else(|| no_such_database(name))?
+            .connections
+            .load(Ordering::Acquire);
+        if others > 0 {
+            let sessions = if others == 1 { "session" } else { "sessions" };
+            let verb = if others == 1 { "is" } else { "are" };
+            return Err(TemporaError::new(
+                SqlState::OBJECT_IN_USE,
+                format!("database \"{name}\" is being accessed by other users"),
+            )
+            .with_detail(format!(
+                "There {verb} {others} other {sessions} using the database."
+            )));
+        }
+        let db = open
+            .remove(&def.oid)
+            .ok_or_else(|| no_such_database(name))?;
+        Ok((def, db))
+    }
+
+    /// Renames database `name` (not the first one): 55006 while sessions
+    /// are connected to it, 42P04 when `to` is taken. Its engine is closed
+    /// and opened again under the new name (its directory, named by oid,
+    /// stays).
+    pub async fn rename_database(&self, name: &str, to: &str) -> Result<()> {
+        let (def, db) = self.take_unused(name)?;
         let committed = transaction::outside(self.main.catalog().commit(|state| {
             if to == FIRST_DATABASE || state.database(to).is_some() {
                 return Err(TemporaError::new(
