@@ -551,3 +551,32 @@ async fn gapfill_with_parameters_in_where_and_arguments() {
         assert!(rows.iter().all(|r| r.get::<_, Option<f64>>(1).is_none()));
     }
 }
+
+/// A scalar subquery's column takes the name of the subquery's column, as
+/// in PostgreSQL, whether or not it aggregates or looks at the outer row.
+#[tokio::test(flavor = "multi_thread")]
+async fn scalar_subquery_columns_are_named_after_their_column() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE sq_h (id int, a boolean); CREATE TABLE sq_r (hid int, value float8);
+             INSERT INTO sq_h VALUES (1, true); INSERT INTO sq_r VALUES (1, 2.5)",
+        )
+        .await
+        .unwrap();
+    let stmt = client
+        .prepare(
+            "SELECT (SELECT sq_r.value FROM sq_r WHERE sq_r.hid = sq_h.id), \
+             (SELECT sq_r.value FROM sq_r WHERE sq_r.hid = sq_h.id AND sq_h.a), \
+             (SELECT max(sq_r.value) FROM sq_r WHERE sq_r.hid = sq_h.id), \
+             (SELECT 1 AS one) FROM sq_h",
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["value", "value", "max", "one"]);
+    let row = client.query_one(&stmt, &[]).await.unwrap();
+    assert_eq!(row.get::<_, f64>(0), 2.5);
+    assert_eq!(row.get::<_, f64>(1), 2.5);
+}

@@ -1105,7 +1105,10 @@ impl SqlSession {
             self.user(),
         );
         search_path::resolve(&mut stmt, &self.engine.catalog().snapshot(), &path);
-        subqueries::rewrite(&mut stmt);
+        if !matches!(stmt, Statement::Query(_) | Statement::Explain { .. }) {
+            // Queries get it in `rewrite_query`, once named.
+            subqueries::rewrite(&mut stmt);
+        }
         if let Some(select) = compression::columnstore_procedure(&stmt)? {
             // A procedure: runs as the function call it stands for, answers CALL.
             let inner = Box::pin(self.prepare_statement(&select.to_string(), select)).await?;
@@ -1765,6 +1768,9 @@ pub(crate) fn rewrite_query(stmt: Statement) -> Statement {
     alias_function_columns(&mut stmt);
     qualify_catalog_relations(&mut stmt);
     naming::apply(&mut stmt);
+    // After pg_compat's catalog lookups (which it leaves alone, as they
+    // aggregate) and after naming (a subquery's column keeps its name).
+    subqueries::rewrite(&mut stmt);
     pg_compat::after_naming(&mut stmt);
     stmt
 }

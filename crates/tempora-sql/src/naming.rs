@@ -29,6 +29,17 @@ fn pg_name(e: &Expr) -> Option<String> {
         Expr::AtTimeZone { .. } => "timezone".into(),
         Expr::Extract { .. } => "extract".into(),
         Expr::Exists { .. } => "exists".into(),
+        // A scalar subquery takes its one column's name.
+        Expr::Subquery(q) => match q.body.as_ref() {
+            SetExpr::Select(sel) => match sel.projection.as_slice() {
+                [SelectItem::ExprWithAlias { alias, .. }] => alias.value.clone(),
+                [SelectItem::UnnamedExpr(e)] => column_of(e)
+                    .or_else(|| pg_name(e))
+                    .unwrap_or_else(|| "?column?".into()),
+                _ => "?column?".into(),
+            },
+            _ => "?column?".into(),
+        },
         Expr::Array(_) => "array".into(),
         Expr::Interval(_) => "interval".into(),
         _ => "?column?".into(),

@@ -736,12 +736,6 @@ fn classify(e: &Expr, local: &[String]) -> Option<Term> {
     }
 }
 
-/// Whether the catalog subquery rule below rewrites `q` (subqueries.rs
-/// leaves such subqueries to it).
-pub(crate) fn catalog_subquery_rewritten(q: &Query) -> bool {
-    CatalogSubqueries::replacement(q).is_some()
-}
-
 impl CatalogSubqueries {
     fn replacement(q: &Query) -> Option<Expr> {
         if !reads_catalog_only(q) || q.limit_clause.is_some() {

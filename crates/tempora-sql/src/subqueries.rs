@@ -19,9 +19,9 @@
 //!
 //! Which names are the subquery's own is read from its FROM list (table
 //! names and aliases); a predicate with an unqualified column stays inside.
-//! Subqueries on `pg_catalog` alone were already given their one value by
-//! `pg_compat.rs` (which also splits psql's collation lookups); this takes
-//! the rest.
+//! It runs after `pg_compat.rs`, whose catalog lookups already take their
+//! one value through `first_value` (and split psql's collation lookups),
+//! so it takes the rest.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -203,9 +203,6 @@ fn rewritten(query: &Query) -> Option<Expr> {
         || query.limit_clause.is_some()
         || query.fetch.is_some()
     {
-        return None;
-    }
-    if crate::pg_compat::catalog_subquery_rewritten(query) {
         return None;
     }
     let SetExpr::Select(select) = query.body.as_ref() else {
@@ -396,9 +393,9 @@ mod tests {
             "SELECT (SELECT t.x FROM t WHERE t.y = u.y LIMIT 1) FROM u",
             // no FROM
             "SELECT (SELECT u.y) FROM u",
-            // a catalog lookup pg_compat.rs rewrites
-            "SELECT (SELECT d.adbin FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid) \
-             FROM pg_catalog.pg_attribute a",
+            // a catalog lookup as pg_compat.rs rewrote it
+            "SELECT (SELECT first_value(d.adbin) FROM pg_catalog.pg_attrdef d \
+             WHERE d.adrelid = a.attrelid) FROM pg_catalog.pg_attribute a",
         ] {
             let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
                 .unwrap()
