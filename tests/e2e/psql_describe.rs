@@ -338,3 +338,68 @@ async fn describe_functions() {
     plus.assert_success();
     assert!(plus.stdout.contains("| int8abs "), "{}", plus.stdout);
 }
+
+/// Once `CREATE EXTENSION timescaledb` has run, `\\df` lists TimescaleDB's
+/// functions that Tempora implements in `public`, with TimescaleDB's
+/// argument names, types and defaults.
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_timescaledb_functions() {
+    let server = TestServer::start().await;
+    let none = describe(&server, "\\df").await;
+    assert!(none.contains("(0 rows)"), "{none}");
+    server
+        .psql_async(&["-c", "CREATE EXTENSION timescaledb"])
+        .await
+        .assert_success();
+    assert_eq!(
+        describe(&server, "\\df (first|last|histogram)").await,
+        "                                              List of functions
+ Schema |   Name    | Result data type |                      Argument data types                      | Type 
+--------+-----------+------------------+---------------------------------------------------------------+------
+ public | first     | anyelement       | anyelement, \"any\"                                             | agg
+ public | histogram | integer[]        | double precision, double precision, double precision, integer | agg
+ public | last      | anyelement       | anyelement, \"any\"                                             | agg
+(3 rows)
+
+"
+    );
+    assert_eq!(
+        describe(&server, "\\df run_job").await,
+        "                        List of functions
+ Schema |  Name   | Result data type | Argument data types | Type 
+--------+---------+------------------+---------------------+------
+ public | run_job |                  | IN job_id integer   | proc
+(1 row)
+
+"
+    );
+    let show = describe(&server, "\\df show_chunks").await;
+    assert!(
+        show.contains(
+            " public | show_chunks | SETOF regclass   | relation regclass, older_than \"any\" DEFAULT NULL::unknown, newer_than \"any\" DEFAULT NULL::unknown, created_before \"any\" DEFAULT NULL::unknown, created_after \"any\" DEFAULT NULL::unknown | func"
+        ),
+        "{show}"
+    );
+    // Every overload of time_bucket but the UUID ones.
+    let buckets = describe(&server, "\\df time_bucket").await;
+    assert!(buckets.contains("(16 rows)"), "{buckets}");
+    assert!(
+        buckets.contains("| timestamp with time zone    | bucket_width interval, ts timestamp with time zone, timezone text, origin timestamp with time zone DEFAULT NULL::timestamp with time zone, \"offset\" interval DEFAULT NULL::interval | func"),
+        "{buckets}"
+    );
+    // The rows are ordinary pg_proc rows: joins and filters see them.
+    let client = server.connect().await;
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE p.prokind = 'a'), count(*) FILTER (WHERE p.proretset), \
+                    count(DISTINCT p.oid) = count(*) \
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE n.nspname = 'public'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 3);
+    assert!(row.get::<_, i64>(1) > 5);
+    assert!(row.get::<_, bool>(2));
+}

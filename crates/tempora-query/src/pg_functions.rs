@@ -937,8 +937,18 @@ fn proc_named_by(args: &[ScalarValue]) -> Option<&'static Proc> {
     builtin_procs().get(&i64::from(oid))
 }
 
+/// The TimescaleDB function whose oid is the first argument.
+fn extension_function_named_by(
+    args: &[ScalarValue],
+) -> Option<&'static crate::extension_functions::ExtensionFunction> {
+    crate::extension_functions::by_oid(i64::from(oid_value(args.first())?))
+}
+
 /// `pg_get_function_result(oid)`: `SETOF integer`, `TABLE(a text, ...)`.
 fn function_result(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    if let Some(f) = extension_function_named_by(args) {
+        return ScalarValue::Utf8(f.result_text());
+    }
     let Some(p) = proc_named_by(args) else {
         return ScalarValue::Utf8(None);
     };
@@ -965,6 +975,9 @@ fn function_result(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue 
 /// `pg_get_function_arguments(oid)`: `integer, integer` or with names and
 /// modes, `OUT word text, ...`.
 fn function_arguments(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    if let Some(f) = extension_function_named_by(args) {
+        return text(f.arguments_text());
+    }
     let Some(p) = proc_named_by(args) else {
         return ScalarValue::Utf8(None);
     };

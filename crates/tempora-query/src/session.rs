@@ -208,7 +208,20 @@ impl PgCatalogOverlay {
         ]
     }
 
-    /// `pg_prepared_statements`: the session's PREPAREd statements.
+    /// `pg_proc`: the built-in functions, and TimescaleDB's that Tempora
+    /// implements once the extension has been created.
+    async fn pg_proc(&self) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let mut rows = builtin_rows(self.inner.as_ref(), "pg_proc").await?;
+        let Some(schema) = rows.first().map(RecordBatch::schema) else {
+            return self.inner.table("pg_proc").await;
+        };
+        let state = self.engine.catalog().snapshot();
+        if state.extensions.iter().any(|e| e == "timescaledb") {
+            rows.push(crate::extension_functions::pg_proc_rows(&schema)?);
+        }
+        Ok(Some(Arc::new(MemTable::try_new(schema, vec![rows])?)))
+    }
+
     /// `pg_settings`: the session's parameters, their built-in defaults
     /// (`boot_val`) and whether the session changed them (`source`).
     fn settings(&self) -> DfResult<Arc<dyn TableProvider>> {
@@ -277,6 +290,7 @@ impl PgCatalogOverlay {
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
     }
 
+    /// `pg_prepared_statements`: the session's PREPAREd statements.
     fn prepared_statements(&self) -> DfResult<Arc<dyn TableProvider>> {
         use datafusion::arrow::array::{
             BooleanArray, Int64Array, ListBuilder, StringBuilder, TimestampMicrosecondArray,
@@ -495,6 +509,9 @@ impl SchemaProvider for PgCatalogOverlay {
         }
         if name.eq_ignore_ascii_case("pg_extension") {
             return pg_extension(&self.engine.catalog().snapshot()).map(Some);
+        }
+        if name.eq_ignore_ascii_case("pg_proc") {
+            return self.pg_proc().await;
         }
         if name.eq_ignore_ascii_case("pg_database") {
             return pg_database(&self.engine.catalog().snapshot()).map(Some);
