@@ -8,8 +8,10 @@
 #                    [--compress] [--no-postgres] [--no-build] [--keep]
 #
 # Each server is started alone, loaded with COPY (Tempora: a hypertable with
-# 12-hour chunks, then CHECKPOINT so every row is in Parquet; PostgreSQL: a
-# plain table, then TSBS's indexes and VACUUM ANALYZE), queried, and stopped.
+# 12-hour chunks and TSBS's (hostname, time DESC) index, created before the
+# load as TSBS's TimescaleDB loader does, then CHECKPOINT so every row is in
+# Parquet; PostgreSQL: a plain table, then TSBS's indexes and VACUUM ANALYZE),
+# queried, and stopped.
 # With --compress, Tempora's chunks are then compressed (segmentby hostname,
 # orderby time DESC, as TimescaleDB's figures were taken), the size before and
 # after and the compression time recorded, and the queries run again on the
@@ -20,7 +22,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 LOG_TAG=queries
@@ -129,9 +131,9 @@ tempora_compress() {
 run_tempora() {
     local data="$RUN_DIR/tempora-data" rc=0
     tempora_start "$data" "$RESULTS/tempora.log"
-    log "tempora: loading with $WORKERS COPY streams into a hypertable, then CHECKPOINT (every row in Parquet)"
+    log "tempora: loading with $WORKERS COPY streams into a hypertable with the (hostname, time DESC) index, then CHECKPOINT (every row in Parquet)"
     if ! "$BENCH" load --url "$TEMPORA_URL" --file "$CSV" --workers "$WORKERS" --hypertable \
-        --checkpoint --label tempora --json-out "$RESULTS/tempora-load.json" >/dev/null; then
+        --index --checkpoint --label tempora --json-out "$RESULTS/tempora-load.json" >/dev/null; then
         log "tempora: the load failed; last lines of its log ($RESULTS/tempora.log):"
         tail -n 20 "$RESULTS/tempora.log" >&2 || true
         tempora_stop

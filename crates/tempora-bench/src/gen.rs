@@ -294,6 +294,11 @@ pub fn create_table_sql() -> String {
     format!("CREATE TABLE cpu ({})", cols.join(", "))
 }
 
+/// TSBS's series index, which its TimescaleDB loader creates with the
+/// table: on Tempora it makes files clustered by host within each time slice.
+pub const CREATE_INDEX_SQL: &str =
+    "CREATE INDEX cpu_hostname_time_idx ON cpu (hostname, time DESC)";
+
 pub const CREATE_HYPERTABLE_SQL: &str =
     "SELECT create_hypertable('cpu', 'time', chunk_time_interval => INTERVAL '12 hours')";
 

@@ -29,6 +29,8 @@ pub struct LoadArgs {
     pub file: PathBuf,
     pub workers: usize,
     pub hypertable: bool,
+    /// Create [`gen::CREATE_INDEX_SQL`] before the load.
+    pub index: bool,
     pub server_pid: Option<u32>,
     pub data_dir: Option<PathBuf>,
     pub label: String,
@@ -52,6 +54,8 @@ pub struct LoadReport {
     pub split: &'static str,
     pub block_bytes: usize,
     pub hypertable: bool,
+    #[serde(default)]
+    pub index: bool,
     pub rows: u64,
     pub elapsed_s: f64,
     pub rows_per_s: f64,
@@ -184,7 +188,7 @@ pub(crate) fn db_error(context: &str, e: tokio_postgres::Error) -> String {
     }
 }
 
-async fn create_schema(client: &Client, hypertable: bool) -> Result<(), String> {
+async fn create_schema(client: &Client, hypertable: bool, index: bool) -> Result<(), String> {
     client
         .batch_execute("DROP TABLE IF EXISTS cpu")
         .await
@@ -198,6 +202,12 @@ async fn create_schema(client: &Client, hypertable: bool) -> Result<(), String> 
             .simple_query(gen::CREATE_HYPERTABLE_SQL)
             .await
             .map_err(|e| db_error("create_hypertable", e))?;
+    }
+    if index {
+        client
+            .batch_execute(gen::CREATE_INDEX_SQL)
+            .await
+            .map_err(|e| db_error("CREATE INDEX", e))?;
     }
     Ok(())
 }
@@ -252,7 +262,7 @@ pub async fn run(args: LoadArgs) -> Result<LoadReport, String> {
                 _ => None,
             })
         });
-    create_schema(&admin, args.hypertable).await?;
+    create_schema(&admin, args.hypertable, args.index).await?;
     let mut clients = Vec::with_capacity(workers);
     for _ in 0..workers {
         clients.push(connect(&args.url, timeout).await?);
@@ -371,6 +381,7 @@ pub async fn run(args: LoadArgs) -> Result<LoadReport, String> {
         split: "contiguous",
         block_bytes: args.block_bytes,
         hypertable: args.hypertable,
+        index: args.index,
         rows,
         elapsed_s: elapsed,
         rows_per_s: rows as f64 / elapsed,

@@ -50,6 +50,9 @@ enum Command {
         /// Also print the create_hypertable call.
         #[arg(long)]
         hypertable: bool,
+        /// Also print TSBS's index on (hostname, time DESC).
+        #[arg(long)]
+        index: bool,
     },
     /// Drop and create `cpu`, load a CSV file with parallel COPY, verify, report.
     Load {
@@ -65,6 +68,10 @@ enum Command {
         /// Make `cpu` a hypertable with 12-hour chunks (Tempora, TimescaleDB).
         #[arg(long)]
         hypertable: bool,
+        /// Create TSBS's index on (hostname, time DESC) before the load, as
+        /// TSBS's TimescaleDB loader does.
+        #[arg(long)]
+        index: bool,
         /// Server process to sample memory (every 100 ms) and CPU of, with its children.
         #[arg(long)]
         server_pid: Option<u32>,
@@ -261,10 +268,13 @@ fn run(command: Command) -> Result<(), String> {
             }
             gen::run(&spec, out)
         }
-        Command::Schema { hypertable } => {
+        Command::Schema { hypertable, index } => {
             println!("{};", gen::create_table_sql());
             if hypertable {
                 println!("{};", gen::CREATE_HYPERTABLE_SQL);
+            }
+            if index {
+                println!("{};", gen::CREATE_INDEX_SQL);
             }
             Ok(())
         }
@@ -273,6 +283,7 @@ fn run(command: Command) -> Result<(), String> {
             file,
             workers,
             hypertable,
+            index,
             server_pid,
             data_dir,
             label,
@@ -290,6 +301,7 @@ fn run(command: Command) -> Result<(), String> {
                 file,
                 workers,
                 hypertable,
+                index,
                 server_pid,
                 data_dir,
                 label,

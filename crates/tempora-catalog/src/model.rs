@@ -523,6 +523,39 @@ impl TableDef {
         constraints.chain(self.indexes.iter().cloned()).collect()
     }
 
+    /// The columns a hypertable's files are clustered by within each file
+    /// (then by time): the leading plain columns, up to the time column, of
+    /// the first index `CREATE INDEX` made whose first key is a plain
+    /// column other than time, else of such a PRIMARY KEY or UNIQUE
+    /// constraint. `CREATE INDEX ON cpu (hostname, time DESC)` gives
+    /// `[hostname]`. Empty for plain tables and when no index qualifies.
+    ///
+    /// Tempora keeps no B-tree: such an index is served by keeping each
+    /// series' rows together, so that row group and page statistics find
+    /// them, as TimescaleDB's `reorder_chunk` would cluster a chunk by it.
+    pub fn cluster_key(&self) -> Vec<String> {
+        let Some(h) = &self.hypertable else {
+            return vec![];
+        };
+        let leading = |columns: &[IndexColumn]| -> Vec<String> {
+            columns
+                .iter()
+                .take_while(|c| !c.expression && c.column != h.time_column)
+                .map(|c| c.column.clone())
+                .collect()
+        };
+        let explicit = self
+            .indexes
+            .iter()
+            .filter(|i| i.predicate.is_none())
+            .map(|i| leading(&i.columns));
+        let constraints = self.all_indexes().into_iter().map(|i| leading(&i.columns));
+        explicit
+            .chain(constraints)
+            .find(|key| !key.is_empty())
+            .unwrap_or_default()
+    }
+
     /// Whether an index or a constraint's index of the table has this name.
     pub fn has_index(&self, name: &str) -> bool {
         self.indexes.iter().any(|i| i.name == name)

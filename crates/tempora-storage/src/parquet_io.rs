@@ -7,6 +7,7 @@ use datafusion::arrow::compute::{
     concat_batches, lexsort_to_indices, take_record_batch, SortColumn, SortOptions,
 };
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -24,13 +25,15 @@ fn internal(e: impl std::fmt::Display) -> TemporaError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     /// Files on the ingest path (memtable flush, COPY, row rewrites): sorted
-    /// by time, min/max on every column but text ones. Text min/max costs a
+    /// by time (within each series of the table's cluster key first, when
+    /// it has one: see [`row_order`]), min/max on every column but text
+    /// ones that no index names. Text min/max costs a
     /// comparison per value (about an eighth of bulk-load CPU) and on
     /// time-ordered data, where every row group holds every device, it
     /// excludes nothing.
     Ingest,
-    /// Files written by background merges: sorted by time, statistics on
-    /// every column.
+    /// Files written by background merges: sorted as ingest files are,
+    /// statistics on every column.
     Merged,
     /// A compressed chunk's files: sorted by the table's segmentby columns,
     /// then its orderby columns, so that each segment's values sit together
@@ -115,6 +118,54 @@ fn columnstore_sort(table: &TableDef, batch: &RecordBatch) -> Result<Vec<SortCol
         .collect()
 }
 
+/// Rows per data page of an ingest or merged file of a table with a
+/// cluster key: a filter on one series decodes about a page per column.
+const CLUSTERED_PAGE_ROWS: usize = 8 * 1024;
+
+/// The row order of ingest and merged files of a hypertable: by time, or
+/// with a cluster key ([`TableDef::cluster_key`], from an index such as
+/// `(hostname, time DESC)`), by the key's columns, then time. Each file
+/// still covers the time slice of the rows it was written with, so time
+/// ranges prune files as before; within a file each series' rows sit
+/// together and row group and page statistics find them. `None`: no
+/// sort needed (no cluster key, rows already in time order).
+fn row_order(
+    table: &TableDef,
+    batches: &[RecordBatch],
+    time_index: usize,
+    time_sorted: bool,
+) -> Result<Option<Vec<u32>>> {
+    let key = table.cluster_key();
+    if key.is_empty() && time_sorted {
+        return Ok(None);
+    }
+    let mut columns: Vec<usize> = key
+        .iter()
+        .map(|c| {
+            table
+                .column_index(c)
+                .ok_or_else(|| TemporaError::undefined_column(c))
+        })
+        .collect::<Result<_>>()?;
+    columns.push(time_index);
+    let schema = batches[0].schema();
+    let converter = RowConverter::new(
+        columns
+            .iter()
+            .map(|&i| SortField::new(schema.field(i).data_type().clone()))
+            .collect(),
+    )
+    .map_err(internal)?;
+    let mut rows = converter.empty_rows(0, 0);
+    for b in batches {
+        let keys: Vec<ArrayRef> = columns.iter().map(|&i| b.column(i).clone()).collect();
+        converter.append(&mut rows, &keys).map_err(internal)?;
+    }
+    let mut order: Vec<u32> = (0..rows.num_rows() as u32).collect();
+    order.sort_unstable_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    Ok(Some(order))
+}
+
 fn writer_properties(
     table: &TableDef,
     schema: &SchemaRef,
@@ -132,6 +183,9 @@ fn writer_properties(
             let mut props = WriterProperties::builder()
                 .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(internal)?))
                 .set_max_row_group_row_count(Some(1 << 17));
+            if !table.cluster_key().is_empty() {
+                props = props.set_data_page_row_count_limit(CLUSTERED_PAGE_ROWS);
+            }
             if layout == Layout::Ingest {
                 // Text statistics cost ingest time; an indexed column keeps
                 // them, so that filters on it prune files and row groups.
@@ -238,21 +292,26 @@ fn encode(table: &TableDef, batches: Vec<RecordBatch>, layout: Layout) -> Result
                 max_time = Some(max_time.map_or(t, |m: i64| m.max(t)));
             }
         }
-        let sort = match layout {
-            Layout::Columnstore => true,
-            Layout::Ingest | Layout::Merged => !sorted,
-        };
-        if sort && !batches.is_empty() {
-            let batch = concat_batches(&schema, &batches).map_err(internal)?;
-            let keys = match layout {
-                Layout::Columnstore => columnstore_sort(table, &batch)?,
-                Layout::Ingest | Layout::Merged => vec![SortColumn {
-                    values: batch.column(idx).clone(),
-                    options: None,
-                }],
+        if !batches.is_empty() {
+            let sorted_batch = match layout {
+                Layout::Columnstore => {
+                    let batch = concat_batches(&schema, &batches).map_err(internal)?;
+                    let keys = columnstore_sort(table, &batch)?;
+                    let indices = lexsort_to_indices(&keys, None).map_err(internal)?;
+                    Some(take_record_batch(&batch, &indices).map_err(internal)?)
+                }
+                Layout::Ingest | Layout::Merged => match row_order(table, &batches, idx, sorted)? {
+                    Some(order) => {
+                        let batch = concat_batches(&schema, &batches).map_err(internal)?;
+                        let indices = datafusion::arrow::array::UInt32Array::from(order);
+                        Some(take_record_batch(&batch, &indices).map_err(internal)?)
+                    }
+                    None => None,
+                },
             };
-            let indices = lexsort_to_indices(&keys, None).map_err(internal)?;
-            batches = vec![take_record_batch(&batch, &indices).map_err(internal)?];
+            if let Some(batch) = sorted_batch {
+                batches = vec![batch];
+            }
         }
     }
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
@@ -752,6 +811,84 @@ mod tests {
         for i in 1..all.num_rows() {
             let (d0, d1) = (devices.value(i - 1), devices.value(i));
             assert!(d0 < d1 || (d0 == d1 && times[i - 1] > times[i]), "row {i}");
+        }
+    }
+
+    /// With an index led by a column other than time, ingest and merged
+    /// files are sorted by that column, then time, in pages small enough
+    /// for the page index to find one series.
+    #[test]
+    fn files_are_clustered_by_an_index_on_a_series_column() {
+        let mut table = table();
+        table.compression = None;
+        table.indexes.push(tempora_catalog::IndexDef {
+            name: "t_device_time_idx".into(),
+            columns: ["device", "time"]
+                .into_iter()
+                .map(|c| tempora_catalog::IndexColumn {
+                    column: c.into(),
+                    expression: false,
+                    desc: c == "time",
+                    nulls_first: None,
+                })
+                .collect(),
+            unique: false,
+            method: "btree".into(),
+            include: vec![],
+            predicate: None,
+        });
+        assert_eq!(table.cluster_key(), vec!["device".to_string()]);
+        let rows = 100_000;
+        let all = batch(&table, rows);
+        // Two batches, each in time order, as a merge reads two files.
+        let first = all.slice(0, 40_000);
+        let second = all.slice(40_000, 60_000);
+        for layout in [Layout::Ingest, Layout::Merged] {
+            let encoded = encode(&table, vec![second.clone(), first.clone()], layout).unwrap();
+            assert_eq!(encoded.rows, rows as u64);
+            let bytes = bytes::Bytes::from(encoded.bytes);
+            let reader = SerializedFileReader::new_with_options(
+                bytes.clone(),
+                ReadOptionsBuilder::new().with_page_index().build(),
+            )
+            .unwrap();
+            let pages = &reader.metadata().offset_index().unwrap()[0][1];
+            assert!(
+                pages.page_locations().len() >= rows as usize / CLUSTERED_PAGE_ROWS,
+                "{} pages",
+                pages.page_locations().len()
+            );
+            let read: Vec<RecordBatch> =
+                datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                    bytes,
+                )
+                .unwrap()
+                .build()
+                .unwrap()
+                .collect::<std::result::Result<_, _>>()
+                .unwrap();
+            let read = concat_batches(&Arc::new(table.arrow_schema()), &read).unwrap();
+            let times = crate::memtable::column_as_i64(read.column(0)).unwrap();
+            let devices = read
+                .column(1)
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .unwrap();
+            let values = read
+                .column(2)
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap();
+            let mut seen = vec![false; rows as usize];
+            for i in 0..read.num_rows() {
+                let v = values.value(i) as i64;
+                assert!(!std::mem::replace(&mut seen[v as usize], true));
+                assert_eq!(devices.value(i) as i64, v % 10);
+                if i > 0 {
+                    let (d0, d1) = (devices.value(i - 1), devices.value(i));
+                    assert!(d0 < d1 || (d0 == d1 && times[i - 1] <= times[i]), "row {i}");
+                }
+            }
         }
     }
 
