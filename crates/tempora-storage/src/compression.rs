@@ -3,16 +3,19 @@
 //!
 //! ```text
 //! compress_chunk ─► files lock; memtable rows flushed to files first
-//!                ─► every file of the chunk read, its rows written again as
-//!                   one columnstore file (parquet_io::Layout::Columnstore:
-//!                   sorted by segmentby, orderby; fsynced); over 2M rows,
-//!                   a group of segments at a time, so memory stays bounded
+//!                ─► the chunk's files grouped into time slices (each file
+//!                   on its own once it holds 100k rows, smaller ones with
+//!                   their neighbours: `time_slices`); each slice's rows
+//!                   written again as one columnstore file
+//!                   (parquet_io::Layout::Columnstore: sorted by segmentby,
+//!                   orderby; fsynced); over 2M rows, a group of segments at
+//!                   a time, so memory stays bounded
 //!                   (parquet_io::write_columnstore_file)
-//!                ─► one catalog commit: old files out, new file in, the
+//!                ─► one catalog commit: old files out, new files in, the
 //!                   chunk marked compressed with its before/after bytes
 //! ```
-//! A crash before the commit leaves the old files listed and the new one an
-//! orphan that startup removes; after it, the new file only. Rows written to
+//! A crash before the commit leaves the old files listed and the new ones
+//! orphans that startup removes; after it, the new files only. Rows written to
 //! a compressed chunk later (INSERT, COPY, UPDATE) land in ordinary files
 //! beside the compressed one (a partially compressed chunk, as in
 //! TimescaleDB); compressing it again merges them in. DELETE and UPDATE
@@ -42,6 +45,38 @@ pub fn not_enabled(table: &TableDef) -> TemporaError {
         SqlState::FEATURE_NOT_SUPPORTED,
         format!("columnstore not enabled on \"{}\"", table.name),
     )
+}
+
+/// A compressed slice is closed once it holds this many rows: smaller
+/// files (a flush's, a small COPY's) are compressed together with their
+/// neighbours in time, larger ones on their own.
+const SLICE_ROWS: u64 = 100_000;
+
+/// The chunk's files grouped into the time slices `compress_chunk` writes
+/// one columnstore file for: in order of their first time, a slice takes
+/// files until it holds [`SLICE_ROWS`] rows (and never more than
+/// [`parquet_io::COLUMNSTORE_PASS_ROWS`] once it has one). Ingest and
+/// merged files each cover the time range they were written in, so the
+/// compressed files do too: a time filter prunes them as it pruned the
+/// files they replace, which one file sorted by segment across the whole
+/// chunk could not (every row group would span the chunk's range).
+fn time_slices(files: &[FileDef]) -> Vec<Vec<&FileDef>> {
+    let mut ordered: Vec<&FileDef> = files.iter().filter(|f| f.rows > 0).collect();
+    ordered.sort_by_key(|f| (f.min_time, f.max_time));
+    let mut slices: Vec<Vec<&FileDef>> = Vec::new();
+    let mut rows = 0u64;
+    for f in ordered {
+        let fits = rows < SLICE_ROWS && rows + f.rows <= parquet_io::COLUMNSTORE_PASS_ROWS;
+        match slices.last_mut() {
+            Some(slice) if fits => slice.push(f),
+            _ => {
+                slices.push(vec![f]);
+                rows = 0;
+            }
+        }
+        rows += f.rows;
+    }
+    slices
 }
 
 impl Engine {
@@ -81,11 +116,11 @@ impl Engine {
         let started = std::time::Instant::now();
         let rows: u64 = c.files.iter().map(|f| f.rows).sum();
         tracing::info!(table = %table.name, chunk, rows, files = c.files.len(), "compressing chunk");
-        let written = if rows == 0 {
-            None
-        } else {
+        let mut written: Vec<FileDef> = Vec::new();
+        for slice in time_slices(&c.files) {
             let path = self.new_file_path(oid, Some(chunk), "compressed");
-            let sources: Vec<String> = c.files.iter().map(|f| f.path.clone()).collect();
+            let sources: Vec<String> = slice.iter().map(|f| f.path.clone()).collect();
+            let expected: u64 = slice.iter().map(|f| f.rows).sum();
             let file = parquet_io::write_columnstore_file(
                 self.store(),
                 &path,
@@ -93,16 +128,24 @@ impl Engine {
                 &sources,
                 parquet_io::COLUMNSTORE_PASS_ROWS,
             )
-            .await?;
-            if file.rows != rows {
-                self.gc().retire(0, [file.path.clone()]);
-                return Err(TemporaError::internal(format!(
-                    "compressed file holds {} rows of {rows}",
-                    file.rows
-                )));
-            }
-            Some(file)
-        };
+            .await;
+            let file = match file {
+                Ok(f) if f.rows == expected => f,
+                Ok(f) => {
+                    self.gc()
+                        .retire(0, written.iter().map(|w| w.path.clone()).chain([f.path]));
+                    return Err(TemporaError::internal(format!(
+                        "compressed file holds {} rows of {expected}",
+                        f.rows
+                    )));
+                }
+                Err(e) => {
+                    self.gc().retire(0, written.into_iter().map(|w| w.path));
+                    return Err(e);
+                }
+            };
+            written.push(file);
+        }
         let before_bytes = c.compression.as_ref().map_or(0, |s| s.before_bytes)
             + c.files
                 .iter()
@@ -111,9 +154,10 @@ impl Engine {
                 .sum::<u64>();
         let stats = ChunkCompression {
             before_bytes,
-            after_bytes: written.as_ref().map_or(0, |f| f.bytes),
+            after_bytes: written.iter().map(|f| f.bytes).sum(),
         };
         let old: Vec<String> = c.files.iter().map(|f| f.path.clone()).collect();
+        let written_files = written.len();
         self.swap_chunk_files(oid, chunk, &old, written, Some(stats.clone()))
             .await?;
         drop(guard);
@@ -121,6 +165,7 @@ impl Engine {
             table = %table.name,
             chunk,
             rows,
+            files = written_files,
             before_bytes = stats.before_bytes,
             after_bytes = stats.after_bytes,
             ms = started.elapsed().as_millis() as u64,
@@ -272,5 +317,62 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, rows: u64, min: i64) -> FileDef {
+        FileDef {
+            path: path.into(),
+            rows,
+            bytes: rows,
+            min_time: Some(min),
+            max_time: Some(min + 10),
+            compressed: false,
+        }
+    }
+
+    fn paths(slices: Vec<Vec<&FileDef>>) -> Vec<Vec<&str>> {
+        slices
+            .into_iter()
+            .map(|s| s.into_iter().map(|f| f.path.as_str()).collect())
+            .collect()
+    }
+
+    /// Large files are compressed on their own, in time order; small ones
+    /// with their neighbours until a slice holds 100k rows; empty ones not
+    /// at all.
+    #[test]
+    fn files_are_compressed_in_time_slices() {
+        let files = vec![
+            file("late", 500_000, 300),
+            file("first", 400_000, 100),
+            file("small-a", 30_000, 200),
+            file("small-b", 30_000, 210),
+            file("small-c", 60_000, 220),
+            file("empty", 0, 0),
+            file("huge", 3_000_000, 400),
+        ];
+        assert_eq!(
+            paths(time_slices(&files)),
+            vec![
+                vec!["first"],
+                vec!["small-a", "small-b", "small-c"],
+                vec!["late"],
+                vec!["huge"],
+            ]
+        );
+        // A slice under 100k rows takes a large neighbour while the sum
+        // stays within one pass.
+        let files = vec![file("small", 10_000, 0), file("big", 1_000_000, 5)];
+        assert_eq!(paths(time_slices(&files)), vec![vec!["small", "big"]]);
+        let files = vec![file("small", 10_000, 0), file("huge", 2_100_000, 5)];
+        assert_eq!(
+            paths(time_slices(&files)),
+            vec![vec!["small"], vec!["huge"]]
+        );
     }
 }
