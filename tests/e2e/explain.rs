@@ -218,6 +218,30 @@ async fn last_point_reads_only_the_newest_row_groups() {
     }
 }
 
+/// The rows of the pages a scan kept after page index pruning, from its
+/// `EXPLAIN ANALYZE` line.
+fn page_rows_kept(scan: &str) -> f64 {
+    let pages = scan
+        .split("page_index_rows_pruned=")
+        .nth(1)
+        .and_then(|m| m.split(" matched").next())
+        .unwrap_or_else(|| panic!("no page index counts: {scan}"));
+    let (_, kept) = pages.split_once(" total → ").unwrap();
+    match kept.split_once(' ') {
+        Some((n, "K")) => n.parse::<f64>().unwrap() * 1e3,
+        _ => kept.parse().unwrap(),
+    }
+}
+
+/// The scan line of `EXPLAIN ANALYZE sql`.
+async fn analyzed_scan(client: &Client, sql: &str) -> String {
+    let lines = plan_lines(client, &format!("EXPLAIN ANALYZE {sql}")).await;
+    lines
+        .into_iter()
+        .find(|l| l.contains("DataSourceExec"))
+        .unwrap_or_else(|| panic!("no scan for {sql}"))
+}
+
 /// An index led by a series column (`(dev, time DESC)`) clusters each file
 /// by that column within its time slice: a filter on one series reads the
 /// pages holding it, not every page of the time range.
@@ -237,23 +261,10 @@ async fn a_series_index_clusters_files_so_one_series_reads_its_pages() {
         .await
         .unwrap();
     let sql = "SELECT count(*), max(v), min(time) FROM cl WHERE dev = 7";
-    let lines = plan_lines(&client, &format!("EXPLAIN ANALYZE {sql}")).await;
-    let scan = lines
-        .iter()
-        .find(|l| l.contains("DataSourceExec"))
-        .unwrap_or_else(|| panic!("no scan: {lines:#?}"));
-    let pages = scan
-        .split("page_index_rows_pruned=")
-        .nth(1)
-        .and_then(|m| m.split(" matched").next())
-        .unwrap_or_else(|| panic!("no page index counts: {scan}"));
-    let (_, kept) = pages.split_once(" total → ").unwrap();
-    let kept: f64 = match kept.split_once(' ') {
-        Some((n, "K")) => n.parse::<f64>().unwrap() * 1e3,
-        _ => kept.parse().unwrap(),
-    };
+    let scan = analyzed_scan(&client, sql).await;
     // dev 7 has 12,000 rows; its pages hold at most a few thousand more.
-    assert!(kept < 40_000.0, "rows of the kept pages: {pages}");
+    let kept = page_rows_kept(&scan);
+    assert!(kept < 40_000.0, "rows of the kept pages: {scan}");
 
     let row = client.query_one(sql, &[]).await.unwrap();
     assert_eq!(row.get::<_, i64>(0), 12_000);
@@ -268,4 +279,100 @@ async fn a_series_index_clusters_files_so_one_series_reads_its_pages() {
         .collect();
     assert_eq!(times.len(), 12_000);
     assert!(times.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// An index created after the rows were written does not reorder them;
+/// `reorder_chunk` does, by the table's series index or the one named, with
+/// TimescaleDB's errors.
+#[tokio::test(flavor = "multi_thread")]
+async fn reorder_chunk_clusters_rows_written_before_the_index() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE ro (time timestamptz NOT NULL, dev int, v float8);
+             SELECT create_hypertable('ro', 'time', chunk_time_interval => INTERVAL '30 days');
+             INSERT INTO ro SELECT '2024-01-01'::timestamptz + g * interval '1 second', g % 50, g
+               FROM generate_series(1, 600000) g;
+             CHECKPOINT;
+             CREATE INDEX ro_dev_time ON ro (dev, time DESC);
+             CREATE INDEX ro_time ON ro (time DESC);",
+        )
+        .await
+        .unwrap();
+    let sql = "SELECT count(*), max(v) FROM ro WHERE dev = 7";
+    assert_eq!(
+        page_rows_kept(&analyzed_scan(&client, sql).await),
+        600_000.0
+    );
+
+    let chunk: String = client
+        .query_one("SELECT c::text FROM show_chunks('ro') c", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let err = |sql: String| {
+        let client = &client;
+        async move { client.query(&sql, &[]).await.unwrap_err() }
+    };
+    // Not a chunk; an index of no such name on the hypertable.
+    let e = err("SELECT reorder_chunk('ro')".into()).await;
+    assert_eq!(e.code().unwrap().code(), "42704", "{e:?}");
+    let e = err(format!("SELECT reorder_chunk('{chunk}', 'nope')")).await;
+    assert_eq!(e.code().unwrap().code(), "22023", "{e:?}");
+    // Inside a block it would change files a ROLLBACK cannot restore.
+    client.batch_execute("BEGIN").await.unwrap();
+    let e = err(format!("SELECT reorder_chunk('{chunk}')")).await;
+    assert_eq!(e.code().unwrap().code(), "0A000", "{e:?}");
+    client.batch_execute("ROLLBACK").await.unwrap();
+
+    let rows = client
+        .query("SELECT reorder_chunk(c) FROM show_chunks('ro') c", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let kept = page_rows_kept(&analyzed_scan(&client, sql).await);
+    assert!(
+        kept < 40_000.0,
+        "rows of the kept pages after reorder: {kept}"
+    );
+    let row = client.query_one(sql, &[]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 12_000);
+    assert_eq!(row.get::<_, f64>(1), 599_957.0);
+
+    // By the time index, named: back in time order, every row still there.
+    client
+        .query(
+            &format!("SELECT reorder_chunk('{chunk}', index => 'ro_time')"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page_rows_kept(&analyzed_scan(&client, sql).await),
+        600_000.0
+    );
+    let row = client
+        .query_one("SELECT count(*), sum(v) FROM ro", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 600_000);
+    assert_eq!(row.get::<_, f64>(1), 600_000.0 * 600_001.0 / 2.0);
+
+    // A hypertable without a series index.
+    client
+        .batch_execute(
+            "CREATE TABLE plain_ro (time timestamptz NOT NULL, v int);
+             SELECT create_hypertable('plain_ro', 'time');
+             INSERT INTO plain_ro VALUES ('2024-01-01', 1);",
+        )
+        .await
+        .unwrap();
+    let e = err("SELECT reorder_chunk(c) FROM show_chunks('plain_ro') c".into()).await;
+    assert_eq!(e.code().unwrap().code(), "42704", "{e:?}");
+    let message = e.as_db_error().unwrap().message();
+    assert!(
+        message.contains("no previously clustered index"),
+        "{message}"
+    );
 }

@@ -525,35 +525,44 @@ impl TableDef {
 
     /// The columns a hypertable's files are clustered by within each file
     /// (then by time): the leading plain columns, up to the time column, of
-    /// the first index `CREATE INDEX` made whose first key is a plain
-    /// column other than time, else of such a PRIMARY KEY or UNIQUE
-    /// constraint. `CREATE INDEX ON cpu (hostname, time DESC)` gives
-    /// `[hostname]`. Empty for plain tables and when no index qualifies.
+    /// its [`TableDef::cluster_index`]. `CREATE INDEX ON cpu (hostname,
+    /// time DESC)` gives `[hostname]`. Empty for plain tables and when no
+    /// index qualifies.
     ///
     /// Tempora keeps no B-tree: such an index is served by keeping each
     /// series' rows together, so that row group and page statistics find
-    /// them, as TimescaleDB's `reorder_chunk` would cluster a chunk by it.
+    /// them, as TimescaleDB's `reorder_chunk` clusters a chunk by it.
     pub fn cluster_key(&self) -> Vec<String> {
-        let Some(h) = &self.hypertable else {
-            return vec![];
-        };
-        let leading = |columns: &[IndexColumn]| -> Vec<String> {
-            columns
-                .iter()
-                .take_while(|c| !c.expression && c.column != h.time_column)
-                .map(|c| c.column.clone())
-                .collect()
-        };
+        self.cluster_index()
+            .map(|i| self.leading_series_columns(&i))
+            .unwrap_or_default()
+    }
+
+    /// The index a hypertable's files are clustered by: the first index
+    /// `CREATE INDEX` made whose first key is a plain column other than
+    /// time (and that has no WHERE), else such a PRIMARY KEY or UNIQUE
+    /// constraint's.
+    pub fn cluster_index(&self) -> Option<IndexDef> {
+        self.hypertable.as_ref()?;
         let explicit = self
             .indexes
             .iter()
             .filter(|i| i.predicate.is_none())
-            .map(|i| leading(&i.columns));
-        let constraints = self.all_indexes().into_iter().map(|i| leading(&i.columns));
+            .cloned();
         explicit
-            .chain(constraints)
-            .find(|key| !key.is_empty())
-            .unwrap_or_default()
+            .chain(self.all_indexes())
+            .find(|i| !self.leading_series_columns(i).is_empty())
+    }
+
+    /// An index's leading plain columns up to the time column.
+    pub fn leading_series_columns(&self, index: &IndexDef) -> Vec<String> {
+        let time = self.hypertable.as_ref().map(|h| h.time_column.as_str());
+        index
+            .columns
+            .iter()
+            .take_while(|c| !c.expression && Some(c.column.as_str()) != time)
+            .map(|c| c.column.clone())
+            .collect()
     }
 
     /// Whether an index or a constraint's index of the table has this name.

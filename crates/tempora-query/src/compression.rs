@@ -1,5 +1,5 @@
-//! Compression as queries see it: `compress_chunk(chunk)` and
-//! `decompress_chunk(chunk)` (functions called per row, as in
+//! Compression as queries see it: `compress_chunk(chunk)`,
+//! `decompress_chunk(chunk)` and `reorder_chunk(chunk[, index])` (functions called per row, as in
 //! `SELECT compress_chunk(c) FROM show_chunks('t', older_than => ...) c`),
 //! `hypertable_compression_stats(t)`, `chunk_compression_stats(t)` and the
 //! settings views of `timescaledb_information`.
@@ -86,36 +86,45 @@ pub fn chunk_named<'a>(
     }
 }
 
-/// `compress_chunk(chunk, if_not_compressed => true, recompress => false)`
-/// and `decompress_chunk(chunk, if_compressed => true)`.
+/// What a [`ChunkCall`] does to its chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ChunkOp {
+    Compress,
+    Decompress,
+    Reorder,
+}
+
+/// `compress_chunk(chunk, if_not_compressed => true, recompress => false)`,
+/// `decompress_chunk(chunk, if_compressed => true)` and
+/// `reorder_chunk(chunk, index => NULL, verbose => false)`.
 #[derive(Debug)]
-struct ChunkCompressionCall {
+struct ChunkCall {
     engine: Arc<Engine>,
     notices: Arc<SessionNotices>,
-    compress: bool,
+    op: ChunkOp,
     signature: Signature,
 }
 
-impl PartialEq for ChunkCompressionCall {
+impl PartialEq for ChunkCall {
     fn eq(&self, other: &Self) -> bool {
-        self.compress == other.compress
+        self.op == other.op
     }
 }
 
-impl Eq for ChunkCompressionCall {}
+impl Eq for ChunkCall {}
 
-impl std::hash::Hash for ChunkCompressionCall {
+impl std::hash::Hash for ChunkCall {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.compress.hash(state)
+        self.op.hash(state)
     }
 }
 
-impl ScalarUDFImpl for ChunkCompressionCall {
+impl ScalarUDFImpl for ChunkCall {
     fn name(&self) -> &str {
-        if self.compress {
-            "compress_chunk"
-        } else {
-            "decompress_chunk"
+        match self.op {
+            ChunkOp::Compress => "compress_chunk",
+            ChunkOp::Decompress => "decompress_chunk",
+            ChunkOp::Reorder => "reorder_chunk",
         }
     }
 
@@ -157,15 +166,68 @@ fn flag(args: &[ArrayRef], index: usize, row: usize, default: bool) -> DfResult<
     }
 }
 
-impl ChunkCompressionCall {
-    /// One call: the chunk's name, or None (decompressing an uncompressed chunk).
+/// The index `reorder_chunk` orders by: the one named (an index or
+/// constraint of the chunk's hypertable), else the table's series index
+/// ([`TableDef::cluster_index`]).
+fn reorder_index(
+    table: &TableDef,
+    named: Option<&str>,
+) -> Result<tempora_catalog::IndexDef, TemporaError> {
+    let Some(named) = named else {
+        return table.cluster_index().ok_or_else(|| {
+            TemporaError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!(
+                    "there is no previously clustered index for table \"{}\"",
+                    table.name
+                ),
+            )
+        });
+    };
+    let (_, name) = crate::split_qualified(named);
+    table
+        .all_indexes()
+        .into_iter()
+        .find(|i| i.name == name)
+        .ok_or_else(|| {
+            TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, "invalid reorder index").with_hint(
+                format!(
+                    "The reorder index must be an index on hypertable \"{}\".",
+                    table.name
+                ),
+            )
+        })
+}
+
+impl ChunkCall {
+    /// One call: the chunk's name, or None (decompressing an uncompressed
+    /// chunk; reordering, which returns void).
     async fn call_one(&self, rel: &str, args: &[ArrayRef], row: usize) -> DfResult<Option<String>> {
         let state = self.engine.catalog().snapshot();
         let (table, chunk) = chunk_named(&state, rel).map_err(TemporaError::into_datafusion)?;
         let hypertable_id = table.hypertable.as_ref().map_or(0, |h| h.id);
         let short = chunk.name(hypertable_id);
         let qualified = format!("{CHUNK_SCHEMA}.{short}");
-        if self.compress {
+        if self.op == ChunkOp::Reorder {
+            let named = match args.get(1) {
+                Some(a) if !a.is_null(row) => {
+                    let text = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
+                    text.as_any()
+                        .downcast_ref::<StringArray>()
+                        .map(|t| t.value(row).to_string())
+                }
+                _ => None,
+            };
+            let index =
+                reorder_index(table, named.as_deref()).map_err(TemporaError::into_datafusion)?;
+            flag(args, 2, row, false)?;
+            self.engine
+                .reorder_chunk(table.oid, chunk.id, &index)
+                .await
+                .map_err(TemporaError::into_datafusion)?;
+            return Ok(Some(String::new()));
+        }
+        if self.op == ChunkOp::Compress {
             let if_not_compressed = flag(args, 1, row, true)?;
             let recompress = flag(args, 2, row, false)?;
             let compressed = self
@@ -208,7 +270,7 @@ impl ChunkCompressionCall {
 }
 
 #[async_trait]
-impl AsyncScalarUDFImpl for ChunkCompressionCall {
+impl AsyncScalarUDFImpl for ChunkCall {
     async fn invoke_async_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
         let arrays: Vec<ArrayRef> = args
@@ -233,15 +295,15 @@ impl AsyncScalarUDFImpl for ChunkCompressionCall {
     }
 }
 
-/// The session's `compress_chunk` and `decompress_chunk`.
+/// The session's `compress_chunk`, `decompress_chunk` and `reorder_chunk`.
 pub fn chunk_functions(engine: &Arc<Engine>, notices: &Arc<SessionNotices>) -> Vec<ScalarUDF> {
-    [true, false]
+    [ChunkOp::Compress, ChunkOp::Decompress, ChunkOp::Reorder]
         .into_iter()
-        .map(|compress| {
-            AsyncScalarUDF::new(Arc::new(ChunkCompressionCall {
+        .map(|op| {
+            AsyncScalarUDF::new(Arc::new(ChunkCall {
                 engine: engine.clone(),
                 notices: notices.clone(),
-                compress,
+                op,
                 signature: Signature::variadic_any(Volatility::Volatile),
             }))
             .into_scalar_udf()

@@ -9,7 +9,7 @@
 //! and `pg_get_function_result` print it back as PostgreSQL prints a
 //! function's arguments (`older_than "any" DEFAULT NULL::unknown`).
 //! Functions Tempora refuses (space partitioning's `add_dimension` and
-//! `by_hash`, `add_job`, tablespaces, reorder and merge) are not listed.
+//! `by_hash`, `add_job`, tablespaces, reorder policies and merging) are not listed.
 
 use std::sync::{Arc, LazyLock};
 
@@ -42,6 +42,7 @@ const SIGNATURES: &[(Kind, &str)] = {
         (F, "drop_chunks(relation regclass, older_than \"any\" = NULL, newer_than \"any\" = NULL, verbose boolean = false, created_before \"any\" = NULL, created_after \"any\" = NULL) SETOF text"),
         (F, "compress_chunk(uncompressed_chunk regclass, if_not_compressed boolean = true, recompress boolean = false) regclass"),
         (F, "decompress_chunk(uncompressed_chunk regclass, if_compressed boolean = true) regclass"),
+        (F, "reorder_chunk(chunk regclass, index regclass = NULL, verbose boolean = false) void"),
         (P, "convert_to_columnstore(chunk regclass, if_not_columnstore boolean = true, recompress boolean = false)"),
         (P, "convert_to_rowstore(chunk regclass, if_columnstore boolean = true)"),
         // Sizes and statistics.

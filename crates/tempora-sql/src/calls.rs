@@ -282,6 +282,7 @@ fn call(function: &str, args: &mut Vec<FunctionArg>, time_zone: &str) -> Result<
             args,
         ),
         "decompress_chunk" => positional(function, &["chunk", "if_compressed"], args),
+        "reorder_chunk" => positional(function, &["chunk", "index", "verbose"], args),
         "generate_series" | "range" => {
             type_untyped_like_cast(args);
             pg_timestamp_args(args, time_zone)?;

@@ -1879,7 +1879,7 @@ fn rewrite_set_returning(stmt: Statement) -> Statement {
     }
 }
 
-/// The first of `compress_chunk` / `decompress_chunk` a plan calls: they
+/// The first of `compress_chunk` / `decompress_chunk` / `reorder_chunk` a plan calls: they
 /// change files at once, which a ROLLBACK could not undo.
 fn chunk_rewriting_call(plan: &LogicalPlan) -> Option<&'static str> {
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
@@ -1891,6 +1891,7 @@ fn chunk_rewriting_call(plan: &LogicalPlan) -> Option<&'static str> {
                     found = match f.func.name() {
                         "compress_chunk" => Some("compress_chunk"),
                         "decompress_chunk" => Some("decompress_chunk"),
+                        "reorder_chunk" => Some("reorder_chunk"),
                         _ => None,
                     };
                 }
@@ -1926,7 +1927,10 @@ fn chunk_call_over_show_chunks(stmt: &Statement) -> Option<Statement> {
         return None;
     };
     let name = function_name(&outer.name);
-    if name != "compress_chunk" && name != "decompress_chunk" {
+    if !matches!(
+        name.as_str(),
+        "compress_chunk" | "decompress_chunk" | "reorder_chunk"
+    ) {
         return None;
     }
     let FunctionArguments::List(list) = &outer.args else {
@@ -1978,9 +1982,7 @@ fn unsupported_timescaledb_call(name: &str) -> Option<&'static str> {
     Some(match name {
         "add_dimension" | "by_hash" => "add_dimension (space partitioning)",
         "set_integer_now_func" => "set_integer_now_func (policies on integer time)",
-        "add_reorder_policy" | "remove_reorder_policy" | "reorder_chunk" => {
-            "reorder_chunk and reorder policies"
-        }
+        "add_reorder_policy" | "remove_reorder_policy" => "add_reorder_policy (reorder policies)",
         "move_chunk" | "attach_tablespace" | "detach_tablespace" | "detach_tablespaces" => {
             "tablespaces for chunks"
         }

@@ -207,6 +207,86 @@ impl Engine {
         Ok(true)
     }
 
+    /// `reorder_chunk`: rewrites each uncompressed file of the chunk sorted
+    /// by `index`'s leading columns other than time, then time (as files
+    /// of a table whose series index it is are written: see
+    /// `TableDef::cluster_key`), one file at a time, and swaps them in one
+    /// commit. Each file keeps its own rows, so its time slice stays what
+    /// it was; compressed files are already sorted by their segments and
+    /// are left as they are.
+    pub async fn reorder_chunk(
+        &self,
+        oid: u32,
+        chunk: u32,
+        index: &tempora_catalog::IndexDef,
+    ) -> Result<()> {
+        let guard = self.lock_files().await;
+        if self
+            .read_snapshot()
+            .memtable_rows(oid)
+            .contains_key(&Some(chunk))
+        {
+            self.flush_locked(&guard).await?;
+        }
+        let state = self.catalog().snapshot();
+        let table = state
+            .table_by_oid(oid)
+            .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?;
+        let c = table
+            .chunks
+            .get(&chunk)
+            .ok_or_else(|| chunk_gone(table, chunk))?;
+        // The table as if `index` were its only one: the order its files
+        // are written in follows it (merged files keep every statistic).
+        let ordered = TableDef {
+            indexes: vec![index.clone()],
+            unique_keys: vec![],
+            ..table.clone()
+        };
+        let started = std::time::Instant::now();
+        let sources: Vec<&FileDef> = c.files.iter().filter(|f| !f.compressed).collect();
+        let mut written: Vec<FileDef> = Vec::new();
+        for f in &sources {
+            let result = async {
+                let batches = self.read_table_file(table, &f.path).await?;
+                let file = self
+                    .write_table_file(&ordered, Some(chunk), &batches, "reordered", Layout::Merged)
+                    .await?;
+                if file.rows != f.rows {
+                    self.gc().retire(0, [file.path.clone()]);
+                    return Err(TemporaError::internal(format!(
+                        "reordering read {} rows of {}",
+                        file.rows, f.rows
+                    )));
+                }
+                Ok(file)
+            }
+            .await;
+            match result {
+                Ok(file) => written.push(file),
+                Err(e) => {
+                    self.gc().retire(0, written.into_iter().map(|w| w.path));
+                    return Err(e);
+                }
+            }
+        }
+        let old: Vec<String> = sources.iter().map(|f| f.path.clone()).collect();
+        let rows: u64 = sources.iter().map(|f| f.rows).sum();
+        self.swap_chunk_files(oid, chunk, &old, written, c.compression.clone())
+            .await?;
+        drop(guard);
+        tracing::info!(
+            table = %table.name,
+            chunk,
+            index = %index.name,
+            files = old.len(),
+            rows,
+            ms = started.elapsed().as_millis() as u64,
+            "reordered chunk"
+        );
+        Ok(())
+    }
+
     /// The rows of compressed `files` written again as time-sorted files of
     /// the chunk, at most [`parquet_io::COLUMNSTORE_PASS_ROWS`] rows each
     /// (files of a chunk may overlap in time), so that memory stays bounded;
