@@ -157,6 +157,25 @@ async fn small_table_is_the_hash_join_build_side() {
     assert_eq!(rows.iter().map(|r| r.get::<_, i64>(1)).sum::<i64>(), 50_000);
 }
 
+/// A hypertable `name (time, dev int, v float8)` in one chunk: 600,000 rows
+/// a second apart, devices 0-49 interleaved, `v` the row's number (from 1),
+/// all in Parquet. `before` runs before the rows go in, `after` once they
+/// are in files.
+async fn fifty_series(client: &Client, name: &str, before: &str, after: &str) {
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {name} (time timestamptz NOT NULL, dev int, v float8);
+             SELECT create_hypertable('{name}', 'time', chunk_time_interval => INTERVAL '30 days');
+             {before}
+             INSERT INTO {name} SELECT '2024-01-01'::timestamptz + g * interval '1 second', g % 50, g
+               FROM generate_series(1, 600000) g;
+             CHECKPOINT;
+             {after}"
+        ))
+        .await
+        .unwrap();
+}
+
 /// `DISTINCT ON (series) ... ORDER BY series, time DESC` reads the newest
 /// times first; the scan for the rows themselves then keeps only the row
 /// groups that hold them.
@@ -164,16 +183,7 @@ async fn small_table_is_the_hash_join_build_side() {
 async fn last_point_reads_only_the_newest_row_groups() {
     let server = TestServer::start().await;
     let client = server.connect().await;
-    client
-        .batch_execute(
-            "CREATE TABLE lp (time timestamptz NOT NULL, dev int, v float8);
-             SELECT create_hypertable('lp', 'time', chunk_time_interval => INTERVAL '30 days');
-             INSERT INTO lp SELECT '2024-01-01'::timestamptz + g * interval '1 second', g % 50, g
-               FROM generate_series(1, 600000) g;
-             CHECKPOINT;",
-        )
-        .await
-        .unwrap();
+    fifty_series(&client, "lp", "", "").await;
     let sql = "SELECT DISTINCT ON (dev) dev, time, v FROM lp ORDER BY dev, time DESC";
     let lines = plan_lines(&client, &format!("EXPLAIN ANALYZE {sql}")).await;
     let join = lines
@@ -249,17 +259,7 @@ async fn analyzed_scan(client: &Client, sql: &str) -> String {
 async fn a_series_index_clusters_files_so_one_series_reads_its_pages() {
     let server = TestServer::start().await;
     let client = server.connect().await;
-    client
-        .batch_execute(
-            "CREATE TABLE cl (time timestamptz NOT NULL, dev int, v float8);
-             SELECT create_hypertable('cl', 'time', chunk_time_interval => INTERVAL '30 days');
-             CREATE INDEX ON cl (dev, time DESC);
-             INSERT INTO cl SELECT '2024-01-01'::timestamptz + g * interval '1 second', g % 50, g
-               FROM generate_series(1, 600000) g;
-             CHECKPOINT;",
-        )
-        .await
-        .unwrap();
+    fifty_series(&client, "cl", "CREATE INDEX ON cl (dev, time DESC);", "").await;
     let sql = "SELECT count(*), max(v), min(time) FROM cl WHERE dev = 7";
     let scan = analyzed_scan(&client, sql).await;
     // dev 7 has 12,000 rows; its pages hold at most a few thousand more.
@@ -288,18 +288,13 @@ async fn a_series_index_clusters_files_so_one_series_reads_its_pages() {
 async fn reorder_chunk_clusters_rows_written_before_the_index() {
     let server = TestServer::start().await;
     let client = server.connect().await;
-    client
-        .batch_execute(
-            "CREATE TABLE ro (time timestamptz NOT NULL, dev int, v float8);
-             SELECT create_hypertable('ro', 'time', chunk_time_interval => INTERVAL '30 days');
-             INSERT INTO ro SELECT '2024-01-01'::timestamptz + g * interval '1 second', g % 50, g
-               FROM generate_series(1, 600000) g;
-             CHECKPOINT;
-             CREATE INDEX ro_dev_time ON ro (dev, time DESC);
-             CREATE INDEX ro_time ON ro (time DESC);",
-        )
-        .await
-        .unwrap();
+    fifty_series(
+        &client,
+        "ro",
+        "",
+        "CREATE INDEX ro_dev_time ON ro (dev, time DESC); CREATE INDEX ro_time ON ro (time DESC);",
+    )
+    .await;
     let sql = "SELECT count(*), max(v) FROM ro WHERE dev = 7";
     assert_eq!(
         page_rows_kept(&analyzed_scan(&client, sql).await),

@@ -22,7 +22,7 @@
 //! rewrite a compressed file in the same layout. Decompressing writes
 //! time-sorted files of at most 2M rows each.
 
-use tempora_catalog::{CatalogOp, ChunkCompression, ChunkDef, FileDef, TableDef};
+use tempora_catalog::{CatalogOp, CatalogState, ChunkCompression, ChunkDef, FileDef, TableDef};
 use tempora_common::{Result, SqlState, TemporaError};
 
 use crate::{parquet_io, Engine, Layout};
@@ -30,6 +30,18 @@ use crate::{parquet_io, Engine, Layout};
 /// Whether a chunk's rows are all in compressed files.
 pub fn fully_compressed(chunk: &ChunkDef) -> bool {
     chunk.compression.is_some() && chunk.files.iter().all(|f| f.compressed)
+}
+
+/// The table with `oid` and its chunk `chunk`, as `state` lists them.
+fn table_and_chunk(state: &CatalogState, oid: u32, chunk: u32) -> Result<(&TableDef, &ChunkDef)> {
+    let table = state
+        .table_by_oid(oid)
+        .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?;
+    let c = table
+        .chunks
+        .get(&chunk)
+        .ok_or_else(|| chunk_gone(table, chunk))?;
+    Ok((table, c))
 }
 
 fn chunk_gone(table: &TableDef, chunk: u32) -> TemporaError {
@@ -103,13 +115,7 @@ impl Engine {
             self.flush_locked(&guard).await?;
         }
         let state = self.catalog().snapshot();
-        let table = state
-            .table_by_oid(oid)
-            .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?;
-        let c = table
-            .chunks
-            .get(&chunk)
-            .ok_or_else(|| chunk_gone(table, chunk))?;
+        let (table, c) = table_and_chunk(&state, oid, chunk)?;
         if fully_compressed(c) {
             return Ok(false);
         }
@@ -178,13 +184,7 @@ impl Engine {
     pub async fn decompress_chunk(&self, oid: u32, chunk: u32) -> Result<bool> {
         let guard = self.lock_files().await;
         let state = self.catalog().snapshot();
-        let table = state
-            .table_by_oid(oid)
-            .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?;
-        let c = table
-            .chunks
-            .get(&chunk)
-            .ok_or_else(|| chunk_gone(table, chunk))?;
+        let (table, c) = table_and_chunk(&state, oid, chunk)?;
         if c.compression.is_none() {
             return Ok(false);
         }
@@ -229,13 +229,7 @@ impl Engine {
             self.flush_locked(&guard).await?;
         }
         let state = self.catalog().snapshot();
-        let table = state
-            .table_by_oid(oid)
-            .ok_or_else(|| TemporaError::internal(format!("no table with oid {oid}")))?;
-        let c = table
-            .chunks
-            .get(&chunk)
-            .ok_or_else(|| chunk_gone(table, chunk))?;
+        let (table, c) = table_and_chunk(&state, oid, chunk)?;
         // The table as if `index` were its only one: the order its files
         // are written in follows it (merged files keep every statistic).
         let ordered = TableDef {

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::compute::{
-    concat_batches, lexsort_to_indices, take_record_batch, SortColumn, SortOptions,
+    concat_batches, interleave_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
+    SortOptions,
 };
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -127,14 +128,16 @@ const CLUSTERED_PAGE_ROWS: usize = 8 * 1024;
 /// `(hostname, time DESC)`), by the key's columns, then time. Each file
 /// still covers the time slice of the rows it was written with, so time
 /// ranges prune files as before; within a file each series' rows sit
-/// together and row group and page statistics find them. `None`: no
+/// together and row group and page statistics find them. The order is
+/// given as (batch, row) positions, which the writer gathers a slice at a
+/// time, so that no sorted copy of all the rows is ever held. `None`: no
 /// sort needed (no cluster key, rows already in time order).
 fn row_order(
     table: &TableDef,
     batches: &[RecordBatch],
     time_index: usize,
     time_sorted: bool,
-) -> Result<Option<Vec<u32>>> {
+) -> Result<Option<Vec<(usize, usize)>>> {
     let key = table.cluster_key();
     if key.is_empty() && time_sorted {
         return Ok(None);
@@ -163,8 +166,19 @@ fn row_order(
     }
     let mut order: Vec<u32> = (0..rows.num_rows() as u32).collect();
     order.sort_unstable_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
-    Ok(Some(order))
+    drop(rows);
+    let positions: Vec<(usize, usize)> = batches
+        .iter()
+        .enumerate()
+        .flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r)))
+        .collect();
+    Ok(Some(
+        order.into_iter().map(|i| positions[i as usize]).collect(),
+    ))
 }
+
+/// Rows per batch the writer gathers from a [`row_order`].
+const GATHER_ROWS: usize = 64 * 1024;
 
 fn writer_properties(
     table: &TableDef,
@@ -276,6 +290,8 @@ fn encode(table: &TableDef, batches: Vec<RecordBatch>, layout: Layout) -> Result
     let mut batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
     let mut min_time = None;
     let mut max_time = None;
+    // The order to write the rows in, when not as they come.
+    let mut order = None;
     if let Some(idx) = time_index {
         let mut sorted = true;
         let mut last: Option<i64> = None;
@@ -293,24 +309,14 @@ fn encode(table: &TableDef, batches: Vec<RecordBatch>, layout: Layout) -> Result
             }
         }
         if !batches.is_empty() {
-            let sorted_batch = match layout {
+            match layout {
                 Layout::Columnstore => {
                     let batch = concat_batches(&schema, &batches).map_err(internal)?;
                     let keys = columnstore_sort(table, &batch)?;
                     let indices = lexsort_to_indices(&keys, None).map_err(internal)?;
-                    Some(take_record_batch(&batch, &indices).map_err(internal)?)
+                    batches = vec![take_record_batch(&batch, &indices).map_err(internal)?];
                 }
-                Layout::Ingest | Layout::Merged => match row_order(table, &batches, idx, sorted)? {
-                    Some(order) => {
-                        let batch = concat_batches(&schema, &batches).map_err(internal)?;
-                        let indices = datafusion::arrow::array::UInt32Array::from(order);
-                        Some(take_record_batch(&batch, &indices).map_err(internal)?)
-                    }
-                    None => None,
-                },
-            };
-            if let Some(batch) = sorted_batch {
-                batches = vec![batch];
+                Layout::Ingest | Layout::Merged => order = row_order(table, &batches, idx, sorted)?,
             }
         }
     }
@@ -318,8 +324,19 @@ fn encode(table: &TableDef, batches: Vec<RecordBatch>, layout: Layout) -> Result
     let props = writer_properties(table, &schema, layout)?;
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(props)).map_err(internal)?;
-    for b in &batches {
-        writer.write(b).map_err(internal)?;
+    match order {
+        Some(order) => {
+            let sources: Vec<&RecordBatch> = batches.iter().collect();
+            for slice in order.chunks(GATHER_ROWS) {
+                let batch = interleave_record_batch(&sources, slice).map_err(internal)?;
+                writer.write(&batch).map_err(internal)?;
+            }
+        }
+        None => {
+            for b in &batches {
+                writer.write(b).map_err(internal)?;
+            }
+        }
     }
     writer.close().map_err(internal)?;
     Ok(Encoded {
