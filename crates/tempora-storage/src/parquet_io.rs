@@ -164,8 +164,9 @@ fn row_order(
         let keys: Vec<ArrayRef> = columns.iter().map(|&i| b.column(i).clone()).collect();
         converter.append(&mut rows, &keys).map_err(internal)?;
     }
+    // Stable: rows of the same series and time keep the order they came in.
     let mut order: Vec<u32> = (0..rows.num_rows() as u32).collect();
-    order.sort_unstable_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
     drop(rows);
     let positions: Vec<(usize, usize)> = batches
         .iter()
