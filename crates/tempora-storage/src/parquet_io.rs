@@ -706,6 +706,20 @@ mod tests {
         }
     }
 
+    /// Every row of an encoded file, as one batch.
+    fn read_back(table: &TableDef, bytes: bytes::Bytes) -> RecordBatch {
+        let read: Vec<RecordBatch> =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes,
+            )
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        concat_batches(&Arc::new(table.arrow_schema()), &read).unwrap()
+    }
+
     /// `rows` rows in time order, devices interleaved, as ingest writes them.
     fn batch(table: &TableDef, rows: i64) -> RecordBatch {
         RecordBatch::try_new(
@@ -799,16 +813,7 @@ mod tests {
             assert!(rg.column(2).bloom_filter_offset().is_none());
         }
 
-        let read: Vec<RecordBatch> =
-            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                bytes,
-            )
-            .unwrap()
-            .build()
-            .unwrap()
-            .collect::<std::result::Result<_, _>>()
-            .unwrap();
-        let all = concat_batches(&Arc::new(table.arrow_schema()), &read).unwrap();
+        let all = read_back(&table, bytes);
         assert_eq!(all.num_rows() as i64, rows);
         let times = crate::memtable::column_as_i64(all.column(0)).unwrap();
         let devices = all.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
@@ -876,16 +881,7 @@ mod tests {
                 "{} pages",
                 pages.page_locations().len()
             );
-            let read: Vec<RecordBatch> =
-                datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                    bytes,
-                )
-                .unwrap()
-                .build()
-                .unwrap()
-                .collect::<std::result::Result<_, _>>()
-                .unwrap();
-            let read = concat_batches(&Arc::new(table.arrow_schema()), &read).unwrap();
+            let read = read_back(&table, bytes);
             let times = crate::memtable::column_as_i64(read.column(0)).unwrap();
             let devices = read
                 .column(1)
