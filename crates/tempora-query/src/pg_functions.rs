@@ -366,9 +366,6 @@ fn col_description(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue 
     }
 }
 
-/// Bytes a relation's own storage takes: a plain table's or a chunk's files
-/// and buffered rows; nothing for a hypertable (its rows are in its chunks),
-/// a view or an index (Tempora keeps no index structures).
 /// `pg_database_size(name | oid)`: the bytes of the database's directory
 /// (the first database's without the others'); NULL for no such database.
 fn database_size(l: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarValue {
@@ -385,23 +382,11 @@ fn database_size(l: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarVal
     let Some(db) = db else {
         return ScalarValue::Int64(None);
     };
-    let options = engine.options();
-    // The first database's directory is the data directory; the others
-    // are under its `databases/`.
-    let root = if options.database == tempora_catalog::FIRST_DATABASE {
-        options.data_dir.clone()
-    } else {
-        match options.data_dir.parent().and_then(|p| p.parent()) {
-            Some(root) => root.to_path_buf(),
-            None => return ScalarValue::Int64(None),
-        }
+    let Some(root) = tempora_storage::server_dir(engine.options()) else {
+        return ScalarValue::Int64(None);
     };
-    let others = root.join("databases");
-    let dir = if db.oid == tempora_catalog::FIRST_DATABASE_OID {
-        root
-    } else {
-        others.join(db.oid.to_string())
-    };
+    let others = tempora_storage::other_databases_dir(&root);
+    let dir = tempora_storage::database_dir(&root, db.oid);
     fn bytes(dir: &std::path::Path, skip: &std::path::Path) -> u64 {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return 0;
@@ -421,6 +406,9 @@ fn database_size(l: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarVal
     ScalarValue::Int64(Some(bytes(&dir, &others) as i64))
 }
 
+/// Bytes a relation's own storage takes: a plain table's or a chunk's files
+/// and buffered rows; nothing for a hypertable (its rows are in its chunks),
+/// a view or an index (Tempora keeps no index structures).
 fn relation_bytes(l: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarValue {
     let Some(oid) = args.first().and_then(|a| l.oid(a)) else {
         return ScalarValue::Int64(None);

@@ -286,8 +286,7 @@ impl PgCatalogOverlay {
             Arc::new(BooleanArray::from(vec![false; all.len()])),
         ];
         let schema = Arc::new(Schema::new(schema));
-        let batch = RecordBatch::try_new(schema.clone(), cols)?;
-        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+        crate::information::table_of(schema, cols)
     }
 
     /// `pg_prepared_statements`: the session's PREPAREd statements.
@@ -344,8 +343,7 @@ impl PgCatalogOverlay {
             Arc::new(Int64Array::from(vec![0; n])),
             Arc::new(Int64Array::from(vec![0; n])),
         ];
-        let batch = RecordBatch::try_new(schema.clone(), cols)?;
-        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+        crate::information::table_of(schema, cols)
     }
 
     /// The columns of every view, from planning it (a view that no longer
@@ -604,8 +602,7 @@ fn pg_database(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
             (0..n).map(|_| None::<Vec<Option<i32>>>),
         )),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), cols)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    crate::information::table_of(schema, cols)
 }
 
 /// `pg_db_role_setting`: the databases' parameter defaults (`ALTER DATABASE
@@ -640,8 +637,7 @@ fn pg_db_role_setting(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> 
         Arc::new(Int32Array::from(vec![0; dbs.len()])),
         Arc::new(config.finish()),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), cols)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    crate::information::table_of(schema, cols)
 }
 
 fn pg_extension(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
@@ -684,8 +680,7 @@ fn pg_extension(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
         Arc::new(BooleanArray::from(vec![false; n])),
         Arc::new(StringArray::from(versions)),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), cols)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    crate::information::table_of(schema, cols)
 }
 
 /// `pg_indexes`: every index of every table, constraints' included, with
@@ -721,8 +716,7 @@ fn pg_indexes(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
         Arc::new(StringArray::from(vec![None::<&str>; rows.len()])),
         column(3),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), cols)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    crate::information::table_of(schema, cols)
 }
 
 /// The owner every object shows: the bootstrap superuser.
@@ -785,8 +779,7 @@ async fn pg_sequences(engine: &Engine) -> DfResult<Arc<dyn TableProvider>> {
         int(&|s| s.cache),
         Arc::new(Int64Array::from(last)),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), cols)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    crate::information::table_of(schema, cols)
 }
 
 /// `pg_matviews`: PostgreSQL's materialized views (not continuous aggregates).
@@ -822,8 +815,7 @@ fn pg_matviews(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
         )),
         text(&crate::pg_relations::view_definition),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), cols)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    crate::information::table_of(schema, cols)
 }
 
 /// A sequence read as a relation (`SELECT last_value FROM s`): one row.
@@ -838,15 +830,14 @@ async fn sequence_relation(
         Field::new("log_cnt", DataType::Int64, false),
         Field::new("is_called", DataType::Boolean, false),
     ]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
+    crate::information::table_of(
+        schema,
         vec![
             Arc::new(Int64Array::from(vec![last])),
             Arc::new(Int64Array::from(vec![log_cnt as i64])),
             Arc::new(BooleanArray::from(vec![called])),
         ],
-    )?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    )
 }
 
 /// `show_chunks(relation [, older_than [, newer_than]])` as a table function.
@@ -870,8 +861,7 @@ impl TableFunctionImpl for ShowChunks {
             DataType::Utf8,
             false,
         )]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(names))])?;
-        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+        crate::information::table_of(schema, vec![Arc::new(StringArray::from(names))])
     }
 }
 

@@ -12,7 +12,7 @@
 //! ones everywhere.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -23,6 +23,35 @@ use tempora_common::{Result, SqlState, TemporaError};
 use tokio::task::JoinHandle;
 
 use crate::{Engine, EngineOptions};
+
+/// The directory, under the server's data directory, that holds every
+/// database but the first, one subdirectory per oid.
+const DATABASES_DIR: &str = "databases";
+
+/// The directory of database `oid` under the server's data directory
+/// `server_dir`: the first database's is `server_dir` itself.
+pub fn database_dir(server_dir: &Path, oid: u32) -> PathBuf {
+    if oid == FIRST_DATABASE_OID {
+        server_dir.to_path_buf()
+    } else {
+        server_dir.join(DATABASES_DIR).join(oid.to_string())
+    }
+}
+
+/// The server's data directory, from the options one database was opened with.
+pub fn server_dir(options: &EngineOptions) -> Option<PathBuf> {
+    if options.database == FIRST_DATABASE {
+        Some(options.data_dir.clone())
+    } else {
+        // `<server>/databases/<oid>`
+        Some(options.data_dir.parent()?.parent()?.to_path_buf())
+    }
+}
+
+/// The directory holding every database but the first, under `server_dir`.
+pub fn other_databases_dir(server_dir: &Path) -> PathBuf {
+    server_dir.join(DATABASES_DIR)
+}
 
 /// Called for every database the server opens, before its background tasks
 /// start (the server installs its job runner there).
@@ -124,10 +153,7 @@ impl Cluster {
 
     /// The directory of database `oid`.
     fn dir_of(&self, oid: u32) -> PathBuf {
-        self.options
-            .data_dir
-            .join("databases")
-            .join(oid.to_string())
+        database_dir(&self.options.data_dir, oid)
     }
 
     fn options_for(&self, db: &DatabaseDef) -> EngineOptions {
@@ -158,7 +184,7 @@ impl Cluster {
     }
 
     async fn remove_orphans(&self, listed: &BTreeMap<u32, DatabaseDef>) {
-        let root = self.options.data_dir.join("databases");
+        let root = other_databases_dir(&self.options.data_dir);
         let Ok(mut entries) = tokio::fs::read_dir(&root).await else {
             return;
         };

@@ -46,7 +46,9 @@ use parking_lot::RwLock;
 use tempora_catalog::{chunk_range, Catalog, CatalogOp, CatalogState, ChunkDef, FileDef, TableDef};
 use tempora_common::{Result, SqlState, TemporaError};
 
-pub use cluster::{Cluster, Connected, DatabaseGuard};
+pub use cluster::{
+    database_dir, other_databases_dir, server_dir, Cluster, Connected, DatabaseGuard,
+};
 pub use compression::{fully_compressed, not_enabled};
 pub use gc::{FileGc, ReadPin};
 pub use memtable::{split_by_chunk, MemRows, Memtables};
