@@ -291,17 +291,11 @@ impl ExtensionFunction {
         if self.kind == Kind::Procedure {
             return None;
         }
-        if let Some(columns) = self
-            .result
-            .strip_prefix("TABLE(")
-            .and_then(|r| r.strip_suffix(')'))
-        {
-            let columns: Vec<String> = split_top_level(columns)
-                .into_iter()
-                .map(|c| {
-                    let (name, ty) = c.split_once(' ').expect("column has a name and a type");
-                    format!("{name} {}", sql_type(ty).1)
-                })
+        let columns = self.table_columns();
+        if !columns.is_empty() {
+            let columns: Vec<String> = columns
+                .iter()
+                .map(|(name, ty)| format!("{name} {}", sql_type(ty).1))
                 .collect();
             return Some(format!("TABLE({})", columns.join(", ")));
         }
