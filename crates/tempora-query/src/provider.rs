@@ -19,7 +19,9 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::parquet::{
+    CachedParquetFileReaderFactory, ParquetFileReaderFactory,
+};
 use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::TableType;
@@ -29,9 +31,14 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, Operator, TableProviderFilterPushDown,
 };
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use datafusion::parquet::arrow::async_reader::AsyncFileReader;
+use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
+use futures::future::BoxFuture;
 use object_store::path::Path;
 use object_store::ObjectMeta;
 use parking_lot::RwLock;
@@ -434,6 +441,65 @@ fn decode_late(
     }
 }
 
+/// Opens Parquet files through the runtime's metadata cache, always asking
+/// for the page index along with the footer.
+///
+/// DataFusion's opener first asks for the footer alone and loads the page
+/// index afterwards when its predicate can use it; that second load goes to
+/// the file, is decoded again and is never cached, so every statement that
+/// prunes pages paid for it again (about a tenth of a one-host query's
+/// time). Asked for up front, the cached entry holds both and the opener
+/// finds the index already there.
+#[derive(Debug)]
+struct IndexedReaderFactory(CachedParquetFileReaderFactory);
+
+impl ParquetFileReaderFactory for IndexedReaderFactory {
+    fn create_reader(
+        &self,
+        partition_index: usize,
+        partitioned_file: PartitionedFile,
+        metadata_size_hint: Option<usize>,
+        metrics: &ExecutionPlanMetricsSet,
+    ) -> DfResult<Box<dyn AsyncFileReader + Send>> {
+        let inner = self.0.create_reader(
+            partition_index,
+            partitioned_file,
+            metadata_size_hint,
+            metrics,
+        )?;
+        Ok(Box::new(IndexedReader(inner)))
+    }
+}
+
+struct IndexedReader(Box<dyn AsyncFileReader + Send>);
+
+impl AsyncFileReader for IndexedReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'_, datafusion::parquet::errors::Result<bytes::Bytes>> {
+        self.0.get_bytes(range)
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, datafusion::parquet::errors::Result<Vec<bytes::Bytes>>> {
+        self.0.get_byte_ranges(ranges)
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
+        let options = options
+            .cloned()
+            .unwrap_or_default()
+            .with_page_index_policy(PageIndexPolicy::Optional);
+        Box::pin(async move { self.0.get_metadata(Some(&options)).await })
+    }
+}
+
 fn partitioned_file(f: &FileDef) -> PartitionedFile {
     PartitionedFile::from(ObjectMeta {
         location: Path::from(f.path.as_str()),
@@ -541,9 +607,11 @@ impl TableProvider for TemporaTable {
             // time is as good as the real one.
             let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
             let mut source = ParquetSource::new(self.schema.clone())
-                .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
-                    self.engine.store().clone(),
-                    metadata_cache,
+                .with_parquet_file_reader_factory(Arc::new(IndexedReaderFactory(
+                    CachedParquetFileReaderFactory::new(
+                        self.engine.store().clone(),
+                        metadata_cache,
+                    ),
                 )))
                 // Only compressed files carry bloom filters, on their segmentby
                 // columns (tempora_storage::parquet_io), by which their rows are
@@ -558,15 +626,11 @@ impl TableProvider for TemporaTable {
                     .with_pushdown_filters(true)
                     .with_reorder_filters(true);
             }
-            let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
-            if let Some(pred) = filters
-                .iter()
-                .cloned()
-                .reduce(|a, b| a.and(b))
-                .and_then(|e| state.create_physical_expr(e, &df_schema).ok())
-            {
-                source = source.with_predicate(pred);
-            }
+            // The filters reach the Parquet source through the FilterExec the
+            // planner keeps above this scan (they are Inexact): the physical
+            // optimizer's filter pushdown hands them over for row group, page
+            // and, with late decoding, row pruning. Setting them here as well
+            // would evaluate every condition twice.
             // Files written before an ALTER TABLE are read by column id.
             let adapter = tempora_storage::columns::ColumnAdapterFactory::new(def)
                 .map_err(TemporaError::into_datafusion)?;

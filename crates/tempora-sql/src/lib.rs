@@ -1373,12 +1373,7 @@ impl SqlSession {
 
     /// Shows the PREPAREd statements to `pg_prepared_statements`.
     fn publish_prepared(&self) {
-        if let Some(p) = self
-            .ctx
-            .state()
-            .config()
-            .get_extension::<tempora_query::variables::SessionPrepared>()
-        {
+        if let Some(p) = self.extension::<tempora_query::variables::SessionPrepared>() {
             p.publish(self.sql_prepared.rows());
         }
     }
@@ -1399,10 +1394,7 @@ impl SqlSession {
                 let verbose = explain::explain_kind(plan).unwrap_or(false);
                 let plan = bind(plan.as_ref().clone(), params)?;
                 let report = self
-                    .ctx
-                    .state()
-                    .config()
-                    .get_extension::<tempora_query::provider::ScanReport>()
+                    .extension::<tempora_query::provider::ScanReport>()
                     .ok_or_else(|| TemporaError::internal("session without scan report"))?;
                 report.start();
                 let result =
@@ -1617,11 +1609,14 @@ impl SqlSession {
     }
 
     /// The NOTICEs functions raised while the statement ran.
+    /// One of the session's configuration extensions, read in place (a
+    /// copy of the session state clones every function registry).
+    fn extension<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.ctx.state_ref().read().config().get_extension::<T>()
+    }
+
     fn take_notices(&self) -> Vec<Notice> {
-        self.ctx
-            .state()
-            .config()
-            .get_extension::<tempora_query::compression::SessionNotices>()
+        self.extension::<tempora_query::compression::SessionNotices>()
             .map(|n| n.take())
             .unwrap_or_default()
             .into_iter()
