@@ -79,32 +79,90 @@ fn decimal_exponent(shortest: &str) -> i32 {
 }
 
 /// [`format_float`] appended to `out`, without allocating for the common
-/// case (a finite nonzero value printed in plain form).
-fn push_float(v: f64, shortest: impl std::fmt::Display, max_exp: i32, out: &mut String) {
-    let start = out.len();
-    if v.is_finite() && v != 0.0 {
-        let _ = write!(out, "{shortest}");
-        if (-4..max_exp).contains(&decimal_exponent(&out[start..])) {
-            return;
+/// case (a finite nonzero value).
+fn push_float<F: ryu::Float + Into<f64>>(v: F, max_exp: i32, out: &mut String) {
+    let wide: f64 = v.into();
+    if wide.is_finite() && wide != 0.0 {
+        push_shortest(ryu::Buffer::new().format_finite(v), max_exp, out);
+    } else {
+        out.push_str(&format_float(wide, wide.to_string(), max_exp));
+    }
+}
+
+/// Digits gathered as bytes, as text.
+fn ascii(d: &[u8]) -> &str {
+    std::str::from_utf8(d).unwrap_or("")
+}
+
+/// PostgreSQL's text of a finite nonzero number whose shortest round-trip
+/// digits `repr` gives, in plain or exponent notation (`-0.00012`,
+/// `1.5e16`, `3e-7`): plain inside [1e-4, 10^max_exp), else `d.ddde±XX`.
+fn push_shortest(repr: &str, max_exp: i32, out: &mut String) {
+    let (negative, body) = match repr.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, repr),
+    };
+    let (mantissa, exp10) = match body.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (body, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // The significant digits, and the power of ten of the first.
+    let mut digits = [0u8; 64];
+    let mut n = 0;
+    let mut before_point = int_part.len() as i32;
+    for b in int_part.bytes().chain(frac_part.bytes()) {
+        if n == 0 && b == b'0' {
+            before_point -= 1;
+        } else if n < digits.len() {
+            digits[n] = b;
+            n += 1;
         }
     }
-    let written = out.split_off(start);
-    out.push_str(&format_float(v, written, max_exp));
+    while n > 1 && digits[n - 1] == b'0' {
+        n -= 1;
+    }
+    let digits = &digits[..n];
+    let exp = before_point - 1 + exp10;
+    if negative {
+        out.push('-');
+    }
+    if (-4..max_exp).contains(&exp) {
+        if exp >= 0 {
+            let whole = (exp + 1) as usize;
+            out.push_str(ascii(&digits[..whole.min(n)]));
+            for _ in n..whole {
+                out.push('0');
+            }
+            if n > whole {
+                out.push('.');
+                out.push_str(ascii(&digits[whole..]));
+            }
+        } else {
+            out.push_str("0.");
+            for _ in 0..(-exp - 1) {
+                out.push('0');
+            }
+            out.push_str(ascii(digits));
+        }
+    } else {
+        out.push_str(ascii(&digits[..1]));
+        if n > 1 {
+            out.push('.');
+            out.push_str(ascii(&digits[1..]));
+        }
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+    }
 }
 
 /// float8 text into `out`.
 pub fn write_float8(v: f64, out: &mut String) {
-    if v.is_finite() && v != 0.0 && v.fract() == 0.0 && v.abs() < 1e15 {
-        // Integral values print as integers.
-        let _ = write!(out, "{}", v as i64);
-        return;
-    }
-    out.push_str(&format_float(v, v.to_string(), 15));
+    push_float(v, 15, out);
 }
 
 /// float4 text into `out`.
 pub fn write_float4(v: f32, out: &mut String) {
-    out.push_str(&format_float(v as f64, v.to_string(), 6));
+    push_float(v, 6, out);
 }
 
 /// A UTC offset as PostgreSQL prints it: `+00`, `+05:30`, `-03:30`, `+05:21:10`.
@@ -414,16 +472,14 @@ pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, Arro
                 .as_any()
                 .downcast_ref::<Float64Array>()
                 .ok_or_else(|| ArrowError::CastError("float8".into()))?;
-            strings(a, |i, out| push_float(a.value(i), a.value(i), 15, out))
+            strings(a, |i, out| push_float(a.value(i), 15, out))
         }
         DataType::Float32 => {
             let a = col
                 .as_any()
                 .downcast_ref::<Float32Array>()
                 .ok_or_else(|| ArrowError::CastError("float4".into()))?;
-            strings(a, |i, out| {
-                push_float(a.value(i) as f64, a.value(i), 6, out)
-            })
+            strings(a, |i, out| push_float(a.value(i), 6, out))
         }
         DataType::Timestamp(unit, tz) => {
             let micros = cast(col, &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()))?;
@@ -545,14 +601,71 @@ mod tests {
             -123.25,
         ] {
             out.truncate(5);
-            push_float(v, v, 15, &mut out);
+            push_float(v, 15, &mut out);
             assert_eq!(&out[5..], f8(v), "{v}");
             assert_eq!(&out[..5], "keep|");
         }
         for v in [1e6f32, 100000.0, 3.4e38, 0.1, -2.5e-5] {
             let mut s = String::new();
-            push_float(v as f64, v, 6, &mut s);
+            push_float(v, 6, &mut s);
             assert_eq!(s, format_float(v as f64, v.to_string(), 6), "{v}");
+        }
+    }
+
+    /// Ryu's digits (PostgreSQL prints floats with Ryu too), laid out as
+    /// PostgreSQL does, equal the layout of Rust's own shortest digits over
+    /// values of every magnitude. Where a value lies halfway between two
+    /// shortest candidates the two may pick different last digits; both then
+    /// read back to the value.
+    #[test]
+    fn pushed_floats_match_over_many_values() {
+        fn same<T: std::str::FromStr + PartialEq + std::fmt::Debug>(got: &str, want: &str, v: T) {
+            if got != want {
+                assert_eq!(got.len(), want.len(), "{got} vs {want}");
+                assert_eq!(got.parse::<T>().ok(), Some(v), "{got} vs {want}");
+            }
+        }
+        let mut bits: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut s = String::new();
+        for _ in 0..200_000 {
+            bits ^= bits << 13;
+            bits ^= bits >> 7;
+            bits ^= bits << 17;
+            let v = f64::from_bits(bits);
+            s.clear();
+            push_float(v, 15, &mut s);
+            if v.is_finite() {
+                same(&s, &f8(v), v);
+            } else {
+                assert_eq!(s, f8(v));
+            }
+            let w = f32::from_bits(bits as u32);
+            s.clear();
+            push_float(w, 6, &mut s);
+            if w.is_finite() {
+                same(&s, &format_float(w as f64, w.to_string(), 6), w);
+            } else {
+                assert_eq!(s, format_float(w as f64, w.to_string(), 6));
+            }
+        }
+        // PostgreSQL 15: SELECT 312985.125::float4 gives 312985.12.
+        s.clear();
+        push_float(312_985.125_f64 as f32, 6, &mut s);
+        assert_eq!(s, "312985.12");
+        for v in [
+            1.0,
+            10.0,
+            123.0,
+            1e14,
+            1e-4,
+            1.5e-4,
+            9.5e14,
+            1e15 - 1.0,
+            0.5,
+        ] {
+            s.clear();
+            push_float(v, 15, &mut s);
+            assert_eq!(s, f8(v), "{v}");
         }
     }
 

@@ -14,6 +14,7 @@
 #![allow(clippy::result_large_err)]
 
 mod auth;
+mod rows;
 
 pub use auth::{AuthMethod, Security};
 
@@ -191,6 +192,7 @@ fn query_response(
         format,
         Some(format_options(session)),
     )?);
+    let all_text = (0..schema.fields().len()).all(|i| format.format_for(i) == FieldFormat::Text);
     let mut rows = Vec::new();
     for batch in batches {
         // Plans may give a column another Arrow type than its declared one.
@@ -198,6 +200,12 @@ fn query_response(
         // Text output prints timestamptz in the session's TimeZone (text.rs);
         // binary output carries the instant, which no zone changes.
         let batch = render_text_columns(batch, format, &tz)?;
+        if all_text {
+            if let Some(text) = rows::text_rows(&batch) {
+                rows.extend(text.into_iter().map(Ok));
+                continue;
+            }
+        }
         rows.extend(encode_recordbatch(fields.clone(), batch));
     }
     let mut resp = QueryResponse::new(fields, stream::iter(rows));
