@@ -1608,13 +1608,13 @@ impl SqlSession {
         Ok(Outcome::Command(tag.into()))
     }
 
-    /// The NOTICEs functions raised while the statement ran.
     /// One of the session's configuration extensions, read in place (a
     /// copy of the session state clones every function registry).
     fn extension<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         self.ctx.state_ref().read().config().get_extension::<T>()
     }
 
+    /// The NOTICEs functions raised while the statement ran.
     fn take_notices(&self) -> Vec<Notice> {
         self.extension::<tempora_query::compression::SessionNotices>()
             .map(|n| n.take())
@@ -1874,8 +1874,11 @@ fn rewrite_set_returning(stmt: Statement) -> Statement {
     }
 }
 
-/// The first of `compress_chunk` / `decompress_chunk` / `reorder_chunk` a plan calls: they
-/// change files at once, which a ROLLBACK could not undo.
+/// The functions that rewrite a chunk's files at once, which a ROLLBACK
+/// could not undo.
+const CHUNK_REWRITING_FUNCTIONS: &[&str] = &["compress_chunk", "decompress_chunk", "reorder_chunk"];
+
+/// The first of [`CHUNK_REWRITING_FUNCTIONS`] a plan calls.
 fn chunk_rewriting_call(plan: &LogicalPlan) -> Option<&'static str> {
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     let mut found = None;
@@ -1883,12 +1886,10 @@ fn chunk_rewriting_call(plan: &LogicalPlan) -> Option<&'static str> {
         node.apply_expressions(|e| {
             e.apply(|e| {
                 if let datafusion::logical_expr::Expr::ScalarFunction(f) = e {
-                    found = match f.func.name() {
-                        "compress_chunk" => Some("compress_chunk"),
-                        "decompress_chunk" => Some("decompress_chunk"),
-                        "reorder_chunk" => Some("reorder_chunk"),
-                        _ => None,
-                    };
+                    found = CHUNK_REWRITING_FUNCTIONS
+                        .iter()
+                        .find(|n| **n == f.func.name())
+                        .copied();
                 }
                 Ok(if found.is_some() {
                     TreeNodeRecursion::Stop
@@ -1922,10 +1923,7 @@ fn chunk_call_over_show_chunks(stmt: &Statement) -> Option<Statement> {
         return None;
     };
     let name = function_name(&outer.name);
-    if !matches!(
-        name.as_str(),
-        "compress_chunk" | "decompress_chunk" | "reorder_chunk"
-    ) {
+    if !CHUNK_REWRITING_FUNCTIONS.contains(&name.as_str()) {
         return None;
     }
     let FunctionArguments::List(list) = &outer.args else {
