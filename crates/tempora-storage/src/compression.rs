@@ -122,36 +122,31 @@ impl Engine {
         let started = std::time::Instant::now();
         let rows: u64 = c.files.iter().map(|f| f.rows).sum();
         tracing::info!(table = %table.name, chunk, rows, files = c.files.len(), "compressing chunk");
-        let mut written: Vec<FileDef> = Vec::new();
-        for slice in time_slices(&c.files) {
-            let path = self.new_file_path(oid, Some(chunk), "compressed");
-            let sources: Vec<String> = slice.iter().map(|f| f.path.clone()).collect();
-            let expected: u64 = slice.iter().map(|f| f.rows).sum();
-            let file = parquet_io::write_columnstore_file(
-                self.store(),
-                &path,
-                table,
-                &sources,
-                parquet_io::COLUMNSTORE_PASS_ROWS,
-            )
-            .await;
-            let file = match file {
-                Ok(f) if f.rows == expected => f,
-                Ok(f) => {
-                    self.gc()
-                        .retire(0, written.iter().map(|w| w.path.clone()).chain([f.path]));
-                    return Err(TemporaError::internal(format!(
-                        "compressed file holds {} rows of {expected}",
-                        f.rows
-                    )));
+        let written = self
+            .write_unlisted(async |written| {
+                for slice in time_slices(&c.files) {
+                    let path = self.new_file_path(oid, Some(chunk), "compressed");
+                    let sources: Vec<String> = slice.iter().map(|f| f.path.clone()).collect();
+                    let expected: u64 = slice.iter().map(|f| f.rows).sum();
+                    let file = parquet_io::write_columnstore_file(
+                        self.store(),
+                        &path,
+                        table,
+                        &sources,
+                        parquet_io::COLUMNSTORE_PASS_ROWS,
+                    )
+                    .await?;
+                    let rows = file.rows;
+                    written.push(file);
+                    if rows != expected {
+                        return Err(TemporaError::internal(format!(
+                            "compressed file holds {rows} rows of {expected}"
+                        )));
+                    }
                 }
-                Err(e) => {
-                    self.gc().retire(0, written.into_iter().map(|w| w.path));
-                    return Err(e);
-                }
-            };
-            written.push(file);
-        }
+                Ok(())
+            })
+            .await?;
         let before_bytes = c.compression.as_ref().map_or(0, |s| s.before_bytes)
             + c.files
                 .iter()
@@ -239,31 +234,31 @@ impl Engine {
         };
         let started = std::time::Instant::now();
         let sources: Vec<&FileDef> = c.files.iter().filter(|f| !f.compressed).collect();
-        let mut written: Vec<FileDef> = Vec::new();
-        for f in &sources {
-            let result = async {
-                let batches = self.read_table_file(table, &f.path).await?;
-                let file = self
-                    .write_table_file(&ordered, Some(chunk), &batches, "reordered", Layout::Merged)
-                    .await?;
-                if file.rows != f.rows {
-                    self.gc().retire(0, [file.path.clone()]);
-                    return Err(TemporaError::internal(format!(
-                        "reordering read {} rows of {}",
-                        file.rows, f.rows
-                    )));
+        let written = self
+            .write_unlisted(async |written| {
+                for f in &sources {
+                    let batches = self.read_table_file(table, &f.path).await?;
+                    let file = self
+                        .write_table_file(
+                            &ordered,
+                            Some(chunk),
+                            &batches,
+                            "reordered",
+                            Layout::Merged,
+                        )
+                        .await?;
+                    let rows = file.rows;
+                    written.push(file);
+                    if rows != f.rows {
+                        return Err(TemporaError::internal(format!(
+                            "reordering read {rows} rows of {}",
+                            f.rows
+                        )));
+                    }
                 }
-                Ok(file)
-            }
-            .await;
-            match result {
-                Ok(file) => written.push(file),
-                Err(e) => {
-                    self.gc().retire(0, written.into_iter().map(|w| w.path));
-                    return Err(e);
-                }
-            }
-        }
+                Ok(())
+            })
+            .await?;
         let old: Vec<String> = sources.iter().map(|f| f.path.clone()).collect();
         let rows: u64 = sources.iter().map(|f| f.rows).sum();
         self.swap_chunk_files(oid, chunk, &old, written, c.compression.clone())
@@ -291,8 +286,7 @@ impl Engine {
         chunk: u32,
         files: &[&FileDef],
     ) -> Result<Vec<FileDef>> {
-        let mut written: Vec<FileDef> = Vec::new();
-        let result = async {
+        self.write_unlisted(async |written| {
             for f in files {
                 let mut reader = Some(parquet_io::open_reader(self.store(), &f.path).await?);
                 let mut read = 0u64;
@@ -330,13 +324,25 @@ impl Engine {
                 }
             }
             Ok(())
+        })
+        .await
+    }
+
+    /// Runs a rewrite's `write`, which pushes each new file it writes to
+    /// the vector it is given, and returns those files. If it fails, the
+    /// files written so far are retired: no catalog state lists them yet.
+    async fn write_unlisted(
+        &self,
+        write: impl AsyncFnOnce(&mut Vec<FileDef>) -> Result<()>,
+    ) -> Result<Vec<FileDef>> {
+        let mut written = Vec::new();
+        match write(&mut written).await {
+            Ok(()) => Ok(written),
+            Err(e) => {
+                self.gc().retire(0, written.into_iter().map(|f| f.path));
+                Err(e)
+            }
         }
-        .await;
-        if let Err(e) = result {
-            self.gc().retire(0, written.into_iter().map(|f| f.path));
-            return Err(e);
-        }
-        Ok(written)
     }
 
     /// One catalog commit: `old` files of the chunk out, `new` in, and the
