@@ -371,3 +371,97 @@ async fn reorder_chunk_clusters_rows_written_before_the_index() {
         "{message}"
     );
 }
+
+/// `GROUP BY time_bucket ... ORDER BY bucket DESC LIMIT n` runs over a window
+/// of the newest buckets first; EXPLAIN shows that window's plan and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn newest_buckets_run_over_a_window_first() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE nbx (time timestamptz NOT NULL, v float8);
+             SELECT create_hypertable('nbx', by_range('time', INTERVAL '1 day'));
+             INSERT INTO nbx SELECT t, extract(hour FROM t) FROM generate_series(
+                 '2024-01-01 00:00:00+00'::timestamptz, '2024-01-05 23:50:00+00', INTERVAL '10 minutes') t;
+             CHECKPOINT;",
+        )
+        .await
+        .unwrap();
+    let sql = "SELECT time_bucket('1 hour', time) AS h, max(v), count(*) FROM nbx \
+               WHERE time < '2024-01-05 12:30:00+00' GROUP BY h ORDER BY h DESC LIMIT 5";
+    let lines = plan_lines(&client, &format!("EXPLAIN {sql}")).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Hypertable nbx: 1 of 5 chunks scanned")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        "Newest buckets first: runs with time >= '2024-01-05 08:00:00+00', then in windows \
+         16 times wider and over the whole range while fewer than 5 rows come back"
+    );
+    let rows = client.simple_query(sql).await.unwrap();
+    let rows: Vec<(String, String, String)> = rows
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some((
+                r.get(0).unwrap().to_string(),
+                r.get(1).unwrap().to_string(),
+                r.get(2).unwrap().to_string(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("2024-01-05 12:00:00+00", "12", "3"),
+        ("2024-01-05 11:00:00+00", "11", "6"),
+        ("2024-01-05 10:00:00+00", "10", "6"),
+        ("2024-01-05 09:00:00+00", "9", "6"),
+        ("2024-01-05 08:00:00+00", "8", "6"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(rows, expected);
+
+    // Oldest first: the mirror image.
+    let lines = plan_lines(
+        &client,
+        "EXPLAIN SELECT time_bucket('1 hour', time) AS h, count(*) FROM nbx \
+         WHERE time >= '2024-01-02 03:10:00+00' GROUP BY h ORDER BY h LIMIT 2",
+    )
+    .await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Hypertable nbx: 1 of 5 chunks scanned")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("Oldest buckets first: runs with time < '2024-01-02 05:00:00+00'"),
+        "{lines:#?}"
+    );
+
+    // Any other ORDER BY ... LIMIT is explained as it runs.
+    let lines = plan_lines(
+        &client,
+        "EXPLAIN SELECT time_bucket('1 hour', time) AS h, max(v) AS m FROM nbx \
+         WHERE time < '2024-01-05 12:30:00+00' GROUP BY h ORDER BY m DESC LIMIT 5",
+    )
+    .await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Hypertable nbx: 5 of 5 chunks scanned")),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("buckets first")),
+        "{lines:#?}"
+    );
+}

@@ -15,6 +15,7 @@ pub mod intervals;
 pub mod json;
 pub mod last_point;
 pub mod markers;
+pub mod newest_buckets;
 pub mod pg_casts;
 pub mod pg_functions;
 pub mod pg_literals;

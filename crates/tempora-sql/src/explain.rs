@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use tempora_common::{Result, TemporaError};
+use tempora_query::newest_buckets::{self, NewestBuckets};
 use tempora_query::provider::ScanInfo;
 
 const COLUMN: &str = "QUERY PLAN";
@@ -22,6 +24,51 @@ pub(crate) fn explain_kind(plan: &LogicalPlan) -> Option<bool> {
         LogicalPlan::Analyze(a) => Some(a.verbose),
         _ => None,
     }
+}
+
+/// The EXPLAIN of a statement that runs over its newest buckets first
+/// (`tempora_query::newest_buckets`) explains its first window, and the
+/// line it returns says so.
+pub(crate) fn with_first_window(
+    state: &SessionState,
+    plan: LogicalPlan,
+) -> Result<(LogicalPlan, Option<String>)> {
+    let inner = match &plan {
+        LogicalPlan::Explain(e) => e.plan.as_ref(),
+        LogicalPlan::Analyze(a) => a.input.as_ref(),
+        _ => return Ok((plan, None)),
+    };
+    if !newest_buckets::candidate(inner) {
+        return Ok((plan, None));
+    }
+    let first = || -> datafusion::error::Result<Option<(LogicalPlan, String)>> {
+        let optimized = state.optimize(inner)?;
+        let Some(shape) = NewestBuckets::find(&optimized) else {
+            return Ok(None);
+        };
+        let (Some(window), Some(note)) = (shape.window(0)?, shape.describe()?) else {
+            return Ok(None);
+        };
+        Ok(Some((
+            newest_buckets::with_window(&optimized, &window)?,
+            note,
+        )))
+    };
+    let Some((narrowed, note)) = first().map_err(TemporaError::from_datafusion)? else {
+        return Ok((plan, None));
+    };
+    let plan = match plan {
+        LogicalPlan::Explain(mut e) => {
+            e.plan = Arc::new(narrowed);
+            LogicalPlan::Explain(e)
+        }
+        LogicalPlan::Analyze(mut a) => {
+            a.input = Arc::new(narrowed);
+            LogicalPlan::Analyze(a)
+        }
+        other => other,
+    };
+    Ok((plan, Some(note)))
 }
 
 pub(crate) fn schema() -> SchemaRef {
@@ -39,6 +86,7 @@ pub(crate) fn render(
     batches: &[RecordBatch],
     verbose: bool,
     scans: &[ScanInfo],
+    note: Option<String>,
 ) -> Result<RecordBatch> {
     let mut lines: Vec<String> = Vec::new();
     for b in batches {
@@ -76,6 +124,7 @@ pub(crate) fn render(
             s.memtable_batches
         ));
     }
+    lines.extend(note);
     RecordBatch::try_new(schema(), vec![Arc::new(StringArray::from(lines))])
         .map_err(|e| TemporaError::internal(e.to_string()))
 }

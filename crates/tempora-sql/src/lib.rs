@@ -54,6 +54,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ParamValues;
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -64,6 +65,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use tempora_common::{Result, SqlState, TemporaError};
+use tempora_query::newest_buckets;
 use tempora_storage::{DatabaseGuard, Engine};
 
 pub use caggs::Refresher;
@@ -1384,6 +1386,39 @@ impl SqlSession {
         (ms > 0).then(|| std::time::Duration::from_millis(ms))
     }
 
+    /// Runs a query to the end. A statement asking for the newest (or
+    /// oldest) few time buckets of a hypertable runs first over a window of
+    /// its newest rows (`tempora_query::newest_buckets`).
+    async fn collect_query(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
+        if !newest_buckets::candidate(&plan) {
+            let df = self
+                .ctx
+                .execute_logical_plan(plan)
+                .await
+                .map_err(TemporaError::from_datafusion)?;
+            return df.collect().await.map_err(TemporaError::from_datafusion);
+        }
+        let state = self.ctx.state();
+        let optimized = state
+            .optimize(&plan)
+            .map_err(TemporaError::from_datafusion)?;
+        if let Some(shape) = newest_buckets::NewestBuckets::find(&optimized) {
+            let mut attempt = 0;
+            while let Some(narrowed) = shape
+                .narrowed(&optimized, attempt)
+                .map_err(TemporaError::from_datafusion)?
+            {
+                let batches = run_optimized(&state, &narrowed).await?;
+                if batches.iter().map(RecordBatch::num_rows).sum::<usize>() >= shape.rows {
+                    return Ok(batches);
+                }
+                tracing::debug!(attempt, "newest buckets: window too narrow, widening");
+                attempt += 1;
+            }
+        }
+        run_optimized(&state, &optimized).await
+    }
+
     async fn execute_inner(
         &mut self,
         p: &Prepared,
@@ -1393,6 +1428,7 @@ impl SqlSession {
             Kind::Query(plan) if explain::explain_kind(plan).is_some() => {
                 let verbose = explain::explain_kind(plan).unwrap_or(false);
                 let plan = bind(plan.as_ref().clone(), params)?;
+                let (plan, note) = explain::with_first_window(&self.ctx.state(), plan)?;
                 let report = self
                     .extension::<tempora_query::provider::ScanReport>()
                     .ok_or_else(|| TemporaError::internal("session without scan report"))?;
@@ -1404,7 +1440,7 @@ impl SqlSession {
                 Ok((
                     Outcome::Rows {
                         schema: explain::schema(),
-                        batches: vec![explain::render(&batches, verbose, &scans)?],
+                        batches: vec![explain::render(&batches, verbose, &scans, note)?],
                         tag: "EXPLAIN".into(),
                     },
                     vec![],
@@ -1434,13 +1470,8 @@ impl SqlSession {
                         )));
                     }
                 }
-                let df = self
-                    .ctx
-                    .execute_logical_plan(plan)
-                    .await
-                    .map_err(TemporaError::from_datafusion)?;
-                let schema = output_schema(df.schema().as_arrow());
-                let result = df.collect().await.map_err(TemporaError::from_datafusion);
+                let schema = output_schema(plan.schema().as_arrow());
+                let result = self.collect_query(plan).await;
                 // Functions such as compress_chunk raise NOTICEs as they run.
                 let notices = self.take_notices();
                 Ok((
@@ -1709,6 +1740,18 @@ pub(crate) fn output_schema(schema: &datafusion::arrow::datatypes::Schema) -> Sc
             .map(|f| f.as_ref().clone().with_name(naming::output_name(f.name())))
             .collect::<Vec<_>>(),
     ))
+}
+
+/// Plans and runs an already optimized plan.
+async fn run_optimized(state: &SessionState, plan: &LogicalPlan) -> Result<Vec<RecordBatch>> {
+    let physical = state
+        .query_planner()
+        .create_physical_plan(plan, state)
+        .await
+        .map_err(TemporaError::from_datafusion)?;
+    datafusion::physical_plan::collect(physical, state.task_ctx())
+        .await
+        .map_err(TemporaError::from_datafusion)
 }
 
 /// Replaces the `$n` placeholders of a plan with values.
