@@ -82,10 +82,29 @@ fn decimal_exponent(shortest: &str) -> i32 {
 /// case (a finite nonzero value).
 fn push_float<F: ryu::Float + Into<f64>>(v: F, max_exp: i32, out: &mut String) {
     let wide: f64 = v.into();
+    // A whole number printed in plain notation is its integer's digits
+    // (below 10^15 every such float8 is exact, below 10^6 every float4):
+    // readings such as 58 or 1024 skip the shortest-digits search.
+    if wide != 0.0 && wide.abs() < plain_limit(max_exp) {
+        let whole = wide as i64;
+        if whole as f64 == wide {
+            out.push_str(itoa::Buffer::new().format(whole));
+            return;
+        }
+    }
     if wide.is_finite() && wide != 0.0 {
         push_shortest(ryu::Buffer::new().format_finite(v), max_exp, out);
     } else {
         out.push_str(&format_float(wide, wide.to_string(), max_exp));
+    }
+}
+
+/// The magnitude from which a float prints in exponent notation.
+fn plain_limit(max_exp: i32) -> f64 {
+    match max_exp {
+        15 => 1e15,
+        6 => 1e6,
+        e => 10f64.powi(e),
     }
 }
 
@@ -666,6 +685,43 @@ mod tests {
             s.clear();
             push_float(v, 15, &mut s);
             assert_eq!(s, f8(v), "{v}");
+        }
+    }
+
+    /// Whole numbers take the integer path; it prints what the digit
+    /// search does, up to where exponent notation starts.
+    #[test]
+    fn whole_floats_print_as_their_digits() {
+        let mut s = String::new();
+        let mut wide: Vec<f64> = (-3000..3000).map(|i| i as f64 * 7919.0).collect();
+        wide.extend([
+            1.0,
+            -1.0,
+            999_999_999_999_999.0,
+            -999_999_999_999_999.0,
+            1e15,
+            -1e15,
+        ]);
+        wide.extend([4_503_599_627_370_496.0, 1e16, 123_456_789_012_345.0]);
+        for v in wide {
+            s.clear();
+            push_float(v, 15, &mut s);
+            assert_eq!(s, f8(v), "{v}");
+        }
+        let narrow = [
+            1.0f32,
+            58.0,
+            -58.0,
+            999_999.0,
+            1e6,
+            -1e6,
+            16_777_216.0,
+            123_456.0,
+        ];
+        for v in narrow {
+            s.clear();
+            push_float(v, 6, &mut s);
+            assert_eq!(s, format_float(v as f64, v.to_string(), 6), "{v}");
         }
     }
 

@@ -137,8 +137,15 @@ fn format_options(session: &SqlSession) -> Arc<FormatOptions> {
     Arc::new(o)
 }
 
-/// Replaces the text-format columns Tempora prints itself with their text.
-fn render_text_columns(batch: RecordBatch, format: &Format, tz: &str) -> PgWireResult<RecordBatch> {
+/// Replaces the text-format columns Tempora prints itself with their text;
+/// with `keep_floats`, float columns stay numbers (`rows::text_rows` prints
+/// them as it writes the rows).
+fn render_text_columns(
+    batch: RecordBatch,
+    format: &Format,
+    tz: &str,
+    keep_floats: bool,
+) -> PgWireResult<RecordBatch> {
     let mut fields: Vec<Field> = Vec::with_capacity(batch.num_columns());
     let mut cols = Vec::with_capacity(batch.num_columns());
     let mut changed = false;
@@ -151,11 +158,14 @@ fn render_text_columns(batch: RecordBatch, format: &Format, tz: &str) -> PgWireR
         // Text: PostgreSQL's formatting of floats, timestamps, intervals.
         // Binary: pre-encoded values (passed through as bytes) where the
         // generic encoder would be wrong.
-        let rendered = if format.format_for(i) == FieldFormat::Text {
-            text::render(col, tz).map_err(|e| PgWireError::ApiError(Box::new(e)))?
-        } else {
-            tempora_copy::binary_values(col).map_err(|e| PgWireError::ApiError(Box::new(e)))?
-        };
+        let rendered =
+            if keep_floats && matches!(col.data_type(), DataType::Float32 | DataType::Float64) {
+                None
+            } else if format.format_for(i) == FieldFormat::Text {
+                text::render(col, tz).map_err(|e| PgWireError::ApiError(Box::new(e)))?
+            } else {
+                tempora_copy::binary_values(col).map_err(|e| PgWireError::ApiError(Box::new(e)))?
+            };
         match rendered {
             Some(r) => {
                 changed = true;
@@ -199,13 +209,19 @@ fn query_response(
         let batch = tempora_sql::conform(batch.columns(), &schema).map_err(wire_error)?;
         // Text output prints timestamptz in the session's TimeZone (text.rs);
         // binary output carries the instant, which no zone changes.
-        let batch = render_text_columns(batch, format, &tz)?;
+        let batch = render_text_columns(batch, format, &tz, all_text)?;
         if all_text {
             if let Some(text) = rows::text_rows(&batch) {
                 rows.extend(text.into_iter().map(Ok));
                 continue;
             }
         }
+        // A column text_rows does not write: its floats become text too.
+        let batch = if all_text {
+            render_text_columns(batch, format, &tz, false)?
+        } else {
+            batch
+        };
         rows.extend(encode_recordbatch(fields.clone(), batch));
     }
     let mut resp = QueryResponse::new(fields, stream::iter(rows));

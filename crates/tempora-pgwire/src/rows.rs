@@ -7,7 +7,7 @@
 //! (tens of thousands of rows of twenty columns) cost more than the query
 //! that produced it. The columns PostgreSQL-formatted text comes from — text
 //! columns, and the columns [`tempora_copy::text::render`] has already turned
-//! into text (floats, timestamps, intervals) — and integers and booleans are
+//! into text (timestamps, intervals) — and integers, floats and booleans are
 //! written here column by column, all rows of a batch into one buffer.
 
 use bytes::{BufMut, BytesMut};
@@ -15,8 +15,11 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, LargeStringArray, PrimitiveArray, RecordBatch,
     StringArray, StringViewArray,
 };
-use datafusion::arrow::datatypes::{DataType, Int16Type, Int32Type, Int64Type};
+use datafusion::arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+};
 use pgwire::messages::data::DataRow;
+use tempora_copy::text::{write_float4, write_float8};
 
 /// One column of a batch, as the text its values print as.
 enum TextColumn<'a> {
@@ -26,6 +29,8 @@ enum TextColumn<'a> {
     Int16(&'a PrimitiveArray<Int16Type>),
     Int32(&'a PrimitiveArray<Int32Type>),
     Int64(&'a PrimitiveArray<Int64Type>),
+    Float32(&'a PrimitiveArray<Float32Type>),
+    Float64(&'a PrimitiveArray<Float64Type>),
     Bool(&'a BooleanArray),
 }
 
@@ -39,6 +44,8 @@ impl<'a> TextColumn<'a> {
             DataType::Int16 => Self::Int16(col.as_primitive()),
             DataType::Int32 => Self::Int32(col.as_primitive()),
             DataType::Int64 => Self::Int64(col.as_primitive()),
+            DataType::Float32 => Self::Float32(col.as_primitive()),
+            DataType::Float64 => Self::Float64(col.as_primitive()),
             DataType::Boolean => Self::Bool(col.as_boolean()),
             _ => return None,
         })
@@ -52,12 +59,21 @@ impl<'a> TextColumn<'a> {
             Self::Int16(a) => *a,
             Self::Int32(a) => *a,
             Self::Int64(a) => *a,
+            Self::Float32(a) => *a,
+            Self::Float64(a) => *a,
             Self::Bool(a) => *a,
         }
     }
 
-    /// Appends row `i`'s field: its length, then its text (length -1 for NULL).
-    fn put_field(&self, i: usize, out: &mut BytesMut, ints: &mut itoa::Buffer) {
+    /// Appends row `i`'s field: its length, then its text (length -1 for
+    /// NULL). `ints` and `floats` are scratch space for numbers' digits.
+    fn put_field(
+        &self,
+        i: usize,
+        out: &mut BytesMut,
+        ints: &mut itoa::Buffer,
+        floats: &mut String,
+    ) {
         if self.array().is_null(i) {
             out.put_i32(-1);
             return;
@@ -69,6 +85,16 @@ impl<'a> TextColumn<'a> {
             Self::Int16(a) => ints.format(a.value(i)).as_bytes(),
             Self::Int32(a) => ints.format(a.value(i)).as_bytes(),
             Self::Int64(a) => ints.format(a.value(i)).as_bytes(),
+            Self::Float32(a) => {
+                floats.clear();
+                write_float4(a.value(i), floats);
+                floats.as_bytes()
+            }
+            Self::Float64(a) => {
+                floats.clear();
+                write_float8(a.value(i), floats);
+                floats.as_bytes()
+            }
             Self::Bool(a) => {
                 if a.value(i) {
                     b"t"
@@ -99,10 +125,11 @@ pub(crate) fn text_rows(batch: &RecordBatch) -> Option<Vec<DataRow>> {
         .sum();
     let mut out = BytesMut::with_capacity(text_bytes + batch.num_rows() * 4 * columns.len());
     let mut ints = itoa::Buffer::new();
+    let mut floats = String::new();
     let mut rows = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
         for c in &columns {
-            c.put_field(i, &mut out, &mut ints);
+            c.put_field(i, &mut out, &mut ints, &mut floats);
         }
         rows.push(DataRow::new(out.split(), field_count));
     }
@@ -164,11 +191,54 @@ mod tests {
         assert_eq!(text_rows(&batch).unwrap(), generic);
     }
 
+    /// Floats print as PostgreSQL prints them: the text
+    /// `tempora_copy::text::render` gives them.
+    #[test]
+    fn floats_are_written_as_their_text() {
+        use datafusion::arrow::array::{Float32Array, Float64Array};
+        let wide = Float64Array::from(vec![
+            Some(1.5),
+            Some(58.0),
+            Some(-0.0),
+            None,
+            Some(f64::NAN),
+            Some(f64::NEG_INFINITY),
+            Some(1e20),
+            Some(0.1 + 0.2),
+        ]);
+        let narrow = Float32Array::from(vec![
+            Some(1.5f32),
+            Some(58.0),
+            Some(0.0),
+            None,
+            Some(f32::INFINITY),
+            Some(1e6),
+            Some(312_985.12),
+            Some(-2.5e-5),
+        ]);
+        let floats = RecordBatch::try_from_iter(vec![
+            ("f8", Arc::new(wide) as ArrayRef),
+            ("f4", Arc::new(narrow) as ArrayRef),
+        ])
+        .unwrap();
+        let rendered: Vec<ArrayRef> = floats
+            .columns()
+            .iter()
+            .map(|c| tempora_copy::text::render(c, "UTC").unwrap().unwrap())
+            .collect();
+        let text = RecordBatch::try_from_iter(vec![
+            ("f8", rendered[0].clone()),
+            ("f4", rendered[1].clone()),
+        ])
+        .unwrap();
+        assert_eq!(text_rows(&floats).unwrap(), text_rows(&text).unwrap());
+    }
+
     #[test]
     fn other_types_are_left_to_the_generic_encoder() {
         let batch = RecordBatch::try_from_iter(vec![(
-            "f",
-            Arc::new(datafusion::arrow::array::Float64Array::from(vec![1.5])) as ArrayRef,
+            "d",
+            Arc::new(datafusion::arrow::array::Date32Array::from(vec![1])) as ArrayRef,
         )])
         .unwrap();
         assert!(text_rows(&batch).is_none());
