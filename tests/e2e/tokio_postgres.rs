@@ -580,3 +580,35 @@ async fn scalar_subquery_columns_are_named_after_their_column() {
     assert_eq!(row.get::<_, f64>(0), 2.5);
     assert_eq!(row.get::<_, f64>(1), 2.5);
 }
+
+/// A result large enough to be printed on several cores arrives whole, in
+/// order, every value as PostgreSQL prints it (text and binary results).
+#[tokio::test(flavor = "multi_thread")]
+async fn large_results_arrive_in_order() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let sql = "SELECT g, g * 0.5::float8 AS half, g::float4 / 4::float4 AS quarter, \
+               'row ' || g AS label FROM generate_series(1, 300000) g ORDER BY g";
+    let rows = rows_of(client.simple_query(sql).await.unwrap());
+    assert_eq!(rows.len(), 300_000);
+    for (i, r) in rows.iter().enumerate() {
+        let g = i as i64 + 1;
+        assert_eq!(r.get(0), Some(g.to_string().as_str()));
+        let half = if g % 2 == 0 {
+            (g / 2).to_string()
+        } else {
+            format!("{}.5", g / 2)
+        };
+        assert_eq!(r.get(1), Some(half.as_str()), "row {g}");
+        let quarter = (g as f32 / 4.0).to_string();
+        assert_eq!(r.get(2), Some(quarter.as_str()), "row {g}");
+        assert_eq!(r.get(3), Some(format!("row {g}").as_str()));
+    }
+    let rows = client.query(sql, &[]).await.unwrap();
+    assert_eq!(rows.len(), 300_000);
+    for (i, r) in rows.iter().enumerate() {
+        let g = i as i64 + 1;
+        assert_eq!(r.get::<_, i64>(0), g);
+        assert_eq!(r.get::<_, f64>(1), g as f64 * 0.5);
+    }
+}

@@ -44,6 +44,7 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::data::DataRow;
 use pgwire::messages::response::NoticeResponse;
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -185,6 +186,29 @@ fn render_text_columns(
         .map_err(|e| PgWireError::ApiError(Box::new(e)))
 }
 
+/// Rows from which a result is printed on more than one core.
+const PARALLEL_ROWS: usize = 64 * 1024;
+
+/// `batches` cut into consecutive runs of about equal rows, one per core,
+/// when there are enough rows to be worth it (else one run).
+fn row_runs(batches: &[RecordBatch]) -> Vec<&[RecordBatch]> {
+    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = cores.min(batches.len()).min(total / PARALLEL_ROWS).max(1);
+    let mut runs = Vec::with_capacity(n);
+    let (mut start, mut rows) = (0, 0);
+    for (i, b) in batches.iter().enumerate() {
+        rows += b.num_rows();
+        let last = i + 1 == batches.len();
+        if !last && runs.len() + 1 < n && rows * n >= total * (runs.len() + 1) {
+            runs.push(&batches[start..=i]);
+            start = i + 1;
+        }
+    }
+    runs.push(&batches[start..]);
+    runs
+}
+
 fn query_response(
     session: &SqlSession,
     schema: SchemaRef,
@@ -203,27 +227,52 @@ fn query_response(
         Some(format_options(session)),
     )?);
     let all_text = (0..schema.fields().len()).all(|i| format.format_for(i) == FieldFormat::Text);
-    let mut rows = Vec::new();
-    for batch in batches {
-        // Plans may give a column another Arrow type than its declared one.
-        let batch = tempora_sql::conform(batch.columns(), &schema).map_err(wire_error)?;
-        // Text output prints timestamptz in the session's TimeZone (text.rs);
-        // binary output carries the instant, which no zone changes.
-        let batch = render_text_columns(batch, format, &tz, all_text)?;
-        if all_text {
-            if let Some(text) = rows::text_rows(&batch) {
-                rows.extend(text.into_iter().map(Ok));
-                continue;
+    let encode = |batches: &[RecordBatch]| -> PgWireResult<Vec<PgWireResult<DataRow>>> {
+        let mut rows = Vec::new();
+        for batch in batches {
+            // Plans may give a column another Arrow type than its declared one.
+            let batch = tempora_sql::conform(batch.columns(), &schema).map_err(wire_error)?;
+            // Text output prints timestamptz in the session's TimeZone (text.rs);
+            // binary output carries the instant, which no zone changes.
+            let batch = render_text_columns(batch, format, &tz, all_text)?;
+            if all_text {
+                if let Some(text) = rows::text_rows(&batch) {
+                    rows.extend(text.into_iter().map(Ok));
+                    continue;
+                }
             }
+            // A column text_rows does not write: its floats become text too.
+            let batch = if all_text {
+                render_text_columns(batch, format, &tz, false)?
+            } else {
+                batch
+            };
+            rows.extend(encode_recordbatch(fields.clone(), batch));
         }
-        // A column text_rows does not write: its floats become text too.
-        let batch = if all_text {
-            render_text_columns(batch, format, &tz, false)?
-        } else {
-            batch
-        };
-        rows.extend(encode_recordbatch(fields.clone(), batch));
-    }
+        Ok(rows)
+    };
+    // A large result is printed on every core, a run of batches each.
+    let runs = row_runs(&batches);
+    let rows = if runs.len() > 1 {
+        let printed: Vec<PgWireResult<Vec<_>>> = std::thread::scope(|scope| {
+            let (first, rest) = runs.split_first().expect("more than one run");
+            let others: Vec<_> = rest.iter().map(|run| scope.spawn(|| encode(run))).collect();
+            let mut printed = vec![encode(first)];
+            for handle in others {
+                printed.push(handle.join().unwrap_or_else(|_| {
+                    Err(wire_error(TemporaError::internal("printing rows failed")))
+                }));
+            }
+            printed
+        });
+        let mut rows = Vec::new();
+        for run in printed {
+            rows.extend(run?);
+        }
+        rows
+    } else {
+        encode(&batches)?
+    };
     let mut resp = QueryResponse::new(fields, stream::iter(rows));
     resp.command_tag = tag;
     Ok(Response::Query(resp))
@@ -949,5 +998,43 @@ pub async fn serve(
             }
             tracing::debug!(%peer, "connection closed");
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{ArrayRef, Int32Array};
+
+    fn batch(rows: usize) -> RecordBatch {
+        let values = Arc::new(Int32Array::from(vec![0; rows])) as ArrayRef;
+        RecordBatch::try_from_iter(vec![("i", values)]).unwrap()
+    }
+
+    #[test]
+    fn large_results_are_cut_into_runs_of_whole_batches_in_order() {
+        let small: Vec<_> = (0..10).map(|_| batch(1000)).collect();
+        assert_eq!(row_runs(&small).len(), 1);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for sizes in [
+            vec![8192; 40],
+            vec![1, 300_000],
+            vec![300_000, 1],
+            vec![100_000, 100_000, 5],
+        ] {
+            let batches: Vec<_> = sizes.iter().map(|&n| batch(n)).collect();
+            let runs = row_runs(&batches);
+            assert!(runs.len() <= cores, "{sizes:?}");
+            assert!(runs.iter().all(|r| !r.is_empty()), "{sizes:?}");
+            let flat: Vec<usize> = runs
+                .iter()
+                .flat_map(|r| r.iter().map(RecordBatch::num_rows))
+                .collect();
+            assert_eq!(flat, sizes);
+        }
+        if cores > 1 {
+            let even: Vec<_> = (0..40).map(|_| batch(8192)).collect();
+            assert_eq!(row_runs(&even).len(), cores.min(5));
+        }
     }
 }
