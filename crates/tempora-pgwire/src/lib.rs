@@ -251,11 +251,11 @@ fn query_response(
         }
         Ok(rows)
     };
-    // A large result is printed on every core, a run of batches each.
+    // A large result is printed on every core, a run of batches each (the
+    // first on this thread); a small one is one run, printed here.
     let runs = row_runs(&batches);
-    let rows = if runs.len() > 1 {
+    let rows = if let [first, rest @ ..] = runs.as_slice() {
         let printed: Vec<PgWireResult<Vec<_>>> = std::thread::scope(|scope| {
-            let (first, rest) = runs.split_first().expect("more than one run");
             let others: Vec<_> = rest.iter().map(|run| scope.spawn(|| encode(run))).collect();
             let mut printed = vec![encode(first)];
             for handle in others {
@@ -271,7 +271,7 @@ fn query_response(
         }
         rows
     } else {
-        encode(&batches)?
+        Vec::new()
     };
     let mut resp = QueryResponse::new(fields, stream::iter(rows));
     resp.command_tag = tag;
