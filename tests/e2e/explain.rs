@@ -18,6 +18,11 @@ async fn plan_lines(client: &Client, sql: &str) -> Vec<String> {
     lines
 }
 
+/// Whether a line of the plan starts with `prefix`.
+fn has_line(lines: &[String], prefix: &str) -> bool {
+    lines.iter().any(|l| l.starts_with(prefix))
+}
+
 /// "k of n" from the plan's hypertable line.
 async fn chunks_scanned(client: &Client, filter: &str) -> (usize, usize) {
     let lines = plan_lines(
@@ -94,9 +99,7 @@ async fn explain_shows_chunks_excluded_by_time_filters() {
     assert!(lines
         .iter()
         .all(|l| !l.contains("DataSourceExec") || l.contains("elapsed_compute")));
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("Hypertable ex: 1 of 5 chunks")));
+    assert!(has_line(&lines, "Hypertable ex: 1 of 5 chunks"));
 
     // VERBOSE shows every plan DataFusion made, each under its name.
     let lines = plan_lines(&client, "EXPLAIN VERBOSE SELECT count(*) FROM ex").await;
@@ -392,9 +395,7 @@ async fn newest_buckets_run_over_a_window_first() {
                WHERE time < '2024-01-05 12:30:00+00' GROUP BY h ORDER BY h DESC LIMIT 5";
     let lines = plan_lines(&client, &format!("EXPLAIN {sql}")).await;
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("Hypertable nbx: 1 of 5 chunks scanned")),
+        has_line(&lines, "Hypertable nbx: 1 of 5 chunks scanned"),
         "{lines:#?}"
     );
     assert_eq!(
@@ -434,9 +435,7 @@ async fn newest_buckets_run_over_a_window_first() {
     )
     .await;
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("Hypertable nbx: 1 of 5 chunks scanned")),
+        has_line(&lines, "Hypertable nbx: 1 of 5 chunks scanned"),
         "{lines:#?}"
     );
     assert!(
@@ -455,9 +454,7 @@ async fn newest_buckets_run_over_a_window_first() {
     )
     .await;
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("Hypertable nbx: 5 of 5 chunks scanned")),
+        has_line(&lines, "Hypertable nbx: 5 of 5 chunks scanned"),
         "{lines:#?}"
     );
     assert!(

@@ -221,23 +221,24 @@ impl NewestBuckets {
     /// None when that window would hold everything the files hold (run the
     /// statement as written).
     pub fn narrowed(&self, plan: &LogicalPlan, attempt: u32) -> DfResult<Option<LogicalPlan>> {
-        match self.window(attempt)? {
-            Some(condition) => with_window(plan, &condition).map(Some),
+        match self.bound(attempt)? {
+            Some(bound) => with_window(plan, &self.condition(bound)).map(Some),
             None => Ok(None),
         }
     }
 
-    /// The time condition of attempt `attempt`; see [`NewestBuckets::narrowed`].
-    pub fn window(&self, attempt: u32) -> DfResult<Option<Expr>> {
+    /// The time condition of a window ending at `bound`.
+    fn condition(&self, bound: i64) -> Expr {
         let time = col(self.time.clone());
-        let at = |us: i64| lit(ScalarValue::TimestampMicrosecond(Some(us), self.tz.clone()));
-        Ok(self.bound(attempt)?.map(|b| {
-            if self.descending {
-                time.gt_eq(at(b))
-            } else {
-                time.lt(at(b))
-            }
-        }))
+        let at = lit(ScalarValue::TimestampMicrosecond(
+            Some(bound),
+            self.tz.clone(),
+        ));
+        if self.descending {
+            time.gt_eq(at)
+        } else {
+            time.lt(at)
+        }
     }
 
     /// The window's far end: its lowest time (descending, inclusive) or its
@@ -276,27 +277,29 @@ impl NewestBuckets {
         })
     }
 
-    /// What EXPLAIN says of the statement: its first window.
-    pub fn describe(&self) -> DfResult<Option<String>> {
+    /// What EXPLAIN shows: `plan` narrowed to the first window, and a line
+    /// saying so; None when the statement runs as written.
+    pub fn first_window(&self, plan: &LogicalPlan) -> DfResult<Option<(LogicalPlan, String)>> {
         let Some(bound) = self.bound(0)? else {
             return Ok(None);
         };
         let at = chrono::DateTime::from_timestamp_micros(bound)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S%.f+00").to_string())
             .unwrap_or_else(|| bound.to_string());
-        Ok(Some(format!(
+        let note = format!(
             "{} buckets first: runs with {} {} '{at}', then in windows {WIDEN} times wider \
              and over the whole range while fewer than {} rows come back",
             if self.descending { "Newest" } else { "Oldest" },
             self.time.name,
             if self.descending { ">=" } else { "<" },
             self.rows
-        )))
+        );
+        Ok(Some((with_window(plan, &self.condition(bound))?, note)))
     }
 }
 
 /// `plan` with `condition` on its hypertable's scan.
-pub fn with_window(plan: &LogicalPlan, condition: &Expr) -> DfResult<LogicalPlan> {
+fn with_window(plan: &LogicalPlan, condition: &Expr) -> DfResult<LogicalPlan> {
     plan.clone()
         .transform_up(|node| match node {
             LogicalPlan::TableScan(scan) => {
@@ -360,7 +363,10 @@ mod tests {
         let nb = newest(true, edge, start - 1279 * MINUTE);
         assert_eq!(nb.bound(1).unwrap(), Some(start - 79 * MINUTE));
         assert_eq!(nb.bound(2).unwrap(), None);
-        let text = nb.describe().unwrap().unwrap();
+        let empty = datafusion::logical_expr::LogicalPlanBuilder::empty(false)
+            .build()
+            .unwrap();
+        let (_, text) = nb.first_window(&empty).unwrap().unwrap();
         assert!(text.contains("time >= '2016-01-01 23:07:00+00'"), "{text}");
 
         // Oldest first: from the bucket holding the edge, five buckets up.

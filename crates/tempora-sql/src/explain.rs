@@ -46,13 +46,7 @@ pub(crate) fn with_first_window(
         let Some(shape) = NewestBuckets::find(&optimized) else {
             return Ok(None);
         };
-        let (Some(window), Some(note)) = (shape.window(0)?, shape.describe()?) else {
-            return Ok(None);
-        };
-        Ok(Some((
-            newest_buckets::with_window(&optimized, &window)?,
-            note,
-        )))
+        shape.first_window(&optimized)
     };
     let Some((narrowed, note)) = first().map_err(TemporaError::from_datafusion)? else {
         return Ok((plan, None));
