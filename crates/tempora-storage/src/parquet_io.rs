@@ -61,12 +61,21 @@ impl Layout {
     }
 }
 
-/// Rows per row group of a columnstore file: a filter on one segment reads
-/// the row groups (and, through the page index, the pages) holding it.
-const COLUMNSTORE_ROW_GROUP: usize = 1 << 16;
+/// Rows per row group of a columnstore file. A filter on one segment reads
+/// the pages holding it through the page index; every row group read costs
+/// its own ZSTD contexts and statistics, so fewer are cheaper (64k-row groups
+/// made the TSBS queries 5-15 % slower).
+const COLUMNSTORE_ROW_GROUP: usize = 1 << 17;
 /// Rows per data page of a columnstore file, the unit of page pruning.
 const COLUMNSTORE_PAGE_ROWS: usize = 8 * 1024;
 const COLUMNSTORE_ZSTD_LEVEL: i32 = 3;
+/// Sorted rows of a columnstore file that [`columns_without_codec`] encodes
+/// to see how much ZSTD shrinks each column.
+const CODEC_SAMPLE_ROWS: usize = 32 * 1024;
+/// A columnstore column that ZSTD shrinks by less than this share of its
+/// encoded bytes is stored without it: the bytes saved are not worth
+/// decompressing every page on every read.
+const MIN_ZSTD_SAVING: f64 = 0.2;
 
 /// The sort keys of a columnstore file: segmentby ascending (nulls last, as
 /// PostgreSQL orders them), then orderby, then time descending if orderby
@@ -181,10 +190,14 @@ fn row_order(
 /// Rows per batch the writer gathers from a [`row_order`].
 const GATHER_ROWS: usize = 64 * 1024;
 
+/// The writer's settings for a file of `table` laid out as `layout`;
+/// `without_codec` are columnstore columns stored without ZSTD (see
+/// [`columns_without_codec`]).
 fn writer_properties(
     table: &TableDef,
     schema: &SchemaRef,
     layout: Layout,
+    without_codec: &[ColumnPath],
 ) -> Result<WriterProperties> {
     let text = |f: &Field| {
         matches!(
@@ -263,10 +276,46 @@ fn writer_properties(
                     props = props.set_column_bloom_filter_enabled(path(f), true);
                 }
             }
+            for c in without_codec {
+                props = props.set_column_compression(c.clone(), Compression::UNCOMPRESSED);
+            }
             props
         }
     };
     Ok(props.build())
+}
+
+/// The leaf columns of a columnstore file that ZSTD would shrink by less
+/// than [`MIN_ZSTD_SAVING`], judged by encoding the first
+/// [`CODEC_SAMPLE_ROWS`] of its sorted rows. Dictionary indices of
+/// high-entropy values (the TSBS metrics, random walks: ZSTD saved 10 % of
+/// their bytes) gain little from it, while decompressing every page they
+/// fill was a fifth of a scan's decoding; stored raw, reading them is a copy.
+/// Byte-stream-split floats, deltas of irregular integers and text keep it.
+fn columns_without_codec(
+    table: &TableDef,
+    schema: &SchemaRef,
+    sorted: &RecordBatch,
+) -> Result<Vec<ColumnPath>> {
+    let sample = sorted.slice(0, sorted.num_rows().min(CODEC_SAMPLE_ROWS));
+    let props = writer_properties(table, schema, Layout::Columnstore, &[])?;
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(internal)?;
+    writer.write(&sample).map_err(internal)?;
+    let meta = writer.close().map_err(internal)?;
+    let Some(first) = meta.row_groups().first() else {
+        return Ok(Vec::new());
+    };
+    Ok((0..first.num_columns())
+        .filter(|&i| {
+            let (packed, raw) = meta.row_groups().iter().fold((0i64, 0i64), |(c, u), rg| {
+                let col = rg.column(i);
+                (c + col.compressed_size(), u + col.uncompressed_size())
+            });
+            raw > 0 && (packed as f64) > (raw as f64) * (1.0 - MIN_ZSTD_SAVING)
+        })
+        .map(|i| first.column(i).column_path().clone())
+        .collect())
 }
 
 /// Parquet bytes of `batches` (rows of `table`) laid out as `layout` says,
@@ -322,7 +371,11 @@ fn encode(table: &TableDef, batches: Vec<RecordBatch>, layout: Layout) -> Result
         }
     }
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-    let props = writer_properties(table, &schema, layout)?;
+    let without_codec = match (layout, batches.first()) {
+        (Layout::Columnstore, Some(sorted)) => columns_without_codec(table, &schema, sorted)?,
+        _ => Vec::new(),
+    };
+    let props = writer_properties(table, &schema, layout, &without_codec)?;
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(props)).map_err(internal)?;
     match order {
@@ -561,11 +614,9 @@ fn encode_columnstore(
         passes = groups.len(),
         "compressing in passes"
     );
-    // Pass 2..: each group read, sorted and appended.
-    let props = writer_properties(table, &schema, Layout::Columnstore)?;
-    let mut buf = Vec::new();
-    let mut writer =
-        ArrowWriter::try_new(&mut buf, schema.clone(), Some(props)).map_err(internal)?;
+    // Pass 2..: each group read, sorted and appended. The first group's
+    // rows decide which columns go without ZSTD.
+    let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
     let (mut rows, mut min_time, mut max_time) = (0u64, None::<i64>, None::<i64>);
     let time_index = table
         .hypertable
@@ -604,7 +655,18 @@ fn encode_columnstore(
             }
         }
         rows += sorted.num_rows() as u64;
-        writer.write(&sorted).map_err(internal)?;
+        let w = match &mut writer {
+            Some(w) => w,
+            None => {
+                let without_codec = columns_without_codec(table, &schema, &sorted)?;
+                let props = writer_properties(table, &schema, Layout::Columnstore, &without_codec)?;
+                writer.insert(
+                    ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
+                        .map_err(internal)?,
+                )
+            }
+        };
+        w.write(&sorted).map_err(internal)?;
         tracing::info!(
             file = name,
             pass = n + 1,
@@ -613,9 +675,15 @@ fn encode_columnstore(
             "compression progress"
         );
     }
-    writer.close().map_err(internal)?;
+    let writer = match writer {
+        Some(w) => w,
+        None => {
+            let props = writer_properties(table, &schema, Layout::Columnstore, &[])?;
+            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(internal)?
+        }
+    };
     Ok(Encoded {
-        bytes: buf,
+        bytes: writer.into_inner().map_err(internal)?,
         rows,
         min_time,
         max_time,
@@ -779,6 +847,56 @@ mod tests {
             predicate: None,
         });
         assert!(has_stats(&t));
+    }
+
+    /// A column whose encoded pages ZSTD cannot shrink (dictionary indices of
+    /// random values) is stored without it; one it shrinks keeps it.
+    #[test]
+    fn columnstore_stores_incompressible_columns_without_zstd() {
+        let table = table();
+        let rows = 100_000;
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let random: Vec<f64> = (0..rows)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % 101) as f64
+            })
+            .collect();
+        let periodic: Vec<f64> = (0..rows).map(|i| ((i / 7) % 3) as f64).collect();
+        for (values, raw) in [(random, true), (periodic, false)] {
+            let base = batch(&table, rows as i64);
+            let batch = RecordBatch::try_new(
+                base.schema(),
+                vec![
+                    base.column(0).clone(),
+                    base.column(1).clone(),
+                    Arc::new(Float64Array::from(values.clone())),
+                ],
+            )
+            .unwrap();
+            let encoded = encode(&table, vec![batch], Layout::Columnstore).unwrap();
+            let bytes = bytes::Bytes::from(encoded.bytes);
+            let reader = SerializedFileReader::new(bytes.clone()).unwrap();
+            for rg in reader.metadata().row_groups() {
+                assert_eq!(rg.column(2).compression() == Compression::UNCOMPRESSED, raw);
+                // The time column's deltas compress.
+                assert_ne!(rg.column(0).compression(), Compression::UNCOMPRESSED);
+            }
+            let all = read_back(&table, bytes);
+            let mut read: Vec<f64> = all
+                .column(2)
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap()
+                .values()
+                .to_vec();
+            let mut values = values;
+            read.sort_by(f64::total_cmp);
+            values.sort_by(f64::total_cmp);
+            assert_eq!(read, values);
+        }
     }
 
     /// Every row comes back, sorted by device, then time descending;
