@@ -204,6 +204,71 @@ impl Sink {
         Ok(())
     }
 
+    /// Converts a block of rows (`fields` row after row, one per column,
+    /// pointing into `src`) a column at a time: each column's values go
+    /// through one loop of one type instead of a dispatch per value.
+    fn convert_block(
+        &mut self,
+        fields: &[FieldRef],
+        rows: &[BlockRow],
+        src: &[u8],
+    ) -> Result<(), TemporaError> {
+        let ncols = self.cols.len();
+        let column = |i: usize| fields[i..].iter().step_by(ncols);
+        let nulls_ok = self
+            .not_null
+            .iter()
+            .all(|c| c.data_index.is_some_and(|i| !column(i).any(|f| f.null)));
+        if nulls_ok {
+            let mut failed = false;
+            for (i, col) in self.cols.iter_mut().enumerate() {
+                let values = column(i).map(|f| (!f.null).then(|| &src[f.start..f.end]));
+                if col
+                    .append_texts(values, &self.tz, &mut self.scratch)
+                    .is_err()
+                {
+                    failed = true;
+                    break;
+                }
+            }
+            if !failed {
+                self.rows += rows.len() as u64;
+                self.rows_in_batch += rows.len();
+                if self.rows_in_batch >= self.batch_rows {
+                    self.flush();
+                }
+                return Ok(());
+            }
+        }
+        Err(self.first_error(fields, rows, src))
+    }
+
+    /// PostgreSQL's error for a block that failed: its rows converted one
+    /// at a time, in order, into builders of their own (the COPY fails, so
+    /// what the block appended before failing is dropped with it).
+    #[cold]
+    fn first_error(&mut self, fields: &[FieldRef], rows: &[BlockRow], src: &[u8]) -> TemporaError {
+        let ncols = self.cols.len();
+        let probe = self
+            .types
+            .iter()
+            .map(|t| Col::new(t, rows.len(), 0))
+            .collect();
+        let cols = std::mem::replace(&mut self.cols, probe);
+        let counts = (self.rows, self.rows_in_batch, self.batch_rows);
+        self.batch_rows = usize::MAX;
+        let found = rows.iter().enumerate().try_for_each(|(r, row)| {
+            let line = &src[row.start..row.end];
+            self.convert_row(&fields[r * ncols..(r + 1) * ncols], src, line, row.line_no)
+        });
+        self.cols = cols;
+        (self.rows, self.rows_in_batch, self.batch_rows) = counts;
+        match found {
+            Err(e) => e,
+            Ok(()) => TemporaError::internal("COPY rows failed in a block but not one at a time"),
+        }
+    }
+
     #[inline]
     fn end_row(&mut self) {
         self.rows += 1;
@@ -266,7 +331,24 @@ pub struct CopyDecoder {
     failed: Option<TemporaError>,
     fields: Vec<FieldRef>,
     field_buf: Vec<u8>,
+    /// Whether plain rows may be converted a block at a time (see
+    /// [`Sink::convert_block`]).
+    block_ok: bool,
+    /// Fields of the rows in the block, row after row, as offsets into the
+    /// input being consumed.
+    block_fields: Vec<FieldRef>,
+    block_rows: Vec<BlockRow>,
 }
+
+/// A row of the block being gathered.
+struct BlockRow {
+    start: usize,
+    end: usize,
+    line_no: u64,
+}
+
+/// Rows converted a column at a time.
+const BLOCK_ROWS: usize = 256;
 
 impl CopyDecoder {
     /// `table` is the relation name used in error context lines; `columns`
@@ -308,6 +390,10 @@ impl CopyDecoder {
         };
         let force_not_null = flags(&options.force_not_null, "FORCE_NOT_NULL")?;
         let force_null = flags(&options.force_null, "FORCE_NULL")?;
+        let block_ok = options.format != CopyFormat::Binary
+            && !columns.is_empty()
+            && !force_not_null.contains(&true)
+            && !force_null.contains(&true);
         let batch_rows = batch_rows.max(1);
         let schema = Arc::new(Schema::new(
             columns
@@ -362,6 +448,9 @@ impl CopyDecoder {
             failed: None,
             fields: Vec::new(),
             field_buf: Vec::new(),
+            block_ok,
+            block_fields: Vec::new(),
+            block_rows: Vec::new(),
         })
     }
 
@@ -370,6 +459,8 @@ impl CopyDecoder {
     /// with 23502 and the row's line as CONTEXT.
     pub fn set_not_null(&mut self, columns: Vec<NotNull>) {
         self.sink.row_null = vec![false; self.sink.cols.len()];
+        // A column the data does not hold fails every row: one at a time.
+        self.block_ok &= columns.iter().all(|c| c.data_index.is_some());
         self.sink.not_null = columns;
     }
 
@@ -553,6 +644,22 @@ impl CopyDecoder {
 
     fn consume_text(&mut self, input: &[u8], eof: bool) -> Result<usize, TemporaError> {
         let (poison, valid_to) = self.validate(input, eof);
+        let scanned = self.scan_rows(input, eof, poison);
+        // The rows gathered before whatever ended the scan come first, and
+        // so do their errors.
+        self.convert_block(input)?;
+        let pos = scanned?;
+        self.validated = valid_to;
+        Ok(pos)
+    }
+
+    /// Reads the complete rows of `input`; returns how far it got.
+    fn scan_rows(
+        &mut self,
+        input: &[u8],
+        eof: bool,
+        poison: Option<usize>,
+    ) -> Result<usize, TemporaError> {
         let mut pos = 0;
         let result: Result<(), TemporaError> = loop {
             if self.ended || pos >= input.len() {
@@ -590,6 +697,11 @@ impl CopyDecoder {
                     if end - pos > self.max_line_bytes {
                         return Err(self.too_long(0, end - pos));
                     }
+                    if !marker && self.gather(input, pos, end, plain)? {
+                        pos = next;
+                        continue;
+                    }
+                    self.convert_block(input)?;
                     let line = &input[pos..end];
                     if marker {
                         self.ended = true;
@@ -604,9 +716,66 @@ impl CopyDecoder {
                 }
             }
         };
-        result?;
-        self.validated = valid_to;
-        Ok(pos)
+        result.map(|()| pos)
+    }
+
+    /// Adds the row `input[start..end]` to the block when it can be
+    /// converted with it: a data row without quotes or escapes that has one
+    /// field per column.
+    fn gather(
+        &mut self,
+        input: &[u8],
+        start: usize,
+        end: usize,
+        plain: bool,
+    ) -> Result<bool, TemporaError> {
+        if !self.block_ok || !self.header_done {
+            return Ok(false);
+        }
+        let line = &input[start..end];
+        let special = if self.format == CopyFormat::Csv {
+            self.quote
+        } else {
+            b'\\'
+        };
+        if !plain && memchr::memchr(special, line).is_some() {
+            return Ok(false);
+        }
+        let before = self.block_fields.len();
+        split_plain(
+            line,
+            start,
+            self.delim,
+            &self.sink.null,
+            &mut self.block_fields,
+        );
+        if self.block_fields.len() - before != self.sink.cols.len() {
+            self.block_fields.truncate(before);
+            return Ok(false);
+        }
+        self.block_rows.push(BlockRow {
+            start,
+            end,
+            line_no: self.lineno,
+        });
+        let room = self.sink.batch_rows - self.sink.rows_in_batch;
+        if self.block_rows.len() >= BLOCK_ROWS.min(room) {
+            self.convert_block(input)?;
+        }
+        Ok(true)
+    }
+
+    /// Converts the gathered block (whose fields point into `input`).
+    fn convert_block(&mut self, input: &[u8]) -> Result<(), TemporaError> {
+        if self.block_rows.is_empty() {
+            return Ok(());
+        }
+        let r = self
+            .sink
+            .convert_block(&self.block_fields, &self.block_rows, input);
+        self.block_fields.clear();
+        self.block_rows.clear();
+        r
     }
 
     /// Finds the row starting at `pos`.
@@ -922,7 +1091,8 @@ impl CopyDecoder {
         let special = if csv { self.quote } else { b'\\' };
         if plain || memchr::memchr(special, line).is_none() {
             // Plain row: fields are the pieces between delimiters.
-            split_plain(line, self.delim, &self.sink.null, &mut self.fields);
+            self.fields.clear();
+            split_plain(line, 0, self.delim, &self.sink.null, &mut self.fields);
             return self.sink.convert_row(&self.fields, line, line, line_no);
         }
         self.split_fields(line, line_no)?;
@@ -1187,13 +1357,14 @@ fn binary_header(input: &[u8], eof: bool) -> Result<Option<usize>, TemporaError>
 /// Splits a row without escapes or quotes on the delimiter, 16 bytes at a
 /// time with SSE2 where available.
 #[inline]
-fn split_plain(line: &[u8], delim: u8, null: &[u8], fields: &mut Vec<FieldRef>) {
-    fields.clear();
+/// Appends the fields of `line` (offsets from `base`, where the line starts
+/// in the bytes the fields will be read from).
+fn split_plain(line: &[u8], base: usize, delim: u8, null: &[u8], fields: &mut Vec<FieldRef>) {
     let mut start = 0;
     let mut push = |d: usize, fields: &mut Vec<FieldRef>| {
         fields.push(FieldRef {
-            start,
-            end: d,
+            start: base + start,
+            end: base + d,
             null: &line[start..d] == null,
         });
         start = d + 1;
@@ -1224,10 +1395,9 @@ fn split_plain(line: &[u8], delim: u8, null: &[u8], fields: &mut Vec<FieldRef>) 
         }
         i += 1;
     }
-    let end = line.len();
     fields.push(FieldRef {
-        start,
-        end,
+        start: base + start,
+        end: base + line.len(),
         null: &line[start..] == null,
     });
 }

@@ -2350,3 +2350,100 @@ fn text_header_and_escaped_delimiter() {
     assert_eq!(enc.header().len(), 19);
     assert_eq!(&enc.trailer()[..], &[0xff, 0xff]);
 }
+
+// ---------------------------------------------------------------- blocks
+
+/// Plain rows are converted a block (up to 256 rows) at a time. The first
+/// bad value in row order is the error, even when a column converted
+/// earlier in the block fails on a later row.
+#[test]
+fn a_block_reports_the_first_error_in_row_order() {
+    let spec = &[
+        ("time", PgType::Timestamptz),
+        ("host", PgType::Text),
+        ("v", PgType::Float8),
+    ];
+    let mut input = String::new();
+    for i in 0..10 {
+        let time = if i == 7 {
+            "2016-13-01 00:00:00+00"
+        } else {
+            "2016-01-01 00:00:00+00"
+        };
+        let v = if i == 5 { "abc" } else { "1" };
+        input.push_str(&format!("{time},host_{i},{v}\n"));
+    }
+    let e = err_of(spec, CopyOptions::csv(), input.as_bytes());
+    assert_err(
+        &e,
+        SqlState::INVALID_TEXT_REPRESENTATION,
+        "invalid input syntax for type double precision: \"abc\"",
+        "COPY t, line 6, column v: \"abc\"",
+    );
+    // Only the later row bad: its error.
+    let e = err_of(
+        spec,
+        CopyOptions::csv(),
+        input.replace(",abc", ",2").as_bytes(),
+    );
+    assert_eq!(e.code, SqlState::DATETIME_FIELD_OVERFLOW);
+    assert_eq!(
+        e.context.as_deref(),
+        Some("COPY t, line 8, column time: \"2016-13-01 00:00:00+00\"")
+    );
+}
+
+/// A NOT NULL column left NULL in a block fails with that row's line.
+#[test]
+fn a_block_checks_not_null_columns() {
+    let mut d = decoder(AB_INT_INT, CopyOptions::csv());
+    d.set_not_null(vec![NotNull {
+        column: "b".into(),
+        data_index: Some(1),
+    }]);
+    let e = d
+        .push(b"1,1\n2,2\n3,\n4,4\n")
+        .and_then(|()| d.finish().map(|_| ()));
+    assert_err(
+        &e.unwrap_err(),
+        SqlState::NOT_NULL_VIOLATION,
+        "null value in column \"b\" of relation \"t\" violates not-null constraint",
+        "COPY t, line 3: \"3,\"",
+    );
+}
+
+/// Blocks end at batch boundaries, rows with quotes between plain rows keep
+/// their place, and repeated timestamps are read once but each row keeps
+/// its own.
+#[test]
+fn blocks_keep_rows_in_order_across_batches() {
+    let spec = &[("time", PgType::Timestamptz), ("host", PgType::Text)];
+    let mut input = String::new();
+    let mut expected = Vec::new();
+    for i in 0..700 {
+        let time = format!("2016-01-01 00:00:{:02}+00", i / 100);
+        let host = if i % 97 == 0 {
+            format!("\"h,{i}\"")
+        } else {
+            format!("h{i}")
+        };
+        input.push_str(&format!("{time},{host}\n"));
+        expected.push((
+            format!("2016-01-01T00:00:{:02}Z", i / 100),
+            host.trim_matches('"').to_string(),
+        ));
+    }
+    let mut d = CopyDecoder::new("t", cols(spec), CopyOptions::csv(), "UTC", 300).unwrap();
+    d.push(input.as_bytes()).unwrap();
+    let mut batches = d.take_batches();
+    batches.extend(d.finish().unwrap());
+    assert_eq!(
+        batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(),
+        vec![300, 300, 100]
+    );
+    let got: Vec<(String, String)> = rows(&concat(&d, batches))
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+        .collect();
+    assert_eq!(got, expected);
+}

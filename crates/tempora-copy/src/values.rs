@@ -141,22 +141,32 @@ fn is_inf_literal(tok: &str) -> bool {
 /// float8in / float4in.
 #[inline]
 pub fn parse_float(v: &[u8], is32: bool) -> Result<f64, TemporaError> {
-    // Fast path: [-]digits that an f64 holds exactly.
+    // Fast path, small enough to inline: [-]digits that the type holds
+    // exactly (every TSBS metric).
     let (neg, digits) = match v.first() {
         Some(b'-') => (true, &v[1..]),
         _ => (false, v),
     };
-    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(|b| b.is_ascii_digit()) {
+    let exact = if is32 { 7 } else { 15 };
+    if !digits.is_empty() && digits.len() <= exact {
         let mut acc: i64 = 0;
+        let mut ok = true;
         for &b in digits {
-            acc = acc * 10 + (b - b'0') as i64;
+            let d = b.wrapping_sub(b'0');
+            ok &= d < 10;
+            acc = acc * 10 + d as i64;
         }
-        let x = acc as f64;
-        let x = if neg { -x } else { x };
-        if !is32 || digits.len() <= 7 {
-            return Ok(x);
+        if ok {
+            let x = acc as f64;
+            return Ok(if neg { -x } else { x });
         }
     }
+    parse_float_text(v, is32)
+}
+
+/// [`parse_float`] for everything but plain digits.
+#[inline(never)]
+fn parse_float_text(v: &[u8], is32: bool) -> Result<f64, TemporaError> {
     let ty = if is32 { "real" } else { "double precision" };
     let s = text_of(v);
     let tok = s.trim_matches(|c: char| c.is_ascii() && is_pg_space(c as u8));
@@ -487,6 +497,60 @@ impl Col {
             Col::Bytea(b) => {
                 parse_bytea(v, scratch)?;
                 b.append_value(&scratch[..]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends one column's values of consecutive rows (None is NULL), as
+    /// [`Col::append_text`] would one by one. Runs of the same timestamp
+    /// text (every series of one tick, in time-major data) are parsed once.
+    /// On error, some of the values may have been appended.
+    pub fn append_texts<'a>(
+        &mut self,
+        values: impl Iterator<Item = Option<&'a [u8]>>,
+        tz: &SessionTz,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), TemporaError> {
+        match self {
+            Col::Float8(b) => {
+                for v in values {
+                    match v {
+                        Some(v) => b.append_value(parse_float(v, false)?),
+                        None => b.append_null(),
+                    }
+                }
+            }
+            Col::Text(b, None) => {
+                for v in values {
+                    match v {
+                        Some(v) => b.append_value(utf8_unchecked(v)),
+                        None => b.append_null(),
+                    }
+                }
+            }
+            Col::Timestamp(b, kind) => {
+                let mut last: Option<(&[u8], i64)> = None;
+                for v in values {
+                    let Some(v) = v else {
+                        b.append_null();
+                        continue;
+                    };
+                    let t = match last {
+                        Some((text, t)) if text == v => t,
+                        _ => parse_datetime(utf8_unchecked(v), *kind, tz)?,
+                    };
+                    last = Some((v, t));
+                    b.append_value(t);
+                }
+            }
+            _ => {
+                for v in values {
+                    match v {
+                        Some(v) => self.append_text(v, tz, scratch)?,
+                        None => self.append_null(),
+                    }
+                }
             }
         }
         Ok(())
