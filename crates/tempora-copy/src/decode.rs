@@ -733,12 +733,7 @@ impl CopyDecoder {
             return Ok(false);
         }
         let line = &input[start..end];
-        let special = if self.format == CopyFormat::Csv {
-            self.quote
-        } else {
-            b'\\'
-        };
-        if !plain && memchr::memchr(special, line).is_some() {
+        if !self.plain_row(line, plain) {
             return Ok(false);
         }
         let before = self.block_fields.len();
@@ -763,6 +758,18 @@ impl CopyDecoder {
             self.convert_block(input)?;
         }
         Ok(true)
+    }
+
+    /// Whether `line` holds no quote (CSV) or backslash (text), so that its
+    /// fields are the pieces between delimiters; `known` is what the row
+    /// scan already found.
+    fn plain_row(&self, line: &[u8], known: bool) -> bool {
+        let special = if self.format == CopyFormat::Csv {
+            self.quote
+        } else {
+            b'\\'
+        };
+        known || memchr::memchr(special, line).is_none()
     }
 
     /// Converts the gathered block (whose fields point into `input`).
@@ -1087,9 +1094,7 @@ impl CopyDecoder {
             self.sink.end_row();
             return Ok(());
         }
-        let csv = self.format == CopyFormat::Csv;
-        let special = if csv { self.quote } else { b'\\' };
-        if plain || memchr::memchr(special, line).is_none() {
+        if self.plain_row(line, plain) {
             // Plain row: fields are the pieces between delimiters.
             self.fields.clear();
             split_plain(line, 0, self.delim, &self.sink.null, &mut self.fields);

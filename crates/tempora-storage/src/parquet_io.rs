@@ -318,6 +318,22 @@ fn columns_without_codec(
         .collect())
 }
 
+/// The writer's settings for a file of `table` laid out as `layout` whose
+/// rows start with `first` (sorted, for a columnstore file: they decide
+/// which columns go without ZSTD).
+fn file_properties(
+    table: &TableDef,
+    schema: &SchemaRef,
+    layout: Layout,
+    first: Option<&RecordBatch>,
+) -> Result<WriterProperties> {
+    let without_codec = match (layout, first) {
+        (Layout::Columnstore, Some(sorted)) => columns_without_codec(table, schema, sorted)?,
+        _ => Vec::new(),
+    };
+    writer_properties(table, schema, layout, &without_codec)
+}
+
 /// Parquet bytes of `batches` (rows of `table`) laid out as `layout` says,
 /// and their row count and time range. In time order (ingest and merges),
 /// batches that already are (the usual case for time-ordered ingest) are
@@ -371,11 +387,7 @@ fn encode(table: &TableDef, batches: Vec<RecordBatch>, layout: Layout) -> Result
         }
     }
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-    let without_codec = match (layout, batches.first()) {
-        (Layout::Columnstore, Some(sorted)) => columns_without_codec(table, &schema, sorted)?,
-        _ => Vec::new(),
-    };
-    let props = writer_properties(table, &schema, layout, &without_codec)?;
+    let props = file_properties(table, &schema, layout, batches.first())?;
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(props)).map_err(internal)?;
     match order {
@@ -658,8 +670,7 @@ fn encode_columnstore(
         let w = match &mut writer {
             Some(w) => w,
             None => {
-                let without_codec = columns_without_codec(table, &schema, &sorted)?;
-                let props = writer_properties(table, &schema, Layout::Columnstore, &without_codec)?;
+                let props = file_properties(table, &schema, Layout::Columnstore, Some(&sorted))?;
                 writer.insert(
                     ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
                         .map_err(internal)?,
@@ -678,7 +689,7 @@ fn encode_columnstore(
     let writer = match writer {
         Some(w) => w,
         None => {
-            let props = writer_properties(table, &schema, Layout::Columnstore, &[])?;
+            let props = file_properties(table, &schema, Layout::Columnstore, None)?;
             ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(internal)?
         }
     };
