@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod columns;
 pub mod compaction;
 mod compression;
+mod dict_pages;
 pub mod gc;
 pub mod jobs;
 mod materialize;

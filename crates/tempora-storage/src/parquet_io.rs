@@ -18,6 +18,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tempora_catalog::{FileDef, TableDef};
 use tempora_common::{Result, TemporaError};
 
+use crate::dict_pages::DictFileWriter;
+
 fn internal(e: impl std::fmt::Display) -> TemporaError {
     TemporaError::internal(e.to_string())
 }
@@ -389,28 +391,73 @@ fn encode(table: &TableDef, batches: Vec<RecordBatch>, layout: Layout) -> Result
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
     let props = file_properties(table, &schema, layout, batches.first())?;
     let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(props)).map_err(internal)?;
+    let mut writer = FileWriter::try_new(&mut buf, schema, props, layout)?;
     match order {
         Some(order) => {
             let sources: Vec<&RecordBatch> = batches.iter().collect();
             for slice in order.chunks(GATHER_ROWS) {
                 let batch = interleave_record_batch(&sources, slice).map_err(internal)?;
-                writer.write(&batch).map_err(internal)?;
+                writer.write(&batch)?;
             }
         }
         None => {
             for b in &batches {
-                writer.write(b).map_err(internal)?;
+                writer.write(b)?;
             }
         }
     }
-    writer.close().map_err(internal)?;
+    writer.close()?;
     Ok(Encoded {
         bytes: buf,
         rows,
         min_time,
         max_time,
     })
+}
+
+/// The writer of one file: Tempora's own dictionary pages for text and
+/// float columns of ingest and merged files (`dict_pages`), the Parquet
+/// writer's encoders for columnstore files, whose fallback encodings (deltas,
+/// byte-stream-split) are chosen per column. One lives per file written,
+/// on the stack of the encoding task: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum FileWriter<W: std::io::Write + Send> {
+    Arrow(ArrowWriter<W>),
+    Dict(DictFileWriter<W>),
+}
+
+impl<W: std::io::Write + Send> FileWriter<W> {
+    fn try_new(
+        out: W,
+        schema: SchemaRef,
+        props: WriterProperties,
+        layout: Layout,
+    ) -> Result<FileWriter<W>> {
+        Ok(match layout {
+            Layout::Columnstore => {
+                FileWriter::Arrow(ArrowWriter::try_new(out, schema, Some(props)).map_err(internal)?)
+            }
+            Layout::Ingest | Layout::Merged => {
+                FileWriter::Dict(DictFileWriter::try_new(out, schema, props).map_err(internal)?)
+            }
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self {
+            FileWriter::Arrow(w) => w.write(batch),
+            FileWriter::Dict(w) => w.write(batch),
+        }
+        .map_err(internal)
+    }
+
+    fn close(self) -> Result<()> {
+        match self {
+            FileWriter::Arrow(w) => w.close().map(drop),
+            FileWriter::Dict(w) => w.close(),
+        }
+        .map_err(internal)
+    }
 }
 
 /// A file's bytes and what its catalog entry says about them.
