@@ -665,13 +665,18 @@ fn short_words(v: &[u8]) -> (u64, u64) {
     }
 }
 
+/// The hash of a value of up to 16 bytes, from its words and length.
 #[inline]
-fn hash_bytes(v: &[u8], seed: u64) -> u64 {
+fn short_hash(words: (u64, u64), len: usize, seed: u64) -> u64 {
+    fold_mul(
+        words.0 ^ seed ^ MIX,
+        words.1 ^ (len as u64).rotate_right(8) ^ MIX2,
+    )
+}
+
+/// The hash of a value longer than 16 bytes.
+fn long_hash(v: &[u8], seed: u64) -> u64 {
     let n = v.len();
-    if n <= 16 {
-        let (a, b) = short_words(v);
-        return fold_mul(a ^ seed ^ MIX, b ^ (n as u64).rotate_right(8) ^ MIX2);
-    }
     let mut h = seed ^ (n as u64);
     let mut chunks = v.chunks_exact(16);
     for c in &mut chunks {
@@ -680,21 +685,21 @@ fn hash_bytes(v: &[u8], seed: u64) -> u64 {
     fold_mul(load8(v, n - 16) ^ h ^ MIX, load8(v, n - 8) ^ MIX2)
 }
 
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && if a.len() <= 16 {
-            short_words(a) == short_words(b)
-        } else {
-            a == b
-        }
+/// A slot of [`TextDict`]'s table. A value of up to 16 bytes is decided by
+/// its length and its two words ([`short_words`]), so finding it reads this
+/// slot alone; a longer one keeps its hash in `words.0` and is compared
+/// with the entry's bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct TextSlot {
+    words: (u64, u64),
+    len: u32,
+    /// Entry + 1; 0 when the slot is empty.
+    entry: u32,
 }
 
 /// The text values of a column chunk, each once, in order of first sight.
 struct TextDict {
-    /// Open addressing: `(hash >> 32) << 32 | (entry + 1)`, 0 when empty.
-    slots: Vec<u64>,
-    hashes: Vec<u64>,
+    slots: Vec<TextSlot>,
     /// Entry `i` is `data[offsets[i]..offsets[i + 1]]`.
     offsets: Vec<usize>,
     data: Vec<u8>,
@@ -706,8 +711,7 @@ const INITIAL_SLOTS: usize = 1024;
 impl TextDict {
     fn new(seed: u64) -> TextDict {
         TextDict {
-            slots: vec![0; INITIAL_SLOTS],
-            hashes: Vec::new(),
+            slots: vec![TextSlot::default(); INITIAL_SLOTS],
             offsets: vec![0],
             data: Vec::new(),
             seed,
@@ -716,17 +720,16 @@ impl TextDict {
 
     fn clear(&mut self) {
         if self.slots.len() > INITIAL_SLOTS * 64 {
-            self.slots = vec![0; INITIAL_SLOTS];
+            self.slots = vec![TextSlot::default(); INITIAL_SLOTS];
         } else {
-            self.slots.fill(0);
+            self.slots.fill(TextSlot::default());
         }
-        self.hashes.clear();
         self.offsets.truncate(1);
         self.data.clear();
     }
 
     fn len(&self) -> usize {
-        self.hashes.len()
+        self.offsets.len() - 1
     }
 
     fn get(&self, entry: u32) -> &[u8] {
@@ -739,28 +742,45 @@ impl TextDict {
         self.data.len() + 4 * self.len()
     }
 
+    /// A slot's key and hash: its words for a short value, else its hash.
+    #[inline]
+    fn key(&self, v: &[u8]) -> ((u64, u64), u64) {
+        if v.len() <= 16 {
+            let words = short_words(v);
+            (words, short_hash(words, v.len(), self.seed))
+        } else {
+            let h = long_hash(v, self.seed);
+            ((h, u64::MAX), h)
+        }
+    }
+
     #[inline]
     fn intern(&mut self, v: &[u8]) -> u32 {
-        let h = hash_bytes(v, self.seed);
-        let tag = h & 0xffff_ffff_0000_0000;
+        let (words, h) = self.key(v);
+        let len = v.len() as u32;
         let mask = self.slots.len() - 1;
         let mut i = h as usize & mask;
         loop {
             let s = self.slots[i];
-            if s == 0 {
-                break;
+            if s.entry == 0 {
+                return self.insert(i, words, v);
             }
-            if s & 0xffff_ffff_0000_0000 == tag {
-                let e = (s as u32) - 1;
-                if same_bytes(self.get(e), v) {
-                    return e;
-                }
+            if s.len == len && s.words == words && (len <= 16 || self.get(s.entry - 1) == v) {
+                return s.entry - 1;
             }
             i = (i + 1) & mask;
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn insert(&mut self, slot: usize, words: (u64, u64), v: &[u8]) -> u32 {
         let e = self.len() as u32;
-        self.slots[i] = tag | (e as u64 + 1);
-        self.hashes.push(h);
+        self.slots[slot] = TextSlot {
+            words,
+            len: v.len() as u32,
+            entry: e + 1,
+        };
         self.data.extend_from_slice(v);
         self.offsets.push(self.data.len());
         if self.len() * 2 > self.slots.len() {
@@ -770,14 +790,18 @@ impl TextDict {
     }
 
     fn grow(&mut self) {
-        let mut slots = vec![0u64; self.slots.len() * 2];
+        let mut slots = vec![TextSlot::default(); self.slots.len() * 2];
         let mask = slots.len() - 1;
-        for (e, &h) in self.hashes.iter().enumerate() {
+        for s in self.slots.iter().filter(|s| s.entry != 0) {
+            let h = match s.len {
+                0..=16 => short_hash(s.words, s.len as usize, self.seed),
+                _ => s.words.0,
+            };
             let mut i = h as usize & mask;
-            while slots[i] != 0 {
+            while slots[i].entry != 0 {
                 i = (i + 1) & mask;
             }
-            slots[i] = (h & 0xffff_ffff_0000_0000) | (e as u64 + 1);
+            slots[i] = *s;
         }
         self.slots = slots;
     }
@@ -802,8 +826,9 @@ impl TextDict {
 /// The `float8` values of a column chunk (as bits: every NaN payload and
 /// both zeros are kept as written), each once, in order of first sight.
 struct FloatDict {
-    /// Open addressing: entry + 1, 0 when empty.
-    slots: Vec<u32>,
+    /// Open addressing: a value's bits and its entry + 1 (0 when empty),
+    /// so that finding a value reads its slot alone.
+    slots: Vec<(u64, u32)>,
     values: Vec<u64>,
     seed: u64,
 }
@@ -811,7 +836,7 @@ struct FloatDict {
 impl FloatDict {
     fn new(seed: u64) -> FloatDict {
         FloatDict {
-            slots: vec![0; INITIAL_SLOTS],
+            slots: vec![(0, 0); INITIAL_SLOTS],
             values: Vec::new(),
             seed,
         }
@@ -819,9 +844,9 @@ impl FloatDict {
 
     fn clear(&mut self) {
         if self.slots.len() > INITIAL_SLOTS * 64 {
-            self.slots = vec![0; INITIAL_SLOTS];
+            self.slots = vec![(0, 0); INITIAL_SLOTS];
         } else {
-            self.slots.fill(0);
+            self.slots.fill((0, 0));
         }
         self.values.clear();
     }
@@ -844,27 +869,32 @@ impl FloatDict {
         let mask = self.slots.len() - 1;
         let mut i = self.slot(bits, mask);
         loop {
-            let s = self.slots[i];
-            if s == 0 {
-                break;
+            let (v, entry) = self.slots[i];
+            if entry == 0 {
+                return self.insert(i, bits);
             }
-            if self.values[(s - 1) as usize] == bits {
-                return s - 1;
+            if v == bits {
+                return entry - 1;
             }
             i = (i + 1) & mask;
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn insert(&mut self, slot: usize, bits: u64) -> u32 {
         let e = self.len() as u32;
-        self.slots[i] = e + 1;
+        self.slots[slot] = (bits, e + 1);
         self.values.push(bits);
         if self.len() * 2 > self.slots.len() {
-            let mut slots = vec![0u32; self.slots.len() * 2];
+            let mut slots = vec![(0u64, 0u32); self.slots.len() * 2];
             let mask = slots.len() - 1;
             for (e, &v) in self.values.iter().enumerate() {
                 let mut i = self.slot(v, mask);
-                while slots[i] != 0 {
+                while slots[i].1 != 0 {
                     i = (i + 1) & mask;
                 }
-                slots[i] = e as u32 + 1;
+                slots[i] = (v, e as u32 + 1);
             }
             self.slots = slots;
         }
@@ -913,22 +943,46 @@ fn put_rle(value: u32, count: usize, bit_width: u8, out: &mut Vec<u8>) {
 fn put_packed(values: &[u32], bit_width: u8, out: &mut Vec<u8>) {
     let groups = values.len().div_ceil(8);
     put_varint(((groups as u64) << 1) | 1, out);
-    out.reserve(groups * bit_width as usize);
-    let bw = bit_width as u32;
-    let mut acc = 0u64;
-    let mut bits = 0u32;
-    let padding = groups * 8 - values.len();
-    for &v in values.iter().chain(std::iter::repeat_n(&0u32, padding)) {
-        acc |= (v as u64) << bits;
-        bits += bw;
-        if bits >= 32 {
-            out.extend_from_slice(&(acc as u32).to_le_bytes());
-            acc >>= 32;
-            bits -= 32;
+    let bw = bit_width as usize;
+    out.reserve(groups * bw + 16);
+    let mut chunks = values.chunks_exact(8);
+    for g in &mut chunks {
+        put_group(g.try_into().expect("8 values"), bw, out);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut g = [0u32; 8];
+        g[..rest.len()].copy_from_slice(rest);
+        put_group(&g, bw, out);
+    }
+}
+
+/// Eight values of `bw` bits packed into `bw` bytes, least significant
+/// bits first.
+#[inline]
+fn put_group(g: &[u32; 8], bw: usize, out: &mut Vec<u8>) {
+    if bw <= 16 {
+        // Up to 128 bits: one word, written whole and cut to `bw` bytes.
+        let mut acc = 0u128;
+        for (k, &v) in g.iter().enumerate() {
+            acc |= (v as u128) << (k * bw);
+        }
+        let at = out.len();
+        out.extend_from_slice(&acc.to_le_bytes());
+        out.truncate(at + bw);
+    } else {
+        let mut acc = 0u64;
+        let mut bits = 0;
+        for &v in g {
+            acc |= (v as u64) << bits;
+            bits += bw;
+            while bits >= 8 {
+                out.push(acc as u8);
+                acc >>= 8;
+                bits -= 8;
+            }
         }
     }
-    // Eight values fill whole bytes, so `bits` is a multiple of 8 here.
-    out.extend_from_slice(&acc.to_le_bytes()[..(bits / 8) as usize]);
 }
 
 /// `values` in Parquet's RLE / bit-packing hybrid encoding (without the
@@ -1159,6 +1213,31 @@ mod tests {
             }
             base += meta.num_rows() as usize;
         }
+    }
+
+    #[test]
+    fn wide_indices_pack_and_read_back() {
+        // 70,000 distinct floats need 17-bit indices (the packer's path for
+        // widths over 16); runs of one value in between need RLE runs.
+        let rows = 100_000;
+        let values: Float64Array = (0..rows)
+            .map(|i| Some(if i % 100 < 30 { 0.5 } else { i as f64 }))
+            .collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Float64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(values) as ArrayRef]).unwrap();
+        let bytes = write(std::slice::from_ref(&batch), props(30_000, rows));
+        let back = read(&bytes);
+        let got = datafusion::arrow::compute::concat_batches(&batch.schema(), &back).unwrap();
+        assert_eq!(got, batch);
+        let meta = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .metadata()
+            .clone();
+        assert!(meta
+            .row_group(0)
+            .column(0)
+            .dictionary_page_offset()
+            .is_some());
     }
 
     #[test]
