@@ -27,7 +27,7 @@ use datafusion::arrow::datatypes::{DataType, Float64Type, SchemaRef};
 use datafusion::parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
 use datafusion::parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter};
 use datafusion::parquet::basic::{Compression, Encoding, PageType};
-use datafusion::parquet::column::page::{CompressedPage, Page, PageWriter};
+use datafusion::parquet::column::page::{CompressedPage, Page, PageWriteSpec, PageWriter};
 use datafusion::parquet::column::writer::ColumnCloseResult;
 use datafusion::parquet::data_type::ByteArray;
 use datafusion::parquet::errors::{ParquetError, Result};
@@ -94,11 +94,11 @@ impl<W: Write + Send> DictFileWriter<W> {
                     props.compression(&path),
                     Compression::UNCOMPRESSED | Compression::ZSTD(_)
                 );
-                let plain = codec
+                let ours = codec
                     && props.dictionary_enabled(&path)
                     && props.bloom_filter_properties(&path).is_none();
                 match field.data_type() {
-                    _ if !plain => None,
+                    _ if !ours => None,
                     DataType::Utf8 => Some(Kind::Text),
                     DataType::Float64 => Some(Kind::Float),
                     _ => None,
@@ -228,6 +228,33 @@ impl Scratch {
     }
 }
 
+/// The pages of one column chunk as they are written, and their sizes.
+struct ChunkPages<'a> {
+    writer: SerializedPageWriter<'a, Vec<u8>>,
+    codec: Compression,
+    compressed: u64,
+    uncompressed: u64,
+}
+
+impl ChunkPages<'_> {
+    /// Compresses `raw`, writes it as the page `page` makes of the stored
+    /// bytes, and counts its size.
+    fn write(
+        &mut self,
+        raw: &[u8],
+        compressor: &mut Option<(i32, zstd::bulk::Compressor<'static>)>,
+        page: impl FnOnce(Bytes) -> Page,
+    ) -> Result<PageWriteSpec> {
+        let buf = compress(compressor, self.codec, raw)?;
+        let spec = self
+            .writer
+            .write_page(CompressedPage::new(page(Bytes::from(buf)), raw.len()))?;
+        self.compressed += spec.compressed_size as u64;
+        self.uncompressed += spec.uncompressed_size as u64;
+        Ok(spec)
+    }
+}
+
 /// `page` as stored with `codec` (UNCOMPRESSED or ZSTD), with the
 /// compressor kept in `compressor` for the next page.
 fn compress(
@@ -290,9 +317,12 @@ fn encode_chunk(
     };
 
     let mut sink = TrackedWrite::new(Vec::new());
-    let mut writer = SerializedPageWriter::new(&mut sink);
-    let mut compressed_total = 0u64;
-    let mut uncompressed_total = 0u64;
+    let mut out = ChunkPages {
+        writer: SerializedPageWriter::new(&mut sink),
+        codec,
+        compressed: 0,
+        uncompressed: 0,
+    };
 
     // The dictionary page, PLAIN.
     s.page.clear();
@@ -300,19 +330,12 @@ fn encode_chunk(
         Kind::Text => s.text.plain(&mut s.page),
         Kind::Float => s.float.plain(&mut s.page),
     }
-    let raw_len = s.page.len();
-    let buf = compress(&mut s.compressor, codec, &s.page)?;
-    let spec = writer.write_page(CompressedPage::new(
-        Page::DictionaryPage {
-            buf: Bytes::from(buf),
-            num_values: entries as u32,
-            encoding: Encoding::PLAIN,
-            is_sorted: false,
-        },
-        raw_len,
-    ))?;
-    compressed_total += spec.compressed_size as u64;
-    uncompressed_total += spec.uncompressed_size as u64;
+    let spec = out.write(&s.page, &mut s.compressor, |buf| Page::DictionaryPage {
+        buf,
+        num_values: entries as u32,
+        encoding: Encoding::PLAIN,
+        is_sorted: false,
+    })?;
     let data_offset = spec.offset + spec.bytes_written;
 
     // Data pages of `page_rows` rows: definition levels (nullable columns),
@@ -352,21 +375,14 @@ fn encode_chunk(
         }
         s.page.push(bit_width);
         put_hybrid(keys, bit_width, &mut s.page);
-        let raw_len = s.page.len();
-        let buf = compress(&mut s.compressor, codec, &s.page)?;
-        let spec = writer.write_page(CompressedPage::new(
-            Page::DataPage {
-                buf: Bytes::from(buf),
-                num_values: n as u32,
-                encoding: Encoding::RLE_DICTIONARY,
-                def_level_encoding: Encoding::RLE,
-                rep_level_encoding: Encoding::RLE,
-                statistics: None,
-            },
-            raw_len,
-        ))?;
-        compressed_total += spec.compressed_size as u64;
-        uncompressed_total += spec.uncompressed_size as u64;
+        let spec = out.write(&s.page, &mut s.compressor, |buf| Page::DataPage {
+            buf,
+            num_values: n as u32,
+            encoding: Encoding::RLE_DICTIONARY,
+            def_level_encoding: Encoding::RLE,
+            rep_level_encoding: Encoding::RLE,
+            statistics: None,
+        })?;
         offsets.append_offset_and_size(spec.offset as i64, spec.compressed_size as i32);
         offsets.append_row_count(n as i64);
         pages += 1;
@@ -391,7 +407,8 @@ fn encode_chunk(
         key_at += values;
         row = end;
     }
-    writer.close()?;
+    let (compressed_total, uncompressed_total) = (out.compressed, out.uncompressed);
+    out.writer.close()?;
     let bytes = Bytes::from(sink.into_inner()?);
 
     let mut meta = ColumnChunkMetaData::builder(descr.clone())
