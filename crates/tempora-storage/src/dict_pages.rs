@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Float64Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, SchemaRef};
 use datafusion::parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
 use datafusion::parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter};
 use datafusion::parquet::basic::{Compression, Encoding, PageType};
@@ -179,13 +179,44 @@ impl<W: Write + Send> DictFileWriter<W> {
                     w.write(leaf)?;
                 }
             }
+            let nan = batches.iter().any(|b| has_nan(b.column(i)));
             for w in arrow_writers {
-                w.close()?.append_to_row_group(&mut rg)?;
+                let mut chunk = w.close()?;
+                if nan {
+                    // As for our own float chunks: no bounds that leave a
+                    // NaN out, so that no filter prunes it.
+                    let close = chunk.close_mut();
+                    close.column_index = None;
+                    close.metadata = close
+                        .metadata
+                        .clone()
+                        .into_builder()
+                        .clear_statistics()
+                        .build()?;
+                }
+                chunk.append_to_row_group(&mut rg)?;
             }
         }
         rg.close()?;
         self.row_groups += 1;
         Ok(())
+    }
+}
+
+/// Whether a float column holds a NaN (other types never do).
+fn has_nan(array: &dyn Array) -> bool {
+    match array.data_type() {
+        DataType::Float64 => array
+            .as_primitive::<Float64Type>()
+            .values()
+            .iter()
+            .any(|v| v.is_nan()),
+        DataType::Float32 => array
+            .as_primitive::<Float32Type>()
+            .values()
+            .iter()
+            .any(|v| v.is_nan()),
+        _ => false,
     }
 }
 
@@ -348,6 +379,7 @@ fn encode_chunk(
     // Chunk statistics, as ranks of dictionary entries.
     let mut chunk_min = u32::MAX;
     let mut chunk_max = 0u32;
+    let mut chunk_nan = false;
     let mut nulls = 0u64;
     let mut pages = 0i32;
     let mut key_at = 0;
@@ -389,14 +421,18 @@ fn encode_chunk(
         let page_nulls = (n - values) as i64;
         nulls += page_nulls as u64;
         if let Some(ranks) = &ranks {
-            let (lo, hi) = ranks.range(keys);
+            let (lo, hi, nan) = ranks.range(keys);
             chunk_min = chunk_min.min(lo);
             chunk_max = chunk_max.max(hi);
+            chunk_nan |= nan;
             if let Some(index) = index.as_mut() {
                 if values == 0 {
                     index.append(true, Vec::new(), Vec::new(), page_nulls);
-                } else if lo > hi {
-                    // Only NaNs: no bounds, so no page index (as Parquet's writer does).
+                } else if nan {
+                    // Bounds leave NaN out (Parquet's rule), but SQL finds
+                    // NaN above every number and equal to itself: a page
+                    // holding one must not be pruned, so the chunk goes
+                    // without a page index.
                     index.to_invalid();
                 } else {
                     let (min, max) = plain_bounds(kind, s, ranks, lo, hi);
@@ -437,9 +473,12 @@ fn encode_chunk(
         .set_data_page_offset(data_offset as i64);
     if let Some(ranks) = &ranks {
         let signed = descr.sort_order().is_signed();
-        meta = meta.set_statistics(chunk_statistics(
-            kind, s, ranks, chunk_min, chunk_max, nulls, signed,
-        ));
+        // With a NaN, no bounds either (see the page index above).
+        let (lo, hi) = match chunk_nan {
+            true => (u32::MAX, 0),
+            false => (chunk_min, chunk_max),
+        };
+        meta = meta.set_statistics(chunk_statistics(kind, s, ranks, lo, hi, nulls, signed));
     }
     let close = ColumnCloseResult {
         bytes_written: bytes.len() as u64,
@@ -621,25 +660,23 @@ impl Ranks {
         self.entry[rank as usize]
     }
 
-    /// The lowest and highest rank among `keys`, NaNs left out; `lo > hi`
-    /// when there is none.
-    fn range(&self, keys: &[u32]) -> (u32, u32) {
+    /// The lowest and highest rank among `keys`, NaNs left out (`lo > hi`
+    /// when there is none), and whether there was a NaN.
+    fn range(&self, keys: &[u32]) -> (u32, u32, bool) {
         let mut lo = u32::MAX;
         let mut hi = 0u32;
-        let mut any = false;
+        let mut nan = false;
         for &k in keys {
             let r = self.rank[k as usize];
             if r != u32::MAX {
                 lo = lo.min(r);
                 hi = hi.max(r);
-                any = true;
+            } else {
+                nan = true;
             }
         }
-        if any {
-            (lo, hi)
-        } else {
-            (u32::MAX, 0)
-        }
+        // With no rank seen, `lo` stays above `hi`.
+        (lo, hi, nan)
     }
 }
 
@@ -1080,7 +1117,8 @@ mod tests {
         *seed >> 33
     }
 
-    fn sample(rows: usize, seed: u64) -> RecordBatch {
+    /// Rows of four columns; `nan`: whether the float column holds NaNs.
+    fn sample(rows: usize, seed: u64, nan: bool) -> RecordBatch {
         let mut s = seed;
         let tags: StringArray = (0..rows)
             .map(|i| match lcg(&mut s) % 50 {
@@ -1096,7 +1134,7 @@ mod tests {
         let floats: Float64Array = (0..rows)
             .map(|_| match lcg(&mut s) % 40 {
                 0 => None,
-                1 => Some(f64::NAN),
+                1 if nan => Some(f64::NAN),
                 2 => Some(-0.0),
                 3 => Some(0.0),
                 k => Some((k as f64 - 20.0) * 1.5),
@@ -1126,7 +1164,7 @@ mod tests {
     fn hybrid_runs_and_packs_as_parquet_reads_them() {
         // Every value reads back through the Parquet reader, in files
         // whose pages mix RLE runs, bit-packed groups and nulls.
-        let batches: Vec<RecordBatch> = (0..3).map(|i| sample(7_001, i)).collect();
+        let batches: Vec<RecordBatch> = (0..3).map(|i| sample(7_001, i, true)).collect();
         let bytes = write(&batches, props(1_000, 9_000));
         let back = read(&bytes);
         let expect =
@@ -1151,7 +1189,7 @@ mod tests {
 
     #[test]
     fn statistics_match_the_parquet_writer() {
-        let batches: Vec<RecordBatch> = (0..2).map(|i| sample(20_000, i + 10)).collect();
+        let batches: Vec<RecordBatch> = (0..2).map(|i| sample(20_000, i + 10, false)).collect();
         let ours = write(&batches, props(4_096, 16_384));
         let mut theirs = Vec::new();
         let mut w =
@@ -1229,6 +1267,39 @@ mod tests {
                 }
             }
             base += meta.num_rows() as usize;
+        }
+    }
+
+    #[test]
+    fn float_chunks_holding_nan_have_no_bounds() {
+        // SQL finds NaN above every number: bounds that leave it out (as
+        // Parquet's rule says) would let `v > 100` prune its page.
+        let batches: Vec<RecordBatch> = (0..2).map(|i| sample(20_000, i + 20, true)).collect();
+        let bytes = write(&batches, props(4_096, 16_384));
+        let meta = ParquetRecordBatchReaderBuilder::try_new_with_options(
+            bytes,
+            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required),
+        )
+        .unwrap()
+        .metadata()
+        .clone();
+        for (rg, group) in meta.row_groups().iter().enumerate() {
+            let stats = group.column(2).statistics().unwrap();
+            assert_eq!(stats.min_bytes_opt(), None, "row group {rg}");
+            assert_eq!(stats.max_bytes_opt(), None, "row group {rg}");
+            assert!(stats.null_count_opt().unwrap() > 0);
+            let index = &meta.column_index().unwrap()[rg][2];
+            assert!(
+                matches!(index, ColumnIndexMetaData::NONE),
+                "row group {rg}: {index:?}"
+            );
+            // The text column keeps its bounds.
+            assert!(group
+                .column(1)
+                .statistics()
+                .unwrap()
+                .min_bytes_opt()
+                .is_some());
         }
     }
 
