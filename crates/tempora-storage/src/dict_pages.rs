@@ -204,7 +204,7 @@ impl<W: Write + Send> DictFileWriter<W> {
 }
 
 /// Whether a float column holds a NaN (other types never do).
-fn has_nan(array: &dyn Array) -> bool {
+pub(crate) fn has_nan(array: &dyn Array) -> bool {
     match array.data_type() {
         DataType::Float64 => array
             .as_primitive::<Float64Type>()

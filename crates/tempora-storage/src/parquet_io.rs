@@ -200,6 +200,7 @@ fn writer_properties(
     schema: &SchemaRef,
     layout: Layout,
     without_codec: &[ColumnPath],
+    without_bounds: &[String],
 ) -> Result<WriterProperties> {
     let text = |f: &Field| {
         matches!(
@@ -281,6 +282,14 @@ fn writer_properties(
             for c in without_codec {
                 props = props.set_column_compression(c.clone(), Compression::UNCOMPRESSED);
             }
+            // Float columns holding a NaN: Parquet's bounds leave NaN out,
+            // SQL finds it above every number, so no bounds at all.
+            for name in without_bounds {
+                props = props.set_column_statistics_enabled(
+                    ColumnPath::from(name.as_str()),
+                    EnabledStatistics::None,
+                );
+            }
             props
         }
     };
@@ -300,7 +309,7 @@ fn columns_without_codec(
     sorted: &RecordBatch,
 ) -> Result<Vec<ColumnPath>> {
     let sample = sorted.slice(0, sorted.num_rows().min(CODEC_SAMPLE_ROWS));
-    let props = writer_properties(table, schema, Layout::Columnstore, &[])?;
+    let props = writer_properties(table, schema, Layout::Columnstore, &[], &[])?;
     let mut writer =
         ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(internal)?;
     writer.write(&sample).map_err(internal)?;
@@ -322,18 +331,63 @@ fn columns_without_codec(
 
 /// The writer's settings for a file of `table` laid out as `layout` whose
 /// rows start with `first` (sorted, for a columnstore file: they decide
-/// which columns go without ZSTD).
+/// which columns go without ZSTD) and whose float columns named in `nan`
+/// hold a NaN (a columnstore file writes no bounds for them; ingest and
+/// merged files decide this chunk by chunk, see `dict_pages`).
 fn file_properties(
     table: &TableDef,
     schema: &SchemaRef,
     layout: Layout,
     first: Option<&RecordBatch>,
+    nan: &[String],
 ) -> Result<WriterProperties> {
     let without_codec = match (layout, first) {
         (Layout::Columnstore, Some(sorted)) => columns_without_codec(table, schema, sorted)?,
         _ => Vec::new(),
     };
-    writer_properties(table, schema, layout, &without_codec)
+    writer_properties(table, schema, layout, &without_codec, nan)
+}
+
+/// Names of the columns of `batches` holding a NaN.
+fn columns_with_nan(schema: &SchemaRef, batches: &[RecordBatch]) -> Vec<String> {
+    (0..schema.fields().len())
+        .filter(|&i| {
+            batches
+                .iter()
+                .any(|b| crate::dict_pages::has_nan(b.column(i)))
+        })
+        .map(|i| schema.field(i).name().clone())
+        .collect()
+}
+
+/// Float columns that may hold a NaN in the Parquet files `inputs`: a chunk
+/// of theirs was written without bounds although not all null (what
+/// `dict_pages` and [`file_properties`] do for a NaN). Files written before
+/// Tempora did so carry bounds that leave NaN out and are not found here.
+fn columns_with_nan_in_files(inputs: &[bytes::Bytes]) -> Result<Vec<String>> {
+    use datafusion::parquet::basic::Type as PhysicalType;
+    let mut names = std::collections::BTreeSet::new();
+    for bytes in inputs {
+        let reader =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes.clone(),
+            )
+            .map_err(internal)?;
+        for group in reader.metadata().row_groups() {
+            for c in group.columns() {
+                if !matches!(c.column_type(), PhysicalType::DOUBLE | PhysicalType::FLOAT) {
+                    continue;
+                }
+                let bounded = c.statistics().is_some_and(|s| {
+                    s.min_bytes_opt().is_some() || s.null_count_opt() == Some(c.num_values() as u64)
+                });
+                if !bounded {
+                    names.insert(c.column_descr().name().to_string());
+                }
+            }
+        }
+    }
+    Ok(names.into_iter().collect())
 }
 
 /// Parquet bytes of `batches` (rows of `table`) laid out as `layout` says,
@@ -389,7 +443,11 @@ fn encode(table: &TableDef, batches: Vec<RecordBatch>, layout: Layout) -> Result
         }
     }
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-    let props = file_properties(table, &schema, layout, batches.first())?;
+    let nan = match layout {
+        Layout::Columnstore => columns_with_nan(&schema, &batches),
+        Layout::Ingest | Layout::Merged => Vec::new(),
+    };
+    let props = file_properties(table, &schema, layout, batches.first(), &nan)?;
     let mut buf = Vec::new();
     let mut writer = FileWriter::try_new(&mut buf, schema, props, layout)?;
     match order {
@@ -717,7 +775,9 @@ fn encode_columnstore(
         let w = match &mut writer {
             Some(w) => w,
             None => {
-                let props = file_properties(table, &schema, Layout::Columnstore, Some(&sorted))?;
+                let nan = columns_with_nan_in_files(inputs)?;
+                let props =
+                    file_properties(table, &schema, Layout::Columnstore, Some(&sorted), &nan)?;
                 writer.insert(
                     ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
                         .map_err(internal)?,
@@ -736,7 +796,7 @@ fn encode_columnstore(
     let writer = match writer {
         Some(w) => w,
         None => {
-            let props = file_properties(table, &schema, Layout::Columnstore, None)?;
+            let props = file_properties(table, &schema, Layout::Columnstore, None, &[])?;
             ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(internal)?
         }
     };
@@ -1143,6 +1203,62 @@ mod tests {
             }
         };
         assert_eq!(read("one.parquet").await, read("many.parquet").await);
+    }
+
+    /// A NaN in a source file's float column leaves that column of the
+    /// columnstore file without bounds, in one pass or in many, so that
+    /// `v > x` never prunes the page holding it.
+    #[tokio::test]
+    async fn compressed_float_columns_holding_nan_have_no_bounds() {
+        let table = table();
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let rows = 20_000;
+        let all = batch(&table, rows);
+        let mut v: Vec<f64> = (0..rows).map(|i| i as f64).collect();
+        v[7_777] = f64::NAN;
+        let all = RecordBatch::try_new(
+            all.schema(),
+            vec![
+                all.column(0).clone(),
+                all.column(1).clone(),
+                Arc::new(Float64Array::from(v)),
+            ],
+        )
+        .unwrap();
+        let sources = vec!["a.parquet".to_string(), "b.parquet".to_string()];
+        for (path, half) in sources
+            .iter()
+            .zip([all.slice(0, 12_000), all.slice(12_000, 8_000)])
+        {
+            write_file(&store, path, &table, &[half], Layout::Ingest)
+                .await
+                .unwrap();
+        }
+        for (path, pass_rows) in [("one.parquet", u64::MAX), ("many.parquet", 4_500)] {
+            write_columnstore_file(&store, path, &table, &sources, pass_rows)
+                .await
+                .unwrap();
+            let bytes = get_bytes(&store, path).await.unwrap();
+            let reader =
+                datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                    bytes,
+                )
+                .unwrap();
+            for group in reader.metadata().row_groups() {
+                let stats = group.column(2).statistics();
+                assert!(
+                    stats.is_none_or(|s| s.min_bytes_opt().is_none()),
+                    "{path}: {stats:?}"
+                );
+                // The other columns keep theirs.
+                assert!(group
+                    .column(0)
+                    .statistics()
+                    .unwrap()
+                    .min_bytes_opt()
+                    .is_some());
+            }
+        }
     }
 
     fn table_schema() -> datafusion::arrow::datatypes::Schema {
