@@ -15,6 +15,10 @@
 //! filter or another codec, a text column whose dictionary outgrows the
 //! properties' limit) goes through the Parquet writer's own column writers;
 //! the file is one ordinary Parquet file either way.
+//!
+//! A float column chunk holding a NaN, from either path, is written without
+//! bounds: Parquet's min and max leave NaN out, while SQL orders NaN above
+//! every number, so bounds would let `v > 100` prune the rows it matches.
 
 use std::hash::BuildHasher;
 use std::io::Write;
