@@ -1083,7 +1083,7 @@ mod tests {
         ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
     };
     use datafusion::parquet::arrow::ArrowWriter;
-    use datafusion::parquet::file::metadata::PageIndexPolicy;
+    use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
     use datafusion::parquet::file::page_index::column_index::ColumnIndexMetaData;
 
     fn props(page_rows: usize, group_rows: usize) -> WriterProperties {
@@ -1111,6 +1111,17 @@ mod tests {
             .unwrap()
             .map(|b| b.unwrap())
             .collect()
+    }
+
+    /// A file's footer with its page index.
+    fn metadata(bytes: Bytes) -> Arc<ParquetMetaData> {
+        ParquetRecordBatchReaderBuilder::try_new_with_options(
+            bytes,
+            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required),
+        )
+        .unwrap()
+        .metadata()
+        .clone()
     }
 
     /// A pseudo-random sequence, the same on every run.
@@ -1203,16 +1214,7 @@ mod tests {
             w.write(b).unwrap();
         }
         w.close().unwrap();
-        let meta = |bytes: Bytes| {
-            ParquetRecordBatchReaderBuilder::try_new_with_options(
-                bytes,
-                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required),
-            )
-            .unwrap()
-            .metadata()
-            .clone()
-        };
-        let (ours, theirs) = (meta(ours), meta(Bytes::from(theirs)));
+        let (ours, theirs) = (metadata(ours), metadata(Bytes::from(theirs)));
         assert_eq!(ours.num_row_groups(), theirs.num_row_groups());
         for (rg, (a, b)) in ours
             .row_groups()
@@ -1280,13 +1282,7 @@ mod tests {
         // Parquet's rule says) would let `v > 100` prune its page.
         let batches: Vec<RecordBatch> = (0..2).map(|i| sample(20_000, i + 20, true)).collect();
         let bytes = write(&batches, props(4_096, 16_384));
-        let meta = ParquetRecordBatchReaderBuilder::try_new_with_options(
-            bytes,
-            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required),
-        )
-        .unwrap()
-        .metadata()
-        .clone();
+        let meta = metadata(bytes);
         for (rg, group) in meta.row_groups().iter().enumerate() {
             let stats = group.column(2).statistics().unwrap();
             assert_eq!(stats.min_bytes_opt(), None, "row group {rg}");
@@ -1321,10 +1317,7 @@ mod tests {
         let back = read(&bytes);
         let got = datafusion::arrow::compute::concat_batches(&batch.schema(), &back).unwrap();
         assert_eq!(got, batch);
-        let meta = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .unwrap()
-            .metadata()
-            .clone();
+        let meta = metadata(bytes);
         assert!(meta
             .row_group(0)
             .column(0)

@@ -360,20 +360,18 @@ fn columns_with_nan(schema: &SchemaRef, batches: &[RecordBatch]) -> Vec<String> 
         .collect()
 }
 
-/// Float columns that may hold a NaN in the Parquet files `inputs`: a chunk
-/// of theirs was written without bounds although not all null (what
-/// `dict_pages` and [`file_properties`] do for a NaN). Files written before
-/// Tempora did so carry bounds that leave NaN out and are not found here.
-fn columns_with_nan_in_files(inputs: &[bytes::Bytes]) -> Result<Vec<String>> {
+/// Float columns that may hold a NaN in the Parquet files whose footers
+/// are `footers`: a chunk of theirs was written without bounds although not
+/// all null (what `dict_pages` and [`file_properties`] do for a NaN). Files
+/// written before Tempora did so carry bounds that leave NaN out and are not
+/// found here.
+fn columns_with_nan_in_files(
+    footers: &[Arc<datafusion::parquet::file::metadata::ParquetMetaData>],
+) -> Vec<String> {
     use datafusion::parquet::basic::Type as PhysicalType;
     let mut names = std::collections::BTreeSet::new();
-    for bytes in inputs {
-        let reader =
-            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                bytes.clone(),
-            )
-            .map_err(internal)?;
-        for group in reader.metadata().row_groups() {
+    for footer in footers {
+        for group in footer.row_groups() {
             for c in group.columns() {
                 if !matches!(c.column_type(), PhysicalType::DOUBLE | PhysicalType::FLOAT) {
                     continue;
@@ -387,7 +385,7 @@ fn columns_with_nan_in_files(inputs: &[bytes::Bytes]) -> Result<Vec<String>> {
             }
         }
     }
-    Ok(names.into_iter().collect())
+    names.into_iter().collect()
 }
 
 /// Parquet bytes of `batches` (rows of `table`) laid out as `layout` says,
@@ -666,16 +664,20 @@ fn encode_columnstore(
             }
             Ok(out)
         };
-    let total: u64 = inputs
+    let footers = inputs
         .iter()
         .map(|b| {
             datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
                 b.clone(),
             )
-            .map(|r| r.metadata().file_metadata().num_rows() as u64)
+            .map(|r| r.metadata().clone())
             .map_err(internal)
         })
-        .sum::<Result<u64>>()?;
+        .collect::<Result<Vec<_>>>()?;
+    let total: u64 = footers
+        .iter()
+        .map(|m| m.file_metadata().num_rows() as u64)
+        .sum();
     if total <= pass_rows || segment_columns.is_empty() {
         let batches = read_all(&|b| Ok(b.clone()))?;
         return encode(table, batches, Layout::Columnstore);
@@ -775,7 +777,7 @@ fn encode_columnstore(
         let w = match &mut writer {
             Some(w) => w,
             None => {
-                let nan = columns_with_nan_in_files(inputs)?;
+                let nan = columns_with_nan_in_files(&footers);
                 let props =
                     file_properties(table, &schema, Layout::Columnstore, Some(&sorted), &nan)?;
                 writer.insert(
@@ -984,16 +986,7 @@ mod tests {
             .collect();
         let periodic: Vec<f64> = (0..rows).map(|i| ((i / 7) % 3) as f64).collect();
         for (values, raw) in [(random, true), (periodic, false)] {
-            let base = batch(&table, rows as i64);
-            let batch = RecordBatch::try_new(
-                base.schema(),
-                vec![
-                    base.column(0).clone(),
-                    base.column(1).clone(),
-                    Arc::new(Float64Array::from(values.clone())),
-                ],
-            )
-            .unwrap();
+            let batch = with_values(&batch(&table, rows as i64), values.clone());
             let encoded = encode(&table, vec![batch], Layout::Columnstore).unwrap();
             let bytes = bytes::Bytes::from(encoded.bytes);
             let reader = SerializedFileReader::new(bytes.clone()).unwrap();
@@ -1176,15 +1169,7 @@ mod tests {
         let table = table();
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
         let rows = 20_000;
-        let all = batch(&table, rows);
-        // Two overlapping source files, as ingest leaves them.
-        let sources = vec!["a.parquet".to_string(), "b.parquet".to_string()];
-        let halves = [all.slice(0, 12_000), all.slice(12_000, 8_000)];
-        for (path, half) in sources.iter().zip(halves) {
-            write_file(&store, path, &table, &[half], Layout::Ingest)
-                .await
-                .unwrap();
-        }
+        let sources = write_sources(&store, &table, &batch(&table, rows)).await;
         let one = write_columnstore_file(&store, "one.parquet", &table, &sources, u64::MAX)
             .await
             .unwrap();
@@ -1213,27 +1198,10 @@ mod tests {
         let table = table();
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
         let rows = 20_000;
-        let all = batch(&table, rows);
         let mut v: Vec<f64> = (0..rows).map(|i| i as f64).collect();
         v[7_777] = f64::NAN;
-        let all = RecordBatch::try_new(
-            all.schema(),
-            vec![
-                all.column(0).clone(),
-                all.column(1).clone(),
-                Arc::new(Float64Array::from(v)),
-            ],
-        )
-        .unwrap();
-        let sources = vec!["a.parquet".to_string(), "b.parquet".to_string()];
-        for (path, half) in sources
-            .iter()
-            .zip([all.slice(0, 12_000), all.slice(12_000, 8_000)])
-        {
-            write_file(&store, path, &table, &[half], Layout::Ingest)
-                .await
-                .unwrap();
-        }
+        let all = with_values(&batch(&table, rows), v);
+        let sources = write_sources(&store, &table, &all).await;
         for (path, pass_rows) in [("one.parquet", u64::MAX), ("many.parquet", 4_500)] {
             write_columnstore_file(&store, path, &table, &sources, pass_rows)
                 .await
@@ -1259,6 +1227,40 @@ mod tests {
                     .is_some());
             }
         }
+    }
+
+    /// `base` (rows of [`table`]) with `values` as its float column.
+    fn with_values(base: &RecordBatch, values: Vec<f64>) -> RecordBatch {
+        RecordBatch::try_new(
+            base.schema(),
+            vec![
+                base.column(0).clone(),
+                base.column(1).clone(),
+                Arc::new(Float64Array::from(values)),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// `all`'s rows written as two overlapping ingest files, as ingest
+    /// leaves a chunk; their paths.
+    async fn write_sources(
+        store: &Arc<dyn ObjectStore>,
+        table: &TableDef,
+        all: &RecordBatch,
+    ) -> Vec<String> {
+        let sources = vec!["a.parquet".to_string(), "b.parquet".to_string()];
+        let split = all.num_rows() * 3 / 5;
+        let halves = [
+            all.slice(0, split),
+            all.slice(split, all.num_rows() - split),
+        ];
+        for (path, half) in sources.iter().zip(halves) {
+            write_file(store, path, table, &[half], Layout::Ingest)
+                .await
+                .unwrap();
+        }
+        sources
     }
 
     fn table_schema() -> datafusion::arrow::datatypes::Schema {
