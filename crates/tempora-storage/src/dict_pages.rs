@@ -1113,6 +1113,18 @@ mod tests {
             .collect()
     }
 
+    /// Writes `values` as a file of one non-null column, checks that every
+    /// value reads back, and returns the file.
+    fn round_trip(values: ArrayRef, props: WriterProperties) -> Bytes {
+        let field = Field::new("c", values.data_type().clone(), false);
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![values]).unwrap();
+        let bytes = write(std::slice::from_ref(&batch), props);
+        let back = read(&bytes);
+        let got = datafusion::arrow::compute::concat_batches(&batch.schema(), &back).unwrap();
+        assert_eq!(got, batch);
+        bytes
+    }
+
     /// A file's footer with its page index.
     fn metadata(bytes: Bytes) -> Arc<ParquetMetaData> {
         ParquetRecordBatchReaderBuilder::try_new_with_options(
@@ -1311,12 +1323,7 @@ mod tests {
         let values: Float64Array = (0..rows)
             .map(|i| Some(if i % 100 < 30 { 0.5 } else { i as f64 }))
             .collect();
-        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Float64, false)]));
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(values) as ArrayRef]).unwrap();
-        let bytes = write(std::slice::from_ref(&batch), props(30_000, rows));
-        let back = read(&bytes);
-        let got = datafusion::arrow::compute::concat_batches(&batch.schema(), &back).unwrap();
-        assert_eq!(got, batch);
+        let bytes = round_trip(Arc::new(values), props(30_000, rows));
         let meta = metadata(bytes);
         assert!(meta
             .row_group(0)
@@ -1331,15 +1338,10 @@ mod tests {
         let unique: StringArray = (0..rows)
             .map(|i| Some(format!("value number {i:08}")))
             .collect();
-        let schema = Arc::new(Schema::new(vec![Field::new("t", DataType::Utf8, false)]));
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(unique) as ArrayRef]).unwrap();
         let props = WriterProperties::builder()
             .set_dictionary_page_size_limit(64 * 1024)
             .set_max_row_group_row_count(Some(10_000))
             .build();
-        let bytes = write(std::slice::from_ref(&batch), props);
-        let back = read(&bytes);
-        let got = datafusion::arrow::compute::concat_batches(&batch.schema(), &back).unwrap();
-        assert_eq!(got, batch);
+        round_trip(Arc::new(unique), props);
     }
 }
