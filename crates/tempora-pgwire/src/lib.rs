@@ -189,12 +189,21 @@ fn render_text_columns(
 /// Rows from which a result is printed on more than one core.
 const PARALLEL_ROWS: usize = 64 * 1024;
 
+/// The cores results are printed on. Asked once: the standard library reads
+/// the cgroup's CPU quota from files on every call.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// `batches` cut into consecutive runs of about equal rows, one per core,
 /// when there are enough rows to be worth it (else one run).
 fn row_runs(batches: &[RecordBatch]) -> Vec<&[RecordBatch]> {
     let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let n = cores.min(batches.len()).min(total / PARALLEL_ROWS).max(1);
+    if total < 2 * PARALLEL_ROWS || batches.len() < 2 {
+        return vec![batches];
+    }
+    let n = cores().min(batches.len()).min(total / PARALLEL_ROWS).max(1);
     let mut runs = Vec::with_capacity(n);
     let (mut start, mut rows) = (0, 0);
     for (i, b) in batches.iter().enumerate() {
@@ -1015,7 +1024,7 @@ mod tests {
     fn large_results_are_cut_into_runs_of_whole_batches_in_order() {
         let small: Vec<_> = (0..10).map(|_| batch(1000)).collect();
         assert_eq!(row_runs(&small).len(), 1);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = cores();
         for sizes in [
             vec![8192; 40],
             vec![1, 300_000],
