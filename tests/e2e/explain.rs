@@ -268,6 +268,17 @@ async fn a_series_index_clusters_files_so_one_series_reads_its_pages() {
     // dev 7 has 12,000 rows; its pages hold at most a few thousand more.
     let kept = page_rows_kept(&scan);
     assert!(kept < 40_000.0, "rows of the kept pages: {scan}");
+    // Such a scan keeps each file whole instead of opening it once per byte
+    // range (`path:start..end`) to find the same few pages.
+    assert!(
+        !scan.contains(".parquet:"),
+        "file split into ranges: {scan}"
+    );
+    let in_list = analyzed_scan(&client, "SELECT count(*) FROM cl WHERE dev IN (3, 7)").await;
+    assert!(
+        !in_list.contains(".parquet:"),
+        "file split into ranges: {in_list}"
+    );
 
     let row = client.query_one(sql, &[]).await.unwrap();
     assert_eq!(row.get::<_, i64>(0), 12_000);

@@ -441,6 +441,36 @@ fn decode_late(
     }
 }
 
+/// Whether `filters` hold one column the table's files are sorted by first
+/// (its series index's leading column, or its compression's first segmentby
+/// column) to constants: `=`, `IN` a list, or an `OR` of those (which is
+/// what a short `IN` list becomes). Each file then holds those rows in a few
+/// pages.
+fn pins_cluster_column(def: &TableDef, filters: &[Expr]) -> bool {
+    let mut leading: Vec<String> = def.cluster_key().into_iter().take(1).collect();
+    if let Some(c) = def.compression.as_ref().and_then(|c| c.segmentby.first()) {
+        leading.push(c.clone());
+    }
+    fn pins(e: &Expr, leading: &[String]) -> bool {
+        let is_leading = |e: &Expr| matches!(e, Expr::Column(c) if leading.contains(&c.name));
+        let is_constant = |e: &Expr| matches!(e, Expr::Literal(..));
+        match e {
+            Expr::BinaryExpr(b) => match b.op {
+                Operator::Eq => {
+                    (is_leading(&b.left) && is_constant(&b.right))
+                        || (is_constant(&b.left) && is_leading(&b.right))
+                }
+                Operator::Or => pins(&b.left, leading) && pins(&b.right, leading),
+                Operator::And => pins(&b.left, leading) || pins(&b.right, leading),
+                _ => false,
+            },
+            Expr::InList(l) => !l.negated && is_leading(&l.expr) && l.list.iter().all(is_constant),
+            _ => false,
+        }
+    }
+    !leading.is_empty() && filters.iter().any(|f| pins(f, &leading))
+}
+
 /// Opens Parquet files through the runtime's metadata cache, always asking
 /// for the page index along with the footer.
 ///
@@ -634,9 +664,17 @@ impl TableProvider for TemporaTable {
             // Files written before an ALTER TABLE are read by column id.
             let adapter = tempora_storage::columns::ColumnAdapterFactory::new(def)
                 .map_err(TemporaError::into_datafusion)?;
+            // A scan that pins the column the files are clustered by reads a
+            // few pages of each file: split into byte ranges, every range
+            // would open the file and prune it again to find nothing. Keep
+            // files whole there (the scan's partitions still share files).
+            let whole_files = pins_cluster_column(def, filters).then(|| {
+                datafusion::physical_plan::Partitioning::UnknownPartitioning(groups.len())
+            });
             let config =
                 FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
                     .with_expr_adapter(Some(Arc::new(adapter)))
+                    .with_output_partitioning(whole_files)
                     .with_file_groups(groups.into_iter().map(Into::into).collect())
                     .with_projection_indices(projection.cloned())?
                     .with_limit(limit)
