@@ -43,6 +43,8 @@ use datafusion::parquet::file::statistics::{Statistics, ValueStatistics};
 use datafusion::parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedWrite};
 use datafusion::parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
+use crate::parquet_io::MIN_ZSTD_SAVING;
+
 /// Which of its own encodings the writer uses for a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -313,6 +315,39 @@ fn compress(
         .map_err(|e| ParquetError::External(e.into()))
 }
 
+/// Puts the data page of rows `rows` (whose first value is key `key_at`) in
+/// `s.page`: definition levels (nullable columns), then the indices' bit
+/// width and the indices. Returns how many values (non-null rows) it holds.
+fn put_data_page(
+    s: &mut Scratch,
+    nullable: bool,
+    bit_width: u8,
+    rows: std::ops::Range<usize>,
+    key_at: usize,
+) -> usize {
+    let n = rows.len();
+    let values = if s.levels.is_empty() {
+        n
+    } else {
+        s.levels[rows.clone()].iter().filter(|&&l| l == 1).count()
+    };
+    s.page.clear();
+    if nullable {
+        let mut levels = Vec::new();
+        if s.levels.is_empty() {
+            put_rle(1, n, 1, &mut levels);
+        } else {
+            put_hybrid(&s.levels[rows], 1, &mut levels);
+        }
+        s.page
+            .extend_from_slice(&(levels.len() as u32).to_le_bytes());
+        s.page.extend_from_slice(&levels);
+    }
+    s.page.push(bit_width);
+    put_hybrid(&s.keys[key_at..key_at + values], bit_width, &mut s.page);
+    values
+}
+
 /// Encodes column `col` of `batches` as one column chunk.
 fn encode_chunk(
     kind: Kind,
@@ -341,7 +376,24 @@ fn encode_chunk(
     if entries == 0 {
         return Ok(Chunk::NotThisOne);
     }
-    let codec = props.compression(path);
+    let page_rows = props.data_page_row_count_limit().max(1);
+    let bit_width = (32 - (entries.max(2) as u32 - 1).leading_zeros()) as u8;
+    let codec = match props.compression(path) {
+        codec @ Compression::ZSTD(_) => {
+            // Dictionary indices of values that vary at random (most metrics)
+            // are near-random bits ZSTD cannot shrink, and reading a chunk
+            // with a codec costs the reader a codec of its own per chunk.
+            // The first data page decides.
+            put_data_page(s, nullable, bit_width, 0..page_rows.min(rows), 0);
+            let packed = compress(&mut s.compressor, codec, &s.page)?.len();
+            if packed as f64 > s.page.len() as f64 * (1.0 - MIN_ZSTD_SAVING) {
+                Compression::UNCOMPRESSED
+            } else {
+                codec
+            }
+        }
+        codec => codec,
+    };
     let stats_level = props.statistics_enabled(path);
     let ranks = match stats_level {
         EnabledStatistics::None => None,
@@ -373,10 +425,7 @@ fn encode_chunk(
     })?;
     let data_offset = spec.offset + spec.bytes_written;
 
-    // Data pages of `page_rows` rows: definition levels (nullable columns),
-    // then the indices' bit width and the indices.
-    let page_rows = props.data_page_row_count_limit().max(1);
-    let bit_width = (32 - (entries.max(2) as u32 - 1).leading_zeros()) as u8;
+    // Data pages of `page_rows` rows.
     let mut offsets = OffsetIndexBuilder::new();
     let mut index = (stats_level == EnabledStatistics::Page)
         .then(|| ColumnIndexBuilder::new(descr.physical_type()));
@@ -391,26 +440,8 @@ fn encode_chunk(
     while row < rows {
         let end = (row + page_rows).min(rows);
         let n = end - row;
-        let values = if s.levels.is_empty() {
-            n
-        } else {
-            s.levels[row..end].iter().filter(|&&l| l == 1).count()
-        };
+        let values = put_data_page(s, nullable, bit_width, row..end, key_at);
         let keys = &s.keys[key_at..key_at + values];
-        s.page.clear();
-        if nullable {
-            let mut levels = Vec::new();
-            if s.levels.is_empty() {
-                put_rle(1, n, 1, &mut levels);
-            } else {
-                put_hybrid(&s.levels[row..end], 1, &mut levels);
-            }
-            s.page
-                .extend_from_slice(&(levels.len() as u32).to_le_bytes());
-            s.page.extend_from_slice(&levels);
-        }
-        s.page.push(bit_width);
-        put_hybrid(keys, bit_width, &mut s.page);
         let spec = out.write(&s.page, &mut s.compressor, |buf| Page::DataPage {
             buf,
             num_values: n as u32,
@@ -1330,6 +1361,27 @@ mod tests {
             .column(0)
             .dictionary_page_offset()
             .is_some());
+    }
+
+    #[test]
+    fn zstd_only_for_chunks_it_shrinks() {
+        // Random picks among 100 values: 7 bits of noise per index, which
+        // ZSTD cannot shrink. A repeating pattern it can.
+        let rows = 50_000;
+        let mut seed = 7;
+        let noise: Float64Array = (0..rows)
+            .map(|_| Some((lcg(&mut seed) % 100) as f64))
+            .collect();
+        let pattern: Float64Array = (0..rows).map(|i| Some((i % 37 * 3 % 100) as f64)).collect();
+        for (values, codec) in [
+            (noise, Compression::UNCOMPRESSED),
+            (pattern, Compression::ZSTD(Default::default())),
+        ] {
+            let meta = metadata(round_trip(Arc::new(values), props(8192, 20_000)));
+            for rg in meta.row_groups() {
+                assert_eq!(rg.column(0).compression(), codec);
+            }
+        }
     }
 
     #[test]

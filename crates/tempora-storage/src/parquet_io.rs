@@ -74,10 +74,11 @@ const COLUMNSTORE_ZSTD_LEVEL: i32 = 3;
 /// Sorted rows of a columnstore file that [`columns_without_codec`] encodes
 /// to see how much ZSTD shrinks each column.
 const CODEC_SAMPLE_ROWS: usize = 32 * 1024;
-/// A columnstore column that ZSTD shrinks by less than this share of its
-/// encoded bytes is stored without it: the bytes saved are not worth
+/// A column that ZSTD shrinks by less than this share of its encoded bytes
+/// is stored without it (a columnstore file's column, an ingest or merged
+/// file's column chunk): the bytes saved are not worth
 /// decompressing every page on every read.
-const MIN_ZSTD_SAVING: f64 = 0.2;
+pub(crate) const MIN_ZSTD_SAVING: f64 = 0.2;
 
 /// The sort keys of a columnstore file: segmentby ascending (nulls last, as
 /// PostgreSQL orders them), then orderby, then time descending if orderby
