@@ -17,6 +17,11 @@ use crate::{CommandCall, Notice, Outcome, SqlSession};
 /// Default chunk width: 7 days, in microseconds.
 const DEFAULT_CHUNK_INTERVAL: i64 = 7 * 86_400_000_000;
 
+/// TimescaleDB's default chunk widths of integer time columns.
+const DEFAULT_SMALLINT_INTERVAL: i64 = 10_000;
+const DEFAULT_INT_INTERVAL: i64 = 100_000;
+const DEFAULT_BIGINT_INTERVAL: i64 = 1_000_000;
+
 /// The most partitions a space dimension may have (its count is a smallint).
 const MAX_PARTITIONS: i64 = i16::MAX as i64;
 
@@ -172,10 +177,15 @@ fn chunk_interval_of(arg: Option<&IntervalArg>, ty: &PgType) -> Result<i64> {
     };
     match arg {
         None if ty.is_temporal() => Ok(DEFAULT_CHUNK_INTERVAL),
-        None => Err(TemporaError::new(
-            SqlState::INVALID_PARAMETER_VALUE,
-            "integer dimensions require an explicit interval",
-        )),
+        None => match ty {
+            PgType::Int2 => Ok(DEFAULT_SMALLINT_INTERVAL),
+            PgType::Int4 => Ok(DEFAULT_INT_INTERVAL),
+            PgType::Int8 => Ok(DEFAULT_BIGINT_INTERVAL),
+            _ => Err(TemporaError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "integer dimensions require an explicit interval",
+            )),
+        },
         Some(IntervalArg::Interval(months, days, micros)) if ty.is_temporal() => {
             if *months != 0 {
                 return Err(TemporaError::not_supported("chunk intervals with months"));
