@@ -473,3 +473,82 @@ async fn newest_buckets_run_over_a_window_first() {
         "{lines:#?}"
     );
 }
+
+/// "k of n" from the plan's line for hypertable `table`.
+async fn chunks_scanned_in(client: &Client, table: &str, filter: &str) -> (usize, usize) {
+    let lines = plan_lines(
+        client,
+        &format!("EXPLAIN SELECT count(*) FROM {table} WHERE {filter}"),
+    )
+    .await;
+    let prefix = format!("Hypertable {table}: ");
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no hypertable line for {filter}: {lines:#?}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    (words[2].parse().unwrap(), words[4].parse().unwrap())
+}
+
+/// A space-partitioned hypertable: `device = 'x'` and `device IN (...)` keep
+/// only the chunks of those values' hash partitions, besides time exclusion,
+/// and the answers are those of a scan of every chunk.
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_excludes_chunks_of_other_hash_partitions() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    // dev1..dev4 hash to partitions 2, 0, 1, 3 of 4; 'nobody' to 1.
+    client
+        .batch_execute(
+            "CREATE TABLE sx (time timestamptz NOT NULL, device text, v float8);
+             SELECT create_hypertable('sx', 'time', 'device', 4, chunk_time_interval => INTERVAL '1 day');
+             INSERT INTO sx SELECT t, d, extract(hour from t) FROM generate_series(
+                 '2024-01-01 00:00:00+00'::timestamptz, '2024-01-03 23:00:00+00', INTERVAL '1 hour') t,
+                 (VALUES ('dev1'), ('dev2'), ('dev3'), ('dev4')) AS x(d);",
+        )
+        .await
+        .unwrap();
+    let cases = [
+        ("true", 12),
+        ("device = 'dev1'", 3),
+        ("'dev1' = device", 3),
+        ("device IN ('dev1', 'dev2')", 6),
+        ("device = 'dev1' OR device = 'dev4'", 6),
+        ("device = 'dev1' AND time >= '2024-01-03'", 1),
+        ("device = 'dev1' OR time >= '2024-01-03'", 12),
+        ("device = 'nobody'", 3),
+        ("device || '' = 'dev1'", 12),
+        ("device <> 'dev1'", 12),
+        ("device IS NULL", 12),
+    ];
+    for checkpoint in [false, true] {
+        if checkpoint {
+            client.batch_execute("CHECKPOINT").await.unwrap();
+        }
+        for (filter, expected) in cases {
+            let (scanned, total) = chunks_scanned_in(&client, "sx", filter).await;
+            assert_eq!(total, 12, "{filter}");
+            assert_eq!(scanned, expected, "chunks scanned for {filter}");
+        }
+        for device in ["dev1", "dev2", "dev3", "dev4", "nobody"] {
+            let q = |filter: String| {
+                let client = &client;
+                async move {
+                    let row = client
+                        .query_one(
+                            &format!("SELECT count(*), sum(v) FROM sx WHERE {filter}"),
+                            &[],
+                        )
+                        .await
+                        .unwrap();
+                    (row.get::<_, i64>(0), row.get::<_, Option<f64>>(1))
+                }
+            };
+            let excluded = q(format!("device = '{device}'")).await;
+            let whole = q(format!("device || '' = '{device}'")).await;
+            assert_eq!(excluded, whole, "{device}");
+            let expected = if device == "nobody" { 0 } else { 72 };
+            assert_eq!(excluded.0, expected, "{device}");
+        }
+    }
+}

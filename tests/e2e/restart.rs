@@ -365,3 +365,95 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_batch() {
         "{extra} unacknowledged batches present"
     );
 }
+
+/// A space-partitioned hypertable keeps its dimensions, its chunks per
+/// (day, partition) and each row's place across kill -9 (rows replayed from
+/// the WAL are routed again) and a restart after CHECKPOINT; a partition
+/// count changed by set_number_partitions survives too.
+#[tokio::test(flavor = "multi_thread")]
+async fn space_partitions_survive_restarts() {
+    let mut server = TestServer::start().await;
+    let client = server.connect().await;
+    // Devices 1..8 hash to partitions {1,8} 0, {5,6} 1, {2,4,7} 2, {3} 3 of 4.
+    client
+        .batch_execute(
+            "CREATE TABLE sp_rs (time timestamptz NOT NULL, device int, v int);
+             SELECT create_hypertable('sp_rs', 'time', chunk_time_interval => INTERVAL '1 day');
+             SELECT add_dimension('sp_rs', 'device', number_partitions => 4);
+             INSERT INTO sp_rs SELECT t, d, d * 1 FROM generate_series(
+                 '2024-01-01 00:00:00+00'::timestamptz, '2024-01-02 23:00:00+00', INTERVAL '1 hour') t,
+                 generate_series(1, 8) d;",
+        )
+        .await
+        .unwrap();
+    async fn state(client: &Client) -> (i64, i64, i64, i64, String) {
+        let chunks: i64 = client
+            .query_one("SELECT count(*) FROM show_chunks('sp_rs')", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let row = client
+            .query_one(
+                "SELECT count(*), sum(v) FROM sp_rs WHERE device IN (2, 4, 7)",
+                &[],
+            )
+            .await
+            .unwrap();
+        let total: i64 = client
+            .query_one("SELECT count(*) FROM sp_rs", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let dims: String = client
+            .query_one(
+                "SELECT string_agg(column_name || ':' || dimension_type || ':' || coalesce(num_partitions::text, '-'), ',' ORDER BY dimension_number)
+                   FROM timescaledb_information.dimensions WHERE hypertable_name = 'sp_rs'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        (chunks, row.get(0), row.get(1), total, dims)
+    }
+    let before = state(&client).await;
+    assert_eq!(
+        before,
+        (8, 144, 624, 384, "time:Time:-,device:Space:4".to_string())
+    );
+    drop(client);
+
+    server.kill9();
+    server.restart().await;
+    let client = server.connect().await;
+    assert_eq!(state(&client).await, before, "after kill -9");
+    // Replayed rows went back to their chunks: a new row of an existing
+    // (day, partition) makes no chunk.
+    client
+        .batch_execute("INSERT INTO sp_rs VALUES ('2024-01-01 05:30:00+00', 7, 0)")
+        .await
+        .unwrap();
+    let after_insert = state(&client).await;
+    assert_eq!(after_insert.0, 8);
+    assert_eq!(after_insert.1, 145);
+
+    client
+        .batch_execute("SELECT set_number_partitions('sp_rs', 2); CHECKPOINT;")
+        .await
+        .unwrap();
+    drop(client);
+    let status = server.stop();
+    assert!(status.success(), "SIGTERM shutdown exited with {status}");
+    server.restart().await;
+    let client = server.connect().await;
+    let (chunks, n, sum, total, dims) = state(&client).await;
+    assert_eq!((chunks, n, sum, total), (8, 145, 624, 385), "after restart");
+    assert_eq!(dims, "time:Time:-,device:Space:2");
+    // A new day takes the two partitions now set.
+    client
+        .batch_execute(
+            "INSERT INTO sp_rs SELECT '2024-01-05 00:00:00+00'::timestamptz, d, d * 1 FROM generate_series(1, 8) d",
+        )
+        .await
+        .unwrap();
+    assert_eq!(state(&client).await.0, 10);
+}

@@ -18,6 +18,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod model;
+pub mod partition;
 pub mod store;
 pub mod transaction;
 

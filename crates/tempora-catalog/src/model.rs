@@ -187,8 +187,17 @@ pub struct HypertableDef {
     pub time_column: String,
     /// Chunk width: microseconds for temporal columns, plain units for integer ones.
     pub chunk_interval: i64,
-    /// Extra (hash) dimensions: column name and number of partitions.
+    /// Space (hash) dimensions, in the order they were added: column name
+    /// and number of partitions (`create_hypertable(..., partitioning_column,
+    /// number_partitions)`, `add_dimension`). A chunk holds one hash slice of
+    /// each ([`ChunkDef::hash_ranges`]); see [`crate::partition`].
     pub space_dimensions: Vec<(String, u16)>,
+    /// TimescaleDB's dimension ids: the time dimension's, then each space
+    /// dimension's. Numbered when the op making the dimension is applied
+    /// ([`CatalogState::next_dimension_id`]); empty in catalogs written
+    /// before they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dimension_ids: Vec<u32>,
 }
 
 /// A Parquet file holding some of a table's rows.
@@ -207,7 +216,8 @@ pub struct FileDef {
     pub compressed: bool,
 }
 
-/// A chunk: one time range of a hypertable.
+/// A chunk: one time range of a hypertable and, when it has space
+/// dimensions, one range of partition hashes in each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkDef {
     pub id: u32,
@@ -215,6 +225,12 @@ pub struct ChunkDef {
     /// (microseconds since the Unix epoch for temporal columns).
     pub range_start: i64,
     pub range_end: i64,
+    /// Per space dimension (in [`HypertableDef::space_dimensions`]' order),
+    /// the [start, end) of the partition hashes the chunk holds. A chunk
+    /// with fewer entries than the table has dimensions holds every hash in
+    /// the dimensions it lacks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hash_ranges: Vec<(i64, i64)>,
     pub files: Vec<FileDef>,
     /// When the chunk was created, in microseconds since the Unix epoch
     /// (unknown for chunks of catalogs written before it was recorded).
@@ -255,6 +271,26 @@ impl ChunkDef {
     /// TimescaleDB's name for the chunk table.
     pub fn name(&self, hypertable_id: u32) -> String {
         format!("_hyper_{}_{}_chunk", hypertable_id, self.id)
+    }
+
+    /// The chunk's hash range in space dimension `dim` (every hash when it
+    /// has none).
+    pub fn hash_range(&self, dim: usize) -> (i64, i64) {
+        self.hash_ranges
+            .get(dim)
+            .copied()
+            .unwrap_or((crate::partition::SLICE_MIN, crate::partition::SLICE_MAX))
+    }
+
+    /// Whether the chunk holds the rows of this point: time `t` and these
+    /// partition hashes, one per space dimension.
+    pub fn contains(&self, t: i64, hashes: &[i64]) -> bool {
+        self.range_start <= t
+            && t < self.range_end
+            && hashes.iter().enumerate().all(|(d, h)| {
+                let (s, e) = self.hash_range(d);
+                s <= *h && *h < e
+            })
     }
 }
 
@@ -614,21 +650,24 @@ impl TableDef {
         self.hypertable.is_some()
     }
 
-    /// The chunk id whose range contains `t`, if it exists.
-    pub fn chunk_for(&self, t: i64) -> Option<&ChunkDef> {
-        self.chunks
-            .values()
-            .find(|c| c.range_start <= t && t < c.range_end)
+    /// The chunk holding the rows of time `t` and these partition hashes
+    /// (one per space dimension, none for a hypertable without any), if it
+    /// exists.
+    pub fn chunk_for(&self, t: i64, hashes: &[i64]) -> Option<&ChunkDef> {
+        self.chunks.values().find(|c| c.contains(t, hashes))
     }
 
-    /// A lookup of the chunk of many times, for per-row work (routing a batch
+    /// A lookup of the chunk of many rows, for per-row work (routing a batch
     /// to its chunks): [`TableDef::chunk_for`] scans every chunk.
     pub fn chunk_index(&self) -> ChunkIndex<'_> {
         let mut ranges: Vec<&ChunkDef> = self.chunks.values().collect();
-        ranges.sort_by_key(|c| c.range_start);
-        let disjoint = ranges
-            .windows(2)
-            .all(|w| w[0].range_end <= w[1].range_start);
+        ranges.sort_by_key(|c| (c.range_start, c.id));
+        // Chunks of one time slice (one per hash partition) share its
+        // range; distinct ranges must not overlap.
+        let disjoint = ranges.windows(2).all(|w| {
+            w[0].range_end <= w[1].range_start
+                || (w[0].range_start == w[1].range_start && w[0].range_end == w[1].range_end)
+        });
         ChunkIndex {
             table: self,
             ranges,
@@ -636,23 +675,128 @@ impl TableDef {
             last: std::cell::Cell::new(0),
         }
     }
+
+    /// Where a new chunk for the point (`t`, `hashes`), in no chunk yet,
+    /// goes: see [`new_chunk_cube`].
+    pub fn new_chunk_cube(&self, t: i64, hashes: &[i64]) -> Option<ChunkCube> {
+        let h = self.hypertable.as_ref()?;
+        Some(new_chunk_cube(self.chunks.values(), h, t, hashes))
+    }
 }
 
-impl TableDef {
-    /// The range of a new chunk for time `t` (in no chunk yet): the range
-    /// aligned to `interval`, cut where it would overlap an existing chunk
-    /// (chunks made before the interval changed), as TimescaleDB cuts them.
-    pub fn new_chunk_range(&self, t: i64, interval: i64) -> (i64, i64) {
-        let (mut start, mut end) = chunk_range(t, interval);
-        for c in self.chunks.values() {
-            if c.range_end <= t {
-                start = start.max(c.range_end);
-            } else if c.range_start > t {
-                end = end.min(c.range_start);
+/// The place of a chunk: its time range and its hash range in each space
+/// dimension.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChunkCube {
+    pub range_start: i64,
+    pub range_end: i64,
+    pub hash_ranges: Vec<(i64, i64)>,
+}
+
+impl ChunkCube {
+    /// The cube TimescaleDB gives a point when nothing is in the way: the
+    /// time range aligned to the chunk interval, the hash slice of each
+    /// space dimension's current number of partitions.
+    pub fn aligned(h: &HypertableDef, t: i64, hashes: &[i64]) -> ChunkCube {
+        let (range_start, range_end) = chunk_range(t, h.chunk_interval);
+        ChunkCube {
+            range_start,
+            range_end,
+            hash_ranges: h
+                .space_dimensions
+                .iter()
+                .zip(hashes)
+                .map(|((_, n), hash)| crate::partition::hash_slice(*hash, *n))
+                .collect(),
+        }
+    }
+
+    /// A new chunk of this place.
+    pub fn chunk(&self, id: u32, created_at: Option<i64>) -> ChunkDef {
+        ChunkDef {
+            id,
+            range_start: self.range_start,
+            range_end: self.range_end,
+            hash_ranges: self.hash_ranges.clone(),
+            files: vec![],
+            created_at,
+            compression: None,
+        }
+    }
+
+    /// Range of dimension `d`: 0 is time, 1.. the space dimensions.
+    fn range(&self, d: usize) -> (i64, i64) {
+        if d == 0 {
+            (self.range_start, self.range_end)
+        } else {
+            self.hash_ranges[d - 1]
+        }
+    }
+
+    fn set_range(&mut self, d: usize, r: (i64, i64)) {
+        if d == 0 {
+            (self.range_start, self.range_end) = r;
+        } else {
+            self.hash_ranges[d - 1] = r;
+        }
+    }
+
+    /// Whether the cube and the chunk overlap in every dimension.
+    fn collides(&self, c: &ChunkDef) -> bool {
+        let overlap = |(s1, e1): (i64, i64), (s2, e2): (i64, i64)| s1 < e2 && s2 < e1;
+        overlap(self.range(0), (c.range_start, c.range_end))
+            && (0..self.hash_ranges.len()).all(|d| overlap(self.hash_ranges[d], c.hash_range(d)))
+    }
+}
+
+/// Where a new chunk for the point (`t`, `hashes`), which no chunk holds,
+/// goes, as TimescaleDB places it: the aligned cube
+/// ([`ChunkCube::aligned`]); its time range cut where another chunk's time
+/// range overlaps it (chunks made before the interval changed); then, for
+/// each chunk it still overlaps in every dimension (made before the number
+/// of partitions changed), cut in the first dimension where their ranges
+/// differ, on the side away from the point, until they no longer overlap.
+pub fn new_chunk_cube<'a>(
+    chunks: impl Iterator<Item = &'a ChunkDef> + Clone,
+    h: &HypertableDef,
+    t: i64,
+    hashes: &[i64],
+) -> ChunkCube {
+    let mut cube = ChunkCube::aligned(h, t, hashes);
+    for c in chunks.clone() {
+        if c.range_end <= t {
+            cube.range_start = cube.range_start.max(c.range_end);
+        } else if c.range_start > t {
+            cube.range_end = cube.range_end.min(c.range_start);
+        }
+    }
+    let point = |d: usize| if d == 0 { t } else { hashes[d - 1] };
+    for c in chunks {
+        if !cube.collides(c) {
+            continue;
+        }
+        for d in 0..=cube.hash_ranges.len() {
+            let mine = cube.range(d);
+            let theirs = if d == 0 {
+                (c.range_start, c.range_end)
+            } else {
+                c.hash_range(d - 1)
+            };
+            if mine == theirs || !(mine.0 < theirs.1 && theirs.0 < mine.1) {
+                continue;
+            }
+            let p = point(d);
+            if theirs.1 <= p && theirs.1 > mine.0 {
+                cube.set_range(d, (theirs.1, mine.1));
+            } else if theirs.0 > p && theirs.0 < mine.1 {
+                cube.set_range(d, (mine.0, theirs.0));
+            }
+            if !cube.collides(c) {
+                break;
             }
         }
-        (start, end)
     }
+    cube
 }
 
 /// See [`TableDef::chunk_index`]: chunk ranges sorted by start and binary
@@ -660,31 +804,38 @@ impl TableDef {
 pub struct ChunkIndex<'a> {
     table: &'a TableDef,
     ranges: Vec<&'a ChunkDef>,
-    /// No two ranges overlap (always, unless the chunk interval changed).
+    /// No two distinct time ranges overlap (always, unless the chunk
+    /// interval changed).
     disjoint: bool,
     last: std::cell::Cell<usize>,
 }
 
 impl<'a> ChunkIndex<'a> {
-    /// The chunk whose range contains `t`, as [`TableDef::chunk_for`] finds it.
-    pub fn find(&self, t: i64) -> Option<&'a ChunkDef> {
+    /// The chunk holding the point (`t`, `hashes`), as
+    /// [`TableDef::chunk_for`] finds it.
+    pub fn find(&self, t: i64, hashes: &[i64]) -> Option<&'a ChunkDef> {
         if !self.disjoint {
-            return self.table.chunk_for(t);
+            return self.table.chunk_for(t, hashes);
         }
-        let contains = |c: &ChunkDef| c.range_start <= t && t < c.range_end;
         if let Some(c) = self.ranges.get(self.last.get()) {
-            if contains(c) {
+            if c.contains(t, hashes) {
                 return Some(c);
             }
         }
-        let i = self.ranges.partition_point(|c| c.range_start <= t);
-        let c = self.ranges.get(i.checked_sub(1)?)?;
-        if contains(c) {
-            self.last.set(i - 1);
-            Some(c)
-        } else {
-            None
+        // The chunks of the last time range starting at or before `t`.
+        let end = self.ranges.partition_point(|c| c.range_start <= t);
+        let start = self.ranges.get(end.checked_sub(1)?)?.range_start;
+        for i in (0..end).rev() {
+            let c = self.ranges[i];
+            if c.range_start != start {
+                break;
+            }
+            if c.contains(t, hashes) {
+                self.last.set(i);
+                return Some(c);
+            }
         }
+        None
     }
 }
 
@@ -911,6 +1062,9 @@ pub struct DroppedRange {
     pub oid: u32,
     pub range_start: i64,
     pub range_end: i64,
+    /// The chunk's hash ranges ([`ChunkDef::hash_ranges`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hash_ranges: Vec<(i64, i64)>,
     pub through_wal_seq: u64,
 }
 
@@ -923,6 +1077,11 @@ pub struct CatalogState {
     pub next_oid: u32,
     pub next_hypertable_id: u32,
     pub next_chunk_id: u32,
+    /// TimescaleDB numbers the dimensions of all hypertables of a database
+    /// from 1 (`add_dimension` answers the new one's number). 0 in
+    /// catalogs written before it was counted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub next_dimension_id: u32,
     pub tables: BTreeMap<u32, TableDef>,
     pub flushed_wal_seq: u64,
     pub extensions: Vec<String>,
@@ -1299,6 +1458,7 @@ impl Default for CatalogState {
             next_oid: FIRST_USER_OID,
             next_hypertable_id: 1,
             next_chunk_id: 1,
+            next_dimension_id: 1,
             tables: BTreeMap::new(),
             flushed_wal_seq: 0,
             extensions: vec!["plpgsql".into()],
@@ -1317,6 +1477,17 @@ impl Default for CatalogState {
 }
 
 impl CatalogState {
+    /// Gives the dimensions of `h` that have no id yet the next ones.
+    fn number_dimensions(&mut self, h: &mut HypertableDef) {
+        let dimensions = 1 + h.space_dimensions.len();
+        h.dimension_ids.truncate(dimensions);
+        while h.dimension_ids.len() < dimensions {
+            let id = self.next_dimension_id.max(1);
+            h.dimension_ids.push(id);
+            self.next_dimension_id = id + 1;
+        }
+    }
+
     /// Looks a role up by name.
     pub fn role(&self, name: &str) -> Option<&RoleDef> {
         self.roles.values().find(|r| r.name == name)
@@ -1457,7 +1628,13 @@ impl CatalogState {
                 if let Some(c) = t.columns.iter_mut().find(|c| c.name == def.time_column) {
                     c.not_null = true;
                 }
-                t.hypertable = Some(def.clone());
+                let mut def = HypertableDef {
+                    dimension_ids: vec![],
+                    ..def.clone()
+                };
+                self.number_dimensions(&mut def);
+                let t = self.tables.get_mut(oid).ok_or_else(|| missing(*oid))?;
+                t.hypertable = Some(def);
             }
             CatalogOp::CreateChunk { oid, chunk } => {
                 self.next_chunk_id = self.next_chunk_id.max(chunk.id + 1);
@@ -1523,6 +1700,7 @@ impl CatalogState {
                             oid: *oid,
                             range_start: c.range_start,
                             range_end: c.range_end,
+                            hash_ranges: c.hash_ranges.clone(),
                             through_wal_seq: *through_wal_seq,
                         });
                     }
@@ -1557,6 +1735,24 @@ impl CatalogState {
                 c.compression = compression.clone();
             }
             CatalogOp::AlterTable(def) => {
+                let old = self
+                    .tables
+                    .get(&def.oid)
+                    .ok_or_else(|| missing(def.oid))?
+                    .hypertable
+                    .as_ref()
+                    .map(|h| h.dimension_ids.clone())
+                    .unwrap_or_default();
+                // The dimensions keep their ids (a definition made before
+                // they were numbered lacks them); add_dimension numbers the
+                // one it adds.
+                let mut hypertable = def.hypertable.clone();
+                if let Some(h) = hypertable.as_mut() {
+                    if h.dimension_ids.len() < old.len() {
+                        h.dimension_ids = old;
+                    }
+                    self.number_dimensions(h);
+                }
                 let t = self
                     .tables
                     .get_mut(&def.oid)
@@ -1566,6 +1762,7 @@ impl CatalogState {
                 *t = TableDef {
                     chunks,
                     files,
+                    hypertable,
                     ..(**def).clone()
                 };
             }
@@ -1649,6 +1846,7 @@ mod tests {
                             id,
                             range_start,
                             range_end,
+                            hash_ranges: vec![],
                             files: vec![],
                             created_at: None,
                             compression: None,
@@ -1669,13 +1867,99 @@ mod tests {
     /// New chunks never overlap old ones of another width.
     #[test]
     fn new_chunk_ranges_are_cut_around_existing_chunks() {
-        let t = table_with(&[(1, 0, 70), (2, 140, 210)]);
+        let mut t = table_with(&[(1, 0, 70), (2, 140, 210)]);
+        t.hypertable = Some(HypertableDef {
+            id: 1,
+            time_column: "time".into(),
+            chunk_interval: 100,
+            space_dimensions: vec![],
+            dimension_ids: vec![],
+        });
+        let range = |t: &TableDef, x: i64| {
+            let c = t.new_chunk_cube(x, &[]).unwrap();
+            (c.range_start, c.range_end)
+        };
         // Width 100: [0,100) would overlap chunk 1, [100,200) chunk 2.
-        assert_eq!(t.new_chunk_range(80, 100), (70, 100));
-        assert_eq!(t.new_chunk_range(120, 100), (100, 140));
-        assert_eq!(t.new_chunk_range(250, 100), (210, 300));
-        assert_eq!(t.new_chunk_range(-5, 100), (-100, 0));
-        assert_eq!(table_with(&[]).new_chunk_range(-5, 10), (-10, 0));
+        assert_eq!(range(&t, 80), (70, 100));
+        assert_eq!(range(&t, 120), (100, 140));
+        assert_eq!(range(&t, 250), (210, 300));
+        assert_eq!(range(&t, -5), (-100, 0));
+        t.chunks.clear();
+        assert_eq!(range(&t, -5), (-100, 0));
+    }
+
+    /// A hypertable with a space dimension of `n` partitions, chunk width 100.
+    fn spaced(n: u16) -> TableDef {
+        let mut t = table_with(&[]);
+        t.hypertable = Some(HypertableDef {
+            id: 1,
+            time_column: "time".into(),
+            chunk_interval: 100,
+            space_dimensions: vec![("device".into(), n)],
+            dimension_ids: vec![],
+        });
+        t
+    }
+
+    fn add(t: &mut TableDef, cube: ChunkCube) -> u32 {
+        let id = t.chunks.len() as u32 + 1;
+        t.chunks.insert(id, cube.chunk(id, None));
+        id
+    }
+
+    /// One chunk per (time slice, partition); the index finds each.
+    #[test]
+    fn space_partitions_get_chunks_of_their_own() {
+        use crate::partition::{SLICE_MAX, SLICE_MIN};
+        let mut t = spaced(2);
+        let half = i32::MAX as i64 / 2;
+        let low = t.new_chunk_cube(5, &[10]).unwrap();
+        assert_eq!(low.hash_ranges, vec![(SLICE_MIN, half)]);
+        let a = add(&mut t, low);
+        let high = t.new_chunk_cube(5, &[half + 1]).unwrap();
+        assert_eq!((high.range_start, high.range_end), (0, 100));
+        assert_eq!(high.hash_ranges, vec![(half, SLICE_MAX)]);
+        let b = add(&mut t, high);
+        let cube = t.new_chunk_cube(150, &[10]).unwrap();
+        let c = add(&mut t, cube);
+        let index = t.chunk_index();
+        for _ in 0..2 {
+            assert_eq!(index.find(99, &[0]).map(|c| c.id), Some(a));
+            assert_eq!(index.find(0, &[i32::MAX as i64]).map(|c| c.id), Some(b));
+            assert_eq!(index.find(150, &[half - 1]).map(|c| c.id), Some(c));
+            assert_eq!(index.find(150, &[half]), None);
+            assert_eq!(index.find(250, &[0]), None);
+        }
+    }
+
+    /// After set_number_partitions, a new chunk in a time slice that has
+    /// chunks of the old partitioning is cut around them, as TimescaleDB
+    /// cuts it; other slices get the new partitioning whole.
+    #[test]
+    fn new_partitioning_is_cut_around_old_chunks() {
+        use crate::partition::SLICE_MIN;
+        let mut t = spaced(2);
+        let half = i32::MAX as i64 / 2;
+        let cube = t.new_chunk_cube(5, &[half + 10]).unwrap();
+        add(&mut t, cube);
+        if let Some(h) = t.hypertable.as_mut() {
+            h.space_dimensions[0].1 = 4;
+        }
+        let quarter = i32::MAX as i64 / 4;
+        // [0, quarter) does not meet [half, MAX): whole.
+        let c = t.new_chunk_cube(5, &[1]).unwrap();
+        assert_eq!(c.hash_ranges, vec![(SLICE_MIN, quarter)]);
+        // [quarter, 2 quarter) does not either (2 quarter < half + 1).
+        let c = t.new_chunk_cube(5, &[quarter + 1]).unwrap();
+        assert_eq!(c.hash_ranges, vec![(quarter, 2 * quarter)]);
+        // The old chunk holds every hash from half on, so no new chunk is
+        // asked for there; a point just below it gets [2 quarter, half).
+        let c = t.new_chunk_cube(5, &[2 * quarter]).unwrap();
+        assert_eq!(c.hash_ranges, vec![(2 * quarter, half)]);
+        // Another time slice: the new partitioning.
+        let c = t.new_chunk_cube(105, &[half + 10]).unwrap();
+        assert_eq!(c.hash_ranges, vec![(2 * quarter, 3 * quarter)]);
+        assert_eq!((c.range_start, c.range_end), (100, 200));
     }
 
     /// The index answers exactly as the scan does, in and out of time order,
@@ -1697,8 +1981,8 @@ mod tests {
             let index = t.chunk_index();
             for &x in &times {
                 assert_eq!(
-                    index.find(x).map(|c| c.id),
-                    t.chunk_for(x).map(|c| c.id),
+                    index.find(x, &[]).map(|c| c.id),
+                    t.chunk_for(x, &[]).map(|c| c.id),
                     "time {x} in {:?}",
                     t.chunks.keys().collect::<Vec<_>>()
                 );

@@ -87,6 +87,7 @@ impl SqlState {
     // TimescaleDB's own codes.
     pub const TS_HYPERTABLE_EXISTS: SqlState = SqlState("TS110");
     pub const TS_HYPERTABLE_NOT_EXIST: SqlState = SqlState("TS001");
+    pub const TS_DIMENSION_NOT_EXIST: SqlState = SqlState("TS002");
     pub const TS_DIMENSION_EXISTS: SqlState = SqlState("TS201");
     pub const TS_TABLE_NOT_EMPTY: SqlState = SqlState("TS102");
     pub const TS_BAD_UNIQUE_INDEX: SqlState = SqlState("TS103");

@@ -8,8 +8,8 @@
 //! (`name(arg type [= default], ...) result`); `pg_get_function_arguments`
 //! and `pg_get_function_result` print it back as PostgreSQL prints a
 //! function's arguments (`older_than "any" DEFAULT NULL::unknown`).
-//! Functions Tempora refuses (space partitioning's `add_dimension` and
-//! `by_hash`, `add_job`, tablespaces, reorder policies and merging) are not listed.
+//! Functions Tempora refuses (`add_job`, tablespaces, reorder policies and
+//! merging) are not listed.
 
 use std::sync::{Arc, LazyLock};
 
@@ -36,7 +36,11 @@ const SIGNATURES: &[(Kind, &str)] = {
         (F, "create_hypertable(relation regclass, time_column_name name, partitioning_column name = NULL, number_partitions integer = NULL, associated_schema_name name = NULL, associated_table_prefix name = NULL, chunk_time_interval anyelement = NULL::bigint, create_default_indexes boolean = true, if_not_exists boolean = false, partitioning_func regproc = NULL, migrate_data boolean = false, time_partitioning_func regproc = NULL) TABLE(hypertable_id integer, schema_name name, table_name name, created boolean)"),
         (F, "create_hypertable(relation regclass, dimension _timescaledb_internal.dimension_info, create_default_indexes boolean = true, if_not_exists boolean = false, migrate_data boolean = false) TABLE(hypertable_id integer, created boolean)"),
         (F, "by_range(column_name name, partition_interval anyelement = NULL::bigint, partition_func regproc = NULL) _timescaledb_internal.dimension_info"),
+        (F, "by_hash(column_name name, number_partitions integer, partition_func regproc = NULL) _timescaledb_internal.dimension_info"),
+        (F, "add_dimension(hypertable regclass, column_name name, number_partitions integer = NULL, chunk_time_interval anyelement = NULL::bigint, partitioning_func regproc = NULL, if_not_exists boolean = false) TABLE(dimension_id integer, schema_name name, table_name name, column_name name, created boolean)"),
+        (F, "add_dimension(hypertable regclass, dimension _timescaledb_internal.dimension_info, if_not_exists boolean = false) TABLE(dimension_id integer, created boolean)"),
         (F, "set_chunk_time_interval(hypertable regclass, chunk_time_interval anyelement, dimension_name name = NULL) void"),
+        (F, "set_number_partitions(hypertable regclass, number_partitions integer, dimension_name name = NULL) void"),
         // Chunks.
         (F, "show_chunks(relation regclass, older_than \"any\" = NULL, newer_than \"any\" = NULL, created_before \"any\" = NULL, created_after \"any\" = NULL) SETOF regclass"),
         (F, "drop_chunks(relation regclass, older_than \"any\" = NULL, newer_than \"any\" = NULL, verbose boolean = false, created_before \"any\" = NULL, created_after \"any\" = NULL) SETOF text"),

@@ -3,7 +3,8 @@
 //! ```text
 //! TemporaTable::scan(projection, filters)
 //!   ├─ ReadSnapshot: catalog state + memtable rows, taken once
-//!   ├─ time bounds from the filters ─► chunks that overlap (chunk exclusion)
+//!   ├─ time bounds and space partitions (`device = 'x'`) from the filters
+//!   │     ─► chunks that can hold matching rows (chunk exclusion)
 //!   ├─ their Parquet files ─► DataSourceExec(ParquetSource, predicate pushed down)
 //!   └─ their memtable rows  ─► DataSourceExec(MemorySourceConfig)
 //!            └──────────── UnionExec ───────────┘
@@ -404,6 +405,57 @@ pub fn time_bounds(filters: &[Expr], time_col: &str) -> TimeBounds {
     b
 }
 
+/// The partition hashes a scan's rows can have in one space dimension, from
+/// its filters: `column = constant`, `column IN (constants)`, and `AND` /
+/// `OR` of those (all filters must hold). None: any hash.
+pub fn space_hashes(
+    filters: &[Expr],
+    column: &str,
+    ty: &tempora_catalog::PgType,
+) -> Option<Vec<i64>> {
+    filters
+        .iter()
+        .map(|f| filter_hashes(f, column, ty))
+        .fold(None, intersect)
+}
+
+fn intersect(a: Option<Vec<i64>>, b: Option<Vec<i64>>) -> Option<Vec<i64>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.into_iter().filter(|h| b.contains(h)).collect()),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// See [`space_hashes`]: the hashes of the rows one filter lets through.
+fn filter_hashes(e: &Expr, column: &str, ty: &tempora_catalog::PgType) -> Option<Vec<i64>> {
+    let is_column = |e: &Expr| matches!(e, Expr::Column(c) if c.name == column);
+    let hash = |e: &Expr| match e {
+        Expr::Literal(v, _) => tempora_catalog::partition::scalar_partition_hash(v, ty),
+        _ => None,
+    };
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+            Operator::And => intersect(
+                filter_hashes(left, column, ty),
+                filter_hashes(right, column, ty),
+            ),
+            Operator::Or => {
+                let mut both = filter_hashes(left, column, ty)?;
+                both.extend(filter_hashes(right, column, ty)?);
+                Some(both)
+            }
+            Operator::Eq if is_column(left) => Some(vec![hash(right)?]),
+            Operator::Eq if is_column(right) => Some(vec![hash(left)?]),
+            _ => None,
+        },
+        Expr::InList(in_list) if !in_list.negated && is_column(&in_list.expr) => {
+            in_list.list.iter().map(hash).collect()
+        }
+        _ => None,
+    }
+}
+
 /// Whether a Parquet scan should evaluate its filters while decoding, so that
 /// the other projected columns are decoded only for the rows that pass (late
 /// materialization), rather than decoding every column and filtering after.
@@ -582,9 +634,27 @@ impl TableProvider for TemporaTable {
         // the scan (a small table joined to a large one is the hash join's
         // build side).
         let mut file_rows: u64 = def.files.iter().map(|f| f.rows).sum();
+        // Per space dimension, the hashes the filters allow (None: any).
+        let hashes: Vec<Option<Vec<i64>>> = def.hypertable.as_ref().map_or(vec![], |h| {
+            h.space_dimensions
+                .iter()
+                .map(|(name, _)| {
+                    let ty = &def.column(name)?.ty;
+                    space_hashes(filters, name, ty)
+                })
+                .collect()
+        });
+        let in_partitions = |c: &tempora_catalog::ChunkDef| {
+            hashes.iter().enumerate().all(|(d, allowed)| {
+                let (start, end) = c.hash_range(d);
+                allowed
+                    .as_ref()
+                    .is_none_or(|a| a.iter().any(|h| start <= *h && *h < end))
+            })
+        };
         let mut kept_chunks = Vec::new();
         for c in def.chunks.values() {
-            if bounds.overlaps(c.range_start, c.range_end) {
+            if bounds.overlaps(c.range_start, c.range_end) && in_partitions(c) {
                 kept_chunks.push(c.id);
                 for f in c.files.iter().filter(|f| bounds.file_overlaps(f)) {
                     file_rows += f.rows;

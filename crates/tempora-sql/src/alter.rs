@@ -123,6 +123,23 @@ fn assignment_cast(from: &PgType, to: &PgType) -> bool {
         || (temporal(from) && temporal(to))
 }
 
+/// Whether a value hashes alike as `from` and as `to` (PostgreSQL's
+/// integer hashes agree across widths, text and varchar share one), so that
+/// a space dimension's column may change between them and keep each row's
+/// partition.
+fn same_partition_hash(from: &PgType, to: &PgType) -> bool {
+    use PgType::*;
+    let int = |t: &PgType| matches!(t, Int2 | Int4 | Int8);
+    let text = |t: &PgType| matches!(t, Text | Varchar(_));
+    from == to || (int(from) && int(to)) || (text(from) && text(to))
+}
+
+fn space_type_change() -> TemporaError {
+    TemporaError::not_supported(
+        "changing the type of a hypertable's space partitioning column to one that hashes differently",
+    )
+}
+
 /// TimescaleDB's refusals of a type change that rewrites stored values.
 fn check_type_change(def: &TableDef, column: &str, time_column: Option<&str>) -> Result<()> {
     if time_column == Some(column) {
@@ -335,9 +352,7 @@ async fn plan_ops(
                     }
                 }
                 if let Some(h) = &table.hypertable {
-                    if !columns.contains(&h.time_column) {
-                        return Err(crate::hypertable::unique_without_time(&h.time_column));
-                    }
+                    crate::hypertable::check_unique_columns(h, |c| columns.iter().any(|k| k == c))?;
                 }
                 let name = name.unwrap_or_else(|| {
                     if primary {
@@ -415,6 +430,11 @@ fn apply(
         def.column_index(c).ok_or_else(|| no_column(c, &table))
     };
     let time_column = def.hypertable.as_ref().map(|h| h.time_column.clone());
+    let is_space_column = |def: &TableDef, c: &str| {
+        def.hypertable
+            .as_ref()
+            .is_some_and(|h| h.space_dimensions.iter().any(|(d, _)| d == c))
+    };
     for op in ops {
         match op {
             Op::AddColumn {
@@ -450,7 +470,7 @@ fn apply(
                         }
                         return Err(no_column(name, &table));
                     };
-                    if time_column.as_deref() == Some(name) {
+                    if time_column.as_deref() == Some(name) || is_space_column(&def, name) {
                         return Err(TemporaError::new(
                             SqlState::INVALID_TABLE_DEFINITION,
                             "cannot drop column named in partition key",
@@ -512,6 +532,7 @@ fn apply(
                 };
                 if let Some(h) = def.hypertable.as_mut() {
                     rename(&mut h.time_column);
+                    h.space_dimensions.iter_mut().for_each(|(c, _)| rename(c));
                 }
                 for k in &mut def.unique_keys {
                     k.columns.iter_mut().for_each(rename);
@@ -552,6 +573,9 @@ fn apply(
                         "changing the type of a hypertable's time column",
                     ));
                 }
+                if is_space_column(&def, column) && !same_partition_hash(&from, ty) {
+                    return Err(space_type_change());
+                }
                 if !widens(&from, ty) {
                     return Err(TemporaError::not_supported(format!(
                         "ALTER COLUMN TYPE from {} to {} (it would rewrite the table's files)",
@@ -580,6 +604,9 @@ fn apply(
             Op::RewriteType { column, ty, .. } => {
                 let i = find(&def, column)?;
                 check_type_change(&def, column, time_column.as_deref())?;
+                if is_space_column(&def, column) && !same_partition_hash(&def.columns[i].ty, ty) {
+                    return Err(space_type_change());
+                }
                 def.columns[i].ty = ty.clone();
                 // Every file is written again with the column's values.
                 def.columns[i].missing = None;

@@ -861,6 +861,7 @@ impl CreateCagg {
                             time_column: bucket_column.clone(),
                             chunk_interval,
                             space_dimensions: vec![],
+                            dimension_ids: vec![],
                         },
                     },
                     CatalogOp::PutView(ViewDef {

@@ -93,6 +93,42 @@ pub(crate) fn default_time_index(
     })
 }
 
+/// The index a hypertable gets on its first space dimension and time
+/// (`(device, time DESC)`, TimescaleDB's default), unless an index of
+/// exactly those two columns exists.
+pub(crate) fn default_space_index(
+    state: &CatalogState,
+    table: &TableDef,
+    space_column: &str,
+    time_column: &str,
+) -> Option<IndexDef> {
+    let exists = table.indexes.iter().any(|i| {
+        i.columns.len() == 2
+            && i.columns[0].column == space_column
+            && i.columns[1].column == time_column
+    });
+    let column = |name: &str, desc: bool| IndexColumn {
+        column: name.to_string(),
+        expression: false,
+        desc,
+        nulls_first: None,
+    };
+    (!exists).then(|| IndexDef {
+        name: choose_relation_name(
+            state,
+            &table.schema,
+            &table.name,
+            &format!("{space_column}_{time_column}"),
+            "idx",
+        ),
+        columns: vec![column(space_column, false), column(time_column, true)],
+        unique: false,
+        method: "btree".into(),
+        include: vec![],
+        predicate: None,
+    })
+}
+
 /// The table an index statement names, or 42P01.
 fn find_table<'a>(state: &'a CatalogState, name: &ObjectName) -> Result<&'a TableDef> {
     let (schema, table) = object_name(name)?;
@@ -259,9 +295,9 @@ pub(crate) async fn create_index(
     }
     if index.unique {
         if let Some(h) = &table.hypertable {
-            if !index.columns.iter().any(|c| c.column == h.time_column) {
-                return Err(crate::hypertable::unique_without_time(&h.time_column));
-            }
+            crate::hypertable::check_unique_columns(h, |c| {
+                index.columns.iter().any(|i| !i.expression && i.column == c)
+            })?;
         }
     }
     let key = |name: &str, index: &IndexDef| UniqueKey {

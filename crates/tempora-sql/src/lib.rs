@@ -196,6 +196,8 @@ pub enum Kind {
     /// A query calling time_bucket_gapfill.
     Gapfill(Box<gapfill::GapfillPlan>),
     SetChunkTimeInterval(Box<hypertable::SetChunkTimeInterval>),
+    AddDimension(Box<hypertable::AddDimension>),
+    SetNumberPartitions(Box<hypertable::SetNumberPartitions>),
     /// A policy or job function (add_retention_policy, alter_job, ...).
     Job(Box<jobs::JobCall>),
     /// CALL run_job(id).
@@ -1129,6 +1131,23 @@ impl SqlSession {
                     Some(hypertable::SetChunkTimeInterval::result_schema()),
                 ));
             }
+            if call.name == "set_number_partitions" && !call.expand {
+                let cmd = hypertable::SetNumberPartitions::from_call(call);
+                return Ok(prepared(
+                    Kind::SetNumberPartitions(Box::new(cmd)),
+                    vec![],
+                    Some(hypertable::SetNumberPartitions::result_schema()),
+                ));
+            }
+            if call.name == "add_dimension" {
+                let cmd = hypertable::AddDimension::from_call(self, call).await?;
+                let schema = cmd.result_schema().await?;
+                return Ok(prepared(
+                    Kind::AddDimension(Box::new(cmd)),
+                    vec![],
+                    Some(schema),
+                ));
+            }
             if call.name == "set_config" && !call.expand {
                 let args: Vec<SqlExpr> = call.args.into_iter().map(|(_, e)| e).collect();
                 if args.len() != 3 {
@@ -1546,6 +1565,14 @@ impl SqlSession {
             }
             Kind::SetChunkTimeInterval(cmd) => {
                 self.reject_write_in_block("set_chunk_time_interval")?;
+                cmd.execute(self).await
+            }
+            Kind::AddDimension(cmd) => {
+                let _capture = self.capture_in_block("add_dimension", true, false)?;
+                cmd.execute(self).await
+            }
+            Kind::SetNumberPartitions(cmd) => {
+                let _capture = self.capture_in_block("set_number_partitions", true, false)?;
                 cmd.execute(self).await
             }
             Kind::DropChunks(cmd) => {
@@ -2016,7 +2043,7 @@ fn statement_name_of(sql: &str) -> &'static str {
 /// do, so that a script meets 0A000 rather than "function does not exist".
 fn unsupported_timescaledb_call(name: &str) -> Option<&'static str> {
     Some(match name {
-        "add_dimension" | "by_hash" => "add_dimension (space partitioning)",
+        "by_hash" => "by_hash outside create_hypertable and add_dimension",
         "set_integer_now_func" => "set_integer_now_func (policies on integer time)",
         "add_reorder_policy" | "remove_reorder_policy" => "add_reorder_policy (reorder policies)",
         "move_chunk" | "attach_tablespace" | "detach_tablespace" | "detach_tablespaces" => {

@@ -37,6 +37,7 @@ const RELATION_ARGUMENT: &[&str] = &[
     "create_hypertable",
     "add_dimension",
     "set_chunk_time_interval",
+    "set_number_partitions",
     "show_chunks",
     "drop_chunks",
     "add_compression_policy",

@@ -44,7 +44,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::ObjectStore;
 use parking_lot::RwLock;
-use tempora_catalog::{chunk_range, Catalog, CatalogOp, CatalogState, ChunkDef, FileDef, TableDef};
+use tempora_catalog::{Catalog, CatalogOp, CatalogState, ChunkDef, FileDef, TableDef};
 use tempora_common::{Result, SqlState, TemporaError};
 
 pub use cluster::{
@@ -389,6 +389,16 @@ fn decode_write(payload: &[u8]) -> Result<Vec<WalEntry>> {
     }
 }
 
+/// Whether a chunk placed at `cube` would hold the point (`t`, `hashes`).
+fn cube_holds(cube: &tempora_catalog::ChunkCube, t: i64, hashes: &[i64]) -> bool {
+    cube.range_start <= t
+        && t < cube.range_end
+        && hashes
+            .iter()
+            .zip(&cube.hash_ranges)
+            .all(|(h, (s, e))| s <= h && h < e)
+}
+
 /// The time values of a hypertable's rows as i64 (microseconds for temporal types).
 pub fn time_values(table: &TableDef, batch: &RecordBatch) -> Result<Vec<Option<i64>>> {
     let Some(h) = &table.hypertable else {
@@ -400,6 +410,30 @@ pub fn time_values(table: &TableDef, batch: &RecordBatch) -> Result<Vec<Option<i
     memtable::column_as_i64(batch.column(idx))
 }
 
+/// The partition hashes of a hypertable's rows, one column of them per
+/// space dimension (none without space dimensions): the coordinates that,
+/// with the time, say which chunk a row belongs to.
+pub fn hash_values(table: &TableDef, batch: &RecordBatch) -> Result<Vec<Vec<i64>>> {
+    let Some(h) = &table.hypertable else {
+        return Ok(vec![]);
+    };
+    h.space_dimensions
+        .iter()
+        .map(|(name, _)| {
+            let i = table
+                .column_index(name)
+                .ok_or_else(|| TemporaError::undefined_column(name))?;
+            tempora_catalog::partition::partition_hashes(batch.column(i), &table.columns[i].ty)
+        })
+        .collect()
+}
+
+/// Row `row`'s coordinates in the space dimensions, from [`hash_values`].
+pub fn row_hashes(hashes: &[Vec<i64>], row: usize, out: &mut Vec<i64>) {
+    out.clear();
+    out.extend(hashes.iter().map(|h| h[row]));
+}
+
 /// `batch` without the rows of chunks dropped after WAL record `seq` was
 /// written (recovery must not bring them back).
 fn without_dropped_rows(
@@ -408,18 +442,32 @@ fn without_dropped_rows(
     seq: u64,
     batch: RecordBatch,
 ) -> Result<RecordBatch> {
-    let ranges: Vec<(i64, i64)> = state
+    let ranges: Vec<&tempora_catalog::DroppedRange> = state
         .dropped_ranges
         .iter()
         .filter(|r| r.oid == table.oid && seq <= r.through_wal_seq)
-        .map(|r| (r.range_start, r.range_end))
         .collect();
     if ranges.is_empty() {
         return Ok(batch);
     }
+    let hashes = hash_values(table, &batch)?;
+    let mut point = Vec::with_capacity(hashes.len());
     let keep: datafusion::arrow::array::BooleanArray = time_values(table, &batch)?
         .into_iter()
-        .map(|t| Some(t.is_none_or(|t| !ranges.iter().any(|&(s, e)| s <= t && t < e))))
+        .enumerate()
+        .map(|(row, t)| {
+            row_hashes(&hashes, row, &mut point);
+            Some(t.is_none_or(|t| {
+                !ranges.iter().any(|r| {
+                    r.range_start <= t
+                        && t < r.range_end
+                        && point
+                            .iter()
+                            .zip(&r.hash_ranges)
+                            .all(|(h, (s, e))| s <= h && h < e)
+                })
+            }))
+        })
         .collect();
     datafusion::arrow::compute::filter_record_batch(&batch, &keep)
         .map_err(|e| TemporaError::internal(format!("replay: {e}")))
@@ -581,47 +629,59 @@ impl Engine {
             .table_by_oid(table.oid)
             .ok_or_else(|| TemporaError::undefined_table(&table.name))?;
         let times = time_values(table, batch)?;
+        let hashes = hash_values(table, batch)?;
         let index = current.chunk_index();
-        let mut needed: Vec<(i64, i64)> = Vec::new();
-        for t in times.into_iter().flatten() {
-            if index.find(t).is_some() {
+        // One point of each chunk to create.
+        let mut needed: Vec<(tempora_catalog::ChunkCube, i64, Vec<i64>)> = Vec::new();
+        let mut point = Vec::with_capacity(hashes.len());
+        for (row, t) in times.into_iter().enumerate() {
+            let Some(t) = t else { continue };
+            row_hashes(&hashes, row, &mut point);
+            if index.find(t, &point).is_some()
+                || needed.iter().any(|(cube, ..)| cube_holds(cube, t, &point))
+            {
                 continue;
             }
-            let r = current.new_chunk_range(t, h.chunk_interval);
-            if !needed.contains(&r) {
-                needed.push(r);
-            }
+            let cube = tempora_catalog::new_chunk_cube(current.chunks.values(), h, t, &point);
+            needed.push((cube, t, point.clone()));
         }
         if needed.is_empty() {
             return Ok(state);
         }
-        needed.sort_unstable();
+        // Chunks are numbered in the order their first rows come, as
+        // TimescaleDB numbers them.
         let oid = table.oid;
         self.catalog
             .commit(|state| {
                 let Some(current) = state.table_by_oid(oid) else {
                     return Err(TemporaError::undefined_table(&table.name));
                 };
-                let mut next_id = state.next_chunk_id;
-                let mut ops = Vec::new();
-                for (start, end) in &needed {
-                    if current.chunk_for(*start).is_some() {
+                let Some(h) = &current.hypertable else {
+                    return Err(TemporaError::internal("hypertable without its dimensions"));
+                };
+                // Placed again against the chunks as they are now (another
+                // writer may have made some), and the ones made here.
+                let mut created: Vec<ChunkDef> = Vec::new();
+                let created_at = Some(chrono::Utc::now().timestamp_micros());
+                for (_, t, point) in &needed {
+                    if current.chunk_for(*t, point).is_some()
+                        || created.iter().any(|c| c.contains(*t, point))
+                    {
                         continue;
                     }
-                    ops.push(CatalogOp::CreateChunk {
-                        oid,
-                        chunk: ChunkDef {
-                            id: next_id,
-                            range_start: *start,
-                            range_end: *end,
-                            files: vec![],
-                            created_at: Some(chrono::Utc::now().timestamp_micros()),
-                            compression: None,
-                        },
-                    });
-                    next_id += 1;
+                    let cube = tempora_catalog::new_chunk_cube(
+                        current.chunks.values().chain(created.iter()),
+                        h,
+                        *t,
+                        point,
+                    );
+                    created
+                        .push(cube.chunk(state.next_chunk_id + created.len() as u32, created_at));
                 }
-                Ok(ops)
+                Ok(created
+                    .into_iter()
+                    .map(|chunk| CatalogOp::CreateChunk { oid, chunk })
+                    .collect())
             })
             .await
     }
@@ -1528,12 +1588,12 @@ impl Engine {
             .table_by_oid(oid)
             .ok_or_else(|| TemporaError::internal("table gone while migrating"))?
             .clone();
-        let interval = hyper
+        let dims = hyper
             .hypertable
-            .as_ref()
-            .map(|h| h.chunk_interval)
+            .clone()
             .ok_or_else(|| TemporaError::internal("migrating a table to no hypertable"))?;
-        let mut rows_by_chunk: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
+        let mut rows_by_chunk: BTreeMap<tempora_catalog::ChunkCube, Vec<RecordBatch>> =
+            BTreeMap::new();
         let mut moved = 0u64;
         for f in &table.files {
             for batch in self.read_table_file(&hyper, &f.path).await? {
@@ -1548,33 +1608,39 @@ impl Engine {
                         ),
                     ));
                 }
-                let starts: Vec<i64> = times
+                let hashes = hash_values(&hyper, &batch)?;
+                let mut point = Vec::with_capacity(hashes.len());
+                let cubes: Vec<tempora_catalog::ChunkCube> = times
                     .into_iter()
-                    .map(|t| t.map_or(0, |t| chunk_range(t, interval).0))
+                    .enumerate()
+                    .map(|(row, t)| {
+                        row_hashes(&hashes, row, &mut point);
+                        tempora_catalog::ChunkCube::aligned(&dims, t.unwrap_or(0), &point)
+                    })
                     .collect();
-                let mut distinct = starts.clone();
+                let mut distinct = cubes.clone();
                 distinct.sort_unstable();
                 distinct.dedup();
-                for start in distinct {
+                for cube in distinct {
                     let mask: datafusion::arrow::array::BooleanArray =
-                        starts.iter().map(|s| Some(*s == start)).collect();
+                        cubes.iter().map(|c| Some(*c == cube)).collect();
                     let part = datafusion::arrow::compute::filter_record_batch(&batch, &mask)
                         .map_err(|e| TemporaError::internal(e.to_string()))?;
                     moved += part.num_rows() as u64;
-                    rows_by_chunk.entry(start).or_default().push(part);
+                    rows_by_chunk.entry(cube).or_default().push(part);
                 }
             }
         }
         // Chunk ids are taken at the commit: writers of other tables may
         // create chunks meanwhile (they do before the gate). The ids in the
         // files' paths are only names.
-        let mut written: Vec<(i64, FileDef)> = Vec::new();
+        let mut written: Vec<(&tempora_catalog::ChunkCube, FileDef)> = Vec::new();
         let result = async {
-            for ((start, batches), id) in rows_by_chunk.iter().zip(after.next_chunk_id..) {
+            for ((cube, batches), id) in rows_by_chunk.iter().zip(after.next_chunk_id..) {
                 let file = self
                     .write_table_file(&hyper, Some(id), batches, "migrated", Layout::Merged)
                     .await?;
-                written.push((*start, file));
+                written.push((cube, file));
             }
             let old: Vec<String> = table.files.iter().map(|f| f.path.clone()).collect();
             let created_at = Some(chrono::Utc::now().timestamp_micros());
@@ -1582,15 +1648,9 @@ impl Engine {
                 .catalog
                 .commit(|current| {
                     let mut ops = build(current)?;
-                    for ((start, file), id) in written.iter().zip(current.next_chunk_id..) {
-                        let chunk = ChunkDef {
-                            id,
-                            range_start: *start,
-                            range_end: start.saturating_add(interval),
-                            files: vec![file.clone()],
-                            created_at,
-                            compression: None,
-                        };
+                    for ((cube, file), id) in written.iter().zip(current.next_chunk_id..) {
+                        let mut chunk = cube.chunk(id, created_at);
+                        chunk.files = vec![file.clone()];
                         ops.push(CatalogOp::CreateChunk { oid, chunk });
                     }
                     if !old.is_empty() {

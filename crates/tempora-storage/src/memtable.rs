@@ -1,4 +1,6 @@
-//! In-memory rows not yet flushed to Parquet, per (table, chunk).
+//! In-memory rows not yet flushed to Parquet, per (table, chunk): a chunk
+//! is one time range of a hypertable and, with space dimensions, one hash
+//! partition of it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -82,11 +84,14 @@ pub fn split_by_chunk(
         return Ok(vec![(None, batch)]);
     }
     let times = crate::time_values(table, &batch)?;
+    let hashes = crate::hash_values(table, &batch)?;
+    let mut point = Vec::with_capacity(hashes.len());
     let index = table.chunk_index();
     let mut by_chunk: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for (i, t) in times.iter().enumerate() {
         let t = t.ok_or_else(|| TemporaError::internal("NULL time value reached a chunk"))?;
-        let chunk = index.find(t).ok_or_else(|| {
+        crate::row_hashes(&hashes, i, &mut point);
+        let chunk = index.find(t, &point).ok_or_else(|| {
             TemporaError::internal(format!("no chunk for time {t} in {}", table.name))
         })?;
         by_chunk.entry(chunk.id).or_default().push(i as u32);
@@ -225,9 +230,11 @@ impl Memtables {
             .into_iter()
             .flatten()
             .collect();
-        // The chunks the keys' times fall into (None: search every chunk).
+        // The chunks the keys' times fall into (None: search every chunk;
+        // with space dimensions too, whose columns a key need not hold).
         let chunks: Option<Vec<Option<u32>>> = match &table.hypertable {
             None => Some(vec![None]),
+            Some(h) if !h.space_dimensions.is_empty() => None,
             Some(h) => match table
                 .column_index(&h.time_column)
                 .and_then(|t| columns.iter().position(|c| *c == t))
@@ -236,7 +243,7 @@ impl Memtables {
                     let index = table.chunk_index();
                     column_as_i64(keys.column(i))?
                         .into_iter()
-                        .map(|t| t.and_then(|t| index.find(t)).map(|c| Some(c.id)))
+                        .map(|t| t.and_then(|t| index.find(t, &[])).map(|c| Some(c.id)))
                         .collect()
                 }
                 None => None,

@@ -876,6 +876,7 @@ mod tests {
                 time_column: "time".into(),
                 chunk_interval: 1_000_000_000,
                 space_dimensions: vec![],
+                dimension_ids: vec![],
             }),
             chunks: Default::default(),
             files: vec![],

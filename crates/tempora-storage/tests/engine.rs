@@ -61,6 +61,7 @@ async fn engine_with_table(dir: &std::path::Path, unique: bool) -> (Arc<Engine>,
                         time_column: "time".into(),
                         chunk_interval: DAY,
                         space_dimensions: vec![],
+                        dimension_ids: vec![],
                     },
                 },
             ])
