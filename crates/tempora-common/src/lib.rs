@@ -53,6 +53,7 @@ impl SqlState {
     pub const UNDEFINED_COLUMN: SqlState = SqlState("42703");
     pub const UNDEFINED_TABLE: SqlState = SqlState("42P01");
     pub const UNDEFINED_FUNCTION: SqlState = SqlState("42883");
+    pub const AMBIGUOUS_FUNCTION: SqlState = SqlState("42725");
     pub const UNDEFINED_OBJECT: SqlState = SqlState("42704");
     pub const DUPLICATE_TABLE: SqlState = SqlState("42P07");
     pub const DUPLICATE_SCHEMA: SqlState = SqlState("42P06");

@@ -289,9 +289,38 @@ fn call(function: &str, args: &mut Vec<FunctionArg>, time_zone: &str) -> Result<
             nanosecond_timestamp_args(args);
             Ok(())
         }
-        "time_bucket" => time_bucket_positions(args),
+        "time_bucket" => {
+            time_bucket_resolvable(args)?;
+            time_bucket_positions(args)
+        }
         _ => Ok(()),
     }
+}
+
+/// PostgreSQL's 42725 for `time_bucket('1 hour', '2024-01-01')`: with the
+/// width and the time both untyped (a quoted literal or NULL), no argument
+/// picks one of the overloads (intervals with every time type, integers), so
+/// PostgreSQL refuses to guess; Tempora would read the time as a timestamptz.
+/// A typed width (`INTERVAL '1 hour'`) or time (`time`, `'...'::date`)
+/// resolves as PostgreSQL resolves it.
+fn time_bucket_resolvable(args: &[FunctionArg]) -> Result<()> {
+    let unknown = |a: &FunctionArg| {
+        matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Value(v)))
+            if matches!(v.value, Value::SingleQuotedString(_) | Value::Null))
+    };
+    if args.len() < 2 || !args.iter().all(unknown) {
+        return Ok(());
+    }
+    Err(TemporaError::new(
+        SqlState::AMBIGUOUS_FUNCTION,
+        format!(
+            "function time_bucket({}) is not unique",
+            vec!["unknown"; args.len()].join(", ")
+        ),
+    )
+    .with_hint(
+        "Could not choose a best candidate function. You might need to add explicit type casts.",
+    ))
 }
 
 /// Casts quoted literals among the first two arguments to the type of the
