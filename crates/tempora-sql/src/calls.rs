@@ -107,6 +107,11 @@ impl VisitorMut for Normalizer {
         match expr {
             SqlExpr::Cast { data_type, .. } => microsecond_timestamps(data_type),
             SqlExpr::TypedString(t) => microsecond_timestamps(&mut t.data_type),
+            SqlExpr::Interval(_) => {
+                if let Err(e) = interval_literal(expr) {
+                    return ControlFlow::Break(e);
+                }
+            }
             _ => {}
         }
         if let SqlExpr::Function(f) = expr {
@@ -126,6 +131,43 @@ impl VisitorMut for Normalizer {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `INTERVAL '<text>'` without fields as `CAST('<text>' AS interval)`, read
+/// with PostgreSQL's interval input by the analyzer (tempora-query's
+/// pg_literals.rs); DataFusion would read the text itself, without
+/// `04:05:06`, `@ ... ago` or ISO 8601. Bad text fails here with
+/// PostgreSQL's error. `INTERVAL '1' DAY` and the like stay DataFusion's.
+fn interval_literal(expr: &mut SqlExpr) -> Result<()> {
+    let SqlExpr::Interval(iv) = expr else {
+        return Ok(());
+    };
+    let plain = iv.leading_field.is_none()
+        && iv.leading_precision.is_none()
+        && iv.last_field.is_none()
+        && iv.fractional_seconds_precision.is_none();
+    let text = match iv.value.as_ref() {
+        SqlExpr::Value(v) => match &v.value {
+            Value::SingleQuotedString(t) => t.clone(),
+            _ => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    if !plain {
+        return Ok(());
+    }
+    tempora_copy::interval::parse_interval(&text)?;
+    *expr = SqlExpr::Cast {
+        kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+        expr: iv.value.clone(),
+        data_type: DataType::Interval {
+            fields: None,
+            precision: None,
+        },
+        array: false,
+        format: None,
+    };
+    Ok(())
 }
 
 /// `timestamp` / `timestamptz` without a precision mean microseconds, as in
