@@ -2478,3 +2478,55 @@ async fn copy_checks_foreign_keys() {
     .unwrap();
     assert_eq!(n, 3);
 }
+
+/// A NULL time copied into a hypertable fails with TimescaleDB's message
+/// (probe 19), also when another NOT NULL column of the row is NULL too; a
+/// plain table's NULL keeps PostgreSQL's.
+#[tokio::test(flavor = "multi_thread")]
+async fn null_time_into_a_hypertable_is_timescaledbs_error() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE cp_null (time timestamptz NOT NULL, device text NOT NULL, v float8);
+             SELECT create_hypertable('cp_null', by_range('time', INTERVAL '1 day'));",
+        )
+        .await
+        .unwrap();
+    let data = b"2024-01-01 00:00:00+00\ta\t1\n\\N\t\\N\t2\n";
+    for sql in [
+        "COPY cp_null FROM STDIN",
+        "COPY cp_null (time, device, v) FROM STDIN",
+    ] {
+        let err = copy_in(&client, sql, data).await.unwrap_err();
+        let db = err.as_db_error().expect("a database error");
+        assert_eq!(db.code().code(), "23502", "{sql}");
+        assert_eq!(
+            db.message(),
+            "NULL value in column \"time\" violates not-null constraint",
+            "{sql}"
+        );
+        assert_eq!(
+            db.hint(),
+            Some("Columns used for time partitioning cannot be NULL.")
+        );
+    }
+    let err = copy_in(
+        &client,
+        "COPY cp_null FROM STDIN",
+        b"2024-01-01 00:00:00+00\t\\N\t2\n",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.as_db_error().map(|d| d.message()),
+        Some(
+            "null value in column \"device\" of relation \"cp_null\" violates not-null constraint"
+        )
+    );
+    let rows = client
+        .query_one("SELECT count(*) FROM cp_null", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.get::<_, i64>(0), 0);
+}

@@ -581,6 +581,66 @@ async fn scalar_subquery_columns_are_named_after_their_column() {
     assert_eq!(row.get::<_, f64>(1), 2.5);
 }
 
+/// A select list may repeat names and expressions; the client sees
+/// PostgreSQL's names, repeats included (probe 23's `avg, sum, avg`).
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_select_items_keep_postgres_names() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE rep_t (x int, s text); INSERT INTO rep_t VALUES (1, 'a'), (2, 'b'), (2, 'b')",
+        )
+        .await
+        .unwrap();
+    for (sql, expected) in [
+        (
+            "SELECT avg(x), sum(x), avg(x::float8) FROM (VALUES (1), (2), (2)) v(x)",
+            &["avg", "sum", "avg"][..],
+        ),
+        (
+            "SELECT x, x, x + 1, x + 1 FROM rep_t",
+            &["x", "x", "?column?", "?column?"],
+        ),
+        (
+            "SELECT x AS a, x AS A, count(*), count(*) FROM rep_t GROUP BY x",
+            &["a", "a", "count", "count"],
+        ),
+        ("SELECT x, * FROM rep_t", &["x", "x", "s"]),
+        (
+            "SELECT rep_t.x, x::text, count(*) FROM rep_t GROUP BY x, x::text",
+            &["x", "x", "count"],
+        ),
+        ("SELECT * FROM (SELECT x, x FROM rep_t) q", &["x", "x"]),
+        ("SELECT X::float8 FROM rep_t", &["x"]),
+    ] {
+        let stmt = client.prepare(sql).await.unwrap();
+        let names: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
+        assert_eq!(names, expected, "{sql}");
+        // The simple protocol names them alike.
+        let messages = client.simple_query(sql).await.unwrap();
+        let described = messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::RowDescription(cols) => Some(
+                cols.iter()
+                    .map(|c| c.name().to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        });
+        let expected_owned: Vec<String> = expected.iter().map(|n| n.to_string()).collect();
+        assert_eq!(described, Some(expected_owned), "{sql}");
+    }
+    let row = client
+        .query_one(
+            "SELECT avg(x), sum(x), avg(x::float8) FROM (VALUES (1), (2), (2)) v(x)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, f64>(0), 5.0 / 3.0);
+    assert_eq!(row.get::<_, f64>(2), 5.0 / 3.0);
+}
+
 /// A result large enough to be printed on several cores arrives whole, in
 /// order, every value as PostgreSQL prints it (text and binary results).
 #[tokio::test(flavor = "multi_thread")]

@@ -117,16 +117,32 @@ pub struct NotNull {
     /// Its position in the data; None when the data does not hold it and it
     /// takes NULL (no DEFAULT), which fails every row.
     pub data_index: Option<usize>,
+    /// A hypertable's time column: checked before the others, with
+    /// TimescaleDB's message (it routes the row by its time first).
+    pub partitioning: bool,
 }
 
 impl Sink {
     /// The first NOT NULL column the row just read leaves NULL, as
     /// PostgreSQL's error.
     fn not_null_violation(&self) -> Option<TemporaError> {
-        let c = self.not_null.iter().find(|c| {
+        let null = |c: &&NotNull| {
             c.data_index
                 .is_none_or(|i| self.row_null.get(i).copied().unwrap_or(true))
-        })?;
+        };
+        if let Some(c) = self.not_null.iter().filter(|c| c.partitioning).find(null) {
+            return Some(
+                TemporaError::new(
+                    SqlState::NOT_NULL_VIOLATION,
+                    format!(
+                        "NULL value in column \"{}\" violates not-null constraint",
+                        c.column
+                    ),
+                )
+                .with_hint("Columns used for time partitioning cannot be NULL."),
+            );
+        }
+        let c = self.not_null.iter().find(null)?;
         Some(TemporaError::new(
             SqlState::NOT_NULL_VIOLATION,
             format!(

@@ -13,6 +13,7 @@
 pub mod datetime;
 mod decode;
 mod encode;
+pub mod interval;
 pub mod numeric;
 mod options;
 pub mod text;

@@ -2400,6 +2400,7 @@ fn a_block_checks_not_null_columns() {
     d.set_not_null(vec![NotNull {
         column: "b".into(),
         data_index: Some(1),
+        partitioning: false,
     }]);
     let e = d
         .push(b"1,1\n2,2\n3,\n4,4\n")
@@ -2409,6 +2410,37 @@ fn a_block_checks_not_null_columns() {
         SqlState::NOT_NULL_VIOLATION,
         "null value in column \"b\" of relation \"t\" violates not-null constraint",
         "COPY t, line 3: \"3,\"",
+    );
+}
+
+/// A hypertable's time column left NULL fails with TimescaleDB's message,
+/// before the other NOT NULL columns are looked at.
+#[test]
+fn a_null_time_of_a_hypertable_is_timescaledbs_error() {
+    let mut d = decoder(AB_INT_INT, CopyOptions::csv());
+    d.set_not_null(vec![
+        NotNull {
+            column: "a".into(),
+            data_index: Some(0),
+            partitioning: false,
+        },
+        NotNull {
+            column: "b".into(),
+            data_index: Some(1),
+            partitioning: true,
+        },
+    ]);
+    let e = d.push(b"1,1\n,\n").and_then(|()| d.finish().map(|_| ()));
+    let e = e.unwrap_err();
+    assert_err(
+        &e,
+        SqlState::NOT_NULL_VIOLATION,
+        "NULL value in column \"b\" violates not-null constraint",
+        "COPY t, line 2: \",\"",
+    );
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("Columns used for time partitioning cannot be NULL.")
     );
 }
 

@@ -2,9 +2,12 @@
 //! `histogram(value, min, max, nbuckets)` as DataFusion aggregate functions.
 //!
 //! `first` returns the value of the row with the smallest `time`, `last` the
-//! value of the row with the largest. `time` may be an integer, a float, a
-//! boolean, a date, a time or a timestamp of any unit (other types fail with
-//! 0A000). Rows whose `time` is NULL are ignored; the value may be NULL and is
+//! value of the row with the largest. `time` may be of any type with an
+//! order, as in TimescaleDB: integers, floats, booleans, dates, times and
+//! timestamps of any unit are compared as 64-bit keys; text (byte order, as
+//! Tempora's ORDER BY), numeric, intervals (by their length, 30-day months),
+//! bytea and arrays as values. A type without an order fails with 42883.
+//! Rows whose `time` is NULL are ignored; the value may be NULL and is
 //! returned as NULL when its row wins. No row with a time gives NULL.
 //!
 //! Ties on `time` are broken by the value, so the answer does not depend on
@@ -15,26 +18,33 @@
 //! value, `last` the largest, or NULL when one of them is NULL. (TimescaleDB
 //! keeps whichever tied row it happened to scan first.)
 //!
-//! `histogram` counts non-NULL values in `nbuckets + 2` buckets, as
-//! PostgreSQL's `width_bucket(value, min, max, nbuckets)` numbers them: bucket
-//! 0 holds values below `min`, buckets 1..=nbuckets split `[min, max)` into
-//! equal widths, the last bucket holds values `>= max` (and NaN). The result is
-//! `integer[]` (`List<Int32>`), NULL when no value was counted. Rows whose
-//! `min`, `max` or `nbuckets` is NULL are ignored. Errors are TimescaleDB's and
+//! `histogram` counts values in `nbuckets + 2` buckets, as PostgreSQL's
+//! `width_bucket(value, min, max, nbuckets)` numbers them: bucket 0 holds
+//! values below `min`, buckets 1..=nbuckets split `[min, max)` into equal
+//! widths, the last bucket holds values `>= max` (and NaN). A NULL read from
+//! a column counts as 0.0, as in TimescaleDB (whose transition function is
+//! not strict and reads the NULL's datum, which a column's NULL leaves 0);
+//! a NULL computed by an expression is skipped (TimescaleDB counts whatever
+//! the expression's last value was). The result is `integer[]`
+//! (`List<Int32>`), NULL when no value was counted. Rows whose `min`, `max`
+//! or `nbuckets` is NULL are ignored. Errors are TimescaleDB's and
 //! width_bucket's: `min > max` (22023), `nbuckets` changing between rows
-//! (22023), `nbuckets <= 0`, `min = max`, NaN or infinite bounds (2201G).
+//! (22023), `nbuckets <= 0`, `min = max`, NaN or infinite bounds (2201G);
+//! arguments that are not numbers: 42883 naming the types as written.
 //!
-//! Both keep a small state per group (`(value, time key)` or the bucket counts
-//! and `nbuckets`), so DataFusion can aggregate partitions separately and merge
+//! Both keep a small state per group (`(value, time key)`, `(value, time)` or
+//! the bucket counts and `nbuckets`), so DataFusion can aggregate partitions separately and merge
 //! the partial states in any order.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, Int32Array, Int64Array, ListArray,
+    make_comparator, new_empty_array, new_null_array, Array, ArrayRef, AsArray, Int32Array,
+    Int64Array, ListArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::compute::{can_cast_types, cast};
 use datafusion::arrow::datatypes::{
     DataType, Field, FieldRef, Float32Type, Float64Type, Int32Type, Int64Type,
@@ -128,8 +138,55 @@ impl Bookend {
     fn new(end: End) -> Self {
         Self {
             end,
-            signature: Signature::any(2, Volatility::Immutable),
+            // Arguments are taken as they come; `return_type` answers a
+            // wrong count with PostgreSQL's 42883.
+            signature: Signature::user_defined(Volatility::Immutable),
         }
+    }
+}
+
+/// Whether a time argument of this type can be ordered as a value (the
+/// types `time_keys` cannot map to 64-bit keys: text, numeric, intervals,
+/// bytea, arrays, ...).
+fn time_type_ordered(t: &DataType) -> bool {
+    let empty = new_empty_array(t);
+    make_comparator(empty.as_ref(), empty.as_ref(), SortOptions::default()).is_ok()
+        && !matches!(t, DataType::Map(..) | DataType::Union(..))
+}
+
+/// The array a time argument is compared as: intervals by their length as
+/// PostgreSQL orders them (a month is 30 days, a day 24 hours), everything
+/// else as it is.
+fn time_order(arr: &ArrayRef) -> Result<ArrayRef> {
+    use datafusion::arrow::array::{Decimal128Array, IntervalMonthDayNanoArray};
+    use datafusion::arrow::datatypes::IntervalUnit;
+    const NANOS_PER_DAY: i128 = 86_400_000_000_000;
+    let spans = |f: &dyn Fn(usize) -> i128| -> Result<ArrayRef> {
+        let v: Decimal128Array = (0..arr.len())
+            .map(|i| (!arr.is_null(i)).then(|| f(i)))
+            .collect();
+        Ok(Arc::new(v.with_precision_and_scale(38, 0)?))
+    };
+    match arr.data_type() {
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            let a: &IntervalMonthDayNanoArray = arr.as_primitive();
+            spans(&|i| {
+                let v = a.value(i);
+                (v.months as i128 * 30 + v.days as i128) * NANOS_PER_DAY + v.nanoseconds as i128
+            })
+        }
+        DataType::Interval(IntervalUnit::DayTime) => {
+            let a = arr.as_primitive::<datafusion::arrow::datatypes::IntervalDayTimeType>();
+            spans(&|i| {
+                let v = a.value(i);
+                v.days as i128 * NANOS_PER_DAY + v.milliseconds as i128 * 1_000_000
+            })
+        }
+        DataType::Interval(IntervalUnit::YearMonth) => {
+            let a = arr.as_primitive::<datafusion::arrow::datatypes::IntervalYearMonthType>();
+            spans(&|i| a.value(i) as i128 * 30 * NANOS_PER_DAY)
+        }
+        _ => Ok(arr.clone()),
     }
 }
 
@@ -222,56 +279,49 @@ impl AggregateUDFImpl for Bookend {
         &self.signature
     }
 
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(arg_types.to_vec())
+    }
+
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         let [value, time] = arg_types else {
+            return Err(no_such_function(self.name(), arg_types));
+        };
+        if !time_type_supported(time) && !time_type_ordered(time) {
             return Err(TemporaError::new(
                 SqlState::UNDEFINED_FUNCTION,
                 format!(
-                    "function {}({}) does not exist",
-                    self.name(),
-                    arg_types
-                        .iter()
-                        .map(pg_type_name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-            .into_datafusion());
-        };
-        if !time_type_supported(time) {
-            return Err(TemporaError::new(
-                SqlState::FEATURE_NOT_SUPPORTED,
-                format!(
-                    "{}() does not support a time argument of type {}",
-                    self.name(),
+                    "could not identify an ordering operator for type {}",
                     pg_type_name(time)
                 ),
             )
-            .with_hint("Order by a timestamp, date, time, integer or float column.")
             .into_datafusion());
         }
         Ok(value.clone())
     }
 
     fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(BookendAccumulator::new(
-            self.end,
-            acc_args.return_field.data_type(),
-        )?))
+        let value = acc_args.return_field.data_type();
+        match acc_args.expr_fields.get(1).map(|f| f.data_type()) {
+            Some(t) if !time_type_supported(t) => Ok(Box::new(OrderedBookendAccumulator::new(
+                self.end, value, t,
+            )?)),
+            _ => Ok(Box::new(BookendAccumulator::new(self.end, value)?)),
+        }
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let time = match args.input_fields.get(1).map(|f| f.data_type()) {
+            Some(t) if !time_type_supported(t) => t.clone(),
+            _ => DataType::Int64,
+        };
         Ok(vec![
             Arc::new(Field::new(
                 format_state_name(args.name, "value"),
                 args.return_field.data_type().clone(),
                 true,
             )),
-            Arc::new(Field::new(
-                format_state_name(args.name, "time"),
-                DataType::Int64,
-                true,
-            )),
+            Arc::new(Field::new(format_state_name(args.name, "time"), time, true)),
         ])
     }
 
@@ -381,6 +431,133 @@ impl Accumulator for BookendAccumulator {
             .ok_or_else(|| internal_datafusion_err!("first/last: time state is not Int64"))?;
         self.absorb(value, keys)
     }
+}
+
+/// `first` / `last` ordered by a time argument of a type `time_keys` does
+/// not map (text, numeric, intervals, ...): the best row's value and its
+/// time as a one-row array of the argument's own type.
+#[derive(Debug)]
+struct OrderedBookendAccumulator {
+    end: End,
+    null: ScalarValue,
+    null_time: ScalarValue,
+    best: Option<(ArrayRef, ScalarValue)>,
+}
+
+impl OrderedBookendAccumulator {
+    fn new(end: End, value_type: &DataType, time_type: &DataType) -> Result<Self> {
+        Ok(Self {
+            end,
+            null: ScalarValue::try_from(value_type)?,
+            null_time: ScalarValue::try_from(time_type)?,
+            best: None,
+        })
+    }
+
+    /// Folds rows `(values[i], times[i])` into the best row.
+    fn absorb(&mut self, values: &ArrayRef, times: &ArrayRef) -> Result<()> {
+        let order = time_order(times)?;
+        let cmp = make_comparator(order.as_ref(), order.as_ref(), SortOptions::default())?;
+        let value_cmp = |i: usize, j: usize| match (
+            ScalarValue::try_from_array(values, i),
+            ScalarValue::try_from_array(values, j),
+        ) {
+            (Ok(a), Ok(b)) => cmp_values(&a, &b),
+            _ => Ordering::Equal,
+        };
+        let mut batch_best: Option<usize> = None;
+        for i in 0..order.len() {
+            if order.is_null(i) {
+                continue;
+            }
+            batch_best = match batch_best {
+                Some(b) if !self.end.wins(cmp(i, b).then_with(|| value_cmp(i, b))) => Some(b),
+                _ => Some(i),
+            };
+        }
+        let Some(i) = batch_best else {
+            return Ok(());
+        };
+        let v = ScalarValue::try_from_array(values, i)?;
+        let better = match &self.best {
+            None => true,
+            Some((best_time, best_value)) => {
+                let theirs = time_order(best_time)?;
+                let cmp = make_comparator(order.as_ref(), theirs.as_ref(), SortOptions::default())?;
+                self.end
+                    .wins(cmp(i, 0).then_with(|| cmp_values(&v, best_value)))
+            }
+        };
+        if better {
+            self.best = Some((times.slice(i, 1), v));
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for OrderedBookendAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let [value, time] = values else {
+            return Err(internal_datafusion_err!(
+                "first/last: expected 2 arguments, got {}",
+                values.len()
+            ));
+        };
+        self.absorb(value, time)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(match &self.best {
+            Some((_, v)) => v.clone(),
+            None => self.null.clone(),
+        })
+    }
+
+    fn size(&self) -> usize {
+        let best = self
+            .best
+            .as_ref()
+            .map_or(0, |(t, v)| t.get_array_memory_size() + v.size());
+        std::mem::size_of_val(self) + self.null.size() + self.null_time.size() + best
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(match &self.best {
+            Some((t, v)) => vec![v.clone(), ScalarValue::try_from_array(t, 0)?],
+            None => vec![self.null.clone(), self.null_time.clone()],
+        })
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let [value, time] = states else {
+            return Err(internal_datafusion_err!(
+                "first/last: expected 2 state columns, got {}",
+                states.len()
+            ));
+        };
+        self.absorb(value, time)
+    }
+}
+
+/// PostgreSQL's 42883 for a call no overload of `name` takes, naming the
+/// argument types as the call gave them.
+fn no_such_function(name: &str, arg_types: &[DataType]) -> datafusion::error::DataFusionError {
+    TemporaError::new(
+        SqlState::UNDEFINED_FUNCTION,
+        format!(
+            "function {name}({}) does not exist",
+            arg_types
+                .iter()
+                .map(pg_type_name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+    .with_hint(
+        "No function matches the given name and argument types. \
+         You might need to add explicit type casts.",
+    )
+    .into_datafusion()
 }
 
 // ---------------------------------------------------------------------------
@@ -618,10 +795,18 @@ impl AggregateUDFImpl for Histogram {
         &self.signature
     }
 
-    /// Casts what can be cast to (float8, float8, float8, int4) and leaves the
-    /// rest for `return_type` to reject with PostgreSQL's 42883.
+    /// Casts numbers to (float8, float8, float8, int4); a call with another
+    /// argument is left as it is for `return_type` to reject with
+    /// PostgreSQL's 42883, which names the types as written.
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        if arg_types.len() != HISTOGRAM_ARGS.len() {
+        let coercible = arg_types.len() == HISTOGRAM_ARGS.len()
+            && arg_types
+                .iter()
+                .zip(HISTOGRAM_ARGS.iter())
+                .all(|(from, to)| {
+                    (from.is_numeric() || from.is_null()) && can_cast_types(from, to)
+                });
+        if !coercible {
             return Ok(arg_types.to_vec());
         }
         Ok(arg_types
@@ -640,28 +825,22 @@ impl AggregateUDFImpl for Histogram {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         if arg_types != HISTOGRAM_ARGS {
-            return Err(TemporaError::new(
-                SqlState::UNDEFINED_FUNCTION,
-                format!(
-                    "function histogram({}) does not exist",
-                    arg_types
-                        .iter()
-                        .map(pg_type_name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-            .with_hint(
-                "No function matches the given name and argument types. \
-                 You might need to add explicit type casts.",
-            )
-            .into_datafusion());
+            return Err(no_such_function(self.name(), arg_types));
         }
         Ok(histogram_type())
     }
 
-    fn accumulator(&self, _acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(HistogramAccumulator::default()))
+    fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        // TimescaleDB reads a NULL value's datum, which is 0 for a column's
+        // NULL (see the module comment).
+        let from_column = acc_args.exprs.first().is_some_and(|e| {
+            e.downcast_ref::<datafusion::physical_expr::expressions::Column>()
+                .is_some()
+        });
+        Ok(Box::new(HistogramAccumulator {
+            null_as_zero: from_column,
+            ..HistogramAccumulator::default()
+        }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -765,6 +944,8 @@ fn width_bucket(operand: f64, min: f64, max: f64, count: i32) -> usize {
 struct HistogramAccumulator {
     nbuckets: Option<i32>,
     counts: Option<Vec<i32>>,
+    /// Whether a NULL value counts as 0.0 (a column's NULL) or is skipped.
+    null_as_zero: bool,
 }
 
 fn overflow() -> datafusion::error::DataFusionError {
@@ -801,10 +982,15 @@ impl Accumulator for HistogramAccumulator {
             let (lo, hi, n) = (min.value(i), max.value(i), nbuckets.value(i));
             check_bounds(lo, hi, n, self.nbuckets)?;
             self.nbuckets = Some(n);
-            if value.is_null(i) {
-                continue;
-            }
-            let bucket = width_bucket(value.value(i), lo, hi, n);
+            let v = if value.is_null(i) {
+                if !self.null_as_zero {
+                    continue;
+                }
+                0.0
+            } else {
+                value.value(i)
+            };
+            let bucket = width_bucket(v, lo, hi, n);
             let slot = &mut self.counts_mut(n)[bucket];
             *slot = slot.checked_add(1).ok_or_else(overflow)?;
         }
@@ -992,6 +1178,176 @@ mod tests {
             .unwrap();
         assert_eq!(acc.evaluate().unwrap(), text(None));
         assert_eq!(acc.state().unwrap()[1], ScalarValue::Int64(None));
+    }
+
+    fn ordered(end: End, values: &ArrayRef, times: &ArrayRef) -> OrderedBookendAccumulator {
+        let mut acc =
+            OrderedBookendAccumulator::new(end, values.data_type(), times.data_type()).unwrap();
+        acc.update_batch(&[values.clone(), times.clone()]).unwrap();
+        acc
+    }
+
+    #[test]
+    fn bookend_by_text_orders_bytes_and_skips_null_times() {
+        // TimescaleDB's first(temp, note) / last(temp, note) over probe 08's
+        // rows: 10 and 30.
+        let temps: ArrayRef = Arc::new(Float64Array::from(vec![
+            Some(10.0),
+            Some(11.5),
+            None,
+            Some(20.0),
+            Some(25.0),
+            Some(30.0),
+        ]));
+        let notes = strs(&[
+            Some("first-a"),
+            None,
+            Some("last-a"),
+            Some("first-b"),
+            Some("last-b"),
+            Some("only-c"),
+        ]);
+        let first = ordered(End::First, &temps, &notes).evaluate().unwrap();
+        assert_eq!(first, ScalarValue::Float64(Some(10.0)));
+        let last = ordered(End::Last, &temps, &notes).evaluate().unwrap();
+        assert_eq!(last, ScalarValue::Float64(Some(30.0)));
+        // Split into single rows and merged in every order of a few.
+        for end in [End::First, End::Last] {
+            let whole = ordered(end, &temps, &notes).evaluate().unwrap();
+            let mut parts: Vec<_> = (0..4)
+                .map(|i| {
+                    let (from, len) = [(0, 2), (2, 1), (3, 3), (6, 0)][i];
+                    ordered(end, &temps.slice(from, len), &notes.slice(from, len))
+                })
+                .collect();
+            for order in permutations(4) {
+                let mut fin =
+                    OrderedBookendAccumulator::new(end, &DataType::Float64, &DataType::Utf8)
+                        .unwrap();
+                for &i in &order {
+                    let cols: Vec<ArrayRef> = parts[i]
+                        .state()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s.to_array().unwrap())
+                        .collect();
+                    fin.merge_batch(&cols).unwrap();
+                }
+                assert_eq!(fin.evaluate().unwrap(), whole, "{end:?} {order:?}");
+            }
+        }
+        // No time at all: NULL, and a NULL time in the state.
+        let mut none = ordered(End::First, &temps.slice(1, 1), &notes.slice(1, 1));
+        assert_eq!(none.evaluate().unwrap(), ScalarValue::Float64(None));
+        assert_eq!(none.state().unwrap()[1], ScalarValue::Utf8(None));
+    }
+
+    #[test]
+    fn bookend_by_interval_orders_by_length() {
+        use datafusion::arrow::array::IntervalMonthDayNanoArray;
+        use datafusion::arrow::datatypes::IntervalMonthDayNano;
+        let iv = |m, d, ns| IntervalMonthDayNano::new(m, d, ns);
+        // PostgreSQL: '1 mon' = '30 days' < '29 days 25:00:00' < '31 days'
+        // < '1 mon 1 day'; ties broken by the value.
+        let times: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
+            Some(iv(0, 31, 0)),
+            Some(iv(1, 0, 0)),
+            Some(iv(0, 29, 25 * 3_600_000_000_000)),
+            Some(iv(1, 1, 0)),
+            Some(iv(0, 30, 0)),
+            None,
+        ]));
+        let values: ArrayRef = Arc::new(Int32Array::from(vec![1, 2, 3, 4, 5, 6]));
+        let first = ordered(End::First, &values, &times).evaluate().unwrap();
+        assert_eq!(first, ScalarValue::Int32(Some(2)));
+        let last = ordered(End::Last, &values, &times).evaluate().unwrap();
+        assert_eq!(last, ScalarValue::Int32(Some(4)));
+    }
+
+    #[test]
+    fn bookend_time_types() {
+        assert!(time_type_ordered(&DataType::Utf8));
+        assert!(time_type_ordered(&DataType::Decimal128(38, 10)));
+        assert!(time_type_ordered(&DataType::new_list(
+            DataType::Int32,
+            true
+        )));
+        let map = DataType::Map(
+            Arc::new(Field::new(
+                "entries",
+                DataType::Struct(
+                    vec![
+                        Field::new("key", DataType::Utf8, false),
+                        Field::new("value", DataType::Utf8, true),
+                    ]
+                    .into(),
+                ),
+                false,
+            )),
+            false,
+        );
+        assert!(!time_type_ordered(&map));
+        let e = first_udaf()
+            .return_type(&[DataType::Float64, map])
+            .unwrap_err();
+        assert_eq!(
+            TemporaError::from_datafusion(e).code,
+            SqlState::UNDEFINED_FUNCTION
+        );
+        let e = first_udaf().return_type(&[DataType::Float64]).unwrap_err();
+        let e = TemporaError::from_datafusion(e);
+        assert_eq!(e.code, SqlState::UNDEFINED_FUNCTION);
+        assert_eq!(e.message, "function first(double precision) does not exist");
+    }
+
+    #[test]
+    fn histogram_counts_a_column_null_as_zero() {
+        // Probe 08: temps 10, 11.5, NULL, 20, 25, 30 over [10, 30) in 4.
+        let values = [
+            Some(10.0),
+            Some(11.5),
+            None,
+            Some(20.0),
+            Some(25.0),
+            Some(30.0),
+        ];
+        let mut acc = HistogramAccumulator {
+            null_as_zero: true,
+            ..HistogramAccumulator::default()
+        };
+        let len = values.len();
+        acc.update_batch(&[
+            Arc::new(Float64Array::from(values.to_vec())),
+            Arc::new(Float64Array::from(vec![10.0; len])),
+            Arc::new(Float64Array::from(vec![30.0; len])),
+            Arc::new(Int32Array::from(vec![4; len])),
+        ])
+        .unwrap();
+        let expected = ScalarValue::List(Arc::new(list_of(&[1, 2, 0, 1, 1, 1])));
+        assert_eq!(acc.evaluate().unwrap(), expected);
+        // Computed NULLs are skipped.
+        let skipped = hist(&values, 10.0, 30.0, 4).evaluate().unwrap();
+        let expected = ScalarValue::List(Arc::new(list_of(&[0, 2, 0, 1, 1, 1])));
+        assert_eq!(skipped, expected);
+    }
+
+    #[test]
+    fn histogram_rejects_other_types_as_written() {
+        let h = histogram_udaf();
+        let written = [
+            DataType::Utf8,
+            DataType::Int32,
+            DataType::Int32,
+            DataType::Int32,
+        ];
+        let coerced = h.coerce_types(&written).unwrap();
+        assert_eq!(coerced, written);
+        let e = TemporaError::from_datafusion(h.return_type(&coerced).unwrap_err());
+        assert_eq!(e.code, SqlState::UNDEFINED_FUNCTION);
+        assert_eq!(
+            e.message,
+            "function histogram(text, integer, integer, integer) does not exist"
+        );
     }
 
     #[test]

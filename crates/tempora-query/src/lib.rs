@@ -8,6 +8,7 @@ pub mod aggregates;
 pub mod caggs;
 pub mod chunks;
 pub mod compression;
+pub mod expr_names;
 pub mod extension_functions;
 pub mod information;
 pub mod information_schema;

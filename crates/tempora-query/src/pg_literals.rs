@@ -1,14 +1,16 @@
-//! PostgreSQL's input syntax for timestamp and date literals.
+//! PostgreSQL's input syntax for timestamp, date and interval literals.
 //!
 //! Arrow's string-to-timestamp cast rejects forms PostgreSQL users write every
 //! day (`'2024-01-01 00:07+00'`, `'2024-01-01 10:00 Europe/Berlin'`, `'now'`)
-//! and reads zone-less text as UTC regardless of the session's TimeZone. This
+//! and reads zone-less text as UTC regardless of the session's TimeZone; its
+//! interval cast knows neither `04:05:06` nor `@ 1 day ago` nor ISO 8601. This
 //! analyzer rule runs after type coercion and replaces every
-//! `CAST('<text>' AS timestamp|date)` with the value PostgreSQL would read,
-//! or fails with PostgreSQL's 22007/22008 error.
+//! `CAST('<text>' AS timestamp|date|interval)` with the value PostgreSQL would
+//! read (intervals by tempora-copy's `parse_interval`), or fails with
+//! PostgreSQL's 22007/22008/22015 error.
 
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::ScalarValue;
@@ -271,6 +273,17 @@ fn rewrite_cast(e: Expr, session_tz: &str) -> DfResult<Transformed<Expr>> {
                 .into_datafusion()
             })?;
             ScalarValue::Date32(Some(micros.div_euclid(86_400_000_000) as i32))
+        }
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            let v =
+                tempora_copy::interval::parse_interval(text).map_err(|e| e.into_datafusion())?;
+            let nanos = v.micros.checked_mul(1000).ok_or_else(|| {
+                TemporaError::new(SqlState::DATETIME_FIELD_OVERFLOW, "interval out of range")
+                    .into_datafusion()
+            })?;
+            ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(
+                v.months, v.days, nanos,
+            )))
         }
         _ => return Ok(Transformed::no(e)),
     };

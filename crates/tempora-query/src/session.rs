@@ -930,6 +930,7 @@ pub fn session_context_with(
         .map_err(TemporaError::from_datafusion)?;
     ctx.register_object_store(store_url.as_ref(), engine.store().clone());
     ctx.register_udf(crate::time_bucket::time_bucket_udf());
+    ctx.register_udf(crate::expr_names::tempora_named_udf());
     ctx.register_udf(crate::variables::current_setting_udf(variables.clone()));
     ctx.register_udaf(crate::aggregates::first_udaf());
     ctx.register_udaf(crate::aggregates::last_udaf());

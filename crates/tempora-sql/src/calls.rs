@@ -107,6 +107,11 @@ impl VisitorMut for Normalizer {
         match expr {
             SqlExpr::Cast { data_type, .. } => microsecond_timestamps(data_type),
             SqlExpr::TypedString(t) => microsecond_timestamps(&mut t.data_type),
+            SqlExpr::Interval(_) => {
+                if let Err(e) = interval_literal(expr) {
+                    return ControlFlow::Break(e);
+                }
+            }
             _ => {}
         }
         if let SqlExpr::Function(f) = expr {
@@ -126,6 +131,43 @@ impl VisitorMut for Normalizer {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `INTERVAL '<text>'` without fields as `CAST('<text>' AS interval)`, read
+/// with PostgreSQL's interval input by the analyzer (tempora-query's
+/// pg_literals.rs); DataFusion would read the text itself, without
+/// `04:05:06`, `@ ... ago` or ISO 8601. Bad text fails here with
+/// PostgreSQL's error. `INTERVAL '1' DAY` and the like stay DataFusion's.
+fn interval_literal(expr: &mut SqlExpr) -> Result<()> {
+    let SqlExpr::Interval(iv) = expr else {
+        return Ok(());
+    };
+    let plain = iv.leading_field.is_none()
+        && iv.leading_precision.is_none()
+        && iv.last_field.is_none()
+        && iv.fractional_seconds_precision.is_none();
+    let text = match iv.value.as_ref() {
+        SqlExpr::Value(v) => match &v.value {
+            Value::SingleQuotedString(t) => t.clone(),
+            _ => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    if !plain {
+        return Ok(());
+    }
+    tempora_copy::interval::parse_interval(&text)?;
+    *expr = SqlExpr::Cast {
+        kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+        expr: iv.value.clone(),
+        data_type: DataType::Interval {
+            fields: None,
+            precision: None,
+        },
+        array: false,
+        format: None,
+    };
+    Ok(())
 }
 
 /// `timestamp` / `timestamptz` without a precision mean microseconds, as in
@@ -289,9 +331,38 @@ fn call(function: &str, args: &mut Vec<FunctionArg>, time_zone: &str) -> Result<
             nanosecond_timestamp_args(args);
             Ok(())
         }
-        "time_bucket" => time_bucket_positions(args),
+        "time_bucket" => {
+            time_bucket_resolvable(args)?;
+            time_bucket_positions(args)
+        }
         _ => Ok(()),
     }
+}
+
+/// PostgreSQL's 42725 for `time_bucket('1 hour', '2024-01-01')`: with the
+/// width and the time both untyped (a quoted literal or NULL), no argument
+/// picks one of the overloads (intervals with every time type, integers), so
+/// PostgreSQL refuses to guess; Tempora would read the time as a timestamptz.
+/// A typed width (`INTERVAL '1 hour'`) or time (`time`, `'...'::date`)
+/// resolves as PostgreSQL resolves it.
+fn time_bucket_resolvable(args: &[FunctionArg]) -> Result<()> {
+    let unknown = |a: &FunctionArg| {
+        matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Value(v)))
+            if matches!(v.value, Value::SingleQuotedString(_) | Value::Null))
+    };
+    if args.len() < 2 || !args.iter().all(unknown) {
+        return Ok(());
+    }
+    Err(TemporaError::new(
+        SqlState::AMBIGUOUS_FUNCTION,
+        format!(
+            "function time_bucket({}) is not unique",
+            vec!["unknown"; args.len()].join(", ")
+        ),
+    )
+    .with_hint(
+        "Could not choose a best candidate function. You might need to add explicit type casts.",
+    ))
 }
 
 /// Casts quoted literals among the first two arguments to the type of the

@@ -296,6 +296,10 @@ impl CopyInPlan {
             .map(|(i, c)| tempora_copy::NotNull {
                 column: c.name.clone(),
                 data_index: self.targets.iter().position(|t| *t == i),
+                partitioning: table
+                    .hypertable
+                    .as_ref()
+                    .is_some_and(|h| h.time_column == c.name),
             })
             .collect();
         decoder.set_not_null(not_null);

@@ -373,7 +373,7 @@ impl RewritePlan {
                 count += n as u64;
                 if self.op == Op::Update {
                     for b in &matched {
-                        session.engine().check_rows(table, b)?;
+                        session.engine().check_updated_rows(table, b)?;
                         // New versions keep their keys checked at COMMIT.
                         rows.push((b.clone(), tempora_storage::OnConflict::Error));
                     }
@@ -423,7 +423,7 @@ impl RewritePlan {
             }
             if self.op == Op::Update {
                 for b in &matched {
-                    engine.check_rows(table, b)?;
+                    engine.check_updated_rows(table, b)?;
                 }
             }
             count += n as u64;

@@ -1748,6 +1748,7 @@ pub(crate) async fn query_rows(
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let ctx = SessionContext::new();
     ctx.register_udf(tempora_query::time_bucket::time_bucket_udf());
+    ctx.register_udf(tempora_query::expr_names::tempora_named_udf());
     let mem = datafusion::catalog::MemTable::try_new(schema, vec![batches])
         .map_err(TemporaError::from_datafusion)?;
     ctx.register_table(name, Arc::new(mem))

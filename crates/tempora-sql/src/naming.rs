@@ -2,7 +2,7 @@
 //! `avg(temperature)` is `avg`, an expression without a name is `?column?`.
 //! DataFusion would name them after the whole expression.
 
-use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr, Statement};
+use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, Select, SelectItem, SetExpr, Statement};
 
 /// The column name PostgreSQL gives an unaliased select-list expression, or
 /// None when the expression keeps its own (column references).
@@ -48,8 +48,8 @@ fn pg_name(e: &Expr) -> Option<String> {
 
 fn column_of(e: &Expr) -> Option<String> {
     match e {
-        Expr::Identifier(i) => Some(i.value.clone()),
-        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()),
+        Expr::Identifier(i) => Some(crate::ddl::ident_name(i)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(crate::ddl::ident_name),
         _ => None,
     }
 }
@@ -81,46 +81,153 @@ pub fn output_name(name: &str) -> &str {
     name.split(HIDDEN).next().unwrap_or(name)
 }
 
-fn name_select(query: &mut Query) {
-    let SetExpr::Select(sel) = query.body.as_mut() else {
-        return;
-    };
-    let names: Vec<Option<String>> = sel
+/// What a select item is called, and how it got the name.
+enum ItemName {
+    /// A column reference or an alias: the name the query asked for.
+    Explicit(String),
+    /// An unaliased expression: the name PostgreSQL makes up for it.
+    Computed(String),
+    /// A wildcard, or an item whose name nobody can repeat.
+    Other,
+}
+
+/// The relations a select's wildcards cover: `*` all of them, `t.*` those
+/// named `t` (as the query spells the qualifier).
+struct Wildcards {
+    all: bool,
+    qualifiers: Vec<String>,
+}
+
+impl Wildcards {
+    fn of(items: &[SelectItem]) -> Self {
+        use datafusion::sql::sqlparser::ast::SelectItemQualifiedWildcardKind;
+        let mut w = Wildcards {
+            all: false,
+            qualifiers: vec![],
+        };
+        for item in items {
+            match item {
+                SelectItem::Wildcard(_) => w.all = true,
+                SelectItem::QualifiedWildcard(
+                    SelectItemQualifiedWildcardKind::ObjectName(n),
+                    _,
+                ) => w.qualifiers.push(n.to_string().to_lowercase()),
+                _ => {}
+            }
+        }
+        w
+    }
+
+    /// Whether a column reference names a column a wildcard also returns.
+    fn covers(&self, e: &Expr) -> bool {
+        match e {
+            Expr::Identifier(_) => self.all,
+            Expr::CompoundIdentifier(parts) if parts.len() > 1 => {
+                self.all || {
+                    let qualifier = parts[..parts.len() - 1]
+                        .iter()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join(".")
+                        .to_lowercase();
+                    self.qualifiers.contains(&qualifier)
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Gives the items of a select list names DataFusion accepts. PostgreSQL
+/// lets a name repeat (`SELECT x, x`, `SELECT avg(a), avg(b)`, `SELECT oid,
+/// *`); DataFusion wants each once. A repeated name gets a hidden suffix
+/// that `output_name` strips from the result: every unaliased expression
+/// sharing a name, and every later column reference or alias repeating an
+/// earlier one (the first keeps its name, so ORDER BY and outer queries
+/// find it), as do column references a wildcard of the same select also
+/// returns. With `top`, unaliased expressions also get PostgreSQL's names;
+/// in a nested select they keep DataFusion's.
+fn name_select(sel: &mut Select, top: bool) {
+    let names: Vec<ItemName> = sel
         .projection
         .iter()
         .map(|item| match item {
-            SelectItem::UnnamedExpr(e) => pg_name(e),
-            _ => None,
+            SelectItem::UnnamedExpr(e) => match column_of(e) {
+                Some(c) => ItemName::Explicit(c),
+                None if top => pg_name(e).map_or(ItemName::Other, ItemName::Computed),
+                None => ItemName::Other,
+            },
+            SelectItem::ExprWithAlias { alias, .. } => {
+                ItemName::Explicit(crate::ddl::ident_name(alias))
+            }
+            _ => ItemName::Other,
         })
         .collect();
-    let explicit: Vec<String> = sel
-        .projection
-        .iter()
-        .filter_map(|item| match item {
-            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
-            SelectItem::UnnamedExpr(e) => column_of(e),
-            _ => None,
-        })
-        .collect();
+    let computed = |name: &str| {
+        names
+            .iter()
+            .filter(|n| matches!(n, ItemName::Computed(c) if c == name))
+            .count()
+    };
+    let wildcards = Wildcards::of(&sel.projection);
+    let mut explicit_seen: Vec<&str> = vec![];
     let mut seq = 0usize;
+    let mut hidden = |name: &str| {
+        seq += 1;
+        Ident::with_quote('"', format!("{name}{HIDDEN}{seq}"))
+    };
     for (item, name) in sel.projection.iter_mut().zip(&names) {
-        let Some(name) = name else { continue };
-        // DataFusion needs unique names; PostgreSQL allows repeats. A repeated
-        // name gets a hidden suffix that `output_name` strips from the result.
-        let dup = names.iter().filter(|n| n.as_ref() == Some(name)).count() > 1
-            || explicit.contains(name);
-        if let SelectItem::UnnamedExpr(e) = item {
-            let alias = if dup {
-                seq += 1;
-                format!("{name}{HIDDEN}{seq}")
-            } else {
-                name.clone()
-            };
-            *item = SelectItem::ExprWithAlias {
-                expr: e.clone(),
-                alias: Ident::with_quote('"', alias),
-            };
+        match name {
+            ItemName::Computed(name) => {
+                if let SelectItem::UnnamedExpr(e) = item {
+                    let alias = if computed(name) > 1
+                        || names
+                            .iter()
+                            .any(|n| matches!(n, ItemName::Explicit(x) if x == name))
+                    {
+                        hidden(name)
+                    } else {
+                        Ident::with_quote('"', name.clone())
+                    };
+                    *item = SelectItem::ExprWithAlias {
+                        expr: e.clone(),
+                        alias,
+                    };
+                }
+            }
+            ItemName::Explicit(name) => {
+                let repeated = explicit_seen.contains(&name.as_str());
+                explicit_seen.push(name);
+                match item {
+                    SelectItem::UnnamedExpr(e) if repeated || wildcards.covers(e) => {
+                        *item = SelectItem::ExprWithAlias {
+                            expr: e.clone(),
+                            alias: hidden(name),
+                        };
+                    }
+                    SelectItem::ExprWithAlias { alias, .. } if repeated => {
+                        *alias = hidden(name);
+                    }
+                    _ => {}
+                }
+            }
+            ItemName::Other => {}
         }
+    }
+}
+
+/// Calls `f` on the select a query's rows come from, or for a UNION /
+/// INTERSECT / EXCEPT on every branch's, leftmost (which names the result)
+/// first; `f`'s second argument says whether it is the leftmost.
+fn for_each_select(body: &mut SetExpr, leftmost: bool, f: &mut impl FnMut(&mut Select, bool)) {
+    match body {
+        SetExpr::Select(sel) => f(sel, leftmost),
+        SetExpr::SetOperation { left, right, .. } => {
+            for_each_select(left, leftmost, f);
+            for_each_select(right, false, f);
+        }
+        SetExpr::Query(q) => for_each_select(q.body.as_mut(), leftmost, f),
+        _ => {}
     }
 }
 
@@ -153,24 +260,27 @@ fn int4_literals(query: &mut Query) {
     // LIMIT/OFFSET keep DataFusion's bigint; positions in GROUP BY 1 /
     // ORDER BY 1 stay positions.
     let limit = query.limit_clause.take();
-    let order = query.order_by.take();
-    let group = match query.body.as_mut() {
-        SetExpr::Select(sel) => Some(std::mem::replace(
-            &mut sel.group_by,
-            datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(vec![], vec![]),
-        )),
-        _ => None,
-    };
     let _ = query.body.visit(&mut Int4);
+    // GROUP BY and ORDER BY keys are cast as the select list's copies of
+    // them are (`SELECT x + 1 ... GROUP BY x + 1`), but for bare positions.
+    if let SetExpr::Select(sel) = query.body.as_mut() {
+        if let datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(keys, _) =
+            &mut sel.group_by
+        {
+            keys.iter_mut().for_each(uncast);
+        }
+    }
+    if let Some(order) = &mut query.order_by {
+        let _ = order.visit(&mut Int4);
+        if let datafusion::sql::sqlparser::ast::OrderByKind::Expressions(keys) = &mut order.kind {
+            keys.iter_mut().for_each(|k| uncast(&mut k.expr));
+        }
+    }
     // Window frame offsets (`ROWS BETWEEN 1 PRECEDING ...`) must stay plain
     // literals for DataFusion.
     let _ = query.body.visit(&mut FrameOffsets);
     // Subqueries and CTEs have positions too.
     let _ = query.body.visit(&mut NestedPositions);
-    if let (SetExpr::Select(sel), Some(g)) = (query.body.as_mut(), group) {
-        sel.group_by = g;
-    }
-    query.order_by = order;
     query.limit_clause = limit;
 }
 
@@ -265,9 +375,19 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for FrameOffsets {
 
 /// Names the result columns of a top-level query as PostgreSQL does.
 pub fn apply(stmt: &mut Statement) {
-    if let Statement::Query(q) = stmt {
-        name_select(q);
-        int4_literals(q);
+    match stmt {
+        Statement::Query(q) => {
+            name_queries(q, true);
+            int4_literals(q);
+        }
+        // The plan of what would run, under DataFusion's names: only what
+        // DataFusion would refuse is renamed.
+        Statement::Explain { statement, .. } => {
+            if let Statement::Query(q) = statement.as_mut() {
+                name_queries(q, false);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -276,7 +396,282 @@ pub fn apply(stmt: &mut Statement) {
 pub fn apply_to_insert_source(stmt: &mut Statement) {
     if let Statement::Insert(i) = stmt {
         if let Some(q) = i.source.as_mut() {
-            name_select(q);
+            name_queries(q, true);
         }
+    }
+}
+
+/// Runs [`name_select`] and [`distinct_cast_names`] on a query and every
+/// query nested in it (CTEs, derived tables, subqueries); `top` when the
+/// query's columns are a result's, named as PostgreSQL names them.
+fn name_queries(q: &mut Query, top: bool) {
+    use datafusion::sql::sqlparser::ast::VisitMut;
+    let _ = q.visit(&mut Names { top_done: !top });
+}
+
+struct Names {
+    top_done: bool,
+}
+
+impl datafusion::sql::sqlparser::ast::VisitorMut for Names {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &mut Query) -> std::ops::ControlFlow<()> {
+        let top = !std::mem::replace(&mut self.top_done, true);
+        match q.body.as_mut() {
+            SetExpr::Select(sel) => {
+                name_select(sel, top);
+                distinct_cast_names(sel, q.order_by.as_mut());
+            }
+            body => for_each_select(body, true, &mut |sel, leftmost| {
+                name_select(sel, top && leftmost);
+                distinct_cast_names(sel, None);
+            }),
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// Keeps expressions that differ only by casts apart. DataFusion names an
+/// expression without its casts, so `SELECT avg(x), avg(x::float8)` plans
+/// two aggregates both called `avg(x)` and fails, as would `GROUP BY x,
+/// x::text` or two such window functions; PostgreSQL computes both. For
+/// each such group of calls (and GROUP BY keys), all but the first (one
+/// without casts when there is one) get the arguments holding a cast
+/// wrapped in `tempora_named(arg, n)`, an identity whose name carries `n`
+/// and which the optimizer removes (tempora-query/expr_names.rs). A key of
+/// GROUP BY that is no call is wrapped whole. Every occurrence in the select
+/// list, GROUP BY, HAVING, QUALIFY and ORDER BY is wrapped alike, so they
+/// still match each other.
+fn distinct_cast_names(
+    sel: &mut Select,
+    order_by: Option<&mut datafusion::sql::sqlparser::ast::OrderBy>,
+) {
+    use datafusion::sql::sqlparser::ast::{GroupByExpr, Visit, VisitMut};
+    use std::collections::HashMap;
+
+    // Each call and GROUP BY key: (key without casts, text with them).
+    let mut seen = Calls::default();
+    for item in &sel.projection {
+        let _ = Visit::visit(item, &mut seen);
+    }
+    let _ = Visit::visit(&sel.group_by, &mut seen);
+    if let GroupByExpr::Expressions(keys, _) = &sel.group_by {
+        for k in keys {
+            seen.add(k);
+        }
+    }
+    let _ = Visit::visit(&sel.having, &mut seen);
+    let _ = Visit::visit(&sel.qualify, &mut seen);
+    if let Some(o) = order_by.as_deref() {
+        let _ = Visit::visit(o, &mut seen);
+    }
+    let mut groups: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (key, full) in &seen.0 {
+        let texts = groups.entry(key.as_str()).or_default();
+        if !texts.contains(&full.as_str()) {
+            texts.push(full.as_str());
+        }
+    }
+    let mut tags: HashMap<String, usize> = HashMap::new();
+    for (key, mut texts) in groups {
+        if texts.len() < 2 {
+            continue;
+        }
+        // The variant without casts keeps its expression as written.
+        if let Some(i) = texts.iter().position(|t| t.to_lowercase() == key) {
+            let plain = texts.remove(i);
+            texts.insert(0, plain);
+        }
+        for (n, text) in texts.iter().enumerate().skip(1) {
+            tags.insert((*text).to_string(), n);
+        }
+    }
+    if tags.is_empty() {
+        return;
+    }
+    let mut wrap = WrapTagged { tags: &tags };
+    for item in &mut sel.projection {
+        let _ = VisitMut::visit(item, &mut wrap);
+    }
+    let _ = VisitMut::visit(&mut sel.group_by, &mut wrap);
+    let _ = VisitMut::visit(&mut sel.having, &mut wrap);
+    let _ = VisitMut::visit(&mut sel.qualify, &mut wrap);
+    if let Some(o) = order_by {
+        let _ = VisitMut::visit(o, &mut wrap);
+    }
+}
+
+/// Calls found in a select, as (key, text) pairs: see [`cast_free_key`].
+#[derive(Default)]
+struct Calls(Vec<(String, String)>);
+
+impl Calls {
+    fn add(&mut self, e: &Expr) {
+        self.0.push((cast_free_key(e), as_written(e)));
+    }
+}
+
+impl datafusion::sql::sqlparser::ast::Visitor for Calls {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &Expr) -> std::ops::ControlFlow<()> {
+        if matches!(e, Expr::Function(_)) && !is_tagged(e) {
+            self.add(e);
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// Wraps the arguments of the calls [`distinct_cast_names`] chose.
+struct WrapTagged<'a> {
+    tags: &'a std::collections::HashMap<String, usize>,
+}
+
+impl datafusion::sql::sqlparser::ast::VisitorMut for WrapTagged<'_> {
+    type Break = ();
+    // After the children: the text ignores tags set on them.
+    fn post_visit_expr(&mut self, e: &mut Expr) -> std::ops::ControlFlow<()> {
+        if is_tagged(e) {
+            return std::ops::ControlFlow::Continue(());
+        }
+        let Some(&n) = self.tags.get(&as_written(e)) else {
+            return std::ops::ControlFlow::Continue(());
+        };
+        match e {
+            Expr::Function(f) => {
+                use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr};
+                if let datafusion::sql::sqlparser::ast::FunctionArguments::List(list) = &mut f.args
+                {
+                    for arg in &mut list.args {
+                        let (FunctionArg::Unnamed(FunctionArgExpr::Expr(a))
+                        | FunctionArg::Named {
+                            arg: FunctionArgExpr::Expr(a),
+                            ..
+                        }) = arg
+                        else {
+                            continue;
+                        };
+                        // A constant argument stays one: functions such
+                        // as date_part read it while planning.
+                        let constant = match a {
+                            Expr::Cast { expr, .. } => {
+                                matches!(expr.as_ref(), Expr::Value(_) | Expr::TypedString(_))
+                            }
+                            Expr::Value(_) | Expr::TypedString(_) => true,
+                            _ => false,
+                        };
+                        if !constant && !is_tagged(a) && cast_free(a) != as_written(a) {
+                            *a = tagged(a.clone(), n);
+                        }
+                    }
+                }
+            }
+            other => *other = tagged(other.clone(), n),
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+fn tagged(e: Expr, n: usize) -> Expr {
+    use datafusion::sql::sqlparser::ast::{
+        Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+        ObjectName, Value,
+    };
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(TEMPORA_NAMED)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)),
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(
+                    Value::Number(n.to_string(), false).into(),
+                ))),
+            ],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+const TEMPORA_NAMED: &str = tempora_query::expr_names::TEMPORA_NAMED;
+
+fn is_tagged(e: &Expr) -> bool {
+    matches!(e, Expr::Function(f) if crate::function_name(&f.name) == TEMPORA_NAMED)
+}
+
+/// How far [`plain_text`] reduces an expression.
+#[derive(Clone, Copy, PartialEq)]
+enum Reduce {
+    /// Parentheses and `tempora_named` wrappers dropped.
+    Tags,
+    /// Casts dropped too.
+    Casts,
+    /// Casts and qualifiers dropped, lower case: what DataFusion's name of
+    /// the expression can tell apart (roughly; finer than that only costs
+    /// an extra wrapper).
+    Key,
+}
+
+fn as_written(e: &Expr) -> String {
+    plain_text(e, Reduce::Tags)
+}
+
+fn cast_free(e: &Expr) -> String {
+    plain_text(e, Reduce::Casts)
+}
+
+fn cast_free_key(e: &Expr) -> String {
+    plain_text(e, Reduce::Key)
+}
+
+fn plain_text(e: &Expr, reduce: Reduce) -> String {
+    use datafusion::sql::sqlparser::ast::{
+        FunctionArg, FunctionArgExpr, FunctionArguments, VisitMut,
+    };
+    struct Reducer(Reduce);
+    impl datafusion::sql::sqlparser::ast::VisitorMut for Reducer {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> std::ops::ControlFlow<()> {
+            let inner = match e {
+                Expr::Nested(inner) => Some(inner.as_mut()),
+                Expr::Cast { expr, .. } if self.0 != Reduce::Tags => Some(expr.as_mut()),
+                Expr::Function(f) if crate::function_name(&f.name) == TEMPORA_NAMED => {
+                    match &mut f.args {
+                        FunctionArguments::List(list) => match list.args.first_mut() {
+                            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => Some(a),
+                            _ => None,
+                        },
+                        _ => None,
+                    }
+                }
+                Expr::CompoundIdentifier(parts) if self.0 == Reduce::Key => {
+                    if let Some(last) = parts.pop() {
+                        *e = Expr::Identifier(last);
+                    }
+                    None
+                }
+                _ => None,
+            };
+            if let Some(inner) = inner {
+                let inner = std::mem::replace(
+                    inner,
+                    Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into()),
+                );
+                *e = inner;
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut e = e.clone();
+    let _ = e.visit(&mut Reducer(reduce));
+    let text = e.to_string();
+    if reduce == Reduce::Key {
+        text.to_lowercase()
+    } else {
+        text
     }
 }

@@ -766,7 +766,7 @@ impl Engine {
             if batch.num_rows() == 0 {
                 continue;
             }
-            check_not_null(&table, &batch)?;
+            check_not_null(&table, &batch, RowsFrom::Insert)?;
             entries.push((table, batch));
             policies.push(policy);
         }
@@ -822,7 +822,7 @@ impl Engine {
                 if let Some(current) = now.table_by_oid(table.oid) {
                     if current.columns != table.columns {
                         *batch = columns::conform(current, batch)?;
-                        check_not_null(current, batch)?;
+                        check_not_null(current, batch, RowsFrom::Insert)?;
                         *table = current.clone();
                         altered = true;
                     } else if current.hypertable != table.hypertable {
@@ -850,9 +850,16 @@ impl Engine {
         Ok(record)
     }
 
-    /// Checks rows against the table's constraints (NOT NULL) before they are written.
+    /// Checks inserted rows against the table's constraints (NOT NULL)
+    /// before they are written.
     pub fn check_rows(&self, table: &TableDef, batch: &RecordBatch) -> Result<()> {
-        check_not_null(table, batch)
+        check_not_null(table, batch, RowsFrom::Insert)
+    }
+
+    /// Checks the new versions of updated rows against the table's
+    /// constraints (NOT NULL) before they are written.
+    pub fn check_updated_rows(&self, table: &TableDef, batch: &RecordBatch) -> Result<()> {
+        check_not_null(table, batch, RowsFrom::Update)
     }
 
     /// The rows of `batch` that may be written under `policy`: with
@@ -1965,7 +1972,34 @@ fn add_file_ops(
         .collect()
 }
 
-fn check_not_null(table: &TableDef, batch: &RecordBatch) -> Result<()> {
+/// How rows reach a table, which decides the wording of a NOT NULL error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowsFrom {
+    /// INSERT or COPY: a hypertable routes each row by its time, and
+    /// TimescaleDB refuses a NULL time with its own message first.
+    Insert,
+    /// UPDATE: the rows land in their chunks as PostgreSQL rows.
+    Update,
+}
+
+/// TimescaleDB's error for a row without a time, raised when the row is
+/// routed to a chunk (before PostgreSQL checks the table's constraints).
+fn null_partitioning_column(column: &str) -> TemporaError {
+    TemporaError::new(
+        SqlState::NOT_NULL_VIOLATION,
+        format!("NULL value in column \"{column}\" violates not-null constraint"),
+    )
+    .with_hint("Columns used for time partitioning cannot be NULL.")
+}
+
+fn check_not_null(table: &TableDef, batch: &RecordBatch, from: RowsFrom) -> Result<()> {
+    if let (RowsFrom::Insert, Some(h)) = (from, &table.hypertable) {
+        if let Some(i) = table.columns.iter().position(|c| c.name == h.time_column) {
+            if batch.column(i).null_count() > 0 {
+                return Err(null_partitioning_column(&h.time_column));
+            }
+        }
+    }
     for (i, col) in table.columns.iter().enumerate() {
         if !col.not_null {
             continue;

@@ -55,7 +55,7 @@ use tempora_common::{Result, SqlState, TemporaError};
 use crate::unique::{self, KeyEncoder};
 use crate::{
     check_not_null, encode_replace, encode_write, split_by_chunk, time_values, Engine, FileChanges,
-    FilesGuard,
+    FilesGuard, RowsFrom,
 };
 
 fn internal(e: impl std::fmt::Display) -> TemporaError {
@@ -170,7 +170,7 @@ impl Engine {
                 updated: 0,
             });
         }
-        check_not_null(&table, &proposed)?;
+        check_not_null(&table, &proposed, RowsFrom::Insert)?;
         if arbiter >= table.unique_keys.len() {
             return Err(TemporaError::internal("no such unique key"));
         }
@@ -626,7 +626,7 @@ fn decide(
                 let Some(r) = new_of_pair[p] else {
                     continue; // DO UPDATE ... WHERE was not true
                 };
-                check_not_null(table, &new_rows.slice(r, 1))?;
+                check_not_null(table, &new_rows.slice(r, 1), RowsFrom::Update)?;
                 for (u, ek) in e_keys.iter().enumerate() {
                     if let Some(ek) = &ek[p] {
                         taken[u].remove(ek);
