@@ -164,7 +164,7 @@ mod tests {
         );
         assert_eq!(
             rewritten("SELECT * FROM drop_chunks(older_than => INTERVAL '1 day', relation => 'd', verbose => true) c").unwrap(),
-            "SELECT * FROM drop_chunks('d', INTERVAL '1 day', NULL, NULL, NULL) c"
+            "SELECT * FROM drop_chunks('d', CAST('1 day' AS INTERVAL), NULL, NULL, NULL) c"
         );
         assert_eq!(
             rewritten("SELECT count(*) FROM show_chunks('d')").unwrap(),
