@@ -413,13 +413,14 @@ pub fn space_hashes(
     column: &str,
     ty: &tempora_catalog::PgType,
 ) -> Option<Vec<i64>> {
+    let hash = |v: &ScalarValue| tempora_catalog::partition::scalar_partition_hash(v, ty);
     filters
         .iter()
-        .map(|f| filter_hashes(f, column, ty))
+        .map(|f| pinned(f, column, &hash))
         .fold(None, intersect)
 }
 
-fn intersect(a: Option<Vec<i64>>, b: Option<Vec<i64>>) -> Option<Vec<i64>> {
+fn intersect<T: PartialEq>(a: Option<Vec<T>>, b: Option<Vec<T>>) -> Option<Vec<T>> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.into_iter().filter(|h| b.contains(h)).collect()),
         (a, None) => a,
@@ -427,30 +428,33 @@ fn intersect(a: Option<Vec<i64>>, b: Option<Vec<i64>>) -> Option<Vec<i64>> {
     }
 }
 
-/// See [`space_hashes`]: the hashes of the rows one filter lets through.
-fn filter_hashes(e: &Expr, column: &str, ty: &tempora_catalog::PgType) -> Option<Vec<i64>> {
+/// What `key` makes of the constants filter `e` allows `column` to hold:
+/// `column = constant`, `column IN (constants)`, and `AND` / `OR` of those.
+/// None: any value (or a constant `key` has nothing for).
+fn pinned<T: PartialEq>(
+    e: &Expr,
+    column: &str,
+    key: &impl Fn(&ScalarValue) -> Option<T>,
+) -> Option<Vec<T>> {
     let is_column = |e: &Expr| matches!(e, Expr::Column(c) if c.name == column);
-    let hash = |e: &Expr| match e {
-        Expr::Literal(v, _) => tempora_catalog::partition::scalar_partition_hash(v, ty),
+    let constant = |e: &Expr| match e {
+        Expr::Literal(v, _) => key(v),
         _ => None,
     };
     match e {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
-            Operator::And => intersect(
-                filter_hashes(left, column, ty),
-                filter_hashes(right, column, ty),
-            ),
+            Operator::And => intersect(pinned(left, column, key), pinned(right, column, key)),
             Operator::Or => {
-                let mut both = filter_hashes(left, column, ty)?;
-                both.extend(filter_hashes(right, column, ty)?);
+                let mut both = pinned(left, column, key)?;
+                both.extend(pinned(right, column, key)?);
                 Some(both)
             }
-            Operator::Eq if is_column(left) => Some(vec![hash(right)?]),
-            Operator::Eq if is_column(right) => Some(vec![hash(left)?]),
+            Operator::Eq if is_column(left) => Some(vec![constant(right)?]),
+            Operator::Eq if is_column(right) => Some(vec![constant(left)?]),
             _ => None,
         },
         Expr::InList(in_list) if !in_list.negated && is_column(&in_list.expr) => {
-            in_list.list.iter().map(hash).collect()
+            in_list.list.iter().map(constant).collect()
         }
         _ => None,
     }
@@ -495,32 +499,18 @@ fn decode_late(
 
 /// Whether `filters` hold one column the table's files are sorted by first
 /// (its series index's leading column, or its compression's first segmentby
-/// column) to constants: `=`, `IN` a list, or an `OR` of those (which is
-/// what a short `IN` list becomes). Each file then holds those rows in a few
-/// pages.
+/// column) to constants, as [`pinned`] reads them (a short `IN` list is an
+/// `OR` by then). Each file then holds those rows in a few pages.
 fn pins_cluster_column(def: &TableDef, filters: &[Expr]) -> bool {
     let mut leading: Vec<String> = def.cluster_key().into_iter().take(1).collect();
     if let Some(c) = def.compression.as_ref().and_then(|c| c.segmentby.first()) {
         leading.push(c.clone());
     }
-    fn pins(e: &Expr, leading: &[String]) -> bool {
-        let is_leading = |e: &Expr| matches!(e, Expr::Column(c) if leading.contains(&c.name));
-        let is_constant = |e: &Expr| matches!(e, Expr::Literal(..));
-        match e {
-            Expr::BinaryExpr(b) => match b.op {
-                Operator::Eq => {
-                    (is_leading(&b.left) && is_constant(&b.right))
-                        || (is_constant(&b.left) && is_leading(&b.right))
-                }
-                Operator::Or => pins(&b.left, leading) && pins(&b.right, leading),
-                Operator::And => pins(&b.left, leading) || pins(&b.right, leading),
-                _ => false,
-            },
-            Expr::InList(l) => !l.negated && is_leading(&l.expr) && l.list.iter().all(is_constant),
-            _ => false,
-        }
-    }
-    !leading.is_empty() && filters.iter().any(|f| pins(f, &leading))
+    leading.iter().any(|column| {
+        filters
+            .iter()
+            .any(|f| pinned(f, column, &|_: &ScalarValue| Some(())).is_some())
+    })
 }
 
 /// Opens Parquet files through the runtime's metadata cache, always asking
