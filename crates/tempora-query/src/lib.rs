@@ -21,6 +21,7 @@ pub mod pg_casts;
 pub mod pg_functions;
 pub mod pg_literals;
 pub mod pg_relations;
+pub mod pg_text;
 pub mod pg_types;
 pub mod provider;
 pub mod sequences;

@@ -176,27 +176,36 @@ fn rewrite(
     ))))
 }
 
+/// Rewrites every expression of `plan` and its subqueries bottom-up with
+/// `f`, which sees the schema the expression reads; output names are kept.
+pub(crate) fn rewrite_plan_exprs(
+    plan: LogicalPlan,
+    f: impl Fn(Expr, &DFSchema) -> DfResult<Transformed<Expr>>,
+) -> DfResult<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| {
+        // Expressions read their node's inputs (a scan's filters, its own).
+        let mut schema = DFSchema::empty();
+        let inputs = node.inputs();
+        if inputs.is_empty() {
+            schema = node.schema().as_ref().clone();
+        }
+        for input in inputs {
+            schema.merge(input.schema());
+        }
+        let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
+        node.map_expressions(|e| {
+            let saved = names.save(&e);
+            e.transform_up(|e| f(e, &schema))
+                .map(|t| t.update_data(|new| saved.restore(new)))
+        })
+    })
+    .map(|t| t.data)
+}
+
 impl AnalyzerRule for PgIntegerCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
         let round = pg_round();
-        plan.transform_up_with_subqueries(|node| {
-            // Expressions read their node's inputs (a scan's filters, its own).
-            let mut schema = DFSchema::empty();
-            let inputs = node.inputs();
-            if inputs.is_empty() {
-                schema = node.schema().as_ref().clone();
-            }
-            for input in inputs {
-                schema.merge(input.schema());
-            }
-            let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
-            node.map_expressions(|e| {
-                let saved = names.save(&e);
-                e.transform_up(|e| rewrite(e, &schema, &round))
-                    .map(|t| t.update_data(|new| saved.restore(new)))
-            })
-        })
-        .map(|t| t.data)
+        rewrite_plan_exprs(plan, |e, schema| rewrite(e, schema, &round))
     }
 
     fn name(&self) -> &str {

@@ -940,6 +940,11 @@ pub fn session_context_with(
     ctx.register_udf(crate::sleep::pg_sleep_udf());
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals));
     ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgIntegerCasts));
+    let pg_text = crate::pg_text::pg_text_udf(variables.clone());
+    ctx.add_analyzer_rule(Arc::new(crate::pg_text::PgTextCasts {
+        text: pg_text.clone(),
+    }));
+    ctx.register_udf(pg_text.as_ref().clone());
     ctx.add_analyzer_rule(Arc::new(crate::last_point::LastPointJoin));
     ctx.register_udf(crate::pg_casts::pg_round().as_ref().clone());
     ctx.register_udf(crate::pg_types::pg_typeof_udf());
