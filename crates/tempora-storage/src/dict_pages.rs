@@ -274,15 +274,20 @@ struct ChunkPages<'a> {
 }
 
 impl ChunkPages<'_> {
-    /// Compresses `raw`, writes it as the page `page` makes of the stored
-    /// bytes, and counts its size.
+    /// Compresses `raw` (unless `stored` holds it already compressed),
+    /// writes it as the page `page` makes of the stored bytes, and counts
+    /// its size.
     fn write(
         &mut self,
         raw: &[u8],
+        stored: Option<Vec<u8>>,
         compressor: &mut Option<(i32, zstd::bulk::Compressor<'static>)>,
         page: impl FnOnce(Bytes) -> Page,
     ) -> Result<PageWriteSpec> {
-        let buf = compress(compressor, self.codec, raw)?;
+        let buf = match stored {
+            Some(buf) => buf,
+            None => compress(compressor, self.codec, raw)?,
+        };
         let spec = self
             .writer
             .write_page(CompressedPage::new(page(Bytes::from(buf)), raw.len()))?;
@@ -378,18 +383,23 @@ fn encode_chunk(
     }
     let page_rows = props.data_page_row_count_limit().max(1);
     let bit_width = (32 - (entries.max(2) as u32 - 1).leading_zeros()) as u8;
+    // The first data page as built to choose the codec: its values, its
+    // bytes, and those compressed when ZSTD stays.
+    let mut first = None;
     let codec = match props.compression(path) {
         codec @ Compression::ZSTD(_) => {
             // Dictionary indices of values that vary at random (most metrics)
             // are near-random bits ZSTD cannot shrink, and reading a chunk
             // with a codec costs the reader a codec of its own per chunk.
             // The first data page decides.
-            put_data_page(s, nullable, bit_width, 0..page_rows.min(rows), 0);
-            let packed = compress(&mut s.compressor, codec, &s.page)?.len();
-            if packed as f64 > s.page.len() as f64 * (1.0 - MIN_ZSTD_SAVING) {
-                Compression::UNCOMPRESSED
-            } else {
+            let values = put_data_page(s, nullable, bit_width, 0..page_rows.min(rows), 0);
+            let packed = compress(&mut s.compressor, codec, &s.page)?;
+            let pays = packed.len() as f64 <= s.page.len() as f64 * (1.0 - MIN_ZSTD_SAVING);
+            first = Some((values, std::mem::take(&mut s.page), pays.then_some(packed)));
+            if pays {
                 codec
+            } else {
+                Compression::UNCOMPRESSED
             }
         }
         codec => codec,
@@ -417,11 +427,13 @@ fn encode_chunk(
         Kind::Text => s.text.plain(&mut s.page),
         Kind::Float => s.float.plain(&mut s.page),
     }
-    let spec = out.write(&s.page, &mut s.compressor, |buf| Page::DictionaryPage {
-        buf,
-        num_values: entries as u32,
-        encoding: Encoding::PLAIN,
-        is_sorted: false,
+    let spec = out.write(&s.page, None, &mut s.compressor, |buf| {
+        Page::DictionaryPage {
+            buf,
+            num_values: entries as u32,
+            encoding: Encoding::PLAIN,
+            is_sorted: false,
+        }
     })?;
     let data_offset = spec.offset + spec.bytes_written;
 
@@ -440,9 +452,18 @@ fn encode_chunk(
     while row < rows {
         let end = (row + page_rows).min(rows);
         let n = end - row;
-        let values = put_data_page(s, nullable, bit_width, row..end, key_at);
+        let (values, stored) = match first.take() {
+            Some((values, page, stored)) => {
+                s.page = page;
+                (values, stored)
+            }
+            None => (
+                put_data_page(s, nullable, bit_width, row..end, key_at),
+                None,
+            ),
+        };
         let keys = &s.keys[key_at..key_at + values];
-        let spec = out.write(&s.page, &mut s.compressor, |buf| Page::DataPage {
+        let spec = out.write(&s.page, stored, &mut s.compressor, |buf| Page::DataPage {
             buf,
             num_values: n as u32,
             encoding: Encoding::RLE_DICTIONARY,
