@@ -1118,7 +1118,7 @@ impl SqlSession {
             let inner = Box::pin(self.prepare_statement(&select.to_string(), select)).await?;
             return Ok(prepared(Kind::Procedure(Arc::new(inner)), vec![], None));
         }
-        calls::normalize(&mut stmt, self.settings.get("TimeZone").unwrap_or("UTC"))?;
+        calls::normalize(&mut stmt, &self.time_zone())?;
         if let Some(call) = find_command_call(&stmt) {
             if let Some(what) = unsupported_timescaledb_call(&call.name) {
                 return Err(TemporaError::not_supported(what));
