@@ -242,7 +242,11 @@ fn coerce_ts(ts: &DataType, width: &DataType) -> Option<DataType> {
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => DataType::Int16,
         DataType::Int32 | DataType::UInt16 => DataType::Int32,
         DataType::Int64 | DataType::UInt32 | DataType::UInt64 => DataType::Int64,
-        DataType::Null if is_integer(width) => coerce_ts(width, width)?,
+        // An untyped `ts` takes an integer width's type, as PostgreSQL
+        // resolves `time_bucket(10, '27')` to the integer overload.
+        t if (t == &DataType::Null || is_string(t)) && is_integer(width) => {
+            coerce_ts(width, width)?
+        }
         DataType::Null => DataType::Timestamp(TimeUnit::Microsecond, Some(DEFAULT_TZ.into())),
         t if is_string(t) => DataType::Timestamp(TimeUnit::Microsecond, Some(DEFAULT_TZ.into())),
         _ => return None,
