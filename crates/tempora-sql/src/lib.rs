@@ -48,6 +48,7 @@ mod subqueries;
 mod tokens;
 mod upsert;
 mod views;
+mod wildcards;
 
 use std::sync::Arc;
 
@@ -1246,6 +1247,7 @@ impl SqlSession {
                 pg_compat::scalar_functions_in_from(&mut stmt, |name| {
                     ctx.table_function(name).is_ok()
                 });
+                wildcards::expand_repeated(self, &mut stmt).await?;
                 let stmt = rewrite_query(stmt);
                 if matches!(stmt, Statement::Query(_)) && gapfill::uses_gapfill(&stmt) {
                     let plan = gapfill::GapfillPlan::plan(self, &stmt).await?;
