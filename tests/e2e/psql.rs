@@ -222,3 +222,25 @@ async fn psql_multiple_statements_in_one_command() {
     // psql 15 shows the result of every statement of the string.
     assert_eq!(out.stdout, "CREATE TABLE\nINSERT 0 3\n6\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn psql_sends_the_time_zone_of_pgtz() {
+    let server = TestServer::start().await;
+    // libpq sends PGTZ as the startup parameter `timezone` (lower case); a
+    // POSIX zone counts hours west of UTC.
+    let out = server
+        .psql_env_async(
+            &[("PGTZ", "UTC+3")],
+            &[
+                "-A",
+                "-t",
+                "-c",
+                "SHOW timezone",
+                "-c",
+                "SELECT TIMESTAMPTZ '2024-07-01 12:00:00+00'",
+            ],
+        )
+        .await;
+    out.assert_success();
+    assert_eq!(out.stdout, "UTC+3\n2024-07-01 09:00:00-03\n");
+}

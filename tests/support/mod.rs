@@ -504,6 +504,16 @@ impl TestServer {
             .expect("psql task")
     }
 
+    /// As [`TestServer::psql_async`], with environment variables libpq reads
+    /// (`PGTZ`, `PGDATESTYLE`).
+    pub async fn psql_env_async(&self, env: &[(&str, &str)], args: &[&str]) -> PsqlOutput {
+        let mut cmd = self.psql_command();
+        cmd.envs(env.iter().copied()).args(args);
+        tokio::task::spawn_blocking(move || run_with_timeout(cmd, None, PSQL_TIMEOUT))
+            .await
+            .expect("psql task")
+    }
+
     pub async fn psql_script_async(&self, script: &str, on_error_stop: bool) -> PsqlOutput {
         let mut cmd = self.psql_command();
         cmd.args([

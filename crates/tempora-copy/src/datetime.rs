@@ -3,9 +3,11 @@
 //! forms (`MM/DD/YYYY`, `YYYYMMDD`, month names, AM/PM, zone names and
 //! abbreviations, `epoch`, `today`, ...).
 
-use chrono::{LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
 use tempora_common::{SqlState, TemporaError};
+
+use crate::zone::PgTimeZone;
 
 /// Microseconds per day.
 pub const USECS_PER_DAY: i64 = 86_400_000_000;
@@ -13,101 +15,6 @@ pub const USECS_PER_DAY: i64 = 86_400_000_000;
 pub const PG_EPOCH_DAYS: i64 = 10_957;
 /// Microseconds from the Unix epoch to PostgreSQL's epoch.
 pub const PG_EPOCH_USECS: i64 = PG_EPOCH_DAYS * USECS_PER_DAY;
-
-/// An IANA zone by name, case-insensitively as PostgreSQL matches them.
-fn find_zone(name: &str) -> Result<Tz, ()> {
-    if let Ok(tz) = name.parse::<Tz>() {
-        return Ok(tz);
-    }
-    chrono_tz::TZ_VARIANTS
-        .iter()
-        .find(|t| t.name().eq_ignore_ascii_case(name))
-        .copied()
-        .ok_or(())
-}
-
-/// The session's TimeZone, resolved once.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SessionTz {
-    Utc,
-    Named(Tz),
-}
-
-impl SessionTz {
-    /// Resolves a TimeZone setting (`UTC`, an IANA name, case-insensitively).
-    pub fn parse(name: &str) -> Result<SessionTz, TemporaError> {
-        let n = name.trim();
-        if n.is_empty()
-            || n.eq_ignore_ascii_case("utc")
-            || n.eq_ignore_ascii_case("gmt")
-            || n.eq_ignore_ascii_case("etc/utc")
-            || n.eq_ignore_ascii_case("z")
-            || n.eq_ignore_ascii_case("zulu")
-        {
-            return Ok(SessionTz::Utc);
-        }
-        match find_zone(n) {
-            Ok(tz) => Ok(SessionTz::Named(tz)),
-            Err(_) => Err(TemporaError::new(
-                SqlState::INVALID_PARAMETER_VALUE,
-                format!("invalid value for parameter \"TimeZone\": \"{name}\""),
-            )),
-        }
-    }
-
-    /// The chrono-tz zone (UTC for `Utc`).
-    pub fn tz(&self) -> Tz {
-        match self {
-            SessionTz::Utc => chrono_tz::UTC,
-            SessionTz::Named(t) => *t,
-        }
-    }
-
-    /// UTC microseconds of a local wall time (microseconds since the epoch,
-    /// read as if UTC) in this zone.
-    pub fn local_to_utc(&self, local_micros: i64) -> Option<i64> {
-        match self {
-            SessionTz::Utc => Some(local_micros),
-            SessionTz::Named(tz) => local_to_utc(local_micros, tz),
-        }
-    }
-}
-
-/// Converts a wall time in `tz` to UTC the way PostgreSQL does: a time
-/// skipped by a spring-forward transition is read with the offset in force
-/// before it; an ambiguous time (fall-back) with the offset after it.
-pub fn local_to_utc(local_micros: i64, tz: &Tz) -> Option<i64> {
-    let secs = local_micros.div_euclid(1_000_000);
-    let sub = local_micros.rem_euclid(1_000_000);
-    let local = DateTimeParts::naive(secs)?;
-    let off = match tz.offset_from_local_datetime(&local) {
-        LocalResult::Single(o) => o.fix().local_minus_utc(),
-        LocalResult::Ambiguous(_, later) => later.fix().local_minus_utc(),
-        LocalResult::None => {
-            // Look back for the offset in force before the gap.
-            let mut found = None;
-            for h in 1..=48 {
-                let before = local - chrono::Duration::hours(h);
-                if let Some(o) = tz.offset_from_local_datetime(&before).latest() {
-                    found = Some(o.fix().local_minus_utc());
-                    break;
-                }
-            }
-            found?
-        }
-    };
-    (secs - off as i64)
-        .checked_mul(1_000_000)
-        .and_then(|v| v.checked_add(sub))
-}
-
-struct DateTimeParts;
-
-impl DateTimeParts {
-    fn naive(secs: i64) -> Option<NaiveDateTime> {
-        chrono::DateTime::<Utc>::from_timestamp(secs, 0).map(|d| d.naive_utc())
-    }
-}
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (`year` astronomical).
 #[inline]
@@ -273,7 +180,7 @@ fn parse_iso_fast(b: &[u8]) -> Option<(i64, Option<i32>)> {
 /// Reads a `timestamptz` (UTC micros), `timestamp` (wall micros) or `date`
 /// (days since 1970-01-01, returned as micros of its midnight).
 #[inline]
-pub fn parse_datetime(text: &str, kind: DtKind, tz: &SessionTz) -> Result<i64, TemporaError> {
+pub fn parse_datetime(text: &str, kind: DtKind, tz: &PgTimeZone) -> Result<i64, TemporaError> {
     if let Some((local, off)) = parse_iso_fast(text.as_bytes()) {
         return match kind {
             DtKind::Date => Ok(local.div_euclid(USECS_PER_DAY) * USECS_PER_DAY),
@@ -288,7 +195,7 @@ pub fn parse_datetime(text: &str, kind: DtKind, tz: &SessionTz) -> Result<i64, T
 }
 
 /// Days since 1970-01-01 of a `date` input.
-pub fn parse_date(text: &str, tz: &SessionTz) -> Result<i32, TemporaError> {
+pub fn parse_date(text: &str, tz: &PgTimeZone) -> Result<i32, TemporaError> {
     let micros = parse_datetime(text, DtKind::Date, tz)?;
     let days = micros.div_euclid(USECS_PER_DAY);
     i32::try_from(days).map_err(|_| out_of_range(DtKind::Date))
@@ -322,50 +229,6 @@ fn month_from_name(w: &str) -> Option<u32> {
         }
     }
     None
-}
-
-/// Zone abbreviations of PostgreSQL's default set that people commonly
-/// write, with their offsets in seconds east of UTC.
-fn zone_abbrev(w: &str) -> Option<i32> {
-    Some(match w {
-        "utc" | "gmt" | "z" | "zulu" | "ut" => 0,
-        "est" => -5 * 3600,
-        "edt" => -4 * 3600,
-        "cst" => -6 * 3600,
-        "cdt" => -5 * 3600,
-        "mst" => -7 * 3600,
-        "mdt" => -6 * 3600,
-        "pst" => -8 * 3600,
-        "pdt" => -7 * 3600,
-        "akst" => -9 * 3600,
-        "akdt" => -8 * 3600,
-        "hst" => -10 * 3600,
-        "ast" => -4 * 3600,
-        "adt" => -3 * 3600,
-        "nst" => -(3 * 3600 + 1800),
-        "ndt" => -(2 * 3600 + 1800),
-        "wet" => 0,
-        "west" => 3600,
-        "bst" => 3600,
-        "cet" | "met" => 3600,
-        "cest" | "mest" => 2 * 3600,
-        "eet" => 2 * 3600,
-        "eest" => 3 * 3600,
-        "msk" => 3 * 3600,
-        "ist" => 2 * 3600,
-        "jst" => 9 * 3600,
-        "kst" => 9 * 3600,
-        "hkt" => 8 * 3600,
-        "sgt" => 8 * 3600,
-        "awst" => 8 * 3600,
-        "acst" => 9 * 3600 + 1800,
-        "acdt" => 10 * 3600 + 1800,
-        "aest" => 10 * 3600,
-        "aedt" => 11 * 3600,
-        "nzst" => 12 * 3600,
-        "nzdt" => 13 * 3600,
-        _ => return None,
-    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -735,12 +598,12 @@ fn parse_tokens(text: &str) -> Result<Parsed, PErr> {
                 } else if w == "ad" {
                 } else if p.zone.is_some() {
                     return Err(PErr::Syntax);
-                } else if let Some(off) = zone_abbrev(&w) {
+                } else if let Some(off) = crate::zone::abbreviation_offset(&w) {
                     p.zone = Some(Zone::Fixed(off));
                 } else {
-                    match find_zone(&w) {
-                        Ok(tz) => p.zone = Some(Zone::Named(tz)),
-                        Err(_) => return Err(PErr::Zone(w)),
+                    match crate::zone::find_named(&w) {
+                        Some(tz) => p.zone = Some(Zone::Named(tz)),
+                        None => return Err(PErr::Zone(w)),
                     }
                 }
             }
@@ -758,21 +621,12 @@ fn parse_tokens(text: &str) -> Result<Parsed, PErr> {
     Ok(p)
 }
 
-fn parse_general(text: &str, kind: DtKind, tz: &SessionTz) -> Result<i64, TemporaError> {
+fn parse_general(text: &str, kind: DtKind, tz: &PgTimeZone) -> Result<i64, TemporaError> {
     let s = text.trim_matches(|c: char| c.is_ascii_whitespace());
     let lower = s.to_ascii_lowercase();
     let today = || {
         let now = Utc::now().timestamp_micros();
-        let local = match tz {
-            SessionTz::Utc => now,
-            SessionTz::Named(z) => {
-                let off = z
-                    .offset_from_utc_datetime(&Utc::now().naive_utc())
-                    .fix()
-                    .local_minus_utc();
-                now + off as i64 * 1_000_000
-            }
-        };
+        let local = now + i64::from(tz.offset_at(now)) * 1_000_000;
         local.div_euclid(USECS_PER_DAY) * USECS_PER_DAY
     };
     let special_local = match lower.as_str() {
@@ -783,12 +637,7 @@ fn parse_general(text: &str, kind: DtKind, tz: &SessionTz) -> Result<i64, Tempor
             return Ok(match kind {
                 DtKind::Timestamptz => now,
                 DtKind::Timestamp | DtKind::Date => {
-                    let off = tz
-                        .tz()
-                        .offset_from_utc_datetime(&Utc::now().naive_utc())
-                        .fix()
-                        .local_minus_utc();
-                    let local = now + off as i64 * 1_000_000;
+                    let local = now + i64::from(tz.offset_at(now)) * 1_000_000;
                     if kind == DtKind::Date {
                         local.div_euclid(USECS_PER_DAY) * USECS_PER_DAY
                     } else {
@@ -862,7 +711,9 @@ fn parse_general(text: &str, kind: DtKind, tz: &SessionTz) -> Result<i64, Tempor
         DtKind::Timestamp => Ok(local),
         DtKind::Timestamptz => match p.zone {
             Some(Zone::Fixed(off)) => Ok(local - off as i64 * 1_000_000),
-            Some(Zone::Named(z)) => local_to_utc(local, &z).ok_or_else(|| out_of_range(kind)),
+            Some(Zone::Named(z)) => PgTimeZone::Named(z)
+                .local_to_utc(local)
+                .ok_or_else(|| out_of_range(kind)),
             None => tz.local_to_utc(local).ok_or_else(|| out_of_range(kind)),
         },
     }
@@ -873,7 +724,7 @@ mod tests {
     use super::*;
 
     fn tstz(s: &str, tz: &str) -> Result<i64, TemporaError> {
-        parse_datetime(s, DtKind::Timestamptz, &SessionTz::parse(tz).unwrap())
+        parse_datetime(s, DtKind::Timestamptz, &PgTimeZone::of_setting(tz))
     }
 
     const BASE: i64 = 1_451_606_400_000_000; // 2016-01-01 00:00:00 UTC
@@ -945,11 +796,11 @@ mod tests {
         let ts = parse_datetime(
             "2016-01-01 00:00:00 Europe/Berlin",
             DtKind::Timestamp,
-            &SessionTz::Utc,
+            &PgTimeZone::utc(),
         )
         .unwrap();
         assert_eq!(ts, BASE);
-        let d = parse_date("2016-01-01 12:34:56+02", &SessionTz::Utc).unwrap();
+        let d = parse_date("2016-01-01 12:34:56+02", &PgTimeZone::utc()).unwrap();
         assert_eq!(d, 16_801);
     }
 
@@ -971,11 +822,11 @@ mod tests {
             e.message,
             "invalid input syntax for type timestamp with time zone: \"x\""
         );
-        let e = parse_datetime("x", DtKind::Timestamp, &SessionTz::Utc).unwrap_err();
+        let e = parse_datetime("x", DtKind::Timestamp, &PgTimeZone::utc()).unwrap_err();
         assert_eq!(e.message, "invalid input syntax for type timestamp: \"x\"");
-        let e = parse_date("x", &SessionTz::Utc).unwrap_err();
+        let e = parse_date("x", &PgTimeZone::utc()).unwrap_err();
         assert_eq!(e.message, "invalid input syntax for type date: \"x\"");
-        let e = parse_date("2016-13-01", &SessionTz::Utc).unwrap_err();
+        let e = parse_date("2016-13-01", &PgTimeZone::utc()).unwrap_err();
         assert_eq!(e.code, SqlState::DATETIME_FIELD_OVERFLOW);
         assert_eq!(
             e.message,
@@ -1001,6 +852,5 @@ mod tests {
         );
         let e = tstz("infinity", "UTC").unwrap_err();
         assert_eq!(e.code, SqlState::DATETIME_FIELD_OVERFLOW);
-        assert!(SessionTz::parse("Not/AZone").is_err());
     }
 }

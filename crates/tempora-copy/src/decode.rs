@@ -14,9 +14,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use tempora_catalog::PgType;
 use tempora_common::{SqlState, TemporaError};
 
-use crate::datetime::SessionTz;
 use crate::options::{CopyFormat, CopyOptions, Header};
 use crate::values::{invalid_utf8, verify_utf8, Col};
+use crate::zone::PgTimeZone;
 
 /// Default limit on one row's size (PostgreSQL's is 1 GB).
 pub const DEFAULT_MAX_LINE_BYTES: usize = 256 << 20;
@@ -92,7 +92,7 @@ struct Sink {
     schema: SchemaRef,
     types: Vec<PgType>,
     cols: Vec<Col>,
-    tz: SessionTz,
+    tz: PgTimeZone,
     csv: bool,
     null: Vec<u8>,
     force_not_null: Vec<bool>,
@@ -379,7 +379,7 @@ impl CopyDecoder {
         session_tz: &str,
         batch_rows: usize,
     ) -> Result<Self, TemporaError> {
-        let tz = SessionTz::parse(session_tz)?;
+        let tz = PgTimeZone::parse_setting(session_tz)?.0;
         let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
         let flags = |list: &[String], what: &str| -> Result<Vec<bool>, TemporaError> {
             let mut f = vec![false; names.len()];

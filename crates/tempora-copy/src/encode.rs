@@ -20,7 +20,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use tempora_common::{SqlState, TemporaError};
 
-use crate::datetime::{SessionTz, PG_EPOCH_DAYS, PG_EPOCH_USECS};
+use crate::datetime::{PG_EPOCH_DAYS, PG_EPOCH_USECS};
 use crate::decode::BINARY_SIGNATURE;
 use crate::numeric::{encode_binary, format_decimal};
 use crate::options::{CopyFormat, CopyOptions, ForceQuote, Header};
@@ -28,12 +28,13 @@ use crate::text::{
     write_array_element, write_bytea, write_date, write_float4, write_float8, write_interval,
     write_time, write_timestamp,
 };
+use crate::zone::PgTimeZone;
 
 /// Encodes result batches for COPY TO STDOUT.
 pub struct CopyEncoder {
     names: Vec<String>,
     opts: CopyOptions,
-    tz: chrono_tz::Tz,
+    tz: PgTimeZone,
     force_quote: Vec<bool>,
     text: String,
 }
@@ -47,9 +48,7 @@ impl CopyEncoder {
     /// FORCE_QUOTE names that are not among the columns are ignored (see
     /// [`CopyEncoder::try_new`] for the checked form).
     pub fn new(column_names: Vec<String>, options: CopyOptions, session_tz: &str) -> Self {
-        let tz = SessionTz::parse(session_tz)
-            .map(|t| t.tz())
-            .unwrap_or(chrono_tz::UTC);
+        let tz = PgTimeZone::of_setting(session_tz);
         let force_quote = match &options.force_quote {
             ForceQuote::None => vec![false; column_names.len()],
             ForceQuote::All => vec![true; column_names.len()],
@@ -71,7 +70,7 @@ impl CopyEncoder {
         options: CopyOptions,
         session_tz: &str,
     ) -> Result<Self, TemporaError> {
-        SessionTz::parse(session_tz)?;
+        PgTimeZone::parse_setting(session_tz)?;
         if let ForceQuote::Columns(cols) = &options.force_quote {
             let mut seen: Vec<&String> = Vec::new();
             for c in cols {
@@ -145,7 +144,7 @@ impl CopyEncoder {
         let mut out: Vec<u8> = Vec::with_capacity(rows * (cols.len() * 8 + 2));
         let mut ends = Vec::with_capacity(rows);
         let single = cols.len() == 1;
-        let tz = self.tz;
+        let tz = self.tz.clone();
         let mut text = std::mem::take(&mut self.text);
         for row in 0..rows {
             match self.opts.format {
@@ -409,7 +408,7 @@ impl<'a> Col<'a> {
     }
 
     /// The value's PostgreSQL text output.
-    fn text(&self, row: usize, tz: &chrono_tz::Tz, out: &mut String) {
+    fn text(&self, row: usize, tz: &PgTimeZone, out: &mut String) {
         use std::fmt::Write;
         let mut ib = itoa::Buffer::new();
         match self {
@@ -566,7 +565,7 @@ fn interval_binary(micros: i64, days: i32, months: i32, out: &mut Vec<u8>) {
 }
 
 /// PostgreSQL's array text: `{1,2,NULL}`, nested lists as nested braces.
-fn write_array(child: &ArrayRef, tz: &chrono_tz::Tz, out: &mut String) {
+fn write_array(child: &ArrayRef, tz: &PgTimeZone, out: &mut String) {
     let norm = normalize(child).unwrap_or_else(|_| child.clone());
     out.push('{');
     if let Ok(col) = Col::new(&norm) {

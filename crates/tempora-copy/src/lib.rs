@@ -18,6 +18,7 @@ pub mod numeric;
 mod options;
 pub mod text;
 pub mod values;
+pub mod zone;
 
 pub use decode::{CopyDecoder, NotNull, BINARY_SIGNATURE, DEFAULT_MAX_LINE_BYTES};
 pub use encode::{binary_values, CopyEncoder};

@@ -7,7 +7,6 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use chrono::{DateTime, Offset, TimeZone, Utc};
 use datafusion::arrow::array::{
     Array, ArrayRef, Float32Array, Float64Array, TimestampMicrosecondArray,
 };
@@ -16,6 +15,7 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 
 use crate::datetime::USECS_PER_DAY;
+use crate::zone::PgTimeZone;
 
 /// PostgreSQL's float8/float4 text (extra_float_digits >= 1): the shortest
 /// string that reads back to the same value, in exponent form outside
@@ -253,7 +253,7 @@ pub fn write_date(days: i64, out: &mut String) {
 
 /// Writes a timestamp (microseconds since the epoch) in `tz` when given
 /// (with its offset), as wall time otherwise.
-pub fn write_timestamp(micros: i64, tz: Option<&chrono_tz::Tz>, out: &mut String) {
+pub fn write_timestamp(micros: i64, tz: Option<&PgTimeZone>, out: &mut String) {
     match micros {
         i64::MAX => return out.push_str("infinity"),
         i64::MIN => return out.push_str("-infinity"),
@@ -262,17 +262,7 @@ pub fn write_timestamp(micros: i64, tz: Option<&chrono_tz::Tz>, out: &mut String
     let (local, off) = match tz {
         None => (micros, None),
         Some(zone) => {
-            let off = if *zone == chrono_tz::UTC {
-                0
-            } else {
-                match DateTime::<Utc>::from_timestamp_micros(micros) {
-                    Some(utc) => zone
-                        .offset_from_utc_datetime(&utc.naive_utc())
-                        .fix()
-                        .local_minus_utc(),
-                    None => 0,
-                }
-            };
+            let off = zone.offset_at(micros);
             (micros + off as i64 * 1_000_000, Some(off))
         }
     };
@@ -297,7 +287,7 @@ pub fn write_timestamp(micros: i64, tz: Option<&chrono_tz::Tz>, out: &mut String
 }
 
 /// A timestamp in microseconds as PostgreSQL prints it, in `tz` when given.
-pub fn format_timestamp(micros: i64, tz: Option<&chrono_tz::Tz>) -> String {
+pub fn format_timestamp(micros: i64, tz: Option<&PgTimeZone>) -> String {
     let mut s = String::with_capacity(32);
     write_timestamp(micros, tz, &mut s);
     s
@@ -509,7 +499,7 @@ pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, Arro
                 .ok_or_else(|| ArrowError::CastError("timestamp".into()))?;
             match tz {
                 Some(_) => {
-                    let zone: chrono_tz::Tz = session_tz.parse().unwrap_or(chrono_tz::UTC);
+                    let zone = PgTimeZone::of_setting(session_tz);
                     strings(a, |i, out| write_timestamp(a.value(i), Some(&zone), out))
                 }
                 None => strings(a, |i, out| write_timestamp(a.value(i), None, out)),
@@ -729,22 +719,32 @@ mod tests {
     fn timestamps_print_as_postgres() {
         let t = 1_704_067_205_000_000; // 2024-01-01 00:00:05 UTC
         assert_eq!(
-            format_timestamp(t, Some(&chrono_tz::UTC)),
+            format_timestamp(t, Some(&PgTimeZone::Named(chrono_tz::UTC))),
             "2024-01-01 00:00:05+00"
         );
         assert_eq!(format_timestamp(t + 120, None), "2024-01-01 00:00:05.00012");
         assert_eq!(
-            format_timestamp(t, Some(&chrono_tz::Asia::Kolkata)),
+            format_timestamp(t, Some(&PgTimeZone::Named(chrono_tz::Asia::Kolkata))),
             "2024-01-01 05:30:05+05:30"
         );
         assert_eq!(
-            format_timestamp(t, Some(&chrono_tz::Europe::Berlin)),
+            format_timestamp(t, Some(&PgTimeZone::Named(chrono_tz::Europe::Berlin))),
             "2024-01-01 01:00:05+01"
         );
+        // Fixed offsets print as PostgreSQL prints them: hours, minutes
+        // only when there are some.
+        for (setting, text) in [
+            ("+03:00", "2023-12-31 21:00:05-03"),
+            ("-08", "2023-12-31 16:00:05-08"),
+            ("5.5", "2024-01-01 05:30:05+05:30"),
+        ] {
+            let zone = PgTimeZone::of_setting(setting);
+            assert_eq!(format_timestamp(t, Some(&zone)), text, "{setting}");
+        }
         // Local mean time before standard zones.
         let t1900 = -2_208_988_800_000_000; // 1900-01-01 00:00:00 UTC
         assert_eq!(
-            format_timestamp(t1900, Some(&chrono_tz::Asia::Kolkata)),
+            format_timestamp(t1900, Some(&PgTimeZone::Named(chrono_tz::Asia::Kolkata))),
             "1900-01-01 05:21:10+05:21:10"
         );
         // 0001-01-01 00:00:00 BC

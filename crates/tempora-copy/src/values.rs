@@ -12,8 +12,9 @@ use datafusion::arrow::array::{
 use tempora_catalog::PgType;
 use tempora_common::{SqlState, TemporaError};
 
-use crate::datetime::{parse_datetime, DtKind, SessionTz, PG_EPOCH_DAYS, PG_EPOCH_USECS};
+use crate::datetime::{parse_datetime, DtKind, PG_EPOCH_DAYS, PG_EPOCH_USECS};
 use crate::numeric;
+use crate::zone::PgTimeZone;
 
 /// C's isspace in the "C" locale, which PostgreSQL's input functions use.
 #[inline]
@@ -468,7 +469,7 @@ impl Col {
     pub fn append_text(
         &mut self,
         v: &[u8],
-        tz: &SessionTz,
+        tz: &PgTimeZone,
         scratch: &mut Vec<u8>,
     ) -> Result<(), TemporaError> {
         match self {
@@ -509,7 +510,7 @@ impl Col {
     pub fn append_texts<'a>(
         &mut self,
         values: impl Iterator<Item = Option<&'a [u8]>>,
-        tz: &SessionTz,
+        tz: &PgTimeZone,
         scratch: &mut Vec<u8>,
     ) -> Result<(), TemporaError> {
         match self {

@@ -821,9 +821,10 @@ impl Connection {
             }
         }
         for (k, v) in &meta {
-            let name = match k.as_str() {
-                "application_name" | "client_encoding" | "DateStyle" | "TimeZone"
-                | "extra_float_digits" | "IntervalStyle" | "search_path" => k.as_str(),
+            // Names are case-insensitive: libpq sends PGTZ as `timezone`.
+            let name = match k.to_ascii_lowercase().as_str() {
+                "application_name" | "client_encoding" | "datestyle" | "timezone"
+                | "extra_float_digits" | "intervalstyle" | "search_path" => k.as_str(),
                 _ => continue,
             };
             if let Err(e) = session.set_parameter(name, v) {

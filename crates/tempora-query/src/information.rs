@@ -349,7 +349,9 @@ pub fn interval_text(micros: i64) -> String {
 /// schedule_interval, max_runtime, max_retries, retry_period, scheduled,
 /// config, next_start, check_config, fixed_schedule, initial_start, timezone).
 pub fn alter_job_record(job: &JobDef, state: &CatalogState) -> String {
-    let time = |t: i64| tempora_copy::text::format_timestamp(t, Some(&chrono_tz::UTC));
+    let time = |t: i64| {
+        tempora_copy::text::format_timestamp(t, Some(&tempora_copy::zone::PgTimeZone::utc()))
+    };
     let flag = |b: bool| if b { "t" } else { "f" }.to_string();
     let fields = [
         Some(job.id.to_string()),

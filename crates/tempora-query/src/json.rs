@@ -7,13 +7,34 @@ use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use tempora_common::{SqlState, TemporaError};
+use std::sync::Arc;
 
-#[derive(Debug, PartialEq, Eq, Hash)]
+use tempora_common::{SqlState, TemporaError};
+use tempora_copy::zone::PgTimeZone;
+
+use crate::variables::SessionVariables;
+
+#[derive(Debug)]
 struct JsonBuild {
     name: &'static str,
     object: bool,
     signature: Signature,
+    /// Where the session's time zone is read (timestamptz values).
+    variables: Arc<SessionVariables>,
+}
+
+impl PartialEq for JsonBuild {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.variables, &other.variables)
+    }
+}
+
+impl Eq for JsonBuild {}
+
+impl std::hash::Hash for JsonBuild {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
 }
 
 impl ScalarUDFImpl for JsonBuild {
@@ -40,6 +61,7 @@ impl ScalarUDFImpl for JsonBuild {
             )
             .into_datafusion());
         }
+        let zone = self.variables.time_zone();
         crate::pg_types::map_rows(&args, &DataType::Utf8, |values| {
             let mut out = String::new();
             if self.object {
@@ -58,7 +80,7 @@ impl ScalarUDFImpl for JsonBuild {
                     }
                     write_string(&key_text(&pair[0]), &mut out);
                     out.push_str(" : ");
-                    write_value(&pair[1], &mut out);
+                    write_value(&pair[1], &zone, &mut out);
                 }
                 out.push('}');
             } else {
@@ -67,7 +89,7 @@ impl ScalarUDFImpl for JsonBuild {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    write_value(v, &mut out);
+                    write_value(v, &zone, &mut out);
                 }
                 out.push(']');
             }
@@ -88,7 +110,7 @@ fn key_text(v: &ScalarValue) -> String {
 
 /// One value as JSON: numbers and booleans bare, NULL as null, text and
 /// everything else as a string (timestamps in ISO 8601, as PostgreSQL's json).
-fn write_value(v: &ScalarValue, out: &mut String) {
+fn write_value(v: &ScalarValue, zone: &PgTimeZone, out: &mut String) {
     if v.is_null() {
         out.push_str("null");
         return;
@@ -105,11 +127,13 @@ fn write_value(v: &ScalarValue, out: &mut String) {
         ScalarValue::Float32(Some(x)) if x.is_finite() => tempora_copy::text::write_float4(*x, out),
         ScalarValue::Decimal128(Some(_), _, _) => out.push_str(&v.to_string()),
         ScalarValue::TimestampMicrosecond(Some(t), tz) => {
-            let utc = chrono_tz::UTC;
-            let text = tempora_copy::text::format_timestamp(*t, tz.as_ref().map(|_| &utc));
+            let text = tempora_copy::text::format_timestamp(*t, tz.as_ref().map(|_| zone));
             let mut iso = text.replacen(' ', "T", 1);
-            if tz.is_some() && iso.ends_with("+00") {
-                iso.push_str(":00");
+            // JSON offsets always have minutes (`+01:00`).
+            if let Some(sign) = iso.rfind(['+', '-']).filter(|&i| tz.is_some() && i >= 19) {
+                if !iso[sign..].contains(':') {
+                    iso.push_str(":00");
+                }
             }
             write_string(&iso, out)
         }
@@ -134,7 +158,7 @@ fn write_string(s: &str, out: &mut String) {
 }
 
 /// `json_build_object(k, v, ...)` and `json_build_array(v, ...)`.
-pub fn json_functions() -> Vec<ScalarUDF> {
+pub fn json_functions(variables: Arc<SessionVariables>) -> Vec<ScalarUDF> {
     [("json_build_object", true), ("json_build_array", false)]
         .into_iter()
         .map(|(name, object)| {
@@ -142,6 +166,7 @@ pub fn json_functions() -> Vec<ScalarUDF> {
                 name,
                 object,
                 signature: Signature::variadic_any(Volatility::Stable),
+                variables: variables.clone(),
             })
         })
         .collect()

@@ -9,7 +9,9 @@
 //! read (intervals by tempora-copy's `parse_interval`), or fails with
 //! PostgreSQL's 22007/22008/22015 error.
 
-use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use std::sync::Arc;
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -18,10 +20,16 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{Cast, Expr, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
 use tempora_common::{SqlState, TemporaError};
+use tempora_copy::zone::PgTimeZone;
 
-/// The analyzer rule; see the module documentation.
+use crate::variables::SessionVariables;
+
+/// The analyzer rule; see the module documentation. Zone-less text is read
+/// in the session's time zone, from its `TimeZone` setting.
 #[derive(Debug, Default)]
-pub struct PgTimestampLiterals;
+pub struct PgTimestampLiterals {
+    pub variables: Arc<SessionVariables>,
+}
 
 fn type_name(dt: &DataType) -> &'static str {
     match dt {
@@ -110,52 +118,31 @@ fn parse_time(t: &str) -> Option<NaiveTime> {
         .find_map(|f| NaiveTime::parse_from_str(t, f).ok())
 }
 
-enum Zone {
-    Fixed(i32),
-    Named(chrono_tz::Tz),
-}
-
-fn local_to_utc(local: NaiveDateTime, zone: &chrono_tz::Tz) -> Option<DateTime<Utc>> {
-    match zone.from_local_datetime(&local) {
-        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
-        LocalResult::Ambiguous(a, _) => Some(a.with_timezone(&Utc)),
-        // A local time skipped by a clock change: PostgreSQL reads it with the
-        // offset in force before the change.
-        LocalResult::None => {
-            let before = local - chrono::Duration::hours(1);
-            let off = zone.offset_from_local_datetime(&before).earliest()?;
-            use chrono::Offset;
-            let secs = off.fix().local_minus_utc();
-            Some(Utc.from_utc_datetime(&(local - chrono::Duration::seconds(secs as i64))))
-        }
-    }
-}
-
 /// Parses PostgreSQL timestamp input. Returns microseconds since the epoch:
-/// UTC for `timestamptz` (zone-less input read in `session_tz`), wall time for `timestamp`.
-pub fn parse_timestamp(text: &str, with_tz: bool, session_tz: &str) -> Result<i64, TemporaError> {
+/// UTC for `timestamptz` (zone-less input read in `session`), wall time for `timestamp`.
+pub fn parse_timestamp(
+    text: &str,
+    with_tz: bool,
+    session: &PgTimeZone,
+) -> Result<i64, TemporaError> {
     let dt = if with_tz {
         DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
     } else {
         DataType::Timestamp(TimeUnit::Microsecond, None)
     };
     let s = text.trim();
-    let session: chrono_tz::Tz = session_tz.parse().unwrap_or(chrono_tz::UTC);
     let lower = s.to_ascii_lowercase();
     match lower.as_str() {
         "epoch" => return Ok(0),
         "infinity" | "+infinity" => return Ok(i64::MAX),
         "-infinity" => return Ok(i64::MIN),
         "now" => {
+            let now = Utc::now().timestamp_micros();
             return Ok(if with_tz {
-                Utc::now().timestamp_micros()
+                now
             } else {
-                Utc::now()
-                    .with_timezone(&session)
-                    .naive_local()
-                    .and_utc()
-                    .timestamp_micros()
-            })
+                session.utc_to_local(now).unwrap_or(now)
+            });
         }
         _ => {}
     }
@@ -194,32 +181,29 @@ pub fn parse_timestamp(text: &str, with_tz: bool, session_tz: &str) -> Result<i6
         // PostgreSQL ignores a zone given for a timestamp without time zone.
         return Ok(local.and_utc().timestamp_micros());
     }
-    let zone = match zone_text {
-        None => Zone::Named(session),
-        Some(z) => match parse_offset(z) {
-            Some(secs) => Zone::Fixed(secs),
-            None if z.eq_ignore_ascii_case("utc") || z.eq_ignore_ascii_case("gmt") => {
-                Zone::Fixed(0)
-            }
-            None => Zone::Named(z.parse().map_err(|_| {
-                TemporaError::new(
-                    SqlState::INVALID_PARAMETER_VALUE,
-                    format!("time zone \"{z}\" not recognized"),
-                )
-            })?),
+    let local = local.and_utc().timestamp_micros();
+    let fixed = |secs: i32| local.checked_sub(i64::from(secs) * 1_000_000);
+    let utc = match zone_text {
+        None => session.local_to_utc(local),
+        Some(z) => match parse_offset(z)
+            .or_else(|| tempora_copy::zone::abbreviation_offset(&z.to_ascii_lowercase()))
+        {
+            Some(secs) => fixed(secs),
+            None => match tempora_copy::zone::find_named(z) {
+                Some(tz) => PgTimeZone::Named(tz).local_to_utc(local),
+                None => {
+                    return Err(TemporaError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("time zone \"{z}\" not recognized"),
+                    ))
+                }
+            },
         },
     };
-    let utc = match zone {
-        Zone::Fixed(secs) => {
-            Some(Utc.from_utc_datetime(&(local - chrono::Duration::seconds(secs as i64))))
-        }
-        Zone::Named(tz) => local_to_utc(local, &tz),
-    };
-    utc.map(|t| t.timestamp_micros())
-        .ok_or_else(|| out_of_range(text))
+    utc.ok_or_else(|| out_of_range(text))
 }
 
-fn rewrite_cast(e: Expr, session_tz: &str) -> DfResult<Transformed<Expr>> {
+fn rewrite_cast(e: Expr, session: &PgTimeZone) -> DfResult<Transformed<Expr>> {
     let Expr::Cast(Cast { expr, field }) = &e else {
         return Ok(Transformed::no(e));
     };
@@ -236,7 +220,7 @@ fn rewrite_cast(e: Expr, session_tz: &str) -> DfResult<Transformed<Expr>> {
     let value = match data_type {
         DataType::Timestamp(unit, tz) => {
             let micros =
-                parse_timestamp(text, tz.is_some(), session_tz).map_err(|e| e.into_datafusion())?;
+                parse_timestamp(text, tz.is_some(), session).map_err(|e| e.into_datafusion())?;
             let tz = tz.clone();
             match unit {
                 TimeUnit::Microsecond => ScalarValue::TimestampMicrosecond(Some(micros), tz),
@@ -264,7 +248,7 @@ fn rewrite_cast(e: Expr, session_tz: &str) -> DfResult<Transformed<Expr>> {
             }
         }
         DataType::Date32 => {
-            let micros = parse_timestamp(text, false, session_tz).map_err(|err| {
+            let micros = parse_timestamp(text, false, session).map_err(|err| {
                 let msg = err.message.replace("timestamp without time zone", "date");
                 TemporaError {
                     message: msg,
@@ -291,12 +275,8 @@ fn rewrite_cast(e: Expr, session_tz: &str) -> DfResult<Transformed<Expr>> {
 }
 
 impl AnalyzerRule for PgTimestampLiterals {
-    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
-        let tz = config
-            .execution
-            .time_zone
-            .clone()
-            .unwrap_or_else(|| "UTC".to_string());
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        let tz = self.variables.time_zone();
         plan.transform_up_with_subqueries(|node| {
             // Rewritten expressions keep their names: the nodes above (a
             // projection over an aggregate's groups) refer to them by name.
@@ -320,7 +300,7 @@ mod tests {
     use super::*;
 
     fn tz(s: &str) -> i64 {
-        parse_timestamp(s, true, "UTC").unwrap()
+        parse_timestamp(s, true, &PgTimeZone::utc()).unwrap()
     }
 
     #[test]
@@ -334,27 +314,41 @@ mod tests {
         assert_eq!(tz("2024-01-01 00:00:00Z"), base);
         assert_eq!(tz("2024-01-01 01:00:00 Europe/Berlin"), base);
         assert_eq!(
-            parse_timestamp("2024-01-01 01:00", true, "Europe/Berlin").unwrap(),
+            parse_timestamp(
+                "2024-01-01 01:00",
+                true,
+                &PgTimeZone::of_setting("Europe/Berlin")
+            )
+            .unwrap(),
             base
         );
         assert_eq!(
-            parse_timestamp("2024-01-01 00:00:00.25", false, "UTC").unwrap(),
+            parse_timestamp("2024-01-01 00:00:00.25", false, &PgTimeZone::utc()).unwrap(),
             base + 250_000
         );
         assert_eq!(tz("2024-01-01 00:00:00.000001+00"), base + 1);
+        // A fixed-offset session zone: '+03:00' is POSIX, three hours west.
+        assert_eq!(
+            parse_timestamp("2024-01-01 00:00", true, &PgTimeZone::of_setting("+03:00")).unwrap(),
+            base + 3 * 3_600_000_000
+        );
+        assert_eq!(
+            parse_timestamp("2024-01-01 00:00", true, &PgTimeZone::of_setting("-08")).unwrap(),
+            base + 8 * 3_600_000_000
+        );
     }
 
     #[test]
     fn errors_carry_sqlstate() {
-        let e = parse_timestamp("not a date", true, "UTC").unwrap_err();
+        let e = parse_timestamp("not a date", true, &PgTimeZone::utc()).unwrap_err();
         assert_eq!(e.code, SqlState::INVALID_DATETIME_FORMAT);
         assert_eq!(
             e.message,
             "invalid input syntax for type timestamp with time zone: \"not a date\""
         );
-        let e = parse_timestamp("2024-13-45", true, "UTC").unwrap_err();
+        let e = parse_timestamp("2024-13-45", true, &PgTimeZone::utc()).unwrap_err();
         assert_eq!(e.code, SqlState::DATETIME_FIELD_OVERFLOW);
-        let e = parse_timestamp("2024-01-01 25:00", true, "UTC").unwrap_err();
+        let e = parse_timestamp("2024-01-01 25:00", true, &PgTimeZone::utc()).unwrap_err();
         assert_eq!(e.code, SqlState::DATETIME_FIELD_OVERFLOW);
     }
 }

@@ -938,7 +938,9 @@ pub fn session_context_with(
     ctx.register_udaf(crate::aggregates::subquery_value_udaf());
     ctx.register_udf(crate::aggregates::subquery_check_udf());
     ctx.register_udf(crate::sleep::pg_sleep_udf());
-    ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals));
+    ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals {
+        variables: variables.clone(),
+    }));
     ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgIntegerCasts));
     let pg_text = crate::pg_text::pg_text_udf(variables.clone());
     ctx.add_analyzer_rule(Arc::new(crate::pg_text::PgTextCasts {
@@ -948,8 +950,8 @@ pub fn session_context_with(
     ctx.add_analyzer_rule(Arc::new(crate::last_point::LastPointJoin));
     ctx.register_udf(crate::pg_casts::pg_round().as_ref().clone());
     ctx.register_udf(crate::pg_types::pg_typeof_udf());
-    ctx.register_udf(crate::to_char::to_char_udf());
-    for f in crate::json::json_functions() {
+    ctx.register_udf(crate::to_char::to_char_udf(variables.clone()));
+    for f in crate::json::json_functions(variables.clone()) {
         ctx.register_udf(f);
     }
     for f in crate::intervals::scale_udfs() {

@@ -32,8 +32,6 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::pg_types::pg_type_name;
-use chrono::{DateTime, LocalResult, Offset, TimeZone};
-use chrono_tz::Tz;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, PrimitiveArray, PrimitiveBuilder, StringArray,
 };
@@ -52,10 +50,10 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use tempora_common::{SqlState, TemporaError};
+use tempora_copy::zone::PgTimeZone;
 
 /// Microseconds in a day (TimescaleDB treats a day as exactly 24 hours here).
 const USECS_PER_DAY: i64 = 86_400_000_000;
-const USECS_PER_SEC: i64 = 1_000_000;
 /// 2000-01-03 (a Monday) in days since 1970-01-01: the default origin.
 const DEFAULT_ORIGIN_DAYS: i64 = 10_959;
 const DEFAULT_ORIGIN_USECS: i64 = DEFAULT_ORIGIN_DAYS * USECS_PER_DAY;
@@ -244,7 +242,11 @@ fn coerce_ts(ts: &DataType, width: &DataType) -> Option<DataType> {
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => DataType::Int16,
         DataType::Int32 | DataType::UInt16 => DataType::Int32,
         DataType::Int64 | DataType::UInt32 | DataType::UInt64 => DataType::Int64,
-        DataType::Null if is_integer(width) => coerce_ts(width, width)?,
+        // An untyped `ts` takes an integer width's type, as PostgreSQL
+        // resolves `time_bucket(10, '27')` to the integer overload.
+        t if (t == &DataType::Null || is_string(t)) && is_integer(width) => {
+            coerce_ts(width, width)?
+        }
         DataType::Null => DataType::Timestamp(TimeUnit::Microsecond, Some(DEFAULT_TZ.into())),
         t if is_string(t) => DataType::Timestamp(TimeUnit::Microsecond, Some(DEFAULT_TZ.into())),
         _ => return None,
@@ -362,9 +364,9 @@ fn monotonic_in_ts(inputs: &[ExprProperties]) -> bool {
         p.sort_properties == SortProperties::Singleton
             && match p.range.lower() {
                 // The time zone of the zone form: only fixed offsets keep the order.
-                ScalarValue::Utf8(z) | ScalarValue::LargeUtf8(z) | ScalarValue::Utf8View(z) => {
-                    matches!(z.as_deref().map(Zone::parse), Some(Ok(Zone::Fixed(_))))
-                }
+                ScalarValue::Utf8(z) | ScalarValue::LargeUtf8(z) | ScalarValue::Utf8View(z) => z
+                    .as_deref()
+                    .is_some_and(|z| PgTimeZone::parse_argument(z).is_ok_and(|z| z.is_fixed())),
                 // Subtracting and re-adding months clamps days: not monotonic.
                 ScalarValue::IntervalMonthDayNano(v) => v.is_some_and(|v| v.months == 0),
                 ScalarValue::IntervalYearMonth(v) => v == &Some(0),
@@ -958,152 +960,22 @@ where
 // Time zone form
 // ---------------------------------------------------------------------------
 
-/// A time zone as PostgreSQL resolves a name given to `AT TIME ZONE`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Zone {
-    /// Microseconds east of UTC.
-    Fixed(i64),
-    Named(Tz),
+/// A zone argument as PostgreSQL resolves a name given to `AT TIME ZONE`
+/// (abbreviations, zone names, POSIX zones).
+fn parse_zone(name: &str) -> Result<PgTimeZone> {
+    PgTimeZone::parse_argument(name).map_err(TemporaError::into_datafusion)
 }
 
-/// Common abbreviations of PostgreSQL's default set (hours east of UTC);
-/// PostgreSQL tries abbreviations before zone names.
-const ABBREVIATIONS: &[(&str, i64)] = &[
-    ("UTC", 0),
-    ("UT", 0),
-    ("GMT", 0),
-    ("Z", 0),
-    ("ZULU", 0),
-    ("WET", 0),
-    ("WEST", 1),
-    ("BST", 1),
-    ("CET", 1),
-    ("CEST", 2),
-    ("EET", 2),
-    ("EEST", 3),
-    ("JST", 9),
-    ("AEST", 10),
-    ("AEDT", 11),
-    ("NZST", 12),
-    ("NZDT", 13),
-    ("HST", -10),
-    ("AKST", -9),
-    ("AKDT", -8),
-    ("PST", -8),
-    ("PDT", -7),
-    ("MST", -7),
-    ("MDT", -6),
-    ("CST", -6),
-    ("CDT", -5),
-    ("EST", -5),
-    ("EDT", -4),
-];
-
-impl Zone {
-    fn parse(name: &str) -> Result<Zone> {
-        let trimmed = name.trim();
-        if let Some((_, hours)) = ABBREVIATIONS
-            .iter()
-            .find(|(abbrev, _)| abbrev.eq_ignore_ascii_case(trimmed))
-        {
-            return Ok(Zone::Fixed(hours * 3600 * USECS_PER_SEC));
-        }
-        if let Ok(tz) = trimmed.parse::<Tz>() {
-            return Ok(Zone::Named(tz));
-        }
-        if let Some(tz) = chrono_tz::TZ_VARIANTS
-            .iter()
-            .find(|tz| tz.name().eq_ignore_ascii_case(trimmed))
-        {
-            return Ok(Zone::Named(*tz));
-        }
-        if let Some(usecs) = parse_posix_offset(trimmed) {
-            return Ok(Zone::Fixed(usecs));
-        }
-        Err(TemporaError::new(
-            SqlState::INVALID_PARAMETER_VALUE,
-            format!("time zone \"{name}\" not recognized"),
-        )
-        .into_datafusion())
-    }
-
-    /// The local (wall clock) timestamp of a UTC instant.
-    fn utc_to_local(self, ts: i64) -> Result<i64> {
-        let offset = match self {
-            Zone::Fixed(usecs) => usecs,
-            Zone::Named(tz) => {
-                let utc = DateTime::from_timestamp(ts.div_euclid(USECS_PER_SEC), 0)
-                    .ok_or_else(timestamp_range_error)?
-                    .naive_utc();
-                i64::from(tz.offset_from_utc_datetime(&utc).fix().local_minus_utc()) * USECS_PER_SEC
-            }
-        };
-        ts.checked_add(offset).ok_or_else(timestamp_range_error)
-    }
-
-    /// The UTC instant of a local timestamp. Like PostgreSQL, a time skipped
-    /// by a forward jump takes the offset in force before the jump, and a
-    /// repeated time takes the offset in force after a backward jump.
-    fn local_to_utc(self, local: i64) -> Result<i64> {
-        let offset = match self {
-            Zone::Fixed(usecs) => usecs,
-            Zone::Named(tz) => {
-                let naive = DateTime::from_timestamp(local.div_euclid(USECS_PER_SEC), 0)
-                    .ok_or_else(timestamp_range_error)?
-                    .naive_utc();
-                let seconds = match tz.offset_from_local_datetime(&naive) {
-                    LocalResult::Single(o) => o.fix().local_minus_utc(),
-                    LocalResult::Ambiguous(a, b) => {
-                        a.fix().local_minus_utc().min(b.fix().local_minus_utc())
-                    }
-                    LocalResult::None => {
-                        // A day earlier is before the jump (transitions are
-                        // assumed to be more than two days apart).
-                        let before = naive - chrono::Duration::days(1);
-                        tz.offset_from_utc_datetime(&before).fix().local_minus_utc()
-                    }
-                };
-                i64::from(seconds) * USECS_PER_SEC
-            }
-        };
-        local.checked_sub(offset).ok_or_else(timestamp_range_error)
-    }
+/// The local (wall clock) timestamp of a UTC instant in `zone`.
+fn utc_to_local(zone: &PgTimeZone, ts: i64) -> Result<i64> {
+    zone.utc_to_local(ts).ok_or_else(timestamp_range_error)
 }
 
-/// A POSIX-style zone without daylight rules: `[name]±hh[:mm[:ss]]`, where a
-/// positive offset is west of Greenwich (so `'UTC+3'` and `'+3'` are UTC-3).
-fn parse_posix_offset(s: &str) -> Option<i64> {
-    let mut rest = s;
-    if let Some(r) = rest.strip_prefix('<') {
-        rest = &r[r.find('>')? + 1..];
-    } else {
-        let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        if letters > 0 && letters < 3 {
-            return None;
-        }
-        rest = &rest[letters..];
-    }
-    let (sign, rest) = match rest.as_bytes().first()? {
-        b'+' => (1, &rest[1..]),
-        b'-' => (-1, &rest[1..]),
-        _ => (1, rest),
-    };
-    let mut parts = [0i64; 3];
-    for (count, part) in rest.split(':').enumerate() {
-        if count == 3
-            || part.is_empty()
-            || part.len() > 2
-            || !part.bytes().all(|b| b.is_ascii_digit())
-        {
-            return None;
-        }
-        parts[count] = part.parse().ok()?;
-    }
-    let [h, m, sec] = parts;
-    if h > 24 || m > 59 || sec > 59 {
-        return None;
-    }
-    Some(-sign * (h * 3600 + m * 60 + sec) * USECS_PER_SEC)
+/// The UTC instant of a local timestamp in `zone`, read as PostgreSQL reads
+/// one (a skipped time with the offset before the jump, a repeated time as
+/// the later instant).
+fn local_to_utc(zone: &PgTimeZone, local: i64) -> Result<i64> {
+    zone.local_to_utc(local).ok_or_else(timestamp_range_error)
 }
 
 /// `time_bucket(width, ts timestamptz, zone text [, origin [, offset]])`:
@@ -1123,7 +995,7 @@ fn zone_bucket(
         .get(4)
         .map(Prim::<IntervalMonthDayNanoType>::new)
         .transpose()?;
-    let mut last_zone: Option<(String, Zone)> = None;
+    let mut last_zone: Option<(String, PgTimeZone)> = None;
     let mut out = PrimitiveBuilder::<TimestampMicrosecondType>::with_capacity(len);
     for i in 0..len {
         let (Some(w), Some(t), Some(name)) = (width.get(i), ts.get(i), zones.get(i)) else {
@@ -1135,23 +1007,21 @@ fn zone_bucket(
             continue;
         }
         let width = parse_width(w, false)?;
-        let zone = match &last_zone {
-            Some((n, z)) if n == name => *z,
-            _ => {
-                let z = Zone::parse(name)?;
-                last_zone = Some((name.to_string(), z));
-                z
-            }
+        if last_zone.as_ref().is_none_or(|(n, _)| n != name) {
+            last_zone = Some((name.to_string(), parse_zone(name)?));
+        }
+        let Some((_, zone)) = &last_zone else {
+            continue;
         };
-        let local = zone.utc_to_local(t)?;
+        let local = utc_to_local(zone, t)?;
         let origin = origin
             .as_ref()
             .and_then(|o| o.get(i))
-            .map(|o| zone.utc_to_local(o))
+            .map(|o| utc_to_local(zone, o))
             .transpose()?;
         let offset = offset.as_ref().and_then(|o| o.get(i));
         let bucket = bucket_timestamp(width, local, origin, offset)?;
-        out.append_value(zone.local_to_utc(bucket)?);
+        out.append_value(local_to_utc(zone, bucket)?);
     }
     Ok(out.finish())
 }
@@ -1565,9 +1435,9 @@ mod tests {
             add_interval(feb29, iv(1, 0, 0), true).unwrap(),
             days_from_civil(2024, 1, 29) * USECS_PER_DAY + 3_600_000_000
         );
-        assert_eq!(parse_posix_offset("+05"), Some(-5 * 3600 * USECS_PER_SEC));
-        assert_eq!(parse_posix_offset("UTC-3:30"), Some(12_600 * USECS_PER_SEC));
-        assert_eq!(parse_posix_offset("Europe/Nowhere"), None);
+        assert_eq!(parse_zone("+05").unwrap().offset_at(0), -5 * 3600);
+        assert_eq!(parse_zone("UTC-3:30").unwrap().offset_at(0), 12_600);
+        assert!(parse_zone("Europe/Nowhere").is_err());
         assert!(bucket_int(10, i64::MIN + 5, 0, i64::MIN, i64::MAX).is_err());
         assert!(bucket_int(10, i64::MIN + 1, -5, i64::MIN, i64::MAX).is_err());
         assert_eq!(

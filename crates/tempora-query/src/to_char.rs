@@ -6,7 +6,7 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
@@ -16,19 +16,39 @@ use datafusion::logical_expr::{
 };
 use tempora_common::{SqlState, TemporaError};
 
+use crate::variables::SessionVariables;
+
 /// `to_char` (register with `ctx.register_udf`; replaces DataFusion's, whose
 /// templates are strftime's).
-pub fn to_char_udf() -> ScalarUDF {
+/// timestamptz values print in the session's time zone, read from
+/// `variables`.
+pub fn to_char_udf(variables: Arc<SessionVariables>) -> ScalarUDF {
     ScalarUDF::new_from_impl(ToChar {
         signature: Signature::any(2, Volatility::Stable),
         aliases: vec!["date_format".into()],
+        variables,
     })
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 struct ToChar {
     signature: Signature,
     aliases: Vec<String>,
+    variables: Arc<SessionVariables>,
+}
+
+impl PartialEq for ToChar {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.variables, &other.variables)
+    }
+}
+
+impl Eq for ToChar {}
+
+impl std::hash::Hash for ToChar {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "to_char".hash(state)
+    }
 }
 
 const MONTHS: [&str; 12] = [
@@ -243,13 +263,7 @@ impl ScalarUDFImpl for ToChar {
         let values = args.args[0].to_array(rows)?;
         let templates = cast(&args.args[1].to_array(rows)?, &DataType::Utf8)?;
         let templates = templates.as_string::<i32>();
-        let session_tz: chrono_tz::Tz = args
-            .config_options
-            .execution
-            .time_zone
-            .as_deref()
-            .and_then(|z| z.parse().ok())
-            .unwrap_or(chrono_tz::UTC);
+        let session_tz = self.variables.time_zone();
         let with_zone = matches!(values.data_type(), DataType::Timestamp(_, Some(_)));
         let micros: ArrayRef = match values.data_type() {
             DataType::Timestamp(_, tz) => cast(
@@ -275,19 +289,16 @@ impl ScalarUDFImpl for ToChar {
                 out.append_null();
                 continue;
             }
-            let Some(utc) = DateTime::<Utc>::from_timestamp_micros(micros.value(i)) else {
+            let t = micros.value(i);
+            let Some(utc) = DateTime::<Utc>::from_timestamp_micros(t) else {
                 out.append_null();
                 continue;
             };
             let text = if with_zone {
-                let local = session_tz.from_utc_datetime(&utc.naive_utc());
-                let abbrev = local.format("%Z").to_string();
-                let offset = local.offset().fix().local_minus_utc();
-                format(
-                    templates.value(i),
-                    local.naive_local(),
-                    Some((&abbrev, offset)),
-                )
+                let abbrev = session_tz.abbreviation_at(t);
+                let offset = session_tz.offset_at(t);
+                let local = utc.naive_utc() + chrono::Duration::seconds(i64::from(offset));
+                format(templates.value(i), local, Some((&abbrev, offset)))
             } else {
                 format(templates.value(i), utc.naive_utc(), None)
             };

@@ -53,6 +53,13 @@ impl SessionVariables {
         self.0.read().get(&name.to_lowercase()).cloned()
     }
 
+    /// The session's time zone (its `TimeZone` setting; UTC when unset).
+    pub fn time_zone(&self) -> tempora_copy::zone::PgTimeZone {
+        self.get("TimeZone").map_or_else(Default::default, |z| {
+            tempora_copy::zone::PgTimeZone::of_setting(&z)
+        })
+    }
+
     /// The session's `search_path` as schema names.
     pub fn search_path(&self) -> Vec<String> {
         let user = self.get("session_authorization").unwrap_or_default();

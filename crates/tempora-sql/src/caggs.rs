@@ -669,7 +669,7 @@ impl CreateCagg {
             q.order_by = None;
         }
         // As every statement is planned (time_bucket's named arguments in place, ...).
-        crate::calls::normalize(&mut stmt, session.settings.get("TimeZone").unwrap_or("UTC"))?;
+        crate::calls::normalize(&mut stmt, &session.time_zone())?;
         // One hypertable (or aggregate, whose materialization is read);
         // the others of a join are plain tables.
         let mut found = None;
@@ -1440,11 +1440,7 @@ async fn window_bound(session: &SqlSession, expr: &SqlExpr, ty: &PgType) -> Resu
     if v.is_null() {
         return Ok(None);
     }
-    let tz = session
-        .settings
-        .get("TimeZone")
-        .unwrap_or("UTC")
-        .to_string();
+    let tz = session.time_zone();
     // A text bound is read as the column's type; otherwise the value must be
     // of its kind (a time for a time column, an integer for an integer one).
     let integer = matches!(

@@ -13,11 +13,12 @@ use datafusion::sql::sqlparser::ast::{
     Statement, TableFactor, Value, VisitMut, VisitorMut,
 };
 use tempora_common::{Result, SqlState, TemporaError};
+use tempora_copy::zone::PgTimeZone;
 
 /// Rewrites every call of the statement that needs it, in FROM and in expressions.
-pub(crate) fn normalize(stmt: &mut Statement, time_zone: &str) -> Result<()> {
+pub(crate) fn normalize(stmt: &mut Statement, time_zone: &PgTimeZone) -> Result<()> {
     let mut normalizer = Normalizer {
-        time_zone: time_zone.to_string(),
+        time_zone: time_zone.clone(),
         nextval_calls: 0,
     };
     match stmt.visit(&mut normalizer) {
@@ -28,7 +29,7 @@ pub(crate) fn normalize(stmt: &mut Statement, time_zone: &str) -> Result<()> {
 
 /// The session's time zone reads zone-less `timestamptz` arguments.
 struct Normalizer {
-    time_zone: String,
+    time_zone: PgTimeZone,
     /// `nextval` calls seen: each gets its ordinal as a hidden second
     /// argument, so that two calls of one sequence in a statement are two
     /// expressions (DataFusion computes identical async calls once).
@@ -183,7 +184,7 @@ fn microsecond_timestamps(t: &mut DataType) {
 /// rules (`'2024-01-01 23:00'`, zone names, the session's time zone) and
 /// written back in ISO form: DataFusion evaluates these casts while it plans
 /// the call, before Tempora's literal rule (tempora-query/pg_literals.rs) runs.
-fn pg_timestamp_args(args: &mut [FunctionArg], time_zone: &str) -> Result<()> {
+fn pg_timestamp_args(args: &mut [FunctionArg], time_zone: &PgTimeZone) -> Result<()> {
     use datafusion::sql::sqlparser::ast::TimezoneInfo;
     for a in args.iter_mut() {
         let FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Cast {
@@ -315,7 +316,7 @@ fn positional(function: &str, params: &[&str], args: &mut Vec<FunctionArg>) -> R
     Ok(())
 }
 
-fn call(function: &str, args: &mut Vec<FunctionArg>, time_zone: &str) -> Result<()> {
+fn call(function: &str, args: &mut Vec<FunctionArg>, time_zone: &PgTimeZone) -> Result<()> {
     match function {
         "show_chunks" | "drop_chunks" => crate::chunks::normalize(function, args),
         "compress_chunk" => positional(

@@ -152,7 +152,7 @@ mod tests {
 
     fn rewritten(sql: &str) -> Result<String> {
         let mut stmt = crate::parse(sql).unwrap().remove(0);
-        crate::calls::normalize(&mut stmt, "UTC")?;
+        crate::calls::normalize(&mut stmt, &tempora_copy::zone::PgTimeZone::utc())?;
         Ok(stmt.to_string())
     }
 

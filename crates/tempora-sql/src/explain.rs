@@ -103,7 +103,7 @@ pub(crate) fn render(
                     .value(row)
                     .lines()
                     .filter(|l| !l.trim().is_empty())
-                    .map(str::to_string),
+                    .map(crate::naming::without_hidden_suffixes),
             );
         }
     }

@@ -177,9 +177,11 @@ impl Args {
                 | ScalarValue::TimestampMillisecond(..)
                 | ScalarValue::TimestampSecond(..)),
             ) => tempora_query::chunks::scalar_units(v),
-            Some(ScalarValue::Utf8(Some(s))) => {
-                Some(tempora_query::pg_literals::parse_timestamp(s, true, "UTC")?)
-            }
+            Some(ScalarValue::Utf8(Some(s))) => Some(tempora_query::pg_literals::parse_timestamp(
+                s,
+                true,
+                &tempora_copy::zone::PgTimeZone::utc(),
+            )?),
             Some(other) => {
                 return Err(TemporaError::new(
                     SqlState::DATATYPE_MISMATCH,
@@ -1118,12 +1120,7 @@ impl JobCall {
             job.initial_start = Some(v);
         }
         if let Some(tz) = args.text("timezone") {
-            if tz.parse::<chrono_tz::Tz>().is_err() {
-                return Err(TemporaError::new(
-                    SqlState::INVALID_PARAMETER_VALUE,
-                    format!("time zone \"{tz}\" not recognized"),
-                ));
-            }
+            tempora_copy::zone::PgTimeZone::parse_argument(&tz)?;
             job.timezone = Some(tz);
         }
         if let Some(config) = args.get("config") {

@@ -48,6 +48,7 @@ mod subqueries;
 mod tokens;
 mod upsert;
 mod views;
+mod wildcards;
 
 use std::sync::Arc;
 
@@ -1118,7 +1119,7 @@ impl SqlSession {
             let inner = Box::pin(self.prepare_statement(&select.to_string(), select)).await?;
             return Ok(prepared(Kind::Procedure(Arc::new(inner)), vec![], None));
         }
-        calls::normalize(&mut stmt, self.settings.get("TimeZone").unwrap_or("UTC"))?;
+        calls::normalize(&mut stmt, &self.time_zone())?;
         if let Some(call) = find_command_call(&stmt) {
             if let Some(what) = unsupported_timescaledb_call(&call.name) {
                 return Err(TemporaError::not_supported(what));
@@ -1246,6 +1247,7 @@ impl SqlSession {
                 pg_compat::scalar_functions_in_from(&mut stmt, |name| {
                     ctx.table_function(name).is_ok()
                 });
+                wildcards::expand_repeated(self, &mut stmt).await?;
                 let stmt = rewrite_query(stmt);
                 if matches!(stmt, Statement::Query(_)) && gapfill::uses_gapfill(&stmt) {
                     let plan = gapfill::GapfillPlan::plan(self, &stmt).await?;

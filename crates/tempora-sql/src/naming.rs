@@ -76,6 +76,26 @@ fn cast_type_name(t: &str) -> String {
 /// Marks the start of a hidden suffix in a generated column alias.
 const HIDDEN: char = '\u{1}';
 
+/// `name` with a hidden suffix `tag`: a column named so shows as `name`.
+pub(crate) fn hidden_name(name: &str, tag: &str) -> String {
+    format!("{name}{HIDDEN}{tag}")
+}
+
+/// A line of text (an EXPLAIN line) with the hidden suffixes of the names
+/// in it removed: `x@0 as x\u{1}1` reads `x@0 as x`.
+pub(crate) fn without_hidden_suffixes(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == HIDDEN {
+            while chars.next_if(|c| c.is_ascii_alphanumeric()).is_some() {}
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The name a client sees for a result column.
 pub fn output_name(name: &str) -> &str {
     name.split(HIDDEN).next().unwrap_or(name)
@@ -121,7 +141,8 @@ impl Wildcards {
     /// Whether a column reference names a column a wildcard also returns.
     fn covers(&self, e: &Expr) -> bool {
         match e {
-            Expr::Identifier(_) => self.all,
+            // An unqualified column may be one `t.*` returns too.
+            Expr::Identifier(_) => self.all || !self.qualifiers.is_empty(),
             Expr::CompoundIdentifier(parts) if parts.len() > 1 => {
                 self.all || {
                     let qualifier = parts[..parts.len() - 1]
@@ -171,6 +192,9 @@ fn name_select(sel: &mut Select, top: bool) {
     };
     let wildcards = Wildcards::of(&sel.projection);
     let mut explicit_seen: Vec<&str> = vec![];
+    // Unnamed expressions keeping DataFusion's names (a nested select, an
+    // EXPLAIN): the same expression twice would be the same name twice.
+    let mut unnamed_seen: Vec<String> = vec![];
     let mut seq = 0usize;
     let mut hidden = |name: &str| {
         seq += 1;
@@ -211,7 +235,19 @@ fn name_select(sel: &mut Select, top: bool) {
                     _ => {}
                 }
             }
-            ItemName::Other => {}
+            ItemName::Other => {
+                if let SelectItem::UnnamedExpr(e) = item {
+                    let text = e.to_string();
+                    if unnamed_seen.contains(&text) {
+                        *item = SelectItem::ExprWithAlias {
+                            expr: e.clone(),
+                            alias: hidden("?column?"),
+                        };
+                    } else {
+                        unnamed_seen.push(text);
+                    }
+                }
+            }
         }
     }
 }

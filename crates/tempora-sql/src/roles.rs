@@ -213,8 +213,7 @@ fn string_value(e: &Expr, what: &str) -> Result<String> {
 fn valid_until(session: &SqlSession, e: &Expr) -> Result<Option<i64>> {
     let text = string_value(e, "VALID UNTIL")?;
     // 'infinity' reads as the largest timestamp.
-    let tz = session.settings.get("TimeZone").unwrap_or("UTC");
-    tempora_query::pg_literals::parse_timestamp(&text, true, tz).map(Some)
+    tempora_query::pg_literals::parse_timestamp(&text, true, &session.time_zone()).map(Some)
 }
 
 fn connection_limit(e: &Expr) -> Result<i32> {

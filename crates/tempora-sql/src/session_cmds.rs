@@ -11,6 +11,7 @@ use datafusion::sql::sqlparser::ast::{
 use tempora_common::{Result, SqlState, TemporaError};
 
 use crate::{Notice, Outcome, SqlSession};
+use tempora_copy::zone::PgTimeZone;
 
 /// Transaction status of a session, as ReadyForQuery reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,15 +158,8 @@ impl Settings {
             )
         };
         let value = match key.as_str() {
-            "timezone" => {
-                let v = if value.eq_ignore_ascii_case("utc") {
-                    "UTC"
-                } else {
-                    value
-                };
-                v.parse::<chrono_tz::Tz>().map_err(|_| invalid())?;
-                v.to_string()
-            }
+            // Shown by its canonical name (`Europe/Berlin`, `<-08>+08`).
+            "timezone" => PgTimeZone::parse_setting(value)?.1,
             "datestyle" => {
                 let v = value.to_uppercase();
                 if !(v.contains("ISO")
@@ -338,6 +332,52 @@ fn value_text(e: &Expr) -> String {
     }
 }
 
+/// `SET TIME ZONE INTERVAL '...' [qualifier]` as the setting PostgreSQL makes
+/// of it, `INTERVAL '<the interval as printed>'`: a bare number counts in
+/// the qualifier's last unit (`INTERVAL '8' HOUR`), and the qualifier's last
+/// unit truncates what is finer (`HOUR TO MINUTE` drops seconds).
+fn time_zone_interval(iv: &datafusion::sql::sqlparser::ast::Interval) -> Result<String> {
+    use datafusion::sql::sqlparser::ast::DateTimeField as F;
+    let text = match iv.value.as_ref() {
+        Expr::Value(ValueWithSpan {
+            value: Value::SingleQuotedString(s),
+            ..
+        }) => s.clone(),
+        other => {
+            return Err(TemporaError::syntax(format!(
+                "syntax error at or near \"{other}\""
+            )))
+        }
+    };
+    let unit = iv.last_field.as_ref().or(iv.leading_field.as_ref());
+    let mut v = tempora_copy::interval::parse_interval(&text)?;
+    if let (Some(unit), Ok(n)) = (unit, text.trim().parse::<f64>()) {
+        v = tempora_copy::interval::PgInterval {
+            months: 0,
+            days: 0,
+            micros: 0,
+        };
+        match unit {
+            F::Year | F::Years => v.months = (n * 12.0) as i32,
+            F::Month | F::Months => v.months = n as i32,
+            F::Day | F::Days => v.days = n as i32,
+            F::Hour | F::Hours => v.micros = (n * 3_600_000_000.0) as i64,
+            F::Minute | F::Minutes => v.micros = (n * 60_000_000.0) as i64,
+            _ => v.micros = (n * 1_000_000.0) as i64,
+        }
+    }
+    let step = match unit {
+        Some(F::Hour | F::Hours) => 3_600_000_000,
+        Some(F::Minute | F::Minutes) => 60_000_000,
+        _ => 1,
+    };
+    v.micros = v.micros / step * step;
+    let mut out = String::from("INTERVAL '");
+    tempora_copy::text::write_interval(v.months, v.days, v.micros, &mut out);
+    out.push('\'');
+    Ok(out)
+}
+
 fn one_column(schema: SchemaRef, values: Vec<String>, tag: &str) -> Result<Outcome> {
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(values))])
         .map_err(|e| TemporaError::internal(e.to_string()))?;
@@ -353,11 +393,18 @@ impl SqlSession {
     pub fn set_parameter(&mut self, name: &str, value: &str) -> Result<()> {
         self.settings.set(name, value)?;
         if name.eq_ignore_ascii_case("timezone") {
-            let tz = self.settings.get("TimeZone").unwrap_or("UTC").to_string();
+            // DataFusion's `timestamptz` types and `now()` carry the zone in
+            // Arrow's terms (`-03:00` for PostgreSQL's `+03:00`).
+            let tz = self.time_zone().arrow_name();
             let state = self.context().state_ref();
             state.write().config_mut().options_mut().execution.time_zone = Some(tz);
         }
         Ok(())
+    }
+
+    /// The session's time zone, from its `TimeZone` setting.
+    pub fn time_zone(&self) -> PgTimeZone {
+        PgTimeZone::of_setting(self.settings.get("TimeZone").unwrap_or("UTC"))
     }
 }
 
@@ -518,10 +565,42 @@ pub(crate) async fn execute(
                         session.set_parameter(&name, &value)?;
                     }
                 }
-                Set::SetTimeZone { value, .. } => {
-                    let value = value_text(value);
-                    session.set_parameter("TimeZone", &value)?;
-                }
+                Set::SetTimeZone { value, .. } => match value {
+                    Expr::Interval(iv) => {
+                        session.set_parameter("TimeZone", &time_zone_interval(iv)?)?;
+                    }
+                    // `INTERVAL '...'` without a qualifier, as calls.rs
+                    // writes it.
+                    Expr::Cast {
+                        expr,
+                        data_type: datafusion::sql::sqlparser::ast::DataType::Interval { .. },
+                        ..
+                    } => {
+                        let iv = datafusion::sql::sqlparser::ast::Interval {
+                            value: expr.clone(),
+                            leading_field: None,
+                            leading_precision: None,
+                            last_field: None,
+                            fractional_seconds_precision: None,
+                        };
+                        session.set_parameter("TimeZone", &time_zone_interval(&iv)?)?;
+                    }
+                    // LOCAL and DEFAULT: the default zone.
+                    Expr::Identifier(i)
+                        if i.quote_style.is_none()
+                            && (i.value.eq_ignore_ascii_case("local")
+                                || i.value.eq_ignore_ascii_case("default")) =>
+                    {
+                        session.settings.reset("TimeZone")?;
+                        let v = session
+                            .settings
+                            .get("TimeZone")
+                            .unwrap_or("UTC")
+                            .to_string();
+                        session.set_parameter("TimeZone", &v)?;
+                    }
+                    other => session.set_parameter("TimeZone", &value_text(other))?,
+                },
                 Set::SetNames { charset_name, .. } => {
                     session.set_parameter("client_encoding", &charset_name.value)?;
                 }
