@@ -173,6 +173,7 @@ mod tests {
             assert_eq!(bytes.as_ref(), &data[r.start as usize..r.end as usize]);
         }
         // Past the end is an error, as from the local store itself.
-        assert!(store.get_ranges(&path, &[199_990..200_010]).await.is_err());
+        let past_end = vec![199_990..200_010, 0..1];
+        assert!(store.get_ranges(&path, &past_end).await.is_err());
     }
 }
