@@ -12,29 +12,15 @@ use std::sync::Arc;
 use tempora_common::{SqlState, TemporaError};
 use tempora_copy::zone::PgTimeZone;
 
-use crate::variables::SessionVariables;
+use crate::variables::{SessionHandle, SessionVariables};
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct JsonBuild {
     name: &'static str,
     object: bool,
     signature: Signature,
     /// Where the session's time zone is read (timestamptz values).
-    variables: Arc<SessionVariables>,
-}
-
-impl PartialEq for JsonBuild {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && Arc::ptr_eq(&self.variables, &other.variables)
-    }
-}
-
-impl Eq for JsonBuild {}
-
-impl std::hash::Hash for JsonBuild {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state)
-    }
+    variables: SessionHandle,
 }
 
 impl ScalarUDFImpl for JsonBuild {
@@ -166,7 +152,7 @@ pub fn json_functions(variables: Arc<SessionVariables>) -> Vec<ScalarUDF> {
                 name,
                 object,
                 signature: Signature::variadic_any(Volatility::Stable),
-                variables: variables.clone(),
+                variables: SessionHandle(variables.clone()),
             })
         })
         .collect()

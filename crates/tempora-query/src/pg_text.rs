@@ -22,27 +22,13 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 
-use crate::variables::SessionVariables;
+use crate::variables::{SessionHandle, SessionVariables};
 
 /// `pg_text(x)`: `x` as PostgreSQL prints it, in the session's TimeZone.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct PgText {
-    variables: Arc<SessionVariables>,
+    variables: SessionHandle,
     signature: Signature,
-}
-
-impl PartialEq for PgText {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.variables, &other.variables)
-    }
-}
-
-impl Eq for PgText {}
-
-impl std::hash::Hash for PgText {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "pg_text".hash(state)
-    }
 }
 
 impl ScalarUDFImpl for PgText {
@@ -81,7 +67,7 @@ impl ScalarUDFImpl for PgText {
 /// The `pg_text` function of a session.
 pub fn pg_text_udf(variables: Arc<SessionVariables>) -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::new_from_impl(PgText {
-        variables,
+        variables: SessionHandle(variables),
         signature: Signature::any(1, Volatility::Stable),
     }))
 }

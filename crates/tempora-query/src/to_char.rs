@@ -16,7 +16,7 @@ use datafusion::logical_expr::{
 };
 use tempora_common::{SqlState, TemporaError};
 
-use crate::variables::SessionVariables;
+use crate::variables::{SessionHandle, SessionVariables};
 
 /// `to_char` (register with `ctx.register_udf`; replaces DataFusion's, whose
 /// templates are strftime's).
@@ -26,29 +26,15 @@ pub fn to_char_udf(variables: Arc<SessionVariables>) -> ScalarUDF {
     ScalarUDF::new_from_impl(ToChar {
         signature: Signature::any(2, Volatility::Stable),
         aliases: vec!["date_format".into()],
-        variables,
+        variables: SessionHandle(variables),
     })
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct ToChar {
     signature: Signature,
     aliases: Vec<String>,
-    variables: Arc<SessionVariables>,
-}
-
-impl PartialEq for ToChar {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.variables, &other.variables)
-    }
-}
-
-impl Eq for ToChar {}
-
-impl std::hash::Hash for ToChar {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "to_char".hash(state)
-    }
+    variables: SessionHandle,
 }
 
 const MONTHS: [&str; 12] = [

@@ -89,24 +89,36 @@ pub fn parse_search_path(value: &str, user: &str) -> Vec<String> {
         .collect()
 }
 
-#[derive(Debug)]
-struct CurrentSetting {
-    variables: Arc<SessionVariables>,
-    signature: Signature,
-}
+/// A session's variables as a function bound to them holds them: two are
+/// equal when they are the same session's, so the functions that read them
+/// (`current_setting`, `to_char`, ...) can derive equality and hashing.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionHandle(pub(crate) Arc<SessionVariables>);
 
-impl PartialEq for CurrentSetting {
+impl PartialEq for SessionHandle {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.variables, &other.variables)
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
-impl Eq for CurrentSetting {}
+impl Eq for SessionHandle {}
 
-impl std::hash::Hash for CurrentSetting {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "current_setting".hash(state)
+impl std::hash::Hash for SessionHandle {
+    fn hash<H: std::hash::Hasher>(&self, _state: &mut H) {}
+}
+
+impl std::ops::Deref for SessionHandle {
+    type Target = SessionVariables;
+
+    fn deref(&self) -> &SessionVariables {
+        &self.0
     }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CurrentSetting {
+    variables: SessionHandle,
+    signature: Signature,
 }
 
 impl ScalarUDFImpl for CurrentSetting {
@@ -148,7 +160,7 @@ impl ScalarUDFImpl for CurrentSetting {
 /// `current_setting(text [, missing_ok boolean]) → text` over `variables`.
 pub fn current_setting_udf(variables: Arc<SessionVariables>) -> ScalarUDF {
     ScalarUDF::new_from_impl(CurrentSetting {
-        variables,
+        variables: SessionHandle(variables),
         signature: Signature::one_of(
             vec![
                 TypeSignature::Exact(vec![DataType::Utf8]),
@@ -187,25 +199,11 @@ impl SessionPrepared {
 
 /// `session_user` (and `current_user`, which the catalog emulation reads
 /// as it): the role the session logged in as.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct SessionUser {
     name: &'static str,
-    variables: Arc<SessionVariables>,
+    variables: SessionHandle,
     signature: Signature,
-}
-
-impl PartialEq for SessionUser {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && Arc::ptr_eq(&self.variables, &other.variables)
-    }
-}
-
-impl Eq for SessionUser {}
-
-impl std::hash::Hash for SessionUser {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state)
-    }
 }
 
 impl ScalarUDFImpl for SessionUser {
@@ -235,7 +233,7 @@ pub fn session_user_udfs(variables: &Arc<SessionVariables>) -> Vec<ScalarUDF> {
         .map(|name| {
             ScalarUDF::new_from_impl(SessionUser {
                 name,
-                variables: variables.clone(),
+                variables: SessionHandle(variables.clone()),
                 signature: Signature::exact(vec![], Volatility::Stable),
             })
         })
