@@ -78,6 +78,15 @@ struct Parts {
     years: i32,
 }
 
+/// Adds `val * scale` to a day, month or year field, failing on overflow
+/// as PostgreSQL does ("interval field value out of range").
+fn add_scaled(field: &mut i32, val: i64, scale: i32) -> Parsed<()> {
+    let v = i32::try_from(val).map_err(|_| Fault::FieldOverflow)?;
+    let v = v.checked_mul(scale).ok_or(Fault::FieldOverflow)?;
+    *field = field.checked_add(v).ok_or(Fault::FieldOverflow)?;
+    Ok(())
+}
+
 impl Parts {
     fn add_micros(&mut self, val: i64, frac: f64, scale: i64) -> Parsed<()> {
         let v = val.checked_mul(scale).ok_or(Fault::FieldOverflow)?;
@@ -97,10 +106,7 @@ impl Parts {
     }
 
     fn add_days(&mut self, val: i64, scale: i32) -> Parsed<()> {
-        let v = i32::try_from(val).map_err(|_| Fault::FieldOverflow)?;
-        let v = v.checked_mul(scale).ok_or(Fault::FieldOverflow)?;
-        self.days = self.days.checked_add(v).ok_or(Fault::FieldOverflow)?;
-        Ok(())
+        add_scaled(&mut self.days, val, scale)
     }
 
     fn add_fraction_days(&mut self, frac: f64, scale: i32) -> Parsed<()> {
@@ -114,16 +120,11 @@ impl Parts {
     }
 
     fn add_months(&mut self, val: i64) -> Parsed<()> {
-        let v = i32::try_from(val).map_err(|_| Fault::FieldOverflow)?;
-        self.months = self.months.checked_add(v).ok_or(Fault::FieldOverflow)?;
-        Ok(())
+        add_scaled(&mut self.months, val, 1)
     }
 
     fn add_years(&mut self, val: i64, scale: i32) -> Parsed<()> {
-        let v = i32::try_from(val).map_err(|_| Fault::FieldOverflow)?;
-        let v = v.checked_mul(scale).ok_or(Fault::FieldOverflow)?;
-        self.years = self.years.checked_add(v).ok_or(Fault::FieldOverflow)?;
-        Ok(())
+        add_scaled(&mut self.years, val, scale)
     }
 
     fn add_fraction_years(&mut self, frac: f64, scale: i32) -> Parsed<()> {
