@@ -388,14 +388,20 @@ impl BookendAccumulator {
     }
 }
 
+/// The value and time arguments of `first`/`last`.
+fn bookend_args(values: &[ArrayRef]) -> Result<(&ArrayRef, &ArrayRef)> {
+    match values {
+        [value, time] => Ok((value, time)),
+        _ => Err(internal_datafusion_err!(
+            "first/last: expected 2 arguments, got {}",
+            values.len()
+        )),
+    }
+}
+
 impl Accumulator for BookendAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let [value, time] = values else {
-            return Err(internal_datafusion_err!(
-                "first/last: expected 2 arguments, got {}",
-                values.len()
-            ));
-        };
+        let (value, time) = bookend_args(values)?;
         let keys = time_keys(time)?;
         self.absorb(value, &keys)
     }
@@ -497,12 +503,7 @@ impl OrderedBookendAccumulator {
 
 impl Accumulator for OrderedBookendAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let [value, time] = values else {
-            return Err(internal_datafusion_err!(
-                "first/last: expected 2 arguments, got {}",
-                values.len()
-            ));
-        };
+        let (value, time) = bookend_args(values)?;
         self.absorb(value, time)
     }
 
