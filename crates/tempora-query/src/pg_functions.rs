@@ -697,8 +697,7 @@ fn builtin_types() -> &'static HashMap<i64, (String, i64)> {
         std::sync::LazyLock::new(|| {
             use datafusion::arrow::array::{Array, Int64Array, StringArray};
             let mut types = HashMap::new();
-            let Ok(tables) = datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new()
-            else {
+            let Ok(tables) = crate::session::pg_static_tables() else {
                 return types;
             };
             for batch in tables.pg_type.data() {
@@ -831,7 +830,7 @@ fn builtin_procs() -> &'static HashMap<i64, Proc> {
     static PROCS: std::sync::LazyLock<HashMap<i64, Proc>> = std::sync::LazyLock::new(|| {
         use datafusion::arrow::array::{Array, BooleanArray, Int64Array, StringArray};
         let mut procs = HashMap::new();
-        let Ok(tables) = datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new() else {
+        let Ok(tables) = crate::session::pg_static_tables() else {
             return procs;
         };
         let list = |text: Option<&str>| -> Vec<String> {

@@ -15,6 +15,7 @@ use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables;
 use parking_lot::RwLock;
 use tempora_catalog::CatalogState;
 use tempora_common::TemporaError;
@@ -1001,8 +1002,7 @@ pub fn session_context_with(
             engine: engine.clone(),
         }),
     );
-    datafusion_pg_catalog::pg_catalog::setup_pg_catalog(&ctx, &database, EmptyContextProvider)
-        .map_err(|e| TemporaError::from_datafusion(*e))?;
+    setup_pg_catalog(&ctx, &database)?;
     let catalog = ctx
         .catalog(&database)
         .ok_or_else(|| TemporaError::internal("database catalog missing"))?;
@@ -1040,4 +1040,77 @@ pub fn session_context_with(
             .map_err(TemporaError::from_datafusion)?;
     }
     Ok(ctx)
+}
+
+/// The catalog emulation's static tables (`pg_proc`, `pg_type`, ...),
+/// decoded once per process: every session reads the same immutable rows.
+/// Decoding them took about half of a new connection's CPU.
+pub(crate) fn pg_static_tables() -> Result<Arc<PgCatalogStaticTables>, TemporaError> {
+    static TABLES: std::sync::OnceLock<Arc<PgCatalogStaticTables>> = std::sync::OnceLock::new();
+    if let Some(t) = TABLES.get() {
+        return Ok(t.clone());
+    }
+    let tables = Arc::new(PgCatalogStaticTables::try_new().map_err(TemporaError::from_datafusion)?);
+    Ok(TABLES.get_or_init(|| tables).clone())
+}
+
+/// Registers the catalog emulation's `pg_catalog` schema and functions in a
+/// session, as `datafusion_pg_catalog::setup_pg_catalog` does, but over the
+/// process's one copy of its static tables.
+fn setup_pg_catalog(ctx: &SessionContext, database: &str) -> Result<(), TemporaError> {
+    use datafusion_pg_catalog::pg_catalog::{self as pgc, *};
+    let static_tables = pg_static_tables()?;
+    let pg_catalog = Arc::new(
+        PgCatalogSchemaProvider::try_new(
+            ctx.state().catalog_list().clone(),
+            static_tables.clone(),
+            EmptyContextProvider,
+        )
+        .map_err(TemporaError::from_datafusion)?,
+    );
+    ctx.catalog(database)
+        .ok_or_else(|| TemporaError::internal("database catalog missing"))?
+        .register_schema("pg_catalog", pg_catalog)
+        .map_err(TemporaError::from_datafusion)?;
+    let udfs = [
+        create_current_database_udf(database),
+        create_current_schema_udf(),
+        create_current_schemas_udf(),
+        create_pg_get_userbyid_udf(),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_table_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_schema_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_database_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_any_column_privilege"),
+        create_pg_table_is_visible(),
+        pgc::format_type::create_format_type_udf(),
+        create_session_user_udf(),
+        pgc::pg_get_expr_udf::create_pg_get_expr_udf(),
+        create_pg_get_partkeydef_udf(),
+        create_pg_relation_is_publishable_udf(),
+        create_pg_get_statisticsobjdef_columns_udf(),
+        create_pg_encoding_to_char_udf(),
+        create_pg_backend_pid_udf(),
+        create_pg_relation_size_udf(),
+        create_pg_total_relation_size_udf(),
+        create_pg_stat_get_numscans(),
+        create_pg_get_constraintdef(),
+        create_pg_get_partition_ancestors_udf(),
+        pgc::quote_ident_udf::create_quote_ident_udf(),
+        pgc::quote_ident_udf::create_parse_ident_udf(),
+        pgc::array_bounds_udf::create_array_upper_udf(),
+        pgc::array_bounds_udf::create_array_lower_udf(),
+    ];
+    for f in udfs {
+        ctx.register_udf(f);
+    }
+    ctx.register_udtf("pg_get_keywords", static_tables.pg_get_keywords.clone());
+    // PostgreSQL's oid alias types (`regclass`, `regtype`, ...) as int4 in casts.
+    let state = ctx.state_ref();
+    let existing = state.read().clone();
+    *state.write() = SessionStateBuilder::new_from_existing(existing)
+        .with_type_planner(Arc::new(pgc::oid_type_planner::PgOidTypePlanner))
+        .build();
+    // `generate_series` / `range` bounds accept int4 as well as int8.
+    pgc::generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(ctx);
+    Ok(())
 }
