@@ -672,3 +672,74 @@ async fn large_results_arrive_in_order() {
         assert_eq!(r.get::<_, f64>(1), g as f64 * 0.5);
     }
 }
+
+/// Rows are sent as the plan computes them: an error after the first
+/// batches still ends the statement with its SQLSTATE, fails an open block
+/// as any error does, and the session goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_error_after_the_first_rows_ends_the_statement() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    // generate_series yields 8,192 rows a batch: the division by zero is
+    // in one of the 25 batches, most of which print without error.
+    let sql = "SELECT 100000 / (g - 150000) FROM generate_series(1, 200000) g";
+    for simple in [true, false] {
+        let err = if simple {
+            client.simple_query(sql).await.unwrap_err()
+        } else {
+            client.query(sql, &[]).await.unwrap_err()
+        };
+        assert_eq!(err.code(), Some(&SqlState::DIVISION_BY_ZERO), "{err}");
+        let rows = rows_of(client.simple_query("SELECT 1").await.unwrap());
+        assert_eq!(rows[0].get(0), Some("1"));
+
+        client.batch_execute("BEGIN").await.unwrap();
+        let err = if simple {
+            client.simple_query(sql).await.unwrap_err()
+        } else {
+            client.query(sql, &[]).await.unwrap_err()
+        };
+        assert_eq!(err.code(), Some(&SqlState::DIVISION_BY_ZERO), "{err}");
+        let err = client.simple_query("SELECT 1").await.unwrap_err();
+        assert_eq!(err.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
+        // COMMIT of a failed block rolls it back.
+        let done = client.simple_query("COMMIT").await.unwrap();
+        assert!(matches!(
+            done.last(),
+            Some(SimpleQueryMessage::CommandComplete(0))
+        ));
+        let rows = rows_of(client.simple_query("SELECT 2").await.unwrap());
+        assert_eq!(rows[0].get(0), Some("2"));
+    }
+}
+
+/// A portal read a few rows at a time (Execute with a row limit) returns
+/// every row once, in order, across the PortalSuspended round trips.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_portal_reads_a_large_result_a_few_rows_at_a_time() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    let tx = client.transaction().await.unwrap();
+    let portal = tx
+        .bind(
+            "SELECT g, 'row ' || g FROM generate_series(1, 50000) g ORDER BY g",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut seen = 0i64;
+    loop {
+        let rows = tx.query_portal(&portal, 7000).await.unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        assert!(rows.len() <= 7000);
+        for r in rows {
+            seen += 1;
+            assert_eq!(r.get::<_, i64>(0), seen);
+            assert_eq!(r.get::<_, String>(1), format!("row {seen}"));
+        }
+    }
+    assert_eq!(seen, 50_000);
+    tx.commit().await.unwrap();
+}

@@ -218,32 +218,47 @@ fn row_runs(batches: &[RecordBatch]) -> Vec<&[RecordBatch]> {
     runs
 }
 
-fn query_response(
-    session: &SqlSession,
+/// Prints a result's batches as DataRows in the session's output formats.
+struct RowPrinter<'a> {
     schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-    tag: String,
-    format: &Format,
-) -> PgWireResult<Response> {
-    let tz = session
-        .settings
-        .get("TimeZone")
-        .unwrap_or("UTC")
-        .to_string();
-    let fields = Arc::new(arrow_schema_to_pg_fields(
-        &schema,
-        format,
-        Some(format_options(session)),
-    )?);
-    let all_text = (0..schema.fields().len()).all(|i| format.format_for(i) == FieldFormat::Text);
-    let encode = |batches: &[RecordBatch]| -> PgWireResult<Vec<PgWireResult<DataRow>>> {
+    fields: Arc<Vec<FieldInfo>>,
+    format: &'a Format,
+    tz: String,
+    all_text: bool,
+}
+
+impl<'a> RowPrinter<'a> {
+    fn new(session: &SqlSession, schema: SchemaRef, format: &'a Format) -> PgWireResult<Self> {
+        let tz = session
+            .settings
+            .get("TimeZone")
+            .unwrap_or("UTC")
+            .to_string();
+        let fields = Arc::new(arrow_schema_to_pg_fields(
+            &schema,
+            format,
+            Some(format_options(session)),
+        )?);
+        let all_text =
+            (0..schema.fields().len()).all(|i| format.format_for(i) == FieldFormat::Text);
+        Ok(Self {
+            schema,
+            fields,
+            format,
+            tz,
+            all_text,
+        })
+    }
+
+    fn print(&self, batches: &[RecordBatch]) -> PgWireResult<Vec<PgWireResult<DataRow>>> {
+        let (format, tz, all_text) = (self.format, &self.tz, self.all_text);
         let mut rows = Vec::new();
         for batch in batches {
             // Plans may give a column another Arrow type than its declared one.
-            let batch = tempora_sql::conform(batch.columns(), &schema).map_err(wire_error)?;
+            let batch = tempora_sql::conform(batch.columns(), &self.schema).map_err(wire_error)?;
             // Text output prints timestamptz in the session's TimeZone (text.rs);
             // binary output carries the instant, which no zone changes.
-            let batch = render_text_columns(batch, format, &tz, all_text)?;
+            let batch = render_text_columns(batch, format, tz, all_text)?;
             if all_text {
                 if let Some(text) = rows::text_rows(&batch) {
                     rows.extend(text.into_iter().map(Ok));
@@ -252,21 +267,34 @@ fn query_response(
             }
             // A column text_rows does not write: its floats become text too.
             let batch = if all_text {
-                render_text_columns(batch, format, &tz, false)?
+                render_text_columns(batch, format, tz, false)?
             } else {
                 batch
             };
-            rows.extend(encode_recordbatch(fields.clone(), batch));
+            rows.extend(encode_recordbatch(self.fields.clone(), batch));
         }
         Ok(rows)
-    };
+    }
+}
+
+fn query_response(
+    session: &SqlSession,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    tag: String,
+    format: &Format,
+) -> PgWireResult<Response> {
+    let printer = RowPrinter::new(session, schema, format)?;
     // A large result is printed on every core, a run of batches each (the
     // first on this thread); a small one is one run, printed here.
     let runs = row_runs(&batches);
     let rows = if let [first, rest @ ..] = runs.as_slice() {
         let printed: Vec<PgWireResult<Vec<_>>> = std::thread::scope(|scope| {
-            let others: Vec<_> = rest.iter().map(|run| scope.spawn(|| encode(run))).collect();
-            let mut printed = vec![encode(first)];
+            let others: Vec<_> = rest
+                .iter()
+                .map(|run| scope.spawn(|| printer.print(run)))
+                .collect();
+            let mut printed = vec![printer.print(first)];
             for handle in others {
                 printed.push(handle.join().unwrap_or_else(|_| {
                     Err(wire_error(TemporaError::internal("printing rows failed")))
@@ -282,9 +310,98 @@ fn query_response(
     } else {
         Vec::new()
     };
-    let mut resp = QueryResponse::new(fields, stream::iter(rows));
+    let mut resp = QueryResponse::new(printer.fields.clone(), stream::iter(rows));
     resp.command_tag = tag;
     Ok(Response::Query(resp))
+}
+
+/// How a statement's rows reach the client.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// A simple Query: RowDescription, DataRows, CommandComplete.
+    Simple,
+    /// An Execute of a portal: DataRows (the client asked Describe for
+    /// their description), at most `max_rows` of them (0: all).
+    Portal { max_rows: usize },
+}
+
+/// The next batch of a streamed query, or its statement timeout.
+async fn next_batch(
+    stream: &mut datafusion::execution::SendableRecordBatchStream,
+    deadline: Option<tokio::time::Instant>,
+) -> Option<PgWireResult<RecordBatch>> {
+    use futures::StreamExt;
+    let next = match deadline {
+        Some(at) => tokio::time::timeout_at(at, stream.next())
+            .await
+            .unwrap_or_else(|_| {
+                Some(Err(TemporaError::new(
+                    SqlState::QUERY_CANCELED,
+                    "canceling statement due to statement timeout",
+                )
+                .into_datafusion()))
+            }),
+        None => stream.next().await,
+    };
+    next.map(|b| b.map_err(|e| wire_error(TemporaError::from_datafusion(e))))
+}
+
+/// All the batches of a streamed query.
+async fn collect_stream(
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    deadline: Option<tokio::time::Instant>,
+) -> PgWireResult<Vec<RecordBatch>> {
+    let mut batches = Vec::new();
+    while let Some(batch) = next_batch(&mut stream, deadline).await {
+        batches.push(batch?);
+    }
+    Ok(batches)
+}
+
+/// Sends a streamed query's rows as its plan computes them, so that the
+/// server holds a batch at a time and the client reads the first rows
+/// while the last are computed. Returns the completion tag to send.
+async fn send_streamed_rows<C>(
+    client: &mut C,
+    session: &mut SqlSession,
+    schema: SchemaRef,
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    deadline: Option<tokio::time::Instant>,
+    format: &Format,
+    delivery: Delivery,
+) -> PgWireResult<Response>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let printer = RowPrinter::new(session, schema, format)?;
+    if delivery == Delivery::Simple {
+        let description = pgwire::messages::data::RowDescription::new(
+            printer.fields.iter().map(Into::into).collect(),
+        );
+        client
+            .feed(PgWireBackendMessage::RowDescription(description))
+            .await?;
+    }
+    let mut rows = 0usize;
+    while let Some(batch) = next_batch(&mut stream, deadline).await {
+        let printed = batch.and_then(|b| printer.print(std::slice::from_ref(&b)));
+        let printed = match printed {
+            Ok(p) => p,
+            Err(e) => {
+                // The rows sent stand, as in PostgreSQL; the error ends
+                // the statement (and fails an open block).
+                session.stream_failed();
+                return Err(e);
+            }
+        };
+        for row in printed {
+            let row = row.inspect_err(|_| session.stream_failed())?;
+            client.feed(PgWireBackendMessage::DataRow(row)).await?;
+            rows += 1;
+        }
+    }
+    Ok(Response::Execution(Tag::new("SELECT").with_rows(rows)))
 }
 
 fn into_response(
@@ -304,9 +421,9 @@ fn into_response(
             _ => Response::TransactionStart(Tag::new(&tag)),
         },
         Outcome::Empty => Response::EmptyQuery,
-        Outcome::CopyIn { .. } | Outcome::CopyOut { .. } => {
+        Outcome::CopyIn { .. } | Outcome::CopyOut { .. } | Outcome::Stream { .. } => {
             return Err(wire_error(TemporaError::internal(
-                "COPY outcome reached the plain response path",
+                "COPY or streamed outcome reached the plain response path",
             )))
         }
     })
@@ -464,8 +581,13 @@ impl SimpleQueryHandler for Connection {
             Err(e) => return Ok(vec![Response::Error(Box::new(error_info(&e)))]),
         };
         let mut responses = Vec::new();
+        // A query of one statement sends its rows as they are computed.
+        // Several statements' rows are held: pgwire sends every statement's
+        // response after the last has run.
+        let stream = stmts.len() == 1;
         for stmt in stmts {
             let result = match session.prepare_statement(query, stmt).await {
+                Ok(p) if stream => session.execute_streaming(&p, None).await,
                 Ok(p) => session.execute(&p, None).await,
                 Err(e) => {
                     if session.tx == TxState::InBlock {
@@ -479,7 +601,13 @@ impl SimpleQueryHandler for Connection {
                     send_notices(client, notices).await?;
                     let copy_in = matches!(outcome, Outcome::CopyIn { .. });
                     match self
-                        .respond(client, &session, outcome, &Format::UnifiedText)
+                        .respond(
+                            client,
+                            &mut session,
+                            outcome,
+                            &Format::UnifiedText,
+                            Delivery::Simple,
+                        )
                         .await
                     {
                         Ok(r) => responses.push(r),
@@ -518,7 +646,7 @@ impl ExtendedQueryHandler for Connection {
         &self,
         client: &mut C,
         portal: &Portal<Self::Statement>,
-        _max_rows: usize,
+        max_rows: usize,
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -545,12 +673,18 @@ impl ExtendedQueryHandler for Connection {
             )
         };
         let (outcome, notices) = session
-            .execute(&prepared, params)
+            .execute_streaming(&prepared, params)
             .await
             .map_err(wire_error)?;
         send_notices(client, notices).await?;
-        self.respond(client, &session, outcome, &portal.result_column_format)
-            .await
+        self.respond(
+            client,
+            &mut session,
+            outcome,
+            &portal.result_column_format,
+            Delivery::Portal { max_rows },
+        )
+        .await
     }
 }
 
@@ -891,9 +1025,10 @@ impl Connection {
     async fn respond<C>(
         &self,
         client: &mut C,
-        session: &SqlSession,
+        session: &mut SqlSession,
         outcome: Outcome,
         format: &Format,
+        delivery: Delivery,
     ) -> PgWireResult<Response>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
@@ -920,6 +1055,31 @@ impl Connection {
                 pin,
             } => {
                 let resp = send_copy_out(client, stream, encoder, format, columns).await;
+                drop(pin);
+                resp
+            }
+            Outcome::Stream {
+                schema,
+                stream,
+                deadline,
+                pin,
+            } => {
+                let resp = match delivery {
+                    // A portal read a few rows at a time keeps them all
+                    // (PortalSuspended between Executes).
+                    Delivery::Portal { max_rows } if max_rows > 0 => {
+                        let batches = collect_stream(stream, deadline)
+                            .await
+                            .inspect_err(|_| session.stream_failed())?;
+                        query_response(session, schema, batches, "SELECT".into(), format)
+                    }
+                    _ => {
+                        send_streamed_rows(
+                            client, session, schema, stream, deadline, format, delivery,
+                        )
+                        .await
+                    }
+                };
                 drop(pin);
                 resp
             }

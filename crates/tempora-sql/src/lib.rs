@@ -105,6 +105,16 @@ pub enum Outcome {
         /// Completion tag before the row count: `SELECT`, or `INSERT 0` for RETURNING.
         tag: String,
     },
+    /// A result set whose rows are computed as they are sent (see
+    /// [`SqlSession::execute_streaming`]).
+    Stream {
+        schema: SchemaRef,
+        stream: datafusion::execution::SendableRecordBatchStream,
+        /// When `statement_timeout` runs out for the rows still to come.
+        deadline: Option<tokio::time::Instant>,
+        /// Keeps the files the stream reads until it is done.
+        pin: tempora_storage::ReadPin,
+    },
     /// A command with its completion tag (`CREATE TABLE`, `INSERT 0 3`).
     Command(String),
     /// BEGIN / COMMIT / ROLLBACK, which change the transaction status.
@@ -150,6 +160,9 @@ impl std::fmt::Debug for Outcome {
                 .field("schema", schema)
                 .field("tag", tag)
                 .finish(),
+            Outcome::Stream { schema, .. } => {
+                f.debug_struct("Stream").field("schema", schema).finish()
+            }
             Outcome::Command(tag) => f.debug_tuple("Command").field(tag).finish(),
             Outcome::Transaction { tag, state } => f
                 .debug_struct("Transaction")
@@ -270,6 +283,9 @@ pub struct SqlSession {
     cluster: Option<Arc<tempora_storage::Cluster>>,
     /// Keeps the session's database from being dropped.
     _connected: Option<DatabaseGuard>,
+    /// Set by [`SqlSession::execute_streaming`] for the statement it runs
+    /// (and taken by it, so that statements run within it collect).
+    stream_next: bool,
 }
 
 /// Converts a sqlparser error into PostgreSQL's 42601 with a position.
@@ -828,6 +844,7 @@ impl SqlSession {
             cursors: Vec::new(),
             cluster: None,
             _connected: None,
+            stream_next: false,
         })
     }
 
@@ -1332,6 +1349,30 @@ impl SqlSession {
             .map_err(TemporaError::from_datafusion)
     }
 
+    /// [`SqlSession::execute`], but a query's rows may come as
+    /// [`Outcome::Stream`], computed while the caller sends them, instead
+    /// of all held first. The caller must run the stream to its end (or
+    /// drop it) before the session's next statement, and, when it fails,
+    /// call [`SqlSession::stream_failed`].
+    pub async fn execute_streaming(
+        &mut self,
+        p: &Prepared,
+        params: Option<ParamValues>,
+    ) -> Result<(Outcome, Vec<Notice>)> {
+        self.stream_next = true;
+        let result = self.execute(p, params).await;
+        self.stream_next = false;
+        result
+    }
+
+    /// A streamed query failed after its first rows: an open block fails
+    /// as it would have had the error come before them.
+    pub fn stream_failed(&mut self) {
+        if self.tx == TxState::InBlock {
+            self.tx = TxState::Failed;
+        }
+    }
+
     /// Runs a prepared statement with its parameters.
     pub async fn execute(
         &mut self,
@@ -1361,8 +1402,15 @@ impl SqlSession {
         }
         // Files this statement may read stay on disk until it is done.
         let _pin = self.engine.pin();
-        let result = match self.statement_timeout().filter(|_| p.kind.only_reads()) {
-            Some(limit) => match tokio::time::timeout(limit, self.execute_inner(p, params)).await {
+        let limit = self.statement_timeout().filter(|_| p.kind.only_reads());
+        let deadline = limit.map(|l| tokio::time::Instant::now() + l);
+        let result = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(
+                deadline,
+                self.execute_inner(p, params, Some(deadline)),
+            )
+            .await
+            {
                 Ok(r) => r,
                 // Dropping a read stops its DataFusion tasks.
                 Err(_) => Err(TemporaError::new(
@@ -1370,7 +1418,7 @@ impl SqlSession {
                     "canceling statement due to statement timeout",
                 )),
             },
-            None => self.execute_inner(p, params).await,
+            None => self.execute_inner(p, params, None).await,
         };
         if result.is_err() && self.tx == TxState::InBlock {
             self.tx = TxState::Failed;
@@ -1444,7 +1492,11 @@ impl SqlSession {
         &mut self,
         p: &Prepared,
         params: Option<ParamValues>,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<(Outcome, Vec<Notice>)> {
+        // Only the statement the caller runs streams; statements it runs
+        // in turn (EXECUTE, functions) hand their rows back whole.
+        let stream = std::mem::take(&mut self.stream_next);
         match &p.kind {
             Kind::Query(plan) if explain::explain_kind(plan).is_some() => {
                 let verbose = explain::explain_kind(plan).unwrap_or(false);
@@ -1492,6 +1544,23 @@ impl SqlSession {
                     }
                 }
                 let schema = output_schema(plan.schema().as_arrow());
+                if stream && plan_calls.is_none() && !newest_buckets::candidate(&plan) {
+                    let stream = self
+                        .ctx
+                        .execute_logical_plan(plan)
+                        .await
+                        .map_err(TemporaError::from_datafusion)?
+                        .execute_stream()
+                        .await
+                        .map_err(TemporaError::from_datafusion)?;
+                    let outcome = Outcome::Stream {
+                        schema,
+                        stream,
+                        deadline,
+                        pin: self.engine.pin(),
+                    };
+                    return Ok((outcome, vec![]));
+                }
                 let result = self.collect_query(plan).await;
                 // Functions such as compress_chunk raise NOTICEs as they run.
                 let notices = self.take_notices();
@@ -1562,7 +1631,7 @@ impl SqlSession {
                 jobs::run_job(self, id).await
             }
             Kind::Procedure(inner) => {
-                let (_, notices) = Box::pin(self.execute_inner(inner, params)).await?;
+                let (_, notices) = Box::pin(self.execute_inner(inner, params, deadline)).await?;
                 Ok((Outcome::Command("CALL".into()), notices))
             }
             Kind::SetChunkTimeInterval(cmd) => {
@@ -1605,7 +1674,9 @@ impl SqlSession {
             Kind::SqlExecute { name, args } => {
                 let statement = self.sql_prepared.get(name)?;
                 let params = sql_prepare::arguments(self, name, &statement, args).await?;
-                Box::pin(self.execute_inner(&statement, params)).await
+                // EXECUTE's rows are the prepared statement's own.
+                self.stream_next = stream;
+                Box::pin(self.execute_inner(&statement, params, deadline)).await
             }
             Kind::Deallocate(name) => {
                 self.sql_prepared.remove(name.as_deref())?;
