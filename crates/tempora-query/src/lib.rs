@@ -30,6 +30,7 @@ pub mod sleep;
 pub mod time_bucket;
 pub mod to_char;
 pub mod variables;
+pub mod zone_casts;
 
 pub use session::{new_session_context, session_context_with, DATABASE, PUBLIC};
 

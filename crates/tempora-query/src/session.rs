@@ -941,6 +941,9 @@ pub fn session_context_with(
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals {
         variables: variables.clone(),
     }));
+    ctx.add_analyzer_rule(Arc::new(crate::zone_casts::SessionZoneCasts {
+        variables: variables.clone(),
+    }));
     ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgIntegerCasts));
     let pg_text = crate::pg_text::pg_text_udf(variables.clone());
     ctx.add_analyzer_rule(Arc::new(crate::pg_text::PgTextCasts {
