@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod aggregates;
+pub mod at_time_zone;
 pub mod caggs;
 pub mod chunks;
 pub mod compression;

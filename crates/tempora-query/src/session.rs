@@ -953,6 +953,7 @@ pub fn session_context_with(
     ctx.add_analyzer_rule(Arc::new(crate::last_point::LastPointJoin));
     ctx.register_udf(crate::pg_casts::pg_round().as_ref().clone());
     ctx.register_udf(crate::pg_types::pg_typeof_udf());
+    ctx.register_udf(crate::at_time_zone::timezone_udf());
     ctx.register_udf(crate::to_char::to_char_udf(variables.clone()));
     for f in crate::json::json_functions(variables.clone()) {
         ctx.register_udf(f);

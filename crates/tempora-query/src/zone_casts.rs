@@ -70,6 +70,13 @@ pub(crate) fn timestamp_out_of_range() -> DataFusionError {
     TemporaError::new(SqlState::DATETIME_FIELD_OVERFLOW, "timestamp out of range").into_datafusion()
 }
 
+/// Whether a value (microseconds since 1970) is a time PostgreSQL holds:
+/// not before its first, and not one of the values that stand for the
+/// infinities.
+pub(crate) fn in_timestamp_range(micros: i64) -> bool {
+    micros >= MIN_TIMESTAMP_USECS && micros != i64::MAX && micros != i64::MIN
+}
+
 /// Which way a conversion goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Direction {
