@@ -244,3 +244,31 @@ async fn psql_sends_the_time_zone_of_pgtz() {
     out.assert_success();
     assert_eq!(out.stdout, "UTC+3\n2024-07-01 09:00:00-03\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn psql_shows_time_zone_conversions_as_postgresql_does() {
+    let server = TestServer::start().await;
+    // Values, and headings: a cast of a cast is named by the last type, AT
+    // TIME ZONE by its function, `timezone` (PostgreSQL 15's output).
+    let out = server
+        .psql_async(&[
+            "-A",
+            "-c",
+            "SET timezone = 'Europe/Berlin'",
+            "-c",
+            "SELECT '2024-01-01 00:00:00+00'::timestamptz::timestamp, \
+                    '2024-01-01 23:30:00+00'::timestamptz::date, \
+                    TIMESTAMPTZ '2024-01-01 00:00:00+00' AT TIME ZONE 'America/New_York', \
+                    CAST(TIMESTAMP '2024-01-01 00:00:00' AS timestamptz), \
+                    timezone('UTC', TIMESTAMP '2024-01-01 00:00:00')::text",
+        ])
+        .await;
+    out.assert_success();
+    assert_eq!(
+        out.stdout,
+        "SET\n\
+         timestamp|date|timezone|timestamptz|timezone\n\
+         2024-01-01 01:00:00|2024-01-02|2023-12-31 19:00:00|2024-01-01 00:00:00+01|2024-01-01 01:00:00+01\n\
+         (1 row)\n"
+    );
+}
