@@ -246,6 +246,49 @@ async fn psql_sends_the_time_zone_of_pgtz() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_time_zone_at_startup_refuses_the_connection() {
+    let server = TestServer::start().await;
+    // As PostgreSQL: the connection ends with a FATAL, rather than running
+    // in a zone the client did not ask for.
+    let out = server
+        .psql_env_async(&[("PGTZ", "Foo/Bar")], &["-A", "-t", "-c", "SHOW timezone"])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("FATAL:  invalid value for parameter \"TimeZone\": \"Foo/Bar\""),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+
+    // The same through PGOPTIONS' -c, with its SQLSTATE.
+    let mut config = server.config();
+    config.options("-c TimeZone=Foo/Bar");
+    let err = match config.connect(tokio_postgres::NoTls).await {
+        Ok(_) => panic!("a connection with TimeZone=Foo/Bar was accepted"),
+        Err(e) => e,
+    };
+    let db = err.as_db_error().expect("an error from the server");
+    assert_eq!(db.code().code(), "22023");
+    assert_eq!(db.severity(), "FATAL");
+    assert_eq!(
+        db.message(),
+        "invalid value for parameter \"TimeZone\": \"Foo/Bar\""
+    );
+
+    // The server goes on; a zone it knows is taken.
+    let out = server
+        .psql_env_async(
+            &[("PGTZ", "europe/berlin")],
+            &["-A", "-t", "-c", "SHOW timezone"],
+        )
+        .await;
+    out.assert_success();
+    assert_eq!(out.stdout, "Europe/Berlin\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn psql_shows_time_zone_conversions_as_postgresql_does() {
     let server = TestServer::start().await;
     // Values, and headings: a cast of a cast is named by the last type, AT
