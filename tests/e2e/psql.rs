@@ -244,3 +244,74 @@ async fn psql_sends_the_time_zone_of_pgtz() {
     out.assert_success();
     assert_eq!(out.stdout, "UTC+3\n2024-07-01 09:00:00-03\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_time_zone_at_startup_refuses_the_connection() {
+    let server = TestServer::start().await;
+    // As PostgreSQL: the connection ends with a FATAL, rather than running
+    // in a zone the client did not ask for.
+    let out = server
+        .psql_env_async(&[("PGTZ", "Foo/Bar")], &["-A", "-t", "-c", "SHOW timezone"])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("FATAL:  invalid value for parameter \"TimeZone\": \"Foo/Bar\""),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+
+    // The same through PGOPTIONS' -c, with its SQLSTATE.
+    let mut config = server.config();
+    config.options("-c TimeZone=Foo/Bar");
+    let err = match config.connect(tokio_postgres::NoTls).await {
+        Ok(_) => panic!("a connection with TimeZone=Foo/Bar was accepted"),
+        Err(e) => e,
+    };
+    let db = err.as_db_error().expect("an error from the server");
+    assert_eq!(db.code().code(), "22023");
+    assert_eq!(db.severity(), "FATAL");
+    assert_eq!(
+        db.message(),
+        "invalid value for parameter \"TimeZone\": \"Foo/Bar\""
+    );
+
+    // The server goes on; a zone it knows is taken.
+    let out = server
+        .psql_env_async(
+            &[("PGTZ", "europe/berlin")],
+            &["-A", "-t", "-c", "SHOW timezone"],
+        )
+        .await;
+    out.assert_success();
+    assert_eq!(out.stdout, "Europe/Berlin\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn psql_shows_time_zone_conversions_as_postgresql_does() {
+    let server = TestServer::start().await;
+    // Values, and headings: a cast of a cast is named by the last type, AT
+    // TIME ZONE by its function, `timezone` (PostgreSQL 15's output).
+    let out = server
+        .psql_async(&[
+            "-A",
+            "-c",
+            "SET timezone = 'Europe/Berlin'",
+            "-c",
+            "SELECT '2024-01-01 00:00:00+00'::timestamptz::timestamp, \
+                    '2024-01-01 23:30:00+00'::timestamptz::date, \
+                    TIMESTAMPTZ '2024-01-01 00:00:00+00' AT TIME ZONE 'America/New_York', \
+                    CAST(TIMESTAMP '2024-01-01 00:00:00' AS timestamptz), \
+                    timezone('UTC', TIMESTAMP '2024-01-01 00:00:00')::text",
+        ])
+        .await;
+    out.assert_success();
+    assert_eq!(
+        out.stdout,
+        "SET\n\
+         timestamp|date|timezone|timestamptz|timezone\n\
+         2024-01-01 01:00:00|2024-01-02|2023-12-31 19:00:00|2024-01-01 00:00:00+01|2024-01-01 01:00:00+01\n\
+         (1 row)\n"
+    );
+}

@@ -934,11 +934,10 @@ impl Connection {
         let database = meta
             .get(pgwire::api::METADATA_DATABASE)
             .map_or(user, String::as_str);
-        let connected = self.cluster.connect(database).map_err(|e| {
-            let mut info = error_info(&e);
-            info.severity = "FATAL".into();
-            PgWireError::UserError(Box::new(info))
-        })?;
+        let connected = self
+            .cluster
+            .connect(database)
+            .map_err(|e| refused_at_startup(&e))?;
         let slot = self.security.admit(role)?;
         client.session_extensions().insert(slot);
         let mut session = self.session.lock().await;
@@ -961,8 +960,18 @@ impl Connection {
                 | "extra_float_digits" | "intervalstyle" | "search_path" => k.as_str(),
                 _ => continue,
             };
-            if let Err(e) = session.set_parameter(name, v) {
-                tracing::debug!(parameter = name, error = %e, "startup parameter ignored");
+            match session.set_parameter(name, v) {
+                Ok(()) => {}
+                // A value PostgreSQL refuses too (`PGTZ=Foo/Bar`): the
+                // connection is refused, as PostgreSQL refuses it.
+                Err(e) if e.code == SqlState::INVALID_PARAMETER_VALUE => {
+                    return Err(refused_at_startup(&e))
+                }
+                // One PostgreSQL takes but Tempora does not follow (a
+                // client encoding other than UTF8): the default stays.
+                Err(e) => {
+                    tracing::debug!(parameter = name, error = %e, "startup parameter ignored")
+                }
             }
         }
         if let Some(options) = meta.get("options") {
@@ -970,7 +979,9 @@ impl Connection {
             for part in options.split_whitespace().collect::<Vec<_>>().windows(2) {
                 if part[0] == "-c" {
                     if let Some((k, v)) = part[1].split_once('=') {
-                        session.set_parameter(k, v).map_err(wire_error)?;
+                        session
+                            .set_parameter(k, v)
+                            .map_err(|e| refused_at_startup(&e))?;
                     }
                 }
             }
@@ -986,6 +997,14 @@ impl Connection {
         tracing::debug!(user, peer = %client.socket_addr(), "logged in");
         pgwire::api::auth::finish_authentication(client, &reported).await
     }
+}
+
+/// A setting the client asked for at startup that cannot be applied: the
+/// connection ends, with PostgreSQL's FATAL.
+fn refused_at_startup(e: &TemporaError) -> PgWireError {
+    let mut info = error_info(e);
+    info.severity = "FATAL".into();
+    PgWireError::UserError(Box::new(info))
 }
 
 /// The parameters a session reports at startup (ParameterStatus).

@@ -347,11 +347,14 @@ pub fn interval_text(micros: i64) -> String {
 
 /// What `alter_job` returns, as PostgreSQL prints the record: (job_id,
 /// schedule_interval, max_runtime, max_retries, retry_period, scheduled,
-/// config, next_start, check_config, fixed_schedule, initial_start, timezone).
-pub fn alter_job_record(job: &JobDef, state: &CatalogState) -> String {
-    let time = |t: i64| {
-        tempora_copy::text::format_timestamp(t, Some(&tempora_copy::zone::PgTimeZone::utc()))
-    };
+/// config, next_start, check_config, fixed_schedule, initial_start, timezone),
+/// its times in `session_zone`, as every timestamptz of the session prints.
+pub fn alter_job_record(
+    job: &JobDef,
+    state: &CatalogState,
+    session_zone: &tempora_copy::zone::PgTimeZone,
+) -> String {
+    let time = |t: i64| tempora_copy::text::format_timestamp(t, Some(session_zone));
     let flag = |b: bool| if b { "t" } else { "f" }.to_string();
     let fields = [
         Some(job.id.to_string()),

@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod aggregates;
+pub mod at_time_zone;
 pub mod caggs;
 pub mod chunks;
 pub mod compression;
@@ -30,6 +31,7 @@ pub mod sleep;
 pub mod time_bucket;
 pub mod to_char;
 pub mod variables;
+pub mod zone_casts;
 
 pub use session::{new_session_context, session_context_with, DATABASE, PUBLIC};
 

@@ -942,6 +942,9 @@ pub fn session_context_with(
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals {
         variables: variables.clone(),
     }));
+    ctx.add_analyzer_rule(Arc::new(crate::zone_casts::SessionZoneCasts {
+        variables: variables.clone(),
+    }));
     ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgIntegerCasts));
     let pg_text = crate::pg_text::pg_text_udf(variables.clone());
     ctx.add_analyzer_rule(Arc::new(crate::pg_text::PgTextCasts {
@@ -951,6 +954,7 @@ pub fn session_context_with(
     ctx.add_analyzer_rule(Arc::new(crate::last_point::LastPointJoin));
     ctx.register_udf(crate::pg_casts::pg_round().as_ref().clone());
     ctx.register_udf(crate::pg_types::pg_typeof_udf());
+    ctx.register_udf(crate::at_time_zone::timezone_udf());
     ctx.register_udf(crate::to_char::to_char_udf(variables.clone()));
     for f in crate::json::json_functions(variables.clone()) {
         ctx.register_udf(f);

@@ -3,8 +3,8 @@
 //! their positions; untyped literals of `generate_series` typed like the
 //! argument beside them (`generate_series('2024-01-01'::timestamptz,
 //! '2024-01-02', INTERVAL '1 hour')`, where PostgreSQL resolves `unknown`);
-//! and `timestamp[tz]` casts and literals at PostgreSQL's microsecond
-//! precision.
+//! `timestamp[tz]` casts and literals at PostgreSQL's microsecond
+//! precision; and `AT TIME ZONE` as the `timezone` function.
 
 use std::ops::ControlFlow;
 
@@ -86,6 +86,7 @@ impl VisitorMut for Normalizer {
 
     fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<TemporaError> {
         interval_product(expr);
+        at_time_zone(expr);
         ControlFlow::Continue(())
     }
 
@@ -132,6 +133,35 @@ impl VisitorMut for Normalizer {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `value AT TIME ZONE zone` as PostgreSQL's `timezone(zone, value)`
+/// (tempora-query/at_time_zone.rs); DataFusion would make it a cast to a
+/// timestamptz in a zone Arrow reads, whatever the value's type.
+fn at_time_zone(expr: &mut SqlExpr) {
+    use datafusion::sql::sqlparser::ast::{Function, FunctionArgumentList, Ident, ObjectName};
+    let SqlExpr::AtTimeZone {
+        timestamp,
+        time_zone,
+    } = expr
+    else {
+        return;
+    };
+    let arg = |e: &SqlExpr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e.clone()));
+    *expr = SqlExpr::Function(Function {
+        name: ObjectName::from(vec![Ident::new("timezone")]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![arg(time_zone), arg(timestamp)],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    });
 }
 
 /// `INTERVAL '<text>'` without fields as `CAST('<text>' AS interval)`, read

@@ -1150,7 +1150,8 @@ impl JobCall {
             })
             .await?;
         let job = state.jobs.get(&id).unwrap_or(&job);
-        let record = tempora_query::information::alter_job_record(job, &state);
+        let record =
+            tempora_query::information::alter_job_record(job, &state, &session.time_zone());
         self.rows(Arc::new(StringArray::from(vec![Some(record)])), vec![])
             .await
     }

@@ -20,7 +20,9 @@ fn pg_name(e: &Expr) -> Option<String> {
         } => match column_of(expr) {
             Some(c) => c,
             None => match pg_name(expr) {
-                Some(n) if n != "?column?" => n,
+                // A name a cast gave is weaker than this cast's:
+                // `'...'::timestamptz::date` is `date`.
+                Some(n) if n != "?column?" && !named_by_cast(expr) => n,
                 _ => cast_type_name(&data_type.to_string()),
             },
         },
@@ -44,6 +46,20 @@ fn pg_name(e: &Expr) -> Option<String> {
         Expr::Interval(_) => "interval".into(),
         _ => "?column?".into(),
     })
+}
+
+/// Whether an expression's name comes from a type (a cast, a typed
+/// literal), which PostgreSQL lets an outer cast's type replace.
+fn named_by_cast(e: &Expr) -> bool {
+    match e {
+        Expr::Cast { expr, .. } => {
+            column_of(expr).is_none()
+                && (named_by_cast(expr) || pg_name(expr).is_none_or(|n| n == "?column?"))
+        }
+        Expr::TypedString(_) | Expr::Interval(_) => true,
+        Expr::Nested(inner) => named_by_cast(inner),
+        _ => false,
+    }
 }
 
 fn column_of(e: &Expr) -> Option<String> {
