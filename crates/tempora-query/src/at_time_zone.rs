@@ -121,11 +121,7 @@ impl ScalarUDFImpl for TimeZoneOf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if scalar { 1 } else { args.number_rows };
+        let (rows, scalar) = crate::pg_types::result_rows(&args.args, args.number_rows);
         let zones = args.args[0].to_array(rows)?;
         let values = args.args[1].to_array(rows)?;
         let to_wall_time = match values.data_type() {

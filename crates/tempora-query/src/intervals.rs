@@ -69,11 +69,7 @@ impl ScalarUDFImpl for IntervalScale {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if scalar { 1 } else { args.number_rows };
+        let (rows, scalar) = crate::pg_types::result_rows(&args.args, args.number_rows);
         let intervals = cast(
             &args.args[0].to_array(rows)?,
             &DataType::Interval(IntervalUnit::MonthDayNano),

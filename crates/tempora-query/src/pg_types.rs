@@ -136,12 +136,8 @@ pub fn map_rows(
     returns: &DataType,
     mut f: impl FnMut(&[ScalarValue]) -> Result<ScalarValue>,
 ) -> Result<ColumnarValue> {
-    let scalar = args
-        .args
-        .iter()
-        .all(|a| matches!(a, ColumnarValue::Scalar(_)));
     let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-    let rows = if scalar { 1 } else { args.number_rows };
+    let (rows, scalar) = result_rows(&args.args, args.number_rows);
     let mut out = Vec::with_capacity(rows);
     for i in 0..rows {
         let values = arrays
@@ -160,4 +156,14 @@ pub fn map_rows(
     } else {
         ColumnarValue::Array(array_of(out, returns)?)
     })
+}
+
+/// How many rows a scalar function computes, and whether its result is a
+/// scalar: one row when every argument is a scalar, else the batch's.
+pub(crate) fn result_rows(args: &[ColumnarValue], number_rows: usize) -> (usize, bool) {
+    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        (1, true)
+    } else {
+        (number_rows, false)
+    }
 }

@@ -120,8 +120,7 @@ impl ScalarUDFImpl for TimeBucket {
                 args.len()
             ));
         }
-        let all_scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let len = if all_scalar { 1 } else { number_rows };
+        let (len, all_scalar) = crate::pg_types::result_rows(&args, number_rows);
         let out: ArrayRef = match args[1].data_type() {
             DataType::Int16 => Arc::new(int_bucket::<Int16Type>(&args, len)?),
             DataType::Int32 => Arc::new(int_bucket::<Int32Type>(&args, len)?),

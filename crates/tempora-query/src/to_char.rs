@@ -240,12 +240,7 @@ impl ScalarUDFImpl for ToChar {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let n = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if scalar { 1 } else { n };
+        let (rows, scalar) = crate::pg_types::result_rows(&args.args, args.number_rows);
         let values = args.args[0].to_array(rows)?;
         let templates = cast(&args.args[1].to_array(rows)?, &DataType::Utf8)?;
         let templates = templates.as_string::<i32>();
