@@ -1545,6 +1545,9 @@ impl SqlSession {
                 }
                 let schema = output_schema(plan.schema().as_arrow());
                 if stream && plan_calls.is_none() && !newest_buckets::candidate(&plan) {
+                    // Pinned before the plan lists its files, as a read pin
+                    // must be, and held for as long as the stream reads them.
+                    let pin = self.engine.pin();
                     let stream = self
                         .ctx
                         .execute_logical_plan(plan)
@@ -1557,7 +1560,7 @@ impl SqlSession {
                         schema,
                         stream,
                         deadline,
-                        pin: self.engine.pin(),
+                        pin,
                     };
                     return Ok((outcome, vec![]));
                 }
