@@ -741,5 +741,13 @@ async fn a_portal_reads_a_large_result_a_few_rows_at_a_time() {
         }
     }
     assert_eq!(seen, 50_000);
+    // Without a row limit the rows stream; the portal, run to its end,
+    // has none left for another Execute.
+    let all = tx
+        .bind("SELECT g FROM generate_series(1, 30000) g", &[])
+        .await
+        .unwrap();
+    assert_eq!(tx.query_portal(&all, 0).await.unwrap().len(), 30_000);
+    assert!(tx.query_portal(&all, 0).await.unwrap().is_empty());
     tx.commit().await.unwrap();
 }

@@ -677,14 +677,24 @@ impl ExtendedQueryHandler for Connection {
             .await
             .map_err(wire_error)?;
         send_notices(client, notices).await?;
-        self.respond(
-            client,
-            &mut session,
-            outcome,
-            &portal.result_column_format,
-            Delivery::Portal { max_rows },
-        )
-        .await
+        let streamed = matches!(outcome, Outcome::Stream { .. }) && max_rows == 0;
+        let response = self
+            .respond(
+                client,
+                &mut session,
+                outcome,
+                &portal.result_column_format,
+                Delivery::Portal { max_rows },
+            )
+            .await?;
+        if streamed {
+            // Its rows are all sent: a later Execute of the same portal
+            // finds none, as in PostgreSQL, instead of running it again.
+            portal
+                .start(QueryResponse::new(Arc::new(Vec::new()), stream::empty()))
+                .await;
+        }
+        Ok(response)
     }
 }
 
