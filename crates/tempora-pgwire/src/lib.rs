@@ -335,11 +335,7 @@ async fn next_batch(
         Some(at) => tokio::time::timeout_at(at, stream.next())
             .await
             .unwrap_or_else(|_| {
-                Some(Err(TemporaError::new(
-                    SqlState::QUERY_CANCELED,
-                    "canceling statement due to statement timeout",
-                )
-                .into_datafusion()))
+                Some(Err(tempora_sql::statement_timeout_error().into_datafusion()))
             }),
         None => stream.next().await,
     };
@@ -363,7 +359,7 @@ async fn collect_stream(
 /// while the last are computed. Returns the completion tag to send.
 async fn send_streamed_rows<C>(
     client: &mut C,
-    session: &mut SqlSession,
+    session: &SqlSession,
     schema: SchemaRef,
     mut stream: datafusion::execution::SendableRecordBatchStream,
     deadline: Option<tokio::time::Instant>,
@@ -384,20 +380,10 @@ where
             .await?;
     }
     let mut rows = 0usize;
+    // An error ends the statement; the rows sent stand, as in PostgreSQL.
     while let Some(batch) = next_batch(&mut stream, deadline).await {
-        let printed = batch.and_then(|b| printer.print(std::slice::from_ref(&b)));
-        let printed = match printed {
-            Ok(p) => p,
-            Err(e) => {
-                // The rows sent stand, as in PostgreSQL; the error ends
-                // the statement (and fails an open block).
-                session.stream_failed();
-                return Err(e);
-            }
-        };
-        for row in printed {
-            let row = row.inspect_err(|_| session.stream_failed())?;
-            client.feed(PgWireBackendMessage::DataRow(row)).await?;
+        for row in printer.print(std::slice::from_ref(&batch?))? {
+            client.feed(PgWireBackendMessage::DataRow(row?)).await?;
             rows += 1;
         }
     }
@@ -537,10 +523,7 @@ impl QueryParser for StatementParser {
         match parsed {
             Ok(p) => Ok(Some(Arc::new(p))),
             Err(e) => {
-                // As in PostgreSQL, any error inside a block aborts it.
-                if session.tx == TxState::InBlock {
-                    session.tx = TxState::Failed;
-                }
+                session.statement_failed();
                 Err(wire_error(e))
             }
         }
@@ -590,9 +573,7 @@ impl SimpleQueryHandler for Connection {
                 Ok(p) if stream => session.execute_streaming(&p, None).await,
                 Ok(p) => session.execute(&p, None).await,
                 Err(e) => {
-                    if session.tx == TxState::InBlock {
-                        session.tx = TxState::Failed;
-                    }
+                    session.statement_failed();
                     Err(e)
                 }
             };
@@ -749,9 +730,7 @@ impl CopyHandler for Connection {
                 Ok(())
             }
             Err(e) => {
-                if session.tx == TxState::InBlock {
-                    session.tx = TxState::Failed;
-                }
+                session.statement_failed();
                 Err(wire_error(e))
             }
         }
@@ -765,9 +744,7 @@ impl CopyHandler for Connection {
     {
         let mut session = self.session.lock().await;
         let state = self.copy.lock().await.take();
-        if session.tx == TxState::InBlock {
-            session.tx = TxState::Failed;
-        }
+        session.statement_failed();
         let mut err = TemporaError::new(
             SqlState::QUERY_CANCELED,
             format!("COPY from stdin failed: {}", fail.message),
@@ -1097,10 +1074,9 @@ impl Connection {
                     // A portal read a few rows at a time keeps them all
                     // (PortalSuspended between Executes).
                     Delivery::Portal { max_rows } if max_rows > 0 => {
-                        let batches = collect_stream(stream, deadline)
-                            .await
-                            .inspect_err(|_| session.stream_failed())?;
-                        query_response(session, schema, batches, "SELECT".into(), format)
+                        collect_stream(stream, deadline).await.and_then(|batches| {
+                            query_response(session, schema, batches, "SELECT".into(), format)
+                        })
                     }
                     _ => {
                         send_streamed_rows(
@@ -1110,6 +1086,9 @@ impl Connection {
                     }
                 };
                 drop(pin);
+                if resp.is_err() {
+                    session.statement_failed();
+                }
                 resp
             }
             other => into_response(session, other, format),

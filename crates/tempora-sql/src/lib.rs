@@ -1353,7 +1353,7 @@ impl SqlSession {
     /// [`Outcome::Stream`], computed while the caller sends them, instead
     /// of all held first. The caller must run the stream to its end (or
     /// drop it) before the session's next statement, and, when it fails,
-    /// call [`SqlSession::stream_failed`].
+    /// call [`SqlSession::statement_failed`].
     pub async fn execute_streaming(
         &mut self,
         p: &Prepared,
@@ -1365,9 +1365,9 @@ impl SqlSession {
         result
     }
 
-    /// A streamed query failed after its first rows: an open block fails
-    /// as it would have had the error come before them.
-    pub fn stream_failed(&mut self) {
+    /// A statement failed: as in PostgreSQL, an error inside a block aborts
+    /// it (also when a streamed query fails after its first rows).
+    pub fn statement_failed(&mut self) {
         if self.tx == TxState::InBlock {
             self.tx = TxState::Failed;
         }
@@ -1413,15 +1413,12 @@ impl SqlSession {
             {
                 Ok(r) => r,
                 // Dropping a read stops its DataFusion tasks.
-                Err(_) => Err(TemporaError::new(
-                    SqlState::QUERY_CANCELED,
-                    "canceling statement due to statement timeout",
-                )),
+                Err(_) => Err(statement_timeout_error()),
             },
             None => self.execute_inner(p, params, None).await,
         };
-        if result.is_err() && self.tx == TxState::InBlock {
-            self.tx = TxState::Failed;
+        if result.is_err() {
+            self.statement_failed();
         }
         self.hold_rewritten_files();
         result
@@ -1856,6 +1853,14 @@ async fn run_optimized(state: &SessionState, plan: &LogicalPlan) -> Result<Vec<R
     datafusion::physical_plan::collect(physical, state.task_ctx())
         .await
         .map_err(TemporaError::from_datafusion)
+}
+
+/// PostgreSQL's error for a statement that ran past `statement_timeout`.
+pub fn statement_timeout_error() -> TemporaError {
+    TemporaError::new(
+        SqlState::QUERY_CANCELED,
+        "canceling statement due to statement timeout",
+    )
 }
 
 /// Replaces the `$n` placeholders of a plan with values.
