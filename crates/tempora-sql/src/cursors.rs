@@ -161,17 +161,8 @@ impl SqlSession {
                         "a cursor over a time_bucket_gapfill query",
                     ));
                 };
-                let pin = self.engine.pin();
-                let df = self
-                    .ctx
-                    .execute_logical_plan(plan.as_ref().clone())
-                    .await
-                    .map_err(TemporaError::from_datafusion)?;
-                let schema = crate::output_schema(df.schema().as_arrow());
-                let stream = df
-                    .execute_stream()
-                    .await
-                    .map_err(TemporaError::from_datafusion)?;
+                let schema = crate::output_schema(plan.schema().as_arrow());
+                let (stream, pin) = self.start_stream(plan.as_ref().clone()).await?;
                 self.cursors.push(Cursor {
                     name: name.clone(),
                     schema,

@@ -1373,6 +1373,28 @@ impl SqlSession {
         }
     }
 
+    /// Starts a query whose rows are read as a stream, with the pin that
+    /// keeps its files on disk until the stream is done. The pin is taken
+    /// before the plan lists its files, as a read pin must be.
+    async fn start_stream(
+        &self,
+        plan: LogicalPlan,
+    ) -> Result<(
+        datafusion::execution::SendableRecordBatchStream,
+        tempora_storage::ReadPin,
+    )> {
+        let pin = self.engine.pin();
+        let stream = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(TemporaError::from_datafusion)?
+            .execute_stream()
+            .await
+            .map_err(TemporaError::from_datafusion)?;
+        Ok((stream, pin))
+    }
+
     /// Runs a prepared statement with its parameters.
     pub async fn execute(
         &mut self,
@@ -1542,17 +1564,7 @@ impl SqlSession {
                 }
                 let schema = output_schema(plan.schema().as_arrow());
                 if stream && plan_calls.is_none() && !newest_buckets::candidate(&plan) {
-                    // Pinned before the plan lists its files, as a read pin
-                    // must be, and held for as long as the stream reads them.
-                    let pin = self.engine.pin();
-                    let stream = self
-                        .ctx
-                        .execute_logical_plan(plan)
-                        .await
-                        .map_err(TemporaError::from_datafusion)?
-                        .execute_stream()
-                        .await
-                        .map_err(TemporaError::from_datafusion)?;
+                    let (stream, pin) = self.start_stream(plan).await?;
                     let outcome = Outcome::Stream {
                         schema,
                         stream,
@@ -1589,15 +1601,7 @@ impl SqlSession {
                     ))
                 }
                 copy::CopyPlan::Out(p) => {
-                    let pin = self.engine.pin();
-                    let stream = self
-                        .ctx
-                        .execute_logical_plan(p.plan.clone())
-                        .await
-                        .map_err(TemporaError::from_datafusion)?
-                        .execute_stream()
-                        .await
-                        .map_err(TemporaError::from_datafusion)?;
+                    let (stream, pin) = self.start_stream(p.plan.clone()).await?;
                     let (format, columns) = p.wire_format();
                     Ok((
                         Outcome::CopyOut {
