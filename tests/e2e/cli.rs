@@ -62,3 +62,32 @@ async fn writes_its_data_dir_and_logs_to_stderr() {
         "the server wrote nothing to stderr:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_server_on_the_same_data_dir_refuses_to_start() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE cli_lock (v INTEGER); INSERT INTO cli_lock VALUES (7);")
+        .await
+        .unwrap();
+    let out = std::process::Command::new(crate::support::tempora_bin())
+        .args(["--port", "0", "--trust-loopback", "--data-dir"])
+        .arg(server.data_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the second server started");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let pid = format!("(PID {})", server.pid());
+    assert!(
+        stderr.contains("is another Tempora server") && stderr.contains(&pid),
+        "{stderr}"
+    );
+    // The first server goes on, its data intact.
+    let v: i32 = client
+        .query_one("SELECT v FROM cli_lock", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, 7);
+}

@@ -66,6 +66,58 @@ pub struct Cluster {
     open: parking_lot::Mutex<BTreeMap<u32, Open>>,
     /// One copy of the shared objects at a time.
     sync_lock: tokio::sync::Mutex<()>,
+    /// The data directory's lock file, held while the server runs.
+    _lock: std::fs::File,
+}
+
+/// The file in the data directory a running server holds locked, so that a
+/// second server started on the same directory refuses to start instead of
+/// writing the same WAL and catalog (PostgreSQL's `postmaster.pid`).
+pub const LOCK_FILE: &str = "tempora.pid";
+
+/// Takes the data directory's lock and writes this process's id into the
+/// lock file. The lock goes with the process, so a crash leaves no stale
+/// lock behind.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let io = |what: &str, e: std::io::Error| TemporaError::io(what, &e);
+    std::fs::create_dir_all(dir).map_err(|e| io("could not create data directory", e))?;
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| io("could not open lock file", e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let pid = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (PID {holder})")
+            };
+            return Err(TemporaError::new(
+                SqlState::OBJECT_IN_USE,
+                format!(
+                    "lock file \"{}\" is held: is another Tempora server{pid} running in data directory \"{}\"?",
+                    LOCK_FILE,
+                    dir.display()
+                ),
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io("could not lock data directory", e)),
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io("could not write lock file", e))?;
+    Ok(file)
 }
 
 struct Open {
@@ -120,6 +172,7 @@ impl Cluster {
     /// compaction, job scheduler). Directories of databases no longer
     /// listed (a DROP DATABASE cut short) are removed.
     pub async fn open(options: EngineOptions, on_open: OnOpen) -> Result<Arc<Cluster>> {
+        let lock = lock_data_dir(&options.data_dir)?;
         let mut first = options.clone();
         first.database = FIRST_DATABASE.into();
         let main = Engine::open(first).await?;
@@ -129,6 +182,7 @@ impl Cluster {
             main: main.clone(),
             open: parking_lot::Mutex::new(BTreeMap::new()),
             sync_lock: tokio::sync::Mutex::new(()),
+            _lock: lock,
         });
         cluster.start(FIRST_DATABASE_OID, main);
         let listed = cluster.main.catalog().snapshot().databases.clone();
