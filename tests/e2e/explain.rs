@@ -295,6 +295,37 @@ async fn a_series_index_clusters_files_so_one_series_reads_its_pages() {
     assert!(times.windows(2).all(|w| w[0] < w[1]));
 }
 
+/// A statement that reads a few pages of one series is planned on one
+/// partition: no rows handed between threads, one aggregation phase. One
+/// that reads the whole table is split across the server's threads.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_reading_few_rows_runs_on_one_partition() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    fifty_series(&client, "few", "CREATE INDEX ON few (dev, time DESC);", "").await;
+    let one = "SELECT dev, max(v), count(*) FROM few WHERE dev = 7 GROUP BY dev";
+    let all = "SELECT dev, max(v), count(*) FROM few GROUP BY dev ORDER BY dev";
+    let parallel = |lines: &[String]| lines.iter().any(|l| l.contains("RepartitionExec"));
+    let lines = plan_lines(&client, &format!("EXPLAIN {one}")).await;
+    assert!(!parallel(&lines), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("AggregateExec: mode=Single")),
+        "{lines:#?}"
+    );
+    let lines = plan_lines(&client, &format!("EXPLAIN {all}")).await;
+    assert!(parallel(&lines), "{lines:#?}");
+    // The same answers either way.
+    let row = client.query_one(one, &[]).await.unwrap();
+    assert_eq!(row.get::<_, f64>(1), 599_957.0);
+    assert_eq!(row.get::<_, i64>(2), 12_000);
+    let rows = client.query(all, &[]).await.unwrap();
+    assert_eq!(rows.len(), 50);
+    assert_eq!(rows[7].get::<_, f64>(1), 599_957.0);
+    assert_eq!(rows[7].get::<_, i64>(2), 12_000);
+}
+
 /// An index created after the rows were written does not reorder them;
 /// `reorder_chunk` does, by the table's series index or the one named, with
 /// TimescaleDB's errors.

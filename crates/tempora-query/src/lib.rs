@@ -28,6 +28,7 @@ pub mod provider;
 pub mod sequences;
 pub mod session;
 pub mod sleep;
+pub mod small_scans;
 pub mod time_bucket;
 pub mod to_char;
 pub mod variables;

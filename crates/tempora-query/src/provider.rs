@@ -497,20 +497,98 @@ fn decode_late(
     }
 }
 
+/// The chunks of `def` a scan with `filters` reads (their ids) and the files
+/// it opens: the plain table's files, and those of the chunks whose time
+/// range and space partitions the filters allow whose own time range
+/// overlaps the filters'.
+fn kept<'a>(def: &'a TableDef, filters: &[Expr]) -> (Vec<u32>, Vec<&'a FileDef>) {
+    let bounds = match &def.hypertable {
+        Some(h) => time_bounds(filters, &h.time_column),
+        None => TimeBounds::ALL,
+    };
+    let mut files: Vec<&FileDef> = def.files.iter().collect();
+    // Per space dimension, the hashes the filters allow (None: any).
+    let hashes: Vec<Option<Vec<i64>>> = def.hypertable.as_ref().map_or(vec![], |h| {
+        h.space_dimensions
+            .iter()
+            .map(|(name, _)| {
+                let ty = &def.column(name)?.ty;
+                space_hashes(filters, name, ty)
+            })
+            .collect()
+    });
+    let in_partitions = |c: &tempora_catalog::ChunkDef| {
+        hashes.iter().enumerate().all(|(d, allowed)| {
+            let (start, end) = c.hash_range(d);
+            allowed
+                .as_ref()
+                .is_none_or(|a| a.iter().any(|h| start <= *h && *h < end))
+        })
+    };
+    let mut kept_chunks = Vec::new();
+    for c in def.chunks.values() {
+        if bounds.overlaps(c.range_start, c.range_end) && in_partitions(c) {
+            kept_chunks.push(c.id);
+            files.extend(c.files.iter().filter(|f| bounds.file_overlaps(f)));
+        }
+    }
+    (kept_chunks, files)
+}
+
+/// Rows a data page of a file clustered by series holds at most
+/// (`tempora_storage::parquet_io`'s page size for such files).
+const CLUSTERED_PAGE_ROWS: u64 = 8 * 1024;
+
+impl TemporaTable {
+    /// About how many rows a scan with `filters` decodes: the rows of the
+    /// files it opens and of the rows not yet flushed. Where the filters pin
+    /// the column the files are clustered by to a few values, each file is
+    /// read a page or two per value.
+    pub fn estimated_rows(&self, filters: &[Expr]) -> u64 {
+        let snapshot = self.engine.read_snapshot();
+        let Some(def) = snapshot.catalog.table_by_oid(self.def.oid) else {
+            return 0;
+        };
+        let (kept_chunks, files) = kept(def, filters);
+        let per_file = pinned_cluster_values(def, filters).map_or(u64::MAX, |n| {
+            (n as u64).saturating_mul(2 * CLUSTERED_PAGE_ROWS)
+        });
+        let in_files: u64 = files.iter().map(|f| f.rows.min(per_file)).sum();
+        let unflushed: u64 = snapshot
+            .memtable_rows(def.oid)
+            .iter()
+            .filter(|(chunk, _)| chunk.is_none_or(|c| kept_chunks.contains(&c)))
+            .flat_map(|(_, b)| b)
+            .map(|b| b.num_rows() as u64)
+            .sum();
+        in_files.saturating_add(unflushed)
+    }
+}
+
 /// Whether `filters` hold one column the table's files are sorted by first
 /// (its series index's leading column, or its compression's first segmentby
 /// column) to constants, as [`pinned`] reads them (a short `IN` list is an
 /// `OR` by then). Each file then holds those rows in a few pages.
 fn pins_cluster_column(def: &TableDef, filters: &[Expr]) -> bool {
+    pinned_cluster_values(def, filters).is_some()
+}
+
+/// How many values [`pins_cluster_column`]'s filters pin that column to
+/// (the fewest, when several filters pin it).
+fn pinned_cluster_values(def: &TableDef, filters: &[Expr]) -> Option<usize> {
     let mut leading: Vec<String> = def.cluster_key().into_iter().take(1).collect();
     if let Some(c) = def.compression.as_ref().and_then(|c| c.segmentby.first()) {
         leading.push(c.clone());
     }
-    leading.iter().any(|column| {
-        filters
-            .iter()
-            .any(|f| pinned(f, column, &|_: &ScalarValue| Some(())).is_some())
-    })
+    leading
+        .iter()
+        .flat_map(|column| {
+            filters
+                .iter()
+                .filter_map(|f| pinned(f, column, &|v: &ScalarValue| Some(v.clone())))
+                .map(|values| values.len())
+        })
+        .min()
 }
 
 /// Opens Parquet files through the runtime's metadata cache, always asking
@@ -615,43 +693,12 @@ impl TableProvider for TemporaTable {
             .catalog
             .table_by_oid(self.def.oid)
             .ok_or_else(|| TemporaError::undefined_table(&self.def.name).into_datafusion())?;
-        let bounds = match &def.hypertable {
-            Some(h) => time_bounds(filters, &h.time_column),
-            None => TimeBounds::ALL,
-        };
-        let mut files: Vec<PartitionedFile> = def.files.iter().map(partitioned_file).collect();
+        let (kept_chunks, kept_files) = kept(def, filters);
+        let files: Vec<PartitionedFile> = kept_files.iter().map(|f| partitioned_file(f)).collect();
         // The catalog counts every file's rows: the planner's estimate of
         // the scan (a small table joined to a large one is the hash join's
         // build side).
-        let mut file_rows: u64 = def.files.iter().map(|f| f.rows).sum();
-        // Per space dimension, the hashes the filters allow (None: any).
-        let hashes: Vec<Option<Vec<i64>>> = def.hypertable.as_ref().map_or(vec![], |h| {
-            h.space_dimensions
-                .iter()
-                .map(|(name, _)| {
-                    let ty = &def.column(name)?.ty;
-                    space_hashes(filters, name, ty)
-                })
-                .collect()
-        });
-        let in_partitions = |c: &tempora_catalog::ChunkDef| {
-            hashes.iter().enumerate().all(|(d, allowed)| {
-                let (start, end) = c.hash_range(d);
-                allowed
-                    .as_ref()
-                    .is_none_or(|a| a.iter().any(|h| start <= *h && *h < end))
-            })
-        };
-        let mut kept_chunks = Vec::new();
-        for c in def.chunks.values() {
-            if bounds.overlaps(c.range_start, c.range_end) && in_partitions(c) {
-                kept_chunks.push(c.id);
-                for f in c.files.iter().filter(|f| bounds.file_overlaps(f)) {
-                    file_rows += f.rows;
-                    files.push(partitioned_file(f));
-                }
-            }
-        }
+        let file_rows: u64 = kept_files.iter().map(|f| f.rows).sum();
         let mem = snapshot.memtable_rows(def.oid);
         let mut mem_batches: Vec<_> = mem
             .into_iter()

@@ -910,6 +910,7 @@ pub fn session_context_with(
         .with_runtime_env(engine.runtime().clone())
         .with_default_features()
         .with_physical_optimizer_rules(physical_rules)
+        .with_query_planner(Arc::new(crate::small_scans::TemporaQueryPlanner))
         .build();
     let ctx = SessionContext::new_with_state(state);
     let weak = ctx.state_weak_ref();
