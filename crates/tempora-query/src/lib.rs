@@ -7,6 +7,7 @@
 pub mod aggregates;
 pub mod at_time_zone;
 pub mod caggs;
+mod calendar;
 pub mod chunks;
 pub mod compression;
 pub mod expr_names;
