@@ -10,6 +10,7 @@ pub mod caggs;
 mod calendar;
 pub mod chunks;
 pub mod compression;
+pub mod date_part;
 pub mod expr_names;
 pub mod extension_functions;
 pub mod information;
