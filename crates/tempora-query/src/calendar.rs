@@ -1,13 +1,13 @@
 //! The calendar PostgreSQL computes date fields in, and the units its
-//! `date_part` and `extract` take.
+//! `date_part`, `extract` and `date_trunc` take.
 //!
 //! Dates are proleptic Gregorian, counted as days since 1970-01-01; years
 //! are astronomical (0 is 1 BC), as PostgreSQL's `struct pg_tm` holds them.
 //! A unit (`'hour'`, `'Microseconds'`, `'timezone_h'`, `'epoch'`) is read as
 //! PostgreSQL's `DecodeUnits` and `DecodeSpecial` read one: lower-cased,
 //! looked up in the interval units table (a token of ten letters matches any
-//! text it starts: `'microsecondsxyz'` is microseconds), then in the date
-//! tokens table (`'dow'`, `'julian'`, `'epoch'`).
+//! text it starts: `'microsecondsxyz'` is microseconds), then, for
+//! `date_part`, in the date tokens table (`'dow'`, `'julian'`, `'epoch'`).
 
 use tempora_copy::zone::PgTimeZone;
 
@@ -96,6 +96,13 @@ impl WallTime {
             second: seconds % 60,
             micros: time % 1_000_000,
         }
+    }
+
+    /// Back to microseconds; None past what an `i64` holds.
+    pub(crate) fn micros_since_epoch(&self) -> Option<i64> {
+        let days = days_from_civil(self.year, self.month, self.day);
+        let time = ((self.hour * 60 + self.minute) * 60 + self.second) * 1_000_000 + self.micros;
+        days.checked_mul(USECS_PER_DAY)?.checked_add(time)
     }
 
     /// The Julian day number of the date (PostgreSQL's `date2j`).
@@ -264,6 +271,14 @@ pub(crate) fn unit_text(text: &str) -> String {
     lower
 }
 
+/// A unit of `date_trunc`: the interval units table only.
+pub(crate) fn truncation_unit(lower: &str) -> UnitToken {
+    match find(INTERVAL_UNITS, lower) {
+        Some(unit) => UnitToken::Unit(unit),
+        None => UnitToken::Unknown,
+    }
+}
+
 /// A unit of `date_part` / `extract`: the interval units table, then the
 /// date tokens table.
 pub(crate) fn field_unit(lower: &str) -> UnitToken {
@@ -281,11 +296,14 @@ pub(crate) fn field_unit(lower: &str) -> UnitToken {
 
 /// The UTC offsets of one zone at a run of instants. A zone with a fixed
 /// offset is never looked up; a named zone is looked up once per second
-/// (rows of one instant, a constant).
+/// (rows of one instant, a constant), and local wall times are resolved to
+/// instants once per distinct wall time (a day's midnight for every row of
+/// the day).
 pub(crate) struct ZoneOffsets {
     zone: PgTimeZone,
     fixed: Option<i32>,
     last_offset: Option<(i64, i32)>,
+    last_instant: Option<(i64, Option<i64>)>,
 }
 
 impl ZoneOffsets {
@@ -295,7 +313,13 @@ impl ZoneOffsets {
             zone,
             fixed,
             last_offset: None,
+            last_instant: None,
         }
+    }
+
+    /// The zone these are the offsets of.
+    pub(crate) fn zone(&self) -> &PgTimeZone {
+        &self.zone
     }
 
     /// Seconds east of UTC at an instant (microseconds since the epoch).
@@ -310,6 +334,23 @@ impl ZoneOffsets {
                 let east = self.zone.offset_at(second * 1_000_000);
                 self.last_offset = Some((second, east));
                 east
+            }
+        }
+    }
+
+    /// The instant of a wall time in the zone, as PostgreSQL resolves one
+    /// ([`PgTimeZone::local_to_utc`]: a skipped time with the offset before
+    /// the change, a repeated time as the later instant).
+    pub(crate) fn instant_of(&mut self, local: i64) -> Option<i64> {
+        if let Some(east) = self.fixed {
+            return local.checked_sub(i64::from(east) * 1_000_000);
+        }
+        match self.last_instant {
+            Some((l, utc)) if l == local => utc,
+            _ => {
+                let utc = self.zone.local_to_utc(local);
+                self.last_instant = Some((local, utc));
+                utc
             }
         }
     }
@@ -352,6 +393,7 @@ mod tests {
             (t.hour, t.minute, t.second, t.micros),
             (23, 59, 59, 500_000)
         );
+        assert_eq!(t.micros_since_epoch(), Some(-500_000));
         assert_eq!(WallTime::of(0).julian_day(), UNIX_EPOCH_JDATE);
     }
 
@@ -369,11 +411,15 @@ mod tests {
         assert_eq!(part("hours2"), UnitToken::Unknown);
         assert_eq!(part("millenium"), UnitToken::Unknown);
         assert_eq!(part(""), UnitToken::Unknown);
+        // date_trunc reads the interval table only.
+        assert_eq!(truncation_unit("dow"), UnitToken::Unknown);
+        assert_eq!(truncation_unit("epoch"), UnitToken::Unknown);
+        assert_eq!(truncation_unit("week"), UnitToken::Unit(Unit::Week));
         assert_eq!(unit_text(&"X".repeat(70)).len(), 63);
     }
 
     #[test]
-    fn offsets() {
+    fn offsets_and_instants() {
         let berlin = PgTimeZone::of_setting("Europe/Berlin");
         let mut z = ZoneOffsets::new(berlin);
         let jan = days_from_civil(2024, 1, 1) * USECS_PER_DAY;
@@ -381,8 +427,11 @@ mod tests {
         assert_eq!(z.offset_at(jan), 3600);
         assert_eq!(z.offset_at(jan + 1), 3600);
         assert_eq!(z.offset_at(jul), 7200);
+        assert_eq!(z.instant_of(jan), Some(jan - 3_600_000_000));
+        assert_eq!(z.instant_of(jan), Some(jan - 3_600_000_000));
         let fixed = PgTimeZone::of_setting("UTC+3");
         let mut z = ZoneOffsets::new(fixed);
         assert_eq!(z.offset_at(jul), -3 * 3600);
+        assert_eq!(z.instant_of(jan), Some(jan + 3 * 3_600_000_000));
     }
 }

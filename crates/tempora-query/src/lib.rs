@@ -11,6 +11,7 @@ mod calendar;
 pub mod chunks;
 pub mod compression;
 pub mod date_part;
+pub mod date_trunc;
 pub mod expr_names;
 pub mod extension_functions;
 pub mod information;

@@ -964,6 +964,7 @@ pub fn session_context_with(
     ctx.register_udf(crate::to_char::to_char_udf(variables.clone()));
     ctx.register_udf(crate::date_part::date_part_udf(variables.clone()));
     ctx.register_udf(extract.as_ref().clone());
+    ctx.register_udf(crate::date_trunc::date_trunc_udf(variables.clone()));
     for f in crate::json::json_functions(variables.clone()) {
         ctx.register_udf(f);
     }
