@@ -110,6 +110,55 @@ async fn explain_shows_chunks_excluded_by_time_filters() {
     );
 }
 
+/// `date_trunc` of a constant truncates in the session's zone, and the
+/// bound it gives still excludes chunks: Berlin's midnight is 23:00 UTC
+/// the day before, so it keeps one chunk more than UTC's would.
+#[tokio::test(flavor = "multi_thread")]
+async fn chunk_exclusion_with_date_trunc_in_the_session_zone() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE ex (time timestamptz NOT NULL, host text, v float8);
+             SELECT create_hypertable('ex', by_range('time', INTERVAL '1 day'));
+             INSERT INTO ex SELECT t, 'h1', 1.0 FROM generate_series(
+                 '2024-01-01 00:00:00+00'::timestamptz, '2024-01-05 23:00:00+00', INTERVAL '1 hour') t;
+             CHECKPOINT;
+             SET timezone = 'Europe/Berlin';",
+        )
+        .await
+        .unwrap();
+    let cases = [
+        (
+            "time >= date_trunc('day', '2024-01-03 12:00:00+00'::timestamptz)",
+            4,
+            73,
+        ),
+        (
+            "time >= date_trunc('day', '2024-01-03 12:00:00+00'::timestamptz, 'UTC')",
+            3,
+            72,
+        ),
+        (
+            "time < date_trunc('month', '2024-01-03 12:00:00+00'::timestamptz) + INTERVAL '2 days'",
+            2,
+            47,
+        ),
+        ("time > date_trunc('day', now())", 0, 0),
+    ];
+    for (filter, chunks, rows) in cases {
+        let (scanned, total) = chunks_scanned(&client, filter).await;
+        assert_eq!(total, 5, "{filter}");
+        assert_eq!(scanned, chunks, "chunks scanned for {filter}");
+        let n: i64 = client
+            .query_one(&format!("SELECT count(*) FROM ex WHERE {filter}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, rows, "rows for {filter}");
+    }
+}
+
 /// A small table joined to a large hypertable is the hash join's build
 /// side, collected once, whichever side the query names first: the
 /// catalog's row counts are the planner's estimates.

@@ -171,13 +171,13 @@ impl ScalarUDFImpl for TimeZoneOf {
 }
 
 /// The zones of a column, read once per distinct run of values.
-struct ZoneColumn<'a> {
+pub(crate) struct ZoneColumn<'a> {
     zones: &'a ArrayRef,
     last: Option<(usize, PgTimeZone)>,
 }
 
 impl<'a> ZoneColumn<'a> {
-    fn new(zones: &'a ArrayRef) -> Result<Self> {
+    pub(crate) fn new(zones: &'a ArrayRef) -> Result<Self> {
         match zones.data_type() {
             DataType::Utf8 | DataType::Interval(IntervalUnit::MonthDayNano) => {
                 Ok(Self { zones, last: None })
@@ -189,7 +189,7 @@ impl<'a> ZoneColumn<'a> {
     }
 
     /// The zone of row `i`; None for NULL.
-    fn at(&mut self, i: usize) -> Result<Option<PgTimeZone>> {
+    pub(crate) fn at(&mut self, i: usize) -> Result<Option<PgTimeZone>> {
         if self.zones.is_null(i) {
             return Ok(None);
         }

@@ -7,8 +7,11 @@
 pub mod aggregates;
 pub mod at_time_zone;
 pub mod caggs;
+mod calendar;
 pub mod chunks;
 pub mod compression;
+pub mod date_part;
+pub mod date_trunc;
 pub mod expr_names;
 pub mod extension_functions;
 pub mod information;

@@ -905,9 +905,15 @@ pub fn session_context_with(
         after_join_selection,
         Arc::new(crate::last_point::CollectNewestTimes),
     );
+    // `EXTRACT(field FROM value)` is planned before DataFusion's planners
+    // see it, which would call their own `date_part`.
+    let extract = Arc::new(crate::date_part::extract_udf(variables.clone()));
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(engine.runtime().clone())
+        .with_expr_planners(vec![Arc::new(crate::date_part::ExtractPlanner {
+            extract: extract.clone(),
+        })])
         .with_default_features()
         .with_physical_optimizer_rules(physical_rules)
         .with_query_planner(Arc::new(crate::small_scans::TemporaQueryPlanner))
@@ -957,6 +963,9 @@ pub fn session_context_with(
     ctx.register_udf(crate::pg_types::pg_typeof_udf());
     ctx.register_udf(crate::at_time_zone::timezone_udf());
     ctx.register_udf(crate::to_char::to_char_udf(variables.clone()));
+    ctx.register_udf(crate::date_part::date_part_udf(variables.clone()));
+    ctx.register_udf(extract.as_ref().clone());
+    ctx.register_udf(crate::date_trunc::date_trunc_udf(variables.clone()));
     for f in crate::json::json_functions(variables.clone()) {
         ctx.register_udf(f);
     }

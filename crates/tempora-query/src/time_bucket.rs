@@ -31,6 +31,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::calendar::{civil_from_days, days_from_civil};
 use crate::pg_types::pg_type_name;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, PrimitiveArray, PrimitiveBuilder, StringArray,
@@ -485,37 +486,6 @@ impl Text {
 // ---------------------------------------------------------------------------
 // Calendar helpers (proleptic Gregorian, days since 1970-01-01)
 // ---------------------------------------------------------------------------
-
-/// Days since 1970-01-01 of a civil date (month 1..=12).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    // Count years from March so that the leap day is the last day of a year.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// Civil date `(year, month 1..=12, day)` of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
 
 fn days_in_month(year: i64, month: i64) -> i64 {
     match month {

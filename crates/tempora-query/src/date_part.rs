@@ -1,0 +1,489 @@
+//! `date_part(text, value)` and `EXTRACT(field FROM value)` as PostgreSQL
+//! computes them: a timestamptz's fields are those of its wall time in the
+//! session's TimeZone, read when the statement runs.
+//!
+//! ```text
+//!   SET timezone = 'Europe/Berlin'
+//!   extract(hour FROM timestamptz '2024-03-31 00:30+00')      1
+//!   date_part('dow', timestamptz '2024-03-31 23:30+00')       1   (Monday in Berlin)
+//!   extract(timezone FROM timestamptz '2024-07-01 00:00+00')  7200
+//!   extract(epoch FROM t)                                     seconds since 1970-01-01 UTC, in any zone
+//! ```
+//!
+//! Every field PostgreSQL has is here (`microseconds` ... `millennium`,
+//! `dow`, `isodow`, `doy`, `week`, `isoyear`, `quarter`, `julian`, `epoch`,
+//! `timezone`, `timezone_hour`, `timezone_minute`), with its unit spellings
+//! and errors (22023 for a unit PostgreSQL does not know, 0A000 for one the
+//! type has not: `timezone` of a timestamp without time zone). A timestamp
+//! without time zone is its own wall time; infinities give NULL or
+//! ±Infinity by field, as in PostgreSQL.
+//!
+//! `EXTRACT` is planned as the function `extract` (PostgreSQL 14's name for
+//! it) by [`ExtractPlanner`], so that it, like PostgreSQL's, refuses the
+//! time fields of a `date` (`date_part` reads a date as its midnight).
+//! Both return double precision: PostgreSQL's `extract` returns numeric,
+//! whose scale (`1.500000` for seconds) Tempora does not reproduce. Interval
+//! and time values go to DataFusion's `date_part`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Builder};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Field, FieldRef, TimeUnit, TimestampMicrosecondType,
+};
+use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use tempora_common::{SqlState, TemporaError};
+
+use crate::calendar::{
+    days_from_civil, days_since_monday, field_unit, iso_year_week, unit_text, Unit, UnitToken,
+    WallTime, ZoneOffsets, USECS_PER_DAY,
+};
+use crate::pg_types::pg_type_name;
+use crate::variables::{SessionHandle, SessionVariables};
+use crate::zone_casts::timestamp_out_of_range;
+
+/// `date_part(text, value)` (alias `datepart`; replaces DataFusion's).
+pub fn date_part_udf(variables: Arc<SessionVariables>) -> ScalarUDF {
+    ScalarUDF::new_from_impl(DatePart {
+        flavor: Flavor::DatePart,
+        aliases: vec!["datepart".into()],
+        signature: Signature::user_defined(Volatility::Stable),
+        variables: SessionHandle(variables),
+    })
+}
+
+/// `extract(text, value)`, what `EXTRACT(field FROM value)` becomes.
+pub fn extract_udf(variables: Arc<SessionVariables>) -> ScalarUDF {
+    ScalarUDF::new_from_impl(DatePart {
+        flavor: Flavor::Extract,
+        aliases: vec![],
+        signature: Signature::user_defined(Volatility::Stable),
+        variables: SessionHandle(variables),
+    })
+}
+
+/// Plans `EXTRACT(field FROM value)` as a call of the `extract` function
+/// (put before DataFusion's planners, which would call its own
+/// `date_part`).
+#[derive(Debug)]
+pub struct ExtractPlanner {
+    pub extract: Arc<ScalarUDF>,
+}
+
+impl ExprPlanner for ExtractPlanner {
+    fn plan_extract(&self, mut args: Vec<Expr>) -> Result<PlannerResult<Vec<Expr>>> {
+        // The SQL parser prints a quoted field with its quotes
+        // (`EXTRACT('hour' FROM t)`).
+        if let Some(Expr::Literal(ScalarValue::Utf8(Some(field)), _)) = args.first_mut() {
+            for q in ['\'', '"'] {
+                if let Some(inner) = field
+                    .strip_prefix(q)
+                    .and_then(|f| f.strip_suffix(q))
+                    .filter(|_| field.len() >= 2)
+                {
+                    *field = inner.to_string();
+                    break;
+                }
+            }
+        }
+        Ok(PlannerResult::Planned(Expr::ScalarFunction(
+            ScalarFunction::new_udf(self.extract.clone(), args),
+        )))
+    }
+}
+
+/// Which of PostgreSQL's two functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Flavor {
+    /// `date_part`: a date is read as a timestamp (its midnight).
+    DatePart,
+    /// `extract`: a date has date fields only.
+    Extract,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DatePart {
+    flavor: Flavor,
+    aliases: Vec<String>,
+    signature: Signature,
+    variables: SessionHandle,
+}
+
+/// PostgreSQL's 42883 for a call no overload takes.
+pub(crate) fn no_such_function(name: &str, args: &[DataType]) -> DataFusionError {
+    let names: Vec<&str> = args.iter().map(pg_type_name).collect();
+    TemporaError::new(
+        SqlState::UNDEFINED_FUNCTION,
+        format!("function {name}({}) does not exist", names.join(", ")),
+    )
+    .with_hint(
+        "No function matches the given name and argument types. You might need to add explicit type casts.",
+    )
+    .into_datafusion()
+}
+
+/// The unit argument's type: text.
+pub(crate) fn text_type(t: &DataType) -> Option<DataType> {
+    matches!(
+        t,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+    )
+    .then_some(DataType::Utf8)
+}
+
+/// PostgreSQL's errors for a unit: 22023 when it does not know it, 0A000
+/// when the type has no such field.
+pub(crate) fn unit_error(lower: &str, known: bool, type_name: &str) -> DataFusionError {
+    let (code, what) = if known {
+        (SqlState::FEATURE_NOT_SUPPORTED, "supported")
+    } else {
+        (SqlState::INVALID_PARAMETER_VALUE, "recognized")
+    };
+    TemporaError::new(
+        code,
+        format!("unit \"{lower}\" not {what} for type {type_name}"),
+    )
+    .into_datafusion()
+}
+
+/// The unit argument of each row, read once per distinct text.
+pub(crate) struct UnitColumn<T> {
+    texts: ArrayRef,
+    scalar: bool,
+    read: fn(&str) -> T,
+    last: Option<(usize, Arc<(String, T)>)>,
+}
+
+impl<T> UnitColumn<T> {
+    pub(crate) fn new(arg: &ColumnarValue, rows: usize, read: fn(&str) -> T) -> Result<Self> {
+        let scalar = matches!(arg, ColumnarValue::Scalar(_));
+        let texts = arg.to_array(if scalar { 1 } else { rows })?;
+        let texts = datafusion::arrow::compute::cast(&texts, &DataType::Utf8)?;
+        Ok(UnitColumn {
+            texts,
+            scalar,
+            read,
+            last: None,
+        })
+    }
+
+    pub(crate) fn is_null(&self, i: usize) -> bool {
+        self.texts.is_null(if self.scalar { 0 } else { i })
+    }
+
+    /// Row `i`'s unit, lower-cased, and what `read` made of it.
+    pub(crate) fn at(&mut self, i: usize) -> Arc<(String, T)> {
+        let i = if self.scalar { 0 } else { i };
+        let texts = self.texts.as_string::<i32>();
+        if let Some((row, unit)) = &self.last {
+            if *row == i || texts.value(*row) == texts.value(i) {
+                return unit.clone();
+            }
+        }
+        let lower = unit_text(texts.value(i));
+        let read = (self.read)(&lower);
+        let unit = Arc::new((lower, read));
+        self.last = Some((i, unit.clone()));
+        unit
+    }
+}
+
+/// What a value is to PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueKind {
+    WithZone,
+    WithoutZone,
+    Date,
+}
+
+impl DatePart {
+    fn type_name(&self, kind: ValueKind) -> &'static str {
+        match (kind, self.flavor) {
+            (ValueKind::WithZone, _) => "timestamp with time zone",
+            (ValueKind::Date, Flavor::Extract) => "date",
+            _ => "timestamp without time zone",
+        }
+    }
+
+    /// The unit of a finite value, or PostgreSQL's error for it.
+    fn checked_unit(&self, lower: &str, token: &UnitToken, kind: ValueKind) -> Result<Unit> {
+        let unit = match token {
+            UnitToken::Unit(u) => *u,
+            UnitToken::Reserved => return Err(unit_error(lower, true, self.type_name(kind))),
+            UnitToken::Unknown => return Err(unit_error(lower, false, self.type_name(kind))),
+        };
+        let zone_field = matches!(
+            unit,
+            Unit::Timezone | Unit::TimezoneHour | Unit::TimezoneMinute
+        );
+        let time_field = matches!(
+            unit,
+            Unit::Microseconds | Unit::Milliseconds | Unit::Second | Unit::Minute | Unit::Hour
+        );
+        let supported = match kind {
+            ValueKind::WithZone => true,
+            ValueKind::WithoutZone => !zone_field,
+            ValueKind::Date => !zone_field && (self.flavor == Flavor::DatePart || !time_field),
+        };
+        if supported {
+            Ok(unit)
+        } else {
+            Err(unit_error(lower, true, self.type_name(kind)))
+        }
+    }
+
+    /// The field of an infinite timestamp: NULL for fields that cycle,
+    /// ±Infinity for those that grow (PostgreSQL's
+    /// `NonFiniteTimestampTzPart`).
+    fn infinite_field(
+        &self,
+        lower: &str,
+        token: &UnitToken,
+        kind: ValueKind,
+        negative: bool,
+    ) -> Result<Option<f64>> {
+        let unit = match token {
+            UnitToken::Unit(u) => *u,
+            UnitToken::Reserved => return Err(unit_error(lower, true, self.type_name(kind))),
+            UnitToken::Unknown => return Err(unit_error(lower, false, self.type_name(kind))),
+        };
+        Ok(match unit {
+            Unit::Year
+            | Unit::Decade
+            | Unit::Century
+            | Unit::Millennium
+            | Unit::Julian
+            | Unit::IsoYear
+            | Unit::Epoch => Some(if negative {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            }),
+            _ => None,
+        })
+    }
+}
+
+/// A field of a wall time, as PostgreSQL's `timestamptz_part_common`
+/// computes it in double precision. `east`: the zone's offset (seconds
+/// east of UTC); `epoch`: the value the epoch counts (the instant of a
+/// timestamptz, the wall time of a timestamp), in microseconds.
+fn field(unit: Unit, w: &WallTime, east: i32, epoch: i64) -> f64 {
+    let year = w.year;
+    match unit {
+        Unit::Microseconds => w.second as f64 * 1_000_000.0 + w.micros as f64,
+        Unit::Milliseconds => w.second as f64 * 1000.0 + w.micros as f64 / 1000.0,
+        Unit::Second => w.second as f64 + w.micros as f64 / 1_000_000.0,
+        Unit::Minute => w.minute as f64,
+        Unit::Hour => w.hour as f64,
+        Unit::Day => w.day as f64,
+        Unit::Month => w.month as f64,
+        Unit::Quarter => ((w.month - 1) / 3 + 1) as f64,
+        Unit::Week => iso_year_week(w.days).1 as f64,
+        // Years are astronomical (0 is 1 BC); PostgreSQL's have no year 0.
+        Unit::Year => (if year > 0 { year } else { year - 1 }) as f64,
+        Unit::Decade => {
+            (if year >= 0 {
+                year / 10
+            } else {
+                -((8 - (year - 1)) / 10)
+            }) as f64
+        }
+        Unit::Century => {
+            (if year > 0 {
+                (year + 99) / 100
+            } else {
+                -((99 - (year - 1)) / 100)
+            }) as f64
+        }
+        Unit::Millennium => {
+            (if year > 0 {
+                (year + 999) / 1000
+            } else {
+                -((999 - (year - 1)) / 1000)
+            }) as f64
+        }
+        Unit::Julian => {
+            let seconds = (w.hour * 60 + w.minute) * 60 + w.second;
+            w.julian_day() as f64 + (seconds as f64 + w.micros as f64 / 1_000_000.0) / 86_400.0
+        }
+        Unit::IsoYear => {
+            let y = iso_year_week(w.days).0;
+            (if y <= 0 { y - 1 } else { y }) as f64
+        }
+        Unit::Dow => ((days_since_monday(w.days) + 1) % 7) as f64,
+        Unit::IsoDow => (days_since_monday(w.days) + 1) as f64,
+        Unit::Doy => (w.days - days_from_civil(year, 1, 1) + 1) as f64,
+        Unit::Timezone => f64::from(east),
+        Unit::TimezoneHour => f64::from(east / 3600),
+        Unit::TimezoneMinute => f64::from(east / 60 % 60),
+        Unit::Epoch => epoch as f64 / 1_000_000.0,
+    }
+}
+
+impl ScalarUDFImpl for DatePart {
+    fn name(&self) -> &str {
+        match self.flavor {
+            Flavor::DatePart => "date_part",
+            Flavor::Extract => "extract",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// DataFusion's `date_part` is also registered as `datepart`; taking
+    /// that name too keeps a rebuilt function map from bringing it back.
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        let [unit, value] = args else {
+            return Err(no_such_function(self.name(), args));
+        };
+        let unit = text_type(unit).ok_or_else(|| no_such_function(self.name(), args))?;
+        let value = match value {
+            DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+            DataType::Date32 | DataType::Date64 => DataType::Date32,
+            DataType::Null => DataType::Null,
+            // Untyped text reads as a timestamp, as DataFusion's did.
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                DataType::Timestamp(TimeUnit::Microsecond, None)
+            }
+            DataType::Interval(_)
+            | DataType::Duration(_)
+            | DataType::Time32(_)
+            | DataType::Time64(_) => value.clone(),
+            _ => return Err(no_such_function(self.name(), args)),
+        };
+        Ok(vec![unit, value])
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match args.get(1) {
+            Some(
+                DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 | DataType::Null,
+            ) => Ok(DataType::Float64),
+            _ => Err(no_such_function(self.name(), args)),
+        }
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        match args.arg_fields.get(1).map(|f| f.data_type()) {
+            Some(
+                DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 | DataType::Null,
+            ) => Ok(Arc::new(Field::new(self.name(), DataType::Float64, true))),
+            _ => datafusion::functions::datetime::date_part()
+                .inner()
+                .return_field_from_args(args),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let kind = match args.args[1].data_type() {
+            DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => ValueKind::WithZone,
+            DataType::Timestamp(TimeUnit::Microsecond, None) => ValueKind::WithoutZone,
+            DataType::Date32 => ValueKind::Date,
+            DataType::Null => return Ok(ColumnarValue::Scalar(ScalarValue::Float64(None))),
+            _ => return datafusion::functions::datetime::date_part().invoke_with_args(args),
+        };
+        let (rows, scalar) = crate::pg_types::result_rows(&args.args, args.number_rows);
+        let mut units = UnitColumn::new(&args.args[0], rows, field_unit)?;
+        let values = args.args[1].to_array(rows)?;
+        let zone = (kind == ValueKind::WithZone).then(|| self.variables.time_zone());
+        let mut offsets = zone.map(ZoneOffsets::new);
+        let mut out = Float64Builder::with_capacity(rows);
+        for i in 0..rows {
+            if values.is_null(i) || units.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let unit = units.at(i);
+            let (lower, token) = (&unit.0, &unit.1);
+            let (wall, east, epoch) = if kind == ValueKind::Date {
+                let days = i64::from(values.as_primitive::<Date32Type>().value(i));
+                let local = days * USECS_PER_DAY;
+                (WallTime::of(local), 0, local)
+            } else {
+                let v = values.as_primitive::<TimestampMicrosecondType>().value(i);
+                if v == i64::MAX || v == i64::MIN {
+                    out.append_option(self.infinite_field(lower, token, kind, v == i64::MIN)?);
+                    continue;
+                }
+                let east = offsets.as_mut().map_or(0, |z| z.offset_at(v));
+                let local = v
+                    .checked_add(i64::from(east) * 1_000_000)
+                    .ok_or_else(timestamp_out_of_range)?;
+                (WallTime::of(local), east, v)
+            };
+            let unit = self.checked_unit(lower, token, kind)?;
+            out.append_value(field(unit, &wall, east, epoch));
+        }
+        let out: ArrayRef = Arc::new(out.finish());
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::days_from_civil;
+
+    fn at(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, us: i64) -> WallTime {
+        WallTime::of(
+            days_from_civil(y, mo, d) * USECS_PER_DAY + ((h * 60 + mi) * 60 + s) * 1_000_000 + us,
+        )
+    }
+
+    #[test]
+    fn fields_of_a_wall_time() {
+        let w = at(2024, 3, 31, 23, 45, 56, 789_012);
+        let f = |u| field(u, &w, 7200, 0);
+        assert_eq!(f(Unit::Second), 56.789012);
+        assert_eq!(f(Unit::Milliseconds), 56789.012);
+        assert_eq!(f(Unit::Microseconds), 56_789_012.0);
+        assert_eq!(f(Unit::Dow), 0.0);
+        assert_eq!(f(Unit::IsoDow), 7.0);
+        assert_eq!(f(Unit::Doy), 91.0);
+        assert_eq!(f(Unit::Week), 13.0);
+        assert_eq!(f(Unit::Quarter), 1.0);
+        assert_eq!(f(Unit::Century), 21.0);
+        assert_eq!(f(Unit::Millennium), 3.0);
+        assert_eq!(f(Unit::Decade), 202.0);
+        assert_eq!(f(Unit::TimezoneHour), 2.0);
+        assert_eq!(f(Unit::Julian), 2460401.9902406135);
+    }
+
+    #[test]
+    fn years_before_christ() {
+        // 1 BC is year 0 of the wall time; PostgreSQL counts it as -1.
+        let w = at(0, 6, 1, 0, 0, 0, 0);
+        let f = |u| field(u, &w, 0, 0);
+        assert_eq!(f(Unit::Year), -1.0);
+        assert_eq!(f(Unit::Century), -1.0);
+        assert_eq!(f(Unit::Millennium), -1.0);
+        assert_eq!(f(Unit::Decade), 0.0);
+        let w = at(-10, 6, 1, 0, 0, 0, 0); // 11 BC
+        assert_eq!(field(Unit::Decade, &w, 0, 0), -1.0);
+    }
+
+    #[test]
+    fn zone_fields_truncate_toward_zero() {
+        let w = at(2024, 1, 1, 0, 0, 0, 0);
+        let east = -(3 * 3600 + 30 * 60);
+        assert_eq!(field(Unit::TimezoneHour, &w, east, 0), -3.0);
+        assert_eq!(field(Unit::TimezoneMinute, &w, east, 0), -30.0);
+    }
+}
