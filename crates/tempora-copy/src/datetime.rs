@@ -197,8 +197,20 @@ pub fn parse_datetime(text: &str, kind: DtKind, tz: &PgTimeZone) -> Result<i64, 
 /// Days since 1970-01-01 of a `date` input.
 pub fn parse_date(text: &str, tz: &PgTimeZone) -> Result<i32, TemporaError> {
     let micros = parse_datetime(text, DtKind::Date, tz)?;
-    let days = micros.div_euclid(USECS_PER_DAY);
-    i32::try_from(days).map_err(|_| out_of_range(DtKind::Date))
+    date_of_micros(micros).ok_or_else(|| out_of_range(DtKind::Date))
+}
+
+/// The date (days since 1970-01-01) of a timestamp's microseconds, None when
+/// out of range. The infinities stay infinities: a date's are `i32::MAX` and
+/// `i32::MIN`, as PostgreSQL stores them.
+pub fn date_of_micros(micros: i64) -> Option<i32> {
+    match micros {
+        i64::MAX => Some(i32::MAX),
+        i64::MIN => Some(i32::MIN),
+        _ => i32::try_from(micros.div_euclid(USECS_PER_DAY))
+            .ok()
+            .filter(|d| *d != i32::MAX && *d != i32::MIN),
+    }
 }
 
 const MONTHS: [&str; 12] = [
@@ -631,6 +643,9 @@ fn parse_general(text: &str, kind: DtKind, tz: &PgTimeZone) -> Result<i64, Tempo
     };
     let special_local = match lower.as_str() {
         "epoch" => Some(0),
+        // A date keeps its infinities (see `date_of_micros`).
+        "infinity" | "+infinity" if kind == DtKind::Date => return Ok(i64::MAX),
+        "-infinity" if kind == DtKind::Date => return Ok(i64::MIN),
         "infinity" | "+infinity" | "-infinity" => return Err(out_of_range(kind)),
         "now" => {
             let now = Utc::now().timestamp_micros();

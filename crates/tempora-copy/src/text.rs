@@ -8,7 +8,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, Float32Array, Float64Array, TimestampMicrosecondArray,
+    Array, ArrayRef, Date32Array, Float32Array, Float64Array, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
@@ -244,8 +244,14 @@ fn write_ymd(days: i64, out: &mut String) -> bool {
     bc
 }
 
-/// A date (days since 1970-01-01) as PostgreSQL prints it: `2016-01-01`, `0001-01-01 BC`.
+/// A date (days since 1970-01-01) as PostgreSQL prints it: `2016-01-01`,
+/// `0001-01-01 BC`, `infinity` (`i32::MAX` days) and `-infinity`.
 pub fn write_date(days: i64, out: &mut String) {
+    match days {
+        d if d == i32::MAX as i64 => return out.push_str("infinity"),
+        d if d == i32::MIN as i64 => return out.push_str("-infinity"),
+        _ => {}
+    }
     if write_ymd(days, out) {
         out.push_str(" BC");
     }
@@ -504,6 +510,14 @@ pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, Arro
                 }
                 None => strings(a, |i, out| write_timestamp(a.value(i), None, out)),
             }
+        }
+        DataType::Date32 => {
+            // PostgreSQL's form, infinities and BC dates included.
+            let a = col
+                .as_any()
+                .downcast_ref::<Date32Array>()
+                .ok_or_else(|| ArrowError::CastError("date".into()))?;
+            strings(a, |i, out| write_date(a.value(i) as i64, out))
         }
         DataType::Duration(_) => {
             // A difference of timestamps: whole days, then the time, as

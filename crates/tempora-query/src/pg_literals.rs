@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -34,7 +34,8 @@ pub struct PgTimestampLiterals {
 fn type_name(dt: &DataType) -> &'static str {
     match dt {
         DataType::Timestamp(_, Some(_)) => "timestamp with time zone",
-        DataType::Timestamp(_, None) => "timestamp without time zone",
+        // The name PostgreSQL's input function reports.
+        DataType::Timestamp(_, None) => "timestamp",
         _ => "date",
     }
 }
@@ -151,6 +152,18 @@ pub fn parse_timestamp(
         Some(i) if i >= 8 => (&s[..i], &s[i + 1..]),
         _ => (s, ""),
     };
+    // An era word (`BC`, `AD`) may stand anywhere after the date.
+    let mut bc = false;
+    let rest: String = rest
+        .split_whitespace()
+        .filter(|w| {
+            let era = w.eq_ignore_ascii_case("bc") || w.eq_ignore_ascii_case("ad");
+            bc |= w.eq_ignore_ascii_case("bc");
+            !era
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let rest = rest.as_str();
     let date = NaiveDate::parse_from_str(date_part, "%Y-%m-%d").map_err(|_| {
         // A well-formed but impossible date is out of range, as in PostgreSQL.
         let parts: Vec<&str> = date_part.split('-').collect();
@@ -164,6 +177,13 @@ pub fn parse_timestamp(
             bad_input(&dt, text)
         }
     })?;
+    // Year 1 BC is year 0 of the proleptic calendar.
+    let date = if bc {
+        NaiveDate::from_ymd_opt(1 - date.year(), date.month(), date.day())
+            .ok_or_else(|| out_of_range(text))?
+    } else {
+        date
+    };
     let (time_text, zone_text) = split_zone(rest);
     let time = parse_time(time_text).ok_or_else(|| {
         let fields: Vec<&str> = time_text.split(':').collect();
@@ -176,29 +196,40 @@ pub fn parse_timestamp(
             bad_input(&dt, text)
         }
     })?;
-    let local = NaiveDateTime::new(date, time);
-    if !with_tz {
-        // PostgreSQL ignores a zone given for a timestamp without time zone.
-        return Ok(local.and_utc().timestamp_micros());
+    let local = NaiveDateTime::new(date, time).and_utc().timestamp_micros();
+    // A zone is read (and must exist) also where the type has none, which
+    // ignores it. A word no zone has is bad input; a name with a slash is a
+    // zone PostgreSQL does not know.
+    enum Zone {
+        Session,
+        Offset(i32),
+        Named(PgTimeZone),
     }
-    let local = local.and_utc().timestamp_micros();
-    let fixed = |secs: i32| local.checked_sub(i64::from(secs) * 1_000_000);
-    let utc = match zone_text {
-        None => session.local_to_utc(local),
+    let zone = match zone_text {
+        None => Zone::Session,
         Some(z) => match parse_offset(z)
             .or_else(|| tempora_copy::zone::abbreviation_offset(&z.to_ascii_lowercase()))
         {
-            Some(secs) => fixed(secs),
+            Some(secs) => Zone::Offset(secs),
             None => match tempora_copy::zone::find_named(z) {
-                Some(tz) => PgTimeZone::Named(tz).local_to_utc(local),
-                None => {
+                Some(tz) => Zone::Named(PgTimeZone::Named(tz)),
+                None if z.contains('/') => {
                     return Err(TemporaError::new(
                         SqlState::INVALID_PARAMETER_VALUE,
-                        format!("time zone \"{z}\" not recognized"),
+                        format!("time zone \"{}\" not recognized", z.to_lowercase()),
                     ))
                 }
+                None => return Err(bad_input(&dt, text)),
             },
         },
+    };
+    if !with_tz {
+        return Ok(local);
+    }
+    let utc = match zone {
+        Zone::Session => session.local_to_utc(local),
+        Zone::Offset(secs) => local.checked_sub(i64::from(secs) * 1_000_000),
+        Zone::Named(tz) => tz.local_to_utc(local),
     };
     utc.ok_or_else(|| out_of_range(text))
 }
@@ -249,14 +280,21 @@ fn rewrite_cast(e: Expr, session: &PgTimeZone) -> DfResult<Transformed<Expr>> {
         }
         DataType::Date32 => {
             let micros = parse_timestamp(text, false, session).map_err(|err| {
-                let msg = err.message.replace("timestamp without time zone", "date");
+                let msg = err.message.replace("type timestamp:", "type date:");
                 TemporaError {
                     message: msg,
                     ..err
                 }
                 .into_datafusion()
             })?;
-            ScalarValue::Date32(Some(micros.div_euclid(86_400_000_000) as i32))
+            let days = tempora_copy::datetime::date_of_micros(micros).ok_or_else(|| {
+                TemporaError::new(
+                    SqlState::DATETIME_FIELD_OVERFLOW,
+                    format!("date out of range: \"{text}\""),
+                )
+                .into_datafusion()
+            })?;
+            ScalarValue::Date32(Some(days))
         }
         DataType::Interval(IntervalUnit::MonthDayNano) => {
             let v =

@@ -77,6 +77,7 @@ fn printed_differently(from: &DataType) -> bool {
     matches!(
         from,
         DataType::Timestamp(..)
+            | DataType::Date32
             | DataType::Float32
             | DataType::Float64
             | DataType::Duration(_)

@@ -217,19 +217,23 @@ fn microsecond_timestamps(t: &mut DataType) {
 fn pg_timestamp_args(args: &mut [FunctionArg], time_zone: &PgTimeZone) -> Result<()> {
     use datafusion::sql::sqlparser::ast::TimezoneInfo;
     for a in args.iter_mut() {
-        let FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Cast {
-            expr, data_type, ..
-        })) = a
-        else {
-            continue;
+        // `'...'::timestamptz` and `timestamptz '...'`.
+        let (data_type, value) = match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Cast {
+                expr, data_type, ..
+            })) => match expr.as_mut() {
+                SqlExpr::Value(v) => (&*data_type, &mut v.value),
+                _ => continue,
+            },
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::TypedString(t))) => {
+                (&t.data_type, &mut t.value.value)
+            }
+            _ => continue,
         };
         let DataType::Timestamp(_, zone) = data_type else {
             continue;
         };
-        let SqlExpr::Value(v) = expr.as_mut() else {
-            continue;
-        };
-        let Value::SingleQuotedString(text) = &mut v.value else {
+        let Value::SingleQuotedString(text) = value else {
             continue;
         };
         let with_tz = matches!(zone, TimezoneInfo::Tz | TimezoneInfo::WithTimeZone);
