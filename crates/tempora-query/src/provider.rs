@@ -543,7 +543,10 @@ impl TemporaTable {
     /// About how many rows a scan with `filters` decodes: the rows of the
     /// files it opens and of the rows not yet flushed. Where the filters pin
     /// the column the files are clustered by to a few values, each file is
-    /// read a page or two per value.
+    /// read a page or two per value. Files written before the table's
+    /// series index existed are not clustered, and the catalog does not tell
+    /// them apart: such a scan is underestimated, which costs it the
+    /// parallel plan, never its answer.
     pub fn estimated_rows(&self, filters: &[Expr]) -> u64 {
         let snapshot = self.engine.read_snapshot();
         let Some(def) = snapshot.catalog.table_by_oid(self.def.oid) else {
