@@ -535,10 +535,6 @@ fn kept<'a>(def: &'a TableDef, filters: &[Expr]) -> (Vec<u32>, Vec<&'a FileDef>)
     (kept_chunks, files)
 }
 
-/// Rows a data page of a file clustered by series holds at most
-/// (`tempora_storage::parquet_io`'s page size for such files).
-const CLUSTERED_PAGE_ROWS: u64 = 8 * 1024;
-
 impl TemporaTable {
     /// About how many rows a scan with `filters` decodes: the rows of the
     /// files it opens and of the rows not yet flushed. Where the filters pin
@@ -554,7 +550,7 @@ impl TemporaTable {
         };
         let (kept_chunks, files) = kept(def, filters);
         let per_file = pinned_cluster_values(def, filters).map_or(u64::MAX, |n| {
-            (n as u64).saturating_mul(2 * CLUSTERED_PAGE_ROWS)
+            (n as u64).saturating_mul(2 * tempora_storage::parquet_io::CLUSTERED_PAGE_ROWS as u64)
         });
         let in_files: u64 = files.iter().map(|f| f.rows.min(per_file)).sum();
         let unflushed: u64 = snapshot

@@ -133,7 +133,7 @@ fn columnstore_sort(table: &TableDef, batch: &RecordBatch) -> Result<Vec<SortCol
 
 /// Rows per data page of an ingest or merged file of a table with a
 /// cluster key: a filter on one series decodes about a page per column.
-const CLUSTERED_PAGE_ROWS: usize = 8 * 1024;
+pub const CLUSTERED_PAGE_ROWS: usize = 8 * 1024;
 
 /// The row order of ingest and merged files of a hypertable: by time, or
 /// with a cluster key ([`TableDef::cluster_key`], from an index such as
