@@ -21,7 +21,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, PrimitiveBuilder};
 use datafusion::arrow::datatypes::{
     DataType, IntervalMonthDayNanoType, IntervalUnit, TimeUnit, TimestampMicrosecondType,
 };
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -162,11 +162,7 @@ impl ScalarUDFImpl for TimeZoneOf {
         } else {
             Arc::new(out.with_timezone(UTC))
         };
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        crate::pg_types::result_value(out, scalar)
     }
 }
 
@@ -250,6 +246,7 @@ fn interval_zone(months: i32, days: i32, nanos: i64) -> Result<PgTimeZone> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::common::ScalarValue;
 
     const JAN_1: i64 = 1_704_067_200_000_000; // 2024-01-01 00:00:00 UTC
     const HOUR: i64 = 3_600_000_000;

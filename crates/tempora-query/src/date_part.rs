@@ -428,11 +428,7 @@ impl ScalarUDFImpl for DatePart {
             out.append_value(field(unit, &wall, east, epoch));
         }
         let out: ArrayRef = Arc::new(out.finish());
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        crate::pg_types::result_value(out, scalar)
     }
 }
 

@@ -299,11 +299,7 @@ impl ScalarUDFImpl for DateTrunc {
             out.append_value(truncate(unit, v, offsets.as_mut())?);
         }
         let out: ArrayRef = Arc::new(out.finish().with_timezone_opt(tz.clone()));
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        crate::pg_types::result_value(out, scalar)
     }
 
     /// Non-decreasing in the value when the unit (and zone) are constants

@@ -21,7 +21,6 @@ use datafusion::arrow::datatypes::{
 use datafusion::catalog::{
     MemTable, SchemaProvider, TableFunctionArgs, TableFunctionImpl, TableProvider,
 };
-use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -905,11 +904,7 @@ impl ScalarUDFImpl for RelationMeasure {
             out.append_option(v);
         }
         let array: ArrayRef = Arc::new(out.finish());
-        Ok(if rels.len() == 1 && args.number_rows == 1 {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
-        })
+        crate::pg_types::result_value(array, rels.len() == 1 && args.number_rows == 1)
     }
 }
 

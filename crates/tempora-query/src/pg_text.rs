@@ -14,7 +14,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::DFSchema;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
     Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
@@ -55,12 +55,7 @@ impl ScalarUDFImpl for PgText {
             Some(text) => cast(&text, &DataType::Utf8)?,
             None => cast(&values, &DataType::Utf8)?,
         };
-        if scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &text, 0,
-            )?));
-        }
-        Ok(ColumnarValue::Array(text))
+        crate::pg_types::result_value(text, scalar)
     }
 }
 

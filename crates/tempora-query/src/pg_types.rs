@@ -167,3 +167,16 @@ pub(crate) fn result_rows(args: &[ColumnarValue], number_rows: usize) -> (usize,
         (number_rows, false)
     }
 }
+
+/// A scalar function's result computed as `out`: its one value when
+/// [`result_rows`] said the result is a scalar, else the array.
+pub(crate) fn result_value(
+    out: datafusion::arrow::array::ArrayRef,
+    scalar: bool,
+) -> Result<ColumnarValue> {
+    Ok(if scalar {
+        ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+    } else {
+        ColumnarValue::Array(out)
+    })
+}

@@ -136,11 +136,7 @@ impl ScalarUDFImpl for TimeBucket {
                 ))
             }
         };
-        if all_scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-        } else {
-            Ok(ColumnarValue::Array(out))
-        }
+        crate::pg_types::result_value(out, all_scalar)
     }
 
     /// Non-decreasing in `ts` when every other argument is a constant (and,
