@@ -68,6 +68,33 @@ def main(port: int) -> None:
     )
     assert cur.fetchall() == [(t0, 10)]
 
+    # The types psycopg declares for its parameters are theirs, as in
+    # PostgreSQL, whatever the statement around them suggests: an aware
+    # datetime is a timestamptz, a date stays a date in `%s + 1`, an int
+    # compared with a float compares as a number.
+    for sql, args, expected in [
+        ("SELECT pg_typeof(%s)::text", (t0,), "timestamp with time zone"),
+        ("SELECT pg_typeof(%s)::text", (t0.replace(tzinfo=None),), "timestamp without time zone"),
+        ("SELECT %s + interval '1 day'", (t0,), t0 + datetime.timedelta(days=1)),
+        ("SELECT %s + %s", (t0, datetime.timedelta(hours=1)), t0 + datetime.timedelta(hours=1)),
+        ("SELECT %s + 1", (datetime.date(2024, 1, 31),), datetime.date(2024, 2, 1)),
+        ("SELECT %s = %s", (1, 1.0), True),
+        ("SELECT count(*) FROM m WHERE v > %s", (5,), 4),
+        ("SELECT count(*) FROM m WHERE time >= %s - interval '1 minute'", (t0 + datetime.timedelta(hours=4),), 1),
+        # An untyped NULL takes the type its context needs; it does not
+        # shift the parameters after it.
+        ("SELECT coalesce(%s, 0)", (None,), 0),
+        ("SELECT %s::int IS NULL", (None,), True),
+        ("SELECT concat(%s, %s, %s)", (None, "x", 2), "x2"),
+    ]:
+        cur.execute(sql, args)
+        got = cur.fetchone()[0]
+        assert got == expected, (sql, args, got)
+    cur.execute("INSERT INTO m (time, device, n) VALUES (%s, %s, %s)", (t0, "int-numeric", 3))
+    cur.execute("SELECT n FROM m WHERE device = %s", ("int-numeric",))
+    assert cur.fetchall() == [(decimal.Decimal("3.00"),)]
+    cur.execute("DELETE FROM m WHERE device = %s", ("int-numeric",))
+
     # A rolled-back transaction leaves nothing; a committed one stays;
     # a savepoint takes back only what followed it.
     conn.autocommit = False

@@ -366,6 +366,71 @@ async fn null_parameters() {
     assert_eq!(row.get::<_, Option<f64>>(3), None);
 }
 
+/// Types declared in Parse are the parameters' types, as in PostgreSQL,
+/// also where the statement alone would suggest another type or none.
+#[tokio::test(flavor = "multi_thread")]
+async fn declared_parameter_types_are_kept() {
+    use tokio_postgres::types::Type;
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let t0 = utc(2024, 3, 15, 12, 0, 0);
+
+    let stmt = client
+        .prepare_typed(
+            "SELECT $1 + interval '1 day', pg_typeof($1)::text",
+            &[Type::TIMESTAMPTZ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stmt.params(), &[Type::TIMESTAMPTZ]);
+    let row = client.query_one(&stmt, &[&t0]).await.unwrap();
+    assert_eq!(
+        row.get::<_, DateTime<Utc>>(0),
+        t0 + chrono::Duration::days(1)
+    );
+    assert_eq!(row.get::<_, String>(1), "timestamp with time zone");
+
+    // Alone, `$1 + 1` would make $1 an integer.
+    let stmt = client
+        .prepare_typed("SELECT $1 + 1", &[Type::DATE])
+        .await
+        .unwrap();
+    assert_eq!(stmt.params(), &[Type::DATE]);
+    assert_eq!(stmt.columns()[0].type_(), &Type::DATE);
+    let day = NaiveDate::from_ymd_opt(2024, 2, 28).unwrap();
+    let row = client.query_one(&stmt, &[&day]).await.unwrap();
+    assert_eq!(row.get::<_, NaiveDate>(0), day.succ_opt().unwrap());
+
+    // Alone, `$1 = $2` types neither.
+    let stmt = client
+        .prepare_typed("SELECT $1 = $2", &[Type::INT4, Type::FLOAT8])
+        .await
+        .unwrap();
+    assert_eq!(stmt.params(), &[Type::INT4, Type::FLOAT8]);
+    let row = client.query_one(&stmt, &[&2i32, &2.0f64]).await.unwrap();
+    assert!(row.get::<_, bool>(0));
+
+    // A declared type that agrees with the statement's changes nothing;
+    // an undeclared one is still inferred.
+    let stmt = client
+        .prepare_typed(
+            "SELECT $1::timestamptz + interval '1 hour', $2 + 1, $3 + 1",
+            &[Type::TIMESTAMPTZ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stmt.params(), &[Type::TIMESTAMPTZ, Type::INT4, Type::INT4]);
+    let row = client
+        .query_one(&stmt, &[&t0, &1i32, &41i32])
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, DateTime<Utc>>(0),
+        t0 + chrono::Duration::hours(1)
+    );
+    assert_eq!(row.get::<_, i32>(2), 42);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn errors_carry_sqlstate_and_the_connection_survives() {
     let server = TestServer::start().await;

@@ -29,6 +29,7 @@ use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{ParamValues, ScalarValue};
 use futures::{stream, Sink, SinkExt};
 use pgwire::api::auth::{ServerParameterProvider, StartupHandler};
 use pgwire::api::cancel::DefaultCancelHandler;
@@ -496,6 +497,102 @@ where
     Ok(())
 }
 
+/// The values of a Bind message's parameters, read as the client declared
+/// them or else as the statement's plan types them. A parameter typed by
+/// neither is read as text, as PostgreSQL reads an unknown; a NULL one is
+/// an untyped NULL, which takes the type its context needs (`coalesce($1, 0)`).
+fn parameter_values(
+    portal: &Portal<Statement>,
+    inferred: &[Option<&DataType>],
+) -> PgWireResult<ParamValues> {
+    let declared = |i: usize| {
+        portal
+            .statement
+            .parameter_types
+            .get(i)
+            .cloned()
+            .flatten()
+            .filter(|t| *t != Type::UNKNOWN)
+    };
+    let untyped: Vec<bool> = (0..portal.parameter_len())
+        .map(|i| declared(i).is_none() && inferred.get(i).copied().flatten().is_none())
+        .collect();
+    let text: Vec<Option<&Type>> = untyped.iter().map(|&u| u.then_some(&Type::TEXT)).collect();
+    let values =
+        arrow_pg::datatypes::df::deserialize_parameters_with_server_types(portal, inferred, &text)?;
+    let ParamValues::List(mut values) = values else {
+        return Ok(values);
+    };
+    for (value, untyped) in values.iter_mut().zip(untyped) {
+        if untyped && value.value().is_null() {
+            *value = ScalarValue::Null.into();
+        }
+    }
+    Ok(ParamValues::List(values))
+}
+
+/// Plans the statement of a Parse message. PostgreSQL takes the parameter
+/// types a client declares as given: psycopg declares a timezone-aware
+/// datetime as timestamptz and a small int as int2, pgjdbc `setInt` as int4.
+/// Where Tempora would infer another type for such a parameter (or none), the
+/// statement is planned again with the declared types.
+async fn prepare_parsed(
+    session: &SqlSession,
+    sql: &str,
+    stmt: tempora_sql::ParsedStatement,
+    types: &[Option<Type>],
+) -> Result<Prepared, TemporaError> {
+    let declared: Vec<Option<&str>> = types
+        .iter()
+        .map(|t| t.as_ref().and_then(declared_type_name))
+        .collect();
+    if declared.iter().all(Option::is_none) {
+        return session.prepare_statement(sql, stmt).await;
+    }
+    let plain = session.prepare_statement(sql, stmt.clone()).await;
+    let inferred = |i: usize| match &plain {
+        Ok(p) => p
+            .param_types
+            .get(i)
+            .cloned()
+            .flatten()
+            .and_then(|t| into_pg_type(&t).ok()),
+        Err(_) => None,
+    };
+    let differing: Vec<Option<&str>> = declared
+        .iter()
+        .enumerate()
+        .map(|(i, name)| name.filter(|_| inferred(i).as_ref() != types[i].as_ref()))
+        .collect();
+    if plain.is_ok() && differing.iter().all(Option::is_none) {
+        return plain;
+    }
+    session.prepare_declared(sql, stmt, &differing).await
+}
+
+/// The SQL name of a parameter type a client declared, for the types whose
+/// declaration decides how Tempora reads the statement. Text types are left
+/// to inference: pgjdbc declares every `setString` as varchar, and Tempora
+/// reads such a string as the type its context needs (where PostgreSQL
+/// needs the driver's `stringtype=unspecified`).
+fn declared_type_name(t: &Type) -> Option<&'static str> {
+    Some(match *t {
+        Type::BOOL => "boolean",
+        Type::INT2 => "smallint",
+        Type::INT4 => "integer",
+        Type::INT8 => "bigint",
+        Type::FLOAT4 => "real",
+        Type::FLOAT8 => "double precision",
+        Type::NUMERIC => "numeric",
+        Type::DATE => "date",
+        Type::TIMESTAMP => "timestamp",
+        Type::TIMESTAMPTZ => "timestamptz",
+        Type::INTERVAL => "interval",
+        Type::BYTEA => "bytea",
+        _ => return None,
+    })
+}
+
 #[async_trait]
 impl QueryParser for StatementParser {
     type Statement = Statement;
@@ -504,7 +601,7 @@ impl QueryParser for StatementParser {
         &self,
         _client: &C,
         sql: &str,
-        _types: &[Option<Type>],
+        types: &[Option<Type>],
     ) -> PgWireResult<Option<Statement>>
     where
         C: ClientInfo + Unpin + Send + Sync,
@@ -512,7 +609,7 @@ impl QueryParser for StatementParser {
         let mut session = self.session().await?;
         let parsed = match tempora_sql::parse_query(sql) {
             Ok(mut stmts) if stmts.len() == 1 => {
-                session.prepare_statement(sql, stmts.remove(0)).await
+                prepare_parsed(&session, sql, stmts.remove(0), types).await
             }
             Ok(stmts) if stmts.is_empty() => return Ok(None),
             Ok(_) => Err(TemporaError::syntax(
@@ -642,16 +739,12 @@ impl ExtendedQueryHandler for Connection {
         let params = if portal.parameters.is_empty() {
             None
         } else {
-            Some(
-                arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred).map_err(
-                    |e| {
-                        wire_error(TemporaError::new(
-                            SqlState::INVALID_TEXT_REPRESENTATION,
-                            format!("invalid parameter: {e}"),
-                        ))
-                    },
-                )?,
-            )
+            Some(parameter_values(portal, &inferred).map_err(|e| {
+                wire_error(TemporaError::new(
+                    SqlState::INVALID_TEXT_REPRESENTATION,
+                    format!("invalid parameter: {e}"),
+                ))
+            })?)
         };
         let (outcome, notices) = session
             .execute_streaming(&prepared, params)

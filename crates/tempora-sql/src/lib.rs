@@ -1207,7 +1207,8 @@ impl SqlSession {
                 data_types,
                 mut statement,
             } => {
-                sql_prepare::cast_parameters(&mut statement, &data_types);
+                let types: Vec<_> = data_types.into_iter().map(Some).collect();
+                sql_prepare::cast_parameters(&mut statement, &types);
                 let text = statement.to_string();
                 let inner = Box::pin(self.prepare_statement(&text, *statement)).await?;
                 return Ok(prepared(

@@ -5,6 +5,8 @@
 //! Declared parameter types become casts of the `$n` placeholders, so the
 //! statement is planned knowing them; EXECUTE's arguments are cast to the
 //! parameter types (declared or inferred) with PostgreSQL's input rules.
+//! The types a client declares in the extended protocol's Parse message are
+//! read the same way ([`SqlSession::prepare_declared`]).
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -17,7 +19,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use tempora_common::{Result, SqlState, TemporaError};
 
-use crate::Prepared;
+use crate::{ParsedStatement, Prepared, SqlSession};
 
 /// The session's prepared statements, by name.
 #[derive(Debug, Default)]
@@ -103,17 +105,49 @@ impl SqlPrepared {
     }
 }
 
+impl SqlSession {
+    /// Plans one statement of a client's Parse message with the parameter
+    /// types the client declared: `declared[n - 1]` names the SQL type of
+    /// `$n`, or is None where the server is to infer it. As in PostgreSQL, a
+    /// declared type is the parameter's type, whatever the statement around
+    /// it would suggest: `$n` is read as `$n::type`.
+    pub async fn prepare_declared(
+        &self,
+        sql: &str,
+        mut stmt: ParsedStatement,
+        declared: &[Option<&str>],
+    ) -> Result<Prepared> {
+        if let ParsedStatement::Sql { stmt, .. } = &mut stmt {
+            let types = declared
+                .iter()
+                .map(|name| name.map(parse_type).transpose())
+                .collect::<Result<Vec<_>>>()?;
+            cast_parameters(stmt, &types);
+        }
+        self.prepare_statement(sql, stmt).await
+    }
+}
+
+/// A type name as SQL spells it (`timestamptz`, `double precision`).
+fn parse_type(name: &str) -> Result<SqlType> {
+    use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(name)
+        .and_then(|mut p| p.parse_data_type())
+        .map_err(|e| TemporaError::internal(format!("type name {name}: {e}")))
+}
+
 /// Wraps each `$n` of the statement in a cast to the declared type of
 /// parameter n.
-pub(crate) fn cast_parameters(stmt: &mut Statement, types: &[SqlType]) {
-    struct Casts<'a>(&'a [SqlType]);
+pub(crate) fn cast_parameters(stmt: &mut Statement, types: &[Option<SqlType>]) {
+    struct Casts<'a>(&'a [Option<SqlType>]);
     impl VisitorMut for Casts<'_> {
         type Break = ();
         fn post_visit_expr(&mut self, e: &mut SqlExpr) -> ControlFlow<()> {
             if let SqlExpr::Value(v) = e {
                 if let Value::Placeholder(p) = &v.value {
                     let n = p.trim_start_matches('$').parse::<usize>().ok();
-                    if let Some(t) = n.and_then(|n| self.0.get(n.checked_sub(1)?)) {
+                    if let Some(t) = n.and_then(|n| self.0.get(n.checked_sub(1)?)?.as_ref()) {
                         *e = SqlExpr::Cast {
                             kind: CastKind::DoubleColon,
                             expr: Box::new(e.clone()),
@@ -127,7 +161,7 @@ pub(crate) fn cast_parameters(stmt: &mut Statement, types: &[SqlType]) {
             ControlFlow::Continue(())
         }
     }
-    if !types.is_empty() {
+    if types.iter().any(Option::is_some) {
         let _ = stmt.visit(&mut Casts(types));
     }
 }
