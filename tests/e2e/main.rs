@@ -24,6 +24,7 @@ mod drivers;
 mod explain;
 mod faults;
 mod jobs;
+mod plan_cache;
 mod psql;
 mod psql_describe;
 mod restart;

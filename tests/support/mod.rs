@@ -336,9 +336,10 @@ impl TestServer {
                 cmd.arg("--port")
                     .arg(self.port.to_string())
                     .arg("--data-dir")
-                    .arg(self.data_dir())
-                    .arg("--log-level")
-                    .arg(level);
+                    .arg(self.data_dir());
+                if !self.extra_args.iter().any(|a| a == "--log-level") {
+                    cmd.arg("--log-level").arg(level);
+                }
                 if self.extra_args.is_empty() {
                     cmd.arg("--trust-loopback");
                 }

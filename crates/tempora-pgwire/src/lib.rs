@@ -666,13 +666,21 @@ impl SimpleQueryHandler for Connection {
         // response after the last has run.
         let stream = stmts.len() == 1;
         for stmt in stmts {
-            let result = match session.prepare_statement(query, stmt).await {
-                Ok(p) if stream => session.execute_streaming(&p, None).await,
-                Ok(p) => session.execute(&p, None).await,
-                Err(e) => {
-                    session.statement_failed();
-                    Err(e)
-                }
+            // A query of a shape the session sent before reuses its plan.
+            let cached = match stream {
+                true => session.prepare_cached(query, &stmt).await,
+                false => None,
+            };
+            let result = match cached {
+                Some((p, values)) => session.execute_streaming(&p, Some(values)).await,
+                None => match session.prepare_statement(query, stmt).await {
+                    Ok(p) if stream => session.execute_streaming(&p, None).await,
+                    Ok(p) => session.execute(&p, None).await,
+                    Err(e) => {
+                        session.statement_failed();
+                        Err(e)
+                    }
+                },
             };
             match result {
                 Ok((outcome, notices)) => {

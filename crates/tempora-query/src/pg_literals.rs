@@ -238,7 +238,6 @@ fn rewrite_cast(e: Expr, session: &PgTimeZone) -> DfResult<Transformed<Expr>> {
     let Expr::Cast(Cast { expr, field }) = &e else {
         return Ok(Transformed::no(e));
     };
-    let data_type = field.data_type();
     let Expr::Literal(
         ScalarValue::Utf8(Some(text))
         | ScalarValue::Utf8View(Some(text))
@@ -248,6 +247,20 @@ fn rewrite_cast(e: Expr, session: &PgTimeZone) -> DfResult<Transformed<Expr>> {
     else {
         return Ok(Transformed::no(e));
     };
+    match text_literal(text, field.data_type(), session)? {
+        Some(value) => Ok(Transformed::yes(Expr::Literal(value, None))),
+        None => Ok(Transformed::no(e)),
+    }
+}
+
+/// A text literal read as `data_type` with PostgreSQL's input rules (a
+/// timestamp, date or interval; zone-less timestamptz text in `session`), or
+/// None for the types this rule leaves to DataFusion's casts.
+pub fn text_literal(
+    text: &str,
+    data_type: &DataType,
+    session: &PgTimeZone,
+) -> DfResult<Option<ScalarValue>> {
     let value = match data_type {
         DataType::Timestamp(unit, tz) => {
             let micros =
@@ -307,9 +320,9 @@ fn rewrite_cast(e: Expr, session: &PgTimeZone) -> DfResult<Transformed<Expr>> {
                 v.months, v.days, nanos,
             )))
         }
-        _ => return Ok(Transformed::no(e)),
+        _ => return Ok(None),
     };
-    Ok(Transformed::yes(Expr::Literal(value, None)))
+    Ok(Some(value))
 }
 
 impl AnalyzerRule for PgTimestampLiterals {

@@ -37,6 +37,7 @@ mod jobs;
 mod matviews;
 mod naming;
 mod pg_compat;
+mod plan_cache;
 mod rewrite;
 mod roles;
 mod schemas;
@@ -146,7 +147,7 @@ impl Kind {
     fn only_reads(&self) -> bool {
         match self {
             Kind::Query(plan) => chunk_rewriting_call(plan).is_none(),
-            Kind::Gapfill(_) => true,
+            Kind::Optimized { .. } | Kind::Gapfill(_) => true,
             _ => false,
         }
     }
@@ -201,6 +202,13 @@ pub struct Prepared {
 #[derive(Debug, Clone)]
 pub enum Kind {
     Query(Box<LogicalPlan>),
+    /// A query planned and optimized already, from a plan of its shape
+    /// with its constants as `$n` (tempora-sql/src/plan_cache.rs).
+    Optimized {
+        plan: Box<LogicalPlan>,
+        /// `tempora_query::newest_buckets::candidate` of it as planned.
+        newest_buckets: bool,
+    },
     Insert(Box<insert::InsertPlan>),
     /// DELETE or UPDATE.
     Rewrite(Box<dml::RewritePlan>),
@@ -286,6 +294,8 @@ pub struct SqlSession {
     /// Set by [`SqlSession::execute_streaming`] for the statement it runs
     /// (and taken by it, so that statements run within it collect).
     stream_next: bool,
+    /// Plans of the shapes of queries this session sent.
+    plan_cache: plan_cache::PlanCache,
 }
 
 /// Converts a sqlparser error into PostgreSQL's 42601 with a position.
@@ -845,6 +855,7 @@ impl SqlSession {
             cluster: None,
             _connected: None,
             stream_next: false,
+            plan_cache: Default::default(),
         })
     }
 
@@ -1396,6 +1407,26 @@ impl SqlSession {
         Ok((stream, pin))
     }
 
+    /// [`SqlSession::start_stream`] of a plan optimized already.
+    async fn start_optimized_stream(
+        &self,
+        plan: &LogicalPlan,
+    ) -> Result<(
+        datafusion::execution::SendableRecordBatchStream,
+        tempora_storage::ReadPin,
+    )> {
+        let pin = self.engine.pin();
+        let state = self.ctx.state();
+        let physical = state
+            .query_planner()
+            .create_physical_plan(plan, &state)
+            .await
+            .map_err(TemporaError::from_datafusion)?;
+        let stream = datafusion::physical_plan::execute_stream(physical, state.task_ctx())
+            .map_err(TemporaError::from_datafusion)?;
+        Ok((stream, pin))
+    }
+
     /// Runs a prepared statement with its parameters.
     pub async fn execute(
         &mut self,
@@ -1487,10 +1518,17 @@ impl SqlSession {
                 .map_err(TemporaError::from_datafusion)?;
             return df.collect().await.map_err(TemporaError::from_datafusion);
         }
-        let state = self.ctx.state();
-        let optimized = state
+        let optimized = self
+            .ctx
+            .state()
             .optimize(&plan)
             .map_err(TemporaError::from_datafusion)?;
+        self.collect_optimized(optimized).await
+    }
+
+    /// [`SqlSession::collect_query`] of a plan optimized already.
+    async fn collect_optimized(&self, optimized: LogicalPlan) -> Result<Vec<RecordBatch>> {
+        let state = self.ctx.state();
         if let Some(shape) = newest_buckets::NewestBuckets::find(&optimized) {
             let mut attempt = 0;
             while let Some(narrowed) = shape
@@ -1585,6 +1623,30 @@ impl SqlSession {
                     },
                     notices,
                 ))
+            }
+            Kind::Optimized {
+                plan,
+                newest_buckets,
+            } => {
+                let plan = bind(plan.as_ref().clone(), params)?;
+                let schema = output_schema(plan.schema().as_arrow());
+                if stream && !newest_buckets {
+                    let (stream, pin) = self.start_optimized_stream(&plan).await?;
+                    let outcome = Outcome::Stream {
+                        schema,
+                        stream,
+                        deadline,
+                        pin,
+                    };
+                    return Ok((outcome, vec![]));
+                }
+                let batches = self.collect_optimized(plan).await?;
+                let outcome = Outcome::Rows {
+                    schema,
+                    batches,
+                    tag: "SELECT".into(),
+                };
+                Ok((outcome, vec![]))
             }
             Kind::Gapfill(plan) => plan.execute(self, params).await.map(|o| (o, vec![])),
             Kind::Insert(plan) => plan.execute(self, params).await.map(|o| (o, vec![])),

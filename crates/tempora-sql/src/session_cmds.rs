@@ -27,6 +27,8 @@ pub struct Settings {
     values: BTreeMap<String, (String, String)>,
     /// Where queries read them (`current_setting`).
     published: Arc<tempora_query::variables::SessionVariables>,
+    /// Counts changes: a plan made under other settings is not reused.
+    generation: u64,
 }
 
 /// (name as PostgreSQL spells it, default)
@@ -83,7 +85,16 @@ impl Settings {
         for (k, v) in values.values() {
             published.declare(k, v);
         }
-        Self { values, published }
+        Self {
+            values,
+            published,
+            generation: 0,
+        }
+    }
+
+    /// How many times a setting was changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -117,6 +128,7 @@ impl Settings {
         Self {
             values: self.values.clone(),
             published: Default::default(),
+            generation: self.generation,
         }
     }
 
@@ -136,6 +148,7 @@ impl Settings {
         if !self.values.contains_key(&key) && key.contains('.') && !key.starts_with("timescaledb.")
         {
             self.published.publish(&key, value);
+            self.generation += 1;
             self.values.insert(key.clone(), (key, value.to_string()));
             return Ok(());
         }
@@ -226,6 +239,7 @@ impl Settings {
             _ => value.to_string(),
         };
         self.published.publish(&key, &value);
+        self.generation += 1;
         self.values.insert(key, (canonical, value));
         Ok(())
     }
@@ -235,6 +249,7 @@ impl Settings {
         let key = name.to_lowercase();
         if let Some((canonical, _)) = self.values.get(&key).cloned() {
             self.published.publish(&key, value);
+            self.generation += 1;
             self.values.insert(key, (canonical, value.to_string()));
         }
     }

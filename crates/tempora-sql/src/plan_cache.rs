@@ -1,0 +1,308 @@
+//! Plans of queries a session sends again with other constants.
+//!
+//! Dashboards and monitoring send the same query over and over, each time
+//! with another time range or another series: `... WHERE hostname IN
+//! ('host_7') AND time >= '2016-01-01 14:03' AND time < '2016-01-01 15:03'
+//! ...`. Parsing, rewriting, planning and optimizing such a statement costs
+//! more than running it when it reads a few thousand rows. The first time a
+//! session sends a query of a given shape, the constants it compares columns
+//! with (`column op constant`, `column IN (constants)`, `column BETWEEN
+//! constant AND constant`) become parameters, and the query is planned and
+//! optimized once with them as `$n`, typed by their columns. The next query
+//! of the same shape only reads its constants as those types, with
+//! PostgreSQL's input rules, and binds them to the optimized plan.
+//!
+//! Only plans that cannot depend on anything else are kept: every table they
+//! read is a Tempora table (whose scan reads the current files and rows when
+//! the plan runs), every function in them is immutable (an optimized plan has
+//! `now()` folded), and no name of their result holds a parameter. A plan is
+//! reused only while the catalog and the session's settings are those it was
+//! made under, and never inside a transaction block that changed the catalog.
+//! A constant that its type cannot read (`int_column = 1.5`) sends the
+//! statement down the ordinary path, which answers as it always does.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Mutex;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::datasource::source_as_provider;
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, Expr as SqlExpr, Statement, Value, ValueWithSpan, Visit, VisitMut, Visitor,
+    VisitorMut,
+};
+use tempora_copy::zone::PgTimeZone;
+use tempora_query::provider::TemporaTable;
+
+use crate::{explain, Kind, ParsedStatement, Prepared, SqlSession};
+
+/// Shapes kept per session; past it the cache starts again empty.
+const CAPACITY: usize = 256;
+
+/// A session's plans, by the text of their shape.
+#[derive(Debug, Default)]
+pub(crate) struct PlanCache {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    made_under: Stamp,
+    /// None: a shape that is planned the ordinary way.
+    plan: Option<CachedPlan>,
+}
+
+/// What a plan depends on besides its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    catalog: u64,
+    settings: u64,
+}
+
+#[derive(Debug, Clone)]
+struct CachedPlan {
+    /// Optimized, with `$n` where the constants were.
+    plan: LogicalPlan,
+    types: Vec<DataType>,
+    schema: SchemaRef,
+    /// Whether the statement may ask for its newest time buckets
+    /// (`tempora_query::newest_buckets`), which runs it differently.
+    newest_buckets: bool,
+}
+
+/// A constant taken out of a statement, as written.
+#[derive(Debug, Clone, PartialEq)]
+enum Constant {
+    Number(String),
+    Text(String),
+}
+
+impl SqlSession {
+    /// The query `stmt` (the only statement of `sql`), planned from a plan of
+    /// its shape this session made before, with its constants as parameter
+    /// values; None where it is to be planned the ordinary way.
+    pub async fn prepare_cached(
+        &self,
+        sql: &str,
+        stmt: &ParsedStatement,
+    ) -> Option<(Prepared, ParamValues)> {
+        let ParsedStatement::Sql { stmt, .. } = stmt else {
+            return None;
+        };
+        if !matches!(stmt.as_ref(), Statement::Query(_)) || !self.tx_catalog.is_empty() {
+            return None;
+        }
+        let mut shape = stmt.as_ref().clone();
+        let constants = parameterize(&mut shape)?;
+        let key = shape.to_string();
+        let stamp = Stamp {
+            catalog: self.engine.catalog().snapshot().version,
+            settings: self.settings.generation(),
+        };
+        let known = self
+            .plan_cache
+            .entries
+            .lock()
+            .ok()?
+            .get(&key)
+            .filter(|e| e.made_under == stamp)
+            .cloned();
+        let reused = known.is_some();
+        let entry = match known {
+            Some(entry) => entry,
+            None => {
+                let entry = Entry {
+                    made_under: stamp,
+                    plan: self.plan_shape(&key, shape, constants.len()).await,
+                };
+                let mut entries = self.plan_cache.entries.lock().ok()?;
+                if entries.len() >= CAPACITY {
+                    entries.clear();
+                }
+                entries.insert(key, entry.clone());
+                entry
+            }
+        };
+        let cached = entry.plan?;
+        let zone = self.time_zone();
+        let values = constants
+            .iter()
+            .zip(&cached.types)
+            .map(|(c, t)| read_constant(c, t, &zone).map(Into::into))
+            .collect::<Option<Vec<_>>>()?;
+        if reused {
+            tracing::debug!(shape = %shape_of(sql), "query plan reused");
+        }
+        let prepared = Prepared {
+            sql: sql.to_string(),
+            kind: Kind::Optimized {
+                plan: Box::new(cached.plan),
+                newest_buckets: cached.newest_buckets,
+            },
+            param_types: vec![],
+            result_schema: Some(cached.schema),
+        };
+        Some((prepared, ParamValues::List(values)))
+    }
+
+    /// Plans and optimizes a statement whose constants are `$1..$n`, or None
+    /// if its plan is not one to keep.
+    async fn plan_shape(&self, key: &str, shape: Statement, n: usize) -> Option<CachedPlan> {
+        let prepared = self.prepare_statement(key, shape).await.ok()?;
+        let Kind::Query(plan) = prepared.kind else {
+            return None;
+        };
+        if explain::explain_kind(&plan).is_some() || crate::chunk_rewriting_call(&plan).is_some() {
+            return None;
+        }
+        let types = prepared
+            .param_types
+            .into_iter()
+            .collect::<Option<Vec<DataType>>>()?;
+        let schema = prepared.result_schema?;
+        if types.len() != n
+            || !reusable(&plan)
+            || schema.fields().iter().any(|f| f.name().contains('$'))
+        {
+            return None;
+        }
+        let newest_buckets = tempora_query::newest_buckets::candidate(&plan);
+        let plan = self.ctx.state().optimize(&plan).ok()?;
+        Some(CachedPlan {
+            plan,
+            types,
+            schema,
+            newest_buckets,
+        })
+    }
+}
+
+/// Replaces the constants `stmt` compares columns with by `$1..$n`, in the
+/// order they appear, and returns them; None if `stmt` has parameters of
+/// its own.
+fn parameterize(stmt: &mut Statement) -> Option<Vec<Constant>> {
+    struct HasParameters;
+    impl Visitor for HasParameters {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &SqlExpr) -> ControlFlow<()> {
+            match e {
+                SqlExpr::Value(ValueWithSpan {
+                    value: Value::Placeholder(_),
+                    ..
+                }) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    if Visit::visit(&*stmt, &mut HasParameters).is_break() {
+        return None;
+    }
+    struct Constants(Vec<Constant>);
+    impl Constants {
+        fn take(&mut self, e: &mut SqlExpr) {
+            let SqlExpr::Value(v) = e else {
+                return;
+            };
+            let constant = match &v.value {
+                Value::Number(n, false) => Constant::Number(n.to_string()),
+                Value::SingleQuotedString(s) => Constant::Text(s.clone()),
+                _ => return,
+            };
+            self.0.push(constant);
+            v.value = Value::Placeholder(format!("${}", self.0.len()));
+        }
+    }
+    impl VisitorMut for Constants {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &mut SqlExpr) -> ControlFlow<()> {
+            match e {
+                SqlExpr::BinaryOp { left, op, right } if comparison(op) => {
+                    if is_column(left) {
+                        self.take(right);
+                    } else if is_column(right) {
+                        self.take(left);
+                    }
+                }
+                SqlExpr::InList { expr, list, .. } if is_column(expr) => {
+                    list.iter_mut().for_each(|e| self.take(e));
+                }
+                SqlExpr::Between {
+                    expr, low, high, ..
+                } if is_column(expr) => {
+                    self.take(low);
+                    self.take(high);
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut constants = Constants(Vec::new());
+    let _ = stmt.visit(&mut constants);
+    Some(constants.0)
+}
+
+/// The start of a statement's text, for the log.
+fn shape_of(sql: &str) -> &str {
+    let end = sql.char_indices().nth(80).map_or(sql.len(), |(i, _)| i);
+    &sql[..end]
+}
+
+fn comparison(op: &BinaryOperator) -> bool {
+    use BinaryOperator::*;
+    matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq)
+}
+
+fn is_column(e: &SqlExpr) -> bool {
+    matches!(e, SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_))
+}
+
+/// Whether an optimized `plan` may be run again later: it reads Tempora
+/// tables only and calls immutable functions only.
+fn reusable(plan: &LogicalPlan) -> bool {
+    let mut ok = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            ok &= source_as_provider(&scan.source)
+                .ok()
+                .is_some_and(|p| p.downcast_ref::<TemporaTable>().is_some());
+        }
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    ok &= f.func.signature().volatility == Volatility::Immutable;
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(if ok {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    ok
+}
+
+/// A constant as the type of the column it was compared with, read as the
+/// statement would read it; None where the ordinary plan would compare
+/// otherwise (`int_column = 1.5` compares as numbers with a fraction) or the
+/// text is not valid input (the ordinary path raises the error).
+fn read_constant(c: &Constant, ty: &DataType, zone: &PgTimeZone) -> Option<ScalarValue> {
+    Some(match (c, ty) {
+        (Constant::Number(n), DataType::Int16) => ScalarValue::Int16(Some(n.parse().ok()?)),
+        (Constant::Number(n), DataType::Int32) => ScalarValue::Int32(Some(n.parse().ok()?)),
+        (Constant::Number(n), DataType::Int64) => ScalarValue::Int64(Some(n.parse().ok()?)),
+        (Constant::Number(n), DataType::Float64) => ScalarValue::Float64(Some(n.parse().ok()?)),
+        (Constant::Text(s), DataType::Utf8) => ScalarValue::Utf8(Some(s.clone())),
+        (Constant::Text(s), DataType::Utf8View) => ScalarValue::Utf8View(Some(s.clone())),
+        (Constant::Text(s), DataType::LargeUtf8) => ScalarValue::LargeUtf8(Some(s.clone())),
+        (Constant::Text(s), DataType::Timestamp(..) | DataType::Date32) => {
+            tempora_query::pg_literals::text_literal(s, ty, zone).ok()??
+        }
+        _ => return None,
+    })
+}

@@ -1,0 +1,228 @@
+//! Queries a session sends again with other constants reuse the plan of
+//! their shape (tempora-sql/src/plan_cache.rs): they must answer exactly as a
+//! fresh plan would, through settings changes, DDL, new rows and bad input.
+
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::support::TestServer;
+
+/// A server that logs each reuse.
+async fn server() -> TestServer {
+    TestServer::start_args(&[
+        "--trust-loopback",
+        "--log-level",
+        "info,tempora_sql::plan_cache=debug",
+    ])
+    .await
+}
+
+fn reuses(server: &TestServer) -> usize {
+    server.log().matches("query plan reused").count()
+}
+
+/// The rows of a simple-protocol query, each as its columns' text.
+async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+async fn one(client: &Client, sql: &str) -> String {
+    rows(client, sql).await[0][0].clone().unwrap_or_default()
+}
+
+async fn setup(client: &Client) {
+    client
+        .batch_execute(
+            "CREATE TABLE m (time timestamptz NOT NULL, host text, v double precision, n int);
+             SELECT create_hypertable('m', 'time', chunk_time_interval => interval '1 day');
+             INSERT INTO m SELECT t, 'h' || (extract(hour FROM t)::int % 3), extract(hour FROM t), 1
+               FROM generate_series(timestamptz '2024-01-01 00:00+00', timestamptz '2024-01-03 23:00+00', interval '1 hour') t;",
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_shape_with_other_constants_reuses_its_plan() {
+    let server = server().await;
+    let client = server.connect().await;
+    setup(&client).await;
+    let before = reuses(&server);
+    let q = |host: &str, from: &str, to: &str, v: &str| {
+        format!(
+            "SELECT count(*), sum(v) FROM m WHERE host IN ('{host}') AND time >= '{from}' \
+             AND time < '{to}' AND v > {v}"
+        )
+    };
+    let cases = [
+        (
+            "h0",
+            "2024-01-01 00:00+00",
+            "2024-01-02 00:00+00",
+            "0",
+            "7|84",
+        ),
+        (
+            "h1",
+            "2024-01-01 00:00+00",
+            "2024-01-02 00:00+00",
+            "0",
+            "8|92",
+        ),
+        (
+            "h1",
+            "2024-01-02 00:00+00",
+            "2024-01-04 00:00+00",
+            "10",
+            "8|140",
+        ),
+        // No row in range; a number with a fraction; an exponent.
+        ("h2", "2025-01-01", "2025-01-02", "0", "0|"),
+        ("h2", "2024-01-01", "2024-01-04", "20.5", "3|69"),
+        ("h2", "2024-01-01", "2024-01-04", "2e1", "3|69"),
+    ];
+    for (host, from, to, v, expected) in cases {
+        let got = rows(&client, &q(host, from, to, v)).await;
+        let got: Vec<String> = got[0]
+            .iter()
+            .map(|c| c.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(got.join("|"), expected, "{host} {from} {to} {v}");
+    }
+    assert_eq!(
+        reuses(&server) - before,
+        cases.len() - 1,
+        "{}",
+        server.log()
+    );
+
+    // BETWEEN, and constants on the left.
+    for (lo, hi, expected) in [("3", "5", "9"), ("20", "23", "12")] {
+        let got = one(
+            &client,
+            &format!("SELECT count(*) FROM m WHERE v BETWEEN {lo} AND {hi}"),
+        )
+        .await;
+        assert_eq!(got, expected);
+        let got = one(
+            &client,
+            &format!("SELECT count(*) FROM m WHERE {lo} <= v AND {hi} >= v"),
+        )
+        .await;
+        assert_eq!(got, expected);
+    }
+
+    // Rows written after the plan was made are read.
+    let count = "SELECT count(*) FROM m WHERE time >= '2024-01-05' AND time < '2024-01-06'";
+    assert_eq!(one(&client, count).await, "0");
+    client
+        .batch_execute("INSERT INTO m VALUES ('2024-01-05 12:00+00', 'h0', 1, 1)")
+        .await
+        .unwrap();
+    assert_eq!(one(&client, count).await, "1");
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    assert_eq!(one(&client, count).await, "1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reused_plan_follows_settings_and_schema_changes() {
+    let server = server().await;
+    let client = server.connect().await;
+    setup(&client).await;
+
+    // A timestamp without a zone is read in the session's TimeZone.
+    let q = "SELECT count(*) FROM m WHERE time < '2024-01-01 05:00'";
+    assert_eq!(one(&client, q).await, "5");
+    client
+        .batch_execute("SET TimeZone = 'Asia/Tokyo'")
+        .await
+        .unwrap();
+    // 05:00 in Tokyo is 20:00 UTC the day before: no row.
+    assert_eq!(one(&client, q).await, "0");
+    assert_eq!(
+        one(
+            &client,
+            "SELECT count(*) FROM m WHERE time < '2024-01-01 12:00'"
+        )
+        .await,
+        "3"
+    );
+    client.batch_execute("SET TimeZone = 'UTC'").await.unwrap();
+
+    // A new column is seen by SELECT * of a shape planned before it.
+    let star = "SELECT * FROM m WHERE n = 1 AND time = '2024-01-01 01:00+00'";
+    assert_eq!(rows(&client, star).await[0].len(), 4);
+    client
+        .batch_execute("ALTER TABLE m ADD COLUMN note text DEFAULT 'x'")
+        .await
+        .unwrap();
+    let got = rows(&client, star).await;
+    assert_eq!(got[0].len(), 5);
+    assert_eq!(got[0][4].as_deref(), Some("x"));
+
+    // A dropped and recreated table of another layout.
+    let q = "SELECT count(*) FROM t WHERE a = 1";
+    client
+        .batch_execute("CREATE TABLE t (a int); INSERT INTO t VALUES (1), (1), (2)")
+        .await
+        .unwrap();
+    assert_eq!(one(&client, q).await, "2");
+    client
+        .batch_execute(
+            "DROP TABLE t; CREATE TABLE t (b text, a bigint); INSERT INTO t VALUES ('z', 1)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(one(&client, q).await, "1");
+
+    // Inside a block that created a table, the block's table is read.
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute("DROP TABLE t; CREATE TABLE t (a int); INSERT INTO t VALUES (1), (1), (1)")
+        .await
+        .unwrap();
+    assert_eq!(one(&client, q).await, "3");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(one(&client, q).await, "1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn constants_a_plan_cannot_take_answer_as_without_it() {
+    let server = server().await;
+    let client = server.connect().await;
+    setup(&client).await;
+    let q = |n: &str| format!("SELECT count(*) FROM m WHERE n = {n}");
+    assert_eq!(one(&client, &q("1")).await, "72");
+    // A fraction against an integer column compares as a number.
+    assert_eq!(one(&client, &q("1.5")).await, "0");
+    assert_eq!(one(&client, &q("1.0")).await, "72");
+    // Beyond the column's type.
+    assert_eq!(one(&client, &q("9999999999")).await, "0");
+    assert_eq!(one(&client, &q("1")).await, "72");
+
+    // Bad input still raises PostgreSQL's error, and the session goes on.
+    let q = |t: &str| format!("SELECT count(*) FROM m WHERE time > '{t}'");
+    assert_eq!(one(&client, &q("2024-01-03 20:00+00")).await, "3");
+    let err = client.simple_query(&q("not a time")).await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "22007", "{err}");
+    assert_eq!(one(&client, &q("2024-01-03 21:00+00")).await, "2");
+
+    // now() is read when the statement runs, not when a plan was made.
+    let q = "SELECT count(*) FROM m WHERE time > now() - interval '1 day' AND n = 1";
+    assert_eq!(one(&client, q).await, "0");
+    client
+        .batch_execute("INSERT INTO m VALUES (now() - interval '1 hour', 'h0', 1, 1)")
+        .await
+        .unwrap();
+    assert_eq!(one(&client, q).await, "1");
+}
