@@ -226,3 +226,52 @@ async fn constants_a_plan_cannot_take_answer_as_without_it() {
         .unwrap();
     assert_eq!(one(&client, q).await, "1");
 }
+
+/// Drivers send a statement to be parsed again for every execution: the
+/// plan of the same text with the same declared types is reused, while
+/// nothing it depends on changed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_parsed_again_reuses_its_plan() {
+    let server = server().await;
+    let client = server.connect().await;
+    setup(&client).await;
+    let parsed = |s: &TestServer| s.log().matches("parsed statement reused").count();
+    let before = parsed(&server);
+    let sql = "SELECT count(*) FROM m WHERE host = $1 AND v >= $2";
+    for (host, v, expected) in [("h0", 0.0f64, 24i64), ("h1", 10.0, 15), ("h2", 23.0, 3)] {
+        let row = client.query_one(sql, &[&host, &v]).await.unwrap();
+        assert_eq!(row.get::<_, i64>(0), expected, "{host} {v}");
+    }
+    assert_eq!(parsed(&server) - before, 2, "{}", server.log());
+
+    // After a schema change the statement is planned again.
+    let sql = "SELECT * FROM m WHERE n = $1 ORDER BY time LIMIT 1";
+    assert_eq!(client.query_one(sql, &[&1i32]).await.unwrap().len(), 4);
+    client
+        .batch_execute("ALTER TABLE m ADD COLUMN note text")
+        .await
+        .unwrap();
+    assert_eq!(client.query_one(sql, &[&1i32]).await.unwrap().len(), 5);
+    // Catalog relations are read afresh each time.
+    let sql = "SELECT count(*) FROM pg_class WHERE relname = $1";
+    assert_eq!(
+        client
+            .query_one(sql, &[&"t2"])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
+    client
+        .batch_execute("CREATE TABLE t2 (a int)")
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .query_one(sql, &[&"t2"])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        1
+    );
+}

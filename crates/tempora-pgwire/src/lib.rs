@@ -607,9 +607,20 @@ impl QueryParser for StatementParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let mut session = self.session().await?;
+        let oids: Vec<u32> = types
+            .iter()
+            .map(|t| t.as_ref().map_or(0, Type::oid))
+            .collect();
+        if let Some(p) = session.parsed_before(sql, &oids) {
+            return Ok(Some(Arc::new(p)));
+        }
         let parsed = match tempora_sql::parse_query(sql) {
             Ok(mut stmts) if stmts.len() == 1 => {
-                prepare_parsed(&session, sql, stmts.remove(0), types).await
+                let parsed = prepare_parsed(&session, sql, stmts.remove(0), types).await;
+                if let Ok(p) = &parsed {
+                    session.keep_parsed(sql, &oids, p);
+                }
+                parsed
             }
             Ok(stmts) if stmts.is_empty() => return Ok(None),
             Ok(_) => Err(TemporaError::syntax(

@@ -46,7 +46,13 @@ const CAPACITY: usize = 256;
 #[derive(Debug, Default)]
 pub(crate) struct PlanCache {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Statements of Parse messages (planned, not optimized), by their text
+    /// and the parameter types the client declared.
+    parsed: Mutex<HashMap<ParsedKey, (Stamp, Prepared)>>,
 }
+
+/// A Parse message's text and declared parameter type oids.
+type ParsedKey = (String, Vec<u32>);
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -98,10 +104,7 @@ impl SqlSession {
         let mut shape = stmt.as_ref().clone();
         let constants = parameterize(&mut shape)?;
         let key = shape.to_string();
-        let stamp = Stamp {
-            catalog: self.engine.catalog().snapshot().version,
-            settings: self.settings.generation(),
-        };
+        let stamp = self.stamp();
         let known = self
             .plan_cache
             .entries
@@ -146,6 +149,58 @@ impl SqlSession {
             result_schema: Some(cached.schema),
         };
         Some((prepared, ParamValues::List(values)))
+    }
+
+    /// A Parse message's statement this session planned before with the same
+    /// text and declared parameter types (`declared`, their type oids), if
+    /// nothing it depends on changed since. Drivers send the same statement
+    /// to be parsed again for every execution.
+    pub fn parsed_before(&self, sql: &str, declared: &[u32]) -> Option<Prepared> {
+        if !self.tx_catalog.is_empty() {
+            return None;
+        }
+        let stamp = self.stamp();
+        let parsed = self.plan_cache.parsed.lock().ok()?;
+        let (made_under, prepared) = parsed.get(&(sql.to_string(), declared.to_vec()))?;
+        if *made_under != stamp {
+            return None;
+        }
+        tracing::debug!(statement = %shape_of(sql), "parsed statement reused");
+        Some(prepared.clone())
+    }
+
+    /// Keeps a Parse message's statement for [`SqlSession::parsed_before`]
+    /// when its plan may be run again: a query reading Tempora tables only.
+    pub fn keep_parsed(&self, sql: &str, declared: &[u32], prepared: &Prepared) {
+        let Kind::Query(plan) = &prepared.kind else {
+            return;
+        };
+        if !self.tx_catalog.is_empty()
+            || explain::explain_kind(plan).is_some()
+            || crate::chunk_rewriting_call(plan).is_some()
+            || !reads_tempora_tables_only(plan)
+        {
+            return;
+        }
+        let stamp = self.stamp();
+        let Ok(mut parsed) = self.plan_cache.parsed.lock() else {
+            return;
+        };
+        if parsed.len() >= CAPACITY {
+            parsed.clear();
+        }
+        parsed.insert(
+            (sql.to_string(), declared.to_vec()),
+            (stamp, prepared.clone()),
+        );
+    }
+
+    /// What the session's plans depend on now.
+    fn stamp(&self) -> Stamp {
+        Stamp {
+            catalog: self.engine.catalog().snapshot().version,
+            settings: self.settings.generation(),
+        }
     }
 
     /// Plans and optimizes a statement whose constants are `$1..$n`, or None
@@ -263,6 +318,13 @@ fn is_column(e: &SqlExpr) -> bool {
 /// Whether an optimized `plan` may be run again later: it reads Tempora
 /// tables only and calls immutable functions only.
 fn reusable(plan: &LogicalPlan) -> bool {
+    reads_tempora_tables_only(plan) && immutable(plan)
+}
+
+/// Whether every table `plan` reads is a Tempora table, whose scan finds
+/// the files and rows to read when the plan runs (the catalog relations
+/// take a snapshot when they are planned).
+fn reads_tempora_tables_only(plan: &LogicalPlan) -> bool {
     let mut ok = true;
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
@@ -270,6 +332,20 @@ fn reusable(plan: &LogicalPlan) -> bool {
                 .ok()
                 .is_some_and(|p| p.downcast_ref::<TemporaTable>().is_some());
         }
+        Ok(if ok {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    ok
+}
+
+/// Whether every function `plan` calls is immutable: an optimized plan has
+/// the others (`now()`) folded to their value.
+fn immutable(plan: &LogicalPlan) -> bool {
+    let mut ok = true;
+    let _ = plan.apply_with_subqueries(|node| {
         node.apply_expressions(|e| {
             e.apply(|e| {
                 if let Expr::ScalarFunction(f) = e {
