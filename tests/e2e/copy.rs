@@ -22,7 +22,7 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Error, SimpleQueryMessage};
 
 use crate::support::pgtext::PgNumeric;
-use crate::support::{wire, TestServer};
+use crate::support::{rows_text, wire, TestServer};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -141,23 +141,6 @@ impl Failures {
             panic!("{} failed checks:\n\n{}", self.0.len(), self.0.join("\n\n"));
         }
     }
-}
-
-/// Every row of `sql` (run through the simple protocol) as text.
-async fn rows_text(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    messages
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 async fn count(client: &Client, table: &str) -> i64 {

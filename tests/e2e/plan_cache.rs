@@ -2,9 +2,9 @@
 //! their shape (tempora-sql/src/plan_cache.rs): they must answer exactly as a
 //! fresh plan would, through settings changes, DDL, new rows and bad input.
 
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
-use crate::support::TestServer;
+use crate::support::{rows_text as rows, TestServer};
 
 /// A server that logs each reuse.
 async fn server() -> TestServer {
@@ -18,22 +18,6 @@ async fn server() -> TestServer {
 
 fn reuses(server: &TestServer) -> usize {
     server.log().matches("query plan reused").count()
-}
-
-/// The rows of a simple-protocol query, each as its columns' text.
-async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 async fn one(client: &Client, sql: &str) -> String {

@@ -772,3 +772,20 @@ pub async fn wait_for(client: &Client, sql: &str, want: i64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Every row of `sql` (run through the simple protocol) as text.
+pub async fn rows_text(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}

@@ -1395,16 +1395,12 @@ impl SqlSession {
         datafusion::execution::SendableRecordBatchStream,
         tempora_storage::ReadPin,
     )> {
-        let pin = self.engine.pin();
-        let stream = self
+        let optimized = self
             .ctx
-            .execute_logical_plan(plan)
-            .await
-            .map_err(TemporaError::from_datafusion)?
-            .execute_stream()
-            .await
+            .state()
+            .optimize(&plan)
             .map_err(TemporaError::from_datafusion)?;
-        Ok((stream, pin))
+        self.start_optimized_stream(&optimized).await
     }
 
     /// [`SqlSession::start_stream`] of a plan optimized already.
@@ -1603,14 +1599,8 @@ impl SqlSession {
                 }
                 let schema = output_schema(plan.schema().as_arrow());
                 if stream && plan_calls.is_none() && !newest_buckets::candidate(&plan) {
-                    let (stream, pin) = self.start_stream(plan).await?;
-                    let outcome = Outcome::Stream {
-                        schema,
-                        stream,
-                        deadline,
-                        pin,
-                    };
-                    return Ok((outcome, vec![]));
+                    let started = self.start_stream(plan).await?;
+                    return Ok(streamed(started, schema, deadline));
                 }
                 let result = self.collect_query(plan).await;
                 // Functions such as compress_chunk raise NOTICEs as they run.
@@ -1631,14 +1621,8 @@ impl SqlSession {
                 let plan = bind(plan.as_ref().clone(), params)?;
                 let schema = output_schema(plan.schema().as_arrow());
                 if stream && !newest_buckets {
-                    let (stream, pin) = self.start_optimized_stream(&plan).await?;
-                    let outcome = Outcome::Stream {
-                        schema,
-                        stream,
-                        deadline,
-                        pin,
-                    };
-                    return Ok((outcome, vec![]));
+                    let started = self.start_optimized_stream(&plan).await?;
+                    return Ok(streamed(started, schema, deadline));
                 }
                 let batches = self.collect_optimized(plan).await?;
                 let outcome = Outcome::Rows {
@@ -1928,6 +1912,24 @@ pub fn statement_timeout_error() -> TemporaError {
         SqlState::QUERY_CANCELED,
         "canceling statement due to statement timeout",
     )
+}
+
+/// The outcome of a query whose rows are sent as its plan computes them.
+fn streamed(
+    (stream, pin): (
+        datafusion::execution::SendableRecordBatchStream,
+        tempora_storage::ReadPin,
+    ),
+    schema: SchemaRef,
+    deadline: Option<tokio::time::Instant>,
+) -> (Outcome, Vec<Notice>) {
+    let outcome = Outcome::Stream {
+        schema,
+        stream,
+        deadline,
+        pin,
+    };
+    (outcome, vec![])
 }
 
 /// Replaces the `$n` placeholders of a plan with values.
