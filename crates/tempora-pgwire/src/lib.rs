@@ -614,11 +614,12 @@ impl QueryParser for StatementParser {
         if let Some(p) = session.parsed_before(sql, &oids) {
             return Ok(Some(Arc::new(p)));
         }
+        let stamp = session.plan_stamp();
         let parsed = match tempora_sql::parse_query(sql) {
             Ok(mut stmts) if stmts.len() == 1 => {
                 let parsed = prepare_parsed(&session, sql, stmts.remove(0), types).await;
                 if let Ok(p) = &parsed {
-                    session.keep_parsed(sql, &oids, p);
+                    session.keep_parsed(sql, &oids, p, stamp);
                 }
                 parsed
             }
@@ -683,7 +684,7 @@ impl SimpleQueryHandler for Connection {
                 false => None,
             };
             let result = match cached {
-                Some((p, values)) => session.execute_streaming(&p, Some(values)).await,
+                Some(p) => session.execute_streaming(&p, None).await,
                 None => match session.prepare_statement(query, stmt).await {
                     Ok(p) if stream => session.execute_streaming(&p, None).await,
                     Ok(p) => session.execute(&p, None).await,

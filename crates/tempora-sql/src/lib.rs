@@ -73,6 +73,7 @@ use tempora_storage::{DatabaseGuard, Engine};
 pub use caggs::Refresher;
 pub use copy::CopyIn;
 pub use insert::conform;
+pub use plan_cache::Stamp;
 pub use roles::{bootstrap_superuser, scram_verifier_parts};
 pub use session_cmds::{Settings, TxState};
 pub use tempora_copy::CopyEncoder;
@@ -203,7 +204,7 @@ pub struct Prepared {
 pub enum Kind {
     Query(Box<LogicalPlan>),
     /// A query planned and optimized already, from a plan of its shape
-    /// with its constants as `$n` (tempora-sql/src/plan_cache.rs).
+    /// with its constants as `$n`, bound (tempora-sql/src/plan_cache.rs).
     Optimized {
         plan: Box<LogicalPlan>,
         /// `tempora_query::newest_buckets::candidate` of it as planned.
@@ -1618,7 +1619,7 @@ impl SqlSession {
                 plan,
                 newest_buckets,
             } => {
-                let plan = bind(plan.as_ref().clone(), params)?;
+                let plan = plan.as_ref().clone();
                 let schema = output_schema(plan.schema().as_arrow());
                 if stream && !newest_buckets {
                     let started = self.start_optimized_stream(&plan).await?;

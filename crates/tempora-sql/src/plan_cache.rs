@@ -61,9 +61,10 @@ struct Entry {
     plan: Option<CachedPlan>,
 }
 
-/// What a plan depends on besides its text.
+/// What a plan depends on besides its text: the catalog's version and
+/// the session's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+pub struct Stamp {
     catalog: u64,
     settings: u64,
 }
@@ -88,13 +89,9 @@ enum Constant {
 
 impl SqlSession {
     /// The query `stmt` (the only statement of `sql`), planned from a plan of
-    /// its shape this session made before, with its constants as parameter
-    /// values; None where it is to be planned the ordinary way.
-    pub async fn prepare_cached(
-        &self,
-        sql: &str,
-        stmt: &ParsedStatement,
-    ) -> Option<(Prepared, ParamValues)> {
+    /// its shape this session made before, its constants bound to it; None
+    /// where it is to be planned the ordinary way.
+    pub async fn prepare_cached(&self, sql: &str, stmt: &ParsedStatement) -> Option<Prepared> {
         let ParsedStatement::Sql { stmt, .. } = stmt else {
             return None;
         };
@@ -104,7 +101,7 @@ impl SqlSession {
         let mut shape = stmt.as_ref().clone();
         let constants = parameterize(&mut shape)?;
         let key = shape.to_string();
-        let stamp = self.stamp();
+        let stamp = self.plan_stamp();
         let known = self
             .plan_cache
             .entries
@@ -136,19 +133,23 @@ impl SqlSession {
             .zip(&cached.types)
             .map(|(c, t)| read_constant(c, t, &zone).map(Into::into))
             .collect::<Option<Vec<_>>>()?;
+        // A value the plan does not take sends the statement the ordinary way.
+        let plan = cached
+            .plan
+            .with_param_values(ParamValues::List(values))
+            .ok()?;
         if reused {
             tracing::debug!(shape = %shape_of(sql), "query plan reused");
         }
-        let prepared = Prepared {
+        Some(Prepared {
             sql: sql.to_string(),
             kind: Kind::Optimized {
-                plan: Box::new(cached.plan),
+                plan: Box::new(plan),
                 newest_buckets: cached.newest_buckets,
             },
             param_types: vec![],
             result_schema: Some(cached.schema),
-        };
-        Some((prepared, ParamValues::List(values)))
+        })
     }
 
     /// A Parse message's statement this session planned before with the same
@@ -159,7 +160,7 @@ impl SqlSession {
         if !self.tx_catalog.is_empty() {
             return None;
         }
-        let stamp = self.stamp();
+        let stamp = self.plan_stamp();
         let parsed = self.plan_cache.parsed.lock().ok()?;
         let (made_under, prepared) = parsed.get(&(sql.to_string(), declared.to_vec()))?;
         if *made_under != stamp {
@@ -171,7 +172,9 @@ impl SqlSession {
 
     /// Keeps a Parse message's statement for [`SqlSession::parsed_before`]
     /// when its plan may be run again: a query reading Tempora tables only.
-    pub fn keep_parsed(&self, sql: &str, declared: &[u32], prepared: &Prepared) {
+    /// `stamp` is [`SqlSession::plan_stamp`] as it was before the statement
+    /// was planned.
+    pub fn keep_parsed(&self, sql: &str, declared: &[u32], prepared: &Prepared, stamp: Stamp) {
         let Kind::Query(plan) = &prepared.kind else {
             return;
         };
@@ -182,7 +185,6 @@ impl SqlSession {
         {
             return;
         }
-        let stamp = self.stamp();
         let Ok(mut parsed) = self.plan_cache.parsed.lock() else {
             return;
         };
@@ -196,7 +198,7 @@ impl SqlSession {
     }
 
     /// What the session's plans depend on now.
-    fn stamp(&self) -> Stamp {
+    pub fn plan_stamp(&self) -> Stamp {
         Stamp {
             catalog: self.engine.catalog().snapshot().version,
             settings: self.settings.generation(),
