@@ -384,3 +384,90 @@ fn read_constant(c: &Constant, ty: &DataType, zone: &PgTimeZone) -> Option<Scala
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(sql: &str) -> (String, Option<Vec<Constant>>) {
+        let mut stmt = crate::parse(sql).unwrap().remove(0);
+        let constants = parameterize(&mut stmt);
+        (stmt.to_string(), constants)
+    }
+
+    #[test]
+    fn constants_compared_with_columns_become_parameters() {
+        let (text, constants) = shape(
+            "SELECT time_bucket('60 seconds', time) AS m, max(v) FROM cpu \
+             WHERE hostname IN ('host_1', 'host_2') AND time >= '2016-01-01' \
+             AND 90.5 < v AND n BETWEEN 1 AND 5 GROUP BY m ORDER BY m LIMIT 5",
+        );
+        assert_eq!(
+            text,
+            "SELECT time_bucket('60 seconds', time) AS m, max(v) FROM cpu \
+             WHERE hostname IN ($1, $2) AND time >= $3 \
+             AND $4 < v AND n BETWEEN $5 AND $6 GROUP BY m ORDER BY m LIMIT 5"
+        );
+        use Constant::*;
+        assert_eq!(
+            constants.unwrap(),
+            vec![
+                Text("host_1".into()),
+                Text("host_2".into()),
+                Text("2016-01-01".into()),
+                Number("90.5".into()),
+                Number("1".into()),
+                Number("5".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn other_constants_stay() {
+        // Function arguments, negative numbers, typed strings, NULL, booleans
+        // and comparisons of expressions are part of the shape.
+        let sql = "SELECT * FROM t WHERE a > -5 AND b = TIMESTAMP '2024-01-01' \
+                   AND c IS NULL AND d = true AND e + 1 > 2 AND f = now()";
+        let (text, constants) = shape(sql);
+        assert_eq!(text, sql);
+        assert_eq!(constants.unwrap(), vec![]);
+        // A statement with parameters of its own is left alone.
+        assert!(shape("SELECT * FROM t WHERE a = $1 AND b = 2").1.is_none());
+    }
+
+    #[test]
+    fn constants_are_read_as_their_columns_types() {
+        let utc = PgTimeZone::of_setting("UTC");
+        let n = |s: &str| Constant::Number(s.into());
+        let t = |s: &str| Constant::Text(s.into());
+        assert_eq!(
+            read_constant(&n("7"), &DataType::Int32, &utc),
+            Some(ScalarValue::Int32(Some(7)))
+        );
+        assert_eq!(
+            read_constant(&n("90"), &DataType::Float64, &utc),
+            Some(ScalarValue::Float64(Some(90.0)))
+        );
+        let tz = DataType::Timestamp(
+            datafusion::arrow::datatypes::TimeUnit::Microsecond,
+            Some("UTC".into()),
+        );
+        assert_eq!(
+            read_constant(&t("2016-01-01 00:00:01 +0000"), &tz, &utc),
+            Some(ScalarValue::TimestampMicrosecond(
+                Some(1_451_606_401_000_000),
+                Some("UTC".into())
+            ))
+        );
+        // What the ordinary plan compares otherwise, or rejects.
+        assert_eq!(read_constant(&n("1.5"), &DataType::Int32, &utc), None);
+        assert_eq!(
+            read_constant(&n("3000000000"), &DataType::Int32, &utc),
+            None
+        );
+        assert_eq!(read_constant(&n("1"), &DataType::Float32, &utc), None);
+        assert_eq!(read_constant(&n("5"), &DataType::Utf8, &utc), None);
+        assert_eq!(read_constant(&t("5"), &DataType::Int64, &utc), None);
+        assert_eq!(read_constant(&t("not a time"), &tz, &utc), None);
+    }
+}
