@@ -401,21 +401,20 @@ fn time_bucket_resolvable(args: &[FunctionArg]) -> Result<()> {
 }
 
 /// Casts quoted literals among the first two arguments to the type of the
-/// other when that one is cast to a date/time type.
+/// other when that one is cast to a date/time type (`'...'::timestamptz` or
+/// `timestamptz '...'`).
 fn type_untyped_like_cast(args: &mut [FunctionArg]) {
     let expr = |a: &FunctionArg| match a {
         FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
         _ => None,
     };
+    let temporal = |t: &DataType| {
+        let t = t.to_string().to_lowercase();
+        t.starts_with("timestamp") || t == "date"
+    };
     let temporal_cast = args.iter().take(2).filter_map(expr).find_map(|e| match e {
-        SqlExpr::Cast { data_type, .. }
-            if {
-                let t = data_type.to_string().to_lowercase();
-                t.starts_with("timestamp") || t == "date"
-            } =>
-        {
-            Some(data_type)
-        }
+        SqlExpr::Cast { data_type, .. } if temporal(&data_type) => Some(data_type),
+        SqlExpr::TypedString(t) if temporal(&t.data_type) => Some(t.data_type),
         _ => None,
     });
     let Some(data_type) = temporal_cast else {
