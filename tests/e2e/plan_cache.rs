@@ -24,6 +24,15 @@ async fn one(client: &Client, sql: &str) -> String {
     rows(client, sql).await[0][0].clone().unwrap_or_default()
 }
 
+/// A server with the table `m`: three days of hourly rows, the host and
+/// value given by the hour of the day.
+async fn with_table() -> (TestServer, Client) {
+    let server = server().await;
+    let client = server.connect().await;
+    setup(&client).await;
+    (server, client)
+}
+
 async fn setup(client: &Client) {
     client
         .batch_execute(
@@ -38,9 +47,7 @@ async fn setup(client: &Client) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_shape_with_other_constants_reuses_its_plan() {
-    let server = server().await;
-    let client = server.connect().await;
-    setup(&client).await;
+    let (server, client) = with_table().await;
     let before = reuses(&server);
     let q = |host: &str, from: &str, to: &str, v: &str| {
         format!(
@@ -120,9 +127,7 @@ async fn the_same_shape_with_other_constants_reuses_its_plan() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reused_plan_follows_settings_and_schema_changes() {
-    let server = server().await;
-    let client = server.connect().await;
-    setup(&client).await;
+    let (_server, client) = with_table().await;
 
     // A timestamp without a zone is read in the session's TimeZone.
     let q = "SELECT count(*) FROM m WHERE time < '2024-01-01 05:00'";
@@ -182,9 +187,7 @@ async fn a_reused_plan_follows_settings_and_schema_changes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn constants_a_plan_cannot_take_answer_as_without_it() {
-    let server = server().await;
-    let client = server.connect().await;
-    setup(&client).await;
+    let (_server, client) = with_table().await;
     let q = |n: &str| format!("SELECT count(*) FROM m WHERE n = {n}");
     assert_eq!(one(&client, &q("1")).await, "72");
     // A fraction against an integer column compares as a number.
@@ -216,9 +219,7 @@ async fn constants_a_plan_cannot_take_answer_as_without_it() {
 /// nothing it depends on changed.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_statement_parsed_again_reuses_its_plan() {
-    let server = server().await;
-    let client = server.connect().await;
-    setup(&client).await;
+    let (server, client) = with_table().await;
     let parsed = |s: &TestServer| s.log().matches("parsed statement reused").count();
     let before = parsed(&server);
     let sql = "SELECT count(*) FROM m WHERE host = $1 AND v >= $2";
