@@ -38,8 +38,9 @@ async fn chunks_scanned(client: &Client, filter: &str) -> (usize, usize) {
     (words[2].parse().unwrap(), words[4].parse().unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn explain_shows_chunks_excluded_by_time_filters() {
+/// A server with the hypertable `ex`: hourly rows of 2024-01-01..05 in
+/// five one-day chunks, all in Parquet.
+async fn with_five_daily_chunks() -> (TestServer, tokio_postgres::Client) {
     let server = TestServer::start().await;
     let client = server.connect().await;
     client
@@ -47,11 +48,17 @@ async fn explain_shows_chunks_excluded_by_time_filters() {
             "CREATE TABLE ex (time timestamptz NOT NULL, host text, v float8);
              SELECT create_hypertable('ex', by_range('time', INTERVAL '1 day'));
              INSERT INTO ex SELECT t, 'h1', 1.0 FROM generate_series(
-                 '2024-01-01 00:00:00+00'::timestamptz, '2024-01-05 23:00:00+00', INTERVAL '1 hour') t;",
+                 '2024-01-01 00:00:00+00'::timestamptz, '2024-01-05 23:00:00+00', INTERVAL '1 hour') t;
+             CHECKPOINT;",
         )
         .await
         .unwrap();
-    client.batch_execute("CHECKPOINT").await.unwrap();
+    (server, client)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_shows_chunks_excluded_by_time_filters() {
+    let (_server, client) = with_five_daily_chunks().await;
     let cases = [
         ("true", 5),
         ("time >= '2024-01-03' AND time < '2024-01-04'", 1),
@@ -115,17 +122,9 @@ async fn explain_shows_chunks_excluded_by_time_filters() {
 /// the day before, so it keeps one chunk more than UTC's would.
 #[tokio::test(flavor = "multi_thread")]
 async fn chunk_exclusion_with_date_trunc_in_the_session_zone() {
-    let server = TestServer::start().await;
-    let client = server.connect().await;
+    let (_server, client) = with_five_daily_chunks().await;
     client
-        .batch_execute(
-            "CREATE TABLE ex (time timestamptz NOT NULL, host text, v float8);
-             SELECT create_hypertable('ex', by_range('time', INTERVAL '1 day'));
-             INSERT INTO ex SELECT t, 'h1', 1.0 FROM generate_series(
-                 '2024-01-01 00:00:00+00'::timestamptz, '2024-01-05 23:00:00+00', INTERVAL '1 hour') t;
-             CHECKPOINT;
-             SET timezone = 'Europe/Berlin';",
-        )
+        .batch_execute("SET timezone = 'Europe/Berlin'")
         .await
         .unwrap();
     let cases = [
