@@ -26,6 +26,7 @@ mod copy_options;
 mod cursors;
 mod databases;
 mod ddl;
+mod df_state;
 mod dml;
 mod explain;
 mod foreign_keys;
@@ -56,7 +57,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ParamValues;
-use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -297,6 +297,8 @@ pub struct SqlSession {
     stream_next: bool,
     /// Plans of the shapes of queries this session sent.
     plan_cache: plan_cache::PlanCache,
+    /// DataFusion's state, copied from `ctx` once (see [`df_state`]).
+    df_state: df_state::DfState,
 }
 
 /// Converts a sqlparser error into PostgreSQL's 42601 with a position.
@@ -857,6 +859,7 @@ impl SqlSession {
             _connected: None,
             stream_next: false,
             plan_cache: Default::default(),
+            df_state: Default::default(),
         })
     }
 
@@ -1355,8 +1358,7 @@ impl SqlSession {
 
     /// Plans a statement with DataFusion.
     pub(crate) async fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
-        self.ctx
-            .state()
+        self.df_state()
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
             .await
             .map_err(TemporaError::from_datafusion)
@@ -1397,8 +1399,7 @@ impl SqlSession {
         tempora_storage::ReadPin,
     )> {
         let optimized = self
-            .ctx
-            .state()
+            .df_state()
             .optimize(&plan)
             .map_err(TemporaError::from_datafusion)?;
         self.start_optimized_stream(&optimized).await
@@ -1413,13 +1414,14 @@ impl SqlSession {
         tempora_storage::ReadPin,
     )> {
         let pin = self.engine.pin();
-        let state = self.ctx.state();
+        let state = self.df_state();
         let physical = state
             .query_planner()
-            .create_physical_plan(plan, &state)
+            .create_physical_plan(plan, state.as_ref())
             .await
             .map_err(TemporaError::from_datafusion)?;
-        let stream = datafusion::physical_plan::execute_stream(physical, state.task_ctx())
+        drop(state);
+        let stream = datafusion::physical_plan::execute_stream(physical, self.task_ctx())
             .map_err(TemporaError::from_datafusion)?;
         Ok((stream, pin))
     }
@@ -1516,8 +1518,7 @@ impl SqlSession {
             return df.collect().await.map_err(TemporaError::from_datafusion);
         }
         let optimized = self
-            .ctx
-            .state()
+            .df_state()
             .optimize(&plan)
             .map_err(TemporaError::from_datafusion)?;
         self.collect_optimized(optimized).await
@@ -1525,14 +1526,13 @@ impl SqlSession {
 
     /// [`SqlSession::collect_query`] of a plan optimized already.
     async fn collect_optimized(&self, optimized: LogicalPlan) -> Result<Vec<RecordBatch>> {
-        let state = self.ctx.state();
         if let Some(shape) = newest_buckets::NewestBuckets::find(&optimized) {
             let mut attempt = 0;
             while let Some(narrowed) = shape
                 .narrowed(&optimized, attempt)
                 .map_err(TemporaError::from_datafusion)?
             {
-                let batches = run_optimized(&state, &narrowed).await?;
+                let batches = self.run_optimized(&narrowed).await?;
                 if batches.iter().map(RecordBatch::num_rows).sum::<usize>() >= shape.rows {
                     return Ok(batches);
                 }
@@ -1540,7 +1540,21 @@ impl SqlSession {
                 attempt += 1;
             }
         }
-        run_optimized(&state, &optimized).await
+        self.run_optimized(&optimized).await
+    }
+
+    /// Plans an optimized plan physically and collects its rows.
+    async fn run_optimized(&self, plan: &LogicalPlan) -> Result<Vec<RecordBatch>> {
+        let state = self.df_state();
+        let physical = state
+            .query_planner()
+            .create_physical_plan(plan, state.as_ref())
+            .await
+            .map_err(TemporaError::from_datafusion)?;
+        drop(state);
+        datafusion::physical_plan::collect(physical, self.task_ctx())
+            .await
+            .map_err(TemporaError::from_datafusion)
     }
 
     async fn execute_inner(
@@ -1556,7 +1570,7 @@ impl SqlSession {
             Kind::Query(plan) if explain::explain_kind(plan).is_some() => {
                 let verbose = explain::explain_kind(plan).unwrap_or(false);
                 let plan = bind(plan.as_ref().clone(), params)?;
-                let (plan, note) = explain::with_first_window(&self.ctx.state(), plan)?;
+                let (plan, note) = explain::with_first_window(&self.df_state(), plan)?;
                 let report = self
                     .extension::<tempora_query::provider::ScanReport>()
                     .ok_or_else(|| TemporaError::internal("session without scan report"))?;
@@ -1585,8 +1599,7 @@ impl SqlSession {
                     // uses, calls with effects included: refuse rather than
                     // silently not compress.
                     let optimized = self
-                        .ctx
-                        .state()
+                        .df_state()
                         .optimize(&plan)
                         .map_err(TemporaError::from_datafusion)?;
                     if chunk_rewriting_call(&optimized).is_none() {
@@ -1896,16 +1909,6 @@ pub(crate) fn output_schema(schema: &datafusion::arrow::datatypes::Schema) -> Sc
 }
 
 /// Plans and runs an already optimized plan.
-async fn run_optimized(state: &SessionState, plan: &LogicalPlan) -> Result<Vec<RecordBatch>> {
-    let physical = state
-        .query_planner()
-        .create_physical_plan(plan, state)
-        .await
-        .map_err(TemporaError::from_datafusion)?;
-    datafusion::physical_plan::collect(physical, state.task_ctx())
-        .await
-        .map_err(TemporaError::from_datafusion)
-}
 
 /// PostgreSQL's error for a statement that ran past `statement_timeout`.
 pub fn statement_timeout_error() -> TemporaError {

@@ -227,7 +227,7 @@ impl SqlSession {
             return None;
         }
         let newest_buckets = tempora_query::newest_buckets::candidate(&plan);
-        let plan = self.ctx.state().optimize(&plan).ok()?;
+        let plan = self.df_state().optimize(&plan).ok()?;
         Some(CachedPlan {
             plan,
             types,

@@ -413,6 +413,7 @@ impl SqlSession {
             let tz = self.time_zone().arrow_name();
             let state = self.context().state_ref();
             state.write().config_mut().options_mut().execution.time_zone = Some(tz);
+            self.forget_df_state();
         }
         Ok(())
     }
