@@ -260,3 +260,38 @@ async fn a_statement_parsed_again_reuses_its_plan() {
         1
     );
 }
+
+/// A session plans with one copy of DataFusion's state
+/// (tempora-sql/src/df_state.rs): each statement still has its own `now()`,
+/// and a new `TimeZone` reaches the statements after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_statement_has_its_own_now_and_sees_the_time_zone() {
+    let server = server().await;
+    let client = server.connect().await;
+    let first = one(&client, "SELECT now()::text").await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second = one(&client, "SELECT now()::text").await;
+    assert!(second > first, "{first} then {second}");
+    assert_eq!(
+        one(&client, "SELECT (timestamptz '2024-01-01 12:00+00')::text").await,
+        "2024-01-01 12:00:00+00"
+    );
+    client
+        .batch_execute("SET TimeZone = 'Asia/Tokyo'")
+        .await
+        .unwrap();
+    assert_eq!(
+        one(&client, "SELECT (timestamptz '2024-01-01 12:00+00')::text").await,
+        "2024-01-01 21:00:00+09"
+    );
+    assert_eq!(
+        one(
+            &client,
+            "SELECT date_trunc('day', timestamptz '2024-01-01 20:00+00')::text"
+        )
+        .await,
+        "2024-01-02 00:00:00+09"
+    );
+    let tokyo = one(&client, "SELECT now()::text").await;
+    assert!(tokyo.ends_with("+09"), "{tokyo}");
+}

@@ -1908,8 +1908,6 @@ pub(crate) fn output_schema(schema: &datafusion::arrow::datatypes::Schema) -> Sc
     ))
 }
 
-/// Plans and runs an already optimized plan.
-
 /// PostgreSQL's error for a statement that ran past `statement_timeout`.
 pub fn statement_timeout_error() -> TemporaError {
     TemporaError::new(
