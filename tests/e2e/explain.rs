@@ -279,6 +279,100 @@ async fn last_point_reads_only_the_newest_row_groups() {
     }
 }
 
+/// Each series' newest time comes from the newest chunks that together hold
+/// every series (tempora-query/src/newest_series.rs): older chunks are left
+/// out of that scan, and come back as soon as they hold a series the newer
+/// ones lack, whether in files, unflushed or in the session's open block.
+#[tokio::test(flavor = "multi_thread")]
+async fn last_point_leaves_out_chunks_whose_series_have_newer_rows() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE lpc (time timestamptz NOT NULL, host text, v float8);
+             SELECT create_hypertable('lpc', 'time', chunk_time_interval => INTERVAL '1 day');
+             CREATE INDEX ON lpc (host, time DESC);
+             INSERT INTO lpc SELECT t, 'h' || (extract(hour FROM t)::int % 4), extract(epoch FROM t)
+               FROM generate_series(timestamptz '2024-01-01 00:00+00', timestamptz '2024-01-03 23:00+00', interval '1 hour') t;
+             CHECKPOINT;",
+        )
+        .await
+        .unwrap();
+    let sql = "SELECT DISTINCT ON (host) host, time::text, v FROM lpc ORDER BY host, time DESC";
+    // The chunk counts of the two scans, the newest times' and the rows',
+    // fewest first.
+    let scanned = || async {
+        let mut counts = plan_lines(&client, &format!("EXPLAIN {sql}"))
+            .await
+            .into_iter()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("Hypertable lpc: ")?;
+                Some(rest.split(" chunks").next()?.to_string())
+            })
+            .collect::<Vec<_>>();
+        counts.sort();
+        counts
+    };
+    // What a plain grouped max says, and each newest row's v is its time.
+    let check = || async {
+        let got = crate::support::rows_text(&client, sql).await;
+        let want = crate::support::rows_text(
+            &client,
+            "SELECT host, max(time)::text, extract(epoch FROM max(time))::float8 FROM lpc GROUP BY host ORDER BY host",
+        )
+        .await;
+        assert_eq!(got, want);
+        got.len()
+    };
+    assert_eq!(scanned().await, ["1 of 3", "3 of 3"]);
+    assert_eq!(check().await, 4);
+
+    // A series seen only in the oldest chunk, not yet in a file.
+    client
+        .batch_execute("INSERT INTO lpc VALUES ('2024-01-01 05:30+00', 'h9', 1704087000)")
+        .await
+        .unwrap();
+    assert_eq!(scanned().await, ["3 of 3", "3 of 3"]);
+    assert_eq!(check().await, 5);
+    // In a file now: its chunk is still needed.
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    assert_eq!(scanned().await, ["3 of 3", "3 of 3"]);
+    assert_eq!(check().await, 5);
+    // Once the newest chunk has it too, the older ones are left out again.
+    client
+        .batch_execute(
+            "INSERT INTO lpc VALUES ('2024-01-03 01:30+00', 'h9', 1704245400); CHECKPOINT;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(scanned().await, ["1 of 3", "3 of 3"]);
+    assert_eq!(check().await, 5);
+    // Rows of the session's open block, in an old chunk.
+    client
+        .batch_execute("BEGIN; INSERT INTO lpc VALUES ('2024-01-02 03:30+00', 'h8', 1704166200);")
+        .await
+        .unwrap();
+    assert_eq!(check().await, 6);
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(check().await, 5);
+    // A DELETE rewrites the newest chunk's files without h9's newer row.
+    client
+        .batch_execute("DELETE FROM lpc WHERE host = 'h9' AND time > '2024-01-02'; CHECKPOINT;")
+        .await
+        .unwrap();
+    assert_eq!(scanned().await, ["3 of 3", "3 of 3"]);
+    assert_eq!(check().await, 5);
+    // A filter on the rows reads every chunk they may be in.
+    let filtered = "SELECT DISTINCT ON (host) host FROM lpc WHERE v > 0 ORDER BY host, time DESC";
+    let lines = plan_lines(&client, &format!("EXPLAIN {filtered}")).await;
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("of 3 chunks") && l.contains(": 1 of")),
+        "{lines:#?}"
+    );
+}
+
 /// The rows of the pages a scan kept after page index pruning, from its
 /// `EXPLAIN ANALYZE` line.
 fn page_rows_kept(scan: &str) -> f64 {

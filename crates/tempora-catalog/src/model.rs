@@ -214,6 +214,26 @@ pub struct FileDef {
     /// the table's segmentby and orderby columns).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub compressed: bool,
+    /// The distinct values of the table's series column in the file, when
+    /// they are few ([`FileSeries::MAX_VALUES`]): "newest row per series"
+    /// queries skip chunks whose series all have rows in newer chunks.
+    /// Exact, as the file's rows are: a file is never changed once written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<FileSeries>,
+}
+
+/// The distinct values of a file's series column ([`TableDef::series_column`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileSeries {
+    /// The column's [`ColumnDef::id`].
+    pub column: u32,
+    /// Sorted, NULL (None) first when present.
+    pub values: Vec<Option<String>>,
+}
+
+impl FileSeries {
+    /// Files with more distinct values record none.
+    pub const MAX_VALUES: usize = 4096;
 }
 
 /// A chunk: one time range of a hypertable and, when it has space
@@ -605,6 +625,20 @@ impl TableDef {
     pub fn has_index(&self, name: &str) -> bool {
         self.indexes.iter().any(|i| i.name == name)
             || self.unique_keys.iter().any(|k| k.name == name)
+    }
+
+    /// The column whose distinct values files record ([`FileDef::series`]):
+    /// a hypertable's first cluster key column (what its files are sorted
+    /// by first), else its first compression segmentby column, when it is
+    /// text.
+    pub fn series_column(&self) -> Option<&ColumnDef> {
+        let name = self.cluster_key().into_iter().next().or_else(|| {
+            self.compression
+                .as_ref()
+                .and_then(|c| c.segmentby.first().cloned())
+        })?;
+        self.column(&name)
+            .filter(|c| matches!(c.ty, PgType::Text | PgType::Varchar(_)))
     }
 
     pub fn column(&self, name: &str) -> Option<&ColumnDef> {

@@ -23,6 +23,10 @@
 //! ON still runs on top (rows tied on the newest time are still one row each).
 //! The result is the same: a hypertable's time column is never NULL, so the
 //! newest row of a series is the one with the greatest time.
+//!
+//! When the input is the whole table and there is one ON column, the table's
+//! series column, the grouped `max` reads only the newest chunks that hold
+//! every series ([`crate::newest_series`]).
 
 use std::sync::Arc;
 
@@ -105,7 +109,16 @@ fn narrowed_input(on: &DistinctOn) -> DfResult<Option<Arc<LogicalPlan>>> {
     } else {
         max(col(time.clone()))
     };
-    let newest = LogicalPlanBuilder::from(input.clone())
+    // The aggregate may skip chunks whose series all have newer rows
+    // (crate::newest_series); it is read as a whole otherwise.
+    let mut newest = LogicalPlanBuilder::from(input.clone());
+    if !*asc && keys.len() == 1 && unfiltered(&input) {
+        newest = newest.filter(crate::newest_series::newest_per_series(
+            col(keys[0].clone()),
+            col(time.clone()),
+        ))?;
+    }
+    let newest = newest
         .aggregate(keys.iter().cloned().map(col), vec![bound.alias(TIME)])?
         .alias(ALIAS)?
         .build()?;
@@ -161,6 +174,17 @@ fn time_column_of(plan: &LogicalPlan) -> Option<String> {
                 .filter(|_| p.expr.iter().all(|e| matches!(e, Expr::Column(_))))
         }
         _ => None,
+    }
+}
+
+/// Whether `plan` (of the shape [`time_column_of`] accepts) reads every row
+/// of its table: no filter on the way down.
+fn unfiltered(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::TableScan(scan) => scan.filters.is_empty(),
+        LogicalPlan::SubqueryAlias(a) => unfiltered(&a.input),
+        LogicalPlan::Projection(p) => unfiltered(&p.input),
+        _ => false,
     }
 }
 

@@ -21,6 +21,7 @@ pub mod json;
 pub mod last_point;
 pub mod markers;
 pub mod newest_buckets;
+pub mod newest_series;
 pub mod pg_casts;
 pub mod pg_functions;
 pub mod pg_literals;

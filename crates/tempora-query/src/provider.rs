@@ -659,6 +659,38 @@ fn partitioned_file(f: &FileDef) -> PartitionedFile {
     })
 }
 
+impl TemporaTable {
+    /// Where a scan marked with [`crate::newest_series::newest_per_series`]
+    /// may start: see [`crate::newest_series::cutoff`]. None when the marker
+    /// is not over the table's series and time columns, or when this
+    /// session's open block wrote rows to the table.
+    fn newest_series_cutoff(
+        &self,
+        def: &TableDef,
+        marker: &Expr,
+        state: &dyn Session,
+        snapshot: &tempora_storage::ReadSnapshot,
+    ) -> Option<i64> {
+        let (series, time) = crate::newest_series::marker_columns(marker)?;
+        let column = def.series_column().filter(|c| c.name == series)?;
+        if def.hypertable.as_ref()?.time_column != time {
+            return None;
+        }
+        if let Some(tx) = state.config().get_extension::<TxWrites>() {
+            if !tx.rows_for(def.oid).is_empty() {
+                return None;
+            }
+        }
+        let mut unflushed = HashSet::new();
+        for (chunk, batches) in snapshot.memtable_rows(def.oid) {
+            if batches.iter().any(|b| b.num_rows() > 0) {
+                unflushed.insert(chunk?);
+            }
+        }
+        crate::newest_series::cutoff(def, column.id, &unflushed)
+    }
+}
+
 #[async_trait]
 impl TableProvider for TemporaTable {
     fn schema(&self) -> SchemaRef {
@@ -677,7 +709,17 @@ impl TableProvider for TemporaTable {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if crate::newest_series::marker_columns(f).is_some() {
+                    // Applied by leaving chunks out; keeps every row read.
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    TableProviderFilterPushDown::Inexact
+                }
+            })
+            .collect())
     }
 
     async fn scan(
@@ -692,6 +734,32 @@ impl TableProvider for TemporaTable {
             .catalog
             .table_by_oid(self.def.oid)
             .ok_or_else(|| TemporaError::undefined_table(&self.def.name).into_datafusion())?;
+        let chunks_total = def.chunks.len();
+        let (newest_series, filters): (Vec<&Expr>, Vec<&Expr>) = filters
+            .iter()
+            .partition(|f| crate::newest_series::marker_columns(f).is_some());
+        let filters: Vec<Expr> = filters.into_iter().cloned().collect();
+        let filters = filters.as_slice();
+        let newer_only;
+        let def = match newest_series
+            .first()
+            .and_then(|f| self.newest_series_cutoff(def, f, state, &snapshot))
+        {
+            Some(cut) => {
+                tracing::debug!(table = %def.name, cut, "newest per series: older chunks left out");
+                newer_only = TableDef {
+                    chunks: def
+                        .chunks
+                        .iter()
+                        .filter(|(_, c)| c.range_start >= cut)
+                        .map(|(id, c)| (*id, c.clone()))
+                        .collect(),
+                    ..def.clone()
+                };
+                &newer_only
+            }
+            None => def,
+        };
         let (kept_chunks, kept_files) = kept(def, filters);
         let files: Vec<PartitionedFile> = kept_files.iter().map(|f| partitioned_file(f)).collect();
         // The catalog counts every file's rows: the planner's estimate of
@@ -717,7 +785,7 @@ impl TableProvider for TemporaTable {
         let info = ScanInfo {
             table: def.name.clone(),
             hypertable: def.is_hypertable(),
-            chunks_total: def.chunks.len(),
+            chunks_total,
             chunks_scanned: kept_chunks.len(),
             files: files.len(),
             memtable_batches: mem_batches.len(),

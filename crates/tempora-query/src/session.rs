@@ -946,6 +946,7 @@ pub fn session_context_with(
     ctx.register_udaf(crate::aggregates::subquery_value_udaf());
     ctx.register_udf(crate::aggregates::subquery_check_udf());
     ctx.register_udf(crate::sleep::pg_sleep_udf());
+    ctx.register_udf(crate::newest_series::newest_per_series_udf());
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals {
         variables: variables.clone(),
     }));

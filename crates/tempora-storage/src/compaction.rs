@@ -100,6 +100,7 @@ mod tests {
             min_time: None,
             max_time: None,
             compressed: false,
+            series: None,
         }
     }
 

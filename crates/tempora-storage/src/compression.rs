@@ -412,6 +412,7 @@ mod tests {
             min_time: Some(min),
             max_time: Some(min + 10),
             compressed: false,
+            series: None,
         }
     }
 

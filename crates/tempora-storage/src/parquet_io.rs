@@ -15,7 +15,7 @@ use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties}
 use datafusion::parquet::schema::types::ColumnPath;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tempora_catalog::{FileDef, TableDef};
+use tempora_catalog::{FileDef, FileSeries, TableDef};
 use tempora_common::{Result, TemporaError};
 
 use crate::dict_pages::DictFileWriter;
@@ -442,6 +442,10 @@ fn encode(table: &TableDef, batches: Vec<RecordBatch>, layout: Layout) -> Result
         }
     }
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let mut series = SeriesValues::new(table);
+    for b in &batches {
+        series.add(b);
+    }
     let nan = match layout {
         Layout::Columnstore => columns_with_nan(&schema, &batches),
         Layout::Ingest | Layout::Merged => Vec::new(),
@@ -469,6 +473,7 @@ fn encode(table: &TableDef, batches: Vec<RecordBatch>, layout: Layout) -> Result
         rows,
         min_time,
         max_time,
+        series: series.finish(),
     })
 }
 
@@ -523,6 +528,62 @@ struct Encoded {
     rows: u64,
     min_time: Option<i64>,
     max_time: Option<i64>,
+    series: Option<FileSeries>,
+}
+
+/// Collects the distinct values of a table's series column
+/// ([`TableDef::series_column`]) over the batches of one file.
+struct SeriesValues {
+    /// The column's id and index; None once there is nothing to record.
+    column: Option<(u32, usize)>,
+    values: std::collections::BTreeSet<Option<String>>,
+}
+
+impl SeriesValues {
+    fn new(table: &TableDef) -> SeriesValues {
+        let column = table
+            .series_column()
+            .and_then(|c| Some((c.id, table.column_index(&c.name)?)));
+        SeriesValues {
+            column,
+            values: Default::default(),
+        }
+    }
+
+    /// Adds the values of `batch` (in the table's layout).
+    fn add(&mut self, batch: &RecordBatch) {
+        use datafusion::arrow::array::AsArray;
+        let Some((_, index)) = self.column else {
+            return;
+        };
+        let Some(array) = batch.column(index).as_string_opt::<i32>() else {
+            self.column = None;
+            return;
+        };
+        // Files are mostly sorted by this column: look up each run once.
+        let mut last = None;
+        for v in array.iter() {
+            if last == Some(v) {
+                continue;
+            }
+            last = Some(v);
+            if self.values.insert(v.map(str::to_string))
+                && self.values.len() > FileSeries::MAX_VALUES
+            {
+                self.column = None;
+                self.values.clear();
+                return;
+            }
+        }
+    }
+
+    fn finish(self) -> Option<FileSeries> {
+        let (column, _) = self.column?;
+        Some(FileSeries {
+            column,
+            values: self.values.into_iter().collect(),
+        })
+    }
 }
 
 /// Writes the rows as one Parquet file at `path`, laid out as `layout`
@@ -556,6 +617,7 @@ async fn put_encoded(
         rows,
         min_time,
         max_time,
+        series,
     } = encoded;
     let size = bytes.len() as u64;
     store
@@ -569,6 +631,7 @@ async fn put_encoded(
         min_time,
         max_time,
         compressed,
+        series,
     })
 }
 
@@ -738,6 +801,7 @@ fn encode_columnstore(
     // rows decide which columns go without ZSTD.
     let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
     let (mut rows, mut min_time, mut max_time) = (0u64, None::<i64>, None::<i64>);
+    let mut series = SeriesValues::new(table);
     let time_index = table
         .hypertable
         .as_ref()
@@ -775,6 +839,7 @@ fn encode_columnstore(
             }
         }
         rows += sorted.num_rows() as u64;
+        series.add(&sorted);
         let w = match &mut writer {
             Some(w) => w,
             None => {
@@ -808,6 +873,7 @@ fn encode_columnstore(
         rows,
         min_time,
         max_time,
+        series: series.finish(),
     })
 }
 
