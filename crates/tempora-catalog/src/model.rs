@@ -227,13 +227,32 @@ pub struct FileDef {
 pub struct FileSeries {
     /// The column's [`ColumnDef::id`].
     pub column: u32,
-    /// Sorted, NULL (None) first when present.
-    pub values: Vec<Option<String>>,
+    /// Sorted, NULL (None) first when present. Shared: every commit copies
+    /// the catalog state, and a file's values never change.
+    #[serde(with = "shared_values")]
+    pub values: std::sync::Arc<Vec<Option<String>>>,
 }
 
 impl FileSeries {
     /// Files with more distinct values record none.
     pub const MAX_VALUES: usize = 4096;
+}
+
+/// [`FileSeries::values`] as a plain JSON array.
+mod shared_values {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Arc<Vec<Option<String>>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_slice().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<Vec<Option<String>>>, D::Error> {
+        Vec::deserialize(d).map(Arc::new)
+    }
 }
 
 /// A chunk: one time range of a hypertable and, when it has space
@@ -2022,5 +2041,31 @@ mod tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod file_series_tests {
+    use super::*;
+
+    #[test]
+    fn a_files_series_are_a_plain_array_and_optional() {
+        let json = r#"{"path":"a","rows":2,"bytes":9,"min_time":1,"max_time":2}"#;
+        let old: FileDef = serde_json::from_str(json).unwrap();
+        assert_eq!(old.series, None);
+        assert_eq!(serde_json::to_string(&old).unwrap(), json);
+        let with = FileDef {
+            series: Some(FileSeries {
+                column: 3,
+                values: std::sync::Arc::new(vec![None, Some("h1".into())]),
+            }),
+            ..old
+        };
+        let text = serde_json::to_string(&with).unwrap();
+        assert!(
+            text.ends_with(r#""series":{"column":3,"values":[null,"h1"]}}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<FileDef>(&text).unwrap(), with);
     }
 }

@@ -139,13 +139,13 @@ pub fn cutoff(def: &TableDef, series: u32, unflushed: &HashSet<u32>) -> Option<i
             .filter(|c| c.range_start >= cut)
             .flat_map(|c| &c.files)
             .filter_map(|f| f.series.as_ref().filter(|s| s.column == series))
-            .flat_map(|s| &s.values)
+            .flat_map(|s| s.values.iter())
             .collect();
         let covered = older
             .iter()
             .flat_map(|c| &c.files)
             .filter_map(|f| f.series.as_ref())
-            .flat_map(|s| &s.values)
+            .flat_map(|s| s.values.iter())
             .all(|v| newer.contains(v));
         if covered {
             return Some(cut);
@@ -172,7 +172,7 @@ mod tests {
                 compressed: false,
                 series: series.map(|v| FileSeries {
                     column: 7,
-                    values: v.into_iter().map(|s| Some(s.to_string())).collect(),
+                    values: Arc::new(v.into_iter().map(|s| Some(s.to_string())).collect()),
                 }),
             })
             .collect();

@@ -581,7 +581,7 @@ impl SeriesValues {
         let (column, _) = self.column?;
         Some(FileSeries {
             column,
-            values: self.values.into_iter().collect(),
+            values: Arc::new(self.values.into_iter().collect()),
         })
     }
 }
