@@ -1414,13 +1414,7 @@ impl SqlSession {
         tempora_storage::ReadPin,
     )> {
         let pin = self.engine.pin();
-        let state = self.df_state();
-        let physical = state
-            .query_planner()
-            .create_physical_plan(plan, state.as_ref())
-            .await
-            .map_err(TemporaError::from_datafusion)?;
-        drop(state);
+        let physical = self.physical_plan(plan).await?;
         let stream = datafusion::physical_plan::execute_stream(physical, self.task_ctx())
             .map_err(TemporaError::from_datafusion)?;
         Ok((stream, pin))
@@ -1543,15 +1537,22 @@ impl SqlSession {
         self.run_optimized(&optimized).await
     }
 
-    /// Plans an optimized plan physically and collects its rows.
-    async fn run_optimized(&self, plan: &LogicalPlan) -> Result<Vec<RecordBatch>> {
+    /// The physical plan of an optimized plan.
+    async fn physical_plan(
+        &self,
+        plan: &LogicalPlan,
+    ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
         let state = self.df_state();
-        let physical = state
+        state
             .query_planner()
             .create_physical_plan(plan, state.as_ref())
             .await
-            .map_err(TemporaError::from_datafusion)?;
-        drop(state);
+            .map_err(TemporaError::from_datafusion)
+    }
+
+    /// Plans an optimized plan physically and collects its rows.
+    async fn run_optimized(&self, plan: &LogicalPlan) -> Result<Vec<RecordBatch>> {
+        let physical = self.physical_plan(plan).await?;
         datafusion::physical_plan::collect(physical, self.task_ctx())
             .await
             .map_err(TemporaError::from_datafusion)
