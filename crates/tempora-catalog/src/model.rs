@@ -229,8 +229,12 @@ pub struct FileSeries {
     pub column: u32,
     /// Sorted, NULL (None) first when present. Shared: every commit copies
     /// the catalog state, and a file's values never change.
-    #[serde(with = "shared_values")]
+    #[serde(with = "shared_vec")]
     pub values: std::sync::Arc<Vec<Option<String>>>,
+    /// For each of `values`, the greatest time of its rows in the file, in
+    /// the time column's units ([`ChunkDef::range_start`]'s).
+    #[serde(with = "shared_vec")]
+    pub newest: std::sync::Arc<Vec<i64>>,
 }
 
 impl FileSeries {
@@ -238,19 +242,22 @@ impl FileSeries {
     pub const MAX_VALUES: usize = 4096;
 }
 
-/// [`FileSeries::values`] as a plain JSON array.
-mod shared_values {
+/// [`FileSeries`]' shared vectors as plain JSON arrays.
+mod shared_vec {
     use std::sync::Arc;
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &Arc<Vec<Option<String>>>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer, T: Serialize>(
+        v: &Arc<Vec<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         v.as_slice().serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
         d: D,
-    ) -> Result<Arc<Vec<Option<String>>>, D::Error> {
+    ) -> Result<Arc<Vec<T>>, D::Error> {
         Vec::deserialize(d).map(Arc::new)
     }
 }
@@ -2058,12 +2065,13 @@ mod file_series_tests {
             series: Some(FileSeries {
                 column: 3,
                 values: std::sync::Arc::new(vec![None, Some("h1".into())]),
+                newest: std::sync::Arc::new(vec![5, 7]),
             }),
             ..old
         };
         let text = serde_json::to_string(&with).unwrap();
         assert!(
-            text.ends_with(r#""series":{"column":3,"values":[null,"h1"]}}"#),
+            text.ends_with(r#""series":{"column":3,"values":[null,"h1"],"newest":[5,7]}}"#),
             "{text}"
         );
         assert_eq!(serde_json::from_str::<FileDef>(&text).unwrap(), with);

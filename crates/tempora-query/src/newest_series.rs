@@ -13,13 +13,20 @@
 //! that keeps every row (so wherever DataFusion evaluates it, the answer is
 //! the same) and that the table's scan takes as its own
 //! ([`TemporaTable`](crate::provider::TemporaTable) reports it `Exact`): the
-//! scan then leaves out the chunks before [`cutoff`].
+//! scan then leaves out the chunks before [`cutoff`]. Files record each
+//! value's newest time as well: where the scan reads only the series and time
+//! columns, a recorded file is not read at all, one row per series at its
+//! newest time in the file standing for its rows (`TemporaTable::newest_rows`;
+//! the grouped `max` over them is the same).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::arrow::array::BooleanArray;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Int16Array, Int32Array, Int64Array,
+    TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::Result as DfResult;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -154,6 +161,28 @@ pub fn cutoff(def: &TableDef, series: u32, unflushed: &HashSet<u32>) -> Option<i
     None
 }
 
+/// Times in the catalog's units (microseconds for temporal columns) as an
+/// array of the time column's type; None for a type files do not record.
+pub fn time_array(ty: &DataType, times: Vec<i64>) -> Option<ArrayRef> {
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+    Some(match ty {
+        DataType::Timestamp(TimeUnit::Microsecond, zone) => {
+            Arc::new(TimestampMicrosecondArray::from(times).with_timezone_opt(zone.clone()))
+        }
+        DataType::Date32 => Arc::new(Date32Array::from_iter_values(
+            times.into_iter().map(|t| (t / MICROS_PER_DAY) as i32),
+        )),
+        DataType::Int64 => Arc::new(Int64Array::from(times)),
+        DataType::Int32 => Arc::new(Int32Array::from_iter_values(
+            times.into_iter().map(|t| t as i32),
+        )),
+        DataType::Int16 => Arc::new(Int16Array::from_iter_values(
+            times.into_iter().map(|t| t as i16),
+        )),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +201,7 @@ mod tests {
                 compressed: false,
                 series: series.map(|v| FileSeries {
                     column: 7,
+                    newest: Arc::new(vec![start + 9; v.len()]),
                     values: Arc::new(v.into_iter().map(|s| Some(s.to_string())).collect()),
                 }),
             })

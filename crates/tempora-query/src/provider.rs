@@ -689,6 +689,79 @@ impl TemporaTable {
         }
         crate::newest_series::cutoff(def, column.id, &unflushed)
     }
+
+    /// A marked scan that reads only the series and time columns needs no
+    /// file's rows: one row per series a file records, at its newest time in
+    /// that file, gives the same grouped `max(time)`. Returns the files still
+    /// to read (those that record nothing) and those rows.
+    fn newest_rows<'a>(
+        &self,
+        def: &TableDef,
+        marker: &Expr,
+        projection: Option<&Vec<usize>>,
+        files: Vec<&'a FileDef>,
+    ) -> DfResult<(Vec<&'a FileDef>, Option<RecordBatch>)> {
+        let Some((series, time)) = crate::newest_series::marker_columns(marker) else {
+            return Ok((files, None));
+        };
+        let Some(column) = def.series_column().filter(|c| c.name == series) else {
+            return Ok((files, None));
+        };
+        let only_series_and_time = projection.is_some_and(|p| {
+            p.iter().all(|&i| {
+                let name = self.schema.field(i).name();
+                name == series || name == time
+            })
+        });
+        let (Some(series_index), Some(time_index), true) = (
+            self.schema.index_of(series).ok(),
+            self.schema.index_of(time).ok(),
+            only_series_and_time,
+        ) else {
+            return Ok((files, None));
+        };
+        let (recorded, unrecorded): (Vec<&FileDef>, Vec<&FileDef>) =
+            files.into_iter().partition(|f| {
+                f.series
+                    .as_ref()
+                    .is_some_and(|s| s.column == column.id && s.newest.len() == s.values.len())
+            });
+        let pairs: Vec<(Option<&str>, i64)> = recorded
+            .iter()
+            .filter_map(|f| f.series.as_ref())
+            .flat_map(|s| {
+                s.values
+                    .iter()
+                    .map(Option::as_deref)
+                    .zip(s.newest.iter().copied())
+            })
+            .collect();
+        let times: Vec<i64> = pairs.iter().map(|(_, t)| *t).collect();
+        let Some(time_array) =
+            crate::newest_series::time_array(self.schema.field(time_index).data_type(), times)
+        else {
+            return Ok((recorded.into_iter().chain(unrecorded).collect(), None));
+        };
+        if pairs.is_empty() {
+            return Ok((unrecorded, None));
+        }
+        let series_array: datafusion::arrow::array::ArrayRef = Arc::new(
+            datafusion::arrow::array::StringArray::from_iter(pairs.iter().map(|(v, _)| *v)),
+        );
+        let columns = self
+            .schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match i {
+                i if i == series_index => series_array.clone(),
+                i if i == time_index => time_array.clone(),
+                _ => datafusion::arrow::array::new_null_array(f.data_type(), pairs.len()),
+            })
+            .collect();
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        Ok((unrecorded, Some(batch)))
+    }
 }
 
 #[async_trait]
@@ -761,6 +834,12 @@ impl TableProvider for TemporaTable {
             None => def,
         };
         let (kept_chunks, kept_files) = kept(def, filters);
+        let (kept_files, newest_rows) = match newest_series.first() {
+            Some(marker) if filters.is_empty() => {
+                self.newest_rows(def, marker, projection, kept_files)?
+            }
+            _ => (kept_files, None),
+        };
         let files: Vec<PartitionedFile> = kept_files.iter().map(|f| partitioned_file(f)).collect();
         // The catalog counts every file's rows: the planner's estimate of
         // the scan (a small table joined to a large one is the hash join's
@@ -777,7 +856,7 @@ impl TableProvider for TemporaTable {
         }
         // Memtables hold the current layout; rows a transaction wrote before
         // an ALTER TABLE in another session may not.
-        let mem_batches = mem_batches
+        let mut mem_batches = mem_batches
             .iter()
             .map(|b| tempora_storage::columns::conform(def, b))
             .collect::<Result<Vec<_>, _>>()
@@ -794,6 +873,8 @@ impl TableProvider for TemporaTable {
         if let Some(report) = state.config().get_extension::<ScanReport>() {
             report.record(info);
         }
+        // After the report: these rows stand for files, not unflushed rows.
+        mem_batches.extend(newest_rows);
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !files.is_empty() {

@@ -532,56 +532,81 @@ struct Encoded {
 }
 
 /// Collects the distinct values of a table's series column
-/// ([`TableDef::series_column`]) over the batches of one file.
+/// ([`TableDef::series_column`]) over the batches of one file, with the
+/// newest time of each.
 struct SeriesValues {
-    /// The column's id and index; None once there is nothing to record.
-    column: Option<(u32, usize)>,
-    values: std::collections::BTreeSet<Option<String>>,
+    /// The column's id and index, and the time column's index; None once
+    /// there is nothing to record.
+    columns: Option<(u32, usize, usize)>,
+    values: std::collections::BTreeMap<Option<String>, i64>,
 }
 
 impl SeriesValues {
     fn new(table: &TableDef) -> SeriesValues {
-        let column = table
+        let time = table
+            .hypertable
+            .as_ref()
+            .and_then(|h| table.column_index(&h.time_column));
+        let columns = table
             .series_column()
-            .and_then(|c| Some((c.id, table.column_index(&c.name)?)));
+            .and_then(|c| Some((c.id, table.column_index(&c.name)?, time?)));
         SeriesValues {
-            column,
+            columns,
             values: Default::default(),
         }
     }
 
-    /// Adds the values of `batch` (in the table's layout).
+    /// Adds the rows of `batch` (in the table's layout).
     fn add(&mut self, batch: &RecordBatch) {
         use datafusion::arrow::array::AsArray;
-        let Some((_, index)) = self.column else {
+        let Some((_, index, time)) = self.columns else {
             return;
         };
-        let Some(array) = batch.column(index).as_string_opt::<i32>() else {
-            self.column = None;
+        let times = crate::memtable::column_as_i64(batch.column(time));
+        let (Some(array), Ok(times)) = (batch.column(index).as_string_opt::<i32>(), times) else {
+            self.columns = None;
             return;
         };
         // Files are mostly sorted by this column: look up each run once.
-        let mut last = None;
-        for v in array.iter() {
-            if last == Some(v) {
-                continue;
-            }
-            last = Some(v);
-            if self.values.insert(v.map(str::to_string))
-                && self.values.len() > FileSeries::MAX_VALUES
-            {
-                self.column = None;
-                self.values.clear();
+        let mut run: Option<(Option<&str>, i64)> = None;
+        for (v, t) in array.iter().zip(times) {
+            let Some(t) = t else {
+                self.columns = None;
                 return;
+            };
+            match &mut run {
+                Some((value, newest)) if *value == v => *newest = (*newest).max(t),
+                _ => {
+                    if let Some((value, newest)) = run.replace((v, t)) {
+                        self.note(value, newest);
+                    }
+                }
             }
+        }
+        if let Some((value, newest)) = run {
+            self.note(value, newest);
+        }
+    }
+
+    fn note(&mut self, value: Option<&str>, time: i64) {
+        if self.columns.is_none() {
+            return;
+        }
+        let newest = self.values.entry(value.map(str::to_string)).or_insert(time);
+        *newest = (*newest).max(time);
+        if self.values.len() > FileSeries::MAX_VALUES {
+            self.columns = None;
+            self.values.clear();
         }
     }
 
     fn finish(self) -> Option<FileSeries> {
-        let (column, _) = self.column?;
+        let (column, _, _) = self.columns?;
+        let (values, newest) = self.values.into_iter().unzip();
         Some(FileSeries {
             column,
-            values: Arc::new(self.values.into_iter().collect()),
+            values: Arc::new(values),
+            newest: Arc::new(newest),
         })
     }
 }
