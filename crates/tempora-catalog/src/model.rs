@@ -232,8 +232,9 @@ pub struct FileSeries {
     #[serde(with = "shared_vec")]
     pub values: std::sync::Arc<Vec<Option<String>>>,
     /// For each of `values`, the greatest time of its rows in the file, in
-    /// the time column's units ([`ChunkDef::range_start`]'s).
-    #[serde(with = "shared_vec")]
+    /// the time column's units ([`ChunkDef::range_start`]'s). Empty in
+    /// entries written before it was recorded.
+    #[serde(default, with = "shared_vec")]
     pub newest: std::sync::Arc<Vec<i64>>,
 }
 
@@ -2075,5 +2076,10 @@ mod file_series_tests {
             "{text}"
         );
         assert_eq!(serde_json::from_str::<FileDef>(&text).unwrap(), with);
+        // Recorded values without their newest times.
+        let values_only =
+            r#"{"path":"a","rows":2,"bytes":9,"series":{"column":3,"values":["h1"]}}"#;
+        let read: FileDef = serde_json::from_str(values_only).unwrap();
+        assert!(read.series.unwrap().newest.is_empty());
     }
 }
