@@ -501,11 +501,21 @@ fn decode_late(
 /// it opens: the plain table's files, and those of the chunks whose time
 /// range and space partitions the filters allow whose own time range
 /// overlaps the filters'.
-fn kept<'a>(def: &'a TableDef, filters: &[Expr]) -> (Vec<u32>, Vec<&'a FileDef>) {
-    let bounds = match &def.hypertable {
+///
+/// `since`, a time from which on the scan needs rows whatever its filters
+/// say (see [`crate::newest_series::cutoff`]), narrows the filters' bounds.
+fn kept<'a>(
+    def: &'a TableDef,
+    filters: &[Expr],
+    since: Option<i64>,
+) -> (Vec<u32>, Vec<&'a FileDef>) {
+    let mut bounds = match &def.hypertable {
         Some(h) => time_bounds(filters, &h.time_column),
         None => TimeBounds::ALL,
     };
+    if let Some(since) = since {
+        bounds.lower = Some(bounds.lower.map_or(since, |l| l.max(since)));
+    }
     let mut files: Vec<&FileDef> = def.files.iter().collect();
     // Per space dimension, the hashes the filters allow (None: any).
     let hashes: Vec<Option<Vec<i64>>> = def.hypertable.as_ref().map_or(vec![], |h| {
@@ -548,7 +558,7 @@ impl TemporaTable {
         let Some(def) = snapshot.catalog.table_by_oid(self.def.oid) else {
             return 0;
         };
-        let (kept_chunks, files) = kept(def, filters);
+        let (kept_chunks, files) = kept(def, filters, None);
         let per_file = pinned_cluster_values(def, filters).map_or(u64::MAX, |n| {
             (n as u64).saturating_mul(2 * tempora_storage::parquet_io::CLUSTERED_PAGE_ROWS as u64)
         });
@@ -661,33 +671,27 @@ fn partitioned_file(f: &FileDef) -> PartitionedFile {
 
 impl TemporaTable {
     /// Where a scan marked with [`crate::newest_series::newest_per_series`]
-    /// may start: see [`crate::newest_series::cutoff`]. None when the marker
-    /// is not over the table's series and time columns, or when this
-    /// session's open block wrote rows to the table.
+    /// may start: see [`crate::newest_series::cutoff`]; `unflushed` is the
+    /// table's rows not yet in files, by chunk. None when the marker is not
+    /// over the table's series and time columns.
     fn newest_series_cutoff(
         &self,
         def: &TableDef,
         marker: &Expr,
-        state: &dyn Session,
-        snapshot: &tempora_storage::ReadSnapshot,
+        unflushed: &std::collections::BTreeMap<Option<u32>, Vec<RecordBatch>>,
     ) -> Option<i64> {
         let (series, time) = crate::newest_series::marker_columns(marker)?;
         let column = def.series_column().filter(|c| c.name == series)?;
         if def.hypertable.as_ref()?.time_column != time {
             return None;
         }
-        if let Some(tx) = state.config().get_extension::<TxWrites>() {
-            if !tx.rows_for(def.oid).is_empty() {
-                return None;
-            }
-        }
-        let mut unflushed = HashSet::new();
-        for (chunk, batches) in snapshot.memtable_rows(def.oid) {
+        let mut chunks = HashSet::new();
+        for (chunk, batches) in unflushed {
             if batches.iter().any(|b| b.num_rows() > 0) {
-                unflushed.insert(chunk?);
+                chunks.insert((*chunk)?);
             }
         }
-        crate::newest_series::cutoff(def, column.id, &unflushed)
+        crate::newest_series::cutoff(def, column.id, &chunks)
     }
 
     /// A marked scan that reads only the series and time columns needs no
@@ -807,33 +811,26 @@ impl TableProvider for TemporaTable {
             .catalog
             .table_by_oid(self.def.oid)
             .ok_or_else(|| TemporaError::undefined_table(&self.def.name).into_datafusion())?;
-        let chunks_total = def.chunks.len();
         let (newest_series, filters): (Vec<&Expr>, Vec<&Expr>) = filters
             .iter()
             .partition(|f| crate::newest_series::marker_columns(f).is_some());
         let filters: Vec<Expr> = filters.into_iter().cloned().collect();
         let filters = filters.as_slice();
-        let newer_only;
-        let def = match newest_series
+        let mem = snapshot.memtable_rows(def.oid);
+        let tx_rows = state
+            .config()
+            .get_extension::<TxWrites>()
+            .map(|tx| tx.rows_for(def.oid))
+            .unwrap_or_default();
+        // The session's uncommitted rows may be in any chunk: no cut then.
+        let since = newest_series
             .first()
-            .and_then(|f| self.newest_series_cutoff(def, f, state, &snapshot))
-        {
-            Some(cut) => {
-                tracing::debug!(table = %def.name, cut, "newest per series: older chunks left out");
-                newer_only = TableDef {
-                    chunks: def
-                        .chunks
-                        .iter()
-                        .filter(|(_, c)| c.range_start >= cut)
-                        .map(|(id, c)| (*id, c.clone()))
-                        .collect(),
-                    ..def.clone()
-                };
-                &newer_only
-            }
-            None => def,
-        };
-        let (kept_chunks, kept_files) = kept(def, filters);
+            .filter(|_| tx_rows.is_empty())
+            .and_then(|f| self.newest_series_cutoff(def, f, &mem));
+        if let Some(cut) = since {
+            tracing::debug!(table = %def.name, cut, "newest per series: older chunks left out");
+        }
+        let (kept_chunks, kept_files) = kept(def, filters, since);
         let (kept_files, newest_rows) = match newest_series.first() {
             Some(marker) if filters.is_empty() => {
                 self.newest_rows(def, marker, projection, kept_files)?
@@ -845,15 +842,12 @@ impl TableProvider for TemporaTable {
         // the scan (a small table joined to a large one is the hash join's
         // build side).
         let file_rows: u64 = kept_files.iter().map(|f| f.rows).sum();
-        let mem = snapshot.memtable_rows(def.oid);
         let mut mem_batches: Vec<_> = mem
             .into_iter()
             .filter(|(chunk, _)| chunk.is_none_or(|c| kept_chunks.contains(&c)))
             .flat_map(|(_, b)| b)
             .collect();
-        if let Some(tx) = state.config().get_extension::<TxWrites>() {
-            mem_batches.extend(tx.rows_for(def.oid));
-        }
+        mem_batches.extend(tx_rows);
         // Memtables hold the current layout; rows a transaction wrote before
         // an ALTER TABLE in another session may not.
         let mut mem_batches = mem_batches
@@ -864,7 +858,7 @@ impl TableProvider for TemporaTable {
         let info = ScanInfo {
             table: def.name.clone(),
             hypertable: def.is_hypertable(),
-            chunks_total,
+            chunks_total: def.chunks.len(),
             chunks_scanned: kept_chunks.len(),
             files: files.len(),
             memtable_batches: mem_batches.len(),
