@@ -358,15 +358,7 @@ mod tests {
             schema: "public".into(),
             name: name.into(),
             columns: vec![ColumnDef::new(1, "time", PgType::Timestamptz)],
-            hypertable: None,
-            chunks: Default::default(),
-            files: vec![],
-            unique_keys: vec![],
-            compression: None,
-            indexes: vec![],
-            next_column_id: 0,
-            comment: None,
-            foreign_keys: vec![],
+            ..Default::default()
         }
     }
 

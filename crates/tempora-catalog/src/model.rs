@@ -265,7 +265,7 @@ mod shared_vec {
 
 /// A chunk: one time range of a hypertable and, when it has space
 /// dimensions, one range of partition hashes in each.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChunkDef {
     pub id: u32,
     /// Inclusive start and exclusive end, in the time column's units
@@ -1896,32 +1896,19 @@ mod tests {
             oid: 1,
             schema: "public".into(),
             name: "t".into(),
-            columns: vec![],
-            hypertable: None,
             chunks: ranges
                 .iter()
                 .map(|&(id, range_start, range_end)| {
-                    (
+                    let chunk = ChunkDef {
                         id,
-                        ChunkDef {
-                            id,
-                            range_start,
-                            range_end,
-                            hash_ranges: vec![],
-                            files: vec![],
-                            created_at: None,
-                            compression: None,
-                        },
-                    )
+                        range_start,
+                        range_end,
+                        ..Default::default()
+                    };
+                    (id, chunk)
                 })
                 .collect(),
-            files: vec![],
-            unique_keys: vec![],
-            compression: None,
-            indexes: vec![],
-            next_column_id: 0,
-            comment: None,
-            foreign_keys: vec![],
+            ..Default::default()
         }
     }
 

@@ -210,10 +210,8 @@ mod tests {
             id,
             range_start: start,
             range_end: start + 10,
-            hash_ranges: vec![],
             files,
-            created_at: None,
-            compression: None,
+            ..Default::default()
         }
     }
 
@@ -222,16 +220,8 @@ mod tests {
             oid: 1,
             schema: "public".into(),
             name: "t".into(),
-            columns: vec![],
-            hypertable: None,
             chunks: chunks.into_iter().map(|c| (c.id, c)).collect(),
-            files: vec![],
-            unique_keys: vec![],
-            compression: None,
-            indexes: vec![],
-            next_column_id: 0,
-            comment: None,
-            foreign_keys: vec![],
+            ..Default::default()
         }
     }
 

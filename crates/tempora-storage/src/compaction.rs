@@ -79,16 +79,8 @@ mod tests {
             oid: 16384,
             schema: "public".into(),
             name: "t".into(),
-            columns: vec![],
-            hypertable: None,
-            chunks: Default::default(),
             files,
-            unique_keys: vec![],
-            compression: None,
-            indexes: vec![],
-            next_column_id: 0,
-            comment: None,
-            foreign_keys: vec![],
+            ..Default::default()
         }
     }
 
