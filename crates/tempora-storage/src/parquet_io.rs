@@ -538,7 +538,11 @@ struct SeriesValues {
     /// The column's id and index, and the time column's index; None once
     /// there is nothing to record.
     columns: Option<(u32, usize, usize)>,
-    values: std::collections::BTreeMap<Option<String>, i64>,
+    /// Each value's newest time; NULL's apart, so that a value is looked up
+    /// by `&str` and copied only when first seen (ingest files come in
+    /// arrival order, a run per row).
+    values: std::collections::HashMap<String, i64>,
+    null: Option<i64>,
 }
 
 impl SeriesValues {
@@ -553,6 +557,7 @@ impl SeriesValues {
         SeriesValues {
             columns,
             values: Default::default(),
+            null: None,
         }
     }
 
@@ -592,9 +597,15 @@ impl SeriesValues {
         if self.columns.is_none() {
             return;
         }
-        let newest = self.values.entry(value.map(str::to_string)).or_insert(time);
+        let newest = match value {
+            None => self.null.get_or_insert(time),
+            Some(v) => match self.values.get_mut(v) {
+                Some(newest) => newest,
+                None => self.values.entry(v.to_string()).or_insert(time),
+            },
+        };
         *newest = (*newest).max(time);
-        if self.values.len() > FileSeries::MAX_VALUES {
+        if self.values.len() + usize::from(self.null.is_some()) > FileSeries::MAX_VALUES {
             self.columns = None;
             self.values.clear();
         }
@@ -602,7 +613,14 @@ impl SeriesValues {
 
     fn finish(self) -> Option<FileSeries> {
         let (column, _, _) = self.columns?;
-        let (values, newest) = self.values.into_iter().unzip();
+        let mut sorted: Vec<(String, i64)> = self.values.into_iter().collect();
+        sorted.sort_unstable();
+        let (values, newest) = self
+            .null
+            .map(|t| (None, t))
+            .into_iter()
+            .chain(sorted.into_iter().map(|(v, t)| (Some(v), t)))
+            .unzip();
         Some(FileSeries {
             column,
             values: Arc::new(values),
@@ -1358,5 +1376,51 @@ mod tests {
 
     fn table_schema() -> datafusion::arrow::datatypes::Schema {
         table().arrow_schema()
+    }
+
+    #[test]
+    fn files_record_each_series_newest_time() {
+        use datafusion::arrow::array::StringArray;
+        let mut t = table();
+        t.columns[1] = ColumnDef::new(2, "host", PgType::Text);
+        t.compression = Some(CompressionSettings {
+            segmentby: vec!["host".into()],
+            orderby: vec![],
+        });
+        let batch = |hosts: Vec<Option<&str>>, times: Vec<i64>| {
+            let n = hosts.len();
+            RecordBatch::try_new(
+                Arc::new(t.arrow_schema()),
+                vec![
+                    Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")),
+                    Arc::new(StringArray::from(hosts)),
+                    Arc::new(Float64Array::from(vec![0.0; n])),
+                ],
+            )
+            .unwrap()
+        };
+        // Arrival order: runs of one row, a NULL series, a value seen again.
+        let mut series = SeriesValues::new(&t);
+        series.add(&batch(
+            vec![Some("b"), Some("a"), None, Some("b")],
+            vec![5, 1, 3, 2],
+        ));
+        series.add(&batch(vec![Some("a"), Some("a"), None], vec![9, 4, 2]));
+        let recorded = series.finish().unwrap();
+        assert_eq!(recorded.column, 2);
+        assert_eq!(*recorded.values, [None, Some("a".into()), Some("b".into())]);
+        assert_eq!(*recorded.newest, [3, 9, 5]);
+
+        // More distinct values than a file records: none.
+        let mut series = SeriesValues::new(&t);
+        let many: Vec<String> = (0..=FileSeries::MAX_VALUES)
+            .map(|i| format!("h{i}"))
+            .collect();
+        let times = vec![0; many.len()];
+        series.add(&batch(
+            many.iter().map(|h| Some(h.as_str())).collect(),
+            times,
+        ));
+        assert!(series.finish().is_none());
     }
 }
