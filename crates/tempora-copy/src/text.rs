@@ -192,14 +192,28 @@ pub fn format_offset(secs: i32) -> String {
 }
 
 fn write_offset(secs: i32, out: &mut String) {
-    let sign = if secs < 0 { '-' } else { '+' };
-    let s = secs.abs();
+    out.push(if secs < 0 { '-' } else { '+' });
+    let s = secs.unsigned_abs();
     let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
-    let _ = match (m, sec) {
-        (0, 0) => write!(out, "{sign}{h:02}"),
-        (_, 0) => write!(out, "{sign}{h:02}:{m:02}"),
-        _ => write!(out, "{sign}{h:02}:{m:02}:{sec:02}"),
-    };
+    push_2(out, h);
+    if m != 0 || sec != 0 {
+        out.push(':');
+        push_2(out, m);
+    }
+    if sec != 0 {
+        out.push(':');
+        push_2(out, sec);
+    }
+}
+
+/// `v` in at least two digits (`05`, `12`, `123`).
+fn push_2(out: &mut String, v: u32) {
+    if v >= 100 {
+        out.push_str(itoa::Buffer::new().format(v));
+        return;
+    }
+    out.push(char::from(b'0' + (v / 10) as u8));
+    out.push(char::from(b'0' + (v % 10) as u8));
 }
 
 /// `.ffffff` without trailing zeros, or nothing.
@@ -210,16 +224,18 @@ pub fn format_fraction(micros: u32) -> String {
 }
 
 fn write_fraction(micros: u32, out: &mut String) {
+    debug_assert!(micros < 1_000_000);
     if micros == 0 {
         return;
     }
-    let mut digits = 6;
+    out.push('.');
     let mut v = micros;
-    while v / 10 * 10 == v {
-        v /= 10;
-        digits -= 1;
+    let mut divisor = 100_000;
+    while v != 0 {
+        out.push(char::from(b'0' + (v / divisor) as u8));
+        v %= divisor;
+        divisor /= 10;
     }
-    let _ = write!(out, ".{v:0digits$}");
 }
 
 /// Proleptic Gregorian (year, month, day) of days since 1970-01-01.
@@ -240,8 +256,27 @@ fn write_ymd(days: i64, out: &mut String) -> bool {
     let (y, m, d) = civil_from_days(days);
     let bc = y <= 0;
     let year = if bc { 1 - y } else { y };
-    let _ = write!(out, "{year:04}-{m:02}-{d:02}");
+    if year < 10_000 {
+        let year = year as u32;
+        push_2(out, year / 100);
+        push_2(out, year % 100);
+    } else {
+        out.push_str(itoa::Buffer::new().format(year));
+    }
+    out.push('-');
+    push_2(out, m);
+    out.push('-');
+    push_2(out, d);
     bc
+}
+
+/// `HH:MM:SS` of seconds into a day.
+fn write_hms(secs: u32, out: &mut String) {
+    push_2(out, secs / 3600);
+    out.push(':');
+    push_2(out, secs % 3600 / 60);
+    out.push(':');
+    push_2(out, secs % 60);
 }
 
 /// A date (days since 1970-01-01) as PostgreSQL prints it: `2016-01-01`,
@@ -275,14 +310,8 @@ pub fn write_timestamp(micros: i64, tz: Option<&PgTimeZone>, out: &mut String) {
     let days = local.div_euclid(USECS_PER_DAY);
     let rem = local.rem_euclid(USECS_PER_DAY);
     let bc = write_ymd(days, out);
-    let secs = rem / 1_000_000;
-    let _ = write!(
-        out,
-        " {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    );
+    out.push(' ');
+    write_hms((rem / 1_000_000) as u32, out);
     write_fraction((rem % 1_000_000) as u32, out);
     if let Some(off) = off {
         write_offset(off, out);
@@ -301,14 +330,7 @@ pub fn format_timestamp(micros: i64, tz: Option<&PgTimeZone>) -> String {
 
 /// A time of day in microseconds: `HH:MM:SS[.ffffff]`.
 pub fn write_time(micros: i64, out: &mut String) {
-    let secs = micros / 1_000_000;
-    let _ = write!(
-        out,
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    );
+    write_hms((micros / 1_000_000) as u32, out);
     write_fraction((micros % 1_000_000) as u32, out);
 }
 
@@ -767,6 +789,28 @@ mod tests {
         let mut d = String::new();
         write_date(-719_528, &mut d);
         assert_eq!(d, "0001-01-01 BC");
+        // Years past 9999 take as many digits as they need; fractions keep
+        // their leading zeros; offsets west of UTC with minutes.
+        let y10k = 253_402_300_800_000_000; // 10000-01-01 00:00:00 UTC
+        assert_eq!(format_timestamp(y10k, None), "10000-01-01 00:00:00");
+        assert_eq!(
+            format_timestamp(y10k + 7, None),
+            "10000-01-01 00:00:00.000007"
+        );
+        assert_eq!(
+            format_timestamp(t + 999_999, None),
+            "2024-01-01 00:00:05.999999"
+        );
+        assert_eq!(
+            format_timestamp(t, Some(&PgTimeZone::Named(chrono_tz::America::St_Johns))),
+            "2023-12-31 20:30:05-03:30"
+        );
+        let mut time = String::new();
+        write_time(86_400_000_000, &mut time);
+        assert_eq!(time, "24:00:00");
+        time.clear();
+        write_time(3_723_040_000, &mut time);
+        assert_eq!(time, "01:02:03.04");
     }
 
     fn iv(m: i32, d: i32, us: i64) -> String {

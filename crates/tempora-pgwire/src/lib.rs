@@ -19,6 +19,7 @@ mod rows;
 pub use auth::{AuthMethod, Security};
 
 use tempora_copy::text;
+use tempora_copy::zone::PgTimeZone;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -142,11 +143,14 @@ fn format_options(session: &SqlSession) -> Arc<FormatOptions> {
 /// Replaces the text-format columns Tempora prints itself with their text;
 /// with `keep_floats`, float columns stay numbers (`rows::text_rows` prints
 /// them as it writes the rows).
+/// `batch` with the columns whose text or binary form the generic encoder
+/// would get wrong replaced by that form; with `leave_to_rows`, the columns
+/// [`rows::text_rows`] writes itself are left as they are.
 fn render_text_columns(
     batch: RecordBatch,
     format: &Format,
     tz: &str,
-    keep_floats: bool,
+    leave_to_rows: bool,
 ) -> PgWireResult<RecordBatch> {
     let mut fields: Vec<Field> = Vec::with_capacity(batch.num_columns());
     let mut cols = Vec::with_capacity(batch.num_columns());
@@ -160,14 +164,13 @@ fn render_text_columns(
         // Text: PostgreSQL's formatting of floats, timestamps, intervals.
         // Binary: pre-encoded values (passed through as bytes) where the
         // generic encoder would be wrong.
-        let rendered =
-            if keep_floats && matches!(col.data_type(), DataType::Float32 | DataType::Float64) {
-                None
-            } else if format.format_for(i) == FieldFormat::Text {
-                text::render(col, tz).map_err(|e| PgWireError::ApiError(Box::new(e)))?
-            } else {
-                tempora_copy::binary_values(col).map_err(|e| PgWireError::ApiError(Box::new(e)))?
-            };
+        let rendered = if leave_to_rows && rows::writes(col.data_type()) {
+            None
+        } else if format.format_for(i) == FieldFormat::Text {
+            text::render(col, tz).map_err(|e| PgWireError::ApiError(Box::new(e)))?
+        } else {
+            tempora_copy::binary_values(col).map_err(|e| PgWireError::ApiError(Box::new(e)))?
+        };
         match rendered {
             Some(r) => {
                 changed = true;
@@ -225,6 +228,8 @@ struct RowPrinter<'a> {
     fields: Arc<Vec<FieldInfo>>,
     format: &'a Format,
     tz: String,
+    /// The session's TimeZone, in which timestamptz values print.
+    zone: PgTimeZone,
     all_text: bool,
 }
 
@@ -246,6 +251,7 @@ impl<'a> RowPrinter<'a> {
             schema,
             fields,
             format,
+            zone: PgTimeZone::of_setting(&tz),
             tz,
             all_text,
         })
@@ -261,12 +267,13 @@ impl<'a> RowPrinter<'a> {
             // binary output carries the instant, which no zone changes.
             let batch = render_text_columns(batch, format, tz, all_text)?;
             if all_text {
-                if let Some(text) = rows::text_rows(&batch) {
+                if let Some(text) = rows::text_rows(&batch, &self.zone) {
                     rows.extend(text.into_iter().map(Ok));
                     continue;
                 }
             }
-            // A column text_rows does not write: its floats become text too.
+            // A column text_rows does not write: the columns it would have
+            // written become text too.
             let batch = if all_text {
                 render_text_columns(batch, format, tz, false)?
             } else {

@@ -7,8 +7,9 @@
 //! (tens of thousands of rows of twenty columns) cost more than the query
 //! that produced it. The columns PostgreSQL-formatted text comes from — text
 //! columns, and the columns [`tempora_copy::text::render`] has already turned
-//! into text (timestamps, intervals) — and integers, floats and booleans are
-//! written here column by column, all rows of a batch into one buffer.
+//! into text (intervals, timestamps of other units) — and integers, floats,
+//! booleans, dates and microsecond timestamps are written here column by
+//! column, all rows of a batch into one buffer.
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{
@@ -16,10 +17,12 @@ use datafusion::arrow::array::{
     StringArray, StringViewArray,
 };
 use datafusion::arrow::datatypes::{
-    DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    DataType, Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, TimeUnit,
+    TimestampMicrosecondType,
 };
 use pgwire::messages::data::DataRow;
-use tempora_copy::text::{write_float4, write_float8};
+use tempora_copy::text::{write_date, write_float4, write_float8, write_timestamp};
+use tempora_copy::zone::PgTimeZone;
 
 /// One column of a batch, as the text its values print as.
 enum TextColumn<'a> {
@@ -32,11 +35,18 @@ enum TextColumn<'a> {
     Float32(&'a PrimitiveArray<Float32Type>),
     Float64(&'a PrimitiveArray<Float64Type>),
     Bool(&'a BooleanArray),
+    Date(&'a PrimitiveArray<Date32Type>),
+    /// timestamp (None) or timestamptz (the session's zone).
+    Timestamp(
+        &'a PrimitiveArray<TimestampMicrosecondType>,
+        Option<&'a PgTimeZone>,
+    ),
 }
 
 impl<'a> TextColumn<'a> {
-    /// The column, when its type is one written here.
-    fn new(col: &'a ArrayRef) -> Option<Self> {
+    /// The column, when its type is one written here; timestamptz values
+    /// print in `zone`.
+    fn new(col: &'a ArrayRef, zone: &'a PgTimeZone) -> Option<Self> {
         Some(match col.data_type() {
             DataType::Utf8 => Self::Utf8(col.as_string::<i32>()),
             DataType::LargeUtf8 => Self::LargeUtf8(col.as_string::<i64>()),
@@ -47,6 +57,10 @@ impl<'a> TextColumn<'a> {
             DataType::Float32 => Self::Float32(col.as_primitive()),
             DataType::Float64 => Self::Float64(col.as_primitive()),
             DataType::Boolean => Self::Bool(col.as_boolean()),
+            DataType::Date32 => Self::Date(col.as_primitive()),
+            DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+                Self::Timestamp(col.as_primitive(), tz.as_ref().map(|_| zone))
+            }
             _ => return None,
         })
     }
@@ -62,17 +76,20 @@ impl<'a> TextColumn<'a> {
             Self::Float32(a) => *a,
             Self::Float64(a) => *a,
             Self::Bool(a) => *a,
+            Self::Date(a) => *a,
+            Self::Timestamp(a, _) => *a,
         }
     }
 
     /// Appends row `i`'s field: its length, then its text (length -1 for
-    /// NULL). `ints` and `floats` are scratch space for numbers' digits.
+    /// NULL). `ints` and `scratch` are scratch space for numbers' digits
+    /// and dates' text.
     fn put_field(
         &self,
         i: usize,
         out: &mut BytesMut,
         ints: &mut itoa::Buffer,
-        floats: &mut String,
+        scratch: &mut String,
     ) {
         if self.array().is_null(i) {
             out.put_i32(-1);
@@ -86,14 +103,24 @@ impl<'a> TextColumn<'a> {
             Self::Int32(a) => ints.format(a.value(i)).as_bytes(),
             Self::Int64(a) => ints.format(a.value(i)).as_bytes(),
             Self::Float32(a) => {
-                floats.clear();
-                write_float4(a.value(i), floats);
-                floats.as_bytes()
+                scratch.clear();
+                write_float4(a.value(i), scratch);
+                scratch.as_bytes()
             }
             Self::Float64(a) => {
-                floats.clear();
-                write_float8(a.value(i), floats);
-                floats.as_bytes()
+                scratch.clear();
+                write_float8(a.value(i), scratch);
+                scratch.as_bytes()
+            }
+            Self::Date(a) => {
+                scratch.clear();
+                write_date(i64::from(a.value(i)), scratch);
+                scratch.as_bytes()
+            }
+            Self::Timestamp(a, zone) => {
+                scratch.clear();
+                write_timestamp(a.value(i), *zone, scratch);
+                scratch.as_bytes()
             }
             Self::Bool(a) => {
                 if a.value(i) {
@@ -108,14 +135,25 @@ impl<'a> TextColumn<'a> {
     }
 }
 
-/// The batch's rows as text-format DataRows, or None when a column has a
-/// type this module does not write (the caller then encodes the batch
-/// generically).
-pub(crate) fn text_rows(batch: &RecordBatch) -> Option<Vec<DataRow>> {
+/// Whether text_rows writes a column of this type itself.
+pub(crate) fn writes(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Float32
+            | DataType::Float64
+            | DataType::Date32
+            | DataType::Timestamp(TimeUnit::Microsecond, _)
+    )
+}
+
+/// The batch's rows as text-format DataRows, timestamptz values in `zone`,
+/// or None when a column has a type this module does not write (the caller
+/// then encodes the batch generically).
+pub(crate) fn text_rows(batch: &RecordBatch, zone: &PgTimeZone) -> Option<Vec<DataRow>> {
     let columns = batch
         .columns()
         .iter()
-        .map(TextColumn::new)
+        .map(|c| TextColumn::new(c, zone))
         .collect::<Option<Vec<_>>>()?;
     let field_count = i16::try_from(columns.len()).ok()?;
     let text_bytes: usize = batch
@@ -125,11 +163,11 @@ pub(crate) fn text_rows(batch: &RecordBatch) -> Option<Vec<DataRow>> {
         .sum();
     let mut out = BytesMut::with_capacity(text_bytes + batch.num_rows() * 4 * columns.len());
     let mut ints = itoa::Buffer::new();
-    let mut floats = String::new();
+    let mut scratch = String::new();
     let mut rows = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
         for c in &columns {
-            c.put_field(i, &mut out, &mut ints, &mut floats);
+            c.put_field(i, &mut out, &mut ints, &mut scratch);
         }
         rows.push(DataRow::new(out.split(), field_count));
     }
@@ -188,14 +226,17 @@ mod tests {
         let generic: Vec<DataRow> = encode_recordbatch(fields, batch.clone())
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(text_rows(&batch).unwrap(), generic);
+        assert_eq!(text_rows(&batch, &PgTimeZone::utc()).unwrap(), generic);
     }
 
-    /// Floats print as PostgreSQL prints them: the text
-    /// `tempora_copy::text::render` gives them.
+    /// Floats, dates and timestamps print as PostgreSQL prints them: the
+    /// text `tempora_copy::text::render` gives them, timestamptz in the
+    /// session's zone.
     #[test]
-    fn floats_are_written_as_their_text() {
-        use datafusion::arrow::array::{Float32Array, Float64Array};
+    fn floats_and_times_are_written_as_their_text() {
+        use datafusion::arrow::array::{
+            Date32Array, Float32Array, Float64Array, TimestampMicrosecondArray,
+        };
         let wide = Float64Array::from(vec![
             Some(1.5),
             Some(58.0),
@@ -216,31 +257,66 @@ mod tests {
             Some(312_985.12),
             Some(-2.5e-5),
         ]);
-        let floats = RecordBatch::try_from_iter(vec![
+        let dates = Date32Array::from(vec![
+            Some(0),
+            Some(16_801),
+            Some(-719_528),
+            None,
+            Some(i32::MAX),
+            Some(i32::MIN),
+            Some(-800_000),
+            Some(2_932_896),
+        ]);
+        let instants = vec![
+            Some(1_451_606_400_000_000),
+            Some(1_451_606_400_000_001),
+            Some(-62_135_596_800_000_000 - 1),
+            None,
+            Some(i64::MAX),
+            Some(i64::MIN),
+            Some(1_467_331_200_120_000),
+            Some(253_402_300_800_000_000),
+        ];
+        let wall = TimestampMicrosecondArray::from(instants.clone());
+        let zoned = TimestampMicrosecondArray::from(instants).with_timezone("+00:00");
+        let batch = RecordBatch::try_from_iter(vec![
             ("f8", Arc::new(wide) as ArrayRef),
             ("f4", Arc::new(narrow) as ArrayRef),
+            ("d", Arc::new(dates) as ArrayRef),
+            ("ts", Arc::new(wall) as ArrayRef),
+            ("tstz", Arc::new(zoned) as ArrayRef),
         ])
         .unwrap();
-        let rendered: Vec<ArrayRef> = floats
-            .columns()
-            .iter()
-            .map(|c| tempora_copy::text::render(c, "UTC").unwrap().unwrap())
-            .collect();
-        let text = RecordBatch::try_from_iter(vec![
-            ("f8", rendered[0].clone()),
-            ("f4", rendered[1].clone()),
-        ])
-        .unwrap();
-        assert_eq!(text_rows(&floats).unwrap(), text_rows(&text).unwrap());
+        for zone in ["UTC", "Europe/Berlin", "Asia/Kolkata", "America/St_Johns"] {
+            let rendered = batch
+                .schema()
+                .fields()
+                .iter()
+                .zip(batch.columns())
+                .map(|(f, c)| {
+                    let text = tempora_copy::text::render(c, zone).unwrap().unwrap();
+                    (f.name().clone(), text)
+                })
+                .collect::<Vec<_>>();
+            let text = RecordBatch::try_from_iter(rendered).unwrap();
+            let tz = PgTimeZone::of_setting(zone);
+            assert_eq!(
+                text_rows(&batch, &tz).unwrap(),
+                text_rows(&text, &tz).unwrap(),
+                "{zone}"
+            );
+        }
     }
 
     #[test]
     fn other_types_are_left_to_the_generic_encoder() {
         let batch = RecordBatch::try_from_iter(vec![(
-            "d",
-            Arc::new(datafusion::arrow::array::Date32Array::from(vec![1])) as ArrayRef,
+            "t",
+            Arc::new(datafusion::arrow::array::Time64MicrosecondArray::from(
+                vec![1],
+            )) as ArrayRef,
         )])
         .unwrap();
-        assert!(text_rows(&batch).is_none());
+        assert!(text_rows(&batch, &PgTimeZone::utc()).is_none());
     }
 }
