@@ -140,9 +140,6 @@ fn format_options(session: &SqlSession) -> Arc<FormatOptions> {
     Arc::new(o)
 }
 
-/// Replaces the text-format columns Tempora prints itself with their text;
-/// with `keep_floats`, float columns stay numbers (`rows::text_rows` prints
-/// them as it writes the rows).
 /// `batch` with the columns whose text or binary form the generic encoder
 /// would get wrong replaced by that form; with `leave_to_rows`, the columns
 /// [`rows::text_rows`] writes itself are left as they are.
