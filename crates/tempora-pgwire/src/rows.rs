@@ -102,26 +102,10 @@ impl<'a> TextColumn<'a> {
             Self::Int16(a) => ints.format(a.value(i)).as_bytes(),
             Self::Int32(a) => ints.format(a.value(i)).as_bytes(),
             Self::Int64(a) => ints.format(a.value(i)).as_bytes(),
-            Self::Float32(a) => {
-                scratch.clear();
-                write_float4(a.value(i), scratch);
-                scratch.as_bytes()
-            }
-            Self::Float64(a) => {
-                scratch.clear();
-                write_float8(a.value(i), scratch);
-                scratch.as_bytes()
-            }
-            Self::Date(a) => {
-                scratch.clear();
-                write_date(i64::from(a.value(i)), scratch);
-                scratch.as_bytes()
-            }
-            Self::Timestamp(a, zone) => {
-                scratch.clear();
-                write_timestamp(a.value(i), *zone, scratch);
-                scratch.as_bytes()
-            }
+            Self::Float32(a) => written(scratch, |s| write_float4(a.value(i), s)),
+            Self::Float64(a) => written(scratch, |s| write_float8(a.value(i), s)),
+            Self::Date(a) => written(scratch, |s| write_date(i64::from(a.value(i)), s)),
+            Self::Timestamp(a, zone) => written(scratch, |s| write_timestamp(a.value(i), *zone, s)),
             Self::Bool(a) => {
                 if a.value(i) {
                     b"t"
@@ -135,7 +119,16 @@ impl<'a> TextColumn<'a> {
     }
 }
 
-/// Whether text_rows writes a column of this type itself.
+/// `write`'s text, written into `scratch` (emptied first, reused for every
+/// field).
+fn written(scratch: &mut String, write: impl FnOnce(&mut String)) -> &[u8] {
+    scratch.clear();
+    write(scratch);
+    scratch.as_bytes()
+}
+
+/// Whether text_rows prints a column of this type from its values, where
+/// [`tempora_copy::text::render`] would otherwise turn it into text first.
 pub(crate) fn writes(data_type: &DataType) -> bool {
     matches!(
         data_type,
