@@ -4,7 +4,7 @@
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::support::TestServer;
+use crate::support::{text_rows, TestServer};
 
 async fn plan_lines(client: &Client, sql: &str) -> Vec<String> {
     let mut lines = Vec::new();
@@ -444,6 +444,91 @@ async fn a_series_index_clusters_files_so_one_series_reads_its_pages() {
         .collect();
     assert_eq!(times.len(), 12_000);
     assert!(times.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// Files of a table with a series index hold each series' rows as one run
+/// and record how many rows each has: a filter on a few series reads exactly
+/// their rows (not the pages they share with other series), and no file
+/// that holds none of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filter_on_series_reads_exactly_their_rows() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let rows = |first: u32, last: u32| {
+        format!(
+            "INSERT INTO sr SELECT '2024-01-01'::timestamptz + g * interval '1 second',
+                 'h' || lpad((g % 60)::text, 2, '0'), g
+               FROM generate_series({first}, {last}) g; CHECKPOINT;"
+        )
+    };
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE sr (time timestamptz NOT NULL, host text, v float8);
+             SELECT create_hypertable('sr', 'time', chunk_time_interval => INTERVAL '30 days');
+             CREATE INDEX ON sr (host, time DESC);
+             {}
+             INSERT INTO sr VALUES ('2024-01-02', NULL, -1);
+             {}
+             INSERT INTO sr SELECT '2024-03-01'::timestamptz + g * interval '1 second',
+                 'late' || (g % 3), g FROM generate_series(1, 3000) g;
+             CHECKPOINT;",
+            rows(1, 300_000),
+            rows(300_001, 600_000)
+        ))
+        .await
+        .unwrap();
+    let output_rows = |line: &str| -> f64 {
+        let m = line.split("output_rows=").nth(1).unwrap();
+        let m = m.split(',').next().unwrap().trim();
+        match m.split_once(' ') {
+            Some((n, "K")) => n.parse::<f64>().unwrap() * 1e3,
+            _ => m.parse().unwrap(),
+        }
+    };
+    let aggregates = "count(*), sum(v), min(time)::text, max(time)::text, count(DISTINCT host)";
+    // The same answer as a filter the scan cannot read series from.
+    for (pinned, unpinned, rows_read, files) in [
+        ("host = 'h07'", "upper(host) = 'H07'", 10_000.0, "2 files"),
+        (
+            "host IN ('h42', 'h07', 'nowhere') AND v > 0",
+            "upper(host) IN ('H42', 'H07') AND v > 0",
+            20_000.0,
+            "2 files",
+        ),
+        (
+            "host IN ('late1', 'h59')",
+            "upper(host) IN ('LATE1', 'H59')",
+            11_000.0,
+            "3 files",
+        ),
+        (
+            "host = 'nowhere'",
+            "upper(host) = 'NOWHERE'",
+            0.0,
+            "0 files",
+        ),
+    ] {
+        let sql = format!("SELECT {aggregates} FROM sr WHERE {pinned}");
+        let lines = plan_lines(&client, &format!("EXPLAIN ANALYZE {sql}")).await;
+        let scanned = lines.iter().find(|l| l.contains("Hypertable sr:")).unwrap();
+        assert!(scanned.contains(files), "{pinned}: {lines:#?}");
+        if rows_read > 0.0 {
+            let scan = lines.iter().find(|l| l.contains("DataSourceExec")).unwrap();
+            assert_eq!(output_rows(scan), rows_read, "{pinned}: {scan}");
+        }
+        let want = format!("SELECT {aggregates} FROM sr WHERE {unpinned}");
+        assert_eq!(
+            text_rows(&client, &sql).await,
+            text_rows(&client, &want).await,
+            "{pinned}"
+        );
+    }
+    // A NULL in the list pins nothing: every row is read, the answer holds.
+    let row = client
+        .query_one("SELECT count(*) FROM sr WHERE host IN ('h07', NULL)", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 10_000);
 }
 
 /// A statement that reads a few pages of one series is planned on one

@@ -236,11 +236,57 @@ pub struct FileSeries {
     /// entries written before it was recorded.
     #[serde(default, with = "shared_vec")]
     pub newest: std::sync::Arc<Vec<i64>>,
+    /// For each of `values`, how many rows hold it, when the file holds
+    /// each value's rows together and in `values`' order (a file sorted by
+    /// this column: a table's ingest and merged files with a series index):
+    /// value `i`'s rows are then the file's rows from the sum of the counts
+    /// before it on ([`FileSeries::rows_of`]). Empty otherwise, and in
+    /// entries written before it was recorded.
+    #[serde(default, with = "shared_vec", skip_serializing_if = "no_counts")]
+    pub counts: std::sync::Arc<Vec<u64>>,
+}
+
+fn no_counts(counts: &std::sync::Arc<Vec<u64>>) -> bool {
+    counts.is_empty()
 }
 
 impl FileSeries {
     /// Files with more distinct values record none.
     pub const MAX_VALUES: usize = 4096;
+
+    /// The file's rows holding `wanted` values, as sorted, disjoint row
+    /// ranges; None when the file does not record where its values are.
+    /// A value the file does not hold has no rows.
+    pub fn rows_of<'a>(
+        &self,
+        wanted: impl IntoIterator<Item = &'a str>,
+    ) -> Option<Vec<std::ops::Range<u64>>> {
+        if self.counts.len() != self.values.len() {
+            return None;
+        }
+        let mut found: Vec<usize> = wanted
+            .into_iter()
+            .filter_map(|w| {
+                self.values
+                    .binary_search_by(|v| v.as_deref().cmp(&Some(w)))
+                    .ok()
+            })
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        let mut ranges = Vec::with_capacity(found.len());
+        let (mut start, mut next) = (0u64, 0usize);
+        for i in found {
+            start += self.counts[next..i].iter().sum::<u64>();
+            let end = start + self.counts[i];
+            match ranges.last_mut() {
+                Some(std::ops::Range { end: last, .. }) if *last == start => *last = end,
+                _ => ranges.push(start..end),
+            }
+            (start, next) = (end, i + 1);
+        }
+        Some(ranges)
+    }
 }
 
 /// [`FileSeries`]' shared vectors as plain JSON arrays.
@@ -2054,6 +2100,7 @@ mod file_series_tests {
                 column: 3,
                 values: std::sync::Arc::new(vec![None, Some("h1".into())]),
                 newest: std::sync::Arc::new(vec![5, 7]),
+                counts: Default::default(),
             }),
             ..old
         };
@@ -2068,5 +2115,34 @@ mod file_series_tests {
             r#"{"path":"a","rows":2,"bytes":9,"series":{"column":3,"values":["h1"]}}"#;
         let read: FileDef = serde_json::from_str(values_only).unwrap();
         assert!(read.series.unwrap().newest.is_empty());
+    }
+
+    fn series(values: &[Option<&str>], counts: &[u64]) -> FileSeries {
+        FileSeries {
+            column: 1,
+            values: std::sync::Arc::new(values.iter().map(|v| v.map(String::from)).collect()),
+            newest: std::sync::Arc::new(vec![0; values.len()]),
+            counts: std::sync::Arc::new(counts.to_vec()),
+        }
+    }
+
+    #[test]
+    #[allow(clippy::single_range_in_vec_init)] // one run of rows, as a list
+    fn a_series_rows_are_found_from_the_counts() {
+        let s = series(
+            &[None, Some("a"), Some("b"), Some("c"), Some("d")],
+            &[2, 3, 4, 5, 6],
+        );
+        assert_eq!(s.rows_of(["a"]), Some(vec![2..5]));
+        assert_eq!(s.rows_of(["d", "b"]), Some(vec![5..9, 14..20]));
+        // Neighbours merge; repeats and values the file lacks add nothing.
+        assert_eq!(s.rows_of(["c", "b", "zz", "b", "0"]), Some(vec![5..14]));
+        assert_eq!(s.rows_of(["x"]), Some(vec![]));
+        assert_eq!(s.rows_of([]), Some(vec![]));
+        // Not recorded: unknown.
+        assert_eq!(series(&[Some("a")], &[]).rows_of(["a"]), None);
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(text.ends_with(r#""counts":[2,3,4,5,6]}"#), "{text}");
+        assert_eq!(serde_json::from_str::<FileSeries>(&text).unwrap(), s);
     }
 }

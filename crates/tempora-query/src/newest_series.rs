@@ -203,6 +203,7 @@ mod tests {
                     column: 7,
                     newest: Arc::new(vec![start + 9; v.len()]),
                     values: Arc::new(v.into_iter().map(|s| Some(s.to_string())).collect()),
+                    counts: Default::default(),
                 }),
             })
             .collect();

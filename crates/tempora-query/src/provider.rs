@@ -21,7 +21,7 @@ use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::parquet::{
-    CachedParquetFileReaderFactory, ParquetFileReaderFactory,
+    CachedParquetFileReaderFactory, ParquetFileReaderFactory, ParquetRowSelection,
 };
 use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
@@ -32,7 +32,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, Operator, TableProviderFilterPushDown,
 };
-use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use datafusion::parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use datafusion::physical_plan::empty::EmptyExec;
@@ -549,10 +549,13 @@ impl TemporaTable {
     /// About how many rows a scan with `filters` decodes: the rows of the
     /// files it opens and of the rows not yet flushed. Where the filters pin
     /// the column the files are clustered by to a few values, each file is
-    /// read a page or two per value. Files written before the table's
-    /// series index existed are not clustered, and the catalog does not tell
-    /// them apart: such a scan is underestimated, which costs it the
-    /// parallel plan, never its answer.
+    /// read a page or two per value (whether the reader then decodes every
+    /// row of those pages or only the series' own, [`series_rows`], fetching
+    /// and decoding the pages is what costs); a file that records holding
+    /// none of the pinned series is not opened. Files written before the
+    /// table's series index existed are not clustered, and the catalog does
+    /// not tell them apart: such a scan is underestimated, which costs it
+    /// the parallel plan, never its answer.
     pub fn estimated_rows(&self, filters: &[Expr]) -> u64 {
         let snapshot = self.engine.read_snapshot();
         let Some(def) = snapshot.catalog.table_by_oid(self.def.oid) else {
@@ -562,7 +565,14 @@ impl TemporaTable {
         let per_file = pinned_cluster_values(def, filters).map_or(u64::MAX, |n| {
             (n as u64).saturating_mul(2 * tempora_storage::parquet_io::CLUSTERED_PAGE_ROWS as u64)
         });
-        let in_files: u64 = files.iter().map(|f| f.rows.min(per_file)).sum();
+        let series = pinned_series(def, filters);
+        let in_files: u64 = files
+            .iter()
+            .map(|f| match series.as_ref().and_then(|s| series_rows(f, s)) {
+                Some(ranges) if ranges.is_empty() => 0,
+                _ => f.rows.min(per_file),
+            })
+            .sum();
         let unflushed: u64 = snapshot
             .memtable_rows(def.oid)
             .iter()
@@ -598,6 +608,62 @@ fn pinned_cluster_values(def: &TableDef, filters: &[Expr]) -> Option<usize> {
                 .map(|values| values.len())
         })
         .min()
+}
+
+/// The values `filters` pin the table's series column
+/// ([`TableDef::series_column`]) to, as [`pinned`] reads them (every filter
+/// holds), with the column's id; None when they do not pin it to text
+/// constants.
+fn pinned_series(def: &TableDef, filters: &[Expr]) -> Option<(u32, Vec<String>)> {
+    let column = def.series_column()?;
+    let text = |v: &ScalarValue| match v {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let values = filters
+        .iter()
+        .map(|f| pinned(f, &column.name, &text))
+        .fold(None, intersect)?;
+    Some((column.id, values))
+}
+
+/// The rows of `file` a scan whose filters pin the series column to
+/// `series` ([`pinned_series`]) needs: the runs of those values, when the
+/// file records where its values are ([`tempora_catalog::FileSeries::rows_of`]);
+/// empty when it holds none of them. None: all of them.
+fn series_rows(file: &FileDef, series: &(u32, Vec<String>)) -> Option<Vec<std::ops::Range<u64>>> {
+    let (column, wanted) = series;
+    let recorded = file.series.as_ref().filter(|s| s.column == *column)?;
+    // A file's counts cover its rows: anything else is not trusted.
+    if recorded.counts.iter().sum::<u64>() != file.rows {
+        return None;
+    }
+    recorded.rows_of(wanted.iter().map(String::as_str))
+}
+
+/// How a scan reads one of its files: whole, or only the rows of the
+/// series its filters pin ([`series_rows`]), through a row selection the
+/// Parquet reader reads only their pages (and rows) for. None: the file
+/// holds none of those rows.
+fn scanned_file(
+    f: &FileDef,
+    series: Option<&(u32, Vec<String>)>,
+) -> Option<(PartitionedFile, u64)> {
+    match series.and_then(|s| series_rows(f, s)) {
+        None => Some((partitioned_file(f), f.rows)),
+        Some(ranges) if ranges.is_empty() => None,
+        Some(ranges) => {
+            let rows = ranges.iter().map(|r| r.end - r.start).sum();
+            let selection = RowSelection::from_consecutive_ranges(
+                ranges.into_iter().map(|r| r.start as usize..r.end as usize),
+                f.rows as usize,
+            );
+            let file = partitioned_file(f).with_extension(ParquetRowSelection::new(selection));
+            Some((file, rows))
+        }
+    }
 }
 
 /// Opens Parquet files through the runtime's metadata cache, always asking
@@ -837,11 +903,17 @@ impl TableProvider for TemporaTable {
             }
             _ => (kept_files, None),
         };
-        let files: Vec<PartitionedFile> = kept_files.iter().map(|f| partitioned_file(f)).collect();
+        // Files that record where each series' rows are read only the
+        // pinned series' rows, and are left out when they hold none.
+        let series = pinned_series(def, filters);
+        let (files, rows): (Vec<PartitionedFile>, Vec<u64>) = kept_files
+            .iter()
+            .filter_map(|f| scanned_file(f, series.as_ref()))
+            .unzip();
         // The catalog counts every file's rows: the planner's estimate of
         // the scan (a small table joined to a large one is the hash join's
         // build side).
-        let file_rows: u64 = kept_files.iter().map(|f| f.rows).sum();
+        let file_rows: u64 = rows.iter().sum();
         let mut mem_batches: Vec<_> = mem
             .into_iter()
             .filter(|(chunk, _)| chunk.is_none_or(|c| kept_chunks.contains(&c)))

@@ -443,9 +443,6 @@ fn encode(table: &TableDef, batches: Vec<RecordBatch>, layout: Layout) -> Result
     }
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
     let mut series = SeriesValues::new(table);
-    for b in &batches {
-        series.add(b);
-    }
     let nan = match layout {
         Layout::Columnstore => columns_with_nan(&schema, &batches),
         Layout::Ingest | Layout::Merged => Vec::new(),
@@ -458,11 +455,13 @@ fn encode(table: &TableDef, batches: Vec<RecordBatch>, layout: Layout) -> Result
             let sources: Vec<&RecordBatch> = batches.iter().collect();
             for slice in order.chunks(GATHER_ROWS) {
                 let batch = interleave_record_batch(&sources, slice).map_err(internal)?;
+                series.add(&batch);
                 writer.write(&batch)?;
             }
         }
         None => {
             for b in &batches {
+                series.add(b);
                 writer.write(b)?;
             }
         }
@@ -532,17 +531,23 @@ struct Encoded {
 }
 
 /// Collects the distinct values of a table's series column
-/// ([`TableDef::series_column`]) over the batches of one file, with the
-/// newest time of each.
+/// ([`TableDef::series_column`]) over the batches of one file, in the
+/// order the file holds its rows, with the newest time and the row count of
+/// each; the counts are kept when each value's rows are one run and the runs
+/// come in the values' sorted order ([`FileSeries::counts`]).
 struct SeriesValues {
     /// The column's id and index, and the time column's index; None once
     /// there is nothing to record.
     columns: Option<(u32, usize, usize)>,
-    /// Each value's newest time; NULL's apart, so that a value is looked up
-    /// by `&str` and copied only when first seen (ingest files come in
-    /// arrival order, a run per row).
-    values: std::collections::HashMap<String, i64>,
-    null: Option<i64>,
+    /// Each value's newest time and rows; NULL's apart, so that a value is
+    /// looked up by `&str` and copied only when first seen (ingest files
+    /// come in arrival order, a run per row).
+    values: std::collections::HashMap<String, (i64, u64)>,
+    null: Option<(i64, u64)>,
+    /// The value of the last run noted, while every run so far came after
+    /// the one before it (None before the first run).
+    last: Option<Option<String>>,
+    in_order: bool,
 }
 
 impl SeriesValues {
@@ -558,10 +563,13 @@ impl SeriesValues {
             columns,
             values: Default::default(),
             null: None,
+            last: None,
+            in_order: true,
         }
     }
 
-    /// Adds the rows of `batch` (in the table's layout).
+    /// Adds the rows of `batch` (in the table's layout), which follow those
+    /// added before it in the file.
     fn add(&mut self, batch: &RecordBatch) {
         use datafusion::arrow::array::AsArray;
         let Some((_, index, time)) = self.columns else {
@@ -573,38 +581,51 @@ impl SeriesValues {
             return;
         };
         // Files are mostly sorted by this column: look up each run once.
-        let mut run: Option<(Option<&str>, i64)> = None;
+        let mut run: Option<(Option<&str>, i64, u64)> = None;
         for (v, t) in array.iter().zip(times) {
             let Some(t) = t else {
                 self.columns = None;
                 return;
             };
             match &mut run {
-                Some((value, newest)) if *value == v => *newest = (*newest).max(t),
+                Some((value, newest, rows)) if *value == v => {
+                    *newest = (*newest).max(t);
+                    *rows += 1;
+                }
                 _ => {
-                    if let Some((value, newest)) = run.replace((v, t)) {
-                        self.note(value, newest);
+                    if let Some((value, newest, rows)) = run.replace((v, t, 1)) {
+                        self.note(value, newest, rows);
                     }
                 }
             }
         }
-        if let Some((value, newest)) = run {
-            self.note(value, newest);
+        if let Some((value, newest, rows)) = run {
+            self.note(value, newest, rows);
         }
     }
 
-    fn note(&mut self, value: Option<&str>, time: i64) {
+    /// Notes a run of `rows` rows holding `value`.
+    fn note(&mut self, value: Option<&str>, time: i64, rows: u64) {
         if self.columns.is_none() {
             return;
         }
-        let newest = match value {
-            None => self.null.get_or_insert(time),
+        if self.in_order {
+            // A run of the value before continues it (batches cut runs).
+            match &self.last {
+                Some(last) if last.as_deref() > value => self.in_order = false,
+                Some(last) if last.as_deref() == value => {}
+                _ => self.last = Some(value.map(str::to_string)),
+            }
+        }
+        let entry = match value {
+            None => self.null.get_or_insert((time, 0)),
             Some(v) => match self.values.get_mut(v) {
-                Some(newest) => newest,
-                None => self.values.entry(v.to_string()).or_insert(time),
+                Some(entry) => entry,
+                None => self.values.entry(v.to_string()).or_insert((time, 0)),
             },
         };
-        *newest = (*newest).max(time);
+        entry.0 = entry.0.max(time);
+        entry.1 += rows;
         if self.values.len() + usize::from(self.null.is_some()) > FileSeries::MAX_VALUES {
             self.columns = None;
             self.values.clear();
@@ -613,18 +634,24 @@ impl SeriesValues {
 
     fn finish(self) -> Option<FileSeries> {
         let (column, _, _) = self.columns?;
-        let mut sorted: Vec<(String, i64)> = self.values.into_iter().collect();
+        let mut sorted: Vec<(String, (i64, u64))> = self.values.into_iter().collect();
         sorted.sort_unstable();
-        let (values, newest) = self
+        let entries: Vec<(Option<String>, (i64, u64))> = self
             .null
-            .map(|t| (None, t))
+            .map(|e| (None, e))
             .into_iter()
-            .chain(sorted.into_iter().map(|(v, t)| (Some(v), t)))
-            .unzip();
+            .chain(sorted.into_iter().map(|(v, e)| (Some(v), e)))
+            .collect();
+        let counts = match self.in_order {
+            true => entries.iter().map(|(_, (_, rows))| *rows).collect(),
+            false => Vec::new(),
+        };
+        let (values, newest) = entries.into_iter().map(|(v, (t, _))| (v, t)).unzip();
         Some(FileSeries {
             column,
             values: Arc::new(values),
             newest: Arc::new(newest),
+            counts: Arc::new(counts),
         })
     }
 }
@@ -1410,6 +1437,22 @@ mod tests {
         assert_eq!(recorded.column, 2);
         assert_eq!(*recorded.values, [None, Some("a".into()), Some("b".into())]);
         assert_eq!(*recorded.newest, [3, 9, 5]);
+        // Runs out of order: where a value's rows are is not recorded.
+        assert!(recorded.counts.is_empty());
+
+        // Sorted rows, a run cut by the batches: each value's row count.
+        let mut series = SeriesValues::new(&t);
+        series.add(&batch(vec![None, Some("a"), Some("a")], vec![1, 2, 3]));
+        series.add(&batch(vec![Some("a"), Some("b")], vec![4, 5]));
+        series.add(&batch(vec![Some("c"); 3], vec![6, 7, 8]));
+        let recorded = series.finish().unwrap();
+        assert_eq!(*recorded.counts, [1, 3, 1, 3]);
+        assert_eq!(recorded.rows_of(["a", "c"]), Some(vec![1..4, 5..8]));
+        // A value seen again after another one: not one run.
+        let mut series = SeriesValues::new(&t);
+        series.add(&batch(vec![Some("a"), Some("b")], vec![1, 2]));
+        series.add(&batch(vec![Some("b"), Some("a")], vec![3, 4]));
+        assert!(series.finish().unwrap().counts.is_empty());
 
         // More distinct values than a file records: none.
         let mut series = SeriesValues::new(&t);
