@@ -643,25 +643,44 @@ fn series_rows(file: &FileDef, series: &(u32, Vec<String>)) -> Option<Vec<std::o
     recorded.rows_of(wanted.iter().map(String::as_str))
 }
 
+/// A file a scan reads.
+struct ScannedFile {
+    file: PartitionedFile,
+    /// The rows it reads.
+    rows: u64,
+    /// Read through a row selection whose every run spans at most two
+    /// pages ([`NARROW_RUN_ROWS`]): row group and page statistics could
+    /// leave out little of it.
+    narrow: bool,
+}
+
+/// The longest run of a series a row selection is counted narrow for.
+const NARROW_RUN_ROWS: u64 = 2 * tempora_storage::parquet_io::CLUSTERED_PAGE_ROWS as u64;
+
 /// How a scan reads one of its files: whole, or only the rows of the
 /// series its filters pin ([`series_rows`]), through a row selection the
 /// Parquet reader reads only their pages (and rows) for. None: the file
 /// holds none of those rows.
-fn scanned_file(
-    f: &FileDef,
-    series: Option<&(u32, Vec<String>)>,
-) -> Option<(PartitionedFile, u64)> {
+fn scanned_file(f: &FileDef, series: Option<&(u32, Vec<String>)>) -> Option<ScannedFile> {
     match series.and_then(|s| series_rows(f, s)) {
-        None => Some((partitioned_file(f), f.rows)),
+        None => Some(ScannedFile {
+            file: partitioned_file(f),
+            rows: f.rows,
+            narrow: false,
+        }),
         Some(ranges) if ranges.is_empty() => None,
         Some(ranges) => {
             let rows = ranges.iter().map(|r| r.end - r.start).sum();
+            let narrow = ranges.iter().all(|r| r.end - r.start <= NARROW_RUN_ROWS);
             let selection = RowSelection::from_consecutive_ranges(
                 ranges.into_iter().map(|r| r.start as usize..r.end as usize),
                 f.rows as usize,
             );
-            let file = partitioned_file(f).with_extension(ParquetRowSelection::new(selection));
-            Some((file, rows))
+            Some(ScannedFile {
+                file: partitioned_file(f).with_extension(ParquetRowSelection::new(selection)),
+                rows,
+                narrow,
+            })
         }
     }
 }
@@ -906,14 +925,16 @@ impl TableProvider for TemporaTable {
         // Files that record where each series' rows are read only the
         // pinned series' rows, and are left out when they hold none.
         let series = pinned_series(def, filters);
-        let (files, rows): (Vec<PartitionedFile>, Vec<u64>) = kept_files
+        let scanned: Vec<ScannedFile> = kept_files
             .iter()
             .filter_map(|f| scanned_file(f, series.as_ref()))
-            .unzip();
+            .collect();
+        let narrow = !scanned.is_empty() && scanned.iter().all(|f| f.narrow);
         // The catalog counts every file's rows: the planner's estimate of
         // the scan (a small table joined to a large one is the hash join's
         // build side).
-        let file_rows: u64 = rows.iter().sum();
+        let file_rows: u64 = scanned.iter().map(|f| f.rows).sum();
+        let files: Vec<PartitionedFile> = scanned.into_iter().map(|f| f.file).collect();
         let mut mem_batches: Vec<_> = mem
             .into_iter()
             .filter(|(chunk, _)| chunk.is_none_or(|c| kept_chunks.contains(&c)))
@@ -971,6 +992,16 @@ impl TableProvider for TemporaTable {
                 // 2.5 ms with them on the TSBS data (`bloom_filter_eval_time`
                 // in EXPLAIN ANALYZE), for no row group excluded.
                 .with_bloom_filter_on_read(false);
+            if narrow {
+                // Every file reads a page or two per series: evaluating the
+                // filters against row group statistics (per file, per
+                // statement) would cost more than the rows it could leave
+                // out. The page index stays on: with it off the reader
+                // fetches whole column chunks for the selection.
+                let mut options = source.table_parquet_options().clone();
+                options.global.pruning = false;
+                source = source.with_table_parquet_options(options);
+            }
             let time_column = def.hypertable.as_ref().map(|h| h.time_column.as_str());
             if decode_late(&self.schema, projection, filters, time_column) {
                 source = source
