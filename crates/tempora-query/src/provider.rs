@@ -649,8 +649,8 @@ struct ScannedFile {
     /// The rows it reads.
     rows: u64,
     /// Read through a row selection whose every run spans at most two
-    /// pages ([`NARROW_RUN_ROWS`]): row group and page statistics could
-    /// leave out little of it.
+    /// pages ([`NARROW_RUN_ROWS`]): row group statistics could leave out
+    /// little of it.
     narrow: bool,
 }
 
