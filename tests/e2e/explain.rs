@@ -247,18 +247,9 @@ async fn last_point_reads_only_the_newest_row_groups() {
         .filter(|l| l.contains("DataSourceExec"))
         .collect();
     assert_eq!(scans.len(), 2, "{lines:#?}");
-    let rows_read = |line: &str| -> f64 {
-        let m = line.split("output_rows=").nth(1).unwrap();
-        let m = m.split(',').next().unwrap().trim();
-        match m.split_once(' ') {
-            Some((n, "K")) => n.parse::<f64>().unwrap() * 1e3,
-            Some((n, "M")) => n.parse::<f64>().unwrap() * 1e6,
-            _ => m.parse().unwrap(),
-        }
-    };
     // The newest times read every row; the rows at them, one row group.
-    assert_eq!(rows_read(scans[0]), 600_000.0, "{}", scans[0]);
-    assert!(rows_read(scans[1]) < 200_000.0, "{}", scans[1]);
+    assert_eq!(output_rows(scans[0]), 600_000.0, "{}", scans[0]);
+    assert!(output_rows(scans[1]) < 200_000.0, "{}", scans[1]);
     let groups = scans[1]
         .split("row_groups_pruned_statistics=")
         .nth(1)
@@ -382,6 +373,24 @@ async fn last_point_leaves_out_chunks_whose_series_have_newer_rows() {
     );
 }
 
+/// A count as `EXPLAIN ANALYZE` prints it: `950`, `12.00 K`, `1.20 M`.
+fn printed_count(text: &str) -> f64 {
+    match text.split_once(' ') {
+        Some((n, "K")) => n.parse::<f64>().unwrap() * 1e3,
+        Some((n, "M")) => n.parse::<f64>().unwrap() * 1e6,
+        _ => text.parse().unwrap(),
+    }
+}
+
+/// The rows an operator's `EXPLAIN ANALYZE` line says it produced.
+fn output_rows(line: &str) -> f64 {
+    let m = line
+        .split("output_rows=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no output_rows: {line}"));
+    printed_count(m.split(',').next().unwrap().trim())
+}
+
 /// The rows of the pages a scan kept after page index pruning, from its
 /// `EXPLAIN ANALYZE` line.
 fn page_rows_kept(scan: &str) -> f64 {
@@ -391,10 +400,7 @@ fn page_rows_kept(scan: &str) -> f64 {
         .and_then(|m| m.split(" matched").next())
         .unwrap_or_else(|| panic!("no page index counts: {scan}"));
     let (_, kept) = pages.split_once(" total → ").unwrap();
-    match kept.split_once(' ') {
-        Some((n, "K")) => n.parse::<f64>().unwrap() * 1e3,
-        _ => kept.parse().unwrap(),
-    }
+    printed_count(kept)
 }
 
 /// The scan line of `EXPLAIN ANALYZE sql`.
@@ -477,14 +483,6 @@ async fn a_filter_on_series_reads_exactly_their_rows() {
         ))
         .await
         .unwrap();
-    let output_rows = |line: &str| -> f64 {
-        let m = line.split("output_rows=").nth(1).unwrap();
-        let m = m.split(',').next().unwrap().trim();
-        match m.split_once(' ') {
-            Some((n, "K")) => n.parse::<f64>().unwrap() * 1e3,
-            _ => m.parse().unwrap(),
-        }
-    };
     let aggregates = "count(*), sum(v), min(time)::text, max(time)::text, count(DISTINCT host)";
     // The same answer as a filter the scan cannot read series from.
     for (pinned, unpinned, rows_read, files) in [
