@@ -295,3 +295,124 @@ async fn each_statement_has_its_own_now_and_sees_the_time_zone() {
     let tokyo = one(&client, "SELECT now()::text").await;
     assert!(tokyo.ends_with("+09"), "{tokyo}");
 }
+
+/// A shape that reads few rows keeps one physical plan, whose scans find
+/// their chunks, files and unflushed rows when they run
+/// (tempora-query/src/late_scan.rs): every execution answers as the
+/// ordinary plan of the same query does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_physical_plan_answers_as_a_fresh_plan() {
+    let server = TestServer::start_args(&[
+        "--trust-loopback",
+        "--log-level",
+        "info,tempora_sql::plan_cache=debug",
+    ])
+    .await;
+    let client = server.connect().await;
+    setup(&client).await;
+    let kept = |s: &TestServer| s.log().matches("kept physical plan run").count();
+    let select = "SELECT time_bucket('6 hours', time)::text AS b, max(v)::text, count(*)::text \
+                  FROM m WHERE";
+    let tail = "GROUP BY 1 ORDER BY 1";
+    // Through Parse/Bind: planned the ordinary way every time.
+    let fresh = |hosts: usize| {
+        let list: Vec<String> = (1..=hosts).map(|i| format!("${i}")).collect();
+        format!(
+            "{select} host IN ({}) AND time >= ${}::text::timestamptz \
+             AND time < ${}::text::timestamptz {tail}",
+            list.join(", "),
+            hosts + 1,
+            hosts + 2
+        )
+    };
+    let check = |hosts: Vec<&'static str>, from: &'static str, to: &'static str| {
+        let client = &client;
+        let fresh = fresh(hosts.len());
+        async move {
+            let list: Vec<String> = hosts.iter().map(|h| format!("'{h}'")).collect();
+            let inline = format!(
+                "{select} host IN ({}) AND time >= '{from}' AND time < '{to}' {tail}",
+                list.join(", ")
+            );
+            let got = rows(client, &inline).await;
+            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+            for h in &hosts {
+                params.push(h);
+            }
+            params.push(&from);
+            params.push(&to);
+            let want: Vec<Vec<Option<String>>> = client
+                .query(&fresh, &params)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (0..3).map(|i| r.get::<_, Option<String>>(i)).collect())
+                .collect();
+            assert_eq!(got, want, "{inline}");
+            got.len()
+        }
+    };
+    let before = kept(&server);
+    let windows = [
+        ("2024-01-01 03:00:00+00", "2024-01-01 17:00:00+00"),
+        // Across a chunk boundary.
+        ("2024-01-01 20:00:00+00", "2024-01-02 09:30:00+00"),
+        ("2024-01-01 00:00:00+00", "2024-01-04 00:00:00+00"),
+        // No chunk.
+        ("2025-01-01 00:00:00+00", "2025-01-02 00:00:00+00"),
+    ];
+    let mut runs = 0;
+    let mut answered = 0;
+    for host in ["h0", "h1", "h2", "nope"] {
+        for (from, to) in windows {
+            answered += check(vec![host], from, to).await;
+            runs += 1;
+        }
+    }
+    assert!(answered > 20, "{answered} rows in all");
+    for (from, to) in windows {
+        check(vec!["h0", "h2"], from, to).await;
+        runs += 1;
+    }
+    // Two shapes, each planned physically once, on its first run.
+    assert_eq!(kept(&server) - before, runs, "{}", server.log());
+
+    // A constant inside an aggregate's FILTER: the plan's own column names
+    // hold its `$n`.
+    for (host, above) in [("h0", "3"), ("h1", "10"), ("h2", "100")] {
+        let inline =
+            format!("SELECT count(*) FILTER (WHERE v > {above}) AS c FROM m WHERE host = '{host}'");
+        let fresh = "SELECT count(*) FILTER (WHERE v > $2::text::float8) AS c FROM m \
+                     WHERE host = $1";
+        let want: i64 = client
+            .query_one(fresh, &[&host, &above])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(one(&client, &inline).await, want.to_string(), "{inline}");
+    }
+
+    // Rows written after the plan was made: unflushed, then in a file.
+    let day5 = ("2024-01-05 00:00:00+00", "2024-01-06 00:00:00+00");
+    assert_eq!(check(vec!["h1"], day5.0, day5.1).await, 0);
+    client
+        .batch_execute(
+            "INSERT INTO m VALUES ('2024-01-05 12:00+00', 'h1', 41, 1), \
+             ('2024-01-05 13:00+00', 'h1', 42, 1), ('2024-01-05 13:00+00', 'h0', 43, 1)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(check(vec!["h1"], day5.0, day5.1).await, 1);
+    assert_eq!(check(vec!["h0", "h1"], day5.0, day5.1).await, 1);
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    assert_eq!(check(vec!["h1"], day5.0, day5.1).await, 1);
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT max(v), count(*) FROM m WHERE host IN ('h1') AND time >= '2024-01-05' \
+             AND time < '2024-01-06'"
+        )
+        .await,
+        vec![vec![Some("42".to_string()), Some("2".to_string())]]
+    );
+}

@@ -19,6 +19,7 @@ pub mod information_schema;
 pub mod intervals;
 pub mod json;
 pub mod last_point;
+pub mod late_scan;
 pub mod markers;
 pub mod newest_buckets;
 pub mod newest_series;

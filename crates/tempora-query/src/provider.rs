@@ -47,6 +47,8 @@ use tempora_catalog::{FileDef, TableDef};
 use tempora_common::TemporaError;
 use tempora_storage::Engine;
 
+use crate::late_scan::{LateScanExec, LateScans};
+
 /// The URL under which the data directory's store is registered in DataFusion.
 pub const STORE_URL: &str = "tempora://data";
 
@@ -194,7 +196,7 @@ impl ScanReport {
 }
 
 /// A Tempora table (plain or hyper) as DataFusion sees it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TemporaTable {
     engine: Arc<Engine>,
     def: TableDef,
@@ -891,6 +893,89 @@ impl TableProvider for TemporaTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if state.config().get_extension::<LateScans>().is_some() {
+            return Ok(Arc::new(LateScanExec::new(
+                Arc::new(self.clone()),
+                projection.cloned(),
+                filters.to_vec(),
+                limit,
+            )?));
+        }
+        self.plan_files(
+            state.config(),
+            state.runtime_env(),
+            &FileScan {
+                projection,
+                filters,
+                limit,
+                target_partitions: state.config().target_partitions().max(1),
+                predicate: false,
+            },
+        )
+    }
+}
+
+/// What [`TemporaTable::plan_files`] reads.
+pub(crate) struct FileScan<'a> {
+    pub projection: Option<&'a Vec<usize>>,
+    pub filters: &'a [Expr],
+    pub limit: Option<usize>,
+    pub target_partitions: usize,
+    /// Whether the Parquet source takes `filters` as its predicate itself
+    /// (no physical optimizer runs on the plan to hand them over).
+    pub predicate: bool,
+}
+
+impl TemporaTable {
+    /// `filters` together, as a physical expression over the table's columns.
+    fn physical_predicate(
+        &self,
+        filters: &[Expr],
+    ) -> DfResult<Option<Arc<dyn datafusion::physical_plan::PhysicalExpr>>> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        let Some(all) = datafusion::logical_expr::utils::conjunction(filters.iter().cloned())
+        else {
+            return Ok(None);
+        };
+        // The scan's filters name the table; the schema here does not.
+        let all = all
+            .transform(|e| match e {
+                Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+                    datafusion::common::Column::new_unqualified(c.name),
+                ))),
+                e => Ok(Transformed::no(e)),
+            })?
+            .data;
+        let schema = DFSchema::try_from(self.schema.as_ref().clone())?;
+        let props = datafusion::logical_expr::execution_props::ExecutionProps::new();
+        let planning =
+            datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default();
+        // Pruning only: the FilterExec above the scan applies the filters.
+        // One the source cannot take (a subquery) leaves it to that.
+        match datafusion::physical_expr::create_physical_expr(&all, &schema, &props, &planning) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => {
+                tracing::debug!(error = %e, "scan filters not given to the Parquet source");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The scan of the files and unflushed rows `scan.filters` can match, as
+    /// the catalog and memtables hold them now.
+    pub(crate) fn plan_files(
+        &self,
+        config: &datafusion::prelude::SessionConfig,
+        runtime: &Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+        scan: &FileScan<'_>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let FileScan {
+            projection,
+            filters,
+            limit,
+            target_partitions,
+            predicate,
+        } = *scan;
         let snapshot = self.engine.read_snapshot();
         let def = snapshot
             .catalog
@@ -902,8 +987,7 @@ impl TableProvider for TemporaTable {
         let filters: Vec<Expr> = filters.into_iter().cloned().collect();
         let filters = filters.as_slice();
         let mem = snapshot.memtable_rows(def.oid);
-        let tx_rows = state
-            .config()
+        let tx_rows = config
             .get_extension::<TxWrites>()
             .map(|tx| tx.rows_for(def.oid))
             .unwrap_or_default();
@@ -957,7 +1041,7 @@ impl TableProvider for TemporaTable {
             memtable_batches: mem_batches.len(),
         };
         tracing::debug!(?info, "scan");
-        if let Some(report) = state.config().get_extension::<ScanReport>() {
+        if let Some(report) = config.get_extension::<ScanReport>() {
             report.record(info);
         }
         // After the report: these rows stand for files, not unflushed rows.
@@ -965,8 +1049,8 @@ impl TableProvider for TemporaTable {
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !files.is_empty() {
-            let target = state.config().target_partitions().max(1);
-            let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); target.min(files.len())];
+            let mut groups: Vec<Vec<PartitionedFile>> =
+                vec![Vec::new(); target_partitions.min(files.len())];
             for (i, f) in files.into_iter().enumerate() {
                 let n = groups.len();
                 groups[i % n].push(f);
@@ -977,7 +1061,7 @@ impl TableProvider for TemporaTable {
             // checks a file's size and modification time: our files never
             // change once listed and their paths are never reused, so a fixed
             // time is as good as the real one.
-            let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+            let metadata_cache = runtime.cache_manager.get_file_metadata_cache();
             let mut source = ParquetSource::new(self.schema.clone())
                 .with_parquet_file_reader_factory(Arc::new(IndexedReaderFactory(
                     CachedParquetFileReaderFactory::new(
@@ -1012,7 +1096,12 @@ impl TableProvider for TemporaTable {
             // planner keeps above this scan (they are Inexact): the physical
             // optimizer's filter pushdown hands them over for row group, page
             // and, with late decoding, row pruning. Setting them here as well
-            // would evaluate every condition twice.
+            // would evaluate every condition twice, unless no optimizer will.
+            if predicate {
+                if let Some(p) = self.physical_predicate(filters)? {
+                    source = source.with_predicate(p);
+                }
+            }
             // Files written before an ALTER TABLE are read by column id.
             let adapter = tempora_storage::columns::ColumnAdapterFactory::new(def)
                 .map_err(TemporaError::into_datafusion)?;

@@ -51,6 +51,22 @@ impl QueryPlanner for TemporaQueryPlanner {
     }
 }
 
+/// `plan` planned on one partition with every Tempora table scanned by a
+/// [`crate::late_scan::LateScanExec`], which finds what to read when it runs:
+/// a plan that can run again (see `crate::late_scan`).
+pub async fn plan_late(
+    plan: &LogicalPlan,
+    state: &SessionState,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let mut late = state.clone();
+    let config = late.config_mut();
+    config.options_mut().execution.target_partitions = 1;
+    config.set_extension(Arc::new(crate::late_scan::LateScans));
+    DefaultPhysicalPlanner::default()
+        .create_physical_plan(plan, &late)
+        .await
+}
+
 /// Whether every scan of `plan` (subqueries included) is of a Tempora table
 /// and all of them together read at most [`SMALL_SCAN_ROWS`] rows.
 pub fn reads_few_rows(plan: &LogicalPlan) -> bool {

@@ -209,6 +209,8 @@ pub enum Kind {
         plan: Box<LogicalPlan>,
         /// `tempora_query::newest_buckets::candidate` of it as planned.
         newest_buckets: bool,
+        /// The way to its shape's kept physical plan.
+        reuse: Option<plan_cache::Reuse>,
     },
     Insert(Box<insert::InsertPlan>),
     /// DELETE or UPDATE.
@@ -1405,6 +1407,52 @@ impl SqlSession {
         self.start_optimized_stream(&optimized).await
     }
 
+    /// [`SqlSession::start_optimized_stream`] with the kept physical plan
+    /// of the statement's shape where it can be used.
+    async fn start_kept_stream(
+        &self,
+        plan: &LogicalPlan,
+        reuse: Option<&plan_cache::Reuse>,
+    ) -> Result<(
+        datafusion::execution::SendableRecordBatchStream,
+        tempora_storage::ReadPin,
+    )> {
+        let pin = self.engine.pin();
+        let kept = match reuse {
+            Some(reuse) => self.kept_physical(plan, reuse).await,
+            None => None,
+        };
+        let Some((physical, lease)) = kept else {
+            drop(pin);
+            return self.start_optimized_stream(plan).await;
+        };
+        let stream = datafusion::physical_plan::execute_stream(physical, self.task_ctx())
+            .map_err(TemporaError::from_datafusion)?;
+        // The plan is this stream's until the stream is done or dropped.
+        let schema = stream.schema();
+        let held = futures::StreamExt::map(stream, move |batch| {
+            let _held = &lease;
+            batch
+        });
+        let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, held);
+        Ok((Box::pin(stream), pin))
+    }
+
+    /// [`SqlSession::collect_optimized`] with the kept physical plan of the
+    /// statement's shape where it can be used.
+    async fn collect_kept(
+        &self,
+        plan: LogicalPlan,
+        reuse: &plan_cache::Reuse,
+    ) -> Result<Vec<RecordBatch>> {
+        let Some((physical, _lease)) = self.kept_physical(&plan, reuse).await else {
+            return self.collect_optimized(plan).await;
+        };
+        datafusion::physical_plan::collect(physical, self.task_ctx())
+            .await
+            .map_err(TemporaError::from_datafusion)
+    }
+
     /// [`SqlSession::start_stream`] of a plan optimized already.
     async fn start_optimized_stream(
         &self,
@@ -1632,14 +1680,22 @@ impl SqlSession {
             Kind::Optimized {
                 plan,
                 newest_buckets,
+                reuse,
             } => {
                 let plan = plan.as_ref().clone();
                 let schema = output_schema(plan.schema().as_arrow());
                 if stream && !newest_buckets {
-                    let started = self.start_optimized_stream(&plan).await?;
+                    let started = self.start_kept_stream(&plan, reuse.as_ref()).await?;
                     return Ok(streamed(started, schema, deadline));
                 }
-                let batches = self.collect_optimized(plan).await?;
+                // Statements asking for their newest buckets run over
+                // narrowed windows, each planned anew.
+                let narrowed =
+                    *newest_buckets && newest_buckets::NewestBuckets::find(&plan).is_some();
+                let batches = match reuse {
+                    Some(reuse) if !narrowed => self.collect_kept(plan, reuse).await?,
+                    _ => self.collect_optimized(plan).await?,
+                };
                 let outcome = Outcome::Rows {
                     schema,
                     batches,

@@ -23,18 +23,24 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr as SqlExpr, Statement, Value, ValueWithSpan, Visit, VisitMut, Visitor,
     VisitorMut,
 };
 use tempora_copy::zone::PgTimeZone;
+use tempora_query::late_scan::{self, LateScanExec, ParamSlots};
 use tempora_query::provider::TemporaTable;
 
 use crate::{explain, Kind, ParsedStatement, Prepared, SqlSession};
@@ -78,6 +84,54 @@ struct CachedPlan {
     /// Whether the statement may ask for its newest time buckets
     /// (`tempora_query::newest_buckets`), which runs it differently.
     newest_buckets: bool,
+    /// Its physical plan, once made.
+    physical: Option<Arc<PhysicalCell>>,
+}
+
+/// A shape's physical plan that runs with any constants
+/// (`tempora_query::late_scan`), made the first time the shape reads few
+/// rows.
+#[derive(Debug)]
+pub(crate) struct PhysicalCell {
+    /// The optimized plan with `$n`, and their types.
+    plan: LogicalPlan,
+    types: Vec<DataType>,
+    state: Mutex<Made>,
+}
+
+#[derive(Debug, Clone)]
+enum Made {
+    NotYet,
+    /// Being made, or it cannot be (a plan whose operators keep state
+    /// between executions).
+    No,
+    Yes(Arc<Template>),
+}
+
+#[derive(Debug)]
+struct Template {
+    plan: Arc<dyn ExecutionPlan>,
+    slots: Arc<ParamSlots>,
+    /// Whether an execution is using `slots`.
+    busy: AtomicBool,
+}
+
+/// A statement's way to its shape's physical plan: the cell and the
+/// statement's constants.
+#[derive(Debug, Clone)]
+pub struct Reuse {
+    cell: Arc<PhysicalCell>,
+    values: Vec<ScalarValue>,
+}
+
+/// An execution's hold on a kept physical plan; released when dropped.
+#[derive(Debug)]
+pub(crate) struct Lease(Arc<Template>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
 }
 
 /// A constant taken out of a statement, as written.
@@ -136,8 +190,12 @@ impl SqlSession {
         // A value the plan does not take sends the statement the ordinary way.
         let plan = cached
             .plan
-            .with_param_values(ParamValues::List(values))
+            .with_param_values(ParamValues::List(values.clone()))
             .ok()?;
+        let reuse = cached.physical.map(|cell| Reuse {
+            cell,
+            values: values.into_iter().map(|v| v.value).collect(),
+        });
         if reused {
             tracing::debug!(shape = %shape_of(sql), "query plan reused");
         }
@@ -146,6 +204,7 @@ impl SqlSession {
             kind: Kind::Optimized {
                 plan: Box::new(plan),
                 newest_buckets: cached.newest_buckets,
+                reuse,
             },
             param_types: vec![],
             result_schema: Some(cached.schema),
@@ -228,13 +287,116 @@ impl SqlSession {
         }
         let newest_buckets = tempora_query::newest_buckets::candidate(&plan);
         let plan = self.df_state().optimize(&plan).ok()?;
+        let physical = Some(Arc::new(PhysicalCell {
+            plan: plan.clone(),
+            types: types.clone(),
+            state: Mutex::new(Made::NotYet),
+        }));
         Some(CachedPlan {
             plan,
             types,
             schema,
             newest_buckets,
+            physical,
         })
     }
+
+    /// The kept physical plan of `reuse`'s shape with the statement's
+    /// constants set, for a statement (`plan`, bound) that reads few rows;
+    /// None while another execution holds it, or where the ordinary way is
+    /// to be taken.
+    pub(crate) async fn kept_physical(
+        &self,
+        plan: &LogicalPlan,
+        reuse: &Reuse,
+    ) -> Option<(Arc<dyn ExecutionPlan>, Lease)> {
+        if !tempora_query::small_scans::reads_few_rows(plan) {
+            return None;
+        }
+        let made = {
+            let mut state = reuse.cell.state.lock().ok()?;
+            let made = state.clone();
+            if matches!(made, Made::NotYet) {
+                *state = Made::No;
+            }
+            made
+        };
+        let template = match made {
+            Made::Yes(t) => t,
+            Made::No => return None,
+            Made::NotYet => {
+                let t = Arc::new(self.make_template(&reuse.cell).await?);
+                *reuse.cell.state.lock().ok()? = Made::Yes(t.clone());
+                t
+            }
+        };
+        if template
+            .busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        let lease = Lease(template.clone());
+        template.slots.set(reuse.values.clone());
+        // Fresh operators (and metrics) around the same expressions.
+        let plan = reset_plan_states(template.plan.clone()).ok()?;
+        tracing::debug!("kept physical plan run");
+        Some((plan, lease))
+    }
+
+    async fn make_template(&self, cell: &PhysicalCell) -> Option<Template> {
+        let slots = Arc::new(ParamSlots::default());
+        let made = match late_scan::with_params(cell.plan.clone(), &cell.types, &slots) {
+            Ok(plan) => tempora_query::small_scans::plan_late(&plan, &self.df_state()).await,
+            Err(e) => Err(e),
+        };
+        let plan = match made {
+            Ok(plan) => plan,
+            Err(e) => {
+                tracing::debug!(error = %e, "physical plan not kept");
+                return None;
+            }
+        };
+        if !runs_again(&plan) {
+            tracing::debug!("physical plan not kept: it keeps state between runs");
+            return None;
+        }
+        Some(Template {
+            plan,
+            slots,
+            busy: AtomicBool::new(false),
+        })
+    }
+}
+
+/// Whether a physical plan made by `plan_late` can run again with other
+/// constants: its leaves find their rows when they run (or have none), and
+/// no operator feeds another a filter it learns as it runs.
+fn runs_again(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    use datafusion::common::tree_node::TreeNode as _;
+    let mut ok = true;
+    let mut scans = 0;
+    let _ = plan.apply(|node| {
+        if !node.dynamic_expressions_produced().is_empty() {
+            ok = false;
+        }
+        if node.children().is_empty() {
+            if node.downcast_ref::<LateScanExec>().is_some() {
+                scans += 1;
+            } else if node.downcast_ref::<EmptyExec>().is_none()
+                && node.downcast_ref::<PlaceholderRowExec>().is_none()
+            {
+                ok = false;
+            }
+        }
+        Ok(if ok {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    ok && scans > 0
 }
 
 /// Replaces the constants `stmt` compares columns with by `$1..$n`, in the
