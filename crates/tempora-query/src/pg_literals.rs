@@ -7,17 +7,23 @@
 //! analyzer rule runs after type coercion and replaces every
 //! `CAST('<text>' AS timestamp|date|interval)` with the value PostgreSQL would
 //! read (intervals by tempora-copy's `parse_interval`), or fails with
-//! PostgreSQL's 22007/22008/22015 error.
+//! PostgreSQL's 22007/22008/22015 error. A cast to timestamp or date of text
+//! computed as the statement runs (a text column, `$1::text::timestamptz`)
+//! becomes [`PgTextCast`], which reads each value with the same rules.
 
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use datafusion::arrow::array::{new_empty_array, Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::ScalarValue;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::{Cast, Expr, LogicalPlan};
+use datafusion::logical_expr::{
+    Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::optimizer::AnalyzerRule;
 use tempora_common::{SqlState, TemporaError};
 use tempora_copy::zone::PgTimeZone;
@@ -234,7 +240,11 @@ pub fn parse_timestamp(
     utc.ok_or_else(|| out_of_range(text))
 }
 
-fn rewrite_cast(e: Expr, session: &PgTimeZone) -> DfResult<Transformed<Expr>> {
+fn rewrite_cast(
+    e: Expr,
+    session: &PgTimeZone,
+    schema: Option<&DFSchema>,
+) -> DfResult<Transformed<Expr>> {
     let Expr::Cast(Cast { expr, field }) = &e else {
         return Ok(Transformed::no(e));
     };
@@ -245,6 +255,18 @@ fn rewrite_cast(e: Expr, session: &PgTimeZone) -> DfResult<Transformed<Expr>> {
         _,
     ) = expr.as_ref()
     else {
+        // Text computed as the statement runs (a column, a parameter cast
+        // to text) is read row by row with the same rules.
+        let target = field.data_type();
+        let is_text =
+            |t: DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
+        if matches!(target, DataType::Timestamp(..) | DataType::Date32)
+            && !matches!(expr.as_ref(), Expr::Literal(..))
+            && schema.is_some_and(|s| expr.get_type(s).is_ok_and(is_text))
+        {
+            let call = text_cast(target, session).call(vec![expr.as_ref().clone()]);
+            return Ok(Transformed::yes(call));
+        }
         return Ok(Transformed::no(e));
     };
     match text_literal(text, field.data_type(), session)? {
@@ -332,9 +354,15 @@ impl AnalyzerRule for PgTimestampLiterals {
             // Rewritten expressions keep their names: the nodes above (a
             // projection over an aggregate's groups) refer to them by name.
             let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
+            // What the node's expressions read, to tell text from other types.
+            let schema: Option<Arc<DFSchema>> = match node.inputs().as_slice() {
+                [one] => Some(one.schema().clone()),
+                [left, right] => left.schema().join(right.schema()).ok().map(Arc::new),
+                _ => None,
+            };
             node.map_expressions(|e| {
                 let saved = names.save(&e);
-                e.transform_up(|e| rewrite_cast(e, &tz))
+                e.transform_up(|e| rewrite_cast(e, &tz, schema.as_deref()))
                     .map(|t| t.update_data(|new| saved.restore(new)))
             })
         })
@@ -343,6 +371,83 @@ impl AnalyzerRule for PgTimestampLiterals {
 
     fn name(&self) -> &str {
         "pg_timestamp_literals"
+    }
+}
+
+/// `text::timestamp|timestamptz|date` of text computed as the statement
+/// runs: each value read as [`text_literal`] reads a literal.
+#[derive(Debug)]
+struct PgTextCast {
+    target: DataType,
+    zone: PgTimeZone,
+    signature: Signature,
+}
+
+impl PartialEq for PgTextCast {
+    fn eq(&self, other: &Self) -> bool {
+        self.target == other.target && self.zone == other.zone
+    }
+}
+
+impl Eq for PgTextCast {}
+
+impl std::hash::Hash for PgTextCast {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.target.hash(state);
+        self.zone.arrow_name().hash(state);
+    }
+}
+
+fn text_cast(target: &DataType, zone: &PgTimeZone) -> ScalarUDF {
+    ScalarUDF::new_from_impl(PgTextCast {
+        target: target.clone(),
+        zone: zone.clone(),
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+impl ScalarUDFImpl for PgTextCast {
+    fn name(&self) -> &str {
+        "pg_text_cast"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(self.target.clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let read = |text: Option<&str>| -> DfResult<ScalarValue> {
+            match text {
+                None => ScalarValue::try_from(&self.target),
+                Some(t) => text_literal(t, &self.target, &self.zone)?.ok_or_else(|| {
+                    TemporaError::internal("text cast to an unexpected type").into_datafusion()
+                }),
+            }
+        };
+        match &args.args[0] {
+            ColumnarValue::Scalar(v) => {
+                let text = match v {
+                    ScalarValue::Utf8(t) | ScalarValue::Utf8View(t) | ScalarValue::LargeUtf8(t) => {
+                        t.as_deref()
+                    }
+                    _ => None,
+                };
+                read(text).map(ColumnarValue::Scalar)
+            }
+            ColumnarValue::Array(a) => {
+                let a = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
+                let strings = a.as_string::<i32>();
+                if strings.is_empty() {
+                    return Ok(ColumnarValue::Array(new_empty_array(&self.target)));
+                }
+                let values = strings.iter().map(read).collect::<DfResult<Vec<_>>>()?;
+                Ok(ColumnarValue::Array(ScalarValue::iter_to_array(values)?))
+            }
+        }
     }
 }
 
