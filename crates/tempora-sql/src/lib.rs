@@ -1428,7 +1428,7 @@ impl SqlSession {
         };
         let stream = datafusion::physical_plan::execute_stream(physical, self.task_ctx())
             .map_err(TemporaError::from_datafusion)?;
-        // The plan is this stream's until the stream is done or dropped.
+        // The plan is this stream's until the stream is dropped.
         let schema = stream.schema();
         let held = futures::StreamExt::map(stream, move |batch| {
             let _held = &lease;
