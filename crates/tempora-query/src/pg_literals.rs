@@ -7,9 +7,10 @@
 //! analyzer rule runs after type coercion and replaces every
 //! `CAST('<text>' AS timestamp|date|interval)` with the value PostgreSQL would
 //! read (intervals by tempora-copy's `parse_interval`), or fails with
-//! PostgreSQL's 22007/22008/22015 error. A cast to timestamp or date of text
-//! computed as the statement runs (a text column, `$1::text::timestamptz`)
-//! becomes [`PgTextCast`], which reads each value with the same rules.
+//! PostgreSQL's 22007/22008/22015 error. A cast to timestamp, date or
+//! interval of text computed as the statement runs (a text column,
+//! `$1::text::timestamptz`) becomes [`PgTextCast`], which reads each value
+//! with the same rules.
 
 use std::sync::Arc;
 
@@ -260,8 +261,12 @@ fn rewrite_cast(
         let target = field.data_type();
         let is_text =
             |t: DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
-        if matches!(target, DataType::Timestamp(..) | DataType::Date32)
-            && !matches!(expr.as_ref(), Expr::Literal(..))
+        if matches!(
+            target,
+            DataType::Timestamp(..)
+                | DataType::Date32
+                | DataType::Interval(IntervalUnit::MonthDayNano)
+        ) && !matches!(expr.as_ref(), Expr::Literal(..))
             && schema.is_some_and(|s| expr.get_type(s).is_ok_and(is_text))
         {
             let call = text_cast(target, session).call(vec![expr.as_ref().clone()]);
@@ -374,8 +379,8 @@ impl AnalyzerRule for PgTimestampLiterals {
     }
 }
 
-/// `text::timestamp|timestamptz|date` of text computed as the statement
-/// runs: each value read as [`text_literal`] reads a literal.
+/// `text::timestamp|timestamptz|date|interval` of text computed as the
+/// statement runs: each value read as [`text_literal`] reads a literal.
 #[derive(Debug)]
 struct PgTextCast {
     target: DataType,
