@@ -85,7 +85,7 @@ struct CachedPlan {
     /// (`tempora_query::newest_buckets`), which runs it differently.
     newest_buckets: bool,
     /// Its physical plan, once made.
-    physical: Option<Arc<PhysicalCell>>,
+    physical: Arc<PhysicalCell>,
 }
 
 /// A shape's physical plan that runs with any constants
@@ -192,8 +192,8 @@ impl SqlSession {
             .plan
             .with_param_values(ParamValues::List(values.clone()))
             .ok()?;
-        let reuse = cached.physical.map(|cell| Reuse {
-            cell,
+        let reuse = Some(Reuse {
+            cell: cached.physical,
             values: values.into_iter().map(|v| v.value).collect(),
         });
         if reused {
@@ -287,11 +287,11 @@ impl SqlSession {
         }
         let newest_buckets = tempora_query::newest_buckets::candidate(&plan);
         let plan = self.df_state().optimize(&plan).ok()?;
-        let physical = Some(Arc::new(PhysicalCell {
+        let physical = Arc::new(PhysicalCell {
             plan: plan.clone(),
             types: types.clone(),
             state: Mutex::new(Made::NotYet),
-        }));
+        });
         Some(CachedPlan {
             plan,
             types,
