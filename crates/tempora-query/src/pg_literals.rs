@@ -259,15 +259,13 @@ fn rewrite_cast(
         // Text computed as the statement runs (a column, a parameter cast
         // to text) is read row by row with the same rules.
         let target = field.data_type();
-        let is_text =
-            |t: DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
         if matches!(
             target,
             DataType::Timestamp(..)
                 | DataType::Date32
                 | DataType::Interval(IntervalUnit::MonthDayNano)
         ) && !matches!(expr.as_ref(), Expr::Literal(..))
-            && schema.is_some_and(|s| expr.get_type(s).is_ok_and(is_text))
+            && schema.is_some_and(|s| expr.get_type(s).is_ok_and(|t| t.is_string()))
         {
             let call = text_cast(target, session).call(vec![expr.as_ref().clone()]);
             return Ok(Transformed::yes(call));
@@ -434,15 +432,7 @@ impl ScalarUDFImpl for PgTextCast {
             }
         };
         match &args.args[0] {
-            ColumnarValue::Scalar(v) => {
-                let text = match v {
-                    ScalarValue::Utf8(t) | ScalarValue::Utf8View(t) | ScalarValue::LargeUtf8(t) => {
-                        t.as_deref()
-                    }
-                    _ => None,
-                };
-                read(text).map(ColumnarValue::Scalar)
-            }
+            ColumnarValue::Scalar(v) => read(v.try_as_str().flatten()).map(ColumnarValue::Scalar),
             ColumnarValue::Array(a) => {
                 let a = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
                 let strings = a.as_string::<i32>();

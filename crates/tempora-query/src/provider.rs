@@ -932,20 +932,12 @@ impl TemporaTable {
         &self,
         filters: &[Expr],
     ) -> DfResult<Option<Arc<dyn datafusion::physical_plan::PhysicalExpr>>> {
-        use datafusion::common::tree_node::{Transformed, TreeNode};
         let Some(all) = datafusion::logical_expr::utils::conjunction(filters.iter().cloned())
         else {
             return Ok(None);
         };
         // The scan's filters name the table; the schema here does not.
-        let all = all
-            .transform(|e| match e {
-                Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
-                    datafusion::common::Column::new_unqualified(c.name),
-                ))),
-                e => Ok(Transformed::no(e)),
-            })?
-            .data;
+        let all = datafusion::logical_expr::expr_rewriter::unnormalize_col(all);
         let schema = DFSchema::try_from(self.schema.as_ref().clone())?;
         let props = datafusion::logical_expr::execution_props::ExecutionProps::new();
         let planning =

@@ -1417,15 +1417,15 @@ impl SqlSession {
         datafusion::execution::SendableRecordBatchStream,
         tempora_storage::ReadPin,
     )> {
-        let pin = self.engine.pin();
         let kept = match reuse {
             Some(reuse) => self.kept_physical(plan, reuse).await,
             None => None,
         };
         let Some((physical, lease)) = kept else {
-            drop(pin);
             return self.start_optimized_stream(plan).await;
         };
+        // A kept plan lists its files when it runs: after the pin.
+        let pin = self.engine.pin();
         let stream = datafusion::physical_plan::execute_stream(physical, self.task_ctx())
             .map_err(TemporaError::from_datafusion)?;
         // The plan is this stream's until the stream is dropped.
