@@ -77,26 +77,22 @@ pub struct Stamp {
 
 #[derive(Debug, Clone)]
 struct CachedPlan {
-    /// Optimized, with `$n` where the constants were.
-    plan: LogicalPlan,
-    types: Vec<DataType>,
+    shape: Arc<ShapePlan>,
     schema: SchemaRef,
     /// Whether the statement may ask for its newest time buckets
     /// (`tempora_query::newest_buckets`), which runs it differently.
     newest_buckets: bool,
-    /// Its physical plan, once made.
-    physical: Arc<PhysicalCell>,
 }
 
-/// A shape's physical plan that runs with any constants
-/// (`tempora_query::late_scan`), made the first time the shape reads few
-/// rows.
+/// A shape's optimized plan, and the physical plan of it that runs with any
+/// constants (`tempora_query::late_scan`), made the first time the shape
+/// reads few rows.
 #[derive(Debug)]
-pub(crate) struct PhysicalCell {
-    /// The optimized plan with `$n`, and their types.
+pub(crate) struct ShapePlan {
+    /// Optimized, with `$n` where the constants were.
     plan: LogicalPlan,
     types: Vec<DataType>,
-    state: Mutex<Made>,
+    physical: Mutex<Made>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,11 +112,11 @@ struct Template {
     busy: AtomicBool,
 }
 
-/// A statement's way to its shape's physical plan: the cell and the
+/// A statement's way to its shape's physical plan: the shape and the
 /// statement's constants.
 #[derive(Debug, Clone)]
 pub struct Reuse {
-    cell: Arc<PhysicalCell>,
+    shape: Arc<ShapePlan>,
     values: Vec<ScalarValue>,
 }
 
@@ -184,16 +180,18 @@ impl SqlSession {
         let zone = self.time_zone();
         let values = constants
             .iter()
-            .zip(&cached.types)
+            .zip(&cached.shape.types)
             .map(|(c, t)| read_constant(c, t, &zone).map(Into::into))
             .collect::<Option<Vec<_>>>()?;
         // A value the plan does not take sends the statement the ordinary way.
         let plan = cached
+            .shape
             .plan
+            .clone()
             .with_param_values(ParamValues::List(values.clone()))
             .ok()?;
         let reuse = Some(Reuse {
-            cell: cached.physical,
+            shape: cached.shape,
             values: values.into_iter().map(|v| v.value).collect(),
         });
         if reused {
@@ -287,17 +285,14 @@ impl SqlSession {
         }
         let newest_buckets = tempora_query::newest_buckets::candidate(&plan);
         let plan = self.df_state().optimize(&plan).ok()?;
-        let physical = Arc::new(PhysicalCell {
-            plan: plan.clone(),
-            types: types.clone(),
-            state: Mutex::new(Made::NotYet),
-        });
         Some(CachedPlan {
-            plan,
-            types,
+            shape: Arc::new(ShapePlan {
+                plan,
+                types,
+                physical: Mutex::new(Made::NotYet),
+            }),
             schema,
             newest_buckets,
-            physical,
         })
     }
 
@@ -314,7 +309,7 @@ impl SqlSession {
             return None;
         }
         let made = {
-            let mut state = reuse.cell.state.lock().ok()?;
+            let mut state = reuse.shape.physical.lock().ok()?;
             let made = state.clone();
             if matches!(made, Made::NotYet) {
                 *state = Made::No;
@@ -325,8 +320,8 @@ impl SqlSession {
             Made::Yes(t) => t,
             Made::No => return None,
             Made::NotYet => {
-                let t = Arc::new(self.make_template(&reuse.cell).await?);
-                *reuse.cell.state.lock().ok()? = Made::Yes(t.clone());
+                let t = Arc::new(self.make_template(&reuse.shape).await?);
+                *reuse.shape.physical.lock().ok()? = Made::Yes(t.clone());
                 t
             }
         };
@@ -345,9 +340,9 @@ impl SqlSession {
         Some((plan, lease))
     }
 
-    async fn make_template(&self, cell: &PhysicalCell) -> Option<Template> {
+    async fn make_template(&self, shape: &ShapePlan) -> Option<Template> {
         let slots = Arc::new(ParamSlots::default());
-        let made = match late_scan::with_params(cell.plan.clone(), &cell.types, &slots) {
+        let made = match late_scan::with_params(shape.plan.clone(), &shape.types, &slots) {
             Ok(plan) => tempora_query::small_scans::plan_late(&plan, &self.df_state()).await,
             Err(e) => Err(e),
         };
