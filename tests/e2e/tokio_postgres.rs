@@ -695,15 +695,20 @@ async fn repeated_select_items_keep_postgres_names() {
         let expected_owned: Vec<String> = expected.iter().map(|n| n.to_string()).collect();
         assert_eq!(described, Some(expected_owned), "{sql}");
     }
+    // avg of an integer is numeric, of a float double precision.
     let row = client
         .query_one(
-            "SELECT avg(x), sum(x), avg(x::float8) FROM (VALUES (1), (2), (2)) v(x)",
+            "SELECT avg(x), avg(x)::text, sum(x), avg(x::float8) FROM (VALUES (1), (2), (2)) v(x)",
             &[],
         )
         .await
         .unwrap();
-    assert_eq!(row.get::<_, f64>(0), 5.0 / 3.0);
-    assert_eq!(row.get::<_, f64>(2), 5.0 / 3.0);
+    assert_eq!(
+        row.columns()[0].type_(),
+        &tokio_postgres::types::Type::NUMERIC
+    );
+    assert_eq!(row.get::<_, &str>(1), "1.6666666666666667");
+    assert_eq!(row.get::<_, f64>(3), 5.0 / 3.0);
 }
 
 /// A result large enough to be printed on several cores arrives whole, in

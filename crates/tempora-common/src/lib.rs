@@ -384,6 +384,20 @@ fn classify_datafusion(err: DataFusionError) -> TemporaError {
 /// Arrow cast errors, reworded as PostgreSQL's input errors.
 fn classify_cast_error(msg: &str) -> TemporaError {
     let lower = msg.to_lowercase();
+    // Arrow: "Can't cast value 40000 to type Int16", a narrowing integer cast.
+    if lower.contains("can't cast value") {
+        let target = lower.rsplit("to type ").next().unwrap_or("");
+        let ty = match target.trim() {
+            "int16" => "smallint",
+            "int32" => "integer",
+            "int64" => "bigint",
+            _ => "value",
+        };
+        return TemporaError::new(
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("{ty} out of range"),
+        );
+    }
     let quoted = msg.split('\'').nth(1).unwrap_or("").to_string();
     if lower.contains("timestamp") || lower.contains("date") || lower.contains("time") {
         if lower.contains("out of range") || lower.contains("input is out of range") {

@@ -531,7 +531,7 @@ impl<'a> Col<'a> {
 pub fn binary_values(col: &ArrayRef) -> Result<Option<ArrayRef>, TemporaError> {
     let micros;
     let col = match col.data_type() {
-        DataType::Interval(_) | DataType::Duration(_) => col,
+        DataType::Interval(_) | DataType::Duration(_) | DataType::Decimal128(..) => col,
         DataType::Timestamp(..) => match crate::text::timestamps_with_infinities(col)
             .map_err(|e| TemporaError::internal(e.to_string()))?
         {

@@ -8,7 +8,8 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, Date32Array, Float32Array, Float64Array, TimestampMicrosecondArray,
+    Array, ArrayRef, Date32Array, Decimal128Array, Float32Array, Float64Array,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
@@ -567,6 +568,17 @@ pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, Arro
             strings(a, |i, out| {
                 let v = a.value(i);
                 write_interval(v.months, v.days, v.nanoseconds / 1000, out);
+            })
+        }
+        DataType::Decimal128(_, scale) => {
+            // numeric: exactly `scale` fractional digits, at any precision
+            // (the generic encoder goes through a 28-digit decimal).
+            let a = col
+                .as_any()
+                .downcast_ref::<Decimal128Array>()
+                .ok_or_else(|| ArrowError::CastError("numeric".into()))?;
+            strings(a, |i, out| {
+                crate::numeric::format_decimal(a.value(i), *scale, out)
             })
         }
         _ => return Ok(None),

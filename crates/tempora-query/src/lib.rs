@@ -23,6 +23,7 @@ pub mod late_scan;
 pub mod markers;
 pub mod newest_buckets;
 pub mod newest_series;
+pub mod pg_avg;
 pub mod pg_casts;
 pub mod pg_functions;
 pub mod pg_literals;

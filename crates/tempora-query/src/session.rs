@@ -940,6 +940,7 @@ pub fn session_context_with(
     ctx.register_udf(crate::time_bucket::time_bucket_udf());
     ctx.register_udf(crate::expr_names::tempora_named_udf());
     ctx.register_udf(crate::variables::current_setting_udf(variables.clone()));
+    ctx.register_udaf(crate::pg_avg::pg_avg_udaf());
     ctx.register_udaf(crate::aggregates::first_udaf());
     ctx.register_udaf(crate::aggregates::last_udaf());
     ctx.register_udaf(crate::aggregates::histogram_udaf());
@@ -1119,6 +1120,7 @@ fn setup_pg_catalog(ctx: &SessionContext, database: &str) -> Result<(), TemporaE
         ctx.register_udf(f);
     }
     ctx.register_udtf("pg_get_keywords", static_tables.pg_get_keywords.clone());
+    drop_replaced_aliases(ctx);
     // PostgreSQL's oid alias types (`regclass`, `regtype`, ...) as int4 in casts.
     let state = ctx.state_ref();
     let existing = state.read().clone();
@@ -1128,4 +1130,35 @@ fn setup_pg_catalog(ctx: &SessionContext, database: &str) -> Result<(), TemporaE
     // `generate_series` / `range` bounds accept int4 as well as int8.
     pgc::generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(ctx);
     Ok(())
+}
+
+/// Removes the aliases under which DataFusion's own functions stay
+/// registered after Tempora registered a function of the same name (`mean`
+/// for `avg`, `datetrunc` for `date_trunc`). Rebuilding a state from an
+/// existing one registers every function again in hash order, and such an
+/// alias would take the name back from Tempora's function on some starts.
+fn drop_replaced_aliases(ctx: &SessionContext) {
+    let state = ctx.state();
+    for key in replaced_aliases(state.scalar_functions(), |f| f.name()) {
+        ctx.deregister_udf(&key);
+    }
+    for key in replaced_aliases(state.aggregate_functions(), |f| f.name()) {
+        ctx.deregister_udaf(&key);
+    }
+}
+
+/// Keys of `registry` naming a function that is no longer the one
+/// registered under its own name.
+fn replaced_aliases<F>(
+    registry: &std::collections::HashMap<String, Arc<F>>,
+    name: impl Fn(&F) -> &str,
+) -> Vec<String> {
+    registry
+        .iter()
+        .filter(|&(key, f)| {
+            let own = name(f);
+            key.as_str() != own && !registry.get(own).is_some_and(|g| Arc::ptr_eq(f, g))
+        })
+        .map(|(key, _)| key.clone())
+        .collect()
 }

@@ -72,7 +72,7 @@ use tempora_storage::{DatabaseGuard, Engine};
 
 pub use caggs::Refresher;
 pub use copy::CopyIn;
-pub use insert::conform;
+pub use insert::{conform, conform_result};
 pub use plan_cache::Stamp;
 pub use roles::{bootstrap_superuser, scram_verifier_parts};
 pub use session_cmds::{Settings, TxState};
