@@ -202,3 +202,73 @@ async fn drop_racing_with_writers_recovers_what_was_visible() {
     let client = server.connect().await;
     assert_eq!(per_day(&client).await, before, "after kill -9");
 }
+
+/// `DROP TABLE` naming a chunk drops that chunk and its rows, flushed or
+/// not, as TimescaleDB does; the hypertable and its other chunks stay, also
+/// after a restart. A missing chunk is 42P01 (a notice with IF EXISTS); in a
+/// transaction block it is not supported.
+#[tokio::test(flavor = "multi_thread")]
+async fn drop_table_of_a_chunk_drops_that_chunk() {
+    let mut server = TestServer::start().await;
+    let client = server.connect().await;
+    create(&client).await;
+    insert_day(&client, 0, 100, 0).await;
+    insert_day(&client, 1, 50, 1000).await;
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    insert_day(&client, 0, 10, 500).await;
+    let names: Vec<String> = client
+        .query(
+            "SELECT chunk_schema || '.' || chunk_name FROM timescaledb_information.chunks \
+             WHERE hypertable_name = 'ch' ORDER BY range_start",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let e = client
+        .batch_execute(&format!("BEGIN; DROP TABLE {}", names[0]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "0A000", "{e}");
+    client.batch_execute("ROLLBACK").await.unwrap();
+
+    client
+        .batch_execute(&format!("DROP TABLE {}", names[0]))
+        .await
+        .unwrap();
+    assert_eq!(
+        per_day(&client).await,
+        vec![(1, 50, 1000 * 50 + 49 * 50 / 2)]
+    );
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'ch'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 1);
+
+    let e = client
+        .batch_execute(&format!("DROP TABLE {}", names[0]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "42P01", "{e}");
+    client
+        .batch_execute(&format!("DROP TABLE IF EXISTS {}", names[0]))
+        .await
+        .unwrap();
+
+    drop(client);
+    server.kill9();
+    server.restart().await;
+    let client = server.connect().await;
+    assert_eq!(
+        per_day(&client).await,
+        vec![(1, 50, 1000 * 50 + 49 * 50 / 2)]
+    );
+}

@@ -466,6 +466,42 @@ pub(crate) fn allowed_in_block(stmt: &Statement) -> bool {
     }
 }
 
+/// `DROP TABLE _timescaledb_internal._hyper_H_C_chunk`: drops the chunk
+/// and its rows, as `drop_chunks` would, leaving the hypertable.
+async fn drop_chunk_tables(
+    session: &SqlSession,
+    chunks: &[(String, String)],
+    if_exists: bool,
+    notices: &mut Vec<Notice>,
+) -> Result<()> {
+    session.reject_write_in_block("DROP TABLE of a chunk")?;
+    let engine = session.engine();
+    let snapshot = engine.catalog().snapshot();
+    let mut by_table: Vec<(u32, Vec<u32>)> = Vec::new();
+    for (schema, name) in chunks {
+        match tempora_query::compression::chunk_named(&snapshot, &format!("{schema}.{name}")) {
+            Ok((table, chunk)) => match by_table.iter_mut().find(|(oid, _)| *oid == table.oid) {
+                Some((_, ids)) => ids.push(chunk.id),
+                None => by_table.push((table.oid, vec![chunk.id])),
+            },
+            Err(_) if if_exists => notices.push(Notice::info(
+                SqlState::SUCCESSFUL_COMPLETION,
+                format!("table \"{name}\" does not exist, skipping"),
+            )),
+            Err(_) => {
+                return Err(TemporaError::new(
+                    SqlState::UNDEFINED_TABLE,
+                    format!("table \"{name}\" does not exist"),
+                ))
+            }
+        }
+    }
+    for (oid, ids) in by_table {
+        engine.drop_chunks(oid, &ids).await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn execute(
     session: &mut SqlSession,
     stmt: &Statement,
@@ -523,6 +559,15 @@ pub(crate) async fn execute(
             let mut notices = vec![];
             let mut dropped = vec![];
             let targets = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
+            let (chunks, targets): (Vec<_>, Vec<_>) = targets
+                .into_iter()
+                .partition(|(schema, _)| schema == tempora_catalog::CHUNK_SCHEMA);
+            if !chunks.is_empty() {
+                drop_chunk_tables(session, &chunks, *if_exists, &mut notices).await?;
+                if targets.is_empty() {
+                    return Ok((Outcome::Command("DROP TABLE".into()), notices));
+                }
+            }
             catalog
                 .commit(|state| {
                     notices.clear();
