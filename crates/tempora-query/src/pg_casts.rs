@@ -29,6 +29,72 @@ use datafusion::optimizer::AnalyzerRule;
 #[derive(Debug, Default)]
 pub struct PgIntegerCasts;
 
+/// Arithmetic of `real` with an integer or numeric operand in double
+/// precision, as PostgreSQL computes it: it has no `real / integer`
+/// operator and picks `float48div`, its preferred float type, where
+/// DataFusion's coercion casts the integer to `real` (`3::real / 7` is
+/// 0.42857142857142855, not 0.42857143). Runs after type coercion.
+#[derive(Debug, Default)]
+pub struct PgFloat4Arithmetic;
+
+impl AnalyzerRule for PgFloat4Arithmetic {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        let changed = std::cell::Cell::new(false);
+        let plan = rewrite_plan_exprs(plan, |e, schema| {
+            let t = widen_float4(e, schema)?;
+            changed.set(changed.get() || t.transformed);
+            Ok(t)
+        })?;
+        if !changed.get() {
+            return Ok(plan);
+        }
+        // Widened expressions change the types their nodes output and the
+        // types the expressions around them compare: coerce again.
+        datafusion::optimizer::analyzer::type_coercion::TypeCoercion::new().analyze(plan, config)
+    }
+
+    fn name(&self) -> &str {
+        "pg_float4_arithmetic"
+    }
+}
+
+/// The operand of `real` arithmetic that coercion cast from an integer or
+/// a numeric to `real`, uncast.
+fn cast_to_float4(e: &Expr, schema: &dyn ExprSchema) -> Option<Expr> {
+    let Expr::Cast(Cast { expr, field }) = e else {
+        return None;
+    };
+    let from = expr.get_type(schema).ok()?;
+    (field.data_type() == &DataType::Float32
+        && (from.is_integer() || matches!(from, DataType::Decimal128(..))))
+    .then(|| expr.as_ref().clone())
+}
+
+fn widen_float4(e: Expr, schema: &dyn ExprSchema) -> DfResult<Transformed<Expr>> {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
+        return Ok(Transformed::no(e));
+    };
+    if !matches!(
+        op,
+        Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide | Operator::Modulo
+    ) {
+        return Ok(Transformed::no(e));
+    }
+    let float4 = |x: &Expr| x.get_type(schema).is_ok_and(|t| t == DataType::Float32);
+    let (l, r) = match (cast_to_float4(left, schema), cast_to_float4(right, schema)) {
+        (None, Some(r)) if float4(left) => (left.as_ref().clone(), r),
+        (Some(l), None) if float4(right) => (l, right.as_ref().clone()),
+        _ => return Ok(Transformed::no(e)),
+    };
+    let double = |x: Expr| Expr::Cast(Cast::new(Box::new(x), DataType::Float64));
+    Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+        Box::new(double(l)),
+        *op,
+        Box::new(double(r)),
+    ))))
+}
+
 /// `pg_round(x)`: a float rounded ties-to-even, a decimal rounded half
 /// away from zero to scale 0, as PostgreSQL rounds them into integers.
 #[derive(Debug, PartialEq, Eq, Hash)]

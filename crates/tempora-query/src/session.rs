@@ -955,6 +955,7 @@ pub fn session_context_with(
         variables: variables.clone(),
     }));
     ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgIntegerCasts));
+    ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgFloat4Arithmetic));
     let pg_text = crate::pg_text::pg_text_udf(variables.clone());
     ctx.add_analyzer_rule(Arc::new(crate::pg_text::PgTextCasts {
         text: pg_text.clone(),

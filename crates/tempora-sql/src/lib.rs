@@ -1298,7 +1298,10 @@ impl SqlSession {
                 let params = param_types(&plan)?;
                 let schema = match explain::explain_kind(&plan) {
                     Some(_) => explain::schema(),
-                    None => output_schema(plan.schema().as_arrow()),
+                    None => with_computed_types(
+                        &output_schema(plan.schema().as_arrow()),
+                        &Arc::new(self.analyzed_schema(&plan).as_arrow().clone()),
+                    ),
                 };
                 Ok(prepared(Kind::Query(Box::new(plan)), params, Some(schema)))
             }
@@ -1356,6 +1359,24 @@ impl SqlSession {
             .collect()
             .await
             .map_err(TemporaError::from_datafusion)
+    }
+
+    /// The columns `plan` gives once analyzed: Tempora's analyzer rules may
+    /// change a column's type (`real / integer` computes in double
+    /// precision), and Describe must announce the type the rows will carry
+    /// (see [`with_computed_types`]). A plan the analyzer cannot take yet (a
+    /// parameter whose type only a Bind gives) keeps the planner's types.
+    fn analyzed_schema(&self, plan: &LogicalPlan) -> datafusion::common::DFSchemaRef {
+        let state = self.df_state();
+        match state
+            .analyzer()
+            .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
+        {
+            Ok(analyzed) if analyzed.schema().fields().len() == plan.schema().fields().len() => {
+                analyzed.schema().clone()
+            }
+            _ => plan.schema().clone(),
+        }
     }
 
     /// Plans a statement with DataFusion.
@@ -1663,15 +1684,21 @@ impl SqlSession {
                 let schema = output_schema(plan.schema().as_arrow());
                 if stream && plan_calls.is_none() && !newest_buckets::candidate(&plan) {
                     let started = self.start_stream(plan).await?;
+                    let schema = with_computed_types(&schema, &started.0.schema());
                     return Ok(streamed(started, schema, deadline));
                 }
                 let result = self.collect_query(plan).await;
                 // Functions such as compress_chunk raise NOTICEs as they run.
                 let notices = self.take_notices();
+                let batches = result?;
+                let schema = match batches.first() {
+                    Some(b) => with_computed_types(&schema, &b.schema()),
+                    None => schema,
+                };
                 Ok((
                     Outcome::Rows {
                         schema,
-                        batches: result?,
+                        batches,
                         tag: "SELECT".into(),
                     },
                     notices,
@@ -1955,6 +1982,39 @@ pub(crate) async fn query_rows(
 }
 
 /// The result columns as the client sees them (generated name suffixes removed).
+/// `declared` (a planned statement's column names and types) with double
+/// precision where its executed plan computes a `real` column in double
+/// precision: Tempora's analyzer widens `real / integer` after the planner
+/// typed it. Other differences (a dictionary or view encoding of text) stay
+/// for [`conform`] to undo.
+fn with_computed_types(declared: &SchemaRef, computed: &SchemaRef) -> SchemaRef {
+    let widened =
+        |d: &DataType, c: &DataType| matches!((d, c), (DataType::Float32, DataType::Float64));
+    if declared.fields().len() != computed.fields().len()
+        || !declared
+            .fields()
+            .iter()
+            .zip(computed.fields())
+            .any(|(d, c)| widened(d.data_type(), c.data_type()))
+    {
+        return declared.clone();
+    }
+    Arc::new(datafusion::arrow::datatypes::Schema::new(
+        declared
+            .fields()
+            .iter()
+            .zip(computed.fields())
+            .map(|(d, c)| {
+                if widened(d.data_type(), c.data_type()) {
+                    d.as_ref().clone().with_data_type(DataType::Float64)
+                } else {
+                    d.as_ref().clone()
+                }
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
 pub(crate) fn output_schema(schema: &datafusion::arrow::datatypes::Schema) -> SchemaRef {
     Arc::new(datafusion::arrow::datatypes::Schema::new(
         schema
