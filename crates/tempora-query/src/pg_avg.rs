@@ -50,17 +50,9 @@ struct PgAvg {
     signature: Signature,
 }
 
+/// Integer types whose values fit `bigint` (PostgreSQL has no unsigned ones).
 fn is_integer(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-    )
+    t.is_integer() && t != &DataType::UInt64
 }
 
 /// Whether the (coerced) argument takes the integer path.

@@ -202,17 +202,7 @@ fn is_string(t: &DataType) -> bool {
 }
 
 fn is_integer(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-    )
+    t.is_integer()
 }
 
 /// Can this argument become an interval width or offset?
