@@ -262,6 +262,24 @@ async fn drop_table_of_a_chunk_drops_that_chunk() {
         .batch_execute(&format!("DROP TABLE IF EXISTS {}", names[0]))
         .await
         .unwrap();
+    // A missing chunk named with a table: the table goes, the chunk's
+    // notice is kept.
+    client
+        .batch_execute("CREATE TABLE other (v int)")
+        .await
+        .unwrap();
+    let out = server.psql_sql(&format!("DROP TABLE IF EXISTS {}, other", names[0]));
+    out.assert_success();
+    assert!(
+        out.stderr.contains("does not exist, skipping"),
+        "{}",
+        out.stderr
+    );
+    let e = client
+        .batch_execute("SELECT * FROM other")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "42P01", "{e}");
 
     drop(client);
     server.kill9();

@@ -562,10 +562,13 @@ pub(crate) async fn execute(
             let (chunks, targets): (Vec<_>, Vec<_>) = targets
                 .into_iter()
                 .partition(|(schema, _)| schema == tempora_catalog::CHUNK_SCHEMA);
+            // Chunks go first, each drop a commit of its own; the tables
+            // named with them are dropped together after.
+            let mut chunk_notices = vec![];
             if !chunks.is_empty() {
-                drop_chunk_tables(session, &chunks, *if_exists, &mut notices).await?;
+                drop_chunk_tables(session, &chunks, *if_exists, &mut chunk_notices).await?;
                 if targets.is_empty() {
-                    return Ok((Outcome::Command("DROP TABLE".into()), notices));
+                    return Ok((Outcome::Command("DROP TABLE".into()), chunk_notices));
                 }
             }
             catalog
@@ -673,7 +676,8 @@ pub(crate) async fn execute(
                 })
                 .await?;
             session.drop_tables(dropped);
-            Ok((Outcome::Command("DROP TABLE".into()), notices))
+            chunk_notices.extend(notices);
+            Ok((Outcome::Command("DROP TABLE".into()), chunk_notices))
         }
         Statement::CreateIndex(ci) => crate::index::create_index(session, ci).await,
         Statement::Comment {
