@@ -259,8 +259,7 @@ impl<'a> RowPrinter<'a> {
         let mut rows = Vec::new();
         for batch in batches {
             // Plans may give a column another Arrow type than its declared one.
-            let batch =
-                tempora_sql::conform_result(batch.columns(), &self.schema).map_err(wire_error)?;
+            let batch = tempora_sql::conform(batch.columns(), &self.schema).map_err(wire_error)?;
             // Text output prints timestamptz in the session's TimeZone (text.rs);
             // binary output carries the instant, which no zone changes.
             let batch = render_text_columns(batch, format, tz, all_text)?;

@@ -42,40 +42,6 @@ pub fn conform(
     RecordBatch::try_new(schema.clone(), cols).map_err(|e| TemporaError::from_datafusion(e.into()))
 }
 
-/// [`conform`] for a query's rows on their way to a client. A numeric
-/// column keeps the scale it was computed with: PostgreSQL's numeric values
-/// carry their own, and a result column's declared type (planned before
-/// constants were folded, `round(x, 2)` then had no literal scale) may
-/// have another.
-pub fn conform_result(
-    columns: &[datafusion::arrow::array::ArrayRef],
-    schema: &SchemaRef,
-) -> Result<RecordBatch> {
-    let numeric = |t: &DataType| matches!(t, DataType::Decimal128(..));
-    let rescaled = columns.iter().zip(schema.fields()).any(|(c, f)| {
-        numeric(c.data_type()) && numeric(f.data_type()) && c.data_type() != f.data_type()
-    });
-    if !rescaled {
-        return conform(columns, schema);
-    }
-    let fields: Vec<_> = columns
-        .iter()
-        .zip(schema.fields())
-        .map(|(c, f)| {
-            if numeric(c.data_type()) && numeric(f.data_type()) {
-                Arc::new(f.as_ref().clone().with_data_type(c.data_type().clone()))
-            } else {
-                f.clone()
-            }
-        })
-        .collect();
-    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
-        fields,
-        schema.metadata().clone(),
-    ));
-    conform(columns, &schema)
-}
-
 /// What an `ON CONFLICT` clause asks for.
 enum ConflictAction<'a> {
     /// Raise 23505 or leave the row out.

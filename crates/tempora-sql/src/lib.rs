@@ -72,7 +72,7 @@ use tempora_storage::{DatabaseGuard, Engine};
 
 pub use caggs::Refresher;
 pub use copy::CopyIn;
-pub use insert::{conform, conform_result};
+pub use insert::conform;
 pub use plan_cache::Stamp;
 pub use roles::{bootstrap_superuser, scram_verifier_parts};
 pub use session_cmds::{Settings, TxState};
@@ -1981,15 +1981,22 @@ pub(crate) async fn query_rows(
     Ok((schema, batches))
 }
 
-/// The result columns as the client sees them (generated name suffixes removed).
-/// `declared` (a planned statement's column names and types) with double
-/// precision where its executed plan computes a `real` column in double
-/// precision: Tempora's analyzer widens `real / integer` after the planner
-/// typed it. Other differences (a dictionary or view encoding of text) stay
-/// for [`conform`] to undo.
+/// `declared` (a planned statement's column names and types) with the type
+/// its analyzed or executed plan computes where the two differ in a way the
+/// planner could not know: double precision for `real` (Tempora's analyzer
+/// widens `real / integer` after the planner typed it), and a numeric's
+/// scale (`round(x, 2)` folds its literal after; PostgreSQL's numeric values
+/// carry their own scale, so a client sees no other type). Other
+/// differences (a dictionary or view encoding of text) stay for [`conform`]
+/// to undo.
 fn with_computed_types(declared: &SchemaRef, computed: &SchemaRef) -> SchemaRef {
-    let widened =
-        |d: &DataType, c: &DataType| matches!((d, c), (DataType::Float32, DataType::Float64));
+    let widened = |d: &DataType, c: &DataType| {
+        matches!(
+            (d, c),
+            (DataType::Float32, DataType::Float64)
+                | (DataType::Decimal128(..), DataType::Decimal128(..))
+        ) && d != c
+    };
     if declared.fields().len() != computed.fields().len()
         || !declared
             .fields()
@@ -2006,7 +2013,7 @@ fn with_computed_types(declared: &SchemaRef, computed: &SchemaRef) -> SchemaRef 
             .zip(computed.fields())
             .map(|(d, c)| {
                 if widened(d.data_type(), c.data_type()) {
-                    d.as_ref().clone().with_data_type(DataType::Float64)
+                    d.as_ref().clone().with_data_type(c.data_type().clone())
                 } else {
                     d.as_ref().clone()
                 }
@@ -2015,6 +2022,7 @@ fn with_computed_types(declared: &SchemaRef, computed: &SchemaRef) -> SchemaRef 
     ))
 }
 
+/// The result columns as the client sees them (generated name suffixes removed).
 pub(crate) fn output_schema(schema: &datafusion::arrow::datatypes::Schema) -> SchemaRef {
     Arc::new(datafusion::arrow::datatypes::Schema::new(
         schema
