@@ -529,6 +529,148 @@ async fn a_filter_on_series_reads_exactly_their_rows() {
     assert_eq!(row.get::<_, i64>(0), 10_000);
 }
 
+/// Which scan node of `EXPLAIN ANALYZE sql` read the series runs: the
+/// cache (`SeriesCacheExec`) or the files, keeping the runs
+/// (`SeriesCacheFillExec`).
+async fn series_scan(client: &Client, sql: &str) -> String {
+    let lines = plan_lines(client, &format!("EXPLAIN ANALYZE {sql}")).await;
+    let nodes: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| {
+            let l = l.trim_start();
+            ["SeriesCacheExec", "SeriesCacheFillExec"]
+                .into_iter()
+                .find(|n| l.starts_with(&format!("{n}:")))
+        })
+        .collect();
+    assert_eq!(nodes.len(), 1, "{sql}: {lines:#?}");
+    nodes[0].to_string()
+}
+
+/// A statement over a few series' short runs reads them from the files once;
+/// the next statement over the same runs reads them from memory, and
+/// answers the same, through new rows, new files, rewritten files and a
+/// column's new type, and whatever protocol it comes by.
+#[tokio::test(flavor = "multi_thread")]
+async fn short_series_runs_are_read_from_memory_the_second_time() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE sc (time timestamptz NOT NULL, host text, v float8, w int);
+             SELECT create_hypertable('sc', 'time', chunk_time_interval => INTERVAL '3 days');
+             CREATE INDEX ON sc (host, time DESC);
+             INSERT INTO sc SELECT '2024-01-01'::timestamptz + g * interval '1 second',
+                 'h' || lpad((g % 40)::text, 2, '0'), g, g % 7
+               FROM generate_series(1, 400000) g;
+             CHECKPOINT;",
+        )
+        .await
+        .unwrap();
+    let aggregates = "count(*), sum(v), sum(w), min(time)::text, max(time)::text";
+    let window = "time >= '2024-01-02 06:00' AND time < '2024-01-04 20:00'";
+    // The same answer as a filter the scan cannot read series from.
+    let check = |pinned: &'static str, unpinned: &'static str| {
+        let client = &client;
+        async move {
+            let sql = format!("SELECT {aggregates} FROM sc WHERE {pinned} AND {window}");
+            let want = format!("SELECT {aggregates} FROM sc WHERE {unpinned} AND {window}");
+            let got = text_rows(client, &sql).await;
+            assert_eq!(got, text_rows(client, &want).await, "{pinned}");
+            assert_ne!(got, vec!["0|NULL|NULL|NULL|NULL".to_string()], "{pinned}");
+            sql
+        }
+    };
+    let one = check("host = 'h07'", "upper(host) = 'H07'").await;
+    // The statement above read the run and kept it.
+    assert_eq!(series_scan(&client, &one).await, "SeriesCacheExec");
+    check("host = 'h07'", "upper(host) = 'H07'").await;
+    // Another series is read from its file first.
+    let two = check("host IN ('h07', 'h31')", "upper(host) IN ('H07', 'H31')").await;
+    assert_eq!(series_scan(&client, &two).await, "SeriesCacheExec");
+    check("host IN ('h07', 'h31')", "upper(host) IN ('H07', 'H31')").await;
+    // Nine series' runs are too many rows for one partition: the plan
+    // around the scan is parallel, the scan reads its runs in order.
+    let nine = "host IN ('h01', 'h02', 'h03', 'h04', 'h05', 'h06', 'h07', 'h08', 'h09')";
+    let lines = plan_lines(
+        &client,
+        &format!("EXPLAIN SELECT {aggregates} FROM sc WHERE {nine} AND {window}"),
+    )
+    .await;
+    assert!(
+        lines.iter().any(|l| l.contains("RepartitionExec")),
+        "{lines:#?}"
+    );
+    let upper_nine =
+        "upper(host) IN ('H01', 'H02', 'H03', 'H04', 'H05', 'H06', 'H07', 'H08', 'H09')";
+    let nine_sql = check(nine, upper_nine).await;
+    assert_eq!(series_scan(&client, &nine_sql).await, "SeriesCacheExec");
+    check(nine, upper_nine).await;
+
+    // Unflushed rows are read along with the kept runs.
+    client
+        .batch_execute("INSERT INTO sc VALUES ('2024-01-03 12:00:00.5', 'h07', 1000000, 1000000)")
+        .await
+        .unwrap();
+    check("host = 'h07'", "upper(host) = 'H07'").await;
+    // Once flushed, they are in a new file, whose run is read and kept.
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    assert_eq!(series_scan(&client, &one).await, "SeriesCacheFillExec");
+    check("host = 'h07'", "upper(host) = 'H07'").await;
+    assert_eq!(series_scan(&client, &one).await, "SeriesCacheExec");
+
+    // Rewritten files are new files.
+    client
+        .batch_execute("DELETE FROM sc WHERE host = 'h07' AND v < 200000")
+        .await
+        .unwrap();
+    check("host = 'h07'", "upper(host) = 'H07'").await;
+    // A column of a new type is read again.
+    client
+        .batch_execute("ALTER TABLE sc ALTER COLUMN w TYPE bigint")
+        .await
+        .unwrap();
+    check("host = 'h07'", "upper(host) = 'H07'").await;
+    check("host IN ('h07', 'h31')", "upper(host) IN ('H07', 'H31')").await;
+
+    // A prepared statement run for one series after another.
+    let prepared = client
+        .prepare(&format!(
+            "SELECT {aggregates} FROM sc WHERE host = $1 AND {window}"
+        ))
+        .await
+        .unwrap();
+    for round in 0..2 {
+        for host in ["h01", "h07", "h31", "h39", "nowhere"] {
+            let row = client.query_one(&prepared, &[&host]).await.unwrap();
+            let want = text_rows(
+                &client,
+                &format!(
+                    "SELECT {aggregates} FROM sc WHERE upper(host) = upper('{host}') AND {window}"
+                ),
+            )
+            .await;
+            let count: i64 = row.get(0);
+            let sum: Option<f64> = row.get(1);
+            let expect: Vec<&str> = want[0].split('|').collect();
+            assert_eq!(count.to_string(), expect[0], "{host}, round {round}");
+            assert_eq!(
+                sum.map_or("NULL".to_string(), |s| s.to_string()),
+                expect[1],
+                "{host}, round {round}"
+            );
+        }
+    }
+    // LIMIT stops the scan early: nothing partial is kept.
+    let limited = text_rows(
+        &client,
+        "SELECT v FROM sc WHERE host = 'h39' ORDER BY time LIMIT 2",
+    )
+    .await;
+    assert_eq!(limited.len(), 2);
+    check("host = 'h39'", "upper(host) = 'H39'").await;
+}
+
 /// A statement that reads a few pages of one series is planned on one
 /// partition: no rows handed between threads, one aggregation phase. One
 /// that reads the whole table is split across the server's threads.

@@ -240,7 +240,7 @@ pub struct FileSeries {
     /// each value's rows together and in `values`' order (a file sorted by
     /// this column: a table's ingest and merged files with a series index):
     /// value `i`'s rows are then the file's rows from the sum of the counts
-    /// before it on ([`FileSeries::rows_of`]). Empty otherwise, and in
+    /// before it on ([`FileSeries::runs_of`]). Empty otherwise, and in
     /// entries written before it was recorded.
     #[serde(default, with = "shared_vec", skip_serializing_if = "no_counts")]
     pub counts: std::sync::Arc<Vec<u64>>,
@@ -254,13 +254,13 @@ impl FileSeries {
     /// Files with more distinct values record none.
     pub const MAX_VALUES: usize = 4096;
 
-    /// The file's rows holding `wanted` values, as sorted, disjoint row
-    /// ranges; None when the file does not record where its values are.
-    /// A value the file does not hold has no rows.
-    pub fn rows_of<'a>(
+    /// Each of the `wanted` values the file holds, as its position in
+    /// `values` and its rows, in the file's order; None when the file does
+    /// not record where its values are.
+    pub fn runs_of<'a>(
         &self,
         wanted: impl IntoIterator<Item = &'a str>,
-    ) -> Option<Vec<std::ops::Range<u64>>> {
+    ) -> Option<Vec<(usize, std::ops::Range<u64>)>> {
         if self.counts.len() != self.values.len() {
             return None;
         }
@@ -274,18 +274,15 @@ impl FileSeries {
             .collect();
         found.sort_unstable();
         found.dedup();
-        let mut ranges = Vec::with_capacity(found.len());
+        let mut runs = Vec::with_capacity(found.len());
         let (mut start, mut next) = (0u64, 0usize);
         for i in found {
             start += self.counts[next..i].iter().sum::<u64>();
             let end = start + self.counts[i];
-            match ranges.last_mut() {
-                Some(std::ops::Range { end: last, .. }) if *last == start => *last = end,
-                _ => ranges.push(start..end),
-            }
+            runs.push((i, start..end));
             (start, next) = (end, i + 1);
         }
-        Some(ranges)
+        Some(runs)
     }
 }
 
@@ -2127,20 +2124,23 @@ mod file_series_tests {
     }
 
     #[test]
-    #[allow(clippy::single_range_in_vec_init)] // one run of rows, as a list
     fn a_series_rows_are_found_from_the_counts() {
         let s = series(
             &[None, Some("a"), Some("b"), Some("c"), Some("d")],
             &[2, 3, 4, 5, 6],
         );
-        assert_eq!(s.rows_of(["a"]), Some(vec![2..5]));
-        assert_eq!(s.rows_of(["d", "b"]), Some(vec![5..9, 14..20]));
-        // Neighbours merge; repeats and values the file lacks add nothing.
-        assert_eq!(s.rows_of(["c", "b", "zz", "b", "0"]), Some(vec![5..14]));
-        assert_eq!(s.rows_of(["x"]), Some(vec![]));
-        assert_eq!(s.rows_of([]), Some(vec![]));
+        assert_eq!(s.runs_of(["a"]), Some(vec![(1, 2..5)]));
+        assert_eq!(s.runs_of(["d", "b"]), Some(vec![(2, 5..9), (4, 14..20)]));
+        // Repeats and values the file lacks add nothing; neighbours stay
+        // apart, each with its value's position.
+        assert_eq!(
+            s.runs_of(["c", "b", "zz", "b", "0"]),
+            Some(vec![(2, 5..9), (3, 9..14)])
+        );
+        assert_eq!(s.runs_of(["x"]), Some(vec![]));
+        assert_eq!(s.runs_of([]), Some(vec![]));
         // Not recorded: unknown.
-        assert_eq!(series(&[Some("a")], &[]).rows_of(["a"]), None);
+        assert_eq!(series(&[Some("a")], &[]).runs_of(["a"]), None);
         let text = serde_json::to_string(&s).unwrap();
         assert!(text.ends_with(r#""counts":[2,3,4,5,6]}"#), "{text}");
         assert_eq!(serde_json::from_str::<FileSeries>(&text).unwrap(), s);

@@ -32,6 +32,7 @@ pub mod pg_text;
 pub mod pg_types;
 pub mod provider;
 pub mod sequences;
+pub mod series_runs;
 pub mod session;
 pub mod sleep;
 pub mod small_scans;

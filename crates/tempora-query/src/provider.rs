@@ -552,7 +552,7 @@ impl TemporaTable {
     /// files it opens and of the rows not yet flushed. Where the filters pin
     /// the column the files are clustered by to a few values, each file is
     /// read a page or two per value (whether the reader then decodes every
-    /// row of those pages or only the series' own, [`series_rows`], fetching
+    /// row of those pages or only the series' own, [`series_runs`], fetching
     /// and decoding the pages is what costs); a file that records holding
     /// none of the pinned series is not opened. Files written before the
     /// table's series index existed are not clustered, and the catalog does
@@ -570,8 +570,8 @@ impl TemporaTable {
         let series = pinned_series(def, filters);
         let in_files: u64 = files
             .iter()
-            .map(|f| match series.as_ref().and_then(|s| series_rows(f, s)) {
-                Some(ranges) if ranges.is_empty() => 0,
+            .map(|f| match series.as_ref().and_then(|s| series_runs(f, s)) {
+                Some(runs) if runs.is_empty() => 0,
                 _ => f.rows.min(per_file),
             })
             .sum();
@@ -631,18 +631,22 @@ fn pinned_series(def: &TableDef, filters: &[Expr]) -> Option<(u32, Vec<String>)>
     Some((column.id, values))
 }
 
-/// The rows of `file` a scan whose filters pin the series column to
-/// `series` ([`pinned_series`]) needs: the runs of those values, when the
-/// file records where its values are ([`tempora_catalog::FileSeries::rows_of`]);
-/// empty when it holds none of them. None: all of them.
-fn series_rows(file: &FileDef, series: &(u32, Vec<String>)) -> Option<Vec<std::ops::Range<u64>>> {
+/// The runs of `file` a scan whose filters pin the series column to
+/// `series` ([`pinned_series`]) needs: each pinned value's position among
+/// the file's values and its rows, when the file records where its values
+/// are ([`tempora_catalog::FileSeries::runs_of`]); empty when it holds none
+/// of them. None: all of its rows.
+fn series_runs(
+    file: &FileDef,
+    series: &(u32, Vec<String>),
+) -> Option<Vec<(usize, std::ops::Range<u64>)>> {
     let (column, wanted) = series;
     let recorded = file.series.as_ref().filter(|s| s.column == *column)?;
     // A file's counts cover its rows: anything else is not trusted.
     if recorded.counts.iter().sum::<u64>() != file.rows {
         return None;
     }
-    recorded.rows_of(wanted.iter().map(String::as_str))
+    recorded.runs_of(wanted.iter().map(String::as_str))
 }
 
 /// A file a scan reads.
@@ -654,34 +658,43 @@ struct ScannedFile {
     /// pages ([`NARROW_RUN_ROWS`]): row group statistics could leave out
     /// little of it.
     narrow: bool,
+    /// The series runs it reads, as the series cache names them: each
+    /// run's position among the file's series values and its row count.
+    /// Empty when it is read whole.
+    runs: Vec<(u32, u64)>,
 }
 
 /// The longest run of a series a row selection is counted narrow for.
 const NARROW_RUN_ROWS: u64 = 2 * tempora_storage::parquet_io::CLUSTERED_PAGE_ROWS as u64;
 
 /// How a scan reads one of its files: whole, or only the rows of the
-/// series its filters pin ([`series_rows`]), through a row selection the
+/// series its filters pin ([`series_runs`]), through a row selection the
 /// Parquet reader reads only their pages (and rows) for. None: the file
 /// holds none of those rows.
 fn scanned_file(f: &FileDef, series: Option<&(u32, Vec<String>)>) -> Option<ScannedFile> {
-    match series.and_then(|s| series_rows(f, s)) {
+    match series.and_then(|s| series_runs(f, s)) {
         None => Some(ScannedFile {
             file: partitioned_file(f),
             rows: f.rows,
             narrow: false,
+            runs: Vec::new(),
         }),
-        Some(ranges) if ranges.is_empty() => None,
-        Some(ranges) => {
-            let rows = ranges.iter().map(|r| r.end - r.start).sum();
-            let narrow = ranges.iter().all(|r| r.end - r.start <= NARROW_RUN_ROWS);
+        Some(runs) if runs.is_empty() => None,
+        Some(runs) => {
+            let rows = runs.iter().map(|(_, r)| r.end - r.start).sum();
+            let narrow = runs.iter().all(|(_, r)| r.end - r.start <= NARROW_RUN_ROWS);
             let selection = RowSelection::from_consecutive_ranges(
-                ranges.into_iter().map(|r| r.start as usize..r.end as usize),
+                runs.iter().map(|(_, r)| r.start as usize..r.end as usize),
                 f.rows as usize,
             );
             Some(ScannedFile {
                 file: partitioned_file(f).with_extension(ParquetRowSelection::new(selection)),
                 rows,
                 narrow,
+                runs: runs
+                    .into_iter()
+                    .map(|(i, r)| (i as u32, r.end - r.start))
+                    .collect(),
             })
         }
     }
@@ -953,6 +966,44 @@ impl TemporaTable {
         }
     }
 
+    /// The series runs of `scanned` (every file read through its runs) as
+    /// the series cache keeps them, for a scan projecting `projection`;
+    /// None when the cache is off or the scan reads no column.
+    fn cacheable_runs(
+        &self,
+        projection: Option<&Vec<usize>>,
+        scanned: &[ScannedFile],
+    ) -> Option<Arc<crate::series_runs::SeriesRuns>> {
+        let cache = self.engine.series_cache();
+        if !cache.enabled() || scanned.iter().any(|f| f.runs.is_empty()) {
+            return None;
+        }
+        let indices: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        if indices.is_empty() {
+            return None;
+        }
+        let columns = indices
+            .iter()
+            .map(|&i| self.def.columns.get(i).map(|c| c.id))
+            .collect::<Option<Vec<u32>>>()?;
+        Some(Arc::new(crate::series_runs::SeriesRuns {
+            cache: cache.clone(),
+            engine: self.engine.instance(),
+            schema: Arc::new(self.schema.project(&indices).ok()?),
+            columns,
+            files: scanned
+                .iter()
+                .map(|f| crate::series_runs::FileRuns {
+                    path: f.file.object_meta.location.to_string(),
+                    runs: f.runs.clone(),
+                })
+                .collect(),
+        }))
+    }
+
     /// The scan of the files and unflushed rows `scan.filters` can match, as
     /// the catalog and memtables hold them now.
     pub(crate) fn plan_files(
@@ -1010,6 +1061,11 @@ impl TemporaTable {
         // the scan (a small table joined to a large one is the hash join's
         // build side).
         let file_rows: u64 = scanned.iter().map(|f| f.rows).sum();
+        // A few short runs of a few series: answered from the series cache,
+        // or read whole and kept there (crate::series_runs).
+        let runs = (narrow && limit.is_none() && file_rows <= crate::small_scans::SMALL_SCAN_ROWS)
+            .then(|| self.cacheable_runs(projection, &scanned))
+            .flatten();
         let files: Vec<PartitionedFile> = scanned.into_iter().map(|f| f.file).collect();
         let mut mem_batches: Vec<_> = mem
             .into_iter()
@@ -1040,9 +1096,14 @@ impl TemporaTable {
         mem_batches.extend(newest_rows);
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        if !files.is_empty() {
+        let cached = runs.as_ref().and_then(|r| r.cached_plan());
+        if let Some(cached) = cached {
+            inputs.push(cached);
+        } else if !files.is_empty() {
+            // Runs to keep are read in the files' order, on one partition.
+            let partitions = if runs.is_some() { 1 } else { target_partitions };
             let mut groups: Vec<Vec<PartitionedFile>> =
-                vec![Vec::new(); target_partitions.min(files.len())];
+                vec![Vec::new(); partitions.min(files.len())];
             for (i, f) in files.into_iter().enumerate() {
                 let n = groups.len();
                 groups[i % n].push(f);
@@ -1079,7 +1140,9 @@ impl TemporaTable {
                 source = source.with_table_parquet_options(options);
             }
             let time_column = def.hypertable.as_ref().map(|h| h.time_column.as_str());
-            if decode_late(&self.schema, projection, filters, time_column) {
+            // Runs to keep are read whole: no filters reach that scan.
+            let predicate = predicate && runs.is_none();
+            if runs.is_none() && decode_late(&self.schema, projection, filters, time_column) {
                 source = source
                     .with_pushdown_filters(true)
                     .with_reorder_filters(true);
@@ -1119,7 +1182,11 @@ impl TemporaTable {
                         ),
                     })
                     .build();
-            inputs.push(DataSourceExec::from_data_source(config));
+            let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+            inputs.push(match &runs {
+                Some(runs) => runs.filling(scan),
+                None => scan,
+            });
         }
         if !mem_batches.is_empty() {
             inputs.push(MemorySourceConfig::try_new_exec(

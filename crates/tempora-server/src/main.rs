@@ -49,6 +49,10 @@ struct Args {
     /// PEM private key for TLS (with --tls-cert).
     #[arg(long, env = "TEMPORA_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Memory (MiB) for decoded rows of single series kept between
+    /// statements, shared by every database; 0 turns the cache off.
+    #[arg(long, env = "TEMPORA_SERIES_CACHE_MB", default_value_t = 256)]
+    series_cache_mb: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -129,6 +133,9 @@ async fn security(args: &Args, engine: &Engine) -> Result<Arc<tempora_pgwire::Se
 async fn run(args: Args) -> Result<(), String> {
     let mut options = EngineOptions::new(&args.data_dir);
     options.sync_commit = !args.async_commit;
+    options.series_cache = Arc::new(tempora_storage::series_cache::SeriesCache::new(
+        args.series_cache_mb.saturating_mul(1 << 20),
+    ));
     let cluster = Cluster::open(
         options,
         Box::new(|engine: &Arc<Engine>| {

@@ -27,6 +27,7 @@ pub mod jobs;
 mod materialize;
 pub mod memtable;
 pub mod parquet_io;
+pub mod series_cache;
 pub mod unique;
 mod upsert;
 pub mod wal;
@@ -74,7 +75,13 @@ pub struct EngineOptions {
     /// fdatasync the WAL before acknowledging (PostgreSQL's synchronous_commit).
     pub sync_commit: bool,
     pub compaction: compaction::CompactionOptions,
+    /// Decoded runs of single series kept between statements, shared by
+    /// every engine these options open (see [`series_cache`]).
+    pub series_cache: Arc<series_cache::SeriesCache>,
 }
+
+/// The default budget of [`EngineOptions::series_cache`].
+pub const DEFAULT_SERIES_CACHE_BYTES: usize = 256 << 20;
 
 impl EngineOptions {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -86,6 +93,7 @@ impl EngineOptions {
             flush_interval: Duration::from_secs(300),
             sync_commit: true,
             compaction: compaction::CompactionOptions::default(),
+            series_cache: Arc::new(series_cache::SeriesCache::new(DEFAULT_SERIES_CACHE_BYTES)),
         }
     }
 }
@@ -218,7 +226,14 @@ pub struct Engine {
     /// indexes of the data files, which never change once written and whose
     /// paths are never reused, across statements and connections.
     runtime: Arc<RuntimeEnv>,
+    /// Tells this engine's entries in the shared series cache from those of
+    /// other engines (whose files may have the same paths): unique in the
+    /// process, never reused.
+    instance: u64,
 }
+
+/// The next [`Engine::instance`].
+static ENGINE_INSTANCES: AtomicU64 = AtomicU64::new(1);
 
 /// Exclusive right to change a table's files; see [`Engine::lock_files`].
 pub struct FilesGuard {
@@ -513,6 +528,7 @@ impl Engine {
             file_counter: AtomicU64::new(0),
             gc,
             runtime: Arc::new(RuntimeEnv::default()),
+            instance: ENGINE_INSTANCES.fetch_add(1, Ordering::Relaxed),
         });
         let mut replayed = 0usize;
         for rec in records {
@@ -590,6 +606,16 @@ impl Engine {
 
     pub fn options(&self) -> &EngineOptions {
         &self.options
+    }
+
+    /// The decoded series runs queries against this engine share.
+    pub fn series_cache(&self) -> &Arc<series_cache::SeriesCache> {
+        &self.options.series_cache
+    }
+
+    /// This engine's key in the shared series cache.
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     /// A consistent view for a query.

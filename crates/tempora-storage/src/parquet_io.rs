@@ -1447,7 +1447,10 @@ mod tests {
         series.add(&batch(vec![Some("c"); 3], vec![6, 7, 8]));
         let recorded = series.finish().unwrap();
         assert_eq!(*recorded.counts, [1, 3, 1, 3]);
-        assert_eq!(recorded.rows_of(["a", "c"]), Some(vec![1..4, 5..8]));
+        assert_eq!(
+            recorded.runs_of(["a", "c"]),
+            Some(vec![(1, 1..4), (3, 5..8)])
+        );
         // A value seen again after another one: not one run.
         let mut series = SeriesValues::new(&t);
         series.add(&batch(vec![Some("a"), Some("b")], vec![1, 2]));
