@@ -48,6 +48,7 @@ use tempora_common::TemporaError;
 use tempora_storage::Engine;
 
 use crate::late_scan::{LateScanExec, LateScans};
+use crate::series_runs::Reading;
 
 /// The URL under which the data directory's store is registered in DataFusion.
 pub const STORE_URL: &str = "tempora://data";
@@ -1096,7 +1097,12 @@ impl TemporaTable {
         mem_batches.extend(newest_rows);
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        let cached = runs.as_ref().and_then(|r| r.cached_plan());
+        // Runs asked for the first time are read as without the cache.
+        let (runs, cached) = match runs.as_ref().map(|r| r.reading()) {
+            Some(Reading::Cached(plan)) => (None, Some(plan)),
+            Some(Reading::Fill) => (runs, None),
+            Some(Reading::Ordinary) | None => (None, None),
+        };
         if let Some(cached) = cached {
             inputs.push(cached);
         } else if !files.is_empty() {

@@ -6,10 +6,11 @@
 //! (`provider::scanned_file`). When every run is short (a page or two) and
 //! the scan reads few rows, [`SeriesRuns`] looks the runs' columns up in the
 //! cache: when every one is there the scan is a [`SeriesCacheExec`] over
-//! those arrays, and no file is opened. Otherwise the Parquet scan runs
-//! under a [`SeriesCacheFillExec`], without the filters (the runs are read
-//! whole, so that they can be kept), and the runs it read are kept for the
-//! next statement. The `FilterExec` above the scan applies the filters
+//! those arrays, and no file is opened. Otherwise, when the runs were asked
+//! for before, the Parquet scan runs under a [`SeriesCacheFillExec`],
+//! without the filters (the runs are read whole, so that they can be kept),
+//! and the runs it read are kept for the next statement; runs asked for the
+//! first time are read as without the cache. The `FilterExec` above the scan applies the filters
 //! either way: neither node takes filters pushed down to it.
 
 use std::fmt;
@@ -35,7 +36,7 @@ use datafusion::physical_plan::{
 };
 use futures::{Stream, StreamExt};
 use tempora_common::TemporaError;
-use tempora_storage::series_cache::{RunKey, SeriesCache};
+use tempora_storage::series_cache::{Lookup, RunKey, SeriesCache};
 
 /// The runs one file is read for: each as its position among the file's
 /// series values and its row count, in the file's order.
@@ -43,6 +44,16 @@ use tempora_storage::series_cache::{RunKey, SeriesCache};
 pub(crate) struct FileRuns {
     pub path: String,
     pub runs: Vec<(u32, u64)>,
+}
+
+/// How a scan reads its runs ([`SeriesRuns::reading`]).
+pub(crate) enum Reading {
+    /// From the cache: this plan.
+    Cached(Arc<dyn ExecutionPlan>),
+    /// Whole, under [`SeriesRuns::filling`], to keep them.
+    Fill,
+    /// As a scan without the cache does.
+    Ordinary,
 }
 
 /// The runs a scan reads, in the order the Parquet scan returns them.
@@ -92,12 +103,17 @@ impl SeriesRuns {
             .collect()
     }
 
-    /// The scan as a plan over cached arrays, when the cache holds every
-    /// run's every column at the scan's types.
-    pub fn cached_plan(self: &Arc<Self>) -> Option<Arc<dyn ExecutionPlan>> {
+    /// How to read the runs: from the cache, when it holds every run's
+    /// every column at the scan's types; otherwise whole, to keep them, or
+    /// the ordinary way ([`Lookup`]).
+    pub fn reading(self: &Arc<Self>) -> Reading {
         let keyed = self.keys();
         let keys: Vec<RunKey> = keyed.iter().map(|(k, _)| k.clone()).collect();
-        let arrays = self.cache.get_all(&keys)?;
+        let arrays = match self.cache.lookup(&keys) {
+            Lookup::Hit(arrays) => arrays,
+            Lookup::Fill => return Reading::Fill,
+            Lookup::Pass => return Reading::Ordinary,
+        };
         let width = self.columns.len();
         let mut batches = Vec::with_capacity(self.run_count());
         for (run, (columns, (_, rows))) in arrays
@@ -110,13 +126,18 @@ impl SeriesRuns {
                 .iter()
                 .zip(self.schema.fields())
                 .all(|(a, f)| a.data_type() == f.data_type() && a.len() as u64 == *rows);
-            if !fits {
-                tracing::debug!(run, "cached series run does not fit the scan");
-                return None;
+            let batch = fits
+                .then(|| RecordBatch::try_new(self.schema.clone(), columns.to_vec()).ok())
+                .flatten();
+            match batch {
+                Some(b) => batches.push(b),
+                None => {
+                    tracing::debug!(run, "cached series run does not fit the scan");
+                    return Reading::Fill;
+                }
             }
-            batches.push(RecordBatch::try_new(self.schema.clone(), columns.to_vec()).ok()?);
         }
-        Some(Arc::new(SeriesCacheExec::new(self.clone(), batches)))
+        Reading::Cached(Arc::new(SeriesCacheExec::new(self.clone(), batches)))
     }
 
     /// `scan` (the Parquet scan of the runs, whole, on one partition) under

@@ -8,7 +8,9 @@
 //! the rows themselves. Dashboards ask for the same series again every few
 //! seconds, so the runs a statement read are kept here, decoded, one entry
 //! per file, run and column, and the next statement over those runs reads
-//! them from memory.
+//! them from memory. Reading runs whole to keep them costs more than a
+//! scan's ordinary read (its filters no longer prune pages or decode late),
+//! so runs are kept from their second request on ([`SeriesCache::lookup`]).
 //!
 //! Files never change once written and their paths are never reused, so an
 //! entry never goes stale; entries of files that are gone are simply never
@@ -16,7 +18,8 @@
 //! and evicts the entries used longest ago. One cache serves every database
 //! of a server: keys carry the engine they were read through.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::array::{make_array, Array, ArrayRef, MutableArrayData};
@@ -47,6 +50,30 @@ struct Inner {
     slots: HashMap<RunKey, Slot>,
     bytes: usize,
     clock: u64,
+    /// Hashes of keys asked for and not held ([`SeriesCache::lookup`]).
+    asked: HashSet<u64>,
+}
+
+/// How many keys asked for [`Inner::asked`] remembers before it starts
+/// over (8 bytes each).
+const MAX_ASKED: usize = 1 << 18;
+
+fn asked_hash(key: &RunKey) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// What [`SeriesCache::lookup`] found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Every key's array, in the keys' order.
+    Hit(Vec<ArrayRef>),
+    /// Not all there, and every missing key was asked for before: read the
+    /// runs whole and keep them.
+    Fill,
+    /// Not all there: read the scan's rows the ordinary way.
+    Pass,
 }
 
 /// The cache; see the module documentation.
@@ -85,10 +112,15 @@ impl SeriesCache {
     }
 
     /// The arrays of `keys`, in their order, when the cache holds every one
-    /// of them; None otherwise.
-    pub fn get_all(&self, keys: &[RunKey]) -> Option<Vec<ArrayRef>> {
+    /// of them; otherwise whether the scan asking should read them to be
+    /// kept ([`Lookup::Fill`]: every key it lacks was asked for before) or
+    /// read them its ordinary way ([`Lookup::Pass`]). Reading runs to keep
+    /// them costs more than reading a scan's own rows, so runs are kept
+    /// from their second request on: a statement over random series pays
+    /// nothing, one a dashboard repeats is kept the second time.
+    pub fn lookup(&self, keys: &[RunKey]) -> Lookup {
         if !self.enabled() {
-            return None;
+            return Lookup::Pass;
         }
         let mut inner = self.inner.lock();
         inner.clock += 1;
@@ -100,16 +132,31 @@ impl SeriesCache {
                     slot.used = now;
                     found.push(slot.array.clone());
                 }
-                None => {
-                    drop(inner);
-                    self.misses.fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
+                None => break,
             }
         }
+        if found.len() == keys.len() {
+            drop(inner);
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Hit(found);
+        }
+        let missing: Vec<u64> = keys
+            .iter()
+            .filter(|k| !inner.slots.contains_key(*k))
+            .map(asked_hash)
+            .collect();
+        let seen = missing.iter().all(|h| inner.asked.contains(h));
+        if inner.asked.len() + missing.len() > MAX_ASKED {
+            inner.asked.clear();
+        }
+        inner.asked.extend(missing);
         drop(inner);
-        self.hits.fetch_add(1, Ordering::Relaxed);
-        Some(found)
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        if seen {
+            Lookup::Fill
+        } else {
+            Lookup::Pass
+        }
     }
 
     /// Keeps `entries`. Each array is copied into buffers of its own first,
@@ -207,6 +254,13 @@ mod tests {
         }
     }
 
+    fn hit(cache: &SeriesCache, keys: &[RunKey]) -> Option<Vec<ArrayRef>> {
+        match cache.lookup(keys) {
+            Lookup::Hit(arrays) => Some(arrays),
+            _ => None,
+        }
+    }
+
     fn values(n: usize) -> ArrayRef {
         Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64)))
     }
@@ -215,12 +269,31 @@ mod tests {
     fn all_or_nothing() {
         let cache = SeriesCache::new(1 << 20);
         cache.insert(vec![(key(0, 1), values(10)), (key(0, 2), values(10))]);
-        let got = cache.get_all(&[key(0, 2), key(0, 1)]).unwrap();
+        let got = hit(&cache, &[key(0, 2), key(0, 1)]).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].len(), 10);
-        assert!(cache.get_all(&[key(0, 1), key(1, 1)]).is_none());
+        assert!(hit(&cache, &[key(0, 1), key(1, 1)]).is_none());
         let stats = cache.stats();
         assert_eq!((stats.entries, stats.hits, stats.misses), (2, 1, 1));
+    }
+
+    #[test]
+    fn runs_are_read_to_be_kept_from_their_second_request_on() {
+        let cache = SeriesCache::new(1 << 20);
+        let keys = [key(0, 1), key(1, 1)];
+        assert!(matches!(cache.lookup(&keys), Lookup::Pass));
+        assert!(matches!(cache.lookup(&keys), Lookup::Fill));
+        // Asked for once more, another run is not.
+        assert!(matches!(
+            cache.lookup(&[key(0, 1), key(2, 1)]),
+            Lookup::Pass
+        ));
+        cache.insert(vec![(key(0, 1), values(3))]);
+        // What is held needs no second request.
+        assert!(matches!(
+            cache.lookup(&[key(0, 1), key(2, 1)]),
+            Lookup::Fill
+        ));
     }
 
     #[test]
@@ -228,7 +301,7 @@ mod tests {
         let cache = SeriesCache::new(1 << 20);
         let big = values(100_000);
         cache.insert(vec![(key(0, 1), big.slice(10, 5))]);
-        let got = cache.get_all(&[key(0, 1)]).unwrap();
+        let got = hit(&cache, &[key(0, 1)]).unwrap();
         let got = got[0].as_any().downcast_ref::<Float64Array>().unwrap();
         assert_eq!(got.values().to_vec(), vec![10.0, 11.0, 12.0, 13.0, 14.0]);
         assert!(cache.stats().bytes < 1024, "{:?}", cache.stats());
@@ -242,22 +315,22 @@ mod tests {
             cache.insert(vec![(key(run, 1), values(1000))]);
         }
         // Run 0 is used again: it is now the newest.
-        assert!(cache.get_all(&[key(0, 1)]).is_some());
+        assert!(hit(&cache, &[key(0, 1)]).is_some());
         for run in 10..20 {
             cache.insert(vec![(key(run, 1), values(1000))]);
         }
         let stats = cache.stats();
         assert!(stats.bytes <= 100_000, "{stats:?}");
-        assert!(cache.get_all(&[key(0, 1)]).is_some());
-        assert!(cache.get_all(&[key(1, 1)]).is_none());
-        assert!(cache.get_all(&[key(19, 1)]).is_some());
+        assert!(hit(&cache, &[key(0, 1)]).is_some());
+        assert!(hit(&cache, &[key(1, 1)]).is_none());
+        assert!(hit(&cache, &[key(19, 1)]).is_some());
     }
 
     #[test]
     fn off_keeps_nothing() {
         let cache = SeriesCache::new(0);
         cache.insert(vec![(key(0, 1), values(10))]);
-        assert!(cache.get_all(&[key(0, 1)]).is_none());
+        assert!(hit(&cache, &[key(0, 1)]).is_none());
         assert_eq!(cache.stats().entries, 0);
     }
 }
