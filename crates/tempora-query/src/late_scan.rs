@@ -297,17 +297,25 @@ impl ExecutionPlan for LateScanExec {
                 predicate: true,
             },
         )?;
-        let n = plan.output_partitioning().partition_count();
-        if n == 1 {
-            return plan.execute(0, context);
-        }
         // Files and unflushed rows: one after the other.
-        let streams = (0..n)
-            .map(|i| plan.execute(i, context.clone()))
-            .collect::<DfResult<Vec<_>>>()?;
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.schema(),
-            futures::stream::iter(streams).flatten(),
-        )))
+        one_after_another(&plan, context)
     }
+}
+
+/// Every partition of `plan`, read one after the other, in order.
+pub(crate) fn one_after_another(
+    plan: &Arc<dyn ExecutionPlan>,
+    context: Arc<TaskContext>,
+) -> DfResult<SendableRecordBatchStream> {
+    let n = plan.output_partitioning().partition_count();
+    if n == 1 {
+        return plan.execute(0, context);
+    }
+    let streams = (0..n)
+        .map(|i| plan.execute(i, context.clone()))
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(Box::pin(RecordBatchStreamAdapter::new(
+        plan.schema(),
+        futures::stream::iter(streams).flatten(),
+    )))
 }

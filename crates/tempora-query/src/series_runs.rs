@@ -80,6 +80,24 @@ impl SeriesRuns {
         self.files.iter().map(|f| f.runs.len()).sum()
     }
 
+    /// A node reading these runs, as EXPLAIN shows it.
+    fn describe(&self, node: &str, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "{node}: files={}, runs={}, rows={}",
+            self.files.len(),
+            self.run_count(),
+            self.rows()
+        )
+    }
+
+    /// The rows of a node reading these runs.
+    fn statistics(&self) -> Arc<Statistics> {
+        let mut stats = Statistics::new_unknown(&self.schema);
+        stats.num_rows = Precision::Exact(self.rows() as usize);
+        Arc::new(stats)
+    }
+
     /// Every run and column, file by file, run by run, column by column,
     /// with each run's row count.
     fn keys(&self) -> Vec<(RunKey, u64)> {
@@ -226,13 +244,7 @@ impl SeriesCacheExec {
 
 impl DisplayAs for SeriesCacheExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "SeriesCacheExec: files={}, runs={}, rows={}",
-            self.runs.files.len(),
-            self.runs.run_count(),
-            self.runs.rows()
-        )
+        self.runs.describe("SeriesCacheExec", f)
     }
 }
 
@@ -277,9 +289,7 @@ impl ExecutionPlan for SeriesCacheExec {
     }
 
     fn partition_statistics(&self, _partition: Option<usize>) -> DfResult<Arc<Statistics>> {
-        let mut stats = Statistics::new_unknown(&self.runs.schema);
-        stats.num_rows = Precision::Exact(self.runs.rows() as usize);
-        Ok(Arc::new(stats))
+        Ok(self.runs.statistics())
     }
 }
 
@@ -293,13 +303,7 @@ pub struct SeriesCacheFillExec {
 
 impl DisplayAs for SeriesCacheFillExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "SeriesCacheFillExec: files={}, runs={}, rows={}",
-            self.runs.files.len(),
-            self.runs.run_count(),
-            self.runs.rows()
-        )
+        self.runs.describe("SeriesCacheFillExec", f)
     }
 }
 
@@ -358,17 +362,7 @@ impl ExecutionPlan for SeriesCacheFillExec {
         // the scan planned for them feeds this node directly, on one
         // partition. Otherwise every partition is read, one after another.
         let direct = n == 1 && self.input.downcast_ref::<DataSourceExec>().is_some();
-        let input: SendableRecordBatchStream = if n == 1 {
-            self.input.execute(0, context)?
-        } else {
-            let streams = (0..n)
-                .map(|i| self.input.execute(i, context.clone()))
-                .collect::<DfResult<Vec<_>>>()?;
-            Box::pin(RecordBatchStreamAdapter::new(
-                self.runs.schema.clone(),
-                futures::stream::iter(streams).flatten(),
-            ))
-        };
+        let input = crate::late_scan::one_after_another(&self.input, context)?;
         if !direct {
             tracing::debug!(input = self.input.name(), "series runs not kept");
             return Ok(input);
@@ -382,9 +376,7 @@ impl ExecutionPlan for SeriesCacheFillExec {
     }
 
     fn partition_statistics(&self, _partition: Option<usize>) -> DfResult<Arc<Statistics>> {
-        let mut stats = Statistics::new_unknown(&self.runs.schema);
-        stats.num_rows = Precision::Exact(self.runs.rows() as usize);
-        Ok(Arc::new(stats))
+        Ok(self.runs.statistics())
     }
 }
 
