@@ -627,7 +627,8 @@ async fn short_series_runs_are_read_from_memory_the_second_time() {
     check("host = 'h07'", "upper(host) = 'H07'").await;
     assert_eq!(series_scan(&client, &one).await, "SeriesCacheExec");
 
-    // Rewritten files are new files.
+    // Rewritten files are new files: the first statement after each change
+    // below reads them, the second keeps their runs.
     client
         .batch_execute("DELETE FROM sc WHERE host = 'h07' AND v < 200000")
         .await

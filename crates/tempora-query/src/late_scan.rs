@@ -204,18 +204,12 @@ impl LateScanExec {
             Some(p) => Arc::new(full.project(p)?),
             None => full,
         };
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
         Ok(Self {
             table,
             projection,
             filters,
             limit,
-            properties: Arc::new(properties),
+            properties: one_partition(schema),
         })
     }
 }
@@ -275,12 +269,7 @@ impl ExecutionPlan for LateScanExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        if partition != 0 {
-            return Err(TemporaError::internal(format!(
-                "LateScanExec has one partition, not {partition}"
-            ))
-            .into_datafusion());
-        }
+        only_partition_zero("LateScanExec", partition)?;
         let filters = self
             .filters
             .iter()
@@ -300,6 +289,28 @@ impl ExecutionPlan for LateScanExec {
         // Files and unflushed rows: one after the other.
         one_after_another(&plan, context)
     }
+}
+
+/// The properties of a node with one output partition, emitting as it
+/// reads.
+pub(crate) fn one_partition(schema: SchemaRef) -> Arc<PlanProperties> {
+    Arc::new(PlanProperties::new(
+        EquivalenceProperties::new(schema),
+        Partitioning::UnknownPartitioning(1),
+        EmissionType::Incremental,
+        Boundedness::Bounded,
+    ))
+}
+
+/// The error for a partition other than 0 of a one-partition node.
+pub(crate) fn only_partition_zero(node: &str, partition: usize) -> DfResult<()> {
+    if partition == 0 {
+        return Ok(());
+    }
+    Err(
+        TemporaError::internal(format!("{node} has one partition, not {partition}"))
+            .into_datafusion(),
+    )
 }
 
 /// Every partition of `plan`, read one after the other, in order.

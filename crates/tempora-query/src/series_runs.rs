@@ -27,15 +27,15 @@ use datafusion::common::Statistics;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::{RecordBatchStream, TaskContext};
-use datafusion::physical_expr::EquivalenceProperties;
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
-    PhysicalExpr, PlanProperties, SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PhysicalExpr,
+    PlanProperties, SendableRecordBatchStream,
 };
 use futures::{Stream, StreamExt};
 use tempora_common::TemporaError;
+
+use crate::late_scan::{one_after_another, one_partition, only_partition_zero};
 use tempora_storage::series_cache::{Lookup, RunKey, SeriesCache};
 
 /// The runs one file is read for: each as its position among the file's
@@ -205,25 +205,6 @@ impl SeriesRuns {
     }
 }
 
-fn one_partition(schema: SchemaRef) -> Arc<PlanProperties> {
-    Arc::new(PlanProperties::new(
-        EquivalenceProperties::new(schema),
-        Partitioning::UnknownPartitioning(1),
-        EmissionType::Incremental,
-        Boundedness::Bounded,
-    ))
-}
-
-fn only_partition_zero(node: &str, partition: usize) -> DfResult<()> {
-    if partition == 0 {
-        return Ok(());
-    }
-    Err(
-        TemporaError::internal(format!("{node} has one partition, not {partition}"))
-            .into_datafusion(),
-    )
-}
-
 /// A scan of series runs the cache held.
 #[derive(Debug)]
 pub struct SeriesCacheExec {
@@ -362,7 +343,7 @@ impl ExecutionPlan for SeriesCacheFillExec {
         // the scan planned for them feeds this node directly, on one
         // partition. Otherwise every partition is read, one after another.
         let direct = n == 1 && self.input.downcast_ref::<DataSourceExec>().is_some();
-        let input = crate::late_scan::one_after_another(&self.input, context)?;
+        let input = one_after_another(&self.input, context)?;
         if !direct {
             tracing::debug!(input = self.input.name(), "series runs not kept");
             return Ok(input);
