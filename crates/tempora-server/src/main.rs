@@ -11,6 +11,14 @@ use clap::Parser;
 use tempora_storage::{Cluster, Engine, EngineOptions};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator. A query allocates and frees
+/// many short-lived buffers (decoded pages, Arrow arrays, a ZSTD context per
+/// column chunk read); glibc's malloc spent about a sixth of a one-host
+/// query's CPU on them (consolidating free lists, returning large blocks to
+/// the kernel and faulting them in again). See docs/performance.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Tempora: a time-series SQL database that speaks PostgreSQL and TimescaleDB's SQL.
 #[derive(Debug, Parser)]
 #[command(name = "tempora", version, about)]
