@@ -10,8 +10,9 @@
 //! for before, the Parquet scan runs under a [`SeriesCacheFillExec`],
 //! without the filters (the runs are read whole, so that they can be kept),
 //! and the runs it read are kept for the next statement; runs asked for the
-//! first time are read as without the cache. The `FilterExec` above the scan applies the filters
-//! either way: neither node takes filters pushed down to it.
+//! first time are read as without the cache. The `FilterExec` above the
+//! scan applies the filters either way: neither node takes filters pushed
+//! down to it.
 
 use std::fmt;
 use std::pin::Pin;
