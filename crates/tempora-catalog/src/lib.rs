@@ -58,6 +58,9 @@ pub struct Catalog {
     store: Arc<dyn ObjectStore>,
     current: RwLock<Arc<CatalogState>>,
     commit_lock: tokio::sync::Mutex<()>,
+    /// The version of `current`, for tasks that follow the catalog's changes
+    /// ([`Catalog::versions`]).
+    versions: tokio::sync::watch::Sender<u64>,
 }
 
 fn log_path(version: u64) -> Path {
@@ -142,6 +145,7 @@ impl Catalog {
         );
         Ok(Arc::new(Catalog {
             store,
+            versions: tokio::sync::watch::Sender::new(state.version),
             current: RwLock::new(Arc::new(state)),
             commit_lock: tokio::sync::Mutex::new(()),
         }))
@@ -166,6 +170,12 @@ impl Catalog {
     pub fn read_with<R>(&self, f: impl FnOnce(&Arc<CatalogState>) -> R) -> R {
         let current = self.current.read();
         f(&seen_by_block(current.clone()))
+    }
+
+    /// Follows the shared state's version: changes once per commit that
+    /// published a new state.
+    pub fn versions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.versions.subscribe()
     }
 
     /// The store the catalog (and chunk files) live in.
@@ -290,6 +300,7 @@ impl Catalog {
             *current = next.clone();
             publish(&next);
         }
+        self.versions.send_replace(next.version);
         if next.version.is_multiple_of(SNAPSHOT_EVERY) {
             if let Err(e) = self.write_snapshot(&next).await {
                 // The log alone is still complete; a later snapshot will do.

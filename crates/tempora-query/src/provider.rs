@@ -40,8 +40,6 @@ use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::future::BoxFuture;
-use object_store::path::Path;
-use object_store::ObjectMeta;
 use parking_lot::RwLock;
 use tempora_catalog::{FileDef, TableDef};
 use tempora_common::TemporaError;
@@ -761,13 +759,7 @@ impl AsyncFileReader for IndexedReader {
 }
 
 fn partitioned_file(f: &FileDef) -> PartitionedFile {
-    PartitionedFile::from(ObjectMeta {
-        location: Path::from(f.path.as_str()),
-        last_modified: chrono::DateTime::<chrono::Utc>::MIN_UTC,
-        size: f.bytes,
-        e_tag: None,
-        version: None,
-    })
+    PartitionedFile::from(tempora_storage::metadata_warm::object_meta(f))
 }
 
 impl TemporaTable {
@@ -1115,11 +1107,9 @@ impl TemporaTable {
                 groups[i % n].push(f);
             }
             // Footers and page indexes come from the runtime's metadata cache
-            // (shared by every session, see `Engine::runtime`) instead of
-            // being read and decoded again by every statement. The cache
-            // checks a file's size and modification time: our files never
-            // change once listed and their paths are never reused, so a fixed
-            // time is as good as the real one.
+            // (shared by every session, see `Engine::runtime`, and filled
+            // ahead by `tempora_storage::metadata_warm`) instead of being
+            // read and decoded again by every statement.
             let metadata_cache = runtime.cache_manager.get_file_metadata_cache();
             let mut source = ParquetSource::new(self.schema.clone())
                 .with_parquet_file_reader_factory(Arc::new(IndexedReaderFactory(

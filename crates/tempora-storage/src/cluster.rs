@@ -224,6 +224,7 @@ impl Cluster {
         let tasks = vec![
             tokio::spawn(engine.clone().run_flusher(stop_rx.clone())),
             tokio::spawn(engine.clone().run_scheduler(stop_rx.clone())),
+            tokio::spawn(engine.clone().run_metadata_warmer(stop_rx.clone())),
             tokio::spawn(engine.clone().run_compactor(stop_rx)),
         ];
         self.open.lock().insert(

@@ -26,6 +26,7 @@ pub mod gc;
 pub mod jobs;
 mod materialize;
 pub mod memtable;
+pub mod metadata_warm;
 pub mod parquet_io;
 pub mod series_cache;
 pub mod unique;

@@ -178,6 +178,73 @@ async fn compaction_merges_small_files_and_old_files_leave_after_readers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn listed_files_have_footers_and_page_indexes_cached_ahead() {
+    use tempora_storage::metadata_warm::{object_meta, WarmReport};
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, oid) = engine_with_table(dir.path(), false).await;
+    for round in 0..5i32 {
+        let ids: Vec<i32> = (round * 10..round * 10 + 10).collect();
+        let times: Vec<i64> = ids.iter().map(|i| *i as i64 * 1_000_000).collect();
+        engine
+            .insert(oid, vec![rows(&engine, oid, &times, &ids)])
+            .await
+            .unwrap();
+        engine.flush().await.unwrap();
+    }
+    let cache = engine.runtime().cache_manager.get_file_metadata_cache();
+    assert_eq!(cache.len(), 0);
+    let report = engine.warm_metadata().await;
+    assert_eq!(
+        report,
+        WarmReport {
+            read: 5,
+            ..Default::default()
+        }
+    );
+    let state = engine.catalog().snapshot();
+    let files: Vec<_> = state
+        .table_by_oid(oid)
+        .unwrap()
+        .all_files()
+        .cloned()
+        .collect();
+    for f in &files {
+        let entry = cache.get(&object_meta(f).location).expect("cached");
+        assert!(entry.is_valid_for(&object_meta(f)));
+        let parquet = entry
+            .file_metadata
+            .as_any()
+            .downcast_ref::<datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData>()
+            .expect("a Parquet footer")
+            .parquet_metadata()
+            .clone();
+        assert_eq!(parquet.file_metadata().num_rows(), 10);
+        assert!(
+            parquet.offset_index().is_some(),
+            "page index read with the footer"
+        );
+    }
+    assert_eq!(
+        engine.warm_metadata().await,
+        WarmReport::default(),
+        "nothing left to read"
+    );
+
+    // A merge lists one file for the five: their entries leave the cache.
+    assert!(engine.compact_once().await.unwrap());
+    let report = engine.warm_metadata().await;
+    assert_eq!(
+        report,
+        WarmReport {
+            read: 1,
+            dropped: 5,
+            ..Default::default()
+        }
+    );
+    assert_eq!(cache.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn unique_keys_are_checked_against_memtables_and_files() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, oid) = engine_with_table(dir.path(), true).await;
