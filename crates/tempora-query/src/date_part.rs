@@ -21,13 +21,24 @@
 //! `EXTRACT` is planned as the function `extract` (PostgreSQL 14's name for
 //! it) by [`ExtractPlanner`], so that it, like PostgreSQL's, refuses the
 //! time fields of a `date` (`date_part` reads a date as its midnight).
-//! Both return double precision: PostgreSQL's `extract` returns numeric,
-//! whose scale (`1.500000` for seconds) Tempora does not reproduce. Interval
-//! and time values go to DataFusion's `date_part`.
+//! `date_part` returns double precision; `extract` returns numeric with
+//! PostgreSQL's scale, exactly: 6 for `second` and `epoch` (`1.500000`), 3
+//! for `milliseconds`, 20 for the `julian` of a timestamp, 0 for the rest
+//! and for every field of a date. Interval and time values go to
+//! DataFusion's `date_part` (whose `second` of an interval or a time is a
+//! whole number), and `extract` gives its value that scale.
+//!
+//! Where PostgreSQL's numeric results differ from what a fixed scale can
+//! hold, Tempora answers with an error or documents the difference:
+//! the `epoch`, `year` and similar growing fields of an infinite timestamp
+//! are numeric `Infinity` in PostgreSQL, which Tempora's numeric cannot
+//! hold (0A000); the `julian` of a time in the first 100 seconds of a day
+//! has more digits in PostgreSQL (its division keeps 16 significant
+//! digits); a unit that is not a constant gives scale 6.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Builder};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Builder, Float64Builder};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, FieldRef, TimeUnit, TimestampMicrosecondType,
 };
@@ -377,7 +388,27 @@ impl ScalarUDFImpl for DatePart {
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        match args.arg_fields.get(1).map(|f| f.data_type()) {
+        let value = args.arg_fields.get(1).map(|f| f.data_type().clone());
+        if self.flavor == Flavor::Extract {
+            let value = value.ok_or_else(|| no_such_function(self.name(), &[]))?;
+            let unit = args
+                .scalar_arguments
+                .first()
+                .copied()
+                .flatten()
+                .and_then(|v| v.try_as_str().flatten())
+                .and_then(|text| match field_unit(&unit_text(text)) {
+                    UnitToken::Unit(u) => Some(u),
+                    _ => None,
+                });
+            let scale = extract_scale(unit, &value);
+            return Ok(Arc::new(Field::new(
+                self.name(),
+                DataType::Decimal128(NUMERIC_PRECISION, scale),
+                true,
+            )));
+        }
+        match value {
             Some(
                 DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 | DataType::Null,
             ) => Ok(Arc::new(Field::new(self.name(), DataType::Float64, true))),
@@ -388,13 +419,33 @@ impl ScalarUDFImpl for DatePart {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scale = match args.return_field.data_type() {
+            DataType::Decimal128(_, scale) if self.flavor == Flavor::Extract => Some(*scale),
+            _ => None,
+        };
         let kind = match args.args[1].data_type() {
             DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => ValueKind::WithZone,
             DataType::Timestamp(TimeUnit::Microsecond, None) => ValueKind::WithoutZone,
             DataType::Date32 => ValueKind::Date,
-            DataType::Null => return Ok(ColumnarValue::Scalar(ScalarValue::Float64(None))),
-            _ => return datafusion::functions::datetime::date_part().invoke_with_args(args),
+            DataType::Null => {
+                return Ok(ColumnarValue::Scalar(match scale {
+                    Some(scale) => ScalarValue::Decimal128(None, NUMERIC_PRECISION, scale),
+                    None => ScalarValue::Float64(None),
+                }))
+            }
+            _ => {
+                let value = datafusion::functions::datetime::date_part().invoke_with_args(args)?;
+                return match scale {
+                    Some(scale) => {
+                        value.cast_to(&DataType::Decimal128(NUMERIC_PRECISION, scale), None)
+                    }
+                    None => Ok(value),
+                };
+            }
         };
+        if let Some(scale) = scale {
+            return self.extract_numeric(&args, kind, scale);
+        }
         let (rows, scalar) = crate::pg_types::result_rows(&args.args, args.number_rows);
         let mut units = UnitColumn::new(&args.args[0], rows, field_unit)?;
         let values = args.args[1].to_array(rows)?;
@@ -432,6 +483,129 @@ impl ScalarUDFImpl for DatePart {
     }
 }
 
+impl DatePart {
+    /// `extract` of a timestamp or date: numeric at `scale`, exact.
+    fn extract_numeric(
+        &self,
+        args: &ScalarFunctionArgs,
+        kind: ValueKind,
+        scale: i8,
+    ) -> Result<ColumnarValue> {
+        let (rows, scalar) = crate::pg_types::result_rows(&args.args, args.number_rows);
+        let mut units = UnitColumn::new(&args.args[0], rows, field_unit)?;
+        let values = args.args[1].to_array(rows)?;
+        let zone = (kind == ValueKind::WithZone).then(|| self.variables.time_zone());
+        let mut offsets = zone.map(ZoneOffsets::new);
+        let mut out = Decimal128Builder::with_capacity(rows)
+            .with_precision_and_scale(NUMERIC_PRECISION, scale)?;
+        let date = kind == ValueKind::Date;
+        for i in 0..rows {
+            if values.is_null(i) || units.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let unit = units.at(i);
+            let (lower, token) = (&unit.0, &unit.1);
+            let (wall, east, epoch) = if date {
+                let days = i64::from(values.as_primitive::<Date32Type>().value(i));
+                let local = days * USECS_PER_DAY;
+                (WallTime::of(local), 0, local)
+            } else {
+                let v = values.as_primitive::<TimestampMicrosecondType>().value(i);
+                if v == i64::MAX || v == i64::MIN {
+                    if self
+                        .infinite_field(lower, token, kind, v == i64::MIN)?
+                        .is_some()
+                    {
+                        return Err(TemporaError::not_supported(format!(
+                            "extract({lower} from an infinite timestamp): numeric Infinity"
+                        ))
+                        .with_hint("date_part() returns it as double precision.")
+                        .into_datafusion());
+                    }
+                    out.append_null();
+                    continue;
+                }
+                let east = offsets.as_mut().map_or(0, |z| z.offset_at(v));
+                let local = v
+                    .checked_add(i64::from(east) * 1_000_000)
+                    .ok_or_else(timestamp_out_of_range)?;
+                (WallTime::of(local), east, v)
+            };
+            let unit = self.checked_unit(lower, token, kind)?;
+            let value = exact_field(unit, &wall, east, epoch, date);
+            let natural = extract_scale(Some(unit), &args.args[1].data_type());
+            out.append_value(rescale(value, natural, scale));
+        }
+        let out: ArrayRef = Arc::new(out.finish());
+        crate::pg_types::result_value(out, scalar)
+    }
+}
+
+/// Digits of `extract`'s numeric results (Tempora's widest numeric).
+const NUMERIC_PRECISION: u8 = 38;
+
+/// The scale of PostgreSQL's `julian` of a timestamp: the day fraction
+/// divided out to 20 digits (for a time of day of 100 seconds or more).
+const JULIAN_SCALE: i8 = 20;
+
+/// The scale of `extract`'s numeric result for `unit` of a `value`
+/// (PostgreSQL's `timestamp_part_common` and `interval_part_common`); 6 for
+/// a unit known only when the statement runs.
+fn extract_scale(unit: Option<Unit>, value: &DataType) -> i8 {
+    let date = matches!(value, DataType::Date32 | DataType::Date64);
+    match unit {
+        Some(Unit::Milliseconds) => 3,
+        Some(Unit::Second) => 6,
+        Some(Unit::Epoch) if !date => 6,
+        Some(Unit::Julian) if !date => JULIAN_SCALE,
+        Some(_) => 0,
+        None => 6,
+    }
+}
+
+/// `unit` of a wall time as `extract` returns it: exact, in units of
+/// 10^-[`extract_scale`]. `date`: the value is a date (`epoch` counts
+/// whole seconds, `julian` whole days).
+fn exact_field(unit: Unit, w: &WallTime, east: i32, epoch: i64, date: bool) -> i128 {
+    match unit {
+        Unit::Microseconds | Unit::Milliseconds | Unit::Second => {
+            i128::from(w.second * 1_000_000 + w.micros)
+        }
+        Unit::Epoch if date => i128::from(epoch.div_euclid(1_000_000)),
+        Unit::Epoch => i128::from(epoch),
+        Unit::Julian if date => i128::from(w.julian_day()),
+        Unit::Julian => {
+            let micros = ((w.hour * 60 + w.minute) * 60 + w.second) * 1_000_000 + w.micros;
+            let one = 10i128.pow(JULIAN_SCALE as u32);
+            i128::from(w.julian_day()) * one
+                + div_round(i128::from(micros) * one, i128::from(USECS_PER_DAY))
+        }
+        // The other fields are whole numbers, exact in a double.
+        _ => field(unit, w, east, epoch) as i128,
+    }
+}
+
+/// `n / d` rounded half away from zero (numeric's rounding); `d` > 0.
+fn div_round(n: i128, d: i128) -> i128 {
+    let q = n / d;
+    let r = n % d;
+    if r.abs() * 2 >= d {
+        q + n.signum()
+    } else {
+        q
+    }
+}
+
+/// `value` at scale `from` brought to scale `to`.
+fn rescale(value: i128, from: i8, to: i8) -> i128 {
+    match to.cmp(&from) {
+        std::cmp::Ordering::Equal => value,
+        std::cmp::Ordering::Greater => value * 10i128.pow((to - from) as u32),
+        std::cmp::Ordering::Less => div_round(value, 10i128.pow((from - to) as u32)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,6 +634,44 @@ mod tests {
         assert_eq!(f(Unit::Decade), 202.0);
         assert_eq!(f(Unit::TimezoneHour), 2.0);
         assert_eq!(f(Unit::Julian), 2460401.9902406135);
+    }
+
+    #[test]
+    fn extract_is_exact_at_postgres_scales() {
+        let w = at(2024, 3, 31, 23, 45, 56, 789_012);
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let exact = |u| {
+            let v = exact_field(u, &w, 0, 1_711_928_756_789_012, false);
+            (v, extract_scale(Some(u), &ts))
+        };
+        assert_eq!(exact(Unit::Second), (56_789_012, 6));
+        assert_eq!(exact(Unit::Milliseconds), (56_789_012, 3));
+        assert_eq!(exact(Unit::Microseconds), (56_789_012, 0));
+        assert_eq!(exact(Unit::Epoch), (1_711_928_756_789_012, 6));
+        assert_eq!(exact(Unit::Hour), (23, 0));
+        // PostgreSQL 15: 2460401.99024061356481481481
+        assert_eq!(
+            exact(Unit::Julian),
+            (246_040_199_024_061_356_481_481_481, 20)
+        );
+        // A date: whole seconds and days.
+        let d = at(2024, 3, 31, 0, 0, 0, 0);
+        let date = DataType::Date32;
+        let epoch = days_from_civil(2024, 3, 31) * USECS_PER_DAY;
+        assert_eq!(exact_field(Unit::Epoch, &d, 0, epoch, true), 1_711_843_200);
+        assert_eq!(extract_scale(Some(Unit::Epoch), &date), 0);
+        assert_eq!(exact_field(Unit::Julian, &d, 0, epoch, true), 2_460_401);
+        assert_eq!(extract_scale(Some(Unit::Julian), &date), 0);
+        // Noon: PostgreSQL's 2460401.50000000000000000000.
+        let noon = at(2024, 3, 31, 12, 0, 0, 0);
+        assert_eq!(
+            exact_field(Unit::Julian, &noon, 0, 0, false),
+            246_040_150_000_000_000_000_000_000
+        );
+        // Before 1970 the epoch is negative, to the microsecond.
+        assert_eq!(rescale(-315_619_199_500_000, 6, 6), -315_619_199_500_000);
+        assert_eq!(rescale(-2_500_000, 6, 0), -3);
+        assert_eq!(rescale(15, 0, 3), 15_000);
     }
 
     #[test]

@@ -278,3 +278,76 @@ impl AnalyzerRule for PgIntegerCasts {
         "pg_integer_casts"
     }
 }
+
+/// `floor(numeric)` and `ceil(numeric)` (and `ceiling`) with PostgreSQL's
+/// result scale, 0: `floor(extract(epoch FROM t) / 60) * 60` prints
+/// `1704067200`, not `1704067200.0000000000`. Other types go to
+/// DataFusion's function (`inner`) unchanged.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct WholeNumeric {
+    inner: Arc<ScalarUDF>,
+}
+
+/// [`WholeNumeric`] over DataFusion's `floor` and `ceil`, to register in
+/// their place.
+pub fn whole_numeric_udfs() -> Vec<ScalarUDF> {
+    [
+        datafusion::functions::math::floor(),
+        datafusion::functions::math::ceil(),
+    ]
+    .into_iter()
+    .map(|inner| ScalarUDF::new_from_impl(WholeNumeric { inner }))
+    .collect()
+}
+
+fn whole(dt: DataType) -> DataType {
+    match dt {
+        DataType::Decimal128(p, s) if s > 0 => DataType::Decimal128(p, 0),
+        other => other,
+    }
+}
+
+impl ScalarUDFImpl for WholeNumeric {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> DfResult<Vec<DataType>> {
+        self.inner.inner().coerce_types(args)
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        self.inner.return_type(args).map(whole)
+    }
+
+    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let to = args.return_field.data_type().clone();
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        // DataFusion's function, called with the type it promises itself.
+        args.return_field = Arc::new(
+            args.return_field
+                .as_ref()
+                .clone()
+                .with_data_type(self.inner.return_type(&types)?),
+        );
+        let value = self.inner.inner().invoke_with_args(args)?;
+        // The value is whole already: the cast drops zeros only.
+        if value.data_type() == to {
+            Ok(value)
+        } else {
+            value.cast_to(&to, None)
+        }
+    }
+}

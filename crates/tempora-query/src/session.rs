@@ -963,6 +963,9 @@ pub fn session_context_with(
     ctx.register_udf(pg_text.as_ref().clone());
     ctx.add_analyzer_rule(Arc::new(crate::last_point::LastPointJoin));
     ctx.register_udf(crate::pg_casts::pg_round().as_ref().clone());
+    for f in crate::pg_casts::whole_numeric_udfs() {
+        ctx.register_udf(f);
+    }
     ctx.register_udf(crate::pg_types::pg_typeof_udf());
     ctx.register_udf(crate::at_time_zone::timezone_udf());
     ctx.register_udf(crate::to_char::to_char_udf(variables.clone()));
