@@ -24,9 +24,9 @@
 //! `date_part` returns double precision; `extract` returns numeric with
 //! PostgreSQL's scale, exactly: 6 for `second` and `epoch` (`1.500000`), 3
 //! for `milliseconds`, 20 for the `julian` of a timestamp, 0 for the rest
-//! and for every field of a date. Interval and time values go to
-//! DataFusion's `date_part` (whose `second` of an interval or a time is a
-//! whole number), and `extract` gives its value that scale.
+//! and for every field of a date. Intervals and times have PostgreSQL's
+//! fields too (the `epoch` of an interval counts a year as 365.25 days and
+//! a month as 30).
 //!
 //! Where PostgreSQL's numeric results differ from what a fixed scale can
 //! hold, Tempora answers with an error or documents the difference:
@@ -40,7 +40,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Builder, Float64Builder};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Field, FieldRef, TimeUnit, TimestampMicrosecondType,
+    DataType, Date32Type, DurationMicrosecondType, Field, FieldRef, IntervalMonthDayNanoType,
+    IntervalUnit, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
@@ -369,21 +370,22 @@ impl ScalarUDFImpl for DatePart {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
                 DataType::Timestamp(TimeUnit::Microsecond, None)
             }
-            DataType::Interval(_)
-            | DataType::Duration(_)
-            | DataType::Time32(_)
-            | DataType::Time64(_) => value.clone(),
+            DataType::Interval(_) => DataType::Interval(IntervalUnit::MonthDayNano),
+            DataType::Duration(_) => DataType::Duration(TimeUnit::Microsecond),
+            DataType::Time32(_) | DataType::Time64(_) => DataType::Time64(TimeUnit::Microsecond),
             _ => return Err(no_such_function(self.name(), args)),
         };
         Ok(vec![unit, value])
     }
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        match args.get(1) {
-            Some(
-                DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 | DataType::Null,
-            ) => Ok(DataType::Float64),
-            _ => Err(no_such_function(self.name(), args)),
+        match (args.get(1), self.flavor) {
+            (Some(value), Flavor::Extract) => Ok(DataType::Decimal128(
+                NUMERIC_PRECISION,
+                extract_scale(None, value),
+            )),
+            (Some(_), Flavor::DatePart) => Ok(DataType::Float64),
+            (None, _) => Err(no_such_function(self.name(), args)),
         }
     }
 
@@ -409,12 +411,8 @@ impl ScalarUDFImpl for DatePart {
             )));
         }
         match value {
-            Some(
-                DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 | DataType::Null,
-            ) => Ok(Arc::new(Field::new(self.name(), DataType::Float64, true))),
-            _ => datafusion::functions::datetime::date_part()
-                .inner()
-                .return_field_from_args(args),
+            Some(_) => Ok(Arc::new(Field::new(self.name(), DataType::Float64, true))),
+            None => Err(no_such_function(self.name(), &[])),
         }
     }
 
@@ -433,15 +431,7 @@ impl ScalarUDFImpl for DatePart {
                     None => ScalarValue::Float64(None),
                 }))
             }
-            _ => {
-                let value = datafusion::functions::datetime::date_part().invoke_with_args(args)?;
-                return match scale {
-                    Some(scale) => {
-                        value.cast_to(&DataType::Decimal128(NUMERIC_PRECISION, scale), None)
-                    }
-                    None => Ok(value),
-                };
-            }
+            _ => return self.span_fields(&args, scale),
         };
         if let Some(scale) = scale {
             return self.extract_numeric(&args, kind, scale);
@@ -539,6 +529,149 @@ impl DatePart {
         }
         let out: ArrayRef = Arc::new(out.finish());
         crate::pg_types::result_value(out, scalar)
+    }
+}
+
+impl DatePart {
+    /// Fields of an interval, a duration (an interval of days and time, as
+    /// PostgreSQL's timestamp difference is) or a time of day, as
+    /// PostgreSQL's `interval_part_common` and `time_part_common` compute
+    /// them: numeric at `scale` for `extract`, double precision for
+    /// `date_part`.
+    fn span_fields(&self, args: &ScalarFunctionArgs, scale: Option<i8>) -> Result<ColumnarValue> {
+        let value_type = args.args[1].data_type();
+        let interval = !matches!(value_type, DataType::Time64(_));
+        let type_name = if interval {
+            "interval"
+        } else {
+            "time without time zone"
+        };
+        let (rows, scalar) = crate::pg_types::result_rows(&args.args, args.number_rows);
+        let mut units = UnitColumn::new(&args.args[0], rows, field_unit)?;
+        let values = args.args[1].to_array(rows)?;
+        let mut decimals = scale
+            .map(|s| {
+                Decimal128Builder::with_capacity(rows)
+                    .with_precision_and_scale(NUMERIC_PRECISION, s)
+            })
+            .transpose()?;
+        let mut doubles = Float64Builder::with_capacity(if scale.is_some() { 0 } else { rows });
+        for i in 0..rows {
+            if values.is_null(i) || units.is_null(i) {
+                match decimals.as_mut() {
+                    Some(d) => d.append_null(),
+                    None => doubles.append_null(),
+                }
+                continue;
+            }
+            let span = match &value_type {
+                DataType::Interval(IntervalUnit::MonthDayNano) => {
+                    let v = values.as_primitive::<IntervalMonthDayNanoType>().value(i);
+                    Span {
+                        months: i64::from(v.months),
+                        days: i64::from(v.days),
+                        micros: v.nanoseconds / 1000,
+                    }
+                }
+                DataType::Duration(TimeUnit::Microsecond) => {
+                    let v = values.as_primitive::<DurationMicrosecondType>().value(i);
+                    Span {
+                        months: 0,
+                        days: v / USECS_PER_DAY,
+                        micros: v % USECS_PER_DAY,
+                    }
+                }
+                DataType::Time64(TimeUnit::Microsecond) => Span {
+                    months: 0,
+                    days: 0,
+                    micros: values.as_primitive::<Time64MicrosecondType>().value(i),
+                },
+                other => {
+                    return Err(no_such_function(
+                        self.name(),
+                        &[DataType::Utf8, other.clone()],
+                    ))
+                }
+            };
+            let unit = units.at(i);
+            let (lower, token) = (&unit.0, &unit.1);
+            let unit = match token {
+                UnitToken::Unit(u) if span_unit(*u, interval) => *u,
+                UnitToken::Unknown => return Err(unit_error(lower, false, type_name)),
+                _ => return Err(unit_error(lower, true, type_name)),
+            };
+            let exact = span.field(unit);
+            let natural = extract_scale(Some(unit), &value_type);
+            match decimals.as_mut() {
+                Some(d) => d.append_value(rescale(exact, natural, scale.unwrap_or(natural))),
+                None => doubles.append_value(exact as f64 / 10f64.powi(i32::from(natural))),
+            }
+        }
+        let out: ArrayRef = match decimals {
+            Some(mut d) => Arc::new(d.finish()),
+            None => Arc::new(doubles.finish()),
+        };
+        crate::pg_types::result_value(out, scalar)
+    }
+}
+
+/// Whether PostgreSQL has `unit` for an interval (`interval`) or a time.
+fn span_unit(unit: Unit, interval: bool) -> bool {
+    match unit {
+        Unit::Microseconds
+        | Unit::Milliseconds
+        | Unit::Second
+        | Unit::Minute
+        | Unit::Hour
+        | Unit::Epoch => true,
+        Unit::Day
+        | Unit::Month
+        | Unit::Quarter
+        | Unit::Year
+        | Unit::Decade
+        | Unit::Century
+        | Unit::Millennium => interval,
+        _ => false,
+    }
+}
+
+/// An interval as PostgreSQL keeps it: months, days and microseconds.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    months: i64,
+    days: i64,
+    micros: i64,
+}
+
+impl Span {
+    /// `unit` exactly, in units of 10^-[`extract_scale`]. PostgreSQL splits
+    /// the time part with truncating division, so every field of a negative
+    /// time is negative or zero.
+    fn field(&self, unit: Unit) -> i128 {
+        const USECS_PER_HOUR: i64 = 3_600_000_000;
+        const USECS_PER_MINUTE: i64 = 60_000_000;
+        let years = self.months / 12;
+        i128::from(match unit {
+            Unit::Microseconds | Unit::Milliseconds | Unit::Second => {
+                self.micros % USECS_PER_MINUTE
+            }
+            Unit::Minute => self.micros % USECS_PER_HOUR / USECS_PER_MINUTE,
+            Unit::Hour => self.micros / USECS_PER_HOUR,
+            Unit::Day => self.days,
+            Unit::Month => self.months % 12,
+            Unit::Quarter => self.months % 12 / 3 + 1,
+            Unit::Year => years,
+            Unit::Decade => years / 10,
+            Unit::Century => years / 100,
+            Unit::Millennium => years / 1000,
+            // A year is 365.25 days and a month 30, as in PostgreSQL.
+            Unit::Epoch => {
+                let seconds =
+                    31_557_600 * years + 2_592_000 * (self.months % 12) + 86_400 * self.days;
+                return i128::from(seconds) * 1_000_000 + i128::from(self.micros);
+            }
+            _ => 0,
+        })
     }
 }
 
