@@ -433,65 +433,46 @@ impl ScalarUDFImpl for DatePart {
             }
             _ => return self.span_fields(&args, scale),
         };
-        if let Some(scale) = scale {
-            return self.extract_numeric(&args, kind, scale);
-        }
-        let (rows, scalar) = crate::pg_types::result_rows(&args.args, args.number_rows);
-        let mut units = UnitColumn::new(&args.args[0], rows, field_unit)?;
-        let values = args.args[1].to_array(rows)?;
-        let zone = (kind == ValueKind::WithZone).then(|| self.variables.time_zone());
-        let mut offsets = zone.map(ZoneOffsets::new);
-        let mut out = Float64Builder::with_capacity(rows);
-        for i in 0..rows {
-            if values.is_null(i) || units.is_null(i) {
-                out.append_null();
-                continue;
-            }
-            let unit = units.at(i);
-            let (lower, token) = (&unit.0, &unit.1);
-            let (wall, east, epoch) = if kind == ValueKind::Date {
-                let days = i64::from(values.as_primitive::<Date32Type>().value(i));
-                let local = days * USECS_PER_DAY;
-                (WallTime::of(local), 0, local)
-            } else {
-                let v = values.as_primitive::<TimestampMicrosecondType>().value(i);
-                if v == i64::MAX || v == i64::MIN {
-                    out.append_option(self.infinite_field(lower, token, kind, v == i64::MIN)?);
-                    continue;
-                }
-                let east = offsets.as_mut().map_or(0, |z| z.offset_at(v));
-                let local = v
-                    .checked_add(i64::from(east) * 1_000_000)
-                    .ok_or_else(timestamp_out_of_range)?;
-                (WallTime::of(local), east, v)
-            };
-            let unit = self.checked_unit(lower, token, kind)?;
-            out.append_value(field(unit, &wall, east, epoch));
-        }
-        let out: ArrayRef = Arc::new(out.finish());
-        crate::pg_types::result_value(out, scalar)
+        self.timestamp_fields(&args, kind, scale)
     }
 }
 
+/// Where a timestamp's or a date's fields go: double precision
+/// (`date_part`) or numeric at a scale (`extract`).
+enum FieldsOut {
+    Double(Float64Builder),
+    Numeric(Decimal128Builder, i8),
+}
+
 impl DatePart {
-    /// `extract` of a timestamp or date: numeric at `scale`, exact.
-    fn extract_numeric(
+    /// The fields of a timestamp or date column: double precision, or
+    /// numeric at `scale` (exact).
+    fn timestamp_fields(
         &self,
         args: &ScalarFunctionArgs,
         kind: ValueKind,
-        scale: i8,
+        scale: Option<i8>,
     ) -> Result<ColumnarValue> {
         let (rows, scalar) = crate::pg_types::result_rows(&args.args, args.number_rows);
         let mut units = UnitColumn::new(&args.args[0], rows, field_unit)?;
         let values = args.args[1].to_array(rows)?;
         let zone = (kind == ValueKind::WithZone).then(|| self.variables.time_zone());
         let mut offsets = zone.map(ZoneOffsets::new);
-        let mut out = Decimal128Builder::with_capacity(rows)
-            .with_precision_and_scale(NUMERIC_PRECISION, scale)?;
         let date = kind == ValueKind::Date;
+        let mut out = match scale {
+            Some(s) => FieldsOut::Numeric(
+                Decimal128Builder::with_capacity(rows)
+                    .with_precision_and_scale(NUMERIC_PRECISION, s)?,
+                s,
+            ),
+            None => FieldsOut::Double(Float64Builder::with_capacity(rows)),
+        };
         for i in 0..rows {
             if values.is_null(i) || units.is_null(i) {
-                out.append_null();
+                match &mut out {
+                    FieldsOut::Double(b) => b.append_null(),
+                    FieldsOut::Numeric(b, _) => b.append_null(),
+                }
                 continue;
             }
             let unit = units.at(i);
@@ -503,17 +484,18 @@ impl DatePart {
             } else {
                 let v = values.as_primitive::<TimestampMicrosecondType>().value(i);
                 if v == i64::MAX || v == i64::MIN {
-                    if self
-                        .infinite_field(lower, token, kind, v == i64::MIN)?
-                        .is_some()
-                    {
-                        return Err(TemporaError::not_supported(format!(
-                            "extract({lower} from an infinite timestamp): numeric Infinity"
-                        ))
-                        .with_hint("date_part() returns it as double precision.")
-                        .into_datafusion());
+                    let infinite = self.infinite_field(lower, token, kind, v == i64::MIN)?;
+                    match &mut out {
+                        FieldsOut::Double(b) => b.append_option(infinite),
+                        FieldsOut::Numeric(_, _) if infinite.is_some() => {
+                            return Err(TemporaError::not_supported(format!(
+                                "extract({lower} from an infinite timestamp): numeric Infinity"
+                            ))
+                            .with_hint("date_part() returns it as double precision.")
+                            .into_datafusion());
+                        }
+                        FieldsOut::Numeric(b, _) => b.append_null(),
                     }
-                    out.append_null();
                     continue;
                 }
                 let east = offsets.as_mut().map_or(0, |z| z.offset_at(v));
@@ -523,11 +505,19 @@ impl DatePart {
                 (WallTime::of(local), east, v)
             };
             let unit = self.checked_unit(lower, token, kind)?;
-            let value = exact_field(unit, &wall, east, epoch, date);
-            let natural = extract_scale(Some(unit), &args.args[1].data_type());
-            out.append_value(rescale(value, natural, scale));
+            match &mut out {
+                FieldsOut::Double(b) => b.append_value(field(unit, &wall, east, epoch)),
+                FieldsOut::Numeric(b, scale) => {
+                    let value = exact_field(unit, &wall, east, epoch, date);
+                    let natural = extract_scale(Some(unit), &args.args[1].data_type());
+                    b.append_value(rescale(value, natural, *scale));
+                }
+            }
         }
-        let out: ArrayRef = Arc::new(out.finish());
+        let out: ArrayRef = match out {
+            FieldsOut::Double(mut b) => Arc::new(b.finish()),
+            FieldsOut::Numeric(mut b, _) => Arc::new(b.finish()),
+        };
         crate::pg_types::result_value(out, scalar)
     }
 }

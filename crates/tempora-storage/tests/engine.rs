@@ -123,19 +123,24 @@ async fn sum_ids(engine: &Engine, oid: u32) -> (usize, i64) {
     (count, sum)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn compaction_merges_small_files_and_old_files_leave_after_readers() {
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, oid) = engine_with_table(dir.path(), false).await;
+/// Ids 0..50 at their second, written in five flushes of ten: five files.
+async fn five_flushed_files(engine: &Engine, oid: u32) {
     for round in 0..5i32 {
         let ids: Vec<i32> = (round * 10..round * 10 + 10).collect();
         let times: Vec<i64> = ids.iter().map(|i| *i as i64 * 1_000_000).collect();
         engine
-            .insert(oid, vec![rows(&engine, oid, &times, &ids)])
+            .insert(oid, vec![rows(engine, oid, &times, &ids)])
             .await
             .unwrap();
         engine.flush().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_merges_small_files_and_old_files_leave_after_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, oid) = engine_with_table(dir.path(), false).await;
+    five_flushed_files(&engine, oid).await;
     assert_eq!(data_files(dir.path()), 5);
     let before = sum_ids(&engine, oid).await;
     assert_eq!(before, (50, (0..50).sum()));
@@ -182,15 +187,7 @@ async fn listed_files_have_footers_and_page_indexes_cached_ahead() {
     use tempora_storage::metadata_warm::{object_meta, WarmReport};
     let dir = tempfile::tempdir().unwrap();
     let (engine, oid) = engine_with_table(dir.path(), false).await;
-    for round in 0..5i32 {
-        let ids: Vec<i32> = (round * 10..round * 10 + 10).collect();
-        let times: Vec<i64> = ids.iter().map(|i| *i as i64 * 1_000_000).collect();
-        engine
-            .insert(oid, vec![rows(&engine, oid, &times, &ids)])
-            .await
-            .unwrap();
-        engine.flush().await.unwrap();
-    }
+    five_flushed_files(&engine, oid).await;
     let cache = engine.runtime().cache_manager.get_file_metadata_cache();
     assert_eq!(cache.len(), 0);
     let report = engine.warm_metadata().await;
