@@ -670,10 +670,14 @@ const NARROW_RUN_ROWS: u64 = 2 * tempora_storage::parquet_io::CLUSTERED_PAGE_ROW
 /// series its filters pin ([`series_runs`]), through a row selection the
 /// Parquet reader reads only their pages (and rows) for. None: the file
 /// holds none of those rows.
-fn scanned_file(f: &FileDef, series: Option<&(u32, Vec<String>)>) -> Option<ScannedFile> {
+fn scanned_file(
+    engine: &Engine,
+    f: &FileDef,
+    series: Option<&(u32, Vec<String>)>,
+) -> Option<ScannedFile> {
     match series.and_then(|s| series_runs(f, s)) {
         None => Some(ScannedFile {
-            file: partitioned_file(f),
+            file: partitioned_file(engine, f),
             rows: f.rows,
             narrow: false,
             runs: Vec::new(),
@@ -687,7 +691,8 @@ fn scanned_file(f: &FileDef, series: Option<&(u32, Vec<String>)>) -> Option<Scan
                 f.rows as usize,
             );
             Some(ScannedFile {
-                file: partitioned_file(f).with_extension(ParquetRowSelection::new(selection)),
+                file: partitioned_file(engine, f)
+                    .with_extension(ParquetRowSelection::new(selection)),
                 rows,
                 narrow,
                 runs: runs
@@ -758,8 +763,14 @@ impl AsyncFileReader for IndexedReader {
     }
 }
 
-fn partitioned_file(f: &FileDef) -> PartitionedFile {
-    PartitionedFile::from(tempora_storage::metadata_warm::object_meta(f))
+/// The file as a scan reads it, with its Arrow schema when the engine has
+/// decoded it already (`tempora_storage::metadata_warm`).
+fn partitioned_file(engine: &Engine, f: &FileDef) -> PartitionedFile {
+    let file = PartitionedFile::from(tempora_storage::metadata_warm::object_meta(f));
+    match engine.file_schema(&f.path) {
+        Some(schema) => file.with_arrow_schema(schema),
+        None => file,
+    }
 }
 
 impl TemporaTable {
@@ -1047,7 +1058,7 @@ impl TemporaTable {
         let series = pinned_series(def, filters);
         let scanned: Vec<ScannedFile> = kept_files
             .iter()
-            .filter_map(|f| scanned_file(f, series.as_ref()))
+            .filter_map(|f| scanned_file(&self.engine, f, series.as_ref()))
             .collect();
         let narrow = !scanned.is_empty() && scanned.iter().all(|f| f.narrow);
         // The catalog counts every file's rows: the planner's estimate of

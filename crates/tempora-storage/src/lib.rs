@@ -227,6 +227,9 @@ pub struct Engine {
     /// indexes of the data files, which never change once written and whose
     /// paths are never reused, across statements and connections.
     runtime: Arc<RuntimeEnv>,
+    /// The Arrow schema of each listed file whose footer is cached
+    /// (`metadata_warm`).
+    file_schemas: metadata_warm::FileSchemas,
     /// Tells this engine's entries in the shared series cache from those of
     /// other engines (whose files may have the same paths): unique in the
     /// process, never reused.
@@ -529,6 +532,7 @@ impl Engine {
             file_counter: AtomicU64::new(0),
             gc,
             runtime: Arc::new(RuntimeEnv::default()),
+            file_schemas: Default::default(),
             instance: ENGINE_INSTANCES.fetch_add(1, Ordering::Relaxed),
         });
         let mut replayed = 0usize;
@@ -603,6 +607,12 @@ impl Engine {
     /// The DataFusion runtime queries against this engine share.
     pub fn runtime(&self) -> &Arc<RuntimeEnv> {
         &self.runtime
+    }
+
+    /// The Arrow schema of the listed file at `path`, as its footer gives
+    /// it, once the metadata warmer has decoded it.
+    pub fn file_schema(&self, path: &str) -> Option<datafusion::arrow::datatypes::SchemaRef> {
+        self.file_schemas.get(path)
     }
 
     pub fn options(&self) -> &EngineOptions {

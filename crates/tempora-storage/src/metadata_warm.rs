@@ -8,14 +8,17 @@
 //! reads them as soon as a file is listed (and for every file when the
 //! engine opens), newest files first, so statements find them cached.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use datafusion::parquet::arrow::parquet_to_arrow_schema;
 use datafusion::parquet::file::metadata::PageIndexPolicy;
 use object_store::path::Path;
 use object_store::ObjectMeta;
+use parking_lot::RwLock;
 use tempora_catalog::{CatalogState, FileDef};
 
 use crate::Engine;
@@ -40,6 +43,56 @@ pub fn object_meta(f: &FileDef) -> ObjectMeta {
         size: f.bytes,
         e_tag: None,
         version: None,
+    }
+}
+
+/// The Arrow schema of each listed file whose footer the warmer has read or
+/// found cached. A scan hands it to the Parquet reader with the file
+/// (`PartitionedFile::with_arrow_schema`), which otherwise decodes the schema
+/// the writer embedded in the footer (base64, then an Arrow IPC message) on
+/// every open: a twentieth of a statement that reads a few rows of each of
+/// a dozen files. Files never change once listed, so neither do their
+/// schemas.
+#[derive(Debug, Default)]
+pub(crate) struct FileSchemas(RwLock<Schemas>);
+
+#[derive(Debug, Default)]
+struct Schemas {
+    by_path: HashMap<String, SchemaRef>,
+    /// Each distinct schema once: a table's files mostly share one.
+    distinct: Vec<SchemaRef>,
+}
+
+impl FileSchemas {
+    pub(crate) fn get(&self, path: &str) -> Option<SchemaRef> {
+        self.0.read().by_path.get(path).cloned()
+    }
+
+    fn contains(&self, path: &str) -> bool {
+        self.0.read().by_path.contains_key(path)
+    }
+
+    fn insert(&self, path: &str, schema: Schema) {
+        let mut schemas = self.0.write();
+        let shared = match schemas.distinct.iter().find(|s| s.as_ref() == &schema) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(schema);
+                schemas.distinct.push(s.clone());
+                s
+            }
+        };
+        schemas.by_path.insert(path.to_string(), shared);
+    }
+
+    /// Forgets the files not `listed`, and schemas no file has any more.
+    fn retain(&self, listed: &HashSet<&str>) {
+        let mut schemas = self.0.write();
+        schemas
+            .by_path
+            .retain(|path, _| listed.contains(path.as_str()));
+        let Schemas { by_path, distinct } = &mut *schemas;
+        distinct.retain(|s| by_path.values().any(|v| Arc::ptr_eq(v, s)));
     }
 }
 
@@ -112,19 +165,18 @@ impl Engine {
                 report.dropped += 1;
             }
         }
+        self.file_schemas.retain(&listed);
         let budget = cache.cache_limit() / FILL_DENOMINATOR * FILL_NUMERATOR;
         let started = Instant::now();
         for f in files {
-            if used >= budget {
-                break;
-            }
             let meta = object_meta(f);
-            if cache
+            let cached = cache
                 .get(&meta.location)
-                .is_some_and(|e| e.is_valid_for(&meta))
-            {
+                .is_some_and(|e| e.is_valid_for(&meta));
+            if (cached && self.file_schemas.contains(&f.path)) || (!cached && used >= budget) {
                 continue;
             }
+            // A cached footer comes back from the cache.
             let fetched = DFParquetMetadata::new(self.store().as_ref(), &meta)
                 .with_file_metadata_cache(Some(cache.clone()))
                 .with_page_index_policy(Some(PageIndexPolicy::Optional))
@@ -132,8 +184,20 @@ impl Engine {
                 .await;
             match fetched {
                 Ok(m) => {
-                    used += m.memory_size();
-                    report.read += 1;
+                    if !cached {
+                        used += m.memory_size();
+                        report.read += 1;
+                    }
+                    let footer = m.file_metadata();
+                    match parquet_to_arrow_schema(
+                        footer.schema_descr(),
+                        footer.key_value_metadata(),
+                    ) {
+                        Ok(schema) => self.file_schemas.insert(&f.path, schema),
+                        Err(e) => {
+                            tracing::debug!(path = %f.path, error = %e, "file schema not decoded")
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(path = %f.path, error = %e, "file metadata not warmed");

@@ -220,7 +220,24 @@ async fn listed_files_have_footers_and_page_indexes_cached_ahead() {
             parquet.offset_index().is_some(),
             "page index read with the footer"
         );
+        // The schema a reader would decode from the footer, decoded once.
+        let footer = parquet.file_metadata();
+        let decoded = datafusion::parquet::arrow::parquet_to_arrow_schema(
+            footer.schema_descr(),
+            footer.key_value_metadata(),
+        )
+        .unwrap();
+        let kept = engine.file_schema(&f.path).expect("schema kept");
+        assert_eq!(kept.as_ref(), &decoded);
     }
+    let schemas: Vec<_> = files
+        .iter()
+        .filter_map(|f| engine.file_schema(&f.path))
+        .collect();
+    assert!(
+        schemas.iter().all(|s| Arc::ptr_eq(s, &schemas[0])),
+        "files of one layout share one schema"
+    );
     assert_eq!(
         engine.warm_metadata().await,
         WarmReport::default(),
@@ -239,6 +256,9 @@ async fn listed_files_have_footers_and_page_indexes_cached_ahead() {
         }
     );
     assert_eq!(cache.len(), 1);
+    for f in &files {
+        assert!(engine.file_schema(&f.path).is_none(), "merged away");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
