@@ -444,6 +444,34 @@ enum FieldsOut {
     Numeric(Decimal128Builder, i8),
 }
 
+impl FieldsOut {
+    /// Room for `rows` fields: numeric at `scale`, or double precision.
+    fn new(scale: Option<i8>, rows: usize) -> Result<Self> {
+        Ok(match scale {
+            Some(s) => FieldsOut::Numeric(
+                Decimal128Builder::with_capacity(rows)
+                    .with_precision_and_scale(NUMERIC_PRECISION, s)?,
+                s,
+            ),
+            None => FieldsOut::Double(Float64Builder::with_capacity(rows)),
+        })
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            FieldsOut::Double(b) => b.append_null(),
+            FieldsOut::Numeric(b, _) => b.append_null(),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            FieldsOut::Double(mut b) => Arc::new(b.finish()),
+            FieldsOut::Numeric(mut b, _) => Arc::new(b.finish()),
+        }
+    }
+}
+
 impl DatePart {
     /// The fields of a timestamp or date column: double precision, or
     /// numeric at `scale` (exact).
@@ -459,20 +487,10 @@ impl DatePart {
         let zone = (kind == ValueKind::WithZone).then(|| self.variables.time_zone());
         let mut offsets = zone.map(ZoneOffsets::new);
         let date = kind == ValueKind::Date;
-        let mut out = match scale {
-            Some(s) => FieldsOut::Numeric(
-                Decimal128Builder::with_capacity(rows)
-                    .with_precision_and_scale(NUMERIC_PRECISION, s)?,
-                s,
-            ),
-            None => FieldsOut::Double(Float64Builder::with_capacity(rows)),
-        };
+        let mut out = FieldsOut::new(scale, rows)?;
         for i in 0..rows {
             if values.is_null(i) || units.is_null(i) {
-                match &mut out {
-                    FieldsOut::Double(b) => b.append_null(),
-                    FieldsOut::Numeric(b, _) => b.append_null(),
-                }
+                out.append_null();
                 continue;
             }
             let unit = units.at(i);
@@ -514,11 +532,7 @@ impl DatePart {
                 }
             }
         }
-        let out: ArrayRef = match out {
-            FieldsOut::Double(mut b) => Arc::new(b.finish()),
-            FieldsOut::Numeric(mut b, _) => Arc::new(b.finish()),
-        };
-        crate::pg_types::result_value(out, scalar)
+        crate::pg_types::result_value(out.finish(), scalar)
     }
 }
 
@@ -539,19 +553,10 @@ impl DatePart {
         let (rows, scalar) = crate::pg_types::result_rows(&args.args, args.number_rows);
         let mut units = UnitColumn::new(&args.args[0], rows, field_unit)?;
         let values = args.args[1].to_array(rows)?;
-        let mut decimals = scale
-            .map(|s| {
-                Decimal128Builder::with_capacity(rows)
-                    .with_precision_and_scale(NUMERIC_PRECISION, s)
-            })
-            .transpose()?;
-        let mut doubles = Float64Builder::with_capacity(if scale.is_some() { 0 } else { rows });
+        let mut out = FieldsOut::new(scale, rows)?;
         for i in 0..rows {
             if values.is_null(i) || units.is_null(i) {
-                match decimals.as_mut() {
-                    Some(d) => d.append_null(),
-                    None => doubles.append_null(),
-                }
+                out.append_null();
                 continue;
             }
             let span = match &value_type {
@@ -592,16 +597,14 @@ impl DatePart {
             };
             let exact = span.field(unit);
             let natural = extract_scale(Some(unit), &value_type);
-            match decimals.as_mut() {
-                Some(d) => d.append_value(rescale(exact, natural, scale.unwrap_or(natural))),
-                None => doubles.append_value(exact as f64 / 10f64.powi(i32::from(natural))),
+            match &mut out {
+                FieldsOut::Numeric(b, scale) => b.append_value(rescale(exact, natural, *scale)),
+                FieldsOut::Double(b) => {
+                    b.append_value(exact as f64 / 10f64.powi(i32::from(natural)))
+                }
             }
         }
-        let out: ArrayRef = match decimals {
-            Some(mut d) => Arc::new(d.finish()),
-            None => Arc::new(doubles.finish()),
-        };
-        crate::pg_types::result_value(out, scalar)
+        crate::pg_types::result_value(out.finish(), scalar)
     }
 }
 
