@@ -529,6 +529,106 @@ async fn a_filter_on_series_reads_exactly_their_rows() {
     assert_eq!(row.get::<_, i64>(0), 10_000);
 }
 
+/// A filter pinning the series column is the scan's to answer: files read
+/// through those series' runs are not tested against it again (the Parquet
+/// reader would decode the column for nothing), and every other row (not
+/// yet flushed, or in a file written before the series index, which does
+/// not record its series) is filtered by the scan itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scan_answers_filters_on_series_itself() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let rows = |table: &str, first: u32, last: u32| {
+        format!(
+            "INSERT INTO {table} SELECT '2024-01-01'::timestamptz + g * interval '1 second',
+                 'h' || lpad((g % 60)::text, 2, '0'), g
+               FROM generate_series({first}, {last}) g;"
+        )
+    };
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE sx (time timestamptz NOT NULL, host text, v float8);
+             SELECT create_hypertable('sx', 'time', chunk_time_interval => INTERVAL '30 days');
+             CREATE INDEX ON sx (host, time DESC);
+             {} CHECKPOINT;
+             CREATE TABLE sy (time timestamptz NOT NULL, host text, v float8);
+             SELECT create_hypertable('sy', 'time', chunk_time_interval => INTERVAL '30 days');
+             {} CHECKPOINT;
+             CREATE INDEX ON sy (host, time DESC);
+             {} CHECKPOINT;",
+            rows("sx", 1, 120_000),
+            rows("sy", 1, 60_000),
+            rows("sy", 60_001, 120_000),
+        ))
+        .await
+        .unwrap();
+    // Every file of sx records its series: the reader tests `v` alone.
+    let scan = analyzed_scan(&client, "SELECT * FROM sx WHERE host = 'h07' AND v > 60000").await;
+    assert!(scan.contains("predicate=v@2 > 60000"), "{scan}");
+    assert!(!scan.contains("host@"), "{scan}");
+
+    let queries = [
+        "SELECT count(*), sum(v) FROM {t} WHERE {h} = 'h07'",
+        "SELECT time::text, v FROM {t} WHERE {h} IN ('h07', 'h42') ORDER BY time",
+        "SELECT * FROM {t} WHERE {h} = 'h07' AND v > 100000 ORDER BY time LIMIT 3",
+        "SELECT count(*) FROM {t} WHERE {h} = 'h07' OR {h} = 'nowhere'",
+        "SELECT count(*) FROM {t} WHERE {h} IN ('h07', NULL)",
+        "SELECT count(*) FROM {t} WHERE {h} = 'nowhere'",
+    ];
+    let check = |stage: &'static str| {
+        let client = &client;
+        async move {
+            for t in ["sx", "sy"] {
+                for q in queries {
+                    let pinned = q.replace("{t}", t).replace("{h}", "host");
+                    let unpinned = q.replace("{t}", t).replace("{h}", "lower(host)");
+                    // Twice: the second runs the session's kept plan.
+                    for _ in 0..2 {
+                        assert_eq!(
+                            text_rows(client, &pinned).await,
+                            text_rows(client, &unpinned).await,
+                            "{stage}: {pinned}"
+                        );
+                    }
+                }
+                // A limit counts rows of the series only.
+                let sql = format!("SELECT v FROM {t} WHERE host = $1 LIMIT 5");
+                for host in ["h07", "h42"] {
+                    let got: Vec<f64> = client
+                        .query(&sql, &[&host])
+                        .await
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect();
+                    let series: f64 = host[1..].parse().unwrap();
+                    assert_eq!(got.len(), 5, "{stage}: {t} {host}");
+                    assert!(
+                        got.iter().all(|v| v % 60.0 == series),
+                        "{stage}: {t} {got:?}"
+                    );
+                }
+            }
+        }
+    };
+    check("files").await;
+    // Rows not yet flushed, of the pinned series and others.
+    client
+        .batch_execute(&format!(
+            "{} {}",
+            rows("sx", 120_001, 120_300),
+            rows("sy", 120_001, 120_300)
+        ))
+        .await
+        .unwrap();
+    check("unflushed rows").await;
+    let row = client
+        .query_one("SELECT count(*) FROM sy WHERE host = 'h07'", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 2_005);
+}
+
 /// Which scan node of `EXPLAIN ANALYZE sql` read the series runs: the
 /// cache (`SeriesCacheExec`), the files, keeping the runs
 /// (`SeriesCacheFillExec`), or the files as without the cache (`files`).

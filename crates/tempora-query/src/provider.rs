@@ -36,9 +36,10 @@ use datafusion::parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection}
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::filter::FilterExecBuilder;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::union::UnionExec;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 use futures::future::BoxFuture;
 use parking_lot::RwLock;
 use tempora_catalog::{FileDef, TableDef};
@@ -648,6 +649,34 @@ fn series_runs(
     recorded.runs_of(wanted.iter().map(String::as_str))
 }
 
+/// Whether `e` holds exactly for the rows whose series column
+/// ([`TableDef::series_column`]) is one of a few constants, or parameters of
+/// a kept plan: `column = c`, `column IN (c, ...)`, and `OR`s of those. A
+/// scan answers such filters itself ([`TemporaTable::plan_files`]): the
+/// runs of those series are all a file that records them is read for.
+fn pins_series_exactly(def: &TableDef, e: &Expr) -> bool {
+    def.series_column()
+        .is_some_and(|column| pins_exactly(e, &column.name))
+}
+
+fn pins_exactly(e: &Expr, column: &str) -> bool {
+    let is_column = |e: &Expr| matches!(e, Expr::Column(c) if c.name == column);
+    let constant = |e: &Expr| matches!(e, Expr::Literal(..) | Expr::Placeholder(_));
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+            Operator::Or => pins_exactly(left, column) && pins_exactly(right, column),
+            Operator::Eq => {
+                (is_column(left) && constant(right)) || (is_column(right) && constant(left))
+            }
+            _ => false,
+        },
+        Expr::InList(in_list) => {
+            !in_list.negated && is_column(&in_list.expr) && in_list.list.iter().all(constant)
+        }
+        _ => false,
+    }
+}
+
 /// A file a scan reads.
 struct ScannedFile {
     file: PartitionedFile,
@@ -761,6 +790,17 @@ impl AsyncFileReader for IndexedReader {
             .with_page_index_policy(PageIndexPolicy::Optional);
         Box::pin(async move { self.0.get_metadata(Some(&options)).await })
     }
+}
+
+/// `e`, a filter of a scan, over `schema`'s columns.
+fn physical_expr(e: Expr, schema: &SchemaRef) -> DfResult<Arc<dyn PhysicalExpr>> {
+    // The scan's filters name the table; the schema here does not.
+    let e = datafusion::logical_expr::expr_rewriter::unnormalize_col(e);
+    let schema = DFSchema::try_from(schema.as_ref().clone())?;
+    let props = datafusion::logical_expr::execution_props::ExecutionProps::new();
+    let planning =
+        datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default();
+    datafusion::physical_expr::create_physical_expr(&e, &schema, &props, &planning)
 }
 
 /// The file as a scan reads it, with its Arrow schema when the engine has
@@ -896,6 +936,10 @@ impl TableProvider for TemporaTable {
                 if crate::newest_series::marker_columns(f).is_some() {
                     // Applied by leaving chunks out; keeps every row read.
                     TableProviderFilterPushDown::Exact
+                } else if pins_series_exactly(&self.def, f) {
+                    // Read through the series' runs, or filtered by the scan
+                    // itself where it cannot be (`plan_files`).
+                    TableProviderFilterPushDown::Exact
                 } else {
                     TableProviderFilterPushDown::Inexact
                 }
@@ -953,21 +997,60 @@ impl TemporaTable {
         else {
             return Ok(None);
         };
-        // The scan's filters name the table; the schema here does not.
-        let all = datafusion::logical_expr::expr_rewriter::unnormalize_col(all);
-        let schema = DFSchema::try_from(self.schema.as_ref().clone())?;
-        let props = datafusion::logical_expr::execution_props::ExecutionProps::new();
-        let planning =
-            datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default();
         // Pruning only: the FilterExec above the scan applies the filters.
         // One the source cannot take (a subquery) leaves it to that.
-        match datafusion::physical_expr::create_physical_expr(&all, &schema, &props, &planning) {
+        match physical_expr(all, &self.schema) {
             Ok(p) => Ok(Some(p)),
             Err(e) => {
                 tracing::debug!(error = %e, "scan filters not given to the Parquet source");
                 Ok(None)
             }
         }
+    }
+
+    /// `projection` with the table's series column, when it lacks it: what
+    /// an input read for [`Self::answer_exactly`] projects.
+    fn answered_projection(&self, projection: Option<&Vec<usize>>) -> Option<Vec<usize>> {
+        let column = self
+            .def
+            .series_column()
+            .and_then(|c| self.def.column_index(&c.name));
+        projection.map(|p| {
+            let mut p = p.clone();
+            if let Some(i) = column.filter(|i| !p.contains(i)) {
+                p.push(i);
+            }
+            p
+        })
+    }
+
+    /// The rows of `input` (read with [`Self::answered_projection`]) that
+    /// the series filters `exact` allow, with `projection`'s columns: for
+    /// rows the scan cannot tell are of the pinned series (unflushed rows,
+    /// files that do not record their series), as the scan answers those
+    /// filters itself ([`pins_series_exactly`]). `limit` counts the rows
+    /// kept.
+    fn answer_exactly(
+        &self,
+        input: Arc<dyn ExecutionPlan>,
+        exact: &[&Expr],
+        projection: Option<&Vec<usize>>,
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let Some(all) =
+            datafusion::logical_expr::utils::conjunction(exact.iter().copied().cloned())
+        else {
+            return Ok(input);
+        };
+        let predicate = physical_expr(all, &input.schema())?;
+        let width = projection.map_or(self.schema.fields().len(), Vec::len);
+        let keep = (input.schema().fields().len() != width).then(|| (0..width).collect());
+        Ok(Arc::new(
+            FilterExecBuilder::new(predicate, input)
+                .apply_projection(keep)?
+                .with_fetch(limit)
+                .build()?,
+        ))
     }
 
     /// The series runs of `scanned` (every file read through its runs) as
@@ -1060,6 +1143,29 @@ impl TemporaTable {
             .iter()
             .filter_map(|f| scanned_file(&self.engine, f, series.as_ref()))
             .collect();
+        // Filters on the series column are the scan's to answer
+        // (`supports_filters_pushdown`), in whatever form the optimizer left
+        // them. Files read through the pinned series' runs hold only their
+        // rows; the filters those runs do not answer, and every filter on
+        // the series for unflushed rows, are applied here (`answer_exactly`).
+        let on_series: Vec<&Expr> = self
+            .def
+            .series_column()
+            .map(|c| {
+                filters
+                    .iter()
+                    .filter(|f| f.column_refs().iter().all(|r| r.name == c.name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let by_runs = series.as_ref().map(|(id, _)| *id) == self.def.series_column().map(|c| c.id)
+            && scanned.iter().all(|f| !f.runs.is_empty());
+        let by_runs = |f: &Expr| by_runs && pins_series_exactly(&self.def, f);
+        let on_files: Vec<&Expr> = on_series.iter().copied().filter(|f| !by_runs(f)).collect();
+        let answer_files = !on_files.is_empty();
+        // What the Parquet source evaluates: testing the rows of the runs
+        // against their own series would only decode that column again.
+        let source_filters: Vec<Expr> = filters.iter().filter(|f| !by_runs(f)).cloned().collect();
         let narrow = !scanned.is_empty() && scanned.iter().all(|f| f.narrow);
         // The catalog counts every file's rows: the planner's estimate of
         // the scan (a small table joined to a large one is the hash join's
@@ -1067,7 +1173,11 @@ impl TemporaTable {
         let file_rows: u64 = scanned.iter().map(|f| f.rows).sum();
         // A few short runs of a few series: answered from the series cache,
         // or read whole and kept there (crate::series_runs).
-        let runs = (narrow && limit.is_none() && file_rows <= crate::small_scans::SMALL_SCAN_ROWS)
+        // Not when filters on the series are left for the scan to apply.
+        let runs = (narrow
+            && limit.is_none()
+            && !answer_files
+            && file_rows <= crate::small_scans::SMALL_SCAN_ROWS)
             .then(|| self.cacheable_runs(projection, &scanned))
             .flatten();
         let files: Vec<PartitionedFile> = scanned.into_iter().map(|f| f.file).collect();
@@ -1149,7 +1259,8 @@ impl TemporaTable {
             let time_column = def.hypertable.as_ref().map(|h| h.time_column.as_str());
             // Runs to keep are read whole: no filters reach that scan.
             let predicate = predicate && runs.is_none();
-            if runs.is_none() && decode_late(&self.schema, projection, filters, time_column) {
+            if runs.is_none() && decode_late(&self.schema, projection, &source_filters, time_column)
+            {
                 source = source
                     .with_pushdown_filters(true)
                     .with_reorder_filters(true);
@@ -1160,7 +1271,7 @@ impl TemporaTable {
             // and, with late decoding, row pruning. Setting them here as well
             // would evaluate every condition twice, unless no optimizer will.
             if predicate {
-                if let Some(p) = self.physical_predicate(filters)? {
+                if let Some(p) = self.physical_predicate(&source_filters)? {
                     source = source.with_predicate(p);
                 }
             }
@@ -1179,8 +1290,12 @@ impl TemporaTable {
                     .with_expr_adapter(Some(Arc::new(adapter)))
                     .with_output_partitioning(whole_files)
                     .with_file_groups(groups.into_iter().map(Into::into).collect())
-                    .with_projection_indices(projection.cloned())?
-                    .with_limit(limit)
+                    .with_projection_indices(match answer_files {
+                        true => self.answered_projection(projection),
+                        false => projection.cloned(),
+                    })?
+                    // Counted after the series filters, when they are applied above.
+                    .with_limit(limit.filter(|_| !answer_files))
                     .with_statistics(datafusion::common::Statistics {
                         num_rows: datafusion::common::stats::Precision::Inexact(file_rows as usize),
                         total_byte_size: datafusion::common::stats::Precision::Absent,
@@ -1192,15 +1307,20 @@ impl TemporaTable {
             let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
             inputs.push(match &runs {
                 Some(runs) => runs.filling(scan),
+                None if answer_files => self.answer_exactly(scan, &on_files, projection, limit)?,
                 None => scan,
             });
         }
         if !mem_batches.is_empty() {
-            inputs.push(MemorySourceConfig::try_new_exec(
+            let rows = MemorySourceConfig::try_new_exec(
                 &[mem_batches],
                 self.schema.clone(),
-                projection.cloned(),
-            )?);
+                match on_series.is_empty() {
+                    true => projection.cloned(),
+                    false => self.answered_projection(projection),
+                },
+            )?;
+            inputs.push(self.answer_exactly(rows, &on_series, projection, None)?);
         }
         if inputs.is_empty() {
             let projected = match projection {
