@@ -315,3 +315,47 @@ async fn psql_shows_time_zone_conversions_as_postgresql_does() {
          (1 row)\n"
     );
 }
+
+/// A `DROP ... CASCADE` reports what it takes with it as PostgreSQL does:
+/// one NOTICE naming a single object, or counting several and listing them
+/// in its DETAIL. A hypertable's chunks are among what a dropped schema
+/// takes.
+#[tokio::test(flavor = "multi_thread")]
+async fn drop_cascade_reports_its_objects_in_one_notice() {
+    let server = TestServer::start().await;
+    let setup = server.psql_script(
+        "CREATE SCHEMA iot;
+         CREATE TABLE iot.x (time timestamptz NOT NULL, v int);
+         SELECT create_hypertable('iot.x', by_range('time', INTERVAL '1 day'));
+         INSERT INTO iot.x VALUES ('2024-01-01', 1), ('2024-01-02', 2);
+         CREATE TABLE t (a int);
+         CREATE VIEW v1 AS SELECT a FROM t;
+         CREATE VIEW v2 AS SELECT a FROM v1;
+         CREATE SCHEMA lone;
+         CREATE TABLE lone.y (a int);",
+        true,
+    );
+    setup.assert_success();
+    let stderr = |sql: &str| {
+        let out = server.psql(&["-v", "VERBOSITY=default", "-c", sql]);
+        out.assert_success();
+        out.stderr
+    };
+    let schema = stderr("DROP SCHEMA iot CASCADE");
+    assert!(
+        schema.contains("NOTICE:  drop cascades to 3 other objects\nDETAIL:  drop cascades to table iot.x\ndrop cascades to table _timescaledb_internal._hyper_1_1_chunk\ndrop cascades to table _timescaledb_internal._hyper_1_2_chunk"),
+        "{schema}"
+    );
+    assert_eq!(schema.matches("NOTICE").count(), 1, "{schema}");
+    let views = stderr("DROP TABLE t CASCADE");
+    assert!(
+        views.contains("NOTICE:  drop cascades to 2 other objects\nDETAIL:  drop cascades to view v1\ndrop cascades to view v2"),
+        "{views}"
+    );
+    let one = stderr("DROP SCHEMA lone CASCADE");
+    assert!(
+        one.contains("NOTICE:  drop cascades to table lone.y\n"),
+        "{one}"
+    );
+    assert!(!one.contains("DETAIL"), "{one}");
+}

@@ -494,7 +494,8 @@ where
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     for n in notices {
-        let info = ErrorInfo::new(n.severity.into(), n.code.code().into(), n.message);
+        let mut info = ErrorInfo::new(n.severity.into(), n.code.code().into(), n.message);
+        info.detail = n.detail;
         client
             .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
                 info,

@@ -351,11 +351,10 @@ fn check_shape(stmt: &Statement) -> Result<(Vec<Relation>, Vec<Notice>)> {
     let _ = select.group_by.visit(&mut listed);
     let mut warnings = Vec::new();
     if listed.volatile {
-        warnings.push(Notice {
-            severity: "WARNING",
-            code: SqlState::WARNING,
-            message: "using non-immutable functions in continuous aggregate view may lead to inconsistent results on rematerialization".into(),
-        });
+        warnings.push(Notice::warning(
+            SqlState::WARNING,
+            "using non-immutable functions in continuous aggregate view may lead to inconsistent results on rematerialization",
+        ));
     }
     Ok((relations, warnings))
 }
@@ -1549,12 +1548,13 @@ pub(crate) async fn alter_view(
     Ok((tag(), notices))
 }
 
-/// PostgreSQL's NOTICE for the chunks of the materializations of the
-/// aggregates `dropping` (view oids first) that a drop takes with them.
-pub(crate) fn chunk_cascade_notice(
+/// The chunks of the materializations of the aggregates `dropping` (view
+/// oids first) that a drop takes with them, as [`Notice::cascade`] names
+/// them.
+pub(crate) fn cascaded_chunks(
     state: &CatalogState,
     dropping: &[(u32, String, &str)],
-) -> Option<Notice> {
+) -> Vec<String> {
     let mut chunks = Vec::new();
     for (oid, _, _) in dropping {
         if let Some(mat) = state
@@ -1563,20 +1563,19 @@ pub(crate) fn chunk_cascade_notice(
             .and_then(|v| v.continuous.as_ref())
             .and_then(|c| state.table_by_oid(c.mat_oid))
         {
-            let h = mat.hypertable.as_ref().map_or(0, |h| h.id);
-            chunks.extend(
-                mat.chunks
-                    .values()
-                    .map(|c| format!("{CHUNK_SCHEMA}.{}", c.name(h))),
-            );
+            chunks.extend(chunk_tables(mat));
         }
     }
-    let message = match chunks.len() {
-        0 => return None,
-        1 => format!("drop cascades to table {}", chunks[0]),
-        n => format!("drop cascades to {n} other objects"),
-    };
-    Some(Notice::info(SqlState::SUCCESSFUL_COMPLETION, message))
+    chunks
+}
+
+/// `table`'s chunks as [`Notice::cascade`] names them.
+pub(crate) fn chunk_tables(table: &TableDef) -> impl Iterator<Item = String> + '_ {
+    let h = table.hypertable.as_ref().map_or(0, |h| h.id);
+    table
+        .chunks
+        .values()
+        .map(move |c| format!("table {CHUNK_SCHEMA}.{}", c.name(h)))
 }
 
 /// Runs refresh policies for the scheduler: each run in a session of its own.

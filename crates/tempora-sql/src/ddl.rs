@@ -613,8 +613,9 @@ pub(crate) async fn execute(
                             }
                         }
                     }
+                    let mut cascaded = Vec::new();
                     let views =
-                        crate::views::dependent_views(state, &tables, *cascade, &mut notices)?;
+                        crate::views::dependent_views(state, &tables, *cascade, &mut cascaded)?;
                     let oids: Vec<u32> = tables.iter().map(|(oid, _, _)| *oid).collect();
                     let mut ops = Vec::new();
                     let mut unlinked: Vec<TableDef> = Vec::new();
@@ -642,13 +643,7 @@ pub(crate) async fn execute(
                             .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
                         }
                         for (t, fk) in dependents {
-                            notices.push(Notice::info(
-                                SqlState::SUCCESSFUL_COMPLETION,
-                                format!(
-                                    "drop cascades to constraint {} on table {}",
-                                    fk.name, t.name
-                                ),
-                            ));
+                            cascaded.push(format!("constraint {} on table {}", fk.name, t.name));
                             if !unlinked.iter().any(|u| u.oid == t.oid) {
                                 unlinked.push(t.definition_only());
                             }
@@ -665,6 +660,7 @@ pub(crate) async fn execute(
                     for oid in views {
                         ops.extend(crate::views::drop_view_ops(state, oid, &mut dropped));
                     }
+                    notices.extend(Notice::cascade(&cascaded));
                     Ok(ops
                         .into_iter()
                         .chain(

@@ -520,13 +520,12 @@ impl CreateHypertable {
             .with_hint("You can migrate data by specifying 'migrate_data => true' when calling this function."));
         }
         if matches!(col.ty, PgType::Timestamp) {
-            notices.push(Notice {
-                severity: "WARNING",
-                code: SqlState::WARNING,
-                message: format!(
+            notices.push(Notice::warning(
+                SqlState::WARNING,
+                format!(
                     "column type \"timestamp without time zone\" used for \"{time_column}\" does not follow best practices"
                 ),
-            });
+            ));
         }
         let oid = table.oid;
         let name = table.name.clone();

@@ -450,11 +450,7 @@ fn check_refresh_window(
 }
 
 fn notice(code: SqlState, message: String) -> Notice {
-    Notice {
-        severity: "NOTICE",
-        code,
-        message,
-    }
+    Notice::info(code, message)
 }
 
 fn now_micros() -> i64 {
@@ -984,11 +980,7 @@ impl JobCall {
             let notice = if same {
                 notice(SqlState::DUPLICATE_OBJECT, format!("{message}, skipping"))
             } else {
-                Notice {
-                    severity: "WARNING",
-                    code: SqlState::DUPLICATE_OBJECT,
-                    message,
-                }
+                Notice::warning(SqlState::DUPLICATE_OBJECT, message)
             };
             return self
                 .rows(Arc::new(Int32Array::from(vec![-1])), vec![notice])

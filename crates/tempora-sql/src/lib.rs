@@ -84,6 +84,7 @@ pub struct Notice {
     pub severity: &'static str,
     pub code: SqlState,
     pub message: String,
+    pub detail: Option<String>,
 }
 
 impl Notice {
@@ -94,6 +95,33 @@ impl Notice {
             severity: "NOTICE",
             code,
             message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// A WARNING.
+    pub(crate) fn warning(code: SqlState, message: impl Into<String>) -> Notice {
+        Notice {
+            severity: "WARNING",
+            ..Notice::info(code, message)
+        }
+    }
+
+    /// PostgreSQL's NOTICE for the objects a `DROP ... CASCADE` takes with
+    /// it (each as `table s.t`, `view v`, ...): one is named, more are
+    /// counted and listed in the detail. None when there are none.
+    pub(crate) fn cascade(objects: &[String]) -> Option<Notice> {
+        let each = |o: &String| format!("drop cascades to {o}");
+        match objects {
+            [] => None,
+            [one] => Some(Notice::info(SqlState::SUCCESSFUL_COMPLETION, each(one))),
+            many => Some(Notice {
+                detail: Some(many.iter().map(each).collect::<Vec<_>>().join("\n")),
+                ..Notice::info(
+                    SqlState::SUCCESSFUL_COMPLETION,
+                    format!("drop cascades to {} other objects", many.len()),
+                )
+            }),
         }
     }
 }
@@ -1902,8 +1930,7 @@ impl SqlSession {
             .into_iter()
             .map(|n| Notice {
                 severity: n.severity,
-                code: n.code,
-                message: n.message,
+                ..Notice::info(n.code, n.message)
             })
             .collect()
     }

@@ -110,6 +110,7 @@ pub(crate) async fn drop_schemas(
             notices.clear();
             dropped.clear();
             let mut ops = Vec::new();
+            let mut cascaded = Vec::new();
             for schema in &schemas {
                 if schema == PUBLIC_SCHEMA || SYSTEM_SCHEMAS.contains(&schema.as_str()) {
                     return Err(TemporaError::not_supported(format!(
@@ -157,12 +158,9 @@ pub(crate) async fn drop_schemas(
                     .map(|t| (t.oid, t.name.clone(), "table"))
                     .chain(views.iter().map(|v| (v.oid, v.name.clone(), "view")))
                     .collect();
-                let others = crate::views::dependent_views(state, &going, true, &mut notices)?;
+                let others = crate::views::dependent_views(state, &going, true, &mut cascaded)?;
                 for v in &views {
-                    notices.push(Notice::info(
-                        SqlState::SUCCESSFUL_COMPLETION,
-                        format!("drop cascades to view {schema}.{}", v.name),
-                    ));
+                    cascaded.push(format!("view {schema}.{}", v.name));
                     ops.extend(crate::views::drop_view_ops(state, v.oid, &mut dropped));
                 }
                 for oid in others
@@ -172,10 +170,9 @@ pub(crate) async fn drop_schemas(
                     ops.extend(crate::views::drop_view_ops(state, oid, &mut dropped));
                 }
                 for t in &tables {
-                    notices.push(Notice::info(
-                        SqlState::SUCCESSFUL_COMPLETION,
-                        format!("drop cascades to table {schema}.{}", t.name),
-                    ));
+                    cascaded.push(format!("table {schema}.{}", t.name));
+                    // A hypertable's chunks are tables of their own.
+                    cascaded.extend(crate::caggs::chunk_tables(t));
                     dropped.push((t.oid, t.all_files().map(|f| f.path.clone()).collect()));
                     ops.push(CatalogOp::DropTable { oid: t.oid });
                 }
@@ -183,6 +180,7 @@ pub(crate) async fn drop_schemas(
                     name: schema.clone(),
                 });
             }
+            notices.extend(Notice::cascade(&cascaded));
             Ok(ops)
         })
         .await?;

@@ -567,6 +567,7 @@ pub(crate) async fn drop_sequences(
             notices.clear();
             let mut ops = vec![];
             let mut tables: Vec<tempora_catalog::TableDef> = vec![];
+            let mut cascaded = vec![];
             for (schema, name) in &targets {
                 let Some(seq) = state.sequence(schema, name) else {
                     if state.relation_exists(schema, name) {
@@ -603,12 +604,9 @@ pub(crate) async fn drop_sequences(
                         ))
                         .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
                     }
-                    notices.push(Notice::info(
-                        SqlState::SUCCESSFUL_COMPLETION,
-                        format!(
-                            "drop cascades to default value for column {column} of table {}",
-                            t.name
-                        ),
+                    cascaded.push(format!(
+                        "default value for column {column} of table {}",
+                        t.name
                     ));
                     set_default(&mut tables, t, column, None);
                 }
@@ -624,6 +622,7 @@ pub(crate) async fn drop_sequences(
                     .drain(..)
                     .map(|t| CatalogOp::AlterTable(Box::new(t))),
             );
+            notices.extend(Notice::cascade(&cascaded));
             Ok(ops)
         })
         .await?;

@@ -700,11 +700,10 @@ pub(crate) async fn execute(
         Statement::StartTransaction { .. } => {
             let mut notices = vec![];
             if session.tx != crate::TxState::Idle {
-                notices.push(Notice {
-                    severity: "WARNING",
-                    code: SqlState::ACTIVE_SQL_TRANSACTION,
-                    message: "there is already a transaction in progress".into(),
-                });
+                notices.push(Notice::warning(
+                    SqlState::ACTIVE_SQL_TRANSACTION,
+                    "there is already a transaction in progress",
+                ));
             } else {
                 session.tx = TxState::InBlock;
             }
@@ -769,11 +768,10 @@ pub(crate) async fn execute(
             let is_commit = matches!(stmt, Statement::Commit { .. });
             let mut notices = vec![];
             let tag = if session.tx == TxState::Idle {
-                notices.push(Notice {
-                    severity: "WARNING",
-                    code: SqlState::NO_ACTIVE_SQL_TRANSACTION,
-                    message: "there is no transaction in progress".into(),
-                });
+                notices.push(Notice::warning(
+                    SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                    "there is no transaction in progress",
+                ));
                 if is_commit {
                     "COMMIT"
                 } else {

@@ -162,13 +162,14 @@ fn already_exists(name: &str) -> TemporaError {
 }
 
 /// The views that must go when the relations `dropping` go: those reading
-/// them, and the views reading those, in drop order. Without `cascade`,
-/// PostgreSQL's error naming the first.
+/// them, and the views reading those, in drop order, each also added to
+/// `cascaded` ([`Notice::cascade`]). Without `cascade`, PostgreSQL's error
+/// naming the first.
 pub(crate) fn dependent_views(
     state: &CatalogState,
     dropping: &[(u32, String, &str)],
     cascade: bool,
-    notices: &mut Vec<Notice>,
+    cascaded: &mut Vec<String>,
 ) -> Result<Vec<u32>> {
     let mut doomed: Vec<u32> = dropping.iter().map(|(oid, _, _)| *oid).collect();
     let mut views = Vec::new();
@@ -195,10 +196,7 @@ pub(crate) fn dependent_views(
             ))
             .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
         }
-        notices.push(Notice::info(
-            SqlState::SUCCESSFUL_COMPLETION,
-            format!("drop cascades to {} {}", view_kind(v), v.name),
-        ));
+        cascaded.push(format!("{} {}", view_kind(v), v.name));
         doomed.push(v.oid);
         views.push(v.oid);
     }
@@ -303,10 +301,12 @@ pub(crate) async fn drop_views(
                     }
                 }
             }
-            let more = dependent_views(state, &dropping, cascade, &mut notices)?;
+            let mut cascaded = Vec::new();
+            let more = dependent_views(state, &dropping, cascade, &mut cascaded)?;
             if materialized {
-                notices.extend(crate::caggs::chunk_cascade_notice(state, &dropping));
+                cascaded.extend(crate::caggs::cascaded_chunks(state, &dropping));
             }
+            notices.extend(Notice::cascade(&cascaded));
             Ok(dropping
                 .iter()
                 .map(|(oid, _, _)| *oid)
