@@ -33,19 +33,33 @@ pub struct PgIntegerCasts;
 /// precision, as PostgreSQL computes it: it has no `real / integer`
 /// operator and picks `float48div`, its preferred float type, where
 /// DataFusion's coercion casts the integer to `real` (`3::real / 7` is
-/// 0.42857142857142855, not 0.42857143). Runs after type coercion.
+/// 0.42857142857142855, not 0.42857143).
+///
+/// The rule runs twice. Before type coercion ([`Self::BEFORE_COERCION`])
+/// the operands have the types the query gave them; after it, coercion has
+/// cast the integer operand to `real`, which tells apart an operand whose
+/// type is only known then (a parameter) — but not from a cast the query
+/// wrote, so `3::real / 7`, two such casts, is widened before coercion.
 #[derive(Debug, Default)]
-pub struct PgFloat4Arithmetic;
+pub struct PgFloat4Arithmetic {
+    before_coercion: bool,
+}
+
+impl PgFloat4Arithmetic {
+    pub const BEFORE_COERCION: PgFloat4Arithmetic = PgFloat4Arithmetic {
+        before_coercion: true,
+    };
+}
 
 impl AnalyzerRule for PgFloat4Arithmetic {
     fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
         let changed = std::cell::Cell::new(false);
         let plan = rewrite_plan_exprs(plan, |e, schema| {
-            let t = widen_float4(e, schema)?;
+            let t = widen_float4(e, schema, self.before_coercion)?;
             changed.set(changed.get() || t.transformed);
             Ok(t)
         })?;
-        if !changed.get() {
+        if !changed.get() || self.before_coercion {
             return Ok(plan);
         }
         // Widened expressions change the types their nodes output and the
@@ -54,7 +68,11 @@ impl AnalyzerRule for PgFloat4Arithmetic {
     }
 
     fn name(&self) -> &str {
-        "pg_float4_arithmetic"
+        if self.before_coercion {
+            "pg_float4_operands"
+        } else {
+            "pg_float4_arithmetic"
+        }
     }
 }
 
@@ -70,7 +88,19 @@ fn cast_to_float4(e: &Expr, schema: &dyn ExprSchema) -> Option<Expr> {
     .then(|| expr.as_ref().clone())
 }
 
-fn widen_float4(e: Expr, schema: &dyn ExprSchema) -> DfResult<Transformed<Expr>> {
+/// An integer or numeric operand of `real` arithmetic, as it is before type
+/// coercion.
+fn integer_or_numeric(e: &Expr, schema: &dyn ExprSchema) -> Option<Expr> {
+    e.get_type(schema)
+        .is_ok_and(|t| t.is_integer() || matches!(t, DataType::Decimal128(..)))
+        .then(|| e.clone())
+}
+
+fn widen_float4(
+    e: Expr,
+    schema: &dyn ExprSchema,
+    before_coercion: bool,
+) -> DfResult<Transformed<Expr>> {
     use datafusion::logical_expr::{BinaryExpr, Operator};
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
         return Ok(Transformed::no(e));
@@ -82,7 +112,11 @@ fn widen_float4(e: Expr, schema: &dyn ExprSchema) -> DfResult<Transformed<Expr>>
         return Ok(Transformed::no(e));
     }
     let float4 = |x: &Expr| x.get_type(schema).is_ok_and(|t| t == DataType::Float32);
-    let (l, r) = match (cast_to_float4(left, schema), cast_to_float4(right, schema)) {
+    let other = |x: &Expr| match before_coercion {
+        true => integer_or_numeric(x, schema),
+        false => cast_to_float4(x, schema),
+    };
+    let (l, r) = match (other(left), other(right)) {
         (None, Some(r)) if float4(left) => (left.as_ref().clone(), r),
         (Some(l), None) if float4(right) => (l, right.as_ref().clone()),
         _ => return Ok(Transformed::no(e)),

@@ -908,8 +908,20 @@ pub fn session_context_with(
     // `EXTRACT(field FROM value)` is planned before DataFusion's planners
     // see it, which would call their own `date_part`.
     let extract = Arc::new(crate::date_part::extract_udf(variables.clone()));
+    // `real` arithmetic with integers is double precision before coercion
+    // makes it `real` (pg_casts.rs).
+    let mut analyzer_rules = datafusion::optimizer::Analyzer::new().rules;
+    let coercion = analyzer_rules
+        .iter()
+        .position(|r| r.name() == "type_coercion")
+        .unwrap_or(0);
+    analyzer_rules.insert(
+        coercion,
+        Arc::new(crate::pg_casts::PgFloat4Arithmetic::BEFORE_COERCION),
+    );
     let state = SessionStateBuilder::new()
         .with_config(config)
+        .with_analyzer_rules(analyzer_rules)
         .with_runtime_env(engine.runtime().clone())
         .with_expr_planners(vec![Arc::new(crate::date_part::ExtractPlanner {
             extract: extract.clone(),
@@ -955,7 +967,7 @@ pub fn session_context_with(
         variables: variables.clone(),
     }));
     ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgIntegerCasts));
-    ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgFloat4Arithmetic));
+    ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgFloat4Arithmetic::default()));
     let pg_text = crate::pg_text::pg_text_udf(variables.clone());
     ctx.add_analyzer_rule(Arc::new(crate::pg_text::PgTextCasts {
         text: pg_text.clone(),
