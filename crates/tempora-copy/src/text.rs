@@ -83,21 +83,29 @@ fn decimal_exponent(shortest: &str) -> i32 {
 /// case (a finite nonzero value).
 fn push_float<F: ryu::Float + Into<f64>>(v: F, max_exp: i32, out: &mut String) {
     let wide: f64 = v.into();
-    // A whole number printed in plain notation is its integer's digits
-    // (below 10^15 every such float8 is exact, below 10^6 every float4):
-    // readings such as 58 or 1024 skip the shortest-digits search.
-    if wide != 0.0 && wide.abs() < plain_limit(max_exp) {
-        let whole = wide as i64;
-        if whole as f64 == wide {
-            out.push_str(itoa::Buffer::new().format(whole));
-            return;
-        }
+    if let Some(whole) = plain_integer(wide, max_exp) {
+        out.push_str(itoa::Buffer::new().format(whole));
+        return;
     }
     if wide.is_finite() && wide != 0.0 {
         push_shortest(ryu::Buffer::new().format_finite(v), max_exp, out);
     } else {
         out.push_str(&format_float(wide, wide.to_string(), max_exp));
     }
+}
+
+/// The integer a float prints as when it is a whole number printed in plain
+/// notation, its integer's digits (below 10^15 every such float8 is exact,
+/// below 10^6 every float4): readings such as 58 or 1024 need no
+/// shortest-digits search. `max_exp` is 15 for float8, 6 for float4.
+fn plain_integer(v: f64, max_exp: i32) -> Option<i64> {
+    let whole = v as i64;
+    (v != 0.0 && v.abs() < plain_limit(max_exp) && whole as f64 == v).then_some(whole)
+}
+
+/// [`plain_integer`] of a float8: the integer whose digits are its text.
+pub fn float8_integer(v: f64) -> Option<i64> {
+    plain_integer(v, 15)
 }
 
 /// The magnitude from which a float prints in exponent notation.

@@ -254,7 +254,13 @@ impl<'a> RowPrinter<'a> {
         })
     }
 
-    fn print(&self, batches: &[RecordBatch]) -> PgWireResult<Vec<PgWireResult<DataRow>>> {
+    /// `batches`' rows; text rows are written into `buffer`
+    /// ([`rows::text_rows`]).
+    fn print(
+        &self,
+        batches: &[RecordBatch],
+        buffer: &mut bytes::BytesMut,
+    ) -> PgWireResult<Vec<PgWireResult<DataRow>>> {
         let (format, tz, all_text) = (self.format, &self.tz, self.all_text);
         let mut rows = Vec::new();
         for batch in batches {
@@ -264,7 +270,7 @@ impl<'a> RowPrinter<'a> {
             // binary output carries the instant, which no zone changes.
             let batch = render_text_columns(batch, format, tz, all_text)?;
             if all_text {
-                if let Some(text) = rows::text_rows(&batch, &self.zone) {
+                if let Some(text) = rows::text_rows(&batch, &self.zone, buffer) {
                     rows.extend(text.into_iter().map(Ok));
                     continue;
                 }
@@ -300,9 +306,9 @@ fn query_response(
         let printed: Vec<PgWireResult<Vec<_>>> = std::thread::scope(|scope| {
             let others: Vec<_> = rest
                 .iter()
-                .map(|run| scope.spawn(|| printer.print(run)))
+                .map(|run| scope.spawn(|| printer.print(run, &mut bytes::BytesMut::new())))
                 .collect();
-            let mut printed = vec![printer.print(first)];
+            let mut printed = vec![printer.print(first, &mut bytes::BytesMut::new())];
             for handle in others {
                 printed.push(handle.join().unwrap_or_else(|_| {
                     Err(wire_error(TemporaError::internal("printing rows failed")))
@@ -388,9 +394,12 @@ where
             .await?;
     }
     let mut rows = 0usize;
+    // Each batch's rows are sent (and dropped) before the next is printed
+    // into the same buffer.
+    let mut buffer = bytes::BytesMut::new();
     // An error ends the statement; the rows sent stand, as in PostgreSQL.
     while let Some(batch) = next_batch(&mut stream, deadline).await {
-        for row in printer.print(std::slice::from_ref(&batch?))? {
+        for row in printer.print(std::slice::from_ref(&batch?), &mut buffer)? {
             client.feed(PgWireBackendMessage::DataRow(row?)).await?;
             rows += 1;
         }

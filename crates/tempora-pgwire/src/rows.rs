@@ -16,12 +16,13 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, LargeStringArray, PrimitiveArray, RecordBatch,
     StringArray, StringViewArray,
 };
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, TimeUnit,
     TimestampMicrosecondType,
 };
 use pgwire::messages::data::DataRow;
-use tempora_copy::text::{write_date, write_float4, write_float8, write_timestamp};
+use tempora_copy::text::{float8_integer, write_date, write_float4, write_float8, write_timestamp};
 use tempora_copy::zone::PgTimeZone;
 
 /// One column of a batch, as the text its values print as.
@@ -87,11 +88,12 @@ impl<'a> TextColumn<'a> {
     fn put_field(
         &self,
         i: usize,
+        null: bool,
         out: &mut BytesMut,
         ints: &mut itoa::Buffer,
         scratch: &mut String,
     ) {
-        if self.array().is_null(i) {
+        if null {
             out.put_i32(-1);
             return;
         }
@@ -103,7 +105,10 @@ impl<'a> TextColumn<'a> {
             Self::Int32(a) => ints.format(a.value(i)).as_bytes(),
             Self::Int64(a) => ints.format(a.value(i)).as_bytes(),
             Self::Float32(a) => written(scratch, |s| write_float4(a.value(i), s)),
-            Self::Float64(a) => written(scratch, |s| write_float8(a.value(i), s)),
+            Self::Float64(a) => match float8_integer(a.value(i)) {
+                Some(whole) => ints.format(whole).as_bytes(),
+                None => written(scratch, |s| write_float8(a.value(i), s)),
+            },
             Self::Date(a) => written(scratch, |s| write_date(i64::from(a.value(i)), s)),
             Self::Timestamp(a, zone) => written(scratch, |s| write_timestamp(a.value(i), *zone, s)),
             Self::Bool(a) => {
@@ -142,25 +147,37 @@ pub(crate) fn writes(data_type: &DataType) -> bool {
 /// The batch's rows as text-format DataRows, timestamptz values in `zone`,
 /// or None when a column has a type this module does not write (the caller
 /// then encodes the batch generically).
-pub(crate) fn text_rows(batch: &RecordBatch, zone: &PgTimeZone) -> Option<Vec<DataRow>> {
+///
+/// The rows are written into `out` and split off it. A caller that passes
+/// the same buffer for its next batch once this batch's rows are sent and
+/// dropped has its allocation reused, rather than faulting in fresh pages
+/// for every batch (a tenth of the server's time sending 1.7 M rows).
+pub(crate) fn text_rows(
+    batch: &RecordBatch,
+    zone: &PgTimeZone,
+    out: &mut BytesMut,
+) -> Option<Vec<DataRow>> {
     let columns = batch
         .columns()
         .iter()
         .map(|c| TextColumn::new(c, zone))
         .collect::<Option<Vec<_>>>()?;
+    // Physical nulls: none of the types written here has logical ones.
+    let nulls: Vec<Option<&NullBuffer>> = columns.iter().map(|c| c.array().nulls()).collect();
     let field_count = i16::try_from(columns.len()).ok()?;
     let text_bytes: usize = batch
         .columns()
         .iter()
         .map(|c| c.get_buffer_memory_size())
         .sum();
-    let mut out = BytesMut::with_capacity(text_bytes + batch.num_rows() * 4 * columns.len());
+    out.reserve(text_bytes + batch.num_rows() * 4 * columns.len());
     let mut ints = itoa::Buffer::new();
     let mut scratch = String::new();
     let mut rows = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
-        for c in &columns {
-            c.put_field(i, &mut out, &mut ints, &mut scratch);
+        for (c, nulls) in columns.iter().zip(&nulls) {
+            let null = nulls.is_some_and(|n| n.is_null(i));
+            c.put_field(i, null, out, &mut ints, &mut scratch);
         }
         rows.push(DataRow::new(out.split(), field_count));
     }
@@ -219,7 +236,10 @@ mod tests {
         let generic: Vec<DataRow> = encode_recordbatch(fields, batch.clone())
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(text_rows(&batch, &PgTimeZone::utc()).unwrap(), generic);
+        assert_eq!(
+            text_rows(&batch, &PgTimeZone::utc(), &mut BytesMut::new()).unwrap(),
+            generic
+        );
     }
 
     /// Floats, dates and timestamps print as PostgreSQL prints them: the
@@ -294,8 +314,8 @@ mod tests {
             let text = RecordBatch::try_from_iter(rendered).unwrap();
             let tz = PgTimeZone::of_setting(zone);
             assert_eq!(
-                text_rows(&batch, &tz).unwrap(),
-                text_rows(&text, &tz).unwrap(),
+                text_rows(&batch, &tz, &mut BytesMut::new()).unwrap(),
+                text_rows(&text, &tz, &mut BytesMut::new()).unwrap(),
                 "{zone}"
             );
         }
@@ -310,6 +330,6 @@ mod tests {
             )) as ArrayRef,
         )])
         .unwrap();
-        assert!(text_rows(&batch, &PgTimeZone::utc()).is_none());
+        assert!(text_rows(&batch, &PgTimeZone::utc(), &mut BytesMut::new()).is_none());
     }
 }
