@@ -1008,13 +1008,19 @@ impl TemporaTable {
         }
     }
 
-    /// `projection` with the table's series column, when it lacks it: what
-    /// an input read for [`Self::answer_exactly`] projects.
-    fn answered_projection(&self, projection: Option<&Vec<usize>>) -> Option<Vec<usize>> {
+    /// What an input [`Self::answer_exactly`] filters with `exact` reads:
+    /// `projection`, with the table's series column when it lacks it and
+    /// `exact` is not empty.
+    fn answered_projection(
+        &self,
+        projection: Option<&Vec<usize>>,
+        exact: &[&Expr],
+    ) -> Option<Vec<usize>> {
         let column = self
             .def
             .series_column()
-            .and_then(|c| self.def.column_index(&c.name));
+            .and_then(|c| self.def.column_index(&c.name))
+            .filter(|_| !exact.is_empty());
         projection.map(|p| {
             let mut p = p.clone();
             if let Some(i) = column.filter(|i| !p.contains(i)) {
@@ -1024,7 +1030,8 @@ impl TemporaTable {
         })
     }
 
-    /// The rows of `input` (read with [`Self::answered_projection`]) that
+    /// The rows of `input` (read with [`Self::answered_projection`] of
+    /// `exact`) that
     /// the series filters `exact` allow, with `projection`'s columns: for
     /// rows the scan cannot tell are of the pinned series (unflushed rows,
     /// files that do not record their series), as the scan answers those
@@ -1158,9 +1165,10 @@ impl TemporaTable {
                     .collect()
             })
             .unwrap_or_default();
-        let by_runs = series.as_ref().map(|(id, _)| *id) == self.def.series_column().map(|c| c.id)
+        let all_by_runs = series.as_ref().map(|(id, _)| *id)
+            == self.def.series_column().map(|c| c.id)
             && scanned.iter().all(|f| !f.runs.is_empty());
-        let by_runs = |f: &Expr| by_runs && pins_series_exactly(&self.def, f);
+        let by_runs = |f: &Expr| all_by_runs && pins_series_exactly(&self.def, f);
         let on_files: Vec<&Expr> = on_series.iter().copied().filter(|f| !by_runs(f)).collect();
         let answer_files = !on_files.is_empty();
         // What the Parquet source evaluates: testing the rows of the runs
@@ -1290,10 +1298,7 @@ impl TemporaTable {
                     .with_expr_adapter(Some(Arc::new(adapter)))
                     .with_output_partitioning(whole_files)
                     .with_file_groups(groups.into_iter().map(Into::into).collect())
-                    .with_projection_indices(match answer_files {
-                        true => self.answered_projection(projection),
-                        false => projection.cloned(),
-                    })?
+                    .with_projection_indices(self.answered_projection(projection, &on_files))?
                     // Counted after the series filters, when they are applied above.
                     .with_limit(limit.filter(|_| !answer_files))
                     .with_statistics(datafusion::common::Statistics {
@@ -1315,10 +1320,7 @@ impl TemporaTable {
             let rows = MemorySourceConfig::try_new_exec(
                 &[mem_batches],
                 self.schema.clone(),
-                match on_series.is_empty() {
-                    true => projection.cloned(),
-                    false => self.answered_projection(projection),
-                },
+                self.answered_projection(projection, &on_series),
             )?;
             inputs.push(self.answer_exactly(rows, &on_series, projection, None)?);
         }

@@ -449,10 +449,6 @@ fn check_refresh_window(
     Ok(())
 }
 
-fn notice(code: SqlState, message: String) -> Notice {
-    Notice::info(code, message)
-}
-
 fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
@@ -486,7 +482,7 @@ impl JobCall {
     async fn skipped(&self, message: &str) -> Result<(Outcome, Vec<Notice>)> {
         self.rows(
             Arc::new(Int32Array::from(vec![-1])),
-            vec![notice(
+            vec![Notice::info(
                 SqlState::DUPLICATE_OBJECT,
                 format!("{message}, skipping"),
             )],
@@ -707,7 +703,7 @@ impl JobCall {
                 return self
                     .rows(
                         values.1,
-                        vec![notice(
+                        vec![Notice::info(
                             SqlState::UNDEFINED_OBJECT,
                             format!("{message}, skipping"),
                         )],
@@ -869,7 +865,7 @@ impl JobCall {
                 return self
                     .rows(
                         void(),
-                        vec![notice(
+                        vec![Notice::info(
                             SqlState::UNDEFINED_OBJECT,
                             format!("{message}, skipping"),
                         )],
@@ -978,7 +974,7 @@ impl JobCall {
                 shown_name(&state, table)
             );
             let notice = if same {
-                notice(SqlState::DUPLICATE_OBJECT, format!("{message}, skipping"))
+                Notice::info(SqlState::DUPLICATE_OBJECT, format!("{message}, skipping"))
             } else {
                 Notice::warning(SqlState::DUPLICATE_OBJECT, message)
             };
@@ -1068,7 +1064,7 @@ impl JobCall {
                 return self
                     .rows(
                         Arc::new(StringArray::from(vec![None::<String>])),
-                        vec![notice(
+                        vec![Notice::info(
                             SqlState::UNDEFINED_OBJECT,
                             format!("{message}, skipping"),
                         )],
