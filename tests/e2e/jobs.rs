@@ -244,3 +244,97 @@ async fn retention_by_creation_time_drops_chunks_created_before_the_cutoff() {
         .unwrap();
     assert_eq!(scalar_i64(&client, "SELECT count(*) FROM rc").await, 1);
 }
+
+/// Policies on an integer time column count from what the hypertable's
+/// integer_now function (a SQL function, as users write them) returns:
+/// retention drops the chunks that end before `now - drop_after`,
+/// compression compresses those before `now - compress_after`; the
+/// function and its use survive a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn integer_time_policies_count_from_the_integer_now_function() {
+    let mut server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE it (t bigint NOT NULL, device int, v float8);
+             SELECT create_hypertable('it', by_range('t', 100));
+             INSERT INTO it SELECT g, g % 4, g * 0.5 FROM generate_series(0, 999) g;
+             CREATE FUNCTION it_now() RETURNS bigint LANGUAGE sql STABLE
+                 AS $$ SELECT coalesce(max(t), 0) FROM it $$;",
+        )
+        .await
+        .unwrap();
+    // Without the function, integer policies have nothing to count from.
+    let err = client
+        .batch_execute("SELECT add_retention_policy('it', 500)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "22023", "{err:?}");
+    client
+        .batch_execute(
+            "SELECT set_integer_now_func('it', 'it_now');
+             SELECT add_retention_policy('it', 500, initial_start => '2100-01-01 00:00:00+00');
+             CALL run_job((SELECT job_id FROM timescaledb_information.jobs
+                            WHERE hypertable_name = 'it' AND proc_name = 'policy_retention'));",
+        )
+        .await
+        .unwrap();
+    // now = 999: the chunks ending at or before 499 go, [0, 400) of the rows.
+    assert_eq!(
+        scalar_i64(&client, "SELECT count(*) FROM show_chunks('it')").await,
+        6
+    );
+    assert_eq!(scalar_i64(&client, "SELECT min(t) FROM it").await, 400);
+    client
+        .batch_execute(
+            "ALTER TABLE it SET (timescaledb.compress, timescaledb.compress_segmentby = 'device');
+             SELECT add_compression_policy('it', 200, initial_start => '2100-01-01 00:00:00+00');
+             CALL run_job((SELECT job_id FROM timescaledb_information.jobs
+                            WHERE hypertable_name = 'it' AND proc_name = 'policy_compression'));",
+        )
+        .await
+        .unwrap();
+    // The chunks ending at or before 799: [400, 700).
+    let compressed = "SELECT count(*) FROM timescaledb_information.chunks \
+                      WHERE hypertable_name = 'it' AND is_compressed";
+    assert_eq!(scalar_i64(&client, compressed).await, 3);
+    assert_eq!(
+        scalar_i64(&client, "SELECT sum(t) FROM it").await,
+        (400..1000).sum::<i64>()
+    );
+    drop(client);
+    server.stop();
+    server.restart().await;
+    let client = server.connect().await;
+    assert_eq!(scalar_i64(&client, "SELECT it_now()").await, 999);
+    let row = client
+        .query_one(
+            "SELECT integer_now_func FROM timescaledb_information.dimensions \
+             WHERE hypertable_name = 'it'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("it_now"));
+    // A function that returns NULL fails the run, which job_errors records.
+    client
+        .batch_execute(
+            "CREATE OR REPLACE FUNCTION it_now() RETURNS bigint LANGUAGE sql STABLE
+                 AS $$ SELECT NULL::bigint $$;",
+        )
+        .await
+        .unwrap();
+    let err = client
+        .batch_execute(
+            "CALL run_job((SELECT job_id FROM timescaledb_information.jobs
+                            WHERE hypertable_name = 'it' AND proc_name = 'policy_retention'))",
+        )
+        .await
+        .unwrap_err();
+    let message = err.as_db_error().map(|e| e.message().to_string());
+    assert!(
+        message.unwrap_or_default().contains("returned NULL"),
+        "{err:?}"
+    );
+    assert_eq!(scalar_i64(&client, "SELECT count(*) FROM it").await, 600);
+}

@@ -198,6 +198,10 @@ pub struct HypertableDef {
     /// before they were.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dimension_ids: Vec<u32>,
+    /// The function (schema, name) that tells the current time of an
+    /// integer time column (`set_integer_now_func`), which policies need.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integer_now_func: Option<(String, String)>,
 }
 
 /// A Parquet file holding some of a table's rows.
@@ -1128,6 +1132,16 @@ pub enum CatalogOp {
     DropSequence {
         oid: u32,
     },
+    /// A function created, or replaced (same oid).
+    PutFunction(FunctionDef),
+    DropFunction {
+        oid: u32,
+    },
+    /// The hypertable's integer_now function (`set_integer_now_func`).
+    SetIntegerNowFunc {
+        oid: u32,
+        func: Option<(String, String)>,
+    },
     /// A view created, or replaced (same oid).
     PutView(ViewDef),
     DropView {
@@ -1204,6 +1218,9 @@ pub struct CatalogState {
     /// Views (`CREATE VIEW`), by oid.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub views: BTreeMap<u32, ViewDef>,
+    /// SQL functions (`CREATE FUNCTION ... LANGUAGE sql`), by oid.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub functions: BTreeMap<u32, FunctionDef>,
     /// Sequences (of `serial` and identity columns), by oid.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sequences: BTreeMap<u32, SequenceDef>,
@@ -1449,6 +1466,56 @@ pub struct ViewDef {
     pub comment: Option<String>,
 }
 
+/// A function made by `CREATE FUNCTION ... LANGUAGE sql`: a query of one
+/// value, which calls inline (PostgreSQL inlines such functions too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionDef {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    pub args: Vec<FunctionArgDef>,
+    /// The declared result type, as written (`bigint`).
+    pub returns: String,
+    /// `pg_type.oid` of the result type.
+    pub return_oid: u32,
+    /// The query giving the value: `SELECT expr [FROM ...]`, with the
+    /// arguments referenced by name or as `$n`.
+    pub body: String,
+    /// The body as the user wrote it (`pg_proc.prosrc`).
+    pub source: String,
+    /// `pg_proc.provolatile`: 'i' immutable, 's' stable, 'v' volatile.
+    pub volatility: char,
+    /// STRICT: a NULL argument makes the result NULL without evaluating it.
+    pub strict: bool,
+}
+
+/// An argument of a [`FunctionDef`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionArgDef {
+    pub name: Option<String>,
+    /// The type as written (`double precision`).
+    pub type_name: String,
+    /// `pg_type.oid` of the type.
+    pub type_oid: u32,
+    /// The DEFAULT expression's SQL.
+    pub default: Option<String>,
+}
+
+impl FunctionDef {
+    /// `name(type, ...)`, as PostgreSQL names a function in messages.
+    pub fn signature(&self) -> String {
+        let types: Vec<&str> = self.args.iter().map(|a| a.type_name.as_str()).collect();
+        format!("{}({})", self.name, types.join(", "))
+    }
+
+    /// Whether a call with `n` arguments can be this function's (the
+    /// missing ones taking their defaults).
+    pub fn takes(&self, n: usize) -> bool {
+        let required = self.args.iter().filter(|a| a.default.is_none()).count();
+        (required..=self.args.len()).contains(&n)
+    }
+}
+
 /// Where a materialized view keeps its rows: a plain table of its own,
 /// rewritten whole by `REFRESH MATERIALIZED VIEW`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1572,6 +1639,7 @@ impl Default for CatalogState {
             next_job_id: FIRST_JOB_ID,
             job_errors: Vec::new(),
             views: BTreeMap::new(),
+            functions: BTreeMap::new(),
             sequences: BTreeMap::new(),
             schemas: Vec::new(),
             roles: BTreeMap::new(),
@@ -1638,6 +1706,19 @@ impl CatalogState {
     /// `CREATE SCHEMA`).
     pub fn schema_exists(&self, name: &str) -> bool {
         name == PUBLIC_SCHEMA || self.schemas.iter().any(|s| s == name)
+    }
+
+    /// The SQL functions of `schema` named `name` (overloads differ in
+    /// their number of arguments), oldest first.
+    pub fn functions_named<'a>(
+        &'a self,
+        schema: &str,
+        name: &str,
+    ) -> impl Iterator<Item = &'a FunctionDef> + 'a {
+        let (schema, name) = (schema.to_string(), name.to_string());
+        self.functions
+            .values()
+            .filter(move |f| f.name == name && f.schema == schema)
     }
 
     /// Looks a sequence up by schema and name.
@@ -1892,6 +1973,20 @@ impl CatalogState {
             CatalogOp::DropView { oid } => {
                 self.views.remove(oid);
             }
+            CatalogOp::PutFunction(f) => {
+                self.next_oid = self.next_oid.max(f.oid + 1);
+                self.functions.insert(f.oid, f.clone());
+            }
+            CatalogOp::DropFunction { oid } => {
+                self.functions.remove(oid);
+            }
+            CatalogOp::SetIntegerNowFunc { oid, func } => {
+                let t = self.tables.get_mut(oid).ok_or_else(|| missing(*oid))?;
+                let h = t.hypertable.as_mut().ok_or_else(|| {
+                    TemporaError::internal(format!("table {oid} is not a hypertable"))
+                })?;
+                h.integer_now_func = func.clone();
+            }
             CatalogOp::Invalidate { oid, start, end } => {
                 for v in self.views.values_mut() {
                     let Some(c) = v.continuous.as_mut().filter(|c| c.raw_oid == *oid) else {
@@ -1965,6 +2060,7 @@ mod tests {
             chunk_interval: 100,
             space_dimensions: vec![],
             dimension_ids: vec![],
+            integer_now_func: None,
         });
         let range = |t: &TableDef, x: i64| {
             let c = t.new_chunk_cube(x, &[]).unwrap();
@@ -1988,6 +2084,7 @@ mod tests {
             chunk_interval: 100,
             space_dimensions: vec![("device".into(), n)],
             dimension_ids: vec![],
+            integer_now_func: None,
         });
         t
     }

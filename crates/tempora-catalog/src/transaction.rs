@@ -270,6 +270,9 @@ pub(crate) fn is_definition(op: &CatalogOp) -> bool {
         | CatalogOp::DropSequence { .. }
         | CatalogOp::PutView(_)
         | CatalogOp::DropView { .. }
+        | CatalogOp::PutFunction(_)
+        | CatalogOp::DropFunction { .. }
+        | CatalogOp::SetIntegerNowFunc { .. }
         | CatalogOp::CreateExtension { .. }
         | CatalogOp::PutRole(_)
         | CatalogOp::DropRole { .. }
@@ -294,6 +297,7 @@ fn table_defined_by(op: &CatalogOp) -> Option<u32> {
         CatalogOp::DropTable { oid }
         | CatalogOp::MakeHypertable { oid, .. }
         | CatalogOp::SetChunkInterval { oid, .. }
+        | CatalogOp::SetIntegerNowFunc { oid, .. }
         | CatalogOp::SetCompression { oid, .. } => Some(*oid),
         CatalogOp::AlterTable(t) => Some(t.oid),
         _ => None,
@@ -355,6 +359,7 @@ pub(crate) fn check_conflicts(
     let creates = ops.iter().any(|op| match op {
         CatalogOp::CreateTable(t) => !base.tables.contains_key(&t.oid),
         CatalogOp::PutView(v) => !base.views.contains_key(&v.oid),
+        CatalogOp::PutFunction(f) => !base.functions.contains_key(&f.oid),
         CatalogOp::PutSequence(s) => !base.sequences.contains_key(&s.oid),
         CatalogOp::PutRole(r) => !base.roles.contains_key(&r.oid),
         CatalogOp::MakeHypertable { .. } => true,

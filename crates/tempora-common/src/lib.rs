@@ -55,6 +55,8 @@ impl SqlState {
     pub const UNDEFINED_TABLE: SqlState = SqlState("42P01");
     pub const UNDEFINED_FUNCTION: SqlState = SqlState("42883");
     pub const AMBIGUOUS_FUNCTION: SqlState = SqlState("42725");
+    pub const DUPLICATE_FUNCTION: SqlState = SqlState("42723");
+    pub const INVALID_FUNCTION_DEFINITION: SqlState = SqlState("42P13");
     pub const UNDEFINED_OBJECT: SqlState = SqlState("42704");
     pub const DUPLICATE_TABLE: SqlState = SqlState("42P07");
     pub const DUPLICATE_SCHEMA: SqlState = SqlState("42P06");
@@ -76,6 +78,7 @@ impl SqlState {
     pub const DISK_FULL: SqlState = SqlState("53100");
     pub const OUT_OF_MEMORY: SqlState = SqlState("53200");
     pub const PROGRAM_LIMIT_EXCEEDED: SqlState = SqlState("54000");
+    pub const STATEMENT_TOO_COMPLEX: SqlState = SqlState("54001");
     pub const QUERY_CANCELED: SqlState = SqlState("57014");
     pub const ADMIN_SHUTDOWN: SqlState = SqlState("57P01");
     pub const IO_ERROR: SqlState = SqlState("58030");
@@ -364,7 +367,19 @@ fn classify_datafusion(err: DataFusionError) -> TemporaError {
     if lower.contains("invalid function")
         || lower.contains("function '") && lower.contains("not found")
     {
-        return TemporaError::new(SqlState::UNDEFINED_FUNCTION, msg);
+        // "Invalid function 'f'.\nDid you mean 'ln'?": PostgreSQL names the
+        // function and gives its hint (the argument types are not known here).
+        return match text.split('\'').nth(1) {
+            Some(name) if lower.contains("invalid function") => TemporaError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("function {name} does not exist"),
+            )
+            .with_hint(
+                "No function matches the given name and argument types. \
+                 You might need to add explicit type casts.",
+            ),
+            _ => TemporaError::new(SqlState::UNDEFINED_FUNCTION, msg),
+        };
     }
     if lower.contains("cast error")
         || lower.contains("cannot cast")

@@ -387,36 +387,150 @@ impl ExtensionFunction {
     }
 }
 
+/// One row of `pg_proc`, whoever made the function.
+struct ProcRow {
+    oid: i32,
+    name: String,
+    namespace: u32,
+    /// `prolang`: 13 C, 14 SQL.
+    language: i32,
+    kind: &'static str,
+    strict: bool,
+    returns_set: bool,
+    volatility: String,
+    parallel: &'static str,
+    nargs: i16,
+    nargdefaults: i16,
+    return_type: i32,
+    argument_types: String,
+    all_arguments: Option<(String, String)>,
+    argument_names: Option<String>,
+    source: String,
+    binary: Option<String>,
+}
+
+impl ProcRow {
+    fn of_extension(f: &ExtensionFunction) -> Self {
+        let immutable = matches!(
+            f.name,
+            "time_bucket" | "time_bucket_gapfill" | "locf" | "interpolate"
+        ) || f.kind == Kind::Aggregate;
+        let parallel_safe =
+            matches!(f.name, "time_bucket" | "time_bucket_gapfill") || f.kind == Kind::Aggregate;
+        let all = f.all_arguments();
+        Self {
+            oid: f.oid,
+            name: f.name.to_string(),
+            namespace: crate::pg_relations::PUBLIC_NAMESPACE,
+            language: 13,
+            kind: match f.kind {
+                Kind::Function => "f",
+                Kind::Aggregate => "a",
+                Kind::Procedure => "p",
+            },
+            strict: f.name == "time_bucket",
+            returns_set: f.returns_set(),
+            volatility: if immutable { "i" } else { "v" }.into(),
+            parallel: if parallel_safe { "s" } else { "u" },
+            nargs: f.arguments.len() as i16,
+            nargdefaults: f.arguments.iter().filter(|a| a.default.is_some()).count() as i16,
+            return_type: f.return_type(),
+            argument_types: f.argument_types(),
+            all_arguments: all,
+            argument_names: f.argument_names(),
+            source: f.name.to_string(),
+            binary: Some("$libdir/timescaledb".into()),
+        }
+    }
+
+    fn of_sql(f: &tempora_catalog::FunctionDef) -> Self {
+        let named = f.args.iter().any(|a| a.name.is_some());
+        Self {
+            oid: f.oid as i32,
+            name: f.name.clone(),
+            namespace: crate::pg_relations::namespace_oid(&f.schema),
+            language: 14,
+            kind: "f",
+            strict: f.strict,
+            returns_set: false,
+            volatility: f.volatility.to_string(),
+            parallel: "u",
+            nargs: f.args.len() as i16,
+            nargdefaults: f.args.iter().filter(|a| a.default.is_some()).count() as i16,
+            return_type: f.return_oid as i32,
+            argument_types: f
+                .args
+                .iter()
+                .map(|a| a.type_oid.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            all_arguments: None,
+            argument_names: named.then(|| {
+                let names: Vec<String> = f
+                    .args
+                    .iter()
+                    .map(|a| format!("'{}'", a.name.as_deref().unwrap_or("")))
+                    .collect();
+                format!("[{}]", names.join(", "))
+            }),
+            source: f.source.clone(),
+            binary: None,
+        }
+    }
+}
+
 /// The listed functions as rows of `pg_proc` (whose columns the built-in
 /// emulation defines: `schema`), in the `public` schema.
 pub(crate) fn pg_proc_rows(schema: &SchemaRef) -> DfResult<RecordBatch> {
-    let functions = extension_functions();
-    let n = functions.len();
-    let int = |f: &dyn Fn(&ExtensionFunction) -> i32| -> ArrayRef {
-        Arc::new(Int32Array::from_iter_values(functions.iter().map(f)))
+    let rows: Vec<ProcRow> = extension_functions()
+        .iter()
+        .map(ProcRow::of_extension)
+        .collect();
+    proc_rows(schema, &rows)
+}
+
+/// The SQL functions of the catalog (`CREATE FUNCTION`) as rows of `pg_proc`.
+pub(crate) fn sql_function_rows(
+    schema: &SchemaRef,
+    state: &tempora_catalog::CatalogState,
+) -> DfResult<RecordBatch> {
+    let rows: Vec<ProcRow> = state.functions.values().map(ProcRow::of_sql).collect();
+    proc_rows(schema, &rows)
+}
+
+fn proc_rows(schema: &SchemaRef, rows: &[ProcRow]) -> DfResult<RecordBatch> {
+    let n = rows.len();
+    let int = |f: &dyn Fn(&ProcRow) -> i32| -> ArrayRef {
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(f)))
     };
-    let text = |f: &dyn Fn(&ExtensionFunction) -> Option<String>| -> ArrayRef {
-        Arc::new(StringArray::from_iter(functions.iter().map(f)))
+    let small = |f: &dyn Fn(&ProcRow) -> i16| -> ArrayRef {
+        Arc::new(Int16Array::from_iter_values(rows.iter().map(f)))
     };
-    let flag = |f: &dyn Fn(&ExtensionFunction) -> bool| -> ArrayRef {
-        Arc::new(BooleanArray::from_iter(
-            functions.iter().map(|x| Some(f(x))),
-        ))
+    let text = |f: &dyn Fn(&ProcRow) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(rows.iter().map(f)))
+    };
+    let flag = |f: &dyn Fn(&ProcRow) -> bool| -> ArrayRef {
+        Arc::new(BooleanArray::from_iter(rows.iter().map(|x| Some(f(x)))))
     };
     let columns = schema
         .fields()
         .iter()
         .map(|field| {
             let column: ArrayRef = match field.name().as_str() {
-                "oid" => int(&|f| f.oid),
-                "proname" => text(&|f| Some(f.name.to_string())),
-                "pronamespace" => int(&|_| crate::pg_relations::PUBLIC_NAMESPACE as i32),
+                "oid" => int(&|r| r.oid),
+                "proname" => text(&|r| Some(r.name.clone())),
+                "pronamespace" => int(&|r| r.namespace as i32),
                 "proowner" => int(&|_| 10),
-                // C
-                "prolang" => int(&|_| 13),
-                "procost" => Arc::new(Float32Array::from(vec![1.0; n])),
-                "prorows" => Arc::new(Float32Array::from_iter_values(functions.iter().map(|f| {
-                    if f.returns_set() {
+                "prolang" => int(&|r| r.language),
+                "procost" => Arc::new(Float32Array::from_iter_values(rows.iter().map(|r| {
+                    if r.language == 14 {
+                        100.0
+                    } else {
+                        1.0
+                    }
+                }))),
+                "prorows" => Arc::new(Float32Array::from_iter_values(rows.iter().map(|r| {
+                    if r.returns_set {
                         1000.0
                     } else {
                         0.0
@@ -424,46 +538,21 @@ pub(crate) fn pg_proc_rows(schema: &SchemaRef) -> DfResult<RecordBatch> {
                 }))),
                 "provariadic" => int(&|_| 0),
                 "prosupport" => text(&|_| Some("-".into())),
-                "prokind" => text(&|f| {
-                    Some(
-                        match f.kind {
-                            Kind::Function => "f",
-                            Kind::Aggregate => "a",
-                            Kind::Procedure => "p",
-                        }
-                        .into(),
-                    )
-                }),
+                "prokind" => text(&|r| Some(r.kind.into())),
                 "prosecdef" | "proleakproof" => flag(&|_| false),
-                "proisstrict" => flag(&|f| f.name == "time_bucket"),
-                "proretset" => flag(&|f| f.returns_set()),
-                "provolatile" => text(&|f| {
-                    let immutable = matches!(
-                        f.name,
-                        "time_bucket" | "time_bucket_gapfill" | "locf" | "interpolate"
-                    ) || f.kind == Kind::Aggregate;
-                    Some(if immutable { "i" } else { "v" }.into())
-                }),
-                "proparallel" => text(&|f| {
-                    let safe = matches!(f.name, "time_bucket" | "time_bucket_gapfill")
-                        || f.kind == Kind::Aggregate;
-                    Some(if safe { "s" } else { "u" }.into())
-                }),
-                "pronargs" => Arc::new(Int16Array::from_iter_values(
-                    functions.iter().map(|f| f.arguments.len() as i16),
-                )),
-                "pronargdefaults" => {
-                    Arc::new(Int16Array::from_iter_values(functions.iter().map(|f| {
-                        f.arguments.iter().filter(|a| a.default.is_some()).count() as i16
-                    })))
-                }
-                "prorettype" => int(&|f| f.return_type()),
-                "proargtypes" => text(&|f| Some(f.argument_types())),
-                "proallargtypes" => text(&|f| f.all_arguments().map(|(t, _)| t)),
-                "proargmodes" => text(&|f| f.all_arguments().map(|(_, m)| m)),
-                "proargnames" => text(&|f| f.argument_names()),
-                "prosrc" => text(&|f| Some(f.name.to_string())),
-                "probin" => text(&|_| Some("$libdir/timescaledb".into())),
+                "proisstrict" => flag(&|r| r.strict),
+                "proretset" => flag(&|r| r.returns_set),
+                "provolatile" => text(&|r| Some(r.volatility.clone())),
+                "proparallel" => text(&|r| Some(r.parallel.into())),
+                "pronargs" => small(&|r| r.nargs),
+                "pronargdefaults" => small(&|r| r.nargdefaults),
+                "prorettype" => int(&|r| r.return_type),
+                "proargtypes" => text(&|r| Some(r.argument_types.clone())),
+                "proallargtypes" => text(&|r| r.all_arguments.as_ref().map(|(t, _)| t.clone())),
+                "proargmodes" => text(&|r| r.all_arguments.as_ref().map(|(_, m)| m.clone())),
+                "proargnames" => text(&|r| r.argument_names.clone()),
+                "prosrc" => text(&|r| Some(r.source.clone())),
+                "probin" => text(&|r| r.binary.clone()),
                 _ => new_null_array(field.data_type(), n),
             };
             // Keep the emulation's column types where they differ.

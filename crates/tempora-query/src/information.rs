@@ -256,7 +256,11 @@ fn dimensions_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
                 rows.iter()
                     .map(|r| interval(r).filter(|_| !is_temporal(r.table))),
             )),
-            strings(rows.iter().map(|_| None)),
+            strings(rows.iter().map(|r| {
+                let h = r.table.hypertable.as_ref()?;
+                let (_, name) = h.integer_now_func.as_ref().filter(|_| r.space.is_none())?;
+                Some(name.as_str())
+            })),
             Arc::new(Int16Array::from_iter(
                 rows.iter().map(|r| r.space.map(|n| n as i16)),
             )),

@@ -931,10 +931,22 @@ fn extension_function_named_by(
     crate::extension_functions::by_oid(i64::from(oid_value(args.first())?))
 }
 
+/// The SQL function (`CREATE FUNCTION`) whose oid is the first argument.
+fn sql_function_named_by(
+    engine: &Engine,
+    args: &[ScalarValue],
+) -> Option<tempora_catalog::FunctionDef> {
+    let oid = u32::try_from(oid_value(args.first())?).ok()?;
+    engine.catalog().snapshot().functions.get(&oid).cloned()
+}
+
 /// `pg_get_function_result(oid)`: `SETOF integer`, `TABLE(a text, ...)`.
-fn function_result(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+fn function_result(_: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarValue {
     if let Some(f) = extension_function_named_by(args) {
         return ScalarValue::Utf8(f.result_text());
+    }
+    if let Some(f) = sql_function_named_by(engine, args) {
+        return text(f.returns);
     }
     let Some(p) = proc_named_by(args) else {
         return ScalarValue::Utf8(None);
@@ -961,9 +973,26 @@ fn function_result(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue 
 
 /// `pg_get_function_arguments(oid)`: `integer, integer` or with names and
 /// modes, `OUT word text, ...`.
-fn function_arguments(_: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+fn function_arguments(_: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarValue {
     if let Some(f) = extension_function_named_by(args) {
         return text(f.arguments_text());
+    }
+    if let Some(f) = sql_function_named_by(engine, args) {
+        let shown: Vec<String> = f
+            .args
+            .iter()
+            .map(|a| {
+                let mut s = match &a.name {
+                    Some(n) => format!("{n} {}", a.type_name),
+                    None => a.type_name.clone(),
+                };
+                if let Some(d) = &a.default {
+                    s.push_str(&format!(" DEFAULT {d}"));
+                }
+                s
+            })
+            .collect();
+        return text(shown.join(", "));
     }
     let Some(p) = proc_named_by(args) else {
         return ScalarValue::Utf8(None);

@@ -220,6 +220,11 @@ impl PgCatalogOverlay {
         if state.extensions.iter().any(|e| e == "timescaledb") {
             rows.push(crate::extension_functions::pg_proc_rows(&schema)?);
         }
+        if !state.functions.is_empty() {
+            rows.push(crate::extension_functions::sql_function_rows(
+                &schema, &state,
+            )?);
+        }
         Ok(Some(Arc::new(MemTable::try_new(schema, vec![rows])?)))
     }
 

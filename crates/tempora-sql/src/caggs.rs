@@ -861,6 +861,7 @@ impl CreateCagg {
                             chunk_interval,
                             space_dimensions: vec![],
                             dimension_ids: vec![],
+                            integer_now_func: None,
                         },
                     },
                     CatalogOp::PutView(ViewDef {
@@ -1604,6 +1605,18 @@ impl tempora_storage::jobs::JobRunner for Refresher {
             let engine = engine.ok_or_else(|| TemporaError::internal("the database is closed"))?;
             let session = SqlSession::new(engine)?;
             refresh(&session, view_oid, start, end, &mut Vec::new(), false).await
+        })
+    }
+
+    fn integer_now(
+        &self,
+        func: (String, String),
+    ) -> futures::future::BoxFuture<'static, Result<i64>> {
+        let engine = self.engine.upgrade();
+        Box::pin(async move {
+            let engine = engine.ok_or_else(|| TemporaError::internal("the database is closed"))?;
+            let mut session = SqlSession::new(engine)?;
+            crate::functions::integer_now(&mut session, &func).await
         })
     }
 }

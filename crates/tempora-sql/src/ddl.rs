@@ -22,6 +22,8 @@ pub(crate) fn is_ddl(stmt: &Statement) -> bool {
             | Statement::CreateView(_)
             | Statement::CreateSchema { .. }
             | Statement::Comment { .. }
+            | Statement::CreateFunction(_)
+            | Statement::DropFunction(_)
     ) || crate::roles::is_role_statement(stmt)
 }
 
@@ -452,6 +454,8 @@ pub(crate) fn allowed_in_block(stmt: &Statement) -> bool {
         | Statement::CreateExtension(_)
         | Statement::Comment { .. }
         | Statement::AlterTable(_)
+        | Statement::CreateFunction(_)
+        | Statement::DropFunction(_)
         | Statement::Truncate(_) => true,
         Statement::Drop { object_type, .. } => matches!(
             object_type,
@@ -685,6 +689,8 @@ pub(crate) async fn execute(
             crate::comments::comment_on(session, object_type, object_name, comment.as_deref()).await
         }
         Statement::CreateView(cv) => crate::views::create_view(session, cv).await,
+        Statement::CreateFunction(cf) => crate::functions::create_function(session, cf).await,
+        Statement::DropFunction(df) => crate::functions::drop_functions(session, df).await,
         Statement::CreateSchema {
             schema_name,
             if_not_exists,

@@ -507,6 +507,7 @@ impl CreateHypertable {
             chunk_interval,
             space_dimensions: space_dimensions.clone(),
             dimension_ids: vec![],
+            integer_now_func: None,
         };
         for k in &table.unique_keys {
             check_unique_columns(&dims, |c| k.columns.iter().any(|k| k == c))?;
@@ -545,6 +546,7 @@ impl CreateHypertable {
                 chunk_interval,
                 space_dimensions: space_dimensions.clone(),
                 dimension_ids: vec![],
+                integer_now_func: None,
             };
             let mut ops = vec![CatalogOp::MakeHypertable {
                 oid,

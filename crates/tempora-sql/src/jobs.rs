@@ -269,6 +269,24 @@ struct JobTiming {
     timezone: Option<String>,
 }
 
+/// Whether an integer hypertable has an integer_now function
+/// (`set_integer_now_func`), which its policies count time by.
+fn has_integer_now(table: &TableDef) -> bool {
+    table
+        .hypertable
+        .as_ref()
+        .is_some_and(|h| h.integer_now_func.is_some())
+}
+
+/// PostgreSQL's name of the type of a hypertable's time column.
+fn time_type_name(table: &TableDef) -> String {
+    table
+        .hypertable
+        .as_ref()
+        .and_then(|h| table.column(&h.time_column))
+        .map_or_else(|| "bigint".into(), |c| c.ty.sql_name())
+}
+
 /// Whether a hypertable's time column is a date/time type (not an integer).
 fn is_temporal(table: &TableDef) -> bool {
     table
@@ -564,13 +582,16 @@ impl JobCall {
                 "invalid value for parameter drop_after",
             )
         };
-        // Integer spans (and so integer time) need an integer_now function,
-        // which Tempora does not have yet; TimescaleDB refuses the same way.
-        let drop_after = args
-            .get("drop_after")
-            .and_then(interval_span)
-            .filter(|_| is_temporal(table))
-            .ok_or_else(bad)?;
+        // Integer time counts from what its integer_now function says: a
+        // table without one takes no drop_after, as in TimescaleDB.
+        let drop_after = if is_temporal(table) {
+            args.get("drop_after").and_then(interval_span)
+        } else if has_integer_now(table) {
+            args.int("drop_after").ok().flatten().map(JobSpan::Integer)
+        } else {
+            None
+        }
+        .ok_or_else(bad)?;
         self.add_retention(session, &args, oid, drop_after, false)
             .await
     }
@@ -921,11 +942,16 @@ impl JobCall {
                 "only one of compress_after and compress_created_before should be provided",
             ));
         }
-        if !is_temporal(table) && !by_creation {
-            // Needs an integer_now function, which Tempora does not have.
-            return Err(TemporaError::not_supported(
-                "add_compression_policy on a hypertable with integer time",
-            ));
+        let integer_time = !is_temporal(table) && !by_creation;
+        if integer_time && !has_integer_now(table) {
+            return Err(TemporaError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                "integer_now function not set",
+            )
+            .with_hint(format!(
+                "Set one with set_integer_now_func('{}', ...) first.",
+                table.name
+            )));
         }
         let span_arg = if by_creation {
             "compress_created_before"
@@ -933,15 +959,28 @@ impl JobCall {
             "compress_after"
         };
         let compress_after = match args.get(span_arg) {
-            Some(v) => match interval_span(v) {
-                Some(span) => span,
-                None => {
-                    return Err(TemporaError::new(
-                        SqlState::FEATURE_NOT_SUPPORTED,
-                        "unsupported compress_after argument type, expected type : interval",
-                    ))
+            Some(v) => {
+                let span = if integer_time {
+                    args.int(span_arg).ok().flatten().map(JobSpan::Integer)
+                } else {
+                    interval_span(v)
+                };
+                match span {
+                    Some(span) => span,
+                    None => {
+                        let expected = match integer_time {
+                            true => time_type_name(table),
+                            false => "interval".into(),
+                        };
+                        return Err(TemporaError::new(
+                            SqlState::FEATURE_NOT_SUPPORTED,
+                            format!(
+                                "unsupported compress_after argument type, expected type : {expected}"
+                            ),
+                        ));
+                    }
                 }
-            },
+            }
             None => {
                 return Err(TemporaError::new(
                     SqlState::INVALID_PARAMETER_VALUE,

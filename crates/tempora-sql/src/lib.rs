@@ -30,6 +30,7 @@ mod df_state;
 mod dml;
 mod explain;
 mod foreign_keys;
+mod functions;
 mod gapfill;
 mod hypertable;
 mod index;
@@ -249,6 +250,7 @@ pub enum Kind {
     /// A query calling time_bucket_gapfill.
     Gapfill(Box<gapfill::GapfillPlan>),
     SetChunkTimeInterval(Box<hypertable::SetChunkTimeInterval>),
+    SetIntegerNowFunc(Box<functions::SetIntegerNowFunc>),
     AddDimension(Box<hypertable::AddDimension>),
     SetNumberPartitions(Box<hypertable::SetNumberPartitions>),
     /// A policy or job function (add_retention_policy, alter_job, ...).
@@ -1167,10 +1169,15 @@ impl SqlSession {
             ParsedStatement::MatView(c) => return Ok(prepared(Kind::MatView(c), vec![], None)),
             ParsedStatement::Database(c) => return Ok(prepared(Kind::Database(c), vec![], None)),
         };
-        let path = tempora_query::variables::parse_search_path(
-            self.settings.get("search_path").unwrap_or("public"),
-            self.user(),
-        );
+        if !matches!(
+            stmt,
+            Statement::CreateFunction(_) | Statement::CreateView(_)
+        ) {
+            // A view inlines the calls of its query itself, to depend on
+            // the functions it calls.
+            functions::inline(self, &mut stmt)?;
+        }
+        let path = self.search_path();
         search_path::resolve(&mut stmt, &self.engine.catalog().snapshot(), &path);
         if !matches!(stmt, Statement::Query(_) | Statement::Explain { .. }) {
             // Queries get it in `rewrite_query`, once named.
@@ -1192,6 +1199,14 @@ impl SqlSession {
                     Kind::SetChunkTimeInterval(Box::new(cmd)),
                     vec![],
                     Some(hypertable::SetChunkTimeInterval::result_schema()),
+                ));
+            }
+            if call.name == "set_integer_now_func" && !call.expand {
+                let cmd = functions::SetIntegerNowFunc::from_call(call);
+                return Ok(prepared(
+                    Kind::SetIntegerNowFunc(Box::new(cmd)),
+                    vec![],
+                    Some(functions::SetIntegerNowFunc::result_schema()),
                 ));
             }
             if call.name == "set_number_partitions" && !call.expand {
@@ -1361,6 +1376,14 @@ impl SqlSession {
             s if ddl::is_ddl(s) => Ok(prepared(Kind::Ddl(Box::new(stmt)), vec![], None)),
             other => Err(unsupported_statement(other)),
         }
+    }
+
+    /// The schemas of the session's `search_path`, in order.
+    pub(crate) fn search_path(&self) -> Vec<String> {
+        tempora_query::variables::parse_search_path(
+            self.settings.get("search_path").unwrap_or("public"),
+            self.user(),
+        )
     }
 
     /// Parses and plans one statement given as text.
@@ -1813,6 +1836,10 @@ impl SqlSession {
             }
             Kind::SetChunkTimeInterval(cmd) => {
                 self.reject_write_in_block("set_chunk_time_interval")?;
+                cmd.execute(self).await
+            }
+            Kind::SetIntegerNowFunc(cmd) => {
+                self.reject_write_in_block("set_integer_now_func")?;
                 cmd.execute(self).await
             }
             Kind::AddDimension(cmd) => {
@@ -2349,7 +2376,6 @@ fn statement_name_of(sql: &str) -> &'static str {
 fn unsupported_timescaledb_call(name: &str) -> Option<&'static str> {
     Some(match name {
         "by_hash" => "by_hash outside create_hypertable and add_dimension",
-        "set_integer_now_func" => "set_integer_now_func (policies on integer time)",
         "add_reorder_policy" | "remove_reorder_policy" => "add_reorder_policy (reorder policies)",
         "move_chunk" | "attach_tablespace" | "detach_tablespace" | "detach_tablespaces" => {
             "tablespaces for chunks"
@@ -2409,6 +2435,8 @@ pub fn statement_name(stmt: &Statement) -> &'static str {
         Statement::Delete(_) => "DELETE",
         Statement::CreateTable(_) => "CREATE TABLE",
         Statement::CreateView(..) => "CREATE VIEW",
+        Statement::CreateFunction(_) => "CREATE FUNCTION",
+        Statement::DropFunction(_) => "DROP FUNCTION",
         Statement::CreateIndex(_) => "CREATE INDEX",
         Statement::CreateSchema { .. } => "CREATE SCHEMA",
         Statement::CreateDatabase { .. } => "CREATE DATABASE",

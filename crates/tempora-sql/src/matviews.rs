@@ -167,7 +167,12 @@ pub(crate) async fn create(
     if !session.engine().catalog().snapshot().schema_exists(&schema) {
         return Err(crate::ddl::no_schema(&schema));
     }
-    let (sql, definition, read) = crate::views::view_query(session, cv, &name).await?;
+    let crate::views::ViewQuery {
+        sql,
+        definition,
+        read,
+        functions,
+    } = crate::views::view_query(session, cv, &name).await?;
     let plan = session.plan_sql(&sql).await?;
     let columns = plan
         .schema()
@@ -200,7 +205,7 @@ pub(crate) async fn create(
             }
             let oid = state.next_oid;
             let table_oid = oid + 1;
-            let depends_on = crate::views::depends_on(state, &read);
+            let depends_on = crate::views::depends_on(state, &read, &functions);
             created = Some(oid);
             Ok(vec![
                 CatalogOp::PutView(ViewDef {

@@ -140,10 +140,20 @@ pub(crate) async fn drop_schemas(
                     .values()
                     .filter(|t| &t.schema == schema)
                     .collect();
+                let functions: Vec<_> = state
+                    .functions
+                    .values()
+                    .filter(|f| &f.schema == schema)
+                    .collect();
                 let first = views
                     .first()
                     .map(|v| format!("view {schema}.{}", v.name))
-                    .or_else(|| tables.first().map(|t| format!("table {schema}.{}", t.name)));
+                    .or_else(|| tables.first().map(|t| format!("table {schema}.{}", t.name)))
+                    .or_else(|| {
+                        functions
+                            .first()
+                            .map(|f| format!("function {schema}.{}", f.signature()))
+                    });
                 if let (Some(first), false) = (&first, cascade) {
                     return Err(TemporaError::new(
                         SqlState::DEPENDENT_OBJECTS_STILL_EXIST,
@@ -157,6 +167,7 @@ pub(crate) async fn drop_schemas(
                     .iter()
                     .map(|t| (t.oid, t.name.clone(), "table"))
                     .chain(views.iter().map(|v| (v.oid, v.name.clone(), "view")))
+                    .chain(functions.iter().map(|f| (f.oid, f.signature(), "function")))
                     .collect();
                 let others = crate::views::dependent_views(state, &going, true, &mut cascaded)?;
                 for v in &views {
@@ -175,6 +186,10 @@ pub(crate) async fn drop_schemas(
                     cascaded.extend(crate::caggs::chunk_tables(t));
                     dropped.push((t.oid, t.all_files().map(|f| f.path.clone()).collect()));
                     ops.push(CatalogOp::DropTable { oid: t.oid });
+                }
+                for f in &functions {
+                    cascaded.push(format!("function {schema}.{}", f.signature()));
+                    ops.push(CatalogOp::DropFunction { oid: f.oid });
                 }
                 ops.push(CatalogOp::DropSchema {
                     name: schema.clone(),

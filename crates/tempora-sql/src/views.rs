@@ -48,13 +48,18 @@ pub(crate) async fn create_view(
     if !session.engine().catalog().snapshot().schema_exists(&schema) {
         return Err(crate::ddl::no_schema(&schema));
     }
-    let (sql, definition, read) = view_query(session, cv, &name).await?;
+    let ViewQuery {
+        sql,
+        definition,
+        read,
+        functions,
+    } = view_query(session, cv, &name).await?;
     let mut skipped = false;
     session
         .engine()
         .catalog()
         .commit(|state| {
-            let depends_on = crate::views::depends_on(state, &read);
+            let depends_on = crate::views::depends_on(state, &read, &functions);
             let oid = match state.view(&schema, &name) {
                 Some(_) if cv.if_not_exists => {
                     skipped = true;
@@ -105,9 +110,11 @@ pub(crate) async fn view_query(
     session: &SqlSession,
     cv: &CreateView,
     name: &str,
-) -> Result<(String, String, Vec<(String, String)>)> {
+) -> Result<ViewQuery> {
     let definition = cv.query.to_string();
-    let mut stmt = crate::rewrite_query(Statement::Query(cv.query.clone()));
+    let mut query = Statement::Query(cv.query.clone());
+    let functions = crate::functions::inline(session, &mut query)?;
+    let mut stmt = crate::rewrite_query(query);
     let read = relations(&mut stmt);
     let mut sql = stmt.to_string();
     let plan = session.plan_sql(&sql).await?;
@@ -139,11 +146,35 @@ pub(crate) async fn view_query(
         );
         session.plan_sql(&sql).await?;
     }
-    Ok((sql, definition, read))
+    Ok(ViewQuery {
+        sql,
+        definition,
+        read,
+        functions,
+    })
 }
 
-/// The oids of the tables and views among `read` (schema, name).
-pub(crate) fn depends_on(state: &CatalogState, read: &[(String, String)]) -> BTreeSet<u32> {
+/// A view's query as [`view_query`] plans it.
+pub(crate) struct ViewQuery {
+    pub sql: String,
+    pub definition: String,
+    /// The relations (schema, name) it reads.
+    pub read: Vec<(String, String)>,
+    /// The oids of the SQL functions it calls (inlined in `sql`).
+    pub functions: Vec<u32>,
+}
+
+/// The oids of the tables and views among `read` (schema, name), and of
+/// the `functions` that still exist.
+pub(crate) fn depends_on(
+    state: &CatalogState,
+    read: &[(String, String)],
+    functions: &[u32],
+) -> BTreeSet<u32> {
+    let functions = functions
+        .iter()
+        .copied()
+        .filter(|f| state.functions.contains_key(f));
     read.iter()
         .filter_map(|(s, n)| {
             state
@@ -151,6 +182,7 @@ pub(crate) fn depends_on(state: &CatalogState, read: &[(String, String)]) -> BTr
                 .map(|t| t.oid)
                 .or_else(|| state.view(s, n).map(|v| v.oid))
         })
+        .chain(functions)
         .collect()
 }
 

@@ -73,8 +73,9 @@ fn next_start(job: &JobDef, finished: i64, succeeded: bool) -> i64 {
     }
 }
 
-/// Runs jobs the storage layer cannot run alone: refreshing a continuous
-/// aggregate plans its query, which the SQL layer does. The server installs
+/// Runs what jobs need of the SQL layer: refreshing a continuous aggregate
+/// plans its query, and the current time of an integer hypertable is what
+/// its integer_now function (a SQL function) returns. The server installs
 /// one with [`Engine::set_job_runner`].
 pub trait JobRunner: Send + Sync {
     /// Refreshes the continuous aggregate of view `view_oid` over
@@ -85,6 +86,12 @@ pub trait JobRunner: Send + Sync {
         start: Option<i64>,
         end: Option<i64>,
     ) -> futures::future::BoxFuture<'static, Result<()>>;
+
+    /// Calls the integer_now function `func` (schema, name).
+    fn integer_now(
+        &self,
+        func: (String, String),
+    ) -> futures::future::BoxFuture<'static, Result<i64>>;
 }
 
 impl Engine {
@@ -186,6 +193,48 @@ impl Engine {
         let table = state
             .table_by_oid(oid)
             .ok_or_else(|| TemporaError::undefined_table(format!("hypertable with oid {oid}")))?;
+        // Integer time: now is what the hypertable's integer_now function
+        // says, asked once per run.
+        let spans: &[Option<&JobSpan>] = match kind {
+            JobKind::Refresh {
+                start_offset,
+                end_offset,
+            } => &[start_offset.as_ref(), end_offset.as_ref()],
+            JobKind::Compression { compress_after, .. } => &[Some(compress_after)],
+            JobKind::Retention { drop_after, .. } => &[Some(drop_after)],
+        };
+        let integer_now = if spans.iter().any(|s| matches!(s, Some(JobSpan::Integer(_)))) {
+            // A continuous aggregate's offsets count in its raw table's time.
+            let time_table = match state.cagg_of_materialization(oid) {
+                Some(v) => v
+                    .continuous
+                    .as_ref()
+                    .and_then(|c| state.table_by_oid(c.raw_oid))
+                    .unwrap_or(table),
+                None => table,
+            };
+            let func = time_table
+                .hypertable
+                .as_ref()
+                .and_then(|h| h.integer_now_func.clone())
+                .ok_or_else(|| {
+                    TemporaError::new(
+                        SqlState::UNDEFINED_FUNCTION,
+                        format!(
+                            "integer_now function not set for hypertable \"{}\"",
+                            time_table.name
+                        ),
+                    )
+                })?;
+            let runner = self
+                .job_runner
+                .get()
+                .cloned()
+                .ok_or_else(|| TemporaError::internal("no runner for integer_now functions"))?;
+            Some(runner.integer_now(func).await?)
+        } else {
+            None
+        };
         // Chunks that end at or before `now - span` are the policy's.
         let cutoff = |span: &JobSpan| match span {
             JobSpan::Interval {
@@ -193,13 +242,7 @@ impl Engine {
                 days,
                 micros,
             } => before(now_micros(), *months, *days, *micros),
-            JobSpan::Integer(_) => Err(TemporaError::new(
-                SqlState::INVALID_PARAMETER_VALUE,
-                format!(
-                    "integer_now function not set for hypertable \"{}\"",
-                    table.name
-                ),
-            )),
+            JobSpan::Integer(v) => Ok(integer_now.unwrap_or(0).saturating_sub(*v)),
         };
         // The chunks a policy acts on: those that end at or before the cutoff,
         // or (by creation time) were created before it.

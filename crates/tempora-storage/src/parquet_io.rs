@@ -1013,6 +1013,7 @@ mod tests {
                 chunk_interval: 1_000_000_000,
                 space_dimensions: vec![],
                 dimension_ids: vec![],
+                integer_now_func: None,
             }),
             chunks: Default::default(),
             files: vec![],

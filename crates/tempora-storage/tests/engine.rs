@@ -62,6 +62,7 @@ async fn engine_with_table(dir: &std::path::Path, unique: bool) -> (Arc<Engine>,
                         chunk_interval: DAY,
                         space_dimensions: vec![],
                         dimension_ids: vec![],
+                        integer_now_func: None,
                     },
                 },
             ])
