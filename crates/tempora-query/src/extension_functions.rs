@@ -105,6 +105,8 @@ const SIGNATURES: &[(Kind, &str)] = {
         (A, "first(anyelement, \"any\") anyelement"),
         (A, "last(anyelement, \"any\") anyelement"),
         (A, "histogram(double precision, double precision, double precision, integer) integer[]"),
+        // New ones go last: a function's oid is its position.
+        (F, "hypertable_index_size(index_name regclass) bigint"),
     ]
 };
 

@@ -828,6 +828,10 @@ enum Measure {
     HypertableSize,
     /// `approximate_row_count(rel)`: rows of any table (exact here).
     RowCount,
+    /// `hypertable_index_size(index)`: bytes of a hypertable's index, which
+    /// is a definition Tempora keeps in its catalog (no B-tree): 0. NULL
+    /// for an index of a plain table.
+    IndexSize,
 }
 
 #[derive(Debug)]
@@ -854,6 +858,15 @@ impl std::hash::Hash for RelationMeasure {
 
 impl RelationMeasure {
     fn value(&self, state: &CatalogState, rel: &str) -> Result<Option<i64>, TemporaError> {
+        if self.measure == Measure::IndexSize {
+            let (schema, name) = crate::split_qualified(rel);
+            let table = state
+                .tables
+                .values()
+                .find(|t| t.schema == schema && t.all_indexes().iter().any(|i| i.name == name))
+                .ok_or_else(|| TemporaError::undefined_table(rel))?;
+            return Ok(table.is_hypertable().then_some(0));
+        }
         let table = relation(state, rel)?;
         Ok(match self.measure {
             Measure::HypertableSize => table
@@ -871,6 +884,7 @@ impl RelationMeasure {
                     .sum();
                 Some(files as i64 + mem as i64)
             }
+            Measure::IndexSize => None,
         })
     }
 }
@@ -912,11 +926,13 @@ impl ScalarUDFImpl for RelationMeasure {
     }
 }
 
-/// `hypertable_size(regclass) → bigint` and `approximate_row_count(regclass) → bigint`.
+/// `hypertable_size(regclass) → bigint`, `approximate_row_count(regclass) → bigint`
+/// and `hypertable_index_size(regclass) → bigint`.
 pub fn relation_functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
     [
         ("hypertable_size", Measure::HypertableSize),
         ("approximate_row_count", Measure::RowCount),
+        ("hypertable_index_size", Measure::IndexSize),
     ]
     .into_iter()
     .map(|(name, measure)| {
