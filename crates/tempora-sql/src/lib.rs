@@ -1325,6 +1325,8 @@ impl SqlSession {
                 pg_compat::scalar_functions_in_from(&mut stmt, |name| {
                     ctx.table_function(name).is_ok()
                 });
+                // `FROM f(...)` of a SQL function is now a call in a subquery.
+                functions::inline(self, &mut stmt)?;
                 wildcards::expand_repeated(self, &mut stmt).await?;
                 let stmt = rewrite_query(stmt);
                 if matches!(stmt, Statement::Query(_)) && gapfill::uses_gapfill(&stmt) {
