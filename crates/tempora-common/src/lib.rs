@@ -54,6 +54,7 @@ impl SqlState {
     pub const UNDEFINED_COLUMN: SqlState = SqlState("42703");
     pub const UNDEFINED_TABLE: SqlState = SqlState("42P01");
     pub const UNDEFINED_FUNCTION: SqlState = SqlState("42883");
+    pub const UNDEFINED_PARAMETER: SqlState = SqlState("42P02");
     pub const AMBIGUOUS_FUNCTION: SqlState = SqlState("42725");
     pub const DUPLICATE_FUNCTION: SqlState = SqlState("42723");
     pub const INVALID_FUNCTION_DEFINITION: SqlState = SqlState("42P13");

@@ -723,16 +723,27 @@ fn substitute(
         }
     }
     impl VisitorMut for Params<'_> {
-        type Break = ();
+        type Break = TemporaError;
         // After the children: an argument put in is not looked into again.
-        fn post_visit_expr(&mut self, e: &mut SqlExpr) -> ControlFlow<()> {
+        fn post_visit_expr(&mut self, e: &mut SqlExpr) -> ControlFlow<TemporaError> {
             let arg = match e {
                 SqlExpr::Value(v) => match &v.value {
-                    Value::Placeholder(p) => p
+                    // Every `$n` of a body is a parameter of the function:
+                    // left in, it would take a value of the calling statement's.
+                    Value::Placeholder(p) => match p
                         .strip_prefix('$')
                         .and_then(|n| n.parse::<usize>().ok())
                         .and_then(|n| n.checked_sub(1))
-                        .and_then(|i| self.args.get(i).cloned()),
+                        .and_then(|i| self.args.get(i).cloned())
+                    {
+                        Some(a) => Some(a),
+                        None => {
+                            return ControlFlow::Break(TemporaError::new(
+                                SqlState::UNDEFINED_PARAMETER,
+                                format!("there is no parameter {p}"),
+                            ))
+                        }
+                    },
                     _ => None,
                 },
                 SqlExpr::Identifier(i) => {
@@ -763,14 +774,14 @@ fn substitute(
         .zip(&def.args)
         .map(|(a, p)| Ok(cast(a.clone(), parse_type(&p.type_name)?)))
         .collect::<Result<_>>()?;
-    let _ = VisitMut::visit(
-        &mut *q,
-        &mut Params {
-            def,
-            args: &typed,
-            shadowed: &shadowed,
-        },
-    );
+    let mut params = Params {
+        def,
+        args: &typed,
+        shadowed: &shadowed,
+    };
+    if let ControlFlow::Break(e) = VisitMut::visit(&mut *q, &mut params) {
+        return Err(e);
+    }
     Ok(q)
 }
 
