@@ -524,7 +524,7 @@ pub fn catalog_functions(
             serial_sequence,
         ),
     ];
-    let computing: [Entry; 16] = [
+    let computing: [Entry; 17] = [
         // Comments on databases, roles and tablespaces: Tempora keeps none
         // (COMMENT ON DATABASE is refused).
         ("shobj_description", &[2], DataType::Utf8, |_, _, _| {
@@ -566,13 +566,14 @@ pub fn catalog_functions(
             function_arguments,
         ),
         // Only functions with a SQL-standard body (`BEGIN ATOMIC`) have
-        // one, and every function Tempora has is built in.
+        // one, and Tempora's SQL functions have none.
         (
             "pg_get_function_sqlbody",
             &[1],
             DataType::Utf8,
             |_, _, _| ScalarValue::Utf8(None),
         ),
+        ("pg_get_functiondef", &[1], DataType::Utf8, function_def),
         ("pg_size_pretty", &[1], DataType::Utf8, size_pretty),
         ("version", &[0], DataType::Utf8, version),
         // `to_regclass('name')` after the SQL layer's rewrite
@@ -969,6 +970,43 @@ fn function_result(_: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarV
     }
     let ret = sql_type_name(p.returns);
     text(if p.set { format!("SETOF {ret}") } else { ret })
+}
+
+/// `pg_get_functiondef(oid)`: the `CREATE OR REPLACE FUNCTION` of a SQL
+/// function, laid out as PostgreSQL lays it out (psql's `\sf`, the
+/// function editors of BI tools); NULL for a built-in one.
+fn function_def(lookup: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let Some(f) = sql_function_named_by(engine, args) else {
+        return ScalarValue::Utf8(None);
+    };
+    let ScalarValue::Utf8(Some(arguments)) = function_arguments(lookup, engine, args) else {
+        return ScalarValue::Utf8(None);
+    };
+    let quote = tempora_catalog::quote_identifier;
+    let mut def = format!(
+        "CREATE OR REPLACE FUNCTION {}.{}({arguments})\n RETURNS {}\n LANGUAGE sql\n",
+        quote(&f.schema),
+        quote(&f.name),
+        f.returns
+    );
+    let volatility = match f.volatility {
+        'i' => Some("IMMUTABLE"),
+        's' => Some("STABLE"),
+        _ => None,
+    };
+    let attributes: Vec<&str> = volatility
+        .into_iter()
+        .chain(f.strict.then_some("STRICT"))
+        .collect();
+    if !attributes.is_empty() {
+        def.push_str(&format!(" {}\n", attributes.join(" ")));
+    }
+    if f.source.starts_with("RETURN ") {
+        def.push_str(&format!("{}\n", f.source));
+    } else {
+        def.push_str(&format!("AS $function${}$function$\n", f.source));
+    }
+    text(def)
 }
 
 /// `pg_get_function_arguments(oid)`: `integer, integer` or with names and

@@ -662,6 +662,8 @@ impl CreateCagg {
             return Err(invalid_query("The query must be one SELECT."));
         }
         let mut stmt = stmts.remove(0);
+        // SQL functions it calls are inlined now; it depends on them.
+        let functions = crate::functions::inline(session, &mut stmt)?;
         let (relations, mut notices) = check_shape(&stmt)?;
         // ORDER BY orders nothing in a materialization.
         if let Statement::Query(q) = &mut stmt {
@@ -819,6 +821,7 @@ impl CreateCagg {
             None => raw_oid,
         })
         .chain(plain)
+        .chain(functions)
         .collect();
         let view_oid = engine
             .catalog()

@@ -163,6 +163,21 @@ fn returnable(actual: &DataType, declared: &DataType) -> bool {
         || (temporal(actual) && temporal(declared))
 }
 
+/// A VARIADIC parameter, which the parser reads as a plain one: 0A000
+/// rather than a function its calls would not reach.
+pub(crate) fn reject_variadic(sql: &str) -> Result<()> {
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let variadic = crate::located_tokens(sql).is_some_and(|tokens| {
+        tokens
+            .iter()
+            .any(|(t, _)| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("variadic")))
+    });
+    if variadic {
+        return Err(TemporaError::not_supported("VARIADIC function parameters"));
+    }
+    Ok(())
+}
+
 /// `CREATE [OR REPLACE] FUNCTION`.
 pub(crate) async fn create_function(
     session: &SqlSession,
@@ -173,6 +188,11 @@ pub(crate) async fn create_function(
             "syntax error in CREATE FUNCTION {}",
             cf.name
         )));
+    }
+    if !cf.set_params.is_empty() {
+        return Err(TemporaError::not_supported(
+            "CREATE FUNCTION ... SET (settings of a function's own)",
+        ));
     }
     let (schema, name) = creation_schema(session, &cf.name)?;
     let language = cf.language.as_ref().map(|l| l.value.to_lowercase());

@@ -1169,6 +1169,9 @@ impl SqlSession {
             ParsedStatement::MatView(c) => return Ok(prepared(Kind::MatView(c), vec![], None)),
             ParsedStatement::Database(c) => return Ok(prepared(Kind::Database(c), vec![], None)),
         };
+        if matches!(stmt, Statement::CreateFunction(_)) {
+            functions::reject_variadic(sql)?;
+        }
         if !matches!(
             stmt,
             Statement::CreateFunction(_) | Statement::CreateView(_)
