@@ -403,3 +403,37 @@ async fn describe_timescaledb_functions() {
     assert!(row.get::<_, i64>(1) > 5);
     assert!(row.get::<_, bool>(2));
 }
+
+/// A SQL function as `\df` lists it and `\sf` prints it: psql 15's output
+/// against PostgreSQL 15 for the same function.
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_sql_functions() {
+    let server = TestServer::start().await;
+    server
+        .psql_script_async(
+            "CREATE FUNCTION c2f(c double precision, k int DEFAULT 0) RETURNS double precision \
+             LANGUAGE sql IMMUTABLE AS 'SELECT c * 9 / 5 + 32 + k';",
+            true,
+        )
+        .await
+        .assert_success();
+    assert_eq!(
+        describe(&server, "\\df c2f").await,
+        "                                 List of functions
+ Schema | Name | Result data type |           Argument data types           | Type 
+--------+------+------------------+-----------------------------------------+------
+ public | c2f  | double precision | c double precision, k integer DEFAULT 0 | func
+(1 row)
+
+"
+    );
+    assert_eq!(
+        describe(&server, "\\sf c2f").await,
+        "CREATE OR REPLACE FUNCTION public.c2f(c double precision, k integer DEFAULT 0)
+ RETURNS double precision
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$SELECT c * 9 / 5 + 32 + k$function$
+"
+    );
+}
