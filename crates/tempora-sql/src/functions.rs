@@ -106,17 +106,21 @@ fn volatility(b: Option<&FunctionBehavior>) -> char {
     }
 }
 
-/// The schema a new function goes to: the one named, or the first of the
-/// search path that exists.
-fn creation_schema(session: &SqlSession, name: &ObjectName) -> Result<(String, String)> {
-    let parts: Vec<String> = name
-        .0
+/// An object name's parts, folded as PostgreSQL folds identifiers.
+fn name_parts(name: &ObjectName) -> Vec<String> {
+    name.0
         .iter()
         .map(|p| match p {
             ObjectNamePart::Identifier(i) => ident_name(i),
             other => other.to_string().to_lowercase(),
         })
-        .collect();
+        .collect()
+}
+
+/// The schema a new function goes to: the one named, or the first of the
+/// search path that exists.
+fn creation_schema(session: &SqlSession, name: &ObjectName) -> Result<(String, String)> {
+    let parts = name_parts(name);
     let state = session.engine().catalog().snapshot();
     match parts.as_slice() {
         [n] => {
@@ -467,15 +471,7 @@ pub(crate) async fn drop_functions(
     // argument type oids as given, and as written for messages).
     let mut wanted = Vec::new();
     for d in &df.func_desc {
-        let parts: Vec<String> = d
-            .name
-            .0
-            .iter()
-            .map(|p| match p {
-                ObjectNamePart::Identifier(i) => ident_name(i),
-                other => other.to_string().to_lowercase(),
-            })
-            .collect();
+        let parts = name_parts(&d.name);
         let (schema, name) = match parts.as_slice() {
             [n] => (None, n.clone()),
             [s, n] | [_, s, n] => (Some(s.clone()), n.clone()),
@@ -613,15 +609,7 @@ fn resolve<'a>(
         return None;
     }
     let n = list.args.len();
-    let parts: Vec<String> = f
-        .name
-        .0
-        .iter()
-        .map(|p| match p {
-            ObjectNamePart::Identifier(i) => ident_name(i),
-            other => other.to_string().to_lowercase(),
-        })
-        .collect();
+    let parts = name_parts(&f.name);
     let found = |schema: &str, name: &str| state.functions_named(schema, name).find(|d| d.takes(n));
     match parts.as_slice() {
         [name] => path.iter().find_map(|s| found(s, name)),
@@ -690,15 +678,7 @@ fn body_columns(state: &CatalogState, path: &[String], q: &mut Query) -> BTreeSe
     impl VisitorMut for Relations {
         type Break = ();
         fn pre_visit_relation(&mut self, name: &mut ObjectName) -> ControlFlow<()> {
-            self.0.push(
-                name.0
-                    .iter()
-                    .map(|p| match p {
-                        ObjectNamePart::Identifier(i) => ident_name(i),
-                        other => other.to_string().to_lowercase(),
-                    })
-                    .collect(),
-            );
+            self.0.push(name_parts(name));
             ControlFlow::Continue(())
         }
     }
