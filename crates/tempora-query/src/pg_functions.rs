@@ -972,16 +972,34 @@ fn function_result(_: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarV
     text(if p.set { format!("SETOF {ret}") } else { ret })
 }
 
+/// A SQL function's arguments as `pg_get_function_arguments` prints them:
+/// `c double precision, k integer DEFAULT 0`.
+fn sql_function_arguments(f: &tempora_catalog::FunctionDef) -> String {
+    let shown: Vec<String> = f
+        .args
+        .iter()
+        .map(|a| {
+            let mut s = match &a.name {
+                Some(n) => format!("{n} {}", a.type_name),
+                None => a.type_name.clone(),
+            };
+            if let Some(d) = &a.default {
+                s.push_str(&format!(" DEFAULT {d}"));
+            }
+            s
+        })
+        .collect();
+    shown.join(", ")
+}
+
 /// `pg_get_functiondef(oid)`: the `CREATE OR REPLACE FUNCTION` of a SQL
 /// function, laid out as PostgreSQL lays it out (psql's `\sf`, the
 /// function editors of BI tools); NULL for a built-in one.
-fn function_def(lookup: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarValue {
+fn function_def(_: &Lookup, engine: &Engine, args: &[ScalarValue]) -> ScalarValue {
     let Some(f) = sql_function_named_by(engine, args) else {
         return ScalarValue::Utf8(None);
     };
-    let ScalarValue::Utf8(Some(arguments)) = function_arguments(lookup, engine, args) else {
-        return ScalarValue::Utf8(None);
-    };
+    let arguments = sql_function_arguments(&f);
     let quote = tempora_catalog::quote_identifier;
     let mut def = format!(
         "CREATE OR REPLACE FUNCTION {}.{}({arguments})\n RETURNS {}\n LANGUAGE sql\n",
@@ -1016,21 +1034,7 @@ fn function_arguments(_: &Lookup, engine: &Engine, args: &[ScalarValue]) -> Scal
         return text(f.arguments_text());
     }
     if let Some(f) = sql_function_named_by(engine, args) {
-        let shown: Vec<String> = f
-            .args
-            .iter()
-            .map(|a| {
-                let mut s = match &a.name {
-                    Some(n) => format!("{n} {}", a.type_name),
-                    None => a.type_name.clone(),
-                };
-                if let Some(d) = &a.default {
-                    s.push_str(&format!(" DEFAULT {d}"));
-                }
-                s
-            })
-            .collect();
-        return text(shown.join(", "));
+        return text(sql_function_arguments(&f));
     }
     let Some(p) = proc_named_by(args) else {
         return ScalarValue::Utf8(None);

@@ -106,24 +106,32 @@ fn volatility(b: Option<&FunctionBehavior>) -> char {
     }
 }
 
-/// An object name's parts, folded as PostgreSQL folds identifiers.
-fn name_parts(name: &ObjectName) -> Vec<String> {
-    name.0
+/// An object name as its schema (if named) and name, folded as PostgreSQL
+/// folds identifiers (`db.schema.name` names the schema too); None for
+/// more parts.
+fn split_name(name: &ObjectName) -> Option<(Option<String>, String)> {
+    let mut parts: Vec<String> = name
+        .0
         .iter()
         .map(|p| match p {
             ObjectNamePart::Identifier(i) => ident_name(i),
             other => other.to_string().to_lowercase(),
         })
-        .collect()
+        .collect();
+    let last = parts.pop()?;
+    match parts.len() {
+        0 => Some((None, last)),
+        1 | 2 => Some((parts.pop(), last)),
+        _ => None,
+    }
 }
 
 /// The schema a new function goes to: the one named, or the first of the
 /// search path that exists.
 fn creation_schema(session: &SqlSession, name: &ObjectName) -> Result<(String, String)> {
-    let parts = name_parts(name);
     let state = session.engine().catalog().snapshot();
-    match parts.as_slice() {
-        [n] => {
+    match split_name(name) {
+        Some((None, n)) => {
             let schema = session
                 .search_path()
                 .into_iter()
@@ -134,15 +142,15 @@ fn creation_schema(session: &SqlSession, name: &ObjectName) -> Result<(String, S
                         "no schema has been selected to create in",
                     )
                 })?;
-            Ok((schema, n.clone()))
+            Ok((schema, n))
         }
-        [s, n] | [_, s, n] => {
-            if !state.schema_exists(s) {
-                return Err(crate::ddl::no_schema(s));
+        Some((Some(s), n)) => {
+            if !state.schema_exists(&s) {
+                return Err(crate::ddl::no_schema(&s));
             }
-            Ok((s.clone(), n.clone()))
+            Ok((s, n))
         }
-        _ => Err(TemporaError::syntax(format!(
+        None => Err(TemporaError::syntax(format!(
             "improper qualified name (too many dotted names): {name}"
         ))),
     }
@@ -279,13 +287,10 @@ pub(crate) async fn create_function(
         });
     }
     // The declared types, as the planner reads them.
-    let casts: Vec<String> = std::iter::once(returns.as_str())
-        .chain(args.iter().map(|a| a.type_name.as_str()))
-        .enumerate()
-        .map(|(i, t)| format!("CAST(NULL AS {t}) AS c{i}"))
+    let names: Vec<String> = std::iter::once(returns.clone())
+        .chain(args.iter().map(|a| a.type_name.clone()))
         .collect();
-    let types_sql = format!("SELECT {}", casts.join(", "));
-    let types = result_types(session, &types_sql).await?;
+    let types = planned_types(session, &names).await?;
     let declared = types[0].clone();
     let canonical = |t: &DataType| tempora_query::pg_types::pg_type_name(t).to_string();
     for (a, t) in args.iter_mut().zip(&types[1..]) {
@@ -457,6 +462,16 @@ async fn result_types(session: &SqlSession, sql: &str) -> Result<Vec<DataType>> 
         .collect())
 }
 
+/// The types the planner reads the SQL type names `names` as, in order.
+async fn planned_types(session: &SqlSession, names: &[String]) -> Result<Vec<DataType>> {
+    let casts: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("CAST(NULL AS {t}) AS c{i}"))
+        .collect();
+    result_types(session, &format!("SELECT {}", casts.join(", "))).await
+}
+
 /// `DROP FUNCTION [IF EXISTS] name [(types)], ... [CASCADE | RESTRICT]`.
 pub(crate) async fn drop_functions(
     session: &SqlSession,
@@ -471,12 +486,8 @@ pub(crate) async fn drop_functions(
     // argument type oids as given, and as written for messages).
     let mut wanted = Vec::new();
     for d in &df.func_desc {
-        let parts = name_parts(&d.name);
-        let (schema, name) = match parts.as_slice() {
-            [n] => (None, n.clone()),
-            [s, n] | [_, s, n] => (Some(s.clone()), n.clone()),
-            _ => return Err(TemporaError::syntax(format!("improper name {}", d.name))),
-        };
+        let (schema, name) = split_name(&d.name)
+            .ok_or_else(|| TemporaError::syntax(format!("improper name {}", d.name)))?;
         let types = match &d.args {
             None => None,
             Some(args) if args.is_empty() => Some(vec![]),
@@ -484,13 +495,8 @@ pub(crate) async fn drop_functions(
                 if args.iter().any(|a| matches!(a.mode, Some(ArgMode::Out))) {
                     return Err(TemporaError::not_supported("OUT parameters"));
                 }
-                let casts: Vec<String> = args
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| format!("CAST(NULL AS {}) AS c{i}", a.data_type))
-                    .collect();
-                let types = result_types(session, &format!("SELECT {}", casts.join(", "))).await?;
-                Some(types)
+                let names: Vec<String> = args.iter().map(|a| a.data_type.to_string()).collect();
+                Some(planned_types(session, &names).await?)
             }
         };
         wanted.push((schema, name, types));
@@ -609,12 +615,10 @@ fn resolve<'a>(
         return None;
     }
     let n = list.args.len();
-    let parts = name_parts(&f.name);
     let found = |schema: &str, name: &str| state.functions_named(schema, name).find(|d| d.takes(n));
-    match parts.as_slice() {
-        [name] => path.iter().find_map(|s| found(s, name)),
-        [schema, name] | [_, schema, name] => found(schema, name),
-        _ => None,
+    match split_name(&f.name)? {
+        (None, name) => path.iter().find_map(|s| found(s, &name)),
+        (Some(schema), name) => found(&schema, &name),
     }
 }
 
@@ -674,22 +678,21 @@ fn bind_args(
 /// Column names of the tables a body reads, which win over parameters of
 /// the same name there (as in PostgreSQL).
 fn body_columns(state: &CatalogState, path: &[String], q: &mut Query) -> BTreeSet<String> {
-    struct Relations(Vec<Vec<String>>);
+    struct Relations(Vec<(Option<String>, String)>);
     impl VisitorMut for Relations {
         type Break = ();
         fn pre_visit_relation(&mut self, name: &mut ObjectName) -> ControlFlow<()> {
-            self.0.push(name_parts(name));
+            self.0.extend(split_name(name));
             ControlFlow::Continue(())
         }
     }
     let mut found = Relations(Vec::new());
     let _ = VisitMut::visit(q, &mut found);
     let mut columns = BTreeSet::new();
-    for parts in found.0 {
-        let table = match parts.as_slice() {
-            [n] => path.iter().find_map(|s| state.table(s, n)),
-            [s, n] | [_, s, n] => state.table(s, n),
-            _ => None,
+    for (schema, name) in found.0 {
+        let table = match schema {
+            None => path.iter().find_map(|s| state.table(s, &name)),
+            Some(s) => state.table(&s, &name),
         };
         if let Some(t) = table {
             columns.extend(t.columns.iter().map(|c| c.name.clone()));

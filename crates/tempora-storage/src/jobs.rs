@@ -242,7 +242,9 @@ impl Engine {
                 days,
                 micros,
             } => before(now_micros(), *months, *days, *micros),
-            JobSpan::Integer(v) => Ok(integer_now.unwrap_or(0).saturating_sub(*v)),
+            JobSpan::Integer(v) => integer_now
+                .map(|now| now.saturating_sub(*v))
+                .ok_or_else(|| TemporaError::internal("integer span without integer_now")),
         };
         // The chunks a policy acts on: those that end at or before the cutoff,
         // or (by creation time) were created before it.
