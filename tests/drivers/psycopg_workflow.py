@@ -1,6 +1,6 @@
 """psycopg 3's ordinary workflow against Tempora: connect, create, insert
 with parameters, executemany, COPY, typed results (timestamptz, numeric,
-NULL) in text and binary, prepared statement reuse, a transaction rolled
+NULL, json and jsonb) in text and binary, prepared statement reuse, a transaction rolled
 back and one committed, savepoints, and errors with their SQLSTATE.
 
 Usage: python3 psycopg_workflow.py PORT
@@ -10,6 +10,7 @@ import decimal
 import sys
 
 import psycopg
+from psycopg.types.json import Json, Jsonb
 
 UTC = datetime.timezone.utc
 
@@ -94,6 +95,29 @@ def main(port: int) -> None:
     cur.execute("SELECT n FROM m WHERE device = %s", ("int-numeric",))
     assert cur.fetchall() == [(decimal.Decimal("3.00"),)]
     cur.execute("DELETE FROM m WHERE device = %s", ("int-numeric",))
+
+    # json and jsonb columns: psycopg's Json/Jsonb parameters, COPY, and
+    # results decoded as Python values, in text and in binary.
+    cur.execute("CREATE TABLE ev (time timestamptz NOT NULL, meta jsonb, raw json)")
+    cur.execute("SELECT create_hypertable('ev', 'time')")
+    cur.execute(
+        "INSERT INTO ev VALUES (%s, %s, %s)",
+        (t0, Jsonb({"b": [1, 2], "a": None}), Json({"x": 1})),
+    )
+    with cur.copy("COPY ev (time, meta) FROM STDIN") as copy:
+        copy.write_row((t0 + datetime.timedelta(hours=1), '{"temp": 20.5, "site": "north"}'))
+    cur.execute("SELECT meta, raw, meta::text FROM ev WHERE time = %s", (t0,))
+    assert cur.fetchone() == ({"a": None, "b": [1, 2]}, {"x": 1}, '{"a": null, "b": [1, 2]}')
+    binary.execute("SELECT meta, meta -> 'temp', meta ->> 'site' FROM ev WHERE meta ? 'site'")
+    assert binary.fetchall() == [({"site": "north", "temp": 20.5}, 20.5, "north")]
+    cur.execute("SELECT count(*) FROM ev WHERE meta @> %s", (Jsonb({"site": "north"}),))
+    assert cur.fetchone()[0] == 1
+    try:
+        cur.execute("INSERT INTO ev (time, meta) VALUES (%s, %s)", (t0, "{not json"))
+    except psycopg.Error as e:
+        assert e.sqlstate == "22P02", (e.sqlstate, str(e))
+    else:
+        raise AssertionError("invalid json accepted")
 
     # A rolled-back transaction leaves nothing; a committed one stays;
     # a savepoint takes back only what followed it.

@@ -35,7 +35,15 @@ pub enum PgType {
     Timestamp,
     Date,
     Bytea,
+    /// Stored as its text ([`PG_TYPE_KEY`] marks the Arrow field).
+    Json,
+    /// Stored as the text PostgreSQL prints for it (tempora-copy's `json`).
+    Jsonb,
 }
+
+/// Arrow field metadata naming the PostgreSQL type of a text column that is
+/// not `text`: `json` or `jsonb`. Results carry it to the wire.
+pub const PG_TYPE_KEY: &str = "tempora.pg_type";
 
 impl PgType {
     /// The Arrow type a column of this type is stored as.
@@ -53,6 +61,22 @@ impl PgType {
             PgType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             PgType::Date => DataType::Date32,
             PgType::Bytea => DataType::Binary,
+            PgType::Json | PgType::Jsonb => DataType::Utf8,
+        }
+    }
+
+    /// The Arrow field of a column of this type: [`PgType::arrow_type`],
+    /// marked with [`PG_TYPE_KEY`] where that is text standing for another
+    /// type.
+    pub fn arrow_field(&self, name: &str) -> Field {
+        let field = Field::new(name, self.arrow_type(), true);
+        match self {
+            PgType::Json | PgType::Jsonb => field.with_metadata(
+                [(PG_TYPE_KEY.to_string(), self.sql_name())]
+                    .into_iter()
+                    .collect(),
+            ),
+            _ => field,
         }
     }
 
@@ -73,6 +97,8 @@ impl PgType {
             PgType::Timestamp => "timestamp without time zone".into(),
             PgType::Date => "date".into(),
             PgType::Bytea => "bytea".into(),
+            PgType::Json => "json".into(),
+            PgType::Jsonb => "jsonb".into(),
         }
     }
 
@@ -92,6 +118,8 @@ impl PgType {
             PgType::Timestamp => 1114,
             PgType::Date => 1082,
             PgType::Bytea => 17,
+            PgType::Json => 114,
+            PgType::Jsonb => 3802,
         }
     }
 
@@ -114,7 +142,12 @@ impl PgType {
             PgType::Int2 => 2,
             PgType::Int4 | PgType::Float4 | PgType::Date => 4,
             PgType::Int8 | PgType::Float8 | PgType::Timestamptz | PgType::Timestamp => 8,
-            PgType::Numeric { .. } | PgType::Text | PgType::Varchar(_) | PgType::Bytea => -1,
+            PgType::Numeric { .. }
+            | PgType::Text
+            | PgType::Varchar(_)
+            | PgType::Bytea
+            | PgType::Json
+            | PgType::Jsonb => -1,
         }
     }
 
@@ -730,11 +763,10 @@ impl TableDef {
             self.columns
                 .iter()
                 .map(|c| {
-                    Field::new(&c.name, c.ty.arrow_type(), true).with_metadata(
-                        [(FIELD_ID.to_string(), c.id.to_string())]
-                            .into_iter()
-                            .collect(),
-                    )
+                    let field = c.ty.arrow_field(&c.name);
+                    let mut metadata = field.metadata().clone();
+                    metadata.insert(FIELD_ID.to_string(), c.id.to_string());
+                    field.with_metadata(metadata)
                 })
                 .collect::<Vec<_>>(),
         )

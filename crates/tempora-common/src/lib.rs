@@ -66,6 +66,7 @@ impl SqlState {
     pub const DUPLICATE_COLUMN: SqlState = SqlState("42701");
     pub const UNDEFINED_FILE: SqlState = SqlState("58P01");
     pub const DATATYPE_MISMATCH: SqlState = SqlState("42804");
+    pub const CANNOT_COERCE: SqlState = SqlState("42846");
     pub const AMBIGUOUS_COLUMN: SqlState = SqlState("42702");
     pub const GROUPING_ERROR: SqlState = SqlState("42803");
     pub const WINDOWING_ERROR: SqlState = SqlState("42P20");

@@ -14,6 +14,7 @@ pub mod datetime;
 mod decode;
 mod encode;
 pub mod interval;
+pub mod json;
 pub mod numeric;
 mod options;
 pub mod text;

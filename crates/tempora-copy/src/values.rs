@@ -13,6 +13,7 @@ use tempora_catalog::PgType;
 use tempora_common::{SqlState, TemporaError};
 
 use crate::datetime::{parse_datetime, DtKind, PG_EPOCH_DAYS, PG_EPOCH_USECS};
+use crate::json::JsonKind;
 use crate::numeric;
 use crate::zone::PgTimeZone;
 
@@ -320,6 +321,55 @@ pub fn check_varchar(v: &str, max: u32) -> Result<&str, TemporaError> {
     }
 }
 
+/// Values an INSERT or UPDATE computed, as stored in `table`'s columns:
+/// PostgreSQL's assignment rules for the types whose values are text in
+/// Arrow. A `varchar(n)` value longer than `n` is an error (unless the
+/// excess is spaces, which are cut), a `json` value must be JSON, and a
+/// `jsonb` value is stored normalized ([`crate::json`]). `batch` is in the
+/// table's layout; it comes back unchanged when no column needs this.
+pub fn assign(
+    table: &tempora_catalog::TableDef,
+    batch: datafusion::arrow::array::RecordBatch,
+) -> Result<datafusion::arrow::array::RecordBatch, TemporaError> {
+    use datafusion::arrow::array::{Array, AsArray, StringArray};
+    let mut columns = batch.columns().to_vec();
+    let mut changed = false;
+    for (i, c) in table.columns.iter().enumerate() {
+        let rule: &dyn Fn(&str) -> Result<Option<String>, TemporaError> = match &c.ty {
+            PgType::Varchar(Some(max)) => &|v: &str| {
+                let kept = check_varchar(v, *max)?;
+                Ok((kept.len() != v.len()).then(|| kept.to_string()))
+            },
+            PgType::Json => &|v: &str| JsonKind::Json.input(v).map(|_| None),
+            PgType::Jsonb => &|v: &str| JsonKind::Jsonb.input(v).map(|t| (t != v).then_some(t)),
+            _ => continue,
+        };
+        let Some(strings) = columns.get(i).and_then(|a| a.as_string_opt::<i32>()) else {
+            continue;
+        };
+        let mut out: Option<Vec<Option<String>>> = None;
+        for row in 0..strings.len() {
+            if strings.is_null(row) {
+                continue;
+            }
+            if let Some(new) = rule(strings.value(row))? {
+                let all = out
+                    .get_or_insert_with(|| strings.iter().map(|v| v.map(str::to_string)).collect());
+                all[row] = Some(new);
+            }
+        }
+        if let Some(values) = out {
+            columns[i] = Arc::new(StringArray::from(values));
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(batch);
+    }
+    datafusion::arrow::array::RecordBatch::try_new(batch.schema(), columns)
+        .map_err(|e| TemporaError::internal(e.to_string()))
+}
+
 /// The encoding error PostgreSQL reports for invalid UTF-8, naming the bytes
 /// of the offending sequence (as many as its first byte announces).
 pub fn invalid_utf8(bytes: &[u8]) -> TemporaError {
@@ -404,6 +454,7 @@ pub(crate) enum Col {
     Timestamp(TimestampMicrosecondBuilder, DtKind),
     Date(Date32Builder),
     Bytea(BinaryBuilder),
+    Json(StringBuilder, JsonKind),
 }
 
 impl Col {
@@ -435,6 +486,14 @@ impl Col {
             ),
             PgType::Date => Col::Date(Date32Builder::with_capacity(capacity)),
             PgType::Bytea => Col::Bytea(BinaryBuilder::with_capacity(capacity, data_bytes)),
+            PgType::Json => Col::Json(
+                StringBuilder::with_capacity(capacity, data_bytes),
+                JsonKind::Json,
+            ),
+            PgType::Jsonb => Col::Json(
+                StringBuilder::with_capacity(capacity, data_bytes),
+                JsonKind::Jsonb,
+            ),
         }
     }
 
@@ -451,13 +510,14 @@ impl Col {
             Col::Timestamp(b, _) => b.append_null(),
             Col::Date(b) => b.append_null(),
             Col::Bytea(b) => b.append_null(),
+            Col::Json(b, _) => b.append_null(),
         }
     }
 
     /// Bytes of text or bytea values appended so far.
     pub fn data_len(&self) -> usize {
         match self {
-            Col::Text(b, _) => b.values_slice().len(),
+            Col::Text(b, _) | Col::Json(b, _) => b.values_slice().len(),
             Col::Bytea(b) => b.values_slice().len(),
             _ => 0,
         }
@@ -499,6 +559,7 @@ impl Col {
                 parse_bytea(v, scratch)?;
                 b.append_value(&scratch[..]);
             }
+            Col::Json(b, kind) => b.append_value(kind.input(utf8_unchecked(v))?),
         }
         Ok(())
     }
@@ -594,6 +655,20 @@ impl Col {
                 b.append_value(d.checked_add(PG_EPOCH_DAYS as i32).ok_or_else(range)?);
             }
             Col::Bytea(b) => b.append_value(v),
+            Col::Json(b, kind) => {
+                // jsonb_send writes a format version (1) before the text.
+                let text = match (*kind, v.split_first()) {
+                    (JsonKind::Jsonb, Some((1, text))) => text,
+                    (JsonKind::Jsonb, _) => {
+                        return Err(TemporaError::new(
+                            SqlState::INVALID_BINARY_REPRESENTATION,
+                            "unsupported jsonb version number",
+                        ))
+                    }
+                    (JsonKind::Json, _) => v,
+                };
+                b.append_value(kind.input(verify_utf8(text)?)?);
+            }
         }
         Ok(())
     }
@@ -611,6 +686,7 @@ impl Col {
             Col::Timestamp(b, _) => Arc::new(b.finish()),
             Col::Date(b) => Arc::new(b.finish()),
             Col::Bytea(b) => Arc::new(b.finish()),
+            Col::Json(b, _) => Arc::new(b.finish()),
         }
     }
 }

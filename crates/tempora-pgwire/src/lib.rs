@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use futures::{stream, Sink, SinkExt};
@@ -52,6 +52,7 @@ use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use tempora_common::{SqlState, TemporaError};
+use tempora_copy::json::JsonKind;
 use tempora_sql::{CopyEncoder, CopyIn, Notice, Outcome, Prepared, SqlSession, TxState};
 use tempora_storage::Cluster;
 use tokio::net::TcpListener;
@@ -140,6 +141,55 @@ fn format_options(session: &SqlSession) -> Arc<FormatOptions> {
     Arc::new(o)
 }
 
+/// The row description of `schema`'s fields: the generic mapping, with text
+/// fields that hold json or jsonb values (tempora-query's `jsonb`) announced
+/// as those types, so that drivers decode them as JSON.
+fn pg_fields(
+    schema: &Schema,
+    format: &Format,
+    options: Option<Arc<FormatOptions>>,
+) -> PgWireResult<Vec<FieldInfo>> {
+    let mut fields = arrow_schema_to_pg_fields(schema, format, options)?;
+    for (info, field) in fields.iter_mut().zip(schema.fields()) {
+        let datatype = match tempora_query::jsonb::json_kind(field) {
+            Some(JsonKind::Json) => Type::JSON,
+            Some(JsonKind::Jsonb) => Type::JSONB,
+            None => continue,
+        };
+        *info = FieldInfo::new(
+            info.name().to_string(),
+            info.table_id(),
+            info.column_id(),
+            datatype,
+            info.format(),
+        )
+        .with_format_options(info.format_options().clone())
+        .with_type_size(-1);
+    }
+    Ok(fields)
+}
+
+/// jsonb's binary form: a format version (1), then the text.
+fn jsonb_binary(col: &ArrayRef) -> PgWireResult<ArrayRef> {
+    let text = datafusion::arrow::compute::cast(col, &DataType::Utf8)
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let strings = text.as_string::<i32>();
+    let values: Vec<Option<Vec<u8>>> = strings
+        .iter()
+        .map(|v| {
+            v.map(|s| {
+                let mut b = Vec::with_capacity(s.len() + 1);
+                b.push(1u8);
+                b.extend_from_slice(s.as_bytes());
+                b
+            })
+        })
+        .collect();
+    Ok(Arc::new(datafusion::arrow::array::BinaryArray::from_iter(
+        values,
+    )))
+}
+
 /// `batch` with the columns whose text or binary form the generic encoder
 /// would get wrong replaced by that form; with `leave_to_rows`, the columns
 /// [`rows::text_rows`] writes itself are left as they are.
@@ -161,9 +211,13 @@ fn render_text_columns(
         // Text: PostgreSQL's formatting of floats, timestamps, intervals.
         // Binary: pre-encoded values (passed through as bytes) where the
         // generic encoder would be wrong.
-        let rendered = if leave_to_rows && rows::writes(col.data_type()) {
+        let binary = format.format_for(i) != FieldFormat::Text;
+        let rendered = if binary && tempora_query::jsonb::json_kind(field) == Some(JsonKind::Jsonb)
+        {
+            Some(jsonb_binary(col)?)
+        } else if leave_to_rows && rows::writes(col.data_type()) {
             None
-        } else if format.format_for(i) == FieldFormat::Text {
+        } else if !binary {
             text::render(col, tz).map_err(|e| PgWireError::ApiError(Box::new(e)))?
         } else {
             tempora_copy::binary_values(col).map_err(|e| PgWireError::ApiError(Box::new(e)))?
@@ -237,11 +291,7 @@ impl<'a> RowPrinter<'a> {
             .get("TimeZone")
             .unwrap_or("UTC")
             .to_string();
-        let fields = Arc::new(arrow_schema_to_pg_fields(
-            &schema,
-            format,
-            Some(format_options(session)),
-        )?);
+        let fields = Arc::new(pg_fields(&schema, format, Some(format_options(session)))?);
         let all_text =
             (0..schema.fields().len()).all(|i| format.format_for(i) == FieldFormat::Text);
         Ok(Self {
@@ -535,8 +585,12 @@ fn parameter_values(
         .map(|i| declared(i).is_none() && inferred.get(i).copied().flatten().is_none())
         .collect();
     let text: Vec<Option<&Type>> = untyped.iter().map(|&u| u.then_some(&Type::TEXT)).collect();
-    let values =
-        arrow_pg::datatypes::df::deserialize_parameters_with_server_types(portal, inferred, &text)?;
+    let as_text = json_parameters_as_text(portal)?;
+    let values = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
+        as_text.as_ref().unwrap_or(portal),
+        inferred,
+        &text,
+    )?;
     let ParamValues::List(mut values) = values else {
         return Ok(values);
     };
@@ -546,6 +600,49 @@ fn parameter_values(
         }
     }
     Ok(ParamValues::List(values))
+}
+
+/// `portal` with its json and jsonb parameters as the text they hold (the
+/// column or function they reach checks it): jsonb's binary form is a
+/// version byte, 1, then the text. None for a portal without any.
+fn json_parameters_as_text(portal: &Portal<Statement>) -> PgWireResult<Option<Portal<Statement>>> {
+    let types = &portal.statement.parameter_types;
+    let is_json = |t: &Option<Type>| matches!(t, Some(t) if *t == Type::JSON || *t == Type::JSONB);
+    if !types.iter().any(is_json) {
+        return Ok(None);
+    }
+    let mut parameters = portal.parameters.clone();
+    let mut parameter_types = types.clone();
+    for (i, t) in parameter_types.iter_mut().enumerate() {
+        if !is_json(t) {
+            continue;
+        }
+        let binary = portal.parameter_format.format_for(i) == FieldFormat::Binary;
+        if binary && *t == Some(Type::JSONB) {
+            if let Some(Some(bytes)) = parameters.get_mut(i) {
+                match bytes.first() {
+                    Some(1) => *bytes = bytes.slice(1..),
+                    _ => {
+                        return Err(wire_error(TemporaError::new(
+                            SqlState::INVALID_BINARY_REPRESENTATION,
+                            "unsupported jsonb version number",
+                        )))
+                    }
+                }
+            }
+        }
+        *t = Some(Type::TEXT);
+    }
+    let statement = pgwire::api::stmt::StoredStatement::new(
+        portal.statement.id.clone(),
+        portal.statement.statement.clone(),
+        parameter_types,
+    );
+    let mut changed = Portal::new_cursor(portal.name.clone(), Arc::new(statement));
+    changed.parameter_format = portal.parameter_format.clone();
+    changed.parameters = parameters;
+    changed.result_column_format = portal.result_column_format.clone();
+    Ok(Some(changed))
 }
 
 /// Plans the statement of a Parse message. PostgreSQL takes the parameter
@@ -665,11 +762,7 @@ impl QueryParser for StatementParser {
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
         match &stmt.result_schema {
-            Some(schema) => arrow_schema_to_pg_fields(
-                schema,
-                column_format.unwrap_or(&Format::UnifiedText),
-                None,
-            ),
+            Some(schema) => pg_fields(schema, column_format.unwrap_or(&Format::UnifiedText), None),
             None => Ok(vec![]),
         }
     }

@@ -44,11 +44,16 @@ impl ScalarUDFImpl for TemporaNamed {
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         match args.arg_fields.first() {
-            Some(f) => Ok(Arc::new(Field::new(
-                self.name(),
-                f.data_type().clone(),
-                f.is_nullable(),
-            ))),
+            // A json type goes with the value (not a table column's id).
+            Some(f) => Ok(Arc::new(
+                Field::new(self.name(), f.data_type().clone(), f.is_nullable()).with_metadata(
+                    f.metadata()
+                        .iter()
+                        .filter(|(k, _)| k.as_str() == tempora_catalog::PG_TYPE_KEY)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ),
+            )),
             None => plan_err!("{TEMPORA_NAMED} takes a value"),
         }
     }

@@ -231,6 +231,8 @@ fn type_facts(a: &Attribute) -> TypeFacts {
             ("interval", "interval")
         }
         17 => ("bytea", "bytea"),
+        114 => ("json", "json"),
+        3802 => ("jsonb", "jsonb"),
         1000 => ("ARRAY", "_bool"),
         1005 => ("ARRAY", "_int2"),
         1007 => ("ARRAY", "_int4"),

@@ -1,6 +1,9 @@
-//! `json_build_object` and `json_build_array`, which ORMs' catalog queries
-//! use (SQLAlchemy reflects identity columns with one). `json` values are
-//! text, formatted as PostgreSQL prints them (`{"a" : 1, "b" : null}`).
+//! `json_build_object` and `json_build_array` (which ORMs' catalog queries
+//! use: SQLAlchemy reflects identity columns with one), their jsonb
+//! versions, and `to_json` / `to_jsonb`. `json` values are text, formatted
+//! as PostgreSQL prints them (`{"a" : 1, "b" : null}`); jsonb values are
+//! normalized (tempora-copy's `json`). Arguments that are json or jsonb are
+//! written as the JSON they hold, not as strings.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result as DfResult, ScalarValue};
@@ -10,14 +13,26 @@ use datafusion::logical_expr::{
 use std::sync::Arc;
 
 use tempora_common::{SqlState, TemporaError};
+use tempora_copy::json::JsonKind;
 use tempora_copy::zone::PgTimeZone;
 
 use crate::variables::{SessionHandle, SessionVariables};
 
+/// What a [`JsonBuild`] makes of its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Build {
+    Object,
+    Array,
+    /// `to_json(v)`: the one argument as a JSON value.
+    Value,
+}
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct JsonBuild {
     name: &'static str,
-    object: bool,
+    build: Build,
+    /// Its result is jsonb (normalized), not json.
+    jsonb: bool,
     signature: Signature,
     /// Where the session's time zone is read (timestamptz values).
     variables: SessionHandle,
@@ -36,21 +51,49 @@ impl ScalarUDFImpl for JsonBuild {
         Ok(DataType::Utf8)
     }
 
+    fn return_field_from_args(
+        &self,
+        _args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> DfResult<datafusion::arrow::datatypes::FieldRef> {
+        let kind = if self.jsonb {
+            JsonKind::Jsonb
+        } else {
+            JsonKind::Json
+        };
+        Ok(Arc::new(crate::jsonb::json_field(self.name, kind)))
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        if self.object && !args.args.len().is_multiple_of(2) {
+        let raw: Vec<bool> = args
+            .arg_fields
+            .iter()
+            .map(|f| crate::jsonb::json_kind(f).is_some())
+            .collect();
+        let object = self.build == Build::Object;
+        if object && !args.args.len().is_multiple_of(2) {
             return Err(TemporaError::new(
                 SqlState::INVALID_PARAMETER_VALUE,
                 "argument list must have even number of elements",
             )
-            .with_hint(
-                "The arguments of json_build_object() must consist of alternating keys and values.",
-            )
+            .with_hint(format!(
+                "The arguments of {}() must consist of alternating keys and values.",
+                self.name
+            ))
             .into_datafusion());
         }
         let zone = self.variables.time_zone();
         crate::pg_types::map_rows(&args, &DataType::Utf8, |values| {
+            let write_value = |v: &ScalarValue, i: usize, out: &mut String| match v {
+                ScalarValue::Utf8(Some(s)) if raw.get(i) == Some(&true) => out.push_str(s),
+                _ => write_value(v, &zone, out),
+            };
             let mut out = String::new();
-            if self.object {
+            if self.build == Build::Value {
+                if values[0].is_null() {
+                    return Ok(ScalarValue::Utf8(None));
+                }
+                write_value(&values[0], 0, &mut out);
+            } else if object {
                 out.push('{');
                 for (i, pair) in values.chunks(2).enumerate() {
                     if i > 0 {
@@ -66,7 +109,7 @@ impl ScalarUDFImpl for JsonBuild {
                     }
                     write_string(&key_text(&pair[0]), &mut out);
                     out.push_str(" : ");
-                    write_value(&pair[1], &zone, &mut out);
+                    write_value(&pair[1], 2 * i + 1, &mut out);
                 }
                 out.push('}');
             } else {
@@ -75,9 +118,13 @@ impl ScalarUDFImpl for JsonBuild {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    write_value(v, &zone, &mut out);
+                    write_value(v, i, &mut out);
                 }
                 out.push(']');
+            }
+            if self.jsonb {
+                out =
+                    tempora_copy::json::jsonb_text(&out).map_err(TemporaError::into_datafusion)?;
             }
             Ok(ScalarValue::Utf8(Some(out)))
         })
@@ -128,32 +175,33 @@ fn write_value(v: &ScalarValue, zone: &PgTimeZone, out: &mut String) {
 }
 
 fn write_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    tempora_copy::json::write_string(out, s)
 }
 
-/// `json_build_object(k, v, ...)` and `json_build_array(v, ...)`.
+/// `json[b]_build_object(k, v, ...)`, `json[b]_build_array(v, ...)` and
+/// `to_json[b](v)`.
 pub fn json_functions(variables: Arc<SessionVariables>) -> Vec<ScalarUDF> {
-    [("json_build_object", true), ("json_build_array", false)]
-        .into_iter()
-        .map(|(name, object)| {
-            ScalarUDF::new_from_impl(JsonBuild {
-                name,
-                object,
-                signature: Signature::variadic_any(Volatility::Stable),
-                variables: SessionHandle(variables.clone()),
-            })
+    [
+        ("json_build_object", Build::Object, false),
+        ("json_build_array", Build::Array, false),
+        ("jsonb_build_object", Build::Object, true),
+        ("jsonb_build_array", Build::Array, true),
+        ("to_json", Build::Value, false),
+        ("to_jsonb", Build::Value, true),
+    ]
+    .into_iter()
+    .map(|(name, build, jsonb)| {
+        let signature = match build {
+            Build::Value => Signature::any(1, Volatility::Stable),
+            _ => Signature::variadic_any(Volatility::Stable),
+        };
+        ScalarUDF::new_from_impl(JsonBuild {
+            name,
+            build,
+            jsonb,
+            signature,
+            variables: SessionHandle(variables.clone()),
         })
-        .collect()
+    })
+    .collect()
 }

@@ -18,6 +18,7 @@ pub mod information;
 pub mod information_schema;
 pub mod intervals;
 pub mod json;
+pub mod jsonb;
 pub mod last_point;
 pub mod late_scan;
 pub mod markers;

@@ -63,10 +63,17 @@ impl ScalarUDFImpl for PgTypeof {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = args
-            .args
+        let json = args
+            .arg_fields
             .first()
-            .map_or("unknown", |a| pg_type_name(&a.data_type()));
+            .and_then(|f| crate::jsonb::json_kind(f));
+        let name = match json {
+            Some(kind) => kind.name(),
+            None => args
+                .args
+                .first()
+                .map_or("unknown", |a| pg_type_name(&a.data_type())),
+        };
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name.into()))))
     }
 }

@@ -928,9 +928,12 @@ pub fn session_context_with(
         .with_config(config)
         .with_analyzer_rules(analyzer_rules)
         .with_runtime_env(engine.runtime().clone())
-        .with_expr_planners(vec![Arc::new(crate::date_part::ExtractPlanner {
-            extract: extract.clone(),
-        })])
+        .with_expr_planners(vec![
+            Arc::new(crate::date_part::ExtractPlanner {
+                extract: extract.clone(),
+            }),
+            Arc::new(crate::jsonb::JsonOperators),
+        ])
         .with_default_features()
         .with_physical_optimizer_rules(physical_rules)
         .with_query_planner(Arc::new(crate::small_scans::TemporaQueryPlanner))
@@ -971,6 +974,7 @@ pub fn session_context_with(
     ctx.add_analyzer_rule(Arc::new(crate::zone_casts::SessionZoneCasts {
         variables: variables.clone(),
     }));
+    ctx.add_analyzer_rule(Arc::new(crate::jsonb::JsonCasts));
     ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgIntegerCasts));
     ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgFloat4Arithmetic::default()));
     let pg_text = crate::pg_text::pg_text_udf(variables.clone());
@@ -990,6 +994,9 @@ pub fn session_context_with(
     ctx.register_udf(extract.as_ref().clone());
     ctx.register_udf(crate::date_trunc::date_trunc_udf(variables.clone()));
     for f in crate::json::json_functions(variables.clone()) {
+        ctx.register_udf(f);
+    }
+    for f in crate::jsonb::json_udfs() {
         ctx.register_udf(f);
     }
     for f in crate::intervals::scale_udfs() {

@@ -179,6 +179,8 @@ pub(crate) fn pg_type(sql_type: &str) -> Result<PgType> {
         "timestamp" | "timestamp without time zone" => PgType::Timestamp,
         "date" => PgType::Date,
         "bytea" => PgType::Bytea,
+        "json" => PgType::Json,
+        "jsonb" => PgType::Jsonb,
         "numeric" | "decimal" => {
             let precision = nums.first().copied().unwrap_or(38);
             let scale = nums

@@ -530,6 +530,10 @@ impl RewritePlan {
                 .map_err(TemporaError::from_datafusion)?,
         );
         let out = session.run_plan(plan).await?;
+        let state = session.engine().catalog().snapshot();
+        let table = state
+            .table_by_oid(self.oid)
+            .ok_or_else(|| TemporaError::undefined_table(&self.table_name))?;
         let mut hit = vec![false; total];
         let mut updated = Vec::new();
         for b in out {
@@ -542,7 +546,8 @@ impl RewritePlan {
                 hit[*id as usize] = true;
             }
             if self.op == Op::Update {
-                updated.push(crate::insert::conform(&b.columns()[1..], schema)?);
+                let new = crate::insert::conform(&b.columns()[1..], schema)?;
+                updated.push(tempora_copy::values::assign(table, new)?);
             }
         }
         let mask = BooleanArray::from(hit);

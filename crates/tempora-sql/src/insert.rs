@@ -572,11 +572,15 @@ impl InsertPlan {
         let batches = batches
             .iter()
             .map(|b| {
-                tempora_storage::columns::conform(table, &conform(b.columns(), &self.planned)?)
+                let b = tempora_storage::columns::conform(
+                    table,
+                    &conform(b.columns(), &self.planned)?,
+                )?;
+                tempora_copy::values::assign(table, b)
             })
             .collect::<Result<Vec<_>>>()?;
         if let Some(update) = &self.update {
-            let evaluator = update.evaluator(session, schema.clone(), params)?;
+            let evaluator = update.evaluator(session, self.oid, schema.clone(), params)?;
             let done = session
                 .engine()
                 .upsert(self.oid, batches, update.arbiter, &evaluator)

@@ -1431,12 +1431,21 @@ impl SqlSession {
             Ok(analyzed) if analyzed.schema().fields().len() == plan.schema().fields().len() => {
                 analyzed.schema().clone()
             }
-            _ => plan.schema().clone(),
+            // Casts of json values to text still announce text.
+            _ => datafusion::optimizer::AnalyzerRule::analyze(
+                &tempora_query::jsonb::JsonCasts,
+                plan.clone(),
+                state.config_options(),
+            )
+            .ok()
+            .filter(|p| p.schema().fields().len() == plan.schema().fields().len())
+            .map_or_else(|| plan.schema().clone(), |p| p.schema().clone()),
         }
     }
 
     /// Plans a statement with DataFusion.
-    pub(crate) async fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
+    pub(crate) async fn plan(&self, mut stmt: Statement) -> Result<LogicalPlan> {
+        pg_compat::json_casts(&mut stmt);
         self.df_state()
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
             .await
@@ -2056,12 +2065,18 @@ fn with_computed_types(declared: &SchemaRef, computed: &SchemaRef) -> SchemaRef 
                 | (DataType::Decimal128(..), DataType::Decimal128(..))
         ) && d != c
     };
+    // A cast of a json value to text is text once analyzed.
+    let json = |f: &datafusion::arrow::datatypes::Field| tempora_query::jsonb::json_kind(f);
+    let differs = |d: &datafusion::arrow::datatypes::Field,
+                   c: &datafusion::arrow::datatypes::Field| {
+        widened(d.data_type(), c.data_type()) || json(d) != json(c)
+    };
     if declared.fields().len() != computed.fields().len()
         || !declared
             .fields()
             .iter()
             .zip(computed.fields())
-            .any(|(d, c)| widened(d.data_type(), c.data_type()))
+            .any(|(d, c)| differs(d, c))
     {
         return declared.clone();
     }
@@ -2071,11 +2086,21 @@ fn with_computed_types(declared: &SchemaRef, computed: &SchemaRef) -> SchemaRef 
             .iter()
             .zip(computed.fields())
             .map(|(d, c)| {
+                let mut f = d.as_ref().clone();
                 if widened(d.data_type(), c.data_type()) {
-                    d.as_ref().clone().with_data_type(c.data_type().clone())
-                } else {
-                    d.as_ref().clone()
+                    f = f.with_data_type(c.data_type().clone());
                 }
+                if json(d) != json(c) {
+                    let mut metadata = f.metadata().clone();
+                    metadata.remove(tempora_catalog::PG_TYPE_KEY);
+                    metadata.extend(
+                        c.metadata()
+                            .get(tempora_catalog::PG_TYPE_KEY)
+                            .map(|v| (tempora_catalog::PG_TYPE_KEY.to_string(), v.clone())),
+                    );
+                    f = f.with_metadata(metadata);
+                }
+                f
             })
             .collect::<Vec<_>>(),
     ))

@@ -71,6 +71,53 @@ pub(crate) fn after_naming(stmt: &mut Statement) {
     let _ = stmt.visit(&mut DisplayCasts);
 }
 
+/// The json type a SQL type names, if any.
+fn json_type(t: &DataType) -> Option<&'static str> {
+    match t {
+        DataType::JSON => Some("json"),
+        DataType::JSONB => Some("jsonb"),
+        DataType::Custom(name, args) if args.is_empty() => {
+            match crate::function_name(name).as_str() {
+                "json" => Some("json"),
+                "jsonb" => Some("jsonb"),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `x::jsonb`, `CAST(x AS json)` and `JSONB '...'` become calls of the
+/// types' input functions (tempora-query's `jsonb` module), which check
+/// and normalize the text and mark the result with its type. Run on every
+/// statement DataFusion plans, after result columns have their names.
+pub(crate) fn json_casts(stmt: &mut Statement) {
+    struct Casts;
+    impl VisitorMut for Casts {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            let call = match expr {
+                Expr::Cast {
+                    expr: inner,
+                    data_type,
+                    ..
+                } => json_type(data_type).map(|f| (f, inner.as_ref().clone())),
+                Expr::TypedString(t) => {
+                    json_type(&t.data_type).map(|f| (f, Expr::Value(t.value.clone())))
+                }
+                _ => None,
+            };
+            if let Some((f, arg)) = call {
+                if let Some(e) = parse_expr(&format!("{f}({arg})")) {
+                    *expr = e;
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Casts);
+}
+
 /// One SQL expression, parsed as PostgreSQL writes it.
 pub(crate) fn parse_expr(sql: &str) -> Option<Expr> {
     Parser::new(&PostgreSqlDialect {})

@@ -195,12 +195,14 @@ impl DoUpdatePlan {
     pub fn evaluator<'a>(
         &self,
         session: &'a SqlSession,
+        table: u32,
         schema: SchemaRef,
         params: Option<ParamValues>,
     ) -> Result<Evaluator<'a>> {
         Ok(Evaluator {
             session,
             plan: crate::bind(self.plan.clone(), params)?,
+            table,
             schema,
         })
     }
@@ -253,6 +255,8 @@ fn reject_aggregates(plan: &LogicalPlan) -> Result<()> {
 pub(crate) struct Evaluator<'a> {
     session: &'a SqlSession,
     plan: LogicalPlan,
+    /// The table's oid.
+    table: u32,
     /// The table's schema (of the rows in and out).
     schema: SchemaRef,
 }
@@ -335,6 +339,14 @@ impl Evaluator<'_> {
             pairs.extend(ids.values().iter().map(|p| *p as usize));
             rows.push(crate::insert::conform(&b.columns()[1..], &self.schema)?);
         }
+        let state = self.session.engine().catalog().snapshot();
+        let table = state
+            .table_by_oid(self.table)
+            .ok_or_else(|| TemporaError::internal("upsert target table is gone"))?;
+        let rows = rows
+            .into_iter()
+            .map(|b| tempora_copy::values::assign(table, b))
+            .collect::<Result<Vec<_>>>()?;
         let rows = datafusion::arrow::compute::concat_batches(&self.schema, &rows)
             .map_err(|e| df(e.into()))?;
         Ok(UpdatedRows { pairs, rows })
