@@ -88,6 +88,9 @@ enum Op {
     Scalar,
     /// A cast to text: the same text, no longer json.
     Text,
+    /// `json_agg` / `jsonb_agg`: the array of the JSON texts of the group's
+    /// values (tempora-sql makes `jsonb_agg(x)` this of `array_agg(to_json(x))`).
+    AggFinish(JsonKind),
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -189,7 +192,7 @@ impl JsonFn {
     /// stays json), jsonb for anything else.
     fn result_kind(&self, fields: &[FieldRef]) -> JsonKind {
         match self.op {
-            Op::Input(kind) => kind,
+            Op::Input(kind) | Op::AggFinish(kind) => kind,
             _ => Self::doc_kind(fields).unwrap_or(JsonKind::Jsonb),
         }
     }
@@ -198,6 +201,7 @@ impl JsonFn {
         matches!(
             self.op,
             Op::Input(_)
+                | Op::AggFinish(_)
                 | Op::Get { text: false }
                 | Op::Path { text: false, .. }
                 | Op::Concat
@@ -227,6 +231,9 @@ impl JsonFn {
             }
             return Ok(());
         }
+        if matches!(self.op, Op::AggFinish(_)) {
+            return Ok(());
+        }
         if !is_text(first.data_type()) && !first.data_type().is_null() {
             return Err(df(TemporaError::new(
                 SqlState::UNDEFINED_FUNCTION,
@@ -252,12 +259,26 @@ impl JsonFn {
                 None => utf8(None),
             });
         }
+        if let Op::AggFinish(kind) = self.op {
+            let Some(items) = text_list(&first)? else {
+                return Ok(utf8(None));
+            };
+            let items: Vec<&str> = items
+                .iter()
+                .map(|i| i.as_deref().unwrap_or("null"))
+                .collect();
+            let text = format!("[{}]", items.join(", "));
+            return Ok(utf8(Some(match kind {
+                JsonKind::Json => text,
+                JsonKind::Jsonb => js::jsonb_text(&text).map_err(df)?,
+            })));
+        }
         let Some(d) = doc(&first, doc_kind)? else {
             return Ok(null_of(self.op));
         };
         let arg = values.get(1).cloned().unwrap_or(ScalarValue::Null);
         Ok(match self.op {
-            Op::Input(_) => unreachable!("handled above"),
+            Op::Input(_) | Op::AggFinish(_) => unreachable!("handled above"),
             Op::Get { text } => {
                 let found = match &arg {
                     v if v.is_null() => None,
@@ -731,6 +752,8 @@ pub fn json_udfs() -> Vec<ScalarUDF> {
         ),
         udf("jsonb_cast_value", Op::Scalar, any(2)),
         udf("json_as_text", Op::Text, any(1)),
+        udf("json_agg_finish", Op::AggFinish(JsonKind::Json), any(1)),
+        udf("jsonb_agg_finish", Op::AggFinish(JsonKind::Jsonb), any(1)),
     ]
 }
 
@@ -853,6 +876,29 @@ impl datafusion::optimizer::AnalyzerRule for JsonCasts {
         let kind_of =
             |e: &Expr, schema: &DFSchema| e.to_field(schema).ok().and_then(|(_, f)| json_kind(&f));
         plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::Aggregate(agg) = node {
+                for e in &agg.aggr_expr {
+                    let mut found = None;
+                    datafusion::common::tree_node::TreeNode::apply(e, |e| {
+                        if let Expr::AggregateFunction(f) = e {
+                            let name = f.func.name();
+                            if matches!(name, "min" | "max") {
+                                if let Some(k) = f.params.args.first().and_then(|a| kind_of(a, agg.input.schema())) {
+                                    found = Some((name.to_string(), k));
+                                }
+                            }
+                        }
+                        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+                    })?;
+                    if let Some((name, k)) = found {
+                        return Err(df(TemporaError::new(
+                            SqlState::UNDEFINED_FUNCTION,
+                            format!("function {name}({}) does not exist", k.name()),
+                        )
+                        .with_hint("No function matches the given name and argument types. You might need to add explicit type casts.")));
+                    }
+                }
+            }
             if let LogicalPlan::Sort(sort) = node {
                 let schema = sort.input.schema();
                 if sort.expr.iter().any(|s| kind_of(&s.expr, schema).is_some()) {

@@ -96,6 +96,10 @@ pub(crate) fn json_casts(stmt: &mut Statement) {
     impl VisitorMut for Casts {
         type Break = ();
         fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Some(e) = json_agg(expr) {
+                *expr = e;
+                return ControlFlow::Continue(());
+            }
             let call = match expr {
                 Expr::Cast {
                     expr: inner,
@@ -116,6 +120,38 @@ pub(crate) fn json_casts(stmt: &mut Statement) {
         }
     }
     let _ = stmt.visit(&mut Casts);
+}
+
+/// `json_agg(x ...)` / `jsonb_agg(x ...)` as `json[b]_agg_finish(array_agg(
+/// to_json(x) ...))`: the group's values as JSON (each as `to_json` writes
+/// it), gathered in the aggregate's order, then written as one array.
+fn json_agg(expr: &Expr) -> Option<Expr> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, Ident, ObjectName};
+    let Expr::Function(f) = expr else {
+        return None;
+    };
+    let finish = match crate::function_name(&f.name).as_str() {
+        "json_agg" => "json_agg_finish",
+        "jsonb_agg" => "jsonb_agg_finish",
+        _ => return None,
+    };
+    if f.over.is_some() {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_slice() else {
+        return None;
+    };
+    let mut inner = f.clone();
+    inner.name = ObjectName::from(vec![Ident::new("array_agg")]);
+    let mut args = list.clone();
+    args.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(parse_expr(
+        &format!("to_json({arg})"),
+    )?))];
+    inner.args = FunctionArguments::List(args);
+    parse_expr(&format!("{finish}({})", Expr::Function(inner)))
 }
 
 /// One SQL expression, parsed as PostgreSQL writes it.
