@@ -1,5 +1,6 @@
 """asyncpg's ordinary workflow against Tempora: its type introspection,
-parameters, executemany, binary COPY (copy_records_to_table), typed results,
+parameters, executemany, binary COPY (copy_records_to_table), typed results
+(json and jsonb included),
 prepared statements, transactions and errors.
 
 Usage: python3 asyncpg_workflow.py PORT
@@ -56,6 +57,28 @@ async def main(port: int) -> None:
     assert await c.fetch(
         "SELECT device FROM a WHERE device IN ('gone', 'kept')"
     ) == [("kept",)]
+
+    # json and jsonb in asyncpg's binary format (jsonb with its version
+    # byte), as parameters, in binary COPY and in results.
+    await c.execute("CREATE TABLE ev (time timestamptz NOT NULL, meta jsonb, raw json)")
+    await c.execute(
+        "INSERT INTO ev VALUES ($1, $2, $3)", t0, '{"b": [1, 2], "a": null}', '{"x" : 1}'
+    )
+    await c.copy_records_to_table(
+        "ev", records=[(t0 + datetime.timedelta(hours=1), '{"site":"n"}', None)]
+    )
+    rows = await c.fetch("SELECT meta, raw, meta ->> 'site' FROM ev ORDER BY time")
+    assert [tuple(r) for r in rows] == [
+        ('{"a": null, "b": [1, 2]}', '{"x" : 1}', None),
+        ('{"site": "n"}', None, "n"),
+    ], rows
+    assert await c.fetchval("SELECT count(*) FROM ev WHERE meta @> $1", '{"site": "n"}') == 1
+    try:
+        await c.execute("INSERT INTO ev (time, meta) VALUES ($1, $2)", t0, "{bad")
+    except asyncpg.PostgresError as e:
+        assert e.sqlstate == "22P02", e.sqlstate
+    else:
+        raise AssertionError("invalid jsonb accepted")
 
     try:
         await c.fetch("SELECT 1/0")

@@ -2513,3 +2513,118 @@ async fn null_time_into_a_hypertable_is_timescaledbs_error() {
         .unwrap();
     assert_eq!(rows.get::<_, i64>(0), 0);
 }
+
+/// A jsonb value given as its binary wire form (a version byte, then text).
+#[derive(Debug)]
+struct RawJsonb(&'static [u8]);
+
+impl ToSql for RawJsonb {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(self.0);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    to_sql_checked!();
+}
+
+/// A jsonb result as the bytes of its binary form.
+struct JsonbBytes(Vec<u8>);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for JsonbBytes {
+    fn from_sql(
+        _ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(JsonbBytes(raw.to_vec()))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+}
+
+/// jsonb's binary form, as drivers send it (parameters, binary COPY) and
+/// read it (binary results): version 1, then the text, which is checked and
+/// normalized as text input is. Another version is 22P03, bad JSON 22P02,
+/// and the connection goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn jsonb_binary_form_in_parameters_copy_and_results() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE jb (id int, doc jsonb)")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare_typed("INSERT INTO jb VALUES ($1, $2)", &[Type::INT4, Type::JSONB])
+        .await
+        .unwrap();
+    client
+        .execute(&insert, &[&1i32, &RawJsonb(b"\x01{\"b\":2, \"a\":[1,2]}")])
+        .await
+        .unwrap();
+    for (doc, code) in [
+        (&b"\x02{\"a\":1}"[..], "22P03"),
+        (&b"\x01{\"a\":"[..], "22P02"),
+    ] {
+        let err = client
+            .execute(&insert, &[&2i32, &RawJsonb(doc)])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.as_db_error().map(|d| d.code().code()),
+            Some(code),
+            "{err:?}"
+        );
+    }
+
+    let sink = client
+        .copy_in("COPY jb (id, doc) FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    let writer = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::JSONB]);
+    pin_mut!(writer);
+    writer
+        .as_mut()
+        .write(&[&3i32, &RawJsonb(b"\x01[true, null]")])
+        .await
+        .unwrap();
+    assert_eq!(writer.finish().await.unwrap(), 1);
+    let sink = client
+        .copy_in("COPY jb (id, doc) FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    let writer = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::JSONB]);
+    pin_mut!(writer);
+    writer
+        .as_mut()
+        .write(&[&4i32, &RawJsonb(b"\x07{}")])
+        .await
+        .unwrap();
+    let err = writer.finish().await.unwrap_err();
+    assert_eq!(err.as_db_error().map(|d| d.code().code()), Some("22P03"));
+
+    let rows = client
+        .query("SELECT id, doc FROM jb ORDER BY id", &[])
+        .await
+        .unwrap();
+    let got: Vec<(i32, Vec<u8>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get::<_, JsonbBytes>(1).0))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, b"\x01{\"a\": [1, 2], \"b\": 2}".to_vec()),
+            (3, b"\x01[true, null]".to_vec()),
+        ]
+    );
+}

@@ -585,12 +585,8 @@ fn parameter_values(
         .map(|i| declared(i).is_none() && inferred.get(i).copied().flatten().is_none())
         .collect();
     let text: Vec<Option<&Type>> = untyped.iter().map(|&u| u.then_some(&Type::TEXT)).collect();
-    let as_text = json_parameters_as_text(portal)?;
-    let values = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
-        as_text.as_ref().unwrap_or(portal),
-        inferred,
-        &text,
-    )?;
+    let values =
+        arrow_pg::datatypes::df::deserialize_parameters_with_server_types(portal, inferred, &text)?;
     let ParamValues::List(mut values) = values else {
         return Ok(values);
     };
@@ -605,7 +601,9 @@ fn parameter_values(
 /// `portal` with its json and jsonb parameters as the text they hold (the
 /// column or function they reach checks it): jsonb's binary form is a
 /// version byte, 1, then the text. None for a portal without any.
-fn json_parameters_as_text(portal: &Portal<Statement>) -> PgWireResult<Option<Portal<Statement>>> {
+fn json_parameters_as_text(
+    portal: &Portal<Statement>,
+) -> Result<Option<Portal<Statement>>, TemporaError> {
     let types = &portal.statement.parameter_types;
     let is_json = |t: &Option<Type>| matches!(t, Some(t) if *t == Type::JSON || *t == Type::JSONB);
     if !types.iter().any(is_json) {
@@ -623,10 +621,10 @@ fn json_parameters_as_text(portal: &Portal<Statement>) -> PgWireResult<Option<Po
                 match bytes.first() {
                     Some(1) => *bytes = bytes.slice(1..),
                     _ => {
-                        return Err(wire_error(TemporaError::new(
+                        return Err(TemporaError::new(
                             SqlState::INVALID_BINARY_REPRESENTATION,
                             "unsupported jsonb version number",
-                        )))
+                        ))
                     }
                 }
             }
@@ -869,6 +867,8 @@ impl ExtendedQueryHandler for Connection {
         let params = if portal.parameters.is_empty() {
             None
         } else {
+            let as_text = json_parameters_as_text(portal).map_err(wire_error)?;
+            let portal = as_text.as_ref().unwrap_or(portal);
             Some(parameter_values(portal, &inferred).map_err(|e| {
                 wire_error(TemporaError::new(
                     SqlState::INVALID_TEXT_REPRESENTATION,
