@@ -909,6 +909,37 @@ impl datafusion::optimizer::AnalyzerRule for JsonCasts {
             }
             Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
         })?;
+        // Most plans cast no json value: look before rewriting every node.
+        let mut json_casts = false;
+        plan.apply_with_subqueries(|node| {
+            let mut schema: Option<DFSchema> = None;
+            node.apply_expressions(|e| {
+                datafusion::common::tree_node::TreeNode::apply(e, |e| {
+                    if let Expr::Cast(Cast { expr, .. }) = e {
+                        let schema = schema.get_or_insert_with(|| {
+                            let mut merged = DFSchema::empty();
+                            let inputs = node.inputs();
+                            if inputs.is_empty() {
+                                merged = node.schema().as_ref().clone();
+                            }
+                            for input in inputs {
+                                merged.merge(input.schema());
+                            }
+                            merged
+                        });
+                        json_casts |= kind_of(expr, schema).is_some();
+                    }
+                    Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+                })
+            })?;
+            Ok(match json_casts {
+                true => datafusion::common::tree_node::TreeNodeRecursion::Stop,
+                false => datafusion::common::tree_node::TreeNodeRecursion::Continue,
+            })
+        })?;
+        if !json_casts {
+            return Ok(plan);
+        }
         let changed = std::cell::Cell::new(false);
         let plan = crate::pg_casts::rewrite_plan_exprs(plan, |e, schema| {
             let Expr::Cast(Cast { expr, field }) = &e else {
