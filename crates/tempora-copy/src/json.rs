@@ -881,6 +881,35 @@ mod tests {
         assert!(!c("1", "[1]"));
     }
 
+    /// Every cut and every insertion of a troublesome character into some
+    /// documents: input never panics, and stored jsonb text reads back as
+    /// itself (normalizing is idempotent).
+    #[test]
+    fn damaged_documents_error_cleanly_and_normal_forms_are_stable() {
+        let seeds = [
+            r#"{"a": [1, 2.50, -0.1e-3, {"b": null}], "é": "x\u00e9\n", "c": true}"#,
+            r#"[[[]], {}, "\ud83d\ude00", 1E+5, false]"#,
+            r#""\"\\\/\b\f\n\r\t""#,
+        ];
+        let inserts = [
+            "", "\"", "\\", "{", "}", "[", "]", ",", ":", "-", "e", "é", "\u{1}", " ", "0",
+        ];
+        for seed in seeds {
+            for cut in (0..=seed.len()).filter(|&i| seed.is_char_boundary(i)) {
+                for ins in inserts {
+                    let doc = format!("{}{}{}", &seed[..cut], ins, &seed[cut..]);
+                    for text in [doc.clone(), doc[..cut].to_string()] {
+                        let _ = parse_json(&text);
+                        if let Ok(stored) = jsonb_text(&text) {
+                            assert_eq!(jsonb_text(&stored).unwrap(), stored, "{text}");
+                            let _ = jsonb_pretty(&stored).unwrap();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn pretty_indents_by_four() {
         assert_eq!(

@@ -959,16 +959,20 @@ impl datafusion::optimizer::AnalyzerRule for JsonCasts {
                     vec![expr.as_ref().clone()],
                 )?));
             }
-            let name = match target {
-                DataType::Boolean => "boolean",
-                DataType::Int16 => "smallint",
-                DataType::Int32 => "integer",
-                DataType::Int64 => "bigint",
-                DataType::Float32 => "real",
-                DataType::Float64 => "double precision",
-                DataType::Decimal128(..) => "numeric",
-                _ => return Ok(Transformed::no(e)),
-            };
+            // The types PostgreSQL casts jsonb to (besides text).
+            let name = crate::pg_types::pg_type_name(target);
+            if !matches!(
+                name,
+                "boolean"
+                    | "smallint"
+                    | "integer"
+                    | "bigint"
+                    | "real"
+                    | "double precision"
+                    | "numeric"
+            ) {
+                return Ok(Transformed::no(e));
+            }
             if kind == JsonKind::Json {
                 return Err(df(TemporaError::new(
                     SqlState::CANNOT_COERCE,
