@@ -1445,6 +1445,7 @@ impl SqlSession {
 
     /// Plans a statement with DataFusion.
     pub(crate) async fn plan(&self, mut stmt: Statement) -> Result<LogicalPlan> {
+        pg_compat::set_returning_calls(&mut stmt);
         pg_compat::json_casts(&mut stmt);
         self.df_state()
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))

@@ -122,6 +122,51 @@ pub(crate) fn json_casts(stmt: &mut Statement) {
     let _ = stmt.visit(&mut Casts);
 }
 
+/// `generate_series(...)` called in a select list returns a row per value
+/// in PostgreSQL; DataFusion's scalar `generate_series` returns one array.
+/// Such calls are unnested: `SELECT generate_series(1, 3)` gives three rows.
+/// (In FROM it is the table function and stays as it is.)
+pub(crate) fn set_returning_calls(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr};
+    fn is_call(e: &Expr, name: &str) -> bool {
+        matches!(e, Expr::Function(f) if crate::function_name(&f.name) == name)
+    }
+    fn only_arg(e: &Expr) -> Option<&Expr> {
+        let Expr::Function(f) = e else {
+            return None;
+        };
+        let FunctionArguments::List(list) = &f.args else {
+            return None;
+        };
+        match list.args.as_slice() {
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] => Some(arg),
+            _ => None,
+        }
+    }
+    struct Calls;
+    impl VisitorMut for Calls {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if is_call(expr, "generate_series") {
+                if let Some(e) = parse_expr(&format!("unnest({expr})")) {
+                    *expr = e;
+                }
+            } else if is_call(expr, "unnest") {
+                // A call the query unnests itself was unnested just above.
+                if let Some(inner) = only_arg(expr)
+                    .filter(|a| is_call(a, "unnest"))
+                    .and_then(only_arg)
+                    .filter(|a| is_call(a, "generate_series"))
+                {
+                    *expr = parse_expr(&format!("unnest({inner})")).unwrap_or(expr.clone());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Calls);
+}
+
 /// `json_agg(x ...)` / `jsonb_agg(x ...)` as `json[b]_agg_finish(array_agg(
 /// to_json(x) ...))`: the group's values as JSON (each as `to_json` writes
 /// it), gathered in the aggregate's order, then written as one array.
