@@ -1,6 +1,6 @@
 """psycopg 3's ordinary workflow against Tempora: connect, create, insert
 with parameters, executemany, COPY, typed results (timestamptz, numeric,
-NULL, json and jsonb) in text and binary, prepared statement reuse, a transaction rolled
+NULL, json, jsonb, uuid) in text and binary, prepared statement reuse, a transaction rolled
 back and one committed, savepoints, and errors with their SQLSTATE.
 
 Usage: python3 psycopg_workflow.py PORT
@@ -8,6 +8,7 @@ Usage: python3 psycopg_workflow.py PORT
 import datetime
 import decimal
 import sys
+import uuid
 
 import psycopg
 from psycopg.types.json import Json, Jsonb
@@ -118,6 +119,17 @@ def main(port: int) -> None:
         assert e.sqlstate == "22P02", (e.sqlstate, str(e))
     else:
         raise AssertionError("invalid json accepted")
+
+    # uuid columns: uuid.UUID parameters and results, text and binary.
+    dev = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+    cur.execute("CREATE TABLE dev (id uuid, name text)")
+    cur.execute("INSERT INTO dev VALUES (%s, 'a'), (gen_random_uuid(), 'b')", (dev,))
+    cur.execute("SELECT id, name FROM dev WHERE id = %s", (dev,))
+    assert cur.fetchall() == [(dev, "a")]
+    binary.execute("SELECT id FROM dev WHERE name = %s", ("a",))
+    assert binary.fetchall() == [(dev,)]
+    cur.execute("SELECT count(*) FROM dev WHERE id <> %s", (dev,))
+    assert cur.fetchone()[0] == 1
 
     # A rolled-back transaction leaves nothing; a committed one stays;
     # a savepoint takes back only what followed it.

@@ -39,10 +39,13 @@ pub enum PgType {
     Json,
     /// Stored as the text PostgreSQL prints for it (tempora-copy's `json`).
     Jsonb,
+    /// Stored as its canonical text (lowercase, 8-4-4-4-12), whose order is
+    /// the values' order.
+    Uuid,
 }
 
 /// Arrow field metadata naming the PostgreSQL type of a text column that is
-/// not `text`: `json` or `jsonb`. Results carry it to the wire.
+/// not `text`: `json`, `jsonb` or `uuid`. Results carry it to the wire.
 pub const PG_TYPE_KEY: &str = "tempora.pg_type";
 
 impl PgType {
@@ -61,7 +64,7 @@ impl PgType {
             PgType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             PgType::Date => DataType::Date32,
             PgType::Bytea => DataType::Binary,
-            PgType::Json | PgType::Jsonb => DataType::Utf8,
+            PgType::Json | PgType::Jsonb | PgType::Uuid => DataType::Utf8,
         }
     }
 
@@ -71,7 +74,7 @@ impl PgType {
     pub fn arrow_field(&self, name: &str) -> Field {
         let field = Field::new(name, self.arrow_type(), true);
         match self {
-            PgType::Json | PgType::Jsonb => field.with_metadata(
+            PgType::Json | PgType::Jsonb | PgType::Uuid => field.with_metadata(
                 [(PG_TYPE_KEY.to_string(), self.sql_name())]
                     .into_iter()
                     .collect(),
@@ -99,6 +102,7 @@ impl PgType {
             PgType::Bytea => "bytea".into(),
             PgType::Json => "json".into(),
             PgType::Jsonb => "jsonb".into(),
+            PgType::Uuid => "uuid".into(),
         }
     }
 
@@ -120,6 +124,7 @@ impl PgType {
             PgType::Bytea => 17,
             PgType::Json => 114,
             PgType::Jsonb => 3802,
+            PgType::Uuid => 2950,
         }
     }
 
@@ -142,6 +147,7 @@ impl PgType {
             PgType::Int2 => 2,
             PgType::Int4 | PgType::Float4 | PgType::Date => 4,
             PgType::Int8 | PgType::Float8 | PgType::Timestamptz | PgType::Timestamp => 8,
+            PgType::Uuid => 16,
             PgType::Numeric { .. }
             | PgType::Text
             | PgType::Varchar(_)

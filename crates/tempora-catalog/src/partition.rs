@@ -207,8 +207,8 @@ pub fn partition_hashes(arr: &ArrayRef, ty: &PgType) -> Result<Vec<i64>> {
         PgType::Numeric { .. } => Err(TemporaError::not_supported(
             "space partitioning on a numeric column",
         )),
-        PgType::Json | PgType::Jsonb => Err(TemporaError::not_supported(
-            "space partitioning on a json or jsonb column",
+        PgType::Json | PgType::Jsonb | PgType::Uuid => Err(TemporaError::not_supported(
+            "space partitioning on a json, jsonb or uuid column",
         )),
     }
 }

@@ -298,6 +298,58 @@ pub fn parse_bytea(v: &[u8], out: &mut Vec<u8>) -> Result<(), TemporaError> {
     Ok(())
 }
 
+/// uuid_in: 32 hex digits, in either case, optionally in braces, with a
+/// hyphen allowed after any group of four; stored as the canonical text
+/// (lowercase, 8-4-4-4-12).
+pub fn uuid_in(v: &str) -> Result<String, TemporaError> {
+    let bad = || {
+        TemporaError::new(
+            SqlState::INVALID_TEXT_REPRESENTATION,
+            format!("invalid input syntax for type uuid: \"{v}\""),
+        )
+    };
+    let inner = match v.strip_prefix('{') {
+        Some(rest) => rest.strip_suffix('}').ok_or_else(bad)?,
+        None => v,
+    };
+    let mut bytes = [0u8; 16];
+    let mut digits = 0usize;
+    let mut chars = inner.bytes().peekable();
+    while let Some(c) = chars.next() {
+        let d = match c {
+            b'-' if digits > 0 && digits.is_multiple_of(4) && digits < 32 => {
+                if !chars.peek().is_some_and(u8::is_ascii_hexdigit) {
+                    return Err(bad());
+                }
+                continue;
+            }
+            c => (c as char).to_digit(16).ok_or_else(bad)? as u8,
+        };
+        if digits == 32 {
+            return Err(bad());
+        }
+        bytes[digits / 2] |= if digits.is_multiple_of(2) { d << 4 } else { d };
+        digits += 1;
+    }
+    if digits != 32 {
+        return Err(bad());
+    }
+    Ok(uuid_text(&bytes))
+}
+
+/// A uuid's canonical text: lowercase hex, hyphens after digits 8, 12, 16
+/// and 20.
+pub fn uuid_text(bytes: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 /// varchar(n): too long is an error unless the excess is all spaces, which
 /// are cut. Returns the accepted prefix.
 #[inline]
@@ -342,6 +394,7 @@ pub fn assign(
             },
             PgType::Json => &|v: &str| JsonKind::Json.input(v).map(|_| None),
             PgType::Jsonb => &|v: &str| JsonKind::Jsonb.input(v).map(|t| (t != v).then_some(t)),
+            PgType::Uuid => &|v: &str| uuid_in(v).map(|t| (t != v).then_some(t)),
             _ => continue,
         };
         let Some(strings) = columns.get(i).and_then(|a| a.as_string_opt::<i32>()) else {
@@ -455,6 +508,7 @@ pub(crate) enum Col {
     Date(Date32Builder),
     Bytea(BinaryBuilder),
     Json(StringBuilder, JsonKind),
+    Uuid(StringBuilder),
 }
 
 impl Col {
@@ -494,6 +548,7 @@ impl Col {
                 StringBuilder::with_capacity(capacity, data_bytes),
                 JsonKind::Jsonb,
             ),
+            PgType::Uuid => Col::Uuid(StringBuilder::with_capacity(capacity, capacity * 36)),
         }
     }
 
@@ -510,7 +565,7 @@ impl Col {
             Col::Timestamp(b, _) => b.append_null(),
             Col::Date(b) => b.append_null(),
             Col::Bytea(b) => b.append_null(),
-            Col::Json(b, _) => b.append_null(),
+            Col::Json(b, _) | Col::Uuid(b) => b.append_null(),
         }
     }
 
@@ -560,6 +615,7 @@ impl Col {
                 b.append_value(&scratch[..]);
             }
             Col::Json(b, kind) => b.append_value(kind.input(utf8_unchecked(v))?),
+            Col::Uuid(b) => b.append_value(uuid_in(utf8_unchecked(v))?),
         }
         Ok(())
     }
@@ -669,6 +725,7 @@ impl Col {
                 };
                 b.append_value(kind.input(verify_utf8(text)?)?);
             }
+            Col::Uuid(b) => b.append_value(uuid_text(&fixed::<16>(v)?)),
         }
         Ok(())
     }
@@ -686,7 +743,7 @@ impl Col {
             Col::Timestamp(b, _) => Arc::new(b.finish()),
             Col::Date(b) => Arc::new(b.finish()),
             Col::Bytea(b) => Arc::new(b.finish()),
-            Col::Json(b, _) => Arc::new(b.finish()),
+            Col::Json(b, _) | Col::Uuid(b) => Arc::new(b.finish()),
         }
     }
 }
@@ -697,6 +754,36 @@ mod tests {
 
     fn i4(s: &str) -> Result<i64, TemporaError> {
         parse_int(s.as_bytes(), i32::MIN as i64, i32::MAX as i64, "integer")
+    }
+
+    #[test]
+    fn uuids_read_in_every_form_postgres_reads() {
+        let canonical = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+        for form in [
+            canonical,
+            "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+            "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+            "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11",
+            "{a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11}",
+        ] {
+            assert_eq!(uuid_in(form).unwrap(), canonical, "{form}");
+        }
+        for bad in [
+            "",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a111",
+            "a0eebc99--9c0b-4ef8-bb6d-6bb9bd380a11",
+            "-a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-",
+            "a0eeb-c99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1é",
+        ] {
+            let e = uuid_in(bad).unwrap_err();
+            assert_eq!(e.code, SqlState::INVALID_TEXT_REPRESENTATION, "{bad}");
+        }
     }
 
     #[test]

@@ -151,10 +151,11 @@ fn pg_fields(
 ) -> PgWireResult<Vec<FieldInfo>> {
     let mut fields = arrow_schema_to_pg_fields(schema, format, options)?;
     for (info, field) in fields.iter_mut().zip(schema.fields()) {
-        let datatype = match tempora_query::jsonb::json_kind(field) {
-            Some(JsonKind::Json) => Type::JSON,
-            Some(JsonKind::Jsonb) => Type::JSONB,
-            None => continue,
+        let datatype = match tempora_query::jsonb::text_type(field) {
+            Some("json") => Type::JSON,
+            Some("jsonb") => Type::JSONB,
+            Some("uuid") => Type::UUID,
+            _ => continue,
         };
         *info = FieldInfo::new(
             info.name().to_string(),
@@ -190,6 +191,29 @@ fn jsonb_binary(col: &ArrayRef) -> PgWireResult<ArrayRef> {
     )))
 }
 
+/// uuid's binary form: its 16 bytes.
+fn uuid_binary(col: &ArrayRef) -> PgWireResult<ArrayRef> {
+    let text = datafusion::arrow::compute::cast(col, &DataType::Utf8)
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let values = text
+        .as_string::<i32>()
+        .iter()
+        .map(|v| {
+            v.map(|s| {
+                let hex: String = s.chars().filter(|c| *c != '-').collect();
+                (0..16)
+                    .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("00"), 16))
+                    .collect::<Result<Vec<u8>, _>>()
+            })
+            .transpose()
+        })
+        .collect::<Result<Vec<Option<Vec<u8>>>, _>>()
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    Ok(Arc::new(datafusion::arrow::array::BinaryArray::from_iter(
+        values,
+    )))
+}
+
 /// `batch` with the columns whose text or binary form the generic encoder
 /// would get wrong replaced by that form; with `leave_to_rows`, the columns
 /// [`rows::text_rows`] writes itself are left as they are.
@@ -215,6 +239,8 @@ fn render_text_columns(
         let rendered = if binary && tempora_query::jsonb::json_kind(field) == Some(JsonKind::Jsonb)
         {
             Some(jsonb_binary(col)?)
+        } else if binary && tempora_query::jsonb::is_uuid(field) {
+            Some(uuid_binary(col)?)
         } else if leave_to_rows && rows::writes(col.data_type()) {
             None
         } else if !binary {
@@ -605,7 +631,7 @@ fn json_parameters_as_text(
     portal: &Portal<Statement>,
 ) -> Result<Option<Portal<Statement>>, TemporaError> {
     let types = &portal.statement.parameter_types;
-    let is_json = |t: &Option<Type>| matches!(t, Some(t) if *t == Type::JSON || *t == Type::JSONB);
+    let is_json = |t: &Option<Type>| matches!(t, Some(t) if *t == Type::JSON || *t == Type::JSONB || *t == Type::UUID);
     if !types.iter().any(is_json) {
         return Ok(None);
     }
@@ -616,6 +642,17 @@ fn json_parameters_as_text(
             continue;
         }
         let binary = portal.parameter_format.format_for(i) == FieldFormat::Binary;
+        if binary && *t == Some(Type::UUID) {
+            if let Some(Some(bytes)) = parameters.get_mut(i) {
+                let raw: [u8; 16] = bytes.as_ref().try_into().map_err(|_| {
+                    TemporaError::new(
+                        SqlState::INVALID_BINARY_REPRESENTATION,
+                        "insufficient data left in message",
+                    )
+                })?;
+                *bytes = bytes::Bytes::from(tempora_copy::values::uuid_text(&raw));
+            }
+        }
         if binary && *t == Some(Type::JSONB) {
             if let Some(Some(bytes)) = parameters.get_mut(i) {
                 match bytes.first() {

@@ -233,6 +233,7 @@ fn type_facts(a: &Attribute) -> TypeFacts {
         17 => ("bytea", "bytea"),
         114 => ("json", "json"),
         3802 => ("jsonb", "jsonb"),
+        2950 => ("uuid", "uuid"),
         1000 => ("ARRAY", "_bool"),
         1005 => ("ARRAY", "_int2"),
         1007 => ("ARRAY", "_int4"),

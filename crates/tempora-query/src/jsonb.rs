@@ -36,6 +36,28 @@ pub fn json_kind(field: &Field) -> Option<JsonKind> {
     }
 }
 
+/// The PostgreSQL type a text field's values have when it is not `text`
+/// (`json`, `jsonb`, `uuid`), from its [`PG_TYPE_KEY`] marker.
+pub fn text_type(field: &Field) -> Option<&str> {
+    if !is_text(field.data_type()) {
+        return None;
+    }
+    field.metadata().get(PG_TYPE_KEY).map(String::as_str)
+}
+
+/// Whether a field holds uuids (as their canonical text).
+pub fn is_uuid(field: &Field) -> bool {
+    text_type(field) == Some("uuid")
+}
+
+/// A text field holding uuids.
+pub fn uuid_field(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, true).with_metadata(HashMap::from([(
+        PG_TYPE_KEY.to_string(),
+        "uuid".to_string(),
+    )]))
+}
+
 /// A text field holding values of `kind`.
 pub fn json_field(name: &str, kind: JsonKind) -> Field {
     Field::new(name, DataType::Utf8, true).with_metadata(HashMap::from([(
@@ -88,6 +110,8 @@ enum Op {
     Scalar,
     /// A cast to text: the same text, no longer json.
     Text,
+    /// `uuid(x)`: uuid_in, what `x::uuid` becomes.
+    UuidIn,
     /// `json_agg` / `jsonb_agg`: the array of the JSON texts of the group's
     /// values (tempora-sql makes `jsonb_agg(x)` this of `array_agg(to_json(x))`).
     AggFinish(JsonKind),
@@ -259,6 +283,15 @@ impl JsonFn {
                 None => utf8(None),
             });
         }
+        if self.op == Op::Text {
+            return Ok(utf8(text_value(&first).map(str::to_string)));
+        }
+        if self.op == Op::UuidIn {
+            return Ok(match text_value(&first) {
+                Some(s) => utf8(Some(tempora_copy::values::uuid_in(s).map_err(df)?)),
+                None => utf8(None),
+            });
+        }
         if let Op::AggFinish(kind) = self.op {
             let Some(items) = text_list(&first)? else {
                 return Ok(utf8(None));
@@ -278,7 +311,9 @@ impl JsonFn {
         };
         let arg = values.get(1).cloned().unwrap_or(ScalarValue::Null);
         Ok(match self.op {
-            Op::Input(_) | Op::AggFinish(_) => unreachable!("handled above"),
+            Op::Input(_) | Op::AggFinish(_) | Op::UuidIn | Op::Text => {
+                unreachable!("handled above")
+            }
             Op::Get { text } => {
                 let found = match &arg {
                     v if v.is_null() => None,
@@ -395,7 +430,6 @@ impl JsonFn {
                 let target = text_value(&arg).unwrap_or("numeric");
                 utf8(cast_value(&d.node, &d.text, target)?)
             }
-            Op::Text => utf8(Some(d.text.clone())),
         })
     }
 }
@@ -650,6 +684,20 @@ impl ScalarUDFImpl for JsonFn {
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        if self.op == Op::UuidIn {
+            if let Some(f) = args.arg_fields.first() {
+                if !is_text(f.data_type()) && !f.data_type().is_null() {
+                    return Err(df(TemporaError::new(
+                        SqlState::CANNOT_COERCE,
+                        format!(
+                            "cannot cast type {} to uuid",
+                            crate::pg_types::pg_type_name(f.data_type())
+                        ),
+                    )));
+                }
+            }
+            return Ok(Arc::new(uuid_field(self.name)));
+        }
         self.check_doc(args.arg_fields)?;
         let t = self.return_type(&[])?;
         Ok(Arc::new(match self.returns_json() {
@@ -752,6 +800,7 @@ pub fn json_udfs() -> Vec<ScalarUDF> {
         ),
         udf("jsonb_cast_value", Op::Scalar, any(2)),
         udf("json_as_text", Op::Text, any(1)),
+        udf("uuid", Op::UuidIn, any(1)),
         udf("json_agg_finish", Op::AggFinish(JsonKind::Json), any(1)),
         udf("jsonb_agg_finish", Op::AggFinish(JsonKind::Jsonb), any(1)),
     ]
@@ -768,9 +817,14 @@ impl ExprPlanner for JsonOperators {
         expr: RawBinaryExpr,
         schema: &DFSchema,
     ) -> Result<PlannerResult<RawBinaryExpr>> {
-        let kind = |e: &Expr| e.to_field(schema).ok().and_then(|(_, f)| json_kind(&f));
-        let left = kind(&expr.left);
-        let right = kind(&expr.right);
+        let field = |e: &Expr| e.to_field(schema).ok().map(|(_, f)| f);
+        let (left_field, right_field) = (field(&expr.left), field(&expr.right));
+        let uuid = |f: &Option<FieldRef>| f.as_ref().is_some_and(|f| is_uuid(f));
+        if uuid(&left_field) || uuid(&right_field) {
+            return uuid_operator(expr, schema, uuid(&left_field), uuid(&right_field));
+        }
+        let left = left_field.as_ref().and_then(|f| json_kind(f));
+        let right = right_field.as_ref().and_then(|f| json_kind(f));
         let name = match (&expr.op, left) {
             (BinaryOperator::Arrow, Some(_)) => "json_get",
             (BinaryOperator::LongArrow, Some(_)) => "json_get_text",
@@ -845,6 +899,136 @@ impl ExprPlanner for JsonOperators {
     }
 }
 
+/// An operator with a uuid operand: comparisons read the other side as a
+/// uuid (`id = 'A0EEBC99-...'` matches the stored lowercase text); uuids
+/// have no other operators.
+fn uuid_operator(
+    mut expr: RawBinaryExpr,
+    schema: &DFSchema,
+    left: bool,
+    right: bool,
+) -> Result<PlannerResult<RawBinaryExpr>> {
+    let comparison = matches!(
+        expr.op,
+        BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+    );
+    let textual = |e: &Expr| e.get_type(schema).is_ok_and(|t| is_text(&t) || t.is_null());
+    if comparison && (left || textual(&expr.left)) && (right || textual(&expr.right)) {
+        if !left {
+            expr.left = call("uuid", vec![expr.left])?;
+        }
+        if !right {
+            expr.right = call("uuid", vec![expr.right])?;
+        }
+        return Ok(PlannerResult::Original(expr));
+    }
+    let name_of = |e: &Expr, is: bool| match is {
+        true => "uuid".to_string(),
+        false => e
+            .get_type(schema)
+            .map(|t| crate::pg_types::pg_type_name(&t).to_string())
+            .unwrap_or_else(|_| "unknown".into()),
+    };
+    Err(df(TemporaError::new(
+        SqlState::UNDEFINED_FUNCTION,
+        format!(
+            "operator does not exist: {} {} {}",
+            name_of(&expr.left, left),
+            expr.op,
+            name_of(&expr.right, right)
+        ),
+    )
+    .with_hint(
+        "No operator matches the given name and argument types. You might need to add explicit type casts.",
+    )))
+}
+
+/// `tempora_plain(x)`: `x` without the marker of a type kept as text. The
+/// rows of a VALUES list must agree on their columns' metadata, and a
+/// `'{}'::jsonb` beside a NULL or a parameter would not.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PlainValue {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PlainValue {
+    fn name(&self) -> &str {
+        "tempora_plain"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args.first().cloned().unwrap_or(DataType::Null))
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let (t, nullable) = args.arg_fields.first().map_or((DataType::Null, true), |f| {
+            (f.data_type().clone(), f.is_nullable())
+        });
+        Ok(Arc::new(Field::new(self.name(), t, nullable)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        args.args
+            .into_iter()
+            .next()
+            .ok_or_else(|| df(TemporaError::internal("tempora_plain takes a value")))
+    }
+}
+
+/// The `tempora_plain` function.
+pub fn plain_value_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(PlainValue {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+/// `gen_random_uuid()`: a random (version 4) uuid.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct GenRandomUuid {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for GenRandomUuid {
+    fn name(&self) -> &str {
+        "gen_random_uuid"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(uuid_field(self.name())))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let values: datafusion::arrow::array::StringArray = (0..args.number_rows.max(1))
+            .map(|_| Some(uuid::Uuid::new_v4().hyphenated().to_string()))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(values)))
+    }
+}
+
+/// The `gen_random_uuid` function.
+pub fn gen_random_uuid_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(GenRandomUuid {
+        signature: Signature::nullary(Volatility::Volatile),
+    })
+}
+
 /// A call of this module's function `name`.
 fn call(name: &str, args: Vec<Expr>) -> Result<Expr> {
     let f = json_udfs()
@@ -875,6 +1059,11 @@ impl datafusion::optimizer::AnalyzerRule for JsonCasts {
         use datafusion::logical_expr::{Cast, LogicalPlan};
         let kind_of =
             |e: &Expr, schema: &DFSchema| e.to_field(schema).ok().and_then(|(_, f)| json_kind(&f));
+        let typed_text = |e: &Expr, schema: &DFSchema| {
+            e.to_field(schema)
+                .ok()
+                .is_some_and(|(_, f)| text_type(&f).is_some())
+        };
         plan.apply_with_subqueries(|node| {
             if let LogicalPlan::Aggregate(agg) = node {
                 for e in &agg.aggr_expr {
@@ -915,7 +1104,12 @@ impl datafusion::optimizer::AnalyzerRule for JsonCasts {
             let mut schema: Option<DFSchema> = None;
             node.apply_expressions(|e| {
                 datafusion::common::tree_node::TreeNode::apply(e, |e| {
-                    if let Expr::Cast(Cast { expr, .. }) = e {
+                    let candidate = match e {
+                        Expr::Cast(Cast { expr, .. }) => Some(expr.as_ref()),
+                        Expr::InList(list) => Some(list.expr.as_ref()),
+                        _ => None,
+                    };
+                    if let Some(expr) = candidate {
                         let schema = schema.get_or_insert_with(|| {
                             let mut merged = DFSchema::empty();
                             let inputs = node.inputs();
@@ -927,7 +1121,7 @@ impl datafusion::optimizer::AnalyzerRule for JsonCasts {
                             }
                             merged
                         });
-                        json_casts |= kind_of(expr, schema).is_some();
+                        json_casts |= typed_text(expr, schema);
                     }
                     Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
                 })
@@ -942,15 +1136,45 @@ impl datafusion::optimizer::AnalyzerRule for JsonCasts {
         }
         let changed = std::cell::Cell::new(false);
         let plan = crate::pg_casts::rewrite_plan_exprs(plan, |e, schema| {
+            if let Expr::InList(list) = &e {
+                // `id IN ('A0EE...', ...)` reads the list as uuids.
+                let uuid = list
+                    .expr
+                    .to_field(schema)
+                    .ok()
+                    .is_some_and(|(_, f)| is_uuid(&f));
+                if !uuid {
+                    return Ok(Transformed::no(e));
+                }
+                let mut list = list.clone();
+                list.list = list
+                    .list
+                    .into_iter()
+                    .map(|item| call("uuid", vec![item]))
+                    .collect::<Result<_>>()?;
+                changed.set(true);
+                return Ok(Transformed::yes(Expr::InList(list)));
+            }
             let Expr::Cast(Cast { expr, field }) = &e else {
                 return Ok(Transformed::no(e));
             };
+            if !typed_text(expr, schema) {
+                return Ok(Transformed::no(e));
+            }
             let Some(kind) = kind_of(expr, schema) else {
+                // A uuid cast to text is text.
+                if is_text(field.data_type()) && text_type(field).is_none() {
+                    changed.set(true);
+                    return Ok(Transformed::yes(call(
+                        "json_as_text",
+                        vec![expr.as_ref().clone()],
+                    )?));
+                }
                 return Ok(Transformed::no(e));
             };
             let target = field.data_type();
             if is_text(target) {
-                if json_kind(field).is_some() {
+                if text_type(field).is_some() {
                     return Ok(Transformed::no(e));
                 }
                 changed.set(true);

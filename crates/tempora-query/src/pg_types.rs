@@ -63,12 +63,13 @@ impl ScalarUDFImpl for PgTypeof {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let json = args
+        // json, jsonb and uuid values are text that names its type.
+        let typed = args
             .arg_fields
             .first()
-            .and_then(|f| crate::jsonb::json_kind(f));
-        let name = match json {
-            Some(kind) => kind.name(),
+            .and_then(|f| crate::jsonb::text_type(f));
+        let name = match typed {
+            Some(t) => t,
             None => args
                 .args
                 .first()

@@ -999,6 +999,8 @@ pub fn session_context_with(
     for f in crate::jsonb::json_udfs() {
         ctx.register_udf(f);
     }
+    ctx.register_udf(crate::jsonb::gen_random_uuid_udf());
+    ctx.register_udf(crate::jsonb::plain_value_udf());
     for f in crate::intervals::scale_udfs() {
         ctx.register_udf(f);
     }

@@ -181,6 +181,7 @@ pub(crate) fn pg_type(sql_type: &str) -> Result<PgType> {
         "bytea" => PgType::Bytea,
         "json" => PgType::Json,
         "jsonb" => PgType::Jsonb,
+        "uuid" => PgType::Uuid,
         "numeric" | "decimal" => {
             let precision = nums.first().copied().unwrap_or(38);
             let scale = nums

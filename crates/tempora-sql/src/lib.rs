@@ -1446,6 +1446,7 @@ impl SqlSession {
     /// Plans a statement with DataFusion.
     pub(crate) async fn plan(&self, mut stmt: Statement) -> Result<LogicalPlan> {
         pg_compat::set_returning_calls(&mut stmt);
+        pg_compat::plain_values(&mut stmt);
         pg_compat::json_casts(&mut stmt);
         self.df_state()
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
@@ -2066,8 +2067,10 @@ fn with_computed_types(declared: &SchemaRef, computed: &SchemaRef) -> SchemaRef 
                 | (DataType::Decimal128(..), DataType::Decimal128(..))
         ) && d != c
     };
-    // A cast of a json value to text is text once analyzed.
-    let json = |f: &datafusion::arrow::datatypes::Field| tempora_query::jsonb::json_kind(f);
+    // A cast of a json or uuid value to text is text once analyzed.
+    fn json(f: &datafusion::arrow::datatypes::Field) -> Option<&str> {
+        tempora_query::jsonb::text_type(f)
+    }
     let differs = |d: &datafusion::arrow::datatypes::Field,
                    c: &datafusion::arrow::datatypes::Field| {
         widened(d.data_type(), c.data_type()) || json(d) != json(c)

@@ -76,10 +76,12 @@ fn json_type(t: &DataType) -> Option<&'static str> {
     match t {
         DataType::JSON => Some("json"),
         DataType::JSONB => Some("jsonb"),
+        DataType::Uuid => Some("uuid"),
         DataType::Custom(name, args) if args.is_empty() => {
             match crate::function_name(name).as_str() {
                 "json" => Some("json"),
                 "jsonb" => Some("jsonb"),
+                "uuid" => Some("uuid"),
                 _ => None,
             }
         }
@@ -87,8 +89,46 @@ fn json_type(t: &DataType) -> Option<&'static str> {
     }
 }
 
-/// `x::jsonb`, `CAST(x AS json)` and `JSONB '...'` become calls of the
-/// types' input functions (tempora-query's `jsonb` module), which check
+/// The computed values of a VALUES list (not its constants, parameters or
+/// names) as `tempora_plain(value)`: rows must agree on their columns'
+/// metadata, which a json or uuid value beside a NULL would not. An INSERT
+/// stores them as its columns' types all the same.
+pub(crate) fn plain_values(stmt: &mut Statement) {
+    struct Rows;
+    impl VisitorMut for Rows {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            let SetExpr::Values(values) = q.body.as_mut() else {
+                return ControlFlow::Continue(());
+            };
+            if values.rows.len() < 2 {
+                return ControlFlow::Continue(());
+            }
+            for row in values.rows.iter_mut() {
+                for e in row.iter_mut() {
+                    let plain = matches!(
+                        e,
+                        Expr::Value(_)
+                            | Expr::Identifier(_)
+                            | Expr::CompoundIdentifier(_)
+                            | Expr::UnaryOp { .. }
+                            | Expr::TypedString(_)
+                    ) || matches!(e, Expr::Cast { data_type, .. } if json_type(data_type).is_none());
+                    if !plain {
+                        if let Some(wrapped) = parse_expr(&format!("tempora_plain({e})")) {
+                            *e = wrapped;
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Rows);
+}
+
+/// `x::jsonb`, `CAST(x AS json)`, `JSONB '...'` and `x::uuid` become calls
+/// of the types' input functions (tempora-query's `jsonb` module), which check
 /// and normalize the text and mark the result with its type. Run on every
 /// statement DataFusion plans, after result columns have their names.
 pub(crate) fn json_casts(stmt: &mut Statement) {
