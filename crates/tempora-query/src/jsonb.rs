@@ -846,15 +846,7 @@ impl ExprPlanner for JsonOperators {
                 return Ok(PlannerResult::Original(expr));
             }
             (op, l) if l.is_some() || right.is_some() => {
-                let comparison = matches!(
-                    op,
-                    BinaryOperator::Eq
-                        | BinaryOperator::NotEq
-                        | BinaryOperator::Lt
-                        | BinaryOperator::LtEq
-                        | BinaryOperator::Gt
-                        | BinaryOperator::GtEq
-                );
+                let comparison = is_comparison(op);
                 // jsonb compares with jsonb (or an untyped literal, which
                 // reads as jsonb); json has no comparison operators.
                 let jsonb_side = |e: &Expr, k: Option<JsonKind>| match k {
@@ -874,29 +866,57 @@ impl ExprPlanner for JsonOperators {
                         "ordering comparisons (<, <=, >, >=) of jsonb values",
                     )));
                 }
-                let name_of = |e: &Expr, k: Option<JsonKind>| match k {
-                    Some(k) => k.name().to_string(),
-                    None => e
-                        .get_type(schema)
-                        .map(|t| crate::pg_types::pg_type_name(&t).to_string())
-                        .unwrap_or_else(|_| "unknown".into()),
-                };
-                return Err(df(TemporaError::new(
-                    SqlState::UNDEFINED_FUNCTION,
-                    format!(
-                        "operator does not exist: {} {op} {}",
-                        name_of(&expr.left, l),
-                        name_of(&expr.right, right)
-                    ),
-                )
-                .with_hint(
-                    "No operator matches the given name and argument types. You might need to add explicit type casts.",
-                )));
+                return Err(no_operator(
+                    &expr,
+                    schema,
+                    [l.map(JsonKind::name), right.map(JsonKind::name)],
+                ));
             }
             _ => return Ok(PlannerResult::Original(expr)),
         };
         call(name, vec![expr.left, expr.right]).map(PlannerResult::Planned)
     }
+}
+
+/// Whether `op` compares its operands.
+fn is_comparison(op: &BinaryOperator) -> bool {
+    matches!(
+        op,
+        BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+    )
+}
+
+/// PostgreSQL's 42883 for `left op right`, each operand named by `typed`
+/// (its json or uuid type) or else by its Arrow type.
+fn no_operator(
+    expr: &RawBinaryExpr,
+    schema: &DFSchema,
+    typed: [Option<&str>; 2],
+) -> datafusion::error::DataFusionError {
+    let name_of = |e: &Expr, typed: Option<&str>| match typed {
+        Some(t) => t.to_string(),
+        None => e
+            .get_type(schema)
+            .map(|t| crate::pg_types::pg_type_name(&t).to_string())
+            .unwrap_or_else(|_| "unknown".into()),
+    };
+    df(TemporaError::new(
+        SqlState::UNDEFINED_FUNCTION,
+        format!(
+            "operator does not exist: {} {} {}",
+            name_of(&expr.left, typed[0]),
+            expr.op,
+            name_of(&expr.right, typed[1])
+        ),
+    )
+    .with_hint(
+        "No operator matches the given name and argument types. You might need to add explicit type casts.",
+    ))
 }
 
 /// An operator with a uuid operand: comparisons read the other side as a
@@ -908,15 +928,7 @@ fn uuid_operator(
     left: bool,
     right: bool,
 ) -> Result<PlannerResult<RawBinaryExpr>> {
-    let comparison = matches!(
-        expr.op,
-        BinaryOperator::Eq
-            | BinaryOperator::NotEq
-            | BinaryOperator::Lt
-            | BinaryOperator::LtEq
-            | BinaryOperator::Gt
-            | BinaryOperator::GtEq
-    );
+    let comparison = is_comparison(&expr.op);
     let textual = |e: &Expr| e.get_type(schema).is_ok_and(|t| is_text(&t) || t.is_null());
     if comparison && (left || textual(&expr.left)) && (right || textual(&expr.right)) {
         if !left {
@@ -927,25 +939,8 @@ fn uuid_operator(
         }
         return Ok(PlannerResult::Original(expr));
     }
-    let name_of = |e: &Expr, is: bool| match is {
-        true => "uuid".to_string(),
-        false => e
-            .get_type(schema)
-            .map(|t| crate::pg_types::pg_type_name(&t).to_string())
-            .unwrap_or_else(|_| "unknown".into()),
-    };
-    Err(df(TemporaError::new(
-        SqlState::UNDEFINED_FUNCTION,
-        format!(
-            "operator does not exist: {} {} {}",
-            name_of(&expr.left, left),
-            expr.op,
-            name_of(&expr.right, right)
-        ),
-    )
-    .with_hint(
-        "No operator matches the given name and argument types. You might need to add explicit type casts.",
-    )))
+    let uuid = |is: bool| is.then_some("uuid");
+    Err(no_operator(&expr, schema, [uuid(left), uuid(right)]))
 }
 
 /// `tempora_plain(x)`: `x` without the marker of a type kept as text. The
