@@ -302,6 +302,11 @@ pub fn parse_bytea(v: &[u8], out: &mut Vec<u8>) -> Result<(), TemporaError> {
 /// hyphen allowed after any group of four; stored as the canonical text
 /// (lowercase, 8-4-4-4-12).
 pub fn uuid_in(v: &str) -> Result<String, TemporaError> {
+    uuid_bytes(v).map(|b| uuid_text(&b))
+}
+
+/// The 16 bytes of a uuid in any form [`uuid_in`] reads.
+pub fn uuid_bytes(v: &str) -> Result<[u8; 16], TemporaError> {
     let bad = || {
         TemporaError::new(
             SqlState::INVALID_TEXT_REPRESENTATION,
@@ -334,7 +339,7 @@ pub fn uuid_in(v: &str) -> Result<String, TemporaError> {
     if digits != 32 {
         return Err(bad());
     }
-    Ok(uuid_text(&bytes))
+    Ok(bytes)
 }
 
 /// A uuid's canonical text: lowercase hex, hyphens after digits 8, 12, 16

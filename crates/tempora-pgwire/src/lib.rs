@@ -142,8 +142,8 @@ fn format_options(session: &SqlSession) -> Arc<FormatOptions> {
 }
 
 /// The row description of `schema`'s fields: the generic mapping, with text
-/// fields that hold json or jsonb values (tempora-query's `jsonb`) announced
-/// as those types, so that drivers decode them as JSON.
+/// fields that hold json, jsonb or uuid values (tempora-query's `jsonb`)
+/// announced as those types, so that drivers decode them as such.
 fn pg_fields(
     schema: &Schema,
     format: &Format,
@@ -170,45 +170,21 @@ fn pg_fields(
     Ok(fields)
 }
 
-/// jsonb's binary form: a format version (1), then the text.
-fn jsonb_binary(col: &ArrayRef) -> PgWireResult<ArrayRef> {
-    let text = datafusion::arrow::compute::cast(col, &DataType::Utf8)
-        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-    let strings = text.as_string::<i32>();
-    let values: Vec<Option<Vec<u8>>> = strings
-        .iter()
-        .map(|v| {
-            v.map(|s| {
-                let mut b = Vec::with_capacity(s.len() + 1);
-                b.push(1u8);
-                b.extend_from_slice(s.as_bytes());
-                b
-            })
-        })
-        .collect();
-    Ok(Arc::new(datafusion::arrow::array::BinaryArray::from_iter(
-        values,
-    )))
-}
-
-/// uuid's binary form: its 16 bytes.
-fn uuid_binary(col: &ArrayRef) -> PgWireResult<ArrayRef> {
+/// The binary form of a text column whose values are another type's
+/// (`binary` writes one value), passed through as bytes: jsonb is a format
+/// version (1), then the text; a uuid is its 16 bytes.
+fn binary_of_text(
+    col: &ArrayRef,
+    binary: impl Fn(&str) -> Result<Vec<u8>, TemporaError>,
+) -> PgWireResult<ArrayRef> {
     let text = datafusion::arrow::compute::cast(col, &DataType::Utf8)
         .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
     let values = text
         .as_string::<i32>()
         .iter()
-        .map(|v| {
-            v.map(|s| {
-                let hex: String = s.chars().filter(|c| *c != '-').collect();
-                (0..16)
-                    .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("00"), 16))
-                    .collect::<Result<Vec<u8>, _>>()
-            })
-            .transpose()
-        })
+        .map(|v| v.map(&binary).transpose())
         .collect::<Result<Vec<Option<Vec<u8>>>, _>>()
-        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        .map_err(wire_error)?;
     Ok(Arc::new(datafusion::arrow::array::BinaryArray::from_iter(
         values,
     )))
@@ -238,9 +214,14 @@ fn render_text_columns(
         let binary = format.format_for(i) != FieldFormat::Text;
         let rendered = if binary && tempora_query::jsonb::json_kind(field) == Some(JsonKind::Jsonb)
         {
-            Some(jsonb_binary(col)?)
+            Some(binary_of_text(
+                col,
+                |s| Ok([&[1u8], s.as_bytes()].concat()),
+            )?)
         } else if binary && tempora_query::jsonb::is_uuid(field) {
-            Some(uuid_binary(col)?)
+            Some(binary_of_text(col, |s| {
+                tempora_copy::values::uuid_bytes(s).map(Vec::from)
+            })?)
         } else if leave_to_rows && rows::writes(col.data_type()) {
             None
         } else if !binary {
@@ -624,21 +605,22 @@ fn parameter_values(
     Ok(ParamValues::List(values))
 }
 
-/// `portal` with its json and jsonb parameters as the text they hold (the
-/// column or function they reach checks it): jsonb's binary form is a
-/// version byte, 1, then the text. None for a portal without any.
-fn json_parameters_as_text(
+/// `portal` with its json, jsonb and uuid parameters as the text they hold
+/// (the column or function they reach checks it): jsonb's binary form is a
+/// version byte, 1, then the text; a uuid's is its 16 bytes. None for a
+/// portal without any.
+fn typed_text_parameters(
     portal: &Portal<Statement>,
 ) -> Result<Option<Portal<Statement>>, TemporaError> {
     let types = &portal.statement.parameter_types;
-    let is_json = |t: &Option<Type>| matches!(t, Some(t) if *t == Type::JSON || *t == Type::JSONB || *t == Type::UUID);
-    if !types.iter().any(is_json) {
+    let kept_as_text = |t: &Option<Type>| matches!(t, Some(t) if *t == Type::JSON || *t == Type::JSONB || *t == Type::UUID);
+    if !types.iter().any(kept_as_text) {
         return Ok(None);
     }
     let mut parameters = portal.parameters.clone();
     let mut parameter_types = types.clone();
     for (i, t) in parameter_types.iter_mut().enumerate() {
-        if !is_json(t) {
+        if !kept_as_text(t) {
             continue;
         }
         let binary = portal.parameter_format.format_for(i) == FieldFormat::Binary;
@@ -904,7 +886,7 @@ impl ExtendedQueryHandler for Connection {
         let params = if portal.parameters.is_empty() {
             None
         } else {
-            let as_text = json_parameters_as_text(portal).map_err(wire_error)?;
+            let as_text = typed_text_parameters(portal).map_err(wire_error)?;
             let portal = as_text.as_ref().unwrap_or(portal);
             Some(parameter_values(portal, &inferred).map_err(|e| {
                 wire_error(TemporaError::new(

@@ -428,7 +428,7 @@ impl JsonFn {
             }
             Op::Scalar => {
                 let target = text_value(&arg).unwrap_or("numeric");
-                utf8(cast_value(&d.node, &d.text, target)?)
+                utf8(cast_value(&d.node, target)?)
             }
         })
     }
@@ -601,7 +601,7 @@ fn set_path(out: &mut String, node: &Node, doc: &str, path: &[String], new: &str
 /// type's ordinary cast reads: numbers to numeric and the number types
 /// (integers rounded half away from zero, as numeric's cast does),
 /// booleans to boolean; anything else is PostgreSQL's 22023.
-fn cast_value(node: &Node, doc: &str, target: &str) -> Result<Option<String>> {
+fn cast_value(node: &Node, target: &str) -> Result<Option<String>> {
     let wrong = |what: &str| {
         df(TemporaError::new(
             SqlState::INVALID_PARAMETER_VALUE,
@@ -626,7 +626,6 @@ fn cast_value(node: &Node, doc: &str, target: &str) -> Result<Option<String>> {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     };
-    let _ = doc;
     Err(wrong(what))
 }
 

@@ -2068,12 +2068,10 @@ fn with_computed_types(declared: &SchemaRef, computed: &SchemaRef) -> SchemaRef 
         ) && d != c
     };
     // A cast of a json or uuid value to text is text once analyzed.
-    fn json(f: &datafusion::arrow::datatypes::Field) -> Option<&str> {
-        tempora_query::jsonb::text_type(f)
-    }
+    use tempora_query::jsonb::text_type;
     let differs = |d: &datafusion::arrow::datatypes::Field,
                    c: &datafusion::arrow::datatypes::Field| {
-        widened(d.data_type(), c.data_type()) || json(d) != json(c)
+        widened(d.data_type(), c.data_type()) || text_type(d) != text_type(c)
     };
     if declared.fields().len() != computed.fields().len()
         || !declared
@@ -2094,7 +2092,7 @@ fn with_computed_types(declared: &SchemaRef, computed: &SchemaRef) -> SchemaRef 
                 if widened(d.data_type(), c.data_type()) {
                     f = f.with_data_type(c.data_type().clone());
                 }
-                if json(d) != json(c) {
+                if text_type(d) != text_type(c) {
                     let mut metadata = f.metadata().clone();
                     metadata.remove(tempora_catalog::PG_TYPE_KEY);
                     metadata.extend(
