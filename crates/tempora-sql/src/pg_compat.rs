@@ -71,8 +71,8 @@ pub(crate) fn after_naming(stmt: &mut Statement) {
     let _ = stmt.visit(&mut DisplayCasts);
 }
 
-/// The json type a SQL type names, if any.
-fn json_type(t: &DataType) -> Option<&'static str> {
+/// The type kept as marked text (json, jsonb, uuid) a SQL type names, if any.
+fn text_kept_type(t: &DataType) -> Option<&'static str> {
     match t {
         DataType::JSON => Some("json"),
         DataType::JSONB => Some("jsonb"),
@@ -112,8 +112,8 @@ pub(crate) fn plain_values(stmt: &mut Statement) {
                             | Expr::Identifier(_)
                             | Expr::CompoundIdentifier(_)
                             | Expr::UnaryOp { .. }
-                            | Expr::TypedString(_)
-                    ) || matches!(e, Expr::Cast { data_type, .. } if json_type(data_type).is_none());
+                    ) || matches!(e, Expr::Cast { data_type, .. } if text_kept_type(data_type).is_none())
+                        || matches!(e, Expr::TypedString(t) if text_kept_type(&t.data_type).is_none());
                     if !plain {
                         if let Some(wrapped) = parse_expr(&format!("tempora_plain({e})")) {
                             *e = wrapped;
@@ -145,9 +145,9 @@ pub(crate) fn json_casts(stmt: &mut Statement) {
                     expr: inner,
                     data_type,
                     ..
-                } => json_type(data_type).map(|f| (f, inner.as_ref().clone())),
+                } => text_kept_type(data_type).map(|f| (f, inner.as_ref().clone())),
                 Expr::TypedString(t) => {
-                    json_type(&t.data_type).map(|f| (f, Expr::Value(t.value.clone())))
+                    text_kept_type(&t.data_type).map(|f| (f, Expr::Value(t.value.clone())))
                 }
                 _ => None,
             };
