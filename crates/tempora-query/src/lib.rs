@@ -14,6 +14,7 @@ pub mod date_part;
 pub mod date_trunc;
 pub mod expr_names;
 pub mod extension_functions;
+pub mod from_char;
 pub mod information;
 pub mod information_schema;
 pub mod intervals;

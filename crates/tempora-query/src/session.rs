@@ -990,6 +990,8 @@ pub fn session_context_with(
     ctx.register_udf(crate::pg_types::pg_typeof_udf());
     ctx.register_udf(crate::at_time_zone::timezone_udf());
     ctx.register_udf(crate::to_char::to_char_udf(variables.clone()));
+    ctx.register_udf(crate::from_char::to_timestamp_udf(variables.clone()));
+    ctx.register_udf(crate::from_char::to_date_udf(variables.clone()));
     ctx.register_udf(crate::date_part::date_part_udf(variables.clone()));
     ctx.register_udf(extract.as_ref().clone());
     ctx.register_udf(crate::date_trunc::date_trunc_udf(variables.clone()));

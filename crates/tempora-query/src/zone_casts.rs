@@ -63,7 +63,7 @@ pub struct SessionZoneCasts {
 /// PostgreSQL's earliest timestamp, 4714-11-24 00:00:00 BC (UTC), in
 /// microseconds since 1970 (`MIN_TIMESTAMP`). Its latest lies past what
 /// an `i64` of microseconds since 1970 holds: only overflow ends it here.
-pub const MIN_TIMESTAMP_USECS: i64 = -211_813_488_000_000_000 - 946_684_800_000_000;
+pub const MIN_TIMESTAMP_USECS: i64 = -211_813_488_000_000_000 + 946_684_800_000_000;
 
 /// PostgreSQL's 22008 for a converted time outside its range.
 pub(crate) fn timestamp_out_of_range() -> DataFusionError {
