@@ -8,6 +8,7 @@ pub mod aggregates;
 pub mod at_time_zone;
 pub mod caggs;
 mod calendar;
+pub mod checked_ints;
 pub mod chunks;
 pub mod compression;
 pub mod date_part;

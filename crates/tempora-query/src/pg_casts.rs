@@ -305,7 +305,9 @@ pub(crate) fn rewrite_plan_exprs(
 impl AnalyzerRule for PgIntegerCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
         let round = pg_round();
-        rewrite_plan_exprs(plan, |e, schema| rewrite(e, schema, &round))
+        rewrite_plan_exprs(plan, |e, schema| {
+            rewrite(e, schema, &round)?.transform_data(|e| crate::checked_ints::rewrite(e, schema))
+        })
     }
 
     fn name(&self) -> &str {

@@ -1,0 +1,242 @@
+//! Integer arithmetic that fails on overflow, as PostgreSQL's does.
+//!
+//! DataFusion adds, subtracts, multiplies and negates integers with
+//! wrapping kernels: `2147483647 + 1` is -2147483648 and an `UPDATE ... SET
+//! c = c + 1` can store a wrapped value. PostgreSQL raises 22003 (`integer
+//! out of range`, `bigint out of range`, `smallint out of range`). The
+//! analyzer rule [`crate::pg_casts::PgIntegerCasts`] calls [`rewrite`] on
+//! every expression after type coercion: `+`, `-`, `*` of two operands of
+//! one integer type, and `-` of one, become calls of `int_add`, `int_sub`,
+//! `int_mul`, `int_neg`, which use Arrow's checked kernels. They are
+//! immutable, so constant operands still fold at planning time.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::kernels::numeric;
+use datafusion::arrow::datatypes::{DataType, Int16Type, Int32Type, Int64Type};
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{ExprSchema, Result};
+use datafusion::logical_expr::{
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, Operator, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
+};
+use tempora_common::{SqlState, TemporaError};
+
+use crate::pg_types::{result_rows, result_value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Op {
+    Add,
+    Sub,
+    Mul,
+    Neg,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Add => "int_add",
+            Op::Sub => "int_sub",
+            Op::Mul => "int_mul",
+            Op::Neg => "int_neg",
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CheckedInt {
+    op: Op,
+    signature: Signature,
+}
+
+/// The four functions, made once.
+static UDFS: std::sync::LazyLock<Vec<Arc<ScalarUDF>>> = std::sync::LazyLock::new(checked_int_udfs);
+
+fn checked_int_udfs() -> Vec<Arc<ScalarUDF>> {
+    [Op::Add, Op::Sub, Op::Mul, Op::Neg]
+        .into_iter()
+        .map(|op| {
+            let arity = if op == Op::Neg { 1 } else { 2 };
+            Arc::new(ScalarUDF::new_from_impl(CheckedInt {
+                op,
+                signature: Signature::any(arity, Volatility::Immutable),
+            }))
+        })
+        .collect()
+}
+
+fn is_int(t: &DataType) -> bool {
+    matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64)
+}
+
+/// PostgreSQL's 22003 for a result outside `t`.
+fn out_of_range(t: &DataType) -> datafusion::error::DataFusionError {
+    let name = match t {
+        DataType::Int16 => "smallint",
+        DataType::Int32 => "integer",
+        _ => "bigint",
+    };
+    TemporaError::new(
+        SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+        format!("{name} out of range"),
+    )
+    .into_datafusion()
+}
+
+impl ScalarUDFImpl for CheckedInt {
+    fn name(&self) -> &str {
+        self.op.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args[0].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (rows, scalar) = result_rows(&args.args, args.number_rows);
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let t = arrays[0].data_type().clone();
+        let out = match self.op {
+            Op::Neg => negate(&arrays[0]),
+            op => {
+                let kernel = match op {
+                    Op::Add => numeric::add,
+                    Op::Sub => numeric::sub,
+                    _ => numeric::mul,
+                };
+                kernel(&arrays[0], &arrays[1]).map_err(|e| e.to_string())
+            }
+        };
+        match out {
+            Ok(out) => result_value(out, scalar),
+            Err(_) => Err(out_of_range(&t)),
+        }
+    }
+}
+
+fn negate(a: &ArrayRef) -> std::result::Result<ArrayRef, String> {
+    fn neg<T: datafusion::arrow::datatypes::ArrowPrimitiveType>(
+        a: &ArrayRef,
+        checked: impl Fn(T::Native) -> Option<T::Native>,
+    ) -> std::result::Result<ArrayRef, String> {
+        let a = a.as_primitive::<T>();
+        let out = a
+            .try_unary::<_, T, _>(|v| {
+                checked(v).ok_or(datafusion::arrow::error::ArrowError::ComputeError(
+                    String::new(),
+                ))
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Arc::new(out))
+    }
+    match a.data_type() {
+        DataType::Int16 => neg::<Int16Type>(a, i16::checked_neg),
+        DataType::Int32 => neg::<Int32Type>(a, i32::checked_neg),
+        _ => neg::<Int64Type>(a, i64::checked_neg),
+    }
+}
+
+/// `a + b`, `a - b`, `a * b` of one integer type, and `-a` of an integer,
+/// as calls of the checked functions; anything else as it is.
+pub(crate) fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
+    let call = |op: Op, args: Vec<Expr>| {
+        let f = UDFS
+            .iter()
+            .find(|f| f.name() == op.name())
+            .expect("the four checked functions");
+        f.call(args)
+    };
+    match &e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let op = match op {
+                Operator::Plus => Op::Add,
+                Operator::Minus => Op::Sub,
+                Operator::Multiply => Op::Mul,
+                _ => return Ok(Transformed::no(e)),
+            };
+            let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema)) else {
+                return Ok(Transformed::no(e));
+            };
+            if l != r || !is_int(&l) {
+                return Ok(Transformed::no(e));
+            }
+            Ok(Transformed::yes(call(
+                op,
+                vec![left.as_ref().clone(), right.as_ref().clone()],
+            )))
+        }
+        Expr::Negative(inner) => match inner.get_type(schema) {
+            Ok(t) if is_int(&t) => Ok(Transformed::yes(call(
+                Op::Neg,
+                vec![inner.as_ref().clone()],
+            ))),
+            _ => Ok(Transformed::no(e)),
+        },
+        _ => Ok(Transformed::no(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int16Array, Int32Array, Int64Array};
+    use datafusion::arrow::datatypes::Field;
+
+    fn run(op: Op, args: Vec<ArrayRef>) -> Result<ArrayRef> {
+        let f = checked_int_udfs()
+            .into_iter()
+            .find(|f| f.name() == op.name())
+            .unwrap();
+        let rows = args[0].len();
+        let t = args[0].data_type().clone();
+        let out = f.invoke_with_args(ScalarFunctionArgs {
+            arg_fields: args
+                .iter()
+                .map(|a| Arc::new(Field::new("a", a.data_type().clone(), true)))
+                .collect(),
+            args: args.into_iter().map(ColumnarValue::Array).collect(),
+            number_rows: rows,
+            return_field: Arc::new(Field::new("r", t, true)),
+            config_options: Arc::new(Default::default()),
+        })?;
+        out.to_array(rows)
+    }
+
+    #[test]
+    fn overflow_is_an_error_per_type() {
+        let err = |r: Result<ArrayRef>| r.unwrap_err().to_string();
+        let i32s = |v: Vec<i32>| Arc::new(Int32Array::from(v)) as ArrayRef;
+        assert!(err(run(Op::Add, vec![i32s(vec![i32::MAX]), i32s(vec![1])]))
+            .contains("integer out of range"));
+        assert!(err(run(
+            Op::Mul,
+            vec![
+                Arc::new(Int64Array::from(vec![i64::MAX])) as ArrayRef,
+                Arc::new(Int64Array::from(vec![2]))
+            ]
+        ))
+        .contains("bigint out of range"));
+        assert!(err(run(
+            Op::Sub,
+            vec![
+                Arc::new(Int16Array::from(vec![i16::MIN])) as ArrayRef,
+                Arc::new(Int16Array::from(vec![1]))
+            ]
+        ))
+        .contains("smallint out of range"));
+        assert!(err(run(Op::Neg, vec![i32s(vec![i32::MIN])])).contains("integer out of range"));
+        let ok = run(Op::Add, vec![i32s(vec![1, 2]), i32s(vec![3, 4])]).unwrap();
+        assert_eq!(ok.as_primitive::<Int32Type>().values(), &[4, 6]);
+        let neg = run(Op::Neg, vec![i32s(vec![5])]).unwrap();
+        assert_eq!(neg.as_primitive::<Int32Type>().value(0), -5);
+    }
+}
