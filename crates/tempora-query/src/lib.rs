@@ -26,6 +26,7 @@ pub mod late_scan;
 pub mod markers;
 pub mod newest_buckets;
 pub mod newest_series;
+pub mod numeric_literals;
 pub mod pg_avg;
 pub mod pg_casts;
 pub mod pg_functions;

@@ -7,8 +7,8 @@
 //! to an integer type, whether the SQL wrote it (`x::int`, `CAST`) or
 //! coercion added it (an INSERT of `1.6` into an integer column,
 //! `ALTER COLUMN TYPE`). `round(double precision)` rounds ties to even too.
-//! A literal such as `2.5` (numeric in PostgreSQL, double precision here)
-//! rounds as numeric does.
+//! A literal such as `2.5` is numeric (numeric_literals.rs) and rounds as
+//! numeric does.
 
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use datafusion::arrow::compute::kernels::arity::unary;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchema, ExprSchema, ScalarValue};
+use datafusion::common::{DFSchema, ExprSchema};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
     Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
@@ -230,12 +230,11 @@ fn rewrite(
     // round(double precision) is rint: ties to even.
     if let Expr::ScalarFunction(f) = &e {
         if f.func.name() == "round" && f.args.len() == 1 {
-            // A bare literal (`round(2.5)`) is numeric in PostgreSQL, which
-            // rounds half away from zero as the function already does.
-            let float = !matches!(f.args[0], Expr::Literal(..))
-                && f.args[0]
-                    .get_type(schema)
-                    .is_ok_and(|t| matches!(t, DataType::Float32 | DataType::Float64));
+            // A literal (`round(2.5)`) is numeric, which rounds half away
+            // from zero as the function already does.
+            let float = f.args[0]
+                .get_type(schema)
+                .is_ok_and(|t| matches!(t, DataType::Float32 | DataType::Float64));
             if float {
                 return Ok(Transformed::yes(round.call(f.args.clone())));
             }
@@ -257,17 +256,6 @@ fn rewrite(
     };
     if !fractional(&from) {
         return Ok(Transformed::no(e));
-    }
-    // A literal with a fraction (`2.5::int`) is numeric in PostgreSQL:
-    // half away from zero.
-    if let Expr::Literal(ScalarValue::Float64(Some(v)), meta) = expr.as_ref() {
-        return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
-            Box::new(Expr::Literal(
-                ScalarValue::Float64(Some(v.round())),
-                meta.clone(),
-            )),
-            field.clone(),
-        ))));
     }
     let rounded = round.call(vec![expr.as_ref().clone()]);
     Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(

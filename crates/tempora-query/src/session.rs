@@ -899,6 +899,7 @@ pub fn session_context_with(
         .with_extension(variables.clone())
         .with_extension(prepared);
     config.options_mut().execution.time_zone = Some("UTC".into());
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
     // Every session of the engine shares its runtime, so the Parquet metadata
     // one statement reads serves the next, in this connection or another.
     let mut physical_rules = PhysicalOptimizer::new().rules;
@@ -923,6 +924,13 @@ pub fn session_context_with(
     analyzer_rules.insert(
         coercion,
         Arc::new(crate::pg_casts::PgFloat4Arithmetic::BEFORE_COERCION),
+    );
+    // Decimal literals (numeric, as in PostgreSQL) beside floats become
+    // floats before coercion would make the floats decimals
+    // (numeric_literals.rs).
+    analyzer_rules.insert(
+        coercion,
+        Arc::new(crate::numeric_literals::FloatOverNumeric),
     );
     let state = SessionStateBuilder::new()
         .with_config(config)

@@ -1448,6 +1448,7 @@ impl SqlSession {
         pg_compat::set_returning_calls(&mut stmt);
         pg_compat::plain_values(&mut stmt);
         pg_compat::json_casts(&mut stmt);
+        pg_compat::wide_numbers(&mut stmt);
         self.df_state()
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
             .await
@@ -2065,6 +2066,8 @@ fn with_computed_types(declared: &SchemaRef, computed: &SchemaRef) -> SchemaRef 
             (d, c),
             (DataType::Float32, DataType::Float64)
                 | (DataType::Decimal128(..), DataType::Decimal128(..))
+                // A numeric literal beside a float (numeric_literals.rs).
+                | (DataType::Decimal128(..), DataType::Float64)
         ) && d != c
     };
     // A cast of a json or uuid value to text is text once analyzed.

@@ -162,6 +162,47 @@ pub(crate) fn json_casts(stmt: &mut Statement) {
     let _ = stmt.visit(&mut Casts);
 }
 
+/// Literals with a fraction or an exponent are numeric, as in PostgreSQL
+/// (DataFusion's `parse_float_as_decimal`), but a decimal holds 38 digits
+/// and exponents within its scale: `1.5e300` or a 40-digit literal is read
+/// as double precision instead. Run after result columns have their names.
+pub(crate) fn wide_numbers(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{CastKind, Value};
+    struct Wide;
+    impl VisitorMut for Wide {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            let Expr::Value(v) = expr else {
+                return ControlFlow::Continue(());
+            };
+            let Value::Number(text, _) = &v.value else {
+                return ControlFlow::Continue(());
+            };
+            let (mantissa, exponent) = match text.find(['e', 'E']) {
+                Some(i) => (&text[..i], text[i + 1..].parse::<i64>().unwrap_or(i64::MAX)),
+                None => (text.as_str(), 0),
+            };
+            let digits = mantissa
+                .trim_start_matches(['0', '.'])
+                .bytes()
+                .filter(u8::is_ascii_digit)
+                .count();
+            if exponent.abs() > 30 || digits > 38 {
+                let text = Value::SingleQuotedString(text.clone());
+                *expr = Expr::Cast {
+                    kind: CastKind::DoubleColon,
+                    expr: Box::new(Expr::value(text)),
+                    data_type: DataType::DoublePrecision,
+                    array: false,
+                    format: None,
+                };
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Wide);
+}
+
 /// `generate_series(...)` called in a select list returns a row per value
 /// in PostgreSQL; DataFusion's scalar `generate_series` returns one array.
 /// Such calls are unnested: `SELECT generate_series(1, 3)` gives three rows.

@@ -1,0 +1,270 @@
+//! Where a numeric meets a float, the float's type wins, as in PostgreSQL.
+//!
+//! A literal with a fraction (`1.005`, `0.1`) is numeric in PostgreSQL, so
+//! Tempora parses it as a decimal (`parse_float_as_decimal`): `0.1 + 0.2`
+//! is exactly `0.3`, and `1.005` stored into `numeric(6,2)` is `1.01`.
+//! DataFusion's coercion, though, settles a float beside a decimal on a
+//! decimal type for comparisons, `CASE`, `COALESCE`, `IN` lists, `UNION`
+//! and `VALUES`: `usage_user > 90.0` would cast every reading to
+//! `Decimal128(30, 15)` (slow, and no longer a predicate Parquet statistics
+//! can prune with), and `COALESCE(x, 0.0)` would print `1.250000000000000`.
+//! PostgreSQL resolves these to `double precision`. This analyzer rule runs
+//! before type coercion and casts the decimal side of such a meeting to
+//! `Float64`, so that coercion has nothing left to settle.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, ExprSchema, Result};
+use datafusion::logical_expr::expr::{Case, InList};
+use datafusion::logical_expr::{
+    cast, Between, BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, Projection, Union,
+    Values,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+use crate::pg_casts::rewrite_plan_exprs;
+
+/// The analyzer rule; see the module documentation.
+#[derive(Debug, Default)]
+pub struct FloatOverNumeric;
+
+fn is_float(t: &DataType) -> bool {
+    matches!(t, DataType::Float32 | DataType::Float64)
+}
+
+fn is_decimal(t: &DataType) -> bool {
+    matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+}
+
+/// Casts the decimal members of `exprs` to `Float64` when another member
+/// is a float; says whether it did.
+fn floats_win(exprs: &mut [&mut Expr], schema: &dyn ExprSchema) -> bool {
+    let types: Vec<Option<DataType>> = exprs.iter().map(|e| e.get_type(schema).ok()).collect();
+    if !types.iter().flatten().any(is_float) {
+        return false;
+    }
+    let mut changed = false;
+    for (e, t) in exprs.iter_mut().zip(&types) {
+        if t.as_ref().is_some_and(is_decimal) {
+            **e = cast((**e).clone(), DataType::Float64);
+            changed = true;
+        }
+    }
+    changed
+}
+
+fn rewrite_expr(mut e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
+    let changed = match &mut e {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op:
+                Operator::Eq
+                | Operator::NotEq
+                | Operator::Lt
+                | Operator::LtEq
+                | Operator::Gt
+                | Operator::GtEq
+                | Operator::IsDistinctFrom
+                | Operator::IsNotDistinctFrom
+                | Operator::Plus
+                | Operator::Minus
+                | Operator::Multiply
+                | Operator::Divide
+                | Operator::Modulo,
+            right,
+        }) => floats_win(&mut [left.as_mut(), right.as_mut()], schema),
+        Expr::Between(Between {
+            expr, low, high, ..
+        }) => floats_win(&mut [expr.as_mut(), low.as_mut(), high.as_mut()], schema),
+        Expr::InList(InList { expr, list, .. }) => {
+            let mut all: Vec<&mut Expr> = vec![expr.as_mut()];
+            all.extend(list.iter_mut());
+            floats_win(&mut all, schema)
+        }
+        Expr::Case(Case {
+            expr,
+            when_then_expr,
+            else_expr,
+        }) => {
+            // The value compared, against the WHEN values; the results,
+            // among themselves.
+            let mut compared = false;
+            if let Some(x) = expr {
+                let mut all: Vec<&mut Expr> = vec![x.as_mut()];
+                all.extend(when_then_expr.iter_mut().map(|(w, _)| w.as_mut()));
+                compared = floats_win(&mut all, schema);
+            }
+            let mut results: Vec<&mut Expr> =
+                when_then_expr.iter_mut().map(|(_, t)| t.as_mut()).collect();
+            if let Some(x) = else_expr {
+                results.push(x.as_mut());
+            }
+            floats_win(&mut results, schema) | compared
+        }
+        Expr::ScalarFunction(f)
+            if matches!(
+                f.func.name(),
+                "coalesce" | "nullif" | "greatest" | "least" | "nvl" | "ifnull"
+            ) =>
+        {
+            let mut all: Vec<&mut Expr> = f.args.iter_mut().collect();
+            floats_win(&mut all, schema)
+        }
+        _ => false,
+    };
+    Ok(if changed {
+        Transformed::yes(e)
+    } else {
+        Transformed::no(e)
+    })
+}
+
+/// `schema` with the marked columns in `Float64`.
+fn with_float_columns(schema: &DFSchema, float_cols: &[bool]) -> Result<Arc<DFSchema>> {
+    let fields = schema
+        .iter()
+        .zip(float_cols)
+        .map(|((q, f), &float)| {
+            let f = if float {
+                Arc::new(f.as_ref().clone().with_data_type(DataType::Float64))
+            } else {
+                f.clone()
+            };
+            (q.cloned(), f)
+        })
+        .collect();
+    Ok(Arc::new(DFSchema::new_with_metadata(
+        fields,
+        schema.inner().metadata().clone(),
+    )?))
+}
+
+/// A `VALUES` list whose column DataFusion settled on a decimal although
+/// a row gave a float: the column in `Float64`.
+fn float_values(values: Values) -> Result<Transformed<LogicalPlan>> {
+    let Values { schema, values } = values;
+    let width = schema.fields().len();
+    let mut float_cols = vec![false; width];
+    for (i, f) in schema.fields().iter().enumerate() {
+        if !is_decimal(f.data_type()) {
+            continue;
+        }
+        float_cols[i] = values.iter().any(|row| {
+            matches!(&row[i], Expr::Cast(c)
+                if c.expr.get_type(&DFSchema::empty()).is_ok_and(|t| is_float(&t)))
+        });
+    }
+    if !float_cols.contains(&true) {
+        return Ok(Transformed::no(LogicalPlan::Values(Values {
+            schema,
+            values,
+        })));
+    }
+    let values = values
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .enumerate()
+                .map(|(i, e)| match e {
+                    e if !float_cols[i] => e,
+                    Expr::Cast(c)
+                        if c.expr
+                            .get_type(&DFSchema::empty())
+                            .is_ok_and(|t| is_float(&t)) =>
+                    {
+                        cast(*c.expr, DataType::Float64)
+                    }
+                    e => cast(e, DataType::Float64),
+                })
+                .collect()
+        })
+        .collect();
+    let schema = with_float_columns(&schema, &float_cols)?;
+    Ok(Transformed::yes(LogicalPlan::Values(Values {
+        schema,
+        values,
+    })))
+}
+
+/// A `UNION` whose column is a float in one input and a decimal in another:
+/// the decimal inputs cast to `Float64` under a projection.
+fn float_union(union: Union) -> Result<Transformed<LogicalPlan>> {
+    let Union { inputs, schema } = union;
+    let width = schema.fields().len();
+    let mut float_cols = vec![false; width];
+    for (i, col) in float_cols.iter_mut().enumerate() {
+        let types: Vec<&DataType> = inputs
+            .iter()
+            .filter_map(|p| p.schema().fields().get(i).map(|f| f.data_type()))
+            .collect();
+        *col = types.iter().any(|t| is_float(t)) && types.iter().any(|t| is_decimal(t));
+    }
+    if !float_cols.contains(&true) {
+        return Ok(Transformed::no(LogicalPlan::Union(Union {
+            inputs,
+            schema,
+        })));
+    }
+    let inputs = inputs
+        .into_iter()
+        .map(|input| {
+            let needs = input
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .any(|(i, f)| float_cols.get(i) == Some(&true) && is_decimal(f.data_type()));
+            if !needs {
+                return Ok(input);
+            }
+            let exprs = input
+                .schema()
+                .iter()
+                .enumerate()
+                .map(|(i, (q, f))| {
+                    let col = Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()));
+                    if float_cols.get(i) == Some(&true) && is_decimal(f.data_type()) {
+                        cast(col, DataType::Float64).alias_qualified(q.cloned(), f.name())
+                    } else {
+                        col
+                    }
+                })
+                .collect();
+            Ok(Arc::new(LogicalPlan::Projection(Projection::try_new(
+                exprs, input,
+            )?)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let schema = with_float_columns(&schema, &float_cols)?;
+    Ok(Transformed::yes(LogicalPlan::Union(Union {
+        inputs,
+        schema,
+    })))
+}
+
+impl AnalyzerRule for FloatOverNumeric {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        let mut retyped = false;
+        let plan = plan
+            .transform_up_with_subqueries(|node| {
+                let t = match node {
+                    LogicalPlan::Values(v) => float_values(v)?,
+                    LogicalPlan::Union(u) => float_union(u)?,
+                    // The nodes above a retyped one read its new types.
+                    other if retyped => Transformed::yes(other.recompute_schema()?),
+                    other => Transformed::no(other),
+                };
+                retyped |= t.transformed;
+                Ok(t)
+            })?
+            .data;
+        rewrite_plan_exprs(plan, |e, schema| rewrite_expr(e, schema))
+    }
+
+    fn name(&self) -> &str {
+        "float_over_numeric"
+    }
+}
