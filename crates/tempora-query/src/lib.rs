@@ -38,6 +38,7 @@ pub mod provider;
 pub mod sequences;
 pub mod series_runs;
 pub mod session;
+pub mod set_comparisons;
 pub mod sleep;
 pub mod small_scans;
 pub mod time_bucket;

@@ -991,6 +991,7 @@ pub fn session_context_with(
     }));
     ctx.register_udf(pg_text.as_ref().clone());
     ctx.add_analyzer_rule(Arc::new(crate::last_point::LastPointJoin));
+    ctx.add_analyzer_rule(Arc::new(crate::set_comparisons::SetComparisonNames));
     ctx.register_udf(crate::pg_casts::pg_round().as_ref().clone());
     for f in crate::pg_casts::whole_numeric_udfs() {
         ctx.register_udf(f);

@@ -15,17 +15,68 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::sql::sqlparser::ast::{
-    DataType, Expr, FunctionArguments, GroupByExpr, ObjectNamePart, Query, SelectItem, SetExpr,
-    Statement, TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut,
+    BinaryOperator, DataType, Expr, FunctionArguments, GroupByExpr, ObjectNamePart, Query,
+    SelectItem, SetExpr, Statement, TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::sql::rules::{
     CurrentUserVariableToSessionUserFunctionCall, FixArrayLiteral, FixVersionColumnName,
-    PrependUnqualifiedPgTableName, ResolveUnqualifiedIdentifier, RewriteArrayAnyAllOperation,
-    RewritePgCatalogOperator, RewriteRegCastToSubquery, SqlStatementRewriteRule,
-    StripCallableQualifier, StripCollate,
+    PrependUnqualifiedPgTableName, ResolveUnqualifiedIdentifier, RewritePgCatalogOperator,
+    RewriteRegCastToSubquery, SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
 };
+
+/// `x = ANY (array)` and `x <> ALL (array)` as array membership
+/// (`array_contains`), an array given as a `'{a,b}'` literal read as text
+/// elements (the catalog columns clients compare that way). A subquery on the
+/// right stays a set comparison, which DataFusion plans with PostgreSQL's
+/// NULL rules (and subqueries.rs leaves alone).
+struct ArrayAnyAll;
+
+impl VisitorMut for ArrayAnyAll {
+    type Break = ();
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let (left, right, negated) = match expr {
+            Expr::AnyOp {
+                left,
+                compare_op: BinaryOperator::Eq,
+                right,
+                ..
+            } => (left, right, false),
+            Expr::AllOp {
+                left,
+                compare_op: BinaryOperator::NotEq,
+                right,
+            } => (left, right, true),
+            _ => return ControlFlow::Continue(()),
+        };
+        if matches!(right.as_ref(), Expr::Subquery(_)) {
+            return ControlFlow::Continue(());
+        }
+        let array = match right.as_ref() {
+            Expr::Value(ValueWithSpan {
+                value: Value::SingleQuotedString(text),
+                ..
+            }) if text.trim().starts_with('{') && text.trim().ends_with('}') => {
+                let items: Vec<String> = text
+                    .trim()
+                    .trim_matches(['{', '}'])
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| format!("'{}'", s.replace('\'', "''")))
+                    .collect();
+                format!("ARRAY[{}]", items.join(", "))
+            }
+            other => other.to_string(),
+        };
+        let not = if negated { "NOT " } else { "" };
+        if let Some(e) = parse_expr(&format!("{not}array_contains({array}, {left})")) {
+            *expr = e;
+        }
+        ControlFlow::Continue(())
+    }
+}
 
 /// The emulation's rules, in its order, but for the one replacing every
 /// correlated subquery in a select list by NULL (a wrong answer where
@@ -35,7 +86,6 @@ use datafusion_pg_catalog::sql::rules::{
 static RULES: LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> = LazyLock::new(|| {
     vec![
         Arc::new(ResolveUnqualifiedIdentifier),
-        Arc::new(RewriteArrayAnyAllOperation),
         Arc::new(PrependUnqualifiedPgTableName),
         Arc::new(StripCallableQualifier),
         Arc::new(FixArrayLiteral),
@@ -54,6 +104,7 @@ pub(crate) fn rewrite(stmt: Statement) -> Statement {
     let _ = stmt.visit(&mut RegLookups);
     let _ = stmt.visit(&mut UserKeyword);
     let _ = stmt.visit(&mut ArrayFunctions);
+    let _ = stmt.visit(&mut ArrayAnyAll);
     for rule in RULES.iter() {
         stmt = rule.rewrite(stmt);
     }

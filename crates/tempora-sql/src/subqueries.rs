@@ -28,7 +28,7 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, Expr, GroupByExpr, Query, SelectItem, SetExpr, Statement, TableFactor,
-    Visit, Visitor,
+    Visit, VisitMut, Visitor, VisitorMut,
 };
 use tempora_query::aggregates::{SUBQUERY_CHECK, SUBQUERY_VALUE};
 
@@ -61,15 +61,36 @@ const AGGREGATES: &[&str] = &[
 ];
 
 /// Rewrites the correlated scalar subqueries of `stmt` (innermost first).
+/// The subquery of `x op ANY|ALL (...)` is a set, not a scalar: it is left
+/// as it is (the subqueries inside it are still rewritten).
 pub fn rewrite(stmt: &mut Statement) {
-    let _ = visit_expressions_mut(stmt, |expr: &mut Expr| {
-        if let Expr::Subquery(query) = expr {
-            if let Some(new) = rewritten(query) {
-                *expr = new;
+    struct Scalars {
+        /// The set comparisons' subqueries met on the way down.
+        sets: Vec<*const Query>,
+    }
+    impl VisitorMut for Scalars {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } = expr {
+                if let Expr::Subquery(q) = right.as_ref() {
+                    self.sets.push(q.as_ref() as *const Query);
+                }
             }
+            ControlFlow::Continue(())
         }
-        ControlFlow::<()>::Continue(())
-    });
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Subquery(query) = expr {
+                if self.sets.contains(&(query.as_ref() as *const Query)) {
+                    return ControlFlow::Continue(());
+                }
+                if let Some(new) = rewritten(query) {
+                    *expr = new;
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Scalars { sets: Vec::new() });
 }
 
 /// The names a subquery's FROM list gives its rows.
