@@ -7,7 +7,7 @@
 //! to an integer type, whether the SQL wrote it (`x::int`, `CAST`) or
 //! coercion added it (an INSERT of `1.6` into an integer column,
 //! `ALTER COLUMN TYPE`). `round(double precision)` rounds ties to even too.
-//! A literal such as `2.5` is numeric (numeric_literals.rs) and rounds as
+//! A literal such as `2.5` is numeric (operand_types.rs) and rounds as
 //! numeric does.
 
 use std::sync::Arc;
@@ -294,7 +294,9 @@ impl AnalyzerRule for PgIntegerCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
         let round = pg_round();
         rewrite_plan_exprs(plan, |e, schema| {
-            rewrite(e, schema, &round)?.transform_data(|e| crate::checked_ints::rewrite(e, schema))
+            rewrite(e, schema, &round)?
+                .transform_data(|e| crate::checked_ints::rewrite(e, schema))?
+                .transform_data(|e| crate::interval_compare::rewrite(e, schema))
         })
     }
 

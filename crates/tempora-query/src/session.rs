@@ -927,11 +927,8 @@ pub fn session_context_with(
     );
     // Decimal literals (numeric, as in PostgreSQL) beside floats become
     // floats before coercion would make the floats decimals
-    // (numeric_literals.rs).
-    analyzer_rules.insert(
-        coercion,
-        Arc::new(crate::numeric_literals::FloatOverNumeric),
-    );
+    // (operand_types.rs).
+    analyzer_rules.insert(coercion, Arc::new(crate::operand_types::PgOperandTypes));
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_analyzer_rules(analyzer_rules)

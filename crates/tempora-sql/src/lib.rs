@@ -2066,8 +2066,10 @@ fn with_computed_types(declared: &SchemaRef, computed: &SchemaRef) -> SchemaRef 
             (d, c),
             (DataType::Float32, DataType::Float64)
                 | (DataType::Decimal128(..), DataType::Decimal128(..))
-                // A numeric literal beside a float (numeric_literals.rs).
+                // A numeric literal beside a float (operand_types.rs).
                 | (DataType::Decimal128(..), DataType::Float64)
+                // A date plus an interval (operand_types.rs).
+                | (DataType::Date32, DataType::Timestamp(_, None))
         ) && d != c
     };
     // A cast of a json or uuid value to text is text once analyzed.

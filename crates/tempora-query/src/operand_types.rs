@@ -1,16 +1,20 @@
-//! Where a numeric meets a float, the float's type wins, as in PostgreSQL.
+//! Operand types as PostgreSQL resolves them, set before DataFusion's type
+//! coercion settles them otherwise.
 //!
-//! A literal with a fraction (`1.005`, `0.1`) is numeric in PostgreSQL, so
-//! Tempora parses it as a decimal (`parse_float_as_decimal`): `0.1 + 0.2`
-//! is exactly `0.3`, and `1.005` stored into `numeric(6,2)` is `1.01`.
-//! DataFusion's coercion, though, settles a float beside a decimal on a
-//! decimal type for comparisons, `CASE`, `COALESCE`, `IN` lists, `UNION`
-//! and `VALUES`: `usage_user > 90.0` would cast every reading to
-//! `Decimal128(30, 15)` (slow, and no longer a predicate Parquet statistics
-//! can prune with), and `COALESCE(x, 0.0)` would print `1.250000000000000`.
-//! PostgreSQL resolves these to `double precision`. This analyzer rule runs
-//! before type coercion and casts the decimal side of such a meeting to
-//! `Float64`, so that coercion has nothing left to settle.
+//! **A numeric meets a float: the float's type wins.** A literal with a
+//! fraction (`1.005`, `0.1`) is numeric in PostgreSQL, so Tempora parses it
+//! as a decimal (`parse_float_as_decimal`): `0.1 + 0.2` is exactly `0.3`,
+//! and `1.005` stored into `numeric(6,2)` is `1.01`. DataFusion's coercion,
+//! though, settles a float beside a decimal on a decimal type for
+//! comparisons, `CASE`, `COALESCE`, `IN` lists, `UNION` and `VALUES`:
+//! `usage_user > 90.0` would cast every reading to `Decimal128(30, 15)`
+//! (slow, and no longer a predicate Parquet statistics can prune with), and
+//! `COALESCE(x, 0.0)` would print `1.250000000000000`. PostgreSQL resolves
+//! these to `double precision`: the decimal side is cast to `Float64`.
+//!
+//! **A date plus or minus an interval is a timestamp** (`date '2024-03-15'
+//! + interval '1 hour'` is `2024-03-15 01:00:00`); DataFusion's is a date,
+//! which drops the time. The date is cast to `timestamp` first.
 
 use std::sync::Arc;
 
@@ -29,7 +33,7 @@ use crate::pg_casts::rewrite_plan_exprs;
 
 /// The analyzer rule; see the module documentation.
 #[derive(Debug, Default)]
-pub struct FloatOverNumeric;
+pub struct PgOperandTypes;
 
 fn is_float(t: &DataType) -> bool {
     matches!(t, DataType::Float32 | DataType::Float64)
@@ -56,12 +60,33 @@ fn floats_win(exprs: &mut [&mut Expr], schema: &dyn ExprSchema) -> bool {
     changed
 }
 
+fn is_interval(t: &DataType) -> bool {
+    matches!(t, DataType::Interval(_))
+}
+
+/// `date ± interval` (or `interval + date`): the date as a timestamp, so
+/// that the sum keeps the interval's time. Only for `+` and `-`, which the
+/// caller has checked; says whether it cast.
+fn date_with_interval(left: &mut Expr, right: &mut Expr, schema: &dyn ExprSchema) -> bool {
+    let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema)) else {
+        return false;
+    };
+    let timestamp = DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None);
+    let date = |e: &mut Expr| *e = cast(e.clone(), timestamp.clone());
+    match (&l, &r) {
+        (DataType::Date32 | DataType::Date64, r) if is_interval(r) => date(left),
+        (l, DataType::Date32 | DataType::Date64) if is_interval(l) => date(right),
+        _ => return false,
+    }
+    true
+}
+
 fn rewrite_expr(mut e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
     let changed = match &mut e {
         Expr::BinaryExpr(BinaryExpr {
             left,
             op:
-                Operator::Eq
+                op @ (Operator::Eq
                 | Operator::NotEq
                 | Operator::Lt
                 | Operator::LtEq
@@ -73,9 +98,13 @@ fn rewrite_expr(mut e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr
                 | Operator::Minus
                 | Operator::Multiply
                 | Operator::Divide
-                | Operator::Modulo,
+                | Operator::Modulo),
             right,
-        }) => floats_win(&mut [left.as_mut(), right.as_mut()], schema),
+        }) => {
+            let dated = matches!(op, Operator::Plus | Operator::Minus)
+                && date_with_interval(left, right, schema);
+            floats_win(&mut [left.as_mut(), right.as_mut()], schema) | dated
+        }
         Expr::Between(Between {
             expr, low, high, ..
         }) => floats_win(&mut [expr.as_mut(), low.as_mut(), high.as_mut()], schema),
@@ -245,7 +274,7 @@ fn float_union(union: Union) -> Result<Transformed<LogicalPlan>> {
     })))
 }
 
-impl AnalyzerRule for FloatOverNumeric {
+impl AnalyzerRule for PgOperandTypes {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         let mut retyped = false;
         let plan = plan
@@ -265,6 +294,6 @@ impl AnalyzerRule for FloatOverNumeric {
     }
 
     fn name(&self) -> &str {
-        "float_over_numeric"
+        "pg_operand_types"
     }
 }
