@@ -426,3 +426,74 @@ async fn client_drops_the_socket_mid_query() {
         .get(0);
     assert_eq!(n, 2000);
 }
+
+/// Long expression chains and UNION chains: a 200-term sum and a 500-way
+/// UNION ALL answer (they overflowed a 2 MiB worker stack and aborted the
+/// whole server), deeper nesting gets 54001 at once instead of planning for
+/// minutes, and the server goes on. An infinite date's fields answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn deep_statements_answer_or_get_54001() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let sum = format!("SELECT {}", vec!["1"; 200].join(" + "));
+    let rows = client.simple_query(&sum).await.expect("a 200-term sum");
+    assert!(rows.iter().any(
+        |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("200"))
+    ));
+    let union = format!(
+        "SELECT count(*) FROM ({}) s",
+        vec!["SELECT 1"; 500].join(" UNION ALL ")
+    );
+    let n: i64 = client
+        .query_one(&union, &[])
+        .await
+        .expect("a 500-way union")
+        .get(0);
+    assert_eq!(n, 500);
+    let deep = format!("SELECT {}", vec!["1"; 5000].join(" + "));
+    expect_error(&client, &deep, "54001", Some("stack depth limit exceeded")).await;
+    let unions = vec!["SELECT 1"; 1500].join(" UNION ALL ");
+    expect_error(&client, &unions, "54001", None).await;
+    let year: f64 = client
+        .query_one("SELECT date_part('year', 'infinity'::date)", &[])
+        .await
+        .expect("date_part of an infinite date")
+        .get(0);
+    assert_eq!(year, f64::INFINITY);
+    assert_alive(&client, "deep statements").await;
+}
+
+/// Extended-protocol messages the decoder cannot read (a Parse without its
+/// NUL terminators, a Bind declaring a parameter longer than it sends) get
+/// 08P01 before the connection closes, and the server goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn unreadable_protocol_messages_get_08p01() {
+    let server = TestServer::start().await;
+    let message = |tag: u8, body: &[u8]| {
+        let mut m = vec![tag];
+        m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    };
+    // Bind of unnamed portal and statement, no formats, one parameter whose
+    // declared length (0x7fffffff) is past the message's end.
+    let mut bind = b"\0\0\0\0\0\x01".to_vec();
+    bind.extend_from_slice(&0x7fff_ffffu32.to_be_bytes());
+    bind.extend_from_slice(b"ab\0\0");
+    for bad in [message(b'P', b"abc"), message(b'B', &bind)] {
+        let mut s = wire::connect_ready(server.port()).await.unwrap();
+        s.write_all(&bad).await.unwrap();
+        let (tag, body) = tokio::time::timeout(Duration::from_secs(10), wire::read_message(&mut s))
+            .await
+            .expect("an answer")
+            .expect("an error response");
+        assert_eq!(tag, b'E');
+        assert!(
+            String::from_utf8_lossy(&body).contains("08P01"),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let client = server.connect().await;
+    assert_alive(&client, "unreadable messages").await;
+}

@@ -1462,13 +1462,23 @@ async fn serve_connection(
         conn.cancel_handler(),
         conn.error_handler(),
     );
+    // A malformed message can panic the protocol decoder (a Parse without
+    // its NUL terminators, a Bind declaring more bytes than it sends, a
+    // binary parameter of the wrong length): the client gets PostgreSQL's
+    // 08P01 and the connection closes, instead of a silent drop.
+    use futures::FutureExt;
+    use std::panic::AssertUnwindSafe;
     loop {
         let message = match socket.state() {
             AwaitingStartup | AuthenticationInProgress => tokio::select! {
-                _ = &mut startup => None,
-                m = socket.next() => m,
+                _ = &mut startup => Ok(None),
+                m = AssertUnwindSafe(socket.next()).catch_unwind() => m,
             },
-            _ => socket.next().await,
+            _ => AssertUnwindSafe(socket.next()).catch_unwind().await,
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(_) => return protocol_violation(&mut socket).await,
         };
         let Some(Ok(message)) = message else {
             return Ok(());
@@ -1482,7 +1492,7 @@ async fn serve_connection(
             CopyInProgress(extended) => extended,
             _ => message.is_extended_query(),
         };
-        let handled = pgwire::tokio::server::process_message(
+        let handled = AssertUnwindSafe(pgwire::tokio::server::process_message(
             message,
             &mut socket,
             authenticator.clone(),
@@ -1490,13 +1500,35 @@ async fn serve_connection(
             extended.clone(),
             copies.clone(),
             cancels.clone(),
-        )
+        ))
+        .catch_unwind()
         .await;
+        let Ok(handled) = handled else {
+            return protocol_violation(&mut socket).await;
+        };
         if let Err(mut e) = handled {
             errors.on_error(&socket, &mut e);
             pgwire::tokio::server::process_error(&mut socket, e, until_sync).await?;
         }
     }
+}
+
+/// Tells the client its last message could not be read (08P01), for a
+/// connection about to close.
+async fn protocol_violation<S>(socket: &mut S) -> std::io::Result<()>
+where
+    S: futures::Sink<PgWireBackendMessage> + Unpin,
+{
+    use futures::SinkExt;
+    let info = ErrorInfo::new(
+        "FATAL".into(),
+        SqlState::PROTOCOL_VIOLATION.code().into(),
+        "invalid frontend message".into(),
+    );
+    let _ = socket
+        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+        .await;
+    Ok(())
 }
 
 #[cfg(test)]

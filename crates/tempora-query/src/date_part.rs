@@ -495,12 +495,24 @@ impl DatePart {
             }
             let unit = units.at(i);
             let (lower, token) = (&unit.0, &unit.1);
-            let (wall, east, epoch) = if date {
+            // A date's infinities are i32::MAX and i32::MIN: read as the
+            // timestamp infinities.
+            let infinity = if date {
+                match values.as_primitive::<Date32Type>().value(i) {
+                    i32::MAX => Some(i64::MAX),
+                    i32::MIN => Some(i64::MIN),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let (wall, east, epoch) = if date && infinity.is_none() {
                 let days = i64::from(values.as_primitive::<Date32Type>().value(i));
                 let local = days * USECS_PER_DAY;
                 (WallTime::of(local), 0, local)
             } else {
-                let v = values.as_primitive::<TimestampMicrosecondType>().value(i);
+                let v = infinity
+                    .unwrap_or_else(|| values.as_primitive::<TimestampMicrosecondType>().value(i));
                 if v == i64::MAX || v == i64::MIN {
                     let infinite = self.infinite_field(lower, token, kind, v == i64::MIN)?;
                     match &mut out {

@@ -63,6 +63,9 @@ struct Args {
     series_cache_mb: usize,
 }
 
+/// Stack of each runtime thread.
+const STACK_BYTES: usize = 64 << 20;
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let filter = EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
@@ -70,8 +73,13 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    // Planning and evaluating a statement recurses over its expression tree;
+    // a long `a + b + ...` or `UNION ALL` chain overflowed tokio's default
+    // 2 MiB worker stacks and aborted the whole server. The stack is
+    // reserved address space, touched only as deep as a statement goes.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(STACK_BYTES)
         .build()
     {
         Ok(r) => r,

@@ -597,8 +597,78 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| parse_error(sql, e))?;
     for s in &stmts {
         reject_reserved_table_names(sql, s)?;
+        check_depth(s)?;
     }
     Ok(stmts)
+}
+
+/// How deep a statement's expressions may nest, and how many set operations
+/// (`UNION`, `INTERSECT`, `EXCEPT`) one query body may chain. Planning
+/// recurses over both, and its time grows with the square of the depth or
+/// worse (the analyzer rules ask each node its type, which walks the nodes
+/// under it): a 700-term `1 + 1 + ...` held a worker thread for minutes.
+/// Past these limits the statement is refused at once.
+const MAX_EXPR_DEPTH: usize = 256;
+const MAX_SET_OPERATIONS: usize = 1_000;
+
+/// PostgreSQL's 54001 for a statement nested past [`MAX_EXPR_DEPTH`] or
+/// chaining more than [`MAX_SET_OPERATIONS`].
+fn check_depth(stmt: &Statement) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{Expr, Query, Visit, Visitor};
+    use std::ops::ControlFlow;
+    struct Depth {
+        now: usize,
+        deepest: usize,
+        set_operations: usize,
+    }
+    impl Visitor for Depth {
+        type Break = ();
+        fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.now += 1;
+            self.deepest = self.deepest.max(self.now);
+            if self.now > MAX_EXPR_DEPTH {
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.now -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            // The chain of set operations under this query, without recursion.
+            let mut pending = vec![q.body.as_ref()];
+            let mut count = 0;
+            while let Some(body) = pending.pop() {
+                if let SetExpr::SetOperation { left, right, .. } = body {
+                    count += 1;
+                    pending.push(left);
+                    pending.push(right);
+                }
+            }
+            self.set_operations = self.set_operations.max(count);
+            if count > MAX_SET_OPERATIONS {
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut depth = Depth {
+        now: 0,
+        deepest: 0,
+        set_operations: 0,
+    };
+    if stmt.visit(&mut depth).is_continue() {
+        return Ok(());
+    }
+    Err(TemporaError::new(
+        SqlState::STATEMENT_TOO_COMPLEX,
+        "stack depth limit exceeded",
+    )
+    .with_hint(format!(
+        "Tempora plans expressions nested at most {MAX_EXPR_DEPTH} deep and at most \
+         {MAX_SET_OPERATIONS} UNION/INTERSECT/EXCEPT operations in one query."
+    )))
 }
 
 /// Words PostgreSQL reserves that cannot name a table after FROM.
