@@ -301,23 +301,9 @@ fn compile(template: &str) -> (Vec<Node>, bool) {
     let mut rest = template;
     while let Some(c) = rest.chars().next() {
         if let Some(q) = rest.strip_prefix('"') {
-            let mut chars = q.char_indices();
-            let mut end = q.len();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some((_, n)) = chars.next() {
-                            nodes.push(Node::Char(n));
-                        }
-                    }
-                    '"' => {
-                        end = i + 1;
-                        break;
-                    }
-                    c => nodes.push(Node::Char(c)),
-                }
-            }
-            rest = &q[end.min(q.len())..];
+            let (text, after) = crate::to_char::quoted(q);
+            nodes.extend(text.chars().map(Node::Char));
+            rest = after;
             continue;
         }
         // Prefixes: FM (fill mode), FX (exact spacing), TM (translation).

@@ -21,8 +21,8 @@ use datafusion::arrow::datatypes::{
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{ExprSchema, Result};
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, Expr, ExprSchemable, Operator, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Volatility,
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
 };
 
 use crate::pg_types::{result_rows, result_value};
@@ -124,16 +124,10 @@ pub(crate) fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Ex
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
         return Ok(Transformed::no(e));
     };
+    use datafusion::logical_expr::Operator::*;
     if !matches!(
         op,
-        Operator::Eq
-            | Operator::NotEq
-            | Operator::Lt
-            | Operator::LtEq
-            | Operator::Gt
-            | Operator::GtEq
-            | Operator::IsDistinctFrom
-            | Operator::IsNotDistinctFrom
+        Eq | NotEq | Lt | LtEq | Gt | GtEq | IsDistinctFrom | IsNotDistinctFrom
     ) {
         return Ok(Transformed::no(e));
     }

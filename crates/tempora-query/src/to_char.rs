@@ -83,30 +83,38 @@ fn case(name: &str, pattern: &str, width: usize, fill: bool) -> String {
     }
 }
 
+/// Quoted literal text of a template, `q` starting after the opening quote:
+/// the text (`\"` inside is a quote) and what follows the closing quote.
+pub(crate) fn quoted(q: &str) -> (String, &str) {
+    let mut text = String::new();
+    let mut chars = q.char_indices();
+    let mut end = q.len();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some((_, n)) = chars.next() {
+                    text.push(n);
+                }
+            }
+            '"' => {
+                end = i + 1;
+                break;
+            }
+            c => text.push(c),
+        }
+    }
+    (text, &q[end.min(q.len())..])
+}
+
 /// Formats one local date-time; `zone` is the abbreviation and offset for TZ/OF.
 fn format(template: &str, t: NaiveDateTime, zone: Option<(&str, i32)>) -> String {
     let mut out = String::with_capacity(template.len() + 8);
     let mut rest = template;
     while !rest.is_empty() {
         if let Some(q) = rest.strip_prefix('"') {
-            // Quoted literal text; \" inside stays a quote.
-            let mut chars = q.char_indices();
-            let mut end = q.len();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some((_, n)) = chars.next() {
-                            out.push(n);
-                        }
-                    }
-                    '"' => {
-                        end = i + 1;
-                        break;
-                    }
-                    c => out.push(c),
-                }
-            }
-            rest = &q[end.min(q.len())..];
+            let (text, after) = quoted(q);
+            out.push_str(&text);
+            rest = after;
             continue;
         }
         let fm = rest.starts_with("FM");
