@@ -105,6 +105,7 @@ impl SqlState {
     pub const UNTRANSLATABLE_CHARACTER: SqlState = SqlState("22P05");
     pub const INVALID_TIME_ZONE_DISPLACEMENT_VALUE: SqlState = SqlState("22009");
     pub const INVALID_COLUMN_REFERENCE: SqlState = SqlState("42P10");
+    pub const INVALID_OBJECT_DEFINITION: SqlState = SqlState("42P17");
 
     pub fn code(&self) -> &'static str {
         self.0

@@ -79,6 +79,25 @@ pub(crate) async fn create_view(
                 }
                 None => state.next_oid,
             };
+            // A replaced view that would read itself, directly or through
+            // other views, would expand without end on every read.
+            let mut pending: Vec<u32> = depends_on.iter().copied().collect();
+            let mut seen = Vec::new();
+            while let Some(d) = pending.pop() {
+                if d == oid && state.view(&schema, &name).is_some() {
+                    return Err(TemporaError::new(
+                        SqlState::INVALID_OBJECT_DEFINITION,
+                        format!("infinite recursion detected in rules for relation \"{name}\""),
+                    ));
+                }
+                if seen.contains(&d) {
+                    continue;
+                }
+                seen.push(d);
+                if let Some(v) = state.views.values().find(|v| v.oid == d) {
+                    pending.extend(v.depends_on.iter().copied());
+                }
+            }
             Ok(vec![CatalogOp::PutView(ViewDef {
                 oid,
                 schema: schema.clone(),
