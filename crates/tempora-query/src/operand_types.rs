@@ -171,6 +171,21 @@ fn with_float_columns(schema: &DFSchema, float_cols: &[bool]) -> Result<Arc<DFSc
     )?))
 }
 
+/// The float a `VALUES` row gave, under the cast to the decimal type
+/// DataFusion settled the column on.
+fn float_cast(e: &Expr) -> Option<&Expr> {
+    match e {
+        Expr::Cast(c)
+            if c.expr
+                .get_type(&DFSchema::empty())
+                .is_ok_and(|t| is_float(&t)) =>
+        {
+            Some(c.expr.as_ref())
+        }
+        _ => None,
+    }
+}
+
 /// A `VALUES` list whose column DataFusion settled on a decimal although
 /// a row gave a float: the column in `Float64`.
 fn float_values(values: Values) -> Result<Transformed<LogicalPlan>> {
@@ -181,10 +196,7 @@ fn float_values(values: Values) -> Result<Transformed<LogicalPlan>> {
         if !is_decimal(f.data_type()) {
             continue;
         }
-        float_cols[i] = values.iter().any(|row| {
-            matches!(&row[i], Expr::Cast(c)
-                if c.expr.get_type(&DFSchema::empty()).is_ok_and(|t| is_float(&t)))
-        });
+        float_cols[i] = values.iter().any(|row| float_cast(&row[i]).is_some());
     }
     if !float_cols.contains(&true) {
         return Ok(Transformed::no(LogicalPlan::Values(Values {
@@ -197,16 +209,10 @@ fn float_values(values: Values) -> Result<Transformed<LogicalPlan>> {
         .map(|row| {
             row.into_iter()
                 .enumerate()
-                .map(|(i, e)| match e {
-                    e if !float_cols[i] => e,
-                    Expr::Cast(c)
-                        if c.expr
-                            .get_type(&DFSchema::empty())
-                            .is_ok_and(|t| is_float(&t)) =>
-                    {
-                        cast(*c.expr, DataType::Float64)
-                    }
-                    e => cast(e, DataType::Float64),
+                .map(|(i, e)| match (float_cols[i], float_cast(&e)) {
+                    (false, _) => e,
+                    (true, Some(float)) => cast(float.clone(), DataType::Float64),
+                    (true, None) => cast(e, DataType::Float64),
                 })
                 .collect()
         })
