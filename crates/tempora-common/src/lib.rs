@@ -34,6 +34,10 @@ impl SqlState {
     pub const DATA_EXCEPTION: SqlState = SqlState("22000");
     pub const NULL_VALUE_NOT_ALLOWED: SqlState = SqlState("22004");
     pub const INVALID_ARGUMENT_FOR_WIDTH_BUCKET_FUNCTION: SqlState = SqlState("2201G");
+    pub const INVALID_ARGUMENT_FOR_LOGARITHM: SqlState = SqlState("2201E");
+    pub const INVALID_ARGUMENT_FOR_POWER_FUNCTION: SqlState = SqlState("2201F");
+    pub const INVALID_ARGUMENT_FOR_NTILE_FUNCTION: SqlState = SqlState("22014");
+    pub const INVALID_REGULAR_EXPRESSION: SqlState = SqlState("2201B");
     pub const CARDINALITY_VIOLATION: SqlState = SqlState("21000");
     pub const NOT_NULL_VIOLATION: SqlState = SqlState("23502");
     pub const UNIQUE_VIOLATION: SqlState = SqlState("23505");
@@ -347,6 +351,9 @@ fn classify_datafusion(err: DataFusionError) -> TemporaError {
             format!("invalid input syntax for type interval: {rest}"),
         );
     }
+    if let Some(e) = classify_function_error(&text, &lower) {
+        return e;
+    }
     if lower.contains("divide by zero") || lower.contains("division by zero") {
         return TemporaError::new(SqlState::DIVISION_BY_ZERO, "division by zero");
     }
@@ -397,6 +404,47 @@ fn classify_datafusion(err: DataFusionError) -> TemporaError {
         return TemporaError::new(SqlState::SYNTAX_ERROR, msg);
     }
     TemporaError::new(SqlState::INTERNAL_ERROR, msg)
+}
+
+/// Errors DataFusion's functions and operators raise with their own texts,
+/// reworded as PostgreSQL's, with its codes.
+fn classify_function_error(text: &str, lower: &str) -> Option<TemporaError> {
+    let (code, message) = if lower.contains("regex parse error")
+        || lower.contains("regular expression did not compile")
+    {
+        // The regex crate's reason is on its own line: "error: unclosed group".
+        let reason = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("error: "))
+            .unwrap_or("syntax error");
+        (
+            SqlState::INVALID_REGULAR_EXPRESSION,
+            format!("invalid regular expression: {reason}"),
+        )
+    } else if lower.contains("scalar subquery returned more than one row") {
+        (
+            SqlState::CARDINALITY_VIOLATION,
+            "more than one row returned by a subquery used as an expression".to_string(),
+        )
+    } else if lower.contains("step can't be 0") || lower.contains("step cannot be zero") {
+        (
+            SqlState::INVALID_PARAMETER_VALUE,
+            "step size cannot equal zero".to_string(),
+        )
+    } else if lower.contains("field position must not be zero") {
+        (
+            SqlState::INVALID_PARAMETER_VALUE,
+            "field position must not be zero".to_string(),
+        )
+    } else if lower.contains("ntile requires a positive integer") {
+        (
+            SqlState::INVALID_ARGUMENT_FOR_NTILE_FUNCTION,
+            "argument of ntile must be greater than zero".to_string(),
+        )
+    } else {
+        return None;
+    };
+    Some(TemporaError::new(code, message))
 }
 
 /// Arrow cast errors, reworded as PostgreSQL's input errors.

@@ -15,6 +15,12 @@
 //! **A date plus or minus an interval is a timestamp** (`date '2024-03-15'
 //! + interval '1 hour'` is `2024-03-15 01:00:00`); DataFusion's is a date,
 //! which drops the time. The date is cast to `timestamp` first.
+//!
+//! **A sum of bigints is numeric** (`sum(int8)` never overflows in
+//! PostgreSQL; DataFusion's wraps): the argument of `sum`, as an aggregate
+//! or a window, is cast to `numeric(38,0)` when it is a bigint, and
+//! DataFusion's decimal sum adds it. A smallint or integer sum stays a
+//! bigint, as in PostgreSQL.
 
 use std::sync::Arc;
 
@@ -142,6 +148,10 @@ fn rewrite_expr(mut e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr
             let mut all: Vec<&mut Expr> = f.args.iter_mut().collect();
             floats_win(&mut all, schema)
         }
+        Expr::AggregateFunction(f) if f.func.name() == "sum" => {
+            bigint_sum(&mut f.params.args, schema)
+        }
+        Expr::WindowFunction(w) if w.fun.name() == "sum" => bigint_sum(&mut w.params.args, schema),
         _ => false,
     };
     Ok(if changed {
@@ -149,6 +159,19 @@ fn rewrite_expr(mut e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr
     } else {
         Transformed::no(e)
     })
+}
+
+/// The argument of a `sum` of bigints cast to `numeric(38,0)`; says
+/// whether it cast.
+fn bigint_sum(args: &mut [Expr], schema: &dyn ExprSchema) -> bool {
+    let [arg] = args else {
+        return false;
+    };
+    if !matches!(arg.get_type(schema), Ok(DataType::Int64 | DataType::UInt64)) {
+        return false;
+    }
+    *arg = cast(arg.clone(), DataType::Decimal128(38, 0));
+    true
 }
 
 /// `schema` with the marked columns in `Float64`.

@@ -40,6 +40,8 @@ pub struct PgIntegerCasts;
 /// cast the integer operand to `real`, which tells apart an operand whose
 /// type is only known then (a parameter) — but not from a cast the query
 /// wrote, so `3::real / 7`, two such casts, is widened before coercion.
+/// The second run then makes float arithmetic checked
+/// ([`crate::checked_arithmetic::rewrite_floats`]).
 #[derive(Debug, Default)]
 pub struct PgFloat4Arithmetic {
     before_coercion: bool,
@@ -59,12 +61,20 @@ impl AnalyzerRule for PgFloat4Arithmetic {
             changed.set(changed.get() || t.transformed);
             Ok(t)
         })?;
-        if !changed.get() || self.before_coercion {
+        if self.before_coercion {
             return Ok(plan);
         }
         // Widened expressions change the types their nodes output and the
         // types the expressions around them compare: coerce again.
-        datafusion::optimizer::analyzer::type_coercion::TypeCoercion::new().analyze(plan, config)
+        let plan = match changed.get() {
+            true => datafusion::optimizer::analyzer::type_coercion::TypeCoercion::new()
+                .analyze(plan, config)?,
+            false => plan,
+        };
+        // Float arithmetic, now in its final types, checked as PostgreSQL's.
+        rewrite_plan_exprs(plan, |e, schema| {
+            crate::checked_arithmetic::rewrite_floats(e, schema)
+        })
     }
 
     fn name(&self) -> &str {
@@ -295,7 +305,7 @@ impl AnalyzerRule for PgIntegerCasts {
         let round = pg_round();
         rewrite_plan_exprs(plan, |e, schema| {
             rewrite(e, schema, &round)?
-                .transform_data(|e| crate::checked_ints::rewrite(e, schema))?
+                .transform_data(|e| crate::checked_arithmetic::rewrite(e, schema))?
                 .transform_data(|e| crate::interval_compare::rewrite(e, schema))
         })
     }

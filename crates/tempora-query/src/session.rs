@@ -972,6 +972,12 @@ pub fn session_context_with(
     ctx.register_udaf(crate::aggregates::subquery_value_udaf());
     ctx.register_udf(crate::aggregates::subquery_check_udf());
     ctx.register_udf(crate::sleep::pg_sleep_udf());
+    for f in crate::pg_math::pg_math_udfs()
+        .into_iter()
+        .chain(crate::pg_strings::pg_string_udfs())
+    {
+        ctx.register_udf(f);
+    }
     ctx.register_udf(crate::newest_series::newest_per_series_udf());
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals {
         variables: variables.clone(),

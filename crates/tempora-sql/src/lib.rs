@@ -2140,6 +2140,8 @@ fn with_computed_types(declared: &SchemaRef, computed: &SchemaRef) -> SchemaRef 
                 | (DataType::Decimal128(..), DataType::Float64)
                 // A date plus an interval (operand_types.rs).
                 | (DataType::Date32, DataType::Timestamp(_, None))
+                // A sum of bigints (operand_types.rs).
+                | (DataType::Int64, DataType::Decimal128(..))
         ) && d != c
     };
     // A cast of a json or uuid value to text is text once analyzed.

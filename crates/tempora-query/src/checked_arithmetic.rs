@@ -1,5 +1,6 @@
-//! Integer arithmetic that fails on overflow, as PostgreSQL's does.
+//! Arithmetic that fails where PostgreSQL's does.
 //!
+//! Integers:
 //! DataFusion adds, subtracts, multiplies and negates integers with
 //! wrapping kernels: `2147483647 + 1` is -2147483648 and an `UPDATE ... SET
 //! c = c + 1` can store a wrapped value. PostgreSQL raises 22003 (`integer
@@ -9,12 +10,20 @@
 //! one integer type, and `-` of one, become calls of `int_add`, `int_sub`,
 //! `int_mul`, `int_neg`, which use Arrow's checked kernels. They are
 //! immutable, so constant operands still fold at planning time.
+//!
+//! Floats: `/` of two `double precision` (or two `real`) operands becomes
+//! `float_div`, which raises 22012 `division by zero` for a zero divisor
+//! (DataFusion answers `Infinity` or `NaN`; PostgreSQL lets `NaN / 0` be
+//! `NaN`), and `+ - * /` raise 22003 `value out of range: overflow` where
+//! finite operands give an infinite result, and `* /` `value out of range:
+//! underflow` where nonzero ones give zero, as PostgreSQL's float operators
+//! do.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::compute::kernels::numeric;
-use datafusion::arrow::datatypes::{DataType, Int16Type, Int32Type, Int64Type};
+use datafusion::arrow::compute::kernels::{cast::cast, numeric};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int16Type, Int32Type, Int64Type};
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{ExprSchema, Result};
 use datafusion::logical_expr::{
@@ -31,6 +40,10 @@ enum Op {
     Sub,
     Mul,
     Neg,
+    FloatAdd,
+    FloatSub,
+    FloatMul,
+    FloatDiv,
 }
 
 impl Op {
@@ -40,6 +53,10 @@ impl Op {
             Op::Sub => "int_sub",
             Op::Mul => "int_mul",
             Op::Neg => "int_neg",
+            Op::FloatAdd => "float_add",
+            Op::FloatSub => "float_sub",
+            Op::FloatMul => "float_mul",
+            Op::FloatDiv => "float_div",
         }
     }
 }
@@ -50,20 +67,33 @@ struct CheckedInt {
     signature: Signature,
 }
 
-/// The four functions, made once.
+/// The functions, made once.
 static UDFS: std::sync::LazyLock<Vec<Arc<ScalarUDF>>> = std::sync::LazyLock::new(checked_int_udfs);
 
 fn checked_int_udfs() -> Vec<Arc<ScalarUDF>> {
-    [Op::Add, Op::Sub, Op::Mul, Op::Neg]
-        .into_iter()
-        .map(|op| {
-            let arity = if op == Op::Neg { 1 } else { 2 };
-            Arc::new(ScalarUDF::new_from_impl(CheckedInt {
-                op,
-                signature: Signature::any(arity, Volatility::Immutable),
-            }))
-        })
-        .collect()
+    [
+        Op::Add,
+        Op::Sub,
+        Op::Mul,
+        Op::Neg,
+        Op::FloatAdd,
+        Op::FloatSub,
+        Op::FloatMul,
+        Op::FloatDiv,
+    ]
+    .into_iter()
+    .map(|op| {
+        let arity = if op == Op::Neg { 1 } else { 2 };
+        Arc::new(ScalarUDF::new_from_impl(CheckedInt {
+            op,
+            signature: Signature::any(arity, Volatility::Immutable),
+        }))
+    })
+    .collect()
+}
+
+fn is_float(t: &DataType) -> bool {
+    matches!(t, DataType::Float32 | DataType::Float64)
 }
 
 fn is_int(t: &DataType) -> bool {
@@ -105,6 +135,9 @@ impl ScalarUDFImpl for CheckedInt {
             .map(|a| a.to_array(rows))
             .collect::<Result<Vec<ArrayRef>>>()?;
         let t = arrays[0].data_type().clone();
+        if is_float(&t) {
+            return result_value(float_op(self.op, &arrays[0], &arrays[1])?, scalar);
+        }
         let out = match self.op {
             Op::Neg => negate(&arrays[0]),
             op => {
@@ -145,16 +178,69 @@ fn negate(a: &ArrayRef) -> std::result::Result<ArrayRef, String> {
     }
 }
 
-/// `a + b`, `a - b`, `a * b` of one integer type, and `-a` of an integer,
-/// as calls of the checked functions; anything else as it is.
+fn float_error(code: SqlState, message: &str) -> datafusion::error::DataFusionError {
+    TemporaError::new(code, message).into_datafusion()
+}
+
+/// `l op r` of two float arrays of one type, with PostgreSQL's errors.
+fn float_op(op: Op, l: &ArrayRef, r: &ArrayRef) -> Result<ArrayRef> {
+    let as_f64 = |a: &ArrayRef| -> Result<ArrayRef> { Ok(cast(a, &DataType::Float64)?) };
+    let (lf, rf) = (as_f64(l)?, as_f64(r)?);
+    let (lv, rv) = (
+        lf.as_primitive::<Float64Type>(),
+        rf.as_primitive::<Float64Type>(),
+    );
+    if op == Op::FloatDiv {
+        for i in 0..rv.len() {
+            if rv.is_valid(i) && lv.is_valid(i) && rv.value(i) == 0.0 && !lv.value(i).is_nan() {
+                return Err(float_error(SqlState::DIVISION_BY_ZERO, "division by zero"));
+            }
+        }
+    }
+    let out = match op {
+        Op::FloatAdd => numeric::add(l, r),
+        Op::FloatSub => numeric::sub(l, r),
+        Op::FloatMul => numeric::mul(l, r),
+        _ => numeric::div(l, r),
+    }?;
+    let of = as_f64(&out)?;
+    let ov = of.as_primitive::<Float64Type>();
+    for i in 0..ov.len() {
+        if ov.is_null(i) {
+            continue;
+        }
+        let (a, b, v) = (lv.value(i), rv.value(i), ov.value(i));
+        if v.is_infinite() && a.is_finite() && b.is_finite() {
+            return Err(float_error(
+                SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                "value out of range: overflow",
+            ));
+        }
+        let underflow = match op {
+            Op::FloatMul => a != 0.0 && b != 0.0,
+            Op::FloatDiv => a != 0.0 && !b.is_infinite(),
+            _ => false,
+        };
+        if v == 0.0 && underflow {
+            return Err(float_error(
+                SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                "value out of range: underflow",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn checked_call(op: Op, args: Vec<Expr>) -> Expr {
+    UDFS.iter()
+        .find(|f| f.name() == op.name())
+        .expect("the checked functions")
+        .call(args)
+}
+
+/// `a + b`, `a - b`, `a * b` of one integer type and `-a` of an integer as
+/// calls of the checked functions; anything else as it is.
 pub(crate) fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
-    let call = |op: Op, args: Vec<Expr>| {
-        let f = UDFS
-            .iter()
-            .find(|f| f.name() == op.name())
-            .expect("the four checked functions");
-        f.call(args)
-    };
     match &e {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let op = match op {
@@ -169,13 +255,13 @@ pub(crate) fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Ex
             if l != r || !is_int(&l) {
                 return Ok(Transformed::no(e));
             }
-            Ok(Transformed::yes(call(
+            Ok(Transformed::yes(checked_call(
                 op,
                 vec![left.as_ref().clone(), right.as_ref().clone()],
             )))
         }
         Expr::Negative(inner) => match inner.get_type(schema) {
-            Ok(t) if is_int(&t) => Ok(Transformed::yes(call(
+            Ok(t) if is_int(&t) => Ok(Transformed::yes(checked_call(
                 Op::Neg,
                 vec![inner.as_ref().clone()],
             ))),
@@ -183,6 +269,34 @@ pub(crate) fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Ex
         },
         _ => Ok(Transformed::no(e)),
     }
+}
+
+/// `a + b`, `a - b`, `a * b`, `a / b` of one float type as calls of the
+/// checked functions. This runs after `real` arithmetic with an integer or
+/// numeric operand has been widened to double precision
+/// ([`crate::pg_casts::PgFloat4Arithmetic`]), which looks for the
+/// operators.
+pub(crate) fn rewrite_floats(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
+        return Ok(Transformed::no(e));
+    };
+    let op = match op {
+        Operator::Plus => Op::FloatAdd,
+        Operator::Minus => Op::FloatSub,
+        Operator::Multiply => Op::FloatMul,
+        Operator::Divide => Op::FloatDiv,
+        _ => return Ok(Transformed::no(e)),
+    };
+    let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema)) else {
+        return Ok(Transformed::no(e));
+    };
+    if l != r || !is_float(&l) {
+        return Ok(Transformed::no(e));
+    }
+    Ok(Transformed::yes(checked_call(
+        op,
+        vec![left.as_ref().clone(), right.as_ref().clone()],
+    )))
 }
 
 #[cfg(test)]
