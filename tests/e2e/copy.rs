@@ -1304,7 +1304,7 @@ async fn copy_into_a_hypertable_creates_its_chunks() {
         let row = client
             .query_one(
                 &format!(
-                    "SELECT count(*), sum(v), min(v), max(v) FROM cp_ht \
+                    "SELECT count(*), sum(v)::int8, min(v), max(v) FROM cp_ht \
                      WHERE time >= '{lo}' AND time < '{hi}'"
                 ),
                 &[],
@@ -1357,7 +1357,7 @@ async fn copy_into_a_hypertable_creates_its_chunks() {
         .get(0);
     assert_eq!(chunks, 6, "a sixth day adds a chunk");
     let row = client
-        .query_one("SELECT count(*), sum(v) FROM cp_ht", &[])
+        .query_one("SELECT count(*), sum(v)::int8 FROM cp_ht", &[])
         .await
         .unwrap();
     let expected_sum = (0..720i64).sum::<i64>() + (1000..1048i64).sum::<i64>();
@@ -1431,7 +1431,9 @@ async fn create_big_table(client: &Client, table: &str) {
 async fn assert_big_rows(client: &Client, table: &str, rows: i64, what: &str) {
     let row = client
         .query_one(
-            &format!("SELECT count(*), sum(v), min(v), max(v), min(time), max(time) FROM {table}"),
+            &format!(
+                "SELECT count(*), sum(v)::int8, min(v), max(v), min(time), max(time) FROM {table}"
+            ),
             &[],
         )
         .await
@@ -1522,7 +1524,7 @@ async fn large_copy_is_written_to_files_and_survives_kill_9() {
     .unwrap();
     assert_eq!(n, 1);
     let row = client
-        .query_one("SELECT count(*), sum(v) FROM cp_big", &[])
+        .query_one("SELECT count(*), sum(v)::int8 FROM cp_big", &[])
         .await
         .unwrap();
     let big = BIG_ROWS as i64;
@@ -2189,7 +2191,7 @@ async fn copy_statement_errors() {
 
 async fn tx_sum(client: &Client) -> (i64, i64) {
     let r = client
-        .query_one("SELECT count(*), sum(v) FROM cp_tx", &[])
+        .query_one("SELECT count(*), sum(v)::int8 FROM cp_tx", &[])
         .await
         .unwrap();
     (r.get::<_, i64>(0), r.get::<_, i64>(1))

@@ -250,7 +250,7 @@ async fn verify(
     let ctx = format!("round {round} (TEMPORA_CRASH_SEED={seed})");
     let rows = client
         .query(
-            &format!("SELECT batch, count(*), sum(v), max(v) FROM {TABLE} GROUP BY batch"),
+            &format!("SELECT batch, count(*), sum(v)::int8, max(v) FROM {TABLE} GROUP BY batch"),
             &[],
         )
         .await
@@ -528,7 +528,7 @@ async fn readers_see_whole_batches_while_writers_run() {
         let client = server.connect().await;
         let stop = stop.clone();
         readers.push(tokio::spawn(async move {
-            let sql = format!("SELECT count(*), sum(v) FROM {table}");
+            let sql = format!("SELECT count(*), sum(v)::int8 FROM {table}");
             let mut last = 0i64;
             let mut reads = 0u64;
             while !stop.load(Ordering::SeqCst) {
@@ -591,7 +591,7 @@ async fn readers_see_whole_batches_while_writers_run() {
     }
     let client = server.connect().await;
     let row = client
-        .query_one(&format!("SELECT count(*), sum(v) FROM {table}"), &[])
+        .query_one(&format!("SELECT count(*), sum(v)::int8 FROM {table}"), &[])
         .await
         .unwrap();
     let count: i64 = row.get(0);

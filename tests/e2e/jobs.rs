@@ -299,7 +299,7 @@ async fn integer_time_policies_count_from_the_integer_now_function() {
                       WHERE hypertable_name = 'it' AND is_compressed";
     assert_eq!(scalar_i64(&client, compressed).await, 3);
     assert_eq!(
-        scalar_i64(&client, "SELECT sum(t) FROM it").await,
+        scalar_i64(&client, "SELECT sum(t)::int8 FROM it").await,
         (400..1000).sum::<i64>()
     );
     drop(client);

@@ -114,7 +114,7 @@ async fn kill_9_keeps_committed_ddl_and_forgets_an_open_block() {
     let c = server.connect().await;
     assert_eq!(relation_count(&c, "open_block").await, 0);
     let row = c
-        .query_one("SELECT count(*), sum(v) FROM kept", &[])
+        .query_one("SELECT count(*), sum(v)::int8 FROM kept", &[])
         .await
         .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (2, 3));
@@ -124,7 +124,10 @@ async fn kill_9_keeps_committed_ddl_and_forgets_an_open_block() {
 
 async fn count_and_sum(client: &tokio_postgres::Client) -> (i64, i64) {
     let row = client
-        .query_one("SELECT count(*), coalesce(sum(v), 0) FROM rows_t", &[])
+        .query_one(
+            "SELECT count(*), coalesce(sum(v), 0)::int8 FROM rows_t",
+            &[],
+        )
         .await
         .unwrap();
     (row.get(0), row.get(1))

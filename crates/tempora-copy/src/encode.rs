@@ -256,6 +256,28 @@ fn escape_text(v: &[u8], delim: u8, out: &mut Vec<u8>) {
     }
 }
 
+/// Every value of a column as PostgreSQL's output function prints it (what
+/// COPY's text format and a query's text results hold), NULL kept:
+/// `concat` and `format` print their arguments this way.
+pub fn output_text(
+    col: &ArrayRef,
+    session_tz: &str,
+) -> Result<datafusion::arrow::array::StringArray, TemporaError> {
+    let normalized = normalize(col)?;
+    let c = Col::new(&normalized)?;
+    let tz = PgTimeZone::of_setting(session_tz);
+    let mut text = String::new();
+    Ok((0..normalized.len())
+        .map(|row| {
+            (!c.is_null(row)).then(|| {
+                text.clear();
+                c.text(row, &tz, &mut text);
+                text.clone()
+            })
+        })
+        .collect())
+}
+
 /// Brings a column to the representation the writers handle.
 fn normalize(a: &ArrayRef) -> Result<ArrayRef, TemporaError> {
     let target = match a.data_type() {

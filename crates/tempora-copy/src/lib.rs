@@ -22,7 +22,7 @@ pub mod values;
 pub mod zone;
 
 pub use decode::{CopyDecoder, NotNull, BINARY_SIGNATURE, DEFAULT_MAX_LINE_BYTES};
-pub use encode::{binary_values, CopyEncoder};
+pub use encode::{binary_values, output_text, CopyEncoder};
 pub use options::{CopyFormat, CopyOptionArg, CopyOptions, ForceQuote, Header};
 
 #[cfg(test)]

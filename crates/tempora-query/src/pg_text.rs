@@ -7,9 +7,18 @@
 //! `1 day 02:00:00`). This analyzer rule runs after type coercion and turns
 //! every cast to text of such a value into [`pg_text`], which prints it as
 //! query results are printed (`tempora_copy::text::render`).
+//!
+//! The same rule gives PostgreSQL's readings of two more conversions:
+//! `concat` and `concat_ws` print their non-text arguments with the output
+//! function ([`pg_out`]: `concat('a', true)` is `at`, where a cast to text
+//! says `true`), and a text value cast to `bytea` is read as PostgreSQL's
+//! bytea input reads it ([`bytea_in`]: `'\x0102'` is the two bytes 1 and 2,
+//! other text is its bytes with `\\` and `\ooo` escapes), where Arrow's
+//! cast took the text's bytes as they are.
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
@@ -21,6 +30,8 @@ use datafusion::logical_expr::{
     ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
+
+use tempora_common::{SqlState, TemporaError};
 
 use crate::variables::{SessionHandle, SessionVariables};
 
@@ -59,12 +70,153 @@ impl ScalarUDFImpl for PgText {
     }
 }
 
+/// `pg_out(x)`: `x` as PostgreSQL's output function prints it (a query's
+/// text results), in the session's TimeZone.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgOut {
+    variables: SessionHandle,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PgOut {
+    fn name(&self) -> &str {
+        "pg_out"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let values = args.args[0].to_array(args.number_rows)?;
+        let zone = self
+            .variables
+            .get("TimeZone")
+            .unwrap_or_else(|| "UTC".into());
+        let text =
+            tempora_copy::output_text(&values, &zone).map_err(TemporaError::into_datafusion)?;
+        crate::pg_types::result_value(Arc::new(text), scalar)
+    }
+}
+
+/// The `pg_out` function of a session.
+pub fn pg_out_udf(variables: Arc<SessionVariables>) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(PgOut {
+        variables: SessionHandle(variables),
+        signature: Signature::any(1, Volatility::Stable),
+    }))
+}
+
+/// `bytea_in(text)`: PostgreSQL's reading of a bytea literal.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ByteaIn {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ByteaIn {
+    fn name(&self) -> &str {
+        "bytea_in"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Binary)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let values = cast(&args.args[0].to_array(args.number_rows)?, &DataType::Utf8)?;
+        let mut out = datafusion::arrow::array::BinaryBuilder::new();
+        for v in values.as_string::<i32>() {
+            match v {
+                Some(v) => out.append_value(read_bytea(v).map_err(TemporaError::into_datafusion)?),
+                None => out.append_null(),
+            }
+        }
+        crate::pg_types::result_value(Arc::new(out.finish()), scalar)
+    }
+}
+
+/// The bytes a bytea literal stands for: hex (`\x0102`, blanks allowed
+/// between pairs) or escaped (`a\\b`, `\001`).
+pub(crate) fn read_bytea(v: &str) -> Result<Vec<u8>, TemporaError> {
+    if let Some(hex) = v.strip_prefix("\\x") {
+        let digit = |c: u8| -> Result<u8, TemporaError> {
+            (c as char).to_digit(16).map(|d| d as u8).ok_or_else(|| {
+                TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("invalid hexadecimal digit: \"{}\"", c as char),
+                )
+            })
+        };
+        let mut out = Vec::with_capacity(hex.len() / 2);
+        let mut bytes = hex.bytes().filter(|c| !c.is_ascii_whitespace());
+        while let Some(hi) = bytes.next() {
+            let hi = digit(hi)?;
+            let Some(lo) = bytes.next() else {
+                return Err(TemporaError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "invalid hexadecimal data: odd number of digits",
+                ));
+            };
+            out.push(hi << 4 | digit(lo)?);
+        }
+        return Ok(out);
+    }
+    let invalid = || {
+        TemporaError::new(
+            SqlState::INVALID_TEXT_REPRESENTATION,
+            "invalid input syntax for type bytea",
+        )
+    };
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+        } else if b.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            let octal = b.get(i + 1..i + 4).ok_or_else(invalid)?;
+            let ok = matches!(octal[0], b'0'..=b'3')
+                && octal[1..].iter().all(|c| matches!(c, b'0'..=b'7'));
+            if !ok {
+                return Err(invalid());
+            }
+            out.push((octal[0] - b'0') << 6 | (octal[1] - b'0') << 3 | (octal[2] - b'0'));
+            i += 4;
+        }
+    }
+    Ok(out)
+}
+
 /// The `pg_text` function of a session.
 pub fn pg_text_udf(variables: Arc<SessionVariables>) -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::new_from_impl(PgText {
         variables: SessionHandle(variables),
         signature: Signature::any(1, Volatility::Stable),
     }))
+}
+
+/// The `bytea_in` function, made once.
+fn bytea_in() -> Arc<ScalarUDF> {
+    static UDF: std::sync::LazyLock<Arc<ScalarUDF>> = std::sync::LazyLock::new(|| {
+        Arc::new(ScalarUDF::new_from_impl(ByteaIn {
+            signature: Signature::any(1, Volatility::Immutable),
+        }))
+    });
+    UDF.clone()
 }
 
 /// Whether Arrow's text of a `from` value differs from PostgreSQL's.
@@ -84,17 +236,71 @@ fn printed_differently(from: &DataType) -> bool {
 #[derive(Debug)]
 pub struct PgTextCasts {
     pub text: Arc<ScalarUDF>,
+    pub out: Arc<ScalarUDF>,
 }
 
-fn rewrite(e: Expr, schema: &DFSchema, text: &Arc<ScalarUDF>) -> DfResult<Transformed<Expr>> {
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+}
+
+fn is_binary(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Binary | DataType::BinaryView | DataType::LargeBinary
+    )
+}
+
+/// A `concat`/`concat_ws` argument printed by the output function unless
+/// it is text (coercion may have cast it to text: the cast is undone).
+fn printed_argument(arg: Expr, schema: &DFSchema, out: &Arc<ScalarUDF>) -> (Expr, bool) {
+    let inner = match &arg {
+        Expr::Cast(Cast { expr, field }) if is_text(field.data_type()) => expr.as_ref().clone(),
+        _ => arg.clone(),
+    };
+    match inner.get_type(schema) {
+        Ok(t) if !is_text(&t) && !t.is_null() => (out.call(vec![inner]), true),
+        _ => (arg, false),
+    }
+}
+
+fn rewrite(
+    e: Expr,
+    schema: &DFSchema,
+    text: &Arc<ScalarUDF>,
+    out: &Arc<ScalarUDF>,
+) -> DfResult<Transformed<Expr>> {
+    if let Expr::ScalarFunction(f) = &e {
+        if !matches!(f.func.name(), "concat" | "concat_ws") {
+            return Ok(Transformed::no(e));
+        }
+        let mut changed = false;
+        let args = f
+            .args
+            .iter()
+            .map(|a| {
+                let (a, printed) = printed_argument(a.clone(), schema, out);
+                changed |= printed;
+                a
+            })
+            .collect();
+        return Ok(match changed {
+            true => Transformed::yes(f.func.call(args)),
+            false => Transformed::no(e),
+        });
+    }
     let Expr::Cast(Cast { expr, field }) = &e else {
         return Ok(Transformed::no(e));
     };
     let to = field.data_type();
-    if !matches!(
-        to,
-        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
-    ) {
+    if is_binary(to) && expr.get_type(schema).is_ok_and(|t| is_text(&t)) {
+        let read = bytea_in().call(vec![expr.as_ref().clone()]);
+        return Ok(Transformed::yes(if to == &DataType::Binary {
+            read
+        } else {
+            Expr::Cast(Cast::new_from_field(Box::new(read), field.clone()))
+        }));
+    }
+    if !is_text(to) {
         return Ok(Transformed::no(e));
     }
     match expr.get_type(schema) {
@@ -112,7 +318,10 @@ fn rewrite(e: Expr, schema: &DFSchema, text: &Arc<ScalarUDF>) -> DfResult<Transf
 
 impl AnalyzerRule for PgTextCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
-        crate::pg_casts::rewrite_plan_exprs(plan, |e, schema| rewrite(e, schema, &self.text))
+        crate::pg_casts::rewrite_plan_exprs(plan, |e, schema| {
+            rewrite(e, schema, &self.text, &self.out)?
+                .transform_data(|e| crate::pg_strings::similar_to(e, schema))
+        })
     }
 
     fn name(&self) -> &str {

@@ -978,6 +978,7 @@ pub fn session_context_with(
     {
         ctx.register_udf(f);
     }
+    ctx.register_udf(crate::pg_strings::similar_to_escape_udf().as_ref().clone());
     ctx.register_udf(crate::newest_series::newest_per_series_udf());
     ctx.add_analyzer_rule(Arc::new(crate::pg_literals::PgTimestampLiterals {
         variables: variables.clone(),
@@ -989,10 +990,13 @@ pub fn session_context_with(
     ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgIntegerCasts));
     ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgFloat4Arithmetic::default()));
     let pg_text = crate::pg_text::pg_text_udf(variables.clone());
+    let pg_out = crate::pg_text::pg_out_udf(variables.clone());
     ctx.add_analyzer_rule(Arc::new(crate::pg_text::PgTextCasts {
         text: pg_text.clone(),
+        out: pg_out.clone(),
     }));
     ctx.register_udf(pg_text.as_ref().clone());
+    ctx.register_udf(pg_out.as_ref().clone());
     ctx.add_analyzer_rule(Arc::new(crate::last_point::LastPointJoin));
     ctx.add_analyzer_rule(Arc::new(crate::set_comparisons::SetComparisonNames));
     ctx.register_udf(crate::pg_casts::pg_round().as_ref().clone());
