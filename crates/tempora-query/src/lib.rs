@@ -19,6 +19,7 @@ pub mod from_char;
 pub mod information;
 pub mod information_schema;
 pub mod interval_compare;
+pub mod interval_functions;
 pub mod intervals;
 pub mod json;
 pub mod jsonb;

@@ -59,22 +59,18 @@ impl AnalyzerRule for PgFloat4Arithmetic {
         let plan = rewrite_plan_exprs(plan, |e, schema| {
             let t = widen_float4(e, schema, self.before_coercion)?;
             changed.set(changed.get() || t.transformed);
-            Ok(t)
+            if self.before_coercion {
+                return Ok(t);
+            }
+            // Float arithmetic in its final types, checked as PostgreSQL's.
+            t.transform_data(|e| crate::checked_arithmetic::rewrite_floats(e, schema))
         })?;
-        if self.before_coercion {
+        if !changed.get() || self.before_coercion {
             return Ok(plan);
         }
         // Widened expressions change the types their nodes output and the
         // types the expressions around them compare: coerce again.
-        let plan = match changed.get() {
-            true => datafusion::optimizer::analyzer::type_coercion::TypeCoercion::new()
-                .analyze(plan, config)?,
-            false => plan,
-        };
-        // Float arithmetic, now in its final types, checked as PostgreSQL's.
-        rewrite_plan_exprs(plan, |e, schema| {
-            crate::checked_arithmetic::rewrite_floats(e, schema)
-        })
+        datafusion::optimizer::analyzer::type_coercion::TypeCoercion::new().analyze(plan, config)
     }
 
     fn name(&self) -> &str {

@@ -456,6 +456,24 @@ fn after_last(count: i32) -> Result<i32> {
         .ok_or_else(|| error(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "integer out of range"))
 }
 
+/// Bucket 0 for an operand before `low`, `count + 1` for one at or past
+/// `high`, measured from `low` toward `high` whichever way round they are;
+/// `None` within.
+fn outside_bucket<T: PartialOrd>(operand: T, low: T, high: T, count: i32) -> Option<Result<i32>> {
+    let (before, at_or_past) = if low < high {
+        (operand < low, operand >= high)
+    } else {
+        (operand > low, operand <= high)
+    };
+    if before {
+        Some(Ok(0))
+    } else if at_or_past {
+        Some(after_last(count))
+    } else {
+        None
+    }
+}
+
 fn float_bucket(operand: f64, low: f64, high: f64, count: i32) -> Result<i32> {
     if operand.is_nan() || low.is_nan() || high.is_nan() {
         return Err(bucket_error(
@@ -468,17 +486,8 @@ fn float_bucket(operand: f64, low: f64, high: f64, count: i32) -> Result<i32> {
     if low == high {
         return Err(bucket_error("lower bound cannot equal upper bound"));
     }
-    // Measured from `low` toward `high`, whichever way round they are.
-    let (below, at_or_past) = if low < high {
-        (operand < low, operand >= high)
-    } else {
-        (operand > low, operand <= high)
-    };
-    if below {
-        return Ok(0);
-    }
-    if at_or_past {
-        return after_last(count);
+    if let Some(outside) = outside_bucket(operand, low, high, count) {
+        return outside;
     }
     let span = high - low;
     let quotient = if span.is_infinite() {
@@ -494,16 +503,8 @@ fn decimal_bucket(operand: i128, low: i128, high: i128, count: i32) -> Result<i3
     if low == high {
         return Err(bucket_error("lower bound cannot equal upper bound"));
     }
-    let (below, at_or_past) = if low < high {
-        (operand < low, operand >= high)
-    } else {
-        (operand > low, operand <= high)
-    };
-    if below {
-        return Ok(0);
-    }
-    if at_or_past {
-        return after_last(count);
+    if let Some(outside) = outside_bucket(operand, low, high, count) {
+        return outside;
     }
     // floor(count * (operand - low) / (high - low)), both differences of one
     // sign, computed exactly while it fits.

@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
@@ -35,16 +35,23 @@ use tempora_common::{SqlState, TemporaError};
 
 use crate::variables::{SessionHandle, SessionVariables};
 
-/// `pg_text(x)`: `x` as PostgreSQL prints it, in the session's TimeZone.
+/// `pg_text(x)`: `x` as a cast to text prints it, in the session's
+/// TimeZone; `pg_out(x)` (`output`): as the output function prints it (a
+/// query's text results: a boolean is `t`, not `true`).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct PgText {
     variables: SessionHandle,
     signature: Signature,
+    output: bool,
 }
 
 impl ScalarUDFImpl for PgText {
     fn name(&self) -> &str {
-        "pg_text"
+        if self.output {
+            "pg_out"
+        } else {
+            "pg_text"
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -62,54 +69,31 @@ impl ScalarUDFImpl for PgText {
             .variables
             .get("TimeZone")
             .unwrap_or_else(|| "UTC".into());
-        let text = match tempora_copy::text::render(&values, &zone)? {
-            Some(text) => cast(&text, &DataType::Utf8)?,
-            None => cast(&values, &DataType::Utf8)?,
+        let text = if self.output {
+            Arc::new(
+                tempora_copy::output_text(&values, &zone).map_err(TemporaError::into_datafusion)?,
+            )
+        } else {
+            match tempora_copy::text::render(&values, &zone)? {
+                Some(text) => cast(&text, &DataType::Utf8)?,
+                None => cast(&values, &DataType::Utf8)?,
+            }
         };
         crate::pg_types::result_value(text, scalar)
     }
 }
 
-/// `pg_out(x)`: `x` as PostgreSQL's output function prints it (a query's
-/// text results), in the session's TimeZone.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct PgOut {
-    variables: SessionHandle,
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for PgOut {
-    fn name(&self) -> &str {
-        "pg_out"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let values = args.args[0].to_array(args.number_rows)?;
-        let zone = self
-            .variables
-            .get("TimeZone")
-            .unwrap_or_else(|| "UTC".into());
-        let text =
-            tempora_copy::output_text(&values, &zone).map_err(TemporaError::into_datafusion)?;
-        crate::pg_types::result_value(Arc::new(text), scalar)
-    }
+fn print_udf(variables: Arc<SessionVariables>, output: bool) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(PgText {
+        variables: SessionHandle(variables),
+        signature: Signature::any(1, Volatility::Stable),
+        output,
+    }))
 }
 
 /// The `pg_out` function of a session.
 pub fn pg_out_udf(variables: Arc<SessionVariables>) -> Arc<ScalarUDF> {
-    Arc::new(ScalarUDF::new_from_impl(PgOut {
-        variables: SessionHandle(variables),
-        signature: Signature::any(1, Volatility::Stable),
-    }))
+    print_udf(variables, true)
 }
 
 /// `bytea_in(text)`: PostgreSQL's reading of a bytea literal.
@@ -203,10 +187,7 @@ pub(crate) fn read_bytea(v: &str) -> Result<Vec<u8>, TemporaError> {
 
 /// The `pg_text` function of a session.
 pub fn pg_text_udf(variables: Arc<SessionVariables>) -> Arc<ScalarUDF> {
-    Arc::new(ScalarUDF::new_from_impl(PgText {
-        variables: SessionHandle(variables),
-        signature: Signature::any(1, Volatility::Stable),
-    }))
+    print_udf(variables, false)
 }
 
 /// The `bytea_in` function, made once.
@@ -326,5 +307,282 @@ impl AnalyzerRule for PgTextCasts {
 
     fn name(&self) -> &str {
         "pg_text_casts"
+    }
+}
+
+/// `format(formatstr, args...)`: PostgreSQL's `%s`, `%I` and `%L` with
+/// positions (`%2$s`), the `-` flag and widths (`%5s`, `%*s`, `%-*2$s`),
+/// arguments printed by the output function in the session's TimeZone.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Format {
+    variables: SessionHandle,
+    signature: Signature,
+}
+
+/// The `format` function of a session.
+pub fn format_udf(variables: Arc<SessionVariables>) -> ScalarUDF {
+    ScalarUDF::new_from_impl(Format {
+        variables: SessionHandle(variables),
+        signature: Signature::user_defined(Volatility::Stable),
+    })
+}
+
+fn format_error(message: impl Into<String>) -> TemporaError {
+    TemporaError::new(SqlState::INVALID_PARAMETER_VALUE, message)
+}
+
+fn specifier_hint(e: TemporaError) -> TemporaError {
+    e.with_hint("For a single \"%\" use \"%%\".")
+}
+
+/// PostgreSQL's `quote_literal`: single quotes doubled, and an `E` prefix
+/// with doubled backslashes where there are backslashes.
+fn quote_literal(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 3);
+    if v.contains('\\') {
+        out.push('E');
+    }
+    out.push('\'');
+    for c in v.chars() {
+        if c == '\'' || c == '\\' {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+/// Reads a number at `chars[*i..]`, if one starts there.
+fn read_number(chars: &[char], i: &mut usize) -> Result<Option<usize>, TemporaError> {
+    let start = *i;
+    while *i < chars.len() && chars[*i].is_ascii_digit() {
+        *i += 1;
+    }
+    if *i == start {
+        return Ok(None);
+    }
+    let digits: String = chars[start..*i].iter().collect();
+    digits
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n <= i32::MAX as usize)
+        .map(Some)
+        .ok_or_else(|| format_error("number is out of range"))
+}
+
+/// One row of `format`: `args` are the arguments' texts (NULL as `None`).
+fn format_row(template: &str, args: &[Option<&str>]) -> Result<String, TemporaError> {
+    let chars: Vec<char> = template.chars().collect();
+    let mut out = String::with_capacity(template.len());
+    let mut next_arg = 0usize;
+    let mut i = 0;
+    let unterminated = || specifier_hint(format_error("unterminated format() type specifier"));
+    let argument = |n: usize| -> Result<Option<&str>, TemporaError> {
+        if n >= args.len() {
+            return Err(format_error("too few arguments for format()"));
+        }
+        Ok(args[n])
+    };
+    while i < chars.len() {
+        if chars[i] != '%' {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if i >= chars.len() {
+            return Err(unterminated());
+        }
+        if chars[i] == '%' {
+            out.push('%');
+            i += 1;
+            continue;
+        }
+        // %[n$][-][width|*|*n$]type
+        let mut position = None;
+        let save = i;
+        if let Some(n) = read_number(&chars, &mut i)? {
+            if i < chars.len() && chars[i] == '$' {
+                if n == 0 {
+                    return Err(format_error(
+                        "format specifies argument 0, but arguments are numbered from 1",
+                    ));
+                }
+                position = Some(n - 1);
+                i += 1;
+            } else {
+                i = save;
+            }
+        }
+        let mut left = false;
+        while i < chars.len() && chars[i] == '-' {
+            left = true;
+            i += 1;
+        }
+        let mut width = 0usize;
+        if i < chars.len() && chars[i] == '*' {
+            i += 1;
+            let from = match read_number(&chars, &mut i)? {
+                Some(n) => {
+                    if i >= chars.len() || chars[i] != '$' {
+                        return Err(unterminated());
+                    }
+                    i += 1;
+                    if n == 0 {
+                        return Err(format_error(
+                            "format specifies argument 0, but arguments are numbered from 1",
+                        ));
+                    }
+                    n - 1
+                }
+                None => {
+                    let n = next_arg;
+                    next_arg += 1;
+                    n
+                }
+            };
+            if let Some(w) = argument(from)? {
+                let w: i64 = w
+                    .trim()
+                    .parse()
+                    .map_err(|_| format_error("number is out of range"))?;
+                if w < 0 {
+                    left = true;
+                }
+                width = w.unsigned_abs() as usize;
+            }
+        } else if let Some(w) = read_number(&chars, &mut i)? {
+            width = w;
+        }
+        if i >= chars.len() {
+            return Err(unterminated());
+        }
+        let kind = chars[i];
+        i += 1;
+        if !matches!(kind, 's' | 'I' | 'L') {
+            return Err(specifier_hint(format_error(format!(
+                "unrecognized format() type specifier \"{kind}\""
+            ))));
+        }
+        let n = match position {
+            Some(p) => p,
+            None => {
+                let n = next_arg;
+                next_arg += 1;
+                n
+            }
+        };
+        // A positioned specifier moves the implicit position after it.
+        if position.is_some() {
+            next_arg = n + 1;
+        }
+        let value = argument(n)?;
+        let text = match (kind, value) {
+            ('s', v) => v.unwrap_or("").to_string(),
+            ('I', Some(v)) => tempora_catalog::quote_identifier(v),
+            ('I', None) => {
+                return Err(TemporaError::new(
+                    SqlState::NULL_VALUE_NOT_ALLOWED,
+                    "null values cannot be formatted as an SQL identifier",
+                ))
+            }
+            (_, Some(v)) => quote_literal(v),
+            (_, None) => "NULL".to_string(),
+        };
+        let len = text.chars().count();
+        let pad = " ".repeat(width.saturating_sub(len));
+        if left {
+            out.push_str(&text);
+            out.push_str(&pad);
+        } else {
+            out.push_str(&pad);
+            out.push_str(&text);
+        }
+    }
+    Ok(out)
+}
+
+impl ScalarUDFImpl for Format {
+    fn name(&self) -> &str {
+        "format"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        if arg_types.is_empty() {
+            return Err(TemporaError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                "function format() does not exist",
+            )
+            .into_datafusion());
+        }
+        let mut types = arg_types.to_vec();
+        types[0] = DataType::Utf8;
+        Ok(types)
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let (rows, scalar) = crate::pg_types::result_rows(&args.args, args.number_rows);
+        let zone = self
+            .variables
+            .get("TimeZone")
+            .unwrap_or_else(|| "UTC".into());
+        let texts = args
+            .args
+            .iter()
+            .map(|a| {
+                let a = a.to_array(rows)?;
+                tempora_copy::output_text(&a, &zone).map_err(TemporaError::into_datafusion)
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        let mut out = datafusion::arrow::array::StringBuilder::new();
+        for row in 0..rows {
+            if texts[0].is_null(row) {
+                out.append_null();
+                continue;
+            }
+            let values: Vec<Option<&str>> = texts[1..]
+                .iter()
+                .map(|t| t.is_valid(row).then(|| t.value(row)))
+                .collect();
+            let text =
+                format_row(texts[0].value(row), &values).map_err(TemporaError::into_datafusion)?;
+            out.append_value(text);
+        }
+        crate::pg_types::result_value(Arc::new(out.finish()), scalar)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{format_row, quote_literal};
+
+    #[test]
+    fn format_reads_postgresql_specifiers() {
+        let f = |t: &str, a: &[Option<&str>]| format_row(t, a).map_err(|e| e.to_string());
+        assert_eq!(f("Hello %s", &[Some("World")]).unwrap(), "Hello World");
+        assert_eq!(f("%s, %s|", &[Some("1"), None]).unwrap(), "1, |");
+        assert_eq!(f("%1$s %1$s", &[Some("x")]).unwrap(), "x x");
+        assert_eq!(
+            f("%-5s|%5s|", &[Some("ab"), Some("cd")]).unwrap(),
+            "ab   |   cd|"
+        );
+        assert_eq!(f("%*s|", &[Some("4"), Some("a")]).unwrap(), "   a|");
+        assert_eq!(f("%L %L", &[Some("O'R"), None]).unwrap(), "'O''R' NULL");
+        assert_eq!(f("%I", &[Some("my table")]).unwrap(), "\"my table\"");
+        assert_eq!(f("%%", &[]).unwrap(), "%");
+        assert!(f("%s %s", &[Some("a")])
+            .unwrap_err()
+            .contains("too few arguments"));
+        assert!(f("%z", &[Some("a")]).unwrap_err().contains("unrecognized"));
+        assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
     }
 }

@@ -997,6 +997,7 @@ pub fn session_context_with(
     }));
     ctx.register_udf(pg_text.as_ref().clone());
     ctx.register_udf(pg_out.as_ref().clone());
+    ctx.register_udf(crate::pg_text::format_udf(variables.clone()));
     ctx.add_analyzer_rule(Arc::new(crate::last_point::LastPointJoin));
     ctx.add_analyzer_rule(Arc::new(crate::set_comparisons::SetComparisonNames));
     ctx.register_udf(crate::pg_casts::pg_round().as_ref().clone());
@@ -1019,6 +1020,9 @@ pub fn session_context_with(
     }
     ctx.register_udf(crate::jsonb::gen_random_uuid_udf());
     ctx.register_udf(crate::jsonb::plain_value_udf());
+    for f in crate::interval_functions::interval_udfs(variables.clone()) {
+        ctx.register_udf(f);
+    }
     for f in crate::intervals::scale_udfs() {
         ctx.register_udf(f);
     }

@@ -350,6 +350,24 @@ fn positional(function: &str, params: &[&str], args: &mut Vec<FunctionArg>) -> R
     Ok(())
 }
 
+/// `make_interval`'s arguments in their positions, 0 for those not given
+/// (PostgreSQL's defaults).
+fn make_interval_args(args: &mut Vec<FunctionArg>) -> Result<()> {
+    let params = ["years", "months", "weeks", "days", "hours", "mins", "secs"];
+    let slots = slots("make_interval", &params, args)?;
+    let given = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+    *args = slots
+        .into_iter()
+        .take(given)
+        .map(|s| {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                s.unwrap_or_else(|| SqlExpr::Value(Value::Number("0".into(), false).into())),
+            ))
+        })
+        .collect();
+    Ok(())
+}
+
 fn call(function: &str, args: &mut Vec<FunctionArg>, time_zone: &PgTimeZone) -> Result<()> {
     match function {
         "show_chunks" | "drop_chunks" => crate::chunks::normalize(function, args),
@@ -359,6 +377,7 @@ fn call(function: &str, args: &mut Vec<FunctionArg>, time_zone: &PgTimeZone) -> 
             args,
         ),
         "decompress_chunk" => positional(function, &["chunk", "if_compressed"], args),
+        "make_interval" => make_interval_args(args),
         "reorder_chunk" => positional(function, &["chunk", "index", "verbose"], args),
         "generate_series" | "range" => {
             type_untyped_like_cast(args);
