@@ -26,6 +26,7 @@ use tempora_common::{SqlState, TemporaError};
 use tempora_copy::zone::PgTimeZone;
 
 use crate::calendar::{civil_from_days, days_from_civil};
+use crate::date_part::no_such_function;
 use crate::pg_types::{result_rows, result_value};
 use crate::variables::{SessionHandle, SessionVariables};
 
@@ -75,18 +76,6 @@ pub fn interval_udfs(variables: Arc<SessionVariables>) -> Vec<ScalarUDF> {
 
 fn out_of_range() -> datafusion::error::DataFusionError {
     TemporaError::new(SqlState::DATETIME_FIELD_OVERFLOW, "interval out of range").into_datafusion()
-}
-
-fn no_such_function(name: &str, types: &[DataType]) -> datafusion::error::DataFusionError {
-    let names: Vec<_> = types.iter().map(crate::pg_types::pg_type_name).collect();
-    TemporaError::new(
-        SqlState::UNDEFINED_FUNCTION,
-        format!("function {name}({}) does not exist", names.join(", ")),
-    )
-    .with_hint(
-        "No function matches the given name and argument types. You might need to add explicit type casts.",
-    )
-    .into_datafusion()
 }
 
 /// `(months, days, microseconds)` of an interval.

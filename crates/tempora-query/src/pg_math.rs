@@ -250,16 +250,6 @@ fn common_decimal(types: &[DataType]) -> DataType {
     DataType::Decimal128(38, scale)
 }
 
-fn not_numeric(name: &str, types: &[DataType]) -> datafusion::error::DataFusionError {
-    let names: Vec<_> = types.iter().map(crate::pg_types::pg_type_name).collect();
-    TemporaError::new(
-        SqlState::UNDEFINED_FUNCTION,
-        format!("function {name}({}) does not exist", names.join(", ")),
-    )
-    .with_hint("No function matches the given name and argument types. You might need to add explicit type casts.")
-    .into_datafusion()
-}
-
 fn numeric_type(t: &DataType) -> bool {
     t.is_numeric() || t.is_null()
 }
@@ -285,7 +275,7 @@ impl ScalarUDFImpl for PgArith {
             Arith::WidthBucket => 4,
         };
         if arg_types.len() != arity || !arg_types.iter().all(numeric_type) {
-            return Err(not_numeric(self.name(), arg_types));
+            return Err(crate::date_part::no_such_function(self.name(), arg_types));
         }
         let null_as = |t: &DataType, default: &DataType| {
             if t.is_null() {
