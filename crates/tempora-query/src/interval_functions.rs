@@ -328,9 +328,9 @@ impl ScalarUDFImpl for IntervalFunction {
             Op::Age => {
                 let t = arrays[0].data_type().clone();
                 let local = self.local_micros(&t, &arrays)?;
-                for i in 0..rows {
-                    out.push(match (local[0][i], local[1][i]) {
-                        (Some(a), Some(b)) => Some(age(a, b)?),
+                for (a, b) in local[0].iter().zip(&local[1]) {
+                    out.push(match (a, b) {
+                        (Some(a), Some(b)) => Some(age(*a, *b)?),
                         _ => None,
                     });
                 }

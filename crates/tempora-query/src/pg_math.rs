@@ -34,7 +34,7 @@ use crate::pg_types::{result_rows, result_value};
 /// The functions, to register over DataFusion's.
 pub fn pg_math_udfs() -> Vec<ScalarUDF> {
     use datafusion::functions::math;
-    let checks: [(_, fn(&[ArrayRef]) -> Result<()>); 5] = [
+    let checks: [(Arc<ScalarUDF>, ArgCheck); 5] = [
         (math::ln(), logarithm_domain),
         (math::log(), logarithm_domain),
         (math::log10(), logarithm_domain),
@@ -158,12 +158,14 @@ fn power_domain(args: &[ArrayRef]) -> Result<()> {
     })
 }
 
-/// One of DataFusion's functions, with PostgreSQL's argument checks first
-/// (`check` sees the arguments as arrays of one length).
+/// A check of a call's arguments, as arrays of one length.
+pub(crate) type ArgCheck = fn(&[ArrayRef]) -> Result<()>;
+
+/// One of DataFusion's functions, with PostgreSQL's argument checks first.
 #[derive(Debug)]
 pub(crate) struct Checked {
     pub(crate) inner: Arc<ScalarUDF>,
-    pub(crate) check: fn(&[ArrayRef]) -> Result<()>,
+    pub(crate) check: ArgCheck,
 }
 
 // One wrapper per function: the wrapped function tells them apart.

@@ -20,7 +20,7 @@ use datafusion::common::Result;
 use datafusion::logical_expr::ScalarUDF;
 use tempora_common::{SqlState, TemporaError};
 
-use crate::pg_math::Checked;
+use crate::pg_math::{ArgCheck, Checked};
 
 /// PostgreSQL's largest value, less its header (`MaxAllocSize - VARHDRSZ`).
 const MAX_VALUE_BYTES: i64 = (1 << 30) - 1 - 4;
@@ -30,7 +30,7 @@ const MAX_CHAR_BYTES: i64 = 4;
 /// The functions, to register over DataFusion's.
 pub fn pg_string_udfs() -> Vec<ScalarUDF> {
     use datafusion::functions::{string, unicode};
-    let checks: [(Arc<ScalarUDF>, fn(&[ArrayRef]) -> Result<()>); 4] = [
+    let checks: [(Arc<ScalarUDF>, ArgCheck); 4] = [
         (string::repeat(), repeat_length),
         (unicode::lpad(), pad_length),
         (unicode::rpad(), pad_length),
