@@ -32,7 +32,8 @@ use datafusion::logical_expr::{
 };
 use tempora_common::{SqlState, TemporaError};
 
-use crate::pg_types::{result_rows, result_value};
+use crate::pg_math::error;
+use crate::pg_types::{argument_arrays, result_value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Op {
@@ -128,12 +129,7 @@ impl ScalarUDFImpl for CheckedInt {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let (rows, scalar) = result_rows(&args.args, args.number_rows);
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<ArrayRef>>>()?;
+        let (arrays, scalar) = argument_arrays(&args)?;
         let t = arrays[0].data_type().clone();
         if is_float(&t) {
             return result_value(float_op(self.op, &arrays[0], &arrays[1])?, scalar);
@@ -178,10 +174,6 @@ fn negate(a: &ArrayRef) -> std::result::Result<ArrayRef, String> {
     }
 }
 
-fn float_error(code: SqlState, message: &str) -> datafusion::error::DataFusionError {
-    TemporaError::new(code, message).into_datafusion()
-}
-
 /// `l op r` of two float arrays of one type, with PostgreSQL's errors.
 fn float_op(op: Op, l: &ArrayRef, r: &ArrayRef) -> Result<ArrayRef> {
     let as_f64 = |a: &ArrayRef| -> Result<ArrayRef> { Ok(cast(a, &DataType::Float64)?) };
@@ -193,7 +185,7 @@ fn float_op(op: Op, l: &ArrayRef, r: &ArrayRef) -> Result<ArrayRef> {
     if op == Op::FloatDiv {
         for i in 0..rv.len() {
             if rv.is_valid(i) && lv.is_valid(i) && rv.value(i) == 0.0 && !lv.value(i).is_nan() {
-                return Err(float_error(SqlState::DIVISION_BY_ZERO, "division by zero"));
+                return Err(error(SqlState::DIVISION_BY_ZERO, "division by zero"));
             }
         }
     }
@@ -211,7 +203,7 @@ fn float_op(op: Op, l: &ArrayRef, r: &ArrayRef) -> Result<ArrayRef> {
         }
         let (a, b, v) = (lv.value(i), rv.value(i), ov.value(i));
         if v.is_infinite() && a.is_finite() && b.is_finite() {
-            return Err(float_error(
+            return Err(error(
                 SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
                 "value out of range: overflow",
             ));
@@ -222,7 +214,7 @@ fn float_op(op: Op, l: &ArrayRef, r: &ArrayRef) -> Result<ArrayRef> {
             _ => false,
         };
         if v == 0.0 && underflow {
-            return Err(float_error(
+            return Err(error(
                 SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
                 "value out of range: underflow",
             ));
@@ -238,37 +230,52 @@ fn checked_call(op: Op, args: Vec<Expr>) -> Expr {
         .call(args)
 }
 
+/// `left op right` of two operands of one type as a call of the checked
+/// function `pick` names for the operator and that type; anything else as
+/// it is.
+fn checked_binary(
+    e: Expr,
+    schema: &dyn ExprSchema,
+    pick: impl Fn(&Operator, &DataType) -> Option<Op>,
+) -> Result<Transformed<Expr>> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
+        return Ok(Transformed::no(e));
+    };
+    let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema)) else {
+        return Ok(Transformed::no(e));
+    };
+    match pick(op, &l) {
+        Some(op) if l == r => Ok(Transformed::yes(checked_call(
+            op,
+            vec![left.as_ref().clone(), right.as_ref().clone()],
+        ))),
+        _ => Ok(Transformed::no(e)),
+    }
+}
+
 /// `a + b`, `a - b`, `a * b` of one integer type and `-a` of an integer as
 /// calls of the checked functions; anything else as it is.
 pub(crate) fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
-    match &e {
-        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            let op = match op {
-                Operator::Plus => Op::Add,
-                Operator::Minus => Op::Sub,
-                Operator::Multiply => Op::Mul,
-                _ => return Ok(Transformed::no(e)),
-            };
-            let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema)) else {
-                return Ok(Transformed::no(e));
-            };
-            if l != r || !is_int(&l) {
-                return Ok(Transformed::no(e));
-            }
-            Ok(Transformed::yes(checked_call(
-                op,
-                vec![left.as_ref().clone(), right.as_ref().clone()],
-            )))
-        }
-        Expr::Negative(inner) => match inner.get_type(schema) {
+    if let Expr::Negative(inner) = &e {
+        return match inner.get_type(schema) {
             Ok(t) if is_int(&t) => Ok(Transformed::yes(checked_call(
                 Op::Neg,
                 vec![inner.as_ref().clone()],
             ))),
             _ => Ok(Transformed::no(e)),
-        },
-        _ => Ok(Transformed::no(e)),
+        };
     }
+    checked_binary(e, schema, |op, t| {
+        if !is_int(t) {
+            return None;
+        }
+        match op {
+            Operator::Plus => Some(Op::Add),
+            Operator::Minus => Some(Op::Sub),
+            Operator::Multiply => Some(Op::Mul),
+            _ => None,
+        }
+    })
 }
 
 /// `a + b`, `a - b`, `a * b`, `a / b` of one float type as calls of the
@@ -277,26 +284,18 @@ pub(crate) fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Ex
 /// ([`crate::pg_casts::PgFloat4Arithmetic`]), which looks for the
 /// operators.
 pub(crate) fn rewrite_floats(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
-    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
-        return Ok(Transformed::no(e));
-    };
-    let op = match op {
-        Operator::Plus => Op::FloatAdd,
-        Operator::Minus => Op::FloatSub,
-        Operator::Multiply => Op::FloatMul,
-        Operator::Divide => Op::FloatDiv,
-        _ => return Ok(Transformed::no(e)),
-    };
-    let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema)) else {
-        return Ok(Transformed::no(e));
-    };
-    if l != r || !is_float(&l) {
-        return Ok(Transformed::no(e));
-    }
-    Ok(Transformed::yes(checked_call(
-        op,
-        vec![left.as_ref().clone(), right.as_ref().clone()],
-    )))
+    checked_binary(e, schema, |op, t| {
+        if !is_float(t) {
+            return None;
+        }
+        match op {
+            Operator::Plus => Some(Op::FloatAdd),
+            Operator::Minus => Some(Op::FloatSub),
+            Operator::Multiply => Some(Op::FloatMul),
+            Operator::Divide => Some(Op::FloatDiv),
+            _ => None,
+        }
+    })
 }
 
 #[cfg(test)]

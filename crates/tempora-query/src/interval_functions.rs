@@ -27,7 +27,7 @@ use tempora_copy::zone::PgTimeZone;
 
 use crate::calendar::{civil_from_days, days_from_civil};
 use crate::date_part::no_such_function;
-use crate::pg_types::{result_rows, result_value};
+use crate::pg_types::{argument_arrays, result_value};
 use crate::variables::{SessionHandle, SessionVariables};
 
 const NANOS_PER_USEC: i64 = 1_000;
@@ -270,12 +270,8 @@ impl ScalarUDFImpl for IntervalFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let (rows, scalar) = result_rows(&args.args, args.number_rows);
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
+        let (arrays, scalar) = argument_arrays(&args)?;
+        let rows = arrays.first().map_or(1, |a| a.len());
         let mut out: Vec<Option<IntervalMonthDayNano>> = Vec::with_capacity(rows);
         match self.op {
             Op::MakeInterval => {

@@ -29,7 +29,7 @@ use datafusion::logical_expr::{
 };
 use tempora_common::{SqlState, TemporaError};
 
-use crate::pg_types::{result_rows, result_value};
+use crate::pg_types::{argument_arrays, result_value};
 
 /// The functions, to register over DataFusion's.
 pub fn pg_math_udfs() -> Vec<ScalarUDF> {
@@ -54,23 +54,13 @@ pub fn pg_math_udfs() -> Vec<ScalarUDF> {
     udfs
 }
 
-fn error(code: SqlState, message: &str) -> datafusion::error::DataFusionError {
+/// PostgreSQL's error `code` with `message`, for DataFusion.
+pub(crate) fn error(code: SqlState, message: &str) -> datafusion::error::DataFusionError {
     TemporaError::new(code, message).into_datafusion()
 }
 
 fn division_by_zero() -> datafusion::error::DataFusionError {
     error(SqlState::DIVISION_BY_ZERO, "division by zero")
-}
-
-/// The arguments a function was called with, as arrays of one length.
-fn arrays(args: &ScalarFunctionArgs) -> Result<(Vec<ArrayRef>, bool)> {
-    let (rows, scalar) = result_rows(&args.args, args.number_rows);
-    let arrays = args
-        .args
-        .iter()
-        .map(|a| a.to_array(rows))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((arrays, scalar))
 }
 
 /// An argument's values as `double precision` (NULL stays NULL).
@@ -213,7 +203,7 @@ impl ScalarUDFImpl for Checked {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let (values, _) = arrays(&args)?;
+        let (values, _) = argument_arrays(&args)?;
         (self.check)(&values)?;
         self.inner.invoke_with_args(args)
     }
@@ -336,7 +326,7 @@ impl ScalarUDFImpl for PgArith {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let returns = args.return_field.data_type().clone();
-        let (values, scalar) = arrays(&args)?;
+        let (values, scalar) = argument_arrays(&args)?;
         let out = match self.op {
             Arith::Mod => modulo(&values[0], &values[1], &returns)?,
             Arith::Div => div(&values[0], &values[1])?,

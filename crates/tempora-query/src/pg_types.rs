@@ -176,6 +176,20 @@ pub(crate) fn result_rows(args: &[ColumnarValue], number_rows: usize) -> (usize,
     }
 }
 
+/// A scalar function's arguments as arrays of one length, and whether its
+/// result is a scalar ([`result_rows`]).
+pub(crate) fn argument_arrays(
+    args: &datafusion::logical_expr::ScalarFunctionArgs,
+) -> Result<(Vec<datafusion::arrow::array::ArrayRef>, bool)> {
+    let (rows, scalar) = result_rows(&args.args, args.number_rows);
+    let arrays = args
+        .args
+        .iter()
+        .map(|a| a.to_array(rows))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((arrays, scalar))
+}
+
 /// A scalar function's result computed as `out`: its one value when
 /// [`result_rows`] said the result is a scalar, else the array.
 pub(crate) fn result_value(
