@@ -463,6 +463,57 @@ async fn deep_statements_answer_or_get_54001() {
     assert_alive(&client, "deep statements").await;
 }
 
+/// Nesting the parser used to backtrack over: function calls forty deep
+/// answered after 2^40 argument parses (twenty-two deep took nine seconds),
+/// and twelve thousand nested `TABLE(` types overflowed the stack and
+/// aborted the server. Calls nest and answer; text nested past 256 levels,
+/// or invalid text that keeps the parser backtracking, gets 54001 at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn nested_text_parses_in_linear_time_or_gets_54001() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let nested = |open: &str, inner: &str, close: &str, depth: usize| {
+        format!(
+            "SELECT {}{inner}{}",
+            open.repeat(depth),
+            close.repeat(depth)
+        )
+    };
+    let calls = nested("abs(", "-1", ")", 40);
+    let coalesces = nested("coalesce(", "NULL::int", ", 7)", 40);
+    for (sql, expected) in [(&calls, "1"), (&coalesces, "7")] {
+        let rows = tokio::time::timeout(Duration::from_secs(120), client.simple_query(sql))
+            .await
+            .expect("forty nested calls answer without backtracking")
+            .expect("forty nested calls");
+        assert!(rows.iter().any(
+            |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some(expected))
+        ));
+    }
+    let named: String = client
+        .query_one("SELECT make_interval(days => 1, hours := 2)::text", &[])
+        .await
+        .expect("named arguments with => and :=")
+        .get(0);
+    assert_eq!(named, "1 day 02:00:00");
+    for sql in [
+        nested("(", "1", ")", 300),
+        nested("CASE WHEN true THEN ", "1", " END", 300),
+        format!(
+            "SELECT CAST(1 AS {}int{})",
+            "TABLE(c ".repeat(12_000),
+            ")".repeat(12_000)
+        ),
+        nested("NOT (", "1 = ", ")", 60),
+    ] {
+        let refused = expect_error(&client, &sql, "54001", Some("stack depth limit exceeded"));
+        tokio::time::timeout(Duration::from_secs(120), refused)
+            .await
+            .expect("refused without backtracking");
+    }
+    assert_alive(&client, "nested text").await;
+}
+
 /// Extended-protocol messages the decoder cannot read (a Parse without its
 /// NUL terminators, a Bind declaring a parameter longer than it sends) get
 /// 08P01 before the connection closes, and the server goes on.

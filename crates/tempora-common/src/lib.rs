@@ -6,9 +6,13 @@
 //! the wire layer only maps it to an `ErrorResponse`. When an error must cross
 //! DataFusion (inside a table provider or a UDF) it travels as
 //! `DataFusionError::External` and is recovered with [`TemporaError::from_datafusion`].
+//!
+//! It also holds the one SQL parser every layer uses ([`sql_parser`]).
 // Errors carry PostgreSQL's fields (detail, hint, position, context): a
 // large Err is the price of one error type across layers, paid only on failure.
 #![allow(clippy::result_large_err)]
+
+pub mod sql_parser;
 
 use std::fmt;
 

@@ -14,10 +14,8 @@
 //! works on both sides.
 
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, SetExpr, Statement};
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use tempora_catalog::{quote_identifier, CatalogState, ContinuousAgg, PgType, ViewDef};
-use tempora_common::{Result, TemporaError};
+use tempora_common::{sql_parser, Result, TemporaError};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -77,15 +75,9 @@ pub fn ranged_query(
 
 /// `query` (one SELECT) with `predicate` ANDed into its WHERE.
 fn with_predicate(query: &str, predicate: &str) -> Result<String> {
-    let dialect = PostgreSqlDialect {};
-    let parse = |sql: &str| {
-        Parser::parse_sql(&dialect, sql)
-            .map_err(|e| TemporaError::internal(format!("continuous aggregate query: {e}")))
-    };
-    let mut stmts = parse(query)?;
-    let pred: SqlExpr = Parser::new(&dialect)
-        .try_with_sql(predicate)
-        .and_then(|mut p| p.parse_expr())
+    let mut stmts = sql_parser::parse_statements(query)
+        .map_err(|e| TemporaError::internal(format!("continuous aggregate query: {e}")))?;
+    let pred: SqlExpr = sql_parser::parse_expr(predicate)
         .map_err(|e| TemporaError::internal(format!("continuous aggregate bound: {e}")))?;
     let Some(Statement::Query(q)) = stmts.first_mut() else {
         return Err(TemporaError::internal(

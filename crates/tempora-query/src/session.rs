@@ -95,12 +95,12 @@ impl SchemaProvider for TemporaSchema {
             return Ok(None);
         };
         let state = state.read().clone();
-        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
         let sql = match &view.continuous {
             Some(c) => crate::caggs::read_sql(&cat, view, c)
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
             None => view.sql.clone(),
         };
+        let dialect = tempora_common::sql_parser::TemporaDialect::for_text(&sql);
         let mut statements =
             datafusion::sql::parser::DFParser::parse_sql_with_dialect(&sql, &dialect)?;
         let statement = statements.pop_front().ok_or_else(|| {

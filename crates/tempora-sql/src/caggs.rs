@@ -1019,11 +1019,7 @@ async fn bucket_end(
 
 /// The number of arguments of the bucket call (2: width and time only).
 fn bucket_arity(expr: &str) -> usize {
-    let parsed = datafusion::sql::sqlparser::parser::Parser::new(
-        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-    )
-    .try_with_sql(expr)
-    .and_then(|mut p| p.parse_expr());
+    let parsed = tempora_common::sql_parser::parse_expr(expr);
     match parsed {
         Ok(SqlExpr::Function(f)) => match f.args {
             FunctionArguments::List(l) => l.args.len(),

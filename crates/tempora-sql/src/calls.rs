@@ -71,12 +71,7 @@ fn interval_product(e: &mut SqlExpr) {
         _ => return,
     };
     let sql = format!("{function}({interval}, {factor})");
-    if let Ok(parsed) = datafusion::sql::sqlparser::parser::Parser::new(
-        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-    )
-    .try_with_sql(&sql)
-    .and_then(|mut p| p.parse_expr())
-    {
+    if let Ok(parsed) = tempora_common::sql_parser::parse_expr(&sql) {
         *e = parsed;
     }
 }
@@ -87,6 +82,7 @@ impl VisitorMut for Normalizer {
     fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<TemporaError> {
         interval_product(expr);
         at_time_zone(expr);
+        flatten_coalesce(expr);
         ControlFlow::Continue(())
     }
 
@@ -132,6 +128,64 @@ impl VisitorMut for Normalizer {
             }
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// `coalesce(coalesce(a, b), c)` as `coalesce(a, b, c)`, which is the same
+/// value, reached in the same order. DataFusion rewrites `coalesce(x, y)`
+/// as `CASE WHEN x IS NOT NULL THEN x ELSE y END`, which copies `x`: nested
+/// twenty deep, the plan held a million copies and took seconds to build.
+/// An inner call with an untyped literal stays, since PostgreSQL types it
+/// within the inner call.
+fn flatten_coalesce(expr: &mut SqlExpr) {
+    fn plain_args(e: &SqlExpr) -> Option<&Vec<FunctionArg>> {
+        let SqlExpr::Function(f) = e else {
+            return None;
+        };
+        let FunctionArguments::List(list) = &f.args else {
+            return None;
+        };
+        let plain = crate::function_name(&f.name) == "coalesce"
+            && f.filter.is_none()
+            && f.over.is_none()
+            && f.within_group.is_empty()
+            && list.duplicate_treatment.is_none()
+            && list.clauses.is_empty()
+            && list.args.iter().all(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => !matches!(
+                    e,
+                    SqlExpr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))
+                ),
+                _ => false,
+            });
+        plain.then_some(&list.args)
+    }
+    fn unnested(mut e: &SqlExpr) -> &SqlExpr {
+        while let SqlExpr::Nested(inner) = e {
+            e = inner;
+        }
+        e
+    }
+    let Some(args) = plain_args(expr) else {
+        return;
+    };
+    fn nested(a: &FunctionArg) -> Option<&Vec<FunctionArg>> {
+        match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => plain_args(unnested(e)),
+            _ => None,
+        }
+    }
+    if !args.iter().any(|a| nested(a).is_some()) {
+        return;
+    }
+    let flat: Vec<FunctionArg> = args
+        .iter()
+        .flat_map(|a| nested(a).cloned().unwrap_or_else(|| vec![a.clone()]))
+        .collect();
+    if let SqlExpr::Function(f) = expr {
+        if let FunctionArguments::List(list) = &mut f.args {
+            list.args = flat;
+        }
     }
 }
 

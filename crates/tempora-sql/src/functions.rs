@@ -30,8 +30,6 @@ use datafusion::sql::sqlparser::ast::{
     ObjectNamePart, Query, SelectItem, SetExpr, Statement, Value, Visit, VisitMut, Visitor,
     VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use std::sync::Arc;
 use tempora_catalog::{CatalogOp, CatalogState, FunctionArgDef, FunctionDef};
 use tempora_common::{Result, SqlState, TemporaError};
@@ -48,10 +46,7 @@ const MAX_DEPTH: usize = 12;
 const MAX_CALLS: usize = 1000;
 
 fn parse_expr(sql: &str) -> Result<SqlExpr> {
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| crate::parse_error(sql, e))
+    tempora_common::sql_parser::parse_expr(sql).map_err(|e| crate::parse_error(sql, e))
 }
 
 /// The SQL type a type name stands for in a CAST.

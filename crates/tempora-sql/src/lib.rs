@@ -66,7 +66,7 @@ use datafusion::sql::sqlparser::ast::{
     SetExpr, Statement, TableFactor,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::parser::ParserError;
 use tempora_common::{Result, SqlState, TemporaError};
 use tempora_query::newest_buckets;
 use tempora_storage::{DatabaseGuard, Engine};
@@ -339,8 +339,12 @@ pub fn parse_error(sql: &str, e: ParserError) -> TemporaError {
         ParserError::ParserError(m) | ParserError::TokenizerError(m) => m.clone(),
         ParserError::RecursionLimitExceeded => {
             return TemporaError::new(
-                SqlState::PROGRAM_LIMIT_EXCEEDED,
+                SqlState::STATEMENT_TOO_COMPLEX,
                 "stack depth limit exceeded",
+            )
+            .with_hint(
+                "The statement nests too deeply or takes too long to parse; \
+                 simplify it or split it into several statements.",
             )
         }
     };
@@ -589,12 +593,13 @@ pub fn parse_query(sql: &str) -> Result<Vec<ParsedStatement>> {
 /// Parses a query string into statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     if let Some((text, creates)) = roles::role_spelling(sql) {
-        let mut stmts =
-            Parser::parse_sql(&PostgreSqlDialect {}, &text).map_err(|e| parse_error(&text, e))?;
+        let mut stmts = tempora_common::sql_parser::parse_statements(&text)
+            .map_err(|e| parse_error(&text, e))?;
         roles::apply_user_defaults(&mut stmts, &creates);
         return Ok(stmts);
     }
-    let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| parse_error(sql, e))?;
+    let stmts =
+        tempora_common::sql_parser::parse_statements(sql).map_err(|e| parse_error(sql, e))?;
     for s in &stmts {
         reject_reserved_table_names(sql, s)?;
         check_depth(s)?;

@@ -82,12 +82,10 @@ pub fn parse(sql: &str) -> Option<Result<MatViewCommand>> {
         let (with_data, taken) = trailing_with_data(rest).unwrap_or((true, 0));
         let name_tokens = &rest[..rest.len() - taken];
         let text: String = name_tokens.iter().map(|(t, _)| t.to_string()).collect();
-        let name = datafusion::sql::sqlparser::parser::Parser::new(
-            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-        )
-        .try_with_sql(&text)
-        .and_then(|mut p| p.parse_object_name(false))
-        .map_err(|e| crate::parse_error(&text, e));
+        use tempora_common::sql_parser::{parser, TemporaDialect};
+        let name = parser(&TemporaDialect::for_text(&text), &text)
+            .and_then(|mut p| p.parse_object_name(false))
+            .map_err(|e| crate::parse_error(&text, e));
         return Some(name.and_then(|name| {
             if name.0.is_empty() || name_tokens.is_empty() {
                 return Err(TemporaError::syntax("syntax error at end of input"));

@@ -18,8 +18,6 @@ use datafusion::sql::sqlparser::ast::{
     BinaryOperator, DataType, Expr, FunctionArguments, GroupByExpr, ObjectNamePart, Query,
     SelectItem, SetExpr, Statement, TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::sql::rules::{
     CurrentUserVariableToSessionUserFunctionCall, FixArrayLiteral, FixVersionColumnName,
     PrependUnqualifiedPgTableName, ResolveUnqualifiedIdentifier, RewritePgCatalogOperator,
@@ -333,11 +331,7 @@ fn json_agg(expr: &Expr) -> Option<Expr> {
 
 /// One SQL expression, parsed as PostgreSQL writes it.
 pub(crate) fn parse_expr(sql: &str) -> Option<Expr> {
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(sql)
-        .ok()?
-        .parse_expr()
-        .ok()
+    tempora_common::sql_parser::parse_expr(sql).ok()
 }
 
 fn grouped(sel: &datafusion::sql::sqlparser::ast::Select) -> bool {
@@ -398,7 +392,7 @@ pub(crate) fn scalar_functions_in_from(
                     .collect::<Vec<_>>()
                     .join(", "),
             );
-            if let Ok(mut stmts) = Parser::parse_sql(&PostgreSqlDialect {}, &sql) {
+            if let Ok(mut stmts) = tempora_common::sql_parser::parse_statements(&sql) {
                 if let Some(Statement::Query(q)) = stmts.pop() {
                     if let SetExpr::Select(sel) = *q.body {
                         if let Some(from) = sel.from.into_iter().next() {
@@ -859,7 +853,7 @@ impl VisitorMut for EmptyCatalogQueries {
             .map(|n| format!("NULL AS \"{}\"", n.replace('"', "\"\"")))
             .collect();
         let sql = format!("SELECT {} WHERE false", items.join(", "));
-        if let Ok(mut stmts) = Parser::parse_sql(&PostgreSqlDialect {}, &sql) {
+        if let Ok(mut stmts) = tempora_common::sql_parser::parse_statements(&sql) {
             if let Some(Statement::Query(empty)) = stmts.pop() {
                 q.body = empty.body;
                 q.order_by = None;
@@ -1257,10 +1251,8 @@ impl VisitorMut for DisplayCasts {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     fn rewritten(sql: &str) -> String {
-        let mut s = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
+        let mut s = tempora_common::sql_parser::parse_statements(sql).unwrap();
         let mut stmt = super::rewrite(s.remove(0));
         super::after_naming(&mut stmt);
         stmt.to_string()

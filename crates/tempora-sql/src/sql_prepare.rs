@@ -130,9 +130,8 @@ impl SqlSession {
 
 /// A type name as SQL spells it (`timestamptz`, `double precision`).
 fn parse_type(name: &str) -> Result<SqlType> {
-    use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(name)
+    use tempora_common::sql_parser::{parser, TemporaDialect};
+    parser(&TemporaDialect::for_text(name), name)
         .and_then(|mut p| p.parse_data_type())
         .map_err(|e| TemporaError::internal(format!("type name {name}: {e}")))
 }
