@@ -20,9 +20,10 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{ExprSchema, Result};
+use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
+    Between, BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use crate::pg_types::{result_rows, result_value};
@@ -118,9 +119,41 @@ impl ScalarUDFImpl for IntervalSpan {
     }
 }
 
-/// A comparison of two intervals (or durations) as a comparison of their
-/// spans; anything else as it is.
+/// A comparison of two intervals (or durations), an `IN` list or a
+/// `BETWEEN` of them, as one of their spans; anything else as it is.
 pub(crate) fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
+    let all_span = |es: &[&Expr]| {
+        es.iter()
+            .all(|e| e.get_type(schema).is_ok_and(|t| spans(&t)))
+    };
+    let span = |e: &Expr| Box::new(SPAN.call(vec![e.clone()]));
+    match &e {
+        Expr::InList(InList {
+            expr,
+            list,
+            negated,
+        }) if all_span(&[expr]) && all_span(&list.iter().collect::<Vec<_>>()) => {
+            return Ok(Transformed::yes(Expr::InList(InList::new(
+                span(expr),
+                list.iter().map(|e| *span(e)).collect(),
+                *negated,
+            ))));
+        }
+        Expr::Between(Between {
+            expr,
+            negated,
+            low,
+            high,
+        }) if all_span(&[expr, low, high]) => {
+            return Ok(Transformed::yes(Expr::Between(Between::new(
+                span(expr),
+                *negated,
+                span(low),
+                span(high),
+            ))));
+        }
+        _ => {}
+    }
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
         return Ok(Transformed::no(e));
     };
@@ -142,4 +175,29 @@ pub(crate) fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Ex
         *op,
         Box::new(SPAN.call(vec![right.as_ref().clone()])),
     ))))
+}
+
+/// ORDER BY an interval sorts by span, as PostgreSQL's interval ordering
+/// does: `25:00:00` after `1 day`, `1 mon` before `31 days`. Arrow's sort
+/// orders an interval by its months, then days, then nanoseconds.
+pub(crate) fn sort_by_span(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| {
+        let LogicalPlan::Sort(mut sort) = node else {
+            return Ok(Transformed::no(node));
+        };
+        let schema = sort.input.schema().clone();
+        let mut changed = false;
+        for key in &mut sort.expr {
+            if key.expr.get_type(schema.as_ref()).is_ok_and(|t| spans(&t)) {
+                key.expr = SPAN.call(vec![key.expr.clone()]);
+                changed = true;
+            }
+        }
+        Ok(if changed {
+            Transformed::yes(LogicalPlan::Sort(sort))
+        } else {
+            Transformed::no(LogicalPlan::Sort(sort))
+        })
+    })
+    .map(|t| t.data)
 }

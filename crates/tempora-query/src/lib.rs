@@ -47,6 +47,7 @@ pub mod sleep;
 pub mod small_scans;
 pub mod time_bucket;
 pub mod to_char;
+pub mod unknown_literals;
 pub mod variables;
 pub mod zone_casts;
 

@@ -16,6 +16,9 @@
 //! + interval '1 hour'` is `2024-03-15 01:00:00`); DataFusion's is a date,
 //! which drops the time. The date is cast to `timestamp` first.
 //!
+//! **An untyped literal beside a date/time value takes its type** in `IN`,
+//! `BETWEEN`, `CASE` and `coalesce`-like calls (unknown_literals.rs).
+//!
 //! **A sum of bigints is numeric** (`sum(int8)` never overflows in
 //! PostgreSQL; DataFusion's wraps): the argument of `sum`, as an aggregate
 //! or a window, is cast to `numeric(38,0)` when it is a bigint, and
@@ -36,6 +39,7 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::AnalyzerRule;
 
 use crate::pg_casts::rewrite_plan_exprs;
+use crate::unknown_literals::type_unknowns;
 
 /// The analyzer rule; see the module documentation.
 #[derive(Debug, Default)]
@@ -113,11 +117,14 @@ fn rewrite_expr(mut e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr
         }
         Expr::Between(Between {
             expr, low, high, ..
-        }) => floats_win(&mut [expr.as_mut(), low.as_mut(), high.as_mut()], schema),
+        }) => {
+            let mut all = [expr.as_mut(), low.as_mut(), high.as_mut()];
+            type_unknowns(&mut all, schema) | floats_win(&mut all, schema)
+        }
         Expr::InList(InList { expr, list, .. }) => {
             let mut all: Vec<&mut Expr> = vec![expr.as_mut()];
             all.extend(list.iter_mut());
-            floats_win(&mut all, schema)
+            type_unknowns(&mut all, schema) | floats_win(&mut all, schema)
         }
         Expr::Case(Case {
             expr,
@@ -130,14 +137,14 @@ fn rewrite_expr(mut e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr
             if let Some(x) = expr {
                 let mut all: Vec<&mut Expr> = vec![x.as_mut()];
                 all.extend(when_then_expr.iter_mut().map(|(w, _)| w.as_mut()));
-                compared = floats_win(&mut all, schema);
+                compared = type_unknowns(&mut all, schema) | floats_win(&mut all, schema);
             }
             let mut results: Vec<&mut Expr> =
                 when_then_expr.iter_mut().map(|(_, t)| t.as_mut()).collect();
             if let Some(x) = else_expr {
                 results.push(x.as_mut());
             }
-            floats_win(&mut results, schema) | compared
+            type_unknowns(&mut results, schema) | floats_win(&mut results, schema) | compared
         }
         Expr::ScalarFunction(f)
             if matches!(
@@ -146,7 +153,7 @@ fn rewrite_expr(mut e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr
             ) =>
         {
             let mut all: Vec<&mut Expr> = f.args.iter_mut().collect();
-            floats_win(&mut all, schema)
+            type_unknowns(&mut all, schema) | floats_win(&mut all, schema)
         }
         Expr::AggregateFunction(f) if f.func.name() == "sum" => {
             bigint_sum(&mut f.params.args, schema)

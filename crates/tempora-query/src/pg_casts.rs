@@ -299,11 +299,12 @@ pub(crate) fn rewrite_plan_exprs(
 impl AnalyzerRule for PgIntegerCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
         let round = pg_round();
-        rewrite_plan_exprs(plan, |e, schema| {
+        let plan = rewrite_plan_exprs(plan, |e, schema| {
             rewrite(e, schema, &round)?
                 .transform_data(|e| crate::checked_arithmetic::rewrite(e, schema))?
                 .transform_data(|e| crate::interval_compare::rewrite(e, schema))
-        })
+        })?;
+        crate::interval_compare::sort_by_span(plan)
     }
 
     fn name(&self) -> &str {

@@ -934,6 +934,7 @@ pub fn session_context_with(
         .with_analyzer_rules(analyzer_rules)
         .with_runtime_env(engine.runtime().clone())
         .with_expr_planners(vec![
+            Arc::new(crate::unknown_literals::UnknownOperands),
             Arc::new(crate::date_part::ExtractPlanner {
                 extract: extract.clone(),
             }),

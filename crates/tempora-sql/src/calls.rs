@@ -3,6 +3,8 @@
 //! their positions; untyped literals of `generate_series` typed like the
 //! argument beside them (`generate_series('2024-01-01'::timestamptz,
 //! '2024-01-02', INTERVAL '1 hour')`, where PostgreSQL resolves `unknown`);
+//! quoted literals typed like the written types beside them (a VALUES
+//! column, `coalesce`'s arguments, ARRAY elements, CASE results);
 //! `timestamp[tz]` casts and literals at PostgreSQL's microsecond
 //! precision; and `AT TIME ZONE` as the `timezone` function.
 
@@ -86,6 +88,16 @@ impl VisitorMut for Normalizer {
         ControlFlow::Continue(())
     }
 
+    fn pre_visit_query(
+        &mut self,
+        query: &mut datafusion::sql::sqlparser::ast::Query,
+    ) -> ControlFlow<TemporaError> {
+        if let datafusion::sql::sqlparser::ast::SetExpr::Values(values) = query.body.as_mut() {
+            type_values_columns(values);
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<TemporaError> {
         if let TableFactor::Table {
             name,
@@ -102,6 +114,7 @@ impl VisitorMut for Normalizer {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<TemporaError> {
+        type_quoted_in_expr(expr);
         match expr {
             SqlExpr::Cast { data_type, .. } => microsecond_timestamps(data_type),
             SqlExpr::TypedString(t) => microsecond_timestamps(&mut t.data_type),
@@ -473,6 +486,41 @@ fn time_bucket_resolvable(args: &[FunctionArg]) -> Result<()> {
     ))
 }
 
+/// A quoted literal, whose type PostgreSQL leaves `unknown` until its
+/// context gives it one.
+fn is_quoted(e: &SqlExpr) -> bool {
+    matches!(e, SqlExpr::Value(v) if matches!(
+        v.value,
+        Value::SingleQuotedString(_) | Value::EscapedStringLiteral(_) | Value::DollarQuotedString(_)
+    ))
+}
+
+/// The type an expression's syntax gives it: a cast's, a typed literal's
+/// (`timestamptz '...'`), an interval literal's.
+fn written_type(e: &SqlExpr) -> Option<DataType> {
+    match e {
+        SqlExpr::Cast { data_type, .. } => Some(data_type.clone()),
+        SqlExpr::TypedString(t) => Some(t.data_type.clone()),
+        SqlExpr::Interval(_) => Some(DataType::Interval {
+            fields: None,
+            precision: None,
+        }),
+        SqlExpr::Nested(inner) => written_type(inner),
+        _ => None,
+    }
+}
+
+/// `e::data_type`.
+fn cast_to(e: &mut SqlExpr, data_type: DataType) {
+    *e = SqlExpr::Cast {
+        kind: datafusion::sql::sqlparser::ast::CastKind::DoubleColon,
+        expr: Box::new(e.clone()),
+        data_type,
+        array: false,
+        format: None,
+    };
+}
+
 /// Casts quoted literals among the first two arguments to the type of the
 /// other when that one is cast to a date/time type (`'...'::timestamptz` or
 /// `timestamptz '...'`).
@@ -485,41 +533,123 @@ fn type_untyped_like_cast(args: &mut [FunctionArg]) {
         let t = t.to_string().to_lowercase();
         t.starts_with("timestamp") || t == "date"
     };
-    let temporal_cast = args.iter().take(2).filter_map(expr).find_map(|e| match e {
-        SqlExpr::Cast { data_type, .. } if temporal(&data_type) => Some(data_type),
-        SqlExpr::TypedString(t) if temporal(&t.data_type) => Some(t.data_type),
-        _ => None,
-    });
+    let temporal_cast = args
+        .iter()
+        .take(2)
+        .filter_map(expr)
+        .find_map(|e| written_type(&e).filter(temporal));
     let Some(data_type) = temporal_cast else {
         return;
     };
     // The step of a series of times is an interval, as PostgreSQL infers it.
     if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) = args.get_mut(2) {
-        if matches!(e, SqlExpr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) {
-            *e = SqlExpr::Cast {
-                kind: datafusion::sql::sqlparser::ast::CastKind::DoubleColon,
-                expr: Box::new(e.clone()),
-                data_type: DataType::Interval {
+        if is_quoted(e) {
+            cast_to(
+                e,
+                DataType::Interval {
                     fields: None,
                     precision: None,
                 },
-                array: false,
-                format: None,
-            };
+            );
         }
     }
     for a in args.iter_mut().take(2) {
         if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = a {
-            if matches!(e, SqlExpr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) {
-                *e = SqlExpr::Cast {
-                    kind: datafusion::sql::sqlparser::ast::CastKind::DoubleColon,
-                    expr: Box::new(e.clone()),
-                    data_type: data_type.clone(),
-                    array: false,
-                    format: None,
-                };
+            if is_quoted(e) {
+                cast_to(e, data_type.clone());
             }
         }
+    }
+}
+
+/// Values resolved together (a VALUES column, `coalesce`'s arguments, an
+/// ARRAY's elements, a CASE's results) whose expressions other than quoted
+/// literals and NULLs all have one written type
+/// (`coalesce(NULL::interval, '3 hours')`): the quoted literals take that
+/// type, as PostgreSQL resolves them; DataFusion refused the mix of text
+/// and the type. With any other expression, or two written types, the
+/// planner decides.
+fn type_quoted_like_others(exprs: &mut [&mut SqlExpr]) {
+    let is_null = |e: &SqlExpr| matches!(e, SqlExpr::Value(v) if matches!(v.value, Value::Null));
+    if !exprs.iter().any(|e| is_quoted(e)) {
+        return;
+    }
+    let mut types = exprs
+        .iter()
+        .filter(|e| !is_quoted(e) && !is_null(e))
+        .map(|e| written_type(e));
+    let Some(Some(first)) = types.next() else {
+        return;
+    };
+    if !types.all(|t| t.as_ref() == Some(&first)) {
+        return;
+    }
+    for e in exprs.iter_mut().filter(|e| is_quoted(e)) {
+        cast_to(e, first.clone());
+    }
+}
+
+/// Each column of a VALUES list, by [`type_quoted_like_others`]
+/// (`('2024-01-01'::date), ('2024-01-02')`).
+fn type_values_columns(values: &mut datafusion::sql::sqlparser::ast::Values) {
+    let width = values.rows.first().map_or(0, |r| r.len());
+    for column in 0..width {
+        let mut cells: Vec<&mut SqlExpr> = values
+            .rows
+            .iter_mut()
+            .filter_map(|r| r.get_mut(column))
+            .collect();
+        type_quoted_like_others(&mut cells);
+    }
+}
+
+/// The expressions PostgreSQL resolves to one type, by
+/// [`type_quoted_like_others`]: `coalesce`, `greatest`, `least` and
+/// `nullif` arguments, ARRAY elements, a CASE's operand with its WHEN
+/// values and its results among themselves.
+fn type_quoted_in_expr(expr: &mut SqlExpr) {
+    match expr {
+        SqlExpr::Function(f)
+            if matches!(
+                crate::function_name(&f.name).as_str(),
+                "coalesce" | "greatest" | "least" | "nullif"
+            ) =>
+        {
+            if let FunctionArguments::List(list) = &mut f.args {
+                let mut args: Vec<&mut SqlExpr> = list
+                    .args
+                    .iter_mut()
+                    .filter_map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+                        _ => None,
+                    })
+                    .collect();
+                type_quoted_like_others(&mut args);
+            }
+        }
+        SqlExpr::Array(array) => {
+            let mut elements: Vec<&mut SqlExpr> = array.elem.iter_mut().collect();
+            type_quoted_like_others(&mut elements);
+        }
+        SqlExpr::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            if let Some(operand) = operand {
+                let mut compared: Vec<&mut SqlExpr> = vec![operand.as_mut()];
+                compared.extend(conditions.iter_mut().map(|w| &mut w.condition));
+                type_quoted_like_others(&mut compared);
+            }
+            let mut results: Vec<&mut SqlExpr> =
+                conditions.iter_mut().map(|w| &mut w.result).collect();
+            if let Some(e) = else_result {
+                results.push(e.as_mut());
+            }
+            type_quoted_like_others(&mut results);
+        }
+        _ => {}
     }
 }
 
