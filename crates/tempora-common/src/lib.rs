@@ -440,6 +440,19 @@ fn classify_function_error(text: &str, lower: &str) -> Option<TemporaError> {
             SqlState::INVALID_PARAMETER_VALUE,
             "field position must not be zero".to_string(),
         )
+    } else if lower.contains("too large to store in a decimal128 of precision") {
+        // "12345.68 is too large to store in a Decimal128 of precision 5.
+        // Max is 999.99"
+        let precision = lower
+            .split_once("of precision ")
+            .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse::<i32>().ok());
+        let scale = lower.split_once("max is ").map(|(_, max)| {
+            max.trim()
+                .split_once('.')
+                .map_or(0, |(_, f)| f.len() as i32)
+        });
+        return Some(numeric_field_overflow(precision.zip(scale)));
     } else if lower.contains("ntile requires a positive integer") {
         (
             SqlState::INVALID_ARGUMENT_FOR_NTILE_FUNCTION,
@@ -449,6 +462,23 @@ fn classify_function_error(text: &str, lower: &str) -> Option<TemporaError> {
         return None;
     };
     Some(TemporaError::new(code, message))
+}
+
+/// PostgreSQL's 22003 for a value too wide for a numeric of precision `p`
+/// and scale `s`.
+fn numeric_field_overflow(field: Option<(i32, i32)>) -> TemporaError {
+    let e = TemporaError::new(
+        SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+        "numeric field overflow",
+    );
+    match field {
+        Some((p, s)) => e.with_detail(format!(
+            "A field with precision {p}, scale {s} must round to an absolute value less than \
+             10^{}.",
+            p - s
+        )),
+        None => e,
+    }
 }
 
 /// Arrow cast errors, reworded as PostgreSQL's input errors.
@@ -506,6 +536,16 @@ fn classify_cast_error(msg: &str) -> TemporaError {
         ""
     };
     if lower.contains("too large") || lower.contains("overflow") || lower.contains("out of range") {
+        if ty == "numeric" && quoted.is_empty() {
+            // A value too wide for the decimal it is cast to (a numeric
+            // without a precision is numeric(38, 10) in Tempora).
+            let field = msg.split_once("Decimal128(").and_then(|(_, rest)| {
+                let (p, rest) = rest.split_once(',')?;
+                let s = rest.split_once(')')?.0;
+                Some((p.trim().parse::<i32>().ok()?, s.trim().parse::<i32>().ok()?))
+            });
+            return numeric_field_overflow(field);
+        }
         return TemporaError::new(
             SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
             if ty.is_empty() {

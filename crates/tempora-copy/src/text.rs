@@ -589,6 +589,13 @@ pub fn render(col: &ArrayRef, session_tz: &str) -> Result<Option<ArrayRef>, Arro
                 crate::numeric::format_decimal(a.value(i), *scale, out)
             })
         }
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+            // Elements as their own output function prints them, quoted
+            // where PostgreSQL quotes them: `{"1 day",25:00:00}`.
+            let text = crate::encode::output_text(col, session_tz)
+                .map_err(|e| ArrowError::CastError(e.to_string()))?;
+            std::sync::Arc::new(text)
+        }
         _ => return Ok(None),
     }))
 }

@@ -6,7 +6,7 @@
 //! as a decimal (`parse_float_as_decimal`): `0.1 + 0.2` is exactly `0.3`,
 //! and `1.005` stored into `numeric(6,2)` is `1.01`. DataFusion's coercion,
 //! though, settles a float beside a decimal on a decimal type for
-//! comparisons, `CASE`, `COALESCE`, `IN` lists, `UNION` and `VALUES`:
+//! comparisons, `CASE`, `COALESCE`, `IN` lists, ARRAY, `UNION` and `VALUES`:
 //! `usage_user > 90.0` would cast every reading to `Decimal128(30, 15)`
 //! (slow, and no longer a predicate Parquet statistics can prune with), and
 //! `COALESCE(x, 0.0)` would print `1.250000000000000`. PostgreSQL resolves
@@ -149,7 +149,7 @@ fn rewrite_expr(mut e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr
         Expr::ScalarFunction(f)
             if matches!(
                 f.func.name(),
-                "coalesce" | "nullif" | "greatest" | "least" | "nvl" | "ifnull"
+                "coalesce" | "nullif" | "greatest" | "least" | "nvl" | "ifnull" | "make_array"
             ) =>
         {
             let mut all: Vec<&mut Expr> = f.args.iter_mut().collect();

@@ -210,6 +210,9 @@ fn printed_differently(from: &DataType) -> bool {
             | DataType::Float64
             | DataType::Duration(_)
             | DataType::Interval(_)
+            | DataType::List(_)
+            | DataType::LargeList(_)
+            | DataType::FixedSizeList(..)
     )
 }
 

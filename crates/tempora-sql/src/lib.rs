@@ -2136,19 +2136,25 @@ pub(crate) async fn query_rows(
 /// differences (a dictionary or view encoding of text) stay for [`conform`]
 /// to undo.
 fn with_computed_types(declared: &SchemaRef, computed: &SchemaRef) -> SchemaRef {
-    let widened = |d: &DataType, c: &DataType| {
-        matches!(
-            (d, c),
-            (DataType::Float32, DataType::Float64)
-                | (DataType::Decimal128(..), DataType::Decimal128(..))
-                // A numeric literal beside a float (operand_types.rs).
-                | (DataType::Decimal128(..), DataType::Float64)
-                // A date plus an interval (operand_types.rs).
-                | (DataType::Date32, DataType::Timestamp(_, None))
-                // A sum of bigints (operand_types.rs).
-                | (DataType::Int64, DataType::Decimal128(..))
-        ) && d != c
-    };
+    fn widened(d: &DataType, c: &DataType) -> bool {
+        match (d, c) {
+            // An ARRAY of numeric literals beside floats (operand_types.rs).
+            (DataType::List(d), DataType::List(c)) => widened(d.data_type(), c.data_type()),
+            _ => {
+                matches!(
+                    (d, c),
+                    (DataType::Float32, DataType::Float64)
+                        | (DataType::Decimal128(..), DataType::Decimal128(..))
+                        // A numeric literal beside a float (operand_types.rs).
+                        | (DataType::Decimal128(..), DataType::Float64)
+                        // A date plus an interval (operand_types.rs).
+                        | (DataType::Date32, DataType::Timestamp(_, None))
+                        // A sum of bigints (operand_types.rs).
+                        | (DataType::Int64, DataType::Decimal128(..))
+                ) && d != c
+            }
+        }
+    }
     // A cast of a json or uuid value to text is text once analyzed.
     use tempora_query::jsonb::text_type;
     let differs = |d: &datafusion::arrow::datatypes::Field,
