@@ -514,6 +514,59 @@ async fn nested_text_parses_in_linear_time_or_gets_54001() {
     assert_alive(&client, "nested text").await;
 }
 
+/// A gapfill of millions of buckets stops at statement_timeout, and at a
+/// cancel request: the filling used to run to its end on a runtime worker,
+/// deaf to both.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_gapfill_stops_at_timeout_and_cancel() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE gf (time timestamptz NOT NULL, v float8);
+             SELECT create_hypertable('gf', 'time');
+             INSERT INTO gf VALUES ('2024-01-01', 1);",
+        )
+        .await
+        .unwrap();
+    // Five million one-second buckets.
+    let gapfill = "SELECT time_bucket_gapfill('1 second', time, '2024-01-01', '2024-03-01') b, \
+                   avg(v) FROM gf GROUP BY b";
+    client
+        .batch_execute("SET statement_timeout = '300ms'")
+        .await
+        .unwrap();
+    let timed_out = expect_error(
+        &client,
+        gapfill,
+        "57014",
+        Some("canceling statement due to statement timeout"),
+    );
+    tokio::time::timeout(Duration::from_secs(60), timed_out)
+        .await
+        .expect("the timeout stops the filling");
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
+    let token = client.cancel_token();
+    let cancel = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(tokio_postgres::NoTls).await
+    });
+    let canceled = tokio::time::timeout(Duration::from_secs(60), client.simple_query(gapfill))
+        .await
+        .expect("the cancel stops the filling")
+        .expect_err("a canceled gapfill");
+    assert_eq!(
+        canceled.code().map(|c| c.code()),
+        Some("57014"),
+        "{canceled}"
+    );
+    cancel.await.unwrap().unwrap();
+    assert_alive(&client, "canceled gapfill").await;
+}
+
 /// Extended-protocol messages the decoder cannot read (a Parse without its
 /// NUL terminators, a Bind declaring a parameter longer than it sends) get
 /// 08P01 before the connection closes, and the server goes on.

@@ -17,6 +17,7 @@
 //! Only a top-level SELECT may call `time_bucket_gapfill`; `locf()` and
 //! `interpolate()` must be whole select-list items.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -497,17 +498,35 @@ impl GapfillPlan {
         };
         let start = units(&start)?.ok_or_else(|| null_bound("start"))? + self.start_step;
         let finish = units(&finish)?.ok_or_else(|| null_bound("finish"))? + self.finish_step;
-        let buckets = bucket_series(&width, timezone.as_ref(), &bucket_type, start, finish)?;
         let data = concat_batches(&self.schema_of(&rows), &rows)
             .map_err(|e| TemporaError::internal(e.to_string()))?;
-        let filled = fill(
-            &data,
-            &self.roles,
-            bucket_index,
-            &bucket_type,
-            &buckets,
-            finish,
-        )?;
+        // Millions of buckets take seconds: the filling runs off the
+        // runtime's workers, and stops when the statement is canceled or
+        // times out (its future, holding `_abandon`, is dropped).
+        let stop = Arc::new(AtomicBool::new(false));
+        let _abandon = StopOnDrop(stop.clone());
+        let roles = self.roles.clone();
+        let filled = tokio::task::spawn_blocking(move || {
+            let buckets = bucket_series(
+                &width,
+                timezone.as_ref(),
+                &bucket_type,
+                start,
+                finish,
+                &stop,
+            )?;
+            fill(
+                &data,
+                &roles,
+                bucket_index,
+                &bucket_type,
+                &buckets,
+                finish,
+                &stop,
+            )
+        })
+        .await
+        .map_err(|e| TemporaError::internal(format!("gapfill: {e}")))??;
         let (schema, batches) = if self.tail.is_empty() {
             (filled.schema(), vec![filled])
         } else {
@@ -542,6 +561,28 @@ fn unit_type(bucket_type: &DataType) -> DataType {
     }
 }
 
+/// Sets its flag when dropped: the filling of a statement no longer awaited
+/// stops.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// 57014 when the statement filling buckets was abandoned; checked every
+/// few thousand buckets.
+fn check_stop(stop: &AtomicBool) -> Result<()> {
+    if stop.load(Ordering::Relaxed) {
+        return Err(TemporaError::new(
+            SqlState::QUERY_CANCELED,
+            "canceling statement due to user request",
+        ));
+    }
+    Ok(())
+}
+
 /// Buckets of `width` (in the bucket's units) from the one holding `start`
 /// while before `finish`, computed by time_bucket itself so that month
 /// widths and time zones agree with the query's buckets.
@@ -551,6 +592,7 @@ fn bucket_series(
     bucket_type: &DataType,
     start: i64,
     finish: i64,
+    stop: &AtomicBool,
 ) -> Result<Vec<i64>> {
     let unit = unit_type(bucket_type);
     let bucket_of = |t: i64| -> Result<i64> {
@@ -619,6 +661,9 @@ fn bucket_series(
     while b < finish {
         if out.last() != Some(&b) {
             out.push(b);
+            if out.len() % 4096 == 0 {
+                check_stop(stop)?;
+            }
             if out.len() > MAX_BUCKETS {
                 return Err(TemporaError::new(
                     SqlState::PROGRAM_LIMIT_EXCEEDED,
@@ -661,6 +706,7 @@ fn fill(
     bucket_type: &DataType,
     buckets: &[i64],
     finish: i64,
+    stop: &AtomicBool,
 ) -> Result<RecordBatch> {
     let n = data.num_rows();
     let bucket_values = cast(
@@ -719,6 +765,7 @@ fn fill(
     };
     let mut out: Vec<OutRow> = Vec::new();
     for group in groups {
+        check_stop(stop)?;
         let group_row = group.first().copied();
         let (mut k, mut prev) = (0usize, None);
         let stored = |r: usize, prev: Option<usize>| OutRow {
