@@ -319,6 +319,18 @@ async fn garbage_instead_of_a_startup_message() {
     expect_refused(s, "unknown protocol version").await;
     assert_server_answers(&mut server, "an unknown protocol version").await;
 
+    // A length too short for any startup message, and nothing more: the
+    // connection closes at once, as PostgreSQL closes it (it waited for
+    // the startup timeout).
+    for length in [0i32, 4, 7] {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port()))
+            .await
+            .unwrap();
+        s.write_all(&length.to_be_bytes()).await.unwrap();
+        expect_refused(s, "a startup length under 8").await;
+    }
+    assert_server_answers(&mut server, "a startup length under 8").await;
+
     // Pseudo-random bytes, then the client goes away.
     let mut s = TcpStream::connect(("127.0.0.1", server.port()))
         .await

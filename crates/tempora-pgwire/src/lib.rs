@@ -1434,7 +1434,7 @@ const WRITE_BOUNDARY: usize = 256 * 1024;
 /// One client connection: TLS negotiation, then every message it sends,
 /// each answered by `conn`'s handlers, until it terminates or goes away.
 async fn serve_connection(
-    socket: tokio::net::TcpStream,
+    mut socket: tokio::net::TcpStream,
     tls: Option<pgwire::tokio::TlsAcceptor>,
     conn: Connection,
 ) -> std::io::Result<()> {
@@ -1445,6 +1445,18 @@ async fn serve_connection(
     };
     let startup = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(startup);
+    let short = tokio::select! {
+        _ = &mut startup => return Ok(()),
+        short = short_startup_packet(&socket) => short?,
+    };
+    if short {
+        tracing::debug!("invalid length of startup packet");
+        // Read what was sent, so that closing is an orderly end of the
+        // stream rather than a reset.
+        let mut length = [0u8; 4];
+        let _ = tokio::io::AsyncReadExt::read_exact(&mut socket, &mut length).await;
+        return Ok(());
+    }
     let negotiated = tokio::select! {
         _ = &mut startup => return Ok(()),
         socket = pgwire::tokio::server::negotiate_tls(socket, tls) => socket?,
@@ -1509,6 +1521,22 @@ async fn serve_connection(
         if let Err(mut e) = handled {
             errors.on_error(&socket, &mut e);
             pgwire::tokio::server::process_error(&mut socket, e, until_sync).await?;
+        }
+    }
+}
+
+/// Whether the first message declares a length too short for any startup
+/// message (8 bytes: the length and a protocol code). PostgreSQL closes
+/// such a connection at once ("invalid length of startup packet"); the
+/// protocol decoder would wait for the 8 bytes until the startup timeout.
+async fn short_startup_packet(socket: &tokio::net::TcpStream) -> std::io::Result<bool> {
+    let mut length = [0u8; 4];
+    loop {
+        match socket.peek(&mut length).await? {
+            0 => return Ok(false),
+            4.. => return Ok(u32::from_be_bytes(length) < 8),
+            // Part of the length: peek answers at once until more comes.
+            _ => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
         }
     }
 }
