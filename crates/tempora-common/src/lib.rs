@@ -27,6 +27,7 @@ impl SqlState {
     pub const WARNING: SqlState = SqlState("01000");
     pub const FEATURE_NOT_SUPPORTED: SqlState = SqlState("0A000");
     pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
+    pub const ARRAY_SUBSCRIPT_ERROR: SqlState = SqlState("2202E");
     pub const INVALID_TEXT_REPRESENTATION: SqlState = SqlState("22P02");
     pub const INVALID_DATETIME_FORMAT: SqlState = SqlState("22007");
     pub const DATETIME_FIELD_OVERFLOW: SqlState = SqlState("22008");

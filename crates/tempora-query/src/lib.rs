@@ -6,6 +6,7 @@
 
 pub mod aggregates;
 pub mod at_time_zone;
+pub mod bytea_functions;
 pub mod caggs;
 mod calendar;
 pub mod checked_arithmetic;

@@ -19,6 +19,10 @@
 //! **An untyped literal beside a date/time value takes its type** in `IN`,
 //! `BETWEEN`, `CASE` and `coalesce`-like calls (unknown_literals.rs).
 //!
+//! **A bytea cast to text is its printed form** (`'\x0102'::bytea::text` is
+//! `\x0102`): the cast the statement wrote becomes `byteaout`; casts that
+//! coercion adds later keep the bytes.
+//!
 //! **A sum of bigints is numeric** (`sum(int8)` never overflows in
 //! PostgreSQL; DataFusion's wraps): the argument of `sum`, as an aggregate
 //! or a window, is cast to `numeric(38,0)` when it is a bigint, and
@@ -92,6 +96,23 @@ fn date_with_interval(left: &mut Expr, right: &mut Expr, schema: &dyn ExprSchema
 }
 
 fn rewrite_expr(mut e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
+    // `bytea::text` is the bytea's printed form (`\x0102`). Before
+    // coercion every cast is one the statement wrote; coercion's own casts
+    // of a bytea to text (`bytea LIKE text`) keep the bytes.
+    if let Expr::Cast(c) = &e {
+        let text =
+            |t: &DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
+        let binary = |t: &DataType| {
+            matches!(
+                t,
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+            )
+        };
+        if text(c.field.data_type()) && c.expr.get_type(schema).is_ok_and(|t| binary(&t)) {
+            let printed = crate::bytea_functions::byteaout_udf().call(vec![(*c.expr).clone()]);
+            return Ok(Transformed::yes(cast(printed, c.field.data_type().clone())));
+        }
+    }
     let changed = match &mut e {
         Expr::BinaryExpr(BinaryExpr {
             left,

@@ -976,6 +976,7 @@ pub fn session_context_with(
     for f in crate::pg_math::pg_math_udfs()
         .into_iter()
         .chain(crate::pg_strings::pg_string_udfs())
+        .chain(crate::bytea_functions::bytea_udfs())
     {
         ctx.register_udf(f);
     }
