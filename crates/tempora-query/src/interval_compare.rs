@@ -9,6 +9,11 @@
 //! [`rewrite`] after type coercion: a comparison of two intervals (or
 //! durations) compares their `interval_span`s, microseconds as PostgreSQL's
 //! `interval_cmp` counts them, in a `Decimal128`.
+//!
+//! The same order holds for `IN` and `BETWEEN`, ORDER BY ([`sort_by_span`]),
+//! `min`/`max` (the first value by span, [`rewrite`]), `greatest`/`least`
+//! (`interval_greatest`/`interval_least`) and `nullif`: `max` of `1 mon` and
+//! `31 days` is `31 days`, where Arrow's order gave `1 mon`.
 
 use std::sync::{Arc, LazyLock};
 
@@ -19,10 +24,11 @@ use datafusion::arrow::datatypes::{
     IntervalYearMonthType, TimeUnit,
 };
 use datafusion::common::tree_node::Transformed;
+use datafusion::common::ScalarValue;
 use datafusion::common::{ExprSchema, Result};
-use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::expr::{AggregateFunction, InList, ScalarFunction, Sort};
 use datafusion::logical_expr::{
-    Between, BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs,
+    when, Between, BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs,
     ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
@@ -127,7 +133,53 @@ pub(crate) fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Ex
             .all(|e| e.get_type(schema).is_ok_and(|t| spans(&t)))
     };
     let span = |e: &Expr| Box::new(SPAN.call(vec![e.clone()]));
+    let intervals = |es: &[Expr]| {
+        !es.is_empty()
+            && es.iter().all(|e| {
+                e.get_type(schema)
+                    .is_ok_and(|t| matches!(t, DataType::Interval(_)))
+            })
+    };
     match &e {
+        // The first value by span: min and max ignore NULLs, as
+        // first_value does with NULLs sorted last.
+        Expr::AggregateFunction(AggregateFunction { func, params })
+            if matches!(func.name(), "min" | "max")
+                && params.order_by.is_empty()
+                && intervals(&params.args) =>
+        {
+            let arg = params.args[0].clone();
+            let ascending = func.name() == "min";
+            return Ok(Transformed::yes(Expr::AggregateFunction(
+                AggregateFunction::new_udf(
+                    datafusion::functions_aggregate::first_last::first_value_udaf(),
+                    vec![arg.clone()],
+                    false,
+                    params.filter.clone(),
+                    vec![Sort::new(*span(&arg), ascending, false)],
+                    None,
+                ),
+            )));
+        }
+        Expr::ScalarFunction(ScalarFunction { func, args }) if intervals(args) => {
+            match func.name() {
+                "greatest" => {
+                    return Ok(Transformed::yes(GREATEST.call(args.clone())));
+                }
+                "least" => return Ok(Transformed::yes(LEAST.call(args.clone()))),
+                "nullif" if args.len() == 2 => {
+                    let null = ScalarValue::try_from(&args[0].get_type(schema)?)?;
+                    return Ok(Transformed::yes(
+                        when(
+                            (*span(&args[0])).eq(*span(&args[1])),
+                            Expr::Literal(null, None),
+                        )
+                        .otherwise(args[0].clone())?,
+                    ));
+                }
+                _ => {}
+            }
+        }
         Expr::InList(InList {
             expr,
             list,
@@ -200,4 +252,83 @@ pub(crate) fn sort_by_span(plan: LogicalPlan) -> Result<LogicalPlan> {
         })
     })
     .map(|t| t.data)
+}
+
+/// `greatest` (or `least`) of intervals by span: the first of the
+/// arguments with the longest (shortest) span, NULLs ignored.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IntervalExtreme {
+    greatest: bool,
+    signature: Signature,
+}
+
+static GREATEST: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| extreme_udf(true));
+static LEAST: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| extreme_udf(false));
+
+fn extreme_udf(greatest: bool) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(IntervalExtreme {
+        greatest,
+        signature: Signature::variadic_any(Volatility::Immutable),
+    }))
+}
+
+impl ScalarUDFImpl for IntervalExtreme {
+    fn name(&self) -> &str {
+        if self.greatest {
+            "interval_greatest"
+        } else {
+            "interval_least"
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args
+            .first()
+            .cloned()
+            .unwrap_or(DataType::Interval(IntervalUnit::MonthDayNano)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (arrays, scalar) = crate::pg_types::argument_arrays(&args)?;
+        let mdn = DataType::Interval(IntervalUnit::MonthDayNano);
+        let arrays = arrays
+            .iter()
+            .map(|a| datafusion::arrow::compute::cast(a, &mdn))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let rows = arrays.first().map_or(0, |a| a.len());
+        let span = |v: datafusion::arrow::datatypes::IntervalMonthDayNano| {
+            (i128::from(v.months) * 30 + i128::from(v.days)) * NANOS_PER_DAY
+                + i128::from(v.nanoseconds)
+        };
+        let out: datafusion::arrow::array::IntervalMonthDayNanoArray = (0..rows)
+            .map(|row| {
+                let mut best = None;
+                for a in &arrays {
+                    let a = a.as_primitive::<IntervalMonthDayNanoType>();
+                    if a.is_null(row) {
+                        continue;
+                    }
+                    let v = a.value(row);
+                    let better = match best {
+                        None => true,
+                        Some(b) if self.greatest => span(v) > span(b),
+                        Some(b) => span(v) < span(b),
+                    };
+                    if better {
+                        best = Some(v);
+                    }
+                }
+                best
+            })
+            .collect();
+        let out = datafusion::arrow::compute::cast(
+            &(Arc::new(out) as ArrayRef),
+            args.return_field.data_type(),
+        )?;
+        result_value(out, scalar)
+    }
 }
