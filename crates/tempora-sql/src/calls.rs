@@ -4,7 +4,8 @@
 //! argument beside them (`generate_series('2024-01-01'::timestamptz,
 //! '2024-01-02', INTERVAL '1 hour')`, where PostgreSQL resolves `unknown`);
 //! quoted literals typed like the written types beside them (a VALUES
-//! column, `coalesce`'s arguments, ARRAY elements, CASE results);
+//! column, a UNION column, `coalesce`'s arguments, ARRAY elements, CASE
+//! results);
 //! `timestamp[tz]` casts and literals at PostgreSQL's microsecond
 //! precision; and `AT TIME ZONE` as the `timezone` function.
 
@@ -95,6 +96,7 @@ impl VisitorMut for Normalizer {
         if let datafusion::sql::sqlparser::ast::SetExpr::Values(values) = query.body.as_mut() {
             type_values_columns(values);
         }
+        type_set_operation_columns(query.body.as_mut());
         ControlFlow::Continue(())
     }
 
@@ -505,6 +507,7 @@ fn written_type(e: &SqlExpr) -> Option<DataType> {
             fields: None,
             precision: None,
         }),
+        SqlExpr::Value(v) if matches!(v.value, Value::Boolean(_)) => Some(DataType::Boolean),
         SqlExpr::Nested(inner) => written_type(inner),
         _ => None,
     }
@@ -600,6 +603,54 @@ fn type_values_columns(values: &mut datafusion::sql::sqlparser::ast::Values) {
             .filter_map(|r| r.get_mut(column))
             .collect();
         type_quoted_like_others(&mut cells);
+    }
+}
+
+/// The selects whose rows a UNION, INTERSECT or EXCEPT combines, when every
+/// branch is a plain select.
+fn set_operation_selects(
+    body: &mut datafusion::sql::sqlparser::ast::SetExpr,
+) -> Option<Vec<&mut datafusion::sql::sqlparser::ast::Select>> {
+    use datafusion::sql::sqlparser::ast::SetExpr;
+    match body {
+        SetExpr::Select(select) => Some(vec![select.as_mut()]),
+        SetExpr::SetOperation { left, right, .. } => {
+            let mut selects = set_operation_selects(left)?;
+            selects.extend(set_operation_selects(right)?);
+            Some(selects)
+        }
+        _ => None,
+    }
+}
+
+/// Each column of a set operation's branches, by [`type_quoted_like_others`]
+/// (`SELECT interval '1 day' UNION SELECT '25 hours'`).
+fn type_set_operation_columns(body: &mut datafusion::sql::sqlparser::ast::SetExpr) {
+    use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr};
+    if !matches!(body, SetExpr::SetOperation { .. }) {
+        return;
+    }
+    let Some(mut selects) = set_operation_selects(body) else {
+        return;
+    };
+    let width = selects.first().map_or(0, |s| s.projection.len());
+    if selects.iter().any(|s| s.projection.len() != width) {
+        return;
+    }
+    let branches = selects.len();
+    for column in 0..width {
+        let mut cells: Vec<&mut SqlExpr> = Vec::with_capacity(branches);
+        for select in selects.iter_mut() {
+            match &mut select.projection[column] {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                    cells.push(e)
+                }
+                _ => break,
+            }
+        }
+        if cells.len() == branches {
+            type_quoted_like_others(&mut cells);
+        }
     }
 }
 
