@@ -878,7 +878,7 @@ impl ExprPlanner for JsonOperators {
 }
 
 /// Whether `op` compares its operands.
-fn is_comparison(op: &BinaryOperator) -> bool {
+pub(crate) fn is_comparison(op: &BinaryOperator) -> bool {
     matches!(
         op,
         BinaryOperator::Eq

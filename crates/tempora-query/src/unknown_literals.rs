@@ -96,15 +96,7 @@ impl ExprPlanner for UnknownOperands {
         let Some(known_type) = known.get_type(schema).ok() else {
             return Ok(PlannerResult::Original(expr));
         };
-        let comparison = matches!(
-            expr.op,
-            BinaryOperator::Eq
-                | BinaryOperator::NotEq
-                | BinaryOperator::Lt
-                | BinaryOperator::LtEq
-                | BinaryOperator::Gt
-                | BinaryOperator::GtEq
-        );
+        let comparison = crate::jsonb::is_comparison(&expr.op);
         // `flag = 'yes'`: a boolean's input function reads the literal.
         let same = match temporal(&known_type) {
             Some(t) => t,
@@ -117,7 +109,7 @@ impl ExprPlanner for UnknownOperands {
         // known type; `+` has none for dates and timestamps, and takes an
         // interval.
         let target = match (&expr.op, &known_type) {
-            (Eq | NotEq | Lt | LtEq | Gt | GtEq, _) => same,
+            _ if comparison => same,
             (Minus, _) => same,
             (Plus, DataType::Interval(_) | DataType::Duration(_)) => same,
             (Plus, DataType::Timestamp(..)) => interval,
