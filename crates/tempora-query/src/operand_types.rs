@@ -176,6 +176,23 @@ fn rewrite_expr(mut e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr
             let mut all: Vec<&mut Expr> = f.args.iter_mut().collect();
             type_unknowns(&mut all, schema) | floats_win(&mut all, schema)
         }
+        // `pg_typeof('x')`: a quoted literal has no type yet, as NULL has
+        // none (`unknown`); `'x'::text` is still a cast here.
+        Expr::ScalarFunction(f)
+            if f.func.name() == "pg_typeof"
+                && matches!(
+                    f.args.as_slice(),
+                    [Expr::Literal(
+                        datafusion::common::ScalarValue::Utf8(Some(_))
+                            | datafusion::common::ScalarValue::Utf8View(Some(_))
+                            | datafusion::common::ScalarValue::LargeUtf8(Some(_)),
+                        _
+                    )]
+                ) =>
+        {
+            f.args = vec![Expr::Literal(datafusion::common::ScalarValue::Null, None)];
+            true
+        }
         Expr::AggregateFunction(f) if f.func.name() == "sum" => {
             bigint_sum(&mut f.params.args, schema)
         }
