@@ -37,6 +37,7 @@ pub mod pg_literals;
 pub mod pg_math;
 pub mod pg_relations;
 pub mod pg_strings;
+pub mod pg_sum;
 pub mod pg_text;
 pub mod pg_types;
 pub mod provider;

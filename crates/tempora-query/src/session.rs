@@ -967,6 +967,7 @@ pub fn session_context_with(
     ctx.register_udf(crate::expr_names::tempora_named_udf());
     ctx.register_udf(crate::variables::current_setting_udf(variables.clone()));
     ctx.register_udaf(crate::pg_avg::pg_avg_udaf());
+    ctx.register_udaf(crate::pg_sum::pg_sum_udaf());
     ctx.register_udaf(crate::aggregates::first_udaf());
     ctx.register_udaf(crate::aggregates::last_udaf());
     ctx.register_udaf(crate::aggregates::histogram_udaf());
