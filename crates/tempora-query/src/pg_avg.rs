@@ -50,6 +50,23 @@ struct PgAvg {
     signature: Signature,
 }
 
+/// The argument types `inner` (one of DataFusion's aggregates, which a
+/// Tempora aggregate of the same name hands the types it does not take
+/// itself) coerces `arg_types` to.
+pub(crate) fn inner_coercion(
+    inner: &AggregateUDF,
+    arg_types: &[DataType],
+) -> Result<Vec<DataType>> {
+    let fields: Vec<FieldRef> = arg_types
+        .iter()
+        .map(|t| Arc::new(Field::new("", t.clone(), true)))
+        .collect();
+    Ok(fields_with_udf(&fields, inner)?
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect())
+}
+
 /// Integer types whose values fit `bigint` (PostgreSQL has no unsigned ones).
 fn is_integer(t: &DataType) -> bool {
     t.is_integer() && t != &DataType::UInt64
@@ -75,14 +92,7 @@ impl AggregateUDFImpl for PgAvg {
                 return Ok(vec![DataType::Int64]);
             }
         }
-        let fields: Vec<FieldRef> = arg_types
-            .iter()
-            .map(|t| Arc::new(Field::new("", t.clone(), true)))
-            .collect();
-        Ok(fields_with_udf(&fields, self.inner.as_ref())?
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect())
+        inner_coercion(&self.inner, arg_types)
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
