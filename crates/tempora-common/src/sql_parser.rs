@@ -13,13 +13,13 @@
 //!
 //! [`TemporaDialect`] is PostgreSQL's dialect with named arguments read as
 //! PostgreSQL reads them (the name is an identifier, not an expression;
-//! `:=` as well as `=>`), and
-//! with a budget of expression starts proportional to the text: a statement
-//! that spends it is refused with 54001 instead of parsing for minutes.
-//! [`parse_statements`] also refuses, before parsing, text nested deeper than
-//! [`MAX_NESTING`]: sqlparser's recursion limit does not count every kind of
-//! nesting (`TABLE(c TABLE(...))` types), and twelve thousand of them
-//! overflowed the stack and aborted the server.
+//! `:=` as well as `=>`), and with a budget of expression starts
+//! proportional to the text: a statement that spends it is refused with
+//! 54001 instead of parsing for minutes. [`parse_statements`] also refuses,
+//! before parsing, text nested deeper than [`MAX_NESTING`] or holding many
+//! `ARRAY<` types (quadratic to parse): sqlparser's recursion limit does not
+//! count every kind of nesting (`TABLE(c TABLE(...))` types), and twelve
+//! thousand of them overflowed the stack and aborted the server.
 
 use std::any::TypeId;
 use std::cell::Cell;
