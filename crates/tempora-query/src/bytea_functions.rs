@@ -321,9 +321,9 @@ impl ScalarUDFImpl for ByteaFunction {
                     text.clear();
                     match format(f)? {
                         Format::Hex => {
-                            for byte in v {
-                                text.push_str(&format!("{byte:02x}"));
-                            }
+                            // bytea's output form without its `\x`.
+                            tempora_copy::text::write_bytea(v, &mut text);
+                            text.replace_range(..2, "");
                         }
                         Format::Base64 => base64_encode(v, &mut text),
                         Format::Escape => escape_encode(v, &mut text),
@@ -357,21 +357,9 @@ impl ScalarUDFImpl for ByteaFunction {
                 }
                 Arc::new(b.finish())
             }
-            Op::Out => {
-                let a = cast(&arrays[0], &DataType::Binary)?;
-                let mut b = StringBuilder::with_capacity(a.len(), a.len() * 8);
-                for v in a.as_binary::<i32>().iter() {
-                    b.append_option(v.map(|bytes| {
-                        let mut text = String::with_capacity(2 + bytes.len() * 2);
-                        text.push_str("\\x");
-                        for byte in bytes {
-                            text.push_str(&format!("{byte:02x}"));
-                        }
-                        text
-                    }));
-                }
-                Arc::new(b.finish())
-            }
+            // bytea's output function, as query results print it (the
+            // time zone plays no part).
+            Op::Out => Arc::new(tempora_copy::output_text(&arrays[0], "UTC").map_err(df)?),
             Op::OctetLength | Op::Length => {
                 let a = &arrays[0];
                 let mut b = Int32Builder::with_capacity(a.len());

@@ -36,6 +36,12 @@ use crate::pg_types::{result_rows, result_value};
 
 const NANOS_PER_DAY: i128 = 86_400_000_000_000;
 
+/// A month-day-nanosecond interval's length in nanoseconds, months as 30
+/// days.
+fn mdn_span(i: datafusion::arrow::datatypes::IntervalMonthDayNano) -> i128 {
+    (i128::from(i.months) * 30 + i128::from(i.days)) * NANOS_PER_DAY + i128::from(i.nanoseconds)
+}
+
 /// The length of an interval or duration in nanoseconds, months as 30
 /// days.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -77,10 +83,7 @@ impl ScalarUDFImpl for IntervalSpan {
         match a.data_type() {
             DataType::Interval(IntervalUnit::MonthDayNano) => {
                 for v in a.as_primitive::<IntervalMonthDayNanoType>().iter() {
-                    push(v.map(|i| {
-                        (i128::from(i.months) * 30 + i128::from(i.days)) * NANOS_PER_DAY
-                            + i128::from(i.nanoseconds)
-                    }));
+                    push(v.map(mdn_span));
                 }
             }
             DataType::Interval(IntervalUnit::DayTime) => {
@@ -300,10 +303,6 @@ impl ScalarUDFImpl for IntervalExtreme {
             .map(|a| datafusion::arrow::compute::cast(a, &mdn))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let rows = arrays.first().map_or(0, |a| a.len());
-        let span = |v: datafusion::arrow::datatypes::IntervalMonthDayNano| {
-            (i128::from(v.months) * 30 + i128::from(v.days)) * NANOS_PER_DAY
-                + i128::from(v.nanoseconds)
-        };
         let out: datafusion::arrow::array::IntervalMonthDayNanoArray = (0..rows)
             .map(|row| {
                 let mut best = None;
@@ -315,8 +314,8 @@ impl ScalarUDFImpl for IntervalExtreme {
                     let v = a.value(row);
                     let better = match best {
                         None => true,
-                        Some(b) if self.greatest => span(v) > span(b),
-                        Some(b) => span(v) < span(b),
+                        Some(b) if self.greatest => mdn_span(v) > mdn_span(b),
+                        Some(b) => mdn_span(v) < mdn_span(b),
                     };
                     if better {
                         best = Some(v);
