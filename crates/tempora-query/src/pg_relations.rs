@@ -84,6 +84,7 @@ const WELL_KNOWN: &[(&str, u32)] = &[
 
 /// pg_catalog relations PostgreSQL defines as views.
 const PG_CATALOG_VIEWS: &[&str] = &[
+    "pg_available_extensions",
     "pg_indexes",
     "pg_matviews",
     "pg_replication_slots",

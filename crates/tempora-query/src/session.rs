@@ -514,6 +514,9 @@ impl SchemaProvider for PgCatalogOverlay {
         if name.eq_ignore_ascii_case("pg_extension") {
             return pg_extension(&self.engine.catalog().snapshot()).map(Some);
         }
+        if name.eq_ignore_ascii_case("pg_available_extensions") {
+            return pg_available_extensions(&self.engine.catalog().snapshot()).map(Some);
+        }
         if name.eq_ignore_ascii_case("pg_proc") {
             return self.pg_proc().await;
         }
@@ -685,6 +688,48 @@ fn pg_extension(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
         ))),
         Arc::new(BooleanArray::from(vec![false; n])),
         Arc::new(StringArray::from(versions)),
+    ];
+    crate::information::table_of(schema, cols)
+}
+
+/// The extensions `CREATE EXTENSION` accepts: (name, version, comment).
+const AVAILABLE_EXTENSIONS: &[(&str, &str, &str)] = &[
+    ("plpgsql", "1.0", "PL/pgSQL procedural language"),
+    (
+        "timescaledb",
+        crate::TIMESCALEDB_VERSION,
+        "Enables scalable inserts and complex queries for time-series data (Community Edition)",
+    ),
+];
+
+/// `pg_available_extensions`: what `CREATE EXTENSION` accepts, and the
+/// version installed in this database if it was created. Tools (and
+/// scripts checking for TimescaleDB before `CREATE EXTENSION`) read it.
+fn pg_available_extensions(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("default_version", DataType::Utf8, true),
+        Field::new("installed_version", DataType::Utf8, true),
+        Field::new("comment", DataType::Utf8, true),
+    ]));
+    let installed = AVAILABLE_EXTENSIONS.iter().map(|(name, version, _)| {
+        state
+            .extensions
+            .iter()
+            .any(|e| e == name)
+            .then_some(*version)
+    });
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            AVAILABLE_EXTENSIONS.iter().map(|e| e.0),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            AVAILABLE_EXTENSIONS.iter().map(|e| e.1),
+        )),
+        Arc::new(installed.collect::<StringArray>()),
+        Arc::new(StringArray::from_iter_values(
+            AVAILABLE_EXTENSIONS.iter().map(|e| e.2),
+        )),
     ];
     crate::information::table_of(schema, cols)
 }

@@ -2294,8 +2294,12 @@ pub(crate) fn rewrite_query(stmt: Statement) -> Statement {
 
 /// `pg_catalog` relations Tempora adds to the generic emulation's, found
 /// unqualified as PostgreSQL finds them (pg_catalog is searched first).
-const TEMPORA_PG_CATALOG_RELATIONS: &[&str] =
-    &["pg_indexes", "pg_prepared_statements", "pg_sequences"];
+const TEMPORA_PG_CATALOG_RELATIONS: &[&str] = &[
+    "pg_available_extensions",
+    "pg_indexes",
+    "pg_prepared_statements",
+    "pg_sequences",
+];
 
 /// Qualifies unqualified references to [`TEMPORA_PG_CATALOG_RELATIONS`].
 pub(crate) fn qualify_catalog_relations(stmt: &mut Statement) {

@@ -48,6 +48,9 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("server_version", "15.6"),
     ("server_version_num", "150006"),
     ("session_authorization", "postgres"),
+    // What a TimescaleDB server preloads; scripts read it before
+    // `CREATE EXTENSION timescaledb`.
+    ("shared_preload_libraries", "timescaledb"),
     ("standard_conforming_strings", "on"),
     ("statement_timeout", "0"),
     ("synchronous_commit", "on"),
@@ -66,6 +69,7 @@ const READ_ONLY: &[&str] = &[
     "integer_datetimes",
     "is_superuser",
     "session_authorization",
+    "shared_preload_libraries",
     "timescaledb.license",
 ];
 
@@ -159,9 +163,15 @@ impl Settings {
             ));
         };
         if READ_ONLY.contains(&key.as_str()) {
+            // A server start parameter, as PostgreSQL words it.
+            let when = if key == "shared_preload_libraries" {
+                " without restarting the server"
+            } else {
+                ""
+            };
             return Err(TemporaError::new(
                 SqlState("55P02"),
-                format!("parameter \"{key}\" cannot be changed"),
+                format!("parameter \"{key}\" cannot be changed{when}"),
             ));
         }
         let invalid = || {
