@@ -83,6 +83,21 @@ async fn three_tiers_are_refreshed_and_retained_by_policies() {
     )
     .await;
 
+    // The refresh policies reach back years, past what retention keeps of
+    // the raw rows: as in TimescaleDB, a refresh over dropped raw chunks
+    // forgets their buckets, so they stop before retention runs.
+    for id in text_rows(
+        &client,
+        "SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate'",
+    )
+    .await
+    {
+        client
+            .batch_execute(&format!("SELECT alter_job({id}, scheduled => false)"))
+            .await
+            .unwrap();
+    }
+
     // Retention on every tier; run now rather than waiting for a day.
     client
         .batch_execute(
@@ -126,14 +141,18 @@ async fn three_tiers_are_refreshed_and_retained_by_policies() {
     .await;
     assert_eq!(hourly_too_old, 0);
 
-    // Dropped raw chunks and refreshes after them leave materialized days as they were.
+    // Refreshes of the recent days, clear of the dropped raw chunks, leave
+    // the materialized days as they were (a refresh over the dropped range
+    // would forget them, as in TimescaleDB: retention invalidates it).
     client
-        .batch_execute("CALL refresh_continuous_aggregate('conditions_hourly', NULL, NULL)")
+        .batch_execute(
+            "CALL refresh_continuous_aggregate('conditions_hourly', now() - INTERVAL '20 days', NULL)",
+        )
         .await
         .unwrap();
     client
         .batch_execute(
-            "CALL refresh_continuous_aggregate('conditions_daily', NULL, now() - INTERVAL '1 day')",
+            "CALL refresh_continuous_aggregate('conditions_daily', now() - INTERVAL '20 days', now() - INTERVAL '1 day')",
         )
         .await
         .unwrap();
@@ -144,6 +163,17 @@ async fn three_tiers_are_refreshed_and_retained_by_policies() {
     .await;
     assert_eq!(daily_after.len(), daily_before.len());
     assert_eq!(daily_after, daily_before);
+    // A refresh over the range retention dropped forgets the hours there.
+    client
+        .batch_execute("CALL refresh_continuous_aggregate('conditions_hourly', NULL, NULL)")
+        .await
+        .unwrap();
+    let hourly_dropped = scalar_i64(
+        &client,
+        "SELECT count(*) FROM conditions_hourly WHERE bucket < now() - INTERVAL '40 days'",
+    )
+    .await;
+    assert_eq!(hourly_dropped, 0);
 }
 
 /// Late rows into days already materialized: after the refresh exactly

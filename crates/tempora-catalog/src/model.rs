@@ -390,6 +390,11 @@ pub struct CompressionSettings {
     pub segmentby: Vec<String>,
     /// Order of the rows within a segment.
     pub orderby: Vec<OrderByColumn>,
+    /// Whether `orderby` is the default order because none was set: the
+    /// hypertable's settings then show no orderby, its chunks the default,
+    /// as TimescaleDB's do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub orderby_default: bool,
 }
 
 /// One `compress_orderby` column.
@@ -427,26 +432,167 @@ impl ChunkDef {
     }
 }
 
-/// An identifier as PostgreSQL's quote_identifier prints it.
+/// PostgreSQL 15's keywords that are not unreserved (reserved, column-name
+/// and type/function-name keywords, `pg_get_keywords()` with catcode R, C
+/// or T), sorted: an identifier spelled like one of them must be quoted.
+const QUOTED_KEYWORDS: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "authorization",
+    "between",
+    "bigint",
+    "binary",
+    "bit",
+    "boolean",
+    "both",
+    "case",
+    "cast",
+    "char",
+    "character",
+    "check",
+    "coalesce",
+    "collate",
+    "collation",
+    "column",
+    "concurrently",
+    "constraint",
+    "create",
+    "cross",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "dec",
+    "decimal",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "exists",
+    "extract",
+    "false",
+    "fetch",
+    "float",
+    "for",
+    "foreign",
+    "freeze",
+    "from",
+    "full",
+    "grant",
+    "greatest",
+    "group",
+    "grouping",
+    "having",
+    "ilike",
+    "in",
+    "initially",
+    "inner",
+    "inout",
+    "int",
+    "integer",
+    "intersect",
+    "interval",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "lateral",
+    "leading",
+    "least",
+    "left",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "national",
+    "natural",
+    "nchar",
+    "none",
+    "normalize",
+    "not",
+    "notnull",
+    "null",
+    "nullif",
+    "numeric",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "out",
+    "outer",
+    "overlaps",
+    "overlay",
+    "placing",
+    "position",
+    "precision",
+    "primary",
+    "real",
+    "references",
+    "returning",
+    "right",
+    "row",
+    "select",
+    "session_user",
+    "setof",
+    "similar",
+    "smallint",
+    "some",
+    "substring",
+    "symmetric",
+    "table",
+    "tablesample",
+    "then",
+    "time",
+    "timestamp",
+    "to",
+    "trailing",
+    "treat",
+    "trim",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "values",
+    "varchar",
+    "variadic",
+    "verbose",
+    "when",
+    "where",
+    "window",
+    "with",
+    "xmlattributes",
+    "xmlconcat",
+    "xmlelement",
+    "xmlexists",
+    "xmlforest",
+    "xmlnamespaces",
+    "xmlparse",
+    "xmlpi",
+    "xmlroot",
+    "xmlserialize",
+    "xmltable",
+];
+
+/// An identifier as PostgreSQL's quote_identifier prints it: bare when it
+/// is lower case letters, digits and underscores not starting with a digit,
+/// and not a keyword that needs quoting; otherwise double-quoted.
 pub fn quote_identifier(name: &str) -> String {
-    const KEYWORDS: &[&str] = &[
-        "time",
-        "timestamp",
-        "date",
-        "user",
-        "order",
-        "group",
-        "table",
-        "column",
-        "select",
-        "from",
-        "where",
-        "interval",
-        "char",
-        "varchar",
-        "numeric",
-        "position",
-    ];
     let plain = name
         .chars()
         .next()
@@ -454,7 +600,7 @@ pub fn quote_identifier(name: &str) -> String {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain && !KEYWORDS.contains(&name) {
+    if plain && QUOTED_KEYWORDS.binary_search(&name).is_err() {
         name.to_string()
     } else {
         format!("\"{}\"", name.replace('"', "\"\""))
@@ -2066,6 +2212,29 @@ impl CatalogState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identifiers_quoted_as_postgresql_quotes_them() {
+        for (name, quoted) in [
+            ("host", "host"),
+            ("_x1", "_x1"),
+            ("time", "\"time\""),
+            ("int", "\"int\""),
+            ("values", "\"values\""),
+            ("select", "\"select\""),
+            ("left", "\"left\""),
+            ("date", "date"),
+            ("name", "name"),
+            ("Foo", "\"Foo\""),
+            ("a b", "\"a b\""),
+            ("a$", "\"a$\""),
+            ("1a", "\"1a\""),
+            ("q\"t", "\"q\"\"t\""),
+        ] {
+            assert_eq!(quote_identifier(name), quoted, "{name}");
+        }
+        assert!(QUOTED_KEYWORDS.windows(2).all(|w| w[0] < w[1]));
+    }
 
     fn table_with(ranges: &[(u32, i64, i64)]) -> TableDef {
         TableDef {

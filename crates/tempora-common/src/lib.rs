@@ -102,9 +102,11 @@ impl SqlState {
     pub const INVALID_PASSWORD: SqlState = SqlState("28P01");
     // TimescaleDB's own codes.
     pub const TS_HYPERTABLE_EXISTS: SqlState = SqlState("TS110");
+    pub const SQL_JSON_MEMBER_NOT_FOUND: SqlState = SqlState("2203A");
     pub const TS_HYPERTABLE_NOT_EXIST: SqlState = SqlState("TS001");
     pub const TS_DIMENSION_NOT_EXIST: SqlState = SqlState("TS002");
-    pub const TS_DIMENSION_EXISTS: SqlState = SqlState("TS201");
+    pub const TS_DIMENSION_EXISTS: SqlState = SqlState("TS160");
+    pub const TS_OPERATION_NOT_SUPPORTED: SqlState = SqlState("TS101");
     pub const TS_TABLE_NOT_EMPTY: SqlState = SqlState("TS102");
     pub const TS_BAD_UNIQUE_INDEX: SqlState = SqlState("TS103");
     // COPY's data formats.
@@ -454,6 +456,20 @@ fn classify_function_error(text: &str, lower: &str) -> Option<TemporaError> {
                 .map_or(0, |(_, f)| f.len() as i32)
         });
         return Some(numeric_field_overflow(precision.zip(scale)));
+    } else if lower.contains("must be in group by or an aggregate function") {
+        // "Column in SELECT must be in GROUP BY or an aggregate function:
+        // [While expanding wildcard, column] "t.x" must appear in the GROUP
+        // BY clause or must be part of an aggregate function, ..."
+        let column = text
+            .split_once("aggregate function:")
+            .and_then(|(_, rest)| rest.split('"').nth(1))
+            .unwrap_or("?");
+        (
+            SqlState::GROUPING_ERROR,
+            format!(
+                "column \"{column}\" must appear in the GROUP BY clause or be used in an aggregate function"
+            ),
+        )
     } else if lower.contains("ntile requires a positive integer") {
         (
             SqlState::INVALID_ARGUMENT_FOR_NTILE_FUNCTION,

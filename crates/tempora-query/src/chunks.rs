@@ -76,7 +76,8 @@ impl ChunkSelection {
         {
             return Err(TemporaError::new(
                 SqlState::INVALID_PARAMETER_VALUE,
-                "cannot specify older_than or newer_than together with created_before or created_after",
+                // TimescaleDB's words, its missing space included.
+                "cannot specify \"older_than\" or \"newer_than\" together with \"created_before\"or \"created_after\"",
             ));
         }
         Ok(Self {

@@ -458,7 +458,8 @@ pub(crate) fn compression_settings_view(state: &CatalogState) -> DfResult<Arc<dy
         for (i, c) in s.segmentby.iter().enumerate() {
             rows.push((t, c, Some(i as i16 + 1), None));
         }
-        for (i, o) in s.orderby.iter().enumerate() {
+        let set = s.orderby.iter().filter(|_| !s.orderby_default);
+        for (i, o) in set.enumerate() {
             rows.push((
                 t,
                 &o.column,
@@ -488,18 +489,22 @@ pub(crate) fn compression_settings_view(state: &CatalogState) -> DfResult<Arc<dy
 /// Segmentby and orderby as text (None for none).
 pub type SettingsText = (Option<String>, Option<String>);
 
-/// A table's settings as TimescaleDB's `hypertable_compression_settings`
-/// prints them: segmentby columns and orderby items joined by commas.
-pub fn settings_text(t: &TableDef) -> SettingsText {
+/// A table's settings (`for_chunk`: as its chunks were compressed) as
+/// TimescaleDB's `hypertable_compression_settings` prints them: segmentby columns and orderby items joined by commas, the
+/// orderby columns quoted as identifiers (`"time" DESC`), the segmentby
+/// columns as they are.
+pub fn settings_text(t: &TableDef, for_chunk: bool) -> SettingsText {
     let Some(s) = &t.compression else {
         return (None, None);
     };
     let segmentby = (!s.segmentby.is_empty()).then(|| s.segmentby.join(","));
-    let orderby = (!s.orderby.is_empty()).then(|| {
+    // A default order is the chunks' (worked out when they are compressed).
+    let shown = for_chunk || !s.orderby_default;
+    let orderby = (shown && !s.orderby.is_empty()).then(|| {
         s.orderby
             .iter()
             .map(|o| {
-                let mut item = o.column.clone();
+                let mut item = tempora_catalog::quote_identifier(&o.column);
                 if !o.asc {
                     item.push_str(" DESC");
                 }
@@ -533,7 +538,7 @@ pub(crate) fn hypertable_compression_settings_view(
         .into_iter()
         .filter(|t| t.compression.is_some())
         .collect();
-    let settings: Vec<SettingsText> = ts.iter().map(|t| settings_text(t)).collect();
+    let settings: Vec<SettingsText> = ts.iter().map(|t| settings_text(t, false)).collect();
     let names: Vec<String> = ts.iter().map(|t| relation_text(t)).collect();
     table_of(
         schema,
@@ -565,7 +570,7 @@ pub(crate) fn chunk_compression_settings_view(
             rows.push((
                 relation_text(t),
                 format!("{CHUNK_SCHEMA}.{}", c.name(h.id)),
-                settings_text(t),
+                settings_text(t, true),
             ));
         }
     }

@@ -372,6 +372,7 @@ pub fn alter_job_record(
         Some(flag(job.fixed_schedule)),
         job.initial_start.map(time),
         job.timezone.clone(),
+        Some(job_application_name(job)),
     ];
     let fields: Vec<String> = fields.iter().map(|f| record_field(f.as_deref())).collect();
     format!("({})", fields.join(","))
@@ -610,8 +611,15 @@ fn job_stats_view(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
             Arc::new(Int32Array::from_iter_values(
                 jobs.iter().map(|j| j.id as i32),
             )),
-            times(jobs.iter().map(|j| j.stats.last_run_started_at)),
-            times(jobs.iter().map(|j| j.stats.last_successful_finish)),
+            // A job that never ran (or never succeeded) shows -infinity.
+            times(
+                jobs.iter()
+                    .map(|j| j.stats.last_run_started_at.or(Some(i64::MIN))),
+            ),
+            times(
+                jobs.iter()
+                    .map(|j| j.stats.last_successful_finish.or(Some(i64::MIN))),
+            ),
             strings(jobs.iter().map(|j| j.stats.last_run_status.as_deref())),
             strings(
                 jobs.iter()

@@ -1,9 +1,10 @@
 //! Functions the SQL layer runs itself, registered so that DataFusion can
 //! plan them (EXPLAIN, type checking) and so that a use the SQL layer does
 //! not take raises a clear error instead of "function does not exist":
-//! `time_bucket_gapfill`, `locf`, `interpolate` outside a gapfill query
-//! (TimescaleDB's 22023), and the job functions called per row of a query
-//! rather than on their own (0A000).
+//! `time_bucket_gapfill` outside a gapfill query (TimescaleDB's 22023), and
+//! the job functions called per row of a query rather than on their own
+//! (0A000). `locf` and `interpolate` outside a gapfill query give their
+//! argument, as TimescaleDB's do.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{plan_err, Result};
@@ -45,7 +46,12 @@ impl ScalarUDFImpl for Marker {
         }
     }
 
-    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        // Outside a gapfill query TimescaleDB's locf and interpolate give
+        // their value as it is.
+        if matches!(self.name, "locf" | "interpolate") && !args.args.is_empty() {
+            return Ok(args.args.swap_remove(0));
+        }
         let e = match self.returns {
             Returns::TypeOfArgument(_) => TemporaError::new(
                 SqlState::INVALID_PARAMETER_VALUE,

@@ -26,6 +26,8 @@ struct Lookup {
     relations: Vec<Relation>,
     by_oid: HashMap<u32, usize>,
     visible: HashSet<u32>,
+    /// The session's role.
+    user: Option<String>,
 }
 
 impl Lookup {
@@ -36,6 +38,7 @@ impl Lookup {
             relations: Vec::new(),
             by_oid: HashMap::new(),
             visible: HashSet::new(),
+            user: None,
         }
     }
 
@@ -65,6 +68,7 @@ impl Lookup {
             relations,
             by_oid,
             visible,
+            user: None,
         }
     }
 
@@ -153,13 +157,14 @@ impl ScalarUDFImpl for CatalogFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let lookup = self.tx.sync_scope(|| {
+        let mut lookup = self.tx.sync_scope(|| {
             if self.reads_catalog {
                 Lookup::new(&self.engine, &self.variables.search_path())
             } else {
                 Lookup::bare(&self.engine)
             }
         });
+        lookup.user = self.variables.get("session_authorization");
         crate::pg_types::map_rows(&args, &self.returns, |values| {
             Ok((self.eval)(&lookup, &self.engine, values))
         })
@@ -350,6 +355,30 @@ fn user_by_id(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
     }
 }
 
+/// `pg_has_role([user,] role, privilege)`: a superuser holds every role, a
+/// role itself (Tempora has no role membership); NULL for a role or user
+/// that does not exist.
+fn has_role(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
+    let name = |v: &ScalarValue| v.try_as_str().flatten().map(str::to_string);
+    let (user, role) = match args {
+        [role, _] => (l.user.clone(), name(role)),
+        [user, role, _] => (name(user), name(role)),
+        _ => (None, None),
+    };
+    let (Some(user), Some(role)) = (user, role) else {
+        return ScalarValue::Boolean(None);
+    };
+    let find = |n: &str| l.state.roles.values().find(|r| r.name == n);
+    // PostgreSQL's predefined roles (pg_read_all_stats, ...) exist too.
+    let exists = |n: &str| find(n).is_some() || n.starts_with("pg_");
+    if !exists(&user) || !exists(&role) {
+        return ScalarValue::Boolean(None);
+    }
+    ScalarValue::Boolean(Some(
+        user == role || find(&user).is_some_and(|r| r.superuser),
+    ))
+}
+
 fn col_description(l: &Lookup, _: &Engine, args: &[ScalarValue]) -> ScalarValue {
     let rel = args
         .first()
@@ -524,7 +553,7 @@ pub fn catalog_functions(
             serial_sequence,
         ),
     ];
-    let computing: [Entry; 17] = [
+    let computing: [Entry; 18] = [
         // Comments on databases, roles and tablespaces: Tempora keeps none
         // (COMMENT ON DATABASE is refused).
         ("shobj_description", &[2], DataType::Utf8, |_, _, _| {
@@ -534,6 +563,7 @@ pub fn catalog_functions(
         ("pg_database_size", &[1], DataType::Int64, database_size),
         // Reads the snapshot's roles only: no relation list to build.
         ("pg_get_userbyid", &[1], DataType::Utf8, user_by_id),
+        ("pg_has_role", &[2, 3], DataType::Boolean, has_role),
         (
             "pg_type_is_visible",
             &[1],

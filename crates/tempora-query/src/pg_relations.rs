@@ -963,8 +963,9 @@ pub fn pg_roles(
 ) -> DfResult<Arc<dyn TableProvider>> {
     let mut rows = Rows::new(layout);
     for role in state.roles.values() {
+        // pg_roles hides the password, set or not, behind the same stars.
         let password = match &role.password {
-            Some(_) if hide_password => text("********"),
+            _ if hide_password => text("********"),
             Some(p) => text(p.as_str()),
             None => ScalarValue::Utf8(None),
         };

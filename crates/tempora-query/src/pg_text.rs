@@ -506,6 +506,31 @@ fn format_row(template: &str, args: &[Option<&str>]) -> Result<String, TemporaEr
     Ok(out)
 }
 
+/// `quote_ident(text)`: the identifier as PostgreSQL quotes it (`time` and
+/// `Foo` are quoted, `host` is not), the rule `format('%I')` and the
+/// catalog functions follow.
+pub fn quote_ident_udf() -> ScalarUDF {
+    use datafusion::common::ScalarValue;
+    let quote = |v: Option<&str>| v.map(tempora_catalog::quote_identifier);
+    datafusion::logical_expr::create_udf(
+        "quote_ident",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| match &args[0] {
+            ColumnarValue::Scalar(v) => Ok(ColumnarValue::Scalar(ScalarValue::Utf8(quote(
+                v.try_as_str().flatten(),
+            )))),
+            ColumnarValue::Array(a) => {
+                let a = cast(a, &DataType::Utf8)?;
+                let out: datafusion::arrow::array::StringArray =
+                    a.as_string::<i32>().iter().map(quote).collect();
+                Ok(ColumnarValue::Array(Arc::new(out)))
+            }
+        }),
+    )
+}
+
 impl ScalarUDFImpl for Format {
     fn name(&self) -> &str {
         "format"

@@ -1211,7 +1211,7 @@ fn setup_pg_catalog(ctx: &SessionContext, database: &str) -> Result<(), TemporaE
         create_pg_stat_get_numscans(),
         create_pg_get_constraintdef(),
         create_pg_get_partition_ancestors_udf(),
-        pgc::quote_ident_udf::create_quote_ident_udf(),
+        crate::pg_text::quote_ident_udf(),
         pgc::quote_ident_udf::create_parse_ident_udf(),
         pgc::array_bounds_udf::create_array_upper_udf(),
         pgc::array_bounds_udf::create_array_lower_udf(),

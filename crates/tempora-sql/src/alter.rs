@@ -619,7 +619,7 @@ fn apply(
                 let i = find(&def, column)?;
                 if time_column.as_deref() == Some(column.as_str()) {
                     return Err(TemporaError::new(
-                        SqlState::INVALID_TABLE_DEFINITION,
+                        SqlState::TS_OPERATION_NOT_SUPPORTED,
                         "cannot drop not-null constraint from a time-partitioned column",
                     ));
                 }

@@ -301,8 +301,7 @@ fn check_shape(stmt: &Statement) -> Result<(Vec<Relation>, Vec<Notice>)> {
             j.join_operator,
             J::Join(_) | J::Inner(_) | J::Left(_) | J::LeftOuter(_)
         ) {
-            return Err(TemporaError::new(
-                SqlState::FEATURE_NOT_SUPPORTED,
+            return Err(invalid_view(
                 "only INNER or LEFT joins are supported in continuous aggregates",
             ));
         }
@@ -664,6 +663,19 @@ impl CreateCagg {
         let mut stmt = stmts.remove(0);
         // SQL functions it calls are inlined now; it depends on them.
         let functions = crate::functions::inline(session, &mut stmt)?;
+        // A query without GROUP BY that aggregates beside a bare column is
+        // no query at all: PostgreSQL's 42803 comes before TimescaleDB's
+        // checks.
+        let ungrouped = matches!(&stmt, Statement::Query(q) if matches!(q.body.as_ref(),
+            SetExpr::Select(sel) if matches!(&sel.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())));
+        if ungrouped {
+            let sql = crate::rewrite_query(stmt.clone()).to_string();
+            if let Err(e) = session.plan_sql(&sql).await {
+                if e.code == SqlState::GROUPING_ERROR {
+                    return Err(e);
+                }
+            }
+        }
         let (relations, mut notices) = check_shape(&stmt)?;
         // ORDER BY orders nothing in a materialization.
         if let Statement::Query(q) = &mut stmt {
@@ -728,6 +740,18 @@ impl CreateCagg {
             ));
         };
         let time_column = h.time_column.clone();
+        // Integer time is "now" only through the table's integer_now function.
+        let integer_time = raw
+            .column(&time_column)
+            .is_some_and(|c| !c.ty.is_temporal());
+        if parent.is_none() && integer_time && h.integer_now_func.is_none() {
+            return Err(TemporaError::new(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                format!("custom time function required on hypertable \"{}\"", raw.name),
+            )
+            .with_detail("An integer-based hypertable requires a custom time function to support continuous aggregates.")
+            .with_hint("Set a custom time function on the hypertable."));
+        }
         let (bucket_pos, bucket_call, bucket_args) = find_bucket(&stmt, &time_column)?;
         let width_arg = match bucket_args.first() {
             Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) => e.clone(),

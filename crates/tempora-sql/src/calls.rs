@@ -466,22 +466,30 @@ fn call(function: &str, args: &mut Vec<FunctionArg>, time_zone: &PgTimeZone) -> 
 /// width and the time both untyped (a quoted literal or NULL), no argument
 /// picks one of the overloads (intervals with every time type, integers), so
 /// PostgreSQL refuses to guess; Tempora would read the time as a timestamptz.
-/// A typed width (`INTERVAL '1 hour'`) or time (`time`, `'...'::date`)
-/// resolves as PostgreSQL resolves it.
+/// So it does with an interval width and an untyped time
+/// (`time_bucket(INTERVAL '1 hour', '2024-01-01')`). A typed time (`time`,
+/// `'...'::date`) or an integer width resolves as PostgreSQL resolves it.
 fn time_bucket_resolvable(args: &[FunctionArg]) -> Result<()> {
     let unknown = |a: &FunctionArg| {
         matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Value(v)))
             if matches!(v.value, Value::SingleQuotedString(_) | Value::Null))
     };
-    if args.len() < 2 || !args.iter().all(unknown) {
+    // An interval width with an untyped time fits the interval overloads
+    // of every time type alike.
+    let interval_width = args.len() == 2
+        && unknown(&args[1])
+        && matches!(&args[0], FunctionArg::Unnamed(FunctionArgExpr::Expr(e))
+            if written_type(e).is_some_and(|t| matches!(t, DataType::Interval { .. })));
+    let types = if interval_width {
+        "interval, unknown".to_string()
+    } else if args.len() >= 2 && args.iter().all(unknown) {
+        vec!["unknown"; args.len()].join(", ")
+    } else {
         return Ok(());
-    }
+    };
     Err(TemporaError::new(
         SqlState::AMBIGUOUS_FUNCTION,
-        format!(
-            "function time_bucket({}) is not unique",
-            vec!["unknown"; args.len()].join(", ")
-        ),
+        format!("function time_bucket({types}) is not unique"),
     )
     .with_hint(
         "Could not choose a best candidate function. You might need to add explicit type casts.",

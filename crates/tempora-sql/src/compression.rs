@@ -196,20 +196,31 @@ fn columns(table: &TableDef, option: &str, value: Option<&str>) -> Result<Vec<St
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let name = ident(part);
         if table.column(&name).is_none() {
-            return Err(TemporaError::new(
-                SqlState::UNDEFINED_COLUMN,
-                format!("column \"{name}\" does not exist"),
-            )
-            .with_hint(format!(
-                "The timescaledb.{option} option must reference a valid column."
-            )));
+            return Err(
+                bad_setting(format!("column \"{name}\" does not exist")).with_hint(format!(
+                    "The timescaledb.{option} option must reference a valid column."
+                )),
+            );
         }
         if out.contains(&name) {
-            return Err(invalid(format!("duplicate column name \"{name}\"")));
+            return Err(duplicate_column(&name, option));
         }
         out.push(name);
     }
     Ok(out)
+}
+
+/// A segmentby or orderby setting TimescaleDB cannot read: 42601, as it
+/// reports these.
+fn bad_setting(message: String) -> TemporaError {
+    TemporaError::new(SqlState::SYNTAX_ERROR, message)
+}
+
+/// A column named twice in a segmentby or orderby setting.
+fn duplicate_column(column: &str, option: &str) -> TemporaError {
+    bad_setting(format!("duplicate column name \"{column}\"")).with_hint(format!(
+        "The timescaledb.{option} option must reference distinct column."
+    ))
 }
 
 /// An identifier: unquoted ones fold to lower case.
@@ -232,11 +243,11 @@ fn orderby(table: &TableDef, value: Option<&str>) -> Result<Vec<OrderByColumn>> 
         let words: Vec<&str> = item.split_whitespace().collect();
         let column = ident(words[0]);
         if table.column(&column).is_none() {
-            return Err(TemporaError::new(
-                SqlState::UNDEFINED_COLUMN,
-                format!("column \"{column}\" does not exist"),
-            )
-            .with_hint("The timescaledb.compress_orderby option must reference a valid column."));
+            return Err(
+                bad_setting(format!("column \"{column}\" does not exist")).with_hint(
+                    "The timescaledb.compress_orderby option must reference a valid column.",
+                ),
+            );
         }
         let rest: Vec<String> = words[1..].iter().map(|w| w.to_lowercase()).collect();
         let (asc, tail) = match rest.first().map(String::as_str) {
@@ -249,14 +260,23 @@ fn orderby(table: &TableDef, value: Option<&str>) -> Result<Vec<OrderByColumn>> 
             ["nulls", "first"] => true,
             ["nulls", "last"] => false,
             _ => {
-                return Err(invalid(format!(
+                // The first word that cannot continue `column [ASC|DESC]`.
+                let words: Vec<&str> = tail.iter().map(String::as_str).collect();
+                let near = match words[..] {
+                    ["nulls", next, ..] if next != "first" && next != "last" => next,
+                    ["nulls", _, extra, ..] => extra,
+                    [first, ..] => first,
+                    [] => "",
+                };
+                return Err(bad_setting(format!(
                     "unable to parse ordering option \"{item}\""
                 ))
-                .with_hint("The timescaledb.compress_orderby option must be a set of column names with sort options, separated by commas. It is the same format as an ORDER BY clause."))
+                .with_detail(format!("syntax error at or near \"{near}\""))
+                .with_hint("The timescaledb.compress_orderby option must be a set of column names with sort options, separated by commas. It is the same format as an ORDER BY clause."));
             }
         };
         if out.iter().any(|o| o.column == column) {
-            return Err(invalid(format!("duplicate column name \"{column}\"")));
+            return Err(duplicate_column(&column, "compress_orderby"));
         }
         out.push(OrderByColumn {
             column,
@@ -372,8 +392,9 @@ impl TableOptions {
                     segmentby = Some(columns(table, "compress_segmentby", value)?);
                 }
                 "compress_orderby" | "orderby" => {
+                    // Reset or empty: the default order.
                     order = Some(if self.reset {
-                        default_orderby(table)
+                        vec![]
                     } else {
                         orderby(table, value)?
                     });
@@ -384,7 +405,8 @@ impl TableOptions {
                     )));
                 }
                 _ => {
-                    return Err(invalid(format!("unrecognized parameter \"{option}\"")));
+                    return Err(invalid(format!("unrecognized parameter \"{option}\""))
+                        .with_hint("Valid timescaledb parameters are: chunk_interval, compress, compress_segmentby, compress_orderby, compress_chunk_interval, compress_index"));
                 }
             }
         }
@@ -396,11 +418,13 @@ impl TableOptions {
         let mut settings = current.unwrap_or_else(|| CompressionSettings {
             segmentby: vec![],
             orderby: default_orderby(table),
+            orderby_default: true,
         });
         if let Some(s) = segmentby {
             settings.segmentby = s;
         }
         if let Some(o) = order {
+            settings.orderby_default = o.is_empty();
             settings.orderby = if o.is_empty() {
                 default_orderby(table)
             } else {
@@ -412,7 +436,7 @@ impl TableOptions {
             .iter()
             .find(|o| settings.segmentby.contains(&o.column))
         {
-            return Err(invalid(format!(
+            return Err(bad_setting(format!(
                 "cannot use column \"{}\" for both ordering and segmenting",
                 c.column
             ))

@@ -723,11 +723,28 @@ pub(crate) async fn execute(
             }
             let state = catalog.snapshot();
             let mut oids = Vec::new();
+            // Raw tables of the continuous aggregates truncated: every
+            // bucket is to be made again at the next refresh.
+            let mut rematerialize = Vec::new();
             for target in &t.table_names {
                 let (schema, name) = object_name(&target.name)?;
                 match state.table(&schema, &name) {
                     Some(def) if oids.contains(&def.oid) => {}
                     Some(def) => oids.push(def.oid),
+                    None if state
+                        .view(&schema, &name)
+                        .is_some_and(|v| v.continuous.is_some()) =>
+                    {
+                        // TimescaleDB empties the materialization.
+                        let c = state
+                            .view(&schema, &name)
+                            .and_then(|v| v.continuous.as_ref())
+                            .ok_or_else(|| TemporaError::internal("aggregate vanished"))?;
+                        if !oids.contains(&c.mat_oid) {
+                            oids.push(c.mat_oid);
+                            rematerialize.push(c.raw_oid);
+                        }
+                    }
                     None if state.view(&schema, &name).is_some() => {
                         return Err(TemporaError::new(
                             SqlState::WRONG_OBJECT_TYPE,
@@ -778,10 +795,15 @@ pub(crate) async fn execute(
                 i += 1;
             }
             if session.in_block() {
+                if !rematerialize.is_empty() {
+                    return Err(TemporaError::not_supported(
+                        "TRUNCATE of a continuous aggregate inside a transaction block",
+                    ));
+                }
                 truncate_in_block(session, &state, &oids).await?;
                 return Ok((Outcome::Command("TRUNCATE TABLE".into()), notices));
             }
-            session.engine().truncate(&oids).await?;
+            session.engine().truncate(&oids, &rematerialize).await?;
             Ok((Outcome::Command("TRUNCATE TABLE".into()), notices))
         }
         Statement::Drop {

@@ -361,14 +361,43 @@ impl GapfillPlan {
                 }
             }
         }
-        let inner_stmt = Statement::Query(Box::new(inner_q));
+        let mut inner_stmt = Statement::Query(Box::new(inner_q));
         if calls_any(&inner_stmt, &["time_bucket_gapfill", "locf", "interpolate"]) {
             return Err(TemporaError::new(
                 SqlState::INVALID_PARAMETER_VALUE,
                 "locf, interpolate and time_bucket_gapfill must be whole items of the select list",
             ));
         }
-        let inner = session.plan(inner_stmt).await?;
+        let mut inner = session.plan(inner_stmt.clone()).await?;
+        // TimescaleDB's interpolate takes integers and floats: PostgreSQL
+        // resolves interpolate(numeric) to interpolate(double precision).
+        let numeric: Vec<usize> = roles
+            .iter()
+            .enumerate()
+            .filter(|(i, role)| {
+                matches!(role, Role::Interpolate)
+                    && matches!(
+                        inner.schema().field(*i).data_type(),
+                        DataType::Decimal128(..) | DataType::Decimal256(..)
+                    )
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if !numeric.is_empty() {
+            if let Statement::Query(q) = &mut inner_stmt {
+                if let SetExpr::Select(sel) = q.body.as_mut() {
+                    for &i in &numeric {
+                        if let Some(e) = item_expr_mut(&mut sel.projection[i]) {
+                            *e = tempora_common::sql_parser::parse_expr(&format!(
+                                "CAST(({e}) AS double precision)"
+                            ))
+                            .map_err(|err| TemporaError::internal(err.to_string()))?;
+                        }
+                    }
+                }
+            }
+            inner = session.plan(inner_stmt).await?;
+        }
         let schema = crate::output_schema(inner.schema().as_arrow());
         let bucket_type = schema.field(bucket).data_type().clone();
         let type_name = sql_type(&bucket_type)?;
@@ -515,15 +544,7 @@ impl GapfillPlan {
                 finish,
                 &stop,
             )?;
-            fill(
-                &data,
-                &roles,
-                bucket_index,
-                &bucket_type,
-                &buckets,
-                finish,
-                &stop,
-            )
+            fill(&data, &roles, bucket_index, &bucket_type, &buckets, &stop)
         })
         .await
         .map_err(|e| TemporaError::internal(format!("gapfill: {e}")))??;
@@ -705,7 +726,6 @@ fn fill(
     bucket_index: usize,
     bucket_type: &DataType,
     buckets: &[i64],
-    finish: i64,
     stop: &AtomicBool,
 ) -> Result<RecordBatch> {
     let n = data.num_rows();
@@ -758,11 +778,8 @@ fn fill(
         groups.push(&[]);
     }
     let bv = |r: usize| bucket_values.value(r);
-    // Rows of buckets outside [start, finish) are not part of the result.
-    let out_of_range = |b: i64| match (buckets.first(), finish) {
-        (Some(first), _) => b < *first || b >= finish,
-        (None, _) => true,
-    };
+    // Rows of buckets outside [start, finish) come out as they are, with
+    // nothing filled around them (as in TimescaleDB).
     let mut out: Vec<OutRow> = Vec::new();
     for group in groups {
         check_stop(stop)?;
@@ -777,10 +794,6 @@ fn fill(
         };
         for &b in buckets {
             while k < group.len() && bv(group[k]) <= b {
-                if bv(group[k]) < b && out_of_range(bv(group[k])) {
-                    k += 1;
-                    continue;
-                }
                 out.push(stored(group[k], prev));
                 prev = Some(group[k]);
                 k += 1;
@@ -797,10 +810,8 @@ fn fill(
             });
         }
         for &r in &group[k..] {
-            if !out_of_range(bv(r)) {
-                out.push(stored(r, prev));
-                prev = Some(r);
-            }
+            out.push(stored(r, prev));
+            prev = Some(r);
         }
     }
 

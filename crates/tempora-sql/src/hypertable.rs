@@ -918,15 +918,9 @@ impl AddDimension {
                 let t = state
                     .table_by_oid(oid)
                     .ok_or_else(|| TemporaError::undefined_table(&name))?;
-                if !t.chunks.is_empty() {
-                    return Err(TemporaError::new(
-                        SqlState::FEATURE_NOT_SUPPORTED,
-                        format!("hypertable \"{name}\" has data or empty chunks"),
-                    )
-                    .with_detail(
-                        "It is not possible to add dimensions to a hypertable that has chunks. Please truncate the table.",
-                    ));
-                }
+                // Chunks made before cover every hash of the new dimension
+                // (they have no slice of it); new chunks are partitioned, as
+                // in TimescaleDB since 2.8.
                 let mut def = t.definition_only();
                 let h = def
                     .hypertable

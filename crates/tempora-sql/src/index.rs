@@ -64,21 +64,22 @@ pub(crate) fn choose_relation_name(
 }
 
 /// The index a hypertable gets on its time column (TimescaleDB's
-/// `create_default_indexes`), unless an index or key already leads with it.
+/// `create_default_indexes`), unless an index or key on the time column
+/// alone exists (one on `(time, v)` does not count, as in TimescaleDB).
 pub(crate) fn default_time_index(
     state: &CatalogState,
     table: &TableDef,
     time_column: &str,
 ) -> Option<IndexDef> {
-    let leads = table
+    let exists = table
         .indexes
         .iter()
-        .any(|i| i.columns.first().is_some_and(|c| c.column == time_column))
+        .any(|i| matches!(&i.columns[..], [c] if c.column == time_column && !c.expression))
         || table
             .unique_keys
             .iter()
-            .any(|k| k.columns.first().is_some_and(|c| c == time_column));
-    (!leads).then(|| IndexDef {
+            .any(|k| matches!(&k.columns[..], [c] if c == time_column));
+    (!exists).then(|| IndexDef {
         name: choose_relation_name(state, &table.schema, &table.name, time_column, "idx"),
         columns: vec![IndexColumn {
             column: time_column.to_string(),

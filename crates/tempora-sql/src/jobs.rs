@@ -195,6 +195,15 @@ impl Args {
     }
 }
 
+/// A policy given both or neither of its two ways to say which chunks it
+/// acts on, in TimescaleDB's words.
+fn one_of(age: &str, created: &str) -> TemporaError {
+    TemporaError::new(
+        SqlState::INVALID_PARAMETER_VALUE,
+        format!("need to specify one of \"{age}\" or \"{created}\""),
+    )
+}
+
 /// A policy's span from an interval value; None for other types.
 fn interval_span(v: &ScalarValue) -> Option<JobSpan> {
     interval_parts(v).map(|(months, days, micros)| JobSpan::Interval {
@@ -324,6 +333,43 @@ async fn policy_from_config(
         ),
         JobKind::Refresh { .. } => ("mat_hypertable_id", &["start_offset", "end_offset"]),
     };
+    // The new config replaces the old one whole: it names its hypertable.
+    let Some(given) = config.get(id_key) else {
+        let key = if matches!(job.kind, JobKind::Refresh { .. }) {
+            format!("\"{id_key}\"")
+        } else {
+            id_key.to_string()
+        };
+        return Err(TemporaError::new(
+            SqlState::SQL_JSON_MEMBER_NOT_FOUND,
+            format!("could not find {key} in config for job"),
+        ));
+    };
+    let table = state
+        .table_by_oid(job.oid)
+        .ok_or_else(|| TemporaError::internal("job without its table"))?;
+    let hypertable_id = table.hypertable.as_ref().map_or(0, |h| h.id);
+    if given.as_u64() != Some(hypertable_id as u64) {
+        let exists = given.as_u64().is_some_and(|id| {
+            state
+                .tables
+                .values()
+                .any(|t| t.hypertable.as_ref().is_some_and(|h| u64::from(h.id) == id))
+        });
+        return Err(match (&job.kind, exists) {
+            (_, true) => invalid(format!(
+                "{id_key} in the config of job {} must stay {hypertable_id}",
+                job.id
+            )),
+            (JobKind::Refresh { .. }, false) => {
+                invalid(format!("invalid materialized hypertable ID: {given}"))
+            }
+            (_, false) => TemporaError::new(
+                SqlState::TS_HYPERTABLE_NOT_EXIST,
+                format!("hypertable with id {given} does not exist"),
+            ),
+        });
+    }
     if let Some(key) = config
         .keys()
         .find(|k| k.as_str() != id_key && !keys.contains(&k.as_str()))
@@ -332,18 +378,6 @@ async fn policy_from_config(
             "unrecognized key \"{key}\" in the config of job {}",
             job.id
         )));
-    }
-    let table = state
-        .table_by_oid(job.oid)
-        .ok_or_else(|| TemporaError::internal("job without its table"))?;
-    let hypertable_id = table.hypertable.as_ref().map_or(0, |h| h.id);
-    if let Some(given) = config.get(id_key) {
-        if given.as_u64() != Some(hypertable_id as u64) {
-            return Err(invalid(format!(
-                "{id_key} in the config of job {} must stay {hypertable_id}",
-                job.id
-            )));
-        }
     }
     let cagg = match job.kind {
         JobKind::Refresh { .. } => Some(refreshed_cagg(state, job)?),
@@ -416,10 +450,10 @@ async fn config_span(
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) if temporal => {
             let literal = s.replace('\'', "''");
+            // Text that is no interval gets the interval input's error.
             let v = session
                 .eval_sql(&format!("CAST('{literal}' AS INTERVAL)"))
-                .await
-                .map_err(|_| bad())?;
+                .await?;
             interval_span(&v).map(Some).ok_or_else(bad)
         }
         Some(serde_json::Value::Number(n)) if !temporal => n
@@ -541,11 +575,8 @@ impl JobCall {
         let table = args.hypertable("relation", &state)?;
         let oid = table.oid;
         let if_not_exists = args.bool("if_not_exists")?.unwrap_or(false);
-        if args.get("drop_after").is_none() && args.get("drop_created_before").is_none() {
-            return Err(TemporaError::new(
-                SqlState::INVALID_PARAMETER_VALUE,
-                "need to specify one of \"drop_after\" or \"drop_created_before\"",
-            ));
+        if args.get("drop_after").is_some() == args.get("drop_created_before").is_some() {
+            return Err(one_of("drop_after", "drop_created_before"));
         }
         if state
             .jobs
@@ -562,12 +593,6 @@ impl JobCall {
             return Err(TemporaError::new(SqlState::DUPLICATE_OBJECT, message));
         }
         if let Some(v) = args.get("drop_created_before") {
-            if args.get("drop_after").is_some() {
-                return Err(TemporaError::new(
-                    SqlState::INVALID_PARAMETER_VALUE,
-                    "only one of drop_after and drop_created_before should be provided",
-                ));
-            }
             let Some(span) = interval_span(v) else {
                 return Err(TemporaError::new(
                     SqlState::INVALID_PARAMETER_VALUE,
@@ -936,11 +961,8 @@ impl JobCall {
         }
         let by_creation =
             args.get("compress_after").is_none() && args.get("compress_created_before").is_some();
-        if args.get("compress_after").is_some() && args.get("compress_created_before").is_some() {
-            return Err(TemporaError::new(
-                SqlState::INVALID_PARAMETER_VALUE,
-                "only one of compress_after and compress_created_before should be provided",
-            ));
+        if args.get("compress_after").is_some() == args.get("compress_created_before").is_some() {
+            return Err(one_of("compress_after", "compress_created_before"));
         }
         let integer_time = !is_temporal(table) && !by_creation;
         if integer_time && !has_integer_now(table) {
@@ -981,12 +1003,7 @@ impl JobCall {
                     }
                 }
             }
-            None => {
-                return Err(TemporaError::new(
-                    SqlState::INVALID_PARAMETER_VALUE,
-                    "need to specify one of \"compress_after\" or \"compress_created_before\"",
-                ))
-            }
+            None => return Err(one_of("compress_after", "compress_created_before")),
         };
         let if_not_exists = args.bool("if_not_exists")?.unwrap_or(false);
         let existing = state

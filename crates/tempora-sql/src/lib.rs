@@ -883,13 +883,37 @@ fn find_command_call(stmt: &Statement) -> Option<CommandCall> {
         return None;
     };
     if sel.projection.len() == 1 && sel.from.is_empty() {
-        if let SelectItem::UnnamedExpr(SqlExpr::Function(f)) = &sel.projection[0] {
-            return Some(CommandCall {
-                name: function_name(&f.name),
-                args: call_args(&f.args),
-                expand: false,
-                select: None,
-            });
+        match &sel.projection[0] {
+            SelectItem::UnnamedExpr(SqlExpr::Function(f)) => {
+                return Some(CommandCall {
+                    name: function_name(&f.name),
+                    args: call_args(&f.args),
+                    expand: false,
+                    select: None,
+                });
+            }
+            // `SELECT f(...) AS a`: the record, its column named `a`.
+            SelectItem::ExprWithAlias {
+                expr: SqlExpr::Function(f),
+                alias,
+            } => {
+                let name = function_name(&f.name);
+                let select = parse(&format!(
+                    "SELECT {} AS {} FROM {}",
+                    ddl::quote_ident(&name),
+                    ddl::quote_ident(&ddl::ident_name(alias)),
+                    ddl::quote_ident(&name)
+                ))
+                .ok()?
+                .pop();
+                return Some(CommandCall {
+                    name,
+                    args: call_args(&f.args),
+                    expand: false,
+                    select,
+                });
+            }
+            _ => {}
         }
     }
     if sel.from.len() == 1 && sel.from[0].joins.is_empty() {
@@ -1406,6 +1430,7 @@ impl SqlSession {
                 // `FROM f(...)` of a SQL function is now a call in a subquery.
                 functions::inline(self, &mut stmt)?;
                 wildcards::expand_repeated(self, &mut stmt).await?;
+                naming::ambiguous_order_by(&stmt)?;
                 let stmt = rewrite_query(stmt);
                 if matches!(stmt, Statement::Query(_)) && gapfill::uses_gapfill(&stmt) {
                     let plan = gapfill::GapfillPlan::plan(self, &stmt).await?;
@@ -2383,10 +2408,14 @@ fn rewrite_set_returning(stmt: Statement) -> Statement {
     let SetExpr::Select(sel) = q.body.as_ref() else {
         return stmt;
     };
-    let SelectItem::UnnamedExpr(f) = &sel.projection[0] else {
-        return stmt;
+    let sql = match &sel.projection[0] {
+        SelectItem::UnnamedExpr(f) => format!("SELECT show_chunks FROM {f}"),
+        SelectItem::ExprWithAlias { expr, alias } => format!(
+            "SELECT show_chunks AS {} FROM {expr}",
+            ddl::quote_ident(&ddl::ident_name(alias))
+        ),
+        _ => return stmt,
     };
-    let sql = format!("SELECT show_chunks FROM {f}");
     match parse(&sql) {
         Ok(mut v) if v.len() == 1 => {
             let Statement::Query(mut nq) = v.remove(0) else {

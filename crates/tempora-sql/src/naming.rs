@@ -425,6 +425,61 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for FrameOffsets {
     }
 }
 
+/// PostgreSQL's 42702 for `ORDER BY x` where two result columns are named
+/// `x` and hold different expressions (`SELECT x, x::text ... ORDER BY x`,
+/// `SELECT 1 AS a, 2 AS a ORDER BY a`); DataFusion would take the first.
+pub fn ambiguous_order_by(stmt: &Statement) -> tempora_common::Result<()> {
+    use datafusion::sql::sqlparser::ast::{OrderByKind, Visit, Visitor};
+    struct Check(Option<String>);
+    impl Visitor for Check {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> std::ops::ControlFlow<()> {
+            let (SetExpr::Select(sel), Some(order)) = (q.body.as_ref(), &q.order_by) else {
+                return std::ops::ControlFlow::Continue(());
+            };
+            let OrderByKind::Expressions(keys) = &order.kind else {
+                return std::ops::ControlFlow::Continue(());
+            };
+            for key in keys {
+                let Expr::Identifier(id) = &key.expr else {
+                    continue;
+                };
+                let name = crate::ddl::ident_name(id);
+                let mut exprs = sel.projection.iter().filter_map(|item| match item {
+                    SelectItem::ExprWithAlias { expr, alias }
+                        if crate::ddl::ident_name(alias) == name =>
+                    {
+                        Some(expr.to_string())
+                    }
+                    SelectItem::UnnamedExpr(e)
+                        if column_of(e).or_else(|| pg_name(e)).as_deref()
+                            == Some(name.as_str()) =>
+                    {
+                        Some(e.to_string())
+                    }
+                    _ => None,
+                });
+                if let Some(first) = exprs.next() {
+                    if exprs.any(|e| e != first) {
+                        self.0 = Some(name);
+                        return std::ops::ControlFlow::Break(());
+                    }
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut check = Check(None);
+    let _ = stmt.visit(&mut check);
+    match check.0 {
+        Some(name) => Err(tempora_common::TemporaError::new(
+            tempora_common::SqlState::AMBIGUOUS_COLUMN,
+            format!("ORDER BY \"{name}\" is ambiguous"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Names the result columns of a top-level query as PostgreSQL does.
 pub fn apply(stmt: &mut Statement) {
     match stmt {

@@ -54,6 +54,21 @@ pub(crate) async fn create_view(
         read,
         functions,
     } = view_query(session, cv, &name).await?;
+    if cv.or_replace && !cv.if_not_exists {
+        let old = session
+            .engine()
+            .catalog()
+            .snapshot()
+            .view(&schema, &name)
+            .cloned();
+        if let Some(old) = old.filter(|v| v.continuous.is_none() && v.materialized.is_none()) {
+            // A view that no longer plans has no columns to keep.
+            if let Ok(before) = session.plan_sql(&old.sql).await {
+                let after = session.plan_sql(&sql).await?;
+                keeps_columns(before.schema().as_arrow(), after.schema().as_arrow())?;
+            }
+        }
+    }
     let mut skipped = false;
     session
         .engine()
@@ -171,6 +186,42 @@ pub(crate) async fn view_query(
         read,
         functions,
     })
+}
+
+/// PostgreSQL's rule for `CREATE OR REPLACE VIEW`: the new query keeps the
+/// old columns, with their names and types, in their places, and may add
+/// columns after them.
+fn keeps_columns(
+    before: &datafusion::arrow::datatypes::Schema,
+    after: &datafusion::arrow::datatypes::Schema,
+) -> Result<()> {
+    let invalid = |message: String| TemporaError::new(SqlState::INVALID_TABLE_DEFINITION, message);
+    if after.fields().len() < before.fields().len() {
+        return Err(invalid("cannot drop columns from view".into()));
+    }
+    for (old, new) in before.fields().iter().zip(after.fields().iter()) {
+        if old.name() != new.name() {
+            return Err(invalid(format!(
+                "cannot change name of view column \"{}\" to \"{}\"",
+                old.name(),
+                new.name()
+            ))
+            .with_hint(
+                "Use ALTER VIEW ... RENAME COLUMN ... to change name of view column instead.",
+            ));
+        }
+        let (was, is) = (
+            tempora_query::pg_types::pg_type_name(old.data_type()),
+            tempora_query::pg_types::pg_type_name(new.data_type()),
+        );
+        if was != is {
+            return Err(invalid(format!(
+                "cannot change data type of view column \"{}\" from {was} to {is}",
+                old.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A view's query as [`view_query`] plans it.

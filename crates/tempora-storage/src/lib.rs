@@ -1319,11 +1319,18 @@ impl Engine {
                     if dropped.is_empty() {
                         return Ok(vec![]);
                     }
-                    Ok(vec![CatalogOp::DropChunks {
+                    // The aggregates reading the table forget the dropped
+                    // ranges at their next refresh, as TimescaleDB's do.
+                    let mut ops: Vec<CatalogOp> = dropped
+                        .iter()
+                        .filter_map(|c| state.invalidation(oid, c.range_start, c.range_end - 1))
+                        .collect();
+                    ops.push(CatalogOp::DropChunks {
                         oid,
                         chunks: dropped.iter().map(|c| c.id).collect(),
                         through_wal_seq,
-                    }])
+                    });
+                    Ok(ops)
                 },
                 |_| {
                     self.mem.write().active.remove_chunks(oid, chunks);
@@ -1723,13 +1730,17 @@ impl Engine {
 
     /// Empties tables (TRUNCATE) in one catalog commit: a hypertable's
     /// chunks are dropped, a plain table's files removed, once no running
-    /// statement can read them.
-    pub async fn truncate(&self, oids: &[u32]) -> Result<()> {
+    /// statement can read them. The continuous aggregates reading the
+    /// tables `rematerialize` make every bucket again at their next refresh.
+    pub async fn truncate(&self, oids: &[u32], rematerialize: &[u32]) -> Result<()> {
         let mut retired: Vec<String> = Vec::new();
         let state = self
             .commit_flushed(oids, |state| {
                 retired.clear();
-                let mut ops = Vec::new();
+                let mut ops: Vec<CatalogOp> = rematerialize
+                    .iter()
+                    .filter_map(|oid| state.invalidation(*oid, i64::MIN, i64::MAX - 1))
+                    .collect();
                 for oid in oids {
                     let t = state.table_by_oid(*oid).ok_or_else(|| {
                         TemporaError::internal(format!("no table with oid {oid}"))

@@ -1029,6 +1029,7 @@ mod tests {
                     asc: false,
                     nulls_first: true,
                 }],
+                orderby_default: false,
             }),
         }
     }
@@ -1413,7 +1414,7 @@ mod tests {
         t.columns[1] = ColumnDef::new(2, "host", PgType::Text);
         t.compression = Some(CompressionSettings {
             segmentby: vec!["host".into()],
-            orderby: vec![],
+            ..Default::default()
         });
         let batch = |hosts: Vec<Option<&str>>, times: Vec<i64>| {
             let n = hosts.len();
