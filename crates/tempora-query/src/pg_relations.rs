@@ -376,9 +376,13 @@ pub fn user_relations(
     out
 }
 
-/// A column DEFAULT as PostgreSQL prints it: a sequence argument of
-/// `nextval` is a regclass (`nextval('t_id_seq'::regclass)`).
-pub fn shown_default(default: &str) -> String {
+/// A column DEFAULT of type `ty` as PostgreSQL prints the expression it
+/// stored: a sequence argument of `nextval` is a regclass
+/// (`nextval('t_id_seq'::regclass)`), a quoted literal of a text-like type
+/// carries its cast (`'h'::character varying`), and so does a negative
+/// number (`'-1'::integer`). Other defaults print as written.
+pub fn shown_default(default: &str, ty: &tempora_catalog::PgType) -> String {
+    use tempora_catalog::PgType;
     let trimmed = default.trim();
     if let Some(arg) = trimmed
         .strip_prefix("nextval('")
@@ -386,6 +390,49 @@ pub fn shown_default(default: &str) -> String {
     {
         if !arg.contains('\'') || arg.contains("''") {
             return format!("nextval('{arg}'::regclass)");
+        }
+    }
+    // One quoted literal: its quotes only at its ends, or doubled.
+    let quoted = trimmed.len() >= 2
+        && trimmed.starts_with('\'')
+        && trimmed.ends_with('\'')
+        && !trimmed[1..trimmed.len() - 1]
+            .replace("''", "")
+            .contains('\'');
+    let canonical_date = |lit: &str| {
+        let b = lit.as_bytes();
+        b.len() == 12
+            && b[1..11].iter().enumerate().all(|(i, c)| {
+                if i == 4 || i == 7 {
+                    *c == b'-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            })
+    };
+    let cast = match ty {
+        PgType::Text | PgType::Json | PgType::Jsonb => Some(ty.sql_name()),
+        PgType::Varchar(_) => Some("character varying".to_string()),
+        PgType::Date if canonical_date(trimmed) => Some(ty.sql_name()),
+        _ => None,
+    };
+    if let (true, Some(cast)) = (quoted, cast) {
+        return format!("{trimmed}::{cast}");
+    }
+    // A negative number is a constant PostgreSQL prints quoted, with its type.
+    if let Some(digits) = trimmed.strip_prefix('-') {
+        let digits = digits.trim();
+        if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) {
+            let kind = match trimmed.replace(' ', "").parse::<i64>() {
+                Ok(v) if i32::try_from(v).is_ok() => "integer",
+                Ok(_) => "bigint",
+                Err(_) => "numeric",
+            };
+            return format!("'-{digits}'::{kind}");
+        }
+        if digits.parse::<f64>().is_ok() && digits.bytes().all(|c| c.is_ascii_digit() || c == b'.')
+        {
+            return format!("'-{digits}'::numeric");
         }
     }
     default.to_string()
@@ -400,7 +447,7 @@ fn table_attributes(t: &TableDef) -> Vec<Attribute> {
             typmod: c.ty.typmod(),
             length: c.ty.length(),
             not_null: c.not_null,
-            default: c.default.as_deref().map(shown_default),
+            default: c.default.as_deref().map(|d| shown_default(d, &c.ty)),
             comment: c.comment.clone(),
         })
         .collect()

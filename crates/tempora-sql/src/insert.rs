@@ -136,6 +136,25 @@ pub struct InsertPlan {
     returning: Option<Returning>,
 }
 
+impl InsertPlan {
+    /// Whether the table's columns changed (added, dropped, renamed or
+    /// retyped) since the INSERT was planned: PostgreSQL analyses a
+    /// prepared statement again then, so `VALUES ($1, $2, $3)` fills the
+    /// columns the table has now.
+    pub(crate) fn is_stale(&self, state: &tempora_catalog::CatalogState) -> bool {
+        let Some(table) = state.table_by_oid(self.oid) else {
+            return true;
+        };
+        let now = table.arrow_schema();
+        now.fields().len() != self.planned.fields().len()
+            || now
+                .fields()
+                .iter()
+                .zip(self.planned.fields())
+                .any(|(a, b)| a.name() != b.name() || a.data_type() != b.data_type())
+    }
+}
+
 /// A RETURNING list, evaluated over exactly the rows a statement wrote.
 #[derive(Debug, Clone)]
 pub(crate) struct Returning {
@@ -202,6 +221,50 @@ impl Returning {
 /// their place, as PostgreSQL evaluates them. Such rows become a `SELECT
 /// ... UNION ALL SELECT ...` (a sequence's `nextval` cannot run inside
 /// `VALUES`).
+/// Without a column list an INSERT fills the table's first N columns, N
+/// being the width of its VALUES rows or select list (the rest take their
+/// defaults), as in PostgreSQL; a wider source is 42601.
+fn name_leading_columns(
+    insert: &mut datafusion::sql::sqlparser::ast::Insert,
+    table: &tempora_catalog::TableDef,
+) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{Ident, ObjectName, SelectItem, SetExpr};
+    if !insert.columns.is_empty() {
+        return Ok(());
+    }
+    let Some(source) = insert.source.as_ref() else {
+        return Ok(());
+    };
+    let width = match source.body.as_ref() {
+        SetExpr::Values(values) => values.rows.iter().map(|r| r.len()).max(),
+        SetExpr::Select(sel)
+            if sel.projection.iter().all(|i| {
+                matches!(
+                    i,
+                    SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+                )
+            }) =>
+        {
+            Some(sel.projection.len())
+        }
+        _ => None,
+    };
+    match width {
+        Some(n) if n > table.columns.len() => Err(TemporaError::new(
+            tempora_common::SqlState::SYNTAX_ERROR,
+            "INSERT has more expressions than target columns",
+        )),
+        Some(n) if n < table.columns.len() => {
+            insert.columns = table.columns[..n]
+                .iter()
+                .map(|c| ObjectName::from(vec![Ident::with_quote('"', c.name.clone())]))
+                .collect();
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn fill_defaults(
     insert: &mut datafusion::sql::sqlparser::ast::Insert,
     table: &tempora_catalog::TableDef,
@@ -431,6 +494,7 @@ impl InsertPlan {
             let (schema_name, table_name) = crate::ddl::object_name(name)?;
             let state = session.engine().catalog().snapshot();
             if let Some(table) = state.table(&schema_name, &table_name) {
+                name_leading_columns(&mut plain, table)?;
                 fill_defaults(&mut plain, table)?;
                 let targets = match plain.columns.len() {
                     0 => table.columns.len(),

@@ -1899,6 +1899,31 @@ impl SqlSession {
                 Ok((outcome, vec![]))
             }
             Kind::Gapfill(plan) => plan.execute(self, params).await.map(|o| (o, vec![])),
+            Kind::Insert(plan) if plan.is_stale(&self.engine.catalog().snapshot()) => {
+                // Its table changed since it was prepared: planned again,
+                // with the parameter types it was prepared with.
+                let again = self.prepare_again(p).await?;
+                let type_names = |t: &[Option<DataType>]| -> Vec<&'static str> {
+                    t.iter()
+                        .map(|t| {
+                            t.as_ref()
+                                .map_or("unknown", tempora_query::pg_types::pg_type_name)
+                        })
+                        .collect()
+                };
+                match &again.kind {
+                    Kind::Insert(plan)
+                        if type_names(&again.param_types) == type_names(&p.param_types) =>
+                    {
+                        plan.execute(self, params).await.map(|o| (o, vec![]))
+                    }
+                    _ => Err(TemporaError::new(
+                        SqlState::FEATURE_NOT_SUPPORTED,
+                        "cached plan must not change parameter types",
+                    )
+                    .with_hint("Prepare the statement again.")),
+                }
+            }
             Kind::Insert(plan) => plan.execute(self, params).await.map(|o| (o, vec![])),
             Kind::Copy(plan) => match plan.as_ref() {
                 copy::CopyPlan::In(p) => {

@@ -128,6 +128,27 @@ impl SqlSession {
     }
 }
 
+impl SqlSession {
+    /// `p` planned again from its text, its parameters keeping the types it
+    /// was prepared with (as PostgreSQL analyses a prepared statement again
+    /// after a change to a table it uses).
+    pub(crate) async fn prepare_again(&self, p: &Prepared) -> Result<Prepared> {
+        let mut stmts = crate::parse_query(&p.sql)?;
+        if stmts.len() != 1 {
+            return Err(TemporaError::internal(
+                "a prepared statement is one statement",
+            ));
+        }
+        let declared: Vec<Option<&str>> = p
+            .param_types
+            .iter()
+            .map(|t| t.as_ref().and_then(sql_type_name))
+            .collect();
+        self.prepare_declared(&p.sql, stmts.remove(0), &declared)
+            .await
+    }
+}
+
 /// A type name as SQL spells it (`timestamptz`, `double precision`).
 fn parse_type(name: &str) -> Result<SqlType> {
     use tempora_common::sql_parser::{parser, TemporaDialect};
