@@ -296,3 +296,46 @@ async fn writes_during_migration_and_alter_land_in_chunks() {
         0
     );
 }
+
+/// A statement a driver prepared (Parse once, Bind/Execute many) is planned
+/// again after ALTER TABLE: an INSERT fills the table's new columns, a
+/// SELECT whose columns would change gets PostgreSQL's 0A000, and the
+/// session goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn prepared_statements_follow_alter_table() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE sc_prep (a int, b text, d int)")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO sc_prep VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    let star = client.prepare("SELECT * FROM sc_prep").await.unwrap();
+    let count = client
+        .prepare("SELECT count(*) FROM sc_prep")
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "ALTER TABLE sc_prep ADD COLUMN c int DEFAULT 9; ALTER TABLE sc_prep DROP COLUMN d",
+        )
+        .await
+        .unwrap();
+    client
+        .execute(&insert, &[&1i32, &"x", &5i32])
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT a || ',' || b || ',' || c FROM sc_prep").await,
+        vec!["1,x,5"]
+    );
+    let err = client.query(&star, &[]).await.unwrap_err();
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "0A000", "{db:?}");
+    assert_eq!(db.message(), "cached plan must not change result type");
+    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+}

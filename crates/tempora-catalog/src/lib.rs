@@ -61,6 +61,8 @@ pub struct Catalog {
     /// The version of `current`, for tasks that follow the catalog's changes
     /// ([`Catalog::versions`]).
     versions: tokio::sync::watch::Sender<u64>,
+    /// Commits that changed what SQL text refers to ([`Catalog::definitions`]).
+    definitions: std::sync::atomic::AtomicU64,
 }
 
 fn log_path(version: u64) -> Path {
@@ -146,6 +148,7 @@ impl Catalog {
         Ok(Arc::new(Catalog {
             store,
             versions: tokio::sync::watch::Sender::new(state.version),
+            definitions: std::sync::atomic::AtomicU64::new(0),
             current: RwLock::new(Arc::new(state)),
             commit_lock: tokio::sync::Mutex::new(()),
         }))
@@ -278,6 +281,7 @@ impl Catalog {
         for op in &ops {
             next.apply(op)?;
         }
+        let redefines = ops.iter().any(CatalogOp::changes_definitions);
         next.version = base.version + 1;
         let record = LogRecord {
             format_version: FORMAT_VERSION,
@@ -300,6 +304,12 @@ impl Catalog {
             *current = next.clone();
             publish(&next);
         }
+        // After the new state is current: a statement planned from the old
+        // one reads the old count and is planned again.
+        if redefines {
+            self.definitions
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         self.versions.send_replace(next.version);
         if next.version.is_multiple_of(SNAPSHOT_EVERY) {
             if let Err(e) = self.write_snapshot(&next).await {
@@ -308,6 +318,13 @@ impl Catalog {
             }
         }
         Ok(next)
+    }
+
+    /// How many commits changed tables, their columns, views, functions or
+    /// schemas since the catalog was opened: a prepared statement planned
+    /// when it read another count is planned again before it runs.
+    pub fn definitions(&self) -> u64 {
+        self.definitions.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     async fn write_snapshot(&self, state: &CatalogState) -> Result<()> {

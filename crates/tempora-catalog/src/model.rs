@@ -1357,6 +1357,27 @@ pub enum CatalogOp {
     },
 }
 
+impl CatalogOp {
+    /// Whether the op changes what SQL text refers to (tables and their
+    /// columns, views, functions, schemas), rather than rows, chunks, jobs
+    /// or statistics.
+    pub fn changes_definitions(&self) -> bool {
+        matches!(
+            self,
+            CatalogOp::CreateTable(_)
+                | CatalogOp::DropTable { .. }
+                | CatalogOp::MakeHypertable { .. }
+                | CatalogOp::AlterTable(_)
+                | CatalogOp::CreateSchema { .. }
+                | CatalogOp::DropSchema { .. }
+                | CatalogOp::PutFunction(_)
+                | CatalogOp::DropFunction { .. }
+                | CatalogOp::PutView(_)
+                | CatalogOp::DropView { .. }
+        )
+    }
+}
+
 /// The time range of a dropped chunk whose rows older WAL records may still
 /// hold; forgotten once the flushed WAL sequence passes `through_wal_seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

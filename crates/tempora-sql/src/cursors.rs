@@ -135,6 +135,7 @@ impl SqlSession {
             kind: Kind::Cursor(Box::new(command)),
             param_types: vec![],
             result_schema: schema,
+            definitions: self.engine.catalog().definitions(),
         }))
     }
 

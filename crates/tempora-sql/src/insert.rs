@@ -136,25 +136,6 @@ pub struct InsertPlan {
     returning: Option<Returning>,
 }
 
-impl InsertPlan {
-    /// Whether the table's columns changed (added, dropped, renamed or
-    /// retyped) since the INSERT was planned: PostgreSQL analyses a
-    /// prepared statement again then, so `VALUES ($1, $2, $3)` fills the
-    /// columns the table has now.
-    pub(crate) fn is_stale(&self, state: &tempora_catalog::CatalogState) -> bool {
-        let Some(table) = state.table_by_oid(self.oid) else {
-            return true;
-        };
-        let now = table.arrow_schema();
-        now.fields().len() != self.planned.fields().len()
-            || now
-                .fields()
-                .iter()
-                .zip(self.planned.fields())
-                .any(|(a, b)| a.name() != b.name() || a.data_type() != b.data_type())
-    }
-}
-
 /// A RETURNING list, evaluated over exactly the rows a statement wrote.
 #[derive(Debug, Clone)]
 pub(crate) struct Returning {

@@ -226,6 +226,9 @@ pub struct Prepared {
     pub param_types: Vec<Option<DataType>>,
     /// Columns of the result, for Describe (None: no rows).
     pub result_schema: Option<SchemaRef>,
+    /// `Catalog::definitions` when it was planned: after a table, view or
+    /// function it may use changed, it is planned again before it runs.
+    pub definitions: u64,
 }
 
 /// What a statement is.
@@ -1249,11 +1252,13 @@ impl SqlSession {
         sql: &str,
         stmt: impl Into<ParsedStatement>,
     ) -> Result<Prepared> {
+        let definitions = self.engine.catalog().definitions();
         let prepared = |kind, param_types, result_schema| Prepared {
             sql: sql.to_string(),
             kind,
             param_types,
             result_schema,
+            definitions,
         };
         let (mut stmt, copy_options) = match stmt.into() {
             ParsedStatement::Sql { stmt, copy_options } => (*stmt, copy_options),
@@ -1804,6 +1809,23 @@ impl SqlSession {
         // Only the statement the caller runs streams; statements it runs
         // in turn (EXECUTE, functions) hand their rows back whole.
         let stream = std::mem::take(&mut self.stream_next);
+        // A table, view or function changed since it was planned: planned
+        // again (PostgreSQL's prepared statements are analysed again).
+        if p.definitions != self.engine.catalog().definitions()
+            && matches!(
+                p.kind,
+                Kind::Query(_)
+                    | Kind::Optimized { .. }
+                    | Kind::Insert(_)
+                    | Kind::Rewrite(_)
+                    | Kind::Gapfill(_)
+            )
+        {
+            if let Some(again) = self.prepare_again(p).await? {
+                self.stream_next = stream;
+                return Box::pin(self.execute_inner(&again, params, deadline)).await;
+            }
+        }
         match &p.kind {
             Kind::Query(plan) if explain::explain_kind(plan).is_some() => {
                 let verbose = explain::explain_kind(plan).unwrap_or(false);
@@ -1899,31 +1921,6 @@ impl SqlSession {
                 Ok((outcome, vec![]))
             }
             Kind::Gapfill(plan) => plan.execute(self, params).await.map(|o| (o, vec![])),
-            Kind::Insert(plan) if plan.is_stale(&self.engine.catalog().snapshot()) => {
-                // Its table changed since it was prepared: planned again,
-                // with the parameter types it was prepared with.
-                let again = self.prepare_again(p).await?;
-                let type_names = |t: &[Option<DataType>]| -> Vec<&'static str> {
-                    t.iter()
-                        .map(|t| {
-                            t.as_ref()
-                                .map_or("unknown", tempora_query::pg_types::pg_type_name)
-                        })
-                        .collect()
-                };
-                match &again.kind {
-                    Kind::Insert(plan)
-                        if type_names(&again.param_types) == type_names(&p.param_types) =>
-                    {
-                        plan.execute(self, params).await.map(|o| (o, vec![]))
-                    }
-                    _ => Err(TemporaError::new(
-                        SqlState::FEATURE_NOT_SUPPORTED,
-                        "cached plan must not change parameter types",
-                    )
-                    .with_hint("Prepare the statement again.")),
-                }
-            }
             Kind::Insert(plan) => plan.execute(self, params).await.map(|o| (o, vec![])),
             Kind::Copy(plan) => match plan.as_ref() {
                 copy::CopyPlan::In(p) => {

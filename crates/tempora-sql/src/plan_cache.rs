@@ -206,6 +206,7 @@ impl SqlSession {
             },
             param_types: vec![],
             result_schema: Some(cached.schema),
+            definitions: self.engine.catalog().definitions(),
         })
     }
 

@@ -131,21 +131,55 @@ impl SqlSession {
 impl SqlSession {
     /// `p` planned again from its text, its parameters keeping the types it
     /// was prepared with (as PostgreSQL analyses a prepared statement again
-    /// after a change to a table it uses).
-    pub(crate) async fn prepare_again(&self, p: &Prepared) -> Result<Prepared> {
+    /// after a change to a table it uses). 0A000 when its parameters or
+    /// result columns would change, as in PostgreSQL. None when its text
+    /// holds several statements (one of a simple query's, run just after it
+    /// was planned).
+    pub(crate) async fn prepare_again(&self, p: &Prepared) -> Result<Option<Prepared>> {
         let mut stmts = crate::parse_query(&p.sql)?;
         if stmts.len() != 1 {
-            return Err(TemporaError::internal(
-                "a prepared statement is one statement",
-            ));
+            return Ok(None);
         }
         let declared: Vec<Option<&str>> = p
             .param_types
             .iter()
             .map(|t| t.as_ref().and_then(sql_type_name))
             .collect();
-        self.prepare_declared(&p.sql, stmts.remove(0), &declared)
-            .await
+        let again = self
+            .prepare_declared(&p.sql, stmts.remove(0), &declared)
+            .await?;
+        let names = |t: &[Option<DataType>]| -> Vec<&'static str> {
+            t.iter()
+                .map(|t| {
+                    t.as_ref()
+                        .map_or("unknown", tempora_query::pg_types::pg_type_name)
+                })
+                .collect()
+        };
+        if names(&again.param_types) != names(&p.param_types) {
+            return Err(TemporaError::new(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                "cached plan must not change parameter types",
+            ));
+        }
+        let columns = |s: &Option<datafusion::arrow::datatypes::SchemaRef>| {
+            s.iter()
+                .flat_map(|s| s.fields().iter())
+                .map(|f| {
+                    (
+                        f.name().clone(),
+                        tempora_query::pg_types::pg_type_name(f.data_type()),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        if columns(&again.result_schema) != columns(&p.result_schema) {
+            return Err(TemporaError::new(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                "cached plan must not change result type",
+            ));
+        }
+        Ok(Some(again))
     }
 }
 
