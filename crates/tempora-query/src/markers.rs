@@ -86,6 +86,11 @@ pub fn marker_udfs() -> Vec<ScalarUDF> {
         ("delete_job", DataType::Utf8),
         ("drop_chunks", DataType::Utf8),
         ("set_chunk_time_interval", DataType::Utf8),
+        ("create_hypertable", DataType::Utf8),
+        ("show_chunks", DataType::Utf8),
+        ("add_dimension", DataType::Utf8),
+        ("set_integer_now_func", DataType::Utf8),
+        ("set_number_partitions", DataType::Utf8),
     ]
     .into_iter()
     .map(|(name, t)| (name, Returns::Fixed(t)));
