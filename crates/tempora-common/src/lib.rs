@@ -456,6 +456,11 @@ fn classify_function_error(text: &str, lower: &str) -> Option<TemporaError> {
                 .map_or(0, |(_, f)| f.len() as i32)
         });
         return Some(numeric_field_overflow(precision.zip(scale)));
+    } else if lower.contains("inconsistent data length across values list") {
+        (
+            SqlState::SYNTAX_ERROR,
+            "VALUES lists must all be the same length".to_string(),
+        )
     } else if lower.contains("must be in group by or an aggregate function") {
         // "Column in SELECT must be in GROUP BY or an aggregate function:
         // [While expanding wildcard, column] "t.x" must appear in the GROUP
