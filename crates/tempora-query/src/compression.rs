@@ -490,9 +490,9 @@ pub(crate) fn compression_settings_view(state: &CatalogState) -> DfResult<Arc<dy
 pub type SettingsText = (Option<String>, Option<String>);
 
 /// A table's settings (`for_chunk`: as its chunks were compressed) as
-/// TimescaleDB's `hypertable_compression_settings` prints them: segmentby columns and orderby items joined by commas, the
-/// orderby columns quoted as identifiers (`"time" DESC`), the segmentby
-/// columns as they are.
+/// TimescaleDB's `hypertable_compression_settings` prints them: segmentby
+/// columns and orderby items joined by commas, the orderby columns quoted
+/// as identifiers (`"time" DESC`), the segmentby columns as they are.
 pub fn settings_text(t: &TableDef, for_chunk: bool) -> SettingsText {
     let Some(s) = &t.compression else {
         return (None, None);

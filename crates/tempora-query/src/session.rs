@@ -662,13 +662,7 @@ fn pg_extension(state: &CatalogState) -> DfResult<Arc<dyn TableProvider>> {
     let versions: Vec<&str> = state
         .extensions
         .iter()
-        .map(|e| {
-            if e == "timescaledb" {
-                crate::TIMESCALEDB_VERSION
-            } else {
-                "1.0"
-            }
-        })
+        .map(|e| extension_version(e).unwrap_or("1.0"))
         .collect();
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from_iter_values(
@@ -701,6 +695,14 @@ const AVAILABLE_EXTENSIONS: &[(&str, &str, &str)] = &[
         "Enables scalable inserts and complex queries for time-series data (Community Edition)",
     ),
 ];
+
+/// The version of an extension `CREATE EXTENSION` accepts; None for others.
+pub fn extension_version(name: &str) -> Option<&'static str> {
+    AVAILABLE_EXTENSIONS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, version, _)| *version)
+}
 
 /// `pg_available_extensions`: what `CREATE EXTENSION` accepts, and the
 /// version installed in this database if it was created. Tools (and

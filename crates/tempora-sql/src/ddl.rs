@@ -731,15 +731,11 @@ pub(crate) async fn execute(
                 match state.table(&schema, &name) {
                     Some(def) if oids.contains(&def.oid) => {}
                     Some(def) => oids.push(def.oid),
-                    None if state
+                    None if let Some(c) = state
                         .view(&schema, &name)
-                        .is_some_and(|v| v.continuous.is_some()) =>
+                        .and_then(|v| v.continuous.as_ref()) =>
                     {
                         // TimescaleDB empties the materialization.
-                        let c = state
-                            .view(&schema, &name)
-                            .and_then(|v| v.continuous.as_ref())
-                            .ok_or_else(|| TemporaError::internal("aggregate vanished"))?;
                         if !oids.contains(&c.mat_oid) {
                             oids.push(c.mat_oid);
                             rematerialize.push(c.raw_oid);
@@ -831,7 +827,7 @@ pub(crate) async fn execute(
         }
         Statement::CreateExtension(ext) => {
             let name = ext.name.value.to_lowercase();
-            if name != "timescaledb" && name != "plpgsql" {
+            if tempora_query::session::extension_version(&name).is_none() {
                 return Err(TemporaError::new(
                     SqlState::UNDEFINED_FILE,
                     format!("extension \"{name}\" is not available"),

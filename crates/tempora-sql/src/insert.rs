@@ -197,11 +197,6 @@ impl Returning {
     }
 }
 
-/// `DEFAULT` in the rows of `VALUES`, and `DEFAULT VALUES`, which
-/// DataFusion does not take: the column's DEFAULT expression (or NULL) in
-/// their place, as PostgreSQL evaluates them. Such rows become a `SELECT
-/// ... UNION ALL SELECT ...` (a sequence's `nextval` cannot run inside
-/// `VALUES`).
 /// Without a column list an INSERT fills the table's first N columns, N
 /// being the width of its VALUES rows or select list (the rest take their
 /// defaults), as in PostgreSQL; a wider source is 42601.
@@ -246,6 +241,11 @@ fn name_leading_columns(
     }
 }
 
+/// `DEFAULT` in the rows of `VALUES`, and `DEFAULT VALUES`, which
+/// DataFusion does not take: the column's DEFAULT expression (or NULL) in
+/// their place, as PostgreSQL evaluates them. Such rows become a `SELECT
+/// ... UNION ALL SELECT ...` (a sequence's `nextval` cannot run inside
+/// `VALUES`).
 fn fill_defaults(
     insert: &mut datafusion::sql::sqlparser::ast::Insert,
     table: &tempora_catalog::TableDef,

@@ -350,12 +350,10 @@ async fn policy_from_config(
         .ok_or_else(|| TemporaError::internal("job without its table"))?;
     let hypertable_id = table.hypertable.as_ref().map_or(0, |h| h.id);
     if given.as_u64() != Some(hypertable_id as u64) {
-        let exists = given.as_u64().is_some_and(|id| {
-            state
-                .tables
-                .values()
-                .any(|t| t.hypertable.as_ref().is_some_and(|h| u64::from(h.id) == id))
-        });
+        let exists = given
+            .as_u64()
+            .and_then(|id| u32::try_from(id).ok())
+            .is_some_and(|id| state.hypertable_by_id(id).is_some());
         return Err(match (&job.kind, exists) {
             (_, true) => invalid(format!(
                 "{id_key} in the config of job {} must stay {hypertable_id}",
